@@ -1,0 +1,49 @@
+// See args.h.
+#include "args.h"
+
+namespace zs::binding {
+
+namespace {
+uint8_t empty_byte;
+}
+
+bool GetView(Napi::Env env, napi_value value, napi_typedarray_type want, const char* name,
+             View* out) {
+  bool is_typed = false;
+  napi_is_typedarray(env, value, &is_typed);
+  if (is_typed) {
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    napi_value buffer;
+    size_t offset;
+    if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &offset) == napi_ok &&
+        (type == want || (want == napi_uint8_array && type == napi_uint8_clamped_array))) {
+      size_t elem = 1;
+      if (type == napi_uint32_array) elem = 4;
+      if (type == napi_biguint64_array) elem = 8;
+      out->data = data ? static_cast<uint8_t*>(data) : &empty_byte;
+      out->length = length;
+      out->bytes = length * elem;
+      return true;
+    }
+  }
+  std::string message = std::string("zserver native: argument '") + name + "' has the wrong type";
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return false;
+}
+
+bool GetSize(Napi::Env env, napi_value value, const char* name, size_t* out) {
+  double d = -1;
+  if (napi_get_value_double(env, value, &d) == napi_ok && d >= 0 && d <= 9007199254740991.0 &&
+      d == static_cast<double>(static_cast<uint64_t>(d))) {
+    *out = static_cast<size_t>(d);
+    return true;
+  }
+  std::string message = std::string("zserver native: argument '") + name +
+                        "' must be a non-negative integer";
+  Napi::RangeError::New(env, message).ThrowAsJavaScriptException();
+  return false;
+}
+
+}  // namespace zs::binding
