@@ -1,0 +1,43 @@
+/**
+ * The `zserver` command line: one table of subcommands, one dispatcher.
+ * Each subcommand lives in its own module and is loaded only when run.
+ */
+export interface CliCommand {
+  /** One line for the help text. */
+  summary: string;
+  /** Runs the command with the arguments after its name; resolves to the exit code. */
+  run(args: string[]): Promise<number>;
+}
+
+export const commands: Record<string, CliCommand> = {
+  info: {
+    summary: 'print what zserver can do and run the native self-check (the default)',
+    run: async (args) => (await import('./info.js')).runInfo(args),
+  },
+  selfcheck: {
+    summary: 'check the native hashes against node:crypto and published vectors',
+    run: async (args) => (await import('./info.js')).runSelfCheck(args),
+  },
+};
+
+/** Runs `zserver <command> [args]`; unknown commands print the help and return 2. */
+export async function main(argv: string[]): Promise<number> {
+  const [name = 'info', ...rest] = argv;
+  if (name === 'help' || name === '--help' || name === '-h') {
+    printHelp();
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`zserver: unknown command '${name}'.\n`);
+    printHelp();
+    return 2;
+  }
+  return command.run(rest);
+}
+
+export function printHelp(): void {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  const lines = Object.entries(commands).map(([n, c]) => `  zserver ${n.padEnd(width)}  ${c.summary}`);
+  process.stdout.write(`Usage:\n${lines.join('\n')}\n`);
+}

@@ -1,0 +1,28 @@
+/**
+ * Error classes of zserver.
+ *
+ * Misuse of an API (a wrong argument type or an out-of-range value) throws the
+ * built-in TypeError or RangeError with a message that names the argument.
+ * Faults at run time (a broken peer, bad input from the network, a missing
+ * native build) throw a `ZsError` subclass whose `code` is stable across
+ * releases, so programs can branch on `err.code` rather than on message text.
+ */
+
+/** Base class of every zserver runtime error. `code` is stable; `message` is for people. */
+export class ZsError extends Error {
+  /** A stable, machine-readable code such as `'ZS_NATIVE_LOAD'`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The native addon could not be found or loaded for this platform. Code `ZS_NATIVE_LOAD`. */
+export class NativeLoadError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_NATIVE_LOAD', message, options);
+  }
+}

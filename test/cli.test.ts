@@ -1,0 +1,24 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+
+function zserver(...args: string[]) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', ...args], { encoding: 'utf8' });
+}
+
+describe('zserver command line', () => {
+  it('with no arguments prints its commands and passes the native self-check', () => {
+    const r = zserver();
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /zserver selfcheck/);
+    assert.match(r.stdout, /self-check: all \d+ passed/);
+    assert.doesNotMatch(r.stdout, /FAIL/);
+  });
+
+  it('rejects an unknown command with exit code 2 and the help text', () => {
+    const r = zserver('frobnicate');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown command 'frobnicate'/);
+    assert.match(r.stdout, /Usage:/);
+  });
+});
