@@ -1,0 +1,82 @@
+/**
+ * Helpers shared by the benchmarks: timing with repeated samples and medians,
+ * a plain-text table, and the JSON result file under bench/results/.
+ *
+ * Every bench runs alone (`node --import tsx bench/<name>.ts`), takes `--quick`
+ * for a short run, prints one table with ratios, and writes
+ * bench/results/<name>.json with the same rows plus the machine it ran on.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+export const quick = process.argv.includes('--quick');
+
+/** Median of a list of numbers. */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Calls `fn` repeatedly for about `ms` milliseconds per sample, `samples` times,
+ * after a warm-up, and returns the median number of calls per second.
+ */
+export function rate(fn: () => unknown, ms = quick ? 60 : 250, samples = quick ? 3 : 7): number {
+  const warm = performance.now() + ms / 2;
+  while (performance.now() < warm) fn();
+  const results: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    let calls = 0;
+    let batch = 1;
+    const start = performance.now();
+    let now = start;
+    while (now - start < ms) {
+      for (let i = 0; i < batch; i++) fn();
+      calls += batch;
+      if (batch < 1 << 16) batch *= 2;
+      now = performance.now();
+    }
+    results.push((calls * 1000) / (now - start));
+  }
+  return median(results);
+}
+
+/** Prints rows as an aligned table; numbers are formatted with `format`. */
+export function printTable(title: string, rows: Record<string, string | number>[]): void {
+  if (rows.length === 0) return;
+  const cols = Object.keys(rows[0]!);
+  const cell = (v: string | number | undefined) => (typeof v === 'number' ? formatNumber(v) : (v ?? ''));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  console.log(`\n${title}\n`);
+  console.log(line(cols));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(cols.map((c) => cell(r[c]))));
+}
+
+/** Three significant figures, with thousands separators for large numbers. */
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (Math.abs(v) >= 100) return v.toFixed(0);
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+/** Writes bench/results/<name>.json with the rows and a description of this machine. */
+export function writeResults(name: string, rows: unknown[], extra: Record<string, unknown> = {}): void {
+  const dir = join('bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const machine = {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ name, date: new Date().toISOString(), quick, machine, ...extra, rows }, null, 2));
+  console.log(`\nwrote ${file}`);
+}
