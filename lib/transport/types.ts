@@ -1,0 +1,159 @@
+/**
+ * The contract every transport fulfils: native TCP, Node `net`, WebSocket, the
+ * in-memory pair used by tests, and P2PVM virtual connections. The framework,
+ * the secure channel and every service are written against this interface
+ * only, so they run unchanged over any of them (ZServer4D's pluggable IO
+ * back ends).
+ *
+ * A transport moves *frames* (see docs/protocol.md, "Frames"): each has a
+ * 6-bit kind, flag bits, and a payload of bytes. Frames arrive in batches —
+ * one callback for many frames, possibly of many peers — so a native transport
+ * crosses into JavaScript once per batch, not once per frame.
+ *
+ *   transport.on('frames', (batch) => {
+ *     for (let i = 0; i < batch.count; i++) {
+ *       const payload = batch.data.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i]);
+ *       handle(batch.peers[i], batch.kinds[i], batch.flags[i], payload);
+ *     }
+ *   });
+ */
+import type { EventEmitter } from 'node:events';
+
+/** A connection's id within one transport: a small non-negative integer, reused after close. */
+export type PeerId = number;
+
+/** Flag bits of a frame header (docs/protocol.md). */
+export const FrameFlag = {
+  /** The payload is compressed (self-describing compression header inside). */
+  Compressed: 0x01,
+  /** The payload is an AEAD record of the secure channel. */
+  Encrypted: 0x02,
+} as const;
+
+/** Highest frame kind: kinds are 6 bits. */
+export const MAX_FRAME_KIND = 63;
+
+/**
+ * Frames received in one batch. Entry i is frame i: peer `peers[i]`, kind `kinds[i]`,
+ * flags `flags[i]`, payload `data[offsets[i] .. offsets[i] + lengths[i])`.
+ *
+ * Ownership: `data` and the arrays are lent for the duration of the 'frames'
+ * callback only; the transport reuses them afterwards. Copy (`Buffer.from(...)`)
+ * whatever must outlive the callback.
+ */
+export interface FrameBatch {
+  readonly count: number;
+  readonly peers: Uint32Array;
+  readonly kinds: Uint8Array;
+  readonly flags: Uint8Array;
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly data: Buffer;
+}
+
+/** Why a connection closed. Counted per reason in `TransportStats.closes`. */
+export type CloseReason =
+  | 'local' // closed by this side (close())
+  | 'remote' // the other side closed in an orderly way
+  | 'reset' // the connection was reset or broke (ECONNRESET, EPIPE, ...)
+  | 'timeout' // idle timeout or keepalive pings unanswered
+  | 'bad-token' // a frame's head or tail token was wrong
+  | 'oversize' // a frame's declared length exceeded maxFrameSize
+  | 'protocol' // any other violation of docs/protocol.md (bad kind, bad flags, bad handshake)
+  | 'auth' // the secure channel rejected a record or the handshake
+  | 'shutdown'; // the transport itself was shut down
+
+/** Framing settings of one endpoint; both sides of a connection must agree. */
+export interface FrameOptions {
+  /** 32-bit head token (default 0x5a534846, "ZSHF" read little-endian). */
+  headToken?: number;
+  /** 32-bit tail token (default 0x5a535446, "ZSTF" read little-endian). */
+  tailToken?: number;
+  /** Largest payload accepted, in bytes (default 16 MiB); checked before any allocation. */
+  maxFrameSize?: number;
+}
+
+/** Where to listen or connect. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** Options of one connection or listening endpoint. */
+export interface ConnectionOptions extends FrameOptions {
+  /** Close a peer that sent nothing for this long, in ms (0 = never; default 0). */
+  idleTimeout?: number;
+  /** Send a keepalive ping after this long without traffic, in ms (0 = never; default 0). */
+  keepaliveInterval?: number;
+  /** send() returns false once this many bytes wait unsent (default 1 MiB). */
+  highWaterMark?: number;
+}
+
+/** Options of connect(). */
+export interface ConnectOptions extends ConnectionOptions {
+  /** Fail with a timeout error after this long, in ms (default 10,000). */
+  timeout?: number;
+  /** Local address to bind before connecting (for example 127.0.0.2 to use more source ports). */
+  localAddress?: string;
+}
+
+/** What a peer is. */
+export interface PeerInfo {
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** True for peers accepted by listen(), false for connect(). */
+  accepted: boolean;
+}
+
+/** Counters of a transport since it was created. */
+export interface TransportStats {
+  connections: number;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  closes: Partial<Record<CloseReason, number>>;
+}
+
+/** Events of a transport; listeners run on the JavaScript thread. */
+export interface TransportEvents {
+  /** A connection is ready for frames (accepted, or connected by connect()). */
+  open: [peer: PeerId, info: PeerInfo];
+  /** Frames arrived; see FrameBatch for how long they stay valid. */
+  frames: [batch: FrameBatch];
+  /** A peer whose send() returned false can take more. */
+  drain: [peer: PeerId];
+  /** A connection closed; its id may be reused after this event. */
+  close: [peer: PeerId, reason: CloseReason, detail: string];
+  /** A fault not tied to one peer (a listener failed, for example). */
+  error: [error: Error];
+}
+
+/** A bidirectional frame transport. See the file comment. */
+export interface Transport extends EventEmitter<TransportEvents> {
+  /** A short name for logs and stats: 'native-tcp', 'node-net', 'memory', 'uws', 'p2pvm'. */
+  readonly name: string;
+  /** Starts accepting connections; resolves to the bound address (port 0 picks a free port). */
+  listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint>;
+  /** Opens a connection; resolves to its peer id once 'open' has been emitted for it. */
+  connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId>;
+  /**
+   * Queues one frame. Returns false when the peer's queue is above its high-water
+   * mark (the frame is still queued; wait for 'drain' before sending more), and
+   * throws when the peer is unknown or closed. The payload may be reused by the
+   * caller as soon as send() returns.
+   */
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean;
+  /** Closes a peer: graceful (after queued frames are written) unless abort is true. */
+  close(peer: PeerId, abort?: boolean): void;
+  /** The user-data slot of a peer (undefined for unknown peers). */
+  getUserData(peer: PeerId): unknown;
+  setUserData(peer: PeerId, value: unknown): void;
+  /** Information about an open peer, or undefined. */
+  peerInfo(peer: PeerId): PeerInfo | undefined;
+  stats(): TransportStats;
+  /** Stops listening and closes every peer with reason 'shutdown'. */
+  shutdown(): Promise<void>;
+}
