@@ -26,3 +26,24 @@ export class NativeLoadError extends ZsError {
     super('ZS_NATIVE_LOAD', message, options);
   }
 }
+
+/** The connection is closed (or closed while a request waited on it). Code `ZS_CONNECTION_CLOSED`. */
+export class ConnectionClosedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_CONNECTION_CLOSED', message, options);
+  }
+}
+
+/** An operation did not complete within its time limit. Code `ZS_TIMEOUT`. */
+export class TimeoutError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_TIMEOUT', message, options);
+  }
+}
+
+/** A connection could not be opened (refused, unreachable, bad address). Code `ZS_CONNECT`. */
+export class ConnectError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_CONNECT', message, options);
+  }
+}

@@ -2,7 +2,7 @@
  * zserver: the public API. Everything a program may use is re-exported here
  * and only here; deeper module paths are internal and may change.
  */
-export { ZsError, NativeLoadError } from './errors.js';
+export { ZsError, NativeLoadError, ConnectionClosedError, TimeoutError, ConnectError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -16,3 +16,18 @@ export {
   type SliceList,
 } from './hash.js';
 export { selfCheck, type SelfCheckResult } from './selfcheck.js';
+export type {
+  Transport,
+  TransportEvents,
+  TransportStats,
+  FrameBatch,
+  PeerId,
+  PeerInfo,
+  CloseReason,
+  Endpoint,
+  FrameOptions,
+  ConnectionOptions,
+  ConnectOptions,
+} from './transport/types.js';
+export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
+export { MemoryTransport, MemoryNetwork } from './transport/memory.js';

@@ -1,0 +1,124 @@
+/**
+ * Pieces every transport implementation shares: option defaults, the checks
+ * on a frame handed to send(), stats counters, and a peer table whose ids are
+ * small integers reused after close.
+ */
+import { describe } from '../bytes.js';
+import type { CloseReason, ConnectionOptions, PeerId, TransportStats } from './types.js';
+import { MAX_FRAME_KIND } from './types.js';
+
+export const DEFAULT_HEAD_TOKEN = 0x5a534846;
+export const DEFAULT_TAIL_TOKEN = 0x5a535446;
+export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
+export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+/** Bytes a frame adds to its payload on the wire (docs/protocol.md). */
+export const FRAME_OVERHEAD = 13;
+
+/** ConnectionOptions with every default filled in. */
+export type ResolvedConnectionOptions = Required<Omit<ConnectionOptions, never>>;
+
+function checkUint(value: unknown, name: string, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} must be an integer from 0 to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Fills defaults in and checks every field, throwing RangeError naming a bad one. */
+export function resolveConnectionOptions(options: ConnectionOptions = {}): ResolvedConnectionOptions {
+  return {
+    headToken: checkUint(options.headToken ?? DEFAULT_HEAD_TOKEN, 'headToken', 0xffffffff),
+    tailToken: checkUint(options.tailToken ?? DEFAULT_TAIL_TOKEN, 'tailToken', 0xffffffff),
+    maxFrameSize: checkUint(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, 'maxFrameSize', 0xffffffff),
+    idleTimeout: checkUint(options.idleTimeout ?? 0, 'idleTimeout', 2 ** 31 - 1),
+    keepaliveInterval: checkUint(options.keepaliveInterval ?? 0, 'keepaliveInterval', 2 ** 31 - 1),
+    highWaterMark: checkUint(options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK, 'highWaterMark', 2 ** 52),
+  };
+}
+
+/** Checks the arguments of Transport.send(). */
+export function checkFrame(kind: number, flags: number, payload: Uint8Array): void {
+  checkUint(kind, 'kind', MAX_FRAME_KIND);
+  if (flags !== 0 && flags !== 1 && flags !== 2 && flags !== 3) {
+    throw new RangeError(`flags must be a combination of FrameFlag bits (0 to 3), got ${describe(flags)}`);
+  }
+  if (!(payload instanceof Uint8Array)) {
+    throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
+  }
+}
+
+/** Mutable counters behind Transport.stats(). */
+export class TransportCounters {
+  connections = 0;
+  framesIn = 0;
+  framesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  readonly closes: Partial<Record<CloseReason, number>> = {};
+
+  closed(reason: CloseReason): void {
+    this.closes[reason] = (this.closes[reason] ?? 0) + 1;
+  }
+
+  snapshot(): TransportStats {
+    return {
+      connections: this.connections,
+      framesIn: this.framesIn,
+      framesOut: this.framesOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      closes: { ...this.closes },
+    };
+  }
+}
+
+/**
+ * A table of peers keyed by small integer ids. Freed ids are reused first-in
+ * first-out, so a just-closed id is the last to come back (a late message for
+ * it is less likely to meet a new peer).
+ */
+export class PeerSlots<T> {
+  readonly #slots: (T | undefined)[] = [];
+  #free: PeerId[] = [];
+  #freeHead = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  add(value: T): PeerId {
+    let id: PeerId;
+    if (this.#freeHead < this.#free.length) {
+      id = this.#free[this.#freeHead++]!;
+      if (this.#freeHead > 1024 && this.#freeHead * 2 > this.#free.length) {
+        this.#free = this.#free.slice(this.#freeHead);
+        this.#freeHead = 0;
+      }
+    } else {
+      id = this.#slots.length;
+    }
+    this.#slots[id] = value;
+    this.#size++;
+    return id;
+  }
+
+  get(id: PeerId): T | undefined {
+    return this.#slots[id];
+  }
+
+  delete(id: PeerId): boolean {
+    if (this.#slots[id] === undefined) return false;
+    this.#slots[id] = undefined;
+    this.#free.push(id);
+    this.#size--;
+    return true;
+  }
+
+  *entries(): IterableIterator<[PeerId, T]> {
+    for (let i = 0; i < this.#slots.length; i++) {
+      const v = this.#slots[i];
+      if (v !== undefined) yield [i, v];
+    }
+  }
+}

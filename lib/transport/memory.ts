@@ -1,0 +1,268 @@
+/**
+ * MemoryTransport: the transport contract (types.ts) inside one process, with
+ * no sockets. Tests of every layer above the transports use it, and so can
+ * programs that want a server and its clients in one process.
+ *
+ * Transports that should reach each other share a MemoryNetwork (a table of
+ * listening endpoints); by default they share one process-wide network.
+ * Frames are delivered asynchronously, batched per event-loop turn, in order,
+ * exactly like a socket transport would deliver them; backpressure counts the
+ * bytes sent but not yet delivered.
+ */
+import { EventEmitter } from 'node:events';
+import { ConnectError, ConnectionClosedError } from '../errors.js';
+import { checkFrame, resolveConnectionOptions, TransportCounters, PeerSlots } from './common.js';
+import type {
+  CloseReason,
+  ConnectOptions,
+  ConnectionOptions,
+  Endpoint,
+  FrameBatch,
+  PeerId,
+  PeerInfo,
+  Transport,
+  TransportEvents,
+  TransportStats,
+} from './types.js';
+
+/** A namespace of listening endpoints that MemoryTransports can connect to. */
+export class MemoryNetwork {
+  /** @internal */
+  readonly listeners = new Map<string, { transport: MemoryTransport; options: ConnectionOptions }>();
+  /** @internal */
+  nextPort = 40000;
+}
+
+const defaultNetwork = new MemoryNetwork();
+
+interface MemoryPeer {
+  info: PeerInfo;
+  remote: MemoryTransport;
+  remoteId: PeerId;
+  userData: unknown;
+  /** Bytes sent by this side and not yet delivered to the other. */
+  unsent: number;
+  highWaterMark: number;
+  maxFrameSize: number;
+  wantsDrain: boolean;
+}
+
+/** One frame (or a close notice) waiting for delivery to this transport. */
+interface Delivery {
+  peer: PeerId;
+  kind: number;
+  flags: number;
+  payload: Buffer | null; // null: the sender closed gracefully after its frames
+  from: MemoryTransport;
+  fromPeer: PeerId;
+}
+
+const key = (e: Endpoint) => `${e.host}:${e.port}`;
+
+/** An in-process transport; see the file comment. */
+export class MemoryTransport extends EventEmitter<TransportEvents> implements Transport {
+  readonly name = 'memory';
+  readonly #network: MemoryNetwork;
+  readonly #peers = new PeerSlots<MemoryPeer>();
+  readonly #counters = new TransportCounters();
+  readonly #listening: string[] = [];
+  #inbox: Delivery[] = [];
+  #scheduled = false;
+  #shut = false;
+
+  constructor(options: { network?: MemoryNetwork } = {}) {
+    super();
+    this.#network = options.network ?? defaultNetwork;
+  }
+
+  async listen(endpoint: Endpoint, options: ConnectionOptions = {}): Promise<Endpoint> {
+    this.#checkOpen();
+    const bound = { host: endpoint.host, port: endpoint.port || this.#network.nextPort++ };
+    if (this.#network.listeners.has(key(bound))) {
+      throw new ConnectError(`memory transport: ${key(bound)} is already in use; pick another port or 0 for any`);
+    }
+    this.#network.listeners.set(key(bound), { transport: this, options });
+    this.#listening.push(key(bound));
+    return bound;
+  }
+
+  async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
+    this.#checkOpen();
+    const listener = this.#network.listeners.get(key(endpoint));
+    if (!listener) throw new ConnectError(`memory transport: nothing listens on ${key(endpoint)} (connection refused)`);
+    const server = listener.transport;
+    const port = this.#network.nextPort++;
+    const clientInfo: PeerInfo = {
+      remoteAddress: endpoint.host,
+      remotePort: endpoint.port,
+      localAddress: options.localAddress ?? endpoint.host,
+      localPort: port,
+      accepted: false,
+    };
+    const serverInfo: PeerInfo = {
+      remoteAddress: clientInfo.localAddress,
+      remotePort: port,
+      localAddress: endpoint.host,
+      localPort: endpoint.port,
+      accepted: true,
+    };
+    const clientId = this.#peers.add(this.#newPeer(clientInfo, server, options));
+    const serverId = server.#peers.add(server.#newPeer(serverInfo, this, listener.options));
+    this.#peers.get(clientId)!.remoteId = serverId;
+    server.#peers.get(serverId)!.remoteId = clientId;
+    await new Promise((resolve) => setImmediate(resolve));
+    server.#counters.connections++;
+    server.emit('open', serverId, serverInfo);
+    this.#counters.connections++;
+    this.emit('open', clientId, clientInfo);
+    return clientId;
+  }
+
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    const p = this.#peers.get(peer);
+    if (!p) throw new ConnectionClosedError(`memory transport: peer ${peer} is not open`);
+    checkFrame(kind, flags, payload);
+    const remote = p.remote;
+    const remotePeer = remote.#peers.get(p.remoteId);
+    if (!remotePeer) return true; // the other side is closing; the frame is lost with the connection
+    if (payload.length > remotePeer.maxFrameSize) {
+      // The receiver refuses oversize frames before buffering them, as a socket transport would.
+      remote.#closePeer(p.remoteId, 'oversize', `frame of ${payload.length} bytes exceeds maxFrameSize ${remotePeer.maxFrameSize}`);
+      return false;
+    }
+    p.unsent += payload.length;
+    this.#counters.framesOut++;
+    this.#counters.bytesOut += payload.length;
+    remote.#deliver({ peer: p.remoteId, kind, flags, payload: Buffer.from(payload), from: this, fromPeer: peer });
+    if (p.unsent > p.highWaterMark) {
+      p.wantsDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  close(peer: PeerId, abort = false): void {
+    const p = this.#peers.get(peer);
+    if (!p) return;
+    if (abort) {
+      const remote = p.remote;
+      remote.#inbox = remote.#inbox.filter((d) => d.fromPeer !== peer || d.from !== this);
+      this.#closePeer(peer, 'local', 'closed by this side (abort)');
+      remote.#closePeer(p.remoteId, 'reset', 'the other side aborted the connection');
+    } else {
+      this.#closePeer(peer, 'local', 'closed by this side');
+      p.remote.#deliver({ peer: p.remoteId, kind: 0, flags: 0, payload: null, from: this, fromPeer: peer });
+    }
+  }
+
+  getUserData(peer: PeerId): unknown {
+    return this.#peers.get(peer)?.userData;
+  }
+
+  setUserData(peer: PeerId, value: unknown): void {
+    const p = this.#peers.get(peer);
+    if (p) p.userData = value;
+  }
+
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    return this.#peers.get(peer)?.info;
+  }
+
+  stats(): TransportStats {
+    return this.#counters.snapshot();
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.#shut) return;
+    for (const k of this.#listening) this.#network.listeners.delete(k);
+    for (const [id, p] of [...this.#peers.entries()]) {
+      this.#closePeer(id, 'shutdown', 'the transport was shut down');
+      p.remote.#closePeer(p.remoteId, 'remote', 'the other side shut down');
+    }
+    this.#shut = true;
+  }
+
+  #checkOpen(): void {
+    if (this.#shut) throw new ConnectionClosedError('memory transport: used after shutdown()');
+  }
+
+  #newPeer(info: PeerInfo, remote: MemoryTransport, options: ConnectionOptions): MemoryPeer {
+    const resolved = resolveConnectionOptions(options);
+    return {
+      info,
+      remote,
+      remoteId: -1,
+      userData: undefined,
+      unsent: 0,
+      highWaterMark: resolved.highWaterMark,
+      maxFrameSize: resolved.maxFrameSize,
+      wantsDrain: false,
+    };
+  }
+
+  #closePeer(peer: PeerId, reason: CloseReason, detail: string): void {
+    if (!this.#peers.get(peer)) return;
+    this.#peers.delete(peer);
+    this.#counters.closed(reason);
+    this.emit('close', peer, reason, detail);
+  }
+
+  #deliver(d: Delivery): void {
+    this.#inbox.push(d);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const inbox = this.#inbox;
+    this.#inbox = [];
+    const frames = inbox.filter((d) => d.payload !== null && this.#peers.get(d.peer));
+    if (frames.length > 0) {
+      const batch = buildBatch(frames);
+      this.#counters.framesIn += frames.length;
+      this.#counters.bytesIn += batch.data.length;
+      this.emit('frames', batch);
+    }
+    for (const d of inbox) {
+      const sender = d.from.#peers.get(d.fromPeer);
+      if (d.payload === null) {
+        this.#closePeer(d.peer, 'remote', 'the other side closed the connection');
+      } else if (sender) {
+        sender.unsent -= d.payload.length;
+      }
+    }
+    for (const d of inbox) {
+      const sender = d.from.#peers.get(d.fromPeer);
+      if (sender?.wantsDrain && sender.unsent <= sender.highWaterMark) {
+        sender.wantsDrain = false;
+        d.from.emit('drain', d.fromPeer);
+      }
+    }
+  }
+}
+
+function buildBatch(frames: Delivery[]): FrameBatch {
+  const count = frames.length;
+  const peers = new Uint32Array(count);
+  const kinds = new Uint8Array(count);
+  const flags = new Uint8Array(count);
+  const offsets = new Uint32Array(count);
+  const lengths = new Uint32Array(count);
+  let total = 0;
+  for (const f of frames) total += f.payload!.length;
+  const data = Buffer.allocUnsafe(total);
+  let at = 0;
+  frames.forEach((f, i) => {
+    peers[i] = f.peer;
+    kinds[i] = f.kind;
+    flags[i] = f.flags;
+    offsets[i] = at;
+    lengths[i] = f.payload!.length;
+    f.payload!.copy(data, at);
+    at += f.payload!.length;
+  });
+  return { count, peers, kinds, flags, offsets, lengths, data };
+}
