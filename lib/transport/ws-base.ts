@@ -1,0 +1,439 @@
+/**
+ * The part of the Node WebSocket transports that does not depend on which
+ * library owns the socket: the peer table, batching of incoming frames,
+ * gathering of outgoing frames into messages, backpressure bookkeeping, the
+ * idle/keepalive sweep, close ordering, and connect() through the `ws`
+ * package. UwsTransport (server side on uWebSockets.js, plus connect) and
+ * WsClientTransport (connect only) are thin layers over it.
+ *
+ * Timing of events, as for every transport:
+ *   - messages that arrive during one event-loop turn, from any peers, become
+ *     one 'frames' batch, emitted from setImmediate (after the poll phase);
+ *   - frames queued by send() during one turn leave as one WebSocket message
+ *     per peer, from a microtask, so replies sent inside a 'frames' handler go
+ *     out together;
+ *   - a peer's pending frames are delivered before its 'close' event.
+ */
+import { EventEmitter } from 'node:events';
+import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { checkFrame, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
+import type { ResolvedConnectionOptions } from './common.js';
+import type {
+  CloseReason,
+  ConnectionOptions,
+  ConnectOptions,
+  Endpoint,
+  FrameBatch,
+  PeerId,
+  PeerInfo,
+  Transport,
+  TransportEvents,
+  TransportStats,
+} from './types.js';
+import { FrameAccumulator, FrameWriter } from './ws-frames.js';
+
+/** WebSocket close codes this transport sends (4000–4999 are free for applications). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  badToken: 4001,
+  oversize: 4002,
+  protocol: 4003,
+  timeout: 4004,
+  shutdown: 4005,
+} as const;
+
+/** The close code that tells the other side why this side closed. */
+export function closeCodeFor(reason: CloseReason): number {
+  switch (reason) {
+    case 'bad-token':
+      return CloseCode.badToken;
+    case 'oversize':
+      return CloseCode.oversize;
+    case 'protocol':
+    case 'auth':
+      return CloseCode.protocol;
+    case 'timeout':
+      return CloseCode.timeout;
+    case 'shutdown':
+      return CloseCode.shutdown;
+    default:
+      return CloseCode.normal;
+  }
+}
+
+/** How the other side's close code reads as a CloseReason on this side. */
+export function reasonForRemoteClose(code: number): CloseReason {
+  if (code === 1006) return 'reset'; // closed without a close frame: the connection broke
+  if (code === 1009) return 'oversize'; // a message exceeded the WebSocket payload limit
+  if (code === 1002 || code === 1003 || code === 1007) return 'protocol';
+  return 'remote';
+}
+
+/** What the base needs from a socket of either library. */
+export interface MessageSocket {
+  /** Sends whole binary messages in order; false when the library dropped them (buffer limit). */
+  write(messages: Uint8Array[]): boolean;
+  /** Bytes queued in the library and the kernel, not yet sent. */
+  buffered(): number;
+  /** Sends a close frame with this code and reason, after what is queued. */
+  end(code: number, reason: string): void;
+  /** Drops the connection at once. */
+  abort(): void;
+  /** Sends a WebSocket ping control frame (keepalive). */
+  ping(): void;
+}
+
+/** One open connection. `closed` is set at once when it closes, so late library callbacks are ignored. */
+export interface WsPeer {
+  id: PeerId;
+  socket: MessageSocket;
+  info: PeerInfo;
+  options: ResolvedConnectionOptions;
+  writer: FrameWriter;
+  userData: unknown;
+  lastIn: number;
+  lastOut: number;
+  wantsDrain: boolean;
+  dirty: boolean;
+  closed: boolean;
+}
+
+/** Common base of UwsTransport and WsClientTransport; see the file comment. */
+export abstract class WsTransportBase extends EventEmitter<TransportEvents> implements Transport {
+  abstract readonly name: string;
+  protected readonly peers = new PeerSlots<WsPeer>();
+  protected readonly counters = new TransportCounters();
+  /** URL path of the WebSocket endpoint ('/zserver' by default). */
+  protected readonly path: string;
+  #incoming = new FrameAccumulator();
+  #deliverScheduled = false;
+  #dirty: WsPeer[] = [];
+  #flushScheduled = false;
+  #sweep: NodeJS.Timeout | undefined;
+  #sweepPeriod = 0;
+  #shut = false;
+  readonly #clientClosed = new Map<WsPeer, Promise<void>>();
+
+  constructor(options: { path?: string } = {}) {
+    super();
+    const path = options.path ?? '/zserver';
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      throw new TypeError(`path must be a string starting with '/', got ${JSON.stringify(path)}`);
+    }
+    this.path = path;
+  }
+
+  abstract listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint>;
+
+  /** Connects to a WebSocket endpoint of a zserver (ws://host:port + path) with the `ws` package. */
+  async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
+    this.checkOpen();
+    const resolved = resolveConnectionOptions(options);
+    const timeout = options.timeout ?? 10_000;
+    if (!Number.isInteger(timeout) || timeout <= 0) throw new RangeError(`timeout must be a positive integer of ms, got ${timeout}`);
+    const { WebSocket } = await import('ws');
+    const url = `ws://${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}${this.path}`;
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      maxPayload: wsMessageLimit(resolved.maxFrameSize),
+      handshakeTimeout: timeout,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
+    ws.binaryType = 'nodebuffer';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new TimeoutError(`websocket connect to ${url} timed out after ${timeout} ms`));
+      }, timeout);
+      ws.once('open', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.once('error', (err) => {
+        clearTimeout(timer);
+        ws.terminate();
+        reject(new ConnectError(`websocket connect to ${url} failed: ${err.message}`, { cause: err }));
+      });
+    });
+    if (this.#shut) {
+      ws.terminate();
+      throw new ConnectionClosedError(`${this.name} transport: shut down while connecting`);
+    }
+    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    let peer: WsPeer;
+    let lastError = '';
+    const socket: MessageSocket = {
+      write: (messages) => {
+        for (let i = 0; i < messages.length; i++) {
+          // The callback of the last message tells when the batch left the process buffer.
+          if (i === messages.length - 1) ws.send(messages[i]!, { binary: true, compress: false }, () => this.checkDrain(peer));
+          else ws.send(messages[i]!, { binary: true, compress: false });
+        }
+        return true;
+      },
+      buffered: () => ws.bufferedAmount,
+      end: (code, reason) => ws.close(code, reason),
+      abort: () => ws.terminate(),
+      ping: () => ws.ping(),
+    };
+    peer = this.addPeer(
+      socket,
+      {
+        remoteAddress: raw?.remoteAddress ?? endpoint.host,
+        remotePort: raw?.remotePort ?? endpoint.port,
+        localAddress: raw?.localAddress ?? '',
+        localPort: raw?.localPort ?? 0,
+        accepted: false,
+      },
+      resolved,
+    );
+    this.#clientClosed.set(peer, new Promise((resolve) => ws.once('close', () => resolve())));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        this.fault(peer, 'protocol', 'text WebSocket message (frames travel in binary messages)');
+        return;
+      }
+      this.receive(peer, data);
+    });
+    ws.on('pong', () => {
+      peer.lastIn = Date.now();
+    });
+    ws.on('error', (err) => {
+      lastError = err.message;
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.#clientClosed.delete(peer);
+      const text = reason.toString();
+      this.peerClosed(peer, reasonForRemoteClose(code), `websocket closed by the other side, code ${code}${text ? ` (${text})` : ''}${lastError ? `: ${lastError}` : ''}`);
+    });
+    this.emit('open', peer.id, peer.info);
+    return peer.id;
+  }
+
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    this.checkOpen();
+    const p = this.peers.get(peer);
+    if (!p) throw new ConnectionClosedError(`${this.name} transport: peer ${peer} is not open`);
+    checkFrame(kind, flags, payload);
+    p.writer.add(kind, flags, payload);
+    this.counters.framesOut++;
+    this.counters.bytesOut += payload.length;
+    if (!p.dirty) {
+      p.dirty = true;
+      this.#dirty.push(p);
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    }
+    if (p.writer.pending + p.socket.buffered() > p.options.highWaterMark) {
+      p.wantsDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  close(peer: PeerId, abort = false): void {
+    this.checkOpen();
+    const p = this.peers.get(peer);
+    if (!p) return;
+    if (abort) {
+      this.peerClosed(p, 'local', 'closed by this side (abort)');
+      p.socket.abort();
+    } else {
+      this.#write(p);
+      this.peerClosed(p, 'local', 'closed by this side');
+      p.socket.end(CloseCode.normal, 'closed');
+    }
+  }
+
+  getUserData(peer: PeerId): unknown {
+    this.checkOpen();
+    return this.peers.get(peer)?.userData;
+  }
+
+  setUserData(peer: PeerId, value: unknown): void {
+    this.checkOpen();
+    const p = this.peers.get(peer);
+    if (p) p.userData = value;
+  }
+
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    this.checkOpen();
+    return this.peers.get(peer)?.info;
+  }
+
+  /** Counters since creation; still readable after shutdown(). */
+  stats(): TransportStats {
+    return this.counters.snapshot();
+  }
+
+  /** Closes every peer (reason 'shutdown') and every listening socket; waits for client sockets to close (≤ 1 s). */
+  async shutdown(): Promise<void> {
+    if (this.#shut) return;
+    this.#shut = true;
+    this.closeListeners();
+    const waits: Promise<void>[] = [];
+    for (const [, p] of [...this.peers.entries()]) {
+      this.#write(p);
+      this.peerClosed(p, 'shutdown', 'the transport was shut down');
+      const closed = this.#clientClosed.get(p);
+      p.socket.end(CloseCode.shutdown, 'shutdown');
+      if (closed) {
+        waits.push(
+          Promise.race([closed, new Promise<void>((r) => setTimeout(r, 1000).unref())]).then(() => p.socket.abort()),
+        );
+      }
+    }
+    if (this.#sweep) clearInterval(this.#sweep);
+    await Promise.all(waits);
+  }
+
+  /** Stops every listening socket (called once by shutdown()). */
+  protected abstract closeListeners(): void;
+
+  protected checkOpen(): void {
+    if (this.#shut) throw new ConnectionClosedError(`${this.name} transport: used after shutdown()`);
+  }
+
+  protected get isShut(): boolean {
+    return this.#shut;
+  }
+
+  /** Registers an open socket; the caller emits 'open'. */
+  protected addPeer(socket: MessageSocket, info: PeerInfo, options: ResolvedConnectionOptions): WsPeer {
+    const now = Date.now();
+    const peer: WsPeer = {
+      id: -1,
+      socket,
+      info,
+      options,
+      writer: new FrameWriter(options),
+      userData: undefined,
+      lastIn: now,
+      lastOut: now,
+      wantsDrain: false,
+      dirty: false,
+      closed: false,
+    };
+    peer.id = this.peers.add(peer);
+    this.counters.connections++;
+    const period = Math.min(...[options.idleTimeout, options.keepaliveInterval].filter((t) => t > 0));
+    if (Number.isFinite(period)) this.#armSweep(period);
+    return peer;
+  }
+
+  /** A binary message arrived for `peer`; its bytes are only valid during this call. */
+  protected receive(peer: WsPeer, message: Uint8Array): void {
+    if (peer.closed) return;
+    peer.lastIn = Date.now();
+    const fault = this.#incoming.add(peer.id, message, peer.options);
+    if (fault) {
+      this.fault(peer, fault.fault, fault.detail);
+      return;
+    }
+    if (!this.#deliverScheduled) {
+      this.#deliverScheduled = true;
+      setImmediate(() => this.#deliver());
+    }
+  }
+
+  /** Closes a peer because of something it did, telling it why with a close code. */
+  protected fault(peer: WsPeer, reason: CloseReason, detail: string): void {
+    if (peer.closed) return;
+    this.peerClosed(peer, reason, detail);
+    peer.socket.end(closeCodeFor(reason), reason);
+  }
+
+  /** The socket is closed (or being closed by this side): deliver its frames, free its id, emit 'close'. */
+  protected peerClosed(peer: WsPeer, reason: CloseReason, detail: string): void {
+    if (peer.closed) return;
+    if (this.#incoming.count > 0) this.#deliver();
+    peer.closed = true;
+    this.peers.delete(peer.id);
+    this.counters.closed(reason);
+    this.emit('close', peer.id, reason, detail);
+  }
+
+  /** The library reports that a socket's buffer went down; emits 'drain' once it is under the mark. */
+  protected checkDrain(peer: WsPeer | undefined): void {
+    if (!peer || peer.closed || !peer.wantsDrain) return;
+    if (peer.writer.pending + peer.socket.buffered() <= peer.options.highWaterMark) {
+      peer.wantsDrain = false;
+      this.emit('drain', peer.id);
+    }
+  }
+
+  #deliver(): void {
+    this.#deliverScheduled = false;
+    const acc = this.#incoming;
+    if (acc.count === 0) return;
+    const batch: FrameBatch = {
+      count: acc.count,
+      peers: acc.peers,
+      kinds: acc.kinds,
+      flags: acc.flags,
+      offsets: acc.offsets,
+      lengths: acc.lengths,
+      data: Buffer.from(acc.data.buffer, acc.data.byteOffset, acc.used),
+    };
+    this.counters.framesIn += acc.count;
+    this.counters.bytesIn += acc.payloadBytes;
+    try {
+      this.emit('frames', batch);
+    } finally {
+      acc.clear();
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const dirty = this.#dirty;
+    this.#dirty = [];
+    for (const p of dirty) {
+      this.#write(p);
+      // Everything may have gone to the kernel at once; then no library drain event will come.
+      this.checkDrain(p);
+    }
+  }
+
+  #write(p: WsPeer): void {
+    p.dirty = false;
+    if (p.closed) return;
+    const messages = p.writer.take();
+    if (messages.length === 0) return;
+    p.lastOut = Date.now();
+    if (!p.socket.write(messages)) {
+      this.peerClosed(p, 'reset', 'the send buffer limit was exceeded (the peer stopped reading)');
+      p.socket.abort();
+    }
+  }
+
+  #armSweep(period: number): void {
+    const tick = Math.max(5, Math.min(1000, Math.floor(period / 4)));
+    if (this.#sweep && tick >= this.#sweepPeriod) return;
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.#sweepPeriod = tick;
+    this.#sweep = setInterval(() => this.#sweepPeers(), tick);
+    this.#sweep.unref();
+  }
+
+  #sweepPeers(): void {
+    const now = Date.now();
+    for (const [, p] of [...this.peers.entries()]) {
+      const { idleTimeout, keepaliveInterval } = p.options;
+      if (idleTimeout > 0 && now - p.lastIn >= idleTimeout) {
+        this.fault(p, 'timeout', `nothing received for ${now - p.lastIn} ms (idleTimeout ${idleTimeout} ms)`);
+      } else if (keepaliveInterval > 0 && now - Math.max(p.lastIn, p.lastOut) >= keepaliveInterval) {
+        p.lastOut = now;
+        p.socket.ping();
+      }
+    }
+  }
+}
+
+/** The WebSocket message size limit for a maxFrameSize: one frame, or a gathered message of small frames. */
+export function wsMessageLimit(maxFrameSize: number): number {
+  return Math.min(2 ** 31 - 1, Math.max(maxFrameSize + 13, 64 * 1024));
+}

@@ -1,0 +1,226 @@
+/**
+ * The frame codec of the message transports (WebSocket on the server with
+ * uWebSockets.js, in Node with `ws`, and in browsers). One WebSocket binary
+ * message holds one or more whole frames in the byte format of
+ * docs/protocol.md, so this codec is message-oriented: it never keeps a
+ * partial frame between messages (the streaming codec of the TCP transports
+ * is frame-codec.ts).
+ *
+ * It uses only Uint8Array and DataView, with no Node imports, so the browser
+ * bundle shares it with the Node transports.
+ *
+ *   message:  [head u32][len u32][kind|flags u8][payload len bytes][tail u32] [next frame ...]
+ *
+ * Outgoing frames of one peer are gathered by a FrameWriter and leave as one
+ * message per event-loop turn (fewer WebSocket messages, fewer syscalls);
+ * incoming messages are checked and appended to a FrameAccumulator, which
+ * becomes one FrameBatch per turn.
+ */
+
+/** Bytes a frame adds to its payload (head 4, length 4, kind/flags 1, tail 4). */
+export const WS_FRAME_OVERHEAD = 13;
+
+/** Frames are gathered into one message until it reaches this size; a larger frame travels alone. */
+export const COALESCE_LIMIT = 64 * 1024;
+
+/** Why a message was refused; the names are CloseReason values. */
+export type FrameFault = 'bad-token' | 'oversize' | 'protocol';
+
+/** The framing settings the codec needs, already checked (see resolveConnectionOptions). */
+export interface FrameSettings {
+  headToken: number;
+  tailToken: number;
+  maxFrameSize: number;
+}
+
+/** Writes one frame at `at` of `target` (which must have room); returns the offset after it. */
+export function writeFrame(
+  target: Uint8Array,
+  at: number,
+  settings: FrameSettings,
+  kind: number,
+  flags: number,
+  payload: Uint8Array,
+): number {
+  const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+  view.setUint32(at, settings.headToken, true);
+  view.setUint32(at + 4, payload.length, true);
+  // In-memory flags 0x01/0x02 are wire bits 6/7 (docs/protocol.md).
+  target[at + 8] = (kind & 0x3f) | ((flags & 3) << 6);
+  target.set(payload, at + 9);
+  view.setUint32(at + 9 + payload.length, settings.tailToken, true);
+  return at + WS_FRAME_OVERHEAD + payload.length;
+}
+
+/** Encodes one frame as a message of its own. */
+export function encodeFrame(settings: FrameSettings, kind: number, flags: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(WS_FRAME_OVERHEAD + payload.length);
+  writeFrame(out, 0, settings, kind, flags, payload);
+  return out;
+}
+
+/**
+ * Outgoing frames of one connection, gathered until take() turns them into
+ * messages. Payloads are copied at add(), so callers may reuse them at once.
+ */
+export class FrameWriter {
+  #buf: Uint8Array;
+  #used = 0;
+  readonly #big: Uint8Array[] = [];
+  readonly #settings: FrameSettings;
+
+  constructor(settings: FrameSettings) {
+    this.#settings = settings;
+    this.#buf = new Uint8Array(0);
+  }
+
+  /** Bytes waiting (frames included). */
+  get pending(): number {
+    let n = this.#used;
+    for (const m of this.#big) n += m.length;
+    return n;
+  }
+
+  add(kind: number, flags: number, payload: Uint8Array): void {
+    const size = WS_FRAME_OVERHEAD + payload.length;
+    if (size > COALESCE_LIMIT) {
+      // Keep order: what was gathered so far leaves before the big frame.
+      this.#seal();
+      this.#big.push(encodeFrame(this.#settings, kind, flags, payload));
+      return;
+    }
+    if (this.#used + size > COALESCE_LIMIT) this.#seal();
+    if (this.#buf.length < this.#used + size) {
+      const grown = new Uint8Array(Math.min(COALESCE_LIMIT, Math.max(1024, (this.#used + size) * 2)));
+      grown.set(this.#buf.subarray(0, this.#used));
+      this.#buf = grown;
+    }
+    this.#used = writeFrame(this.#buf, this.#used, this.#settings, kind, flags, payload);
+  }
+
+  /** The messages to send, in order; the writer is empty afterwards and the messages are the caller's. */
+  take(): Uint8Array[] {
+    this.#seal();
+    return this.#big.splice(0, this.#big.length);
+  }
+
+  #seal(): void {
+    if (this.#used === 0) return;
+    this.#big.push(this.#buf.slice(0, this.#used));
+    this.#used = 0;
+  }
+}
+
+/**
+ * Frames received during one event-loop turn, from any number of peers, in
+ * the shape of a FrameBatch. Each message is copied once (its bytes must not
+ * outlive the socket callback that lent them); offsets point at payloads
+ * inside that copy. clear() makes the storage reusable for the next turn.
+ */
+export class FrameAccumulator {
+  count = 0;
+  peers = new Uint32Array(64);
+  kinds = new Uint8Array(64);
+  flags = new Uint8Array(64);
+  offsets = new Uint32Array(64);
+  lengths = new Uint32Array(64);
+  data = new Uint8Array(64 * 1024);
+  used = 0;
+  /** Payload bytes of the frames held. */
+  payloadBytes = 0;
+
+  /**
+   * Checks a whole message and appends its frames for `peer`. Returns null on
+   * success; on a fault nothing of the message is kept and the fault names the
+   * close reason, with `detail` describing it.
+   */
+  add(peer: number, message: Uint8Array, settings: FrameSettings): { fault: FrameFault; detail: string } | null {
+    const len = message.length;
+    if (len === 0) return { fault: 'protocol', detail: 'empty WebSocket message (a message holds whole frames)' };
+    const startCount = this.count;
+    const startUsed = this.used;
+    const startPayload = this.payloadBytes;
+    this.#reserveData(len);
+    const base = this.used;
+    this.data.set(message, base);
+    this.used += len;
+    const view = new DataView(this.data.buffer, this.data.byteOffset + base, len);
+    let at = 0;
+    let fault: { fault: FrameFault; detail: string } | null = null;
+    while (at < len) {
+      if (len - at < 9) {
+        fault = { fault: 'protocol', detail: `message ends inside a frame header (${len - at} bytes left)` };
+        break;
+      }
+      const head = view.getUint32(at, true);
+      if (head !== settings.headToken) {
+        fault = { fault: 'bad-token', detail: `head token 0x${head.toString(16)} at byte ${at}, expected 0x${settings.headToken.toString(16)}` };
+        break;
+      }
+      const n = view.getUint32(at + 4, true);
+      if (n > settings.maxFrameSize) {
+        fault = { fault: 'oversize', detail: `frame of ${n} bytes exceeds maxFrameSize ${settings.maxFrameSize}` };
+        break;
+      }
+      if (len - at < WS_FRAME_OVERHEAD + n) {
+        fault = { fault: 'protocol', detail: `frame of ${n} bytes does not fit in the rest of its message (${len - at} bytes); frames may not span messages` };
+        break;
+      }
+      const tail = view.getUint32(at + 9 + n, true);
+      if (tail !== settings.tailToken) {
+        fault = { fault: 'bad-token', detail: `tail token 0x${tail.toString(16)} at byte ${at + 9 + n}, expected 0x${settings.tailToken.toString(16)}` };
+        break;
+      }
+      const kf = view.getUint8(at + 8);
+      this.#push(peer, kf & 0x3f, kf >>> 6, base + at + 9, n);
+      at += WS_FRAME_OVERHEAD + n;
+    }
+    if (fault) {
+      this.count = startCount;
+      this.used = startUsed;
+      this.payloadBytes = startPayload;
+    }
+    return fault;
+  }
+
+  /** Empties the accumulator, keeping its storage unless it grew far beyond the usual size. */
+  clear(): void {
+    this.count = 0;
+    this.used = 0;
+    this.payloadBytes = 0;
+    if (this.data.length > 8 * 1024 * 1024) this.data = new Uint8Array(64 * 1024);
+  }
+
+  #push(peer: number, kind: number, flags: number, offset: number, length: number): void {
+    const i = this.count;
+    if (i === this.peers.length) this.#growArrays();
+    this.peers[i] = peer;
+    this.kinds[i] = kind;
+    this.flags[i] = flags;
+    this.offsets[i] = offset;
+    this.lengths[i] = length;
+    this.payloadBytes += length;
+    this.count = i + 1;
+  }
+
+  #reserveData(extra: number): void {
+    if (this.used + extra <= this.data.length) return;
+    const grown = new Uint8Array(Math.max(this.data.length * 2, this.used + extra));
+    grown.set(this.data.subarray(0, this.used));
+    this.data = grown;
+  }
+
+  #growArrays(): void {
+    const n = this.peers.length * 2;
+    const grow = <T extends Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.peers = grow(this.peers, (k) => new Uint32Array(k));
+    this.kinds = grow(this.kinds, (k) => new Uint8Array(k));
+    this.flags = grow(this.flags, (k) => new Uint8Array(k));
+    this.offsets = grow(this.offsets, (k) => new Uint32Array(k));
+    this.lengths = grow(this.lengths, (k) => new Uint32Array(k));
+  }
+}
