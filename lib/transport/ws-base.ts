@@ -30,45 +30,9 @@ import type {
   TransportEvents,
   TransportStats,
 } from './types.js';
-import { FrameAccumulator, FrameWriter } from './ws-frames.js';
+import { CloseCode, closeCodeFor, FrameAccumulator, FrameWriter, reasonForRemoteClose } from './ws-frames.js';
 
-/** WebSocket close codes this transport sends (4000–4999 are free for applications). */
-export const CloseCode = {
-  normal: 1000,
-  goingAway: 1001,
-  badToken: 4001,
-  oversize: 4002,
-  protocol: 4003,
-  timeout: 4004,
-  shutdown: 4005,
-} as const;
-
-/** The close code that tells the other side why this side closed. */
-export function closeCodeFor(reason: CloseReason): number {
-  switch (reason) {
-    case 'bad-token':
-      return CloseCode.badToken;
-    case 'oversize':
-      return CloseCode.oversize;
-    case 'protocol':
-    case 'auth':
-      return CloseCode.protocol;
-    case 'timeout':
-      return CloseCode.timeout;
-    case 'shutdown':
-      return CloseCode.shutdown;
-    default:
-      return CloseCode.normal;
-  }
-}
-
-/** How the other side's close code reads as a CloseReason on this side. */
-export function reasonForRemoteClose(code: number): CloseReason {
-  if (code === 1006) return 'reset'; // closed without a close frame: the connection broke
-  if (code === 1009) return 'oversize'; // a message exceeded the WebSocket payload limit
-  if (code === 1002 || code === 1003 || code === 1007) return 'protocol';
-  return 'remote';
-}
+export { CloseCode, closeCodeFor, reasonForRemoteClose } from './ws-frames.js';
 
 /** What the base needs from a socket of either library. */
 export interface MessageSocket {

@@ -17,6 +17,8 @@
  * becomes one FrameBatch per turn.
  */
 
+import type { CloseReason } from './types.js';
+
 /** Bytes a frame adds to its payload (head 4, length 4, kind/flags 1, tail 4). */
 export const WS_FRAME_OVERHEAD = 13;
 
@@ -224,3 +226,42 @@ export class FrameAccumulator {
     this.lengths = grow(this.lengths, (k) => new Uint32Array(k));
   }
 }
+
+/** WebSocket close codes the zserver WebSocket transports send (4000–4999 are free for applications). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  badToken: 4001,
+  oversize: 4002,
+  protocol: 4003,
+  timeout: 4004,
+  shutdown: 4005,
+} as const;
+
+/** The close code that tells the other side why this side closed. */
+export function closeCodeFor(reason: CloseReason): number {
+  switch (reason) {
+    case 'bad-token':
+      return CloseCode.badToken;
+    case 'oversize':
+      return CloseCode.oversize;
+    case 'protocol':
+    case 'auth':
+      return CloseCode.protocol;
+    case 'timeout':
+      return CloseCode.timeout;
+    case 'shutdown':
+      return CloseCode.shutdown;
+    default:
+      return CloseCode.normal;
+  }
+}
+
+/** How the other side's close code reads as a CloseReason on this side. */
+export function reasonForRemoteClose(code: number): CloseReason {
+  if (code === 1006) return 'reset'; // closed without a close frame: the connection broke
+  if (code === 1009) return 'oversize'; // a message exceeded the WebSocket payload limit
+  if (code === 1002 || code === 1003 || code === 1007) return 'protocol';
+  return 'remote';
+}
+
