@@ -7,8 +7,8 @@
  * (ws-base.ts), so one UwsTransport can be both ends, as every transport can.
  *
  * Mapping onto uWS:
- *   - maxPayloadLength = max(maxFrameSize + 13, 64 KiB): uWS refuses larger
- *     messages (close code 1009, reason 'oversize'); each frame inside is
+ *   - maxPayloadLength = max(maxFrameSize + 13, 64 KiB): uWS drops the connection
+ *     on a larger message (reason 'oversize'); each frame inside is
  *     checked against maxFrameSize by ws-frames.ts;
  *   - compression DISABLED (frames carry their own compression flag);
  *   - uWS's own idleTimeout is off: its granularity is seconds, so the idle
@@ -148,6 +148,11 @@ export class UwsTransport extends WsTransportBase {
         this.receive(peer, new Uint8Array(message));
       },
       drain: (ws) => this.checkDrain(ws.getUserData().peer),
+      // Pings and pongs are traffic: a peer that keeps its connection alive this way is not idle.
+      ping: (ws) => {
+        const peer = ws.getUserData().peer;
+        if (peer) peer.lastIn = Date.now();
+      },
       pong: (ws) => {
         const peer = ws.getUserData().peer;
         if (peer) peer.lastIn = Date.now();
@@ -156,7 +161,9 @@ export class UwsTransport extends WsTransportBase {
         const peer = ws.getUserData().peer;
         if (!peer) return;
         const text = Buffer.from(message).toString();
-        this.peerClosed(peer, reasonForRemoteClose(code), `websocket closed, code ${code}${text ? ` (${text})` : ''}`);
+        // uWS drops a too-big message's connection without a close frame (1006) and says so in the text.
+        const reason = code === 1006 && text.includes('too big') ? 'oversize' : reasonForRemoteClose(code);
+        this.peerClosed(peer, reason, `websocket closed, code ${code}${text ? ` (${text})` : ''}`);
       },
     });
     app.any('/*', (res) => {

@@ -160,9 +160,11 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       }
       this.receive(peer, data);
     });
-    ws.on('pong', () => {
+    const alive = () => {
       peer.lastIn = Date.now();
-    });
+    };
+    ws.on('pong', alive);
+    ws.on('ping', alive);
     ws.on('error', (err) => {
       lastError = err.message;
     });

@@ -1,0 +1,74 @@
+// Helpers of the WebSocket transport tests: an echo server, frame collection,
+// hand-built frames for raw `ws` clients, and waiting with a deadline.
+import { once } from 'node:events';
+import { WebSocket } from 'ws';
+import type { FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
+import { encodeFrame } from '../../lib/transport/ws-frames.js';
+import { DEFAULT_HEAD_TOKEN, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
+
+export interface Received {
+  peer: PeerId;
+  kind: number;
+  flags: number;
+  payload: Buffer;
+}
+
+/** Collects every frame a transport delivers (copied, since batches are lent). */
+export function collect(t: Transport, batches?: number[]): Received[] {
+  const got: Received[] = [];
+  t.on('frames', (b: FrameBatch) => {
+    batches?.push(b.count);
+    for (let i = 0; i < b.count; i++) {
+      got.push({
+        peer: b.peers[i]!,
+        kind: b.kinds[i]!,
+        flags: b.flags[i]!,
+        payload: Buffer.from(b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!)),
+      });
+    }
+  });
+  return got;
+}
+
+/** Makes `t` send every frame back to where it came from. */
+export function echo(t: Transport): void {
+  t.on('frames', (b: FrameBatch) => {
+    for (let i = 0; i < b.count; i++) {
+      t.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));
+    }
+  });
+}
+
+/** Polls `cond` every few ms until it holds; fails after `ms`. */
+export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+export const defaults = { headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN, maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
+
+/** One frame in wire bytes, default tokens. */
+export function frame(kind: number, flags: number, payload: Uint8Array): Buffer {
+  return Buffer.from(encodeFrame(defaults, kind, flags, payload));
+}
+
+/** A raw `ws` client (no zserver code on its side), open. */
+export async function rawClient(port: number, path = '/zserver'): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: false });
+  await once(ws, 'open');
+  return ws;
+}
+
+/** Resolves with the close code and reason a raw client receives. */
+export function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
+}
+
+/** Open file descriptors of this process (Linux). */
+export async function fdCount(): Promise<number> {
+  const { readdirSync } = await import('node:fs');
+  return readdirSync('/proc/self/fd').length;
+}
