@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { COALESCE_LIMIT, FrameAccumulator, FrameWriter, encodeFrame, WS_FRAME_OVERHEAD } from '../../lib/transport/ws-frames.js';
+
+const settings = { headToken: 0x5a534846, tailToken: 0x5a535446, maxFrameSize: 1 << 20 };
+const frameArb = fc.record({
+  kind: fc.integer({ min: 0, max: 63 }),
+  flags: fc.integer({ min: 0, max: 3 }),
+  payload: fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ minLength: 60_000, maxLength: 70_000 })),
+});
+
+function decodeAll(messages: Uint8Array[]) {
+  const acc = new FrameAccumulator();
+  for (const m of messages) assert.equal(acc.add(3, m, settings), null);
+  return Array.from({ length: acc.count }, (_, i) => ({
+    peer: acc.peers[i]!,
+    kind: acc.kinds[i]!,
+    flags: acc.flags[i]!,
+    payload: acc.data.slice(acc.offsets[i]!, acc.offsets[i]! + acc.lengths[i]!),
+  }));
+}
+
+describe('ws-frames codec', () => {
+  it('writes the header, payload and tail of docs/protocol.md', () => {
+    const bytes = encodeFrame({ ...settings, headToken: 0x01020304, tailToken: 0xa0b0c0d0 }, 5, 3, new Uint8Array([9, 8]));
+    assert.deepEqual([...bytes], [4, 3, 2, 1, 2, 0, 0, 0, 0xc5, 9, 8, 0xd0, 0xc0, 0xb0, 0xa0]);
+    assert.equal(bytes.length, WS_FRAME_OVERHEAD + 2);
+  });
+
+  it('FrameWriter then FrameAccumulator gives back every frame in order (property)', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 40 }), (frames) => {
+        const writer = new FrameWriter(settings);
+        for (const f of frames) writer.add(f.kind, f.flags, f.payload);
+        const messages = writer.take();
+        assert.equal(writer.pending, 0);
+        for (const m of messages) assert.ok(m.length <= Math.max(COALESCE_LIMIT, 70_000 + WS_FRAME_OVERHEAD));
+        const got = decodeAll(messages);
+        assert.equal(got.length, frames.length);
+        got.forEach((g, i) => {
+          assert.equal(g.peer, 3);
+          assert.equal(g.kind, frames[i]!.kind);
+          assert.equal(g.flags, frames[i]!.flags);
+          assert.deepEqual(g.payload, frames[i]!.payload);
+        });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses a damaged message whole and keeps what came before (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (frames, where, xor) => {
+          const good = encodeFrame(settings, 8, 0, new Uint8Array([1, 2, 3]));
+          const writer = new FrameWriter(settings);
+          for (const f of frames) writer.add(f.kind, f.flags, f.payload);
+          const message = Uint8Array.from(writer.take().reduce((a, m) => [...a, ...m], [] as number[]));
+          const acc = new FrameAccumulator();
+          assert.equal(acc.add(1, good, settings), null);
+          const at = where % message.length;
+          message[at]! ^= xor;
+          const fault = acc.add(2, message, settings);
+          // Flipping bits of a payload or of kind/flags keeps the message valid; anything else must fail.
+          if (fault) {
+            assert.ok(['bad-token', 'oversize', 'protocol'].includes(fault.fault), fault.fault);
+            assert.equal(acc.count, 1, 'a refused message adds no frames');
+            assert.equal(acc.used, good.length);
+          } else {
+            assert.equal(acc.count, 1 + frames.length);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('names the fault: bad head, bad tail, oversize, truncated, empty', () => {
+    const acc = new FrameAccumulator();
+    const f = encodeFrame(settings, 8, 0, new Uint8Array(10));
+    const badHead = f.slice();
+    badHead[0] = 0;
+    const badTail = f.slice();
+    badTail[f.length - 1] = 0;
+    const big = encodeFrame(settings, 8, 0, new Uint8Array(settings.maxFrameSize + 1));
+    assert.equal(acc.add(0, badHead, settings)?.fault, 'bad-token');
+    assert.equal(acc.add(0, badTail, settings)?.fault, 'bad-token');
+    assert.equal(acc.add(0, big.subarray(0, 20), settings)?.fault, 'oversize');
+    assert.equal(acc.add(0, f.subarray(0, f.length - 1), settings)?.fault, 'protocol');
+    assert.equal(acc.add(0, f.subarray(0, 5), settings)?.fault, 'protocol');
+    assert.equal(acc.add(0, new Uint8Array(0), settings)?.fault, 'protocol');
+    assert.equal(acc.count, 0);
+    assert.equal(acc.add(0, f, settings), null);
+    assert.equal(acc.count, 1);
+  });
+
+  it('grows its arrays past their first size and clears for reuse', () => {
+    const acc = new FrameAccumulator();
+    const f = encodeFrame(settings, 9, 1, new Uint8Array([7]));
+    for (let i = 0; i < 1000; i++) assert.equal(acc.add(i, f, settings), null);
+    assert.equal(acc.count, 1000);
+    assert.equal(acc.peers[999], 999);
+    assert.equal(acc.payloadBytes, 1000);
+    acc.clear();
+    assert.equal(acc.count, 0);
+    assert.equal(acc.used, 0);
+  });
+});
