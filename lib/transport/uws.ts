@@ -151,11 +151,11 @@ export class UwsTransport extends WsTransportBase {
       // Pings and pongs are traffic: a peer that keeps its connection alive this way is not idle.
       ping: (ws) => {
         const peer = ws.getUserData().peer;
-        if (peer) peer.lastIn = Date.now();
+        if (peer) peer.active = true;
       },
       pong: (ws) => {
         const peer = ws.getUserData().peer;
-        if (peer) peer.lastIn = Date.now();
+        if (peer) peer.active = true;
       },
       close: (ws, code, message) => {
         const peer = ws.getUserData().peer;

@@ -56,8 +56,16 @@ export interface WsPeer {
   options: ResolvedConnectionOptions;
   writer: FrameWriter;
   userData: unknown;
+  /** Set by every message, ping or pong; the sweep turns it into lastIn (no clock read per message). */
+  active: boolean;
   lastIn: number;
   lastOut: number;
+  /**
+   * The library's buffered amount as of the last write or drain. It only grows
+   * by our writes and shrinks as the kernel takes bytes, so between writes it
+   * is an upper bound, and send() need not ask the library for every frame.
+   */
+  buffered: number;
   wantsDrain: boolean;
   dirty: boolean;
   closed: boolean;
@@ -161,7 +169,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       this.receive(peer, data);
     });
     const alive = () => {
-      peer.lastIn = Date.now();
+      peer.active = true;
     };
     ws.on('pong', alive);
     ws.on('ping', alive);
@@ -193,7 +201,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
         queueMicrotask(() => this.#flush());
       }
     }
-    if (p.writer.pending + p.socket.buffered() > p.options.highWaterMark) {
+    if (p.writer.pending + p.buffered > p.options.highWaterMark) {
       p.wantsDrain = true;
       return false;
     }
@@ -277,8 +285,10 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       options,
       writer: new FrameWriter(options),
       userData: undefined,
+      active: false,
       lastIn: now,
       lastOut: now,
+      buffered: 0,
       wantsDrain: false,
       dirty: false,
       closed: false,
@@ -293,7 +303,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   /** A binary message arrived for `peer`; its bytes are only valid during this call. */
   protected receive(peer: WsPeer, message: Uint8Array): void {
     if (peer.closed) return;
-    peer.lastIn = Date.now();
+    peer.active = true;
     const fault = this.#incoming.add(peer.id, message, peer.options);
     if (fault) {
       this.fault(peer, fault.fault, fault.detail);
@@ -324,8 +334,10 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
 
   /** The library reports that a socket's buffer went down; emits 'drain' once it is under the mark. */
   protected checkDrain(peer: WsPeer | undefined): void {
-    if (!peer || peer.closed || !peer.wantsDrain) return;
-    if (peer.writer.pending + peer.socket.buffered() <= peer.options.highWaterMark) {
+    if (!peer || peer.closed) return;
+    peer.buffered = peer.socket.buffered();
+    if (!peer.wantsDrain) return;
+    if (peer.writer.pending + peer.buffered <= peer.options.highWaterMark) {
       peer.wantsDrain = false;
       this.emit('drain', peer.id);
     }
@@ -369,7 +381,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     if (p.closed) return;
     const messages = p.writer.take();
     if (messages.length === 0) return;
-    p.lastOut = Date.now();
+    if (p.options.keepaliveInterval > 0) p.lastOut = Date.now();
     if (!p.socket.write(messages)) {
       this.peerClosed(p, 'reset', 'the send buffer limit was exceeded (the peer stopped reading)');
       p.socket.abort();
@@ -389,6 +401,10 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     const now = Date.now();
     for (const [, p] of [...this.peers.entries()]) {
       const { idleTimeout, keepaliveInterval } = p.options;
+      if (p.active) {
+        p.active = false;
+        p.lastIn = now;
+      }
       if (idleTimeout > 0 && now - p.lastIn >= idleTimeout) {
         this.fault(p, 'timeout', `nothing received for ${now - p.lastIn} ms (idleTimeout ${idleTimeout} ms)`);
       } else if (keepaliveInterval > 0 && now - Math.max(p.lastIn, p.lastOut) >= keepaliveInterval) {

@@ -6,7 +6,7 @@
  * partial frame between messages (the streaming codec of the TCP transports
  * is frame-codec.ts).
  *
- * It uses only Uint8Array and DataView, with no Node imports, so the browser
+ * It uses only Uint8Array, with no Node imports, so the browser
  * bundle shares it with the Node transports.
  *
  *   message:  [head u32][len u32][kind|flags u8][payload len bytes][tail u32] [next frame ...]
@@ -35,6 +35,19 @@ export interface FrameSettings {
   maxFrameSize: number;
 }
 
+/** Stores a u32 little-endian (byte stores: no DataView to create per frame). */
+function putU32(target: Uint8Array, at: number, value: number): void {
+  target[at] = value;
+  target[at + 1] = value >>> 8;
+  target[at + 2] = value >>> 16;
+  target[at + 3] = value >>> 24;
+}
+
+/** Reads a u32 little-endian. */
+function getU32(source: Uint8Array, at: number): number {
+  return (source[at]! | (source[at + 1]! << 8) | (source[at + 2]! << 16) | (source[at + 3]! << 24)) >>> 0;
+}
+
 /** Writes one frame at `at` of `target` (which must have room); returns the offset after it. */
 export function writeFrame(
   target: Uint8Array,
@@ -44,14 +57,19 @@ export function writeFrame(
   flags: number,
   payload: Uint8Array,
 ): number {
-  const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
-  view.setUint32(at, settings.headToken, true);
-  view.setUint32(at + 4, payload.length, true);
+  const n = payload.length;
+  putU32(target, at, settings.headToken);
+  putU32(target, at + 4, n);
   // In-memory flags 0x01/0x02 are wire bits 6/7 (docs/protocol.md).
   target[at + 8] = (kind & 0x3f) | ((flags & 3) << 6);
-  target.set(payload, at + 9);
-  view.setUint32(at + 9 + payload.length, settings.tailToken, true);
-  return at + WS_FRAME_OVERHEAD + payload.length;
+  if (n <= 32) {
+    // Short payloads: a loop beats the set() call.
+    for (let i = 0; i < n; i++) target[at + 9 + i] = payload[i]!;
+  } else {
+    target.set(payload, at + 9);
+  }
+  putU32(target, at + 9 + n, settings.tailToken);
+  return at + WS_FRAME_OVERHEAD + n;
 }
 
 /** Encodes one frame as a message of its own. */
@@ -68,6 +86,7 @@ export function encodeFrame(settings: FrameSettings, kind: number, flags: number
 export class FrameWriter {
   #buf: Uint8Array;
   #used = 0;
+  #sealedBytes = 0;
   readonly #big: Uint8Array[] = [];
   readonly #settings: FrameSettings;
 
@@ -78,9 +97,7 @@ export class FrameWriter {
 
   /** Bytes waiting (frames included). */
   get pending(): number {
-    let n = this.#used;
-    for (const m of this.#big) n += m.length;
-    return n;
+    return this.#used + this.#sealedBytes;
   }
 
   add(kind: number, flags: number, payload: Uint8Array): void {
@@ -89,6 +106,7 @@ export class FrameWriter {
       // Keep order: what was gathered so far leaves before the big frame.
       this.#seal();
       this.#big.push(encodeFrame(this.#settings, kind, flags, payload));
+      this.#sealedBytes += size;
       return;
     }
     if (this.#used + size > COALESCE_LIMIT) this.#seal();
@@ -103,12 +121,14 @@ export class FrameWriter {
   /** The messages to send, in order; the writer is empty afterwards and the messages are the caller's. */
   take(): Uint8Array[] {
     this.#seal();
+    this.#sealedBytes = 0;
     return this.#big.splice(0, this.#big.length);
   }
 
   #seal(): void {
     if (this.#used === 0) return;
     this.#big.push(this.#buf.slice(0, this.#used));
+    this.#sealedBytes += this.#used;
     this.#used = 0;
   }
 }
@@ -146,7 +166,7 @@ export class FrameAccumulator {
     const base = this.used;
     this.data.set(message, base);
     this.used += len;
-    const view = new DataView(this.data.buffer, this.data.byteOffset + base, len);
+    const data = this.data;
     let at = 0;
     let fault: { fault: FrameFault; detail: string } | null = null;
     while (at < len) {
@@ -154,12 +174,12 @@ export class FrameAccumulator {
         fault = { fault: 'protocol', detail: `message ends inside a frame header (${len - at} bytes left)` };
         break;
       }
-      const head = view.getUint32(at, true);
+      const head = getU32(data, base + at);
       if (head !== settings.headToken) {
         fault = { fault: 'bad-token', detail: `head token 0x${head.toString(16)} at byte ${at}, expected 0x${settings.headToken.toString(16)}` };
         break;
       }
-      const n = view.getUint32(at + 4, true);
+      const n = getU32(data, base + at + 4);
       if (n > settings.maxFrameSize) {
         fault = { fault: 'oversize', detail: `frame of ${n} bytes exceeds maxFrameSize ${settings.maxFrameSize}` };
         break;
@@ -168,12 +188,12 @@ export class FrameAccumulator {
         fault = { fault: 'protocol', detail: `frame of ${n} bytes does not fit in the rest of its message (${len - at} bytes); frames may not span messages` };
         break;
       }
-      const tail = view.getUint32(at + 9 + n, true);
+      const tail = getU32(data, base + at + 9 + n);
       if (tail !== settings.tailToken) {
         fault = { fault: 'bad-token', detail: `tail token 0x${tail.toString(16)} at byte ${at + 9 + n}, expected 0x${settings.tailToken.toString(16)}` };
         break;
       }
-      const kf = view.getUint8(at + 8);
+      const kf = data[base + at + 8]!;
       this.#push(peer, kf & 0x3f, kf >>> 6, base + at + 9, n);
       at += WS_FRAME_OVERHEAD + n;
     }
