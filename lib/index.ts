@@ -31,3 +31,5 @@ export type {
 } from './transport/types.js';
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
+export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions } from './transport/uws.js';
+export { WsClientTransport, type WsClientTransportOptions } from './transport/ws-client.js';

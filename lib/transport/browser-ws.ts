@@ -72,7 +72,9 @@ export class BrowserWsTransport {
   readonly #listeners = new Map<keyof BrowserTransportEvents, Set<AnyListener>>();
   readonly #peers = new PeerSlots<BrowserPeer>();
   readonly #counters = new TransportCounters();
-  readonly #incoming = new FrameAccumulator();
+  #incoming = new FrameAccumulator();
+  /** The other half of a double buffer: a batch being emitted lives here, so a close() inside the handler cannot emit it again. */
+  #spare = new FrameAccumulator();
   readonly #path: string;
   readonly #secure: boolean;
   #deliverScheduled = false;
@@ -289,6 +291,8 @@ export class BrowserWsTransport {
     this.#deliverScheduled = false;
     const acc = this.#incoming;
     if (acc.count === 0) return;
+    this.#incoming = this.#spare;
+    this.#spare = acc;
     const batch: BrowserFrameBatch = {
       count: acc.count,
       peers: acc.peers,

@@ -79,6 +79,8 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   /** URL path of the WebSocket endpoint ('/zserver' by default). */
   protected readonly path: string;
   #incoming = new FrameAccumulator();
+  /** The other half of a double buffer: a batch being emitted lives here, so a close() inside the handler cannot emit it again. */
+  #spare = new FrameAccumulator();
   #deliverScheduled = false;
   #dirty: WsPeer[] = [];
   #flushScheduled = false;
@@ -113,27 +115,37 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
     ws.binaryType = 'nodebuffer';
-    await new Promise<void>((resolve, reject) => {
+    // The peer is set up inside the 'open' callback: a server may push frames in the same TCP
+    // segment as its handshake reply, and ws emits them right after 'open'.
+    return await new Promise<PeerId>((resolve, reject) => {
       const timer = setTimeout(() => {
         ws.terminate();
         reject(new TimeoutError(`websocket connect to ${url} timed out after ${timeout} ms`));
       }, timeout);
-      ws.once('open', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      ws.once('error', (err) => {
+      const failed = (err: Error) => {
         clearTimeout(timer);
         ws.terminate();
         reject(new ConnectError(`websocket connect to ${url} failed: ${err.message}`, { cause: err }));
+      };
+      ws.once('error', failed);
+      ws.once('open', () => {
+        clearTimeout(timer);
+        ws.off('error', failed);
+        if (this.#shut) {
+          ws.terminate();
+          reject(new ConnectionClosedError(`${this.name} transport: shut down while connecting`));
+          return;
+        }
+        const peer = this.#adopt(ws, endpoint, resolved);
+        this.emit('open', peer.id, peer.info);
+        resolve(peer.id);
       });
     });
-    if (this.#shut) {
-      ws.terminate();
-      throw new ConnectionClosedError(`${this.name} transport: shut down while connecting`);
-    }
+  }
+
+  /** Registers a just-opened `ws` client socket as a peer and wires its events. */
+  #adopt(ws: import('ws').WebSocket, endpoint: Endpoint, resolved: ResolvedConnectionOptions): WsPeer {
     const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
-    let peer: WsPeer;
     let lastError = '';
     const socket: MessageSocket = {
       write: (messages) => {
@@ -149,7 +161,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       abort: () => ws.terminate(),
       ping: () => ws.ping(),
     };
-    peer = this.addPeer(
+    const peer = this.addPeer(
       socket,
       {
         remoteAddress: raw?.remoteAddress ?? endpoint.host,
@@ -181,8 +193,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       const text = reason.toString();
       this.peerClosed(peer, reasonForRemoteClose(code), `websocket closed by the other side, code ${code}${text ? ` (${text})` : ''}${lastError ? `: ${lastError}` : ''}`);
     });
-    this.emit('open', peer.id, peer.info);
-    return peer.id;
+    return peer;
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
@@ -347,6 +358,8 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     this.#deliverScheduled = false;
     const acc = this.#incoming;
     if (acc.count === 0) return;
+    this.#incoming = this.#spare;
+    this.#spare = acc;
     const batch: FrameBatch = {
       count: acc.count,
       peers: acc.peers,

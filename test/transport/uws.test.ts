@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
+import { WebSocketServer } from 'ws';
 import { afterEach, describe, it } from 'node:test';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../../lib/errors.js';
 import type { CloseReason, PeerId } from '../../lib/transport/types.js';
 import { UwsTransport } from '../../lib/transport/uws.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import { closeOf, collect, echo, fdCount, frame, rawClient, until } from './ws-helpers.js';
+import type { FrameBatch } from '../../lib/transport/types.js';
 
 const local = { host: '127.0.0.1', port: 0 };
 const cleanup: (() => Promise<void>)[] = [];
@@ -252,6 +254,60 @@ describe('UwsTransport', () => {
     client.close(p);
     await until(() => events.length >= 2);
     assert.deepEqual(events, ['frames 5', 'close remote']);
+  });
+
+  it('delivers a batch once when the handler closes a peer of it', async () => {
+    const server = track(new UwsTransport());
+    const at = await server.listen(local);
+    const seen: number[] = [];
+    const closes: CloseReason[] = [];
+    server.on('close', (_p, r) => closes.push(r));
+    server.on('frames', (b: FrameBatch) => {
+      seen.push(b.count);
+      for (let i = 0; i < b.count; i++) server.close(b.peers[i]!);
+    });
+    const ws = await rawClient(at.port);
+    ws.send(Buffer.concat([frame(8, 0, Buffer.from('a')), frame(8, 0, Buffer.from('b'))]));
+    await closeOf(ws);
+    assert.deepEqual(seen, [2]);
+    assert.deepEqual(closes, ['local']);
+  });
+
+  it('listens on two endpoints with one peer table', async () => {
+    const server = track(new UwsTransport());
+    const a = await server.listen(local);
+    const b = await server.listen(local, { maxFrameSize: 100 });
+    assert.notEqual(a.port, b.port);
+    const got = collect(server);
+    const client = track(new WsClientTransport());
+    const pa = await client.connect(a);
+    const pb = await client.connect(b);
+    client.send(pa, 8, 0, Buffer.from('via a'));
+    client.send(pb, 8, 0, Buffer.from('via b'));
+    await until(() => got.length === 2);
+    assert.notEqual(got[0]!.peer, got[1]!.peer);
+    assert.deepEqual(got.map((g) => g.payload.toString()).sort(), ['via a', 'via b']);
+    // Each endpoint keeps its own options: 200 bytes is too big only on the second.
+    const reasons: CloseReason[] = [];
+    server.on('close', (_p, r) => reasons.push(r));
+    client.send(pb, 8, 0, Buffer.alloc(200));
+    await until(() => reasons.length === 1);
+    assert.deepEqual(reasons, ['oversize']);
+    client.send(pa, 8, 0, Buffer.alloc(200));
+    await until(() => got.length === 3);
+  });
+
+  it('the client closes with bad-token when a server sends garbage', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/zserver' });
+    await once(wss, 'listening');
+    cleanup.push(() => new Promise((r) => wss.close(() => r())));
+    wss.on('connection', (ws) => ws.send(Buffer.from('not a frame at all')));
+    const client = track(new WsClientTransport());
+    const closed = once(client, 'close');
+    await client.connect({ host: '127.0.0.1', port: (wss.address() as { port: number }).port });
+    const [, reason, detail] = (await closed) as [PeerId, CloseReason, string];
+    assert.equal(reason, 'bad-token');
+    assert.match(detail, /head token/);
   });
 
   it('runs 1,000 connect/close cycles without leaking file descriptors', async () => {
