@@ -8,6 +8,8 @@
  * straight back from the uWS callback; UwsTransport parses the frames,
  * delivers them to a JavaScript 'frames' handler in batches and sends them
  * back through send(), which gathers one reply message per peer and turn.
+ * A third row loads UwsTransport through zserver's own WsClientTransport,
+ * which gathers the frames of one turn into one message per connection.
  * The ratio columns are against the bare app: throughput (which the single
  * load process may cap) and this process's CPU time per echoed frame (what
  * the transport layer costs, whether or not the load saturates the server).
@@ -21,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { loadUws } from '../lib/transport/uws.js';
 import { UwsTransport } from '../lib/transport/uws.js';
 import { encodeFrame } from '../lib/transport/ws-frames.js';
+import { WsClientTransport } from '../lib/transport/ws-client.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TAIL_TOKEN } from '../lib/transport/common.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
 
@@ -36,11 +39,13 @@ const frameBytes = encodeFrame(
   new Uint8Array(PAYLOAD).fill(0x61),
 );
 
-/** The child: opens the connections, keeps IN_FLIGHT frames each in flight, reports frames/s per sample. */
-async function load(port: number, path: string): Promise<void> {
+/** Counts echoed frames of the child's connections. */
+let echoed = 0;
+
+/** Load through raw `ws` sockets, one frame per message; returns a function that closes them. */
+async function rawLoad(port: number, path: string): Promise<() => void> {
   const { WebSocket } = await import('ws');
   const frame = Buffer.from(frameBytes);
-  let echoed = 0;
   const sockets = await Promise.all(
     Array.from({ length: CONNECTIONS }, async () => {
       const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: false });
@@ -55,6 +60,27 @@ async function load(port: number, path: string): Promise<void> {
     }),
   );
   for (const ws of sockets) for (let i = 0; i < IN_FLIGHT; i++) ws.send(frame);
+  return () => {
+    for (const ws of sockets) ws.terminate();
+  };
+}
+
+/** Load through zserver's WsClientTransport (frames of one turn leave as one message per peer). */
+async function transportLoad(port: number, path: string): Promise<() => Promise<void>> {
+  const client = new WsClientTransport({ path });
+  const payload = new Uint8Array(PAYLOAD).fill(0x61);
+  client.on('frames', (b) => {
+    echoed += b.count;
+    for (let i = 0; i < b.count; i++) client.send(b.peers[i]!, 8, 0, payload);
+  });
+  const peers = await Promise.all(Array.from({ length: CONNECTIONS }, () => client.connect({ host: '127.0.0.1', port })));
+  for (const p of peers) for (let i = 0; i < IN_FLIGHT; i++) client.send(p, 8, 0, payload);
+  return () => client.shutdown();
+}
+
+/** The child: opens the connections, keeps IN_FLIGHT frames each in flight, reports frames/s per sample. */
+async function load(port: number, path: string, kind: string): Promise<void> {
+  const stop = kind === 'transport' ? await transportLoad(port, path) : await rawLoad(port, path);
   await new Promise((r) => setTimeout(r, SAMPLE_MS / 2)); // warm-up
   const rates: number[] = [];
   for (let s = 0; s < SAMPLES; s++) {
@@ -63,14 +89,14 @@ async function load(port: number, path: string): Promise<void> {
     await new Promise((r) => setTimeout(r, SAMPLE_MS));
     rates.push(((echoed - before) * 1000) / (performance.now() - start));
   }
-  for (const ws of sockets) ws.terminate();
+  await stop();
   process.send!({ rates, total: echoed });
 }
 
 /** Frames/s of each sample, and this process's CPU time per echoed frame over the whole run. */
-async function runLoad(port: number, path: string): Promise<{ rates: number[]; cpuPerFrame: number }> {
+async function runLoad(port: number, path: string, client = 'raw'): Promise<{ rates: number[]; cpuPerFrame: number }> {
   const cpu = process.cpuUsage();
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--load', String(port), path, ...(quick ? ['--quick'] : [])], {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--load', String(port), path, client, ...(quick ? ['--quick'] : [])], {
     execArgv: ['--import', 'tsx'],
   });
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000 + SAMPLES * SAMPLE_MS);
@@ -116,12 +142,14 @@ async function main(): Promise<void> {
   });
   const at = await transport.listen({ host: '127.0.0.1', port: 0 });
   const transportRun = await runLoad(at.port, '/zserver');
+  const clientRun = await runLoad(at.port, '/zserver', 'transport');
   await transport.shutdown();
 
   const base = median(bareRun.rates);
   for (const [name, run] of [
-    ['bare uWS echo (message back from the callback)', bareRun],
-    ['UwsTransport + JS frames handler', transportRun],
+    ['bare uWS echo, raw ws load', bareRun],
+    ['UwsTransport + JS handler, raw ws load', transportRun],
+    ['UwsTransport + JS handler, WsClientTransport load', clientRun],
   ] as const) {
     rows.push({
       server: name,
@@ -138,5 +166,5 @@ async function main(): Promise<void> {
 }
 
 const loadAt = process.argv.indexOf('--load');
-if (loadAt >= 0) await load(Number(process.argv[loadAt + 1]), process.argv[loadAt + 2]!);
+if (loadAt >= 0) await load(Number(process.argv[loadAt + 1]), process.argv[loadAt + 2]!, process.argv[loadAt + 3]!);
 else await main();
