@@ -352,6 +352,39 @@ describe('UwsTransport', () => {
     await server.shutdown(); // idempotent
   });
 
+  it('closes a peer (reset) rather than lose a frame when uWS would drop it at its buffer limit', async () => {
+    const server = track(new UwsTransport());
+    const at = await server.listen(local);
+    const opened = once(server, 'open');
+    const ws = await rawClient(at.port);
+    const [serverPeer] = (await opened) as [PeerId];
+    (ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    const closes: [CloseReason, string][] = [];
+    server.on('close', (_p, r, d) => closes.push([r, d]));
+    const chunk = Buffer.alloc(1 << 20);
+    // 64 MiB is uWS's limit at the default highWaterMark; send() keeps saying false, and the
+    // caller here ignores it on purpose.
+    for (let i = 0; i < 200 && closes.length === 0; i++) {
+      server.send(serverPeer, 8, 0, chunk);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]![0], 'reset');
+    assert.match(closes[0]![1], /buffer limit/);
+    ws.terminate();
+  });
+
+  for (const make of [() => new UwsTransport(), () => new WsClientTransport()]) {
+    it(`every method of ${make().constructor.name} throws after shutdown`, async () => {
+      const t = make();
+      await t.shutdown();
+      await assert.rejects(t.connect(local), ConnectionClosedError);
+      assert.throws(() => t.send(0, 8, 0, Buffer.alloc(1)), ConnectionClosedError);
+      assert.throws(() => t.close(0), ConnectionClosedError);
+      assert.throws(() => t.getUserData(0), ConnectionClosedError);
+    });
+  }
+
   it('every method throws after shutdown', async () => {
     const t = new UwsTransport();
     await t.listen(local);
