@@ -2,8 +2,8 @@
  * The part of the Node WebSocket transports that does not depend on which
  * library owns the socket: the peer table, batching of incoming frames,
  * gathering of outgoing frames into messages, backpressure bookkeeping, the
- * idle/keepalive sweep, close ordering, and connect() through the `ws`
- * package. UwsTransport (server side on uWebSockets.js, plus connect) and
+ * idle/keepalive sweep, close ordering, and connect() (its `ws` side is in
+ * ws-dial.ts). UwsTransport (server side on uWebSockets.js, plus connect) and
  * WsClientTransport (connect only) are thin layers over it.
  *
  * Timing of events, as for every transport:
@@ -15,7 +15,7 @@
  *   - a peer's pending frames are delivered before its 'close' event.
  */
 import { EventEmitter } from 'node:events';
-import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { ConnectionClosedError } from '../errors.js';
 import { checkFrame, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
 import type {
@@ -31,6 +31,7 @@ import type {
   TransportStats,
 } from './types.js';
 import { CloseCode, closeCodeFor, FrameAccumulator, FrameWriter, reasonForRemoteClose } from './ws-frames.js';
+import { dialWebSocket, wsClientSocket } from './ws-dial.js';
 
 export { CloseCode, closeCodeFor, reasonForRemoteClose } from './ws-frames.js';
 
@@ -106,94 +107,33 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     const resolved = resolveConnectionOptions(options);
     const timeout = options.timeout ?? 10_000;
     if (!Number.isInteger(timeout) || timeout <= 0) throw new RangeError(`timeout must be a positive integer of ms, got ${timeout}`);
-    const { WebSocket } = await import('ws');
     const url = `ws://${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}${this.path}`;
-    const ws = new WebSocket(url, {
-      perMessageDeflate: false,
-      maxPayload: wsMessageLimit(resolved.maxFrameSize),
-      handshakeTimeout: timeout,
-      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-    });
-    ws.binaryType = 'nodebuffer';
-    // The peer is set up inside the 'open' callback: a server may push frames in the same TCP
-    // segment as its handshake reply, and ws emits them right after 'open'.
-    return await new Promise<PeerId>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        ws.terminate();
-        reject(new TimeoutError(`websocket connect to ${url} timed out after ${timeout} ms`));
-      }, timeout);
-      const failed = (err: Error) => {
-        clearTimeout(timer);
-        ws.terminate();
-        reject(new ConnectError(`websocket connect to ${url} failed: ${err.message}`, { cause: err }));
-      };
-      ws.once('error', failed);
-      ws.once('open', () => {
-        clearTimeout(timer);
-        ws.off('error', failed);
-        if (this.#shut) {
-          ws.terminate();
-          reject(new ConnectionClosedError(`${this.name} transport: shut down while connecting`));
-          return;
-        }
-        const peer = this.#adopt(ws, endpoint, resolved);
-        this.emit('open', peer.id, peer.info);
-        resolve(peer.id);
+    const dial = { maxPayload: wsMessageLimit(resolved.maxFrameSize), timeout, ...(options.localAddress ? { localAddress: options.localAddress } : {}) };
+    return dialWebSocket(url, dial, (ws) => {
+      this.checkOpen();
+      let peer: WsPeer | undefined;
+      const client = wsClientSocket(ws, endpoint, {
+        message: (data, isBinary) => {
+          if (!peer) return;
+          if (isBinary) this.receive(peer, data);
+          else this.fault(peer, 'protocol', 'text WebSocket message (frames travel in binary messages)');
+        },
+        alive: () => {
+          if (peer) peer.active = true;
+        },
+        sent: () => this.checkDrain(peer),
+        closed: (code, detail) => {
+          if (!peer) return;
+          this.#clientClosed.delete(peer);
+          this.peerClosed(peer, reasonForRemoteClose(code), detail);
+        },
       });
+      const p = this.addPeer(client.socket, client.info, resolved);
+      peer = p;
+      this.#clientClosed.set(p, client.closed);
+      this.emit('open', p.id, p.info);
+      return p.id;
     });
-  }
-
-  /** Registers a just-opened `ws` client socket as a peer and wires its events. */
-  #adopt(ws: import('ws').WebSocket, endpoint: Endpoint, resolved: ResolvedConnectionOptions): WsPeer {
-    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
-    let lastError = '';
-    const socket: MessageSocket = {
-      write: (messages) => {
-        for (let i = 0; i < messages.length; i++) {
-          // The callback of the last message tells when the batch left the process buffer.
-          if (i === messages.length - 1) ws.send(messages[i]!, { binary: true, compress: false }, () => this.checkDrain(peer));
-          else ws.send(messages[i]!, { binary: true, compress: false });
-        }
-        return true;
-      },
-      buffered: () => ws.bufferedAmount,
-      end: (code, reason) => ws.close(code, reason),
-      abort: () => ws.terminate(),
-      ping: () => ws.ping(),
-    };
-    const peer = this.addPeer(
-      socket,
-      {
-        remoteAddress: raw?.remoteAddress ?? endpoint.host,
-        remotePort: raw?.remotePort ?? endpoint.port,
-        localAddress: raw?.localAddress ?? '',
-        localPort: raw?.localPort ?? 0,
-        accepted: false,
-      },
-      resolved,
-    );
-    this.#clientClosed.set(peer, new Promise((resolve) => ws.once('close', () => resolve())));
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (!isBinary) {
-        this.fault(peer, 'protocol', 'text WebSocket message (frames travel in binary messages)');
-        return;
-      }
-      this.receive(peer, data);
-    });
-    const alive = () => {
-      peer.active = true;
-    };
-    ws.on('pong', alive);
-    ws.on('ping', alive);
-    ws.on('error', (err) => {
-      lastError = err.message;
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.#clientClosed.delete(peer);
-      const text = reason.toString();
-      this.peerClosed(peer, reasonForRemoteClose(code), `websocket closed by the other side, code ${code}${text ? ` (${text})` : ''}${lastError ? `: ${lastError}` : ''}`);
-    });
-    return peer;
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
