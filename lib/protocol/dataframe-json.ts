@@ -6,7 +6,7 @@
  *
  * Values that JSON cannot hold exactly travel as strings: 64-bit integers as
  * decimal text, bytes as base64, and non-finite floats as "NaN", "Infinity" or
- * "-Infinity". A variant holding a bigint is `{"Int64":"<decimal>"}`, one holding
+ * "-Infinity" (and negative zero as "-0"). A variant holding a bigint is `{"Int64":"<decimal>"}`, one holding
  * a non-finite number is `{"Float64":"NaN"}`. A nested DataFrame is a nested
  * `{"Data","Ref"}` object. The table is in docs/protocol.md.
  */
@@ -20,12 +20,13 @@ export interface DataFrameJson {
 }
 
 function floatOut(v: number): number | string {
+  if (Object.is(v, -0)) return '-0'; // JSON numbers lose the sign of zero
   return Number.isFinite(v) ? v : String(v);
 }
 
 function variantOut(v: Variant): unknown {
   if (typeof v === 'bigint') return { Int64: v.toString() };
-  if (typeof v === 'number' && !Number.isFinite(v)) return { Float64: String(v) };
+  if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return { Float64: floatOut(v) };
   return v;
 }
 
@@ -70,6 +71,7 @@ function floatIn(v: unknown, at: string): number {
   if (v === 'NaN') return NaN;
   if (v === 'Infinity') return Infinity;
   if (v === '-Infinity') return -Infinity;
+  if (v === '-0') return -0;
   return bad('bad-value', `${at} must be a number`);
 }
 

@@ -73,7 +73,7 @@ function checkInt(v: unknown, name: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${describe(v)}`);
   }
-  return v;
+  return v === 0 ? 0 : v; // no negative zero: the integer encodings cannot carry it
 }
 
 function checkNumber(v: unknown, name: string): number {
