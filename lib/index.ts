@@ -59,3 +59,4 @@ export {
   type BigStreamHandler,
 } from './framework/registry.js';
 export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
+export { createTransport, transportAvailable, TransportUnavailableError, type TransportName } from './transport/factory.js';

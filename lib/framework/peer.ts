@@ -11,6 +11,7 @@
  * every reference it held.
  */
 import { ConnectionClosedError, DecodeError, RemoteError, StreamAbortedError, TimeoutError } from '../errors.js';
+import { utf8Slice } from '../protocol/bytes-io.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import {
   BUFFER_WANTS_REPLY,
@@ -400,10 +401,10 @@ export class Peer implements ReplySink {
           const id = buf.readUInt32LE(off);
           const nameEnd = off + 5 + buf[off + 4]!;
           if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
-          const name = buf.toString('utf8', off + 5, nameEnd);
+          const name = utf8Slice(buf, off + 5, nameEnd);
           let input: unknown;
           try {
-            input = kind === K.Console ? buf.toString('utf8', nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+            input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
           } catch (err) {
             return this.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
           }
@@ -414,10 +415,10 @@ export class Peer implements ReplySink {
           if (len < 1) throw new DecodeError('truncated', 'direct message without a name');
           const nameEnd = off + 1 + buf[off]!;
           if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
-          const name = buf.toString('utf8', off + 1, nameEnd);
+          const name = utf8Slice(buf, off + 1, nameEnd);
           let input: unknown;
           try {
-            input = kind === K.DirectConsole ? buf.toString('utf8', nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+            input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
           } catch (err) {
             return this.log('warn', `direct message '${name}' dropped: ${(err as Error).message}`);
           }
@@ -482,7 +483,7 @@ export class Peer implements ReplySink {
     }
     let value: unknown;
     try {
-      if (p.kind === K.Console) value = buf.toString('utf8', off, end);
+      if (p.kind === K.Console) value = utf8Slice(buf, off, end);
       else if (p.kind === K.Buffer) value = Buffer.from(buf.subarray(off, end));
       else value = DataFrame.decode(buf, off, end - off);
     } catch (err) {
@@ -497,7 +498,7 @@ export class Peer implements ReplySink {
     const wantsReply = (buf[off + 4]! & BUFFER_WANTS_REPLY) !== 0;
     const nameEnd = off + 6 + buf[off + 5]!;
     if (nameEnd + 4 > end) throw new DecodeError('truncated', 'Buffer message shorter than its header');
-    const name = buf.toString('utf8', off + 6, nameEnd);
+    const name = utf8Slice(buf, off + 6, nameEnd);
     const total = buf.readUInt32LE(nameEnd);
     const first = buf.subarray(nameEnd + 4, end);
     if (total > this.#settings.maxBufferSize) {
@@ -534,7 +535,7 @@ export class Peer implements ReplySink {
     const id = buf.readUInt32LE(off);
     const nameEnd = off + 5 + buf[off + 4]!;
     if (nameEnd + 8 > end) throw new DecodeError('truncated', 'BigBegin shorter than its header');
-    const name = buf.toString('utf8', off + 5, nameEnd);
+    const name = utf8Slice(buf, off + 5, nameEnd);
     const total = buf.readBigUInt64LE(nameEnd);
     if (total > BigInt(Number.MAX_SAFE_INTEGER)) return this.replyError(id, ErrorCode.TooLarge, `big stream of ${total} bytes is too large`);
     let info: DataFrame;

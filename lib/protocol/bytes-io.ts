@@ -11,6 +11,42 @@ import { DecodeError } from '../errors.js';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/** Strings up to this many bytes are decoded and encoded in JavaScript when they are ASCII. */
+const SHORT = 48;
+
+/**
+ * Decodes `buf[start .. end)` as UTF-8. Short ASCII strings (command names, small
+ * fields) are built in JavaScript: cheaper than a call into the runtime's decoder.
+ */
+export function utf8Slice(buf: Buffer, start: number, end: number): string {
+  if (end - start <= SHORT) {
+    let s = '';
+    for (let i = start; i < end; i++) {
+      const c = buf[i]!;
+      if (c >= 0x80) return buf.toString('utf8', start, end);
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return buf.toString('utf8', start, end);
+}
+
+/** Writes `s` at `buf[at..]` as ASCII if it is short and ASCII; returns the byte count, or -1 if not. */
+function writeShortAscii(buf: Buffer, at: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return -1;
+    buf[at + i] = c;
+  }
+  return n;
+}
+
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const f32 = new Float32Array(1);
+const f32Bytes = new Uint8Array(f32.buffer);
+
 /** A growable output buffer; `bytes()` views what was written. */
 export class ByteWriter {
   buf: Buffer;
@@ -42,37 +78,54 @@ export class ByteWriter {
   }
 
   u8(v: number): void {
-    this.ensure(1);
+    if (this.pos + 1 > this.buf.length) this.ensure(1);
     this.buf[this.pos++] = v;
   }
 
+  // Byte stores instead of Buffer.write*LE: the values are already checked, and these
+  // run once or more per message, where the argument validation of write*LE shows.
   u16(v: number): void {
-    this.ensure(2);
-    this.buf.writeUInt16LE(v, this.pos);
-    this.pos += 2;
+    if (this.pos + 2 > this.buf.length) this.ensure(2);
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = v;
+    b[p + 1] = v >>> 8;
+    this.pos = p + 2;
   }
 
   u32(v: number): void {
-    this.ensure(4);
-    this.buf.writeUInt32LE(v, this.pos);
-    this.pos += 4;
+    if (this.pos + 4 > this.buf.length) this.ensure(4);
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = v;
+    b[p + 1] = v >>> 8;
+    b[p + 2] = v >>> 16;
+    b[p + 3] = v >>> 24;
+    this.pos = p + 4;
   }
 
   i32(v: number): void {
-    this.ensure(4);
-    this.buf.writeInt32LE(v, this.pos);
-    this.pos += 4;
+    this.u32(v >>> 0);
   }
 
   f32(v: number): void {
-    this.ensure(4);
-    this.buf.writeFloatLE(v, this.pos);
+    if (this.pos + 4 > this.buf.length) this.ensure(4);
+    f32[0] = v;
+    if (LITTLE_ENDIAN) this.buf.set(f32Bytes, this.pos);
+    else this.buf.writeFloatLE(v, this.pos);
     this.pos += 4;
   }
 
   f64(v: number): void {
-    this.ensure(8);
-    this.buf.writeDoubleLE(v, this.pos);
+    if (this.pos + 8 > this.buf.length) this.ensure(8);
+    f64[0] = v;
+    if (LITTLE_ENDIAN) {
+      const b = this.buf;
+      const p = this.pos;
+      for (let i = 0; i < 8; i++) b[p + i] = f64Bytes[i]!;
+    } else {
+      this.buf.writeDoubleLE(v, this.pos);
+    }
     this.pos += 8;
   }
 
@@ -89,12 +142,28 @@ export class ByteWriter {
   }
 
   varint(v: number): void {
-    this.ensure(5);
+    if (this.pos + 5 > this.buf.length) this.ensure(5);
     while (v >= 0x80) {
       this.buf[this.pos++] = (v & 0x7f) | 0x80;
       v >>>= 7;
     }
     this.buf[this.pos++] = v;
+  }
+
+  /** A string's UTF-8 bytes, no length prefix. */
+  text(s: string): void {
+    if (s.length <= SHORT) {
+      this.ensure(s.length);
+      const n = writeShortAscii(this.buf, this.pos, s);
+      if (n >= 0) {
+        this.pos += n;
+        return;
+      }
+    }
+    const n = Buffer.byteLength(s, 'utf8');
+    this.ensure(n);
+    this.buf.write(s, this.pos, n, 'utf8');
+    this.pos += n;
   }
 
   /** Raw bytes, no length prefix. */
@@ -115,7 +184,8 @@ export class ByteWriter {
     if (s.length <= 42) {
       // At most 126 UTF-8 bytes: the length fits one varint byte, so write the text first.
       this.ensure(1 + s.length * 3);
-      const n = this.buf.write(s, this.pos + 1, 'utf8');
+      let n = writeShortAscii(this.buf, this.pos + 1, s);
+      if (n < 0) n = this.buf.write(s, this.pos + 1, 'utf8');
       this.buf[this.pos] = n;
       this.pos += 1 + n;
       return;
@@ -248,7 +318,7 @@ export class ByteReader {
   string(): string {
     const n = this.varint();
     this.need(n);
-    const s = this.buf.toString('utf8', this.pos, this.pos + n);
+    const s = utf8Slice(this.buf, this.pos, this.pos + n);
     this.pos += n;
     return s;
   }

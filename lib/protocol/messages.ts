@@ -78,10 +78,7 @@ function head(id: number, name: Buffer | null): ByteWriter {
 /** Console or DirectConsole (id < 0) message. */
 export function encodeConsole(id: number, name: Buffer, text: string): Buffer {
   const w = head(id, name);
-  const n = Buffer.byteLength(text, 'utf8');
-  w.ensure(n);
-  w.buf.write(text, w.pos, n, 'utf8');
-  w.pos += n;
+  w.text(text);
   return w.bytes();
 }
 
@@ -130,10 +127,7 @@ export function encodeCredit(id: number, credit: number): Buffer {
 /** BigAbort (and any id + text body). */
 export function encodeIdText(id: number, text: string): Buffer {
   const w = head(id, null);
-  const n = Buffer.byteLength(text, 'utf8');
-  w.ensure(n);
-  w.buf.write(text, w.pos, n, 'utf8');
-  w.pos += n;
+  w.text(text);
   return w.bytes();
 }
 
@@ -150,10 +144,7 @@ export function encodeError(id: number, code: string, message: string): Buffer {
   const c = Buffer.from(code.slice(0, 255), 'latin1');
   w.u8(c.length);
   w.raw(c);
-  const n = Buffer.byteLength(message, 'utf8');
-  w.ensure(n);
-  w.buf.write(message, w.pos, n, 'utf8');
-  w.pos += n;
+  w.text(message);
   return w.bytes();
 }
 
