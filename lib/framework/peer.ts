@@ -244,6 +244,7 @@ export class Peer implements ReplySink {
     const p: Pending = { id, kind, command, deadline: now() + timeout, timeout, settle, big: null };
     this.#pending.set(id, p);
     if (p.deadline < this.#sweepAt) this.#armSweep(p.deadline);
+    else if (this.#pending.size === 1) this.#sweepTimer?.ref();
     return p;
   }
 
@@ -318,6 +319,8 @@ export class Peer implements ReplySink {
 
   #finish(p: Pending, err: Error | null, value?: unknown): void {
     this.#pending.delete(p.id);
+    // With nothing pending, the sweeper must not keep the process alive.
+    if (this.#pending.size === 0) this.#sweepTimer?.unref();
     p.big?.stop();
     if (err !== null) this.#host.counters.requestsFailed++;
     p.settle(err, value);
