@@ -232,6 +232,20 @@ export class Peer implements ReplySink {
     return this.transport.send(this.transportPeer, kind, 0, payload);
   }
 
+  /**
+   * Sends a message that nobody waits to see fail (answers, credits, aborts): a connection
+   * that is closing underneath refuses it, and its 'close' event will clean up anyway.
+   */
+  #trySend(kind: number, payload: Uint8Array): boolean {
+    if (this.#closed) return false;
+    try {
+      return this.#sendMessage(kind, payload);
+    } catch (err) {
+      if (err instanceof ConnectionClosedError) return false;
+      throw err;
+    }
+  }
+
   #allocId(): number {
     let id = this.#nextId;
     while (id === 0 || this.#pending.has(id)) id = (id + 1) >>> 0;
@@ -268,15 +282,30 @@ export class Peer implements ReplySink {
       if (data.length > this.#settings.maxBufferSize) {
         throw new RangeError(`buffer of ${data.length} bytes exceeds maxBufferSize ${this.#settings.maxBufferSize}`);
       }
-      this.#addPending(id, kind, name, options, settle);
-      this.#sendBufferMessages(id, BUFFER_WANTS_REPLY, nb, data);
+      const p = this.#addPending(id, kind, name, options, settle);
+      this.#sendRequest(p, () => this.#sendBufferMessages(id, BUFFER_WANTS_REPLY, nb, data));
       return;
     }
     if (payload.length > this.#settings.maxMessageSize) {
       throw new RangeError(`request of ${payload.length} bytes exceeds maxMessageSize ${this.#settings.maxMessageSize}`);
     }
-    this.#addPending(id, kind, name, options, settle);
-    this.#sendMessage(kind, payload);
+    const p = this.#addPending(id, kind, name, options, settle);
+    this.#sendRequest(p, () => this.#sendMessage(kind, payload));
+  }
+
+  /** Sends the messages of request `p`; a connection closing underneath fails it (asynchronously). */
+  #sendRequest(p: Pending, send: () => unknown): void {
+    try {
+      send();
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) {
+        this.#pending.delete(p.id);
+        throw err;
+      }
+      process.nextTick(() => {
+        if (this.#pending.get(p.id) === p) this.#finish(p, err);
+      });
+    }
   }
 
   #sendBufferMessages(id: number, flags: number, nb: Buffer, data: Uint8Array): boolean {
@@ -308,11 +337,11 @@ export class Peer implements ReplySink {
       options.onProgress,
     );
     p.big = sender;
-    this.#sendMessage(K.BigBegin, encodeBigBegin(id, nb, BigInt(total), options.info ?? EMPTY));
+    this.#sendRequest(p, () => this.#sendMessage(K.BigBegin, encodeBigBegin(id, nb, BigInt(total), options.info ?? EMPTY)));
     sender.run().catch((err: unknown) => {
       if (this.#pending.get(id) !== p) return;
       const e = err instanceof Error ? err : new Error(String(err));
-      if (!this.#closed) this.#sendMessage(K.BigAbort, encodeIdText(id, e.message));
+      this.#trySend(K.BigAbort, encodeIdText(id, e.message));
       this.#finish(p, e instanceof StreamAbortedError ? e : new StreamAbortedError(`big stream '${name}' failed: ${e.message}`, { cause: e }));
     });
   }
@@ -342,7 +371,7 @@ export class Peer implements ReplySink {
     for (const p of this.#pending.values()) {
       if (p.deadline <= t) {
         this.#host.counters.timeouts++;
-        if (p.big !== null && !this.#closed) this.#sendMessage(K.BigAbort, encodeIdText(p.id, 'timed out'));
+        if (p.big !== null) this.#trySend(K.BigAbort, encodeIdText(p.id, 'timed out'));
         this.#finish(p, new TimeoutError(`request '${p.command}' got no answer within ${p.timeout} ms`));
       } else if (p.deadline < next) next = p.deadline;
     }
@@ -369,14 +398,14 @@ export class Peer implements ReplySink {
     if (payload.length > this.#settings.maxMessageSize) {
       throw Object.assign(new RangeError(`reply of ${payload.length} bytes exceeds maxMessageSize`), { code: ErrorCode.TooLarge });
     }
-    this.#sendMessage(K.Reply, payload);
+    this.#trySend(K.Reply, payload);
     return payload.length;
   }
 
   /** @internal */
   replyError(id: number, code: string, message: string): void {
     this.#bigIn.delete(id);
-    if (!this.#closed) this.#sendMessage(K.Error, encodeError(id, code, message));
+    this.#trySend(K.Error, encodeError(id, code, message));
   }
 
   /** @internal */
@@ -552,10 +581,10 @@ export class Peer implements ReplySink {
     if (entry?.kind === 'bigStream') {
       const window = this.#settings.bigStreamWindow;
       stream = new BigStreamIn(name, Number(total), info, window, (credit) => {
-        if (!this.#closed && this.#bigIn.get(id) === stream) this.#sendMessage(K.BigCredit, encodeCredit(id, credit));
+        if (this.#bigIn.get(id) === stream) this.#trySend(K.BigCredit, encodeCredit(id, credit));
       });
       this.#bigIn.set(id, stream);
-      this.#sendMessage(K.BigCredit, encodeCredit(id, window));
+      this.#trySend(K.BigCredit, encodeCredit(id, window));
     }
     this.#host.registry.dispatch(this, this, 'bigStream', id, name, stream, end - off);
   }

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { ConnectionClosedError, RemoteError, StreamAbortedError, TimeoutError } from '../../lib/errors.js';
+import { networkInterfaces } from 'node:os';
+import { ConnectError, ConnectionClosedError, RemoteError, StreamAbortedError, TimeoutError } from '../../lib/errors.js';
 import { Client, type ClientOptions } from '../../lib/framework/client.js';
 import type { HostOptions } from '../../lib/framework/host.js';
 import type { Peer } from '../../lib/framework/peer.js';
@@ -376,6 +377,49 @@ export function frameworkSuite(factory: TransportFactory): void {
       assert.equal(server.stats().protocolErrors, 1);
       await cleanup();
     });
+
+    it('rejects connect() with ConnectError when nothing listens, and calls before connecting fail at once', async () => {
+      const server = new Server({ quiet: true });
+      const st = factory.create();
+      const ep = await server.listen(st, { host: factory.host, port: 0 });
+      const port = ep.address.port;
+      await server.close();
+      const ct = factory.create();
+      const client = new Client({ transport: ct, host: factory.host, port, quiet: true, connectTimeout: 2000 });
+      cleanups.push(() => ct.shutdown());
+      await assert.rejects(client.call('add', new DataFrame()), ConnectionClosedError);
+      assert.throws(() => client.sendConsole('note', 'x'), ConnectionClosedError);
+      await assert.rejects(client.connect(), (e: unknown) => e instanceof ConnectError || e instanceof TimeoutError);
+      assert.equal(client.connected, false);
+    });
+
+    if (factory.host === '127.0.0.1') {
+      it('connects by host name (A before AAAA by default) and over IPv6', async () => {
+        const server = new Server({ quiet: true });
+        registerTestCommands(server, []);
+        const st = factory.create();
+        const ep4 = await server.listen(st, { host: '127.0.0.1', port: 0 });
+        const ct = factory.create();
+        cleanups.push(async () => {
+          await server.close();
+          await ct.shutdown();
+        });
+        const byName = new Client({ transport: ct, host: 'localhost', port: ep4.address.port, quiet: true, family: 'ipv4first' });
+        await byName.connect();
+        assert.equal(byName.peer!.info.remoteAddress.replace('::ffff:', ''), '127.0.0.1');
+        assert.equal(await byName.callConsole('upper', 'by name'), 'BY NAME');
+        await byName.close();
+        const hasIpv6 = Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === '::1'));
+        if (hasIpv6) {
+          const st6 = factory.create();
+          const ep6 = await server.listen(st6, { host: '::1', port: 0 });
+          const v6 = new Client({ transport: ct, host: '::1', port: ep6.address.port, quiet: true });
+          await v6.connect();
+          assert.equal(await v6.callConsole('upper', 'six'), 'SIX');
+          await v6.close();
+        }
+      });
+    }
 
     it('settles every call when the server dies mid-traffic, and reconnects when it returns', async () => {
       const server = new Server({ quiet: true });
