@@ -12,7 +12,7 @@
  * a transport that is not part of this build prints "not built on this branch".
  * Ratio columns compare each row with socket.io and with ws+JSON of the same run.
  *
- * Run: node --import tsx bench/rpc.ts [--quick]
+ * Run: node --import tsx bench/rpc.ts [--quick] [--only native,node-net,socket.io,ws-json]
  * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.)
  */
 import { spawn } from 'node:child_process';
@@ -254,7 +254,10 @@ async function parent(): Promise<void> {
     'socket.io': 'socket.io, emit + ack',
     'ws-json': 'ws + JSON envelope',
   };
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt > 0 ? process.argv[onlyAt + 1]!.split(',') : undefined;
   for (const row of ['socket.io', 'ws-json', 'native', 'node-net'] as Row[]) {
+    if (only !== undefined && !only.includes(row)) continue;
     if ((row === 'native' || row === 'node-net') && !(await transportAvailable(row))) {
       console.log(`${labels[row]}: not built on this branch`);
       continue;

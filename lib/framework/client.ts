@@ -173,7 +173,11 @@ export class Client extends CommandHost<ClientEvents> {
         return peer;
       } catch (err) {
         if (err instanceof ConnectionClosedError && this.#closedByUser) throw err;
-        last = err as Error;
+        // One error class for callers, whatever the transport calls its failures.
+        last =
+          err instanceof ConnectError || err instanceof TimeoutError
+            ? err
+            : new ConnectError(`cannot connect to ${host}:${this.port}: ${(err as Error).message}`, { cause: err });
       }
     }
     throw last;

@@ -229,7 +229,13 @@ export class Peer implements ReplySink {
     const c = this.#host.counters;
     c.messagesOut++;
     c.bytesOut += payload.length;
-    return this.transport.send(this.transportPeer, kind, 0, payload);
+    try {
+      return this.transport.send(this.transportPeer, kind, 0, payload);
+    } catch (err) {
+      // Our kinds, flags and payloads are valid, so a refusal means the connection is gone
+      // (its 'close' event may still be on its way); transports name that error differently.
+      throw new ConnectionClosedError(`peer ${this.id}: the transport refused a message: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /**

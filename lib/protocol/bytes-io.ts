@@ -56,6 +56,9 @@ export class ByteWriter {
     this.buf = Buffer.allocUnsafe(initial);
   }
 
+  /** Views of `buf[0 .. n)` by n, so that messages of a recurring size reuse one view object. */
+  #views: (Buffer | undefined)[] = [];
+
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
     const need = this.pos + n;
@@ -65,6 +68,7 @@ export class ByteWriter {
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
+    this.#views = [];
   }
 
   /** Forgets what was written; keeps the buffer. */
@@ -72,9 +76,19 @@ export class ByteWriter {
     this.pos = 0;
   }
 
-  /** The bytes written so far, as a view (valid until the next write or reset). */
+  /**
+   * The bytes written so far, as a view valid until the next write or reset. Short views are
+   * cached by length (an RPC sends messages of a few recurring sizes), saving an object per message.
+   */
   bytes(): Buffer {
-    return this.buf.subarray(0, this.pos);
+    const n = this.pos;
+    if (n >= 1024) return this.buf.subarray(0, n);
+    let v = this.#views[n];
+    if (v === undefined) {
+      v = this.buf.subarray(0, n);
+      this.#views[n] = v;
+    }
+    return v;
   }
 
   u8(v: number): void {

@@ -62,6 +62,9 @@ export type DataValue =
 /** Nested DataFrames deeper than this are refused by the decoder (the stack stays bounded). */
 export const MAX_DATAFRAME_DEPTH = 32;
 
+const EMPTY_BUFFER = Buffer.alloc(0);
+const topReader = new ByteReader(EMPTY_BUFFER);
+
 const VARIANT_NULL = 0;
 const VARIANT_FALSE = 1;
 const VARIANT_TRUE = 2;
@@ -343,10 +346,18 @@ export class DataFrame {
   static decode(bytes: Uint8Array, offset = 0, length = bytes.length - offset): DataFrame {
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (offset < 0 || length < 0 || offset + length > buf.length) throw new RangeError('offset/length outside bytes');
-    const r = new ByteReader(buf, offset, offset + length);
-    const df = decodeFrom(r, 0);
-    if (r.pos !== r.end) throw new DecodeError('trailing-bytes', `cannot decode: ${r.end - r.pos} bytes after the DataFrame`);
-    return df;
+    // One reader serves every top-level decode: decoding is synchronous and runs no user code.
+    const r = topReader;
+    r.buf = buf;
+    r.pos = offset;
+    r.end = offset + length;
+    try {
+      const df = decodeFrom(r, 0);
+      if (r.pos !== r.end) throw new DecodeError('trailing-bytes', `cannot decode: ${r.end - r.pos} bytes after the DataFrame`);
+      return df;
+    } finally {
+      r.buf = EMPTY_BUFFER; // do not keep a lent batch buffer alive
+    }
   }
 
   /** The JSON form `{"Data":[...],"Ref":[typeIds]}` (docs/protocol.md); `JSON.stringify` uses it. */
