@@ -53,9 +53,17 @@ class Histogram {
 
 // ---------------------------------------------------------------- child: load generator
 
+/** One connection of the load generator; `call(slot)` sends one request and calls `slot.done()` on its answer. */
 interface Caller {
-  call(done: () => void): void;
+  call(slot: Slot): void;
   close(): Promise<void> | void;
+}
+
+/** One request slot: a connection keeps INFLIGHT of them busy; its callbacks are made once, not per call. */
+interface Slot {
+  done: () => void;
+  /** Per-slot callback for the zserver callback form. */
+  cb: (err: Error | null) => void;
 }
 
 async function zserverCallers(name: 'native' | 'node-net', port: number, n: number): Promise<Caller[]> {
@@ -67,11 +75,7 @@ async function zserverCallers(name: 'native' | 'node-net', port: number, n: numb
     const client = new Client({ transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 30_000 });
     await client.connect();
     callers.push({
-      call: (done) =>
-        client.call('echo', frame, undefined, (err) => {
-          if (err) throw err;
-          done();
-        }),
+      call: (slot) => client.call('echo', frame, undefined, slot.cb),
       close: () => client.close(),
     });
   }
@@ -91,7 +95,7 @@ async function socketIoCallers(port: number, n: number): Promise<Caller[]> {
     Array.from({ length: n }, async () => {
       const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true });
       await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-      return { call: (done: () => void) => void socket.emit('echo', payload, () => done()), close: () => void socket.close() };
+      return { call: (slot: Slot) => void socket.emit('echo', payload, slot.done), close: () => void socket.close() };
     }),
   );
 }
@@ -114,9 +118,9 @@ async function wsCallers(port: number, n: number): Promise<Caller[]> {
         done?.();
       });
       return {
-        call: (done: () => void) => {
+        call: (slot: Slot) => {
           const id = nextId++;
-          waiting.set(id, done);
+          waiting.set(id, slot.done);
           ws.send(JSON.stringify({ id, method: 'echo', params: { a: 7, s: 'hello, zserver', f: 3.25 } }));
         },
         close: () => ws.close(),
@@ -141,19 +145,30 @@ async function child(args: string[]): Promise<void> {
   let running = 0;
   let finished: () => void = () => {};
   const allDone = new Promise<void>((resolve) => (finished = resolve));
-  const loop = (c: Caller) => {
-    const t0 = performance.now();
-    c.call(() => {
-      const t1 = performance.now();
-      if (t0 >= measureFrom && t1 <= stopAt) {
-        count++;
-        histogram.add(t1 - t0);
-      }
-      if (t1 < stopAt) loop(c);
-      else if (--running === 0) finished();
-    });
+  const startSlot = (c: Caller) => {
+    let t0 = 0;
+    const slot: Slot = {
+      done: () => {
+        const t1 = performance.now();
+        if (t0 >= measureFrom && t1 <= stopAt) {
+          count++;
+          histogram.add(t1 - t0);
+        }
+        if (t1 < stopAt) {
+          t0 = t1;
+          c.call(slot);
+        } else if (--running === 0) finished();
+      },
+      cb: (err) => {
+        if (err) throw err;
+        slot.done();
+      },
+    };
+    running++;
+    t0 = performance.now();
+    c.call(slot);
   };
-  for (const c of callers) for (let k = 0; k < Number(inflightText); k++, running++) loop(c);
+  for (const c of callers) for (let k = 0; k < Number(inflightText); k++) startSlot(c);
   await allDone;
   process.stdout.write(JSON.stringify({ count, ms: Number(measureText), histogram: Array.from(histogram.counts) }) + '\n');
   for (const c of callers) await c.close();

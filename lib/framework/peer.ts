@@ -573,6 +573,8 @@ export class Peer implements ReplySink {
     const id = buf.readUInt32LE(off);
     const nameEnd = off + 5 + buf[off + 4]!;
     if (nameEnd + 8 > end) throw new DecodeError('truncated', 'BigBegin shorter than its header');
+    // A second stream under a live id would orphan the first one's handler.
+    if (this.#bigIn.has(id)) throw new DecodeError('duplicate-id', `BigBegin for big stream ${id}, which is still open`);
     const name = utf8Slice(buf, off + 5, nameEnd);
     const total = buf.readBigUInt64LE(nameEnd);
     if (total > BigInt(Number.MAX_SAFE_INTEGER)) return this.replyError(id, ErrorCode.TooLarge, `big stream of ${total} bytes is too large`);

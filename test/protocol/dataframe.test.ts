@@ -214,3 +214,36 @@ describe('DataFrame', () => {
     );
   });
 });
+
+describe('DataFrame decoder allocation bound', () => {
+  /** Bytes a decoded frame holds, roughly: what the decoder had to allocate for it. */
+  function held(df: DataFrame): number {
+    let n = 16 * df.count;
+    for (let i = 0; i < df.count; i++) {
+      const v = df.valueAt(i);
+      if (v instanceof DataFrame) n += held(v);
+      else if (ArrayBuffer.isView(v)) n += v.byteLength;
+      else if (typeof v === 'string') n += v.length * 2;
+    }
+    return n;
+  }
+
+  it('holds at most a fixed multiple of the input length (property)', () => {
+    fc.assert(
+      fc.property(arbFrame(), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 3 }), (df, flips) => {
+        const bytes = df.encode();
+        for (const [at, v] of flips) if (bytes.length > 0) bytes[at % bytes.length] = v;
+        let decoded: DataFrame;
+        try {
+          decoded = DataFrame.decode(bytes);
+        } catch (err) {
+          assert.ok(err instanceof DecodeError);
+          return;
+        }
+        // Every value costs at least 2 input bytes, and bulk data is at most as long as its bytes.
+        assert.ok(held(decoded) <= 16 * bytes.length + 16, `${held(decoded)} held for ${bytes.length} input bytes`);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
