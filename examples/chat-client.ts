@@ -22,7 +22,8 @@ client.directConsole('chat', (line) => console.log(line));
 client.on('connect', () => {
   client.callConsole('login', name).then(console.log, (err: Error) => console.error(err.message));
 });
-client.on('disconnect', (reason) => console.log(`(disconnected: ${reason}; reconnecting)`));
+let leaving = false;
+client.on('disconnect', (reason) => leaving || console.log(`(disconnected: ${reason}; reconnecting)`));
 
 await client.connect();
 
@@ -37,5 +38,6 @@ for await (const line of input) {
     client.sendConsole('say', line);
   }
 }
+leaving = true;
 await client.close();
 await transport.shutdown();

@@ -106,6 +106,16 @@ export function frameworkSuite(factory: TransportFactory): void {
       assert.equal(text, 'CB');
       const data = Buffer.alloc(1000, 7);
       assert.equal((await client.callBuffer('blob', data)).toString(), `1000:${(7 * 1000) & 0xffff}`);
+      const bufferViaCallback = await new Promise<string>((resolve, reject) =>
+        client.callBuffer('blob', Buffer.alloc(10, 1), undefined, (e, b) => (e ? reject(e) : resolve(b!.toString()))),
+      );
+      assert.equal(bufferViaCallback, '10:10');
+      const bigViaCallback = await new Promise<bigint>((resolve, reject) =>
+        client.sendBigStream('slow-upload', Buffer.alloc(5000), undefined, (e, df) => (e ? reject(e) : resolve(df!.readUInt64()))),
+      );
+      assert.equal(bigViaCallback, 5000n);
+      const missing = await new Promise<unknown>((resolve) => client.call('missing', new DataFrame(), { timeout: 1000 }, (e) => resolve(e)));
+      assert.ok(missing instanceof RemoteError, 'errors reach the callback too');
       await cleanup();
     });
 
