@@ -2,16 +2,15 @@
  * Peer: one connection of the framework, a (transport, transport peer id)
  * pair seen from one side. Server peers and a Client's connection are both
  * Peers, so either side can call the other. A Peer owns the table of the
- * requests it sent (a Map from request id to the pending entry), the
- * complete buffers and big streams in flight, and one timer that sweeps
- * expired requests (not one timer per request).
+ * requests it sent (requests.ts: a Map from request id to the pending entry,
+ * swept by one timer), the complete buffers and big streams in flight, and
+ * the sending half of the protocol; its receiving half is inbound.ts.
  *
  * When the connection closes, every pending request fails at once with
  * ConnectionClosedError, big streams abort on both ends, and the Peer drops
  * every reference it held.
  */
-import { ConnectionClosedError, DecodeError, RemoteError, StreamAbortedError, TimeoutError } from '../errors.js';
-import { utf8Slice } from '../protocol/bytes-io.js';
+import { ConnectionClosedError, StreamAbortedError, TimeoutError } from '../errors.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import {
   BUFFER_WANTS_REPLY,
@@ -19,7 +18,6 @@ import {
   encodeBigBegin,
   encodeBufferBegin,
   encodeConsole,
-  encodeCredit,
   encodeError,
   encodeIdBytes,
   encodeIdText,
@@ -28,8 +26,11 @@ import {
   nameBytes,
 } from '../protocol/messages.js';
 import type { CloseReason, PeerId, PeerInfo, Transport } from '../transport/types.js';
+import { BufferAssemblies } from './assembly.js';
 import { BigStreamIn, BigStreamSender, type BigStreamSource } from './bigstream.js';
 import { ErrorCode, type CommandKind, type CommandRegistry, type ReplySink } from './registry.js';
+import { Inbound } from './inbound.js';
+import { RequestTable, type Pending, type Settle } from './requests.js';
 import type { FrameworkCounters } from './stats.js';
 
 /** Limits and defaults of the peers of one server endpoint or client. */
@@ -82,27 +83,6 @@ export interface BigStreamOptions extends CallOptions {
 /** Node-style callback of the callback forms. */
 export type Callback<T> = (err: Error | null, value?: T) => void;
 
-type Settle = (err: Error | null, value?: unknown) => void;
-
-interface Pending {
-  id: number;
-  kind: number;
-  command: string;
-  deadline: number;
-  timeout: number;
-  settle: Settle;
-  big: BigStreamSender | null;
-}
-
-interface Assembly {
-  name: string;
-  wantsReply: boolean;
-  total: number;
-  received: number;
-  parts: Buffer[];
-}
-
-const now = () => performance.now();
 const EMPTY = new DataFrame();
 
 function checkTimeout(t: number): number {
@@ -123,19 +103,20 @@ export class Peer implements ReplySink {
 
   readonly #host: PeerHost;
   readonly #settings: PeerSettings;
-  readonly #pending = new Map<number, Pending>();
-  readonly #assemblies = new Map<number, Assembly>();
+  readonly #pending: RequestTable;
+  readonly #assemblies: BufferAssemblies;
   readonly #bigIn = new Map<number, BigStreamIn>();
+  readonly #inbound: Inbound;
   #drainWaiters: (() => void)[] = [];
-  #nextId = 1;
-  #sweepTimer: NodeJS.Timeout | null = null;
-  #sweepAt = Infinity;
   #closed = false;
 
   /** @internal */
   constructor(host: PeerHost, settings: PeerSettings, transport: Transport, transportPeer: PeerId, id: number, info: PeerInfo) {
     this.#host = host;
     this.#settings = settings;
+    this.#pending = new RequestTable(this.#expire);
+    this.#assemblies = new BufferAssemblies(settings.maxBufferSize);
+    this.#inbound = new Inbound(this, host, settings, this.#pending, this.#assemblies, this.#bigIn);
     this.transport = transport;
     this.transportPeer = transportPeer;
     this.id = id;
@@ -253,19 +234,12 @@ export class Peer implements ReplySink {
   }
 
   #allocId(): number {
-    let id = this.#nextId;
-    while (id === 0 || this.#pending.has(id)) id = (id + 1) >>> 0;
-    this.#nextId = (id + 1) >>> 0;
-    return id;
+    return this.#pending.allocId();
   }
 
   #addPending(id: number, kind: number, command: string, options: CallOptions | undefined, settle: Settle): Pending {
     const timeout = options?.timeout === undefined ? this.#settings.requestTimeout : checkTimeout(options.timeout);
-    const p: Pending = { id, kind, command, deadline: now() + timeout, timeout, settle, big: null };
-    this.#pending.set(id, p);
-    if (p.deadline < this.#sweepAt) this.#armSweep(p.deadline);
-    else if (this.#pending.size === 1) this.#sweepTimer?.ref();
-    return p;
+    return this.#pending.add(id, kind, command, timeout, settle);
   }
 
   #callForm(kind: number, name: string, input: unknown, options: CallOptions | undefined, callback: Settle | undefined): Promise<unknown> | void {
@@ -305,7 +279,7 @@ export class Peer implements ReplySink {
       send();
     } catch (err) {
       if (!(err instanceof ConnectionClosedError)) {
-        this.#pending.delete(p.id);
+        this.#pending.remove(p);
         throw err;
       }
       process.nextTick(() => {
@@ -353,35 +327,17 @@ export class Peer implements ReplySink {
   }
 
   #finish(p: Pending, err: Error | null, value?: unknown): void {
-    this.#pending.delete(p.id);
-    // With nothing pending, the sweeper must not keep the process alive.
-    if (this.#pending.size === 0) this.#sweepTimer?.unref();
+    this.#pending.remove(p);
     p.big?.stop();
     if (err !== null) this.#host.counters.requestsFailed++;
     p.settle(err, value);
   }
 
-  // ---- timeouts: one sweeper timer per peer, armed for the earliest deadline ----
-
-  #armSweep(at: number): void {
-    if (this.#sweepTimer !== null) clearTimeout(this.#sweepTimer);
-    this.#sweepAt = at;
-    this.#sweepTimer = setTimeout(this.#sweep, Math.max(1, Math.ceil(at - now())));
-  }
-
-  readonly #sweep = (): void => {
-    this.#sweepTimer = null;
-    this.#sweepAt = Infinity;
-    const t = now() + 1; // timers may fire up to a millisecond early
-    let next = Infinity;
-    for (const p of this.#pending.values()) {
-      if (p.deadline <= t) {
-        this.#host.counters.timeouts++;
-        if (p.big !== null) this.#trySend(K.BigAbort, encodeIdText(p.id, 'timed out'));
-        this.#finish(p, new TimeoutError(`request '${p.command}' got no answer within ${p.timeout} ms`));
-      } else if (p.deadline < next) next = p.deadline;
-    }
-    if (next !== Infinity) this.#armSweep(next);
+  /** The request table's sweeper found `p` past its deadline (already removed). */
+  readonly #expire = (p: Pending): void => {
+    this.#host.counters.timeouts++;
+    if (p.big !== null) this.#trySend(K.BigAbort, encodeIdText(p.id, 'timed out'));
+    this.#finish(p, new TimeoutError(`request '${p.command}' got no answer within ${p.timeout} ms`));
   };
 
   // ---- answering (ReplySink, used by the registry) ----
@@ -423,184 +379,17 @@ export class Peer implements ReplySink {
 
   /** @internal Handles one frame of this peer; the bytes are lent for this call only. */
   onFrame(kind: number, flags: number, buf: Buffer, off: number, len: number): void {
-    const c = this.#host.counters;
-    c.messagesIn++;
-    c.bytesIn += len;
-    if (flags !== 0) return this.#violation(`frame with flags ${flags}, but this endpoint has no compression or secure channel`);
-    const end = off + len;
-    try {
-      switch (kind) {
-        case K.Reply:
-        case K.Error:
-          return this.#onAnswer(kind, buf, off, end);
-        case K.Console:
-        case K.Stream: {
-          if (len < 5) throw new DecodeError('truncated', 'request shorter than its header');
-          const id = buf.readUInt32LE(off);
-          const nameEnd = off + 5 + buf[off + 4]!;
-          if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
-          const name = utf8Slice(buf, off + 5, nameEnd);
-          let input: unknown;
-          try {
-            input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-          } catch (err) {
-            return this.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
-          }
-          return this.#host.registry.dispatch(this, this, kind === K.Console ? 'console' : 'stream', id, name, input, len);
-        }
-        case K.DirectConsole:
-        case K.DirectStream: {
-          if (len < 1) throw new DecodeError('truncated', 'direct message without a name');
-          const nameEnd = off + 1 + buf[off]!;
-          if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
-          const name = utf8Slice(buf, off + 1, nameEnd);
-          let input: unknown;
-          try {
-            input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-          } catch (err) {
-            return this.log('warn', `direct message '${name}' dropped: ${(err as Error).message}`);
-          }
-          return this.#host.registry.dispatch(this, this, kind === K.DirectConsole ? 'directConsole' : 'directStream', 0, name, input, len);
-        }
-        case K.Buffer:
-          return this.#onBufferBegin(buf, off, end);
-        case K.BufferMore:
-          return this.#onBufferMore(buf, off, end);
-        case K.BigBegin:
-          return this.#onBigBegin(buf, off, end);
-        case K.BigChunk: {
-          if (len < 4) throw new DecodeError('truncated', 'BigChunk without an id');
-          const id = buf.readUInt32LE(off);
-          const s = this.#bigIn.get(id);
-          if (s !== undefined && !s.push(Buffer.from(buf.subarray(off + 4, end)))) {
-            this.#bigIn.delete(id);
-            s.fail(new StreamAbortedError('the sender exceeded its credit or the announced size'));
-            this.replyError(id, ErrorCode.Aborted, 'big stream chunk beyond the granted credit or the announced size');
-          }
-          return;
-        }
-        case K.BigCredit: {
-          if (len < 8) throw new DecodeError('truncated', 'BigCredit shorter than 8 bytes');
-          const p = this.#pending.get(buf.readUInt32LE(off));
-          if (p?.big) {
-            p.deadline = now() + p.timeout; // a big stream's timeout counts from its last progress
-            p.big.addCredit(buf.readUInt32LE(off + 4));
-          }
-          return;
-        }
-        case K.BigAbort: {
-          if (len < 4) throw new DecodeError('truncated', 'BigAbort without an id');
-          const id = buf.readUInt32LE(off);
-          const s = this.#bigIn.get(id);
-          if (s !== undefined) {
-            this.#bigIn.delete(id);
-            s.fail(new StreamAbortedError(`the sender aborted big stream '${s.name}': ${buf.toString('utf8', off + 4, end)}`));
-          }
-          return;
-        }
-        default:
-          return this.#violation(`unknown message kind ${kind}`);
-      }
-    } catch (err) {
-      if (err instanceof DecodeError) return this.#violation(err.message);
-      throw err;
-    }
+    this.#inbound.onFrame(kind, flags, buf, off, len);
   }
 
-  #onAnswer(kind: number, buf: Buffer, off: number, end: number): void {
-    if (end - off < 4) throw new DecodeError('truncated', 'answer without an id');
-    const p = this.#pending.get(buf.readUInt32LE(off));
-    if (p === undefined) return; // late answer to a request that timed out
-    off += 4;
-    if (kind === K.Error) {
-      if (off >= end || off + 1 + buf[off]! > end) throw new DecodeError('truncated', 'error code runs past the message');
-      const codeEnd = off + 1 + buf[off]!;
-      const code = buf.toString('latin1', off + 1, codeEnd);
-      const message = buf.toString('utf8', codeEnd, end);
-      return this.#finish(p, new RemoteError(p.command, code, `'${p.command}' failed on the other side (${code}): ${message}`));
-    }
-    let value: unknown;
-    try {
-      if (p.kind === K.Console) value = utf8Slice(buf, off, end);
-      else if (p.kind === K.Buffer) value = Buffer.from(buf.subarray(off, end));
-      else value = DataFrame.decode(buf, off, end - off);
-    } catch (err) {
-      return this.#finish(p, err as Error);
-    }
-    this.#finish(p, null, value);
+  /** @internal Settles request `p` (answered, failed). */
+  finishRequest(p: Pending, err: Error | null, value?: unknown): void {
+    this.#finish(p, err, value);
   }
 
-  #onBufferBegin(buf: Buffer, off: number, end: number): void {
-    if (end - off < 6) throw new DecodeError('truncated', 'Buffer message shorter than its header');
-    const id = buf.readUInt32LE(off);
-    const wantsReply = (buf[off + 4]! & BUFFER_WANTS_REPLY) !== 0;
-    const nameEnd = off + 6 + buf[off + 5]!;
-    if (nameEnd + 4 > end) throw new DecodeError('truncated', 'Buffer message shorter than its header');
-    const name = utf8Slice(buf, off + 6, nameEnd);
-    const total = buf.readUInt32LE(nameEnd);
-    const first = buf.subarray(nameEnd + 4, end);
-    if (total > this.#settings.maxBufferSize) {
-      const message = `buffer of ${total} bytes for '${name}' exceeds maxBufferSize ${this.#settings.maxBufferSize}`;
-      if (wantsReply) this.replyError(id, ErrorCode.TooLarge, message);
-      else this.log('warn', message);
-      return; // its BufferMore messages find no assembly and are dropped
-    }
-    if (first.length > total) throw new DecodeError('bad-length', 'Buffer message holds more than its total');
-    if (first.length === total) {
-      return this.#host.registry.dispatch(this, this, 'buffer', wantsReply ? id : 0, name, Buffer.from(first), total);
-    }
-    // Parts are kept as they come (memory grows with the bytes received, not the announced total).
-    this.#assemblies.set(id, { name, wantsReply, total, received: first.length, parts: [Buffer.from(first)] });
-  }
-
-  #onBufferMore(buf: Buffer, off: number, end: number): void {
-    if (end - off < 4) throw new DecodeError('truncated', 'BufferMore without an id');
-    const id = buf.readUInt32LE(off);
-    const a = this.#assemblies.get(id);
-    if (a === undefined) return;
-    const n = end - off - 4;
-    if (a.received + n > a.total) throw new DecodeError('bad-length', `buffer '${a.name}' got more than its total of ${a.total} bytes`);
-    a.parts.push(Buffer.from(buf.subarray(off + 4, end)));
-    a.received += n;
-    if (a.received === a.total) {
-      this.#assemblies.delete(id);
-      this.#host.registry.dispatch(this, this, 'buffer', a.wantsReply ? id : 0, a.name, Buffer.concat(a.parts, a.total), a.total);
-    }
-  }
-
-  #onBigBegin(buf: Buffer, off: number, end: number): void {
-    if (end - off < 5) throw new DecodeError('truncated', 'BigBegin shorter than its header');
-    const id = buf.readUInt32LE(off);
-    const nameEnd = off + 5 + buf[off + 4]!;
-    if (nameEnd + 8 > end) throw new DecodeError('truncated', 'BigBegin shorter than its header');
-    // A second stream under a live id would orphan the first one's handler.
-    if (this.#bigIn.has(id)) throw new DecodeError('duplicate-id', `BigBegin for big stream ${id}, which is still open`);
-    const name = utf8Slice(buf, off + 5, nameEnd);
-    const total = buf.readBigUInt64LE(nameEnd);
-    if (total > BigInt(Number.MAX_SAFE_INTEGER)) return this.replyError(id, ErrorCode.TooLarge, `big stream of ${total} bytes is too large`);
-    let info: DataFrame;
-    try {
-      info = DataFrame.decode(buf, nameEnd + 8, end - nameEnd - 8);
-    } catch (err) {
-      return this.replyError(id, ErrorCode.Decode, `big stream '${name}': ${(err as Error).message}`);
-    }
-    const entry = this.#host.registry.get(name);
-    let stream: BigStreamIn | undefined;
-    if (entry?.kind === 'bigStream') {
-      const window = this.#settings.bigStreamWindow;
-      stream = new BigStreamIn(name, Number(total), info, window, (credit) => {
-        if (this.#bigIn.get(id) === stream) this.#trySend(K.BigCredit, encodeCredit(id, credit));
-      });
-      this.#bigIn.set(id, stream);
-      this.#trySend(K.BigCredit, encodeCredit(id, window));
-    }
-    this.#host.registry.dispatch(this, this, 'bigStream', id, name, stream, end - off);
-  }
-
-  #violation(detail: string): void {
-    this.#host.counters.protocolErrors++;
-    this.#host.log('warn', `peer ${this.id}: protocol violation, closing: ${detail}`);
-    this.transport.close(this.transportPeer, true);
+  /** @internal Sends a message nobody waits to see fail; false if the connection is gone. */
+  trySend(kind: number, payload: Uint8Array): boolean {
+    return this.#trySend(kind, payload);
   }
 
   /** @internal The transport can take more. */
@@ -614,12 +403,8 @@ export class Peer implements ReplySink {
   onClose(reason: CloseReason, detail: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#sweepTimer !== null) clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = null;
     const err = new ConnectionClosedError(`connection closed (${reason}: ${detail})`);
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const p of pending) {
+    for (const p of this.#pending.drain()) {
       p.big?.stop();
       this.#host.counters.requestsFailed++;
       p.settle(err);
