@@ -13,6 +13,7 @@
 import { DecodeError } from '../errors.js';
 import { describe } from '../bytes.js';
 import { ByteReader, ByteWriter } from './bytes-io.js';
+import { decodeFrom } from './dataframe-decode.js';
 import { dataFrameFromJson, dataFrameToJson, type DataFrameJson } from './dataframe-json.js';
 
 /** Type ids of DataFrame values; the numbers are on the wire and in the JSON form's `Ref`. */
@@ -65,12 +66,8 @@ export const MAX_DATAFRAME_DEPTH = 32;
 const EMPTY_BUFFER = Buffer.alloc(0);
 const topReader = new ByteReader(EMPTY_BUFFER);
 
-const VARIANT_NULL = 0;
-const VARIANT_FALSE = 1;
-const VARIANT_TRUE = 2;
-const VARIANT_FLOAT64 = 3;
-const VARIANT_STRING = 4;
-const VARIANT_INT64 = 5;
+/** Subtypes of a variant value (docs/protocol.md). */
+export const VariantType = { Null: 0, False: 1, True: 2, Float64: 3, String: 4, Int64: 5 } as const;
 
 function checkInt(v: unknown, name: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -408,78 +405,17 @@ function expect<T>(v: unknown, ctor: new (...a: never[]) => T): T {
 }
 
 function encodeVariant(w: ByteWriter, v: Variant): void {
-  if (v === null) w.u8(VARIANT_NULL);
-  else if (v === false) w.u8(VARIANT_FALSE);
-  else if (v === true) w.u8(VARIANT_TRUE);
+  if (v === null) w.u8(VariantType.Null);
+  else if (v === false) w.u8(VariantType.False);
+  else if (v === true) w.u8(VariantType.True);
   else if (typeof v === 'number') {
-    w.u8(VARIANT_FLOAT64);
+    w.u8(VariantType.Float64);
     w.f64(v);
   } else if (typeof v === 'string') {
-    w.u8(VARIANT_STRING);
+    w.u8(VariantType.String);
     w.string(v);
   } else {
-    w.u8(VARIANT_INT64);
+    w.u8(VariantType.Int64);
     w.i64(v);
   }
-}
-
-function decodeVariant(r: ByteReader): Variant {
-  const sub = r.u8();
-  switch (sub) {
-    case VARIANT_NULL: return null;
-    case VARIANT_FALSE: return false;
-    case VARIANT_TRUE: return true;
-    case VARIANT_FLOAT64: return r.f64();
-    case VARIANT_STRING: return r.string();
-    case VARIANT_INT64: return r.i64();
-    default: throw new DecodeError('bad-variant', `cannot decode: unknown variant subtype ${sub}`);
-  }
-}
-
-function decodeFrom(r: ByteReader, depth: number): DataFrame {
-  const count = r.varint();
-  // Every value takes at least two bytes (type id and one byte), so a count the input cannot hold fails here.
-  if (count > r.remaining / 2) {
-    throw new DecodeError('bad-count', `cannot decode: ${count} values cannot fit in ${r.remaining} bytes`);
-  }
-  const df = new DataFrame();
-  for (let i = 0; i < count; i++) {
-    const t = r.u8();
-    let v: DataValue;
-    switch (t) {
-      case DataType.String: v = r.string(); break;
-      case DataType.Int32: v = r.i32(); break;
-      case DataType.UInt32: v = r.u32(); break;
-      case DataType.UInt16: v = r.u16(); break;
-      case DataType.Byte: v = r.u8(); break;
-      case DataType.Float32: v = r.f32(); break;
-      case DataType.Float64: v = r.f64(); break;
-      case DataType.Int64: v = r.i64(); break;
-      case DataType.UInt64: v = r.u64(); break;
-      case DataType.Bytes: v = r.lengthPrefixed(); break;
-      case DataType.ByteArray: v = r.typed(Uint8Array); break;
-      case DataType.Int32Array: v = r.typed(Int32Array); break;
-      case DataType.Float32Array: v = r.typed(Float32Array); break;
-      case DataType.Float64Array: v = r.typed(Float64Array); break;
-      case DataType.Int8Array: v = r.typed(Int8Array); break;
-      case DataType.Int64Array: v = r.typed(BigInt64Array); break;
-      case DataType.Variant: v = decodeVariant(r); break;
-      case DataType.DataFrame: {
-        if (depth + 1 >= MAX_DATAFRAME_DEPTH) {
-          throw new DecodeError('too-deep', `cannot decode: DataFrames nested deeper than ${MAX_DATAFRAME_DEPTH}`);
-        }
-        const n = r.varint();
-        r.need(n);
-        const inner = new ByteReader(r.buf, r.pos, r.pos + n);
-        v = decodeFrom(inner, depth + 1);
-        if (inner.pos !== inner.end) throw new DecodeError('trailing-bytes', 'cannot decode: bytes after a nested DataFrame');
-        r.pos += n;
-        break;
-      }
-      default:
-        throw new DecodeError('bad-type', `cannot decode: unknown DataFrame type id ${t} at value ${i}`);
-    }
-    df.pushUnchecked(t, v);
-  }
-  return df;
 }
