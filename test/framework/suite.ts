@@ -248,14 +248,14 @@ export function frameworkSuite(factory: TransportFactory): void {
     it("never lets one peer's big stream block its other commands", async () => {
       const { client, cleanup } = await setup();
       let streamDone = false;
-      const stream = client.sendBigStream('slow-upload', Buffer.alloc(2 * 1024 * 1024), { timeout: 10_000 }).then((df) => {
+      const stream = client.sendBigStream('slow-upload', Buffer.alloc(4 * 1024 * 1024), { timeout: 10_000 }).then((df) => {
         streamDone = true;
         return df;
       });
       await sleep(20);
       for (let i = 0; i < 20; i++) assert.equal(await client.callConsole('upper', `x${i}`), `X${i}`);
       assert.equal(streamDone, false, 'the small calls finished while the big stream was still running');
-      assert.equal((await stream).readUInt64(), 2n * 1024n * 1024n);
+      assert.equal((await stream).readUInt64(), 4n * 1024n * 1024n);
       await cleanup();
     });
 
