@@ -263,29 +263,36 @@ export class Peer implements ReplySink {
         throw new RangeError(`buffer of ${data.length} bytes exceeds maxBufferSize ${this.#settings.maxBufferSize}`);
       }
       const p = this.#addPending(id, kind, name, options, settle);
-      this.#sendRequest(p, () => this.#sendBufferMessages(id, BUFFER_WANTS_REPLY, nb, data));
+      try {
+        this.#sendBufferMessages(id, BUFFER_WANTS_REPLY, nb, data);
+      } catch (err) {
+        this.#sendFailed(p, err);
+      }
       return;
     }
     if (payload.length > this.#settings.maxMessageSize) {
       throw new RangeError(`request of ${payload.length} bytes exceeds maxMessageSize ${this.#settings.maxMessageSize}`);
     }
     const p = this.#addPending(id, kind, name, options, settle);
-    this.#sendRequest(p, () => this.#sendMessage(kind, payload));
+    try {
+      this.#sendMessage(kind, payload);
+    } catch (err) {
+      this.#sendFailed(p, err);
+    }
   }
 
-  /** Sends the messages of request `p`; a connection closing underneath fails it (asynchronously). */
-  #sendRequest(p: Pending, send: () => unknown): void {
-    try {
-      send();
-    } catch (err) {
-      if (!(err instanceof ConnectionClosedError)) {
-        this.#pending.remove(p);
-        throw err;
-      }
-      process.nextTick(() => {
-        if (this.#pending.get(p.id) === p) this.#finish(p, err);
-      });
+  /**
+   * Sending request `p` threw: a connection closing underneath fails the request
+   * (asynchronously, like every other failure); anything else is the caller's error.
+   */
+  #sendFailed(p: Pending, err: unknown): void {
+    if (!(err instanceof ConnectionClosedError)) {
+      this.#pending.remove(p);
+      throw err;
     }
+    process.nextTick(() => {
+      if (this.#pending.get(p.id) === p) this.#finish(p, err);
+    });
   }
 
   #sendBufferMessages(id: number, flags: number, nb: Buffer, data: Uint8Array): boolean {
@@ -317,7 +324,12 @@ export class Peer implements ReplySink {
       options.onProgress,
     );
     p.big = sender;
-    this.#sendRequest(p, () => this.#sendMessage(K.BigBegin, encodeBigBegin(id, nb, BigInt(total), options.info ?? EMPTY)));
+    try {
+      this.#sendMessage(K.BigBegin, encodeBigBegin(id, nb, BigInt(total), options.info ?? EMPTY));
+    } catch (err) {
+      this.#sendFailed(p, err);
+      return;
+    }
     sender.run().catch((err: unknown) => {
       if (this.#pending.get(id) !== p) return;
       const e = err instanceof Error ? err : new Error(String(err));
