@@ -11,15 +11,17 @@ import { DecodeError } from '../errors.js';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Strings up to this many bytes are decoded and encoded in JavaScript when they are ASCII. */
+/** Strings up to this many bytes are encoded in JavaScript when they are ASCII. */
 const SHORT = 48;
+/** Strings up to this many bytes are decoded in JavaScript when they are ASCII (past it the runtime wins). */
+const SHORT_DECODE = 16;
 
 /**
  * Decodes `buf[start .. end)` as UTF-8. Short ASCII strings (command names, small
  * fields) are built in JavaScript: cheaper than a call into the runtime's decoder.
  */
 export function utf8Slice(buf: Buffer, start: number, end: number): string {
-  if (end - start <= SHORT) {
+  if (end - start <= SHORT_DECODE) {
     let s = '';
     for (let i = start; i < end; i++) {
       const c = buf[i]!;
