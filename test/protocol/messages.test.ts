@@ -10,6 +10,8 @@ import {
   encodeConsole,
   encodeCredit,
   encodeError,
+  encodeIdBytes,
+  encodeIdText,
   encodeStream,
   nameBytes,
 } from '../../lib/protocol/messages.js';
@@ -27,6 +29,8 @@ describe('message bytes (docs/protocol.md, "Messages")', () => {
     assert.equal(hex(encodeBigBegin(4, nameBytes('up'), 300n, new DataFrame())), '04000000' + '02' + '7570' + '2c01000000000000' + '00');
     assert.equal(hex(encodeCredit(4, 65536)), '04000000' + '00000100');
     assert.equal(hex(encodeError(5, 'E_X', 'bad')), '05000000' + '03' + '455f58' + '626164');
+    assert.equal(hex(encodeIdBytes(3, Buffer.from([3, 4, 5, 6, 7, 8, 9, 10]))), '03000000' + '030405060708090a');
+    assert.equal(hex(encodeIdText(4, 'timed out')), '04000000' + '74696d6564206f7574');
     assert.deepEqual(
       Object.values(MessageKind),
       Array.from({ length: 12 }, (_, i) => 8 + i),
