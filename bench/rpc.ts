@@ -10,7 +10,9 @@
  *
  * The zserver rows import their transport by name (lib/transport/factory.ts);
  * a transport that is not part of this build prints "not built on this branch".
- * Ratio columns compare each row with socket.io and with ws+JSON of the same run.
+ * Ratio columns compare each row with socket.io and with ws+JSON of the same run. The CPU
+ * columns give the CPU time per round trip in the server process and in the load processes
+ * (summed), measured over the same window: on a shared machine they move less than the rates.
  *
  * Run: node --import tsx bench/rpc.ts [--quick] [--only native,node-net,socket.io,ws-json]
  * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.)
@@ -169,8 +171,17 @@ async function child(args: string[]): Promise<void> {
     c.call(slot);
   };
   for (const c of callers) for (let k = 0; k < Number(inflightText); k++) startSlot(c);
+  // CPU time of this process over the measured window (the machine may be shared: CPU per round trip is stable where rates are not).
+  let cpuAtStart: NodeJS.CpuUsage | undefined;
+  let cpuMs = 0;
+  setTimeout(() => (cpuAtStart = process.cpuUsage()), Math.max(0, measureFrom - performance.now()));
+  setTimeout(() => {
+    const u = process.cpuUsage(cpuAtStart);
+    cpuMs = (u.user + u.system) / 1000;
+  }, Math.max(0, stopAt - performance.now()));
   await allDone;
-  process.stdout.write(JSON.stringify({ count, ms: Number(measureText), histogram: Array.from(histogram.counts) }) + '\n');
+  await new Promise((r) => setTimeout(r, 5));
+  process.stdout.write(JSON.stringify({ count, ms: Number(measureText), cpuMs, histogram: Array.from(histogram.counts) }) + '\n');
   for (const c of callers) await c.close();
   process.exit(0);
 }
@@ -226,6 +237,9 @@ interface Measured {
   rate: number;
   p50: number;
   p99: number;
+  /** CPU time per round trip in the server process and in the load processes, µs. */
+  serverUs: number;
+  clientUs: number;
 }
 
 async function measure(row: Row, port: number): Promise<Measured> {
@@ -245,15 +259,29 @@ async function measure(row: Row, port: number): Promise<Measured> {
     await Promise.all(children.map((_, i) => next(i)));
     const results = children.map((_, i) => next(i));
     for (const c of children) c.stdin!.write('go\n');
-    const parsed = (await Promise.all(results)).map((l) => JSON.parse(l) as { count: number; ms: number; histogram: number[] });
+    const serverCpu = new Promise<number>((resolve) =>
+      setTimeout(() => {
+        const start = process.cpuUsage();
+        setTimeout(() => {
+          const u = process.cpuUsage(start);
+          resolve((u.user + u.system) / 1000);
+        }, MEASURE_MS);
+      }, WARM_MS),
+    );
+    const parsed = (await Promise.all(results)).map((l) => JSON.parse(l) as { count: number; ms: number; cpuMs: number; histogram: number[] });
+    const serverCpuMs = await serverCpu;
     const h = new Histogram();
     let rate = 0;
+    let clientCpuMs = 0;
+    let count = 0;
     for (const p of parsed) {
       rate += (p.count * 1000) / p.ms;
+      clientCpuMs += p.cpuMs;
+      count += p.count;
       h.merge(p.histogram);
     }
     await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
-    return { rate, p50: h.quantile(0.5), p99: h.quantile(0.99) };
+    return { rate, p50: h.quantile(0.5), p99: h.quantile(0.99), serverUs: (serverCpuMs * 1000) / count, clientUs: (clientCpuMs * 1000) / count };
   } finally {
     killAll();
   }
@@ -293,6 +321,8 @@ async function parent(): Promise<void> {
       'round trips/s': m.rate,
       'p50 ms': m.p50,
       'p99 ms': m.p99,
+      'server CPU µs/rt': m.serverUs,
+      'client CPU µs/rt': m.clientUs,
       'vs socket.io': m.rate / sio,
       'vs ws+JSON': m.rate / ws,
     });
