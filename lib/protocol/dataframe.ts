@@ -99,13 +99,13 @@ function checkVariant(v: unknown): Variant {
 
 /** An ordered list of typed values with a read cursor; see the file comment. */
 export class DataFrame {
-  readonly #types: number[] = [];
-  readonly #values: DataValue[] = [];
+  /** Type id and value of each entry, interleaved: one array per frame, not two. */
+  readonly #items: (number | DataValue)[] = [];
   #cursor = 0;
 
   /** Number of values. */
   get count(): number {
-    return this.#types.length;
+    return this.#items.length >> 1;
   }
 
   /** Index of the next value `read*()` returns. */
@@ -115,42 +115,39 @@ export class DataFrame {
 
   /** True when every value has been read. */
   get eof(): boolean {
-    return this.#cursor >= this.#types.length;
+    return this.#cursor >= this.#items.length >> 1;
   }
 
   /** Type id of value `index` (undefined past the end). */
   typeAt(index: number): DataTypeId | undefined {
-    return this.#types[index] as DataTypeId | undefined;
+    return (Number.isInteger(index) && index >= 0 ? this.#items[2 * index] : undefined) as DataTypeId | undefined;
   }
 
   /** Value `index` as stored (undefined past the end). */
   valueAt(index: number): DataValue | undefined {
-    return this.#values[index];
+    return Number.isInteger(index) && index >= 0 ? (this.#items[2 * index + 1] as DataValue | undefined) : undefined;
   }
 
   /** Moves the read cursor back to the first value (or to `index`). */
   rewind(index = 0): this {
-    this.#cursor = checkInt(index, 'index', 0, this.#types.length);
+    this.#cursor = checkInt(index, 'index', 0, this.#items.length >> 1);
     return this;
   }
 
   /** Appends a value of type `type` after checking it; the typed writers below call this. */
   write(type: DataTypeId, value: DataValue): this {
-    this.#types.push(type);
-    this.#values.push(normalize(type, value));
+    this.#items.push(type, normalize(type, value));
     return this;
   }
 
   /** @internal Appends a value the decoder already checked. */
   pushUnchecked(type: number, value: DataValue): void {
-    this.#types.push(type);
-    this.#values.push(value);
+    this.#items.push(type, value);
   }
 
   writeString(v: string): this {
     if (typeof v !== 'string') throw new TypeError(`value must be a string, got ${describe(v)}`);
-    this.#types.push(DataType.String);
-    this.#values.push(v);
+    this.#items.push(DataType.String, v);
     return this;
   }
   writeInt32(v: number): this {
@@ -209,22 +206,23 @@ export class DataFrame {
 
   /** Reads the next value whatever its type. Throws RangeError past the end. */
   read(): DataValue {
-    if (this.#cursor >= this.#types.length) {
-      throw new RangeError(`DataFrame has no value at index ${this.#cursor} (it holds ${this.#types.length})`);
+    if (this.#cursor >= this.#items.length >> 1) {
+      throw new RangeError(`DataFrame has no value at index ${this.#cursor} (it holds ${this.#items.length >> 1})`);
     }
-    return this.#values[this.#cursor++]!;
+    return this.#items[2 * this.#cursor++ + 1] as DataValue;
   }
 
   #take(type: number): DataValue {
     const i = this.#cursor;
-    if (i >= this.#types.length) {
-      throw new RangeError(`DataFrame has no value at index ${i} (it holds ${this.#types.length})`);
+    const items = this.#items;
+    if (2 * i >= items.length) {
+      throw new RangeError(`DataFrame has no value at index ${i} (it holds ${items.length >> 1})`);
     }
-    if (this.#types[i] !== type) {
-      throw new TypeError(`DataFrame value ${i} is ${dataTypeName[this.#types[i]!]}, not ${dataTypeName[type]}`);
+    if (items[2 * i] !== type) {
+      throw new TypeError(`DataFrame value ${i} is ${dataTypeName[items[2 * i] as number]}, not ${dataTypeName[type]}`);
     }
     this.#cursor = i + 1;
-    return this.#values[i]!;
+    return items[2 * i + 1] as DataValue;
   }
 
   readString(): string {
@@ -291,12 +289,11 @@ export class DataFrame {
 
   /** Appends the binary form to `w`. */
   encodeTo(w: ByteWriter): void {
-    const types = this.#types;
-    const values = this.#values;
-    w.varint(types.length);
-    for (let i = 0; i < types.length; i++) {
-      const t = types[i]!;
-      const v = values[i]!;
+    const items = this.#items;
+    w.varint(items.length >> 1);
+    for (let i = 0; i < items.length; i += 2) {
+      const t = items[i] as number;
+      const v = items[i + 1] as DataValue;
       w.u8(t);
       switch (t) {
         case DataType.String: w.string(v as string); break;
