@@ -431,6 +431,31 @@ export function frameworkSuite(factory: TransportFactory): void {
       });
     }
 
+    it('backs off exponentially with jitter and gives up after maxAttempts', async () => {
+      const server = new Server({ quiet: true });
+      const ep = await server.listen(factory.create(), { host: factory.host, port: 0 });
+      const ct = factory.create();
+      const reconnect = { initialDelay: 10, factor: 2, maxDelay: 40, jitter: 0.25, maxAttempts: 4 };
+      const client = new Client({ transport: ct, host: factory.host, port: ep.address.port, quiet: true, reconnect, connectTimeout: 1000 });
+      cleanups.push(async () => {
+        await client.close();
+        await ct.shutdown();
+      });
+      await client.connect();
+      const delays: number[] = [];
+      client.on('reconnecting', (attempt, delay) => delays.push(delay));
+      const gaveUp = once(client, 'reconnect-failed');
+      await server.close();
+      const [err] = (await gaveUp) as [Error];
+      assert.ok(err instanceof ConnectError);
+      assert.equal(delays.length, 4);
+      for (const [i, d] of delays.entries()) {
+        const base = Math.min(40, 10 * 2 ** i);
+        assert.ok(d >= base * 0.75 && d <= base * 1.25, `attempt ${i + 1} waited ${d} ms, base ${base}`);
+      }
+      assert.equal(client.connected, false);
+    });
+
     it('settles every call when the server dies mid-traffic, and reconnects when it returns', async () => {
       const server = new Server({ quiet: true });
       registerTestCommands(server, []);
