@@ -47,3 +47,42 @@ export class ConnectError extends ZsError {
     super('ZS_CONNECT', message, options);
   }
 }
+
+/**
+ * Bytes from the network (or any untrusted source) could not be decoded. Code `ZS_DECODE`;
+ * `reason` is a short stable token such as `'truncated'` or `'bad-type'`.
+ */
+export class DecodeError extends ZsError {
+  /** Why decoding failed, as a short stable token. */
+  readonly reason: string;
+
+  constructor(reason: string, message?: string) {
+    super('ZS_DECODE', message ?? `cannot decode: ${reason}`);
+    this.reason = reason;
+  }
+}
+
+/**
+ * A command failed on the other side: its handler threw, the command is unknown there, or the
+ * request was refused. Code `ZS_REMOTE`; `remoteCode` is the error code the other side sent
+ * (for example `'ZS_UNKNOWN_COMMAND'`, `'ZS_HANDLER'` or the handler error's own `code`).
+ */
+export class RemoteError extends ZsError {
+  /** The code the other side reported. */
+  readonly remoteCode: string;
+  /** The command that failed. */
+  readonly command: string;
+
+  constructor(command: string, remoteCode: string, message: string) {
+    super('ZS_REMOTE', message);
+    this.remoteCode = remoteCode;
+    this.command = command;
+  }
+}
+
+/** A big stream was aborted by either side before it completed. Code `ZS_STREAM_ABORTED`. */
+export class StreamAbortedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_STREAM_ABORTED', message, options);
+  }
+}

@@ -2,7 +2,16 @@
  * zserver: the public API. Everything a program may use is re-exported here
  * and only here; deeper module paths are internal and may change.
  */
-export { ZsError, NativeLoadError, ConnectionClosedError, TimeoutError, ConnectError } from './errors.js';
+export {
+  ZsError,
+  NativeLoadError,
+  ConnectionClosedError,
+  TimeoutError,
+  ConnectError,
+  DecodeError,
+  RemoteError,
+  StreamAbortedError,
+} from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -33,3 +42,23 @@ export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
 export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions } from './transport/uws.js';
 export { WsClientTransport, type WsClientTransportOptions } from './transport/ws-client.js';
+export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId, type DataValue, type Variant } from './protocol/dataframe.js';
+export type { DataFrameJson } from './protocol/dataframe-json.js';
+export { MessageKind } from './protocol/messages.js';
+export { Server, ServerEndpoint, type ServerEvents, type ServerStats, type EndpointOptions, type PeerFilter } from './framework/server.js';
+export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
+export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
+export type { HostOptions, LogLevel } from './framework/host.js';
+export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
+export {
+  ErrorCode,
+  type CommandKind,
+  type ConsoleHandler,
+  type StreamHandler,
+  type DirectConsoleHandler,
+  type DirectStreamHandler,
+  type BufferHandler,
+  type BigStreamHandler,
+} from './framework/registry.js';
+export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
+export { createTransport, transportAvailable, TransportUnavailableError, type TransportName } from './transport/factory.js';

@@ -14,6 +14,10 @@ export const commands: Record<string, CliCommand> = {
     summary: 'print what zserver can do and run the native self-check (the default)',
     run: async (args) => (await import('./info.js')).runInfo(args),
   },
+  serve: {
+    summary: 'run a server with test commands of every kind on 127.0.0.1:9818 (npm start)',
+    run: async (args) => (await import('./serve.js')).runServe(args),
+  },
   selfcheck: {
     summary: 'check the native hashes against node:crypto and published vectors',
     run: async (args) => (await import('./info.js')).runSelfCheck(args),

@@ -1,0 +1,300 @@
+/**
+ * Client: one connection to a server, with connect timeout, host name
+ * resolution (A/AAAA order configurable), and optional reconnect with
+ * exponential backoff and jitter. Calls go to the current connection; while
+ * disconnected they fail at once with ConnectionClosedError (they never wait
+ * for a reconnect that may not come). A Client registers commands like a
+ * Server does, because servers call their clients too.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import type { DataFrame } from '../protocol/dataframe.js';
+import type { CloseReason, ConnectOptions, Transport } from '../transport/types.js';
+import type { BigStreamSource } from './bigstream.js';
+import { CommandHost, type HostOptions } from './host.js';
+import { Peer, type BigStreamOptions, type CallOptions, type Callback } from './peer.js';
+import { TransportRouter } from './router.js';
+import type { FrameworkStatsSnapshot } from './stats.js';
+
+/** Reconnect policy: delay = min(maxDelay, initialDelay × factor^(attempt-1)) × (1 ± jitter). */
+export interface ReconnectOptions {
+  /** First delay, ms (default 100). */
+  initialDelay?: number;
+  /** Longest delay, ms (default 5,000). */
+  maxDelay?: number;
+  /** Growth per attempt (default 2). */
+  factor?: number;
+  /** Random spread as a fraction of the delay, 0 to 1 (default 0.2). */
+  jitter?: number;
+  /** Give up after this many failed attempts in a row (default: never). */
+  maxAttempts?: number;
+}
+
+/** Options of a Client. */
+export interface ClientOptions extends HostOptions, Omit<ConnectOptions, 'timeout'> {
+  transport: Transport;
+  host: string;
+  port: number;
+  /** Connect timeout in ms, name resolution included (default 10,000). */
+  connectTimeout?: number;
+  /** Which addresses of a host name to try first (default 'ipv4first'). */
+  family?: 'ipv4first' | 'ipv6first' | 'verbatim';
+  /** Reconnect after a connection drops (true for the defaults). */
+  reconnect?: boolean | ReconnectOptions;
+}
+
+/** Events of a Client. */
+export interface ClientEvents {
+  connect: [peer: Peer];
+  disconnect: [reason: CloseReason, detail: string];
+  reconnecting: [attempt: number, delayMs: number];
+  /** Reconnecting gave up after maxAttempts. */
+  'reconnect-failed': [error: Error];
+}
+
+type Settle = (err: Error | null, value?: unknown) => void;
+
+function positive(v: number | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`${name} must be a number ≥ 0, got ${String(v)}`);
+  return v;
+}
+
+/** A command client; see the file comment and docs/framework.md. */
+export class Client extends CommandHost<ClientEvents> {
+  readonly transport: Transport;
+  readonly host: string;
+  readonly port: number;
+  readonly #connectTimeout: number;
+  readonly #family: 'ipv4first' | 'ipv6first' | 'verbatim';
+  readonly #connectOptions: Omit<ConnectOptions, 'timeout'>;
+  readonly #reconnect: Required<ReconnectOptions> | null;
+  #peer: Peer | undefined;
+  #connecting: Promise<Peer> | null = null;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  #closedByUser = false;
+  #nextPeerId = 1;
+
+  constructor(options: ClientOptions) {
+    const { transport, host, port, connectTimeout, family, reconnect, quiet, log, ...rest } = options;
+    const settingKeys = ['requestTimeout', 'maxBufferSize', 'chunkSize', 'bigStreamWindow', 'maxMessageSize'] as const;
+    const settings: Record<string, unknown> = {};
+    const connectOptions: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(rest)) ((settingKeys as readonly string[]).includes(k) ? settings : connectOptions)[k] = v;
+    super({ ...settings, ...(quiet === undefined ? {} : { quiet }), ...(log === undefined ? {} : { log }) });
+    if (!transport || typeof transport.connect !== 'function') throw new TypeError('options.transport must be a Transport');
+    if (typeof host !== 'string' || host === '') throw new TypeError('options.host must be a host name or address');
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
+    this.transport = transport;
+    this.host = host;
+    this.port = port;
+    this.#connectTimeout = positive(connectTimeout, 'connectTimeout', 10_000);
+    this.#family = family ?? 'ipv4first';
+    this.#connectOptions = connectOptions;
+    const r = reconnect === true ? {} : reconnect || null;
+    this.#reconnect = r && {
+      initialDelay: positive(r.initialDelay, 'reconnect.initialDelay', 100),
+      maxDelay: positive(r.maxDelay, 'reconnect.maxDelay', 5000),
+      factor: positive(r.factor, 'reconnect.factor', 2),
+      jitter: Math.min(1, positive(r.jitter, 'reconnect.jitter', 0.2)),
+      maxAttempts: positive(r.maxAttempts, 'reconnect.maxAttempts', Infinity),
+    };
+    const router = TransportRouter.of(transport);
+    if (!router.hasErrorHandler) router.onError = (err) => this.log('error', `${transport.name}: ${err.message}`);
+  }
+
+  /** The current connection, if any. */
+  get peer(): Peer | undefined {
+    return this.#peer;
+  }
+
+  get connected(): boolean {
+    return this.#peer !== undefined && this.#peer.connected;
+  }
+
+  /** Connects (or returns the current connection); rejects with ConnectError or TimeoutError. */
+  connect(): Promise<Peer> {
+    if (this.#peer?.connected) return Promise.resolve(this.#peer);
+    this.#closedByUser = false;
+    this.#connecting ??= this.#attempt().finally(() => {
+      this.#connecting = null;
+    });
+    return this.#connecting;
+  }
+
+  async #addresses(deadline: number): Promise<string[]> {
+    // Memory transports name endpoints without resolving them; IP literals need no lookup.
+    if (isIP(this.host) !== 0 || this.transport.name === 'memory') return [this.host];
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`resolving ${this.host} took longer than ${this.#connectTimeout} ms`)), Math.max(1, deadline - Date.now()));
+    });
+    try {
+      const found = await Promise.race([lookup(this.host, { all: true, verbatim: true }), timeout]);
+      const list = found.map((a) => a);
+      if (this.#family !== 'verbatim') {
+        const first = this.#family === 'ipv4first' ? 4 : 6;
+        list.sort((a, b) => (a.family === first ? 0 : 1) - (b.family === first ? 0 : 1));
+      }
+      return list.map((a) => a.address);
+    } catch (err) {
+      if (err instanceof TimeoutError) throw err;
+      throw new ConnectError(`cannot resolve ${this.host}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #attempt(): Promise<Peer> {
+    const deadline = Date.now() + this.#connectTimeout;
+    const addresses = await this.#addresses(deadline);
+    let last: Error = new ConnectError(`no address for ${this.host}`);
+    for (const host of addresses) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new TimeoutError(`connecting to ${this.host}:${this.port} took longer than ${this.#connectTimeout} ms`);
+      try {
+        const tp = await this.transport.connect({ host, port: this.port }, { ...this.#connectOptions, timeout: left });
+        const peer = TransportRouter.of(this.transport).claim(
+          tp,
+          (info) => new Peer(this, this.settings, this.transport, tp, this.#nextPeerId++, info),
+        );
+        if (peer === undefined) {
+          last = new ConnectError(`connection to ${host}:${this.port} closed as soon as it opened`);
+          continue;
+        }
+        if (this.#closedByUser) {
+          peer.close(true);
+          throw new ConnectionClosedError('client was closed while connecting');
+        }
+        this.#peer = peer;
+        this.counters.connections++;
+        this.emit('connect', peer);
+        return peer;
+      } catch (err) {
+        if (err instanceof ConnectionClosedError && this.#closedByUser) throw err;
+        // One error class for callers, whatever the transport calls its failures.
+        last =
+          err instanceof ConnectError || err instanceof TimeoutError
+            ? err
+            : new ConnectError(`cannot connect to ${host}:${this.port}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    throw last;
+  }
+
+  #scheduleReconnect(attempt: number): void {
+    const r = this.#reconnect;
+    if (r === null || this.#closedByUser) return;
+    if (attempt > r.maxAttempts) {
+      this.emit('reconnect-failed', new ConnectError(`gave up reconnecting to ${this.host}:${this.port} after ${r.maxAttempts} attempts`));
+      return;
+    }
+    const base = Math.min(r.maxDelay, r.initialDelay * r.factor ** (attempt - 1));
+    const delay = Math.max(0, base * (1 + r.jitter * (2 * Math.random() - 1)));
+    this.emit('reconnecting', attempt, delay);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      if (this.#closedByUser) return;
+      this.connect().catch((err: Error) => {
+        this.log('info', `reconnect attempt ${attempt} failed: ${err.message}`);
+        this.#scheduleReconnect(attempt + 1);
+      });
+    }, delay);
+  }
+
+  /** Closes the connection and stops reconnecting. The transport stays up (it may be shared). */
+  async close(): Promise<void> {
+    this.#closedByUser = true;
+    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    const peer = this.#peer;
+    if (peer?.connected) {
+      const closed = new Promise<void>((resolve) => this.once('disconnect', () => resolve()));
+      peer.close(true);
+      await closed;
+    }
+  }
+
+  /** @internal */
+  peerClosed(peer: Peer, reason: CloseReason, detail: string): void {
+    if (peer !== this.#peer) return;
+    this.#peer = undefined;
+    this.emit('disconnect', reason, detail);
+    this.#scheduleReconnect(1);
+  }
+
+  #current(name: string): Peer {
+    const p = this.#peer;
+    if (p === undefined || !p.connected) throw new ConnectionClosedError(`cannot send '${name}': not connected to ${this.host}:${this.port}`);
+    return p;
+  }
+
+  #forward(name: string, callback: Settle | undefined, run: (p: Peer) => unknown): Promise<never> | void {
+    const p = this.#peer;
+    if (p !== undefined && p.connected) return run(p) as Promise<never> | void;
+    const err = new ConnectionClosedError(`cannot call '${name}': not connected to ${this.host}:${this.port}`);
+    if (callback) return process.nextTick(callback, err);
+    return Promise.reject(err);
+  }
+
+  /** Stream command; see Peer.call. */
+  call(name: string, frame: DataFrame, options?: CallOptions): Promise<DataFrame>;
+  call(name: string, frame: DataFrame, options: CallOptions | undefined, callback: Callback<DataFrame>): void;
+  call(name: string, frame: DataFrame, options?: CallOptions, callback?: Callback<DataFrame>): Promise<DataFrame> | void {
+    return this.#forward(name, callback as Settle, (p) => p.call(name, frame, options, callback as Callback<DataFrame>));
+  }
+
+  /** Console command; see Peer.callConsole. */
+  callConsole(name: string, text: string, options?: CallOptions): Promise<string>;
+  callConsole(name: string, text: string, options: CallOptions | undefined, callback: Callback<string>): void;
+  callConsole(name: string, text: string, options?: CallOptions, callback?: Callback<string>): Promise<string> | void {
+    return this.#forward(name, callback as Settle, (p) => p.callConsole(name, text, options, callback as Callback<string>));
+  }
+
+  /** Complete buffer with an answer; see Peer.callBuffer. */
+  callBuffer(name: string, data: Uint8Array, options?: CallOptions): Promise<Buffer>;
+  callBuffer(name: string, data: Uint8Array, options: CallOptions | undefined, callback: Callback<Buffer>): void;
+  callBuffer(name: string, data: Uint8Array, options?: CallOptions, callback?: Callback<Buffer>): Promise<Buffer> | void {
+    return this.#forward(name, callback as Settle, (p) => p.callBuffer(name, data, options, callback as Callback<Buffer>));
+  }
+
+  /** Big stream; see Peer.sendBigStream. */
+  sendBigStream(name: string, source: BigStreamSource, options?: BigStreamOptions): Promise<DataFrame>;
+  sendBigStream(name: string, source: BigStreamSource, options: BigStreamOptions | undefined, callback: Callback<DataFrame>): void;
+  sendBigStream(name: string, source: BigStreamSource, options?: BigStreamOptions, callback?: Callback<DataFrame>): Promise<DataFrame> | void {
+    return this.#forward(name, callback as Settle, (p) => p.sendBigStream(name, source, options, callback as Callback<DataFrame>));
+  }
+
+  /** Direct stream; throws ConnectionClosedError when not connected. */
+  send(name: string, frame: DataFrame): boolean {
+    return this.#current(name).send(name, frame);
+  }
+
+  /** Direct console; throws ConnectionClosedError when not connected. */
+  sendConsole(name: string, text: string): boolean {
+    return this.#current(name).sendConsole(name, text);
+  }
+
+  /** Complete buffer without an answer; throws ConnectionClosedError when not connected. */
+  sendBuffer(name: string, data: Uint8Array): boolean {
+    return this.#current(name).sendBuffer(name, data);
+  }
+
+  /** Counters of this client and of its commands. */
+  stats(): FrameworkStatsSnapshot {
+    const c = this.counters;
+    return {
+      online: this.connected ? 1 : 0,
+      connections: c.connections,
+      messagesIn: c.messagesIn,
+      messagesOut: c.messagesOut,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      requestsFailed: c.requestsFailed,
+      timeouts: c.timeouts,
+      protocolErrors: c.protocolErrors,
+      commands: this.registry.stats(),
+    };
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * CommandHost: what Server and Client share — a command table with one
+ * registration method per command kind, the counters, the peer settings, and
+ * the logging hook with its quiet mode. Servers call clients too, so both
+ * sides register commands the same way.
+ */
+import { EventEmitter } from 'node:events';
+import type { CloseReason } from '../transport/types.js';
+import type { Peer, PeerHost, PeerSettings } from './peer.js';
+import { defaultPeerSettings } from './peer.js';
+import {
+  CommandRegistry,
+  type BigStreamHandler,
+  type BufferHandler,
+  type ConsoleHandler,
+  type DirectConsoleHandler,
+  type DirectStreamHandler,
+  type StreamHandler,
+} from './registry.js';
+import { FrameworkCounters } from './stats.js';
+
+/** Severity of a log line. */
+export type LogLevel = 'info' | 'warn' | 'error';
+
+/** Options shared by Server and Client. */
+export interface HostOptions extends Partial<PeerSettings> {
+  /** Print nothing by default (the `log` hook, if given, still gets every line). */
+  quiet?: boolean;
+  /** Receives every log line; the default prints warnings and errors to stderr unless quiet. */
+  log?: (level: LogLevel, message: string) => void;
+}
+
+/** Fills defaults into `options` and checks every setting (RangeError naming the bad one). */
+export function resolveSettings(options: Partial<PeerSettings> = {}, base: PeerSettings = defaultPeerSettings): PeerSettings {
+  const out = { ...base };
+  for (const key of Object.keys(base) as (keyof PeerSettings)[]) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** 32) {
+      throw new RangeError(`${key} must be an integer from 1 to 2^32, got ${String(v)}`);
+    }
+    out[key] = v;
+  }
+  if (out.requestTimeout > 2 ** 31 - 1) throw new RangeError('requestTimeout must be at most 2^31-1 ms');
+  if (out.chunkSize > out.maxMessageSize - 300) throw new RangeError('chunkSize must leave room for a message header below maxMessageSize');
+  return out;
+}
+
+/** The base of Server and Client; see the file comment. */
+export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>> extends EventEmitter<Events> implements PeerHost {
+  /** @internal */
+  readonly registry = new CommandRegistry();
+  /** @internal */
+  readonly counters = new FrameworkCounters();
+  /** Settings of the peers of this side (endpoints may override them). */
+  readonly settings: PeerSettings;
+  readonly #quiet: boolean;
+  readonly #log: ((level: LogLevel, message: string) => void) | undefined;
+
+  constructor(options: HostOptions = {}) {
+    super();
+    this.settings = resolveSettings(options);
+    this.#quiet = options.quiet ?? false;
+    this.#log = options.log;
+  }
+
+  /** Registers a console command: text in, text out. */
+  console(name: string, handler: ConsoleHandler): this {
+    this.registry.register(name, 'console', handler);
+    return this;
+  }
+
+  /** Registers a stream command: DataFrame in, DataFrame out. */
+  stream(name: string, handler: StreamHandler): this {
+    this.registry.register(name, 'stream', handler);
+    return this;
+  }
+
+  /** Registers a direct console command: text in, no answer. */
+  directConsole(name: string, handler: DirectConsoleHandler): this {
+    this.registry.register(name, 'directConsole', handler);
+    return this;
+  }
+
+  /** Registers a direct stream command: DataFrame in, no answer. */
+  directStream(name: string, handler: DirectStreamHandler): this {
+    this.registry.register(name, 'directStream', handler);
+    return this;
+  }
+
+  /** Registers a complete buffer command: one raw block in, bytes out (when the caller wants them). */
+  buffer(name: string, handler: BufferHandler): this {
+    this.registry.register(name, 'buffer', handler);
+    return this;
+  }
+
+  /** Registers a big stream command: chunks in with progress, DataFrame out. */
+  bigStream(name: string, handler: BigStreamHandler): this {
+    this.registry.register(name, 'bigStream', handler);
+    return this;
+  }
+
+  /** Removes a command; returns whether it existed. */
+  unregister(name: string): boolean {
+    return this.registry.unregister(name);
+  }
+
+  /** Names of the registered commands. */
+  commandNames(): string[] {
+    return this.registry.names();
+  }
+
+  /** @internal */
+  log(level: LogLevel, message: string): void {
+    this.#log?.(level, message);
+    if (!this.#quiet && !this.#log && level !== 'info') process.stderr.write(`zserver ${level}: ${message}\n`);
+  }
+
+  /** @internal */
+  abstract peerClosed(peer: Peer, reason: CloseReason, detail: string): void;
+}

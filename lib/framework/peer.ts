@@ -1,0 +1,432 @@
+/**
+ * Peer: one connection of the framework, a (transport, transport peer id)
+ * pair seen from one side. Server peers and a Client's connection are both
+ * Peers, so either side can call the other. A Peer owns the table of the
+ * requests it sent (requests.ts: a Map from request id to the pending entry,
+ * swept by one timer), the complete buffers and big streams in flight, and
+ * the sending half of the protocol; its receiving half is inbound.ts.
+ *
+ * When the connection closes, every pending request fails at once with
+ * ConnectionClosedError, big streams abort on both ends, and the Peer drops
+ * every reference it held.
+ */
+import { ConnectionClosedError, StreamAbortedError, TimeoutError } from '../errors.js';
+import { DataFrame } from '../protocol/dataframe.js';
+import {
+  BUFFER_WANTS_REPLY,
+  MessageKind as K,
+  encodeBigBegin,
+  encodeBufferBegin,
+  encodeConsole,
+  encodeError,
+  encodeIdBytes,
+  encodeIdText,
+  encodeReplyFrame,
+  encodeStream,
+  nameBytes,
+} from '../protocol/messages.js';
+import type { CloseReason, PeerId, PeerInfo, Transport } from '../transport/types.js';
+import { BufferAssemblies } from './assembly.js';
+import { BigStreamIn, BigStreamSender, type BigStreamSource } from './bigstream.js';
+import { ErrorCode, type CommandKind, type CommandRegistry, type ReplySink } from './registry.js';
+import { Inbound } from './inbound.js';
+import { RequestTable, type Pending, type Settle } from './requests.js';
+import type { FrameworkCounters } from './stats.js';
+
+/** Limits and defaults of the peers of one server endpoint or client. */
+export interface PeerSettings {
+  /** Default timeout of a request, in ms (default 30,000). */
+  requestTimeout: number;
+  /** Largest complete buffer accepted, in bytes (default 64 MiB). */
+  maxBufferSize: number;
+  /** Bytes per chunk of complete buffers and big streams (default 64 KiB). */
+  chunkSize: number;
+  /** Bytes a big stream receiver lets the sender have in flight (default 1 MiB). */
+  bigStreamWindow: number;
+  /** Largest single message (request or reply), in bytes (default 16 MiB minus 64). */
+  maxMessageSize: number;
+}
+
+export const defaultPeerSettings: PeerSettings = {
+  requestTimeout: 30_000,
+  maxBufferSize: 64 * 1024 * 1024,
+  chunkSize: 64 * 1024,
+  bigStreamWindow: 1024 * 1024,
+  maxMessageSize: 16 * 1024 * 1024 - 64,
+};
+
+/** What a Peer needs from its Server or Client. */
+export interface PeerHost {
+  readonly registry: CommandRegistry;
+  readonly counters: FrameworkCounters;
+  log(level: 'info' | 'warn' | 'error', message: string): void;
+  /** Called once, after the peer failed its pending work. */
+  peerClosed(peer: Peer, reason: CloseReason, detail: string): void;
+}
+
+/** Options of one request. */
+export interface CallOptions {
+  /** Fail with TimeoutError after this many ms (default: the side's requestTimeout). */
+  timeout?: number;
+}
+
+/** Options of sendBigStream(). */
+export interface BigStreamOptions extends CallOptions {
+  /** Total bytes; required unless the source is a Uint8Array. */
+  size?: number;
+  /** A DataFrame the receiver sees as `stream.info`. */
+  info?: DataFrame;
+  /** Called after each chunk is sent. */
+  onProgress?: (sent: number, total: number) => void;
+}
+
+/** Node-style callback of the callback forms. */
+export type Callback<T> = (err: Error | null, value?: T) => void;
+
+const EMPTY = new DataFrame();
+
+function checkTimeout(t: number): number {
+  if (typeof t !== 'number' || !(t > 0) || t > 2 ** 31 - 1) throw new RangeError(`timeout must be a number of ms from 1 to 2^31-1, got ${String(t)}`);
+  return t;
+}
+
+/** One connection of the framework; see the file comment. */
+export class Peer implements ReplySink {
+  /** Framework peer id: unique within its Server, never reused. */
+  readonly id: number;
+  readonly transport: Transport;
+  /** The id of this connection inside its transport. */
+  readonly transportPeer: PeerId;
+  readonly info: PeerInfo;
+  /** Free for the application: session, user name, ... */
+  userData: unknown = undefined;
+
+  readonly #host: PeerHost;
+  readonly #settings: PeerSettings;
+  readonly #pending: RequestTable;
+  readonly #assemblies: BufferAssemblies;
+  readonly #bigIn = new Map<number, BigStreamIn>();
+  readonly #inbound: Inbound;
+  #drainWaiters: (() => void)[] = [];
+  #closed = false;
+
+  /** @internal */
+  constructor(host: PeerHost, settings: PeerSettings, transport: Transport, transportPeer: PeerId, id: number, info: PeerInfo) {
+    this.#host = host;
+    this.#settings = settings;
+    this.#pending = new RequestTable(this.#expire);
+    this.#assemblies = new BufferAssemblies(settings.maxBufferSize);
+    this.#inbound = new Inbound(this, host, settings, this.#pending, this.#assemblies, this.#bigIn);
+    this.transport = transport;
+    this.transportPeer = transportPeer;
+    this.id = id;
+    this.info = info;
+  }
+
+  /** False once the connection closed. */
+  get connected(): boolean {
+    return !this.#closed;
+  }
+
+  /** Requests sent by this side that wait for an answer. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  // ---- calls: promise form when no callback is given, callback form otherwise ----
+
+  /** Stream command: sends `frame`, resolves to the reply DataFrame. */
+  call(name: string, frame: DataFrame, options?: CallOptions): Promise<DataFrame>;
+  call(name: string, frame: DataFrame, options: CallOptions | undefined, callback: Callback<DataFrame>): void;
+  call(name: string, frame: DataFrame, options?: CallOptions, callback?: Callback<DataFrame>): Promise<DataFrame> | void {
+    if (!(frame instanceof DataFrame)) throw new TypeError('frame must be a DataFrame');
+    return this.#callForm(K.Stream, name, frame, options, callback as Settle | undefined) as Promise<DataFrame> | void;
+  }
+
+  /** Console command: sends `text`, resolves to the reply text. */
+  callConsole(name: string, text: string, options?: CallOptions): Promise<string>;
+  callConsole(name: string, text: string, options: CallOptions | undefined, callback: Callback<string>): void;
+  callConsole(name: string, text: string, options?: CallOptions, callback?: Callback<string>): Promise<string> | void {
+    if (typeof text !== 'string') throw new TypeError('text must be a string');
+    return this.#callForm(K.Console, name, text, options, callback as Settle | undefined) as Promise<string> | void;
+  }
+
+  /** Complete buffer command with an answer: sends one raw block, resolves to the reply bytes. */
+  callBuffer(name: string, data: Uint8Array, options?: CallOptions): Promise<Buffer>;
+  callBuffer(name: string, data: Uint8Array, options: CallOptions | undefined, callback: Callback<Buffer>): void;
+  callBuffer(name: string, data: Uint8Array, options?: CallOptions, callback?: Callback<Buffer>): Promise<Buffer> | void {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Buffer or Uint8Array');
+    return this.#callForm(K.Buffer, name, data, options, callback as Settle | undefined) as Promise<Buffer> | void;
+  }
+
+  /** Big stream: sends `source` in chunks as the receiver allows; resolves to the handler's reply. */
+  sendBigStream(name: string, source: BigStreamSource, options?: BigStreamOptions): Promise<DataFrame>;
+  sendBigStream(name: string, source: BigStreamSource, options: BigStreamOptions | undefined, callback: Callback<DataFrame>): void;
+  sendBigStream(name: string, source: BigStreamSource, options: BigStreamOptions = {}, callback?: Callback<DataFrame>): Promise<DataFrame> | void {
+    const total = source instanceof Uint8Array ? source.length : options.size;
+    if (typeof total !== 'number' || !Number.isSafeInteger(total) || total < 0) {
+      throw new RangeError('options.size must be the total byte count (a safe integer ≥ 0) when the source is not a Uint8Array');
+    }
+    const start = (settle: Settle) => this.#bigStream(name, source, total, options, settle);
+    if (callback) return start(callback as Settle);
+    return new Promise<DataFrame>((resolve, reject) => start((e, v) => (e ? reject(e) : resolve(v as DataFrame))));
+  }
+
+  /** Direct stream: sends `frame`, no answer. Returns false under backpressure. */
+  send(name: string, frame: DataFrame): boolean {
+    if (!(frame instanceof DataFrame)) throw new TypeError('frame must be a DataFrame');
+    return this.#sendMessage(K.DirectStream, encodeStream(-1, nameBytes(name), frame));
+  }
+
+  /** Direct console: sends `text`, no answer. Returns false under backpressure. */
+  sendConsole(name: string, text: string): boolean {
+    if (typeof text !== 'string') throw new TypeError('text must be a string');
+    return this.#sendMessage(K.DirectConsole, encodeConsole(-1, nameBytes(name), text));
+  }
+
+  /** Complete buffer without an answer. */
+  sendBuffer(name: string, data: Uint8Array): boolean {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Buffer or Uint8Array');
+    return this.#sendBufferMessages(this.#allocId(), 0, nameBytes(name), data);
+  }
+
+  /** Closes the connection (gracefully, after queued messages, unless `abort`). */
+  close(abort = false): void {
+    if (!this.#closed) this.transport.close(this.transportPeer, abort);
+  }
+
+  // ---- sending ----
+
+  /** @internal Sends an already-encoded message (used by broadcast). */
+  sendRaw(kind: number, payload: Uint8Array): boolean {
+    return this.#sendMessage(kind, payload);
+  }
+
+  #sendMessage(kind: number, payload: Uint8Array): boolean {
+    if (this.#closed) throw new ConnectionClosedError(`peer ${this.id} is closed`);
+    if (payload.length > this.#settings.maxMessageSize) {
+      throw new RangeError(`message of ${payload.length} bytes exceeds maxMessageSize ${this.#settings.maxMessageSize}`);
+    }
+    const c = this.#host.counters;
+    c.messagesOut++;
+    c.bytesOut += payload.length;
+    try {
+      return this.transport.send(this.transportPeer, kind, 0, payload);
+    } catch (err) {
+      // Our kinds, flags and payloads are valid, so a refusal means the connection is gone
+      // (its 'close' event may still be on its way); transports name that error differently.
+      throw new ConnectionClosedError(`peer ${this.id}: the transport refused a message: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Sends a message that nobody waits to see fail (answers, credits, aborts): a connection
+   * that is closing underneath refuses it, and its 'close' event will clean up anyway.
+   */
+  #trySend(kind: number, payload: Uint8Array): boolean {
+    if (this.#closed) return false;
+    try {
+      return this.#sendMessage(kind, payload);
+    } catch (err) {
+      if (err instanceof ConnectionClosedError) return false;
+      throw err;
+    }
+  }
+
+  #allocId(): number {
+    return this.#pending.allocId();
+  }
+
+  #addPending(id: number, kind: number, command: string, options: CallOptions | undefined, settle: Settle): Pending {
+    const timeout = options?.timeout === undefined ? this.#settings.requestTimeout : checkTimeout(options.timeout);
+    return this.#pending.add(id, kind, command, timeout, settle);
+  }
+
+  #callForm(kind: number, name: string, input: unknown, options: CallOptions | undefined, callback: Settle | undefined): Promise<unknown> | void {
+    if (callback) return this.#request(kind, name, input, options, callback);
+    return new Promise((resolve, reject) => this.#request(kind, name, input, options, (e, v) => (e ? reject(e) : resolve(v))));
+  }
+
+  #request(kind: number, name: string, input: unknown, options: CallOptions | undefined, settle: Settle): void {
+    const nb = nameBytes(name);
+    if (this.#closed) {
+      process.nextTick(settle, new ConnectionClosedError(`cannot call '${name}': peer ${this.id} is closed`));
+      return;
+    }
+    const id = this.#allocId();
+    let payload: Buffer;
+    if (kind === K.Stream) payload = encodeStream(id, nb, input as DataFrame);
+    else if (kind === K.Console) payload = encodeConsole(id, nb, input as string);
+    else {
+      const data = input as Uint8Array;
+      if (data.length > this.#settings.maxBufferSize) {
+        throw new RangeError(`buffer of ${data.length} bytes exceeds maxBufferSize ${this.#settings.maxBufferSize}`);
+      }
+      const p = this.#addPending(id, kind, name, options, settle);
+      try {
+        this.#sendBufferMessages(id, BUFFER_WANTS_REPLY, nb, data);
+      } catch (err) {
+        this.#sendFailed(p, err);
+      }
+      return;
+    }
+    if (payload.length > this.#settings.maxMessageSize) {
+      throw new RangeError(`request of ${payload.length} bytes exceeds maxMessageSize ${this.#settings.maxMessageSize}`);
+    }
+    const p = this.#addPending(id, kind, name, options, settle);
+    try {
+      this.#sendMessage(kind, payload);
+    } catch (err) {
+      this.#sendFailed(p, err);
+    }
+  }
+
+  /**
+   * Sending request `p` threw: a connection closing underneath fails the request
+   * (asynchronously, like every other failure); anything else is the caller's error.
+   */
+  #sendFailed(p: Pending, err: unknown): void {
+    if (!(err instanceof ConnectionClosedError)) {
+      this.#pending.remove(p);
+      throw err;
+    }
+    process.nextTick(() => {
+      if (this.#pending.get(p.id) === p) this.#finish(p, err);
+    });
+  }
+
+  #sendBufferMessages(id: number, flags: number, nb: Buffer, data: Uint8Array): boolean {
+    const chunk = this.#settings.chunkSize;
+    let ok = this.#sendMessage(K.Buffer, encodeBufferBegin(id, flags, nb, data.length, data.subarray(0, chunk)));
+    for (let at = chunk; at < data.length; at += chunk) {
+      ok = this.#sendMessage(K.BufferMore, encodeIdBytes(id, data.subarray(at, at + chunk)));
+    }
+    return ok;
+  }
+
+  #bigStream(name: string, source: BigStreamSource, total: number, options: BigStreamOptions, settle: Settle): void {
+    const nb = nameBytes(name);
+    if (this.#closed) {
+      process.nextTick(settle, new ConnectionClosedError(`cannot stream to '${name}': peer ${this.id} is closed`));
+      return;
+    }
+    const id = this.#allocId();
+    const p = this.#addPending(id, K.BigBegin, name, options, settle);
+    const sender = new BigStreamSender(
+      {
+        sendChunk: (sid, bytes) => this.#sendMessage(K.BigChunk, encodeIdBytes(sid, bytes)),
+        waitDrain: () => new Promise<void>((resolve) => this.#drainWaiters.push(resolve)),
+      },
+      id,
+      source,
+      total,
+      this.#settings.chunkSize,
+      options.onProgress,
+    );
+    p.big = sender;
+    try {
+      this.#sendMessage(K.BigBegin, encodeBigBegin(id, nb, BigInt(total), options.info ?? EMPTY));
+    } catch (err) {
+      this.#sendFailed(p, err);
+      return;
+    }
+    sender.run().catch((err: unknown) => {
+      if (this.#pending.get(id) !== p) return;
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.#trySend(K.BigAbort, encodeIdText(id, e.message));
+      this.#finish(p, e instanceof StreamAbortedError ? e : new StreamAbortedError(`big stream '${name}' failed: ${e.message}`, { cause: e }));
+    });
+  }
+
+  #finish(p: Pending, err: Error | null, value?: unknown): void {
+    this.#pending.remove(p);
+    p.big?.stop();
+    if (err !== null) this.#host.counters.requestsFailed++;
+    p.settle(err, value);
+  }
+
+  /** The request table's sweeper found `p` past its deadline (already removed). */
+  readonly #expire = (p: Pending): void => {
+    this.#host.counters.timeouts++;
+    if (p.big !== null) this.#trySend(K.BigAbort, encodeIdText(p.id, 'timed out'));
+    this.#finish(p, new TimeoutError(`request '${p.command}' got no answer within ${p.timeout} ms`));
+  };
+
+  // ---- answering (ReplySink, used by the registry) ----
+
+  /** @internal */
+  replyValue(id: number, kind: CommandKind, value: unknown): number {
+    if (this.#closed) return 0;
+    let payload: Buffer;
+    if (kind === 'console') {
+      if (typeof value !== 'string') throw new TypeError(`a console handler must return a string, got ${typeof value}`);
+      payload = encodeIdText(id, value);
+    } else if (kind === 'buffer') {
+      if (value !== undefined && !(value instanceof Uint8Array)) throw new TypeError('a buffer handler must return a Buffer, a Uint8Array or nothing');
+      payload = encodeIdBytes(id, (value as Uint8Array | undefined) ?? EMPTY_BYTES);
+    } else {
+      if (kind === 'bigStream' && !this.#bigIn.delete(id)) return 0; // aborted: the sender no longer waits
+      if (value !== undefined && !(value instanceof DataFrame)) throw new TypeError('a stream handler must return a DataFrame or nothing');
+      payload = encodeReplyFrame(id, (value as DataFrame | undefined) ?? EMPTY);
+    }
+    if (payload.length > this.#settings.maxMessageSize) {
+      throw Object.assign(new RangeError(`reply of ${payload.length} bytes exceeds maxMessageSize`), { code: ErrorCode.TooLarge });
+    }
+    this.#trySend(K.Reply, payload);
+    return payload.length;
+  }
+
+  /** @internal */
+  replyError(id: number, code: string, message: string): void {
+    this.#bigIn.delete(id);
+    this.#trySend(K.Error, encodeError(id, code, message));
+  }
+
+  /** @internal */
+  log(level: 'warn' | 'error', message: string): void {
+    this.#host.log(level, `peer ${this.id}: ${message}`);
+  }
+
+  // ---- receiving ----
+
+  /** @internal Handles one frame of this peer; the bytes are lent for this call only. */
+  onFrame(kind: number, flags: number, buf: Buffer, off: number, len: number): void {
+    this.#inbound.onFrame(kind, flags, buf, off, len);
+  }
+
+  /** @internal Settles request `p` (answered, failed). */
+  finishRequest(p: Pending, err: Error | null, value?: unknown): void {
+    this.#finish(p, err, value);
+  }
+
+  /** @internal Sends a message nobody waits to see fail; false if the connection is gone. */
+  trySend(kind: number, payload: Uint8Array): boolean {
+    return this.#trySend(kind, payload);
+  }
+
+  /** @internal The transport can take more. */
+  onDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** @internal The transport closed this connection: fail everything, keep nothing. */
+  onClose(reason: CloseReason, detail: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = new ConnectionClosedError(`connection closed (${reason}: ${detail})`);
+    for (const p of this.#pending.drain()) {
+      p.big?.stop();
+      this.#host.counters.requestsFailed++;
+      p.settle(err);
+    }
+    for (const s of this.#bigIn.values()) s.fail(err);
+    this.#bigIn.clear();
+    this.#assemblies.clear();
+    this.onDrain();
+    this.#host.peerClosed(this, reason, detail);
+  }
+}
+
+const EMPTY_BYTES = new Uint8Array(0);

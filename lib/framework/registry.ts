@@ -1,0 +1,158 @@
+/**
+ * The command table and its one dispatch path. Every incoming request, of
+ * every kind, goes through `dispatch()`: look the name up, check the kind,
+ * count it, run the handler (sync or async), time it, and answer with a
+ * Reply or with the one error shape `{code, message}` (docs/framework.md).
+ * Commands are data: a table, one dispatcher, uniform errors.
+ */
+import type { DataFrame } from '../protocol/dataframe.js';
+import { nameBytes } from '../protocol/messages.js';
+import type { BigStreamIn } from './bigstream.js';
+import type { Peer } from './peer.js';
+import { CommandStats, type CommandStatsSnapshot } from './stats.js';
+
+/** The kinds of command a side can register. */
+export type CommandKind = 'console' | 'stream' | 'directConsole' | 'directStream' | 'buffer' | 'bigStream';
+
+/** console: text in, text out. */
+export type ConsoleHandler = (text: string, peer: Peer) => string | Promise<string>;
+/** stream: DataFrame in, DataFrame out (undefined answers an empty DataFrame). */
+export type StreamHandler = (frame: DataFrame, peer: Peer) => DataFrame | void | Promise<DataFrame | void>;
+/** directConsole: text in, no answer. */
+export type DirectConsoleHandler = (text: string, peer: Peer) => void | Promise<void>;
+/** directStream: DataFrame in, no answer. */
+export type DirectStreamHandler = (frame: DataFrame, peer: Peer) => void | Promise<void>;
+/** buffer: one raw block in; the bytes returned answer callBuffer() (sendBuffer() wants no answer). */
+export type BufferHandler = (data: Buffer, peer: Peer) => Uint8Array | void | Promise<Uint8Array | void>;
+/** bigStream: chunks in as they arrive (with progress), DataFrame out once the handler returns. */
+export type BigStreamHandler = (stream: BigStreamIn, peer: Peer) => DataFrame | void | Promise<DataFrame | void>;
+
+type AnyHandler = (input: never, peer: Peer) => unknown;
+
+/** One row of the command table. */
+export interface CommandEntry {
+  readonly name: string;
+  readonly kind: CommandKind;
+  readonly handler: AnyHandler;
+  readonly stats: CommandStats;
+}
+
+/** Error codes the framework itself sends. */
+export const ErrorCode = {
+  UnknownCommand: 'ZS_UNKNOWN_COMMAND',
+  WrongKind: 'ZS_WRONG_KIND',
+  Handler: 'ZS_HANDLER',
+  Decode: 'ZS_DECODE',
+  TooLarge: 'ZS_TOO_LARGE',
+  Aborted: 'ZS_STREAM_ABORTED',
+} as const;
+
+const CODE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** The `{code, message}` an error becomes on the wire. */
+export function errorShape(err: unknown): { code: string; message: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { code: typeof code === 'string' && CODE_PATTERN.test(code) ? code : ErrorCode.Handler, message: err.message };
+  }
+  return { code: ErrorCode.Handler, message: String(err) };
+}
+
+/** How a Peer answers; implemented by Peer so the registry does not know the message bytes. */
+export interface ReplySink {
+  replyValue(id: number, kind: CommandKind, value: unknown): number;
+  replyError(id: number, code: string, message: string): void;
+  log(level: 'warn' | 'error', message: string): void;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** A command table; Server and Client each have one. */
+export class CommandRegistry {
+  readonly #commands = new Map<string, CommandEntry>();
+
+  /** Adds (or replaces) command `name`. */
+  register(name: string, kind: CommandKind, handler: AnyHandler): void {
+    nameBytes(name);
+    if (typeof handler !== 'function') throw new TypeError(`handler for command '${name}' must be a function`);
+    this.#commands.set(name, { name, kind, handler, stats: new CommandStats() });
+  }
+
+  /** Removes command `name`; returns whether it existed. */
+  unregister(name: string): boolean {
+    return this.#commands.delete(name);
+  }
+
+  get(name: string): CommandEntry | undefined {
+    return this.#commands.get(name);
+  }
+
+  names(): string[] {
+    return [...this.#commands.keys()];
+  }
+
+  stats(): Record<string, CommandStatsSnapshot> {
+    const out: Record<string, CommandStatsSnapshot> = {};
+    for (const [name, e] of this.#commands) out[name] = e.stats.snapshot();
+    return out;
+  }
+
+  /**
+   * Runs command `name` of kind `kind` with `input` for `peer`. `id` 0 means the
+   * sender wants no answer (direct kinds, sendBuffer); otherwise exactly one Reply
+   * or Error goes back with that id, whatever happens.
+   */
+  dispatch(sink: ReplySink, peer: Peer, kind: CommandKind, id: number, name: string, input: unknown, bytesIn: number): void {
+    const entry = this.#commands.get(name);
+    if (entry === undefined || entry.kind !== kind) {
+      const code = entry === undefined ? ErrorCode.UnknownCommand : ErrorCode.WrongKind;
+      const message =
+        entry === undefined ? `unknown command '${name}'` : `command '${name}' is a ${entry.kind} command, not ${kind}`;
+      if (id !== 0) sink.replyError(id, code, message);
+      else sink.log('warn', `${message} (direct message dropped)`);
+      return;
+    }
+    const stats = entry.stats;
+    stats.calls++;
+    stats.bytesIn += bytesIn;
+    const started = performance.now();
+    let result: unknown;
+    try {
+      result = (entry.handler as (input: unknown, peer: Peer) => unknown)(input, peer);
+    } catch (err) {
+      this.#fail(sink, entry, id, started, err);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (value) => this.#succeed(sink, entry, id, started, value),
+        (err: unknown) => this.#fail(sink, entry, id, started, err),
+      );
+    } else {
+      this.#succeed(sink, entry, id, started, result);
+    }
+  }
+
+  #succeed(sink: ReplySink, entry: CommandEntry, id: number, started: number, value: unknown): void {
+    entry.stats.time(performance.now() - started);
+    if (id === 0) return;
+    try {
+      entry.stats.bytesOut += sink.replyValue(id, entry.kind, value);
+    } catch (err) {
+      // The handler returned something that cannot be sent (wrong type, too large).
+      entry.stats.errors++;
+      const shape = errorShape(err);
+      sink.replyError(id, shape.code, `command '${entry.name}' returned a bad value: ${shape.message}`);
+    }
+  }
+
+  #fail(sink: ReplySink, entry: CommandEntry, id: number, started: number, err: unknown): void {
+    entry.stats.time(performance.now() - started);
+    entry.stats.errors++;
+    const shape = errorShape(err);
+    if (id !== 0) sink.replyError(id, shape.code, shape.message);
+    else sink.log('warn', `direct command '${entry.name}' failed: ${shape.message}`);
+  }
+}

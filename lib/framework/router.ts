@@ -1,0 +1,112 @@
+/**
+ * TransportRouter: the one listener of a transport's events, shared by every
+ * Server endpoint and Client that uses that transport (a load generator runs
+ * a hundred Clients over one native transport, for example). It keeps an
+ * array from transport peer id to framework Peer and hands each frame of a
+ * batch to its Peer in one pass over the batch.
+ */
+import type { CloseReason, FrameBatch, PeerId, PeerInfo, Transport } from '../transport/types.js';
+import type { Peer } from './peer.js';
+
+/** Receives the connections a transport accepted on one listening port. */
+export type Acceptor = (transportPeer: PeerId, info: PeerInfo) => Peer | undefined;
+
+const routers = new WeakMap<Transport, TransportRouter>();
+
+/** See the file comment. */
+export class TransportRouter {
+  readonly transport: Transport;
+  readonly #peers: (Peer | undefined)[] = [];
+  readonly #acceptors = new Map<number, Acceptor>();
+  /** Connections this side opened whose Client has not claimed them yet. */
+  readonly #unclaimed = new Map<PeerId, PeerInfo>();
+  #onError: ((err: Error) => void) | null = null;
+
+  /** The router of `transport`, created on first use. */
+  static of(transport: Transport): TransportRouter {
+    let r = routers.get(transport);
+    if (r === undefined) {
+      r = new TransportRouter(transport);
+      routers.set(transport, r);
+    }
+    return r;
+  }
+
+  private constructor(transport: Transport) {
+    this.transport = transport;
+    transport.on('open', this.#open);
+    transport.on('frames', this.#frames);
+    transport.on('close', this.#close);
+    transport.on('drain', this.#drain);
+    // A transport-level fault must not crash the process through an unhandled 'error' event.
+    transport.on('error', (err) => this.#onError?.(err));
+  }
+
+  /** True once someone receives transport-level errors. */
+  get hasErrorHandler(): boolean {
+    return this.#onError !== null;
+  }
+
+  /** Sets where transport-level errors are reported. */
+  set onError(fn: (err: Error) => void) {
+    this.#onError = fn;
+  }
+
+  /** Routes connections accepted on local port `port` to `acceptor`. */
+  addAcceptor(port: number, acceptor: Acceptor): void {
+    this.#acceptors.set(port, acceptor);
+  }
+
+  removeAcceptor(port: number): void {
+    this.#acceptors.delete(port);
+  }
+
+  /** A Client takes the connection connect() returned; false when it already closed. */
+  claim(transportPeer: PeerId, make: (info: PeerInfo) => Peer): Peer | undefined {
+    const info = this.#unclaimed.get(transportPeer);
+    if (info === undefined) return undefined;
+    this.#unclaimed.delete(transportPeer);
+    const peer = make(info);
+    this.#peers[transportPeer] = peer;
+    return peer;
+  }
+
+  readonly #open = (transportPeer: PeerId, info: PeerInfo): void => {
+    if (!info.accepted) {
+      this.#unclaimed.set(transportPeer, info);
+      return;
+    }
+    let acceptor = this.#acceptors.get(info.localPort);
+    if (acceptor === undefined && this.#acceptors.size === 1) acceptor = this.#acceptors.values().next().value;
+    const peer = acceptor?.(transportPeer, info);
+    if (peer === undefined) this.transport.close(transportPeer, true);
+    else this.#peers[transportPeer] = peer;
+  };
+
+  readonly #frames = (batch: FrameBatch): void => {
+    const { peers, kinds, flags, offsets, lengths, data } = batch;
+    const table = this.#peers;
+    for (let i = 0; i < batch.count; i++) {
+      const peer = table[peers[i]!];
+      if (peer === undefined) continue;
+      try {
+        peer.onFrame(kinds[i]!, flags[i]!, data, offsets[i]!, lengths[i]!);
+      } catch (err) {
+        // A throwing callback of one request must not cost the other frames of the batch.
+        this.#onError?.(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  };
+
+  readonly #close = (transportPeer: PeerId, reason: CloseReason, detail: string): void => {
+    this.#unclaimed.delete(transportPeer);
+    const peer = this.#peers[transportPeer];
+    if (peer === undefined) return;
+    this.#peers[transportPeer] = undefined;
+    peer.onClose(reason, detail);
+  };
+
+  readonly #drain = (transportPeer: PeerId): void => {
+    this.#peers[transportPeer]?.onDrain();
+  };
+}

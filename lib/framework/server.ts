@@ -1,0 +1,199 @@
+/**
+ * Server: listens on one or more endpoints, each with its own transport,
+ * connection (codec) options and online list, and is managed as one: count,
+ * iterate and broadcast over every endpoint at once. Peers get ids from one
+ * pool shared by all endpoints (a Map keyed by id, the ids counting up and
+ * never reused), so `server.peer(id)` is unambiguous and a late message can
+ * never reach a newer peer under an old id.
+ *
+ * Iterating while peers come and go is safe: iteration walks the live Map,
+ * which skips peers removed during the walk and never repeats one.
+ */
+import { ConnectionClosedError } from '../errors.js';
+import type { DataFrame } from '../protocol/dataframe.js';
+import { MessageKind, encodeConsole, encodeStream, nameBytes } from '../protocol/messages.js';
+import type { CloseReason, ConnectionOptions, Endpoint, PeerId, PeerInfo, Transport } from '../transport/types.js';
+import { CommandHost, resolveSettings, type HostOptions } from './host.js';
+import { Peer, type PeerSettings } from './peer.js';
+import { TransportRouter } from './router.js';
+import type { FrameworkStatsSnapshot } from './stats.js';
+
+/** Options of one listening endpoint. */
+export interface EndpointOptions extends ConnectionOptions {
+  /** Peer settings for this endpoint only (request timeout, buffer limits, ...). */
+  settings?: Partial<PeerSettings>;
+}
+
+/** Which peers a broadcast reaches. */
+export type PeerFilter = (peer: Peer) => boolean;
+
+/** Events of a Server. */
+export interface ServerEvents {
+  connect: [peer: Peer];
+  disconnect: [peer: Peer, reason: CloseReason, detail: string];
+}
+
+/** Counters of a server, with the online count of each endpoint. */
+export interface ServerStats extends FrameworkStatsSnapshot {
+  endpoints: { transport: string; host: string; port: number; online: number }[];
+}
+
+function broadcastTo(peers: Iterable<Peer>, kind: number, payload: Buffer, filter: PeerFilter | undefined): number {
+  let sent = 0;
+  for (const peer of peers) {
+    if (filter !== undefined && !filter(peer)) continue;
+    try {
+      peer.sendRaw(kind, payload);
+      sent++;
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err; // a peer closing during the walk is skipped
+    }
+  }
+  return sent;
+}
+
+/** One listening endpoint of a Server, with its own online list. */
+export class ServerEndpoint {
+  readonly transport: Transport;
+  /** The bound address (the real port when 0 was asked). */
+  readonly address: Endpoint;
+  readonly options: EndpointOptions;
+  /** @internal */
+  readonly online = new Map<number, Peer>();
+
+  /** @internal */
+  constructor(transport: Transport, address: Endpoint, options: EndpointOptions) {
+    this.transport = transport;
+    this.address = address;
+    this.options = options;
+  }
+
+  /** Peers connected through this endpoint now. */
+  get count(): number {
+    return this.online.size;
+  }
+
+  /** The peers of this endpoint (a live, removal-safe iteration). */
+  peers(): IterableIterator<Peer> {
+    return this.online.values();
+  }
+
+  /** Direct stream to every peer of this endpoint (or those `filter` accepts); returns how many. */
+  broadcast(name: string, frame: DataFrame, filter?: PeerFilter): number {
+    return broadcastTo(this.online.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter);
+  }
+
+  /** Direct console to every peer of this endpoint (or those `filter` accepts); returns how many. */
+  broadcastConsole(name: string, text: string, filter?: PeerFilter): number {
+    return broadcastTo(this.online.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter);
+  }
+}
+
+/** A command server; see the file comment and docs/framework.md. */
+export class Server extends CommandHost<ServerEvents> {
+  readonly #peers = new Map<number, Peer>();
+  readonly #endpoints: ServerEndpoint[] = [];
+  #nextPeerId = 1;
+  #closed = false;
+
+  constructor(options: HostOptions = {}) {
+    super(options);
+  }
+
+  /** Starts listening on `endpoint` over `transport`; resolves to the endpoint (with its bound port). */
+  async listen(transport: Transport, endpoint: Endpoint, options: EndpointOptions = {}): Promise<ServerEndpoint> {
+    if (this.#closed) throw new ConnectionClosedError('server is closed');
+    const settings = resolveSettings(options.settings, this.settings);
+    const { settings: _omit, ...connectionOptions } = options;
+    const router = TransportRouter.of(transport);
+    router.onError = (err) => this.log('error', `${transport.name}: ${err.message}`);
+    const address = await transport.listen(endpoint, connectionOptions);
+    const ep = new ServerEndpoint(transport, address, options);
+    router.addAcceptor(address.port, (transportPeer: PeerId, info: PeerInfo) => {
+      if (this.#closed) return undefined;
+      const peer = new Peer(this, settings, transport, transportPeer, this.#nextPeerId++, info);
+      this.#peers.set(peer.id, peer);
+      ep.online.set(peer.id, peer);
+      this.counters.connections++;
+      this.emit('connect', peer);
+      return peer;
+    });
+    this.#endpoints.push(ep);
+    return ep;
+  }
+
+  /** The listening endpoints. */
+  get endpoints(): readonly ServerEndpoint[] {
+    return this.#endpoints;
+  }
+
+  /** Peers connected now, over all endpoints. */
+  get count(): number {
+    return this.#peers.size;
+  }
+
+  /** The peer with framework id `id`, if connected. */
+  peer(id: number): Peer | undefined {
+    return this.#peers.get(id);
+  }
+
+  /** Every connected peer (a live, removal-safe iteration over all endpoints). */
+  peers(): IterableIterator<Peer> {
+    return this.#peers.values();
+  }
+
+  /** Calls `fn` for every connected peer; peers that leave during the walk are skipped. */
+  forEachPeer(fn: (peer: Peer) => void): void {
+    for (const peer of this.#peers.values()) fn(peer);
+  }
+
+  /** Direct stream to every peer (or those `filter` accepts); returns how many were sent. */
+  broadcast(name: string, frame: DataFrame, filter?: PeerFilter): number {
+    return broadcastTo(this.#peers.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter);
+  }
+
+  /** Direct console to every peer (or those `filter` accepts); returns how many were sent. */
+  broadcastConsole(name: string, text: string, filter?: PeerFilter): number {
+    return broadcastTo(this.#peers.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter);
+  }
+
+  /** Counters of the server and of each command. */
+  stats(): ServerStats {
+    const c = this.counters;
+    return {
+      online: this.#peers.size,
+      connections: c.connections,
+      messagesIn: c.messagesIn,
+      messagesOut: c.messagesOut,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      requestsFailed: c.requestsFailed,
+      timeouts: c.timeouts,
+      protocolErrors: c.protocolErrors,
+      commands: this.registry.stats(),
+      endpoints: this.#endpoints.map((e) => ({ transport: e.transport.name, host: e.address.host, port: e.address.port, online: e.count })),
+    };
+  }
+
+  /**
+   * Closes every peer and stops accepting. With `shutdownTransports` (the default) the
+   * transports are shut down too; pass false when they are shared with other users.
+   */
+  async close(options: { shutdownTransports?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const ep of this.#endpoints) TransportRouter.of(ep.transport).removeAcceptor(ep.address.port);
+    for (const peer of [...this.#peers.values()]) peer.close(true);
+    if (options.shutdownTransports ?? true) {
+      const transports = new Set(this.#endpoints.map((e) => e.transport));
+      await Promise.all([...transports].map((t) => t.shutdown()));
+    }
+  }
+
+  /** @internal */
+  peerClosed(peer: Peer, reason: CloseReason, detail: string): void {
+    if (!this.#peers.delete(peer.id)) return;
+    for (const ep of this.#endpoints) ep.online.delete(peer.id);
+    this.emit('disconnect', peer, reason, detail);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * createTransport(name): one place that turns a transport's name into an
+ * instance, for the CLI, the examples and the benchmarks. Socket transports
+ * are imported only when asked for, so a build without one of them still runs
+ * everything else, and asking for a missing one fails with a message that
+ * names the missing module.
+ */
+import { ZsError } from '../errors.js';
+import { MemoryTransport } from './memory.js';
+import type { Transport } from './types.js';
+
+/** Names createTransport() understands. */
+export type TransportName = 'memory' | 'node-net' | 'native';
+
+/** The transport named is not part of this build. Code `ZS_TRANSPORT_UNAVAILABLE`. */
+export class TransportUnavailableError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_TRANSPORT_UNAVAILABLE', message, options);
+  }
+}
+
+const modules: Record<Exclude<TransportName, 'memory'>, { file: string; className: string }> = {
+  native: { file: './native-tcp.js', className: 'NativeTcpTransport' },
+  'node-net': { file: './node-net.js', className: 'NodeNetTransport' },
+};
+
+type TransportClass = new () => Transport;
+
+async function load(name: Exclude<TransportName, 'memory'>): Promise<TransportClass> {
+  const { file, className } = modules[name];
+  let mod: Record<string, unknown>;
+  try {
+    // A variable specifier: the module may not exist in this build, and that is a runtime answer.
+    const specifier: string = file;
+    mod = (await import(specifier)) as Record<string, unknown>;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new TransportUnavailableError(`transport '${name}' is not available: lib/transport/${file.slice(2, -3)}.ts is not part of this build`, { cause: err });
+    }
+    throw err;
+  }
+  const ctor = mod[className];
+  if (typeof ctor !== 'function') throw new TransportUnavailableError(`lib/transport/${file.slice(2, -3)} does not export ${className}`);
+  return ctor as TransportClass;
+}
+
+/** A new transport by name; rejects with TransportUnavailableError when it is not built. */
+export async function createTransport(name: TransportName): Promise<Transport> {
+  if (name === 'memory') return new MemoryTransport();
+  if (!(name in modules)) throw new RangeError(`transport must be 'memory', 'node-net' or 'native', got ${JSON.stringify(name)}`);
+  const Ctor = await load(name);
+  return new Ctor();
+}
+
+/** Whether createTransport(name) would succeed. */
+export async function transportAvailable(name: TransportName): Promise<boolean> {
+  if (name === 'memory') return true;
+  try {
+    await load(name);
+    return true;
+  } catch (err) {
+    if (err instanceof TransportUnavailableError) return false;
+    throw err;
+  }
+}
