@@ -26,3 +26,20 @@ export class NativeLoadError extends ZsError {
     super('ZS_NATIVE_LOAD', message, options);
   }
 }
+
+/**
+ * Input that was to be decoded is corrupted, truncated, or inconsistent with
+ * what it declares (a compressed payload, a DataFrame, a frame). Code
+ * `ZS_DECODE`. `reason` is a short, stable description of what was wrong,
+ * such as `'truncated'` or `'declared size exceeds maxOutputLength'`; the
+ * message may add details.
+ */
+export class DecodeError extends ZsError {
+  /** What was wrong with the input: a short phrase that does not change between releases. */
+  readonly reason: string;
+
+  constructor(reason: string, detail?: string, options?: { cause?: unknown }) {
+    super('ZS_DECODE', detail ? `${reason}: ${detail}` : reason, options);
+    this.reason = reason;
+  }
+}

@@ -2,7 +2,7 @@
  * zserver: the public API. Everything a program may use is re-exported here
  * and only here; deeper module paths are internal and may change.
  */
-export { ZsError, NativeLoadError } from './errors.js';
+export { ZsError, NativeLoadError, DecodeError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -15,4 +15,17 @@ export {
   xxh64Batch,
   type SliceList,
 } from './hash.js';
+export {
+  compress,
+  decompress,
+  compressedInfo,
+  deflateFixed,
+  inflateFixed,
+  defaultMaxOutputLength,
+  type CompressionMethod,
+  type CompressionLevel,
+  type CompressOptions,
+  type DecompressOptions,
+  type CompressedInfo,
+} from './compression/index.js';
 export { selfCheck, type SelfCheckResult } from './selfcheck.js';

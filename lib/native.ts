@@ -33,6 +33,18 @@ export interface NativeBinding {
     out: BigUint64Array,
     seed: bigint,
   ): number;
+  /** codec 1 = deflate-fixed (level 1 fast, 2 default), 2 = brrc; null when mustShrink and the stream is not shorter. */
+  compressRaw(
+    codec: number,
+    level: number,
+    data: Uint8Array,
+    offset: number,
+    length: number,
+    header: Uint8Array,
+    mustShrink: boolean,
+  ): Buffer | null;
+  /** A Buffer of exactly outSize bytes, or a negative decode status (see native/core/decode_status.h). */
+  decompressRaw(codec: number, data: Uint8Array, offset: number, length: number, outSize: number): Buffer | number;
 }
 
 const require = createRequire(import.meta.url);
