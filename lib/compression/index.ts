@@ -13,6 +13,7 @@
 import { brotliCompressSync, brotliDecompressSync, constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { checkBytes, describe } from '../bytes.js';
 import { DecodeError } from '../errors.js';
+import { crc32c } from '../hash.js';
 import { native } from '../native.js';
 import { compressionMethods, encodeHeader, readHeader, type CompressionMethod } from './header.js';
 
@@ -31,6 +32,12 @@ export interface CompressOptions {
    * input plus the header. `decompress` reads whichever method the header names.
    */
   storeIfLarger?: boolean;
+  /**
+   * When true (the default), the header carries the CRC-32C of the data (4
+   * bytes) and `decompress` verifies it, so corruption that still decodes is
+   * caught. Leave it out where the transport already authenticates the bytes.
+   */
+  checksum?: boolean;
 }
 
 /** Options of `decompress`. */
@@ -92,8 +99,8 @@ function checkOptions<T extends object>(options: unknown): Partial<T> {
 }
 
 /** header || body in one Buffer. */
-function framed(method: CompressionMethod, size: number, body: Uint8Array): Buffer {
-  const header = encodeHeader(method, size);
+function framed(method: CompressionMethod, size: number, checksum: number | undefined, body: Uint8Array): Buffer {
+  const header = encodeHeader(method, size, checksum);
   const out = Buffer.allocUnsafe(header.length + body.length);
   out.set(header, 0);
   out.set(body, header.length);
@@ -119,10 +126,11 @@ export function compress(data: Uint8Array, method: CompressionMethod, options?: 
   const level = checkLevel(opts.level);
   const mustShrink = opts.storeIfLarger !== false;
   const size = bytes.length;
+  const checksum = opts.checksum === false ? undefined : crc32c(bytes);
   if (m === 'deflate-fixed' || m === 'brrc') {
     const codec = m === 'brrc' ? kCodecBrrc : kCodecDeflateFixed;
-    const out = native().compressRaw(codec, level, bytes, 0, size, encodeHeader(m, size), mustShrink);
-    return out ?? framed('none', size, bytes);
+    const out = native().compressRaw(codec, level, bytes, 0, size, encodeHeader(m, size, checksum), mustShrink);
+    return out ?? framed('none', size, checksum, bytes);
   }
   let body: Uint8Array = bytes;
   if (m === 'zlib') body = deflateRawSync(bytes, { level: 1 });
@@ -131,8 +139,8 @@ export function compress(data: Uint8Array, method: CompressionMethod, options?: 
       params: { [constants.BROTLI_PARAM_QUALITY]: 1, [constants.BROTLI_PARAM_SIZE_HINT]: size },
     });
   }
-  if (m !== 'none' && mustShrink && body.length >= size) return framed('none', size, bytes);
-  return framed(m, size, body);
+  if (m !== 'none' && mustShrink && body.length >= size) return framed('none', size, checksum, bytes);
+  return framed(m, size, checksum, body);
 }
 
 /**
@@ -141,8 +149,8 @@ export function compress(data: Uint8Array, method: CompressionMethod, options?: 
  *  - none: exactly its length (checked while decoding).
  *  - deflate-fixed: the cheapest symbol pair (length 258 at distance 1) takes
  *    13 bits, so at most 258 bytes per 13 bits.
- *  - brrc: probabilities stay within [31, 4065] / 4096, so each decision takes
- *    at least log2(4096 / 4065) bits: fewer than 92 output bytes per input byte.
+ *  - brrc: probabilities stay within [63, 4033] / 4096, so each decision takes
+ *    at least log2(4096 / 4033) bits: fewer than 45 output bytes per input byte.
  *  - zlib: DEFLATE's limit is 1032:1.
  *  - brotli: no useful limit; `maxOutputLength` alone applies.
  */
@@ -153,7 +161,7 @@ function maxExpansion(method: CompressionMethod, length: number): number {
     case 'deflate-fixed':
       return (Math.floor((length * 8) / 13) + 1) * 258;
     case 'brrc':
-      return (length + 1) * 92;
+      return (length + 1) * 45;
     case 'zlib':
       return length * 1032 + 1024;
     case 'brotli':
@@ -190,14 +198,16 @@ function nodeDecode(name: string, decode: (limit: number) => Buffer, size: numbe
  * new Buffer of exactly the declared original size.
  *
  * Throws DecodeError (code 'ZS_DECODE') with a `reason` when the payload is
- * corrupted, truncated, longer or shorter than declared, or declares more than
- * `options.maxOutputLength` bytes (checked before allocating).
+ * corrupted (with a checksum in the header, any corruption; without, what
+ * the decoder can see), truncated, longer or shorter than declared, or
+ * declares more than `options.maxOutputLength` bytes (checked before
+ * allocating).
  */
 export function decompress(data: Uint8Array, options?: DecompressOptions): Buffer {
   const bytes = checkBytes(data, 'data');
   const opts = checkOptions<DecompressOptions>(options);
   const maxOutputLength = checkMaxOutput(opts.maxOutputLength);
-  const { method, originalSize: size, headerLength } = readHeader(bytes);
+  const { method, originalSize: size, checksum, headerLength } = readHeader(bytes);
   if (size > maxOutputLength) {
     throw new DecodeError('declared size exceeds maxOutputLength', `${size} > ${maxOutputLength}`);
   }
@@ -205,6 +215,13 @@ export function decompress(data: Uint8Array, options?: DecompressOptions): Buffe
   if (size > maxExpansion(method, streamLength)) {
     throw new DecodeError('declared size impossible for input length', `${size} bytes from ${streamLength} of ${method}`);
   }
+  const out = decodeStream(method, bytes, headerLength, size);
+  if (checksum !== undefined && crc32c(out) !== checksum) throw new DecodeError('checksum mismatch', method);
+  return out;
+}
+
+function decodeStream(method: CompressionMethod, bytes: Uint8Array, headerLength: number, size: number): Buffer {
+  const streamLength = bytes.length - headerLength;
   const stream = bytes.subarray(headerLength);
   switch (method) {
     case 'none':

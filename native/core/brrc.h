@@ -2,7 +2,7 @@
 //
 // Each byte is coded as 8 binary decisions, most significant bit first, down
 // a binary tree of 255 nodes; each node holds a 12-bit probability that the
-// next bit is 0, adapted after every decision by 1/32 of the distance to the
+// next bit is 0, adapted after every decision by 1/64 of the distance to the
 // observed outcome. The coder is the LZMA-style range coder: a 32-bit range,
 // a 33-bit low with carry propagation through a cached byte and a count of
 // pending 0xFF bytes. The first byte such an encoder emits is always 0 and is

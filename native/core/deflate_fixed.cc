@@ -1,6 +1,6 @@
 // Raw DEFLATE compressor with fixed Huffman codes (see deflate_fixed.h).
 //
-// The input is cut into segments of about 64 KiB; each becomes one fixed-code
+// The input is cut into segments of about 60 KB; each becomes one fixed-code
 // block. After a segment is coded, its bit cost is compared with a stored
 // block's, and the writer rewinds to the segment start and stores it raw when
 // that is smaller (JPEG, already-compressed data). Matches may reach into
@@ -33,7 +33,9 @@ using namespace zs::deflate;
 constexpr size_t kWindow = 32768;
 constexpr size_t kMinMatch = 4;
 constexpr size_t kMaxMatch = 258;
-constexpr size_t kSegment = 1 << 16;
+// Below 65535 by more than a match or a skip-ahead step can overrun, so a
+// segment that falls back to a stored block needs only one.
+constexpr size_t kSegment = 60000;
 constexpr size_t kMaxInput = 0xFFFFFFFFu - 64;
 
 // Encoder tables: every code already reversed, and for lengths the extra bits
