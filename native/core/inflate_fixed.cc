@@ -174,7 +174,7 @@ int StoredBlock(BitReader& r, uint8_t*& op, uint8_t* out_end) {
   if (len != (nlen ^ 0xFFFFu)) return ZS_DECODE_STORED_LENGTH;
   if (len > static_cast<size_t>(r.end - r.p)) return ZS_DECODE_TRUNCATED;
   if (len > static_cast<size_t>(out_end - op)) return ZS_DECODE_OUTPUT_OVERFLOW;
-  std::memcpy(op, r.p, len);
+  if (len) std::memcpy(op, r.p, len);  // out may be null when out_len is 0
   op += len;
   r.p += len;
   return ZS_DECODE_OK;

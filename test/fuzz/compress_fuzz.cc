@@ -1,8 +1,8 @@
 // libFuzzer target for the native decoders (not built by CI, which has no clang):
 //
-//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Inative/core \
-//     test/fuzz/compress_fuzz.cc native/core/deflate_fixed.cc native/core/inflate_fixed.cc \
-//     native/core/brrc.cc -o build/compress_fuzz
+//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Inative/core
+//     test/fuzz/compress_fuzz.cc native/core/deflate_fixed.cc native/core/inflate_fixed.cc
+//     native/core/brrc.cc -o build/compress_fuzz      (one command line)
 //   ./build/compress_fuzz -max_total_time=60
 //
 // Input layout: byte 0 picks the decoder (bit 0) and, with bytes 1-2, the
