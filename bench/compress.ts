@@ -1,0 +1,108 @@
+/**
+ * bench/compress.ts: zserver's compression methods against Node's zlib and brotli.
+ *
+ * Table 1, on the Snappy corpus (../shared/corpus, each file compressed on its
+ * own): ratio (output / input), compress MB/s and decompress MB/s (of
+ * original bytes) for deflate-fixed fast and default, brrc, zlib deflate-raw
+ * levels 1 and 6 and brotli qualities 1 and 5; the "× zlib -1" columns divide
+ * by zlib deflate-raw level 1 of the same run. zserver rows go through the
+ * public compress/decompress (header without checksum, no store fallback);
+ * Node rows call zlib directly.
+ * Table 2: brrc's output per corpus file against the file's order-0 entropy.
+ * Table 3: frame-sized inputs (slices of the corpus): ratio and µs per frame,
+ * which is what the default frame method and threshold in
+ * docs/compression.md rest on.
+ *
+ * Run: node --import tsx bench/compress.ts [--quick]
+ */
+import zlib from 'node:zlib';
+import { compress, decompress, type CompressionMethod, type CompressOptions } from '../lib/index.js';
+import { loadCorpus, order0EntropyBytes } from '../test/helpers/corpus.js';
+import { printTable, quick, rate, writeResults } from './_lib.js';
+
+const files = loadCorpus(true).map(([, data]) => data);
+const total = files.reduce((n, f) => n + f.length, 0);
+
+interface Codec {
+  name: string;
+  encode: (data: Buffer) => Buffer;
+  decode: (packed: Buffer, size: number) => Buffer;
+}
+
+function ours(name: string, method: CompressionMethod, options: CompressOptions = {}): Codec {
+  const opts = { ...options, checksum: false, storeIfLarger: false };
+  return { name, encode: (d) => compress(d, method, opts), decode: (p) => decompress(p) };
+}
+
+const codecs: Codec[] = [
+  ours('deflate-fixed fast', 'deflate-fixed', { level: 'fast' }),
+  ours('deflate-fixed default', 'deflate-fixed', { level: 'default' }),
+  ours('brrc', 'brrc'),
+  {
+    name: 'zlib deflate-raw -1',
+    encode: (d) => zlib.deflateRawSync(d, { level: 1 }),
+    decode: (p) => zlib.inflateRawSync(p),
+  },
+  {
+    name: 'zlib deflate-raw -6',
+    encode: (d) => zlib.deflateRawSync(d, { level: 6 }),
+    decode: (p) => zlib.inflateRawSync(p),
+  },
+  ...[1, 5].map(
+    (quality): Codec => ({
+      name: `brotli q${quality}`,
+      encode: (d) =>
+        zlib.brotliCompressSync(d, {
+          params: { [zlib.constants.BROTLI_PARAM_QUALITY]: quality, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: d.length },
+        }),
+      decode: (p) => zlib.brotliDecompressSync(p),
+    }),
+  ),
+];
+
+const ms = quick ? 150 : 600;
+const samples = quick ? 3 : 5;
+const measured = codecs.map((c) => {
+  const packed = files.map((f) => c.encode(f));
+  for (let i = 0; i < files.length; i++) {
+    if (!c.decode(packed[i]!, files[i]!.length).equals(files[i]!)) throw new Error(`${c.name}: round trip failed`);
+  }
+  const out = packed.reduce((n, p) => n + p.length, 0);
+  const enc = rate(() => files.forEach((f) => c.encode(f)), ms, samples) * total / 1e6;
+  const dec = rate(() => packed.forEach((p, i) => c.decode(p, files[i]!.length)), ms, samples) * total / 1e6;
+  return { name: c.name, ratio: (100 * out) / total, enc, dec };
+});
+const base = measured.find((m) => m.name === 'zlib deflate-raw -1')!;
+const rows = measured.map((m) => ({
+  method: m.name,
+  'ratio %': m.ratio,
+  'compress MB/s': m.enc,
+  'decompress MB/s': m.dec,
+  'compress × zlib -1': m.enc / base.enc,
+  'decompress × zlib -1': m.dec / base.dec,
+}));
+printTable(`Corpus: ${files.length} files, ${(total / 1e6).toFixed(2)} MB, each compressed alone (median of ${samples} samples)`, rows);
+
+const entropyRows = loadCorpus(true).map(([name, data]) => {
+  const packed = compress(data, 'brrc', { checksum: false, storeIfLarger: false });
+  const stream = packed.length - 1 - Math.ceil(Math.log2(data.length + 1) / 7);
+  const entropy = order0EntropyBytes(data);
+  return { file: name, bytes: data.length, 'order-0 entropy': Math.round(entropy), brrc: stream, 'brrc / entropy - 1 %': 100 * (stream / entropy - 1) };
+});
+printTable('brrc against the order-0 entropy of each file (bytes)', entropyRows);
+
+// Frames: consecutive slices of the text and HTML files, as a transport would send them.
+const frameSource = Buffer.concat(loadCorpus(true).filter(([n]) => /txt|html|urls|protodata/.test(n)).map(([, d]) => d));
+const frameRows: Record<string, string | number>[] = [];
+for (const size of [128, 512, 1024, 4096, 16384, 65536]) {
+  const count = Math.min(256, Math.floor(frameSource.length / size));
+  const frames = Array.from({ length: count }, (_, i) => frameSource.subarray(i * size, i * size + size));
+  for (const c of codecs.filter((x) => !/-6|q5/.test(x.name))) {
+    const out = frames.reduce((n, f) => n + c.encode(f).length, 0);
+    const perFrame = 1e6 / (rate(() => frames.forEach((f) => c.encode(f)), ms / 3, samples) * count);
+    frameRows.push({ 'frame bytes': size, method: c.name, 'ratio %': (100 * out) / (count * size), 'µs per frame': perFrame });
+  }
+}
+printTable('Frame-sized inputs: ratio (with header for zserver methods) and compress time per frame', frameRows);
+
+writeResults('compress', rows, { entropy: entropyRows, frames: frameRows });
