@@ -6,11 +6,17 @@
 // observed outcome. The coder is the LZMA-style range coder: a 32-bit range,
 // a 33-bit low with carry propagation through a cached byte and a count of
 // pending 0xFF bytes. The first byte such an encoder emits is always 0 and is
-// left out of the stream; the stream is the encoder's remaining bytes,
-// including its 4-byte flush, and the decoder consumes exactly all of them.
+// left out; a coder's stream is its remaining bytes, including its 4-byte
+// flush, and the decoder consumes exactly all of them.
 //
-// Models start at probability 1/2 for every node; streams carry no header
-// (zserver's compressed format holds the byte count).
+// Lanes: an input of 16384 bytes or more is cut into two halves (the first
+// one byte longer when the length is odd), each coded by its own coder and
+// model, and the stream is: the length of the first half's stream (4 bytes,
+// little-endian), that stream, then the second's. Smaller inputs are one
+// stream. The decoder knows the byte count, so it knows which layout applies.
+//
+// Models start at probability 1/2 for every node; streams carry no byte
+// count (zserver's compressed format holds it).
 #ifndef ZS_BRRC_H
 #define ZS_BRRC_H
 
