@@ -11,9 +11,11 @@
 //    position, greedy; after 32 misses in a row the step between probed
 //    positions grows (snappy's heuristic), so incompressible data is crossed
 //    quickly.
-//  - default: hash chains (the previous position with the same hash, per
-//    window slot), up to kChainDepth candidates, and one step of lazy matching
-//    (a longer match at the next byte wins over the current one).
+//  - default: hash chains (the distance to the previous position with the
+//    same hash, per window slot), up to kChainDepth candidates, and lazy
+//    matching (a longer match at the next byte, found among kLazyDepth
+//    candidates, wins over the current one); runs of misses are crossed with
+//    growing steps as in fast, only more slowly.
 //
 // Bit writer: a 64-bit accumulator; after each symbol group it stores all 8
 // bytes and advances by the whole bytes filled, which needs 8 bytes of slack
@@ -37,6 +39,18 @@ constexpr size_t kMaxMatch = 258;
 // segment that falls back to a stored block needs only one.
 constexpr size_t kSegment = 60000;
 constexpr size_t kMaxInput = 0xFFFFFFFFu - 64;
+// Fast level: a 2^16-entry table (less for small inputs); after 32 misses in
+// a row the probe step grows by one every 32 misses.
+constexpr unsigned kFastHashBits = 16;
+constexpr unsigned kSkipShift = 5;
+// Default level: chain depth, the lengths that end the search or the lazy
+// step early, the depth of the lazy probe, and the miss-run skip.
+constexpr unsigned kDefaultHashBits = 15;
+constexpr unsigned kChainDepth = 8;
+constexpr size_t kNiceLength = 96;
+constexpr size_t kLazyLength = 24;
+constexpr unsigned kLazyDepth = 4;
+constexpr unsigned kDefaultSkipShift = 6;
 
 // Encoder tables: every code already reversed, and for lengths the extra bits
 // merged in, so a match is two table reads and one 31-bit write.
@@ -151,7 +165,7 @@ struct BitWriter {
 
 struct Workspace {
   std::vector<uint32_t> head;  // last position per hash (fast: the only table)
-  std::vector<uint32_t> prev;  // default: previous position with the same hash, per window slot
+  std::vector<uint16_t> prev;  // default: distance to the previous position with the same hash, per window slot
 };
 
 Workspace& LocalWorkspace() {
@@ -181,7 +195,7 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
                    BitWriter& w) {
   const EncodeTables& t = Tables();
   const uint8_t* src = in.data;
-  size_t skip = 32;
+  size_t skip = 1 << kSkipShift;
   size_t lit_start = pos;
   while (pos < seg_end) {
     if (pos >= in.hash_end) {
@@ -190,25 +204,28 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
     }
     const uint32_t cur = Load32(src + pos);
     const uint32_t h = Hash(cur, bits);
-    const size_t cand = table[h];
+    size_t cand = table[h];
     table[h] = static_cast<uint32_t>(pos);
     if (cand < pos && pos - cand <= kWindow && Load32(src + cand) == cur) {
       if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
       const size_t max = std::min(kMaxMatch, in.size - pos);
       const size_t len = kMinMatch + MatchLength(src + cand + 4, src + pos + 4, max - 4);
       w.Match(t, len, pos - cand);
-      // Index two positions near the end of the match: the next repeat of
-      // this text most likely continues from there.
+      // Index a few positions of the match (the one after its start, its
+      // middle, two near its end): the table only holds positions that were
+      // probed, and a later repeat of this text may start anywhere in it.
       const size_t end = pos + len;
       if (end - 1 < in.hash_end) {
+        table[Hash(Load32(src + pos + 1), bits)] = static_cast<uint32_t>(pos + 1);
+        if (len > 6) table[Hash(Load32(src + pos + len / 2), bits)] = static_cast<uint32_t>(pos + len / 2);
         table[Hash(Load32(src + end - 2), bits)] = static_cast<uint32_t>(end - 2);
         table[Hash(Load32(src + end - 1), bits)] = static_cast<uint32_t>(end - 1);
       }
       pos = end;
       lit_start = pos;
-      skip = 32;
+      skip = 1 << kSkipShift;
     } else {
-      pos += skip++ >> 5;
+      pos += skip++ >> kSkipShift;
     }
   }
   if (pos > in.size) pos = in.size;
@@ -216,35 +233,36 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
   return pos;
 }
 
-constexpr unsigned kChainDepth = 8;
-constexpr size_t kNiceLength = 96;   // stop searching at a match this long
-constexpr size_t kLazyLength = 24;   // do not look one byte ahead past a match this long
 
 struct Chains {
   uint32_t* head;
-  uint32_t* prev;
+  uint16_t* prev;  // distance to the previous position with the same hash; 0: none within the window
   unsigned bits;
 
   void Insert(const uint8_t* src, size_t pos) {
     const uint32_t h = Hash(Load32(src + pos), bits);
-    prev[pos & (kWindow - 1)] = head[h];
+    prev[pos & (kWindow - 1)] = Link(pos, head[h]);
     head[h] = static_cast<uint32_t>(pos);
+  }
+
+  static uint16_t Link(size_t pos, size_t older) {
+    return older < pos && pos - older < kWindow ? static_cast<uint16_t>(pos - older) : 0;
   }
 
   // The longest match at pos among the chain's candidates (0 when none of
   // at least kMinMatch bytes); inserts pos. Ties go to the nearest.
-  size_t Find(const Input& in, size_t pos, size_t* dist) {
+  size_t Find(const Input& in, size_t pos, size_t* dist, unsigned max_depth = kChainDepth) {
     const uint8_t* src = in.data;
     const uint32_t cur = Load32(src + pos);
     const uint32_t h = Hash(cur, bits);
     size_t cand = head[h];
-    prev[pos & (kWindow - 1)] = static_cast<uint32_t>(cand);
+    prev[pos & (kWindow - 1)] = Link(pos, cand);
     head[h] = static_cast<uint32_t>(pos);
     const size_t max = std::min(kMaxMatch, in.size - pos);
     size_t best = kMinMatch - 1;
     // A chain link is stale once it is a window behind; positions are
     // strictly decreasing along a chain, so stop there.
-    for (unsigned depth = kChainDepth; depth && cand < pos && pos - cand < kWindow; depth--) {
+    for (unsigned depth = max_depth; depth && cand < pos && pos - cand < kWindow; depth--) {
       if (src[cand + best] == src[pos + best] && Load32(src + cand) == cur) {
         const size_t len = kMinMatch + MatchLength(src + cand + 4, src + pos + 4, max - 4);
         if (len > best) {
@@ -253,7 +271,9 @@ struct Chains {
           if (len >= kNiceLength || len == max) break;
         }
       }
-      cand = prev[cand & (kWindow - 1)];
+      const size_t step = prev[cand & (kWindow - 1)];
+      if (step == 0) break;
+      cand -= step;
     }
     return best >= kMinMatch ? best : 0;
   }
@@ -263,6 +283,7 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, Bi
   const EncodeTables& t = Tables();
   const uint8_t* src = in.data;
   size_t lit_start = pos;
+  size_t misses = 0;
   while (pos < seg_end) {
     if (pos >= in.hash_end) {
       pos = seg_end;
@@ -271,14 +292,16 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, Bi
     size_t dist = 0;
     size_t len = c.Find(in, pos, &dist);
     if (len == 0) {
-      pos++;
+      // Runs of misses (incompressible data) are crossed with growing steps.
+      pos += 1 + (misses++ >> kDefaultSkipShift);
       continue;
     }
+    misses = 0;
     // Lazy step: while the next byte starts a longer match, emit this byte
     // as a literal and move on.
     while (len < kLazyLength && pos + 1 < in.hash_end) {
       size_t dist2 = 0;
-      const size_t len2 = c.Find(in, pos + 1, &dist2);
+      const size_t len2 = c.Find(in, pos + 1, &dist2, kLazyDepth);
       if (len2 <= len) break;
       pos++;
       len = len2;
@@ -343,7 +366,7 @@ size_t zs_deflate_fixed_compress(const uint8_t* in, size_t in_len, uint8_t* out,
   const Input input{in, in_len, in_len >= 4 ? in_len - 3 : 0};
   Workspace& ws = LocalWorkspace();
   const bool fast = level != ZS_DEFLATE_DEFAULT;
-  const unsigned bits = HashBits(in_len, fast ? 14 : 15);
+  const unsigned bits = HashBits(in_len, fast ? kFastHashBits : kDefaultHashBits);
   ws.head.assign(size_t{1} << bits, 0xFFFFFFFFu);
   Chains chains{ws.head.data(), nullptr, bits};
   if (!fast) {
