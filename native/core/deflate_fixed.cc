@@ -55,8 +55,7 @@ constexpr unsigned kDefaultSkipShift = 6;
 // Encoder tables: every code already reversed, and for lengths the extra bits
 // merged in, so a match is two table reads and one 31-bit write.
 struct EncodeTables {
-  uint16_t lit_code[256];
-  uint8_t lit_len[256];
+  uint32_t lit[256];  // code | length << 16
   uint32_t len_code[kMaxMatch + 1];  // symbol code | extra value << code length
   uint8_t len_bits[kMaxMatch + 1];
   uint8_t dist_sym_lo[256];   // symbol of distance - 1 when below 256
@@ -68,8 +67,7 @@ struct EncodeTables {
       uint32_t code;
       unsigned len;
       FixedCode(s, &code, &len);
-      lit_code[s] = static_cast<uint16_t>(Reverse(code, len));
-      lit_len[s] = static_cast<uint8_t>(len);
+      lit[s] = Reverse(code, len) | (len << 16);
     }
     for (unsigned i = 0; i < 29; i++) {
       uint32_t code;
@@ -138,7 +136,7 @@ struct BitWriter {
     buf >>= count & 56;
     count &= 7;
   }
-  void Literal(const EncodeTables& t, uint8_t c) { Put(t.lit_code[c], t.lit_len[c]); }
+  void Literal(const EncodeTables& t, uint8_t c) { Put(t.lit[c] & 0xFFFF, t.lit[c] >> 16); }
   void Match(const EncodeTables& t, size_t len, size_t dist) {
     const size_t d = dist - 1;
     const unsigned sym = d < 256 ? t.dist_sym_lo[d] : t.dist_sym_hi[d >> 7];
@@ -192,7 +190,11 @@ struct Input {
 // Fast level: codes [pos, seg_end) (the last match may run past seg_end) and
 // returns the position reached.
 size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table, unsigned bits,
-                   BitWriter& w) {
+                   BitWriter& writer) {
+  // A local writer: output bytes are stored through a byte pointer, which may
+  // alias anything reached through a reference, so the compiler would reload
+  // the writer's state after every store. A local stays in registers.
+  BitWriter w = writer;
   const EncodeTables& t = Tables();
   const uint8_t* src = in.data;
   size_t skip = 1 << kSkipShift;
@@ -230,6 +232,7 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
   }
   if (pos > in.size) pos = in.size;
   if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
+  writer = w;
   return pos;
 }
 
@@ -279,7 +282,8 @@ struct Chains {
   }
 };
 
-size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, BitWriter& w) {
+size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, BitWriter& writer) {
+  BitWriter w = writer;  // local, as in FastSegment
   const EncodeTables& t = Tables();
   const uint8_t* src = in.data;
   size_t lit_start = pos;
@@ -320,6 +324,7 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, Bi
   }
   if (pos > in.size) pos = in.size;
   if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
+  writer = w;
   return pos;
 }
 

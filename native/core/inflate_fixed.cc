@@ -121,24 +121,19 @@ inline uint8_t* CopyMatch(uint8_t* op, uint8_t* out_end, size_t len, size_t dist
   return op + len;
 }
 
-int FixedBlock(BitReader& r, uint8_t* out, uint8_t*& op, uint8_t* out_end) {
-  const DecodeTables& t = Tables();
+// The symbols of one fixed-code block, up to and including its end-of-block.
+inline __attribute__((always_inline)) int FixedSymbols(const DecodeTables& t, BitReader& r, uint8_t* out,
+                                                       uint8_t*& op, uint8_t* out_end) {
+  if (!r.Refill()) return ZS_DECODE_TRUNCATED;
   for (;;) {
-    if (!r.Refill()) return ZS_DECODE_TRUNCATED;
     uint32_t e = t.litlen[r.Peek(9)];
-    // A literal leaves at least 47 bits, enough for one more symbol of any kind.
-    if (((e >> 8) & 3) == kLiteral) {
+    // Literals run while the accumulator holds the 31 bits of any symbol.
+    while (((e >> 8) & 3) == kLiteral) {
       if (op == out_end) return ZS_DECODE_OUTPUT_OVERFLOW;
       *op++ = static_cast<uint8_t>(e >> 16);
       r.Drop(e & 15);
+      if (r.count < 32 && !r.Refill()) return ZS_DECODE_TRUNCATED;
       e = t.litlen[r.Peek(9)];
-      if (((e >> 8) & 3) == kLiteral) {
-        if (op == out_end) return ZS_DECODE_OUTPUT_OVERFLOW;
-        *op++ = static_cast<uint8_t>(e >> 16);
-        r.Drop(e & 15);
-        continue;
-      }
-      if (!r.Refill()) return ZS_DECODE_TRUNCATED;
     }
     const uint32_t kind = (e >> 8) & 3;
     if (kind == kEndOfBlock) {
@@ -155,7 +150,20 @@ int FixedBlock(BitReader& r, uint8_t* out, uint8_t*& op, uint8_t* out_end) {
     if (dist > static_cast<size_t>(op - out)) return ZS_DECODE_DISTANCE_TOO_FAR;
     if (len > static_cast<size_t>(out_end - op)) return ZS_DECODE_OUTPUT_OVERFLOW;
     op = CopyMatch(op, out_end, len, dist);
+    if (r.count < 32 && !r.Refill()) return ZS_DECODE_TRUNCATED;
   }
+}
+
+int FixedBlock(BitReader& reader, uint8_t* out, uint8_t*& op_ref, uint8_t* out_end) {
+  // Local copies: the output is written through a byte pointer, which may
+  // alias anything, so state reached through references would be reloaded
+  // from memory after every byte. Locals stay in registers.
+  BitReader r = reader;
+  uint8_t* op = op_ref;
+  const int status = FixedSymbols(Tables(), r, out, op, out_end);
+  reader = r;
+  op_ref = op;
+  return status;
 }
 
 int StoredBlock(BitReader& r, uint8_t*& op, uint8_t* out_end) {
