@@ -91,12 +91,15 @@ const entropyRows = loadCorpus(true).map(([name, data]) => {
 });
 printTable('brrc against the order-0 entropy of each file (bytes)', entropyRows);
 
-// Frames: consecutive slices of the text and HTML files, as a transport would send them.
+// Frames: slices of the text, HTML, URL and protobuf files, as a transport
+// would send them, taken at evenly spaced offsets so every size samples the
+// same mix of content.
 const frameSource = Buffer.concat(loadCorpus(true).filter(([n]) => /txt|html|urls|protodata/.test(n)).map(([, d]) => d));
 const frameRows: Record<string, string | number>[] = [];
 for (const size of [128, 512, 1024, 4096, 16384, 65536]) {
   const count = Math.min(256, Math.floor(frameSource.length / size));
-  const frames = Array.from({ length: count }, (_, i) => frameSource.subarray(i * size, i * size + size));
+  const stride = Math.floor((frameSource.length - size) / (count - 1));
+  const frames = Array.from({ length: count }, (_, i) => frameSource.subarray(i * stride, i * stride + size));
   for (const c of codecs.filter((x) => !/-6|q5/.test(x.name))) {
     const out = frames.reduce((n, f) => n + c.encode(f).length, 0);
     const perFrame = 1e6 / (rate(() => frames.forEach((f) => c.encode(f)), ms / 3, samples) * count);
