@@ -13,12 +13,18 @@
  * which is what the default frame method and threshold in
  * docs/compression.md rest on.
  *
+ * Timing: this machine is shared, so every figure is CPU time of this process
+ * (process.cpuUsage: the codecs here all run synchronously on the calling
+ * thread), and the rows of a table are sampled round-robin, one sample of
+ * each row in turn, so a change of load during the run hits every row alike.
+ * On an idle machine CPU time and wall time agree.
+ *
  * Run: node --import tsx bench/compress.ts [--quick]
  */
 import zlib from 'node:zlib';
 import { compress, decompress, type CompressionMethod, type CompressOptions } from '../lib/index.js';
 import { loadCorpus, order0EntropyBytes } from '../test/helpers/corpus.js';
-import { printTable, quick, rate, writeResults } from './_lib.js';
+import { median, printTable, quick, writeResults } from './_lib.js';
 
 const files = loadCorpus(true).map(([, data]) => data);
 const total = files.reduce((n, f) => n + f.length, 0);
@@ -60,18 +66,53 @@ const codecs: Codec[] = [
   ),
 ];
 
-const ms = quick ? 150 : 600;
-const samples = quick ? 3 : 5;
-const measured = codecs.map((c) => {
+const ms = quick ? 100 : 300;
+const samples = quick ? 3 : 7;
+
+/** CPU milliseconds of this process so far. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * Calls per CPU second of each function, median of `samples` samples of about
+ * `ms` CPU milliseconds each, taken round-robin across the functions.
+ */
+function rates(fns: (() => unknown)[], ms: number): number[] {
+  const results: number[][] = fns.map(() => []);
+  for (const fn of fns) fn(); // warm-up
+  for (let s = 0; s < samples; s++) {
+    fns.forEach((fn, i) => {
+      let calls = 0;
+      const start = cpuMs();
+      let now = start;
+      while (now - start < ms) {
+        fn();
+        calls++;
+        now = cpuMs();
+      }
+      results[i]!.push((calls * 1000) / (now - start));
+    });
+  }
+  return results.map(median);
+}
+
+const packedAll = codecs.map((c) => {
   const packed = files.map((f) => c.encode(f));
   for (let i = 0; i < files.length; i++) {
     if (!c.decode(packed[i]!, files[i]!.length).equals(files[i]!)) throw new Error(`${c.name}: round trip failed`);
   }
-  const out = packed.reduce((n, p) => n + p.length, 0);
-  const enc = rate(() => files.forEach((f) => c.encode(f)), ms, samples) * total / 1e6;
-  const dec = rate(() => packed.forEach((p, i) => c.decode(p, files[i]!.length)), ms, samples) * total / 1e6;
-  return { name: c.name, ratio: (100 * out) / total, enc, dec };
+  return packed;
 });
+const encRates = rates(codecs.map((c) => () => files.forEach((f) => c.encode(f))), ms);
+const decRates = rates(codecs.map((c, k) => () => packedAll[k]!.forEach((p, i) => c.decode(p, files[i]!.length))), ms);
+const measured = codecs.map((c, k) => ({
+  name: c.name,
+  ratio: (100 * packedAll[k]!.reduce((n, p) => n + p.length, 0)) / total,
+  enc: (encRates[k]! * total) / 1e6,
+  dec: (decRates[k]! * total) / 1e6,
+}));
 const base = measured.find((m) => m.name === 'zlib deflate-raw -1')!;
 const rows = measured.map((m) => ({
   method: m.name,
@@ -81,7 +122,10 @@ const rows = measured.map((m) => ({
   'compress × zlib -1': m.enc / base.enc,
   'decompress × zlib -1': m.dec / base.dec,
 }));
-printTable(`Corpus: ${files.length} files, ${(total / 1e6).toFixed(2)} MB, each compressed alone (median of ${samples} samples)`, rows);
+printTable(
+  `Corpus: ${files.length} files, ${(total / 1e6).toFixed(2)} MB, each compressed alone; MB/s of original bytes per CPU second (median of ${samples} round-robin samples)`,
+  rows,
+);
 
 const entropyRows = loadCorpus(true).map(([name, data]) => {
   const packed = compress(data, 'brrc', { checksum: false, storeIfLarger: false });
@@ -100,11 +144,12 @@ for (const size of [128, 512, 1024, 4096, 16384, 65536]) {
   const count = Math.min(256, Math.floor(frameSource.length / size));
   const stride = Math.floor((frameSource.length - size) / (count - 1));
   const frames = Array.from({ length: count }, (_, i) => frameSource.subarray(i * stride, i * stride + size));
-  for (const c of codecs.filter((x) => !/-6|q5/.test(x.name))) {
+  const frameCodecs = codecs.filter((x) => !/-6|q5/.test(x.name));
+  const perSecond = rates(frameCodecs.map((c) => () => frames.forEach((f) => c.encode(f))), ms / 3);
+  frameCodecs.forEach((c, k) => {
     const out = frames.reduce((n, f) => n + c.encode(f).length, 0);
-    const perFrame = 1e6 / (rate(() => frames.forEach((f) => c.encode(f)), ms / 3, samples) * count);
-    frameRows.push({ 'frame bytes': size, method: c.name, 'ratio %': (100 * out) / (count * size), 'µs per frame': perFrame });
-  }
+    frameRows.push({ 'frame bytes': size, method: c.name, 'ratio %': (100 * out) / (count * size), 'µs per frame': 1e6 / (perSecond[k]! * count) });
+  });
 }
 printTable('Frame-sized inputs: ratio (with header for zserver methods) and compress time per frame', frameRows);
 
