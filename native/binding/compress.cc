@@ -8,7 +8,9 @@
 //   header || stream in one new Buffer. With mustShrink, returns null when the
 //   stream would not be shorter than the input (the caller stores it instead).
 //   The stream is built in a scratch block sized by the codec's bound and
-//   copied once into a Buffer of the exact size.
+//   copied once into a Buffer of the exact size. The scratch block is kept
+//   per thread up to kKeptScratch bytes, so that steady traffic does not map
+//   and fault in fresh pages for every call.
 // decompressRaw(codec, data, offset, length, outSize) -> Buffer | number
 //   Allocates exactly outSize bytes (the caller has checked it against its
 //   limit) and decodes into them; a negative number is a zs_decode_status.
@@ -24,6 +26,32 @@ namespace zs::binding {
 namespace {
 
 enum Codec { kDeflateFixed = 1, kBrrc = 2 };
+
+constexpr size_t kKeptScratch = size_t{8} << 20;
+
+// A scratch block of at least n bytes: the kept one when it is big enough,
+// else a new one (kept if small enough). Returns null when out of memory.
+struct Scratch {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  ~Scratch() { std::free(data); }
+};
+
+uint8_t* TakeScratch(size_t n, bool* kept) {
+  static thread_local Scratch scratch;
+  if (n <= kKeptScratch) {
+    *kept = true;
+    if (scratch.size < n) {
+      std::free(scratch.data);
+      scratch.size = 0;
+      scratch.data = static_cast<uint8_t*>(std::malloc(kKeptScratch < n * 2 ? kKeptScratch : n * 2));
+      if (scratch.data) scratch.size = kKeptScratch < n * 2 ? kKeptScratch : n * 2;
+    }
+    return scratch.data;
+  }
+  *kept = false;
+  return static_cast<uint8_t*>(std::malloc(n));
+}
 
 bool GetCodec(const Napi::CallbackInfo& info, size_t index, size_t* codec) {
   if (!GetSize(info.Env(), info[index], "codec", codec)) return false;
@@ -73,7 +101,8 @@ Napi::Value CompressRaw(const Napi::CallbackInfo& info) {
   const size_t cap = codec == kDeflateFixed ? zs_deflate_fixed_bound(len)
                      : must_shrink          ? len
                                             : len * 7 + 16;
-  uint8_t* scratch = static_cast<uint8_t*>(std::malloc(cap ? cap : 1));
+  bool kept = false;
+  uint8_t* scratch = TakeScratch(cap ? cap : 1, &kept);
   if (!scratch) {
     Napi::Error::New(env, "zserver native: out of memory for the compression buffer")
         .ThrowAsJavaScriptException();
@@ -83,13 +112,13 @@ Napi::Value CompressRaw(const Napi::CallbackInfo& info) {
                        ? zs_deflate_fixed_compress(data, len, scratch, cap, static_cast<int>(level))
                        : zs_brrc_encode(data, len, scratch, cap);
   if (n == 0 || (must_shrink && n >= len)) {
-    std::free(scratch);
+    if (!kept) std::free(scratch);
     return env.Null();
   }
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, header.bytes + n);
   std::memcpy(out.Data(), header.data, header.bytes);
   std::memcpy(out.Data() + header.bytes, scratch, n);
-  std::free(scratch);
+  if (!kept) std::free(scratch);
   return out;
 }
 
