@@ -15,9 +15,17 @@ import { checkBytes, describe } from '../bytes.js';
 import { DecodeError } from '../errors.js';
 import { crc32c } from '../hash.js';
 import { native } from '../native.js';
-import { compressionMethods, encodeHeader, readHeader, type CompressionMethod } from './header.js';
+import { compressionMethods, encodeHeader, readHeader, type CompressedInfo, type CompressionMethod } from './header.js';
 
-export { readHeader as compressedInfo, type CompressedInfo, type CompressionMethod } from './header.js';
+export type { CompressedInfo, CompressionMethod } from './header.js';
+
+/**
+ * What the header of a `compress` output declares: method, original size,
+ * checksum, header length. Throws DecodeError when the header is malformed.
+ */
+export function compressedInfo(data: Uint8Array): CompressedInfo {
+  return readHeader(checkBytes(data, 'data'));
+}
 
 /** Speed/ratio trade-off of deflate-fixed. */
 export type CompressionLevel = 'fast' | 'default';

@@ -8,11 +8,10 @@
 // table, so frames pay nothing for it.
 //
 // Both sides run the same model updates, written without branches on the
-// coded bit: bit = 1 moves low up by `bound` and shrinks the range to
-// range - bound; bit = 0 keeps low and shrinks the range to bound. The
-// decoder loads both children's probabilities before it knows the bit, so the
-// next decision does not wait for a memory load, and renormalises with a
-// shift of 0 or 8 computed from the range instead of a branch.
+// coded bit (conditional moves): bit = 1 moves low up by `bound` and shrinks
+// the range to range - bound; bit = 0 keeps low and shrinks the range to
+// bound. The decoder loads both children's probabilities before it knows the
+// bit, so the next decision does not wait for a memory load.
 //
 // Renormalisation needs at most one byte per decision: after a decision the
 // range is at least (2^24 >> 12) * 63 > 2^16 (probabilities stay within
@@ -37,12 +36,13 @@ constexpr size_t kMaxInput = 0xFFFFFFFFu - 64;
 constexpr unsigned kLanes = 2;
 constexpr size_t kLaneMin = 16384;
 
-// The model update, p += (target - p) / 64 rounded down, with target 4096
-// after a 0 and 63 after a 1 (mask all ones), so p stays within [63, 4033].
-// For a 1 this equals p - floor(p / 64). Selected with a mask rather than a
-// branch: the coded bits are close to random, so a branch would mispredict.
-inline uint16_t Adapt(uint32_t p, uint32_t mask) {
-  const int32_t target = static_cast<int32_t>((1u << kProbBits) - ((4096u - 63u) & mask));
+// The model update, p += (target - p) / 64 rounded down, with target
+// kTarget0 after a 0 and kTarget1 after a 1, so p stays within [63, 4033].
+// For a 1 this equals p - floor(p / 64). One formula for both outcomes, so
+// that only the target has to be selected (by a conditional move).
+constexpr int32_t kTarget0 = 1 << kProbBits;
+constexpr int32_t kTarget1 = 63;
+inline uint16_t Adapt(uint32_t p, int32_t target) {
   return static_cast<uint16_t>(static_cast<int32_t>(p) + ((target - static_cast<int32_t>(p)) >> kAdaptShift));
 }
 
@@ -55,7 +55,11 @@ struct Split {
   size_t Size(unsigned j, size_t n) const { return Begin(j + 1, n) - Begin(j, n); }
 };
 
+#if defined(_MSC_VER)
+#define ZS_INLINE __forceinline
+#else
 #define ZS_INLINE inline __attribute__((always_inline))
+#endif
 
 // The encoder's byte output and carry state. The hot state (low, range) lives
 // in the caller's local variables so that it stays in registers: this struct
@@ -116,7 +120,7 @@ ZS_INLINE void EncodeByte(Encoder& e, uint16_t* probs, uint64_t& low, uint32_t& 
     const uint32_t bound = (range >> kProbBits) * prob;
     const uint32_t range1 = range - bound;
     const uint64_t low1 = low + bound;
-    int32_t target = 1 << kProbBits;
+    int32_t target = kTarget0;
     range = bound;
 #if defined(__x86_64__) && defined(__GNUC__)
     asm("testl %[bit], %[bit]\n\t"
@@ -124,12 +128,12 @@ ZS_INLINE void EncodeByte(Encoder& e, uint16_t* probs, uint64_t& low, uint32_t& 
         "cmovneq %[low1], %[low]\n\t"
         "cmovnel %[k63], %[target]"
         : [range] "+r"(range), [low] "+r"(low), [target] "+r"(target)
-        : [bit] "r"(bit), [range1] "r"(range1), [low1] "r"(low1), [k63] "r"(63)
+        : [bit] "r"(bit), [range1] "r"(range1), [low1] "r"(low1), [k63] "r"(kTarget1)
         : "cc");
 #else
-    if (bit) range = range1, low = low1, target = 63;
+    if (bit) range = range1, low = low1, target = kTarget1;
 #endif
-    probs[node] = static_cast<uint16_t>(static_cast<int32_t>(prob) + ((target - static_cast<int32_t>(prob)) >> kAdaptShift));
+    probs[node] = Adapt(prob, target);
     node = (node << 1) | bit;
     if (range < kTop) {
       range <<= 8;
@@ -162,11 +166,15 @@ struct Decoder {
     for (int k = 0; k < 8; k++) {
       const uint32_t prob = probs[node];
       const uint32_t bound = (range >> kProbBits) * prob;
-      const uint32_t mask = 0u - static_cast<uint32_t>(code >= bound);
-      code -= bound & mask;
-      range = bound + ((range - 2 * bound) & mask);
-      probs[node] = Adapt(prob, mask);
-      node = (node << 1) | (mask & 1u);
+      const uint32_t bit = code >= bound;
+      if (bit) {
+        code -= bound;
+        range -= bound;
+      } else {
+        range = bound;
+      }
+      probs[node] = Adapt(prob, bit ? kTarget1 : kTarget0);
+      node = (node << 1) | bit;
       if (range < kTop) {
         if (ip == end) return -1;
         range <<= 8;
@@ -210,7 +218,7 @@ ZS_INLINE void FastBit(Lane& l) {
   const uint32_t code1 = l.code - bound;
   uint32_t range = bound;
   uint32_t code = l.code;
-  int32_t target = 1 << kProbBits;
+  int32_t target = kTarget0;
   bool bit;
 #if defined(__x86_64__) && defined(__GNUC__)
   asm("cmpl %[bound], %[code]\n\t"
@@ -219,12 +227,12 @@ ZS_INLINE void FastBit(Lane& l) {
       "cmovael %[next1], %[next]\n\t"
       "cmovael %[low], %[target]"
       : [range] "+r"(range), [code] "+r"(code), [next] "+r"(next), [target] "+r"(target), "=@ccae"(bit)
-      : [bound] "r"(bound), [range1] "r"(range1), [code1] "r"(code1), [next1] "r"(next1), [low] "r"(63));
+      : [bound] "r"(bound), [range1] "r"(range1), [code1] "r"(code1), [next1] "r"(next1), [low] "r"(kTarget1));
 #else
   bit = l.code >= bound;
-  if (bit) range = range1, code = code1, next = next1, target = 63;
+  if (bit) range = range1, code = code1, next = next1, target = kTarget1;
 #endif
-  l.probs[l.node] = static_cast<uint16_t>(static_cast<int32_t>(prob) + ((target - static_cast<int32_t>(prob)) >> kAdaptShift));
+  l.probs[l.node] = Adapt(prob, target);
   l.node = l.node + l.node + bit;
   l.prob = next;
   if (range < kTop) {

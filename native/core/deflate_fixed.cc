@@ -26,6 +26,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(_MSC_VER)
+#include <intrin.h>
+#endif
+
 #include "deflate_tables.h"
 
 namespace {
@@ -108,12 +112,22 @@ inline uint64_t Load64(const uint8_t* p) {
   return v;
 }
 
+inline unsigned LowestSetBit(uint64_t x) {
+#if defined(_MSC_VER)
+  unsigned long i;
+  _BitScanForward64(&i, x);
+  return static_cast<unsigned>(i);
+#else
+  return static_cast<unsigned>(__builtin_ctzll(x));
+#endif
+}
+
 // Number of equal bytes at a and b, at most max.
 inline size_t MatchLength(const uint8_t* a, const uint8_t* b, size_t max) {
   size_t n = 0;
   while (n + 8 <= max) {
     const uint64_t x = Load64(a + n) ^ Load64(b + n);
-    if (x) return n + (static_cast<size_t>(__builtin_ctzll(x)) >> 3);
+    if (x) return n + (LowestSetBit(x) >> 3);
     n += 8;
   }
   while (n < max && a[n] == b[n]) n++;

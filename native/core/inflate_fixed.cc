@@ -122,8 +122,12 @@ inline uint8_t* CopyMatch(uint8_t* op, uint8_t* out_end, size_t len, size_t dist
 }
 
 // The symbols of one fixed-code block, up to and including its end-of-block.
-inline __attribute__((always_inline)) int FixedSymbols(const DecodeTables& t, BitReader& r, uint8_t* out,
-                                                       uint8_t*& op, uint8_t* out_end) {
+#if defined(_MSC_VER)
+__forceinline
+#else
+inline __attribute__((always_inline))
+#endif
+int FixedSymbols(const DecodeTables& t, BitReader& r, uint8_t* out, uint8_t*& op, uint8_t* out_end) {
   if (!r.Refill()) return ZS_DECODE_TRUNCATED;
   for (;;) {
     uint32_t e = t.litlen[r.Peek(9)];
