@@ -77,8 +77,10 @@ TEST(deflate_fixed_known_vector_for_a) {
   CHECK_EQ(Decode(false, empty.data(), empty.size(), 0, nullptr), static_cast<int>(ZS_DECODE_OK));
 }
 
+// Sizes straddle the BRRC lane split (16384), the window (32768), the deflate
+// segment (60000) and the stored-block limit (65535).
 TEST(round_trips_at_many_sizes_and_shapes) {
-  for (size_t n : {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 100, 258, 259, 1000, 4096, 32768, 32769,
+  for (size_t n : {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 100, 258, 259, 1000, 4096, 16383, 16384, 16385, 32768, 32769,
                    59999, 60000, 60001, 65535, 65536, 65537, 200000}) {
     for (int shape = 0; shape < 4; shape++) {
       const auto in = Sample(n, shape, n * 4 + shape);
