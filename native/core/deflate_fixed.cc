@@ -17,9 +17,10 @@
 //    candidates, wins over the current one); runs of misses are crossed with
 //    growing steps as in fast, only more slowly.
 //
-// Bit writer: a 64-bit accumulator; after each symbol group it stores all 8
-// bytes and advances by the whole bytes filled, which needs 8 bytes of slack
-// past the end of the stream (counted in zs_deflate_fixed_bound).
+// Bit writer (deflate_writer.h): a 64-bit accumulator; after each symbol
+// group it stores all 8 bytes and advances by the whole bytes filled, which
+// needs 8 bytes of slack past the end of the stream (counted in
+// zs_deflate_fixed_bound).
 #include "deflate_fixed.h"
 
 #include <algorithm>
@@ -31,6 +32,7 @@
 #endif
 
 #include "deflate_tables.h"
+#include "deflate_writer.h"
 
 namespace {
 
@@ -55,51 +57,6 @@ constexpr size_t kNiceLength = 96;
 constexpr size_t kLazyLength = 24;
 constexpr unsigned kLazyDepth = 4;
 constexpr unsigned kDefaultSkipShift = 6;
-
-// Encoder tables: every code already reversed, and for lengths the extra bits
-// merged in, so a match is two table reads and one 31-bit write.
-struct EncodeTables {
-  uint32_t lit[256];  // code | length << 16
-  uint32_t len_code[kMaxMatch + 1];  // symbol code | extra value << code length
-  uint8_t len_bits[kMaxMatch + 1];
-  uint8_t dist_sym_lo[256];   // symbol of distance - 1 when below 256
-  uint8_t dist_sym_hi[256];   // symbol of (distance - 1) >> 7 otherwise
-  uint8_t dist_code[30];      // 5-bit codes, reversed
-
-  EncodeTables() {
-    for (unsigned s = 0; s < 256; s++) {
-      uint32_t code;
-      unsigned len;
-      FixedCode(s, &code, &len);
-      lit[s] = Reverse(code, len) | (len << 16);
-    }
-    for (unsigned i = 0; i < 29; i++) {
-      uint32_t code;
-      unsigned len;
-      FixedCode(257 + i, &code, &len);
-      const uint32_t rev = Reverse(code, len);
-      const unsigned last = i == 28 ? 258 : kLengthBase[i] + (1u << kLengthExtra[i]) - 1;
-      for (unsigned l = kLengthBase[i]; l <= last && l <= kMaxMatch; l++) {
-        // Length 258 has its own symbol (285); 284 + 31 would also reach it.
-        if (l == 258 && i != 28) continue;
-        len_code[l] = rev | ((l - kLengthBase[i]) << len);
-        len_bits[l] = static_cast<uint8_t>(len + kLengthExtra[i]);
-      }
-    }
-    for (unsigned s = 0; s < 30; s++) {
-      dist_code[s] = static_cast<uint8_t>(Reverse(s, 5));
-      for (unsigned d = kDistBase[s] - 1; d < kDistBase[s] - 1u + (1u << kDistExtra[s]); d++) {
-        if (d < 256) dist_sym_lo[d] = static_cast<uint8_t>(s);
-        else dist_sym_hi[d >> 7] = static_cast<uint8_t>(s);
-      }
-    }
-  }
-};
-
-const EncodeTables& Tables() {
-  static const EncodeTables t;
-  return t;
-}
 
 inline uint32_t Load32(const uint8_t* p) {
   uint32_t v;
@@ -133,47 +90,6 @@ inline size_t MatchLength(const uint8_t* a, const uint8_t* b, size_t max) {
   while (n < max && a[n] == b[n]) n++;
   return n;
 }
-
-struct BitWriter {
-  uint8_t* p;
-  uint64_t buf;
-  unsigned count;  // bits pending in buf, < 8 after Flush
-
-  // Adds up to 56 - count bits; call Flush before the total passes 56.
-  void Put(uint64_t bits, unsigned n) {
-    buf |= bits << count;
-    count += n;
-  }
-  void Flush() {
-    std::memcpy(p, &buf, 8);
-    p += count >> 3;
-    buf >>= count & 56;
-    count &= 7;
-  }
-  void Literal(const EncodeTables& t, uint8_t c) { Put(t.lit[c] & 0xFFFF, t.lit[c] >> 16); }
-  void Match(const EncodeTables& t, size_t len, size_t dist) {
-    const size_t d = dist - 1;
-    const unsigned sym = d < 256 ? t.dist_sym_lo[d] : t.dist_sym_hi[d >> 7];
-    const uint64_t dbits = t.dist_code[sym] | ((d - (kDistBase[sym] - 1)) << 5);
-    Put(t.len_code[len] | (dbits << t.len_bits[len]), t.len_bits[len] + 5u + kDistExtra[sym]);
-    Flush();
-  }
-  // Literals data[0, n), up to five per flush (5 * 9 bits fit above 7 pending).
-  void Literals(const EncodeTables& t, const uint8_t* data, size_t n) {
-    while (n >= 5) {
-      Literal(t, data[0]);
-      Literal(t, data[1]);
-      Literal(t, data[2]);
-      Literal(t, data[3]);
-      Literal(t, data[4]);
-      Flush();
-      data += 5;
-      n -= 5;
-    }
-    for (size_t i = 0; i < n; i++) Literal(t, data[i]);
-    Flush();
-  }
-};
 
 struct Workspace {
   std::vector<uint32_t> head;  // last position per hash (fast: the only table)
