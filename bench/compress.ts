@@ -22,7 +22,7 @@
  * Run: node --import tsx bench/compress.ts [--quick]
  */
 import zlib from 'node:zlib';
-import { compress, decompress, type CompressionMethod, type CompressOptions } from '../lib/index.js';
+import { compress, compressedInfo, decompress, type CompressionMethod, type CompressOptions } from '../lib/index.js';
 import { loadCorpus, order0EntropyBytes } from '../test/helpers/corpus.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
 
@@ -129,7 +129,7 @@ printTable(
 
 const entropyRows = loadCorpus(true).map(([name, data]) => {
   const packed = compress(data, 'brrc', { checksum: false, storeIfLarger: false });
-  const stream = packed.length - 1 - Math.ceil(Math.log2(data.length + 1) / 7);
+  const stream = packed.length - compressedInfo(packed).headerLength;
   const entropy = order0EntropyBytes(data);
   return { file: name, bytes: data.length, 'order-0 entropy': Math.round(entropy), brrc: stream, 'brrc / entropy - 1 %': 100 * (stream / entropy - 1) };
 });
