@@ -49,15 +49,18 @@ export class ConnectError extends ZsError {
 }
 
 /**
- * Bytes from the network (or any untrusted source) could not be decoded. Code `ZS_DECODE`;
- * `reason` is a short stable token such as `'truncated'` or `'bad-type'`.
+ * Input that was to be decoded is corrupted, truncated, or inconsistent with
+ * what it declares (a compressed payload, a DataFrame, a frame). Code
+ * `ZS_DECODE`. `reason` is a short, stable description of what was wrong,
+ * such as `'truncated'` or `'declared size exceeds maxOutputLength'`; the
+ * message may add details.
  */
 export class DecodeError extends ZsError {
-  /** Why decoding failed, as a short stable token. */
+  /** What was wrong with the input: a short phrase that does not change between releases. */
   readonly reason: string;
 
-  constructor(reason: string, message?: string) {
-    super('ZS_DECODE', message ?? `cannot decode: ${reason}`);
+  constructor(reason: string, detail?: string, options?: { cause?: unknown }) {
+    super('ZS_DECODE', detail ? `${reason}: ${detail}` : reason, options);
     this.reason = reason;
   }
 }

@@ -24,6 +24,19 @@ export {
   xxh64Batch,
   type SliceList,
 } from './hash.js';
+export {
+  compress,
+  decompress,
+  compressedInfo,
+  deflateFixed,
+  inflateFixed,
+  defaultMaxOutputLength,
+  type CompressionMethod,
+  type CompressionLevel,
+  type CompressOptions,
+  type DecompressOptions,
+  type CompressedInfo,
+} from './compression/index.js';
 export { selfCheck, type SelfCheckResult } from './selfcheck.js';
 export type {
   Transport,

@@ -1,16 +1,17 @@
 /**
  * Loads the native addon.
  *
- * Search order: `prebuilds/<platform>-<arch>/zserver.node` inside the package
- * (shipped in the npm tarball), then `build/Release/zserver.node` (a build
- * from source), then `$ZSERVER_NATIVE` when that variable names a file. When
+ * Search order: `$ZSERVER_NATIVE` when that variable names a file, then
+ * `prebuilds/<platform>-<arch>/zserver.node` inside the package (shipped in
+ * the npm tarball), then `build/Release/zserver.node` (a build from source;
+ * tried first when it is newer than the prebuilt binary). When
  * none loads, the error names the platform, the Node version and the command
  * that builds the addon from source.
  *
  * Every other module reaches native code through `native()`, typed by
  * `NativeBinding`; nothing outside lib/ touches the raw addon.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +34,18 @@ export interface NativeBinding {
     out: BigUint64Array,
     seed: bigint,
   ): number;
+  /** codec 1 = deflate-fixed (level 1 fast, 2 default), 2 = brrc; null when mustShrink and the stream is not shorter. */
+  compressRaw(
+    codec: number,
+    level: number,
+    data: Uint8Array,
+    offset: number,
+    length: number,
+    header: Uint8Array,
+    mustShrink: boolean,
+  ): Buffer | null;
+  /** A Buffer of exactly outSize bytes, or a negative decode status (see native/core/decode_status.h). */
+  decompressRaw(codec: number, data: Uint8Array, offset: number, length: number, outSize: number): Buffer | number;
 }
 
 const require = createRequire(import.meta.url);
@@ -55,12 +68,18 @@ export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url
   }
 }
 
-/** The paths the loader tries, in order, for a package rooted at `root`. */
+/**
+ * The paths the loader tries, in order, for a package rooted at `root`: the
+ * prebuilt binary, then a build from source. In a checkout where both exist, a
+ * source build newer than the prebuilt binary goes first, so a developer who
+ * rebuilt the addon never loads a stale prebuilt one.
+ */
 export function nativeCandidates(root: string): string[] {
-  const list = [
-    join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'zserver.node'),
-    join(root, 'build', 'Release', 'zserver.node'),
-  ];
+  const prebuilt = join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'zserver.node');
+  const built = join(root, 'build', 'Release', 'zserver.node');
+  const list = existsSync(prebuilt) && existsSync(built) && statSync(built).mtimeMs > statSync(prebuilt).mtimeMs
+    ? [built, prebuilt]
+    : [prebuilt, built];
   const forced = process.env.ZSERVER_NATIVE;
   if (forced) list.unshift(forced);
   return list;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { NativeLoadError, ZsError } from '../lib/index.js';
 import { loadNative, nativeCandidates, packageRoot } from '../lib/native.js';
@@ -17,6 +17,20 @@ describe('native loader', () => {
       join('/pkg', 'prebuilds', `${process.platform}-${process.arch}`, 'zserver.node'),
       join('/pkg', 'build', 'Release', 'zserver.node'),
     ]);
+  });
+
+  it('tries a source build first when it is newer than the prebuilt binary', () => {
+    const root = join(dir, 'pkg');
+    const prebuilt = join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'zserver.node');
+    const built = join(root, 'build', 'Release', 'zserver.node');
+    mkdirSync(dirname(prebuilt), { recursive: true });
+    mkdirSync(dirname(built), { recursive: true });
+    writeFileSync(prebuilt, 'old');
+    writeFileSync(built, 'new');
+    utimesSync(prebuilt, new Date(1000), new Date(1000));
+    assert.deepEqual(nativeCandidates(root).slice(-2), [built, prebuilt]);
+    utimesSync(built, new Date(500), new Date(500));
+    assert.deepEqual(nativeCandidates(root).slice(-2), [prebuilt, built]);
   });
 
   it('finds the package root from inside lib/', () => {

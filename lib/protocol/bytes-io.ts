@@ -250,7 +250,7 @@ export class ByteReader {
 
   need(n: number): void {
     if (this.end - this.pos < n) {
-      throw new DecodeError('truncated', `cannot decode: needed ${n} bytes at offset ${this.pos}, ${this.end - this.pos} left`);
+      throw new DecodeError('truncated', `needed ${n} bytes at offset ${this.pos}, ${this.end - this.pos} left`);
     }
   }
 
@@ -314,11 +314,11 @@ export class ByteReader {
       const b = this.u8();
       v += (b & 0x7f) * 2 ** shift;
       if (b < 0x80) {
-        if (v > 0xffffffff) throw new DecodeError('bad-varint', 'cannot decode: varint exceeds 2^32 - 1');
+        if (v > 0xffffffff) throw new DecodeError('bad-varint', 'varint exceeds 2^32 - 1');
         return v;
       }
     }
-    throw new DecodeError('bad-varint', 'cannot decode: varint longer than 5 bytes');
+    throw new DecodeError('bad-varint', 'varint longer than 5 bytes');
   }
 
   /** A varint length and that many bytes, copied (the source may be a lent buffer). */
@@ -345,7 +345,7 @@ export class ByteReader {
     const size = ctor.BYTES_PER_ELEMENT;
     // Checked before allocating: the input must hold every element.
     if (count > (this.end - this.pos) / size) {
-      throw new DecodeError('truncated', `cannot decode: array of ${count} elements does not fit in ${this.end - this.pos} bytes`);
+      throw new DecodeError('truncated', `array of ${count} elements does not fit in ${this.end - this.pos} bytes`);
     }
     const out = new ctor(count);
     const n = count * size;

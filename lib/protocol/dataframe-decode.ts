@@ -18,7 +18,7 @@ function decodeVariant(r: ByteReader): Variant {
     case VariantType.Float64: return r.f64();
     case VariantType.String: return r.string();
     case VariantType.Int64: return r.i64();
-    default: throw new DecodeError('bad-variant', `cannot decode: unknown variant subtype ${sub}`);
+    default: throw new DecodeError('bad-variant', `unknown variant subtype ${sub}`);
   }
 }
 
@@ -27,7 +27,7 @@ export function decodeFrom(r: ByteReader, depth: number): DataFrame {
   const count = r.varint();
   // Every value takes at least two bytes (type id and one byte), so a count the input cannot hold fails here.
   if (count > r.remaining / 2) {
-    throw new DecodeError('bad-count', `cannot decode: ${count} values cannot fit in ${r.remaining} bytes`);
+    throw new DecodeError('bad-count', `${count} values cannot fit in ${r.remaining} bytes`);
   }
   const df = new DataFrame();
   for (let i = 0; i < count; i++) {
@@ -53,18 +53,18 @@ export function decodeFrom(r: ByteReader, depth: number): DataFrame {
       case DataType.Variant: v = decodeVariant(r); break;
       case DataType.DataFrame: {
         if (depth + 1 >= MAX_DATAFRAME_DEPTH) {
-          throw new DecodeError('too-deep', `cannot decode: DataFrames nested deeper than ${MAX_DATAFRAME_DEPTH}`);
+          throw new DecodeError('too-deep', `DataFrames nested deeper than ${MAX_DATAFRAME_DEPTH}`);
         }
         const n = r.varint();
         r.need(n);
         const inner = new ByteReader(r.buf, r.pos, r.pos + n);
         v = decodeFrom(inner, depth + 1);
-        if (inner.pos !== inner.end) throw new DecodeError('trailing-bytes', 'cannot decode: bytes after a nested DataFrame');
+        if (inner.pos !== inner.end) throw new DecodeError('trailing-bytes', 'bytes after a nested DataFrame');
         r.pos += n;
         break;
       }
       default:
-        throw new DecodeError('bad-type', `cannot decode: unknown DataFrame type id ${t} at value ${i}`);
+        throw new DecodeError('bad-type', `unknown DataFrame type id ${t} at value ${i}`);
     }
     df.pushUnchecked(t, v);
   }

@@ -347,7 +347,7 @@ export class DataFrame {
     r.end = offset + length;
     try {
       const df = decodeFrom(r, 0);
-      if (r.pos !== r.end) throw new DecodeError('trailing-bytes', `cannot decode: ${r.end - r.pos} bytes after the DataFrame`);
+      if (r.pos !== r.end) throw new DecodeError('trailing-bytes', `${r.end - r.pos} bytes after the DataFrame`);
       return df;
     } finally {
       r.buf = EMPTY_BUFFER; // do not keep a lent batch buffer alive

@@ -150,5 +150,5 @@ export function encodeError(id: number, code: string, message: string): Buffer {
 
 /** Throws the DecodeError of a message too short for its header. */
 export function truncated(kind: number): never {
-  throw new DecodeError('truncated', `cannot decode: message of kind ${kind} is shorter than its header`);
+  throw new DecodeError('truncated', `message of kind ${kind} is shorter than its header`);
 }

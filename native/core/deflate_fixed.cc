@@ -1,0 +1,339 @@
+// Raw DEFLATE compressor with fixed Huffman codes (see deflate_fixed.h).
+//
+// The input is cut into segments of about 60 KB; each becomes one fixed-code
+// block. After a segment is coded, its bit cost is compared with a stored
+// block's, and the writer rewinds to the segment start and stores it raw when
+// that is smaller (JPEG, already-compressed data). Matches may reach into
+// earlier segments whatever their block type, since the window is the output.
+//
+// Match finding (LZ77, window 32 KiB, matches of 4..258 bytes):
+//  - fast: a table of the last position of each 4-byte hash; one probe per
+//    position, greedy; after 32 misses in a row the step between probed
+//    positions grows (snappy's heuristic), so incompressible data is crossed
+//    quickly.
+//  - default: hash chains (the distance to the previous position with the
+//    same hash, per window slot), up to kChainDepth candidates, and lazy
+//    matching (a longer match at the next byte, found among kLazyDepth
+//    candidates, wins over the current one); runs of misses are crossed with
+//    growing steps as in fast, only more slowly.
+//
+// Bit writer (deflate_writer.h): a 64-bit accumulator; after each symbol
+// group it stores all 8 bytes and advances by the whole bytes filled, which
+// needs 8 bytes of slack past the end of the stream (counted in
+// zs_deflate_fixed_bound).
+#include "deflate_fixed.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#if defined(_MSC_VER)
+#include <intrin.h>
+#endif
+
+#include "deflate_tables.h"
+#include "deflate_writer.h"
+
+namespace {
+
+using namespace zs::deflate;
+
+constexpr size_t kWindow = 32768;
+constexpr size_t kMinMatch = 4;
+constexpr size_t kMaxMatch = 258;
+// Below 65535 by more than a match or a skip-ahead step can overrun, so a
+// segment that falls back to a stored block needs only one.
+constexpr size_t kSegment = 60000;
+constexpr size_t kMaxInput = 0xFFFFFFFFu - 64;
+// Fast level: a 2^16-entry table (less for small inputs); after 32 misses in
+// a row the probe step grows by one every 32 misses.
+constexpr unsigned kFastHashBits = 16;
+constexpr unsigned kSkipShift = 5;
+// Default level: chain depth, the lengths that end the search or the lazy
+// step early, the depth of the lazy probe, and the miss-run skip.
+constexpr unsigned kDefaultHashBits = 15;
+constexpr unsigned kChainDepth = 8;
+constexpr size_t kNiceLength = 96;
+constexpr size_t kLazyLength = 24;
+constexpr unsigned kLazyDepth = 4;
+constexpr unsigned kDefaultSkipShift = 6;
+
+inline uint32_t Load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline unsigned LowestSetBit(uint64_t x) {
+#if defined(_MSC_VER)
+  unsigned long i;
+  _BitScanForward64(&i, x);
+  return static_cast<unsigned>(i);
+#else
+  return static_cast<unsigned>(__builtin_ctzll(x));
+#endif
+}
+
+// Number of equal bytes at a and b, at most max.
+inline size_t MatchLength(const uint8_t* a, const uint8_t* b, size_t max) {
+  size_t n = 0;
+  while (n + 8 <= max) {
+    const uint64_t x = Load64(a + n) ^ Load64(b + n);
+    if (x) return n + (LowestSetBit(x) >> 3);
+    n += 8;
+  }
+  while (n < max && a[n] == b[n]) n++;
+  return n;
+}
+
+struct Workspace {
+  std::vector<uint32_t> head;  // last position per hash (fast: the only table)
+  std::vector<uint16_t> prev;  // default: distance to the previous position with the same hash, per window slot
+};
+
+Workspace& LocalWorkspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+
+// Hash table size: about twice the input, between 2^10 and 2^max_bits entries,
+// so that small frames do not pay for clearing a large table.
+unsigned HashBits(size_t n, unsigned max_bits) {
+  unsigned bits = 10;
+  while (bits < max_bits && (size_t{1} << bits) < n * 2) bits++;
+  return bits;
+}
+
+inline uint32_t Hash(uint32_t v, unsigned bits) { return (v * 2654435761u) >> (32 - bits); }
+
+struct Input {
+  const uint8_t* data;
+  size_t size;
+  size_t hash_end;  // positions below this have 4 bytes to hash
+};
+
+// Fast level: codes [pos, seg_end) (the last match may run past seg_end) and
+// returns the position reached.
+size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table, unsigned bits,
+                   BitWriter& writer) {
+  // A local writer: output bytes are stored through a byte pointer, which may
+  // alias anything reached through a reference, so the compiler would reload
+  // the writer's state after every store. A local stays in registers.
+  BitWriter w = writer;
+  const EncodeTables& t = Tables();
+  const uint8_t* src = in.data;
+  size_t skip = 1 << kSkipShift;
+  size_t lit_start = pos;
+  while (pos < seg_end) {
+    if (pos >= in.hash_end) {
+      pos = seg_end;
+      break;
+    }
+    const uint32_t cur = Load32(src + pos);
+    const uint32_t h = Hash(cur, bits);
+    size_t cand = table[h];
+    table[h] = static_cast<uint32_t>(pos);
+    if (cand < pos && pos - cand <= kWindow && Load32(src + cand) == cur) {
+      if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
+      const size_t max = std::min(kMaxMatch, in.size - pos);
+      const size_t len = kMinMatch + MatchLength(src + cand + 4, src + pos + 4, max - 4);
+      w.Match(t, len, pos - cand);
+      // Index a few positions of the match (the one after its start, its
+      // middle, two near its end): the table only holds positions that were
+      // probed, and a later repeat of this text may start anywhere in it.
+      const size_t end = pos + len;
+      if (end - 1 < in.hash_end) {
+        table[Hash(Load32(src + pos + 1), bits)] = static_cast<uint32_t>(pos + 1);
+        if (len > 6) table[Hash(Load32(src + pos + len / 2), bits)] = static_cast<uint32_t>(pos + len / 2);
+        table[Hash(Load32(src + end - 2), bits)] = static_cast<uint32_t>(end - 2);
+        table[Hash(Load32(src + end - 1), bits)] = static_cast<uint32_t>(end - 1);
+      }
+      pos = end;
+      lit_start = pos;
+      skip = 1 << kSkipShift;
+    } else {
+      pos += skip++ >> kSkipShift;
+    }
+  }
+  if (pos > in.size) pos = in.size;
+  if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
+  writer = w;
+  return pos;
+}
+
+
+struct Chains {
+  uint32_t* head;
+  uint16_t* prev;  // distance to the previous position with the same hash; 0: none within the window
+  unsigned bits;
+
+  void Insert(const uint8_t* src, size_t pos) {
+    const uint32_t h = Hash(Load32(src + pos), bits);
+    prev[pos & (kWindow - 1)] = Link(pos, head[h]);
+    head[h] = static_cast<uint32_t>(pos);
+  }
+
+  static uint16_t Link(size_t pos, size_t older) {
+    return older < pos && pos - older < kWindow ? static_cast<uint16_t>(pos - older) : 0;
+  }
+
+  // The longest match at pos among the chain's candidates (0 when none of
+  // at least kMinMatch bytes); inserts pos. Ties go to the nearest.
+  size_t Find(const Input& in, size_t pos, size_t* dist, unsigned max_depth = kChainDepth) {
+    const uint8_t* src = in.data;
+    const uint32_t cur = Load32(src + pos);
+    const uint32_t h = Hash(cur, bits);
+    size_t cand = head[h];
+    prev[pos & (kWindow - 1)] = Link(pos, cand);
+    head[h] = static_cast<uint32_t>(pos);
+    const size_t max = std::min(kMaxMatch, in.size - pos);
+    size_t best = kMinMatch - 1;
+    // A chain link is stale once it is a window behind; positions are
+    // strictly decreasing along a chain, so stop there.
+    for (unsigned depth = max_depth; depth && cand < pos && pos - cand < kWindow; depth--) {
+      if (src[cand + best] == src[pos + best] && Load32(src + cand) == cur) {
+        const size_t len = kMinMatch + MatchLength(src + cand + 4, src + pos + 4, max - 4);
+        if (len > best) {
+          best = len;
+          *dist = pos - cand;
+          if (len >= kNiceLength || len == max) break;
+        }
+      }
+      const size_t step = prev[cand & (kWindow - 1)];
+      if (step == 0) break;
+      cand -= step;
+    }
+    return best >= kMinMatch ? best : 0;
+  }
+};
+
+size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, BitWriter& writer) {
+  BitWriter w = writer;  // local, as in FastSegment
+  const EncodeTables& t = Tables();
+  const uint8_t* src = in.data;
+  size_t lit_start = pos;
+  size_t misses = 0;
+  while (pos < seg_end) {
+    if (pos >= in.hash_end) {
+      pos = seg_end;
+      break;
+    }
+    size_t dist = 0;
+    size_t len = c.Find(in, pos, &dist);
+    if (len == 0) {
+      // Runs of misses (incompressible data) are crossed with growing steps.
+      pos += 1 + (misses++ >> kDefaultSkipShift);
+      continue;
+    }
+    misses = 0;
+    // Lazy step: while the next byte starts a longer match, emit this byte
+    // as a literal and move on.
+    while (len < kLazyLength && pos + 1 < in.hash_end) {
+      size_t dist2 = 0;
+      const size_t len2 = c.Find(in, pos + 1, &dist2, kLazyDepth);
+      if (len2 <= len) break;
+      pos++;
+      len = len2;
+      dist = dist2;
+    }
+    if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
+    w.Match(t, len, dist);
+    // pos + 1 may already be indexed by the lazy probe; indexing it twice
+    // would make its chain point at itself.
+    const size_t end = std::min(pos + len, in.hash_end);
+    size_t q = pos + 1;
+    if (len < kLazyLength && q < end) q++;
+    for (; q < end; q++) c.Insert(src, q);
+    pos += len;
+    lit_start = pos;
+  }
+  if (pos > in.size) pos = in.size;
+  if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
+  writer = w;
+  return pos;
+}
+
+// Writes data[0, n) as stored blocks of at most 65535 bytes; the last is final if `final`.
+void Stored(BitWriter& w, const uint8_t* data, size_t n, bool final) {
+  do {
+    const size_t chunk = std::min<size_t>(n, 65535);
+    const bool last = final && chunk == n;
+    w.Put(last ? 1 : 0, 3);
+    w.Put(0, (8 - (w.count & 7)) & 7);
+    w.Put(chunk | ((chunk ^ 0xFFFF) << 16), 32);
+    w.Flush();
+    std::memcpy(w.p, data, chunk);
+    w.p += chunk;
+    data += chunk;
+    n -= chunk;
+  } while (n > 0);
+}
+
+// Bits a stored copy of n bytes costs, counting the worst byte padding.
+size_t StoredBits(size_t n) { return (n / 65535 + 1) * (3 + 7 + 32) + 8 * n; }
+
+}  // namespace
+
+extern "C" {
+
+size_t zs_deflate_fixed_bound(size_t in_len) {
+  // A segment is coded with fixed codes (at most 9 bits a byte) before it may
+  // be replaced by a smaller stored copy; earlier segments cost at most their
+  // stored size.
+  return in_len + in_len / 8 + 5 * (in_len / 65535 + 2) + 64;
+}
+
+size_t zs_deflate_fixed_compress(const uint8_t* in, size_t in_len, uint8_t* out, size_t out_cap,
+                                 int level) {
+  if (in_len > kMaxInput || out_cap < zs_deflate_fixed_bound(in_len)) return 0;
+  BitWriter w{out, 0, 0};
+  if (in_len == 0) {
+    w.Put(1 | (1 << 1), 3);  // final fixed block holding only end-of-block (7 zero bits)
+    w.Put(0, 7);
+    w.Flush();
+    return static_cast<size_t>(w.p - out) + (w.count ? 1 : 0);
+  }
+  const Input input{in, in_len, in_len >= 4 ? in_len - 3 : 0};
+  Workspace& ws = LocalWorkspace();
+  const bool fast = level != ZS_DEFLATE_DEFAULT;
+  const unsigned bits = HashBits(in_len, fast ? kFastHashBits : kDefaultHashBits);
+  ws.head.assign(size_t{1} << bits, 0xFFFFFFFFu);
+  Chains chains{ws.head.data(), nullptr, bits};
+  if (!fast) {
+    ws.prev.resize(kWindow);
+    chains.prev = ws.prev.data();
+  }
+
+  size_t pos = 0;
+  bool final = false;
+  while (pos < in_len) {
+    const size_t seg_start = pos;
+    const size_t seg_end = std::min(in_len, pos + kSegment);
+    final = seg_end == in_len;
+    const BitWriter saved = w;
+    w.Put(final ? 3 : 2, 3);  // BFINAL, BTYPE = 01 (fixed)
+    pos = fast ? FastSegment(input, pos, seg_end, ws.head.data(), bits, w)
+               : DefaultSegment(input, pos, seg_end, chains, w);
+    w.Put(0, 7);  // end of block
+    w.Flush();
+    const size_t fixed_bits = static_cast<size_t>(w.p - saved.p) * 8 + w.count - saved.count;
+    if (StoredBits(pos - seg_start) < fixed_bits) {
+      w = saved;
+      Stored(w, in + seg_start, pos - seg_start, final);
+    }
+  }
+  if (!final) {
+    // The last match ran to the end of the input from a non-final segment.
+    w.Put(3, 3);
+    w.Put(0, 7);
+    w.Flush();
+  }
+  return static_cast<size_t>(w.p - out) + (w.count ? 1 : 0);
+}
+
+}  // extern "C"
