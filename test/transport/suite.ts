@@ -1,0 +1,524 @@
+/**
+ * The transport conformance suite: one set of tests every Transport
+ * implementation must pass. A test file calls runTransportSuite() with a
+ * factory; the suite makes a server and a client transport from it, takes
+ * the address from listen(), and checks the behaviour the contract in
+ * lib/transport/types.ts promises.
+ *
+ * Tests that need a byte stream (raw frames split at chosen boundaries,
+ * garbage, resets, slowloris, slow readers, timers, fd counts) run only when
+ * `options.sockets` is true; they talk to the server with plain node:net
+ * sockets so the bytes on the wire are under the test's control.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { ConnectError, ConnectionClosedError } from '../../lib/errors.js';
+import { DEFAULT_HEAD_TOKEN, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
+import { FrameDecoder, frameBytes, type FrameSink } from '../../lib/transport/frame-codec.js';
+import type { CloseReason, ConnectionOptions, Endpoint, FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
+
+export interface TransportSuiteOptions {
+  /** The transport carries the frame bytes over real TCP sockets (enables the byte-level tests). */
+  sockets: boolean;
+  /** Host to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Open/close cycles of the leak test (default 1000). */
+  cycles?: number;
+}
+
+const tokens = { headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN };
+
+/** A small deterministic PRNG, so a failing case can be replayed. */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+function payloadOf(rand: () => number, size: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) b[i] = (rand() * 256) | 0;
+  return b;
+}
+
+/** A random frame size: mostly small, some around the 64 KiB socket chunk size, a few large. */
+function frameSize(rand: () => number): number {
+  const r = rand();
+  if (r < 0.6) return (rand() * 200) | 0;
+  if (r < 0.9) return (rand() * 70_000) | 0;
+  return 100_000 + ((rand() * 300_000) | 0);
+}
+
+interface Got {
+  peer: PeerId;
+  kind: number;
+  flags: number;
+  payload: Buffer;
+}
+
+function collect(t: Transport): Got[] {
+  const got: Got[] = [];
+  t.on('frames', (b: FrameBatch) => {
+    for (let i = 0; i < b.count; i++) {
+      const o = b.offsets[i]!;
+      got.push({ peer: b.peers[i]!, kind: b.kinds[i]!, flags: b.flags[i]!, payload: Buffer.from(b.data.subarray(o, o + b.lengths[i]!)) });
+    }
+  });
+  return got;
+}
+
+/** Makes `t` answer every frame with the same frame. */
+function echo(t: Transport): void {
+  t.on('frames', (b: FrameBatch) => {
+    for (let i = 0; i < b.count; i++) {
+      const o = b.offsets[i]!;
+      try {
+        t.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(o, o + b.lengths[i]!));
+      } catch (err) {
+        if (!(err instanceof ConnectionClosedError)) throw err;
+      }
+    }
+  });
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function closes(t: Transport): { peer: PeerId; reason: CloseReason; detail: string }[] {
+  const list: { peer: PeerId; reason: CloseReason; detail: string }[] = [];
+  t.on('close', (peer, reason, detail) => list.push({ peer, reason, detail }));
+  return list;
+}
+
+/** A raw node:net client that decodes the frames it receives. */
+class RawClient implements FrameSink {
+  readonly frames: Got[] = [];
+  readonly decoder = new FrameDecoder({ ...tokens, maxFrameSize: 1 << 30 });
+  closed = false;
+  error: string | undefined;
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (c: Buffer) => this.decoder.push(c, this));
+    socket.on('error', (e: NodeJS.ErrnoException) => (this.error = e.code));
+    socket.on('close', () => (this.closed = true));
+  }
+  static async open(at: Endpoint): Promise<RawClient> {
+    const socket = net.connect({ host: at.host, port: at.port, noDelay: true });
+    await once(socket, 'connect');
+    return new RawClient(socket);
+  }
+  frame(kind: number, flags: number, source: Buffer, start: number, length: number): undefined {
+    this.frames.push({ peer: -1, kind, flags, payload: Buffer.from(source.subarray(start, start + length)) });
+    return undefined;
+  }
+  send(kind: number, payload: Buffer): void {
+    this.socket.write(frameBytes(tokens, kind, 0, payload));
+  }
+  /** Sends a frame and waits for its echo. */
+  async roundTrip(text: string): Promise<void> {
+    const before = this.frames.length;
+    this.send(9, Buffer.from(text));
+    await waitFor(`echo of '${text}'`, () => this.frames.length > before);
+    assert.equal(this.frames[before]!.payload.toString(), text);
+  }
+}
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function gc(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+}
+
+/** Runs the conformance suite against transports made by `makeTransport`. */
+export function runTransportSuite(name: string, makeTransport: () => Transport, options: TransportSuiteOptions): void {
+  const host = options.host ?? '127.0.0.1';
+  const cycles = options.cycles ?? 1000;
+
+  async function setup(serverOptions: ConnectionOptions = {}) {
+    const server = makeTransport();
+    const client = makeTransport();
+    const at = await server.listen({ host, port: 0 }, serverOptions);
+    const done = async () => {
+      await client.shutdown();
+      await server.shutdown();
+    };
+    return { server, client, at, done };
+  }
+
+  async function connectPair(server: Transport, client: Transport, at: Endpoint, clientOptions: ConnectionOptions = {}) {
+    const opened = once(server, 'open');
+    const peer = await client.connect(at, clientOptions);
+    const [serverPeer] = (await opened) as [PeerId];
+    return { peer, serverPeer };
+  }
+
+  describe(`transport suite: ${name}`, () => {
+    it('echoes frames of random sizes, kinds and flags, in order, and counts them', { timeout: 30_000 }, async () => {
+      const { server, client, at, done } = await setup();
+      echo(server);
+      const got = collect(client);
+      const { peer } = await connectPair(server, client, at);
+      const rand = random(1);
+      const sent: Got[] = [];
+      let bytes = 0;
+      for (let i = 0; i < 300; i++) {
+        const payload = payloadOf(rand, frameSize(rand));
+        const f = { peer, kind: 8 + ((rand() * 56) | 0), flags: (rand() * 4) | 0, payload };
+        sent.push(f);
+        bytes += payload.length;
+        client.send(peer, f.kind, f.flags, f.payload);
+        if (i % 37 === 0) await sleep(1);
+      }
+      await waitFor('all echoes', () => got.length >= sent.length, 20_000);
+      assert.equal(got.length, sent.length);
+      for (let i = 0; i < sent.length; i++) assert.deepEqual(got[i], sent[i], `frame ${i}`);
+      const s = server.stats();
+      assert.equal(s.framesIn, sent.length);
+      assert.equal(s.framesOut, sent.length);
+      assert.equal(s.bytesIn, bytes);
+      assert.equal(s.bytesOut, bytes);
+      assert.equal(s.connections, 1);
+      assert.equal(client.stats().framesOut, sent.length);
+      await done();
+    });
+
+    it('reports peers, keeps user data per peer and forgets it at close', async () => {
+      const { server, client, at, done } = await setup();
+      const { peer, serverPeer } = await connectPair(server, client, at);
+      assert.equal(server.peerInfo(serverPeer)?.accepted, true);
+      assert.equal(client.peerInfo(peer)?.accepted, false);
+      assert.equal(client.peerInfo(peer)?.remotePort, at.port);
+      server.setUserData(serverPeer, { name: 'alice' });
+      assert.deepEqual(server.getUserData(serverPeer), { name: 'alice' });
+      const closed = once(server, 'close');
+      client.close(peer);
+      await closed;
+      assert.equal(server.getUserData(serverPeer), undefined);
+      assert.equal(server.peerInfo(serverPeer), undefined);
+      await done();
+    });
+
+    it('a graceful close delivers queued frames first; the other side sees remote', async () => {
+      const { server, client, at, done } = await setup();
+      const got = collect(server);
+      const serverCloses = closes(server);
+      const { peer } = await connectPair(server, client, at);
+      const [localReason] = await Promise.all([
+        once(client, 'close').then(([, r]) => r as CloseReason),
+        (async () => {
+          client.send(peer, 8, 0, Buffer.from('last words'));
+          client.close(peer);
+        })(),
+      ]);
+      assert.equal(localReason, 'local');
+      assert.throws(() => client.send(peer, 8, 0, Buffer.from('x')), ConnectionClosedError);
+      await waitFor('the server side to close', () => serverCloses.length === 1);
+      assert.deepEqual(got.map((g) => g.payload.toString()), ['last words']);
+      assert.equal(serverCloses[0]!.reason, 'remote');
+      assert.equal(server.stats().closes.remote, 1);
+      assert.equal(client.stats().closes.local, 1);
+      await done();
+    });
+
+    it('an abort is seen as a reset by the other side', async () => {
+      const { server, client, at, done } = await setup();
+      const { peer } = await connectPair(server, client, at);
+      const closed = once(server, 'close');
+      client.close(peer, true);
+      const [, reason] = await closed;
+      assert.equal(reason, 'reset');
+      await done();
+    });
+
+    it('send() reports backpressure above the high-water mark and drain follows', async () => {
+      const { server, client, at, done } = await setup();
+      const { peer } = await connectPair(server, client, at, { highWaterMark: 1000 });
+      assert.equal(client.send(peer, 8, 0, Buffer.alloc(600)), true);
+      assert.equal(client.send(peer, 8, 0, Buffer.alloc(600)), false);
+      const [drained] = (await once(client, 'drain')) as [PeerId];
+      assert.equal(drained, peer);
+      await done();
+    });
+
+    it('a frame above the receiver maxFrameSize closes that connection with reason oversize', async () => {
+      const { server, client, at, done } = await setup({ maxFrameSize: 100 });
+      const { peer } = await connectPair(server, client, at);
+      const closed = once(server, 'close');
+      client.send(peer, 8, 0, Buffer.alloc(101));
+      const [, reason, detail] = await closed;
+      assert.equal(reason, 'oversize');
+      assert.match(detail as string, /101 bytes/);
+      assert.equal(server.stats().closes.oversize, 1);
+      await done();
+    });
+
+    it('refuses a connection nobody listens for, and misuse names the argument', async () => {
+      const { server, client, at, done } = await setup();
+      await server.shutdown();
+      await assert.rejects(client.connect(at), ConnectError);
+      const other = makeTransport();
+      const { peer } = await connectPair(other, client, await other.listen({ host, port: 0 }));
+      assert.throws(() => client.send(peer, 64, 0, Buffer.alloc(1)), { name: 'RangeError', message: /^kind must be/ });
+      assert.throws(() => client.send(peer, 8, 4, Buffer.alloc(1)), { name: 'RangeError', message: /^flags must be/ });
+      assert.throws(() => client.send(peer, 8, 0, 'text' as unknown as Uint8Array), { name: 'TypeError', message: /^payload must be/ });
+      assert.throws(() => client.send(peer + 1000, 8, 0, Buffer.alloc(1)), ConnectionClosedError);
+      await other.shutdown();
+      await done();
+    });
+
+    it('shutdown closes every peer, and the transport refuses use afterwards', async () => {
+      const { server, client, at, done } = await setup();
+      const { peer } = await connectPair(server, client, at);
+      const clientClosed = once(client, 'close');
+      await server.shutdown();
+      const [p, reason] = await clientClosed;
+      assert.equal(p, peer);
+      assert.ok(['remote', 'reset'].includes(reason as string), `client saw ${reason}`);
+      assert.equal(server.stats().closes.shutdown, 1);
+      await assert.rejects(server.listen({ host, port: 0 }), ConnectionClosedError);
+      await assert.rejects(server.connect(at), ConnectionClosedError);
+      await done();
+    });
+
+    it(`${cycles} connections opening and closing leave no descriptors or memory behind`, { timeout: 60_000 }, async () => {
+      const { server, client, at, done } = await setup();
+      let serverCloses = 0;
+      server.on('close', () => serverCloses++);
+      const cycle = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const before = serverCloses;
+          const peer = await client.connect(at);
+          client.send(peer, 8, 0, Buffer.from('hello'));
+          client.close(peer);
+          await waitFor('the server to see the close', () => serverCloses > before);
+        }
+      };
+      const run = async (total: number) => {
+        const lanes = 20;
+        await Promise.all(Array.from({ length: lanes }, () => cycle(total / lanes)));
+      };
+      await run(200); // warm-up: pools and code reach their working size
+      await sleep(100);
+      gc();
+      const fds = fdCount();
+      const heap = process.memoryUsage().heapUsed;
+      await run(cycles);
+      await waitFor('descriptors to return', () => fdCount() <= fds + 2, 5000);
+      gc();
+      const growth = process.memoryUsage().heapUsed - heap;
+      assert.ok(growth < 4 * 1024 * 1024, `heap grew ${growth} bytes over ${cycles} cycles`);
+      assert.equal(server.stats().connections, 200 + cycles);
+      await done();
+    });
+
+    if (!options.sockets) return;
+
+    it('echoes frames written raw and split at random byte boundaries', { timeout: 30_000 }, async () => {
+      const { server, at, done } = await setup();
+      echo(server);
+      const raw = await RawClient.open(at);
+      const rand = random(7);
+      const frames: Got[] = [];
+      for (let i = 0; i < 200; i++) {
+        frames.push({ peer: -1, kind: 8 + ((rand() * 56) | 0), flags: (rand() * 4) | 0, payload: payloadOf(rand, frameSize(rand)) });
+      }
+      const wire = Buffer.concat(frames.map((f) => frameBytes(tokens, f.kind, f.flags, f.payload)));
+      for (let at = 0; at < wire.length; ) {
+        const n = rand() < 0.5 ? 1 + ((rand() * 20) | 0) : 1 + ((rand() * 100_000) | 0);
+        raw.socket.write(wire.subarray(at, at + n));
+        at += n;
+        if (rand() < 0.3) await new Promise((r) => setImmediate(r));
+      }
+      await waitFor('all echoes', () => raw.frames.length >= frames.length, 20_000);
+      assert.equal(raw.frames.length, frames.length);
+      for (let i = 0; i < frames.length; i++) assert.deepEqual(raw.frames[i], frames[i], `frame ${i}`);
+      raw.socket.destroy();
+      await done();
+    });
+
+    it('a peer reset in the middle of a frame closes only that connection', async () => {
+      const { server, at, done } = await setup();
+      echo(server);
+      const list = closes(server);
+      const good = await RawClient.open(at);
+      const bad = await RawClient.open(at);
+      await waitFor('both open', () => server.stats().connections === 2);
+      const frame = frameBytes(tokens, 8, 0, Buffer.alloc(5000, 1));
+      bad.socket.write(frame.subarray(0, 2000));
+      await sleep(20);
+      bad.socket.resetAndDestroy();
+      await waitFor('the reset', () => list.length === 1);
+      assert.equal(list[0]!.reason, 'reset');
+      await good.roundTrip('still here');
+      assert.equal(server.stats().framesIn, 1, 'the half frame was never delivered');
+      good.socket.destroy();
+      await done();
+    });
+
+    const faults: { what: string; bytes: () => Buffer; reason: CloseReason }[] = [
+      { what: 'garbage', bytes: () => Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), reason: 'bad-token' },
+      { what: 'a wrong head token', bytes: () => frameBytes({ headToken: 0x12345678, tailToken: DEFAULT_TAIL_TOKEN }, 8, 0, Buffer.from('x')), reason: 'bad-token' },
+      { what: 'a wrong tail token', bytes: () => frameBytes({ headToken: DEFAULT_HEAD_TOKEN, tailToken: 0x12345678 }, 8, 0, Buffer.from('x')), reason: 'bad-token' },
+      {
+        what: 'an oversize length (header only, nothing allocated)',
+        bytes: () => {
+          const h = Buffer.alloc(9);
+          h.writeUInt32LE(DEFAULT_HEAD_TOKEN, 0);
+          h.writeUInt32LE(0xfffffff0, 4);
+          return h;
+        },
+        reason: 'oversize',
+      },
+      { what: 'an oversize ping', bytes: () => frameBytes(tokens, 0, 0, Buffer.alloc(64)), reason: 'protocol' },
+    ];
+    for (const f of faults) {
+      it(`${f.what} closes only that connection, with reason ${f.reason}`, async () => {
+        const { server, at, done } = await setup({ maxFrameSize: 1 << 20 });
+        echo(server);
+        const list = closes(server);
+        const good = await RawClient.open(at);
+        const bad = await RawClient.open(at);
+        await good.roundTrip('before');
+        bad.socket.write(f.bytes());
+        await waitFor('the bad peer to be closed', () => list.length === 1 && bad.closed);
+        assert.equal(list[0]!.reason, f.reason);
+        assert.equal(server.stats().closes[f.reason], 1);
+        await good.roundTrip('after');
+        assert.equal(good.closed, false);
+        good.socket.destroy();
+        await done();
+      });
+    }
+
+    it('a slowloris peer (1 byte per second) times out while a live peer stays open', { timeout: 15_000 }, async () => {
+      const { server, at, done } = await setup({ idleTimeout: 1500 });
+      echo(server);
+      const list = closes(server);
+      const slow = await RawClient.open(at);
+      const live = await RawClient.open(at);
+      const frame = frameBytes(tokens, 8, 0, Buffer.alloc(100));
+      let i = 0;
+      const drip = setInterval(() => slow.socket.write(frame.subarray(i, ++i)), 1000);
+      const started = Date.now();
+      try {
+        while (!slow.closed && Date.now() - started < 5000) await live.roundTrip(`ping ${Date.now()}`);
+        await sleep(300);
+      } finally {
+        clearInterval(drip);
+      }
+      const elapsed = Date.now() - started;
+      assert.equal(slow.closed, true, 'the slowloris peer was closed');
+      assert.ok(elapsed >= 1400 && elapsed < 4000, `closed after ${elapsed} ms`);
+      assert.equal(list.length, 1);
+      assert.equal(list[0]!.reason, 'timeout');
+      assert.equal(live.closed, false);
+      await live.roundTrip('still alive');
+      live.socket.destroy();
+      await done();
+    });
+
+    it('keepalive pings keep a quiet peer open; a peer that never answers times out', { timeout: 15_000 }, async () => {
+      const timers = { idleTimeout: 800, keepaliveInterval: 200 };
+      const { server, client, at, done } = await setup(timers);
+      const list = closes(server);
+      await connectPair(server, client, at, timers);
+      const mute = await RawClient.open(at);
+      mute.socket.pause(); // reads nothing, answers no ping
+      await sleep(1600);
+      assert.equal(list.length, 1, 'only the mute peer closed');
+      assert.equal(list[0]!.reason, 'timeout');
+      assert.equal(server.stats().connections, 2);
+      assert.equal(client.stats().closes.timeout ?? 0, 0);
+      mute.socket.destroy();
+      await done();
+    });
+
+    it('a slow reader under write pressure keeps memory bounded when the sender heeds backpressure', { timeout: 20_000 }, async () => {
+      const hwm = 1 << 20;
+      const { server, at, done } = await setup({ highWaterMark: hwm });
+      const opened = once(server, 'open');
+      const raw = await RawClient.open(at);
+      const [peer] = (await opened) as [PeerId];
+      raw.socket.pause();
+      gc();
+      const base = process.memoryUsage().arrayBuffers;
+      let peak = 0;
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      let sent = 0;
+      let refused = 0;
+      const started = Date.now();
+      // Offer 256 MiB for 1.5 s; the reader is paused, so only backpressure stops us.
+      await new Promise<void>((resolve) => {
+        const pump = () => {
+          while (sent < 4096 && Date.now() - started < 1500) {
+            sent++;
+            if (!server.send(peer, 8, 0, chunk)) {
+              refused++;
+              peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+              server.once('drain', pump);
+              setTimeout(resolve, 1500 - (Date.now() - started));
+              return;
+            }
+          }
+          resolve();
+        };
+        pump();
+      });
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+      assert.ok(refused >= 1, 'send() refused at least once');
+      assert.ok(sent < 4096, `backpressure stopped the sender (sent ${sent} frames)`);
+      assert.ok(peak < 3 * hwm + 8 * 1024 * 1024, `buffered ${peak} bytes`);
+      server.removeAllListeners('drain');
+      raw.socket.resume();
+      await waitFor('the reader to catch up', () => raw.frames.length === sent, 15_000);
+      assert.ok(raw.frames.every((f) => f.payload.length === chunk.length));
+      raw.socket.destroy();
+      await done();
+    });
+
+    it('listens on several endpoints (IPv4 and, where available, IPv6) and binds a local address', async () => {
+      const { server, client, at, done } = await setup();
+      echo(server);
+      const second = await server.listen({ host, port: 0 });
+      assert.notEqual(second.port, at.port);
+      const got = collect(client);
+      const a = await client.connect(at, { localAddress: '127.0.0.2' });
+      const b = await client.connect(second);
+      assert.equal(client.peerInfo(a)?.localAddress, '127.0.0.2');
+      client.send(a, 8, 0, Buffer.from('a'));
+      client.send(b, 8, 0, Buffer.from('b'));
+      await waitFor('both echoes', () => got.length === 2);
+      assert.deepEqual(got.map((g) => g.payload.toString()).sort(), ['a', 'b']);
+      let v6: Endpoint | undefined;
+      try {
+        v6 = await server.listen({ host: '::1', port: 0 });
+      } catch {
+        v6 = undefined; // no IPv6 loopback on this machine
+      }
+      if (v6) {
+        const c = await client.connect(v6);
+        assert.equal(client.peerInfo(c)?.remoteAddress, '::1');
+        client.send(c, 8, 0, Buffer.from('six'));
+        await waitFor('the IPv6 echo', () => got.length === 3);
+        assert.equal(got[2]!.payload.toString(), 'six');
+      }
+      await done();
+    });
+  });
+}
