@@ -31,3 +31,5 @@ export type {
 } from './transport/types.js';
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
+export { NodeNetTransport, type NodeNetTransportOptions } from './transport/node-net.js';
+export { runStress, type StressOptions, type StressReport, type MemoryPoint } from './stress/runner.js';
