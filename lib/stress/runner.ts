@@ -12,7 +12,8 @@
  * closes, and the runner kills and reaps them on success, failure, and
  * SIGINT/SIGTERM.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type ToChild, type TransportName } from './protocol.js';
 
 /** Settings of one stress run. */
@@ -37,6 +38,12 @@ export interface StressOptions {
   timeout?: number;
   /** Draw the progress bar on stderr (default true when stderr is a terminal or this is set). */
   progress?: boolean;
+  /**
+   * Path of a compiled client program to use instead of the Node client
+   * processes (bench/loadgen/stress-client.cc, built by bench/stress.ts). It
+   * speaks the same protocol as JSON lines on stdin/stdout.
+   */
+  clientProgram?: string;
 }
 
 /** The servers' memory at one point: sums over the server processes. */
@@ -71,6 +78,7 @@ const PER_PROCESS = 15_000;
 
 interface Child {
   proc: ChildProcess;
+  send(m: ClientSetup | ServerSetup | ToChild): void;
   label: string;
   /** Messages not yet taken by a waiter. */
   inbox: FromChild[];
@@ -113,10 +121,9 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     for (const c of children) c.proc.kill('SIGKILL');
   }, timeout);
   try {
-    const spawnChild = (name: string, label: string, setup: ClientSetup | ServerSetup): Child => {
-      const proc = fork(workerUrl(name), [], { execArgv: workerExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-      const child: Child = { proc, label, inbox: [], waiter: undefined, progress: 0, exited: false };
-      proc.on('message', (m: FromChild) => {
+    const attach = (proc: ChildProcess, label: string, send: Child['send']): Child => {
+      const child: Child = { proc, send, label, inbox: [], waiter: undefined, progress: 0, exited: false };
+      const onMessage = (m: FromChild) => {
         if (m.type === 'progress') {
           child.progress = m.done;
           return;
@@ -126,13 +133,29 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
           child.waiter = undefined;
           w(m);
         } else child.inbox.push(m);
-      });
+      };
+      if (proc.stdout) createInterface({ input: proc.stdout }).on('line', (line) => onMessage(JSON.parse(line) as FromChild));
+      else proc.on('message', onMessage);
       proc.on('exit', (code, signal) => {
         child.exited = true;
         child.waiter?.({ type: 'unavailable', reason: `${label} exited (${signal ?? code})` });
       });
       children.push(child);
-      proc.send(setup);
+      return child;
+    };
+    const spawnChild = (name: string, label: string, setup: ClientSetup | ServerSetup): Child => {
+      if (setup.role === 'client' && options.clientProgram) {
+        const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddress, '--conns', String(setup.connections),
+          '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window)];
+        const proc = spawn(options.clientProgram, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+        proc.stdin!.on('error', () => undefined); // the child may exit before reading its last command
+        return attach(proc, label, (m) => {
+          if ('type' in m) proc.stdin!.write(`${m.type}\n`);
+        });
+      }
+      const proc = fork(workerUrl(name), [], { execArgv: workerExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+      const child = attach(proc, label, (m) => proc.send(m));
+      child.send(setup);
       return child;
     };
     const next = (c: Child): Promise<FromChild> =>
@@ -146,7 +169,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       if (m.type === type) return m as Extract<FromChild, { type: T }>;
       throw new Error(m.type === 'unavailable' ? m.reason : `${c.label}: expected '${type}', got '${m.type}'`);
     };
-    const send = (c: Child, m: ToChild) => c.proc.send(m);
+    const send = (c: Child, m: ToChild) => c.send(m);
 
     // Servers.
     const host = options.target?.host ?? '127.0.0.1';
@@ -186,7 +209,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         connections: share(i),
         messages,
         size,
-        window: options.window ?? 1000,
+        window: options.window ?? (options.clientProgram ? 2000 : 1000),
         connectTimeout: 10_000,
       }),
     );

@@ -30,9 +30,11 @@ async function main(setup: ServerSetup): Promise<void> {
     say({ type: 'unavailable', reason: transport });
     return;
   }
-  let peers = 0;
-  transport.on('open', () => peers++);
-  transport.on('close', () => peers--);
+  // Open peers from the counters: an 'open' listener would make the transport build a PeerInfo per accept.
+  const openPeers = () => {
+    const st = transport.stats();
+    return st.connections - Object.values(st.closes).reduce((a, b) => a + (b ?? 0), 0);
+  };
   transport.on('error', (err) => process.stderr.write(`stress server: ${err.message}\n`));
   transport.on('frames', (b: FrameBatch) => {
     for (let i = 0; i < b.count; i++) {
@@ -45,7 +47,7 @@ async function main(setup: ServerSetup): Promise<void> {
   process.on('message', (m: ToChild) => {
     if (m.type === 'memory') {
       const u = process.memoryUsage();
-      say({ type: 'memory', sample: { rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers, peers } });
+      say({ type: 'memory', sample: { rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers, peers: openPeers() } });
     } else if (m.type === 'close') {
       void transport.shutdown().then(() => process.exit(0));
     }
