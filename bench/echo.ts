@@ -31,6 +31,7 @@ interface LoadResult {
   connectMs: number;
   cpuSeconds: number;
   cpuShare: number;
+  waitShare: number;
 }
 
 interface Row {
@@ -148,7 +149,7 @@ for (const s of scenarios) {
   for (const r of started) {
     const key = `${r.row.name}|${s.name}`;
     if (r.port === undefined) {
-      table.push({ scenario: s.name, server: r.row.name, 'msgs/s': (r.unavailable ?? 'unavailable').replace(/ \(.*/, ''), 'p50 us': '', 'p99 us': '', 'vs net': '', 'vs uws': '', 'loadgen cpu': '' });
+      table.push({ scenario: s.name, server: r.row.name, 'msgs/s': (r.unavailable ?? 'unavailable').replace(/ \(.*/, ''), 'p50 us': '', 'p99 us': '', 'vs net': '', 'vs uws': '', 'loadgen cpu': '', 'loadgen wait': '' });
       json.push({ scenario: s.name, server: r.row.name, unavailable: r.unavailable });
       continue;
     }
@@ -162,6 +163,7 @@ for (const s of scenarios) {
       'vs net': `${(rate / net).toFixed(2)}x`,
       'vs uws': `${(rate / uws).toFixed(2)}x`,
       'loadgen cpu': `${Math.round(med(key, (x) => x.cpuShare) * 100)}%`,
+      'loadgen wait': `${Math.round(med(key, (x) => x.waitShare) * 100)}%`,
     };
     table.push(row);
     json.push({ ...row, samples: samples.get(key) });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { formatReport, parseStressArgs } from '../lib/cli/stress.js';
 import { bucketOf, quantile, HISTOGRAM_BUCKETS } from '../lib/stress/protocol.js';
@@ -58,5 +59,19 @@ describe('stress runner', () => {
     const p99 = quantile(h, 0.99);
     assert.ok(Math.abs(p50 - 500) / 500 < 0.05, `p50 ${p50}`);
     assert.ok(Math.abs(p99 - 990) / 990 < 0.05, `p99 ${p99}`);
+  });
+});
+
+describe('stress runner with the compiled client', () => {
+  it('drives the same phases through bench/loadgen/stress-client.cc over stdio', { timeout: 60_000 }, async () => {
+    mkdirSync('build', { recursive: true });
+    execFileSync('g++', ['-O2', '-std=c++17', '-o', 'build/stress-client-test', 'bench/loadgen/stress-client.cc']);
+    const before = childPids().length;
+    const report = await runStress({ connections: 400, messages: 3, clients: 2, progress: false, clientProgram: 'build/stress-client-test' });
+    assert.equal(report.connected, 400);
+    assert.equal(report.messages, 1200);
+    assert.deepEqual(report.errors, {});
+    assert.equal(report.memory?.during.peers, 400);
+    assert.equal(childPids().length, before);
   });
 });

@@ -17,7 +17,9 @@
 //   {"msgs":..,"seconds":..,"msgsPerSec":..,"p50us":..,"p99us":..,"errors":..,
 //    "connectMs":..,"cpuSeconds":..,"cpuShare":..}
 // cpuShare is the generator's own CPU time over the wall time of the measured
-// window: well under 1.0 means it was waiting for the server, not the reverse.
+// window, waitShare the time it was runnable but had no CPU (schedstat run
+// delay). When cpuShare + waitShare is well under 1.0 the generator sat in
+// epoll_wait waiting for the server, so the server was the limit.
 //
 // Build: g++ -O2 -std=c++17 -o build/loadgen bench/loadgen/loadgen.cc
 #include <arpa/inet.h>
@@ -48,6 +50,16 @@ double now_s() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Seconds this process spent runnable but waiting for a CPU (other processes had it).
+double run_delay_s() {
+  FILE* f = fopen("/proc/self/schedstat", "r");
+  if (!f) return 0;
+  unsigned long long run = 0, wait = 0;
+  int got = fscanf(f, "%llu %llu", &run, &wait);
+  fclose(f);
+  return got == 2 ? wait * 1e-9 : 0;
 }
 
 double cpu_s() {
@@ -306,7 +318,7 @@ int main(int argc, char** argv) {
     queue_messages(c, opt.inflight, start);
     if (!flush(c)) die("write");
   }
-  double cpu0 = 0, wall_end = start + opt.warmup + opt.duration;
+  double cpu0 = 0, wait0 = 0, wall_end = start + opt.warmup + opt.duration;
   std::vector<uint8_t> buf(256 * 1024);
   while (true) {
     double t = now_s();
@@ -314,6 +326,7 @@ int main(int argc, char** argv) {
       measuring = true;
       measure_start = t;
       cpu0 = cpu_s();
+      wait0 = run_delay_s();
     }
     if (t >= wall_end) break;
     int n = epoll_wait(ep, events.data(), events.size(), 50);
@@ -358,6 +371,7 @@ int main(int argc, char** argv) {
   }
   double seconds = now_s() - measure_start;
   double cpu = cpu_s() - cpu0;
+  double waited = run_delay_s() - wait0;
   for (auto& c : conns) close(c.fd);
 
   auto percentile = [](double p) {
@@ -371,8 +385,8 @@ int main(int argc, char** argv) {
     return kHistMax;
   };
   printf("{\"msgs\":%llu,\"seconds\":%.4f,\"msgsPerSec\":%.1f,\"p50us\":%d,\"p99us\":%d,\"errors\":%llu,"
-         "\"connectMs\":%.2f,\"cpuSeconds\":%.4f,\"cpuShare\":%.3f}\n",
+         "\"connectMs\":%.2f,\"cpuSeconds\":%.4f,\"cpuShare\":%.3f,\"waitShare\":%.3f}\n",
          (unsigned long long)measured, seconds, measured / seconds, percentile(0.5), percentile(0.99),
-         (unsigned long long)errors, connect_ms, cpu, cpu / seconds);
+         (unsigned long long)errors, connect_ms, cpu, cpu / seconds, waited / seconds);
   return 0;
 }
