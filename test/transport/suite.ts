@@ -11,9 +11,11 @@
  * sockets so the bytes on the wire are under the test's control.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import net from 'node:net';
 import { describe, it } from 'node:test';
-import { ConnectError, ConnectionClosedError } from '../../lib/errors.js';
+import { ConnectError, ConnectionClosedError, TimeoutError } from '../../lib/errors.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
 import { frameBytes } from '../../lib/transport/frame-codec.js';
 import type { CloseReason, ConnectionOptions, Endpoint, PeerId, Transport } from '../../lib/transport/types.js';
@@ -374,6 +376,35 @@ export function runTransportSuite(name: string, makeTransport: () => Transport, 
       assert.ok(raw.frames.every((f) => f.payload.length === chunk.length));
       raw.socket.destroy();
       await done();
+    });
+
+    it('connect() fails with TimeoutError when the server never completes the handshake', { timeout: 15_000 }, async () => {
+      // A child process listens with a backlog of 1 and blocks its event loop, so it never accepts:
+      // once its accept queue is full the kernel drops further SYNs and connects hang.
+      const script = `const s = require('net').createServer();
+        s.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
+          console.log(s.address().port);
+          const end = Date.now() + 5000;
+          while (Date.now() < end);
+          process.exit(0);
+        });`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const fillers: net.Socket[] = [];
+      try {
+        const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+        const port = Number(line.toString().trim());
+        for (let i = 0; i < 4; i++) fillers.push(net.connect({ host: '127.0.0.1', port }).on('error', () => undefined));
+        await sleep(200);
+        const client = makeTransport();
+        const started = Date.now();
+        await assert.rejects(client.connect({ host: '127.0.0.1', port }, { timeout: 300 }), TimeoutError);
+        assert.ok(Date.now() - started < 2000, 'the timeout, not the kernel, ended the attempt');
+        await client.shutdown();
+      } finally {
+        for (const f of fillers) f.destroy();
+        child.kill('SIGKILL');
+        if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+      }
     });
 
     it('listens on several endpoints (IPv4 and, where available, IPv6) and binds a local address', async () => {
