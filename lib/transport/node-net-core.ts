@@ -109,6 +109,8 @@ export class NetCore {
   /** Coarse clock (ms) advanced by the sweeper; peers compare against it. */
   now = performance.now();
   #sweeper: NodeJS.Timeout | undefined;
+  /** Sockets closed gracefully whose other side has not closed yet (destroyed at shutdown). */
+  readonly lingering = new Set<PeerSocket>();
   #sweepEvery = Infinity;
 
   constructor(readonly transport: EventEmitter<TransportEvents>) {}
@@ -228,6 +230,8 @@ export class NetCore {
       if (p.dirty) this.#write(p);
       socket.end();
       socket.setTimeout(LINGER_MS, onLinger);
+      this.lingering.add(socket);
+      socket.once('close', () => this.lingering.delete(socket));
     } else if (how === 'destroy') {
       socket.destroy();
     } else if (how === 'reset') {
@@ -286,6 +290,8 @@ export class NetCore {
 
   stopAll(): void {
     this.#stopSweeper();
+    for (const s of this.lingering) s.destroy();
+    this.lingering.clear();
   }
 }
 

@@ -378,6 +378,22 @@ export function runTransportSuite(name: string, makeTransport: () => Transport, 
       await done();
     });
 
+    it('shutdown completes promptly while a gracefully closed peer keeps its side open', { timeout: 10_000 }, async () => {
+      const server = makeTransport();
+      const at = await server.listen({ host, port: 0 });
+      const opened = once(server, 'open');
+      const socket = net.connect({ host: at.host, port: at.port, allowHalfOpen: true });
+      socket.on('error', () => undefined);
+      const [peer] = (await opened) as [PeerId];
+      const ended = once(socket, 'end');
+      server.close(peer);
+      await ended; // our FIN arrived; the other side never answers with its own
+      const started = Date.now();
+      await server.shutdown();
+      assert.ok(Date.now() - started < 1000, `shutdown took ${Date.now() - started} ms`);
+      socket.destroy();
+    });
+
     it('connect() fails with TimeoutError when the server never completes the handshake', { timeout: 15_000 }, async () => {
       // A child process listens with a backlog of 1 and blocks its event loop, so it never accepts:
       // once its accept queue is full the kernel drops further SYNs and connects hang.
