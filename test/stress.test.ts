@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { formatReport, parseStressArgs } from '../lib/cli/stress.js';
@@ -73,5 +74,25 @@ describe('stress runner with the compiled client', () => {
     assert.deepEqual(report.errors, {});
     assert.equal(report.memory?.during.peers, 400);
     assert.equal(childPids().length, before);
+  });
+});
+
+describe('stress runner against a running server', () => {
+  it('uses --target ports and reports the RSS of --server-pids', { timeout: 60_000 }, async () => {
+    const server = spawn(process.execPath, ['--import', 'tsx', 'bench/servers/transport-echo.ts', '0', 'node-net'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      let out = '';
+      while (!/READY (\d+)/.test(out)) out += ((await once(server.stdout!, 'data')) as [Buffer])[0].toString();
+      const port = Number(/READY (\d+)/.exec(out)![1]);
+      const report = await runStress({ connections: 200, messages: 2, clients: 2, progress: false, target: { host: '127.0.0.1', ports: [port] }, serverPids: [server.pid!] });
+      assert.equal(report.connected, 200);
+      assert.equal(report.messages, 400);
+      assert.equal(report.transport, 'external');
+      assert.ok(report.memory && report.memory.before.rss > 10 * 2 ** 20, 'the server process RSS was read');
+      assert.deepEqual(parseStressArgs(['--target', '127.0.0.1:1', '--server-pids', '12,34']).serverPids, [12, 34]);
+    } finally {
+      server.kill('SIGKILL');
+      if (server.exitCode === null && server.signalCode === null) await once(server, 'exit');
+    }
   });
 });

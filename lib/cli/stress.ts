@@ -16,6 +16,7 @@ const USAGE = `Usage: zserver stress [options]
   --server-procs P    echo server processes to start (default: 15,000 connections each)
   --transport T       node-net | native (default node-net)
   --target H:P[,P]    use a server already running instead of starting one
+  --server-pids P[,P] with --target: report the RSS of these server processes
   --client-program F  run this compiled client (build/stress-client) instead of Node client processes
   --json              print the report as JSON
 `;
@@ -33,6 +34,7 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
       transport: { type: 'string' },
       target: { type: 'string' },
       'client-program': { type: 'string' },
+      'server-pids': { type: 'string' },
       json: { type: 'boolean', default: false },
       'no-progress': { type: 'boolean', default: false },
     },
@@ -58,6 +60,11 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
     const m = /^(.+):([\d,]+)$/.exec(values.target);
     if (!m) throw new RangeError(`--target must look like 127.0.0.1:9000 or 127.0.0.1:9000,9001, got '${values.target}'`);
     options.target = { host: m[1]!, ports: m[2]!.split(',').map(Number) };
+  }
+  if (values['server-pids'] !== undefined) {
+    const pids = values['server-pids'].split(',').map(Number);
+    if (!pids.every((p) => Number.isInteger(p) && p > 0)) throw new RangeError(`--server-pids must be process ids, got '${values['server-pids']}'`);
+    options.serverPids = pids;
   }
   if (values['client-program'] !== undefined) options.clientProgram = values['client-program'];
   options.progress = values['no-progress'] !== true;

@@ -13,6 +13,7 @@
  * SIGINT/SIGTERM.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type ToChild, type TransportName } from './protocol.js';
 
@@ -32,6 +33,8 @@ export interface StressOptions {
   transport?: TransportName;
   /** Use a server already running instead: host and one or more ports. */
   target?: { host: string; ports: number[] };
+  /** With `target`: process ids of the server processes, whose RSS (/proc/<pid>/status) is then reported. */
+  serverPids?: number[];
   /** Connects in flight per client process (default 1000). */
   window?: number;
   /** Give up on the whole run after this long, in ms (default 120,000). */
@@ -186,8 +189,11 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         if (!ports.includes(ready.port)) ports = [...ports, ready.port];
       }
     }
+    const pids = options.target ? (options.serverPids ?? []) : [];
+    const measured = servers.length > 0 || pids.length > 0;
     const memory = async (): Promise<MemoryPoint> => {
       const point: MemoryPoint = { rss: 0, heapUsed: 0, external: 0, peers: 0 };
+      for (const pid of pids) point.rss += rssOf(pid);
       for (const s of servers) {
         send(s, { type: 'memory' });
         const { sample } = await expect(s, 'memory');
@@ -195,7 +201,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       }
       return point;
     };
-    const before = servers.length ? await memory() : undefined;
+    const before = measured ? await memory() : undefined;
 
     // Clients.
     const share = (i: number) => Math.floor(connections / clients) + (i < connections % clients ? 1 : 0);
@@ -232,7 +238,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     const connectMs = Math.max(...connectedReports.map((r) => r.ms));
 
     await sleep(500); // let the servers settle before sampling idle memory
-    const during = servers.length ? await memory() : undefined;
+    const during = measured ? await memory() : undefined;
 
     clientProcs.forEach((c) => (c.progress = 0));
     stopBar = progress('exchange', connected * messages);
@@ -250,12 +256,12 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       addCounts(errors, r.errors);
     }
     if (total < connected * messages) errors['missing-replies'] = connected * messages - total;
-    const afterExchange = servers.length ? await memory() : undefined;
+    const afterExchange = measured ? await memory() : undefined;
 
     clientProcs.forEach((c) => send(c, { type: 'close' }));
     await Promise.all(clientProcs.map((c) => expect(c, 'closed')));
     let after: MemoryPoint | undefined;
-    if (servers.length) {
+    if (measured) {
       const end = Date.now() + 5000;
       do {
         await sleep(200);
@@ -292,6 +298,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     process.off('SIGTERM', onSignal);
     process.off('exit', stop);
   }
+}
+
+/** Resident set size of a process from /proc/<pid>/status, in bytes. */
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
 }
 
 function addMemory(into: MemoryPoint, s: MemorySample): void {
