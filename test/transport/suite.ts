@@ -436,13 +436,14 @@ export function runTransportSuite(name: string, makeTransport: () => Transport, 
       client.send(b, 8, 0, Buffer.from('b'));
       await waitFor('both echoes', () => got.length === 2);
       assert.deepEqual(got.map((g) => g.payload.toString()).sort(), ['a', 'b']);
-      let v6: Endpoint | undefined;
-      try {
-        v6 = await server.listen({ host: '::1', port: 0 });
-      } catch {
-        v6 = undefined; // no IPv6 loopback on this machine
-      }
-      if (v6) {
+      // IPv6 is required wherever the machine has an IPv6 loopback (checked with plain node:net).
+      const probe = net.createServer();
+      const hasV6 = await new Promise<boolean>((resolve) => {
+        probe.once('error', () => resolve(false));
+        probe.listen({ host: '::1', port: 0 }, () => probe.close(() => resolve(true)));
+      });
+      if (hasV6) {
+        const v6: Endpoint = await server.listen({ host: '::1', port: 0 });
         const c = await client.connect(v6);
         assert.equal(client.peerInfo(c)?.remoteAddress, '::1');
         client.send(c, 8, 0, Buffer.from('six'));
