@@ -96,3 +96,38 @@ describe('stress runner against a running server', () => {
     }
   });
 });
+
+describe('stress runner interrupted', () => {
+  it('Ctrl-C (SIGINT) kills and reaps every child, then the runner exits', { timeout: 60_000 }, async () => {
+    const runner = spawn(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'stress', '--connections', '3000', '--messages', '200', '--clients', '2', '--server-procs', '2', '--no-progress'], {
+      stdio: 'ignore',
+    });
+    const descendants = (): number[] => {
+      const out = execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' });
+      const parent = new Map(out.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number) as [number, number]));
+      return [...parent.keys()].filter((pid) => {
+        for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p)) if (p === runner.pid) return true;
+        return false;
+      });
+    };
+    let kids: number[] = [];
+    const end = Date.now() + 20_000;
+    while (kids.length < 4 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+      kids = descendants();
+    }
+    assert.ok(kids.length >= 4, `the runner started its servers and clients (saw ${kids.length})`);
+    runner.kill('SIGINT');
+    const [, signal] = (await once(runner, 'exit')) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, 'SIGINT', 'the runner died of the signal');
+    const alive = kids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], 'no child is left, not even a zombie');
+  });
+});

@@ -115,7 +115,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   const onSignal = (signal: NodeJS.Signals) => {
     stop();
     bar.clear();
-    process.kill(process.pid, signal);
+    // Reap the children before dying of the signal, so none is left as a zombie for an init
+    // that may not reap (as in some containers); then die of the signal as the user asked.
+    const reaped = children.map((c) => (c.exited ? undefined : new Promise((r) => c.proc.once('exit', r))));
+    const giveUp = setTimeout(() => process.kill(process.pid, signal), 3000);
+    void Promise.all(reaped).then(() => {
+      clearTimeout(giveUp);
+      process.kill(process.pid, signal);
+    });
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
