@@ -75,3 +75,5 @@ export {
 } from './framework/registry.js';
 export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
 export { createTransport, transportAvailable, TransportUnavailableError, type TransportName } from './transport/factory.js';
+export { NodeNetTransport, type NodeNetTransportOptions } from './transport/node-net.js';
+export { runStress, type StressOptions, type StressReport, type MemoryPoint } from './stress/runner.js';

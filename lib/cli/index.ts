@@ -22,6 +22,10 @@ export const commands: Record<string, CliCommand> = {
     summary: 'check the native hashes against node:crypto and published vectors',
     run: async (args) => (await import('./info.js')).runSelfCheck(args),
   },
+  stress: {
+    summary: 'open many connections to an echo server group, exchange messages, report rates, latency and memory',
+    run: async (args) => (await import('./stress.js')).runStressCommand(args),
+  },
 };
 
 /** Runs `zserver <command> [args]`; unknown commands print the help and return 2. */

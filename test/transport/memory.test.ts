@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { ConnectError, ConnectionClosedError } from '../../lib/errors.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import type { CloseReason, FrameBatch, PeerId } from '../../lib/transport/types.js';
+import { runTransportSuite } from './suite.js';
 
 interface Received {
   peer: PeerId;
@@ -144,3 +145,5 @@ describe('MemoryTransport', () => {
     assert.equal(server.stats().closes.shutdown, 1);
   });
 });
+
+runTransportSuite('MemoryTransport', () => new MemoryTransport(), { sockets: false });

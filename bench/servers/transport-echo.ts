@@ -1,0 +1,37 @@
+/**
+ * The zserver rows of bench/echo.ts: a Transport with a JavaScript echo
+ * handler called for every frame of every batch. `node-net` uses
+ * NodeNetTransport; `native` loads lib/transport/native-tcp.ts when this
+ * branch has it, and otherwise prints "UNAVAILABLE <why>" and exits 3.
+ */
+import type { FrameBatch, Transport } from '../../lib/transport/types.js';
+import { exitOnSignal, ready, requestedPort } from './_ready.js';
+
+const which = process.argv[3] ?? 'node-net';
+
+async function make(): Promise<Transport> {
+  if (which === 'node-net') {
+    const { NodeNetTransport } = await import('../../lib/transport/node-net.js');
+    return new NodeNetTransport();
+  }
+  const path = '../../lib/transport/native-tcp.js';
+  try {
+    const mod = (await import(path)) as { NativeTcpTransport: new () => Transport };
+    return new mod.NativeTcpTransport();
+  } catch (err) {
+    process.stdout.write(`UNAVAILABLE not built on this branch (${(err as Error).message.split('\n')[0]})\n`);
+    process.exit(3);
+  }
+}
+
+const transport = await make();
+transport.on('frames', (b: FrameBatch) => {
+  for (let i = 0; i < b.count; i++) {
+    const o = b.offsets[i]!;
+    transport.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(o, o + b.lengths[i]!));
+  }
+});
+transport.on('error', (err) => process.stderr.write(`${err.message}\n`));
+const at = await transport.listen({ host: '127.0.0.1', port: requestedPort });
+ready(at.port);
+exitOnSignal(() => transport.shutdown());

@@ -1,0 +1,109 @@
+/**
+ * `zserver stress`: opens many connections to an echo server group (started
+ * here, or one already running), lets each exchange messages, closes them,
+ * and prints connect time, messages/s, round-trip percentiles, errors by kind
+ * and the servers' memory (lib/stress/runner.ts does the work).
+ */
+import { parseArgs } from 'node:util';
+import { runStress, type StressOptions, type StressReport } from '../stress/runner.js';
+import type { TransportName } from '../stress/protocol.js';
+
+const USAGE = `Usage: zserver stress [options]
+  --connections N     connections in all (default 1000)
+  --messages M        messages per connection, one after another (default 10)
+  --size S            payload bytes per message (default 64)
+  --clients C         client processes, one loopback source address each (default: 15,000 connections each)
+  --server-procs P    echo server processes to start (default: 15,000 connections each)
+  --transport T       node-net | native (default node-net)
+  --target H:P[,P]    use a server already running instead of starting one
+  --server-pids P[,P] with --target: report the RSS of these server processes
+  --client-program F  run this compiled client (build/stress-client) instead of Node client processes
+  --json              print the report as JSON
+`;
+
+/** Parses the command line into StressOptions; throws RangeError on a bad value. */
+export function parseStressArgs(args: string[]): StressOptions & { json: boolean } {
+  const { values } = parseArgs({
+    args,
+    options: {
+      connections: { type: 'string' },
+      messages: { type: 'string' },
+      size: { type: 'string' },
+      clients: { type: 'string' },
+      'server-procs': { type: 'string' },
+      transport: { type: 'string' },
+      target: { type: 'string' },
+      'client-program': { type: 'string' },
+      'server-pids': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'no-progress': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const num = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    const n = Number(v.replace(/[_,]/g, ''));
+    if (!Number.isInteger(n)) throw new RangeError(`--${name} must be an integer, got '${v}'`);
+    return n;
+  };
+  const options: StressOptions & { json: boolean } = { json: values.json === true };
+  const set = (k: 'connections' | 'messages' | 'size' | 'clients' | 'serverProcs', v: number | undefined) => {
+    if (v !== undefined) options[k] = v;
+  };
+  set('connections', num(values.connections, 'connections'));
+  set('messages', num(values.messages, 'messages'));
+  set('size', num(values.size, 'size'));
+  set('clients', num(values.clients, 'clients'));
+  set('serverProcs', num(values['server-procs'], 'server-procs'));
+  if (values.transport !== undefined) options.transport = values.transport as TransportName;
+  if (values.target !== undefined) {
+    const m = /^(.+):([\d,]+)$/.exec(values.target);
+    if (!m) throw new RangeError(`--target must look like 127.0.0.1:9000 or 127.0.0.1:9000,9001, got '${values.target}'`);
+    options.target = { host: m[1]!, ports: m[2]!.split(',').map(Number) };
+  }
+  if (values['server-pids'] !== undefined) {
+    const pids = values['server-pids'].split(',').map(Number);
+    if (!pids.every((p) => Number.isInteger(p) && p > 0)) throw new RangeError(`--server-pids must be process ids, got '${values['server-pids']}'`);
+    options.serverPids = pids;
+  }
+  if (values['client-program'] !== undefined) options.clientProgram = values['client-program'];
+  options.progress = values['no-progress'] !== true;
+  return options;
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** The report as aligned text lines. */
+export function formatReport(r: StressReport): string {
+  const lines: [string, string][] = [
+    ['connections', `${r.connected.toLocaleString('en-US')} of ${r.connections.toLocaleString('en-US')} (${r.clients} client processes, ${r.servers || 'external'} server processes, ${r.transport})`],
+    ['connect time', `${(r.connectMs / 1000).toFixed(2)} s`],
+    ['messages', `${r.messages.toLocaleString('en-US')} (${r.messagesPerConnection} per connection) in ${(r.exchangeMs / 1000).toFixed(2)} s`],
+    ['messages/s', Math.round(r.messagesPerSecond).toLocaleString('en-US')],
+    ['round trip', `p50 ${(r.p50us / 1000).toFixed(2)} ms, p99 ${(r.p99us / 1000).toFixed(2)} ms`],
+    ['errors', Object.keys(r.errors).length === 0 ? 'none' : Object.entries(r.errors).map(([k, v]) => `${k}: ${v}`).join(', ')],
+  ];
+  if (r.memory) {
+    const m = r.memory;
+    lines.push(
+      ['server RSS', `before ${mb(m.before.rss)}, connected+idle ${mb(m.during.rss)}, after exchange ${mb(m.afterExchange.rss)}, after close ${mb(m.after.rss)}`],
+      ['per idle conn', `${kb(m.bytesPerIdleConnection)} (${Math.round(m.bytesPerIdleConnection)} bytes, RSS growth / connections)`],
+    );
+  }
+  const width = Math.max(...lines.map(([k]) => k.length));
+  return lines.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n');
+}
+
+export async function runStressCommand(args: string[]): Promise<number> {
+  let options: ReturnType<typeof parseStressArgs>;
+  try {
+    options = parseStressArgs(args);
+  } catch (err) {
+    process.stderr.write(`zserver stress: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const report = await runStress(options);
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `\nzserver stress\n${formatReport(report)}\n`);
+  return Object.keys(report.errors).length === 0 ? 0 : 1;
+}

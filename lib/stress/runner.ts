@@ -1,0 +1,360 @@
+/**
+ * The stress runner behind `zserver stress` and bench/stress.ts: starts a
+ * group of echo server processes (unless told to use one already running),
+ * spreads N connections over several client processes, each with its own
+ * loopback source address (127.0.0.2, 127.0.0.3, ...), and walks them through
+ * three phases together: connect all, exchange M messages per connection,
+ * close all. It draws a progress bar on stderr and returns a report: connect
+ * time, messages per second, round-trip percentiles, errors by kind, and the
+ * servers' memory before, during (all connected, idle) and after.
+ *
+ * Every child is forked with an IPC channel; children exit when the channel
+ * closes, and the runner kills and reaps them on success, failure, and
+ * SIGINT/SIGTERM.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type ToChild, type TransportName } from './protocol.js';
+
+/** Settings of one stress run. */
+export interface StressOptions {
+  /** Connections in all (default 1000). */
+  connections?: number;
+  /** Messages each connection sends, one after another, each echoed (default 10). */
+  messages?: number;
+  /** Payload bytes per message (default 64). */
+  size?: number;
+  /** Client processes (default: enough for at most 15,000 connections each, at least 2). */
+  clients?: number;
+  /** Server processes to start (default: at most 15,000 connections each, at least 1). Ignored with `target`. */
+  serverProcs?: number;
+  /** Transport of the started servers (default 'node-net'). */
+  transport?: TransportName;
+  /** Use a server already running instead: host and one or more ports. */
+  target?: { host: string; ports: number[] };
+  /** With `target`: process ids of the server processes, whose RSS (/proc/<pid>/status) is then reported. */
+  serverPids?: number[];
+  /** Connects in flight per client process (default 1000). */
+  window?: number;
+  /** Give up on the whole run after this long, in ms (default 120,000). */
+  timeout?: number;
+  /** Draw the progress bar on stderr (default true when stderr is a terminal or this is set). */
+  progress?: boolean;
+  /**
+   * Path of a compiled client program to use instead of the Node client
+   * processes (bench/loadgen/stress-client.cc, built by bench/stress.ts). It
+   * speaks the same protocol as JSON lines on stdin/stdout.
+   */
+  clientProgram?: string;
+}
+
+/** The servers' memory at one point: sums over the server processes. */
+export interface MemoryPoint {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  peers: number;
+}
+
+/** What a stress run measured. */
+export interface StressReport {
+  connections: number;
+  connected: number;
+  messagesPerConnection: number;
+  clients: number;
+  servers: number;
+  transport: string;
+  /** Wall time until the last connection of the slowest client was open, in ms. */
+  connectMs: number;
+  messages: number;
+  exchangeMs: number;
+  messagesPerSecond: number;
+  p50us: number;
+  p99us: number;
+  errors: Record<string, number>;
+  /** Server memory, when the runner started the servers. */
+  memory?: { before: MemoryPoint; during: MemoryPoint; afterExchange: MemoryPoint; after: MemoryPoint; bytesPerIdleConnection: number };
+}
+
+const PER_PROCESS = 15_000;
+
+interface Child {
+  proc: ChildProcess;
+  send(m: ClientSetup | ServerSetup | ToChild): void;
+  label: string;
+  /** Messages not yet taken by a waiter. */
+  inbox: FromChild[];
+  waiter: ((m: FromChild) => void) | undefined;
+  progress: number;
+  exited: boolean;
+}
+
+const workerUrl = (name: string) => new URL(`./${name}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+const workerExecArgv = () => (import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : []);
+
+/** Runs one stress test; see the file comment. Rejects when a phase fails or the run times out. */
+export async function runStress(options: StressOptions = {}): Promise<StressReport> {
+  const connections = positive(options.connections ?? 1000, 'connections');
+  const messages = nonNegative(options.messages ?? 10, 'messages');
+  const size = nonNegative(options.size ?? 64, 'size');
+  const clients = positive(options.clients ?? Math.max(2, Math.ceil(connections / PER_PROCESS)), 'clients');
+  const transport = options.transport ?? 'node-net';
+  if (transport !== 'node-net' && transport !== 'native') {
+    throw new RangeError(`transport must be 'node-net' or 'native', got ${String(transport)}`);
+  }
+  const serverProcs = options.target ? 0 : positive(options.serverProcs ?? Math.max(1, Math.ceil(connections / PER_PROCESS)), 'serverProcs');
+  if (Math.ceil(connections / clients) > 19_000) throw new RangeError(`clients must be at least ${Math.ceil(connections / 19_000)} for ${connections} connections (20,000 descriptors per process)`);
+  if (clients > 250) throw new RangeError(`clients must be at most 250 (one loopback source address each), got ${clients}`);
+  const timeout = positive(options.timeout ?? 120_000, 'timeout');
+  const bar = new ProgressBar(options.progress ?? process.stderr.isTTY === true);
+  const children: Child[] = [];
+  const stop = () => {
+    for (const c of children) if (!c.exited) c.proc.kill('SIGKILL');
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    stop();
+    bar.clear();
+    // Reap the children before dying of the signal, so none is left as a zombie for an init
+    // that may not reap (as in some containers); then die of the signal as the user asked.
+    const reaped = children.map((c) => (c.exited ? undefined : new Promise((r) => c.proc.once('exit', r))));
+    const giveUp = setTimeout(() => process.kill(process.pid, signal), 3000);
+    void Promise.all(reaped).then(() => {
+      clearTimeout(giveUp);
+      process.kill(process.pid, signal);
+    });
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', stop);
+  const deadline = setTimeout(() => {
+    for (const c of children) c.proc.kill('SIGKILL');
+  }, timeout);
+  try {
+    const attach = (proc: ChildProcess, label: string, send: Child['send']): Child => {
+      const child: Child = { proc, send, label, inbox: [], waiter: undefined, progress: 0, exited: false };
+      const onMessage = (m: FromChild) => {
+        if (m.type === 'progress') {
+          child.progress = m.done;
+          return;
+        }
+        if (child.waiter) {
+          const w = child.waiter;
+          child.waiter = undefined;
+          w(m);
+        } else child.inbox.push(m);
+      };
+      if (proc.stdout) createInterface({ input: proc.stdout }).on('line', (line) => onMessage(JSON.parse(line) as FromChild));
+      else proc.on('message', onMessage);
+      proc.on('exit', (code, signal) => {
+        child.exited = true;
+        child.waiter?.({ type: 'unavailable', reason: `${label} exited (${signal ?? code})` });
+      });
+      children.push(child);
+      return child;
+    };
+    const spawnChild = (name: string, label: string, setup: ClientSetup | ServerSetup): Child => {
+      if (setup.role === 'client' && options.clientProgram) {
+        const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddress, '--conns', String(setup.connections),
+          '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window)];
+        const proc = spawn(options.clientProgram, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+        proc.stdin!.on('error', () => undefined); // the child may exit before reading its last command
+        return attach(proc, label, (m) => {
+          if ('type' in m) proc.stdin!.write(`${m.type}\n`);
+        });
+      }
+      const proc = fork(workerUrl(name), [], { execArgv: workerExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+      const child = attach(proc, label, (m) => proc.send(m));
+      child.send(setup);
+      return child;
+    };
+    const next = (c: Child): Promise<FromChild> =>
+      c.inbox.length > 0
+        ? Promise.resolve(c.inbox.shift()!)
+        : c.exited
+          ? Promise.resolve({ type: 'unavailable', reason: `${c.label} has exited` })
+          : new Promise((resolve) => (c.waiter = resolve));
+    const expect = async <T extends FromChild['type']>(c: Child, type: T): Promise<Extract<FromChild, { type: T }>> => {
+      const m = await next(c);
+      if (m.type === type) return m as Extract<FromChild, { type: T }>;
+      throw new Error(m.type === 'unavailable' ? m.reason : `${c.label}: expected '${type}', got '${m.type}'`);
+    };
+    const send = (c: Child, m: ToChild) => c.send(m);
+
+    // Servers.
+    const host = options.target?.host ?? '127.0.0.1';
+    let ports = options.target?.ports ?? [];
+    const servers: Child[] = [];
+    if (!options.target) {
+      const reusePort = transport === 'native';
+      let sharedPort = 0;
+      for (let i = 0; i < serverProcs; i++) {
+        const s = spawnChild('server', `server ${i}`, { role: 'server', transport, host, port: sharedPort, reusePort });
+        servers.push(s);
+        const ready = await expect(s, 'ready');
+        if (reusePort) sharedPort = ready.port;
+        if (!ports.includes(ready.port)) ports = [...ports, ready.port];
+      }
+    }
+    const pids = options.target ? (options.serverPids ?? []) : [];
+    const measured = servers.length > 0 || pids.length > 0;
+    const memory = async (): Promise<MemoryPoint> => {
+      const point: MemoryPoint = { rss: 0, heapUsed: 0, external: 0, peers: 0 };
+      for (const pid of pids) point.rss += rssOf(pid);
+      for (const s of servers) {
+        send(s, { type: 'memory' });
+        const { sample } = await expect(s, 'memory');
+        addMemory(point, sample);
+      }
+      return point;
+    };
+    const before = measured ? await memory() : undefined;
+
+    // Clients.
+    const share = (i: number) => Math.floor(connections / clients) + (i < connections % clients ? 1 : 0);
+    const clientProcs = Array.from({ length: clients }, (_, i) =>
+      spawnChild('client', `client ${i}`, {
+        role: 'client',
+        index: i,
+        host,
+        ports,
+        sourceAddress: `127.0.0.${2 + i}`,
+        connections: share(i),
+        messages,
+        size,
+        window: options.window ?? (options.clientProgram ? 2000 : 1000),
+        connectTimeout: 10_000,
+      }),
+    );
+    await Promise.all(clientProcs.map((c) => expect(c, 'ready')));
+
+    const errors: Record<string, number> = {};
+    const progress = (phase: string, total: number) => {
+      const timer = setInterval(() => bar.draw(phase, clientProcs.reduce((a, c) => a + c.progress, 0), total), 100);
+      return () => clearInterval(timer);
+    };
+
+    let stopBar = progress('connect', connections);
+    clientProcs.forEach((c) => send(c, { type: 'connect' }));
+    const connectedReports = await Promise.all(clientProcs.map((c) => expect(c, 'connected')));
+    stopBar();
+    const connected = connectedReports.reduce((a, r) => a + r.ok, 0);
+    bar.draw('connect', connected, connections);
+    bar.done();
+    for (const r of connectedReports) addCounts(errors, r.errors);
+    const connectMs = Math.max(...connectedReports.map((r) => r.ms));
+
+    await sleep(500); // let the servers settle before sampling idle memory
+    const during = measured ? await memory() : undefined;
+
+    clientProcs.forEach((c) => (c.progress = 0));
+    stopBar = progress('exchange', connected * messages);
+    const t0 = performance.now();
+    clientProcs.forEach((c) => send(c, { type: 'exchange' }));
+    const exchanged = await Promise.all(clientProcs.map((c) => expect(c, 'exchanged')));
+    const exchangeMs = performance.now() - t0;
+    stopBar();
+    const total = exchanged.reduce((a, r) => a + r.messages, 0);
+    bar.draw('exchange', total, connected * messages);
+    bar.done();
+    const histogram = new Array<number>(HISTOGRAM_BUCKETS).fill(0);
+    for (const r of exchanged) {
+      r.histogram.forEach((v, i) => (histogram[i]! += v));
+      addCounts(errors, r.errors);
+    }
+    if (total < connected * messages) errors['missing-replies'] = connected * messages - total;
+    const afterExchange = measured ? await memory() : undefined;
+
+    clientProcs.forEach((c) => send(c, { type: 'close' }));
+    await Promise.all(clientProcs.map((c) => expect(c, 'closed')));
+    let after: MemoryPoint | undefined;
+    if (measured) {
+      const end = Date.now() + 5000;
+      do {
+        await sleep(200);
+        after = await memory();
+      } while (after.peers > 0 && Date.now() < end);
+    }
+    const report: StressReport = {
+      connections,
+      connected,
+      messagesPerConnection: messages,
+      clients,
+      servers: servers.length,
+      transport: options.target ? 'external' : transport,
+      connectMs,
+      messages: total,
+      exchangeMs,
+      messagesPerSecond: (total * 1000) / exchangeMs,
+      p50us: quantile(histogram, 0.5),
+      p99us: quantile(histogram, 0.99),
+      errors,
+    };
+    if (before && during && afterExchange && after) {
+      report.memory = { before, during, afterExchange, after, bytesPerIdleConnection: (during.rss - before.rss) / Math.max(1, connected) };
+    }
+    for (const s of servers) send(s, { type: 'close' });
+    await Promise.all(children.map((c) => (c.exited ? undefined : new Promise((r) => c.proc.once('exit', r)))));
+    return report;
+  } finally {
+    clearTimeout(deadline);
+    stop();
+    await Promise.all(children.map((c) => (c.exited ? undefined : new Promise((r) => c.proc.once('exit', r)))));
+    bar.clear();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', stop);
+  }
+}
+
+/** Resident set size of a process from /proc/<pid>/status, in bytes. */
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+function addMemory(into: MemoryPoint, s: MemorySample): void {
+  into.rss += s.rss;
+  into.heapUsed += s.heapUsed;
+  into.external += s.external;
+  into.peers += s.peers;
+}
+
+function positive(v: number, name: string): number {
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function nonNegative(v: number, name: string): number {
+  if (!Number.isInteger(v) || v < 0 || v > 65535) throw new RangeError(`${name} must be an integer from 0 to 65535, got ${String(v)}`);
+  return v;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A one-line progress bar on stderr, redrawn in place. */
+class ProgressBar {
+  #drawn = false;
+  constructor(readonly enabled: boolean) {}
+
+  draw(phase: string, done: number, total: number): void {
+    if (!this.enabled) return;
+    const width = 30;
+    const frac = total > 0 ? Math.min(1, done / total) : 1;
+    const filled = Math.round(frac * width);
+    process.stderr.write(`\r${phase.padEnd(9)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}  `);
+    this.#drawn = true;
+  }
+
+  done(): void {
+    if (this.enabled && this.#drawn) process.stderr.write('\n');
+    this.#drawn = false;
+  }
+
+  clear(): void {
+    if (this.enabled && this.#drawn) process.stderr.write('\n');
+    this.#drawn = false;
+  }
+}

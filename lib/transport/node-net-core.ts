@@ -1,0 +1,309 @@
+/**
+ * The engine of NodeNetTransport: one NetPeer per socket (decoder, outbound
+ * queue fields, timers' bookkeeping, user data) and the NetCore they share
+ * (peer table, counters, the batch being built this turn, the encoder, the
+ * list of connections with output to write, and the idle/keepalive sweeper).
+ * node-net.ts sets sockets up (listen, connect) and hands them to adopt().
+ *
+ * Data path: socket 'data' → FrameDecoder → NetPeer.frame() → BatchBuilder;
+ * setImmediate → 'frames'. send() → FrameEncoder slab → microtask → one
+ * socket.write() per connection. See docs/transport.md, "Node net transport".
+ */
+import type { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { BATCH_FLUSH_BYTES, BatchBuilder } from './batch-builder.js';
+import { PeerSlots, TransportCounters, type ResolvedConnectionOptions } from './common.js';
+import { FrameDecoder, FrameEncoder, type FrameSink, type OutboundQueue } from './frame-codec.js';
+import type { CloseReason, PeerId, PeerInfo, TransportEvents } from './types.js';
+
+/** After a graceful close(), a socket the other side never closes is destroyed after this long. */
+const LINGER_MS = 10_000;
+/** Ping payloads are at most this long (docs/protocol.md). */
+const MAX_PING = 8;
+const PING_KIND = 0;
+const PONG_KIND = 1;
+
+export const kPeer = Symbol('zserver.peer');
+export type PeerSocket = net.Socket & { [kPeer]?: NetPeer };
+
+/** One connection. Holds its outbound queue fields itself (OutboundQueue) to save an object. */
+export class NetPeer implements FrameSink, OutboundQueue {
+  id: PeerId = -1;
+  closed = false;
+  /** A frame arrived / was sent since the last sweep. */
+  rxSeen = false;
+  txSeen = false;
+  lastRx: number;
+  lastTx: number;
+  wantsDrain = false;
+  /** Listed in NetCore.dirty, waiting for the end-of-run write. */
+  dirty = false;
+  userData: unknown = undefined;
+  outSlab: Buffer | null = null;
+  outStart = 0;
+  outEnd = 0;
+  outRuns: Buffer[] | null = null;
+  outBytes = 0;
+  readonly decoder: FrameDecoder;
+
+  constructor(
+    readonly core: NetCore,
+    readonly socket: PeerSocket,
+    readonly options: ResolvedConnectionOptions,
+    readonly accepted: boolean,
+  ) {
+    this.decoder = new FrameDecoder(options);
+    this.lastRx = this.lastTx = core.now;
+  }
+
+  frame(kind: number, flags: number, source: Buffer, start: number, length: number): string | undefined {
+    this.rxSeen = true;
+    if (kind > PONG_KIND) {
+      this.core.batch.add(this.id, kind, flags, source, start, length);
+      return undefined;
+    }
+    if (length > MAX_PING) return `${kind === PING_KIND ? 'ping' : 'pong'} of ${length} bytes (at most ${MAX_PING})`;
+    if (kind === PING_KIND) this.core.queue(this, PONG_KIND, 0, source.subarray(start, start + length));
+    return undefined;
+  }
+}
+
+// Socket listeners are shared functions (the peer hangs off the socket), so a
+// connection costs no closures.
+function onData(this: PeerSocket, chunk: Buffer): void {
+  const p = this[kPeer];
+  if (p && !p.closed) p.core.received(p, chunk);
+}
+function onEnd(this: PeerSocket): void {
+  const p = this[kPeer];
+  if (!p || p.closed) return;
+  const detail = p.decoder.midFrame ? 'the other side closed the connection in the middle of a frame' : 'the other side closed the connection';
+  p.core.closePeer(p, 'remote', detail, 'none');
+}
+function onError(this: PeerSocket, err: NodeJS.ErrnoException): void {
+  const p = this[kPeer];
+  if (p && !p.closed) p.core.closePeer(p, 'reset', `${err.code ?? 'error'}: ${err.message}`, 'none');
+}
+function onClose(this: PeerSocket): void {
+  const p = this[kPeer];
+  if (p && !p.closed) p.core.closePeer(p, 'reset', 'the connection closed', 'none');
+}
+function onDrain(this: PeerSocket): void {
+  const p = this[kPeer];
+  if (p && !p.closed) p.core.checkDrain(p);
+}
+function onLinger(this: PeerSocket): void {
+  this.destroy();
+}
+
+/** The state shared by a transport's peers; NodeNetTransport is its public face. */
+export class NetCore {
+  readonly peers = new PeerSlots<NetPeer>();
+  readonly counters = new TransportCounters();
+  readonly batch = new BatchBuilder();
+  readonly encoder = new FrameEncoder();
+  #batchScheduled = false;
+  #emitting = false;
+  readonly #dirty: NetPeer[] = [];
+  #writeScheduled = false;
+  /** Coarse clock (ms) advanced by the sweeper; peers compare against it. */
+  now = performance.now();
+  #sweeper: NodeJS.Timeout | undefined;
+  /** Sockets closed gracefully whose other side has not closed yet (destroyed at shutdown). */
+  readonly lingering = new Set<PeerSocket>();
+  #sweepEvery = Infinity;
+
+  constructor(readonly transport: EventEmitter<TransportEvents>) {}
+
+  readonly #flushBatchNow = (): void => {
+    this.#batchScheduled = false;
+    this.flushBatch();
+  };
+
+  readonly #writeAllNow = (): void => {
+    this.#writeScheduled = false;
+    this.writeAll();
+  };
+
+  adopt(socket: PeerSocket, options: ResolvedConnectionOptions, accepted: boolean): PeerId {
+    socket.setNoDelay(true);
+    this.now = performance.now();
+    const p = new NetPeer(this, socket, options, accepted);
+    p.id = this.peers.add(p);
+    socket[kPeer] = p;
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.on('drain', onDrain);
+    this.counters.connections++;
+    this.#armSweeper(options);
+    if (this.transport.listenerCount('open') > 0) this.transport.emit('open', p.id, peerInfo(p));
+    return p.id;
+  }
+
+  received(p: NetPeer, chunk: Buffer): void {
+    const fault = p.decoder.push(chunk, p);
+    if (fault) {
+      this.closePeer(p, fault.reason, fault.detail, 'destroy');
+      return;
+    }
+    if (this.batch.count > 0) {
+      if (this.batch.used >= BATCH_FLUSH_BYTES) this.flushBatch();
+      else if (!this.#batchScheduled) {
+        this.#batchScheduled = true;
+        setImmediate(this.#flushBatchNow);
+      }
+    }
+  }
+
+  flushBatch(): void {
+    const batch = this.batch;
+    if (batch.count === 0 || this.#emitting) return;
+    this.counters.framesIn += batch.count;
+    this.counters.bytesIn += batch.used;
+    this.#emitting = true;
+    try {
+      this.transport.emit('frames', batch);
+    } finally {
+      this.#emitting = false;
+      batch.reset();
+    }
+  }
+
+  /** Encodes a frame for p; it is written at the end of the current synchronous run. */
+  queue(p: NetPeer, kind: number, flags: number, payload: Uint8Array): void {
+    this.encoder.append(p, p.options.headToken, p.options.tailToken, kind, flags, payload);
+    p.txSeen = true;
+    if (!p.dirty) {
+      p.dirty = true;
+      this.#dirty.push(p);
+      if (!this.#writeScheduled) {
+        this.#writeScheduled = true;
+        queueMicrotask(this.#writeAllNow);
+      }
+    }
+  }
+
+  writeAll(): void {
+    const dirty = this.#dirty;
+    for (let i = 0; i < dirty.length; i++) this.#write(dirty[i]!);
+    dirty.length = 0;
+  }
+
+  #write(p: NetPeer): void {
+    p.dirty = false;
+    const out = this.encoder.take(p);
+    if (out === null || p.socket.destroyed) return;
+    const cb = p.wantsDrain ? () => this.checkDrain(p) : undefined;
+    if (Buffer.isBuffer(out)) {
+      p.socket.write(out, cb);
+    } else {
+      p.socket.cork();
+      for (let i = 0; i < out.length; i++) p.socket.write(out[i]!, i === out.length - 1 ? cb : undefined);
+      p.socket.uncork();
+    }
+  }
+
+  /** Bytes waiting to be written for p: queued this turn plus those in the socket's buffer. */
+  pending(p: NetPeer): number {
+    return p.outBytes + p.socket.writableLength;
+  }
+
+  checkDrain(p: NetPeer): void {
+    if (p.wantsDrain && !p.closed && this.pending(p) <= p.options.highWaterMark) {
+      p.wantsDrain = false;
+      this.transport.emit('drain', p.id);
+    }
+  }
+
+  /**
+   * Closes p once: frames already decoded are delivered first, then 'close' is
+   * emitted. `how` says what to do with the socket.
+   */
+  closePeer(p: NetPeer, reason: CloseReason, detail: string, how: 'end' | 'destroy' | 'reset' | 'none'): void {
+    if (p.closed) return;
+    p.closed = true;
+    this.flushBatch();
+    const socket = p.socket;
+    if (how === 'end') {
+      if (p.dirty) this.#write(p);
+      socket.end();
+      socket.setTimeout(LINGER_MS, onLinger);
+      this.lingering.add(socket);
+      socket.once('close', () => this.lingering.delete(socket));
+    } else if (how === 'destroy') {
+      socket.destroy();
+    } else if (how === 'reset') {
+      socket.resetAndDestroy();
+    }
+    this.encoder.take(p);
+    this.peers.delete(p.id);
+    this.counters.closed(reason);
+    this.transport.emit('close', p.id, reason, detail);
+    if (this.peers.size === 0) this.#stopSweeper();
+  }
+
+  #armSweeper(options: ResolvedConnectionOptions): void {
+    const periods = [options.idleTimeout, options.keepaliveInterval].filter((v) => v > 0);
+    if (periods.length === 0) return;
+    const every = Math.min(1000, Math.max(25, Math.floor(Math.min(...periods) / 4)));
+    if (this.#sweeper !== undefined && every >= this.#sweepEvery) return;
+    this.#stopSweeper();
+    this.#sweepEvery = every;
+    this.#sweeper = setInterval(() => this.sweep(), every);
+    this.#sweeper.unref();
+  }
+
+  #stopSweeper(): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    this.#sweepEvery = Infinity;
+  }
+
+  /** Advances the clock, sends due keepalive pings and closes idle peers. */
+  sweep(): void {
+    const now = (this.now = performance.now());
+    const idle: NetPeer[] = [];
+    for (const [, p] of this.peers.entries()) {
+      if (p.rxSeen) {
+        p.rxSeen = false;
+        p.lastRx = now;
+      }
+      if (p.txSeen) {
+        p.txSeen = false;
+        p.lastTx = now;
+      }
+      const { idleTimeout, keepaliveInterval } = p.options;
+      const silent = now - p.lastRx;
+      if (idleTimeout > 0 && silent >= idleTimeout) idle.push(p);
+      else if (keepaliveInterval > 0) {
+        if (idleTimeout === 0 && silent >= 3 * keepaliveInterval) idle.push(p);
+        else if (now - Math.max(p.lastRx, p.lastTx) >= keepaliveInterval) this.queue(p, PING_KIND, 0, PING_PAYLOAD);
+      }
+    }
+    for (const p of idle) {
+      const limit = p.options.idleTimeout || 3 * p.options.keepaliveInterval;
+      this.closePeer(p, 'timeout', `no complete frame received for ${limit} ms`, 'destroy');
+    }
+  }
+
+  stopAll(): void {
+    this.#stopSweeper();
+    for (const s of this.lingering) s.destroy();
+    this.lingering.clear();
+  }
+}
+
+const PING_PAYLOAD = Buffer.alloc(0);
+
+export function peerInfo(p: NetPeer): PeerInfo {
+  const s = p.socket;
+  return {
+    remoteAddress: s.remoteAddress ?? '',
+    remotePort: s.remotePort ?? 0,
+    localAddress: s.localAddress ?? '',
+    localPort: s.localPort ?? 0,
+    accepted: p.accepted,
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * NodeNetTransport: the transport contract (types.ts) over Node's `net`
+ * module, with the frames of docs/protocol.md. It is the fallback where no
+ * native build exists and the baseline the native transport is measured
+ * against; the same conformance suite (test/transport/suite.ts) runs on both.
+ *
+ * Batching, in both directions, is what keeps it fast:
+ * - Receive: every socket's chunks are decoded as they arrive (FrameDecoder),
+ *   and the frames of all sockets read in one poll phase are collected into
+ *   one FrameBatch that is emitted from setImmediate (the check phase right
+ *   after the poll phase), so listeners run once per turn, not per chunk.
+ * - Send: send() only encodes the frame into a shared slab (FrameEncoder);
+ *   a microtask after the current synchronous run writes each connection's
+ *   frames with one socket.write(), so a 'frames' listener that answers
+ *   1,000 frames costs one write per connection, not 1,000.
+ *
+ * Idle time is measured in complete frames, not bytes: a peer that trickles
+ * an unfinished frame (slowloris) times out like a silent one. One unref'd
+ * timer per transport sweeps the peers instead of one timer per socket.
+ *
+ * Node 20's `net` cannot set SO_REUSEPORT; the `reusePort` constructor option
+ * works from Node 22.12 on. Use the native transport for a process group
+ * sharing one port on older Node.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { describe } from '../bytes.js';
+import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { checkFrame, resolveConnectionOptions } from './common.js';
+import { NetCore, peerInfo, type PeerSocket } from './node-net-core.js';
+import type {
+  ConnectOptions,
+  ConnectionOptions,
+  Endpoint,
+  PeerId,
+  PeerInfo,
+  Transport,
+  TransportEvents,
+  TransportStats,
+} from './types.js';
+
+/** Options of a NodeNetTransport. */
+export interface NodeNetTransportOptions {
+  /** Length of the accept queue of each listener (default 4096; the kernel caps it at somaxconn). */
+  backlog?: number;
+  /** Let several processes listen on one port (SO_REUSEPORT). Needs Node ≥ 22.12. */
+  reusePort?: boolean;
+}
+
+function nodeSupportsReusePort(): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return major > 22 || (major === 22 && minor >= 12);
+}
+
+/** A frame transport over Node `net`; see the file comment. */
+export class NodeNetTransport extends EventEmitter<TransportEvents> implements Transport {
+  readonly name = 'node-net';
+  readonly #core = new NetCore(this);
+  readonly #servers: net.Server[] = [];
+  readonly #connecting = new Set<net.Socket>();
+  readonly #backlog: number;
+  readonly #reusePort: boolean;
+  #shut = false;
+
+  constructor(options: NodeNetTransportOptions = {}) {
+    super();
+    const backlog = options.backlog ?? 4096;
+    if (!Number.isInteger(backlog) || backlog < 1 || backlog > 65535) {
+      throw new RangeError(`backlog must be an integer from 1 to 65535, got ${describe(backlog)}`);
+    }
+    if (options.reusePort && !nodeSupportsReusePort()) {
+      throw new RangeError(
+        `reusePort needs Node 22.12 or later (this is ${process.version}); use the native transport to share a port`,
+      );
+    }
+    this.#backlog = backlog;
+    this.#reusePort = options.reusePort === true;
+  }
+
+  async listen(endpoint: Endpoint, options: ConnectionOptions = {}): Promise<Endpoint> {
+    this.#checkOpen();
+    checkEndpoint(endpoint, true);
+    const resolved = resolveConnectionOptions(options);
+    const server = net.createServer({ noDelay: true });
+    server.on('connection', (socket: PeerSocket) => {
+      if (this.#shut) socket.destroy();
+      else this.#core.adopt(socket, resolved, true);
+    });
+    const listenOptions: net.ListenOptions & { reusePort?: boolean } = {
+      host: endpoint.host,
+      port: endpoint.port,
+      backlog: this.#backlog,
+    };
+    if (this.#reusePort) listenOptions.reusePort = true;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(listenOptions, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      throw new ConnectError(`node-net transport: cannot listen on ${endpoint.host}:${endpoint.port}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    server.on('error', (err) => this.emit('error', err));
+    this.#servers.push(server);
+    const address = server.address() as net.AddressInfo;
+    return { host: address.address, port: address.port };
+  }
+
+  async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
+    this.#checkOpen();
+    checkEndpoint(endpoint, false);
+    const resolved = resolveConnectionOptions(options);
+    const timeout = options.timeout ?? 10_000;
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1) {
+      throw new RangeError(`timeout must be an integer from 1 to ${2 ** 31 - 1}, got ${describe(timeout)}`);
+    }
+    const where = `${endpoint.host}:${endpoint.port}`;
+    return new Promise<PeerId>((resolve, reject) => {
+      const socket: PeerSocket = net.connect({
+        host: endpoint.host,
+        port: endpoint.port,
+        noDelay: true,
+        ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
+      });
+      this.#connecting.add(socket);
+      const settle = () => {
+        clearTimeout(timer);
+        this.#connecting.delete(socket);
+        socket.off('error', onConnectError);
+      };
+      const timer = setTimeout(() => {
+        settle();
+        socket.destroy();
+        reject(new TimeoutError(`node-net transport: connecting to ${where} took longer than ${timeout} ms`));
+      }, timeout);
+      const onConnectError = (err: Error) => {
+        settle();
+        reject(new ConnectError(`node-net transport: cannot connect to ${where}: ${err.message}`, { cause: err }));
+      };
+      socket.once('error', onConnectError);
+      socket.once('connect', () => {
+        settle();
+        if (this.#shut) {
+          socket.destroy();
+          reject(new ConnectionClosedError('node-net transport: shut down while connecting'));
+          return;
+        }
+        resolve(this.#core.adopt(socket, resolved, false));
+      });
+    });
+  }
+
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    const p = this.#core.peers.get(peer);
+    if (p === undefined) throw new ConnectionClosedError(`node-net transport: peer ${peer} is not open`);
+    checkFrame(kind, flags, payload);
+    const core = this.#core;
+    core.queue(p, kind, flags, payload);
+    core.counters.framesOut++;
+    core.counters.bytesOut += payload.length;
+    if (core.pending(p) > p.options.highWaterMark) {
+      p.wantsDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  close(peer: PeerId, abort = false): void {
+    const p = this.#core.peers.get(peer);
+    if (p === undefined) return;
+    this.#core.closePeer(p, 'local', abort ? 'closed by this side (abort)' : 'closed by this side', abort ? 'reset' : 'end');
+  }
+
+  getUserData(peer: PeerId): unknown {
+    return this.#core.peers.get(peer)?.userData;
+  }
+
+  setUserData(peer: PeerId, value: unknown): void {
+    const p = this.#core.peers.get(peer);
+    if (p !== undefined) p.userData = value;
+  }
+
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    const p = this.#core.peers.get(peer);
+    return p === undefined ? undefined : peerInfo(p);
+  }
+
+  stats(): TransportStats {
+    return this.#core.counters.snapshot();
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.#shut) return;
+    this.#shut = true;
+    const closed = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of this.#connecting) s.destroy();
+    this.#connecting.clear();
+    for (const [, p] of [...this.#core.peers.entries()]) {
+      this.#core.closePeer(p, 'shutdown', 'the transport was shut down', 'destroy');
+    }
+    this.#core.stopAll();
+    await Promise.all(closed);
+  }
+
+  #checkOpen(): void {
+    if (this.#shut) throw new ConnectionClosedError('node-net transport: used after shutdown()');
+  }
+}
+
+function checkEndpoint(endpoint: Endpoint, listening: boolean): void {
+  if (typeof endpoint !== 'object' || endpoint === null) {
+    throw new TypeError(`endpoint must be an object like { host, port }, got ${describe(endpoint)}`);
+  }
+  if (typeof endpoint.host !== 'string') throw new TypeError(`endpoint.host must be a string, got ${describe(endpoint.host)}`);
+  const min = listening ? 0 : 1;
+  if (!Number.isInteger(endpoint.port) || endpoint.port < min || endpoint.port > 65535) {
+    throw new RangeError(`endpoint.port must be an integer from ${min} to 65535, got ${describe(endpoint.port)}`);
+  }
+}
