@@ -31,3 +31,17 @@ export type {
 } from './transport/types.js';
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
+export { P2pvmProtocolError } from './errors.js';
+export {
+  P2pvmEndpoint,
+  P2pvmTunnel,
+  P2pvmHost,
+  P2PVM_FRAME_KIND,
+  DEFAULT_MAX_FRAGMENT,
+  type P2pvmStats,
+  type P2pvmOptions,
+  type P2pvmTunnelOptions,
+  type P2pvmHostOptions,
+  type TunnelPolicy,
+  type TunnelClose,
+} from './p2pvm/index.js';

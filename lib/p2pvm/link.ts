@@ -1,0 +1,436 @@
+/**
+ * TunnelLink: one P2PVM tunnel's bytes over one physical peer — the packet
+ * writer that packs many packets into one physical frame, the round-robin
+ * scheduler that cuts queued frames into fragments, and the packet parser
+ * that checks every length before it reads and hands each packet to the
+ * endpoint (endpoint.ts), which owns the connection state.
+ *
+ * Scheduler: virtual connections with queued frames and credit sit in a ring
+ * (an intrusive list through the table's `next` column, no objects). Each
+ * visit takes ONE fragment (at most `fragment` bytes and at most the
+ * connection's credit) from the head frame and moves the connection to the
+ * back of the ring, so a 100 MiB transfer on one connection yields the link
+ * to every other connection after each fragment. Frames that fit in one
+ * fragment are never split; bigger frames reserve their size against the
+ * receiver's reassembly limit before their first fragment (see docs/p2pvm.md,
+ * "Limits"), so the receiver's partial frames stay bounded without deadlock.
+ */
+import { P2pvmProtocolError } from '../errors.js';
+import type { PeerId } from '../transport/types.js';
+import type { P2pvmEndpoint } from './endpoint.js';
+import { Flag, State } from './table.js';
+import {
+  BODY_SIZE,
+  CloseCode,
+  DATA_PREFIX,
+  HEADER,
+  HELLO_FIXED,
+  MAX_BODY,
+  P2PVM_FRAME_KIND,
+  P2PVM_VERSION,
+  Packet,
+} from './wire.js';
+
+/** What one side of a tunnel declares in HELLO/WELCOME. */
+export interface LinkParams {
+  /** Credit, in bytes, granted to each new virtual connection for data sent TO this side. */
+  window: number;
+  /** Largest fragment payload this side accepts. */
+  maxFragment: number;
+  /** Bytes of partly received frames this side keeps per tunnel. */
+  reassemblyCap: number;
+}
+
+/** A frame waiting to be sent on one virtual connection (copied: the caller may reuse its buffer). */
+export interface SendQueue {
+  frames: Buffer[];
+  kf: number[];
+  head: number;
+  offset: number;
+  bytes: number;
+}
+
+export type LinkPhase = 'hello-sent' | 'hello-wait' | 'accepting' | 'open' | 'closed';
+
+/** Bytes one turn of the scheduler may write before it yields to I/O. */
+const TURN_BUDGET = 4 * 1024 * 1024;
+const MAX_TEXT = 1024;
+
+/** One tunnel over one physical peer; see the file comment. */
+export class TunnelLink {
+  phase: LinkPhase;
+  /** What the other side declared (valid once phase is 'open'). */
+  peer: LinkParams = { window: 0, maxFragment: 0, reassemblyCap: 0 };
+  /** Fragment size used when sending: min(our maxFragmentSize, the other side's maxFragment). */
+  fragment = 0;
+  readonly remoteEntries: { address: Buffer; host: string; port: number }[] = [];
+  readonly remoteIndex = new Map<string, number>();
+  congested = false;
+  queuedBytes = 0;
+  /** Reassembly bytes reserved at the receiver by big frames we are sending. */
+  reserved = 0;
+  readonly parked: number[] = [];
+  readonly drainWaiters: number[] = [];
+  rxPartialBytes = 0;
+  rxPartialCount = 0;
+  packetsIn = 0;
+  packetsOut = 0;
+  physicalFramesOut = 0;
+  lastRx = Date.now();
+  lastTx = Date.now();
+  timer: NodeJS.Timeout | undefined;
+  readonly echoes = new Map<number, (rtt: number) => void>();
+  #out: Buffer;
+  #outLen = 0;
+  #ringHead = -1;
+  #ringTail = -1;
+  #scheduled = false;
+
+  constructor(
+    readonly ep: P2pvmEndpoint,
+    readonly index: number,
+    readonly physPeer: PeerId,
+    phase: LinkPhase,
+  ) {
+    this.phase = phase;
+    this.#out = Buffer.allocUnsafe(Math.max(ep.options.batchBytes, ep.options.maxFragmentSize + 64, 8192));
+  }
+
+  // ---- writing packets -------------------------------------------------------------------------
+
+  /** Starts a packet of `type` with a body of `body` bytes; returns the body offset in the out buffer. */
+  #begin(type: number, body: number): number {
+    if (this.#outLen + HEADER + body > this.#out.length) this.flushOut();
+    const at = this.#outLen;
+    this.#out.writeUInt32LE(((body << 8) | type) >>> 0, at);
+    this.#outLen = at + HEADER + body;
+    this.packetsOut++;
+    this.schedule();
+    return at + HEADER;
+  }
+
+  /** Sends the packed packets as one physical frame. */
+  flushOut(): void {
+    if (this.#outLen === 0 || this.phase === 'closed') {
+      this.#outLen = 0;
+      return;
+    }
+    const chunk = this.#out.subarray(0, this.#outLen);
+    this.#outLen = 0;
+    this.physicalFramesOut++;
+    this.lastTx = Date.now();
+    let ok: boolean;
+    try {
+      ok = this.ep.transport.send(this.physPeer, P2PVM_FRAME_KIND, 0, chunk);
+    } catch (err) {
+      this.ep.closeLink(this, 'reset', `the physical connection failed: ${(err as Error).message}`);
+      return;
+    }
+    if (!ok) this.congested = true;
+  }
+
+  writeHandshake(type: number, own: LinkParams, token: Uint8Array): void {
+    const at = this.#begin(type, HELLO_FIXED + token.length);
+    const o = this.#out;
+    o.writeUInt16LE(P2PVM_VERSION, at);
+    o.writeUInt16LE(0, at + 2);
+    o.writeUInt32LE(own.window, at + 4);
+    o.writeUInt32LE(own.maxFragment, at + 8);
+    o.writeUInt32LE(own.reassemblyCap, at + 12);
+    o.set(token, at + HELLO_FIXED);
+  }
+
+  writeText(type: number, text: string): void {
+    const bytes = Buffer.from(text.slice(0, MAX_TEXT));
+    this.#out.set(bytes, this.#begin(type, bytes.length));
+  }
+
+  writeEntry(type: number, address: Uint8Array, port: number): void {
+    const at = this.#begin(type, 18);
+    this.#out.set(address, at);
+    this.#out.writeUInt16LE(port, at + 16);
+  }
+
+  writeConnect(src: number, address: Uint8Array, port: number): void {
+    const at = this.#begin(Packet.Connect, 22);
+    this.#out.writeUInt32LE(src, at);
+    this.#out.set(address, at + 4);
+    this.#out.writeUInt16LE(port, at + 20);
+  }
+
+  /** ACCEPT (dst, src) and CREDIT (dst, bytes): two u32s. */
+  writePair(type: number, a: number, b: number): void {
+    const at = this.#begin(type, 8);
+    this.#out.writeUInt32LE(a, at);
+    this.#out.writeUInt32LE(b, at + 4);
+  }
+
+  /** REFUSE and CLOSE: dst u32, code u8. */
+  writeCode(type: number, dst: number, code: number): void {
+    const at = this.#begin(type, 5);
+    this.#out.writeUInt32LE(dst, at);
+    this.#out[at + 4] = code;
+  }
+
+  writeCloseAck(dst: number): void {
+    this.#out.writeUInt32LE(dst, this.#begin(Packet.CloseAck, 4));
+  }
+
+  writeEcho(type: number, token: number): void {
+    const at = this.#begin(type, 8);
+    this.#out.writeUInt32LE(token >>> 0, at);
+    this.#out.writeUInt32LE(0, at + 4);
+  }
+
+  writeBye(): void {
+    this.#out[this.#begin(Packet.Bye, 1)] = 0;
+  }
+
+  writeData(dst: number, kf: number, src: Uint8Array, offset: number, length: number, last: boolean): void {
+    const at = this.#begin(last ? Packet.Data : Packet.DataMore, DATA_PREFIX + length);
+    const o = this.#out;
+    o.writeUInt32LE(dst, at);
+    o[at + 4] = kf;
+    if (length > 0) o.set(length === src.length ? src : src.subarray(offset, offset + length), at + DATA_PREFIX);
+  }
+
+  // ---- scheduling ------------------------------------------------------------------------------
+
+  schedule(): void {
+    if (this.#scheduled || this.phase === 'closed') return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (this.phase === 'closed') return;
+      this.pump();
+      this.flushOut();
+    });
+  }
+
+  ringPush(i: number): void {
+    const t = this.ep.table;
+    t.flags[i]! |= Flag.InRing;
+    t.next[i] = -1;
+    if (this.#ringTail >= 0) t.next[this.#ringTail] = i;
+    else this.#ringHead = i;
+    this.#ringTail = i;
+  }
+
+  #ringPop(): number {
+    const t = this.ep.table;
+    const i = this.#ringHead;
+    this.#ringHead = t.next[i]!;
+    if (this.#ringHead < 0) this.#ringTail = -1;
+    t.next[i] = -1;
+    t.flags[i]! &= ~Flag.InRing;
+    return i;
+  }
+
+  /** Drops a connection from the ring and from the parked list (it closed). */
+  forget(i: number): void {
+    const t = this.ep.table;
+    if (t.flags[i]! & Flag.InRing) {
+      let prev = -1;
+      for (let j = this.#ringHead; j >= 0; prev = j, j = t.next[j]!) {
+        if (j !== i) continue;
+        if (prev < 0) this.#ringHead = t.next[j]!;
+        else t.next[prev] = t.next[j]!;
+        if (this.#ringTail === j) this.#ringTail = prev;
+        break;
+      }
+      t.flags[i]! &= ~Flag.InRing;
+    }
+    const p = this.parked.indexOf(i);
+    if (p >= 0) this.parked.splice(p, 1);
+  }
+
+  /**
+   * Writes queued data round-robin, one fragment per connection per visit,
+   * until the ring is empty, the physical peer pushes back, or the turn's
+   * budget is spent (then it reschedules itself).
+   */
+  pump(): void {
+    const ep = this.ep;
+    const t = ep.table;
+    let budget = TURN_BUDGET;
+    while (this.#ringHead >= 0 && !this.congested && this.phase === 'open') {
+      if (budget <= 0) {
+        this.schedule();
+        break;
+      }
+      const i = this.#ringPop();
+      const q = ep.queues.get(i);
+      if (!q) continue;
+      const frame = q.frames[q.head]!;
+      const remaining = frame.length - q.offset;
+      if (q.offset === 0 && remaining > this.fragment && !(t.flags[i]! & Flag.Reserved)) {
+        if (this.reserved > 0 && this.reserved + frame.length > this.peer.reassemblyCap) {
+          t.flags[i]! |= Flag.Parked;
+          this.parked.push(i);
+          continue;
+        }
+        this.reserved += frame.length;
+        t.flags[i]! |= Flag.Reserved;
+      }
+      const n = Math.min(remaining, this.fragment, t.credit[i]!);
+      if (n < remaining && (n === 0 || remaining <= this.fragment)) continue; // waits for CREDIT
+      const last = n === remaining;
+      this.writeData(t.remote[i]!, q.kf[q.head]!, frame, q.offset, n, last);
+      t.credit[i]! -= n;
+      q.bytes -= n;
+      this.queuedBytes -= n;
+      budget -= n + 16;
+      if (last) {
+        if (t.flags[i]! & Flag.Reserved) this.release(i, frame.length);
+        q.frames[q.head] = EMPTY;
+        q.head++;
+        q.offset = 0;
+      } else {
+        q.offset += n;
+      }
+      if (q.head === q.frames.length) {
+        ep.queues.delete(i);
+        if (t.state[i] === State.Draining) {
+          t.state[i] = State.Closing;
+          this.writeCode(Packet.Close, t.remote[i]!, CloseCode.Graceful);
+        }
+      } else {
+        if (q.head > 64 && q.head * 2 > q.frames.length) {
+          q.frames = q.frames.slice(q.head);
+          q.kf = q.kf.slice(q.head);
+          q.head = 0;
+        }
+        this.ringPush(i);
+      }
+    }
+    this.#drains();
+  }
+
+  /** Frees a big frame's reassembly reservation and lets parked connections try again. */
+  release(i: number, size: number): void {
+    const t = this.ep.table;
+    t.flags[i]! &= ~Flag.Reserved;
+    this.reserved -= size;
+    if (this.parked.length === 0) return;
+    for (const j of this.parked.splice(0)) {
+      t.flags[j]! &= ~Flag.Parked;
+      if (this.ep.queues.has(j)) this.ringPush(j);
+    }
+  }
+
+  #drains(): void {
+    if (this.drainWaiters.length === 0 || this.queuedBytes > this.ep.options.poolLimit) return;
+    const t = this.ep.table;
+    const hwm = this.ep.options.highWaterMark;
+    const ready: number[] = [];
+    let keep = 0;
+    for (const i of this.drainWaiters) {
+      if (!(t.flags[i]! & Flag.WantsDrain)) continue;
+      if ((this.ep.queues.get(i)?.bytes ?? 0) <= hwm && t.state[i] === State.Open) {
+        t.flags[i]! &= ~Flag.WantsDrain;
+        ready.push(i);
+      } else {
+        this.drainWaiters[keep++] = i;
+      }
+    }
+    this.drainWaiters.length = keep;
+    for (const i of ready) this.ep.emit('drain', i);
+  }
+
+  // ---- parsing ---------------------------------------------------------------------------------
+
+  /** Fails the tunnel: the endpoint closes every virtual connection with reason 'protocol'. */
+  fail(message: string): void {
+    this.ep.protocolError(this, new P2pvmProtocolError(`p2pvm: ${message}`));
+  }
+
+  /** Parses one physical frame's packets; stops at the first violation. */
+  parse(data: Buffer, offset: number, length: number): void {
+    this.lastRx = Date.now();
+    const end = offset + length;
+    let off = offset;
+    while (off < end) {
+      if (end - off < HEADER) return this.fail('truncated packet header');
+      const h = data.readUInt32LE(off);
+      const type = h & 0xff;
+      const body = h >>> 8;
+      off += HEADER;
+      if (body > end - off) return this.fail(`packet of type ${type} runs past the end of its frame`);
+      if (type < Packet.Hello || type > Packet.Error) return this.fail(`unknown packet type ${type}`);
+      const fixed = BODY_SIZE[type]!;
+      if (fixed >= 0 && body !== fixed) return this.fail(`packet of type ${type} has ${body} body bytes, expected ${fixed}`);
+      this.packetsIn++;
+      this.#packet(type, data, off, body);
+      if (this.phase === 'closed') return;
+      off += body;
+    }
+  }
+
+  #packet(type: number, d: Buffer, at: number, body: number): void {
+    const ep = this.ep;
+    if (this.phase !== 'open') {
+      if (type === Packet.Hello && this.phase === 'hello-wait') return this.#hello(d, at, body, true);
+      if (type === Packet.Welcome && this.phase === 'hello-sent') return this.#hello(d, at, body, false);
+      if (type === Packet.Reject && this.phase === 'hello-sent') return ep.onReject(this, d.toString('utf8', at, at + body));
+      return this.fail(`packet of type ${type} before the tunnel handshake completed`);
+    }
+    switch (type) {
+      case Packet.Listen:
+      case Packet.Unlisten:
+        return ep.onRemoteEntry(this, type === Packet.Listen, d.subarray(at, at + 16), d.readUInt16LE(at + 16));
+      case Packet.Connect:
+        return ep.onConnect(this, d.readUInt32LE(at), d.subarray(at + 4, at + 20), d.readUInt16LE(at + 20));
+      case Packet.Accept:
+        return ep.onAccept(this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
+      case Packet.Refuse:
+        return ep.onRefuse(this, d.readUInt32LE(at), d[at + 4]!);
+      case Packet.Data:
+      case Packet.DataMore:
+        if (body < DATA_PREFIX) return this.fail('data packet shorter than its 5-byte prefix');
+        if (body - DATA_PREFIX > ep.options.maxFragmentSize) {
+          return this.fail(`oversize fragment of ${body - DATA_PREFIX} bytes (limit ${ep.options.maxFragmentSize})`);
+        }
+        return ep.onData(this, d.readUInt32LE(at), d[at + 4]!, d, at + DATA_PREFIX, body - DATA_PREFIX, type === Packet.Data);
+      case Packet.Credit:
+        return ep.onCredit(this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
+      case Packet.Close:
+        return ep.onClose(this, d.readUInt32LE(at), d[at + 4]!);
+      case Packet.CloseAck:
+        return ep.onCloseAck(this, d.readUInt32LE(at));
+      case Packet.Echo:
+        return this.writeEcho(Packet.EchoReply, d.readUInt32LE(at));
+      case Packet.EchoReply: {
+        const done = this.echoes.get(d.readUInt32LE(at));
+        if (done) {
+          this.echoes.delete(d.readUInt32LE(at));
+          done(Date.now());
+        }
+        return;
+      }
+      case Packet.Bye:
+        return ep.closeLink(this, 'remote', 'the other side closed the tunnel');
+      case Packet.Error:
+        return ep.closeLink(this, 'protocol', `the other side reported: ${d.toString('utf8', at, at + body)}`);
+      default:
+        return this.fail(`packet of type ${type} is not valid on an open tunnel`);
+    }
+  }
+
+  #hello(d: Buffer, at: number, body: number, isHello: boolean): void {
+    if (body < HELLO_FIXED) return this.fail('handshake packet shorter than 16 bytes');
+    const version = d.readUInt16LE(at);
+    if (version !== P2PVM_VERSION) return this.fail(`unsupported protocol version ${version}`);
+    const params: LinkParams = {
+      window: d.readUInt32LE(at + 4),
+      maxFragment: d.readUInt32LE(at + 8),
+      reassemblyCap: d.readUInt32LE(at + 12),
+    };
+    if (params.maxFragment < 1 || params.maxFragment > MAX_BODY - DATA_PREFIX || params.window < params.maxFragment || params.window > 0x7fffffff) {
+      return this.fail(`bad handshake parameters (window ${params.window}, maxFragment ${params.maxFragment})`);
+    }
+    if (isHello) this.ep.onHello(this, params, Buffer.from(d.subarray(at + HELLO_FIXED, at + body)));
+    else this.ep.onWelcome(this, params);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
