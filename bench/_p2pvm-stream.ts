@@ -1,0 +1,116 @@
+/**
+ * bench/p2pvm.ts part (b): one big stream (frames of a fixed size, sent as
+ * fast as backpressure allows) over the bare physical MemoryTransport and over
+ * one P2PVM virtual connection on it, for several fragment sizes. While the
+ * stream runs, a second virtual connection measures small-message round trips,
+ * which shows what the fragment size costs in latency for other connections.
+ */
+import { once } from 'node:events';
+import { P2pvmHost, P2pvmTunnel } from '../lib/p2pvm/index.js';
+import { MemoryNetwork, MemoryTransport } from '../lib/transport/memory.js';
+import type { FrameBatch, PeerId, Transport } from '../lib/transport/types.js';
+import { median, printTable, quick } from './_lib.js';
+
+const BIG = 8;
+const SMALL = 9;
+
+async function pump(t: Transport, peer: PeerId, frame: Buffer, total: number): Promise<void> {
+  for (let sent = 0; sent < total; sent += frame.length) {
+    if (!t.send(peer, BIG, 0, frame)) await once(t, 'drain');
+  }
+}
+
+function receiver(t: Transport, total: number): Promise<void> {
+  let got = 0;
+  return new Promise((resolve) => {
+    t.on('frames', (b: FrameBatch) => {
+      for (let i = 0; i < b.count; i++) {
+        if (b.kinds[i] === BIG) got += b.lengths[i]!;
+        else t.send(b.peers[i]!, SMALL, 0, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));
+      }
+      if (got >= total) resolve();
+    });
+  });
+}
+
+async function bare(frameSize: number, total: number): Promise<number> {
+  const network = new MemoryNetwork();
+  const server = new MemoryTransport({ network });
+  const client = new MemoryTransport({ network });
+  const at = await server.listen({ host: '127.0.0.1', port: 0 });
+  const peer = await client.connect(at);
+  const done = receiver(server, total);
+  const t0 = performance.now();
+  await pump(client, peer, Buffer.alloc(frameSize, 1), total);
+  await done;
+  const ms = performance.now() - t0;
+  await client.shutdown();
+  await server.shutdown();
+  return total / 2 ** 20 / (ms / 1000);
+}
+
+async function overP2pvm(frameSize: number, total: number, maxFragmentSize: number): Promise<{ mbs: number; rtt: number }> {
+  const network = new MemoryNetwork();
+  const server = new MemoryTransport({ network });
+  const client = new MemoryTransport({ network });
+  const at = await server.listen({ host: '127.0.0.1', port: 0 });
+  const physical = await client.connect(at);
+  const host = new P2pvmHost(server, { accept: () => true, maxFragmentSize });
+  await host.listen({ host: '::1', port: 1 });
+  const tunnel = await P2pvmTunnel.open(client, physical, { maxFragmentSize });
+  while (tunnel.remoteListeners().length === 0) await new Promise((r) => setImmediate(r));
+  const big = await tunnel.connect({ host: '::1', port: 1 });
+  const small = await tunnel.connect({ host: '::1', port: 1 });
+  const done = receiver(host, total);
+  const rtts: number[] = [];
+  let stop = false;
+  let pingAt = 0;
+  tunnel.on('frames', (b: FrameBatch) => {
+    if (b.count > 0 && b.kinds[0] === SMALL) {
+      rtts.push(performance.now() - pingAt);
+      if (!stop) ping();
+    }
+  });
+  const ping = () => {
+    pingAt = performance.now();
+    tunnel.send(small, SMALL, 0, Buffer.from('ping'));
+  };
+  const t0 = performance.now();
+  ping();
+  await pump(tunnel, big, Buffer.alloc(frameSize, 1), total);
+  await done;
+  const ms = performance.now() - t0;
+  stop = true;
+  await tunnel.shutdown();
+  await host.shutdown();
+  await client.shutdown();
+  await server.shutdown();
+  return { mbs: total / 2 ** 20 / (ms / 1000), rtt: rtts.length ? median(rtts) : NaN };
+}
+
+/** Runs part (b) and prints its table. */
+export async function streamThroughput(): Promise<Record<string, string | number>[]> {
+  const total = (quick ? 64 : 256) * 2 ** 20;
+  const samples = quick ? 1 : 3;
+  const rows: Record<string, string | number>[] = [];
+  for (const frameSize of [64 * 1024, 1024 * 1024]) {
+    const bareRuns: number[] = [];
+    for (let s = 0; s < samples; s++) bareRuns.push(await bare(frameSize, total));
+    const bareMbs = median(bareRuns);
+    for (const fragment of [1536, 4096, 16384, 65536]) {
+      const runs: { mbs: number; rtt: number }[] = [];
+      for (let s = 0; s < samples; s++) runs.push(await overP2pvm(frameSize, total, fragment));
+      const mbs = median(runs.map((r) => r.mbs));
+      rows.push({
+        stream: `${frameSize / 1024} KiB frames`,
+        'bare MB/s': bareMbs,
+        fragment,
+        'p2pvm MB/s': mbs,
+        'p2pvm/bare': mbs / bareMbs,
+        'small rtt ms (during stream)': median(runs.map((r) => r.rtt)),
+      });
+    }
+  }
+  printTable(`P2PVM (b): one big stream (${total / 2 ** 20} MiB) over MemoryTransport, bare vs one virtual connection`, rows);
+  return rows;
+}
