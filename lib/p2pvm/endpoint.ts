@@ -32,9 +32,10 @@ import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } fro
 import { Flag, State, VconnTable } from './table.js';
 import { CloseCode, entryKey, formatAddress, P2PVM_FRAME_KIND, Packet, parseAddress, RefuseCode } from './wire.js';
 
+/** A frame arriving in several fragments: its buffer is allocated once, at DATA_START. */
 interface Partial {
-  chunks: Buffer[];
-  size: number;
+  buf: Buffer;
+  filled: number;
   kf: number;
 }
 
@@ -211,21 +212,42 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     this.#counters.framesOut++;
     this.#counters.bytesOut += len;
     let q = this.queues.get(peer);
-    if (q === undefined && !link.congested && len <= link.fragment && t.credit[peer]! >= len) {
-      t.credit[peer]! -= len;
-      link.writeData(t.remote[peer]!, kf, payload, 0, len, true);
-      return true;
+    let sent = 0;
+    if (q === undefined && !link.congested) {
+      if (len <= link.fragment) {
+        if (t.credit[peer]! >= len) {
+          t.credit[peer]! -= len;
+          link.writeData(t.remote[peer]!, kf, payload, 0, len, true);
+          return true;
+        }
+      } else if (link.ringEmpty && t.credit[peer]! > 0 && (link.reserved === 0 || link.reserved + len <= link.peer.reassemblyCap)) {
+        // Nothing else waits on this tunnel: write fragments now, as far as credit and the
+        // physical peer allow, and queue (copy) only the rest.
+        link.reserved += len;
+        t.flags[peer]! |= Flag.Reserved;
+        while (sent < len && t.credit[peer]! > 0 && !link.congested) {
+          const n = Math.min(len - sent, link.fragment, t.credit[peer]!);
+          link.writeData(t.remote[peer]!, kf, payload, sent, n, sent + n === len, sent === 0 && n < len ? len : -1);
+          t.credit[peer]! -= n;
+          sent += n;
+        }
+        if (sent === len) {
+          link.release(peer, len);
+          return true;
+        }
+      }
     }
-    const copy = Buffer.allocUnsafe(len);
-    copy.set(payload);
+    const rest = len - sent;
+    const copy = Buffer.allocUnsafe(rest);
+    copy.set(sent === 0 ? payload : payload.subarray(sent));
     if (q === undefined) {
-      q = { frames: [], kf: [], head: 0, offset: 0, bytes: 0 };
+      q = { frames: [], kf: [], head: 0, offset: 0, base: sent, bytes: 0 };
       this.queues.set(peer, q);
     }
     q.frames.push(copy);
     q.kf.push(kf);
-    q.bytes += len;
-    link.queuedBytes += len;
+    q.bytes += rest;
+    link.queuedBytes += rest;
     if (!(t.flags[peer]! & (Flag.InRing | Flag.Parked))) link.ringPush(peer);
     link.schedule();
     if (q.bytes > this.options.highWaterMark || link.queuedBytes > this.options.poolLimit) {
@@ -521,8 +543,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     p.reject(new ConnectError(`p2pvm: connection to [${entry?.host}]:${entry?.port} refused: the other side ${why}`));
   }
 
-  /** @internal One DATA (last = true) or DATA_MORE packet. */
-  onData(link: TunnelLink, dst: number, kf: number, d: Buffer, off: number, len: number, last: boolean): void {
+  /**
+   * @internal One DATA (last = true), DATA_MORE, or DATA_START (total = the frame's length,
+   * otherwise -1) packet.
+   */
+  onData(link: TunnelLink, dst: number, kf: number, d: Buffer, off: number, len: number, last: boolean, total: number): void {
     const i = this.#own(link, dst);
     if (i < 0) return;
     const t = this.table;
@@ -538,44 +563,44 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       t.owed[i] = owed;
     }
     let p = this.#partials.get(i);
-    if (p === undefined) {
-      if (last) return this.#rxPush(i, kf, off, len);
-      p = { chunks: [], size: 0, kf };
-      this.#partials.set(i, p);
+    if (total >= 0) {
+      if (p !== undefined) return link.fail(`DATA_START on connection ${dst} while a frame is still incomplete`);
+      if (total <= len) return link.fail(`DATA_START on connection ${dst} declares ${total} bytes but carries ${len}`);
+      if (total > this.options.maxFrameSize) return this.#abortOversize(link, i, total);
+      link.rxPartialBytes += total;
       link.rxPartialCount++;
-    } else if (p.kf !== kf) {
-      return link.fail(`fragment of connection ${dst} changed kind or flags mid-frame`);
-    }
-    if (p.size + len > this.options.maxFrameSize) {
-      const size = p.size + len;
-      this.#dropReceive(link, i);
-      return this.#abortOversize(link, i, size);
-    }
-    p.chunks.push(Buffer.from(d.subarray(off, off + len)));
-    p.size += len;
-    link.rxPartialBytes += len;
-    if (!last) {
       if (link.rxPartialBytes > this.options.reassemblyLimit && link.rxPartialCount > 1) {
         return link.fail(`partly received frames exceed the reassembly limit of ${this.options.reassemblyLimit} bytes`);
       }
+      p = { buf: Buffer.allocUnsafe(total), filled: len, kf };
+      d.copy(p.buf, 0, off, off + len);
+      this.#partials.set(i, p);
       return;
     }
-    this.#partials.delete(i);
-    link.rxPartialBytes -= p.size;
-    link.rxPartialCount--;
-    const whole = p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.size);
+    if (p === undefined) {
+      if (last) return this.#rxPush(i, kf, off, len);
+      return link.fail(`DATA_MORE on connection ${dst} without DATA_START`);
+    }
+    if (p.kf !== kf) return link.fail(`fragment of connection ${dst} changed kind or flags mid-frame`);
+    const filled = p.filled + len;
+    if (last ? filled !== p.buf.length : filled >= p.buf.length) {
+      return link.fail(`fragments of connection ${dst} do not add up to the declared ${p.buf.length} bytes`);
+    }
+    d.copy(p.buf, p.filled, off, off + len);
+    p.filled = filled;
+    if (!last) return;
+    this.#dropReceive(link, i);
     this.rxFlush();
     this.#counters.framesIn++;
-    this.#counters.bytesIn += whole.length;
-    const one = new Uint32Array([i]);
+    this.#counters.bytesIn += filled;
     this.emit('frames', {
       count: 1,
-      peers: one,
+      peers: new Uint32Array([i]),
       kinds: new Uint8Array([kf & 63]),
       flags: new Uint8Array([kf >>> 6]),
       offsets: new Uint32Array(1),
-      lengths: new Uint32Array([whole.length]),
-      data: whole,
+      lengths: new Uint32Array([filled]),
+      data: p.buf,
     });
   }
 
@@ -647,7 +672,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   #dropSend(link: TunnelLink, i: number): void {
     const q = this.queues.get(i);
     const t = this.table;
-    if (t.flags[i]! & Flag.Reserved) link.release(i, q!.frames[q!.head]!.length);
+    if (t.flags[i]! & Flag.Reserved) link.release(i, q!.base + q!.frames[q!.head]!.length);
     link.forget(i);
     if (q) {
       link.queuedBytes -= q.bytes;
@@ -659,7 +684,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     const p = this.#partials.get(i);
     if (!p) return;
     this.#partials.delete(i);
-    link.rxPartialBytes -= p.size;
+    link.rxPartialBytes -= p.buf.length;
     link.rxPartialCount--;
   }
 

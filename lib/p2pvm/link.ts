@@ -29,6 +29,7 @@ import {
   P2PVM_FRAME_KIND,
   P2PVM_VERSION,
   Packet,
+  START_PREFIX,
 } from './wire.js';
 
 /** What one side of a tunnel declares in HELLO/WELCOME. */
@@ -47,6 +48,8 @@ export interface SendQueue {
   kf: number[];
   head: number;
   offset: number;
+  /** Bytes of the head frame already sent before it was queued (send() wrote them directly). */
+  base: number;
   bytes: number;
 }
 
@@ -186,12 +189,16 @@ export class TunnelLink {
     this.#out[this.#begin(Packet.Bye, 1)] = 0;
   }
 
-  writeData(dst: number, kf: number, src: Uint8Array, offset: number, length: number, last: boolean): void {
-    const at = this.#begin(last ? Packet.Data : Packet.DataMore, DATA_PREFIX + length);
+  /** DATA (a whole frame, or the last fragment), DATA_MORE (a middle fragment), DATA_START (the first of several; total = frame length). */
+  writeData(dst: number, kf: number, src: Uint8Array, offset: number, length: number, last: boolean, total = -1): void {
+    const start = total >= 0;
+    const prefix = start ? START_PREFIX : DATA_PREFIX;
+    const at = this.#begin(start ? Packet.DataStart : last ? Packet.Data : Packet.DataMore, prefix + length);
     const o = this.#out;
     o.writeUInt32LE(dst, at);
     o[at + 4] = kf;
-    if (length > 0) o.set(length === src.length ? src : src.subarray(offset, offset + length), at + DATA_PREFIX);
+    if (start) o.writeUInt32LE(total, at + 5);
+    if (length > 0) o.set(length === src.length ? src : src.subarray(offset, offset + length), at + prefix);
   }
 
   // ---- scheduling ------------------------------------------------------------------------------
@@ -205,6 +212,10 @@ export class TunnelLink {
       this.pump();
       this.flushOut();
     });
+  }
+
+  get ringEmpty(): boolean {
+    return this.#ringHead < 0;
   }
 
   ringPush(i: number): void {
@@ -263,7 +274,8 @@ export class TunnelLink {
       if (!q) continue;
       const frame = q.frames[q.head]!;
       const remaining = frame.length - q.offset;
-      if (q.offset === 0 && remaining > this.fragment && !(t.flags[i]! & Flag.Reserved)) {
+      const start = q.offset === 0 && q.base === 0;
+      if (start && remaining > this.fragment && !(t.flags[i]! & Flag.Reserved)) {
         if (this.reserved > 0 && this.reserved + frame.length > this.peer.reassemblyCap) {
           t.flags[i]! |= Flag.Parked;
           this.parked.push(i);
@@ -275,13 +287,14 @@ export class TunnelLink {
       const n = Math.min(remaining, this.fragment, t.credit[i]!);
       if (n < remaining && (n === 0 || remaining <= this.fragment)) continue; // waits for CREDIT
       const last = n === remaining;
-      this.writeData(t.remote[i]!, q.kf[q.head]!, frame, q.offset, n, last);
+      this.writeData(t.remote[i]!, q.kf[q.head]!, frame, q.offset, n, last, start && !last ? frame.length : -1);
       t.credit[i]! -= n;
       q.bytes -= n;
       this.queuedBytes -= n;
       budget -= n + 16;
       if (last) {
-        if (t.flags[i]! & Flag.Reserved) this.release(i, frame.length);
+        if (t.flags[i]! & Flag.Reserved) this.release(i, q.base + frame.length);
+        q.base = 0;
         q.frames[q.head] = EMPTY;
         q.head++;
         q.offset = 0;
@@ -356,7 +369,7 @@ export class TunnelLink {
       const body = h >>> 8;
       off += HEADER;
       if (body > end - off) return this.fail(`packet of type ${type} runs past the end of its frame`);
-      if (type < Packet.Hello || type > Packet.Error) return this.fail(`unknown packet type ${type}`);
+      if (type < Packet.Hello || type > Packet.DataStart) return this.fail(`unknown packet type ${type}`);
       const fixed = BODY_SIZE[type]!;
       if (fixed >= 0 && body !== fixed) return this.fail(`packet of type ${type} has ${body} body bytes, expected ${fixed}`);
       this.packetsIn++;
@@ -390,7 +403,13 @@ export class TunnelLink {
         if (body - DATA_PREFIX > ep.options.maxFragmentSize) {
           return this.fail(`oversize fragment of ${body - DATA_PREFIX} bytes (limit ${ep.options.maxFragmentSize})`);
         }
-        return ep.onData(this, d.readUInt32LE(at), d[at + 4]!, d, at + DATA_PREFIX, body - DATA_PREFIX, type === Packet.Data);
+        return ep.onData(this, d.readUInt32LE(at), d[at + 4]!, d, at + DATA_PREFIX, body - DATA_PREFIX, type === Packet.Data, -1);
+      case Packet.DataStart:
+        if (body < START_PREFIX) return this.fail('DATA_START shorter than its 9-byte prefix');
+        if (body - START_PREFIX > ep.options.maxFragmentSize) {
+          return this.fail(`oversize fragment of ${body - START_PREFIX} bytes (limit ${ep.options.maxFragmentSize})`);
+        }
+        return ep.onData(this, d.readUInt32LE(at), d[at + 4]!, d, at + START_PREFIX, body - START_PREFIX, false, d.readUInt32LE(at + 5));
       case Packet.Credit:
         return ep.onCredit(this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
       case Packet.Close:

@@ -8,9 +8,9 @@ import { DATA_PREFIX, MAX_BODY, MAX_INDEX } from './wire.js';
 
 /** Options of P2pvmTunnel.open() and new P2pvmHost(). */
 export interface P2pvmOptions {
-  /** Largest fragment payload sent and accepted, in bytes (default 16 KiB). */
+  /** Largest fragment payload sent and accepted, in bytes (default 64 KiB). */
   maxFragmentSize?: number;
-  /** Credit granted to each virtual connection for data sent to this side, in bytes (default 256 KiB; at least maxFragmentSize). */
+  /** Credit granted to each virtual connection for data sent to this side, in bytes (default 1 MiB; at least maxFragmentSize). */
   window?: number;
   /** Bytes of partly received multi-fragment frames kept per tunnel (default 64 MiB). */
   reassemblyLimit?: number;
@@ -34,7 +34,7 @@ export interface P2pvmOptions {
 
 export type ResolvedP2pvmOptions = Required<P2pvmOptions>;
 
-export const DEFAULT_MAX_FRAGMENT = 16 * 1024;
+export const DEFAULT_MAX_FRAGMENT = 64 * 1024;
 
 function uint(options: P2pvmOptions, name: keyof P2pvmOptions, fallback: number, min: number, max: number): number {
   const value = options[name] ?? fallback;
@@ -48,7 +48,7 @@ function uint(options: P2pvmOptions, name: keyof P2pvmOptions, fallback: number,
 export function resolveP2pvmOptions(options: P2pvmOptions = {}): ResolvedP2pvmOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
   const maxFragmentSize = uint(options, 'maxFragmentSize', DEFAULT_MAX_FRAGMENT, 1, MAX_BODY - DATA_PREFIX);
-  const window = uint(options, 'window', Math.max(256 * 1024, maxFragmentSize), maxFragmentSize, 0x7fffffff);
+  const window = uint(options, 'window', Math.max(1024 * 1024, maxFragmentSize), maxFragmentSize, 0x7fffffff);
   return {
     maxFragmentSize,
     window,

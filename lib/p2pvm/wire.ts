@@ -41,11 +41,12 @@ export const Packet = {
   EchoReply: 15,
   Bye: 16,
   Error: 17,
+  DataStart: 18,
 } as const;
 
 /** Body bytes of the fixed-size packets; -1 for variable-size ones. */
 export const BODY_SIZE: readonly number[] = (() => {
-  const s = new Array<number>(18).fill(-1);
+  const s = new Array<number>(19).fill(-1);
   s[Packet.Listen] = 18;
   s[Packet.Unlisten] = 18;
   s[Packet.Connect] = 22;
@@ -65,6 +66,9 @@ export const HELLO_FIXED = 16;
 
 /** Bytes of a DATA/DATA_MORE body before the payload: destination id u32, kind-and-flags u8. */
 export const DATA_PREFIX = 5;
+
+/** Bytes of a DATA_START body before the payload: destination id u32, kind-and-flags u8, frame length u32. */
+export const START_PREFIX = 9;
 
 /** REFUSE codes. */
 export const RefuseCode = { NotListening: 1, Full: 2, ShuttingDown: 3 } as const;
