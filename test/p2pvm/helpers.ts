@@ -84,3 +84,62 @@ export async function nextOpen(t: Transport): Promise<PeerId> {
   const [peer] = (await once(t, 'open')) as [PeerId];
   return peer;
 }
+
+/** Builds one P2PVM packet: header (type, body length) and body. */
+export function packet(type: number, body: Uint8Array = Buffer.alloc(0)): Buffer {
+  const b = Buffer.alloc(4 + body.length);
+  b.writeUInt32LE(((body.length << 8) | type) >>> 0, 0);
+  b.set(body, 4);
+  return b;
+}
+
+/** HELLO/WELCOME body: version 1, window, maxFragment, reassemblyCap, token. */
+export function helloBody(window = 1 << 20, maxFragment = 65536, cap = 1 << 26, token = ''): Buffer {
+  const b = Buffer.alloc(16 + Buffer.byteLength(token));
+  b.writeUInt16LE(1, 0);
+  b.writeUInt32LE(window, 4);
+  b.writeUInt32LE(maxFragment, 8);
+  b.writeUInt32LE(cap, 12);
+  b.write(token, 16);
+  return b;
+}
+
+/** A hand-driven peer speaking raw P2PVM packets over a physical MemoryTransport connection. */
+export class RawPeer {
+  readonly packets: { type: number; body: Buffer }[] = [];
+  closed = false;
+
+  constructor(
+    readonly transport: MemoryTransport,
+    readonly peer: PeerId,
+  ) {
+    transport.on('frames', (b: FrameBatch) => {
+      for (let i = 0; i < b.count; i++) {
+        if (b.kinds[i] !== 63) continue;
+        let off = b.offsets[i]!;
+        const end = off + b.lengths[i]!;
+        while (off < end) {
+          const h = b.data.readUInt32LE(off);
+          this.packets.push({ type: h & 0xff, body: Buffer.from(b.data.subarray(off + 4, off + 4 + (h >>> 8))) });
+          off += 4 + (h >>> 8);
+        }
+      }
+    });
+    transport.on('close', () => (this.closed = true));
+  }
+
+  /** Connects to a memory endpoint. */
+  static async connect(network: MemoryNetwork, at: { host: string; port: number }): Promise<RawPeer> {
+    const transport = new MemoryTransport({ network });
+    const peer = await transport.connect(at);
+    return new RawPeer(transport, peer);
+  }
+
+  send(...packets: Buffer[]): void {
+    this.transport.send(this.peer, 63, 0, Buffer.concat(packets));
+  }
+
+  of(type: number): { type: number; body: Buffer }[] {
+    return this.packets.filter((p) => p.type === type);
+  }
+}
