@@ -82,6 +82,8 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   readonly #partials = new Map<number, Partial>();
   readonly #userData = new Map<number, unknown>();
   readonly #pending = new Map<number, PendingConnect>();
+  /** Connections owed at least half a window of credit, granted after the current batch. */
+  #creditDue: number[] = [];
   readonly #counters = new TransportCounters();
   readonly #ownParams: LinkParams;
   #shut = false;
@@ -554,14 +556,13 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     const st = t.state[i];
     if (st === State.Draining || st === State.Closing) return; // closed here; the other side has not seen CLOSE yet
     if (st !== State.Open) return link.fail(`data for connection ${dst} that is not open`);
+    // Credit goes back after the batch was delivered (#grantCredits), so a sender that ignores
+    // credit overruns the window within one batch and is caught here.
     const owed = t.owed[i]! + len;
     if (owed > this.options.window) return link.fail(`credit overrun on connection ${dst} (${owed} > ${this.options.window})`);
-    if (owed >= this.options.window >>> 1) {
-      link.writePair(Packet.Credit, t.remote[i]!, owed);
-      t.owed[i] = 0;
-    } else {
-      t.owed[i] = owed;
-    }
+    const half = this.options.window >>> 1;
+    if (owed >= half && owed - len < half) this.#creditDue.push(i);
+    t.owed[i] = owed;
     let p = this.#partials.get(i);
     if (total >= 0) {
       if (p !== undefined) return link.fail(`DATA_START on connection ${dst} while a frame is still incomplete`);
@@ -725,6 +726,23 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     if (any) {
       this.rxFlush();
       this.#rxData = EMPTY;
+      if (this.#creditDue.length > 0) this.#grantCredits();
+    }
+  }
+
+  /** Grants credit for what the application consumed in this batch (docs/p2pvm.md, "Credits"). */
+  #grantCredits(): void {
+    const t = this.table;
+    const half = this.options.window >>> 1;
+    const due = this.#creditDue;
+    this.#creditDue = [];
+    for (const i of due) {
+      const owed = t.owed[i]!;
+      if (owed < half || (t.state[i] !== State.Open && t.state[i] !== State.Draining)) continue;
+      const link = this.links[t.tunnel[i]!];
+      if (link?.phase !== 'open') continue;
+      link.writePair(Packet.Credit, t.remote[i]!, owed);
+      t.owed[i] = 0;
     }
   }
 

@@ -186,7 +186,7 @@ describe('P2PVM echo, keepalive and timeouts', () => {
     const { host, clients } = await setup(1);
     const rtt = await clients[0]!.tunnel.ping();
     assert.ok(rtt >= 0 && rtt < 1000);
-    const [{ id }] = host.tunnels() as [{ id: number }];
+    const id = host.tunnels()[0]!.id;
     assert.ok((await host.ping(id)) >= 0);
     await host.shutdown();
   });
