@@ -1,7 +1,9 @@
 /**
  * bench/p2pvm.ts part (b): one big stream (frames of a fixed size, sent as
- * fast as backpressure allows) over the bare physical MemoryTransport and over
- * one P2PVM virtual connection on it, for several fragment sizes. While the
+ * fast as backpressure allows) over a bare physical connection (a socket
+ * transport when one is built, else MemoryTransport; both ends in this
+ * process) and over one P2PVM virtual connection on it, for several fragment
+ * sizes. While the
  * stream runs, a second virtual connection measures small-message round trips,
  * which shows what the fragment size costs in latency for other connections.
  */
@@ -33,12 +35,39 @@ function receiver(t: Transport, total: number): Promise<void> {
   });
 }
 
-async function bare(frameSize: number, total: number): Promise<number> {
-  const network = new MemoryNetwork();
-  const server = new MemoryTransport({ network });
-  const client = new MemoryTransport({ network });
-  const at = await server.listen({ host: '127.0.0.1', port: 0 });
-  const peer = await client.connect(at);
+/** Makes connected physical pairs: the server and client transport and the client's peer id. */
+export interface Physical {
+  name: string;
+  pair(): Promise<{ server: Transport; client: Transport; peer: PeerId }>;
+}
+
+/** MemoryTransport pairs, each on its own network. */
+export const memoryPhysical: Physical = {
+  name: 'memory',
+  async pair() {
+    const network = new MemoryNetwork();
+    const server = new MemoryTransport({ network });
+    const client = new MemoryTransport({ network });
+    const peer = await client.connect(await server.listen({ host: '127.0.0.1', port: 0 }));
+    return { server, client, peer };
+  },
+};
+
+/** Pairs of a socket transport over loopback. */
+export function socketPhysical(name: string, make: () => Transport): Physical {
+  return {
+    name,
+    async pair() {
+      const server = make();
+      const client = make();
+      const peer = await client.connect(await server.listen({ host: '127.0.0.1', port: 0 }));
+      return { server, client, peer };
+    },
+  };
+}
+
+async function bare(physical: Physical, frameSize: number, total: number): Promise<number> {
+  const { server, client, peer } = await physical.pair();
   const done = receiver(server, total);
   const t0 = performance.now();
   await pump(client, peer, Buffer.alloc(frameSize, 1), total);
@@ -49,12 +78,8 @@ async function bare(frameSize: number, total: number): Promise<number> {
   return total / 2 ** 20 / (ms / 1000);
 }
 
-async function overP2pvm(frameSize: number, total: number, maxFragmentSize: number): Promise<{ mbs: number; rtt: number }> {
-  const network = new MemoryNetwork();
-  const server = new MemoryTransport({ network });
-  const client = new MemoryTransport({ network });
-  const at = await server.listen({ host: '127.0.0.1', port: 0 });
-  const physical = await client.connect(at);
+async function overP2pvm(phys: Physical, frameSize: number, total: number, maxFragmentSize: number): Promise<{ mbs: number; rtt: number }> {
+  const { server, client, peer: physical } = await phys.pair();
   const host = new P2pvmHost(server, { accept: () => true, maxFragmentSize });
   await host.listen({ host: '::1', port: 1 });
   const tunnel = await P2pvmTunnel.open(client, physical, { maxFragmentSize });
@@ -92,7 +117,7 @@ async function overP2pvm(frameSize: number, total: number, maxFragmentSize: numb
  * Runs part (b) and prints its table. Bare and P2PVM runs alternate within each sample, and the
  * ratio is taken per sample before the median, so load from other processes hits both alike.
  */
-export async function streamThroughput(): Promise<Record<string, string | number>[]> {
+export async function streamThroughput(physical: Physical = memoryPhysical): Promise<Record<string, string | number>[]> {
   const total = (quick ? 64 : 256) * 2 ** 20;
   const samples = quick ? 3 : 5;
   const fragments = [1536, 4096, 16384, 65536];
@@ -102,8 +127,8 @@ export async function streamThroughput(): Promise<Record<string, string | number
     const runs = fragments.map(() => [] as { mbs: number; rtt: number; ratio: number }[]);
     for (let s = 0; s < samples; s++) {
       for (let f = 0; f < fragments.length; f++) {
-        const b = await bare(frameSize, total);
-        const r = await overP2pvm(frameSize, total, fragments[f]!);
+        const b = await bare(physical, frameSize, total);
+        const r = await overP2pvm(physical, frameSize, total, fragments[f]!);
         bareRuns.push(b);
         runs[f]!.push({ ...r, ratio: r.mbs / b });
       }
@@ -119,6 +144,6 @@ export async function streamThroughput(): Promise<Record<string, string | number
       });
     });
   }
-  printTable(`P2PVM (b): one big stream (${total / 2 ** 20} MiB) over MemoryTransport, bare vs one virtual connection`, rows);
+  printTable(`P2PVM (b): one big stream (${total / 2 ** 20} MiB) over ${physical.name}, bare vs one virtual connection`, rows);
   return rows;
 }

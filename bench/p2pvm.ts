@@ -10,7 +10,8 @@
  *     MemoryTransport in one process instead. `--framework` replaces the echo with the command
  *     framework's console command (lib/framework, when built).
  * (b) Throughput of one big stream over one virtual connection against the bare physical
- *     connection (MemoryTransport in-process), for several fragment sizes.
+ *     connection (the socket transport, or MemoryTransport with --in-process or when no socket
+ *     transport is built), for several fragment sizes.
  *
  *   node --import tsx bench/p2pvm.ts [--quick] [--in-process] [--count N] [--clients N]
  *                                    [--transport node-net] [--framework] [--only a|b]
@@ -22,7 +23,7 @@ import { MemoryNetwork, MemoryTransport } from '../lib/transport/memory.js';
 import type { PeerId, Transport } from '../lib/transport/types.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
 import { ClientLoad, progressBar, serveEcho } from './_p2pvm-load.js';
-import { streamThroughput } from './_p2pvm-stream.js';
+import { memoryPhysical, socketPhysical, streamThroughput } from './_p2pvm-stream.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, fallback: string) => {
@@ -275,7 +276,8 @@ if (role) {
     results.a = rows;
   }
   if (ONLY !== 'a') {
-    const rows = await streamThroughput();
+    const loaded = argv.includes('--in-process') ? null : await loadTransport(TRANSPORT);
+    const rows = await streamThroughput(loaded && 'make' in loaded ? socketPhysical(TRANSPORT, loaded.make) : memoryPhysical);
     results.b = rows;
   }
   writeResults('p2pvm', [...((results.a as unknown[]) ?? []), ...((results.b as unknown[]) ?? [])], { count: COUNT, clients: CLIENTS });
