@@ -29,8 +29,10 @@ import type {
 } from '../transport/types.js';
 import { type LinkParams, type LinkPhase, TunnelLink, type SendQueue } from './link.js';
 import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } from './options.js';
+import { FrameBatchBuilder, grantCredits } from './receive.js';
+import { checkAddress, checkPort, ListenTable } from './listen-table.js';
 import { Flag, State, VconnTable } from './table.js';
-import { CloseCode, entryKey, formatAddress, P2PVM_FRAME_KIND, Packet, parseAddress, RefuseCode } from './wire.js';
+import { CloseCode, entryKey, formatAddress, P2PVM_FRAME_KIND, Packet } from './wire.js';
 
 /** A frame arriving in several fragments: its buffer is allocated once, at DATA_START. */
 interface Partial {
@@ -77,25 +79,18 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** @internal */ readonly links: (TunnelLink | undefined)[] = [];
   readonly #byPhys = new Map<PeerId, TunnelLink>();
   readonly #freeLinks: number[] = [];
-  readonly #listenIndex = new Map<string, number>();
-  readonly #entries: { address: Buffer; host: string; port: number }[] = [];
-  readonly #partials = new Map<number, Partial>();
-  readonly #userData = new Map<number, unknown>();
-  readonly #pending = new Map<number, PendingConnect>();
+  /** @internal */ readonly listening = new ListenTable();
+  /** @internal */ readonly partials = new Map<number, Partial>();
+  /** @internal */ readonly userData = new Map<number, unknown>();
+  /** @internal */ readonly pending = new Map<number, PendingConnect>();
   /** Connections owed at least half a window of credit, granted after the current batch. */
-  #creditDue: number[] = [];
-  readonly #counters = new TransportCounters();
+  /** @internal */ creditDue: number[] = [];
+  /** @internal Frames of the physical batch being parsed, delivered together. */
+  readonly rx = new FrameBatchBuilder();
+  /** @internal */ readonly counters = new TransportCounters();
   readonly #ownParams: LinkParams;
-  #shut = false;
-  #nextPort = 49152;
+  /** @internal */ shut = false;
   #echoToken = 1;
-  #rxCount = 0;
-  #rxData: Buffer = EMPTY;
-  #rxPeers = new Uint32Array(256);
-  #rxKinds = new Uint8Array(256);
-  #rxFlags = new Uint8Array(256);
-  #rxOffsets = new Uint32Array(256);
-  #rxLengths = new Uint32Array(256);
   readonly #onFrames = (b: FrameBatch) => this.#physicalFrames(b);
   readonly #onClose = (peer: PeerId, reason: CloseReason, detail: string) => {
     const link = this.#byPhys.get(peer);
@@ -127,19 +122,9 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** Adds (host, port) to the local listen table and pushes it to the other side of every tunnel. */
   async listen(endpoint: Endpoint): Promise<Endpoint> {
     this.#checkOpen();
-    const address = checkAddress(endpoint);
-    let port = checkPort(endpoint.port, true);
-    if (port === 0) {
-      for (let n = 0; n < 16384 && this.#listenIndex.has(entryKey(address, this.#nextPort)); n++) this.#bumpPort();
-      port = this.#nextPort;
-      this.#bumpPort();
-    }
-    const key = entryKey(address, port);
-    if (this.#listenIndex.has(key)) throw new ConnectError(`p2pvm: [${formatAddress(address)}]:${port} is already listening`);
-    this.#entries.push({ address, host: formatAddress(address), port });
-    this.#listenIndex.set(key, this.#entries.length - 1);
-    for (const link of this.links) if (link?.phase === 'open') link.writeEntry(Packet.Listen, address, port);
-    return { host: formatAddress(address), port };
+    const entry = this.listening.add(checkAddress(endpoint), checkPort(endpoint.port, true));
+    for (const link of this.links) if (link?.phase === 'open') link.writeEntry(Packet.Listen, entry.address, entry.port);
+    return { host: entry.host, port: entry.port };
   }
 
   /** Removes (host, port) from the listen table; connections already accepted stay open. */
@@ -147,7 +132,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     this.#checkOpen();
     const address = checkAddress(endpoint);
     const port = checkPort(endpoint.port, false);
-    if (!this.#listenIndex.delete(entryKey(address, port))) return false;
+    if (!this.listening.remove(address, port)) return false;
     for (const link of this.links) if (link?.phase === 'open') link.writeEntry(Packet.Unlisten, address, port);
     return true;
   }
@@ -198,7 +183,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     link.writeConnect(t.wireId(i), address, port);
     return new Promise<PeerId>((resolve, reject) => {
       const timer = setTimeout(() => this.#connectTimedOut(i), timeout);
-      this.#pending.set(i, { resolve, reject, timer });
+      this.pending.set(i, { resolve, reject, timer });
     });
   }
 
@@ -211,8 +196,8 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     const link = this.links[t.tunnel[peer]!]!;
     const len = payload.length;
     const kf = kind | (flags << 6);
-    this.#counters.framesOut++;
-    this.#counters.bytesOut += len;
+    this.counters.framesOut++;
+    this.counters.bytesOut += len;
     let q = this.queues.get(peer);
     let sent = 0;
     if (q === undefined && !link.congested) {
@@ -269,39 +254,39 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     const st = t.state[peer];
     const link = this.links[t.tunnel[peer]!];
     if (st === State.Connecting) {
-      const p = this.#pending.get(peer)!;
-      this.#pending.delete(peer);
+      const p = this.pending.get(peer)!;
+      this.pending.delete(peer);
       clearTimeout(p.timer);
       t.state[peer] = State.Abandoned;
       p.reject(new ConnectionClosedError('p2pvm: closed while connecting'));
       return;
     }
     if (st !== State.Open || !link) return;
-    this.#dropReceive(link, peer);
-    this.#userData.delete(peer);
+    this.dropReceive(link, peer);
+    this.userData.delete(peer);
     if (abort || !this.queues.has(peer)) {
-      this.#dropSend(link, peer);
+      this.dropSend(link, peer);
       t.state[peer] = State.Closing;
       link.writeCode(Packet.Close, t.remote[peer]!, abort ? CloseCode.Abort : CloseCode.Graceful);
     } else {
       t.state[peer] = State.Draining;
     }
-    this.#counters.closed('local');
+    this.counters.closed('local');
     this.emit('close', peer, 'local', abort ? 'closed by this side (abort)' : 'closed by this side');
   }
 
   getUserData(peer: PeerId): unknown {
-    return this.#userData.get(peer);
+    return this.userData.get(peer);
   }
 
   setUserData(peer: PeerId, value: unknown): void {
     if (this.table.state[peer] !== State.Open) return;
-    if (value === undefined) this.#userData.delete(peer);
-    else this.#userData.set(peer, value);
+    if (value === undefined) this.userData.delete(peer);
+    else this.userData.set(peer, value);
   }
 
   peerInfo(peer: PeerId): PeerInfo | undefined {
-    return peer >= 0 && peer < this.table.top && this.table.state[peer] === State.Open ? this.#info(peer) : undefined;
+    return peer >= 0 && peer < this.table.top && this.table.state[peer] === State.Open ? this.info(peer) : undefined;
   }
 
   stats(): P2pvmStats {
@@ -321,7 +306,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       physicalFramesOut += l.physicalFramesOut;
     }
     return {
-      ...this.#counters.snapshot(),
+      ...this.counters.snapshot(),
       tunnels,
       vconns: this.table.size,
       queuedBytes,
@@ -336,7 +321,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
 
   /** Says goodbye on every tunnel and closes every virtual connection with reason 'shutdown'. */
   async shutdown(): Promise<void> {
-    if (this.#shut) return;
+    if (this.shut) return;
     for (const link of this.links) {
       if (!link) continue;
       if (link.phase === 'open') {
@@ -345,7 +330,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       }
       this.closeLink(link, 'shutdown', 'the tunnel was shut down');
     }
-    this.#shut = true;
+    this.shut = true;
     this.transport.off('frames', this.#onFrames);
     this.transport.off('close', this.#onClose);
     this.transport.off('drain', this.#onDrain);
@@ -412,16 +397,16 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       const st = t.state[i];
       if (st === State.Free || t.tunnel[i] !== link.index) continue;
       this.queues.delete(i);
-      this.#partials.delete(i);
-      this.#userData.delete(i);
+      this.partials.delete(i);
+      this.userData.delete(i);
       t.free(i);
       if (st === State.Connecting) {
-        const p = this.#pending.get(i)!;
-        this.#pending.delete(i);
+        const p = this.pending.get(i)!;
+        this.pending.delete(i);
         clearTimeout(p.timer);
         p.reject(new ConnectionClosedError(`p2pvm: ${detail}`));
       } else if (st === State.Open) {
-        this.#counters.closed(reason);
+        this.counters.closed(reason);
         this.emit('close', i, reason, detail);
       }
     }
@@ -457,7 +442,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     link.peer = params;
     link.fragment = Math.min(this.options.maxFragmentSize, params.maxFragment);
     link.phase = 'open';
-    for (const [, e] of this.#listenIndex) link.writeEntry(Packet.Listen, this.#entries[e]!.address, this.#entries[e]!.port);
+    for (const e of this.listening.live()) link.writeEntry(Packet.Listen, e.address, e.port);
     const { keepaliveInterval, idleTimeout } = this.options;
     if (keepaliveInterval > 0 || idleTimeout > 0) {
       const every = Math.max(10, Math.min(keepaliveInterval || idleTimeout, idleTimeout || keepaliveInterval) / 2);
@@ -472,205 +457,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     }
   }
 
-  // ---- packets from the other side -------------------------------------------------------------
-
-  /** @internal */
-  onRemoteEntry(link: TunnelLink, add: boolean, address: Buffer, port: number): void {
-    const key = entryKey(address, port);
-    if (!add) {
-      link.remoteIndex.delete(key);
-      return;
-    }
-    if (link.remoteIndex.has(key)) return;
-    if (link.remoteEntries.length >= 65536) return link.fail('more than 65536 listen entries');
-    link.remoteEntries.push({ address: Buffer.from(address), host: formatAddress(address), port });
-    link.remoteIndex.set(key, link.remoteEntries.length - 1);
-  }
-
-  /** @internal */
-  onConnect(link: TunnelLink, src: number, address: Buffer, port: number): void {
-    const e = this.#listenIndex.get(entryKey(address, port));
-    if (e === undefined) return link.writeCode(Packet.Refuse, src, RefuseCode.NotListening);
-    if (this.#shut) return link.writeCode(Packet.Refuse, src, RefuseCode.ShuttingDown);
-    const t = this.table;
-    const i = t.size < this.options.maxConnections ? t.alloc() : -1;
-    if (i < 0) return link.writeCode(Packet.Refuse, src, RefuseCode.Full);
-    t.state[i] = State.Open;
-    t.flags[i] = Flag.Accepted;
-    t.tunnel[i] = link.index;
-    t.remote[i] = src;
-    t.credit[i] = link.peer.window;
-    t.entry[i] = e;
-    link.writePair(Packet.Accept, src, t.wireId(i));
-    this.#counters.connections++;
-    this.emit('open', i, this.#info(i));
-  }
-
-  /** @internal */
-  onAccept(link: TunnelLink, dst: number, src: number): void {
-    const i = this.#own(link, dst);
-    if (i < 0) return;
-    const t = this.table;
-    if (t.state[i] === State.Abandoned) {
-      t.remote[i] = src;
-      t.state[i] = State.Closing;
-      return link.writeCode(Packet.Close, src, CloseCode.Graceful);
-    }
-    if (t.state[i] !== State.Connecting) return link.fail(`ACCEPT for connection ${dst} that is not connecting`);
-    t.state[i] = State.Open;
-    t.remote[i] = src;
-    t.credit[i] = link.peer.window;
-    const p = this.#pending.get(i)!;
-    this.#pending.delete(i);
-    clearTimeout(p.timer);
-    this.#counters.connections++;
-    this.emit('open', i, this.#info(i));
-    p.resolve(i);
-  }
-
-  /** @internal */
-  onRefuse(link: TunnelLink, dst: number, code: number): void {
-    const i = this.#own(link, dst);
-    if (i < 0) return;
-    const t = this.table;
-    const st = t.state[i];
-    if (st !== State.Connecting && st !== State.Abandoned) return link.fail(`REFUSE for connection ${dst} that is not connecting`);
-    const entry = link.remoteEntries[t.entry[i]!];
-    t.free(i);
-    if (st === State.Abandoned) return;
-    const p = this.#pending.get(i)!;
-    this.#pending.delete(i);
-    clearTimeout(p.timer);
-    const why = code === RefuseCode.Full ? 'is full' : code === RefuseCode.ShuttingDown ? 'is shutting down' : 'does not listen there';
-    p.reject(new ConnectError(`p2pvm: connection to [${entry?.host}]:${entry?.port} refused: the other side ${why}`));
-  }
-
-  /**
-   * @internal One DATA (last = true), DATA_MORE, or DATA_START (total = the frame's length,
-   * otherwise -1) packet.
-   */
-  onData(link: TunnelLink, dst: number, kf: number, d: Buffer, off: number, len: number, last: boolean, total: number): void {
-    const i = this.#own(link, dst);
-    if (i < 0) return;
-    const t = this.table;
-    const st = t.state[i];
-    if (st === State.Draining || st === State.Closing) return; // closed here; the other side has not seen CLOSE yet
-    if (st !== State.Open) return link.fail(`data for connection ${dst} that is not open`);
-    // Credit goes back after the batch was delivered (#grantCredits), so a sender that ignores
-    // credit overruns the window within one batch and is caught here.
-    const owed = t.owed[i]! + len;
-    if (owed > this.options.window) return link.fail(`credit overrun on connection ${dst} (${owed} > ${this.options.window})`);
-    const half = this.options.window >>> 1;
-    if (owed >= half && owed - len < half) this.#creditDue.push(i);
-    t.owed[i] = owed;
-    let p = this.#partials.get(i);
-    if (total >= 0) {
-      if (p !== undefined) return link.fail(`DATA_START on connection ${dst} while a frame is still incomplete`);
-      if (total <= len) return link.fail(`DATA_START on connection ${dst} declares ${total} bytes but carries ${len}`);
-      if (total > this.options.maxFrameSize) return this.#abortOversize(link, i, total);
-      link.rxPartialBytes += total;
-      link.rxPartialCount++;
-      if (link.rxPartialBytes > this.options.reassemblyLimit && link.rxPartialCount > 1) {
-        return link.fail(`partly received frames exceed the reassembly limit of ${this.options.reassemblyLimit} bytes`);
-      }
-      p = { buf: Buffer.allocUnsafe(total), filled: len, kf };
-      d.copy(p.buf, 0, off, off + len);
-      this.#partials.set(i, p);
-      return;
-    }
-    if (p === undefined) {
-      if (last) return this.#rxPush(i, kf, off, len);
-      return link.fail(`DATA_MORE on connection ${dst} without DATA_START`);
-    }
-    if (p.kf !== kf) return link.fail(`fragment of connection ${dst} changed kind or flags mid-frame`);
-    const filled = p.filled + len;
-    if (last ? filled !== p.buf.length : filled >= p.buf.length) {
-      return link.fail(`fragments of connection ${dst} do not add up to the declared ${p.buf.length} bytes`);
-    }
-    d.copy(p.buf, p.filled, off, off + len);
-    p.filled = filled;
-    if (!last) return;
-    this.#dropReceive(link, i);
-    this.rxFlush();
-    this.#counters.framesIn++;
-    this.#counters.bytesIn += filled;
-    this.emit('frames', {
-      count: 1,
-      peers: new Uint32Array([i]),
-      kinds: new Uint8Array([kf & 63]),
-      flags: new Uint8Array([kf >>> 6]),
-      offsets: new Uint32Array(1),
-      lengths: new Uint32Array([filled]),
-      data: p.buf,
-    });
-  }
-
-  /** @internal */
-  onCredit(link: TunnelLink, dst: number, bytes: number): void {
-    const i = this.#own(link, dst);
-    if (i < 0) return;
-    const t = this.table;
-    const st = t.state[i];
-    if (st === State.Closing) return;
-    if (st !== State.Open && st !== State.Draining) return link.fail(`CREDIT for connection ${dst} that is not open`);
-    const c = t.credit[i]! + bytes;
-    if (c > 0x7fffffff) return link.fail(`credit of connection ${dst} overflows`);
-    t.credit[i] = c;
-    if (this.queues.has(i) && !(t.flags[i]! & (Flag.InRing | Flag.Parked))) {
-      link.ringPush(i);
-      link.schedule();
-    }
-  }
-
-  /** @internal */
-  onClose(link: TunnelLink, dst: number, code: number): void {
-    const i = this.#own(link, dst);
-    if (i < 0) return;
-    const t = this.table;
-    const st = t.state[i];
-    if (st === State.Closing) return t.free(i); // both sides closed at once: each CLOSE acks the other
-    if (st !== State.Open && st !== State.Draining) return link.fail(`CLOSE for connection ${dst} that is not open`);
-    this.rxFlush();
-    this.#dropReceive(link, i);
-    this.#dropSend(link, i);
-    this.#userData.delete(i);
-    link.writeCloseAck(t.remote[i]!);
-    t.free(i);
-    if (st === State.Draining) return;
-    const reason: CloseReason = code === CloseCode.Graceful ? 'remote' : code === CloseCode.Oversize ? 'oversize' : 'reset';
-    this.#counters.closed(reason);
-    this.emit('close', i, reason, code === CloseCode.Graceful ? 'the other side closed the connection' : `the other side aborted the connection (code ${code})`);
-  }
-
-  /** @internal */
-  onCloseAck(link: TunnelLink, dst: number): void {
-    const i = this.#own(link, dst);
-    if (i < 0) return;
-    if (this.table.state[i] !== State.Closing) return link.fail(`CLOSE_ACK for connection ${dst} that is not closing`);
-    this.table.free(i);
-  }
-
   // ---- internals -------------------------------------------------------------------------------
 
   /** The slot of a wire id that belongs to `link`; fails the tunnel and returns -1 otherwise. */
-  #own(link: TunnelLink, wire: number): number {
-    const i = this.table.lookup(wire);
-    if (i >= 0 && this.table.tunnel[i] === link.index) return i;
-    link.fail(`unknown connection id ${wire}`);
-    return -1;
-  }
-
-  #abortOversize(link: TunnelLink, i: number, size: number): void {
-    const t = this.table;
-    this.#dropSend(link, i);
-    this.#userData.delete(i);
-    t.state[i] = State.Closing;
-    link.writeCode(Packet.Close, t.remote[i]!, CloseCode.Oversize);
-    this.#counters.closed('oversize');
-    this.emit('close', i, 'oversize', `frame of ${size} bytes exceeds maxFrameSize ${this.options.maxFrameSize}`);
-  }
-
-  #dropSend(link: TunnelLink, i: number): void {
+  /** @internal */
+  dropSend(link: TunnelLink, i: number): void {
     const q = this.queues.get(i);
     const t = this.table;
     if (t.flags[i]! & Flag.Reserved) link.release(i, q!.base + q!.frames[q!.head]!.length);
@@ -681,26 +472,28 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     }
   }
 
-  #dropReceive(link: TunnelLink, i: number): void {
-    const p = this.#partials.get(i);
+  /** @internal */
+  dropReceive(link: TunnelLink, i: number): void {
+    const p = this.partials.get(i);
     if (!p) return;
-    this.#partials.delete(i);
+    this.partials.delete(i);
     link.rxPartialBytes -= p.buf.length;
     link.rxPartialCount--;
   }
 
   #connectTimedOut(i: number): void {
-    const p = this.#pending.get(i);
+    const p = this.pending.get(i);
     if (!p) return;
-    this.#pending.delete(i);
+    this.pending.delete(i);
     this.table.state[i] = State.Abandoned;
     p.reject(new TimeoutError('p2pvm: connect timed out'));
   }
 
-  #info(i: number): PeerInfo {
+  /** @internal */
+  info(i: number): PeerInfo {
     const t = this.table;
     if (t.flags[i]! & Flag.Accepted) {
-      const e = this.#entries[t.entry[i]!]!;
+      const e = this.listening.entries[t.entry[i]!]!;
       return { remoteAddress: NO_ADDRESS, remotePort: 0, localAddress: e.host, localPort: e.port, accepted: true };
     }
     const e = this.links[t.tunnel[i]!]!.remoteEntries[t.entry[i]!]!;
@@ -714,99 +507,32 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       const peer = b.peers[n]!;
       let link = this.#byPhys.get(peer);
       if (!link) {
-        if (!this.acceptsTunnels || this.#shut) continue;
+        if (!this.acceptsTunnels || this.shut) continue;
         link = this.addLink(peer, 'hello-wait');
       }
       if (!any) {
         any = true;
-        this.#rxData = b.data;
+        this.rx.data = b.data;
       }
       link.parse(b.data, b.offsets[n]!, b.lengths[n]!);
     }
     if (any) {
       this.rxFlush();
-      this.#rxData = EMPTY;
-      if (this.#creditDue.length > 0) this.#grantCredits();
+      this.rx.data = EMPTY;
+      if (this.creditDue.length > 0) grantCredits(this);
     }
-  }
-
-  /** Grants credit for what the application consumed in this batch (docs/p2pvm.md, "Credits"). */
-  #grantCredits(): void {
-    const t = this.table;
-    const half = this.options.window >>> 1;
-    const due = this.#creditDue;
-    this.#creditDue = [];
-    for (const i of due) {
-      const owed = t.owed[i]!;
-      if (owed < half || (t.state[i] !== State.Open && t.state[i] !== State.Draining)) continue;
-      const link = this.links[t.tunnel[i]!];
-      if (link?.phase !== 'open') continue;
-      link.writePair(Packet.Credit, t.remote[i]!, owed);
-      t.owed[i] = 0;
-    }
-  }
-
-  #rxPush(i: number, kf: number, off: number, len: number): void {
-    let n = this.#rxCount;
-    if (n === this.#rxPeers.length) {
-      const grow = <T extends Uint8Array | Uint32Array>(a: T, make: (k: number) => T): T => {
-        const b = make(n * 2);
-        b.set(a as never);
-        return b;
-      };
-      this.#rxPeers = grow(this.#rxPeers, (k) => new Uint32Array(k));
-      this.#rxKinds = grow(this.#rxKinds, (k) => new Uint8Array(k));
-      this.#rxFlags = grow(this.#rxFlags, (k) => new Uint8Array(k));
-      this.#rxOffsets = grow(this.#rxOffsets, (k) => new Uint32Array(k));
-      this.#rxLengths = grow(this.#rxLengths, (k) => new Uint32Array(k));
-    }
-    this.#rxPeers[n] = i;
-    this.#rxKinds[n] = kf & 63;
-    this.#rxFlags[n] = kf >>> 6;
-    this.#rxOffsets[n] = off;
-    this.#rxLengths[n] = len;
-    this.#counters.bytesIn += len;
-    this.#rxCount = n + 1;
   }
 
   /** @internal Emits the frames collected so far as one batch. */
   rxFlush(): void {
-    const count = this.#rxCount;
-    if (count === 0) return;
-    this.#rxCount = 0;
-    this.#counters.framesIn += count;
-    this.emit('frames', {
-      count,
-      peers: this.#rxPeers,
-      kinds: this.#rxKinds,
-      flags: this.#rxFlags,
-      offsets: this.#rxOffsets,
-      lengths: this.#rxLengths,
-      data: this.#rxData,
-    });
+    const batch = this.rx.take();
+    if (batch === null) return;
+    this.counters.framesIn += batch.count;
+    this.counters.bytesIn += this.rx.bytes;
+    this.emit('frames', batch);
   }
 
   #checkOpen(): void {
-    if (this.#shut) throw new ConnectionClosedError('p2pvm: used after shutdown()');
+    if (this.shut) throw new ConnectionClosedError('p2pvm: used after shutdown()');
   }
-
-  #bumpPort(): void {
-    this.#nextPort = this.#nextPort >= 65535 ? 49152 : this.#nextPort + 1;
-  }
-}
-
-function checkAddress(endpoint: Endpoint): Buffer {
-  if (typeof endpoint !== 'object' || endpoint === null) throw new TypeError(`endpoint must be { host, port }, got ${describe(endpoint)}`);
-  if (typeof endpoint.host !== 'string') throw new TypeError(`endpoint.host must be an IPv6 or IPv4 address string, got ${describe(endpoint.host)}`);
-  const a = parseAddress(endpoint.host);
-  if (!a) throw new RangeError(`endpoint.host must be an IPv6 or IPv4 address, got "${endpoint.host.slice(0, 60)}"`);
-  return a;
-}
-
-function checkPort(port: unknown, allowZero: boolean): number {
-  const min = allowZero ? 0 : 1;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < min || port > 65535) {
-    throw new RangeError(`endpoint.port must be an integer from ${min} to 65535, got ${describe(port)}`);
-  }
-  return port;
 }

@@ -18,6 +18,8 @@
 import { P2pvmProtocolError } from '../errors.js';
 import type { PeerId } from '../transport/types.js';
 import type { P2pvmEndpoint } from './endpoint.js';
+import { onAccept, onClose, onCloseAck, onConnect, onCredit, onRefuse, onRemoteEntry } from './connections.js';
+import { onData } from './receive.js';
 import { Flag, State } from './table.js';
 import {
   BODY_SIZE,
@@ -390,32 +392,32 @@ export class TunnelLink {
     switch (type) {
       case Packet.Listen:
       case Packet.Unlisten:
-        return ep.onRemoteEntry(this, type === Packet.Listen, d.subarray(at, at + 16), d.readUInt16LE(at + 16));
+        return onRemoteEntry(ep, this, type === Packet.Listen, d.subarray(at, at + 16), d.readUInt16LE(at + 16));
       case Packet.Connect:
-        return ep.onConnect(this, d.readUInt32LE(at), d.subarray(at + 4, at + 20), d.readUInt16LE(at + 20));
+        return onConnect(ep, this, d.readUInt32LE(at), d.subarray(at + 4, at + 20), d.readUInt16LE(at + 20));
       case Packet.Accept:
-        return ep.onAccept(this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
+        return onAccept(ep, this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
       case Packet.Refuse:
-        return ep.onRefuse(this, d.readUInt32LE(at), d[at + 4]!);
+        return onRefuse(ep, this, d.readUInt32LE(at), d[at + 4]!);
       case Packet.Data:
       case Packet.DataMore:
         if (body < DATA_PREFIX) return this.fail('data packet shorter than its 5-byte prefix');
         if (body - DATA_PREFIX > ep.options.maxFragmentSize) {
           return this.fail(`oversize fragment of ${body - DATA_PREFIX} bytes (limit ${ep.options.maxFragmentSize})`);
         }
-        return ep.onData(this, d.readUInt32LE(at), d[at + 4]!, d, at + DATA_PREFIX, body - DATA_PREFIX, type === Packet.Data, -1);
+        return onData(ep, this, d.readUInt32LE(at), d[at + 4]!, d, at + DATA_PREFIX, body - DATA_PREFIX, type === Packet.Data, -1);
       case Packet.DataStart:
         if (body < START_PREFIX) return this.fail('DATA_START shorter than its 9-byte prefix');
         if (body - START_PREFIX > ep.options.maxFragmentSize) {
           return this.fail(`oversize fragment of ${body - START_PREFIX} bytes (limit ${ep.options.maxFragmentSize})`);
         }
-        return ep.onData(this, d.readUInt32LE(at), d[at + 4]!, d, at + START_PREFIX, body - START_PREFIX, false, d.readUInt32LE(at + 5));
+        return onData(ep, this, d.readUInt32LE(at), d[at + 4]!, d, at + START_PREFIX, body - START_PREFIX, false, d.readUInt32LE(at + 5));
       case Packet.Credit:
-        return ep.onCredit(this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
+        return onCredit(ep, this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
       case Packet.Close:
-        return ep.onClose(this, d.readUInt32LE(at), d[at + 4]!);
+        return onClose(ep, this, d.readUInt32LE(at), d[at + 4]!);
       case Packet.CloseAck:
-        return ep.onCloseAck(this, d.readUInt32LE(at));
+        return onCloseAck(ep, this, d.readUInt32LE(at));
       case Packet.Echo:
         return this.writeEcho(Packet.EchoReply, d.readUInt32LE(at));
       case Packet.EchoReply: {
