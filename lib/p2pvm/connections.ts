@@ -11,6 +11,8 @@ import type { TunnelLink } from './link.js';
 import { Flag, State } from './table.js';
 import { CloseCode, entryKey, formatAddress, Packet, RefuseCode } from './wire.js';
 import { ConnectError } from '../errors.js';
+import { dropReceive } from './receive.js';
+import { dropSend } from './send.js';
 
 /** LISTEN (add) or UNLISTEN: the other side's listen table changed. */
 export function onRemoteEntry(ep: P2pvmEndpoint, link: TunnelLink, add: boolean, address: Buffer, port: number): void {
@@ -109,8 +111,8 @@ export function onClose(ep: P2pvmEndpoint, link: TunnelLink, dst: number, code: 
   if (st === State.Closing) return t.free(i); // both sides closed at once: each CLOSE acks the other
   if (st !== State.Open && st !== State.Draining) return link.fail(`CLOSE for connection ${dst} that is not open`);
   ep.rxFlush();
-  ep.dropReceive(link, i);
-  ep.dropSend(link, i);
+  dropReceive(ep, link, i);
+  dropSend(ep, link, i);
   ep.userData.delete(i);
   link.writeCloseAck(t.remote[i]!);
   t.free(i);
@@ -139,7 +141,7 @@ export function own(ep: P2pvmEndpoint, link: TunnelLink, wire: number): number {
 /** Closes a connection whose incoming frame is bigger than maxFrameSize. */
 export function abortOversize(ep: P2pvmEndpoint, link: TunnelLink, i: number, size: number): void {
   const t = ep.table;
-  ep.dropSend(link, i);
+  dropSend(ep, link, i);
   ep.userData.delete(i);
   t.state[i] = State.Closing;
   link.writeCode(Packet.Close, t.remote[i]!, CloseCode.Oversize);

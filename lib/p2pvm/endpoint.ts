@@ -1,21 +1,20 @@
 /**
  * P2pvmEndpoint: the Transport whose peers are P2PVM virtual connections. It
- * owns the connection table (table.ts), the local listen table, and every
- * connection's life: connect → ACCEPT/REFUSE, frames, credits, close → ack.
- * Its tunnels (link.ts, one per physical peer) carry the bytes. P2pvmTunnel
- * (one tunnel, opened by this side) and P2pvmHost (tunnels accepted from many
- * physical peers, all in ONE peer-id space, so the framework serves every
- * client process's virtual connections as one endpoint) are the two faces.
+ * owns the connection table (table.ts), the listen table (listen-table.ts),
+ * the tunnels (link.ts, one per physical peer, which carry the bytes), and the
+ * application-facing calls: listen, connect, send (send.ts), close, stats.
+ * What the other side does arrives through parse.ts into connections.ts and
+ * receive.ts.
  *
- * Received frames are delivered without copying: a FrameBatch entry points
- * into the physical batch's buffer. Only frames that came in several
- * fragments are copied (reassembled) and delivered in a batch of their own,
- * after the frames before them, so order per connection holds.
+ * P2pvmTunnel (one tunnel, opened by this side) and P2pvmHost (tunnels
+ * accepted from many physical peers, all in ONE peer-id space, so the
+ * framework serves every client process's virtual connections as one
+ * endpoint) are its two faces (tunnel.ts).
  */
 import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError, type P2pvmProtocolError } from '../errors.js';
-import { checkFrame, TransportCounters } from '../transport/common.js';
+import { TransportCounters } from '../transport/common.js';
 import type {
   CloseReason,
   ConnectOptions,
@@ -29,7 +28,8 @@ import type {
 } from '../transport/types.js';
 import { type LinkParams, type LinkPhase, TunnelLink, type SendQueue } from './link.js';
 import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } from './options.js';
-import { FrameBatchBuilder, grantCredits } from './receive.js';
+import { dropReceive, FrameBatchBuilder, grantCredits } from './receive.js';
+import { dropSend, sendFrame } from './send.js';
 import { checkAddress, checkPort, ListenTable } from './listen-table.js';
 import { Flag, State, VconnTable } from './table.js';
 import { CloseCode, entryKey, formatAddress, P2PVM_FRAME_KIND, Packet } from './wire.js';
@@ -90,7 +90,6 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** @internal */ readonly counters = new TransportCounters();
   readonly #ownParams: LinkParams;
   /** @internal */ shut = false;
-  #echoToken = 1;
   readonly #onFrames = (b: FrameBatch) => this.#physicalFrames(b);
   readonly #onClose = (peer: PeerId, reason: CloseReason, detail: string) => {
     const link = this.#byPhys.get(peer);
@@ -188,63 +187,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
-    const t = this.table;
-    if (!(peer >= 0 && peer < t.top) || t.state[peer] !== State.Open) {
-      throw new ConnectionClosedError(`p2pvm: virtual connection ${describe(peer)} is not open`);
-    }
-    checkFrame(kind, flags, payload);
-    const link = this.links[t.tunnel[peer]!]!;
-    const len = payload.length;
-    const kf = kind | (flags << 6);
-    this.counters.framesOut++;
-    this.counters.bytesOut += len;
-    let q = this.queues.get(peer);
-    let sent = 0;
-    if (q === undefined && !link.congested) {
-      if (len <= link.fragment) {
-        if (t.credit[peer]! >= len) {
-          t.credit[peer]! -= len;
-          link.writeData(t.remote[peer]!, kf, payload, 0, len, true);
-          return true;
-        }
-      } else if (link.ringEmpty && t.credit[peer]! > 0 && (link.reserved === 0 || link.reserved + len <= link.peer.reassemblyCap)) {
-        // Nothing else waits on this tunnel: write fragments now, as far as credit and the
-        // physical peer allow, and queue (copy) only the rest.
-        link.reserved += len;
-        t.flags[peer]! |= Flag.Reserved;
-        while (sent < len && t.credit[peer]! > 0 && !link.congested) {
-          const n = Math.min(len - sent, link.fragment, t.credit[peer]!);
-          link.writeData(t.remote[peer]!, kf, payload, sent, n, sent + n === len, sent === 0 && n < len ? len : -1);
-          t.credit[peer]! -= n;
-          sent += n;
-        }
-        if (sent === len) {
-          link.release(peer, len);
-          return true;
-        }
-      }
-    }
-    const rest = len - sent;
-    const copy = Buffer.allocUnsafe(rest);
-    copy.set(sent === 0 ? payload : payload.subarray(sent));
-    if (q === undefined) {
-      q = { frames: [], kf: [], head: 0, offset: 0, base: sent, bytes: 0 };
-      this.queues.set(peer, q);
-    }
-    q.frames.push(copy);
-    q.kf.push(kf);
-    q.bytes += rest;
-    link.queuedBytes += rest;
-    if (!(t.flags[peer]! & (Flag.InRing | Flag.Parked))) link.ringPush(peer);
-    link.schedule();
-    if (q.bytes > this.options.highWaterMark || link.queuedBytes > this.options.poolLimit) {
-      if (!(t.flags[peer]! & Flag.WantsDrain)) {
-        t.flags[peer]! |= Flag.WantsDrain;
-        link.drainWaiters.push(peer);
-      }
-      return false;
-    }
-    return true;
+    return sendFrame(this, peer, kind, flags, payload);
   }
 
   /** Closes a virtual connection: queued frames go out first unless abort is true. */
@@ -262,10 +205,10 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       return;
     }
     if (st !== State.Open || !link) return;
-    this.dropReceive(link, peer);
+    dropReceive(this, link, peer);
     this.userData.delete(peer);
     if (abort || !this.queues.has(peer)) {
-      this.dropSend(link, peer);
+      dropSend(this, link, peer);
       t.state[peer] = State.Closing;
       link.writeCode(Packet.Close, t.remote[peer]!, abort ? CloseCode.Abort : CloseCode.Graceful);
     } else {
@@ -351,24 +294,6 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** @internal The handshake's own half. */
   get ownParams(): LinkParams {
     return this.#ownParams;
-  }
-
-  /** @internal Measures one echo round trip on a link, in ms. */
-  echo(link: TunnelLink, timeout: number): Promise<number> {
-    if (link.phase !== 'open') return Promise.reject(new ConnectionClosedError('p2pvm: the tunnel is closed'));
-    const token = this.#echoToken++ >>> 0;
-    const start = performance.now();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        link.echoes.delete(token);
-        reject(new TimeoutError(`p2pvm: no echo reply within ${timeout} ms`));
-      }, timeout);
-      link.echoes.set(token, () => {
-        clearTimeout(timer);
-        resolve(performance.now() - start);
-      });
-      link.writeEcho(Packet.Echo, token);
-    });
   }
 
   /** @internal A protocol violation: report it, close the tunnel, and close the physical peer. */
@@ -460,27 +385,6 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   // ---- internals -------------------------------------------------------------------------------
 
   /** The slot of a wire id that belongs to `link`; fails the tunnel and returns -1 otherwise. */
-  /** @internal */
-  dropSend(link: TunnelLink, i: number): void {
-    const q = this.queues.get(i);
-    const t = this.table;
-    if (t.flags[i]! & Flag.Reserved) link.release(i, q!.base + q!.frames[q!.head]!.length);
-    link.forget(i);
-    if (q) {
-      link.queuedBytes -= q.bytes;
-      this.queues.delete(i);
-    }
-  }
-
-  /** @internal */
-  dropReceive(link: TunnelLink, i: number): void {
-    const p = this.partials.get(i);
-    if (!p) return;
-    this.partials.delete(i);
-    link.rxPartialBytes -= p.buf.length;
-    link.rxPartialCount--;
-  }
-
   #connectTimedOut(i: number): void {
     const p = this.pending.get(i);
     if (!p) return;

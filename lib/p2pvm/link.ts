@@ -1,9 +1,8 @@
 /**
  * TunnelLink: one P2PVM tunnel's bytes over one physical peer — the packet
- * writer that packs many packets into one physical frame, the round-robin
- * scheduler that cuts queued frames into fragments, and the packet parser
- * that checks every length before it reads and hands each packet to the
- * endpoint (endpoint.ts), which owns the connection state.
+ * writer that packs many packets into one physical frame, and the round-robin
+ * scheduler that cuts queued frames into fragments. Received frames go to the
+ * parser (parse.ts); the endpoint (endpoint.ts) owns the connection state.
  *
  * Scheduler: virtual connections with queued frames and credit sit in a ring
  * (an intrusive list through the table's `next` column, no objects). Each
@@ -15,19 +14,16 @@
  * receiver's reassembly limit before their first fragment (see docs/p2pvm.md,
  * "Limits"), so the receiver's partial frames stay bounded without deadlock.
  */
-import { P2pvmProtocolError } from '../errors.js';
+import { ConnectionClosedError, P2pvmProtocolError, TimeoutError } from '../errors.js';
 import type { PeerId } from '../transport/types.js';
 import type { P2pvmEndpoint } from './endpoint.js';
-import { onAccept, onClose, onCloseAck, onConnect, onCredit, onRefuse, onRemoteEntry } from './connections.js';
-import { onData } from './receive.js';
+import { parsePackets } from './parse.js';
 import { Flag, State } from './table.js';
 import {
-  BODY_SIZE,
   CloseCode,
   DATA_PREFIX,
   HEADER,
   HELLO_FIXED,
-  MAX_BODY,
   P2PVM_FRAME_KIND,
   P2PVM_VERSION,
   Packet,
@@ -90,6 +86,7 @@ export class TunnelLink {
   #ringHead = -1;
   #ringTail = -1;
   #scheduled = false;
+  #echoToken = 1;
 
   constructor(
     readonly ep: P2pvmEndpoint,
@@ -352,7 +349,25 @@ export class TunnelLink {
     for (const i of ready) this.ep.emit('drain', i);
   }
 
-  // ---- parsing ---------------------------------------------------------------------------------
+  /** Measures one echo round trip on this tunnel, in ms. */
+  echo(timeout: number): Promise<number> {
+    if (this.phase !== 'open') return Promise.reject(new ConnectionClosedError('p2pvm: the tunnel is closed'));
+    const token = this.#echoToken++ >>> 0;
+    const start = performance.now();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.echoes.delete(token);
+        reject(new TimeoutError(`p2pvm: no echo reply within ${timeout} ms`));
+      }, timeout);
+      this.echoes.set(token, () => {
+        clearTimeout(timer);
+        resolve(performance.now() - start);
+      });
+      this.writeEcho(Packet.Echo, token);
+    });
+  }
+
+  // ---- receiving -------------------------------------------------------------------------------
 
   /** Fails the tunnel: the endpoint closes every virtual connection with reason 'protocol'. */
   fail(message: string): void {
@@ -362,95 +377,7 @@ export class TunnelLink {
   /** Parses one physical frame's packets; stops at the first violation. */
   parse(data: Buffer, offset: number, length: number): void {
     this.lastRx = Date.now();
-    const end = offset + length;
-    let off = offset;
-    while (off < end) {
-      if (end - off < HEADER) return this.fail('truncated packet header');
-      const h = data.readUInt32LE(off);
-      const type = h & 0xff;
-      const body = h >>> 8;
-      off += HEADER;
-      if (body > end - off) return this.fail(`packet of type ${type} runs past the end of its frame`);
-      if (type < Packet.Hello || type > Packet.DataStart) return this.fail(`unknown packet type ${type}`);
-      const fixed = BODY_SIZE[type]!;
-      if (fixed >= 0 && body !== fixed) return this.fail(`packet of type ${type} has ${body} body bytes, expected ${fixed}`);
-      this.packetsIn++;
-      this.#packet(type, data, off, body);
-      if (this.phase === 'closed') return;
-      off += body;
-    }
-  }
-
-  #packet(type: number, d: Buffer, at: number, body: number): void {
-    const ep = this.ep;
-    if (this.phase !== 'open') {
-      if (type === Packet.Hello && this.phase === 'hello-wait') return this.#hello(d, at, body, true);
-      if (type === Packet.Welcome && this.phase === 'hello-sent') return this.#hello(d, at, body, false);
-      if (type === Packet.Reject && this.phase === 'hello-sent') return ep.onReject(this, d.toString('utf8', at, at + body));
-      return this.fail(`packet of type ${type} before the tunnel handshake completed`);
-    }
-    switch (type) {
-      case Packet.Listen:
-      case Packet.Unlisten:
-        return onRemoteEntry(ep, this, type === Packet.Listen, d.subarray(at, at + 16), d.readUInt16LE(at + 16));
-      case Packet.Connect:
-        return onConnect(ep, this, d.readUInt32LE(at), d.subarray(at + 4, at + 20), d.readUInt16LE(at + 20));
-      case Packet.Accept:
-        return onAccept(ep, this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
-      case Packet.Refuse:
-        return onRefuse(ep, this, d.readUInt32LE(at), d[at + 4]!);
-      case Packet.Data:
-      case Packet.DataMore:
-        if (body < DATA_PREFIX) return this.fail('data packet shorter than its 5-byte prefix');
-        if (body - DATA_PREFIX > ep.options.maxFragmentSize) {
-          return this.fail(`oversize fragment of ${body - DATA_PREFIX} bytes (limit ${ep.options.maxFragmentSize})`);
-        }
-        return onData(ep, this, d.readUInt32LE(at), d[at + 4]!, d, at + DATA_PREFIX, body - DATA_PREFIX, type === Packet.Data, -1);
-      case Packet.DataStart:
-        if (body < START_PREFIX) return this.fail('DATA_START shorter than its 9-byte prefix');
-        if (body - START_PREFIX > ep.options.maxFragmentSize) {
-          return this.fail(`oversize fragment of ${body - START_PREFIX} bytes (limit ${ep.options.maxFragmentSize})`);
-        }
-        return onData(ep, this, d.readUInt32LE(at), d[at + 4]!, d, at + START_PREFIX, body - START_PREFIX, false, d.readUInt32LE(at + 5));
-      case Packet.Credit:
-        return onCredit(ep, this, d.readUInt32LE(at), d.readUInt32LE(at + 4));
-      case Packet.Close:
-        return onClose(ep, this, d.readUInt32LE(at), d[at + 4]!);
-      case Packet.CloseAck:
-        return onCloseAck(ep, this, d.readUInt32LE(at));
-      case Packet.Echo:
-        return this.writeEcho(Packet.EchoReply, d.readUInt32LE(at));
-      case Packet.EchoReply: {
-        const done = this.echoes.get(d.readUInt32LE(at));
-        if (done) {
-          this.echoes.delete(d.readUInt32LE(at));
-          done(Date.now());
-        }
-        return;
-      }
-      case Packet.Bye:
-        return ep.closeLink(this, 'remote', 'the other side closed the tunnel');
-      case Packet.Error:
-        return ep.closeLink(this, 'protocol', `the other side reported: ${d.toString('utf8', at, at + body)}`);
-      default:
-        return this.fail(`packet of type ${type} is not valid on an open tunnel`);
-    }
-  }
-
-  #hello(d: Buffer, at: number, body: number, isHello: boolean): void {
-    if (body < HELLO_FIXED) return this.fail('handshake packet shorter than 16 bytes');
-    const version = d.readUInt16LE(at);
-    if (version !== P2PVM_VERSION) return this.fail(`unsupported protocol version ${version}`);
-    const params: LinkParams = {
-      window: d.readUInt32LE(at + 4),
-      maxFragment: d.readUInt32LE(at + 8),
-      reassemblyCap: d.readUInt32LE(at + 12),
-    };
-    if (params.maxFragment < 1 || params.maxFragment > MAX_BODY - DATA_PREFIX || params.window < params.maxFragment || params.window > 0x7fffffff) {
-      return this.fail(`bad handshake parameters (window ${params.window}, maxFragment ${params.maxFragment})`);
-    }
-    if (isHello) this.ep.onHello(this, params, Buffer.from(d.subarray(at + HELLO_FIXED, at + body)));
-    else this.ep.onWelcome(this, params);
+    parsePackets(this, data, offset, length);
   }
 }
 

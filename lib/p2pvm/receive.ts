@@ -58,7 +58,7 @@ export function onData(ep: P2pvmEndpoint, link: TunnelLink, dst: number, kf: num
   d.copy(p.buf, p.filled, off, off + len);
   p.filled = filled;
   if (!last) return;
-  ep.dropReceive(link, i);
+  dropReceive(ep, link, i);
   ep.rxFlush();
   ep.counters.framesIn++;
   ep.counters.bytesIn += filled;
@@ -87,6 +87,15 @@ export function grantCredits(ep: P2pvmEndpoint): void {
     link.writePair(Packet.Credit, t.remote[i]!, owed);
     t.owed[i] = 0;
   }
+}
+
+/** Forgets a connection's partly received frame (it closed). */
+export function dropReceive(ep: P2pvmEndpoint, link: TunnelLink, i: number): void {
+  const p = ep.partials.get(i);
+  if (!p) return;
+  ep.partials.delete(i);
+  link.rxPartialBytes -= p.buf.length;
+  link.rxPartialCount--;
 }
 
 const EMPTY = Buffer.alloc(0);

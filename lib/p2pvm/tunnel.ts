@@ -93,7 +93,7 @@ export class P2pvmTunnel extends P2pvmEndpoint {
   /** Echo round trip over the tunnel, in ms. */
   ping(timeout = 10_000): Promise<number> {
     if (!this.#link || this.#closed) return Promise.reject(new ConnectionClosedError('p2pvm: the tunnel is closed'));
-    return this.echo(this.#link, timeout);
+    return this.#link.echo(timeout);
   }
 
   /** @internal */
@@ -160,7 +160,7 @@ export class P2pvmHost extends P2pvmEndpoint {
   ping(id: number, timeout = 10_000): Promise<number> {
     const link = this.links[id];
     if (!link) return Promise.reject(new ConnectionClosedError(`p2pvm: no tunnel ${describe(id)}`));
-    return this.echo(link, timeout);
+    return link.echo(timeout);
   }
 
   /** Says goodbye on one tunnel and closes its virtual connections with reason 'local'. */
