@@ -11,7 +11,7 @@
  */
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
-import type { CloseReason, PeerId, Transport } from '../transport/types.js';
+import type { CloseReason, ConnectOptions, Endpoint, PeerId, Transport } from '../transport/types.js';
 import { P2pvmEndpoint } from './endpoint.js';
 import type { LinkParams, TunnelLink } from './link.js';
 import type { P2pvmOptions } from './options.js';
@@ -32,6 +32,12 @@ export interface P2pvmTunnelOptions extends P2pvmOptions {
 const MAX_TOKEN = 4096;
 const NO_TOKEN = Buffer.alloc(0);
 
+function checkPeer(peer: unknown): void {
+  if (typeof peer !== 'number' || !Number.isInteger(peer) || peer < 0) {
+    throw new RangeError(`peer must be a peer id (a non-negative integer), got ${describe(peer)}`);
+  }
+}
+
 function tokenBytes(token: unknown): Buffer {
   if (token === undefined) return NO_TOKEN;
   const b = typeof token === 'string' ? Buffer.from(token) : token instanceof Uint8Array ? Buffer.from(token) : null;
@@ -43,6 +49,7 @@ function tokenBytes(token: unknown): Buffer {
 /** One tunnel over one physical peer, opened by this side. See the file comment. */
 export class P2pvmTunnel extends P2pvmEndpoint {
   #link: TunnelLink | undefined;
+  #ready: Promise<void> = Promise.resolve();
   #opened: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #closed: TunnelClose | undefined;
   #closedWaiters: ((c: TunnelClose) => void)[] = [];
@@ -57,26 +64,50 @@ export class P2pvmTunnel extends P2pvmEndpoint {
    * Rejects with ConnectError when it refused, TimeoutError after handshakeTimeout.
    */
   static async open(transport: Transport, peer: PeerId, options: P2pvmTunnelOptions = {}): Promise<P2pvmTunnel> {
+    checkPeer(peer);
+    const tunnel = P2pvmTunnel.attach(transport, peer, options);
+    await tunnel.ready();
+    return tunnel;
+  }
+
+  /**
+   * Returns a tunnel at once, over a peer that may still be connecting: the
+   * handshake starts when `peer` resolves, ready() settles when the tunnel is
+   * open (or failed), and connect() waits for it. For code that must hand out
+   * a Transport synchronously, such as a test suite's transport factory.
+   */
+  static attach(transport: Transport, peer: PeerId | Promise<PeerId>, options: P2pvmTunnelOptions = {}): P2pvmTunnel {
     const token = tokenBytes(options.token);
-    if (typeof peer !== 'number' || !Number.isInteger(peer) || peer < 0) {
-      throw new RangeError(`peer must be a peer id (a non-negative integer), got ${describe(peer)}`);
-    }
+    if (!(peer instanceof Promise)) checkPeer(peer);
     const { token: _omit, ...rest } = options;
     const tunnel = new P2pvmTunnel(transport, rest);
-    const link = tunnel.addLink(peer, 'hello-sent');
-    tunnel.#link = link;
-    const opened = new Promise<void>((resolve, reject) => (tunnel.#opened = { resolve, reject }));
-    const timer = setTimeout(() => {
-      tunnel.closeLink(link, 'timeout', `no answer to the tunnel handshake within ${tunnel.options.handshakeTimeout} ms`);
-    }, tunnel.options.handshakeTimeout);
-    link.writeHandshake(Packet.Hello, tunnel.ownParams, token);
-    link.flushOut();
-    try {
-      await opened;
-    } finally {
-      clearTimeout(timer);
-    }
+    tunnel.#ready = Promise.resolve(peer).then((p) => tunnel.#handshake(p, token));
+    tunnel.#ready.catch(() => {}); // reported through ready() and connect()
     return tunnel;
+  }
+
+  #handshake(peer: PeerId, token: Buffer): Promise<void> {
+    if (this.shut) return Promise.reject(new ConnectionClosedError('p2pvm: the tunnel was shut down before its handshake'));
+    const link = this.addLink(peer, 'hello-sent');
+    this.#link = link;
+    const opened = new Promise<void>((resolve, reject) => (this.#opened = { resolve, reject }));
+    const timer = setTimeout(() => {
+      this.closeLink(link, 'timeout', `no answer to the tunnel handshake within ${this.options.handshakeTimeout} ms`);
+    }, this.options.handshakeTimeout);
+    link.writeHandshake(Packet.Hello, this.ownParams, token);
+    link.flushOut();
+    return opened.finally(() => clearTimeout(timer));
+  }
+
+  /** Settles once the handshake completed (or failed: ConnectError, TimeoutError). */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** As Transport.connect(); on a tunnel still in its handshake, waits for it first. */
+  override connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
+    if (this.#link?.phase === 'open' || this.#closed) return super.connect(endpoint, options);
+    return this.#ready.then(() => super.connect(endpoint, options));
   }
 
   /** True until the tunnel closed. */

@@ -5,6 +5,7 @@ import { ConnectError, ConnectionClosedError, TimeoutError } from '../../lib/err
 import { P2pvmHost, P2pvmTunnel, P2pvmPacket as P } from '../../lib/p2pvm/index.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import type { CloseReason, PeerId } from '../../lib/transport/types.js';
+import { p2pvmFactory } from './framework-factory.js';
 import { collect, echo, helloBody, nextOpen, packet, RawPeer, setup, tick, until } from './helpers.js';
 
 describe('P2PVM tunnel handshake', () => {
@@ -248,5 +249,31 @@ describe('P2PVM echo helper', () => {
     assert.deepEqual([got[0]!.peer, got[0]!.kind, got[0]!.flags, got[0]!.payload.toString()], [v, 12, 2, 'back']);
     await tick();
     await host.shutdown();
+  });
+});
+
+describe('P2PVM through a synchronous transport factory (the framework suite\'s shape)', () => {
+  it('hands out a host and an attached tunnel whose connect() waits for the handshake', async () => {
+    const factory = p2pvmFactory();
+    const st = factory.create();
+    const ct = factory.create();
+    assert.ok(st instanceof P2pvmHost && ct instanceof P2pvmTunnel);
+    echo(st);
+    const ep = await st.listen({ host: factory.host, port: 0 });
+    const got = collect(ct);
+    const v = await ct.connect({ host: factory.host, port: ep.port }); // before the handshake finished
+    ct.send(v, 30, 0, Buffer.from('through the factory'));
+    await until(() => got.length === 1);
+    assert.equal(got[0]!.payload.toString(), 'through the factory');
+    await assert.rejects(ct.connect({ host: factory.host, port: ep.port + 1 }), ConnectError);
+    await st.shutdown();
+    await ct.shutdown();
+  });
+
+  it('ready() rejects when the physical connection cannot be made', async () => {
+    const client = new MemoryTransport({ network: new MemoryNetwork() });
+    const t = P2pvmTunnel.attach(client, client.connect({ host: '127.0.0.1', port: 9 }));
+    await assert.rejects(t.ready(), ConnectError);
+    await assert.rejects(t.connect({ host: '::1', port: 1 }), ConnectError);
   });
 });
