@@ -339,6 +339,9 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     this.links[link.index] = undefined;
     this.#freeLinks.push(link.index);
     if (this.#byPhys.get(link.physPeer) === link) this.#byPhys.delete(link.physPeer);
+    const o = link.opening;
+    link.opening = undefined;
+    if (o) o.reject(reason === 'timeout' ? new TimeoutError(`p2pvm: ${detail}`) : new ConnectError(`p2pvm: ${detail}`));
     this.onLinkClosed(link, reason, detail, wasOpen);
   }
 
@@ -349,9 +352,29 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     link.fail('unexpected HELLO');
   }
 
+  /**
+   * @internal Opens a tunnel over physical `peer`: sends HELLO with `token`; `opened` settles
+   * on WELCOME (or rejects: ConnectError when refused or lost, TimeoutError after handshakeTimeout).
+   */
+  startTunnel(peer: PeerId, token: Uint8Array): { link: TunnelLink; opened: Promise<void> } {
+    this.#checkOpen();
+    if (this.#byPhys.has(peer)) throw new ConnectError(`p2pvm: physical peer ${peer} already carries a tunnel`);
+    const link = this.addLink(peer, 'hello-sent');
+    const opened = new Promise<void>((resolve, reject) => (link.opening = { resolve, reject }));
+    const timer = setTimeout(() => {
+      this.closeLink(link, 'timeout', `no answer to the tunnel handshake within ${this.options.handshakeTimeout} ms`);
+    }, this.options.handshakeTimeout);
+    link.writeHandshake(Packet.Hello, this.#ownParams, token);
+    link.flushOut();
+    return { link, opened: opened.finally(() => clearTimeout(timer)) };
+  }
+
   /** @internal A WELCOME arrived on a link this side opened. */
   onWelcome(link: TunnelLink, params: LinkParams): void {
     this.linkOpened(link, params);
+    const o = link.opening;
+    link.opening = undefined;
+    o?.resolve();
   }
 
   /** @internal A REJECT arrived on a link this side opened. */

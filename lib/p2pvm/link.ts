@@ -81,6 +81,8 @@ export class TunnelLink {
   lastTx = Date.now();
   timer: NodeJS.Timeout | undefined;
   readonly echoes = new Map<number, (rtt: number) => void>();
+  /** Settles the handshake of a tunnel this side opened (HELLO sent, WELCOME awaited). */
+  opening: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #out: Buffer;
   #outLen = 0;
   #ringHead = -1;

@@ -10,7 +10,7 @@
  *   peer-id space, so the framework serves them as one endpoint.
  */
 import { describe } from '../bytes.js';
-import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { ConnectionClosedError } from '../errors.js';
 import type { CloseReason, ConnectOptions, Endpoint, PeerId, Transport } from '../transport/types.js';
 import { P2pvmEndpoint } from './endpoint.js';
 import type { LinkParams, TunnelLink } from './link.js';
@@ -50,7 +50,6 @@ function tokenBytes(token: unknown): Buffer {
 export class P2pvmTunnel extends P2pvmEndpoint {
   #link: TunnelLink | undefined;
   #ready: Promise<void> = Promise.resolve();
-  #opened: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #closed: TunnelClose | undefined;
   #closedWaiters: ((c: TunnelClose) => void)[] = [];
 
@@ -87,16 +86,9 @@ export class P2pvmTunnel extends P2pvmEndpoint {
   }
 
   #handshake(peer: PeerId, token: Buffer): Promise<void> {
-    if (this.shut) return Promise.reject(new ConnectionClosedError('p2pvm: the tunnel was shut down before its handshake'));
-    const link = this.addLink(peer, 'hello-sent');
+    const { link, opened } = this.startTunnel(peer, token);
     this.#link = link;
-    const opened = new Promise<void>((resolve, reject) => (this.#opened = { resolve, reject }));
-    const timer = setTimeout(() => {
-      this.closeLink(link, 'timeout', `no answer to the tunnel handshake within ${this.options.handshakeTimeout} ms`);
-    }, this.options.handshakeTimeout);
-    link.writeHandshake(Packet.Hello, this.ownParams, token);
-    link.flushOut();
-    return opened.finally(() => clearTimeout(timer));
+    return opened;
   }
 
   /** Settles once the handshake completed (or failed: ConnectError, TimeoutError). */
@@ -128,19 +120,8 @@ export class P2pvmTunnel extends P2pvmEndpoint {
   }
 
   /** @internal */
-  override onWelcome(link: TunnelLink, params: LinkParams): void {
-    this.linkOpened(link, params);
-    const o = this.#opened;
-    this.#opened = undefined;
-    o?.resolve();
-  }
-
-  /** @internal */
   protected override onLinkClosed(_link: TunnelLink, reason: CloseReason, detail: string): void {
     this.#closed = { reason, detail };
-    const o = this.#opened;
-    this.#opened = undefined;
-    if (o) o.reject(reason === 'timeout' ? new TimeoutError(`p2pvm: ${detail}`) : new ConnectError(`p2pvm: ${detail}`));
     for (const w of this.#closedWaiters.splice(0)) w(this.#closed);
   }
 }
@@ -173,6 +154,19 @@ export class P2pvmHost extends P2pvmEndpoint {
     this.#policy = accept;
     this.#onTunnel = onTunnel;
     this.#onTunnelClose = onTunnelClose;
+  }
+
+  /**
+   * Opens a tunnel from this side over `peer` of the host's transport (an established connection
+   * to another P2PVM host), like P2pvmTunnel.open(); resolves to the tunnel id. Its virtual
+   * connections share this host's peer-id space, and connect() finds the other side's listen table.
+   */
+  async openTunnel(peer: PeerId, options: { token?: Uint8Array | string } = {}): Promise<number> {
+    checkPeer(peer);
+    const { link, opened } = this.startTunnel(peer, tokenBytes(options.token));
+    await opened;
+    this.#onTunnel?.(link.index, link.physPeer);
+    return link.index;
   }
 
   /** Open tunnels: id and physical peer. */

@@ -21,6 +21,7 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
 
 export interface Pair {
   network: MemoryNetwork;
+  at: { host: string; port: number };
   server: MemoryTransport;
   host: P2pvmHost;
   clients: { transport: MemoryTransport; peer: PeerId; tunnel: P2pvmTunnel }[];
@@ -43,7 +44,7 @@ export async function setup(
     const tunnel = await P2pvmTunnel.open(transport, peer, { token: 'secret', ...tunnelOptions });
     clients.push({ transport, peer, tunnel });
   }
-  return { network, server, host, clients };
+  return { network, at, server, host, clients };
 }
 
 /** Echoes every frame back on the connection it came from, same kind and flags. */

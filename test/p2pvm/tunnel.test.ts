@@ -253,21 +253,46 @@ describe('P2PVM echo helper', () => {
 });
 
 describe('P2PVM through a synchronous transport factory (the framework suite\'s shape)', () => {
-  it('hands out a host and an attached tunnel whose connect() waits for the handshake', async () => {
+  it('hands out transports that become a host on listen() and a tunnel on connect()', async () => {
     const factory = p2pvmFactory();
     const st = factory.create();
     const ct = factory.create();
-    assert.ok(st instanceof P2pvmHost && ct instanceof P2pvmTunnel);
     echo(st);
     const ep = await st.listen({ host: factory.host, port: 0 });
     const got = collect(ct);
-    const v = await ct.connect({ host: factory.host, port: ep.port }); // before the handshake finished
+    const v = await ct.connect({ host: 'localhost', port: ep.port });
     ct.send(v, 30, 0, Buffer.from('through the factory'));
     await until(() => got.length === 1);
     assert.equal(got[0]!.payload.toString(), 'through the factory');
+    assert.equal(ct.peerInfo(v)?.remotePort, ep.port);
     await assert.rejects(ct.connect({ host: factory.host, port: ep.port + 1 }), ConnectError);
+    // The server restarts on the same port: the client's next connect opens a new tunnel.
     await st.shutdown();
+    await tick(); // MemoryTransport may hand a closed peer's last frames to a new peer with its reused id
+    const st2 = factory.create();
+    echo(st2);
+    await st2.listen({ host: factory.host, port: ep.port });
+    const w = await ct.connect({ host: factory.host, port: ep.port });
+    ct.send(w, 31, 0, Buffer.from('again'));
+    await until(() => got.length === 2);
+    assert.equal(got[1]!.payload.toString(), 'again');
+    await st2.shutdown();
     await ct.shutdown();
+  });
+
+  it('attach() returns a tunnel at once whose connect() waits for the handshake', async () => {
+    const { host, network, at } = await setup(0);
+    echo(host);
+    await host.listen({ host: '::1', port: 80 });
+    const client = new MemoryTransport({ network });
+    const tunnel = P2pvmTunnel.attach(client, client.connect(at), { token: 'secret' });
+    assert.equal(tunnel.remoteListeners().length, 0, 'not open yet');
+    const got = collect(tunnel);
+    const v = await tunnel.connect({ host: '::1', port: 80 });
+    tunnel.send(v, 8, 0, Buffer.from('early'));
+    await until(() => got.length === 1);
+    assert.equal(got[0]!.payload.toString(), 'early');
+    await host.shutdown();
   });
 
   it('ready() rejects when the physical connection cannot be made', async () => {
