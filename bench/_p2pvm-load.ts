@@ -117,3 +117,87 @@ export function progressBar(label: string, done: number, total: number): void {
   const filled = total > 0 ? Math.round((done / total) * width) : width;
   process.stderr.write(`\r${label.padEnd(10)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}   `);
 }
+
+/** The parts of lib/framework the --framework mode uses (its console command). */
+export interface FrameworkModule {
+  Server: new (options: { quiet?: boolean }) => {
+    console(name: string, handler: (text: string) => string): void;
+    listen(transport: Transport, at: Endpoint): Promise<unknown>;
+  };
+  Client: new (options: { transport: Transport; host: string; port: number; quiet?: boolean }) => {
+    connect(): Promise<unknown>;
+    callConsole(name: string, text: string): Promise<string>;
+    close(): Promise<void>;
+  };
+}
+
+/** Loads lib/framework when this build has it; prints why not and returns null otherwise. */
+export async function loadFramework(): Promise<FrameworkModule | null> {
+  try {
+    const mod = (await import('../lib/framework/index.js' as string)) as Partial<FrameworkModule>;
+    if (typeof mod.Server === 'function' && typeof mod.Client === 'function') return mod as FrameworkModule;
+    console.log('framework found, but lib/framework/index.js does not export Server and Client');
+  } catch {
+    console.log('framework not built on this branch');
+  }
+  return null;
+}
+
+/** The server side with the framework: a console command 'echo' on the P2PVM endpoint. */
+export async function serveFrameworkEcho(fw: FrameworkModule, t: Transport, at: Endpoint): Promise<void> {
+  const server = new fw.Server({ quiet: true });
+  server.console('echo', (text) => text);
+  await server.listen(t, at);
+}
+
+/** ClientLoad's work through the framework: one Client per virtual connection, one console call each. */
+export class FrameworkLoad {
+  readonly progress: LoadProgress = { opened: 0, echoed: 0, closed: 0, errors: 0 };
+  readonly #clients: (InstanceType<FrameworkModule['Client']> | undefined)[];
+
+  constructor(
+    readonly fw: FrameworkModule,
+    readonly tunnel: P2pvmEndpoint,
+    readonly count: number,
+    readonly concurrency = 20_000,
+  ) {
+    this.#clients = new Array(count);
+  }
+
+  async #each(fn: (k: number) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < this.count) {
+        const k = next++;
+        await fn(k).catch(() => void this.progress.errors++);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, this.count) }, worker));
+  }
+
+  open(at: Endpoint): Promise<void> {
+    return this.#each(async (k) => {
+      const c = new this.fw.Client({ transport: this.tunnel, host: at.host, port: at.port, quiet: true });
+      await c.connect();
+      this.#clients[k] = c;
+      this.progress.opened++;
+    });
+  }
+
+  roundTrips(): Promise<void> {
+    return this.#each(async (k) => {
+      const c = this.#clients[k];
+      if (!c) return;
+      if ((await c.callConsole('echo', 'zs-p2pvm')) !== 'zs-p2pvm') throw new Error('wrong echo');
+      this.progress.echoed++;
+    });
+  }
+
+  closeAll(): void {
+    for (const c of this.#clients) {
+      if (!c) continue;
+      void c.close().catch(() => void this.progress.errors++);
+      this.progress.closed++;
+    }
+  }
+}

@@ -22,7 +22,7 @@ import { P2pvmHost, P2pvmTunnel, VconnTable } from '../lib/p2pvm/index.js';
 import { MemoryNetwork, MemoryTransport } from '../lib/transport/memory.js';
 import type { PeerId, Transport } from '../lib/transport/types.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
-import { ClientLoad, progressBar, serveEcho } from './_p2pvm-load.js';
+import { ClientLoad, FrameworkLoad, loadFramework, progressBar, serveEcho, serveFrameworkEcho, type FrameworkModule } from './_p2pvm-load.js';
 import { memoryPhysical, socketPhysical, streamThroughput } from './_p2pvm-stream.js';
 
 const argv = process.argv.slice(2);
@@ -53,14 +53,16 @@ async function loadTransport(name: string): Promise<{ make: () => Transport } | 
   }
 }
 
-/** --framework: checks the framework is there (the echo stays the round trip until its console adapter is wired here). */
-async function frameworkPresent(): Promise<boolean> {
-  try {
-    await import('../lib/framework/index.js' as string);
-    return true;
-  } catch {
-    console.log('framework not built on this branch');
-    return false;
+const FRAMEWORK = argv.includes('--framework');
+type Load = ClientLoad | FrameworkLoad;
+const makeLoad = (fw: FrameworkModule | null, tunnel: P2pvmTunnel, count: number): Load =>
+  fw ? new FrameworkLoad(fw, tunnel, count) : new ClientLoad(tunnel, count);
+/** The server's round-trip handler: the framework's console command with --framework, else the raw echo. */
+async function serve(fw: FrameworkModule | null, host: P2pvmHost): Promise<void> {
+  if (fw) await serveFrameworkEcho(fw, host, LISTEN);
+  else {
+    serveEcho(host);
+    await host.listen(LISTEN);
   }
 }
 
@@ -71,20 +73,20 @@ async function inProcess(): Promise<Record<string, string | number>[]> {
   const server = new MemoryTransport({ network });
   const at = await server.listen({ host: '127.0.0.1', port: 0 });
   const host = new P2pvmHost(server, { accept: (t) => t.toString() === TOKEN });
-  serveEcho(host);
-  await host.listen(LISTEN);
-  const loads: ClientLoad[] = [];
+  const fw = FRAMEWORK ? await loadFramework() : null;
+  await serve(fw, host);
+  const loads: Load[] = [];
   const per = Math.ceil(COUNT / CLIENTS);
   for (let c = 0; c < CLIENTS; c++) {
     const t = new MemoryTransport({ network });
     const peer = await t.connect(at);
     const tunnel = await P2pvmTunnel.open(t, peer, { token: TOKEN });
     while (tunnel.remoteListeners().length === 0) await new Promise((r) => setImmediate(r));
-    loads.push(new ClientLoad(tunnel, Math.min(per, COUNT - c * per)));
+    loads.push(makeLoad(fw, tunnel, Math.min(per, COUNT - c * per)));
   }
   global.gc?.();
   const memBefore = process.memoryUsage();
-  const sum = (f: (l: ClientLoad) => number) => loads.reduce((s, l) => s + f(l), 0);
+  const sum = (f: (l: Load) => number) => loads.reduce((s, l) => s + f(l), 0);
   const bar = setInterval(() => progressBar('open', sum((l) => l.progress.opened), COUNT), 200);
   let t0 = performance.now();
   await Promise.all(loads.map((l) => l.open(LISTEN)));
@@ -110,7 +112,7 @@ async function inProcess(): Promise<Record<string, string | number>[]> {
   const live = (m: NodeJS.MemoryUsage) => m.heapUsed + m.external;
   const rows = [
     {
-      mode: `in-process, ${CLIENTS} tunnels`,
+      mode: `in-process, ${CLIENTS} tunnels${fw ? ', framework console' : ''}`,
       vconns: sum((l) => l.progress.opened),
       'open s': openMs / 1000,
       'opens/s': COUNT / (openMs / 1000),
@@ -156,8 +158,7 @@ async function child(role: string): Promise<void> {
   if (role === 'server') {
     const at = await transport.listen({ host: '127.0.0.1', port: 0 });
     const host = new P2pvmHost(transport, { accept: (t) => t.toString() === TOKEN });
-    serveEcho(host);
-    await host.listen(LISTEN);
+    await serve(FRAMEWORK ? await loadFramework() : null, host);
     process.on('message', (m: { type: string }) => {
       if (m.type === 'rss') send({ type: 'rss', rss: process.memoryUsage().rss, stateBytes: host.stats().stateBytes, vconns: host.stats().vconns });
       if (m.type === 'exit') void host.shutdown().then(() => transport.shutdown()).then(() => process.exit(0));
@@ -170,7 +171,7 @@ async function child(role: string): Promise<void> {
   const peer: PeerId = await transport.connect({ host: '127.0.0.1', port });
   const tunnel = await P2pvmTunnel.open(transport, peer, { token: TOKEN });
   while (tunnel.remoteListeners().length === 0) await new Promise((r) => setImmediate(r));
-  const load = new ClientLoad(tunnel, count);
+  const load = makeLoad(FRAMEWORK ? await loadFramework() : null, tunnel, count);
   const timer = setInterval(() => send({ type: 'progress', ...load.progress }), 200);
   process.on('message', async (m: { type: string }) => {
     if (m.type === 'open') {
@@ -243,7 +244,7 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
     const closeMs = await phase('close', 'closed', 'close', (x) => x.opened);
     const rows = [
       {
-        mode: `${CLIENTS} client processes, ${TRANSPORT}`,
+        mode: `${CLIENTS} client processes, ${TRANSPORT}${FRAMEWORK ? ', framework console' : ''}`,
         vconns: total((x) => x.opened),
         'open s': openMs / 1000,
         'opens/s': COUNT / (openMs / 1000),
@@ -270,7 +271,6 @@ if (role) {
   await child(role);
 } else {
   const results: Record<string, unknown> = {};
-  if (argv.includes('--framework')) await frameworkPresent();
   if (ONLY !== 'b') {
     const rows = (!argv.includes('--in-process') && (await multiProcess())) || (await inProcess());
     results.a = rows;
