@@ -10,7 +10,7 @@ import type { P2pvmEndpoint } from './endpoint.js';
 import type { TunnelLink } from './link.js';
 import { Flag, State } from './table.js';
 import { CloseCode, entryKey, formatAddress, Packet, RefuseCode } from './wire.js';
-import { ConnectError } from '../errors.js';
+import { ConnectError, ConnectionClosedError } from '../errors.js';
 import { dropReceive } from './receive.js';
 import { dropSend } from './send.js';
 
@@ -147,4 +147,30 @@ export function abortOversize(ep: P2pvmEndpoint, link: TunnelLink, i: number, si
   link.writeCode(Packet.Close, t.remote[i]!, CloseCode.Oversize);
   ep.counters.closed('oversize');
   ep.emit('close', i, 'oversize', `frame of ${size} bytes exceeds maxFrameSize ${ep.options.maxFrameSize}`);
+}
+
+/**
+ * The tunnel is gone: every connection it carried closes at once, with one reason. Pending
+ * connects reject with ConnectionClosedError; open connections emit 'close'; the rest (draining,
+ * closing, abandoned) are freed silently, since the application already saw them close.
+ */
+export function closeConnectionsOf(ep: P2pvmEndpoint, link: TunnelLink, reason: CloseReason, detail: string): void {
+  const t = ep.table;
+  for (let i = 0; i < t.top; i++) {
+    const st = t.state[i];
+    if (st === State.Free || t.tunnel[i] !== link.index) continue;
+    ep.queues.delete(i);
+    ep.partials.delete(i);
+    ep.userData.delete(i);
+    t.free(i);
+    if (st === State.Connecting) {
+      const p = ep.pending.get(i)!;
+      ep.pending.delete(i);
+      clearTimeout(p.timer);
+      p.reject(new ConnectionClosedError(`p2pvm: ${detail}`));
+    } else if (st === State.Open) {
+      ep.counters.closed(reason);
+      ep.emit('close', i, reason, detail);
+    }
+  }
 }

@@ -28,6 +28,7 @@ import type {
 } from '../transport/types.js';
 import { type LinkParams, type LinkPhase, TunnelLink, type SendQueue } from './link.js';
 import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } from './options.js';
+import { closeConnectionsOf } from './connections.js';
 import { dropReceive, FrameBatchBuilder, grantCredits } from './receive.js';
 import { dropSend, sendFrame } from './send.js';
 import { checkAddress, checkPort, ListenTable } from './listen-table.js';
@@ -317,24 +318,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     link.phase = 'closed';
     if (link.timer) clearInterval(link.timer);
     this.rxFlush();
-    const t = this.table;
-    for (let i = 0; i < t.top; i++) {
-      const st = t.state[i];
-      if (st === State.Free || t.tunnel[i] !== link.index) continue;
-      this.queues.delete(i);
-      this.partials.delete(i);
-      this.userData.delete(i);
-      t.free(i);
-      if (st === State.Connecting) {
-        const p = this.pending.get(i)!;
-        this.pending.delete(i);
-        clearTimeout(p.timer);
-        p.reject(new ConnectionClosedError(`p2pvm: ${detail}`));
-      } else if (st === State.Open) {
-        this.counters.closed(reason);
-        this.emit('close', i, reason, detail);
-      }
-    }
+    closeConnectionsOf(this, link, reason, detail);
     link.echoes.clear();
     this.links[link.index] = undefined;
     this.#freeLinks.push(link.index);
@@ -391,23 +375,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     link.fragment = Math.min(this.options.maxFragmentSize, params.maxFragment);
     link.phase = 'open';
     for (const e of this.listening.live()) link.writeEntry(Packet.Listen, e.address, e.port);
-    const { keepaliveInterval, idleTimeout } = this.options;
-    if (keepaliveInterval > 0 || idleTimeout > 0) {
-      const every = Math.max(10, Math.min(keepaliveInterval || idleTimeout, idleTimeout || keepaliveInterval) / 2);
-      link.timer = setInterval(() => {
-        const now = Date.now();
-        if (idleTimeout > 0 && now - link.lastRx > idleTimeout) {
-          this.closeLink(link, 'timeout', `nothing received for ${idleTimeout} ms`);
-        } else if (keepaliveInterval > 0 && now - link.lastTx >= keepaliveInterval) {
-          link.writeEcho(Packet.Echo, 0);
-        }
-      }, every).unref();
-    }
+    link.startKeepalive(this.options.keepaliveInterval, this.options.idleTimeout);
   }
 
   // ---- internals -------------------------------------------------------------------------------
 
-  /** The slot of a wire id that belongs to `link`; fails the tunnel and returns -1 otherwise. */
   #connectTimedOut(i: number): void {
     const p = this.pending.get(i);
     if (!p) return;

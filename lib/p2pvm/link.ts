@@ -351,6 +351,23 @@ export class TunnelLink {
     for (const i of ready) this.ep.emit('drain', i);
   }
 
+  /**
+   * Starts the tunnel's timer: an ECHO after `keepaliveInterval` ms without sending, and a close
+   * with reason 'timeout' after `idleTimeout` ms without receiving (0 turns either off).
+   */
+  startKeepalive(keepaliveInterval: number, idleTimeout: number): void {
+    if (keepaliveInterval <= 0 && idleTimeout <= 0) return;
+    const every = Math.max(10, Math.min(keepaliveInterval || idleTimeout, idleTimeout || keepaliveInterval) / 2);
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      if (idleTimeout > 0 && now - this.lastRx > idleTimeout) {
+        this.ep.closeLink(this, 'timeout', `nothing received for ${idleTimeout} ms`);
+      } else if (keepaliveInterval > 0 && now - this.lastTx >= keepaliveInterval) {
+        this.writeEcho(Packet.Echo, 0);
+      }
+    }, every).unref();
+  }
+
   /** Measures one echo round trip on this tunnel, in ms. */
   echo(timeout: number): Promise<number> {
     if (this.phase !== 'open') return Promise.reject(new ConnectionClosedError('p2pvm: the tunnel is closed'));
