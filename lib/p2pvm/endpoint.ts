@@ -100,6 +100,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     const link = this.#byPhys.get(peer);
     if (!link) return;
     link.congested = false;
+    link.overcommit = 0;
     link.schedule();
   };
 

@@ -67,6 +67,8 @@ export class TunnelLink {
   readonly remoteEntries: { address: Buffer; host: string; port: number }[] = [];
   readonly remoteIndex = new Map<string, number>();
   congested = false;
+  /** Bytes written through while the physical peer pushed back (send.ts); reset on its 'drain'. */
+  overcommit = 0;
   queuedBytes = 0;
   /** Reassembly bytes reserved at the receiver by big frames we are sending. */
   reserved = 0;

@@ -30,27 +30,33 @@ export function sendFrame(ep: P2pvmEndpoint, peer: PeerId, kind: number, flags: 
   ep.counters.bytesOut += len;
   let q = ep.queues.get(peer);
   let sent = 0;
-  if (q === undefined && !link.congested) {
+  // Write through when the tunnel is free, and also while the physical peer pushes back as long as
+  // nothing else waits here and the overcommit stays within one high-water mark: the physical
+  // transport queues it anyway, so this spares a copy without letting one sender starve others.
+  const hwm = ep.options.highWaterMark;
+  if (q === undefined && (!link.congested || (link.ringEmpty && link.overcommit < hwm))) {
     if (len <= link.fragment) {
       if (t.credit[peer]! >= len) {
         t.credit[peer]! -= len;
+        if (link.congested) link.overcommit += len;
         link.writeData(t.remote[peer]!, kf, payload, 0, len, true);
-        return true;
+        return writtenThrough(link, peer);
       }
     } else if (link.ringEmpty && t.credit[peer]! > 0 && (link.reserved === 0 || link.reserved + len <= link.peer.reassemblyCap)) {
-      // Nothing else waits on this tunnel: write fragments now, as far as credit and the
-      // physical peer allow, and queue (copy) only the rest.
+      // A frame of several fragments: write as far as credit and the overcommit allow, queue (copy)
+      // only the rest.
       link.reserved += len;
       t.flags[peer]! |= Flag.Reserved;
-      while (sent < len && t.credit[peer]! > 0 && !link.congested) {
+      while (sent < len && t.credit[peer]! > 0 && (!link.congested || link.overcommit < hwm)) {
         const n = Math.min(len - sent, link.fragment, t.credit[peer]!);
+        if (link.congested) link.overcommit += n;
         link.writeData(t.remote[peer]!, kf, payload, sent, n, sent + n === len, sent === 0 && n < len ? len : -1);
         t.credit[peer]! -= n;
         sent += n;
       }
       if (sent === len) {
         link.release(peer, len);
-        return true;
+        return writtenThrough(link, peer);
       }
     }
   }
@@ -87,4 +93,15 @@ export function dropSend(ep: P2pvmEndpoint, link: TunnelLink, i: number): void {
     link.queuedBytes -= q.bytes;
     ep.queues.delete(i);
   }
+}
+
+/** send()'s answer after writing a whole frame through: false once the overcommit is used up. */
+function writtenThrough(link: TunnelLink, peer: PeerId): boolean {
+  if (!link.congested || link.overcommit < link.ep.options.highWaterMark) return true;
+  const t = link.ep.table;
+  if (!(t.flags[peer]! & Flag.WantsDrain)) {
+    t.flags[peer]! |= Flag.WantsDrain;
+    link.drainWaiters.push(peer);
+  }
+  return false;
 }
