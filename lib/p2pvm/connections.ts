@@ -15,7 +15,7 @@ import { dropReceive } from './receive.js';
 import { dropSend } from './send.js';
 
 /** LISTEN (add) or UNLISTEN: the other side's listen table changed. */
-export function onRemoteEntry(ep: P2pvmEndpoint, link: TunnelLink, add: boolean, address: Buffer, port: number): void {
+export function onRemoteEntry(_ep: P2pvmEndpoint, link: TunnelLink, add: boolean, address: Buffer, port: number): void {
   const key = entryKey(address, port);
   if (!add) {
     link.remoteIndex.delete(key);
