@@ -89,3 +89,13 @@ export class StreamAbortedError extends ZsError {
     super('ZS_STREAM_ABORTED', message, options);
   }
 }
+
+/**
+ * The other side of a P2PVM tunnel broke the protocol (an unknown connection id, an oversize
+ * fragment, a wrong packet type, a credit overrun, ...); the tunnel was closed. Code `ZS_P2PVM_PROTOCOL`.
+ */
+export class P2pvmProtocolError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_P2PVM_PROTOCOL', message, options);
+  }
+}

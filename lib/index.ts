@@ -77,3 +77,17 @@ export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/s
 export { createTransport, transportAvailable, TransportUnavailableError, type TransportName } from './transport/factory.js';
 export { NodeNetTransport, type NodeNetTransportOptions } from './transport/node-net.js';
 export { runStress, type StressOptions, type StressReport, type MemoryPoint } from './stress/runner.js';
+export { P2pvmProtocolError } from './errors.js';
+export {
+  P2pvmEndpoint,
+  P2pvmTunnel,
+  P2pvmHost,
+  P2PVM_FRAME_KIND,
+  DEFAULT_MAX_FRAGMENT,
+  type P2pvmStats,
+  type P2pvmOptions,
+  type P2pvmTunnelOptions,
+  type P2pvmHostOptions,
+  type TunnelPolicy,
+  type TunnelClose,
+} from './p2pvm/index.js';

@@ -9,7 +9,7 @@
 import { DecodeError, RemoteError, StreamAbortedError } from '../errors.js';
 import { utf8Slice } from '../protocol/bytes-io.js';
 import { DataFrame } from '../protocol/dataframe.js';
-import { BUFFER_WANTS_REPLY, MessageKind as K, encodeCredit } from '../protocol/messages.js';
+import { BUFFER_WANTS_REPLY, MessageKind as K, TUNNEL_FRAME_KIND, encodeCredit } from '../protocol/messages.js';
 import type { BufferAssemblies } from './assembly.js';
 import { BigStreamIn } from './bigstream.js';
 import type { Peer, PeerHost, PeerSettings } from './peer.js';
@@ -43,6 +43,8 @@ export class Inbound {
 
   /** Handles one frame of the peer; the bytes are lent for this call only. */
   onFrame(kind: number, flags: number, buf: Buffer, off: number, len: number): void {
+    // A P2PVM tunnel may share this connection; its packets are its own to read.
+    if (kind === TUNNEL_FRAME_KIND) return;
     const c = this.#host.counters;
     c.messagesIn++;
     c.bytesIn += len;

@@ -15,6 +15,12 @@ import type { DataFrame } from './dataframe.js';
 import { DecodeError } from '../errors.js';
 
 /** Frame kinds of the framework's messages. */
+/**
+ * The frame kind of P2PVM tunnel packets (docs/p2pvm.md). A tunnel can share a
+ * connection with the framework, so the framework ignores frames of this kind.
+ */
+export const TUNNEL_FRAME_KIND = 63;
+
 export const MessageKind = {
   /** id, name, UTF-8 text; answered by Reply (text) or Error. */
   Console: 8,

@@ -1,0 +1,438 @@
+/**
+ * P2pvmEndpoint: the Transport whose peers are P2PVM virtual connections. It
+ * owns the connection table (table.ts), the listen table (listen-table.ts),
+ * the tunnels (link.ts, one per physical peer, which carry the bytes), and the
+ * application-facing calls: listen, connect, send (send.ts), close, stats.
+ * What the other side does arrives through parse.ts into connections.ts and
+ * receive.ts.
+ *
+ * P2pvmTunnel (one tunnel, opened by this side) and P2pvmHost (tunnels
+ * accepted from many physical peers, all in ONE peer-id space, so the
+ * framework serves every client process's virtual connections as one
+ * endpoint) are its two faces (tunnel.ts).
+ */
+import { EventEmitter } from 'node:events';
+import { describe } from '../bytes.js';
+import { ConnectError, ConnectionClosedError, TimeoutError, type P2pvmProtocolError } from '../errors.js';
+import { TransportCounters } from '../transport/common.js';
+import type {
+  CloseReason,
+  ConnectOptions,
+  Endpoint,
+  FrameBatch,
+  PeerId,
+  PeerInfo,
+  Transport,
+  TransportEvents,
+  TransportStats,
+} from '../transport/types.js';
+import { type LinkParams, type LinkPhase, TunnelLink, type SendQueue } from './link.js';
+import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } from './options.js';
+import { closeConnectionsOf } from './connections.js';
+import { dropReceive, FrameBatchBuilder, grantCredits } from './receive.js';
+import { dropSend, sendFrame } from './send.js';
+import { checkAddress, checkPort, ListenTable } from './listen-table.js';
+import { Flag, State, VconnTable } from './table.js';
+import { CloseCode, entryKey, formatAddress, P2PVM_FRAME_KIND, Packet } from './wire.js';
+
+/** A frame arriving in several fragments: its buffer is allocated once, at DATA_START. */
+interface Partial {
+  buf: Buffer;
+  filled: number;
+  kf: number;
+}
+
+interface PendingConnect {
+  resolve: (peer: PeerId) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Counters of an endpoint's tunnels and state, beyond TransportStats. */
+export interface P2pvmStats extends TransportStats {
+  tunnels: number;
+  /** Virtual connections in any state but free. */
+  vconns: number;
+  /** Bytes queued for sending (taken from the pool), over all tunnels. */
+  queuedBytes: number;
+  /** Bytes of partly received frames, over all tunnels. */
+  reassemblyBytes: number;
+  packetsIn: number;
+  packetsOut: number;
+  physicalFramesOut: number;
+  /** Bytes held by the connection table's columns. */
+  stateBytes: number;
+  /** Bytes of table state per virtual connection slot. */
+  stateBytesPerSlot: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_ADDRESS = '::';
+
+/** The Transport over P2PVM tunnels; see the file comment. Use P2pvmTunnel or P2pvmHost. */
+export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Transport {
+  readonly name = 'p2pvm';
+  /** @internal */ readonly table = new VconnTable();
+  /** @internal */ readonly queues = new Map<number, SendQueue>();
+  /** @internal */ readonly options: ResolvedP2pvmOptions;
+  /** The physical transport the tunnels ride on. */
+  readonly transport: Transport;
+  /** @internal */ readonly links: (TunnelLink | undefined)[] = [];
+  readonly #byPhys = new Map<PeerId, TunnelLink>();
+  readonly #freeLinks: number[] = [];
+  /** @internal */ readonly listening = new ListenTable();
+  /** @internal */ readonly partials = new Map<number, Partial>();
+  /** @internal */ readonly userData = new Map<number, unknown>();
+  /** @internal */ readonly pending = new Map<number, PendingConnect>();
+  /** Connections owed at least half a window of credit, granted after the current batch. */
+  /** @internal */ creditDue: number[] = [];
+  /** @internal Frames of the physical batch being parsed, delivered together. */
+  readonly rx = new FrameBatchBuilder();
+  /** @internal */ readonly counters = new TransportCounters();
+  readonly #ownParams: LinkParams;
+  /** @internal */ shut = false;
+  readonly #onFrames = (b: FrameBatch) => this.#physicalFrames(b);
+  readonly #onClose = (peer: PeerId, reason: CloseReason, detail: string) => {
+    const link = this.#byPhys.get(peer);
+    if (link) this.closeLink(link, 'reset', `the physical connection closed (${reason}: ${detail})`);
+  };
+  readonly #onDrain = (peer: PeerId) => {
+    const link = this.#byPhys.get(peer);
+    if (!link) return;
+    link.congested = false;
+    link.overcommit = 0;
+    link.schedule();
+  };
+
+  /** @internal Use P2pvmTunnel.open() or new P2pvmHost(). */
+  constructor(transport: Transport, options: P2pvmOptions, private readonly acceptsTunnels: boolean) {
+    super();
+    if (typeof transport !== 'object' || transport === null || typeof transport.send !== 'function') {
+      throw new TypeError(`transport must be a Transport, got ${describe(transport)}`);
+    }
+    this.transport = transport;
+    this.options = resolveP2pvmOptions(options);
+    this.#ownParams = { window: this.options.window, maxFragment: this.options.maxFragmentSize, reassemblyCap: this.options.reassemblyLimit };
+    transport.on('frames', this.#onFrames);
+    transport.on('close', this.#onClose);
+    transport.on('drain', this.#onDrain);
+  }
+
+  // ---- Transport API ---------------------------------------------------------------------------
+
+  /** Adds (host, port) to the local listen table and pushes it to the other side of every tunnel. */
+  async listen(endpoint: Endpoint): Promise<Endpoint> {
+    this.#checkOpen();
+    const entry = this.listening.add(checkAddress(endpoint), checkPort(endpoint.port, true));
+    for (const link of this.links) if (link?.phase === 'open') link.writeEntry(Packet.Listen, entry.address, entry.port);
+    return { host: entry.host, port: entry.port };
+  }
+
+  /** Removes (host, port) from the listen table; connections already accepted stay open. */
+  unlisten(endpoint: Endpoint): boolean {
+    this.#checkOpen();
+    const address = checkAddress(endpoint);
+    const port = checkPort(endpoint.port, false);
+    if (!this.listening.remove(address, port)) return false;
+    for (const link of this.links) if (link?.phase === 'open') link.writeEntry(Packet.Unlisten, address, port);
+    return true;
+  }
+
+  /** The other sides' listen tables, as pushed to this side. */
+  remoteListeners(): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const link of this.links) {
+      if (link?.phase !== 'open') continue;
+      for (const e of link.remoteIndex.values()) out.push({ host: link.remoteEntries[e]!.host, port: link.remoteEntries[e]!.port });
+    }
+    return out;
+  }
+
+  /**
+   * Opens a virtual connection to (host, port) of the other side. Fails at once
+   * with ConnectError when no tunnel's remote table has that entry.
+   */
+  connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
+    this.#checkOpen();
+    const address = checkAddress(endpoint);
+    const port = checkPort(endpoint.port, false);
+    const timeout = options.timeout ?? 10_000;
+    if (typeof timeout !== 'number' || !(timeout > 0) || timeout > 2 ** 31 - 1) {
+      throw new RangeError(`options.timeout must be a number of ms from 1 to 2147483647, got ${describe(timeout)}`);
+    }
+    const key = entryKey(address, port);
+    let link: TunnelLink | undefined;
+    let entry = -1;
+    for (const l of this.links) {
+      if (l?.phase !== 'open') continue;
+      const e = l.remoteIndex.get(key);
+      if (e !== undefined) {
+        link = l;
+        entry = e;
+        break;
+      }
+    }
+    if (!link) {
+      return Promise.reject(new ConnectError(`p2pvm: nothing listens on [${formatAddress(address)}]:${port} on the other side (connection refused)`));
+    }
+    const i = this.table.size < this.options.maxConnections ? this.table.alloc() : -1;
+    if (i < 0) return Promise.reject(new ConnectError(`p2pvm: too many virtual connections (${this.table.size})`));
+    const t = this.table;
+    t.state[i] = State.Connecting;
+    t.tunnel[i] = link.index;
+    t.entry[i] = entry;
+    link.writeConnect(t.wireId(i), address, port);
+    return new Promise<PeerId>((resolve, reject) => {
+      const timer = setTimeout(() => this.#connectTimedOut(i), timeout);
+      this.pending.set(i, { resolve, reject, timer });
+    });
+  }
+
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    return sendFrame(this, peer, kind, flags, payload);
+  }
+
+  /** Closes a virtual connection: queued frames go out first unless abort is true. */
+  close(peer: PeerId, abort = false): void {
+    const t = this.table;
+    if (!(peer >= 0 && peer < t.top)) return;
+    const st = t.state[peer];
+    const link = this.links[t.tunnel[peer]!];
+    if (st === State.Connecting) {
+      const p = this.pending.get(peer)!;
+      this.pending.delete(peer);
+      clearTimeout(p.timer);
+      t.state[peer] = State.Abandoned;
+      p.reject(new ConnectionClosedError('p2pvm: closed while connecting'));
+      return;
+    }
+    if (st !== State.Open || !link) return;
+    dropReceive(this, link, peer);
+    this.userData.delete(peer);
+    if (abort || !this.queues.has(peer)) {
+      dropSend(this, link, peer);
+      t.state[peer] = State.Closing;
+      link.writeCode(Packet.Close, t.remote[peer]!, abort ? CloseCode.Abort : CloseCode.Graceful);
+    } else {
+      t.state[peer] = State.Draining;
+    }
+    this.counters.closed('local');
+    this.emit('close', peer, 'local', abort ? 'closed by this side (abort)' : 'closed by this side');
+  }
+
+  getUserData(peer: PeerId): unknown {
+    return this.userData.get(peer);
+  }
+
+  setUserData(peer: PeerId, value: unknown): void {
+    if (this.table.state[peer] !== State.Open) return;
+    if (value === undefined) this.userData.delete(peer);
+    else this.userData.set(peer, value);
+  }
+
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    return peer >= 0 && peer < this.table.top && this.table.state[peer] === State.Open ? this.info(peer) : undefined;
+  }
+
+  stats(): P2pvmStats {
+    let queuedBytes = 0;
+    let reassemblyBytes = 0;
+    let packetsIn = 0;
+    let packetsOut = 0;
+    let physicalFramesOut = 0;
+    let tunnels = 0;
+    for (const l of this.links) {
+      if (!l) continue;
+      tunnels++;
+      queuedBytes += l.queuedBytes;
+      reassemblyBytes += l.rxPartialBytes;
+      packetsIn += l.packetsIn;
+      packetsOut += l.packetsOut;
+      physicalFramesOut += l.physicalFramesOut;
+    }
+    return {
+      ...this.counters.snapshot(),
+      tunnels,
+      vconns: this.table.size,
+      queuedBytes,
+      reassemblyBytes,
+      packetsIn,
+      packetsOut,
+      physicalFramesOut,
+      stateBytes: this.table.bytes,
+      stateBytesPerSlot: VconnTable.bytesPerSlot,
+    };
+  }
+
+  /** Says goodbye on every tunnel and closes every virtual connection with reason 'shutdown'. */
+  async shutdown(): Promise<void> {
+    if (this.shut) return;
+    for (const link of this.links) {
+      if (!link) continue;
+      if (link.phase === 'open') {
+        link.writeBye();
+        link.flushOut();
+      }
+      this.closeLink(link, 'shutdown', 'the tunnel was shut down');
+    }
+    this.shut = true;
+    this.transport.off('frames', this.#onFrames);
+    this.transport.off('close', this.#onClose);
+    this.transport.off('drain', this.#onDrain);
+  }
+
+  // ---- tunnels ---------------------------------------------------------------------------------
+
+  /** @internal Creates the link for a physical peer. */
+  addLink(physPeer: PeerId, phase: LinkPhase): TunnelLink {
+    const index = this.#freeLinks.length > 0 ? this.#freeLinks.pop()! : this.links.length;
+    if (index > 0xffff) throw new ConnectError('p2pvm: too many tunnels on one endpoint (65536)');
+    const link = new TunnelLink(this, index, physPeer, phase);
+    this.links[index] = link;
+    this.#byPhys.set(physPeer, link);
+    return link;
+  }
+
+  /** @internal The handshake's own half. */
+  get ownParams(): LinkParams {
+    return this.#ownParams;
+  }
+
+  /** @internal A protocol violation: report it, close the tunnel, and close the physical peer. */
+  protocolError(link: TunnelLink, err: P2pvmProtocolError): void {
+    if (link.phase === 'closed') return;
+    link.writeText(Packet.Error, err.message);
+    link.flushOut();
+    this.closeLink(link, 'protocol', err.message);
+    try {
+      this.transport.close(link.physPeer);
+    } catch {
+      // The physical peer is already gone; nothing more to close.
+    }
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  /** @internal Closes every virtual connection of a tunnel with `reason` and forgets the tunnel. */
+  closeLink(link: TunnelLink, reason: CloseReason, detail: string): void {
+    if (link.phase === 'closed') return;
+    const wasOpen = link.phase === 'open';
+    link.phase = 'closed';
+    if (link.timer) clearInterval(link.timer);
+    this.rxFlush();
+    closeConnectionsOf(this, link, reason, detail);
+    link.echoes.clear();
+    this.links[link.index] = undefined;
+    this.#freeLinks.push(link.index);
+    if (this.#byPhys.get(link.physPeer) === link) this.#byPhys.delete(link.physPeer);
+    const o = link.opening;
+    link.opening = undefined;
+    if (o) o.reject(reason === 'timeout' ? new TimeoutError(`p2pvm: ${detail}`) : new ConnectError(`p2pvm: ${detail}`));
+    this.onLinkClosed(link, reason, detail, wasOpen);
+  }
+
+  // ---- hooks for the two faces -----------------------------------------------------------------
+
+  /** @internal A HELLO arrived on a host link. */
+  onHello(link: TunnelLink, _params: LinkParams, _token: Buffer): void {
+    link.fail('unexpected HELLO');
+  }
+
+  /**
+   * @internal Opens a tunnel over physical `peer`: sends HELLO with `token`; `opened` settles
+   * on WELCOME (or rejects: ConnectError when refused or lost, TimeoutError after handshakeTimeout).
+   */
+  startTunnel(peer: PeerId, token: Uint8Array): { link: TunnelLink; opened: Promise<void> } {
+    this.#checkOpen();
+    if (this.#byPhys.has(peer)) throw new ConnectError(`p2pvm: physical peer ${peer} already carries a tunnel`);
+    const link = this.addLink(peer, 'hello-sent');
+    const opened = new Promise<void>((resolve, reject) => (link.opening = { resolve, reject }));
+    const timer = setTimeout(() => {
+      this.closeLink(link, 'timeout', `no answer to the tunnel handshake within ${this.options.handshakeTimeout} ms`);
+    }, this.options.handshakeTimeout);
+    link.writeHandshake(Packet.Hello, this.#ownParams, token);
+    link.flushOut();
+    return { link, opened: opened.finally(() => clearTimeout(timer)) };
+  }
+
+  /** @internal A WELCOME arrived on a link this side opened. */
+  onWelcome(link: TunnelLink, params: LinkParams): void {
+    this.linkOpened(link, params);
+    const o = link.opening;
+    link.opening = undefined;
+    o?.resolve();
+  }
+
+  /** @internal A REJECT arrived on a link this side opened. */
+  onReject(link: TunnelLink, text: string): void {
+    this.closeLink(link, 'auth', `the other side refused the tunnel: ${text}`);
+  }
+
+  /** @internal Called after a link closed. */
+  protected onLinkClosed(_link: TunnelLink, _reason: CloseReason, _detail: string, _wasOpen: boolean): void {}
+
+  /** @internal Marks a link open and pushes the listen table to the other side. */
+  linkOpened(link: TunnelLink, params: LinkParams): void {
+    link.peer = params;
+    link.fragment = Math.min(this.options.maxFragmentSize, params.maxFragment);
+    link.phase = 'open';
+    for (const e of this.listening.live()) link.writeEntry(Packet.Listen, e.address, e.port);
+    link.startKeepalive(this.options.keepaliveInterval, this.options.idleTimeout);
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  #connectTimedOut(i: number): void {
+    const p = this.pending.get(i);
+    if (!p) return;
+    this.pending.delete(i);
+    this.table.state[i] = State.Abandoned;
+    p.reject(new TimeoutError('p2pvm: connect timed out'));
+  }
+
+  /** @internal */
+  info(i: number): PeerInfo {
+    const t = this.table;
+    if (t.flags[i]! & Flag.Accepted) {
+      const e = this.listening.entries[t.entry[i]!]!;
+      return { remoteAddress: NO_ADDRESS, remotePort: 0, localAddress: e.host, localPort: e.port, accepted: true };
+    }
+    const e = this.links[t.tunnel[i]!]!.remoteEntries[t.entry[i]!]!;
+    return { remoteAddress: e.host, remotePort: e.port, localAddress: NO_ADDRESS, localPort: 0, accepted: false };
+  }
+
+  #physicalFrames(b: FrameBatch): void {
+    let any = false;
+    for (let n = 0; n < b.count; n++) {
+      if (b.kinds[n] !== P2PVM_FRAME_KIND) continue;
+      const peer = b.peers[n]!;
+      let link = this.#byPhys.get(peer);
+      if (!link) {
+        if (!this.acceptsTunnels || this.shut) continue;
+        link = this.addLink(peer, 'hello-wait');
+      }
+      if (!any) {
+        any = true;
+        this.rx.data = b.data;
+      }
+      link.parse(b.data, b.offsets[n]!, b.lengths[n]!);
+    }
+    if (any) {
+      this.rxFlush();
+      this.rx.data = EMPTY;
+      if (this.creditDue.length > 0) grantCredits(this);
+    }
+  }
+
+  /** @internal Emits the frames collected so far as one batch. */
+  rxFlush(): void {
+    const batch = this.rx.take();
+    if (batch === null) return;
+    this.counters.framesIn += batch.count;
+    this.counters.bytesIn += this.rx.bytes;
+    this.emit('frames', batch);
+  }
+
+  #checkOpen(): void {
+    if (this.shut) throw new ConnectionClosedError('p2pvm: used after shutdown()');
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The receive side of a virtual connection: DATA, DATA_MORE and DATA_START
+ * packets become frames. A whole frame is delivered without copying (the
+ * FrameBatch entry points into the physical batch); a frame in several
+ * fragments is reassembled into one buffer allocated at DATA_START and
+ * delivered in a batch of its own, after the frames before it. Credit goes
+ * back once a batch has been delivered (grantCredits).
+ */
+import type { P2pvmEndpoint } from './endpoint.js';
+import type { FrameBatch } from '../transport/types.js';
+import type { TunnelLink } from './link.js';
+import { State } from './table.js';
+import { Packet } from './wire.js';
+import { abortOversize, own } from './connections.js';
+
+/**
+ * One DATA (last = true), DATA_MORE, or DATA_START (total = the frame's length,
+ * otherwise -1) packet.
+ */
+export function onData(ep: P2pvmEndpoint, link: TunnelLink, dst: number, kf: number, d: Buffer, off: number, len: number, last: boolean, total: number): void {
+  const i = own(ep, link, dst);
+  if (i < 0) return;
+  const t = ep.table;
+  const st = t.state[i];
+  if (st === State.Draining || st === State.Closing) return; // closed here; the other side has not seen CLOSE yet
+  if (st !== State.Open) return link.fail(`data for connection ${dst} that is not open`);
+  // Credit goes back after the batch was delivered (grantCredits), so a sender that ignores
+  // credit overruns the window within one batch and is caught here.
+  const owed = t.owed[i]! + len;
+  if (owed > ep.options.window) return link.fail(`credit overrun on connection ${dst} (${owed} > ${ep.options.window})`);
+  const half = ep.options.window >>> 1;
+  if (owed >= half && owed - len < half) ep.creditDue.push(i);
+  t.owed[i] = owed;
+  let p = ep.partials.get(i);
+  if (total >= 0) {
+    if (p !== undefined) return link.fail(`DATA_START on connection ${dst} while a frame is still incomplete`);
+    if (total <= len) return link.fail(`DATA_START on connection ${dst} declares ${total} bytes but carries ${len}`);
+    if (total > ep.options.maxFrameSize) return abortOversize(ep, link, i, total);
+    link.rxPartialBytes += total;
+    link.rxPartialCount++;
+    if (link.rxPartialBytes > ep.options.reassemblyLimit && link.rxPartialCount > 1) {
+      return link.fail(`partly received frames exceed the reassembly limit of ${ep.options.reassemblyLimit} bytes`);
+    }
+    p = { buf: Buffer.allocUnsafe(total), filled: len, kf };
+    d.copy(p.buf, 0, off, off + len);
+    ep.partials.set(i, p);
+    return;
+  }
+  if (p === undefined) {
+    if (last) return ep.rx.push(i, kf, off, len);
+    return link.fail(`DATA_MORE on connection ${dst} without DATA_START`);
+  }
+  if (p.kf !== kf) return link.fail(`fragment of connection ${dst} changed kind or flags mid-frame`);
+  const filled = p.filled + len;
+  if (last ? filled !== p.buf.length : filled >= p.buf.length) {
+    return link.fail(`fragments of connection ${dst} do not add up to the declared ${p.buf.length} bytes`);
+  }
+  d.copy(p.buf, p.filled, off, off + len);
+  p.filled = filled;
+  if (!last) return;
+  dropReceive(ep, link, i);
+  ep.rxFlush();
+  ep.counters.framesIn++;
+  ep.counters.bytesIn += filled;
+  ep.emit('frames', {
+    count: 1,
+    peers: new Uint32Array([i]),
+    kinds: new Uint8Array([kf & 63]),
+    flags: new Uint8Array([kf >>> 6]),
+    offsets: new Uint32Array(1),
+    lengths: new Uint32Array([filled]),
+    data: p.buf,
+  });
+}
+
+/** Grants credit for what the application consumed in this batch (docs/p2pvm.md, "Credits"). */
+export function grantCredits(ep: P2pvmEndpoint): void {
+  const t = ep.table;
+  const half = ep.options.window >>> 1;
+  const due = ep.creditDue;
+  ep.creditDue = [];
+  for (const i of due) {
+    const owed = t.owed[i]!;
+    if (owed < half || (t.state[i] !== State.Open && t.state[i] !== State.Draining)) continue;
+    const link = ep.links[t.tunnel[i]!];
+    if (link?.phase !== 'open') continue;
+    link.writePair(Packet.Credit, t.remote[i]!, owed);
+    t.owed[i] = 0;
+  }
+}
+
+/** Forgets a connection's partly received frame (it closed). */
+export function dropReceive(ep: P2pvmEndpoint, link: TunnelLink, i: number): void {
+  const p = ep.partials.get(i);
+  if (!p) return;
+  ep.partials.delete(i);
+  link.rxPartialBytes -= p.buf.length;
+  link.rxPartialCount--;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The frames of one physical batch that arrived whole: entries point into the
+ * physical batch's buffer (`data`), so nothing is copied. The arrays are
+ * reused from batch to batch (the FrameBatch contract lends them for the
+ * 'frames' callback only).
+ */
+export class FrameBatchBuilder {
+  data: Buffer = EMPTY;
+  count = 0;
+  /** Payload bytes of the batch last taken. */
+  bytes = 0;
+  #pending = 0;
+  #peers = new Uint32Array(256);
+  #kinds = new Uint8Array(256);
+  #flags = new Uint8Array(256);
+  #offsets = new Uint32Array(256);
+  #lengths = new Uint32Array(256);
+
+  push(peer: number, kf: number, offset: number, length: number): void {
+    const n = this.count;
+    if (n === this.#peers.length) this.#grow(n * 2);
+    this.#peers[n] = peer;
+    this.#kinds[n] = kf & 63;
+    this.#flags[n] = kf >>> 6;
+    this.#offsets[n] = offset;
+    this.#lengths[n] = length;
+    this.#pending += length;
+    this.count = n + 1;
+  }
+
+  /** The collected frames as a batch (null when none), and a fresh start. */
+  take(): FrameBatch | null {
+    const count = this.count;
+    if (count === 0) return null;
+    this.count = 0;
+    this.bytes = this.#pending;
+    this.#pending = 0;
+    return { count, peers: this.#peers, kinds: this.#kinds, flags: this.#flags, offsets: this.#offsets, lengths: this.#lengths, data: this.data };
+  }
+
+  #grow(to: number): void {
+    const grow = <T extends Uint8Array | Uint32Array>(a: T, b: T): T => (b.set(a as never), b);
+    this.#peers = grow(this.#peers, new Uint32Array(to));
+    this.#kinds = grow(this.#kinds, new Uint8Array(to));
+    this.#flags = grow(this.#flags, new Uint8Array(to));
+    this.#offsets = grow(this.#offsets, new Uint32Array(to));
+    this.#lengths = grow(this.#lengths, new Uint32Array(to));
+  }
+}
