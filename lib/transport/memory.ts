@@ -50,6 +50,8 @@ interface MemoryPeer {
 /** One frame (or a close notice) waiting for delivery to this transport. */
 interface Delivery {
   peer: PeerId;
+  /** The receiving peer's record: a frame for a closed peer must not reach a new peer that reuses its id. */
+  target: MemoryPeer;
   kind: number;
   flags: number;
   payload: Buffer | null; // null: the sender closed gracefully after its frames
@@ -133,7 +135,7 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
     p.unsent += payload.length;
     this.#counters.framesOut++;
     this.#counters.bytesOut += payload.length;
-    remote.#deliver({ peer: p.remoteId, kind, flags, payload: Buffer.from(payload), from: this, fromPeer: peer });
+    remote.#deliver({ peer: p.remoteId, target: remotePeer, kind, flags, payload: Buffer.from(payload), from: this, fromPeer: peer });
     if (p.unsent > p.highWaterMark) {
       p.wantsDrain = true;
       return false;
@@ -151,7 +153,10 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
       remote.#closePeer(p.remoteId, 'reset', 'the other side aborted the connection');
     } else {
       this.#closePeer(peer, 'local', 'closed by this side');
-      p.remote.#deliver({ peer: p.remoteId, kind: 0, flags: 0, payload: null, from: this, fromPeer: peer });
+      const remotePeer = p.remote.#peers.get(p.remoteId);
+      if (remotePeer) {
+        p.remote.#deliver({ peer: p.remoteId, target: remotePeer, kind: 0, flags: 0, payload: null, from: this, fromPeer: peer });
+      }
     }
   }
 
@@ -219,7 +224,7 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
     this.#scheduled = false;
     const inbox = this.#inbox;
     this.#inbox = [];
-    const frames = inbox.filter((d) => d.payload !== null && this.#peers.get(d.peer));
+    const frames = inbox.filter((d) => d.payload !== null && this.#peers.get(d.peer) === d.target);
     if (frames.length > 0) {
       const batch = buildBatch(frames);
       this.#counters.framesIn += frames.length;
@@ -229,7 +234,7 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
     for (const d of inbox) {
       const sender = d.from.#peers.get(d.fromPeer);
       if (d.payload === null) {
-        this.#closePeer(d.peer, 'remote', 'the other side closed the connection');
+        if (this.#peers.get(d.peer) === d.target) this.#closePeer(d.peer, 'remote', 'the other side closed the connection');
       } else if (sender) {
         sender.unsent -= d.payload.length;
       }

@@ -127,6 +127,21 @@ describe('MemoryTransport', () => {
     assert.equal(again, serverPeer, 'the freed id is reused');
   });
 
+  it('never delivers a closed peer\'s frames to a new peer that reuses its id', async () => {
+    const { server, client, peer, serverPeer, at } = await pair();
+    const got = collect(server);
+    client.send(peer, 8, 0, Buffer.from('for the old peer'));
+    server.close(serverPeer, true); // aborted before the frame was delivered
+    const opened = once(server, 'open');
+    const fresh = await client.connect(at);
+    const [reused] = await opened;
+    assert.equal(reused, serverPeer, 'the id was reused');
+    client.send(fresh, 8, 0, Buffer.from('for the new peer'));
+    await tick();
+    await tick();
+    assert.deepEqual(got.map((g) => g.payload), ['for the new peer']);
+  });
+
   it('rejects bad frames with errors naming the argument', async () => {
     const { client, peer } = await pair();
     assert.throws(() => client.send(peer, 64, 0, Buffer.alloc(1)), { name: 'RangeError', message: /^kind must be/ });
