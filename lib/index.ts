@@ -2,7 +2,15 @@
  * zserver: the public API. Everything a program may use is re-exported here
  * and only here; deeper module paths are internal and may change.
  */
-export { ZsError, NativeLoadError, ConnectionClosedError, TimeoutError, ConnectError } from './errors.js';
+export {
+  ZsError,
+  NativeLoadError,
+  ConnectionClosedError,
+  TimeoutError,
+  ConnectError,
+  AuthError,
+  HandshakeError,
+} from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -31,3 +39,15 @@ export type {
 } from './transport/types.js';
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
+export {
+  SecureChannel,
+  ServerIdentity,
+  AeadContext,
+  fingerprint,
+  MAX_RECORDS_PER_KEY,
+  type SecureChannelOptions,
+  type SecureChannelStats,
+  type CipherSuite,
+  type AeadKeying,
+  type IdentityKeyInput,
+} from './channel/index.js';

@@ -36,6 +36,8 @@ constexpr size_t kSignLabelLen = sizeof kSignLabel - 1;
 
 int HkdfRun(int mode, const uint8_t* key, size_t key_len, const uint8_t* salt, size_t salt_len,
             const char* info, uint8_t* out, size_t out_len) {
+  // OpenSSL 3.0's HKDF cannot duplicate a context, so each derivation makes
+  // one from the cached algorithm and names its digest again.
   EVP_KDF* kdf = Hkdf();
   if (!kdf) return ZS_KX_ERR_CRYPTO;
   EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
