@@ -18,6 +18,10 @@ export const commands: Record<string, CliCommand> = {
     summary: 'check the native hashes against node:crypto and published vectors',
     run: async (args) => (await import('./info.js')).runSelfCheck(args),
   },
+  keygen: {
+    summary: 'write a secure-channel server identity (Ed25519, 0600) and print its fingerprint',
+    run: async (args) => (await import('./keygen.js')).runKeygen(args),
+  },
 };
 
 /** Runs `zserver <command> [args]`; unknown commands print the help and return 2. */
