@@ -136,10 +136,7 @@ export class AeadContext {
     out: Uint8Array,
     outOffset = 0,
   ): number {
-    const ctx = this.#live();
-    const wire = new Uint8Array(flags.length);
-    for (let i = 0; i < flags.length; i++) wire[i] = flags[i]! | 2;
-    const n = ctx.sealRecords(data, offsets, lengths, kinds, wire, out, outOffset);
+    const n = this.#live().sealRecords(data, offsets, lengths, kinds, flags, out, outOffset);
     if (n < 0) throw codeError('sealBatch', n);
     return n;
   }

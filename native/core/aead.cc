@@ -195,7 +195,8 @@ int zs_aead_seal_records(zs_aead* a, const uint8_t* base, const uint32_t* offset
   uint8_t header[ZS_AEAD_HEADER_BYTES];
   for (size_t i = 0; i < n; i++) {
     const uint32_t len = lengths[i];
-    zs_aead_record_header(len + ZS_AEAD_TAG_BYTES, kinds[i], flags[i], header);
+    // A sealed record always travels with the Encrypted flag (bit 1).
+    zs_aead_record_header(len + ZS_AEAD_TAG_BYTES, kinds[i], flags[i] | 2, header);
     int rc = zs_aead_seal(a, header, sizeof header, base + offsets[i], len, out);
     if (rc == ZS_AEAD_OK && kinds[i] == ZS_AEAD_REKEY_KIND) rc = zs_aead_rekey(a);
     if (rc != ZS_AEAD_OK) return rc;

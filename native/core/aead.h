@@ -84,7 +84,8 @@ int zs_aead_open_nonce(zs_aead* ctx, const uint8_t nonce[12], const uint8_t* aad
 // compressed, bit 1 encrypted): u32 LE length, then kind | flags << 6.
 void zs_aead_record_header(uint32_t record_len, uint8_t kind, uint8_t flags, uint8_t out[5]);
 
-// Seals n frames of one peer: frame i is kinds[i], flags[i], plaintext
+// Seals n frames of one peer: frame i is kinds[i], flags[i] (the Encrypted
+// bit is added to the header whether set or not), plaintext
 // base[offsets[i] .. + lengths[i]). Record i (lengths[i] + 16 bytes) is written
 // to out at the sum of the previous record sizes. After sealing a frame of
 // kind ZS_AEAD_REKEY_KIND the context moves to the next key. The caller has
