@@ -2,7 +2,7 @@
 // open with createDecipheriv, and the reverse), the key schedule against an
 // HKDF written with createHmac, batches, rekeying, and use after close().
 import assert from 'node:assert/strict';
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { AeadContext, REKEY_KIND, type CipherSuite } from '../../lib/channel/aead.js';
 import { AuthError } from '../../lib/errors.js';
@@ -26,13 +26,14 @@ function nonce(iv: Buffer, seq: number): Buffer {
 }
 
 function nodeSeal(suite: CipherSuite, key: Buffer, iv: Buffer, seq: number, kind: number, flags: number, plain: Buffer): Buffer {
-  const c = createCipheriv(suite, key, nonce(iv, seq), { authTagLength: 16 } as never);
+  // Both AEADs share the GCM-style API in node:crypto.
+  const c = createCipheriv(suite, key, nonce(iv, seq), { authTagLength: 16 } as never) as unknown as CipherGCM;
   c.setAAD(header(plain.length + 16, kind, flags | 2));
   return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
 }
 
 function nodeOpen(suite: CipherSuite, key: Buffer, iv: Buffer, seq: number, kind: number, flags: number, record: Uint8Array): Buffer {
-  const d = createDecipheriv(suite, key, nonce(iv, seq), { authTagLength: 16 } as never);
+  const d = createDecipheriv(suite, key, nonce(iv, seq), { authTagLength: 16 } as never) as unknown as DecipherGCM;
   d.setAAD(header(record.length, kind, flags));
   d.setAuthTag(record.subarray(record.length - 16));
   return Buffer.concat([d.update(record.subarray(0, record.length - 16)), d.final()]);
@@ -69,7 +70,7 @@ describe('AeadContext', () => {
     it(`${suite}: keys and IVs derive from the traffic secret as docs/security.md says, and rekey moves on`, () => {
       const secret = randomBytes(32);
       const sealer = new AeadContext(suite, 'seal', { secret });
-      let s = secret;
+      let s: Buffer = secret;
       for (let epoch = 0; epoch < 3; epoch++) {
         const okm = expand(s, 'zs1 traffic', 44);
         const plain = Buffer.from(`epoch ${epoch}`);
