@@ -258,7 +258,6 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     };
     this.#peers.set(peer, p);
     p.timer = setTimeout(() => this.#fail(peer, p, 'timeout', 'secure channel handshake timed out', AlertCode.Timeout), this.#handshakeTimeout);
-    p.timer.unref?.();
     if (info.accepted) {
       if (!this.#identity) this.#fail(peer, p, 'auth', 'secure channel: this side has no server identity', AlertCode.Handshake);
       return;

@@ -340,6 +340,40 @@ export function runSecureChannelSuite(name: string, makePair: () => Promise<Tran
       }
     });
 
+    it('keeps many peers apart when their records arrive interleaved in one batch', async () => {
+      const t = await setup();
+      try {
+        // Four connections from one client transport to one server.
+        const peers: [SecureChannel, PeerId][] = [];
+        for (let c = 0; c < 4; c++) peers.push([t.client, await t.client.connect(t.bound)]);
+        for (let i = 0; i < 40; i++) for (const [ch, p] of peers) ch.send(p, 8, 0, Buffer.from(`${p}:${i}`));
+        await until(() => t.serverFrames.length === 160, 'frames');
+        const byPeer = new Map<PeerId, string[]>();
+        for (const f of t.serverFrames) byPeer.set(f.peer, [...(byPeer.get(f.peer) ?? []), f.payload.toString()]);
+        assert.equal(byPeer.size, 4);
+        for (const list of byPeer.values()) {
+          const sender = list[0]!.split(':')[0];
+          assert.deepEqual(list, Array.from({ length: 40 }, (_, i) => `${sender}:${i}`));
+        }
+      } finally {
+        await t.done();
+      }
+    });
+
+    it('closes a handshake that does not complete in time and rejects connect()', async () => {
+      const pair = await makePair();
+      const client = new SecureChannel(pair.client, { handshakeTimeout: 50 });
+      try {
+        // A listener without a secure channel never answers the ClientHello.
+        const bound = await pair.server.listen(pair.endpoint);
+        await assert.rejects(client.connect(bound), (e: HandshakeError) => e.code === 'ZS_HANDSHAKE' && /timed out/.test(e.message));
+        assert.equal(client.stats().closes.timeout, 1);
+      } finally {
+        await client.shutdown();
+        await pair.server.shutdown();
+      }
+    });
+
     it('refuses to send reserved kinds or the Encrypted flag, and to use peers that are not open', async () => {
       const t = await setup();
       try {
