@@ -142,6 +142,7 @@ const hsRows: Record<string, string | number>[] = [];
 let hsBase = 0;
 for (const [name, fn] of [
   ['node:crypto KeyObjects, server share (no record contexts)', nodeServer],
+  ['zserver server share: respond only (one native call)', () => identity.respond(clientHello, 'aes-256-gcm')],
   ['zserver server share (respond + 2 contexts)', oursServer],
   ['zserver full handshake, both sides', oursFull],
 ] as const) {

@@ -317,6 +317,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   }
 
   #handshakeFrame(peer: PeerId, p: SecurePeer, kind: number, flags: number, payload: Uint8Array): void {
+    if (kind <= 1) return; // transport pings may come at any time; they are the transport's business
     if (kind === SecureKind.Alert && flags === 0) {
       this.#fail(peer, p, 'auth', `secure channel handshake: ${describeAlert(payload)}`);
       return;
