@@ -4,4 +4,5 @@
  */
 export { AeadContext, SUITE_IDS, TAG_BYTES, REKEY_KIND, type CipherSuite, type AeadKeying } from './aead.js';
 export { ServerIdentity, fingerprint, PROTOCOL_VERSION, SecureKind, AlertCode, type IdentityKeyInput } from './handshake.js';
-export { SecureChannel, MAX_RECORDS_PER_KEY, type SecureChannelOptions, type SecureChannelStats } from './secure.js';
+export { SecureChannel } from './secure.js';
+export { MAX_RECORDS_PER_KEY, type SecureChannelOptions, type SecureChannelStats } from './options.js';

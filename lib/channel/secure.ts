@@ -35,38 +35,10 @@ import type {
   TransportEvents,
   TransportStats,
 } from '../transport/types.js';
-import { AeadContext, REKEY_KIND, TAG_BYTES, type CipherSuite, SUITE_IDS } from './aead.js';
-import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, normalizeFingerprint, parseClientHello, SecureKind, ServerIdentity } from './handshake.js';
-
-/** Options of a SecureChannel. */
-export interface SecureChannelOptions {
-  /** The server's identity: needed to accept connections (listen()). */
-  identity?: ServerIdentity;
-  /** Fingerprints (SHA-256 of the server's public key, hex) a client accepts; empty accepts any server. */
-  pin?: string | readonly string[];
-  /** Suites in preference order: offered by clients, chosen from by servers (default both, AES-256-GCM first). */
-  suites?: readonly CipherSuite[];
-  /** Move a direction to its next key after this many plaintext bytes (default 1 GiB). */
-  rekeyBytes?: number;
-  /** Move a direction to its next key once its key is this old, in ms (default 10 minutes). */
-  rekeyInterval?: number;
-  /** Close a connection whose handshake has not completed after this long, in ms (default 10,000). */
-  handshakeTimeout?: number;
-  /** Largest application payload, in bytes (default 16 MiB - 16, so a record fits the default frame). */
-  maxRecordSize?: number;
-}
-
-/** Counters of the secure channel itself. */
-export interface SecureChannelStats {
-  handshakes: number;
-  handshakeFailures: number;
-  rekeysSent: number;
-  rekeysReceived: number;
-  authFailures: number;
-}
-
-/** Records under one key before it is replaced whatever the byte count (AES-GCM usage limit margin). */
-export const MAX_RECORDS_PER_KEY = 2 ** 24;
+import { AeadContext, REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
+import { PlaintextBatch } from './batch.js';
+import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, parseClientHello, SecureKind, type ServerIdentity } from './handshake.js';
+import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
 
 type Phase = 'await-client-hello' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
 
@@ -89,14 +61,6 @@ interface SecurePeer {
   closeDetail: string | undefined;
 }
 
-function checkPositive(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2 ** 52) {
-    throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
-
 /** A Transport decorator that encrypts and authenticates every frame; see the file comment. */
 export class SecureChannel extends EventEmitter<TransportEvents> implements Transport {
   readonly name: string;
@@ -115,31 +79,19 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   #inBatch = false;
   #deferred: [PeerId, CloseReason, string][] = [];
   #sealScratch = Buffer.allocUnsafe(64 * 1024);
-  #openScratch = Buffer.allocUnsafe(64 * 1024);
-  #outPeers = new Uint32Array(256);
-  #outKinds = new Uint8Array(256);
-  #outFlags = new Uint8Array(256);
-  #outOffsets = new Uint32Array(256);
-  #outLengths = new Uint32Array(256);
+  readonly #out = new PlaintextBatch();
 
   constructor(transport: Transport, options: SecureChannelOptions = {}) {
     super();
     if (!transport || typeof transport.send !== 'function') throw new TypeError('transport must be a Transport');
-    if (options.identity !== undefined && !(options.identity instanceof ServerIdentity)) {
-      throw new TypeError('options.identity must be a ServerIdentity (ServerIdentity.from(privateKey))');
-    }
-    const pins = options.pin === undefined ? [] : typeof options.pin === 'string' ? [options.pin] : [...options.pin];
-    this.#pins = pins.map((p, i) => normalizeFingerprint(p, `options.pin[${i}]`));
-    const suites = options.suites ?? ['aes-256-gcm', 'chacha20-poly1305'];
-    if (!Array.isArray(suites) || suites.length < 1 || suites.length > 8 || suites.some((s) => SUITE_IDS[s as CipherSuite] === undefined)) {
-      throw new RangeError(`options.suites must list 1 to 8 of 'aes-256-gcm', 'chacha20-poly1305'`);
-    }
-    this.#suites = [...new Set(suites)];
-    this.#rekeyBytes = checkPositive(options.rekeyBytes, 'options.rekeyBytes', 2 ** 30);
-    this.#rekeyInterval = checkPositive(options.rekeyInterval, 'options.rekeyInterval', 10 * 60 * 1000);
-    this.#handshakeTimeout = checkPositive(options.handshakeTimeout, 'options.handshakeTimeout', 10_000);
-    this.#maxRecord = checkPositive(options.maxRecordSize, 'options.maxRecordSize', 16 * 1024 * 1024 - TAG_BYTES);
-    this.#identity = options.identity;
+    const o = resolveSecureOptions(options);
+    this.#pins = o.pins;
+    this.#suites = o.suites;
+    this.#rekeyBytes = o.rekeyBytes;
+    this.#rekeyInterval = o.rekeyInterval;
+    this.#handshakeTimeout = o.handshakeTimeout;
+    this.#maxRecord = o.maxRecordSize;
+    this.#identity = o.identity;
     this.#inner = transport;
     this.name = `secure(${transport.name})`;
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
@@ -385,11 +337,8 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
 
   #onFrames(batch: FrameBatch): void {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
-    if (this.#outPeers.length < count) this.#growOut(count);
-    if (this.#openScratch.length < data.length) this.#openScratch = Buffer.allocUnsafe(Math.max(data.length, this.#openScratch.length * 2));
-    const out = this.#openScratch;
-    let n = 0;
-    let at = 0;
+    const out = this.#out;
+    out.reset(count, data.length);
     this.#inBatch = true;
     try {
       let i = 0;
@@ -412,21 +361,10 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
           i++;
           continue;
         }
-        const opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out, at);
+        const opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.bytes);
         for (let k = i; k < i + opened; k++) {
-          const len = lengths[k]! - TAG_BYTES;
-          if (kinds[k] === REKEY_KIND) {
-            this.#secure.rekeysReceived++;
-            continue;
-          }
-          this.#outPeers[n] = peer;
-          this.#outKinds[n] = kinds[k]!;
-          this.#outFlags[n] = flags[k]! & ~FrameFlag.Encrypted;
-          this.#outOffsets[n] = at;
-          this.#outLengths[n] = len;
-          at += len;
-          n++;
-          this.#counters.bytesIn += len;
+          if (kinds[k] === REKEY_KIND) this.#secure.rekeysReceived++;
+          else out.push(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);
         }
         if (opened < j - i) {
           const err = new AuthError(`secure channel: record of kind ${kinds[i + opened]} failed authentication (altered, replayed, reordered or truncated)`);
@@ -434,17 +372,10 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         }
         i = j;
       }
-      if (n > 0) {
-        this.#counters.framesIn += n;
-        this.emit('frames', {
-          count: n,
-          peers: this.#outPeers.subarray(0, n),
-          kinds: this.#outKinds.subarray(0, n),
-          flags: this.#outFlags.subarray(0, n),
-          offsets: this.#outOffsets.subarray(0, n),
-          lengths: this.#outLengths.subarray(0, n),
-          data: out.subarray(0, at),
-        });
+      if (out.count > 0) {
+        this.#counters.framesIn += out.count;
+        this.#counters.bytesIn += out.bytes;
+        this.emit('frames', out.view());
       }
     } finally {
       this.#inBatch = false;
@@ -468,12 +399,4 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     this.#fail(peer, p, 'auth', `secure channel: ${why}`, AlertCode.Record);
   }
 
-  #growOut(count: number): void {
-    const size = Math.max(count, this.#outPeers.length * 2);
-    this.#outPeers = new Uint32Array(size);
-    this.#outKinds = new Uint8Array(size);
-    this.#outFlags = new Uint8Array(size);
-    this.#outOffsets = new Uint32Array(size);
-    this.#outLengths = new Uint32Array(size);
-  }
 }

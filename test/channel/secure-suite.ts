@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Endpoint, FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
 import { FrameFlag } from '../../lib/transport/types.js';
-import { SecureChannel, type SecureChannelOptions } from '../../lib/channel/secure.js';
+import { SecureChannel } from '../../lib/channel/secure.js';
+import type { SecureChannelOptions } from '../../lib/channel/options.js';
 import { ServerIdentity, SecureKind } from '../../lib/channel/handshake.js';
 import { HandshakeError } from '../../lib/errors.js';
 
