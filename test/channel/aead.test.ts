@@ -161,3 +161,44 @@ describe('AeadContext', () => {
     }
   });
 });
+
+describe('native AeadContext and ServerIdentity classes', () => {
+  it('throw a clear error from every method after close(), without crashing', async () => {
+    const { native } = await import('../../lib/native.js');
+    const N = native();
+    const ctx = new N.AeadContext(1, true, randomBytes(32));
+    ctx.close();
+    const buf = Buffer.alloc(64);
+    const u32 = new Uint32Array(0);
+    const u8 = new Uint8Array(0);
+    for (const call of [
+      () => ctx.seal(8, 0, buf, 0, 1, buf, 0),
+      () => ctx.open(8, 2, buf, 0, 17, buf, 0),
+      () => ctx.sealRecords(u8, u32, u32, u8, u8, u8, 0),
+      () => ctx.openRecords(u8, u32, u32, u8, u8, u8, 0),
+      () => ctx.rekey(),
+      () => ctx.sequence(),
+      () => ctx.close(),
+    ]) {
+      assert.throws(call, /AeadContext used after close\(\)/);
+    }
+    const id = new N.ServerIdentity(randomBytes(32));
+    id.close();
+    for (const call of [() => id.publicKey(), () => id.respond(1, 1, Buffer.alloc(35)), () => id.close()]) {
+      assert.throws(call, /ServerIdentity used after close\(\)/);
+    }
+  });
+
+  it('re-check ranges so a misuse of the raw addon cannot reach outside its buffers', async () => {
+    const { native } = await import('../../lib/native.js');
+    const ctx = new (native().AeadContext)(1, true, randomBytes(32));
+    const small = Buffer.alloc(8);
+    assert.throws(() => ctx.seal(8, 0, small, 0, 8, small, 0), RangeError);
+    assert.throws(() => ctx.seal(8, 0, small, 4, 8, Buffer.alloc(64), 0), RangeError);
+    assert.throws(() => ctx.sealRecords(small, new Uint32Array([4]), new Uint32Array([8]), new Uint8Array([8]), new Uint8Array([0]), Buffer.alloc(64), 0), RangeError);
+    assert.throws(() => ctx.openRecords(Buffer.alloc(32), new Uint32Array([0]), new Uint32Array([32]), new Uint8Array([8]), new Uint8Array([2]), Buffer.alloc(8), 0), RangeError);
+    assert.throws(() => new (native().AeadContext)(1, true, randomBytes(32), randomBytes(11)), RangeError);
+    assert.throws(() => new (native().AeadContext)(9, true, randomBytes(32)), /unknown suite/);
+    ctx.close();
+  });
+});
