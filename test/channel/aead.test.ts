@@ -121,6 +121,23 @@ describe('AeadContext', () => {
     });
   }
 
+  for (const suite of SUITES) {
+    it(`${suite}: every single flipped bit of a record, and every other kind or flag, fails to open`, () => {
+      const key = randomBytes(32);
+      const iv = randomBytes(12);
+      const rec = Buffer.from(new AeadContext(suite, 'seal', { key, iv }).seal(8, 0, randomBytes(24)));
+      const opener = new AeadContext(suite, 'open', { key, iv });
+      for (let bit = 0; bit < rec.length * 8; bit++) {
+        rec[bit >> 3]! ^= 1 << (bit & 7);
+        assert.throws(() => opener.open(8, 2, rec), AuthError, `bit ${bit}`);
+        rec[bit >> 3]! ^= 1 << (bit & 7);
+      }
+      for (let kind = 0; kind < 64; kind++) if (kind !== 8) assert.throws(() => opener.open(kind, 2, rec), AuthError);
+      for (const flags of [0, 1, 3]) assert.throws(() => opener.open(8, flags, rec), AuthError);
+      assert.equal(opener.open(8, 2, rec).length, 24);
+    });
+  }
+
   it('throws AuthError for an altered, replayed or short record and does not advance', () => {
     const key = randomBytes(32);
     const iv = randomBytes(12);
