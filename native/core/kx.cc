@@ -112,6 +112,23 @@ int X25519Derive(EVP_PKEY* mine, const uint8_t peer_public[32], uint8_t shared[3
   return ok ? ZS_KX_OK : ZS_KX_ERR_CRYPTO;
 }
 
+// An X25519 key from its private and public halves. Given both, OpenSSL does
+// not recompute the public key (a scalar multiplication), which
+// EVP_PKEY_new_raw_private_key always does: the client already knows its
+// public key from its ClientHello.
+EVP_PKEY* X25519FromPair(const uint8_t private_key[32], const uint8_t public_key[32]) {
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
+  EVP_PKEY* key = nullptr;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, const_cast<uint8_t*>(private_key), 32),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(public_key), 32),
+      OSSL_PARAM_construct_end()};
+  if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) != 1)
+    key = nullptr;
+  EVP_PKEY_CTX_free(ctx);
+  return key;
+}
+
 }  // namespace
 
 extern "C" {
@@ -231,13 +248,18 @@ int zs_kx_server(zs_ed25519* identity, uint8_t version, uint8_t suite, const uin
 
 int zs_kx_client(const uint8_t private_key[32], const uint8_t* client_hello,
                  size_t client_hello_len, const uint8_t server_hello[130], uint8_t secrets[64]) {
+  if (client_hello_len < 32) return ZS_KX_ERR_INPUT;
   uint8_t th[32], msg[kSignLabelLen + 32], shared[32];
   int rc = TranscriptHash(client_hello, client_hello_len, server_hello, th);
   if (rc == ZS_KX_OK) {
     SignedMessage(th, msg);
     rc = zs_ed25519_verify(server_hello + 34, msg, sizeof msg, server_hello + ZS_KX_SIGNED_BYTES);
   }
-  if (rc == ZS_KX_OK) rc = zs_x25519_shared(private_key, server_hello + 2, shared);
+  if (rc == ZS_KX_OK) {
+    EVP_PKEY* mine = X25519FromPair(private_key, client_hello + client_hello_len - 32);
+    rc = mine ? X25519Derive(mine, server_hello + 2, shared) : ZS_KX_ERR_CRYPTO;
+    EVP_PKEY_free(mine);
+  }
   if (rc == ZS_KX_OK) rc = Secrets(shared, th, secrets);
   OPENSSL_cleanse(shared, sizeof shared);
   return rc;

@@ -67,7 +67,8 @@ int zs_kx_server(zs_ed25519* identity, uint8_t version, uint8_t suite, const uin
                  size_t client_hello_len, uint8_t server_hello[130], uint8_t secrets[64]);
 
 // The client's share after ServerHello: checks the signature with the identity
-// key inside server_hello and derives the same two secrets.
+// key inside server_hello and derives the same two secrets. The client's
+// public key is the last 32 bytes of client_hello.
 int zs_kx_client(const uint8_t private_key[32], const uint8_t* client_hello,
                  size_t client_hello_len, const uint8_t server_hello[130], uint8_t secrets[64]);
 
