@@ -15,7 +15,7 @@
  *
  * Run: node --import tsx bench/cipher.ts [--quick]
  */
-import { type CipherGCM, createCipheriv, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, sign, createHash, createPublicKey } from 'node:crypto';
+import { type CipherGCM, type KeyObject, createCipheriv, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, sign, createHash, createPublicKey } from 'node:crypto';
 import { AeadContext, type CipherSuite } from '../lib/channel/aead.js';
 import { ClientHandshake, parseClientHello, ServerIdentity } from '../lib/channel/handshake.js';
 import { printTable, rate, writeResults } from './_lib.js';
@@ -113,10 +113,18 @@ const identity = ServerIdentity.from(edKey);
 const clientHello = new ClientHandshake(['aes-256-gcm']).hello;
 const clientKeyObject = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(clientHello.subarray(3)).toString('base64url') }, format: 'jwk' });
 const edPubRaw = Buffer.from(edPub.export({ format: 'jwk' }).x!, 'base64url');
+// The ephemeral public key comes back DER-encoded from the key-generation call
+// itself: exporting a fresh KeyObject (export({ format: 'jwk' })) in this loop
+// deadlocked Node 20.20 when a garbage collection finalised a key-generation
+// job during the export (node::crypto::KeyGenJob destructor waiting on a lock
+// the export holds).
 const nodeServer = () => {
-  const eph = generateKeyPairSync('x25519');
+  const eph = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' } } as never) as unknown as {
+    publicKey: Buffer;
+    privateKey: KeyObject;
+  };
   const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: clientKeyObject });
-  const ephRaw = Buffer.from(eph.publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  const ephRaw = eph.publicKey.subarray(eph.publicKey.length - 32);
   const th = createHash('sha256').update(clientHello).update(Buffer.from([1, 1])).update(ephRaw).update(edPubRaw).digest();
   const sig = sign(null, Buffer.concat([Buffer.from('zs1 server signature'), th]), edKey);
   const secrets = Buffer.from(hkdfSync('sha256', shared, th, 'zs1 secrets', 64));
