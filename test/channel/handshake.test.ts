@@ -55,3 +55,40 @@ describe('secure channel handshake', () => {
     assert.throws(() => normalizeFingerprint('abcd'), RangeError);
   });
 });
+
+describe('secure channel handshake under random input (fast-check)', () => {
+  it('any bytes as ClientHello, ServerHello or record either parse or fail with the typed error, never crash', async () => {
+    const fc = (await import('fast-check')).default;
+    const { AeadContext } = await import('../../lib/channel/aead.js');
+    const { AuthError } = await import('../../lib/errors.js');
+    const id = ServerIdentity.from(randomBytes(32));
+    const opener = new AeadContext('aes-256-gcm', 'open', { secret: randomBytes(32) });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const msg = Buffer.from(bytes);
+        try {
+          const { suite } = parseClientHello(msg, ['aes-256-gcm', 'chacha20-poly1305']);
+          id.respond(msg, suite); // a well-formed hello with any key: agreement works or throws HandshakeError
+        } catch (e) {
+          assert.ok(e instanceof HandshakeError, String(e));
+        }
+        try {
+          new ClientHandshake(['aes-256-gcm']).finish(msg, []);
+          assert.fail('a random ServerHello must not verify');
+        } catch (e) {
+          assert.ok(e instanceof HandshakeError, String(e));
+        }
+        // The same bytes inside a ServerHello of the right size, version and suite: the signature fails.
+        const shaped = Buffer.alloc(130);
+        shaped[0] = 1;
+        shaped[1] = 1;
+        msg.copy(shaped, 2, 0, 128);
+        assert.throws(() => new ClientHandshake(['aes-256-gcm']).finish(shaped, []), /signature does not verify|key agreement failed/);
+        assert.throws(() => opener.open(8, 2, msg), AuthError);
+      }),
+      { numRuns: 300 },
+    );
+    assert.equal(opener.sequence, 0);
+    id.close();
+  });
+});
