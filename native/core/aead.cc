@@ -166,8 +166,9 @@ int zs_aead_open(zs_aead* a, const uint8_t* aad, size_t aad_len, const uint8_t* 
   Nonce(a, a->seq, nonce);
   const int rc = OpenWith(a, nonce, aad, aad_len, in, len, out);
   if (rc == ZS_AEAD_OK) a->seq++;
-  // Nothing of a record that failed may be used: wipe what decryption wrote.
-  else if (len >= ZS_AEAD_TAG_BYTES && out != in) std::memset(out, 0, len - ZS_AEAD_TAG_BYTES);
+  // Nothing of a record that failed may be used: wipe what decryption wrote
+  // (when opening in place, that is the record itself, which is rejected anyway).
+  else if (len >= ZS_AEAD_TAG_BYTES) std::memset(out, 0, len - ZS_AEAD_TAG_BYTES);
   return rc;
 }
 

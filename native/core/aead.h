@@ -68,7 +68,7 @@ int zs_aead_seal(zs_aead* ctx, const uint8_t* aad, size_t aad_len, const uint8_t
 
 // Opens a record of `len` bytes (ciphertext then 16-byte tag) into `out`
 // (len - 16 bytes). The sequence number advances only on success; on failure
-// `out` may hold unauthenticated bytes that the caller must discard.
+// `out` is zeroed, so no unauthenticated plaintext is left behind.
 int zs_aead_open(zs_aead* ctx, const uint8_t* aad, size_t aad_len, const uint8_t* in, size_t len,
                  uint8_t* out);
 
