@@ -83,7 +83,11 @@ int OpenWith(zs_aead* a, const uint8_t nonce[12], const uint8_t* aad, size_t aad
       (aad_len && EVP_CipherUpdate(c, nullptr, &n, aad, static_cast<int>(aad_len)) != 1) ||
       (body && EVP_CipherUpdate(c, out, &n, in, static_cast<int>(body)) != 1))
     return ZS_AEAD_ERR_CRYPTO;
-  return EVP_CipherFinal_ex(c, out + (body ? n : 0), &m) == 1 ? ZS_AEAD_OK : ZS_AEAD_ERR_AUTH;
+  if (EVP_CipherFinal_ex(c, out + (body ? n : 0), &m) == 1) return ZS_AEAD_OK;
+  // Nothing of a record that failed may be used: wipe what decryption wrote
+  // (when opening in place, that is the record itself, which is rejected anyway).
+  if (body) std::memset(out, 0, body);
+  return ZS_AEAD_ERR_AUTH;
 }
 
 zs_aead* Make(int suite, int encrypt) {
@@ -166,9 +170,6 @@ int zs_aead_open(zs_aead* a, const uint8_t* aad, size_t aad_len, const uint8_t* 
   Nonce(a, a->seq, nonce);
   const int rc = OpenWith(a, nonce, aad, aad_len, in, len, out);
   if (rc == ZS_AEAD_OK) a->seq++;
-  // Nothing of a record that failed may be used: wipe what decryption wrote
-  // (when opening in place, that is the record itself, which is rejected anyway).
-  else if (len >= ZS_AEAD_TAG_BYTES) std::memset(out, 0, len - ZS_AEAD_TAG_BYTES);
   return rc;
 }
 
