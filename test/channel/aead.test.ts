@@ -115,9 +115,12 @@ describe('AeadContext', () => {
       const bad = Buffer.from(sealed);
       bad[inOffsets[4]! + 100]! ^= 0x10;
       const fresh = new AeadContext(suite, 'open', { secret });
-      const out2 = Buffer.alloc(total);
+      const out2 = Buffer.alloc(total, 0xaa);
       assert.equal(fresh.openBatch(bad, inOffsets, inLengths, kinds, wireFlags, out2), 4);
-      assert.equal(out2.subarray(offsets[4]!).every((x) => x === 0), true);
+      assert.deepEqual(out2.subarray(0, offsets[4]!), data.subarray(0, offsets[4]!));
+      // What decryption wrote of the failed record is wiped; nothing after it is touched.
+      assert.equal(out2.subarray(offsets[4]!, offsets[4]! + lengths[4]!).every((x) => x === 0), true);
+      assert.equal(out2.subarray(offsets[4]! + lengths[4]!).every((x) => x === 0xaa), true);
     });
   }
 
