@@ -3,8 +3,10 @@
 // and read or set the tag: no allocation and no algorithm lookup per record.
 #include "aead.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <climits>
 #include <cstring>
@@ -62,10 +64,14 @@ int SealWith(zs_aead* a, const uint8_t nonce[12], const uint8_t* aad, size_t aad
   if (EVP_CipherInit_ex(c, nullptr, nullptr, nullptr, nonce, 1) != 1 ||
       (aad_len && EVP_CipherUpdate(c, nullptr, &n, aad, static_cast<int>(aad_len)) != 1) ||
       (len && EVP_CipherUpdate(c, out, &n, in, static_cast<int>(len)) != 1) ||
-      EVP_CipherFinal_ex(c, out + (len ? n : 0), &m) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, ZS_AEAD_TAG_BYTES, out + len) != 1)
+      EVP_CipherFinal_ex(c, out + (len ? n : 0), &m) != 1)
     return ZS_AEAD_ERR_CRYPTO;
-  return ZS_AEAD_OK;
+  // The tag through the parameter interface directly: EVP_CIPHER_CTX_ctrl
+  // would build the same parameter list on every call.
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, out + len, ZS_AEAD_TAG_BYTES),
+      OSSL_PARAM_construct_end()};
+  return EVP_CIPHER_CTX_get_params(c, params) == 1 ? ZS_AEAD_OK : ZS_AEAD_ERR_CRYPTO;
 }
 
 int OpenWith(zs_aead* a, const uint8_t nonce[12], const uint8_t* aad, size_t aad_len,
@@ -78,8 +84,10 @@ int OpenWith(zs_aead* a, const uint8_t nonce[12], const uint8_t* aad, size_t aad
   std::memcpy(tag, in + body, sizeof tag);
   EVP_CIPHER_CTX* c = a->ctx;
   int n = 0, m = 0;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, sizeof tag),
+                         OSSL_PARAM_construct_end()};
   if (EVP_CipherInit_ex(c, nullptr, nullptr, nullptr, nonce, 0) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, ZS_AEAD_TAG_BYTES, tag) != 1 ||
+      EVP_CIPHER_CTX_set_params(c, params) != 1 ||
       (aad_len && EVP_CipherUpdate(c, nullptr, &n, aad, static_cast<int>(aad_len)) != 1) ||
       (body && EVP_CipherUpdate(c, out, &n, in, static_cast<int>(body)) != 1))
     return ZS_AEAD_ERR_CRYPTO;
