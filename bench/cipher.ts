@@ -11,14 +11,16 @@
  * Handshakes: the server's share (key generation, key agreement, signature,
  * key derivation, two record contexts) with node:crypto KeyObjects and with
  * zserver (one native call plus the two contexts); and a full handshake
- * (both sides, messages checked) with zserver.
+ * (both sides, messages checked) with zserver. Besides wall-clock rates, the
+ * handshake table gives CPU time per handshake (process.cpuUsage over a fixed
+ * count), which holds steadier when other work shares the machine.
  *
  * Run: node --import tsx bench/cipher.ts [--quick]
  */
 import { type CipherGCM, type KeyObject, createCipheriv, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, sign, createHash, createPublicKey } from 'node:crypto';
 import { AeadContext, type CipherSuite } from '../lib/channel/aead.js';
 import { ClientHandshake, parseClientHello, ServerIdentity } from '../lib/channel/handshake.js';
-import { printTable, rate, writeResults } from './_lib.js';
+import { printTable, quick, rate, writeResults } from './_lib.js';
 
 const suites: CipherSuite[] = ['aes-256-gcm', 'chacha20-poly1305'];
 const sizes = [64, 1024, 16384];
@@ -148,6 +150,13 @@ const oursFull = () => {
 };
 const hsRows: Record<string, string | number>[] = [];
 let hsBase = 0;
+/** CPU time per call of `fn` over a fixed count: steadier than wall time on a shared machine. */
+const cpuMicros = (fn: () => unknown, n = quick ? 500 : 3000): number => {
+  const start = process.cpuUsage();
+  for (let i = 0; i < n; i++) fn();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / n;
+};
 for (const [name, fn] of [
   ['node:crypto KeyObjects, server share (no record contexts)', nodeServer],
   ['zserver server share: respond only (one native call)', () => identity.respond(clientHello, 'aes-256-gcm')],
@@ -156,7 +165,15 @@ for (const [name, fn] of [
 ] as const) {
   const perSec = rate(fn);
   if (name.startsWith('node')) hsBase = perSec;
-  hsRows.push({ implementation: name, 'handshakes/s': perSec, 'µs each': 1e6 / perSec, 'vs node': perSec / hsBase });
+  const cpu = cpuMicros(fn);
+  hsRows.push({
+    implementation: name,
+    'handshakes/s': perSec,
+    'µs each': 1e6 / perSec,
+    'CPU µs each': cpu,
+    'per core/s (CPU)': 1e6 / cpu,
+    'vs node': perSec / hsBase,
+  });
 }
 printTable('Handshakes on one core (median of samples); ratio against node:crypto', hsRows);
 identity.close();
