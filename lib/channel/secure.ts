@@ -312,8 +312,9 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
       }
       throw new HandshakeAlert(AlertCode.Handshake, `secure channel handshake: unexpected frame kind ${kind} (flags ${flags}) while ${p.phase}`);
     } catch (err) {
-      if (!(err instanceof HandshakeError)) throw err;
-      this.#fail(peer, p, 'auth', err.message, err instanceof HandshakeAlert ? err.alert : AlertCode.Handshake);
+      // Any fault here is this peer's failed handshake; nothing escapes into the transport below.
+      const message = err instanceof HandshakeError ? err.message : `secure channel handshake failed: ${(err as Error).message}`;
+      this.#fail(peer, p, 'auth', message, err instanceof HandshakeAlert ? err.alert : AlertCode.Handshake);
     }
   }
 
@@ -361,7 +362,15 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
           i++;
           continue;
         }
-        const opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.bytes);
+        let opened: number;
+        try {
+          opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.bytes);
+        } catch (err) {
+          // OpenSSL itself failed (not an authentication failure): close this peer, keep the others.
+          this.#fail(peer, p, 'auth', `secure channel: ${(err as Error).message}`, AlertCode.Record);
+          i = j;
+          continue;
+        }
         for (let k = i; k < i + opened; k++) {
           if (kinds[k] === REKEY_KIND) this.#secure.rekeysReceived++;
           else out.push(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);

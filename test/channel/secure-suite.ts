@@ -202,6 +202,8 @@ export function runSecureChannelSuite(name: string, makePair: () => Promise<Tran
         [(m: Buffer) => ((m[0] = 9), m), /unsupported protocol version 9/],
         [(m: Buffer) => Buffer.concat([m, Buffer.alloc(1000)]), /ClientHello of \d{4} bytes \(expected 35 to 42\)/],
         [(_m: Buffer) => Buffer.from('GET / HTTP/1.1\r\n'), /malformed ClientHello|unsupported protocol version/],
+        // A low-order X25519 key (all zeros) would give an all-zero shared secret: refused.
+        [(m: Buffer) => m.fill(0, m.length - 32), /key agreement failed/],
       ] as const) {
         const t = await setup({}, {}, (kind, _flags, payload) => (kind === SecureKind.ClientHello ? edit(Buffer.from(payload)) : payload));
         try {
