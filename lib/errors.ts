@@ -99,3 +99,25 @@ export class P2pvmProtocolError extends ZsError {
     super('ZS_P2PVM_PROTOCOL', message, options);
   }
 }
+
+/**
+ * The secure channel rejected a record: its tag did not verify (it was altered,
+ * replayed, reordered or truncated) or it broke the record rules. The peer is
+ * closed with reason 'auth'. Code `ZS_AUTH`.
+ */
+export class AuthError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_AUTH', message, options);
+  }
+}
+
+/**
+ * The secure-channel handshake failed: malformed or oversize messages, an
+ * unsupported version or cipher suite, a bad server signature, or a server
+ * identity that does not match the pinned fingerprint. Code `ZS_HANDSHAKE`.
+ */
+export class HandshakeError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_HANDSHAKE', message, options);
+  }
+}

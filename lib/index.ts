@@ -11,6 +11,8 @@ export {
   DecodeError,
   RemoteError,
   StreamAbortedError,
+  AuthError,
+  HandshakeError,
 } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
@@ -91,3 +93,15 @@ export {
   type TunnelPolicy,
   type TunnelClose,
 } from './p2pvm/index.js';
+export {
+  SecureChannel,
+  ServerIdentity,
+  AeadContext,
+  fingerprint,
+  MAX_RECORDS_PER_KEY,
+  type SecureChannelOptions,
+  type SecureChannelStats,
+  type CipherSuite,
+  type AeadKeying,
+  type IdentityKeyInput,
+} from './channel/index.js';

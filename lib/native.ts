@@ -46,6 +46,49 @@ export interface NativeBinding {
   ): Buffer | null;
   /** A Buffer of exactly outSize bytes, or a negative decode status (see native/core/decode_status.h). */
   decompressRaw(codec: number, data: Uint8Array, offset: number, length: number, outSize: number): Buffer | number;
+  /** One direction of a secure-channel connection (native/binding/aead.cc). */
+  AeadContext: new (suite: number, encrypt: boolean, secretOrKey: Uint8Array, iv?: Uint8Array) => NativeAeadContext;
+  /** The server's Ed25519 identity key (native/binding/handshake.cc). */
+  ServerIdentity: new (seed: Uint8Array) => NativeServerIdentity;
+  /** A fresh X25519 key pair: 32 bytes private key, then 32 bytes public key. */
+  x25519Keypair(): Buffer;
+  /** The client's key agreement after ServerHello: 64 bytes of secrets, or an error code < 0. */
+  kxClient(privateKey: Uint8Array, clientHello: Uint8Array, serverHello: Uint8Array): Buffer | number;
+}
+
+/** Raw AeadContext methods; results below 0 are error codes (native/core/aead.h). */
+export interface NativeAeadContext {
+  seal(kind: number, flags: number, data: Uint8Array, offset: number, length: number, out: Uint8Array, outOffset: number): number;
+  open(kind: number, flags: number, data: Uint8Array, offset: number, length: number, out: Uint8Array, outOffset: number): number;
+  sealRecords(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    kinds: Uint8Array,
+    flags: Uint8Array,
+    out: Uint8Array,
+    outOffset: number,
+  ): number;
+  openRecords(
+    data: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    kinds: Uint8Array,
+    flags: Uint8Array,
+    out: Uint8Array,
+    outOffset: number,
+  ): number;
+  rekey(): number;
+  sequence(): number;
+  close(): void;
+}
+
+/** Raw ServerIdentity methods (native/binding/handshake.cc). */
+export interface NativeServerIdentity {
+  publicKey(): Buffer;
+  /** ServerHello (130 bytes) then both traffic secrets (64), or an error code < 0. */
+  respond(version: number, suite: number, clientHello: Uint8Array): Buffer | number;
+  close(): void;
 }
 
 const require = createRequire(import.meta.url);

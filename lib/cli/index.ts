@@ -26,6 +26,10 @@ export const commands: Record<string, CliCommand> = {
     summary: 'open many connections to an echo server group, exchange messages, report rates, latency and memory',
     run: async (args) => (await import('./stress.js')).runStressCommand(args),
   },
+  keygen: {
+    summary: 'write a secure-channel server identity (Ed25519, 0600) and print its fingerprint',
+    run: async (args) => (await import('./keygen.js')).runKeygen(args),
+  },
 };
 
 /** Runs `zserver <command> [args]`; unknown commands print the help and return 2. */

@@ -1,0 +1,411 @@
+/**
+ * SecureChannel: a Transport that wraps another Transport and gives every
+ * connection its own keys. Layers above use it exactly like the transport it
+ * wraps (native TCP, Node net, WebSocket, P2PVM, memory); it only changes what
+ * travels underneath:
+ *
+ * - On a new connection it runs the handshake (handshake.ts) and emits 'open'
+ *   only once it is complete. The client side checks the server's Ed25519
+ *   identity against the pinned fingerprints, when given.
+ * - Each application frame (kinds 8-63) travels as one AEAD record (aead.ts)
+ *   with FrameFlag.Encrypted set; 'frames' hands up plaintext in batches, one
+ *   native call per run of records of one peer.
+ * - A record that fails to open closes the peer with reason 'auth'; nothing of
+ *   it, or of anything after it, reaches the application.
+ * - Each direction moves to its next key after `rekeyBytes` bytes or
+ *   `rekeyInterval` ms, signalled in-band by a rekey record.
+ *
+ * Peer ids are the wrapped transport's. Peers that fail the handshake never
+ * emit 'open' or 'close' here (their closes are counted in stats()); a
+ * connect() to such a server rejects with HandshakeError.
+ */
+import { EventEmitter } from 'node:events';
+import { AuthError, ConnectionClosedError, HandshakeError } from '../errors.js';
+import { checkFrame, TransportCounters } from '../transport/common.js';
+import { FrameFlag } from '../transport/types.js';
+import type {
+  CloseReason,
+  ConnectOptions,
+  ConnectionOptions,
+  Endpoint,
+  FrameBatch,
+  PeerId,
+  PeerInfo,
+  Transport,
+  TransportEvents,
+  TransportStats,
+} from '../transport/types.js';
+import { AeadContext, REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
+import { PlaintextBatch } from './batch.js';
+import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, parseClientHello, SecureKind, type ServerIdentity } from './handshake.js';
+import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
+
+type Phase = 'await-client-hello' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
+
+interface SecurePeer {
+  phase: Phase;
+  info: PeerInfo;
+  client: ClientHandshake | undefined;
+  sealer: AeadContext | undefined;
+  opener: AeadContext | undefined;
+  sentBytes: number;
+  sentRecords: number;
+  keyBorn: number;
+  timer: NodeJS.Timeout | undefined;
+  ready: { resolve: (id: PeerId) => void; reject: (e: Error) => void } | undefined;
+  remoteFingerprint: string | undefined;
+  /** 'open' was emitted for this peer, so layers above must also see its 'close'. */
+  opened: boolean;
+  userData: unknown;
+  closeReason: CloseReason | undefined;
+  closeDetail: string | undefined;
+}
+
+/** A Transport decorator that encrypts and authenticates every frame; see the file comment. */
+export class SecureChannel extends EventEmitter<TransportEvents> implements Transport {
+  readonly name: string;
+  readonly #inner: Transport;
+  readonly #identity: ServerIdentity | undefined;
+  readonly #pins: readonly string[];
+  readonly #suites: readonly CipherSuite[];
+  readonly #rekeyBytes: number;
+  readonly #rekeyInterval: number;
+  readonly #handshakeTimeout: number;
+  readonly #maxRecord: number;
+  readonly #peers = new Map<PeerId, SecurePeer>();
+  readonly #pendingConnects = new Map<PeerId, Promise<PeerId>>();
+  readonly #counters = new TransportCounters();
+  readonly #secure: SecureChannelStats = { handshakes: 0, handshakeFailures: 0, rekeysSent: 0, rekeysReceived: 0, authFailures: 0 };
+  #inBatch = false;
+  #deferred: [PeerId, CloseReason, string][] = [];
+  #sealScratch = Buffer.allocUnsafe(64 * 1024);
+  readonly #out = new PlaintextBatch();
+
+  constructor(transport: Transport, options: SecureChannelOptions = {}) {
+    super();
+    if (!transport || typeof transport.send !== 'function') throw new TypeError('transport must be a Transport');
+    const o = resolveSecureOptions(options);
+    this.#pins = o.pins;
+    this.#suites = o.suites;
+    this.#rekeyBytes = o.rekeyBytes;
+    this.#rekeyInterval = o.rekeyInterval;
+    this.#handshakeTimeout = o.handshakeTimeout;
+    this.#maxRecord = o.maxRecordSize;
+    this.#identity = o.identity;
+    this.#inner = transport;
+    this.name = `secure(${transport.name})`;
+    transport.on('open', (peer, info) => this.#onOpen(peer, info));
+    transport.on('frames', (batch) => this.#onFrames(batch));
+    transport.on('close', (peer, reason, detail) => this.#onClose(peer, reason, detail));
+    transport.on('drain', (peer) => {
+      if (this.#peers.get(peer)?.phase === 'open') this.emit('drain', peer);
+    });
+    transport.on('error', (error) => this.emit('error', error));
+  }
+
+  async listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint> {
+    if (!this.#identity) throw new TypeError('SecureChannel needs options.identity (a ServerIdentity) to accept connections');
+    return this.#inner.listen(endpoint, options);
+  }
+
+  async connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
+    const peer = await this.#inner.connect(endpoint, options);
+    const ready = this.#pendingConnects.get(peer);
+    if (!ready) throw new ConnectionClosedError(`secure channel: peer ${peer} closed before its handshake began`);
+    this.#pendingConnects.delete(peer);
+    return ready;
+  }
+
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    const p = this.#peers.get(peer);
+    if (!p || p.phase !== 'open') throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
+    checkFrame(kind, flags, payload);
+    if (kind < 8) throw new RangeError(`kind must be 8 to 63 on a secure channel (0-7 belong to the transport and the channel), got ${kind}`);
+    if (flags & FrameFlag.Encrypted) throw new RangeError('flags must not include FrameFlag.Encrypted: the secure channel sets it itself');
+    if (payload.length > this.#maxRecord) {
+      throw new RangeError(`payload of ${payload.length} bytes exceeds the secure channel's maxRecordSize ${this.#maxRecord}`);
+    }
+    if (p.sentBytes >= this.#rekeyBytes || p.sentRecords >= MAX_RECORDS_PER_KEY || Date.now() - p.keyBorn >= this.#rekeyInterval) {
+      this.#rekey(peer, p);
+    }
+    const need = payload.length + TAG_BYTES;
+    if (this.#sealScratch.length < need) this.#sealScratch = Buffer.allocUnsafe(Math.max(need, this.#sealScratch.length * 2));
+    const record = p.sealer!.seal(kind, flags, payload, this.#sealScratch);
+    p.sentBytes += payload.length;
+    p.sentRecords++;
+    this.#counters.framesOut++;
+    this.#counters.bytesOut += payload.length;
+    return this.#inner.send(peer, kind, flags | FrameFlag.Encrypted, record);
+  }
+
+  close(peer: PeerId, abort = false): void {
+    const p = this.#peers.get(peer);
+    if (!p) return;
+    this.#inner.close(peer, abort);
+  }
+
+  getUserData(peer: PeerId): unknown {
+    return this.#openPeer(peer)?.userData;
+  }
+
+  setUserData(peer: PeerId, value: unknown): void {
+    const p = this.#openPeer(peer);
+    if (p) p.userData = value;
+  }
+
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    return this.#openPeer(peer)?.info;
+  }
+
+  /** The fingerprint of the server a client-side peer is connected to (undefined on the server side). */
+  remoteFingerprint(peer: PeerId): string | undefined {
+    return this.#openPeer(peer)?.remoteFingerprint;
+  }
+
+  stats(): TransportStats {
+    return this.#counters.snapshot();
+  }
+
+  /** Handshakes, rekeys and authentication failures since this channel was made. */
+  secureStats(): SecureChannelStats {
+    return { ...this.#secure };
+  }
+
+  async shutdown(): Promise<void> {
+    await this.#inner.shutdown();
+  }
+
+  #openPeer(peer: PeerId): SecurePeer | undefined {
+    const p = this.#peers.get(peer);
+    return p?.phase === 'open' ? p : undefined;
+  }
+
+  #rekey(peer: PeerId, p: SecurePeer): void {
+    const record = p.sealer!.seal(REKEY_KIND, 0, new Uint8Array(0), this.#sealScratch);
+    this.#inner.send(peer, REKEY_KIND, FrameFlag.Encrypted, record);
+    p.sealer!.rekey();
+    p.sentBytes = 0;
+    p.sentRecords = 0;
+    p.keyBorn = Date.now();
+    this.#secure.rekeysSent++;
+  }
+
+  #onOpen(peer: PeerId, info: PeerInfo): void {
+    const p: SecurePeer = {
+      phase: info.accepted ? 'await-client-hello' : 'client-hello-sent',
+      info,
+      client: undefined,
+      sealer: undefined,
+      opener: undefined,
+      sentBytes: 0,
+      sentRecords: 0,
+      keyBorn: 0,
+      timer: undefined,
+      ready: undefined,
+      remoteFingerprint: undefined,
+      opened: false,
+      userData: undefined,
+      closeReason: undefined,
+      closeDetail: undefined,
+    };
+    this.#peers.set(peer, p);
+    p.timer = setTimeout(() => this.#fail(peer, p, 'timeout', 'secure channel handshake timed out', AlertCode.Timeout), this.#handshakeTimeout);
+    if (info.accepted) {
+      if (!this.#identity) this.#fail(peer, p, 'auth', 'secure channel: this side has no server identity', AlertCode.Handshake);
+      return;
+    }
+    const ready = new Promise<PeerId>((resolve, reject) => (p.ready = { resolve, reject }));
+    ready.catch(() => undefined); // observed by connect(); a failure before that must not go unhandled
+    this.#pendingConnects.set(peer, ready);
+    p.client = new ClientHandshake(this.#suites);
+    this.#inner.send(peer, SecureKind.ClientHello, 0, p.client.hello);
+  }
+
+  #onClose(peer: PeerId, reason: CloseReason, detail: string): void {
+    const p = this.#peers.get(peer);
+    if (!p) return;
+    this.#peers.delete(peer);
+    clearTimeout(p.timer);
+    p.sealer?.close();
+    p.opener?.close();
+    const finalReason = p.closeReason ?? reason;
+    const finalDetail = p.closeDetail ?? detail;
+    this.#counters.closed(finalReason);
+    if (p.ready) {
+      p.ready.reject(new HandshakeError(`secure channel: connection closed during the handshake (${finalReason}): ${finalDetail}`));
+      return;
+    }
+    if (!p.opened) return;
+    if (this.#inBatch) this.#deferred.push([peer, finalReason, finalDetail]);
+    else this.emit('close', peer, finalReason, finalDetail);
+  }
+
+  /**
+   * Closes a peer because of the secure channel: sends an alert (unless the
+   * peer sent one), then closes gracefully so the alert goes out first.
+   */
+  #fail(peer: PeerId, p: SecurePeer, reason: CloseReason, detail: string, alert?: number): void {
+    if (p.phase === 'closing' || !this.#peers.has(peer)) return;
+    const wasOpen = p.phase === 'open';
+    p.phase = 'closing';
+    p.closeReason = reason;
+    p.closeDetail = detail;
+    if (!wasOpen) this.#secure.handshakeFailures++;
+    if (reason === 'auth' && wasOpen) this.#secure.authFailures++;
+    clearTimeout(p.timer);
+    if (alert !== undefined) {
+      try {
+        this.#inner.send(peer, SecureKind.Alert, 0, encodeAlert(alert, detail));
+      } catch {
+        // The connection is already going; the close below reports it.
+      }
+    }
+    if (p.ready) {
+      const ready = p.ready;
+      p.ready = undefined;
+      ready.reject(new HandshakeError(detail));
+    }
+    this.#inner.close(peer);
+  }
+
+  #handshakeFrame(peer: PeerId, p: SecurePeer, kind: number, flags: number, payload: Uint8Array): void {
+    if (kind <= 1) return; // transport pings may come at any time; they are the transport's business
+    if (kind === SecureKind.Alert && flags === 0) {
+      this.#fail(peer, p, 'auth', `secure channel handshake: ${describeAlert(payload)}`);
+      return;
+    }
+    try {
+      if (p.phase === 'await-client-hello' && kind === SecureKind.ClientHello && flags === 0) {
+        const { suite } = parseClientHello(payload, this.#suites);
+        const { serverHello, c2s, s2c } = this.#identity!.respond(payload, suite);
+        p.opener = new AeadContext(suite, 'open', { secret: c2s });
+        p.sealer = new AeadContext(suite, 'seal', { secret: s2c });
+        c2s.fill(0);
+        s2c.fill(0);
+        p.phase = 'await-finished';
+        this.#inner.send(peer, SecureKind.ServerHello, 0, serverHello);
+        return;
+      }
+      if (p.phase === 'await-finished' && kind === SecureKind.ClientFinished && flags === FrameFlag.Encrypted) {
+        try {
+          if (payload.length !== TAG_BYTES) throw new AuthError('ClientFinished must be a bare tag');
+          p.opener!.open(kind, flags, payload, Buffer.alloc(0));
+        } catch (err) {
+          if (!(err instanceof AuthError)) throw err;
+          throw new HandshakeAlert(AlertCode.Handshake, 'secure channel handshake: ClientFinished does not authenticate (the client derived other keys)');
+        }
+        this.#established(peer, p);
+        return;
+      }
+      if (p.phase === 'client-hello-sent' && kind === SecureKind.ServerHello && flags === 0) {
+        const done = p.client!.finish(payload, this.#pins);
+        p.client = undefined;
+        p.sealer = new AeadContext(done.suite, 'seal', { secret: done.c2s });
+        p.opener = new AeadContext(done.suite, 'open', { secret: done.s2c });
+        done.c2s.fill(0);
+        done.s2c.fill(0);
+        p.remoteFingerprint = done.fingerprint;
+        const finished = p.sealer.seal(SecureKind.ClientFinished, 0, new Uint8Array(0));
+        this.#inner.send(peer, SecureKind.ClientFinished, FrameFlag.Encrypted, finished);
+        this.#established(peer, p);
+        return;
+      }
+      throw new HandshakeAlert(AlertCode.Handshake, `secure channel handshake: unexpected frame kind ${kind} (flags ${flags}) while ${p.phase}`);
+    } catch (err) {
+      // Any fault here is this peer's failed handshake; nothing escapes into the transport below.
+      const message = err instanceof HandshakeError ? err.message : `secure channel handshake failed: ${(err as Error).message}`;
+      this.#fail(peer, p, 'auth', message, err instanceof HandshakeAlert ? err.alert : AlertCode.Handshake);
+    }
+  }
+
+  #established(peer: PeerId, p: SecurePeer): void {
+    clearTimeout(p.timer);
+    p.timer = undefined;
+    p.phase = 'open';
+    p.opened = true;
+    p.keyBorn = Date.now();
+    this.#secure.handshakes++;
+    this.#counters.connections++;
+    const ready = p.ready;
+    p.ready = undefined;
+    this.emit('open', peer, p.info);
+    ready?.resolve(peer);
+  }
+
+  #isRecord(kind: number, flags: number, length: number): boolean {
+    return (flags & FrameFlag.Encrypted) !== 0 && (kind >= 8 || kind === REKEY_KIND) && length <= this.#maxRecord + TAG_BYTES;
+  }
+
+  #onFrames(batch: FrameBatch): void {
+    const { count, peers, kinds, flags, offsets, lengths, data } = batch;
+    const out = this.#out;
+    out.reset(count, data.length);
+    this.#inBatch = true;
+    try {
+      let i = 0;
+      while (i < count) {
+        const peer = peers[i]!;
+        const p = this.#peers.get(peer);
+        if (!p || p.phase === 'closing') {
+          i++;
+          continue;
+        }
+        if (p.phase !== 'open') {
+          this.#handshakeFrame(peer, p, kinds[i]!, flags[i]!, data.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+          i++;
+          continue;
+        }
+        let j = i;
+        while (j < count && peers[j] === peer && this.#isRecord(kinds[j]!, flags[j]!, lengths[j]!)) j++;
+        if (j === i) {
+          this.#controlFrame(peer, p, kinds[i]!, flags[i]!, lengths[i]!, data.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+          i++;
+          continue;
+        }
+        let opened: number;
+        try {
+          opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.bytes);
+        } catch (err) {
+          // OpenSSL itself failed (not an authentication failure): close this peer, keep the others.
+          this.#fail(peer, p, 'auth', `secure channel: ${(err as Error).message}`, AlertCode.Record);
+          i = j;
+          continue;
+        }
+        for (let k = i; k < i + opened; k++) {
+          if (kinds[k] === REKEY_KIND) this.#secure.rekeysReceived++;
+          else out.push(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);
+        }
+        if (opened < j - i) {
+          const err = new AuthError(`secure channel: record of kind ${kinds[i + opened]} failed authentication (altered, replayed, reordered or truncated)`);
+          this.#fail(peer, p, 'auth', `${err.code}: ${err.message}`, AlertCode.Record);
+        }
+        i = j;
+      }
+      if (out.count > 0) {
+        this.#counters.framesIn += out.count;
+        this.#counters.bytesIn += out.bytes;
+        this.emit('frames', out.view());
+      }
+    } finally {
+      this.#inBatch = false;
+      const closes = this.#deferred;
+      this.#deferred = [];
+      for (const [peer, reason, detail] of closes) this.emit('close', peer, reason, detail);
+    }
+  }
+
+  /** A frame on an open connection that is not an application or rekey record. */
+  #controlFrame(peer: PeerId, p: SecurePeer, kind: number, flags: number, length: number, payload: Uint8Array): void {
+    if (kind <= 1) return; // ping/pong belong to the transport below; never handed up unauthenticated
+    if (kind === SecureKind.Alert && flags === 0) {
+      this.#fail(peer, p, 'auth', `secure channel: ${describeAlert(payload)}`);
+      return;
+    }
+    const why =
+      flags & FrameFlag.Encrypted && length > this.#maxRecord + TAG_BYTES
+        ? `record of ${length} bytes exceeds maxRecordSize ${this.#maxRecord} + ${TAG_BYTES}`
+        : `unexpected frame kind ${kind} with flags ${flags} on an established channel`;
+    this.#fail(peer, p, 'auth', `secure channel: ${why}`, AlertCode.Record);
+  }
+
+}

@@ -1,0 +1,122 @@
+// Node-API glue for native/core/kx: the computations of the secure-channel
+// handshake. lib/channel/handshake.ts checks every message before it gets
+// here; these functions re-check lengths only.
+//
+//   new ServerIdentity(seed32)              the server's Ed25519 key, kept for signing
+//     .publicKey() -> Buffer(32)
+//     .respond(version, suite, clientHello) -> Buffer(130 ServerHello + 64 secrets) or code < 0
+//     .close()                              every method after close() throws
+//   x25519Keypair() -> Buffer(64): private key then public key
+//   kxClient(private32, clientHello, serverHello130) -> Buffer(64 secrets) or code < 0
+#include "handshake.h"
+
+#include <openssl/crypto.h>
+
+#include "../core/kx.h"
+
+namespace zs::binding {
+namespace {
+
+class ServerIdentity : public Napi::ObjectWrap<ServerIdentity> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ServerIdentity",
+                       {InstanceMethod<&ServerIdentity::PublicKey>("publicKey"),
+                        InstanceMethod<&ServerIdentity::Respond>("respond"),
+                        InstanceMethod<&ServerIdentity::Close>("close")});
+  }
+
+  explicit ServerIdentity(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServerIdentity>(info) {
+    View seed;
+    if (!GetView(info.Env(), info[0], napi_uint8_array, "seed", &seed)) return;
+    if (seed.bytes != 32) {
+      Napi::RangeError::New(info.Env(), "zserver native: an Ed25519 seed is 32 bytes").ThrowAsJavaScriptException();
+      return;
+    }
+    key_ = zs_ed25519_new(seed.data);
+    if (!key_) Napi::Error::New(info.Env(), "zserver native: OpenSSL rejected the Ed25519 key").ThrowAsJavaScriptException();
+  }
+
+  ~ServerIdentity() override { zs_ed25519_free(key_); }
+
+ private:
+  bool Live(Napi::Env env) {
+    if (key_) return true;
+    Napi::Error::New(env, "zserver: ServerIdentity used after close()").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  Napi::Value PublicKey(const Napi::CallbackInfo& info) {
+    if (!Live(info.Env())) return Napi::Value();
+    auto out = Napi::Buffer<uint8_t>::New(info.Env(), 32);
+    zs_ed25519_public(key_, out.Data());
+    return out;
+  }
+
+  Napi::Value Respond(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t version, suite;
+    View hello;
+    if (!Live(env) || !GetSize(env, info[0], "version", &version) ||
+        !GetSize(env, info[1], "suite", &suite) ||
+        !GetView(env, info[2], napi_uint8_array, "clientHello", &hello))
+      return Napi::Value();
+    if (version > 255 || suite > 255 || hello.bytes < 32 || hello.bytes > 256) {
+      Napi::RangeError::New(env, "zserver native: handshake arguments out of range").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    auto out = Napi::Buffer<uint8_t>::New(env, ZS_KX_SERVER_HELLO_BYTES + 64);
+    const int rc = zs_kx_server(key_, static_cast<uint8_t>(version), static_cast<uint8_t>(suite),
+                                hello.data, hello.bytes, out.Data(), out.Data() + ZS_KX_SERVER_HELLO_BYTES);
+    if (rc != ZS_KX_OK) return Napi::Number::New(env, rc);
+    return out;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (!Live(info.Env())) return Napi::Value();
+    zs_ed25519_free(key_);
+    key_ = nullptr;
+    return info.Env().Undefined();
+  }
+
+  zs_ed25519* key_ = nullptr;
+};
+
+Napi::Value X25519Keypair(const Napi::CallbackInfo& info) {
+  auto out = Napi::Buffer<uint8_t>::New(info.Env(), 64);
+  if (zs_x25519_keypair(out.Data(), out.Data() + 32) != ZS_KX_OK) {
+    Napi::Error::New(info.Env(), "zserver native: OpenSSL could not make an X25519 key").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  return out;
+}
+
+Napi::Value KxClient(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  View priv, client, server;
+  if (!GetView(env, info[0], napi_uint8_array, "privateKey", &priv) ||
+      !GetView(env, info[1], napi_uint8_array, "clientHello", &client) ||
+      !GetView(env, info[2], napi_uint8_array, "serverHello", &server))
+    return Napi::Value();
+  if (priv.bytes != 32 || client.bytes > 256 || server.bytes != ZS_KX_SERVER_HELLO_BYTES) {
+    Napi::RangeError::New(env, "zserver native: handshake arguments out of range").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  auto out = Napi::Buffer<uint8_t>::New(env, 64);
+  const int rc = zs_kx_client(priv.data, client.data, client.bytes, server.data, out.Data());
+  if (rc != ZS_KX_OK) {
+    OPENSSL_cleanse(out.Data(), 64);
+    return Napi::Number::New(env, rc);
+  }
+  return out;
+}
+
+}  // namespace
+
+void InitHandshake(Napi::Env env, Napi::Object exports) {
+  exports.Set("ServerIdentity", ServerIdentity::Define(env));
+  exports.Set("x25519Keypair", Napi::Function::New(env, X25519Keypair, "x25519Keypair"));
+  exports.Set("kxClient", Napi::Function::New(env, KxClient, "kxClient"));
+}
+
+}  // namespace zs::binding
