@@ -26,19 +26,19 @@ namespace {
 
 inline uint32_t rotl(uint32_t x, int s) { return (x << s) | (x >> (32 - s)); }
 
-#define ZS_MD5_F(a, b, c, d, k, s, i) \
+#define ZS_MD5_STEP_F(a, b, c, d, k, s, i) \
   a += x[k] + kT[i];                  \
   a += d ^ (b & (c ^ d));             \
   a = rotl(a, s) + b;
-#define ZS_MD5_G(a, b, c, d, k, s, i) \
+#define ZS_MD5_STEP_G(a, b, c, d, k, s, i) \
   a += x[k] + kT[i] + (c & ~d);       \
   a += b & d;                         \
   a = rotl(a, s) + b;
-#define ZS_MD5_H(a, b, c, d, k, s, i) \
+#define ZS_MD5_STEP_H(a, b, c, d, k, s, i) \
   a += x[k] + kT[i];                  \
   a += b ^ (c ^ d);                   \
   a = rotl(a, s) + b;
-#define ZS_MD5_I(a, b, c, d, k, s, i) \
+#define ZS_MD5_STEP_I(a, b, c, d, k, s, i) \
   a += x[k] + kT[i];                  \
   a += c ^ (b | ~d);                  \
   a = rotl(a, s) + b;
@@ -51,41 +51,41 @@ void compress(uint32_t state[4], const uint8_t* p, size_t blocks) {
     uint32_t x[16];
     for (int i = 0; i < 16; i++) x[i] = load_le32(p + 4 * i);
     const uint32_t a0 = a, b0 = b, c0 = c, d0 = d;
-    ZS_MD5_F(a, b, c, d, 0, 7, 0)   ZS_MD5_F(d, a, b, c, 1, 12, 1)
-    ZS_MD5_F(c, d, a, b, 2, 17, 2)  ZS_MD5_F(b, c, d, a, 3, 22, 3)
-    ZS_MD5_F(a, b, c, d, 4, 7, 4)   ZS_MD5_F(d, a, b, c, 5, 12, 5)
-    ZS_MD5_F(c, d, a, b, 6, 17, 6)  ZS_MD5_F(b, c, d, a, 7, 22, 7)
-    ZS_MD5_F(a, b, c, d, 8, 7, 8)   ZS_MD5_F(d, a, b, c, 9, 12, 9)
-    ZS_MD5_F(c, d, a, b, 10, 17, 10) ZS_MD5_F(b, c, d, a, 11, 22, 11)
-    ZS_MD5_F(a, b, c, d, 12, 7, 12) ZS_MD5_F(d, a, b, c, 13, 12, 13)
-    ZS_MD5_F(c, d, a, b, 14, 17, 14) ZS_MD5_F(b, c, d, a, 15, 22, 15)
+    ZS_MD5_STEP_F(a, b, c, d, 0, 7, 0)   ZS_MD5_STEP_F(d, a, b, c, 1, 12, 1)
+    ZS_MD5_STEP_F(c, d, a, b, 2, 17, 2)  ZS_MD5_STEP_F(b, c, d, a, 3, 22, 3)
+    ZS_MD5_STEP_F(a, b, c, d, 4, 7, 4)   ZS_MD5_STEP_F(d, a, b, c, 5, 12, 5)
+    ZS_MD5_STEP_F(c, d, a, b, 6, 17, 6)  ZS_MD5_STEP_F(b, c, d, a, 7, 22, 7)
+    ZS_MD5_STEP_F(a, b, c, d, 8, 7, 8)   ZS_MD5_STEP_F(d, a, b, c, 9, 12, 9)
+    ZS_MD5_STEP_F(c, d, a, b, 10, 17, 10) ZS_MD5_STEP_F(b, c, d, a, 11, 22, 11)
+    ZS_MD5_STEP_F(a, b, c, d, 12, 7, 12) ZS_MD5_STEP_F(d, a, b, c, 13, 12, 13)
+    ZS_MD5_STEP_F(c, d, a, b, 14, 17, 14) ZS_MD5_STEP_F(b, c, d, a, 15, 22, 15)
 
-    ZS_MD5_G(a, b, c, d, 1, 5, 16)  ZS_MD5_G(d, a, b, c, 6, 9, 17)
-    ZS_MD5_G(c, d, a, b, 11, 14, 18) ZS_MD5_G(b, c, d, a, 0, 20, 19)
-    ZS_MD5_G(a, b, c, d, 5, 5, 20)  ZS_MD5_G(d, a, b, c, 10, 9, 21)
-    ZS_MD5_G(c, d, a, b, 15, 14, 22) ZS_MD5_G(b, c, d, a, 4, 20, 23)
-    ZS_MD5_G(a, b, c, d, 9, 5, 24)  ZS_MD5_G(d, a, b, c, 14, 9, 25)
-    ZS_MD5_G(c, d, a, b, 3, 14, 26) ZS_MD5_G(b, c, d, a, 8, 20, 27)
-    ZS_MD5_G(a, b, c, d, 13, 5, 28) ZS_MD5_G(d, a, b, c, 2, 9, 29)
-    ZS_MD5_G(c, d, a, b, 7, 14, 30) ZS_MD5_G(b, c, d, a, 12, 20, 31)
+    ZS_MD5_STEP_G(a, b, c, d, 1, 5, 16)  ZS_MD5_STEP_G(d, a, b, c, 6, 9, 17)
+    ZS_MD5_STEP_G(c, d, a, b, 11, 14, 18) ZS_MD5_STEP_G(b, c, d, a, 0, 20, 19)
+    ZS_MD5_STEP_G(a, b, c, d, 5, 5, 20)  ZS_MD5_STEP_G(d, a, b, c, 10, 9, 21)
+    ZS_MD5_STEP_G(c, d, a, b, 15, 14, 22) ZS_MD5_STEP_G(b, c, d, a, 4, 20, 23)
+    ZS_MD5_STEP_G(a, b, c, d, 9, 5, 24)  ZS_MD5_STEP_G(d, a, b, c, 14, 9, 25)
+    ZS_MD5_STEP_G(c, d, a, b, 3, 14, 26) ZS_MD5_STEP_G(b, c, d, a, 8, 20, 27)
+    ZS_MD5_STEP_G(a, b, c, d, 13, 5, 28) ZS_MD5_STEP_G(d, a, b, c, 2, 9, 29)
+    ZS_MD5_STEP_G(c, d, a, b, 7, 14, 30) ZS_MD5_STEP_G(b, c, d, a, 12, 20, 31)
 
-    ZS_MD5_H(a, b, c, d, 5, 4, 32)  ZS_MD5_H(d, a, b, c, 8, 11, 33)
-    ZS_MD5_H(c, d, a, b, 11, 16, 34) ZS_MD5_H(b, c, d, a, 14, 23, 35)
-    ZS_MD5_H(a, b, c, d, 1, 4, 36)  ZS_MD5_H(d, a, b, c, 4, 11, 37)
-    ZS_MD5_H(c, d, a, b, 7, 16, 38) ZS_MD5_H(b, c, d, a, 10, 23, 39)
-    ZS_MD5_H(a, b, c, d, 13, 4, 40) ZS_MD5_H(d, a, b, c, 0, 11, 41)
-    ZS_MD5_H(c, d, a, b, 3, 16, 42) ZS_MD5_H(b, c, d, a, 6, 23, 43)
-    ZS_MD5_H(a, b, c, d, 9, 4, 44)  ZS_MD5_H(d, a, b, c, 12, 11, 45)
-    ZS_MD5_H(c, d, a, b, 15, 16, 46) ZS_MD5_H(b, c, d, a, 2, 23, 47)
+    ZS_MD5_STEP_H(a, b, c, d, 5, 4, 32)  ZS_MD5_STEP_H(d, a, b, c, 8, 11, 33)
+    ZS_MD5_STEP_H(c, d, a, b, 11, 16, 34) ZS_MD5_STEP_H(b, c, d, a, 14, 23, 35)
+    ZS_MD5_STEP_H(a, b, c, d, 1, 4, 36)  ZS_MD5_STEP_H(d, a, b, c, 4, 11, 37)
+    ZS_MD5_STEP_H(c, d, a, b, 7, 16, 38) ZS_MD5_STEP_H(b, c, d, a, 10, 23, 39)
+    ZS_MD5_STEP_H(a, b, c, d, 13, 4, 40) ZS_MD5_STEP_H(d, a, b, c, 0, 11, 41)
+    ZS_MD5_STEP_H(c, d, a, b, 3, 16, 42) ZS_MD5_STEP_H(b, c, d, a, 6, 23, 43)
+    ZS_MD5_STEP_H(a, b, c, d, 9, 4, 44)  ZS_MD5_STEP_H(d, a, b, c, 12, 11, 45)
+    ZS_MD5_STEP_H(c, d, a, b, 15, 16, 46) ZS_MD5_STEP_H(b, c, d, a, 2, 23, 47)
 
-    ZS_MD5_I(a, b, c, d, 0, 6, 48)  ZS_MD5_I(d, a, b, c, 7, 10, 49)
-    ZS_MD5_I(c, d, a, b, 14, 15, 50) ZS_MD5_I(b, c, d, a, 5, 21, 51)
-    ZS_MD5_I(a, b, c, d, 12, 6, 52) ZS_MD5_I(d, a, b, c, 3, 10, 53)
-    ZS_MD5_I(c, d, a, b, 10, 15, 54) ZS_MD5_I(b, c, d, a, 1, 21, 55)
-    ZS_MD5_I(a, b, c, d, 8, 6, 56)  ZS_MD5_I(d, a, b, c, 15, 10, 57)
-    ZS_MD5_I(c, d, a, b, 6, 15, 58) ZS_MD5_I(b, c, d, a, 13, 21, 59)
-    ZS_MD5_I(a, b, c, d, 4, 6, 60)  ZS_MD5_I(d, a, b, c, 11, 10, 61)
-    ZS_MD5_I(c, d, a, b, 2, 15, 62) ZS_MD5_I(b, c, d, a, 9, 21, 63)
+    ZS_MD5_STEP_I(a, b, c, d, 0, 6, 48)  ZS_MD5_STEP_I(d, a, b, c, 7, 10, 49)
+    ZS_MD5_STEP_I(c, d, a, b, 14, 15, 50) ZS_MD5_STEP_I(b, c, d, a, 5, 21, 51)
+    ZS_MD5_STEP_I(a, b, c, d, 12, 6, 52) ZS_MD5_STEP_I(d, a, b, c, 3, 10, 53)
+    ZS_MD5_STEP_I(c, d, a, b, 10, 15, 54) ZS_MD5_STEP_I(b, c, d, a, 1, 21, 55)
+    ZS_MD5_STEP_I(a, b, c, d, 8, 6, 56)  ZS_MD5_STEP_I(d, a, b, c, 15, 10, 57)
+    ZS_MD5_STEP_I(c, d, a, b, 6, 15, 58) ZS_MD5_STEP_I(b, c, d, a, 13, 21, 59)
+    ZS_MD5_STEP_I(a, b, c, d, 4, 6, 60)  ZS_MD5_STEP_I(d, a, b, c, 11, 10, 61)
+    ZS_MD5_STEP_I(c, d, a, b, 2, 15, 62) ZS_MD5_STEP_I(b, c, d, a, 9, 21, 63)
     a += a0;
     b += b0;
     c += c0;
