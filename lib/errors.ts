@@ -26,3 +26,34 @@ export class NativeLoadError extends ZsError {
     super('ZS_NATIVE_LOAD', message, options);
   }
 }
+
+/** A transport was used after shutdown(). Code `ZS_TRANSPORT_CLOSED`. */
+export class TransportClosedError extends ZsError {
+  constructor(message: string) {
+    super('ZS_TRANSPORT_CLOSED', message);
+  }
+}
+
+/** A peer id that is unknown or already closed was used. Code `ZS_PEER_CLOSED`. */
+export class PeerClosedError extends ZsError {
+  /** The peer id that was used. */
+  readonly peer: number;
+
+  constructor(peer: number, message: string) {
+    super('ZS_PEER_CLOSED', message);
+    this.peer = peer;
+  }
+}
+
+/**
+ * A socket operation failed (listen, connect). Code `ZS_NETWORK`; `errno` holds
+ * the system's name for the cause, such as `'ECONNREFUSED'`, `'EADDRINUSE'` or `'ETIMEDOUT'`.
+ */
+export class NetworkError extends ZsError {
+  readonly errno: string;
+
+  constructor(errno: string, message: string) {
+    super('ZS_NETWORK', message);
+    this.errno = errno;
+  }
+}

@@ -2,7 +2,7 @@
  * zserver: the public API. Everything a program may use is re-exported here
  * and only here; deeper module paths are internal and may change.
  */
-export { ZsError, NativeLoadError } from './errors.js';
+export { ZsError, NativeLoadError, TransportClosedError, PeerClosedError, NetworkError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -16,3 +16,19 @@ export {
   type SliceList,
 } from './hash.js';
 export { selfCheck, type SelfCheckResult } from './selfcheck.js';
+export {
+  FrameFlag,
+  MAX_FRAME_KIND,
+  type PeerId,
+  type FrameBatch,
+  type CloseReason,
+  type FrameOptions,
+  type Endpoint,
+  type ConnectionOptions,
+  type ConnectOptions,
+  type PeerInfo,
+  type TransportStats,
+  type TransportEvents,
+  type Transport,
+} from './transport/types.js';
+export { NativeTcpTransport, type NativeListenOptions } from './transport/native-tcp.js';

@@ -2,11 +2,13 @@
 // classes here, in one place, so the whole native surface is visible at a glance.
 #include "args.h"
 #include "hash.h"
+#include "tcp.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   zs::binding::InitHash(env, exports);
+  zs::binding::InitTcp(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }
