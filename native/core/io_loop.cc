@@ -355,7 +355,6 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c) {
       else if (errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
       return;
     }
-    c.last_rx = now;
     rx->len += static_cast<uint32_t>(n);
     if (rx->len < rx->need) return;
     c.rx = nullptr;
@@ -370,7 +369,6 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c) {
     else if (errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
     return;
   }
-  c.last_rx = now;
   const uint8_t* start = base;
   if (c.rx) {
     // A header that was cut short (under 8 bytes): put it back in front.
@@ -418,6 +416,9 @@ bool zs_io_loop::parse(uint32_t id, Conn& c, const uint8_t* p, size_t n) {
 }
 
 void zs_io_loop::deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f) {
+  // Idle time counts from the last whole frame, not the last byte: a peer that
+  // trickles a frame in a byte at a time (slowloris) is idle.
+  c.last_rx = now;
   const uint8_t* payload = frame + f.payload_offset;
   if (f.kind == 0) {  // ping: answered here, JavaScript never sees it
     if (f.payload_length > 8) {
