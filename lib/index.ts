@@ -31,4 +31,4 @@ export {
   type TransportEvents,
   type Transport,
 } from './transport/types.js';
-export { NativeTcpTransport, type NativeListenOptions } from './transport/native-tcp.js';
+export { NativeTcpTransport, type NativeListenOptions, type NativeTcpOptions } from './transport/native-tcp.js';

@@ -61,7 +61,7 @@ export interface TcpLoopHandle {
 /** The raw functions of the addon (see native/binding). Internal: use the typed wrappers. */
 export interface NativeBinding {
   readonly napiVersion: number;
-  readonly TcpLoop: { new (onBatch: TcpBatchCallback): TcpLoopHandle; readonly slotSize: number };
+  readonly TcpLoop: { new (onBatch: TcpBatchCallback, threaded: boolean): TcpLoopHandle; readonly slotSize: number };
   md5(data: Uint8Array, offset: number, length: number): Buffer;
   crc32(data: Uint8Array, offset: number, length: number): number;
   crc32c(data: Uint8Array, offset: number, length: number): number;

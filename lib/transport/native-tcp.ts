@@ -34,6 +34,18 @@ import {
   type TransportStats,
 } from './types.js';
 
+/** Options of the NativeTcpTransport constructor. */
+export interface NativeTcpOptions {
+  /**
+   * Run the socket loop on a dedicated I/O thread that hands batches to the
+   * JavaScript thread (true), or on the JavaScript thread itself, driven by
+   * libuv through the loop's epoll descriptor (false, the default). The thread
+   * wins when a core is free for it; on a busy machine the extra thread
+   * hand-offs cost more than they save. docs/transport.md has the measurements.
+   */
+  ioThread?: boolean;
+}
+
 /** Options of NativeTcpTransport.listen(): the common ones plus SO_REUSEPORT. */
 export interface NativeListenOptions extends ConnectionOptions {
   /**
@@ -157,9 +169,12 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     this.flush();
   };
 
-  constructor() {
+  constructor(options: NativeTcpOptions = {}) {
     super();
-    this.loop = new (native().TcpLoop)(this.onBatch);
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`options must be an object, got ${describe(options)}`);
+    }
+    this.loop = new (native().TcpLoop)(this.onBatch, options.ioThread === true);
   }
 
   private checkOpen(): void {

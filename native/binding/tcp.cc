@@ -1,9 +1,12 @@
 // Node-API glue for native/core/io_loop: the TcpLoop class, used only by
 // lib/transport/native-tcp.ts, which validates arguments first.
 //
-//   new TcpLoop(onBatch)       starts the I/O thread; onBatch(frames, events, data,
+//   new TcpLoop(onBatch, threaded)   threaded: a dedicated I/O thread posts batches
+//                              through a thread-safe function; otherwise the loop
+//                              runs on the JS thread, driven by a libuv poll handle
+//                              on its epoll descriptor. onBatch(frames, events, data,
 //                              peers, kinds, flags, offsets, lengths, eventRecords)
-//                              runs on the JS thread once per batch
+//                              runs on the JS thread once per batch either way
 //   listen(host, port, reusePort, options) -> port | -errno
 //   connect(host, port, localHost | null, timeoutMs, tag, options) -> 0 | -errno
 //   submit(data, count, ops, peers, kindBytes, lens)   sends/closes/releases, in order
@@ -16,6 +19,8 @@
 // is ever visible to JavaScript and the next batch can be filled meanwhile.
 // After destroy() every method throws.
 #include "tcp.h"
+
+#include <uv.h>
 
 #include <cstring>
 #include <string>
@@ -33,8 +38,17 @@ struct Shared {
   // at environment teardown the function may finalize first).
   int holders = 2;
   zs_io_loop* loop = nullptr;
-  napi_threadsafe_function tsfn = nullptr;
+  napi_threadsafe_function tsfn = nullptr;  // threaded mode
   bool destroyed = false;
+  // Inline mode: the loop runs on this thread when libuv sees its descriptor.
+  bool inline_mode = false;
+  napi_env env = nullptr;
+  napi_ref fn_ref = nullptr;
+  napi_async_context async = nullptr;
+  uv_poll_t* poll = nullptr;
+  uv_timer_t* timer = nullptr;
+  bool running = false;          // inside zs_io_run_once
+  bool stop_after_run = false;   // destroy() was called from a handler inside it
   // The reused output arrays: refs keep them alive; the pointers are their bytes.
   napi_ref data_ref = nullptr, meta_ref = nullptr, events_ref = nullptr;
   napi_ref views[6] = {};  // peers, kinds, flags, offsets, lengths, eventRecords
@@ -46,7 +60,7 @@ struct Shared {
   size_t event_cap = 0;
 
   void DeleteRefs(napi_env env) {
-    for (napi_ref* r : {&data_ref, &meta_ref, &events_ref, &views[0], &views[1], &views[2], &views[3], &views[4],
+    for (napi_ref* r : {&fn_ref, &data_ref, &meta_ref, &events_ref, &views[0], &views[1], &views[2], &views[3], &views[4],
                         &views[5]}) {
       if (*r) napi_delete_reference(env, *r);
       *r = nullptr;
@@ -116,39 +130,119 @@ bool Reserve(napi_env env, Shared* s, const zs_io_batch* b) {
   return true;
 }
 
-// Runs on the JavaScript thread for each batch the I/O thread posted.
+// Copies a batch into the reused arrays and fills the callback's arguments.
+bool Fill(napi_env env, Shared* s, const zs_io_batch* b, napi_value* argv) {
+  if (!Reserve(env, s, b)) return false;
+  const size_t cap = s->frame_cap;
+  if (b->data_length) std::memcpy(s->data, b->data, b->data_length);
+  if (b->frames) {
+    std::memcpy(s->meta, b->peers, b->frames * 4);
+    std::memcpy(s->meta + cap * 4, b->offsets, b->frames * 4);
+    std::memcpy(s->meta + cap * 8, b->lengths, b->frames * 4);
+    std::memcpy(s->meta + cap * 12, b->kinds, b->frames);
+    std::memcpy(s->meta + cap * 13, b->flags, b->frames);
+  }
+  if (b->events) std::memcpy(s->events, b->event_records, b->events * 16);
+  napi_create_uint32(env, b->frames, &argv[0]);
+  napi_create_uint32(env, b->events, &argv[1]);
+  argv[2] = Get(env, s->data_ref);
+  for (int i = 0; i < 6; i++) argv[3 + i] = Get(env, s->views[i]);
+  return true;
+}
+
+// Threaded mode: runs on the JavaScript thread for each batch the I/O thread posted.
 void CallJs(napi_env env, napi_value fn, void* context, void* data) {
   auto* s = static_cast<Shared*>(context);
   auto* b = static_cast<const zs_io_batch*>(data);
   if (!env || s->destroyed || !s->loop) return;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  if (Reserve(env, s, b)) {
-    const size_t cap = s->frame_cap;
-    if (b->data_length) std::memcpy(s->data, b->data, b->data_length);
-    if (b->frames) {
-      std::memcpy(s->meta, b->peers, b->frames * 4);
-      std::memcpy(s->meta + cap * 4, b->offsets, b->frames * 4);
-      std::memcpy(s->meta + cap * 8, b->lengths, b->frames * 4);
-      std::memcpy(s->meta + cap * 12, b->kinds, b->frames);
-      std::memcpy(s->meta + cap * 13, b->flags, b->frames);
-    }
-    if (b->events) std::memcpy(s->events, b->event_records, b->events * 16);
-    napi_value argv[9];
-    napi_create_uint32(env, b->frames, &argv[0]);
-    napi_create_uint32(env, b->events, &argv[1]);
-    argv[2] = Get(env, s->data_ref);
-    for (int i = 0; i < 6; i++) argv[3 + i] = Get(env, s->views[i]);
-    // The batch is copied: the I/O thread may fill its buffer again while the
-    // handler runs (and if the handler throws, the loop still goes on).
-    zs_io_batch_done(s->loop, b);
+  napi_value argv[9];
+  const bool ok = Fill(env, s, b, argv);
+  // The batch is copied: the I/O thread may fill its buffer again while the
+  // handler runs (and if the handler throws, the loop still goes on).
+  zs_io_batch_done(s->loop, b);
+  if (ok) {
     napi_value global;
     napi_get_global(env, &global);
     napi_call_function(env, global, fn, 9, argv, nullptr);
-  } else {
-    zs_io_batch_done(s->loop, b);
   }
   napi_close_handle_scope(env, scope);
+}
+
+// Inline mode: called from inside zs_io_run_once, on the JavaScript thread.
+void PostInline(void* ctx, const zs_io_batch* b) {
+  auto* s = static_cast<Shared*>(ctx);
+  if (s->destroyed) {
+    zs_io_batch_done(s->loop, b);
+    return;
+  }
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[9];
+  const bool ok = Fill(env, s, b, argv);
+  zs_io_batch_done(s->loop, b);
+  if (ok) {
+    napi_value global, result;
+    napi_get_global(env, &global);
+    // make_callback, not call_function: we are called from libuv, so promise
+    // jobs (connect() resolving) must run when the handler returns.
+    if (napi_make_callback(env, s->async, global, Get(env, s->fn_ref), 9, argv, &result) == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+void StopInline(Shared* s);
+
+void RunInline(Shared* s) {
+  if (!s || !s->loop || s->destroyed) return;
+  s->running = true;
+  zs_io_run_once(s->loop);
+  s->running = false;
+  // A handler may have destroyed the loop while it was running: finish now.
+  if (s->stop_after_run) StopInline(s);
+}
+
+void OnPoll(uv_poll_t* handle, int, int) { RunInline(static_cast<Shared*>(handle->data)); }
+
+void OnTimer(uv_timer_t* handle) { RunInline(static_cast<Shared*>(handle->data)); }
+
+// Inline mode: stops polling and destroys the loop (no thread to join).
+void StopInline(Shared* s) {
+  if (s->running) {
+    s->stop_after_run = true;
+    return;
+  }
+  s->stop_after_run = false;
+  if (s->poll) {
+    s->poll->data = nullptr;
+    uv_poll_stop(s->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(s->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    s->poll = nullptr;
+  }
+  if (s->timer) {
+    s->timer->data = nullptr;
+    uv_timer_stop(s->timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(s->timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    s->timer = nullptr;
+  }
+  if (s->loop) zs_io_destroy(s->loop);
+  s->loop = nullptr;
+}
+
+// Environment teardown with the loop still running (inline mode).
+void CleanupInline(void* arg) {
+  auto* s = static_cast<Shared*>(arg);
+  if (s->destroyed) return;
+  s->destroyed = true;
+  StopInline(s);
+  if (s->async) napi_async_destroy(s->env, s->async);
+  s->async = nullptr;
 }
 
 void Drop(Shared* s) {
@@ -188,9 +282,26 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
       return;
     }
     shared_ = new Shared;
+    if (info[1].ToBoolean().Value()) {
+      StartThreaded(env, info[0]);
+    } else {
+      StartInline(env, info[0]);
+    }
+  }
+
+  ~TcpLoop() override {
+    if (!shared_) return;
+    if (!shared_->destroyed) Teardown(Env());
+    Drop(shared_);
+  }
+
+ private:
+  Shared* shared_ = nullptr;
+
+  void StartThreaded(Napi::Env env, napi_value fn) {
     napi_value name;
     napi_create_string_utf8(env, "zserver.TcpLoop", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, shared_, FinalizeShared, shared_, CallJs,
+    if (napi_create_threadsafe_function(env, fn, nullptr, name, 0, 1, shared_, FinalizeShared, shared_, CallJs,
                                         &shared_->tsfn) != napi_ok) {
       shared_->holders = 1;
       shared_->destroyed = true;
@@ -206,18 +317,49 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     }
   }
 
-  ~TcpLoop() override {
-    if (!shared_) return;
-    if (!shared_->destroyed) Teardown(Env());
-    Drop(shared_);
+  void StartInline(Napi::Env env, napi_value fn) {
+    Shared* s = shared_;
+    s->holders = 1;  // no thread-safe function: the object alone owns it
+    s->inline_mode = true;
+    s->env = env;
+    napi_create_reference(env, fn, 1, &s->fn_ref);
+    napi_value name;
+    napi_create_string_utf8(env, "zserver.TcpLoop", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, nullptr, name, &s->async);
+    uv_loop_s* uv = nullptr;
+    napi_get_uv_event_loop(env, &uv);
+    s->loop = zs_io_create_inline(PostInline, s);
+    if (!s->loop || !uv) {
+      std::string message = std::string("zserver native: cannot start the I/O loop: ") + std::strerror(errno);
+      s->destroyed = true;
+      Napi::Error::New(env, message).ThrowAsJavaScriptException();
+      return;
+    }
+    s->poll = new uv_poll_t;
+    s->timer = new uv_timer_t;
+    uv_poll_init(uv, s->poll, zs_io_fd(s->loop));
+    uv_timer_init(uv, s->timer);
+    s->poll->data = s;
+    s->timer->data = s;
+    uv_poll_start(s->poll, UV_READABLE, OnPoll);
+    uv_timer_start(s->timer, OnTimer, zs_io_tick_ms(), zs_io_tick_ms());
+    uv_unref(reinterpret_cast<uv_handle_t*>(s->poll));
+    uv_unref(reinterpret_cast<uv_handle_t*>(s->timer));
+    napi_add_env_cleanup_hook(env, CleanupInline, s);
   }
 
- private:
-  Shared* shared_ = nullptr;
-
-  // Stops the thread, then lets the thread-safe function finalize (which frees shared_).
+  // Threaded: stops the thread, then lets the thread-safe function finalize.
+  // Inline: stops polling and destroys the loop at once.
   void Teardown(napi_env env) {
     shared_->destroyed = true;
+    if (shared_->inline_mode) {
+      StopInline(shared_);
+      napi_remove_env_cleanup_hook(env, CleanupInline, shared_);
+      if (shared_->async) napi_async_destroy(env, shared_->async);
+      shared_->async = nullptr;
+      shared_->DeleteRefs(env);
+      return;
+    }
     if (shared_->loop) zs_io_destroy(shared_->loop);
     shared_->loop = nullptr;
     if (shared_->tsfn) napi_release_threadsafe_function(shared_->tsfn, napi_tsfn_abort);
@@ -349,13 +491,23 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
 
   Napi::Value Ref(const Napi::CallbackInfo& info) {
     if (!Alive(info.Env())) return Napi::Value();
-    napi_ref_threadsafe_function(info.Env(), shared_->tsfn);
+    if (shared_->inline_mode) {
+      uv_ref(reinterpret_cast<uv_handle_t*>(shared_->poll));
+      uv_ref(reinterpret_cast<uv_handle_t*>(shared_->timer));
+    } else {
+      napi_ref_threadsafe_function(info.Env(), shared_->tsfn);
+    }
     return info.Env().Undefined();
   }
 
   Napi::Value Unref(const Napi::CallbackInfo& info) {
     if (!Alive(info.Env())) return Napi::Value();
-    napi_unref_threadsafe_function(info.Env(), shared_->tsfn);
+    if (shared_->inline_mode) {
+      uv_unref(reinterpret_cast<uv_handle_t*>(shared_->poll));
+      uv_unref(reinterpret_cast<uv_handle_t*>(shared_->timer));
+    } else {
+      napi_unref_threadsafe_function(info.Env(), shared_->tsfn);
+    }
     return info.Env().Undefined();
   }
 

@@ -135,9 +135,12 @@ struct zs_io_loop {
   uint32_t next_tick = 0;
   bool shutting_down = false;
   bool shutdown_now = false;
+  bool inline_mode = false;  // driven by zs_io_run_once on the caller's thread
+  bool in_run = false;       // inside zs_io_run_once (inline mode)
   alignas(64) uint8_t scratch[16 + kScratch];
 
   void run();
+  void iterate(int timeout);
   void take_commands();
   void on_event(const zs_poll_event& ev);
   void on_accept(Listener& l, size_t index);
@@ -650,7 +653,7 @@ void zs_io_loop::do_shutdown() {
 void zs_io_loop::publish() {
   if (batch().empty()) return;
   std::unique_lock<std::mutex> lock(mu);
-  if (in_flight && batch().data.size() >= kBatchCap) {
+  if (in_flight && !inline_mode && batch().data.size() >= kBatchCap) {
     // JavaScript is behind: stop reading until it catches up, rather than
     // buffering without bound.
     cv.wait(lock, [this] { return !in_flight || stop.load(); });
@@ -669,24 +672,23 @@ void zs_io_loop::publish() {
   post(ctx, ready.finish());
 }
 
-void zs_io_loop::run() {
+// One turn: events, commands from JavaScript, timers, then one write per dirty
+// peer and the batch hand-off.
+void zs_io_loop::iterate(int timeout) {
   zs_poll_event evs[256];
+  const int n = zs_poller_wait(poller, evs, 256, timeout);
   now = clock_ms();
-  next_tick = now + kTickMs;
-  while (!stop.load(std::memory_order_relaxed)) {
-    const int timeout = static_cast<int>(std::min<uint32_t>(kTickMs, next_tick - now));
-    const int n = zs_poller_wait(poller, evs, 256, timeout);
-    now = clock_ms();
-    for (int i = 0; i < n; i++) on_event(evs[i]);
-    take_commands();
-    if (reached(now, next_tick)) {
-      next_tick = now + kTickMs;
-      tick();
-    }
-    if (shutdown_now) {
-      shutdown_now = false;
-      do_shutdown();
-    }
+  for (int i = 0; i < n; i++) on_event(evs[i]);
+  take_commands();
+  if (reached(now, next_tick)) {
+    next_tick = now + kTickMs;
+    tick();
+  }
+  if (shutdown_now) {
+    shutdown_now = false;
+    do_shutdown();
+  }
+  for (int pass = 0;; pass++) {
     // One write per peer per turn, however many frames were queued for it.
     for (uint32_t id : dirty) {
       Conn& c = table.at(id);
@@ -695,13 +697,36 @@ void zs_io_loop::run() {
       else maybe_free(id, c);
     }
     dirty.clear();
+    if (!inline_mode) {
+      publish();
+      return;
+    }
+    // Inline: the handler runs inside publish() and queues its replies; write
+    // them in this same turn instead of waiting for the next poll. Writing can
+    // raise new events (drain), so go round a few times.
+    if (batch().empty()) return;
+    if (pass == 3) {
+      zs_poller_wake(poller);  // the rest goes out on the next turn, soon
+      return;
+    }
     publish();
+    take_commands();
+  }
+}
+
+void zs_io_loop::run() {
+  now = clock_ms();
+  next_tick = now + kTickMs;
+  while (!stop.load(std::memory_order_relaxed)) {
+    iterate(static_cast<int>(std::min<uint32_t>(kTickMs, next_tick - now)));
   }
 }
 
 extern "C" {
 
-zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx) {
+namespace {
+
+zs_io_loop* create(zs_io_post_fn post, void* ctx, bool inline_mode) {
   auto* loop = new (std::nothrow) zs_io_loop;
   if (!loop) {
     errno = ENOMEM;
@@ -716,9 +741,29 @@ zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx) {
   }
   loop->post = post;
   loop->ctx = ctx;
-  loop->thread = std::thread([loop] { loop->run(); });
+  loop->inline_mode = inline_mode;
+  loop->now = clock_ms();
+  loop->next_tick = loop->now + kTickMs;
+  if (!inline_mode) loop->thread = std::thread([loop] { loop->run(); });
   return loop;
 }
+
+}  // namespace
+
+zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx) { return create(post, ctx, false); }
+
+zs_io_loop* zs_io_create_inline(zs_io_post_fn post, void* ctx) { return create(post, ctx, true); }
+
+int zs_io_fd(zs_io_loop* loop) { return zs_poller_fd(loop->poller); }
+
+void zs_io_run_once(zs_io_loop* loop) {
+  if (loop->in_run) return;  // a handler must not re-enter the loop
+  loop->in_run = true;
+  loop->iterate(0);
+  loop->in_run = false;
+}
+
+uint32_t zs_io_tick_ms(void) { return kTickMs; }
 
 void zs_io_destroy(zs_io_loop* loop) {
   if (!loop) return;
@@ -776,9 +821,10 @@ void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uin
     cmds.resize(first + count);
     for (uint32_t i = 0; i < count; i++)
       cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], ops[i] == ZS_OP_SEND ? lens[i] : 0};
-    loop->cmd_data.insert(loop->cmd_data.end(), data, data + data_length);
+    if (data_length) loop->cmd_data.insert(loop->cmd_data.end(), data, data + data_length);
   }
-  zs_poller_wake(loop->poller);
+  // Inline and inside the loop's own turn: the turn takes the commands next.
+  if (!loop->in_run) zs_poller_wake(loop->poller);
 }
 
 void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch*) {
@@ -787,7 +833,7 @@ void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch*) {
     loop->in_flight = false;
   }
   loop->cv.notify_one();
-  if (loop->batch_waiting.load()) zs_poller_wake(loop->poller);
+  if (loop->batch_waiting.load() && !loop->in_run) zs_poller_wake(loop->poller);
 }
 
 int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, int host_size, int* port) {

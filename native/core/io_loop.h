@@ -90,6 +90,15 @@ typedef void (*zs_io_post_fn)(void* ctx, const zs_io_batch* batch);
 
 // Creates the loop and starts its thread. Returns null on failure (errno set).
 zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx);
+
+// Creates the loop without a thread: the caller runs zs_io_run_once on its own
+// thread whenever zs_io_fd() polls readable and at least every zs_io_tick_ms,
+// and post is called from inside zs_io_run_once (zs_io_batch_done may be called
+// before post returns). zs_io_submit then needs no wake-up when called from post.
+zs_io_loop* zs_io_create_inline(zs_io_post_fn post, void* ctx);
+int zs_io_fd(zs_io_loop* loop);
+void zs_io_run_once(zs_io_loop* loop);
+uint32_t zs_io_tick_ms(void);
 // Stops the thread and frees everything; safe in any state. No post after it returns.
 void zs_io_destroy(zs_io_loop* loop);
 

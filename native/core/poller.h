@@ -43,6 +43,10 @@ int zs_poller_wait(zs_poller* p, zs_poll_event* out, int max, int timeout_ms);
 // Thread-safe; cheap when a wake-up is already pending.
 void zs_poller_wake(zs_poller* p);
 
+// A descriptor that polls readable whenever zs_poller_wait has events, so an
+// outer event loop (libuv) can drive the poller.
+int zs_poller_fd(zs_poller* p);
+
 }
 
 #endif

@@ -114,6 +114,8 @@ int zs_poller_wait(zs_poller* p, zs_poll_event* out, int max, int timeout_ms) {
   return n;
 }
 
+int zs_poller_fd(zs_poller* p) { return p->epfd; }
+
 void zs_poller_wake(zs_poller* p) {
   if (p->wake_pending.exchange(true, std::memory_order_seq_cst)) return;
   uint64_t one = 1;

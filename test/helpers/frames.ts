@@ -27,7 +27,7 @@ export interface RawFrame {
 
 /** Parses frames out of a byte stream (throws on a wrong token). */
 export class FrameReader {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   readonly frames: RawFrame[] = [];
 
   push(chunk: Buffer): void {
