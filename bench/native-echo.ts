@@ -2,8 +2,9 @@
  * Frame echo throughput: NativeTcpTransport with a JavaScript echo handler
  * against a plain Node `net` frame echo (frames parsed in JavaScript, one
  * handler call per frame, one socket.write per 'data' event), same load, same
- * run. The load comes from a separate child process using the native client:
- * 100 connections, each keeping 16 frames of 64 bytes in flight.
+ * run, for both loop modes of the native transport. The load comes from a
+ * separate child process using the native client (inline loop): 100
+ * connections, each keeping 16 frames of 64 bytes in flight.
  *
  *   node --import tsx bench/native-echo.ts [--quick]
  *
@@ -88,8 +89,8 @@ function nodeNetServer(): Promise<{ port: number; close: () => Promise<void> }> 
   );
 }
 
-async function nativeServer(): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = new NativeTcpTransport();
+async function nativeServer(ioThread: boolean): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = new NativeTcpTransport({ ioThread });
   server.on('frames', (b: FrameBatch) => {
     for (let i = 0; i < b.count; i++) {
       server.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));
@@ -119,7 +120,11 @@ function drive(port: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const servers = { 'node net (JS frame parse)': nodeNetServer, 'zserver native-tcp': nativeServer };
+  const servers = {
+    'node net (JS frame parse)': nodeNetServer,
+    'zserver native-tcp, I/O thread': () => nativeServer(true),
+    'zserver native-tcp, inline loop': () => nativeServer(false),
+  };
   const rates: Record<string, number[]> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, start] of Object.entries(servers)) {
