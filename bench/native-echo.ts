@@ -46,7 +46,7 @@ async function runClient(port: number): Promise<void> {
   const rate = ((count - start) * 1000) / (performance.now() - t0);
   running = false;
   const cpu = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ rate, batches, cpuUser: cpu.user / 1e6, cpuSys: cpu.system / 1e6 }) + '\n');
+  process.stdout.write(JSON.stringify({ rate, total: count, batches, cpuUser: cpu.user / 1e6, cpuSys: cpu.system / 1e6 }) + '\n');
   await client.shutdown();
 }
 
@@ -100,7 +100,12 @@ async function nativeServer(ioThread: boolean): Promise<{ port: number; close: (
   return { port, close: () => server.shutdown() };
 }
 
-function drive(port: number): Promise<number> {
+interface Drive {
+  rate: number;
+  total: number;
+}
+
+function drive(port: number): Promise<Drive> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--client', String(port)], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -111,7 +116,7 @@ function drive(port: number): Promise<number> {
     child.on('exit', (code) => {
       clearTimeout(kill);
       try {
-        resolve((JSON.parse(out.trim()) as { rate: number }).rate);
+        resolve(JSON.parse(out.trim()) as Drive);
       } catch {
         reject(new Error(`load generator exited with ${code}: ${out}`));
       }
@@ -126,18 +131,31 @@ async function main(): Promise<void> {
     'zserver native-tcp, inline loop': () => nativeServer(false),
   };
   const rates: Record<string, number[]> = {};
+  const costs: Record<string, number[]> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, start] of Object.entries(servers)) {
       const s = await start();
-      (rates[name] ??= []).push(await drive(s.port));
+      // This process runs only the server, so its CPU time (every thread) over
+      // the messages it echoed is the server's cost per message: unlike msgs/s,
+      // it hardly moves when other work shares the machine.
+      const cpu0 = process.cpuUsage();
+      const d = await drive(s.port);
+      const cpu = process.cpuUsage(cpu0);
+      const usPerMsg = (cpu.user + cpu.system) / d.total;
+      (rates[name] ??= []).push(d.rate);
+      (costs[name] ??= []).push(usPerMsg);
+      console.log(`round ${r + 1}: ${name}: ${Math.round(d.rate)} msgs/s, ${usPerMsg.toFixed(3)} server CPU us/msg`);
       await s.close();
     }
   }
   const base = median(rates['node net (JS frame parse)']!);
+  const baseCost = median(costs['node net (JS frame parse)']!);
   const rows = Object.entries(rates).map(([name, list]) => ({
     server: name,
     'msgs/s': median(list),
     'vs node net': median(list) / base,
+    'server CPU us/msg': median(costs[name]!),
+    'msgs per CPU-s vs node net': baseCost / median(costs[name]!),
   }));
   printTable(`Frame echo, ${CONNS} connections x ${IN_FLIGHT} in flight x ${SIZE} B (native client in a child process)`, rows);
   writeResults('native-echo', rows, { connections: CONNS, inFlight: IN_FLIGHT, payload: SIZE, seconds: SECONDS, rounds: ROUNDS });
