@@ -134,10 +134,13 @@ for (const ioThread of [false, true]) {
     it('an abortive close resets the connection', async () => {
       const server = make();
       cleanups.push(() => server.shutdown());
-      server.on('open', (peer) => server.close(peer, true));
+      // Abort on the first frame, so the reset cannot race the client's own connect.
+      server.on('frames', (b) => server.close(b.peers[0]!, true));
       const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
       const client = await rawClient(port);
+      client.socket.write(encodeFrame(9, 0, Buffer.from('bye')));
       assert.equal(await client.closed, 'ECONNRESET');
+      assert.equal(server.stats().closes.local, 1);
     });
 
     it('a peer reset in the middle of a frame closes it with reason reset; others keep working', async () => {
