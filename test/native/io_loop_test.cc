@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -183,7 +184,7 @@ TEST(io_loop_echo_split_frames_and_bad_token) {
   zs_io_destroy(loop);
 }
 
-TEST(io_loop_connect_refused_and_destroy_with_open_peers) {
+TEST(io_loop_connect_to_itself_bad_address_and_destroy_with_open_peers) {
   Inbox in;
   zs_io_loop* loop = zs_io_create(post, &in);
   CHECK(loop != nullptr);
@@ -203,14 +204,51 @@ TEST(io_loop_connect_refused_and_destroy_with_open_peers) {
   CHECK_EQ(opens, 2);
   CHECK_EQ(tagged, 1);
   CHECK_EQ(zs_io_connect(loop, "not-an-ip", port, nullptr, 1000, 8, &kOptions), -EINVAL);
-  // A port nobody listens on: the socket we take it from is closed first.
-  int probe = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
-  zs_io_shutdown(loop);  // closes the probe listener too
+  zs_io_shutdown(loop);
   CHECK(wait_for(in, [&] {
     for (auto& e : in.events)
       if (e.type == ZS_EV_SHUTDOWN_DONE) return true;
     return false;
   }));
-  (void)probe;
   zs_io_destroy(loop);  // peers still held (never released): destroy closes them
+}
+
+// A listener that never accepts, with its queue full: the kernel drops further
+// SYNs, so a connect can only end by the loop's timeout.
+TEST(io_loop_connect_times_out) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  CHECK(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  CHECK(listen(lfd, 0) == 0);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen);
+  const int port = ntohs(a.sin_port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fillers.push_back(fd);
+  }
+  usleep(50 * 1000);
+  Inbox in;
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_EQ(zs_io_connect(loop, "127.0.0.1", port, nullptr, 300, 42, &kOptions), 0);
+  CHECK(wait_for(in, [&] { return !in.events.empty(); }));
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  CHECK_EQ(in.events.size(), size_t{1});
+  CHECK_EQ(in.events[0].type, int32_t{ZS_EV_CONNECT_FAIL});
+  CHECK_EQ(in.events[0].peer, int32_t{42});
+  CHECK_EQ(in.events[0].a, int32_t{ZS_CLOSE_TIMEOUT});
+  CHECK_EQ(in.events[0].b, int32_t{ETIMEDOUT});
+  CHECK(ms >= 250 && ms < 2000);
+  zs_io_destroy(loop);
+  for (int fd : fillers) close(fd);
+  close(lfd);
 }
