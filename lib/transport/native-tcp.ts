@@ -12,13 +12,12 @@
  *   t.on('frames', (b) => { for (let i = 0; i < b.count; i++) t.send(b.peers[i], b.kinds[i], 0, payloadOf(b, i)); });
  *   await t.listen({ host: '127.0.0.1', port: 7000 });
  */
-import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
 import { NetworkError, PeerClosedError, TransportClosedError } from '../errors.js';
 import { native, type TcpLoopHandle } from '../native.js';
+import { checkEndpoint, checkUint, DEFAULTS, errnoName, loopOptions, numericHost } from './native-options.js';
 import { OP_ABORT, OP_CLOSE, OP_RELEASE, OP_WATCH_DRAIN, SendQueue } from './send-queue.js';
 import {
   MAX_FRAME_KIND,
@@ -83,51 +82,6 @@ const CLOSED = 0;
 const OPEN_ACCEPTED = 1;
 const OPEN_CONNECTED = 2;
 const CLOSING = 3;
-
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
-const errnoName = (n: number): string => ERRNO_NAMES.get(n) ?? `errno ${n}`;
-
-const DEFAULTS = { headToken: 0x5a534846, tailToken: 0x5a535446, maxFrameSize: 16 << 20, highWaterMark: 1 << 20 };
-
-function checkUint(value: unknown, name: string, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new RangeError(`${name} must be an integer from 0 to ${max}, got ${describe(value)}`);
-  }
-  return value;
-}
-
-/** The Float64Array the loop takes: [head, tail, maxFrameSize, idleMs, keepaliveMs, highWaterMark]. */
-function loopOptions(o: ConnectionOptions | undefined): Float64Array {
-  if (o !== undefined && (typeof o !== 'object' || o === null)) {
-    throw new TypeError(`options must be an object, got ${describe(o)}`);
-  }
-  const u32 = 0xffffffff;
-  return new Float64Array([
-    checkUint(o?.headToken ?? DEFAULTS.headToken, 'options.headToken', u32),
-    checkUint(o?.tailToken ?? DEFAULTS.tailToken, 'options.tailToken', u32),
-    checkUint(o?.maxFrameSize ?? DEFAULTS.maxFrameSize, 'options.maxFrameSize', u32 - 13),
-    checkUint(o?.idleTimeout ?? 0, 'options.idleTimeout', 0x7fffffff),
-    checkUint(o?.keepaliveInterval ?? 0, 'options.keepaliveInterval', 0x3fffffff),
-    checkUint(o?.highWaterMark ?? DEFAULTS.highWaterMark, 'options.highWaterMark', u32),
-  ]);
-}
-
-function checkEndpoint(endpoint: unknown): Endpoint {
-  if (typeof endpoint !== 'object' || endpoint === null) {
-    throw new TypeError(`endpoint must be an object like { host, port }, got ${describe(endpoint)}`);
-  }
-  const { host, port } = endpoint as Endpoint;
-  if (typeof host !== 'string' || host.length === 0) {
-    throw new TypeError(`endpoint.host must be a non-empty string, got ${describe(host)}`);
-  }
-  checkUint(port, 'endpoint.port', 65535);
-  return { host, port };
-}
-
-async function numericHost(host: string): Promise<string> {
-  if (isIP(host)) return host;
-  return (await lookup(host)).address;
-}
 
 interface PendingConnect {
   resolve: (peer: PeerId) => void;
