@@ -76,5 +76,7 @@ export class SendQueue {
     loop.submit(this.data, this.count, this.ops, this.peers, this.kindBytes, this.lens);
     this.count = 0;
     this.used = 0;
+    // One big frame must not pin a big buffer for the life of the transport.
+    if (this.data.length > 4 << 20) this.data = Buffer.allocUnsafe(64 * 1024);
   }
 }

@@ -105,6 +105,7 @@ void zs_io_loop::take_commands() {
   }
   local_cmds.clear();
   local_data.clear();
+  if (local_data.capacity() > (4u << 20)) std::vector<uint8_t>().swap(local_data);
 }
 
 void zs_io_loop::on_event(const zs_poll_event& ev) {

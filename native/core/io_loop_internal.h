@@ -61,6 +61,8 @@ struct Batch {
 
   bool empty() const { return peers.empty() && events.empty(); }
   void clear() {
+    // One burst (or one big frame) must not pin megabytes for the loop's life.
+    if (data.capacity() > (4u << 20)) std::vector<uint8_t>().swap(data);
     data.clear();
     peers.clear();
     offsets.clear();
