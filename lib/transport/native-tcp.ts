@@ -251,10 +251,19 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     return true;
   }
 
-  /** Closes a peer: graceful (queued frames are written first) unless `abort`. No-op for a closed peer. */
+  /**
+   * Closes a peer: graceful (queued frames are written first) unless `abort`.
+   * An abort after a graceful close cuts the flush short; otherwise a no-op for
+   * a peer that is closing or closed.
+   */
   close(peer: PeerId, abort = false): void {
     this.checkOpen();
     const st = this.state[peer];
+    if (st === CLOSING && abort) {
+      this.queue.control(OP_ABORT, peer);
+      this.schedule();
+      return;
+    }
     if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return;
     this.state[peer] = CLOSING;
     this.queue.control(abort ? OP_ABORT : OP_CLOSE, peer);

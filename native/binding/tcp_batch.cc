@@ -105,7 +105,15 @@ void CallJs(napi_env env, napi_value fn, void* context, void* data) {
   if (ok) {
     napi_value global;
     napi_get_global(env, &global);
+    // A throwing handler becomes an uncaught exception, as in inline mode.
     napi_call_function(env, global, fn, 9, argv, nullptr);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
   }
   napi_close_handle_scope(env, scope);
 }
