@@ -18,6 +18,10 @@ export const commands: Record<string, CliCommand> = {
     summary: 'check the native hashes against node:crypto and published vectors',
     run: async (args) => (await import('./info.js')).runSelfCheck(args),
   },
+  serve: {
+    summary: 'frame echo server on native TCP; --workers N processes share the port (SO_REUSEPORT)',
+    run: async (args) => (await import('./serve.js')).runServe(args),
+  },
 };
 
 /** Runs `zserver <command> [args]`; unknown commands print the help and return 2. */
