@@ -213,6 +213,16 @@ for (const ioThread of [false, true]) {
       assert.throws(() => server.send(12345, 9, 0, Buffer.alloc(1)), PeerClosedError);
     });
 
+    it('connects from a chosen local address', async () => {
+      const { server, port } = await echoServer();
+      const client = make();
+      cleanups.push(() => client.shutdown(), () => server.shutdown());
+      const peers = await Promise.all(
+        [2, 3].map((n) => client.connect({ host: '127.0.0.1', port }, { localAddress: `127.0.0.${n}` })),
+      );
+      assert.deepEqual(peers.map((p) => client.peerInfo(p)!.localAddress), ['127.0.0.2', '127.0.0.3']);
+    });
+
     it('listens on IPv6 and on several ports at once', async () => {
       const { server, port } = await echoServer();
       cleanups.push(() => server.shutdown());

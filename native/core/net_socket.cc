@@ -76,6 +76,14 @@ int zs_net_connect(const char* host, int port, const char* local_host) {
       close(fd);
       return -EINVAL;
     }
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    // Pick the source port at connect() time, from the whole 4-tuple, instead
+    // of a port free for every destination at bind() time: with tens of
+    // thousands of sockets on one source address the bind-time search is slow
+    // and runs out of ports long before connect-time selection would.
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
     if (bind(fd, reinterpret_cast<sockaddr*>(&local), llen) < 0) return fail_close(fd);
   }
   zs_net_tune(fd);
