@@ -3,15 +3,18 @@
  * against a plain Node `net` frame echo (frames parsed in JavaScript, one
  * handler call per frame, one socket.write per 'data' event), same load, same
  * run, for both loop modes of the native transport. The load comes from a
- * separate child process using the native client (inline loop): 100
- * connections, each keeping 16 frames of 64 bytes in flight.
+ * separate child process: 100 connections, each keeping 16 frames of 64 bytes
+ * in flight, over raw Node sockets that count frames by length and write
+ * prebuilt replies (cheap per message, so the server's cost dominates), or
+ * over the native client with `--load native`.
  *
- *   node --import tsx bench/native-echo.ts [--quick]
+ *   node --import tsx bench/native-echo.ts [--quick] [--load native]
  *
  * bench/echo.ts is the official comparison (with uWebSockets.js); this one is
- * the native transport's own yardstick.
+ * the native transport's own yardstick. Every server runs in a fresh child
+ * process of its own, the load in another.
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { NativeTcpTransport, type FrameBatch } from '../lib/index.js';
@@ -48,6 +51,55 @@ async function runClient(port: number): Promise<void> {
   const cpu = process.cpuUsage();
   process.stdout.write(JSON.stringify({ rate, total: count, batches, cpuUser: cpu.user / 1e6, cpuSys: cpu.system / 1e6 }) + '\n');
   await client.shutdown();
+}
+
+/**
+ * Child mode, the default load: raw Node sockets that do almost no work per
+ * message, so the server's cost dominates. Every frame is 77 bytes, so the
+ * frames in a chunk are counted by length, and as many prebuilt frames are
+ * written back in one write.
+ */
+async function runRawClient(port: number): Promise<void> {
+  const size = SIZE + 13;
+  const one = Buffer.alloc(size, 7);
+  one.writeUInt32LE(HEAD, 0);
+  one.writeUInt32LE(SIZE, 4);
+  one[8] = 9;
+  one.writeUInt32LE(TAIL, 9 + SIZE);
+  const prebuilt = Buffer.concat(Array.from({ length: 4096 }, () => one));
+  let count = 0;
+  let running = true;
+  const sockets = await Promise.all(
+    Array.from(
+      { length: CONNS },
+      () =>
+        new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => resolve(s));
+          s.once('error', reject);
+        }),
+    ),
+  );
+  for (const s of sockets) {
+    let partial = 0;
+    s.on('data', (chunk: Buffer) => {
+      partial += chunk.length;
+      const n = Math.floor(partial / size);
+      partial -= n * size;
+      count += n;
+      for (let left = n; running && left > 0; left -= 4096) s.write(prebuilt.subarray(0, Math.min(left, 4096) * size));
+    });
+    s.on('error', () => {});
+    s.write(prebuilt.subarray(0, IN_FLIGHT * size));
+  }
+  await new Promise((r) => setTimeout(r, 500)); // warm-up
+  const start = count;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const rate = ((count - start) * 1000) / (performance.now() - t0);
+  running = false;
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ rate, total: count, cpuUser: cpu.user / 1e6, cpuSys: cpu.system / 1e6 }) + '\n');
+  for (const s of sockets) s.destroy();
 }
 
 /** A plain Node `net` frame echo server: what an application would write without zserver. */
@@ -105,9 +157,13 @@ interface Drive {
   total: number;
 }
 
+// `--load native` drives with the native client instead of raw sockets.
+const LOAD = process.argv.includes('--load') && process.argv[process.argv.indexOf('--load') + 1] === 'native' ? 'native' : 'raw';
+
 function drive(port: number): Promise<Drive> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--client', String(port)], {
+    const mode = LOAD === 'native' ? '--client' : '--client-raw';
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), mode, String(port)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -124,28 +180,60 @@ function drive(port: number): Promise<Drive> {
   });
 }
 
+const SERVERS: Record<string, () => Promise<{ port: number; close: () => Promise<void> }>> = {
+  'node net (JS frame parse)': nodeNetServer,
+  'zserver native-tcp, I/O thread': () => nativeServer(true),
+  'zserver native-tcp, inline loop': () => nativeServer(false),
+};
+
+/**
+ * Child mode: run one server, print its port, and on 'stop' (IPC) print the
+ * process's CPU time. Each server gets a fresh process, so no round inherits
+ * another's heap, threads or JIT state.
+ */
+async function runServer(name: string): Promise<void> {
+  const s = await SERVERS[name]!();
+  const cpu0 = process.cpuUsage();
+  process.send!({ port: s.port });
+  process.once('message', async () => {
+    const cpu = process.cpuUsage(cpu0);
+    await s.close();
+    process.send!({ cpuUs: cpu.user + cpu.system }, () => process.exit(0));
+  });
+}
+
+async function measure(name: string): Promise<{ rate: number; usPerMsg: number }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--server', name], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const kill = setTimeout(() => child.kill('SIGKILL'), (SECONDS + 30) * 1000);
+  try {
+    const next = () => new Promise<Record<string, number>>((r) => child.once('message', r));
+    const { port } = await next();
+    const d = await drive(port!);
+    const done = next();
+    child.send('stop');
+    // The server process runs nothing else, so its CPU time (every thread) over
+    // the messages it echoed is its cost per message: unlike msgs/s, this
+    // hardly moves when other work shares the machine.
+    const { cpuUs } = await done;
+    return { rate: d.rate, usPerMsg: cpuUs! / d.total };
+  } finally {
+    await new Promise((r) => (child.exitCode !== null ? r(0) : child.once('exit', r)));
+    clearTimeout(kill);
+  }
+}
+
 async function main(): Promise<void> {
-  const servers = {
-    'node net (JS frame parse)': nodeNetServer,
-    'zserver native-tcp, I/O thread': () => nativeServer(true),
-    'zserver native-tcp, inline loop': () => nativeServer(false),
-  };
   const rates: Record<string, number[]> = {};
   const costs: Record<string, number[]> = {};
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, start] of Object.entries(servers)) {
-      const s = await start();
-      // This process runs only the server, so its CPU time (every thread) over
-      // the messages it echoed is the server's cost per message: unlike msgs/s,
-      // it hardly moves when other work shares the machine.
-      const cpu0 = process.cpuUsage();
-      const d = await drive(s.port);
-      const cpu = process.cpuUsage(cpu0);
-      const usPerMsg = (cpu.user + cpu.system) / d.total;
-      (rates[name] ??= []).push(d.rate);
+    for (const name of Object.keys(SERVERS)) {
+      const { rate, usPerMsg } = await measure(name);
+      (rates[name] ??= []).push(rate);
       (costs[name] ??= []).push(usPerMsg);
-      console.log(`round ${r + 1}: ${name}: ${Math.round(d.rate)} msgs/s, ${usPerMsg.toFixed(3)} server CPU us/msg`);
-      await s.close();
+      console.log(`round ${r + 1}: ${name}: ${Math.round(rate)} msgs/s, ${usPerMsg.toFixed(3)} server CPU us/msg`);
     }
   }
   const base = median(rates['node net (JS frame parse)']!);
@@ -157,10 +245,14 @@ async function main(): Promise<void> {
     'server CPU us/msg': median(costs[name]!),
     'msgs per CPU-s vs node net': baseCost / median(costs[name]!),
   }));
-  printTable(`Frame echo, ${CONNS} connections x ${IN_FLIGHT} in flight x ${SIZE} B (native client in a child process)`, rows);
-  writeResults('native-echo', rows, { connections: CONNS, inFlight: IN_FLIGHT, payload: SIZE, seconds: SECONDS, rounds: ROUNDS });
+  printTable(`Frame echo, ${CONNS} connections x ${IN_FLIGHT} in flight x ${SIZE} B (${LOAD} client in a child process)`, rows);
+  writeResults('native-echo', rows, { connections: CONNS, inFlight: IN_FLIGHT, payload: SIZE, seconds: SECONDS, rounds: ROUNDS, load: LOAD });
 }
 
 const at = process.argv.indexOf('--client');
-if (at >= 0) await runClient(Number(process.argv[at + 1]));
+const rawAt = process.argv.indexOf('--client-raw');
+const serverAt = process.argv.indexOf('--server');
+if (serverAt >= 0) await runServer(process.argv[serverAt + 1]!);
+else if (at >= 0) await runClient(Number(process.argv[at + 1]));
+else if (rawAt >= 0) await runRawClient(Number(process.argv[rawAt + 1]));
 else await main();
