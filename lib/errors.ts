@@ -27,33 +27,75 @@ export class NativeLoadError extends ZsError {
   }
 }
 
-/** A transport was used after shutdown(). Code `ZS_TRANSPORT_CLOSED`. */
-export class TransportClosedError extends ZsError {
-  constructor(message: string) {
-    super('ZS_TRANSPORT_CLOSED', message);
+/** The connection is closed (or closed while a request waited on it). Code `ZS_CONNECTION_CLOSED`. */
+export class ConnectionClosedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_CONNECTION_CLOSED', message, options);
   }
 }
 
-/** A peer id that is unknown or already closed was used. Code `ZS_PEER_CLOSED`. */
-export class PeerClosedError extends ZsError {
-  /** The peer id that was used. */
-  readonly peer: number;
+/** An operation did not complete within its time limit. Code `ZS_TIMEOUT`. */
+export class TimeoutError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_TIMEOUT', message, options);
+  }
+}
 
-  constructor(peer: number, message: string) {
-    super('ZS_PEER_CLOSED', message);
-    this.peer = peer;
+/** A connection could not be opened (refused, unreachable, bad address). Code `ZS_CONNECT`. */
+export class ConnectError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_CONNECT', message, options);
   }
 }
 
 /**
- * A socket operation failed (listen, connect). Code `ZS_NETWORK`; `errno` holds
- * the system's name for the cause, such as `'ECONNREFUSED'`, `'EADDRINUSE'` or `'ETIMEDOUT'`.
+ * Input that was to be decoded is corrupted, truncated, or inconsistent with
+ * what it declares (a compressed payload, a DataFrame, a frame). Code
+ * `ZS_DECODE`. `reason` is a short, stable description of what was wrong,
+ * such as `'truncated'` or `'declared size exceeds maxOutputLength'`; the
+ * message may add details.
  */
-export class NetworkError extends ZsError {
-  readonly errno: string;
+export class DecodeError extends ZsError {
+  /** What was wrong with the input: a short phrase that does not change between releases. */
+  readonly reason: string;
 
-  constructor(errno: string, message: string) {
-    super('ZS_NETWORK', message);
-    this.errno = errno;
+  constructor(reason: string, detail?: string, options?: { cause?: unknown }) {
+    super('ZS_DECODE', detail ? `${reason}: ${detail}` : reason, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * A command failed on the other side: its handler threw, the command is unknown there, or the
+ * request was refused. Code `ZS_REMOTE`; `remoteCode` is the error code the other side sent
+ * (for example `'ZS_UNKNOWN_COMMAND'`, `'ZS_HANDLER'` or the handler error's own `code`).
+ */
+export class RemoteError extends ZsError {
+  /** The code the other side reported. */
+  readonly remoteCode: string;
+  /** The command that failed. */
+  readonly command: string;
+
+  constructor(command: string, remoteCode: string, message: string) {
+    super('ZS_REMOTE', message);
+    this.remoteCode = remoteCode;
+    this.command = command;
+  }
+}
+
+/** A big stream was aborted by either side before it completed. Code `ZS_STREAM_ABORTED`. */
+export class StreamAbortedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_STREAM_ABORTED', message, options);
+  }
+}
+
+/**
+ * The other side of a P2PVM tunnel broke the protocol (an unknown connection id, an oversize
+ * fragment, a wrong packet type, a credit overrun, ...); the tunnel was closed. Code `ZS_P2PVM_PROTOCOL`.
+ */
+export class P2pvmProtocolError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_P2PVM_PROTOCOL', message, options);
   }
 }

@@ -2,7 +2,16 @@
  * zserver: the public API. Everything a program may use is re-exported here
  * and only here; deeper module paths are internal and may change.
  */
-export { ZsError, NativeLoadError, TransportClosedError, PeerClosedError, NetworkError } from './errors.js';
+export {
+  ZsError,
+  NativeLoadError,
+  ConnectionClosedError,
+  TimeoutError,
+  ConnectError,
+  DecodeError,
+  RemoteError,
+  StreamAbortedError,
+} from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,

@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { describe } from '../bytes.js';
-import { NetworkError, PeerClosedError, TransportClosedError } from '../errors.js';
+import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { native, type TcpLoopHandle } from '../native.js';
 import { checkEndpoint, checkUint, DEFAULTS, errnoName, loopOptions, numericHost } from './native-options.js';
 import { OP_ABORT, OP_CLOSE, OP_RELEASE, OP_WATCH_DRAIN, SendQueue } from './send-queue.js';
@@ -132,7 +132,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new TransportClosedError('zserver: this NativeTcpTransport was shut down');
+    if (this.closed) throw new ConnectionClosedError('native-tcp transport: used after shutdown()');
   }
 
   private ensurePeer(peer: number): void {
@@ -186,8 +186,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     this.checkOpen();
     const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts);
     if (port < 0) {
-      const name = errnoName(-port);
-      throw new NetworkError(name, `zserver: cannot listen on ${ep.host}:${ep.port}: ${name}`);
+      throw new ConnectError(`native-tcp transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
     }
     this.listenerHwm.push(opts[5]!);
     this.updateRef();
@@ -211,8 +210,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     return new Promise<PeerId>((resolve, reject) => {
       const r = this.loop.connect(host, ep.port, local ?? null, timeout, tag, opts);
       if (r < 0) {
-        const name = errnoName(-r);
-        reject(new NetworkError(name, `zserver: cannot connect to ${where}: ${name}`));
+        reject(new ConnectError(`native-tcp transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;
       }
       this.connects.set(tag, { resolve, reject, hwm: opts[5]!, where });
@@ -228,7 +226,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       if (typeof peer !== 'number' || !Number.isInteger(peer) || peer < 0) {
         throw new TypeError(`peer must be a peer id (a non-negative integer), got ${describe(peer)}`);
       }
-      throw new PeerClosedError(peer, `zserver: peer ${peer} is not open`);
+      throw new ConnectionClosedError(`native-tcp transport: peer ${peer} is not open`);
     }
     if (kind !== (kind & MAX_FRAME_KIND)) {
       throw new RangeError(`kind must be an integer from 0 to ${MAX_FRAME_KIND}, got ${describe(kind)}`);
@@ -278,7 +276,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
 
   setUserData(peer: PeerId, value: unknown): void {
     this.checkOpen();
-    if (!this.state[peer]) throw new PeerClosedError(peer, `zserver: peer ${peer} is not open`);
+    if (!this.state[peer]) throw new ConnectionClosedError(`native-tcp transport: peer ${peer} is not open`);
     this.userData[peer] = value;
   }
 
@@ -368,8 +366,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
           guard(() => this.emit('drain', peer));
         }
       } else if (type === EV_ACCEPT_ERROR) {
-        const name = errnoName(ev[e + 2]!);
-        const err = new NetworkError(name, `zserver: accepting connections failed (${name}); retrying in 100 ms`);
+        const err = new ConnectError(`native-tcp transport: accepting connections failed (${errnoName(ev[e + 2]!)}); retrying in 100 ms`);
         if (this.listenerCount('error') > 0) guard(() => this.emit('error', err));
       } else if (type === EV_SHUTDOWN_DONE) finished = true;
     }
@@ -411,8 +408,14 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     const pending = this.connects.get(tag);
     if (!pending) return;
     this.connects.delete(tag);
-    const name = REASONS[reason] === 'shutdown' ? 'ESHUTDOWN' : errnoName(errno);
-    pending.reject(new NetworkError(name, `zserver: cannot connect to ${pending.where}: ${name}`));
+    const why = REASONS[reason];
+    pending.reject(
+      why === 'shutdown'
+        ? new ConnectionClosedError('native-tcp transport: shut down while connecting')
+        : why === 'timeout'
+          ? new TimeoutError(`native-tcp transport: connecting to ${pending.where} took longer than its timeout`)
+          : new ConnectError(`native-tcp transport: cannot connect to ${pending.where}: ${errnoName(errno)}`),
+    );
   }
 
   private onClose(peer: number, reason: number, errno: number): void {
@@ -434,7 +437,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
 
   private finishShutdown(): void {
     for (const [, pending] of this.connects) {
-      pending.reject(new NetworkError('ESHUTDOWN', `zserver: cannot connect to ${pending.where}: transport shut down`));
+      pending.reject(new ConnectionClosedError('native-tcp transport: shut down while connecting'));
     }
     this.connects.clear();
     this.loop.destroy();
