@@ -20,7 +20,7 @@ export const commands: Record<string, CliCommand> = {
   },
   serve: {
     summary: 'frame echo server on native TCP; --workers N processes share the port (SO_REUSEPORT)',
-    run: async (args) => (await import('./serve.js')).runServe(args),
+    run: async (args) => (await import('./serve-group.js')).runServeGroup(args),
   },
 };
 

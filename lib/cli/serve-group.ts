@@ -1,6 +1,7 @@
 /**
- * `zserver serve`: a frame echo server on the native TCP transport, optionally
- * as a group of worker processes sharing one port through SO_REUSEPORT. One
+ * `zserver serve` on this branch (runServeGroup): a frame echo server on the
+ * native TCP transport, optionally as a group of worker processes sharing one
+ * port through SO_REUSEPORT. One
  * process here may hold at most about 20,000 descriptors, so holding 60,000
  * connections takes a group; the kernel spreads new connections across the
  * workers.
@@ -100,8 +101,8 @@ function startWorker(o: ServeOptions, port: number): Promise<{ child: ChildProce
   });
 }
 
-/** Runs `zserver serve`; resolves to the exit code once every worker has stopped. */
-export async function runServe(args: string[]): Promise<number> {
+/** Runs the echo group; resolves to the exit code once every worker has stopped. */
+export async function runServeGroup(args: string[]): Promise<number> {
   const o = parse(args);
   if (o.worker) return runWorker(o);
   // The first worker settles the port (port 0 picks one); the others share it.

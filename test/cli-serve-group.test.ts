@@ -1,5 +1,5 @@
 /**
- * `zserver serve`: a group of worker processes sharing one port with
+ * `zserver serve` (lib/cli/serve-group.ts): a group of worker processes sharing one port with
  * SO_REUSEPORT echoes frames, the kernel spreads connections across the
  * workers, and SIGTERM stops the whole group cleanly.
  */
