@@ -102,6 +102,7 @@ for (const ioThread of [false, true]) {
       const s = client.stats();
       assert.equal(s.framesOut, 4000);
       assert.equal(s.framesIn, 4000);
+      assert.equal(s.bytesOut, s.bytesIn, 'payload bytes, both ways');
       assert.equal(s.connections, 8);
       assert.equal(server.stats().framesIn, 4000);
     });
@@ -175,8 +176,9 @@ for (const ioThread of [false, true]) {
         const bad = await rawClient(port);
         const closed = once<[number, string, string]>(server, 'close');
         bad.socket.write(bytes);
-        const [, why] = await closed;
+        const [, why, detail] = await closed;
         assert.equal(why, reason);
+        if (name === 'a length just above maxFrameSize') assert.equal(detail, 'frame of 4097 bytes exceeds maxFrameSize');
         await bad.closed;
         assert.equal(server.stats().closes[reason], 1);
         good.socket.write(encodeFrame(9, 0, Buffer.alloc(4096, 7)));

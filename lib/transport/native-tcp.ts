@@ -238,7 +238,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     this.queue.send(peer, kind | (flags << 6), payload);
     const size = payload.length + 13;
     this.counters.framesOut++;
-    this.counters.bytesOut += size;
+    this.counters.bytesOut += payload.length;
     this.schedule();
     if (this.blocked[peer]) return false;
     if ((this.turnBytes[peer] += size) > this.hwm[peer]!) {
@@ -350,7 +350,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       let bytes = 0;
       for (let i = 0; i < frames; i++) bytes += lengths[i]!;
       this.counters.framesIn += frames;
-      this.counters.bytesIn += bytes + 13 * frames;
+      this.counters.bytesIn += bytes;
       const batch: FrameBatch = { count: frames, peers, kinds, flags, offsets, lengths, data };
       guard(() => this.emit('frames', batch));
     }
@@ -427,7 +427,12 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     this.closes[why] = (this.closes[why] ?? 0) + 1;
     // The id is handed back to the loop after any frame queued to it this turn.
     this.queue.control(OP_RELEASE, peer);
-    const detail = errno ? errnoName(errno) : (DETAILS[why] ?? why);
+    const detail =
+      why === 'oversize'
+        ? `frame of ${errno >>> 0} bytes exceeds maxFrameSize`
+        : errno
+          ? errnoName(errno)
+          : (DETAILS[why] ?? why);
     try {
       this.emit('close', peer, why, detail);
     } finally {

@@ -85,7 +85,14 @@ bool zs_io_loop::parse(uint32_t id, Conn& c, const uint8_t* p, size_t n) {
       c.rx = rx;
       return true;
     }
-    close_conn(id, c, st == ZS_FRAME_OVERSIZE ? ZS_CLOSE_OVERSIZE : ZS_CLOSE_BAD_TOKEN, 0);
+    if (st == ZS_FRAME_OVERSIZE) {
+      // The event's errno slot carries the declared length, for the close detail.
+      uint32_t declared;
+      std::memcpy(&declared, p + 4, 4);
+      close_conn(id, c, ZS_CLOSE_OVERSIZE, static_cast<int>(declared));
+    } else {
+      close_conn(id, c, ZS_CLOSE_BAD_TOKEN, 0);
+    }
     return false;
   }
   return true;

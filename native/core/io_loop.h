@@ -43,7 +43,7 @@ enum {
 // Event records of a batch: 4 int32 each, {type, peer, a, b}.
 enum {
   ZS_EV_OPEN = 1,          // a = 1 accepted / 0 connected, b = connect tag (connected only)
-  ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none)
+  ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none); oversize: the declared length
   ZS_EV_FULL = 3,          // the peer's write queue passed its high-water mark
   ZS_EV_DRAIN = 4,         // the write queue fell to half the mark after FULL or a watch
   ZS_EV_CONNECT_FAIL = 5,  // peer = connect tag, a = ZS_CLOSE_TIMEOUT or RESET, b = errno
