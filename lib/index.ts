@@ -13,6 +13,7 @@ export {
   StreamAbortedError,
   AuthError,
   HandshakeError,
+  P2pvmProtocolError,
 } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
@@ -79,7 +80,6 @@ export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/s
 export { createTransport, transportAvailable, TransportUnavailableError, type TransportName } from './transport/factory.js';
 export { NodeNetTransport, type NodeNetTransportOptions } from './transport/node-net.js';
 export { runStress, type StressOptions, type StressReport, type MemoryPoint } from './stress/runner.js';
-export { P2pvmProtocolError } from './errors.js';
 export {
   P2pvmEndpoint,
   P2pvmTunnel,
@@ -105,3 +105,4 @@ export {
   type AeadKeying,
   type IdentityKeyInput,
 } from './channel/index.js';
+export { NativeTcpTransport, type NativeListenOptions, type NativeTcpOptions } from './transport/native-tcp.js';

@@ -17,9 +17,52 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeLoadError } from './errors.js';
 
+/**
+ * Called once per batch by a TcpLoop (native/binding/tcp.cc). The arrays are
+ * reused for the next batch; `eventRecords` holds 4 int32 per event.
+ */
+export type TcpBatchCallback = (
+  frames: number,
+  events: number,
+  data: Buffer,
+  peers: Uint32Array,
+  kinds: Uint8Array,
+  flags: Uint8Array,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  eventRecords: Int32Array,
+) => void;
+
+/** The native I/O loop of the TCP transport (see native/binding/tcp.cc for the contract). */
+export interface TcpLoopHandle {
+  listen(host: string, port: number, reusePort: boolean, options: Float64Array): number;
+  connect(
+    host: string,
+    port: number,
+    localHost: string | null,
+    timeoutMs: number,
+    tag: number,
+    options: Float64Array,
+  ): number;
+  submit(
+    data: Uint8Array,
+    count: number,
+    ops: Uint8Array,
+    peers: Uint32Array,
+    kindBytes: Uint8Array,
+    lens: Uint32Array,
+  ): void;
+  peerAddress(peer: number): [string, number, string, number] | undefined;
+  shutdown(): void;
+  ref(): void;
+  unref(): void;
+  destroy(): void;
+}
+
 /** The raw functions of the addon (see native/binding). Internal: use the typed wrappers. */
 export interface NativeBinding {
   readonly napiVersion: number;
+  readonly TcpLoop: { new (onBatch: TcpBatchCallback, threaded: boolean): TcpLoopHandle; readonly slotSize: number };
   md5(data: Uint8Array, offset: number, length: number): Buffer;
   crc32(data: Uint8Array, offset: number, length: number): number;
   crc32c(data: Uint8Array, offset: number, length: number): number;

@@ -76,6 +76,8 @@ async function demo(client: Client): Promise<void> {
 
 /** Runs the server until SIGINT/SIGTERM; resolves to the exit code. */
 export async function runServe(args: string[]): Promise<number> {
+  // A group of worker processes sharing one port (SO_REUSEPORT) is the native echo group.
+  if (args.includes('--workers') || args.includes('--worker')) return (await import('./serve-group.js')).runServeGroup(args);
   const opts = parse(args);
   let name = opts.transport;
   if (name === undefined) {

@@ -5,6 +5,7 @@
 #include "compress.h"
 #include "handshake.h"
 #include "hash.h"
+#include "tcp.h"
 
 namespace {
 
@@ -13,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   zs::binding::InitCompress(env, exports);
   zs::binding::InitAead(env, exports);
   zs::binding::InitHandshake(env, exports);
+  zs::binding::InitTcp(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }

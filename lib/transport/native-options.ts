@@ -1,0 +1,60 @@
+/**
+ * Option and argument checks of NativeTcpTransport, and the packing of
+ * connection options into the Float64Array the native loop takes. Errors name
+ * the argument (TypeError for a wrong type, RangeError for a value out of range).
+ */
+import { isIP } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { constants as osConstants } from 'node:os';
+import { describe } from '../bytes.js';
+import type { ConnectionOptions, Endpoint } from './types.js';
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+/** The system's name of an errno value ('ECONNREFUSED'). */
+export const errnoName = (n: number): string => ERRNO_NAMES.get(n) ?? `errno ${n}`;
+
+/** Defaults of docs/protocol.md and ConnectionOptions. */
+export const DEFAULTS = { headToken: 0x5a534846, tailToken: 0x5a535446, maxFrameSize: 16 << 20, highWaterMark: 1 << 20 };
+
+/** An integer from 0 to max, or RangeError naming the argument. */
+export function checkUint(value: unknown, name: string, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} must be an integer from 0 to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** The Float64Array the loop takes: [head, tail, maxFrameSize, idleMs, keepaliveMs, highWaterMark]. */
+export function loopOptions(o: ConnectionOptions | undefined): Float64Array {
+  if (o !== undefined && (typeof o !== 'object' || o === null)) {
+    throw new TypeError(`options must be an object, got ${describe(o)}`);
+  }
+  const u32 = 0xffffffff;
+  return new Float64Array([
+    checkUint(o?.headToken ?? DEFAULTS.headToken, 'options.headToken', u32),
+    checkUint(o?.tailToken ?? DEFAULTS.tailToken, 'options.tailToken', u32),
+    checkUint(o?.maxFrameSize ?? DEFAULTS.maxFrameSize, 'options.maxFrameSize', u32 - 13),
+    checkUint(o?.idleTimeout ?? 0, 'options.idleTimeout', 0x7fffffff),
+    checkUint(o?.keepaliveInterval ?? 0, 'options.keepaliveInterval', 0x3fffffff),
+    checkUint(o?.highWaterMark ?? DEFAULTS.highWaterMark, 'options.highWaterMark', u32),
+  ]);
+}
+
+/** A { host, port } with a non-empty host and a port from 0 to 65535. */
+export function checkEndpoint(endpoint: unknown): Endpoint {
+  if (typeof endpoint !== 'object' || endpoint === null) {
+    throw new TypeError(`endpoint must be an object like { host, port }, got ${describe(endpoint)}`);
+  }
+  const { host, port } = endpoint as Endpoint;
+  if (typeof host !== 'string' || host.length === 0) {
+    throw new TypeError(`endpoint.host must be a non-empty string, got ${describe(host)}`);
+  }
+  checkUint(port, 'endpoint.port', 65535);
+  return { host, port };
+}
+
+/** The host as a numeric address (names go through dns.lookup). */
+export async function numericHost(host: string): Promise<string> {
+  if (isIP(host)) return host;
+  return (await lookup(host)).address;
+}

@@ -1,0 +1,82 @@
+/**
+ * The outgoing side of the native TCP transport: frames and control records
+ * (close, abort, release, drain watch) collected during one turn of the event
+ * loop and handed to the I/O thread in one `submit()` call, so JavaScript
+ * crosses into native code once per turn, not once per frame.
+ *
+ * Payloads are copied into one growing buffer at send() time, which is what
+ * lets the caller reuse its payload as soon as send() returns.
+ */
+import type { TcpLoopHandle } from '../native.js';
+
+export const OP_SEND = 0;
+export const OP_CLOSE = 1;
+export const OP_ABORT = 2;
+export const OP_RELEASE = 3;
+export const OP_WATCH_DRAIN = 4;
+
+/** Records of one turn, in order. */
+export class SendQueue {
+  count = 0;
+  private data = Buffer.allocUnsafe(64 * 1024);
+  private used = 0;
+  private ops = new Uint8Array(1024);
+  peers = new Uint32Array(1024);
+  private kindBytes = new Uint8Array(1024);
+  private lens = new Uint32Array(1024);
+
+  private grow(records: number, bytes: number): void {
+    if (this.count + records > this.ops.length) {
+      const cap = Math.max(this.ops.length * 2, this.count + records);
+      const ops = new Uint8Array(cap);
+      ops.set(this.ops);
+      this.ops = ops;
+      const peers = new Uint32Array(cap);
+      peers.set(this.peers);
+      this.peers = peers;
+      const kinds = new Uint8Array(cap);
+      kinds.set(this.kindBytes);
+      this.kindBytes = kinds;
+      const lens = new Uint32Array(cap);
+      lens.set(this.lens);
+      this.lens = lens;
+    }
+    if (this.used + bytes > this.data.length) {
+      const data = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.used + bytes));
+      this.data.copy(data, 0, 0, this.used);
+      this.data = data;
+    }
+  }
+
+  /** Queues one frame; `kindByte` is byte 8 of the frame (kind | flags << 6). */
+  send(peer: number, kindByte: number, payload: Uint8Array): void {
+    const n = payload.length;
+    this.grow(1, n);
+    const i = this.count++;
+    this.ops[i] = OP_SEND;
+    this.peers[i] = peer;
+    this.kindBytes[i] = kindByte;
+    this.lens[i] = n;
+    this.data.set(payload, this.used);
+    this.used += n;
+  }
+
+  /** Queues a control record (OP_CLOSE, OP_ABORT, OP_RELEASE, OP_WATCH_DRAIN). */
+  control(op: number, peer: number): void {
+    this.grow(1, 0);
+    const i = this.count++;
+    this.ops[i] = op;
+    this.peers[i] = peer;
+    this.lens[i] = 0;
+  }
+
+  /** Hands everything to the loop and empties the queue. */
+  submit(loop: TcpLoopHandle): void {
+    if (this.count === 0) return;
+    loop.submit(this.data, this.count, this.ops, this.peers, this.kindBytes, this.lens);
+    this.count = 0;
+    this.used = 0;
+    // One big frame must not pin a big buffer for the life of the transport.
+    if (this.data.length > 4 << 20) this.data = Buffer.allocUnsafe(64 * 1024);
+  }
+}

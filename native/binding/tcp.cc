@@ -1,0 +1,292 @@
+// Node-API glue for native/core/io_loop: the TcpLoop class, used only by
+// lib/transport/native-tcp.ts, which validates arguments first.
+//
+//   new TcpLoop(onBatch, threaded)   threaded: a dedicated I/O thread posts batches
+//                              through a thread-safe function; otherwise the loop
+//                              runs on the JS thread, driven by a libuv poll handle
+//                              on its epoll descriptor. onBatch(frames, events, data,
+//                              peers, kinds, flags, offsets, lengths, eventRecords)
+//                              runs on the JS thread once per batch either way
+//   listen(host, port, reusePort, options) -> port | -errno
+//   connect(host, port, localHost | null, timeoutMs, tag, options) -> 0 | -errno
+//   submit(data, count, ops, peers, kindBytes, lens)   sends/closes/releases, in order
+//   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
+//   shutdown(), ref(), unref(), destroy()
+//   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark]
+//
+// A batch is copied into typed arrays the JS side owns and this class reuses
+// (growing them when a batch is bigger), so nothing of the I/O thread's memory
+// is ever visible to JavaScript and the next batch can be filled meanwhile.
+// After destroy() every method throws.
+#include "tcp.h"
+
+#include <uv.h>
+
+#include <cstring>
+#include <string>
+
+#include "../core/io_loop.h"
+#include "tcp_batch.h"
+
+namespace zs::binding {
+namespace {
+
+class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TcpLoop",
+                       {InstanceMethod<&TcpLoop::Listen>("listen"), InstanceMethod<&TcpLoop::Connect>("connect"),
+                        InstanceMethod<&TcpLoop::Submit>("submit"), InstanceMethod<&TcpLoop::PeerAddress>("peerAddress"),
+                        InstanceMethod<&TcpLoop::Shutdown>("shutdown"), InstanceMethod<&TcpLoop::Ref>("ref"),
+                        InstanceMethod<&TcpLoop::Unref>("unref"), InstanceMethod<&TcpLoop::Destroy>("destroy"),
+                        StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size())))});
+  }
+
+  explicit TcpLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcpLoop>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsFunction()) {
+      Napi::TypeError::New(env, "zserver native: TcpLoop needs a batch callback").ThrowAsJavaScriptException();
+      return;
+    }
+    shared_ = new Shared;
+    if (info[1].ToBoolean().Value()) {
+      StartThreaded(env, info[0]);
+    } else {
+      StartInline(env, info[0]);
+    }
+  }
+
+  ~TcpLoop() override {
+    if (!shared_) return;
+    if (!shared_->destroyed) Teardown(Env());
+    Drop(shared_);
+  }
+
+ private:
+  Shared* shared_ = nullptr;
+
+  void StartThreaded(Napi::Env env, napi_value fn) {
+    napi_value name;
+    napi_create_string_utf8(env, "zserver.TcpLoop", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, fn, nullptr, name, 0, 1, shared_, FinalizeShared, shared_, CallJs,
+                                        &shared_->tsfn) != napi_ok) {
+      shared_->holders = 1;
+      shared_->destroyed = true;
+      Napi::Error::New(env, "zserver native: cannot create the batch channel").ThrowAsJavaScriptException();
+      return;
+    }
+    napi_unref_threadsafe_function(env, shared_->tsfn);
+    shared_->loop = zs_io_create(PostFromIo, shared_);
+    if (!shared_->loop) {
+      std::string message = std::string("zserver native: cannot start the I/O loop: ") + std::strerror(errno);
+      Teardown(env);
+      Napi::Error::New(env, message).ThrowAsJavaScriptException();
+    }
+  }
+
+  void StartInline(Napi::Env env, napi_value fn) {
+    Shared* s = shared_;
+    s->holders = 1;  // no thread-safe function: the object alone owns it
+    s->inline_mode = true;
+    s->env = env;
+    napi_create_reference(env, fn, 1, &s->fn_ref);
+    napi_value name;
+    napi_create_string_utf8(env, "zserver.TcpLoop", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, nullptr, name, &s->async);
+    uv_loop_s* uv = nullptr;
+    napi_get_uv_event_loop(env, &uv);
+    s->loop = zs_io_create_inline(PostInline, s);
+    if (!s->loop || !uv) {
+      std::string message = std::string("zserver native: cannot start the I/O loop: ") + std::strerror(errno);
+      s->destroyed = true;
+      Napi::Error::New(env, message).ThrowAsJavaScriptException();
+      return;
+    }
+    s->poll = new uv_poll_t;
+    s->timer = new uv_timer_t;
+    uv_poll_init(uv, s->poll, zs_io_fd(s->loop));
+    uv_timer_init(uv, s->timer);
+    s->poll->data = s;
+    s->timer->data = s;
+    uv_poll_start(s->poll, UV_READABLE, OnPoll);
+    uv_timer_start(s->timer, OnTimer, zs_io_tick_ms(), zs_io_tick_ms());
+    uv_unref(reinterpret_cast<uv_handle_t*>(s->poll));
+    uv_unref(reinterpret_cast<uv_handle_t*>(s->timer));
+    napi_add_env_cleanup_hook(env, CleanupInline, s);
+  }
+
+  // Threaded: stops the thread, then lets the thread-safe function finalize.
+  // Inline: stops polling and destroys the loop at once.
+  void Teardown(napi_env env) {
+    shared_->destroyed = true;
+    if (shared_->inline_mode) {
+      StopInline(shared_);
+      napi_remove_env_cleanup_hook(env, CleanupInline, shared_);
+      if (shared_->async) napi_async_destroy(env, shared_->async);
+      shared_->async = nullptr;
+      shared_->DeleteRefs(env);
+      return;
+    }
+    if (shared_->loop) zs_io_destroy(shared_->loop);
+    shared_->loop = nullptr;
+    if (shared_->tsfn) napi_release_threadsafe_function(shared_->tsfn, napi_tsfn_abort);
+    shared_->tsfn = nullptr;
+  }
+
+  bool Alive(Napi::Env env) {
+    if (shared_ && !shared_->destroyed && shared_->loop) return true;
+    Napi::Error::New(env, "zserver native: the TcpLoop was destroyed").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  static bool GetOptions(Napi::Env env, napi_value value, zs_io_options* o) {
+    bool is_typed = false;
+    napi_is_typedarray(env, value, &is_typed);
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (!is_typed || napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_float64_array || length < 6) {
+      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 6").ThrowAsJavaScriptException();
+      return false;
+    }
+    const double* d = static_cast<const double*>(data);
+    for (int i = 0; i < 6; i++) {
+      if (!(d[i] >= 0 && d[i] <= 4294967295.0)) {
+        Napi::RangeError::New(env, "zserver native: option out of range").ThrowAsJavaScriptException();
+        return false;
+      }
+    }
+    o->frame.head_token = static_cast<uint32_t>(d[0]);
+    o->frame.tail_token = static_cast<uint32_t>(d[1]);
+    o->frame.max_payload = static_cast<uint32_t>(d[2]);
+    o->idle_timeout_ms = static_cast<uint32_t>(d[3]);
+    o->keepalive_ms = static_cast<uint32_t>(d[4]);
+    o->high_water_mark = static_cast<uint32_t>(d[5]);
+    return true;
+  }
+
+  static bool GetString(Napi::Env env, napi_value value, const char* name, std::string* out) {
+    char buf[256];
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, value, buf, sizeof buf, &len) != napi_ok || len >= sizeof buf - 1) {
+      std::string message = std::string("zserver native: argument '") + name + "' must be a short string";
+      Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+      return false;
+    }
+    out->assign(buf, len);
+    return true;
+  }
+
+  Napi::Value Listen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string host;
+    size_t port;
+    zs_io_options o;
+    if (!Alive(env) || !GetString(env, info[0], "host", &host) || !GetSize(env, info[1], "port", &port) ||
+        !GetOptions(env, info[3], &o))
+      return Napi::Value();
+    int r = zs_io_listen(shared_->loop, host.c_str(), static_cast<int>(port), info[2].ToBoolean().Value(), &o);
+    return Napi::Number::New(env, r);
+  }
+
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string host, local;
+    size_t port, timeout, tag;
+    zs_io_options o;
+    if (!Alive(env) || !GetString(env, info[0], "host", &host) || !GetSize(env, info[1], "port", &port) ||
+        (!info[2].IsNull() && !GetString(env, info[2], "localHost", &local)) ||
+        !GetSize(env, info[3], "timeout", &timeout) || !GetSize(env, info[4], "tag", &tag) ||
+        !GetOptions(env, info[5], &o))
+      return Napi::Value();
+    int r = zs_io_connect(shared_->loop, host.c_str(), static_cast<int>(port), local.empty() ? nullptr : local.c_str(),
+                          static_cast<uint32_t>(timeout), static_cast<uint32_t>(tag), &o);
+    return Napi::Number::New(env, r);
+  }
+
+  Napi::Value Submit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    View data, ops, peers, kinds, lens;
+    size_t count;
+    if (!Alive(env) || !GetView(env, info[0], napi_uint8_array, "data", &data) ||
+        !GetSize(env, info[1], "count", &count) || !GetView(env, info[2], napi_uint8_array, "ops", &ops) ||
+        !GetView(env, info[3], napi_uint32_array, "peers", &peers) ||
+        !GetView(env, info[4], napi_uint8_array, "kindBytes", &kinds) ||
+        !GetView(env, info[5], napi_uint32_array, "lens", &lens))
+      return Napi::Value();
+    if (count > ops.length || count > peers.length || count > kinds.length || count > lens.length) {
+      Napi::RangeError::New(env, "zserver native: count exceeds the record arrays").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    const auto* l = reinterpret_cast<const uint32_t*>(lens.data);
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++)
+      if (ops.data[i] == ZS_OP_SEND) total += l[i];
+    if (total > data.bytes) {
+      Napi::RangeError::New(env, "zserver native: payload lengths exceed the data").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    zs_io_submit(shared_->loop, data.data, total, static_cast<uint32_t>(count), ops.data,
+                 reinterpret_cast<const uint32_t*>(peers.data), kinds.data, l);
+    return env.Undefined();
+  }
+
+  Napi::Value PeerAddress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t peer;
+    if (!Alive(env) || !GetSize(env, info[0], "peer", &peer)) return Napi::Value();
+    char remote[64], local[64];
+    int rport = 0, lport = 0;
+    if (peer > UINT32_MAX ||
+        zs_io_peer_address(shared_->loop, static_cast<uint32_t>(peer), 1, remote, sizeof remote, &rport) < 0 ||
+        zs_io_peer_address(shared_->loop, static_cast<uint32_t>(peer), 0, local, sizeof local, &lport) < 0)
+      return env.Undefined();
+    Napi::Array out = Napi::Array::New(env, 4);
+    out.Set(0u, Napi::String::New(env, remote));
+    out.Set(1u, Napi::Number::New(env, rport));
+    out.Set(2u, Napi::String::New(env, local));
+    out.Set(3u, Napi::Number::New(env, lport));
+    return out;
+  }
+
+  Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+    if (!Alive(info.Env())) return Napi::Value();
+    zs_io_shutdown(shared_->loop);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (!Alive(info.Env())) return Napi::Value();
+    if (shared_->inline_mode) {
+      uv_ref(reinterpret_cast<uv_handle_t*>(shared_->poll));
+      uv_ref(reinterpret_cast<uv_handle_t*>(shared_->timer));
+    } else {
+      napi_ref_threadsafe_function(info.Env(), shared_->tsfn);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (!Alive(info.Env())) return Napi::Value();
+    if (shared_->inline_mode) {
+      uv_unref(reinterpret_cast<uv_handle_t*>(shared_->poll));
+      uv_unref(reinterpret_cast<uv_handle_t*>(shared_->timer));
+    } else {
+      napi_unref_threadsafe_function(info.Env(), shared_->tsfn);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    if (!Alive(info.Env())) return Napi::Value();
+    Teardown(info.Env());
+    return info.Env().Undefined();
+  }
+};
+
+}  // namespace
+
+void InitTcp(Napi::Env env, Napi::Object exports) { exports.Set("TcpLoop", TcpLoop::Define(env)); }
+
+}  // namespace zs::binding

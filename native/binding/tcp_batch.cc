@@ -1,0 +1,213 @@
+// See tcp_batch.h.
+#include "tcp_batch.h"
+
+#include <cstring>
+
+namespace zs::binding {
+namespace {
+
+void Replace(napi_env env, napi_ref* ref, napi_value value) {
+  if (*ref) napi_delete_reference(env, *ref);
+  napi_create_reference(env, value, 1, ref);
+}
+
+napi_value Get(napi_env env, napi_ref ref) {
+  napi_value v;
+  napi_get_reference_value(env, ref, &v);
+  return v;
+}
+
+size_t Grow(size_t have, size_t want, size_t floor) {
+  size_t cap = have ? have : floor;
+  while (cap < want) cap *= 2;
+  return cap;
+}
+
+// Makes sure the output arrays can hold the batch; recreates them when not.
+bool Reserve(napi_env env, Shared* s, const zs_io_batch* b) {
+  if (!s->data_ref || b->data_length > s->data_cap) {
+    size_t cap = Grow(s->data_cap, b->data_length, 64 * 1024);
+    napi_value buf;
+    void* p;
+    if (napi_create_buffer(env, cap, &p, &buf) != napi_ok) return false;
+    Replace(env, &s->data_ref, buf);
+    s->data = static_cast<uint8_t*>(p);
+    s->data_cap = cap;
+  }
+  if (!s->meta_ref || b->frames > s->frame_cap) {
+    size_t cap = Grow(s->frame_cap, b->frames, 1024);
+    napi_value ab;
+    void* p;
+    if (napi_create_arraybuffer(env, cap * 14, &p, &ab) != napi_ok) return false;
+    napi_value v;
+    napi_create_typedarray(env, napi_uint32_array, cap, ab, 0, &v);
+    Replace(env, &s->views[0], v);
+    napi_create_typedarray(env, napi_uint32_array, cap, ab, cap * 4, &v);
+    Replace(env, &s->views[3], v);
+    napi_create_typedarray(env, napi_uint32_array, cap, ab, cap * 8, &v);
+    Replace(env, &s->views[4], v);
+    napi_create_typedarray(env, napi_uint8_array, cap, ab, cap * 12, &v);
+    Replace(env, &s->views[1], v);
+    napi_create_typedarray(env, napi_uint8_array, cap, ab, cap * 13, &v);
+    Replace(env, &s->views[2], v);
+    Replace(env, &s->meta_ref, ab);
+    s->meta = static_cast<uint8_t*>(p);
+    s->frame_cap = cap;
+  }
+  if (!s->events_ref || b->events > s->event_cap) {
+    size_t cap = Grow(s->event_cap, b->events, 256);
+    napi_value ab, v;
+    void* p;
+    if (napi_create_arraybuffer(env, cap * 16, &p, &ab) != napi_ok) return false;
+    napi_create_typedarray(env, napi_int32_array, cap * 4, ab, 0, &v);
+    Replace(env, &s->views[5], v);
+    Replace(env, &s->events_ref, ab);
+    s->events = static_cast<int32_t*>(p);
+    s->event_cap = cap;
+  }
+  return true;
+}
+
+// Copies a batch into the reused arrays and fills the callback's arguments.
+bool Fill(napi_env env, Shared* s, const zs_io_batch* b, napi_value* argv) {
+  if (!Reserve(env, s, b)) return false;
+  const size_t cap = s->frame_cap;
+  if (b->data_length) std::memcpy(s->data, b->data, b->data_length);
+  if (b->frames) {
+    std::memcpy(s->meta, b->peers, b->frames * 4);
+    std::memcpy(s->meta + cap * 4, b->offsets, b->frames * 4);
+    std::memcpy(s->meta + cap * 8, b->lengths, b->frames * 4);
+    std::memcpy(s->meta + cap * 12, b->kinds, b->frames);
+    std::memcpy(s->meta + cap * 13, b->flags, b->frames);
+  }
+  if (b->events) std::memcpy(s->events, b->event_records, b->events * 16);
+  napi_create_uint32(env, b->frames, &argv[0]);
+  napi_create_uint32(env, b->events, &argv[1]);
+  argv[2] = Get(env, s->data_ref);
+  for (int i = 0; i < 6; i++) argv[3 + i] = Get(env, s->views[i]);
+  return true;
+}
+
+}  // namespace
+
+// Threaded mode: runs on the JavaScript thread for each batch the I/O thread posted.
+void CallJs(napi_env env, napi_value fn, void* context, void* data) {
+  auto* s = static_cast<Shared*>(context);
+  auto* b = static_cast<const zs_io_batch*>(data);
+  if (!env || s->destroyed || !s->loop) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[9];
+  const bool ok = Fill(env, s, b, argv);
+  // The batch is copied: the I/O thread may fill its buffer again while the
+  // handler runs (and if the handler throws, the loop still goes on).
+  zs_io_batch_done(s->loop, b);
+  if (ok) {
+    napi_value global;
+    napi_get_global(env, &global);
+    // A throwing handler becomes an uncaught exception, as in inline mode.
+    napi_call_function(env, global, fn, 9, argv, nullptr);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// Inline mode: called from inside zs_io_run_once, on the JavaScript thread.
+void PostInline(void* ctx, const zs_io_batch* b) {
+  auto* s = static_cast<Shared*>(ctx);
+  if (s->destroyed) {
+    zs_io_batch_done(s->loop, b);
+    return;
+  }
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[9];
+  const bool ok = Fill(env, s, b, argv);
+  zs_io_batch_done(s->loop, b);
+  if (ok) {
+    napi_value global, result;
+    napi_get_global(env, &global);
+    // make_callback, not call_function: we are called from libuv, so promise
+    // jobs (connect() resolving) must run when the handler returns.
+    if (napi_make_callback(env, s->async, global, Get(env, s->fn_ref), 9, argv, &result) == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+void RunInline(Shared* s) {
+  if (!s || !s->loop || s->destroyed) return;
+  s->running = true;
+  zs_io_run_once(s->loop);
+  s->running = false;
+  // A handler may have destroyed the loop while it was running: finish now.
+  if (s->stop_after_run) StopInline(s);
+}
+
+void OnPoll(uv_poll_t* handle, int, int) { RunInline(static_cast<Shared*>(handle->data)); }
+
+void OnTimer(uv_timer_t* handle) { RunInline(static_cast<Shared*>(handle->data)); }
+
+// Inline mode: stops polling and destroys the loop (no thread to join).
+void StopInline(Shared* s) {
+  if (s->running) {
+    s->stop_after_run = true;
+    return;
+  }
+  s->stop_after_run = false;
+  if (s->poll) {
+    s->poll->data = nullptr;
+    uv_poll_stop(s->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(s->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    s->poll = nullptr;
+  }
+  if (s->timer) {
+    s->timer->data = nullptr;
+    uv_timer_stop(s->timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(s->timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    s->timer = nullptr;
+  }
+  if (s->loop) zs_io_destroy(s->loop);
+  s->loop = nullptr;
+}
+
+// Environment teardown with the loop still running (inline mode).
+void CleanupInline(void* arg) {
+  auto* s = static_cast<Shared*>(arg);
+  if (s->destroyed) return;
+  s->destroyed = true;
+  StopInline(s);
+  if (s->async) napi_async_destroy(s->env, s->async);
+  s->async = nullptr;
+}
+
+void Drop(Shared* s) {
+  if (--s->holders == 0) delete s;
+}
+
+void FinalizeShared(napi_env env, void* data, void*) {
+  auto* s = static_cast<Shared*>(data);
+  s->destroyed = true;
+  if (s->loop) zs_io_destroy(s->loop);
+  s->loop = nullptr;
+  s->tsfn = nullptr;
+  s->DeleteRefs(env);
+  Drop(s);
+}
+
+void PostFromIo(void* ctx, const zs_io_batch* batch) {
+  auto* s = static_cast<Shared*>(ctx);
+  napi_call_threadsafe_function(s->tsfn, const_cast<zs_io_batch*>(batch), napi_tsfn_nonblocking);
+}
+
+}  // namespace zs::binding

@@ -1,0 +1,255 @@
+// Per-connection I/O of the loop: read and cut frames, queue and write
+// frames, and the ways a connection ends. See io_loop.h.
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "io_loop_internal.h"
+#include "net_socket.h"
+
+using namespace zs::io;
+
+void zs_io_loop::on_readable(uint32_t id, Conn& c) {
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  if (c.state == io::kClosing || c.state == io::kLinger) {
+    // Closed by JavaScript: nobody wants these bytes; read only to see the FIN.
+    ssize_t n = read(fd, scratch, sizeof scratch);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) finish_close(id, c);
+    return;
+  }
+  if (c.state != io::kOpen) return;
+  // The rest of a frame whose size is known goes straight into its buffer.
+  if (c.rx && c.rx->need) {
+    RxBuf* rx = c.rx;
+    ssize_t n = read(fd, rx->data + rx->len, rx->need - rx->len);
+    if (n <= 0) {
+      if (n == 0) close_conn(id, c, ZS_CLOSE_REMOTE, 0);
+      else if (errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
+      return;
+    }
+    rx->len += static_cast<uint32_t>(n);
+    if (rx->len < rx->need) return;
+    c.rx = nullptr;
+    parse(id, c, rx->data, rx->len);
+    std::free(rx);
+    return;
+  }
+  uint8_t* base = scratch + 16;
+  ssize_t n = read(fd, base, kScratch);
+  if (n <= 0) {
+    if (n == 0) close_conn(id, c, ZS_CLOSE_REMOTE, 0);
+    else if (errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
+    return;
+  }
+  const uint8_t* start = base;
+  if (c.rx) {
+    // A header that was cut short (under 8 bytes): put it back in front.
+    start = base - c.rx->len;
+    std::memcpy(const_cast<uint8_t*>(start), c.rx->data, c.rx->len);
+    std::free(c.rx);
+    c.rx = nullptr;
+  }
+  parse(id, c, start, static_cast<size_t>(base + n - start));
+}
+
+// Delivers every whole frame in p[0, n) and keeps the partial rest. Returns
+// false when the connection was closed for a framing error.
+bool zs_io_loop::parse(uint32_t id, Conn& c, const uint8_t* p, size_t n) {
+  const zs_frame_config& fc = configs[c.cfg].frame;
+  while (n) {
+    zs_frame f;
+    size_t size;
+    zs_frame_status st = zs_frame_parse(&fc, p, n, &f, &size);
+    if (st == ZS_FRAME_OK) {
+      deliver(id, c, p, f);
+      if (c.state != io::kOpen) return false;
+      p += size;
+      n -= size;
+      continue;
+    }
+    if (st == ZS_FRAME_NEED_MORE) {
+      // Only now, with the head token and the length checked, is memory taken.
+      size_t cap = size ? size : 16;
+      auto* rx = static_cast<RxBuf*>(std::malloc(offsetof(RxBuf, data) + cap));
+      if (!rx) {
+        close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
+        return false;
+      }
+      rx->len = static_cast<uint32_t>(n);
+      rx->need = static_cast<uint32_t>(size);
+      std::memcpy(rx->data, p, n);
+      c.rx = rx;
+      return true;
+    }
+    if (st == ZS_FRAME_OVERSIZE) {
+      // The event's errno slot carries the declared length, for the close detail.
+      uint32_t declared;
+      std::memcpy(&declared, p + 4, 4);
+      close_conn(id, c, ZS_CLOSE_OVERSIZE, static_cast<int>(declared));
+    } else {
+      close_conn(id, c, ZS_CLOSE_BAD_TOKEN, 0);
+    }
+    return false;
+  }
+  return true;
+}
+
+void zs_io_loop::deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f) {
+  // Idle time counts from the last whole frame, not the last byte: a peer that
+  // trickles a frame in a byte at a time (slowloris) is idle.
+  c.last_rx = now;
+  const uint8_t* payload = frame + f.payload_offset;
+  if (f.kind == 0) {  // ping: answered here, JavaScript never sees it
+    if (f.payload_length > 8) {
+      close_conn(id, c, ZS_CLOSE_PROTOCOL, 0);
+      return;
+    }
+    queue_frame(id, c, zs_frame_kind_byte(1, 0), payload, f.payload_length);
+    return;
+  }
+  if (f.kind == 1) return;  // pong: receiving it already refreshed last_rx
+  Batch& b = batch();
+  b.peers.push_back(id);
+  b.kinds.push_back(f.kind);
+  b.flags.push_back(f.flags);
+  b.offsets.push_back(static_cast<uint32_t>(b.data.size()));
+  b.lengths.push_back(f.payload_length);
+  b.data.insert(b.data.end(), payload, payload + f.payload_length);
+}
+
+void zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
+  const size_t need = static_cast<size_t>(len) + ZS_FRAME_OVERHEAD;
+  TxBuf* tx = c.tx;
+  if (tx && tx->off && tx->len + need > tx->cap) {
+    std::memmove(tx->data, tx->data + tx->off, tx->len - tx->off);
+    tx->len -= tx->off;
+    tx->off = 0;
+  }
+  if (!tx || tx->len + need > tx->cap) {
+    size_t used = tx ? tx->len : 0;
+    size_t cap = std::max<size_t>({256, used + need, tx ? size_t{tx->cap} * 2 : 0});
+    if (cap > UINT32_MAX) {
+      close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
+      return;
+    }
+    auto* grown = static_cast<TxBuf*>(std::realloc(tx, offsetof(TxBuf, data) + cap));
+    if (!grown) {
+      close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
+      return;
+    }
+    if (!tx) grown->off = grown->len = 0;
+    grown->cap = static_cast<uint32_t>(cap);
+    c.tx = tx = grown;
+  }
+  tx->len += static_cast<uint32_t>(zs_frame_encode(&configs[c.cfg].frame, kind_byte, payload, len, tx->data + tx->len));
+  if (!(c.flags & io::kDirty)) {
+    c.flags |= io::kDirty;
+    dirty.push_back(id);
+  }
+}
+
+void zs_io_loop::flush(uint32_t id, Conn& c) {
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  TxBuf* tx = c.tx;
+  while (tx && tx->off < tx->len) {
+    ssize_t n = send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (c.state == io::kClosing) finish_close(id, c);
+        else close_conn(id, c, ZS_CLOSE_RESET, errno);
+        return;
+      }
+      break;
+    }
+    tx->off += static_cast<uint32_t>(n);
+  }
+  const uint32_t left = pending(c);
+  if (left == 0) {
+    std::free(c.tx);
+    c.tx = nullptr;
+    if (c.flags & io::kOutArmed) {
+      c.flags &= ~io::kOutArmed;
+      zs_poller_modify(poller, fd, word(id, c), ZS_POLL_IN);
+    }
+  } else if (!(c.flags & io::kOutArmed)) {
+    c.flags |= io::kOutArmed;
+    zs_poller_modify(poller, fd, word(id, c), ZS_POLL_IN | ZS_POLL_OUT);
+  }
+  if (c.state == io::kClosing) {
+    if (left == 0) {
+      shutdown(fd, SHUT_WR);
+      c.state = io::kLinger;
+      c.timer = now + kLingerMs;
+    }
+    return;
+  }
+  const uint32_t hwm = configs[c.cfg].high_water_mark;
+  if (left > hwm && !(c.flags & io::kWantDrain)) {
+    c.flags |= io::kWantDrain;
+    event(ZS_EV_FULL, id, 0, 0);
+  } else if ((c.flags & io::kWantDrain) && left <= hwm / 2) {
+    c.flags &= ~io::kWantDrain;
+    event(ZS_EV_DRAIN, id, 0, 0);
+  }
+}
+
+// Ends an open connection and tells JavaScript. A local close keeps writing
+// what is queued (state closing); any other reason drops the queue.
+void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
+  if (c.state != io::kOpen) return;
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  event(ZS_EV_CLOSE, id, reason, err);
+  std::free(c.rx);
+  c.rx = nullptr;
+  c.flags &= ~io::kWantDrain;
+  if (reason == ZS_CLOSE_LOCAL) {
+    c.state = io::kClosing;
+    c.timer = now + kCloseFlushMs;
+    flush(id, c);
+    return;
+  }
+  zs_poller_remove(poller, fd);
+  free_buffers(c);
+  c.flags &= ~io::kOutArmed;
+  // The descriptor stays open until JavaScript releases the id: peerInfo()
+  // during the close handshake must not name a socket that reused the number.
+  c.state = io::kDead;
+  maybe_free(id, c);
+}
+
+// Closes the descriptor of a connection JavaScript closed (closing, linger).
+void zs_io_loop::finish_close(uint32_t id, Conn& c) {
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  zs_poller_remove(poller, fd);
+  close(fd);
+  c.fd.store(-1, std::memory_order_relaxed);
+  free_buffers(c);
+  c.flags &= ~io::kOutArmed;
+  c.state = io::kDead;
+  maybe_free(id, c);
+}
+
+void zs_io_loop::abort_conn(uint32_t id, Conn& c) {
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  if (c.state == io::kOpen) event(ZS_EV_CLOSE, id, ZS_CLOSE_LOCAL, 0);
+  zs_poller_remove(poller, fd);
+  zs_net_close_abort(fd);
+  c.fd.store(-1, std::memory_order_relaxed);
+  free_buffers(c);
+  c.flags &= ~io::kOutArmed;
+  c.state = io::kDead;
+  maybe_free(id, c);
+}
+
+void zs_io_loop::maybe_free(uint32_t id, Conn& c) {
+  if (c.state != io::kDead || (c.flags & io::kHeldByJs) || (c.flags & io::kDirty)) return;
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  if (fd >= 0) close(fd);
+  c.fd.store(-1, std::memory_order_relaxed);
+  table.release(id);
+}

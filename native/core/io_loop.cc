@@ -1,0 +1,327 @@
+// See io_loop.h. This file is the loop's turn: poller events, commands from
+// JavaScript, accept and connect, timers, shutdown and the batch hand-off.
+// Per-connection reading and writing is in io_conn.cc, the C API in io_loop_api.cc.
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "io_loop_internal.h"
+#include "net_socket.h"
+
+using namespace zs::io;
+
+void zs_io_loop::event(int32_t type, uint32_t peer, int32_t a, int32_t b) {
+  auto& e = batch().events;
+  e.push_back(type);
+  e.push_back(static_cast<int32_t>(peer));
+  e.push_back(a);
+  e.push_back(b);
+}
+
+uint16_t zs_io_loop::intern(const zs_io_options& o) {
+  for (size_t i = 0; i < configs.size(); i++)
+    if (std::memcmp(&configs[i], &o, sizeof o) == 0) return static_cast<uint16_t>(i);
+  // Option sets are few (one per listener and per distinct connect options); the
+  // last slot is shared by everything past the limit rather than failing.
+  if (configs.size() == 65535) return 65534;
+  configs.push_back(o);
+  return static_cast<uint16_t>(configs.size() - 1);
+}
+
+void zs_io_loop::take_commands() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    local_cmds.swap(cmds);
+    local_data.swap(cmd_data);
+    local_listeners.swap(new_listeners);
+    local_connects.swap(new_connects);
+    if (shutdown_requested && !shutting_down) {
+      // Commands queued before the shutdown still run first; run() then closes all.
+      shutting_down = true;
+      shutdown_now = true;
+    }
+    shutdown_requested = false;
+  }
+  for (auto& nl : local_listeners) {
+    if (shutting_down) {
+      close(nl.fd);
+      continue;
+    }
+    Listener l{nl.fd, intern(nl.options), false, 0};
+    listeners.push_back(l);
+    zs_poller_add(poller, nl.fd, kListenerBit | (listeners.size() - 1), ZS_POLL_IN);
+  }
+  local_listeners.clear();
+  for (auto& nc : local_connects) {
+    uint32_t id = shutting_down ? UINT32_MAX : table.alloc();
+    if (id == UINT32_MAX) {
+      close(nc.fd);
+      event(ZS_EV_CONNECT_FAIL, nc.tag, shutting_down ? ZS_CLOSE_SHUTDOWN : ZS_CLOSE_RESET, shutting_down ? 0 : EMFILE);
+      continue;
+    }
+    Conn& c = table.at(id);
+    c.fd.store(nc.fd, std::memory_order_relaxed);
+    c.state = io::kConnecting;
+    c.flags = 0;
+    c.cfg = intern(nc.options);
+    c.last_rx = nc.tag;
+    c.timer = now + (nc.timeout_ms ? nc.timeout_ms : 10000);
+    zs_poller_add(poller, nc.fd, word(id, c), ZS_POLL_OUT);
+  }
+  local_connects.clear();
+  size_t off = 0;
+  for (const Cmd& cmd : local_cmds) {
+    const uint8_t* payload = local_data.data() + off;
+    if (cmd.op == ZS_OP_SEND) off += cmd.len;
+    Conn* c = table.find(cmd.peer);
+    if (!c || cmd.peer >= table.size()) continue;
+    switch (cmd.op) {
+      case ZS_OP_SEND:
+        if (c->state == io::kOpen) queue_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
+        break;
+      case ZS_OP_CLOSE:
+        if (c->state == io::kOpen) close_conn(cmd.peer, *c, ZS_CLOSE_LOCAL, 0);
+        break;
+      case ZS_OP_ABORT:
+        if (c->state == io::kOpen || c->state == io::kClosing || c->state == io::kLinger) abort_conn(cmd.peer, *c);
+        break;
+      case ZS_OP_RELEASE:
+        c->flags &= ~io::kHeldByJs;
+        maybe_free(cmd.peer, *c);
+        break;
+      case ZS_OP_WATCH_DRAIN:
+        if (c->state == io::kOpen) {
+          if (pending(*c) <= configs[c->cfg].high_water_mark / 2) {
+            event(ZS_EV_DRAIN, cmd.peer, 0, 0);
+          } else {
+            c->flags |= io::kWantDrain;
+          }
+        }
+        break;
+    }
+  }
+  local_cmds.clear();
+  local_data.clear();
+  if (local_data.capacity() > (4u << 20)) std::vector<uint8_t>().swap(local_data);
+}
+
+void zs_io_loop::on_event(const zs_poll_event& ev) {
+  if (ev.data == ZS_POLL_WAKE_DATA) return;  // commands are taken every turn
+  if (ev.data & kListenerBit) {
+    size_t index = ev.data & ~kListenerBit;
+    if (index < listeners.size() && listeners[index].fd >= 0) on_accept(listeners[index], index);
+    return;
+  }
+  const uint32_t id = static_cast<uint32_t>(ev.data);
+  Conn* c = table.find(id);
+  if (!c || word(id, *c) != ev.data) return;  // a slot reused since this event was queued
+  if (c->state == io::kConnecting) {
+    on_connected(id, *c);
+    return;
+  }
+  if (ev.events & (ZS_POLL_IN | ZS_POLL_ERR)) on_readable(id, *c);
+  if ((ev.events & ZS_POLL_OUT) && (c->state == io::kOpen || c->state == io::kClosing)) flush(id, *c);
+}
+
+void zs_io_loop::on_accept(Listener& l, size_t index) {
+  for (int i = 0; i < kAcceptPerWake; i++) {
+    int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of descriptors or memory: the listener would report readable
+      // forever, so take it out of the poller for a moment.
+      event(ZS_EV_ACCEPT_ERROR, 0, errno, 0);
+      zs_poller_remove(poller, l.fd);
+      l.paused = true;
+      l.resume_at = now + 100;
+      return;
+    }
+    uint32_t id = table.alloc();
+    if (id == UINT32_MAX) {
+      close(fd);
+      continue;
+    }
+    zs_net_tune(fd);
+    Conn& c = table.at(id);
+    c.fd.store(fd, std::memory_order_relaxed);
+    c.state = io::kOpen;
+    c.flags = io::kAccepted | io::kHeldByJs;
+    c.cfg = l.cfg;
+    c.last_rx = now;
+    c.timer = now;
+    zs_poller_add(poller, fd, word(id, c), ZS_POLL_IN);
+    event(ZS_EV_OPEN, id, 1, static_cast<int32_t>(index));
+  }
+}
+
+void zs_io_loop::on_connected(uint32_t id, Conn& c) {
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  const uint32_t tag = c.last_rx;
+  int err = zs_net_socket_error(fd);
+  if (err) {
+    zs_poller_remove(poller, fd);
+    close(fd);
+    c.fd.store(-1, std::memory_order_relaxed);
+    event(ZS_EV_CONNECT_FAIL, tag, ZS_CLOSE_RESET, err);
+    table.release(id);
+    return;
+  }
+  c.state = io::kOpen;
+  c.flags = io::kHeldByJs;
+  c.last_rx = now;
+  c.timer = now;
+  zs_poller_modify(poller, fd, word(id, c), ZS_POLL_IN);
+  event(ZS_EV_OPEN, id, 0, static_cast<int32_t>(tag));
+}
+
+void zs_io_loop::tick() {
+  for (auto& l : listeners) {
+    if (l.paused && reached(now, l.resume_at)) {
+      l.paused = false;
+      zs_poller_add(poller, l.fd, kListenerBit | static_cast<uint64_t>(&l - listeners.data()), ZS_POLL_IN);
+    }
+  }
+  const uint32_t n = table.size();
+  for (uint32_t id = 0; id < n; id++) {
+    Conn& c = table.at(id);
+    switch (c.state) {
+      case io::kConnecting:
+        if (reached(now, c.timer)) {
+          const int fd = c.fd.load(std::memory_order_relaxed);
+          zs_poller_remove(poller, fd);
+          close(fd);
+          c.fd.store(-1, std::memory_order_relaxed);
+          event(ZS_EV_CONNECT_FAIL, c.last_rx, ZS_CLOSE_TIMEOUT, ETIMEDOUT);
+          table.release(id);
+        }
+        break;
+      case io::kOpen: {
+        const zs_io_options& o = configs[c.cfg];
+        const uint32_t quiet = now - c.last_rx;
+        if (o.idle_timeout_ms && quiet >= o.idle_timeout_ms) {
+          close_conn(id, c, ZS_CLOSE_TIMEOUT, 0);
+        } else if (o.keepalive_ms) {
+          if (quiet >= 3 * o.keepalive_ms) {
+            close_conn(id, c, ZS_CLOSE_TIMEOUT, 0);
+          } else if (quiet >= o.keepalive_ms && now - c.timer >= o.keepalive_ms) {
+            uint8_t stamp[4];
+            std::memcpy(stamp, &now, 4);
+            c.timer = now;
+            queue_frame(id, c, zs_frame_kind_byte(0, 0), stamp, 4);
+          }
+        }
+        break;
+      }
+      case io::kClosing:
+      case io::kLinger:
+        if (reached(now, c.timer)) finish_close(id, c);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void zs_io_loop::do_shutdown() {
+  for (auto& l : listeners) {
+    if (!l.paused) zs_poller_remove(poller, l.fd);
+    close(l.fd);
+    l.fd = -1;
+  }
+  listeners.clear();
+  const uint32_t n = table.size();
+  for (uint32_t id = 0; id < n; id++) {
+    Conn& c = table.at(id);
+    if (c.state == io::kOpen) {
+      flush(id, c);  // a last attempt to write what is queued
+      close_conn(id, c, ZS_CLOSE_SHUTDOWN, 0);
+    } else if (c.state == io::kClosing || c.state == io::kLinger) {
+      finish_close(id, c);
+    } else if (c.state == io::kConnecting) {
+      const int fd = c.fd.load(std::memory_order_relaxed);
+      zs_poller_remove(poller, fd);
+      close(fd);
+      c.fd.store(-1, std::memory_order_relaxed);
+      event(ZS_EV_CONNECT_FAIL, c.last_rx, ZS_CLOSE_SHUTDOWN, 0);
+      table.release(id);
+    }
+  }
+  event(ZS_EV_SHUTDOWN_DONE, 0, 0, 0);
+}
+
+// Hands the filled batch to JavaScript unless it is still busy with the other.
+void zs_io_loop::publish() {
+  if (batch().empty()) return;
+  std::unique_lock<std::mutex> lock(mu);
+  if (in_flight && !inline_mode && batch().data.size() >= kBatchCap) {
+    // JavaScript is behind: stop reading until it catches up, rather than
+    // buffering without bound.
+    cv.wait(lock, [this] { return !in_flight || stop.load(); });
+    if (stop.load()) return;
+  }
+  if (in_flight) {
+    batch_waiting.store(true);
+    return;
+  }
+  in_flight = true;
+  batch_waiting.store(false);
+  lock.unlock();
+  Batch& ready = batch();
+  filling ^= 1;
+  batch().clear();
+  post(ctx, ready.finish());
+}
+
+// One turn: events, commands from JavaScript, timers, then one write per dirty
+// peer and the batch hand-off.
+void zs_io_loop::iterate(int timeout) {
+  zs_poll_event evs[256];
+  const int n = zs_poller_wait(poller, evs, 256, timeout);
+  now = clock_ms();
+  for (int i = 0; i < n; i++) on_event(evs[i]);
+  take_commands();
+  if (reached(now, next_tick)) {
+    next_tick = now + kTickMs;
+    tick();
+  }
+  if (shutdown_now) {
+    shutdown_now = false;
+    do_shutdown();
+  }
+  for (int pass = 0;; pass++) {
+    // One write per peer per turn, however many frames were queued for it.
+    for (uint32_t id : dirty) {
+      Conn& c = table.at(id);
+      c.flags &= ~io::kDirty;
+      if (c.state == io::kOpen || c.state == io::kClosing) flush(id, c);
+      else maybe_free(id, c);
+    }
+    dirty.clear();
+    if (!inline_mode) {
+      publish();
+      return;
+    }
+    // Inline: the handler runs inside publish() and queues its replies; write
+    // them in this same turn instead of waiting for the next poll. Writing can
+    // raise new events (drain), so go round a few times.
+    if (batch().empty()) return;
+    if (pass == 3) {
+      zs_poller_wake(poller);  // the rest goes out on the next turn, soon
+      return;
+    }
+    publish();
+    take_commands();
+  }
+}
+
+void zs_io_loop::run() {
+  now = clock_ms();
+  next_tick = now + kTickMs;
+  while (!stop.load(std::memory_order_relaxed)) {
+    iterate(static_cast<int>(std::min<uint32_t>(kTickMs, next_tick - now)));
+  }
+}

@@ -1,0 +1,134 @@
+// The I/O loop of the native TCP transport: one dedicated thread that owns a
+// poller, every socket and the connection table, cuts byte streams into
+// frames, and exchanges batches with the JavaScript thread.
+//
+//   JS thread                              I/O thread
+//   ---------                              ----------
+//   zs_io_submit(sends, closes, ...) --->  command queue (mutex) + poller wake
+//                                          encode into per-peer write queues,
+//                                          one write() per peer per turn
+//   post(batch) callback             <---  frames + events parsed this turn
+//   ... handle batch ...
+//   zs_io_batch_done(batch)          --->  the other batch buffer is posted next
+//
+// Two batches alternate: while JavaScript reads one, the I/O thread fills the
+// other, so reading never waits for a handler unless a batch grows past its cap.
+//
+// Peer ids are slot indexes in the connection table. A slot whose close was
+// reported stays reserved until JavaScript releases it (ZS_OP_RELEASE), so an
+// id JavaScript still holds can never name a newer connection.
+#ifndef ZS_IO_LOOP_H
+#define ZS_IO_LOOP_H
+
+#include <cstddef>
+#include <cstdint>
+
+#include "frame_codec.h"
+
+extern "C" {
+
+// Why a connection closed: the order of CloseReason in lib/transport/types.ts.
+enum {
+  ZS_CLOSE_LOCAL = 0,
+  ZS_CLOSE_REMOTE = 1,
+  ZS_CLOSE_RESET = 2,
+  ZS_CLOSE_TIMEOUT = 3,
+  ZS_CLOSE_BAD_TOKEN = 4,
+  ZS_CLOSE_OVERSIZE = 5,
+  ZS_CLOSE_PROTOCOL = 6,
+  ZS_CLOSE_AUTH = 7,
+  ZS_CLOSE_SHUTDOWN = 8,
+};
+
+// Event records of a batch: 4 int32 each, {type, peer, a, b}.
+enum {
+  ZS_EV_OPEN = 1,          // a = 1 accepted / 0 connected, b = connect tag (connected only)
+  ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none); oversize: the declared length
+  ZS_EV_FULL = 3,          // the peer's write queue passed its high-water mark
+  ZS_EV_DRAIN = 4,         // the write queue fell to half the mark after FULL or a watch
+  ZS_EV_CONNECT_FAIL = 5,  // peer = connect tag, a = ZS_CLOSE_TIMEOUT or RESET, b = errno
+  ZS_EV_ACCEPT_ERROR = 6,  // a = errno (EMFILE...): accepting pauses for 100 ms
+  ZS_EV_SHUTDOWN_DONE = 7, // every listener and peer is closed
+};
+
+// Operations of zs_io_submit, one per record.
+enum {
+  ZS_OP_SEND = 0,         // kind byte, payload
+  ZS_OP_CLOSE = 1,        // graceful: after the queued frames are written
+  ZS_OP_ABORT = 2,        // reset at once, dropping queued frames
+  ZS_OP_RELEASE = 3,      // JavaScript has seen the close: the id may be reused
+  ZS_OP_WATCH_DRAIN = 4,  // report DRAIN once the queue is at or below half the mark
+};
+
+// Settings of a listening endpoint or one connect, copied into the loop.
+typedef struct zs_io_options {
+  zs_frame_config frame;
+  uint32_t idle_timeout_ms;   // 0 = never
+  uint32_t keepalive_ms;      // 0 = never
+  uint32_t high_water_mark;   // bytes
+} zs_io_options;
+
+// A batch, lent to the post callback until zs_io_batch_done.
+typedef struct zs_io_batch {
+  uint32_t frames;
+  uint32_t events;
+  size_t data_length;
+  const uint8_t* data;
+  const uint32_t* peers;
+  const uint8_t* kinds;
+  const uint8_t* flags;
+  const uint32_t* offsets;
+  const uint32_t* lengths;
+  const int32_t* event_records;  // 4 per event
+} zs_io_batch;
+
+typedef struct zs_io_loop zs_io_loop;
+
+// Called on the I/O thread when a batch is ready; it must hand the batch to
+// the JavaScript thread and return at once.
+typedef void (*zs_io_post_fn)(void* ctx, const zs_io_batch* batch);
+
+// Creates the loop and starts its thread. Returns null on failure (errno set).
+zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx);
+
+// Creates the loop without a thread: the caller runs zs_io_run_once on its own
+// thread whenever zs_io_fd() polls readable and at least every zs_io_tick_ms,
+// and post is called from inside zs_io_run_once (zs_io_batch_done may be called
+// before post returns). zs_io_submit then needs no wake-up when called from post.
+zs_io_loop* zs_io_create_inline(zs_io_post_fn post, void* ctx);
+int zs_io_fd(zs_io_loop* loop);
+void zs_io_run_once(zs_io_loop* loop);
+uint32_t zs_io_tick_ms(void);
+// Stops the thread and frees everything; safe in any state. No post after it returns.
+void zs_io_destroy(zs_io_loop* loop);
+
+// Listens (IPv4 or IPv6 numeric host); returns the bound port or -errno.
+int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port,
+                 const zs_io_options* options);
+// Starts a connect; its outcome is an OPEN event with b = tag, or CONNECT_FAIL
+// with peer = tag. Returns 0 or -errno for errors found at once (bad address).
+int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* local_host,
+                  uint32_t timeout_ms, uint32_t tag, const zs_io_options* options);
+
+// Queues count records in order. For ZS_OP_SEND, record i's payload is the
+// next lens[i] bytes of data (payloads are packed back to back).
+void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count,
+                  const uint8_t* ops, const uint32_t* peers, const uint8_t* kind_bytes,
+                  const uint32_t* lens);
+
+// Called on the JavaScript thread when it is done with a posted batch.
+void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch* batch);
+
+// Addresses of a peer JavaScript holds (open, or closed but not released).
+int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, int host_size,
+                       int* port);
+
+// Closes every listener and peer (reason shutdown), then posts SHUTDOWN_DONE.
+void zs_io_shutdown(zs_io_loop* loop);
+
+// Bytes the connection table uses per slot (for the memory report).
+size_t zs_io_slot_size(void);
+
+}
+
+#endif

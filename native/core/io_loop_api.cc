@@ -1,0 +1,145 @@
+// The C API of the I/O loop (io_loop.h): creation, the calls the JavaScript
+// thread makes, and destruction.
+#include <errno.h>
+#include <unistd.h>
+
+#include <new>
+
+#include "io_loop_internal.h"
+#include "net_socket.h"
+
+using namespace zs::io;
+
+extern "C" {
+
+namespace {
+
+zs_io_loop* create(zs_io_post_fn post, void* ctx, bool inline_mode) {
+  auto* loop = new (std::nothrow) zs_io_loop;
+  if (!loop) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  loop->poller = zs_poller_create();
+  if (!loop->poller) {
+    int e = errno;
+    delete loop;
+    errno = e;
+    return nullptr;
+  }
+  loop->post = post;
+  loop->ctx = ctx;
+  loop->inline_mode = inline_mode;
+  loop->now = clock_ms();
+  loop->next_tick = loop->now + kTickMs;
+  if (!inline_mode) loop->thread = std::thread([loop] { loop->run(); });
+  return loop;
+}
+
+}  // namespace
+
+zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx) { return create(post, ctx, false); }
+
+zs_io_loop* zs_io_create_inline(zs_io_post_fn post, void* ctx) { return create(post, ctx, true); }
+
+int zs_io_fd(zs_io_loop* loop) { return zs_poller_fd(loop->poller); }
+
+void zs_io_run_once(zs_io_loop* loop) {
+  if (loop->in_run) return;  // a handler must not re-enter the loop
+  loop->in_run = true;
+  loop->iterate(0);
+  loop->in_run = false;
+}
+
+uint32_t zs_io_tick_ms(void) { return kTickMs; }
+
+void zs_io_destroy(zs_io_loop* loop) {
+  if (!loop) return;
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    loop->stop.store(true);
+  }
+  loop->cv.notify_all();
+  zs_poller_wake(loop->poller);
+  if (loop->thread.joinable()) loop->thread.join();
+  for (auto& l : loop->listeners)
+    if (l.fd >= 0) close(l.fd);
+  for (auto& nl : loop->new_listeners) close(nl.fd);
+  for (auto& nc : loop->new_connects) close(nc.fd);
+  for (uint32_t id = 0; id < loop->table.size(); id++) {
+    Conn& c = loop->table.at(id);
+    const int fd = c.fd.load(std::memory_order_relaxed);
+    if (fd >= 0) close(fd);
+    free_buffers(c);
+  }
+  zs_poller_destroy(loop->poller);
+  delete loop;
+}
+
+int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port, const zs_io_options* options) {
+  int bound = 0;
+  int fd = zs_net_listen(host, port, reuse_port, 4096, &bound);
+  if (fd < 0) return fd;
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    loop->new_listeners.push_back({fd, *options});
+  }
+  zs_poller_wake(loop->poller);
+  return bound;
+}
+
+int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
+                  uint32_t tag, const zs_io_options* options) {
+  int fd = zs_net_connect(host, port, local_host);
+  if (fd < 0) return fd;
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    loop->new_connects.push_back({fd, tag, timeout_ms, *options});
+  }
+  zs_poller_wake(loop->poller);
+  return 0;
+}
+
+void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count, const uint8_t* ops,
+                  const uint32_t* peers, const uint8_t* kind_bytes, const uint32_t* lens) {
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    auto& cmds = loop->cmds;
+    size_t first = cmds.size();
+    cmds.resize(first + count);
+    for (uint32_t i = 0; i < count; i++)
+      cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], ops[i] == ZS_OP_SEND ? lens[i] : 0};
+    if (data_length) loop->cmd_data.insert(loop->cmd_data.end(), data, data + data_length);
+  }
+  // Inline and inside the loop's own turn: the turn takes the commands next.
+  if (!loop->in_run) zs_poller_wake(loop->poller);
+}
+
+void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch*) {
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    loop->in_flight = false;
+  }
+  loop->cv.notify_one();
+  if (loop->batch_waiting.load() && !loop->in_run) zs_poller_wake(loop->poller);
+}
+
+int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, int host_size, int* port) {
+  Conn* c = loop->table.find(peer);
+  if (!c) return -ENOTCONN;
+  const int fd = c->fd.load(std::memory_order_relaxed);
+  if (fd < 0) return -ENOTCONN;
+  return zs_net_address(fd, remote, host, host_size, port);
+}
+
+void zs_io_shutdown(zs_io_loop* loop) {
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    loop->shutdown_requested = true;
+  }
+  zs_poller_wake(loop->poller);
+}
+
+size_t zs_io_slot_size(void) { return sizeof(Conn); }
+
+}

@@ -1,0 +1,184 @@
+// Internal to the I/O loop (io_loop.cc, io_conn.cc, io_loop_api.cc): the loop
+// structure and its helpers. Not part of the core's C API; see io_loop.h.
+#ifndef ZS_IO_LOOP_INTERNAL_H
+#define ZS_IO_LOOP_INTERNAL_H
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "conn_table.h"
+#include "io_loop.h"
+#include "poller.h"
+
+namespace zs::io {
+
+constexpr size_t kScratch = 64 * 1024;
+constexpr size_t kBatchCap = 8u << 20;  // stop reading while JS is busy and a batch is this big
+constexpr uint32_t kTickMs = 100;
+constexpr uint32_t kLingerMs = 2000;
+constexpr uint32_t kCloseFlushMs = 10000;
+constexpr int kAcceptPerWake = 128;
+// Poller words: the top bit marks a listener, else (generation << 32 | peer id).
+constexpr uint64_t kListenerBit = 1ull << 63;
+
+struct Cmd {
+  uint8_t op;
+  uint8_t kind_byte;
+  uint32_t peer;
+  uint32_t len;
+};
+
+struct NewListener {
+  int fd;
+  zs_io_options options;
+};
+
+struct NewConnect {
+  int fd;
+  uint32_t tag;
+  uint32_t timeout_ms;
+  zs_io_options options;
+};
+
+struct Listener {
+  int fd;
+  uint16_t cfg;
+  bool paused;
+  uint32_t resume_at;
+};
+
+struct Batch {
+  std::vector<uint8_t> data;
+  std::vector<uint32_t> peers, offsets, lengths;
+  std::vector<uint8_t> kinds, flags;
+  std::vector<int32_t> events;
+  zs_io_batch view{};
+
+  bool empty() const { return peers.empty() && events.empty(); }
+  void clear() {
+    // One burst (or one big frame) must not pin megabytes for the loop's life.
+    if (data.capacity() > (4u << 20)) std::vector<uint8_t>().swap(data);
+    data.clear();
+    peers.clear();
+    offsets.clear();
+    lengths.clear();
+    kinds.clear();
+    flags.clear();
+    events.clear();
+  }
+  const zs_io_batch* finish() {
+    view.frames = static_cast<uint32_t>(peers.size());
+    view.events = static_cast<uint32_t>(events.size() / 4);
+    view.data_length = data.size();
+    view.data = data.data();
+    view.peers = peers.data();
+    view.kinds = kinds.data();
+    view.flags = flags.data();
+    view.offsets = offsets.data();
+    view.lengths = lengths.data();
+    view.event_records = events.data();
+    return &view;
+  }
+};
+
+inline uint32_t clock_ms() {
+  using namespace std::chrono;
+  return static_cast<uint32_t>(duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count());
+}
+
+// Wrapping "a is at or after b" for the 32-bit millisecond clock.
+inline bool reached(uint32_t now, uint32_t deadline) { return static_cast<int32_t>(now - deadline) >= 0; }
+
+}  // namespace zs::io
+
+using zs::io::Conn;
+using zs::io::RxBuf;
+using zs::io::TxBuf;
+namespace io = zs::io;
+
+using zs::io::Batch;
+using zs::io::Cmd;
+using zs::io::Listener;
+using zs::io::NewConnect;
+using zs::io::NewListener;
+
+struct zs_io_loop {
+  zs_poller* poller = nullptr;
+  zs_io_post_fn post = nullptr;
+  void* ctx = nullptr;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+
+  // Shared with the JavaScript thread, under mu.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Cmd> cmds;
+  std::vector<uint8_t> cmd_data;
+  std::vector<NewListener> new_listeners;
+  std::vector<NewConnect> new_connects;
+  bool shutdown_requested = false;
+  bool in_flight = false;
+  std::atomic<bool> batch_waiting{false};
+
+  // I/O thread only.
+  io::ConnTable table;
+  std::vector<Listener> listeners;
+  std::vector<zs_io_options> configs;
+  Batch batches[2];
+  int filling = 0;
+  std::vector<Cmd> local_cmds;
+  std::vector<uint8_t> local_data;
+  std::vector<NewListener> local_listeners;
+  std::vector<NewConnect> local_connects;
+  std::vector<uint32_t> dirty;
+  uint32_t now = 0;
+  uint32_t next_tick = 0;
+  bool shutting_down = false;
+  bool shutdown_now = false;
+  bool inline_mode = false;  // driven by zs_io_run_once on the caller's thread
+  bool in_run = false;       // inside zs_io_run_once (inline mode)
+  alignas(64) uint8_t scratch[16 + zs::io::kScratch];
+
+  void run();
+  void iterate(int timeout);
+  void take_commands();
+  void on_event(const zs_poll_event& ev);
+  void on_accept(Listener& l, size_t index);
+  void on_connected(uint32_t id, Conn& c);
+  void on_readable(uint32_t id, Conn& c);
+  bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n);
+  void deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f);
+  void queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void flush(uint32_t id, Conn& c);
+  void close_conn(uint32_t id, Conn& c, int reason, int err);
+  void finish_close(uint32_t id, Conn& c);
+  void abort_conn(uint32_t id, Conn& c);
+  void maybe_free(uint32_t id, Conn& c);
+  void tick();
+  void do_shutdown();
+  void event(int32_t type, uint32_t peer, int32_t a, int32_t b);
+  void publish();
+  uint16_t intern(const zs_io_options& o);
+  uint64_t word(uint32_t id, const Conn& c) const { return static_cast<uint64_t>(c.gen & 0x7fffffffu) << 32 | id; }
+  Batch& batch() { return batches[filling]; }
+};
+
+namespace zs::io {
+
+inline void free_buffers(Conn& c) {
+  std::free(c.rx);
+  c.rx = nullptr;
+  std::free(c.tx);
+  c.tx = nullptr;
+}
+
+inline uint32_t pending(const Conn& c) { return c.tx ? c.tx->len - c.tx->off : 0; }
+
+}  // namespace
+
+#endif

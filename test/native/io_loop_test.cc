@@ -1,0 +1,324 @@
+// The I/O loop (native/core/io_loop.h) driven the way the binding drives it,
+// with this test's thread playing JavaScript: listen on loopback, a blocking
+// client socket sends frames in odd-sized pieces, batches come back and are
+// echoed with zs_io_submit, and a wrong token closes that peer with its
+// reason. Run under ASan/UBSan by `npm run test:native`.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "check.h"
+#include "frame_codec.h"
+#include "io_loop.h"
+
+namespace {
+
+struct Event {
+  int32_t type, peer, a, b;
+};
+
+// What the "JavaScript thread" received: batches are copied, then returned at once.
+struct Inbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Event> events;
+  std::vector<std::vector<uint8_t>> frames;
+  std::vector<uint32_t> frame_peers;
+  zs_io_loop* loop = nullptr;
+};
+
+void post(void* ctx, const zs_io_batch* b) {
+  auto* in = static_cast<Inbox*>(ctx);
+  {
+    std::lock_guard<std::mutex> lock(in->mu);
+    for (uint32_t i = 0; i < b->events; i++)
+      in->events.push_back({b->event_records[4 * i], b->event_records[4 * i + 1], b->event_records[4 * i + 2],
+                            b->event_records[4 * i + 3]});
+    for (uint32_t i = 0; i < b->frames; i++) {
+      in->frames.emplace_back(b->data + b->offsets[i], b->data + b->offsets[i] + b->lengths[i]);
+      in->frame_peers.push_back(b->peers[i]);
+    }
+  }
+  in->cv.notify_all();
+  // Returning the batch from the I/O thread itself is allowed: the loop only
+  // needs to hear that the batch is no longer in use.
+  zs_io_batch_done(in->loop, b);
+}
+
+template <typename Pred>
+bool wait_for(Inbox& in, Pred pred) {
+  std::unique_lock<std::mutex> lock(in.mu);
+  return in.cv.wait_for(lock, std::chrono::seconds(5), [&] { return pred(); });
+}
+
+int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+bool read_exact(int fd, uint8_t* p, size_t n) {
+  while (n) {
+    ssize_t r = read(fd, p, n);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+const zs_io_options kOptions{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 1 << 20}, 0, 0, 1 << 20};
+
+}  // namespace
+
+TEST(io_loop_echo_split_frames_and_bad_token) {
+  Inbox in;
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  CHECK(port > 0);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  CHECK(wait_for(in, [&] { return !in.events.empty(); }));
+  const int32_t peer = in.events[0].peer;
+  CHECK_EQ(in.events[0].type, int32_t{ZS_EV_OPEN});
+  CHECK_EQ(in.events[0].a, int32_t{1});
+
+  // 200 frames of 0..5000 bytes, written in pieces of 1..977 bytes.
+  std::vector<uint8_t> stream;
+  std::vector<std::vector<uint8_t>> sent;
+  uint32_t x = 99;
+  for (int i = 0; i < 200; i++) {
+    x = x * 1664525u + 1013904223u;
+    std::vector<uint8_t> p((x >> 8) % 5001);
+    for (size_t j = 0; j < p.size(); j++) p[j] = static_cast<uint8_t>(i + j);
+    std::vector<uint8_t> f(p.size() + ZS_FRAME_OVERHEAD);
+    zs_frame_encode(&kOptions.frame, zs_frame_kind_byte(8, 0), p.data(), static_cast<uint32_t>(p.size()), f.data());
+    stream.insert(stream.end(), f.begin(), f.end());
+    sent.push_back(std::move(p));
+  }
+  for (size_t pos = 0; pos < stream.size();) {
+    x = x * 1664525u + 1013904223u;
+    size_t n = std::min<size_t>(1 + (x >> 8) % 977, stream.size() - pos);
+    CHECK_EQ(write(fd, stream.data() + pos, n), static_cast<ssize_t>(n));
+    pos += n;
+  }
+  CHECK(wait_for(in, [&] { return in.frames.size() >= sent.size(); }));
+  bool same = in.frames.size() == sent.size();
+  for (size_t i = 0; same && i < sent.size(); i++) same = in.frames[i] == sent[i] && in.frame_peers[i] == uint32_t(peer);
+  CHECK(same);
+
+  // Echo them all in one submit and read the bytes back: they equal what was sent.
+  {
+    std::vector<uint8_t> data, ops, kinds;
+    std::vector<uint32_t> peers, lens;
+    for (auto& p : sent) {
+      data.insert(data.end(), p.begin(), p.end());
+      ops.push_back(ZS_OP_SEND);
+      kinds.push_back(zs_frame_kind_byte(8, 0));
+      peers.push_back(static_cast<uint32_t>(peer));
+      lens.push_back(static_cast<uint32_t>(p.size()));
+    }
+    zs_io_submit(loop, data.data(), data.size(), static_cast<uint32_t>(sent.size()), ops.data(), peers.data(),
+                 kinds.data(), lens.data());
+  }
+  std::vector<uint8_t> back(stream.size());
+  CHECK(read_exact(fd, back.data(), back.size()));
+  CHECK(back == stream);
+
+  // A ping is answered by the loop itself with a pong carrying the same bytes.
+  uint8_t ping[ZS_FRAME_OVERHEAD + 3], pong[ZS_FRAME_OVERHEAD + 3];
+  const uint8_t stamp[3] = {1, 2, 3};
+  zs_frame_encode(&kOptions.frame, zs_frame_kind_byte(0, 0), stamp, 3, ping);
+  CHECK_EQ(write(fd, ping, sizeof ping), static_cast<ssize_t>(sizeof ping));
+  CHECK(read_exact(fd, pong, sizeof pong));
+  CHECK_EQ(pong[8], uint8_t{1});
+  CHECK(std::memcmp(pong + 9, stamp, 3) == 0);
+
+  // A wrong head token closes the peer with reason bad-token.
+  const uint8_t garbage[] = {'G', 'E', 'T', ' ', '/'};
+  CHECK_EQ(write(fd, garbage, sizeof garbage), static_cast<ssize_t>(sizeof garbage));
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_CLOSE) return true;
+    return false;
+  }));
+  bool closed_bad_token = false;
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_CLOSE && e.peer == peer && e.a == ZS_CLOSE_BAD_TOKEN) closed_bad_token = true;
+  CHECK(closed_bad_token);
+  uint8_t one;
+  CHECK(read(fd, &one, 1) <= 0);  // the server side is gone once the id is released
+  close(fd);
+
+  const uint8_t release_op = ZS_OP_RELEASE, zero = 0;
+  const uint32_t rpeer = static_cast<uint32_t>(peer), rlen = 0;
+  zs_io_submit(loop, nullptr, 0, 1, &release_op, &rpeer, &zero, &rlen);
+  zs_io_shutdown(loop);
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_SHUTDOWN_DONE) return true;
+    return false;
+  }));
+  zs_io_destroy(loop);
+}
+
+TEST(io_loop_connect_to_itself_bad_address_and_destroy_with_open_peers) {
+  Inbox in;
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  CHECK(port > 0);
+  // A loop connecting to itself: one accepted and one connected peer.
+  CHECK_EQ(zs_io_connect(loop, "127.0.0.1", port, nullptr, 1000, 7, &kOptions), 0);
+  CHECK(wait_for(in, [&] { return in.events.size() >= 2; }));
+  int opens = 0, tagged = 0;
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_OPEN) {
+      opens++;
+      if (e.a == 0 && e.b == 7) tagged++;
+    }
+  CHECK_EQ(opens, 2);
+  CHECK_EQ(tagged, 1);
+  CHECK_EQ(zs_io_connect(loop, "not-an-ip", port, nullptr, 1000, 8, &kOptions), -EINVAL);
+  zs_io_shutdown(loop);
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_SHUTDOWN_DONE) return true;
+    return false;
+  }));
+  zs_io_destroy(loop);  // peers still held (never released): destroy closes them
+}
+
+// A listener that never accepts, with its queue full: the kernel drops further
+// SYNs, so a connect can only end by the loop's timeout.
+TEST(io_loop_connect_times_out) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  CHECK(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  CHECK(listen(lfd, 0) == 0);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen);
+  const int port = ntohs(a.sin_port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fillers.push_back(fd);
+  }
+  usleep(50 * 1000);
+  Inbox in;
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_EQ(zs_io_connect(loop, "127.0.0.1", port, nullptr, 300, 42, &kOptions), 0);
+  CHECK(wait_for(in, [&] { return !in.events.empty(); }));
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  CHECK_EQ(in.events.size(), size_t{1});
+  CHECK_EQ(in.events[0].type, int32_t{ZS_EV_CONNECT_FAIL});
+  CHECK_EQ(in.events[0].peer, int32_t{42});
+  CHECK_EQ(in.events[0].a, int32_t{ZS_CLOSE_TIMEOUT});
+  CHECK_EQ(in.events[0].b, int32_t{ETIMEDOUT});
+  CHECK(ms >= 250 && ms < 2000);
+  zs_io_destroy(loop);
+  for (int fd : fillers) close(fd);
+  close(lfd);
+}
+
+// Inline mode: no thread; this thread runs each turn with zs_io_run_once and
+// the post callback runs inside it, where its submit is written out in the
+// same turn.
+namespace {
+struct InlineEcho {
+  zs_io_loop* loop = nullptr;
+  std::vector<Event> events;
+  size_t frames = 0;
+};
+
+void post_inline(void* ctx, const zs_io_batch* b) {
+  auto* e = static_cast<InlineEcho*>(ctx);
+  for (uint32_t i = 0; i < b->events; i++)
+    e->events.push_back({b->event_records[4 * i], b->event_records[4 * i + 1], b->event_records[4 * i + 2],
+                         b->event_records[4 * i + 3]});
+  std::vector<uint8_t> ops(b->frames, ZS_OP_SEND), kinds(b->frames, zs_frame_kind_byte(8, 0));
+  std::vector<uint32_t> lens(b->lengths, b->lengths + b->frames), peers(b->peers, b->peers + b->frames);
+  std::vector<uint8_t> data(b->data, b->data + b->data_length);
+  const uint32_t n = b->frames;
+  e->frames += n;
+  zs_io_batch_done(e->loop, b);
+  if (n) zs_io_submit(e->loop, data.data(), data.size(), n, ops.data(), peers.data(), kinds.data(), lens.data());
+}
+}  // namespace
+
+TEST(io_loop_inline_mode_echo) {
+  InlineEcho e;
+  zs_io_loop* loop = zs_io_create_inline(post_inline, &e);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  e.loop = loop;
+  CHECK(zs_io_fd(loop) >= 0);
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  CHECK(port > 0);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  std::vector<uint8_t> stream;
+  for (int i = 0; i < 50; i++) {
+    std::vector<uint8_t> p(static_cast<size_t>(i * 37), static_cast<uint8_t>(i));
+    std::vector<uint8_t> f(p.size() + ZS_FRAME_OVERHEAD);
+    zs_frame_encode(&kOptions.frame, zs_frame_kind_byte(8, 0), p.data(), static_cast<uint32_t>(p.size()), f.data());
+    stream.insert(stream.end(), f.begin(), f.end());
+  }
+  CHECK_EQ(write(fd, stream.data(), stream.size()), static_cast<ssize_t>(stream.size()));
+  // Turn the loop until every frame came back through the handler.
+  for (int turn = 0; turn < 500 && e.frames < 50; turn++) {
+    zs_io_run_once(loop);
+    usleep(1000);
+  }
+  CHECK_EQ(e.frames, size_t{50});
+  std::vector<uint8_t> back(stream.size());
+  CHECK(read_exact(fd, back.data(), back.size()));
+  CHECK(back == stream);
+  CHECK(!e.events.empty() && e.events[0].type == ZS_EV_OPEN);
+  close(fd);
+  for (int turn = 0; turn < 500; turn++) {
+    zs_io_run_once(loop);
+    bool closed = false;
+    for (auto& ev : e.events)
+      if (ev.type == ZS_EV_CLOSE && ev.a == ZS_CLOSE_REMOTE) closed = true;
+    if (closed) break;
+    usleep(1000);
+  }
+  bool remote = false;
+  for (auto& ev : e.events)
+    if (ev.type == ZS_EV_CLOSE && ev.a == ZS_CLOSE_REMOTE) remote = true;
+  CHECK(remote);
+  zs_io_destroy(loop);
+}
