@@ -224,6 +224,7 @@ struct Tables2 {
       if (len > best) {
         best = len;
         *dist = d;
+        if (len == max) break;  // and src[pos + best] is past the input
       }
     }
     return best > shorter ? best : 0;
