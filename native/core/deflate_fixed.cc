@@ -54,7 +54,7 @@ constexpr unsigned kSkipShift = 5;
 // which every position of a match is indexed (beyond it, the first and last
 // kInsertEdge), and the miss-run skip.
 constexpr unsigned kDefaultHashBits = 16;
-constexpr unsigned kLongHashBits = 16;
+constexpr unsigned kLongHashBits = 17;
 constexpr size_t kLazyLength = 24;
 constexpr size_t kInsertAll = 32;
 constexpr size_t kInsertEdge = 8;
