@@ -11,11 +11,11 @@
 //    position, greedy; after 32 misses in a row the step between probed
 //    positions grows (snappy's heuristic), so incompressible data is crossed
 //    quickly.
-//  - default: hash chains (the distance to the previous position with the
-//    same hash, per window slot), up to kChainDepth candidates, and lazy
-//    matching (a longer match at the next byte, found among kLazyDepth
-//    candidates, wins over the current one); runs of misses are crossed with
-//    growing steps as in fast, only more slowly.
+//  - default: two tables, of 4-byte and 7-byte hashes (Tables2), probed at
+//    every position; lazy matching (a longer match at the next byte wins
+//    over a short current one); a match is extended backwards over the
+//    pending literals; runs of misses are crossed with growing steps as in
+//    fast, only more slowly.
 //
 // Bit writer (deflate_writer.h): a 64-bit accumulator; after each symbol
 // group it stores all 8 bytes and advances by the whole bytes filled, which
@@ -49,13 +49,15 @@ constexpr size_t kMaxInput = 0xFFFFFFFFu - 64;
 // a row the probe step grows by one every 32 misses.
 constexpr unsigned kFastHashBits = 16;
 constexpr unsigned kSkipShift = 5;
-// Default level: chain depth, the lengths that end the search or the lazy
-// step early, the depth of the lazy probe, and the miss-run skip.
-constexpr unsigned kDefaultHashBits = 15;
-constexpr unsigned kChainDepth = 8;
-constexpr size_t kNiceLength = 96;
+// Default level: the sizes of its two tables (less for small inputs), the
+// match length from which the lazy step is skipped, the match length up to
+// which every position of a match is indexed (beyond it, the first and last
+// kInsertEdge), and the miss-run skip.
+constexpr unsigned kDefaultHashBits = 16;
+constexpr unsigned kLongHashBits = 17;
 constexpr size_t kLazyLength = 24;
-constexpr unsigned kLazyDepth = 4;
+constexpr size_t kInsertAll = 32;
+constexpr size_t kInsertEdge = 8;
 constexpr unsigned kDefaultSkipShift = 6;
 
 inline uint32_t Load32(const uint8_t* p) {
@@ -93,7 +95,8 @@ inline size_t MatchLength(const uint8_t* a, const uint8_t* b, size_t max) {
 
 struct Workspace {
   std::vector<uint32_t> head;  // last position per hash (fast: the only table)
-  std::vector<uint16_t> prev;  // default: distance to the previous position with the same hash, per window slot
+  std::vector<uint16_t> short_slots;  // default: its 4-byte hash table
+  std::vector<uint16_t> long_slots;   // default: its 7-byte hash table
 };
 
 Workspace& LocalWorkspace() {
@@ -167,52 +170,68 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
 }
 
 
-struct Chains {
-  uint32_t* head;
-  uint16_t* prev;  // distance to the previous position with the same hash; 0: none within the window
-  unsigned bits;
+// Default level's match finder: two tables of the last position per hash,
+// one of the next 4 bytes and one of the next 7, both probed at every
+// position. The 7-byte table keeps the start of a long repeat that later
+// 4-byte repeats would overwrite in the other; the two probes are
+// independent loads, so they overlap in the CPU, where the links of a hash
+// chain are loaded one after another. Slots hold positions modulo 2^16
+// (half the cache footprint): a slot names the position that distance back,
+// checked like any candidate, so a stale one only costs a probe.
+struct Tables2 {
+  uint16_t* short_slots;
+  unsigned short_bits;
+  uint16_t* long_slots;
+  unsigned long_bits;
 
-  void Insert(const uint8_t* src, size_t pos) {
-    const uint32_t h = Hash(Load32(src + pos), bits);
-    prev[pos & (kWindow - 1)] = Link(pos, head[h]);
-    head[h] = static_cast<uint32_t>(pos);
+  uint16_t* Short(const uint8_t* p) const { return short_slots + Hash(Load32(p), short_bits); }
+  // Needs 8 readable bytes at p; hashes the first 7.
+  uint16_t* Long(const uint8_t* p) const {
+    return long_slots + (((Load64(p) << 8) * 0x9E3779B97F4A7C15ull) >> (64 - long_bits));
   }
 
-  static uint16_t Link(size_t pos, size_t older) {
-    return older < pos && pos - older < kWindow ? static_cast<uint16_t>(pos - older) : 0;
+  void Insert(const Input& in, size_t pos) {
+    *Short(in.data + pos) = static_cast<uint16_t>(pos);
+    if (pos + 8 <= in.size) *Long(in.data + pos) = static_cast<uint16_t>(pos);
   }
 
-  // The longest match at pos among the chain's candidates (0 when none of
-  // at least kMinMatch bytes); inserts pos. Ties go to the nearest.
-  size_t Find(const Input& in, size_t pos, size_t* dist, unsigned max_depth = kChainDepth) {
+  // The longest match at pos longer than `shorter` bytes (0 when none),
+  // from the two tables' candidates; inserts pos.
+  size_t Find(const Input& in, size_t pos, size_t* dist, size_t shorter = kMinMatch - 1) {
     const uint8_t* src = in.data;
     const uint32_t cur = Load32(src + pos);
-    const uint32_t h = Hash(cur, bits);
-    size_t cand = head[h];
-    prev[pos & (kWindow - 1)] = Link(pos, cand);
-    head[h] = static_cast<uint32_t>(pos);
-    const size_t max = std::min(kMaxMatch, in.size - pos);
-    size_t best = kMinMatch - 1;
-    // A chain link is stale once it is a window behind; positions are
-    // strictly decreasing along a chain, so stop there.
-    for (unsigned depth = max_depth; depth && cand < pos && pos - cand < kWindow; depth--) {
-      if (src[cand + best] == src[pos + best] && Load32(src + cand) == cur) {
-        const size_t len = kMinMatch + MatchLength(src + cand + 4, src + pos + 4, max - 4);
-        if (len > best) {
-          best = len;
-          *dist = pos - cand;
-          if (len >= kNiceLength || len == max) break;
-        }
-      }
-      const size_t step = prev[cand & (kWindow - 1)];
-      if (step == 0) break;
-      cand -= step;
+    uint16_t cand[2];
+    uint16_t* s = Short(src + pos);
+    cand[1] = *s;
+    *s = static_cast<uint16_t>(pos);
+    unsigned first = 1;
+    if (pos + 8 <= in.size) {
+      uint16_t* l = Long(src + pos);
+      cand[0] = *l;
+      *l = static_cast<uint16_t>(pos);
+      first = 0;
     }
-    return best >= kMinMatch ? best : 0;
+    const size_t max = std::min(kMaxMatch, in.size - pos);
+    const size_t reach = std::min(pos, kWindow);
+    size_t best = shorter;
+    if (best >= max) return 0;
+    for (unsigned k = first; k < 2; k++) {
+      const size_t d = (pos - cand[k]) & 0xFFFF;
+      if (d - 1 >= reach) continue;  // 0, before the input, or beyond the window
+      const size_t c = pos - d;
+      if (src[c + best] != src[pos + best] || Load32(src + c) != cur) continue;
+      const size_t len = kMinMatch + MatchLength(src + c + 4, src + pos + 4, max - 4);
+      if (len > best) {
+        best = len;
+        *dist = d;
+        if (len == max) break;  // and src[pos + best] is past the input
+      }
+    }
+    return best > shorter ? best : 0;
   }
 };
 
-size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, BitWriter& writer) {
+size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, BitWriter& writer) {
   BitWriter w = writer;  // local, as in FastSegment
   const EncodeTables& t = Tables();
   const uint8_t* src = in.data;
@@ -231,24 +250,37 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Chains& c, Bi
       continue;
     }
     misses = 0;
-    // Lazy step: while the next byte starts a longer match, emit this byte
-    // as a literal and move on.
-    while (len < kLazyLength && pos + 1 < in.hash_end) {
+    // Lazy step: a short match is emitted one byte later, as a literal and a
+    // longer match, when the next byte starts one.
+    bool next_indexed = false;
+    if (len < kLazyLength && pos + 1 < in.hash_end) {
       size_t dist2 = 0;
-      const size_t len2 = c.Find(in, pos + 1, &dist2, kLazyDepth);
-      if (len2 <= len) break;
-      pos++;
-      len = len2;
-      dist = dist2;
+      const size_t len2 = c.Find(in, pos + 1, &dist2, len);
+      next_indexed = true;
+      if (len2 > len) {
+        pos++;
+        len = len2;
+        dist = dist2;
+        next_indexed = false;
+      }
+    }
+    // Extend the match backwards over pending literals.
+    while (pos > lit_start && pos > dist && len < kMaxMatch && src[pos - 1] == src[pos - 1 - dist]) {
+      pos--;
+      len++;
     }
     if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
     w.Match(t, len, dist);
-    // pos + 1 may already be indexed by the lazy probe; indexing it twice
-    // would make its chain point at itself.
+    // Index the match's positions (a later repeat may start anywhere in it);
+    // of a long match only its first and last few, which is where repeats of
+    // text around it start.
     const size_t end = std::min(pos + len, in.hash_end);
-    size_t q = pos + 1;
-    if (len < kLazyLength && q < end) q++;
-    for (; q < end; q++) c.Insert(src, q);
+    size_t q = pos + (next_indexed ? 2 : 1);
+    if (len > kInsertAll) {
+      for (const size_t stop = std::min(end, pos + kInsertEdge); q < stop; q++) c.Insert(in, q);
+      q = std::max(q, end > kInsertEdge ? end - kInsertEdge : 0);
+    }
+    for (; q < end; q++) c.Insert(in, q);
     pos += len;
     lit_start = pos;
   }
@@ -302,11 +334,17 @@ size_t zs_deflate_fixed_compress(const uint8_t* in, size_t in_len, uint8_t* out,
   Workspace& ws = LocalWorkspace();
   const bool fast = level != ZS_DEFLATE_DEFAULT;
   const unsigned bits = HashBits(in_len, fast ? kFastHashBits : kDefaultHashBits);
-  ws.head.assign(size_t{1} << bits, 0xFFFFFFFFu);
-  Chains chains{ws.head.data(), nullptr, bits};
-  if (!fast) {
-    ws.prev.resize(kWindow);
-    chains.prev = ws.prev.data();
+  Tables2 tables{nullptr, bits, nullptr, 0};
+  if (fast) {
+    ws.head.assign(size_t{1} << bits, 0xFFFFFFFFu);
+  } else {
+    // A slot of 0 names distance pos (modulo 2^16): rejected by Find until
+    // the input has that position, and a valid candidate after.
+    ws.short_slots.assign(size_t{1} << bits, 0);
+    tables.short_slots = ws.short_slots.data();
+    tables.long_bits = HashBits(in_len, kLongHashBits);
+    ws.long_slots.assign(size_t{1} << tables.long_bits, 0);
+    tables.long_slots = ws.long_slots.data();
   }
 
   size_t pos = 0;
@@ -318,7 +356,7 @@ size_t zs_deflate_fixed_compress(const uint8_t* in, size_t in_len, uint8_t* out,
     const BitWriter saved = w;
     w.Put(final ? 3 : 2, 3);  // BFINAL, BTYPE = 01 (fixed)
     pos = fast ? FastSegment(input, pos, seg_end, ws.head.data(), bits, w)
-               : DefaultSegment(input, pos, seg_end, chains, w);
+               : DefaultSegment(input, pos, seg_end, tables, w);
     w.Put(0, 7);  // end of block
     w.Flush();
     const size_t fixed_bits = static_cast<size_t>(w.p - saved.p) * 8 + w.count - saved.count;

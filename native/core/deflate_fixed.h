@@ -23,7 +23,7 @@ extern "C" {
 
 enum zs_deflate_level {
   ZS_DEFLATE_FAST = 1,     // one hash probe per position, greedy, skips ahead on misses
-  ZS_DEFLATE_DEFAULT = 2,  // hash chains, lazy matching: better ratio, slower
+  ZS_DEFLATE_DEFAULT = 2,  // two hash tables (4- and 7-byte), lazy matching: better ratio, slower
 };
 
 // The largest output zs_deflate_fixed_compress can write for in_len bytes,

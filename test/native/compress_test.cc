@@ -99,6 +99,43 @@ TEST(round_trips_at_many_sizes_and_shapes) {
   }
 }
 
+// The default level's slots hold positions modulo 2^16: a block repeated
+// 65536 + k bytes later hashes to slots naming positions k back, which must
+// be rejected by comparing bytes, and a repeat 65536 - k back is in no
+// window. Repeats at 20000 bytes with a random byte before each test the
+// backward extension over pending literals. Both levels must round-trip, and
+// the near repeats must compress.
+TEST(deflate_default_slot_aliasing_and_backward_extension) {
+  for (size_t period : {size_t{65536 + 4464}, size_t{65536 - 7}, size_t{65536}, size_t{20000}}) {
+    const auto block = Sample(period, 0, period);
+    std::vector<uint8_t> in;
+    for (int k = 0; k < 3; k++) in.insert(in.end(), block.begin(), block.end());
+    for (int level : {ZS_DEFLATE_FAST, ZS_DEFLATE_DEFAULT}) {
+      const auto c = Deflate(in, level);
+      std::vector<uint8_t> back;
+      CHECK_EQ(Decode(false, c.data(), c.size(), in.size(), &back), static_cast<int>(ZS_DECODE_OK));
+      CHECK(back == in);
+      if (period <= 32768) CHECK(c.size() < in.size() / 2);
+    }
+  }
+}
+
+// Inputs whose coded value sits just below a byte boundary make the encoder
+// carry into bytes already written, through runs of 0xFF: skewed inputs of
+// every lane layout round-trip.
+TEST(brrc_round_trips_skewed_inputs) {
+  Rng r{77};
+  for (int round = 0; round < 60; round++) {
+    const size_t n = 1 + r.Next() % 40000;
+    std::vector<uint8_t> in(n);
+    for (auto& b : in) b = r.Next() % 3 ? 0xFF : static_cast<uint8_t>(r.Next() % (1 + round % 5 * 60));
+    const auto c = Brrc(in);
+    std::vector<uint8_t> back;
+    CHECK_EQ(Decode(true, c.data(), c.size(), n, &back), static_cast<int>(ZS_DECODE_OK));
+    CHECK(back == in);
+  }
+}
+
 TEST(encoders_refuse_small_outputs) {
   const auto in = Sample(1000, 0, 5);
   std::vector<uint8_t> out(zs_deflate_fixed_bound(in.size()) - 1);
