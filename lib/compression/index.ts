@@ -32,7 +32,7 @@ export type CompressionLevel = 'fast' | 'default';
 
 /** Options of `compress`. */
 export interface CompressOptions {
-  /** deflate-fixed only: 'fast' (one hash probe, greedy) or 'default' (hash chains, lazy). Default 'default'. */
+  /** deflate-fixed only: 'fast' (one hash probe, greedy) or 'default' (two hash tables on 4 and 7 bytes, lazy matching). Default 'default'. */
   level?: CompressionLevel;
   /**
    * When true (the default), input that the method would not make smaller is
