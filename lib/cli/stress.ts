@@ -19,10 +19,12 @@ const USAGE = `Usage: zserver stress [options]
   --server-pids P[,P] with --target: report the RSS of these server processes
   --client-program F  run this compiled client (build/stress-client) instead of Node client processes
   --json              print the report as JSON
+  --no-progress       no progress bar on stderr
+  --help, -h          print this text
 `;
 
 /** Parses the command line into StressOptions; throws RangeError on a bad value. */
-export function parseStressArgs(args: string[]): StressOptions & { json: boolean } {
+export function parseStressArgs(args: string[]): StressOptions & { json: boolean; help?: boolean } {
   const { values } = parseArgs({
     args,
     options: {
@@ -37,6 +39,7 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
       'server-pids': { type: 'string' },
       json: { type: 'boolean', default: false },
       'no-progress': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
@@ -46,7 +49,8 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
     if (!Number.isInteger(n)) throw new RangeError(`--${name} must be an integer, got '${v}'`);
     return n;
   };
-  const options: StressOptions & { json: boolean } = { json: values.json === true };
+  const options: StressOptions & { json: boolean; help?: boolean } = { json: values.json === true };
+  if (values.help === true) options.help = true;
   const set = (k: 'connections' | 'messages' | 'size' | 'clients' | 'serverProcs', v: number | undefined) => {
     if (v !== undefined) options[k] = v;
   };
@@ -102,6 +106,10 @@ export async function runStressCommand(args: string[]): Promise<number> {
   } catch (err) {
     process.stderr.write(`zserver stress: ${(err as Error).message}\n${USAGE}`);
     return 2;
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return 0;
   }
   const report = await runStress(options);
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `\nzserver stress\n${formatReport(report)}\n`);
