@@ -22,7 +22,7 @@ import { P2pvmHost, P2pvmTunnel, VconnTable } from '../lib/p2pvm/index.js';
 import { MemoryNetwork, MemoryTransport } from '../lib/transport/memory.js';
 import type { PeerId, Transport } from '../lib/transport/types.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
-import { ClientLoad, FrameworkLoad, loadFramework, progressBar, serveEcho, serveFrameworkEcho, type FrameworkModule } from './_p2pvm-load.js';
+import { ClientLoad, ConsoleLoad, loadFramework, progressBar, serveEcho, serveFrameworkEcho, type FrameworkModule } from './_p2pvm-load.js';
 import { memoryPhysical, socketPhysical, streamThroughput } from './_p2pvm-stream.js';
 
 const argv = process.argv.slice(2);
@@ -54,9 +54,9 @@ async function loadTransport(name: string): Promise<{ make: () => Transport } | 
 }
 
 const FRAMEWORK = argv.includes('--framework');
-type Load = ClientLoad | FrameworkLoad;
+type Load = ClientLoad;
 const makeLoad = (fw: FrameworkModule | null, tunnel: P2pvmTunnel, count: number): Load =>
-  fw ? new FrameworkLoad(fw, tunnel, count) : new ClientLoad(tunnel, count);
+  fw ? new ConsoleLoad(tunnel, count) : new ClientLoad(tunnel, count);
 /** The server's round-trip handler: the framework's console command with --framework, else the raw echo. */
 async function serve(fw: FrameworkModule | null, host: P2pvmHost): Promise<void> {
   if (fw) await serveFrameworkEcho(fw, host, LISTEN);
