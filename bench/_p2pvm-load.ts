@@ -136,6 +136,7 @@ export function progressBar(label: string, done: number, total: number): void {
 /** The framework's Server, as the --framework mode uses it (its console command). */
 export interface FrameworkModule {
   Server: new (options: { quiet?: boolean }) => {
+    readonly count: number;
     console(name: string, handler: (text: string) => string): void;
     listen(transport: Transport, at: Endpoint): Promise<unknown>;
   };
@@ -154,10 +155,11 @@ export async function loadFramework(): Promise<FrameworkModule | null> {
 }
 
 /** The server side with the framework: the real framework Server, console command 'echo', on the P2PVM endpoint. */
-export async function serveFrameworkEcho(fw: FrameworkModule, t: Transport, at: Endpoint): Promise<void> {
+export async function serveFrameworkEcho(fw: FrameworkModule, t: Transport, at: Endpoint): Promise<{ readonly count: number }> {
   const server = new fw.Server({ quiet: true });
   server.console('echo', (text) => text);
   await server.listen(t, at);
+  return server;
 }
 
 const CONSOLE_ID = 1;

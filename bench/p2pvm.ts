@@ -57,13 +57,18 @@ const FRAMEWORK = argv.includes('--framework');
 type Load = ClientLoad;
 const makeLoad = (fw: FrameworkModule | null, tunnel: P2pvmTunnel, count: number): Load =>
   fw ? new ConsoleLoad(tunnel, count) : new ClientLoad(tunnel, count);
-/** The server's round-trip handler: the framework's console command with --framework, else the raw echo. */
-async function serve(fw: FrameworkModule | null, host: P2pvmHost): Promise<void> {
-  if (fw) await serveFrameworkEcho(fw, host, LISTEN);
-  else {
-    serveEcho(host);
-    await host.listen(LISTEN);
+/**
+ * The server's round-trip handler: the framework's console command with --framework, else the raw
+ * echo. Returns how many framework peers are online (the vconns count for the raw echo).
+ */
+async function serve(fw: FrameworkModule | null, host: P2pvmHost): Promise<() => number> {
+  if (fw) {
+    const server = await serveFrameworkEcho(fw, host, LISTEN);
+    return () => server.count;
   }
+  serveEcho(host);
+  await host.listen(LISTEN);
+  return () => host.stats().vconns;
 }
 
 // ---- (a) in one process ------------------------------------------------------------------------
@@ -142,6 +147,8 @@ interface ChildMessage {
   errors?: number;
   phase?: string;
   rss?: number;
+  heap?: number;
+  online?: number;
   stateBytes?: number;
   vconns?: number;
   message?: string;
@@ -158,9 +165,12 @@ async function child(role: string): Promise<void> {
   if (role === 'server') {
     const at = await transport.listen({ host: '127.0.0.1', port: 0 });
     const host = new P2pvmHost(transport, { accept: (t) => t.toString() === TOKEN });
-    await serve(FRAMEWORK ? await loadFramework() : null, host);
+    const online = await serve(FRAMEWORK ? await loadFramework() : null, host);
     process.on('message', (m: { type: string }) => {
-      if (m.type === 'rss') send({ type: 'rss', rss: process.memoryUsage().rss, stateBytes: host.stats().stateBytes, vconns: host.stats().vconns });
+      if (m.type === 'rss') {
+        const s = host.stats();
+        send({ type: 'rss', rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, stateBytes: s.stateBytes, vconns: s.vconns, online: online() });
+      }
       if (m.type === 'exit') void host.shutdown().then(() => transport.shutdown()).then(() => process.exit(0));
     });
     send({ type: 'ready', port: at.port });
@@ -203,7 +213,7 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
     return null;
   }
   const self = fileURLToPath(import.meta.url);
-  const spawn = (args: string[]) => fork(self, [...args, '--transport', TRANSPORT], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'] });
+  const spawn = (args: string[]) => fork(self, [...args, '--transport', TRANSPORT, ...(FRAMEWORK ? ['--framework'] : [])], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'] });
   const next = (p: ReturnType<typeof fork>, type: ChildMessage['type'], phase?: string) =>
     new Promise<ChildMessage>((resolve, reject) => {
       const on = (m: ChildMessage) => {
@@ -251,6 +261,8 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
         'round trips/s': COUNT / (rtMs / 1000),
         'close s': closeMs / 1000,
         'server RSS MB': mb(srv.rss!),
+        'server heap MB': mb(srv.heap!),
+        'server peers online': srv.online!,
         'client RSS MB (median)': mb(median(clientRss.map((m) => m.rss!))),
         'server table B/vconn': srv.stateBytes! / Math.max(1, srv.vconns!),
         errors: last.reduce((s, x) => s + x.errors, 0),
