@@ -17,6 +17,7 @@
 import { ConnectionClosedError, P2pvmProtocolError, TimeoutError } from '../errors.js';
 import type { PeerId } from '../transport/types.js';
 import type { P2pvmEndpoint } from './endpoint.js';
+import type { ListenEntry } from './listen-table.js';
 import { parsePackets } from './parse.js';
 import { Flag, State } from './table.js';
 import {
@@ -64,7 +65,7 @@ export class TunnelLink {
   peer: LinkParams = { window: 0, maxFragment: 0, reassemblyCap: 0 };
   /** Fragment size used when sending: min(our maxFragmentSize, the other side's maxFragment). */
   fragment = 0;
-  readonly remoteEntries: { address: Buffer; host: string; port: number }[] = [];
+  readonly remoteEntries: ListenEntry[] = [];
   readonly remoteIndex = new Map<string, number>();
   congested = false;
   /** Bytes written through while the physical peer pushed back (send.ts); reset on its 'drain'. */
