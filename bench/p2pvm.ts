@@ -148,6 +148,7 @@ interface ChildMessage {
   phase?: string;
   rss?: number;
   heap?: number;
+  peakRss?: number;
   online?: number;
   stateBytes?: number;
   vconns?: number;
@@ -168,12 +169,14 @@ async function child(role: string): Promise<void> {
     const online = await serve(FRAMEWORK ? await loadFramework() : null, host);
     process.on('message', (m: { type: string }) => {
       if (m.type === 'rss') {
+        global.gc?.();
         const s = host.stats();
-        send({ type: 'rss', rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, stateBytes: s.stateBytes, vconns: s.vconns, online: online() });
+        send({ type: 'rss', rss: process.memoryUsage().rss, peakRss: process.resourceUsage().maxRSS * 1024, heap: process.memoryUsage().heapUsed, stateBytes: s.stateBytes, vconns: s.vconns, online: online() });
       }
       if (m.type === 'exit') void host.shutdown().then(() => transport.shutdown()).then(() => process.exit(0));
     });
-    send({ type: 'ready', port: at.port });
+    global.gc?.();
+    send({ type: 'ready', port: at.port, heap: process.memoryUsage().heapUsed });
     return;
   }
   const port = Number(arg('port', '0'));
@@ -213,7 +216,7 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
     return null;
   }
   const self = fileURLToPath(import.meta.url);
-  const spawn = (args: string[]) => fork(self, [...args, '--transport', TRANSPORT, ...(FRAMEWORK ? ['--framework'] : [])], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'] });
+  const spawn = (args: string[]) => fork(self, [...args, '--transport', TRANSPORT, ...(FRAMEWORK ? ['--framework'] : [])], { execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096'] });
   const next = (p: ReturnType<typeof fork>, type: ChildMessage['type'], phase?: string) =>
     new Promise<ChildMessage>((resolve, reject) => {
       const on = (m: ChildMessage) => {
@@ -228,7 +231,7 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
   const server = spawn(['--role', 'server']);
   const children = [server];
   try {
-    const { port } = await next(server, 'ready');
+    const { port, heap: heapIdle } = await next(server, 'ready');
     const per = Math.ceil(COUNT / CLIENTS);
     const clients = Array.from({ length: CLIENTS }, (_, c) => spawn(['--role', 'client', '--port', String(port), '--share', String(Math.min(per, COUNT - c * per))]));
     children.push(...clients);
@@ -252,23 +255,26 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
     const srv = await next(server, 'rss');
     const clientRss = await Promise.all(clients.map((c) => (c.send({ type: 'rss' }), next(c, 'rss'))));
     const closeMs = await phase('close', 'closed', 'close', (x) => x.opened);
+    const vconns = total((x) => x.opened);
     const rows = [
       {
         mode: `${CLIENTS} client processes, ${TRANSPORT}${FRAMEWORK ? ', framework console' : ''}`,
-        vconns: total((x) => x.opened),
+        vconns,
+        'total s': (openMs + rtMs + closeMs) / 1000,
         'open s': openMs / 1000,
         'opens/s': COUNT / (openMs / 1000),
         'round trips/s': COUNT / (rtMs / 1000),
         'close s': closeMs / 1000,
         'server RSS MB': mb(srv.rss!),
-        'server heap MB': mb(srv.heap!),
+        'server peak RSS MB': mb(srv.peakRss!),
         'server peers online': srv.online!,
+        'server heap B/vconn': (srv.heap! - heapIdle!) / Math.max(1, vconns),
         'client RSS MB (median)': mb(median(clientRss.map((m) => m.rss!))),
         'server table B/vconn': srv.stateBytes! / Math.max(1, srv.vconns!),
         errors: last.reduce((s, x) => s + x.errors, 0),
       },
     ];
-    printTable(`P2PVM (a): ${COUNT.toLocaleString('en-US')} virtual connections, one echo round trip each`, rows);
+    printTable(`P2PVM (a): ${COUNT.toLocaleString('en-US')} virtual connections, one ${FRAMEWORK ? 'framework console' : 'echo'} round trip each`, rows);
     return rows;
   } finally {
     for (const c of children) c.send?.({ type: 'exit' });
