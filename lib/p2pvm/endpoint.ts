@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError, type P2pvmProtocolError } from '../errors.js';
-import { TransportCounters } from '../transport/common.js';
+import { joinParts, TransportCounters } from '../transport/common.js';
 import type {
   CloseReason,
   ConnectOptions,
@@ -186,6 +186,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       const timer = setTimeout(() => this.#connectTimedOut(i), timeout);
       this.pending.set(i, { resolve, reject, timer });
     });
+  }
+
+  /** send() of `parts` joined (this transport copies a payload anyway, so joining costs the same). */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    return this.send(peer, kind, flags, joinParts(parts));
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
