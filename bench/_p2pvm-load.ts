@@ -3,10 +3,12 @@
  * and the client/server child processes: open many virtual connections over
  * one tunnel with a bounded number of connects in flight, do one echo round
  * trip on each, then close them all. The echo is a frame of kind 8 with an
- * 8-byte payload, sent back unchanged by the server (the framework's console
- * command replaces it with --framework once the framework is merged).
+ * 8-byte payload, sent back unchanged by the server; with --framework the
+ * server is the framework's Server and each round trip is its console command
+ * 'echo' (ConsoleLoad).
  */
 import type { P2pvmEndpoint } from '../lib/p2pvm/index.js';
+import { MessageKind, encodeConsole, nameBytes } from '../lib/protocol/messages.js';
 import type { Endpoint, FrameBatch, Transport } from '../lib/transport/types.js';
 
 export const ECHO_KIND = 8;
@@ -42,8 +44,11 @@ export class ClientLoad {
   ) {
     this.peers = new Int32Array(count).fill(-1);
     tunnel.on('frames', (b: FrameBatch) => {
-      this.progress.echoed += b.count;
-      if (this.#echoWaiter && this.progress.echoed >= this.#expectEchoes) this.#echoWaiter();
+      for (let i = 0; i < b.count; i++) {
+        if (this.check(b.kinds[i]!, b.data, b.offsets[i]!, b.lengths[i]!)) this.progress.echoed++;
+        else this.progress.errors++;
+      }
+      if (this.#echoWaiter && this.progress.echoed + this.progress.errors >= this.#expectEchoes) this.#echoWaiter();
     });
     tunnel.on('close', (_p, reason) => {
       if (reason !== 'local') this.progress.errors++;
@@ -86,18 +91,28 @@ export class ClientLoad {
   async roundTrips(window = 50_000): Promise<void> {
     for (let from = 0; from < this.count; from += window) {
       const to = Math.min(this.count, from + window);
-      this.#expectEchoes = this.progress.echoed;
+      this.#expectEchoes = this.progress.echoed + this.progress.errors;
       for (let k = from; k < to; k++) {
         if (this.peers[k]! < 0) continue;
-        this.tunnel.send(this.peers[k]!, ECHO_KIND, 0, PAYLOAD);
+        this.request(this.peers[k]!);
         this.#expectEchoes++;
       }
       await new Promise<void>((resolve) => {
         this.#echoWaiter = resolve;
-        if (this.progress.echoed >= this.#expectEchoes) resolve();
+        if (this.progress.echoed + this.progress.errors >= this.#expectEchoes) resolve();
       });
       this.#echoWaiter = undefined;
     }
+  }
+
+  /** Sends the round trip's request on `peer`: the raw echo frame. */
+  protected request(peer: number): void {
+    this.tunnel.send(peer, ECHO_KIND, 0, PAYLOAD);
+  }
+
+  /** Whether an answer is the right one: the echo frame, unchanged. */
+  protected check(kind: number, data: Buffer, off: number, len: number): boolean {
+    return kind === ECHO_KIND && len === PAYLOAD.length && data.compare(PAYLOAD, 0, PAYLOAD.length, off, off + len) === 0;
   }
 
   /** Closes every connection this load opened. */
@@ -118,86 +133,56 @@ export function progressBar(label: string, done: number, total: number): void {
   process.stderr.write(`\r${label.padEnd(10)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}   `);
 }
 
-/** The parts of lib/framework the --framework mode uses (its console command). */
+/** The framework's Server, as the --framework mode uses it (its console command). */
 export interface FrameworkModule {
   Server: new (options: { quiet?: boolean }) => {
+    readonly count: number;
     console(name: string, handler: (text: string) => string): void;
     listen(transport: Transport, at: Endpoint): Promise<unknown>;
   };
-  Client: new (options: { transport: Transport; host: string; port: number; quiet?: boolean }) => {
-    connect(): Promise<unknown>;
-    callConsole(name: string, text: string): Promise<string>;
-    close(): Promise<void>;
-  };
 }
 
-/** Loads lib/framework when this build has it; prints why not and returns null otherwise. */
+/** Loads lib/framework's Server; prints why not and returns null when this build lacks it. */
 export async function loadFramework(): Promise<FrameworkModule | null> {
   try {
-    const mod = (await import('../lib/framework/index.js' as string)) as Partial<FrameworkModule>;
-    if (typeof mod.Server === 'function' && typeof mod.Client === 'function') return mod as FrameworkModule;
-    console.log('framework found, but lib/framework/index.js does not export Server and Client');
-  } catch {
-    console.log('framework not built on this branch');
+    const mod = (await import('../lib/framework/server.js' as string)) as Partial<FrameworkModule>;
+    if (typeof mod.Server === 'function') return mod as FrameworkModule;
+    console.log('framework found, but lib/framework/server.js does not export Server');
+  } catch (err) {
+    console.log(`framework not built on this branch (${(err as Error).message.split('\n')[0]})`);
   }
   return null;
 }
 
-/** The server side with the framework: a console command 'echo' on the P2PVM endpoint. */
-export async function serveFrameworkEcho(fw: FrameworkModule, t: Transport, at: Endpoint): Promise<void> {
+/** The server side with the framework: the real framework Server, console command 'echo', on the P2PVM endpoint. */
+export async function serveFrameworkEcho(fw: FrameworkModule, t: Transport, at: Endpoint): Promise<{ readonly count: number }> {
   const server = new fw.Server({ quiet: true });
   server.console('echo', (text) => text);
   await server.listen(t, at);
+  return server;
 }
 
-/** ClientLoad's work through the framework: one Client per virtual connection, one console call each. */
-export class FrameworkLoad {
-  readonly progress: LoadProgress = { opened: 0, echoed: 0, closed: 0, errors: 0 };
-  readonly #clients: (InstanceType<FrameworkModule['Client']> | undefined)[];
+const CONSOLE_ID = 1;
+/** The Console request 'echo' with id 1 and text PAYLOAD, encoded per docs/protocol.md ("Messages"). */
+const CONSOLE_REQUEST = Buffer.from(encodeConsole(CONSOLE_ID, nameBytes('echo'), PAYLOAD.toString('utf8')));
 
-  constructor(
-    readonly fw: FrameworkModule,
-    readonly tunnel: P2pvmEndpoint,
-    readonly count: number,
-    readonly concurrency = 20_000,
-  ) {
-    this.#clients = new Array(count);
+/**
+ * ClientLoad's work as framework console round trips: each virtual connection sends one Console
+ * request (kind 8, id 1, command 'echo') and expects the Reply (kind 18, id 1, the same text).
+ * The client side encodes the message itself (docs/protocol.md), because a framework Client
+ * object per virtual connection would measure the load generator, not the server.
+ */
+export class ConsoleLoad extends ClientLoad {
+  protected override request(peer: number): void {
+    this.tunnel.send(peer, MessageKind.Console, 0, CONSOLE_REQUEST);
   }
 
-  async #each(fn: (k: number) => Promise<void>): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < this.count) {
-        const k = next++;
-        await fn(k).catch(() => void this.progress.errors++);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, this.count) }, worker));
-  }
-
-  open(at: Endpoint): Promise<void> {
-    return this.#each(async (k) => {
-      const c = new this.fw.Client({ transport: this.tunnel, host: at.host, port: at.port, quiet: true });
-      await c.connect();
-      this.#clients[k] = c;
-      this.progress.opened++;
-    });
-  }
-
-  roundTrips(): Promise<void> {
-    return this.#each(async (k) => {
-      const c = this.#clients[k];
-      if (!c) return;
-      if ((await c.callConsole('echo', 'zs-p2pvm')) !== 'zs-p2pvm') throw new Error('wrong echo');
-      this.progress.echoed++;
-    });
-  }
-
-  closeAll(): void {
-    for (const c of this.#clients) {
-      if (!c) continue;
-      void c.close().catch(() => void this.progress.errors++);
-      this.progress.closed++;
-    }
+  protected override check(kind: number, data: Buffer, off: number, len: number): boolean {
+    return (
+      kind === MessageKind.Reply &&
+      len === 4 + PAYLOAD.length &&
+      data.readUInt32LE(off) === CONSOLE_ID &&
+      data.compare(PAYLOAD, 0, PAYLOAD.length, off + 4, off + len) === 0
+    );
   }
 }

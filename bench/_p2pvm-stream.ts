@@ -120,7 +120,7 @@ async function overP2pvm(phys: Physical, frameSize: number, total: number, maxFr
 export async function streamThroughput(physical: Physical = memoryPhysical): Promise<Record<string, string | number>[]> {
   const total = (quick ? 64 : 256) * 2 ** 20;
   const samples = quick ? 3 : 5;
-  const fragments = [1536, 4096, 16384, 65536];
+  const fragments = [1536, 4096, 16384, 65536, 262144];
   const rows: Record<string, string | number>[] = [];
   for (const frameSize of [64 * 1024, 1024 * 1024]) {
     const bareRuns: number[] = [];

@@ -22,7 +22,7 @@ import { P2pvmHost, P2pvmTunnel, VconnTable } from '../lib/p2pvm/index.js';
 import { MemoryNetwork, MemoryTransport } from '../lib/transport/memory.js';
 import type { PeerId, Transport } from '../lib/transport/types.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
-import { ClientLoad, FrameworkLoad, loadFramework, progressBar, serveEcho, serveFrameworkEcho, type FrameworkModule } from './_p2pvm-load.js';
+import { ClientLoad, ConsoleLoad, loadFramework, progressBar, serveEcho, serveFrameworkEcho, type FrameworkModule } from './_p2pvm-load.js';
 import { memoryPhysical, socketPhysical, streamThroughput } from './_p2pvm-stream.js';
 
 const argv = process.argv.slice(2);
@@ -54,16 +54,21 @@ async function loadTransport(name: string): Promise<{ make: () => Transport } | 
 }
 
 const FRAMEWORK = argv.includes('--framework');
-type Load = ClientLoad | FrameworkLoad;
+type Load = ClientLoad;
 const makeLoad = (fw: FrameworkModule | null, tunnel: P2pvmTunnel, count: number): Load =>
-  fw ? new FrameworkLoad(fw, tunnel, count) : new ClientLoad(tunnel, count);
-/** The server's round-trip handler: the framework's console command with --framework, else the raw echo. */
-async function serve(fw: FrameworkModule | null, host: P2pvmHost): Promise<void> {
-  if (fw) await serveFrameworkEcho(fw, host, LISTEN);
-  else {
-    serveEcho(host);
-    await host.listen(LISTEN);
+  fw ? new ConsoleLoad(tunnel, count) : new ClientLoad(tunnel, count);
+/**
+ * The server's round-trip handler: the framework's console command with --framework, else the raw
+ * echo. Returns how many framework peers are online (the vconns count for the raw echo).
+ */
+async function serve(fw: FrameworkModule | null, host: P2pvmHost): Promise<() => number> {
+  if (fw) {
+    const server = await serveFrameworkEcho(fw, host, LISTEN);
+    return () => server.count;
   }
+  serveEcho(host);
+  await host.listen(LISTEN);
+  return () => host.stats().vconns;
 }
 
 // ---- (a) in one process ------------------------------------------------------------------------
@@ -142,6 +147,9 @@ interface ChildMessage {
   errors?: number;
   phase?: string;
   rss?: number;
+  heap?: number;
+  peakRss?: number;
+  online?: number;
   stateBytes?: number;
   vconns?: number;
   message?: string;
@@ -158,12 +166,17 @@ async function child(role: string): Promise<void> {
   if (role === 'server') {
     const at = await transport.listen({ host: '127.0.0.1', port: 0 });
     const host = new P2pvmHost(transport, { accept: (t) => t.toString() === TOKEN });
-    await serve(FRAMEWORK ? await loadFramework() : null, host);
+    const online = await serve(FRAMEWORK ? await loadFramework() : null, host);
     process.on('message', (m: { type: string }) => {
-      if (m.type === 'rss') send({ type: 'rss', rss: process.memoryUsage().rss, stateBytes: host.stats().stateBytes, vconns: host.stats().vconns });
+      if (m.type === 'rss') {
+        global.gc?.();
+        const s = host.stats();
+        send({ type: 'rss', rss: process.memoryUsage().rss, peakRss: process.resourceUsage().maxRSS * 1024, heap: process.memoryUsage().heapUsed, stateBytes: s.stateBytes, vconns: s.vconns, online: online() });
+      }
       if (m.type === 'exit') void host.shutdown().then(() => transport.shutdown()).then(() => process.exit(0));
     });
-    send({ type: 'ready', port: at.port });
+    global.gc?.();
+    send({ type: 'ready', port: at.port, heap: process.memoryUsage().heapUsed });
     return;
   }
   const port = Number(arg('port', '0'));
@@ -203,7 +216,7 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
     return null;
   }
   const self = fileURLToPath(import.meta.url);
-  const spawn = (args: string[]) => fork(self, [...args, '--transport', TRANSPORT], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'] });
+  const spawn = (args: string[]) => fork(self, [...args, '--transport', TRANSPORT, ...(FRAMEWORK ? ['--framework'] : [])], { execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096'] });
   const next = (p: ReturnType<typeof fork>, type: ChildMessage['type'], phase?: string) =>
     new Promise<ChildMessage>((resolve, reject) => {
       const on = (m: ChildMessage) => {
@@ -218,7 +231,7 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
   const server = spawn(['--role', 'server']);
   const children = [server];
   try {
-    const { port } = await next(server, 'ready');
+    const { port, heap: heapIdle } = await next(server, 'ready');
     const per = Math.ceil(COUNT / CLIENTS);
     const clients = Array.from({ length: CLIENTS }, (_, c) => spawn(['--role', 'client', '--port', String(port), '--share', String(Math.min(per, COUNT - c * per))]));
     children.push(...clients);
@@ -242,21 +255,26 @@ async function multiProcess(): Promise<Record<string, string | number>[] | null>
     const srv = await next(server, 'rss');
     const clientRss = await Promise.all(clients.map((c) => (c.send({ type: 'rss' }), next(c, 'rss'))));
     const closeMs = await phase('close', 'closed', 'close', (x) => x.opened);
+    const vconns = total((x) => x.opened);
     const rows = [
       {
         mode: `${CLIENTS} client processes, ${TRANSPORT}${FRAMEWORK ? ', framework console' : ''}`,
-        vconns: total((x) => x.opened),
+        vconns,
+        'total s': (openMs + rtMs + closeMs) / 1000,
         'open s': openMs / 1000,
         'opens/s': COUNT / (openMs / 1000),
         'round trips/s': COUNT / (rtMs / 1000),
         'close s': closeMs / 1000,
         'server RSS MB': mb(srv.rss!),
+        'server peak RSS MB': mb(srv.peakRss!),
+        'server peers online': srv.online!,
+        'server heap B/vconn': (srv.heap! - heapIdle!) / Math.max(1, vconns),
         'client RSS MB (median)': mb(median(clientRss.map((m) => m.rss!))),
         'server table B/vconn': srv.stateBytes! / Math.max(1, srv.vconns!),
         errors: last.reduce((s, x) => s + x.errors, 0),
       },
     ];
-    printTable(`P2PVM (a): ${COUNT.toLocaleString('en-US')} virtual connections, one echo round trip each`, rows);
+    printTable(`P2PVM (a): ${COUNT.toLocaleString('en-US')} virtual connections, one ${FRAMEWORK ? 'framework console' : 'echo'} round trip each`, rows);
     return rows;
   } finally {
     for (const c of children) c.send?.({ type: 'exit' });

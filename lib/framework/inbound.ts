@@ -5,217 +5,191 @@
  * pending requests with their answers, gathers complete buffers and feeds
  * incoming big streams. A message that breaks the protocol closes the peer;
  * a request whose body cannot be decoded only fails that request.
+ *
+ * It keeps no state of its own: everything per peer lives on the Peer, made
+ * on first use, so a peer that only sends requests costs no receiving object.
  */
 import { DecodeError, RemoteError, StreamAbortedError } from '../errors.js';
 import { utf8Slice } from '../protocol/bytes-io.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import { BUFFER_WANTS_REPLY, MessageKind as K, TUNNEL_FRAME_KIND, encodeCredit } from '../protocol/messages.js';
-import type { BufferAssemblies } from './assembly.js';
 import { BigStreamIn } from './bigstream.js';
-import type { Peer, PeerHost, PeerSettings } from './peer.js';
+import type { Peer } from './peer.js';
 import { ErrorCode } from './registry.js';
-import type { RequestTable } from './requests.js';
 
-/** See the file comment. */
-export class Inbound {
-  readonly #peer: Peer;
-  readonly #host: PeerHost;
-  readonly #settings: PeerSettings;
-  readonly #pending: RequestTable;
-  readonly #assemblies: BufferAssemblies;
-  readonly #bigIn: Map<number, BigStreamIn>;
-
-  constructor(
-    peer: Peer,
-    host: PeerHost,
-    settings: PeerSettings,
-    pending: RequestTable,
-    assemblies: BufferAssemblies,
-    bigIn: Map<number, BigStreamIn>,
-  ) {
-    this.#peer = peer;
-    this.#host = host;
-    this.#settings = settings;
-    this.#pending = pending;
-    this.#assemblies = assemblies;
-    this.#bigIn = bigIn;
-  }
-
-  /** Handles one frame of the peer; the bytes are lent for this call only. */
-  onFrame(kind: number, flags: number, buf: Buffer, off: number, len: number): void {
-    // A P2PVM tunnel may share this connection; its packets are its own to read.
-    if (kind === TUNNEL_FRAME_KIND) return;
-    const c = this.#host.counters;
-    c.messagesIn++;
-    c.bytesIn += len;
-    if (flags !== 0) return this.#violation(`frame with flags ${flags}, but this endpoint has no compression or secure channel`);
-    const end = off + len;
-    try {
-      switch (kind) {
-        case K.Reply:
-        case K.Error:
-          return this.#onAnswer(kind, buf, off, end);
-        case K.Console:
-        case K.Stream: {
-          if (len < 5) throw new DecodeError('truncated', 'request shorter than its header');
-          const id = buf.readUInt32LE(off);
-          const nameEnd = off + 5 + buf[off + 4]!;
-          if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
-          const name = utf8Slice(buf, off + 5, nameEnd);
-          let input: unknown;
-          try {
-            input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-          } catch (err) {
-            return this.#peer.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
-          }
-          return this.#host.registry.dispatch(this.#peer, this.#peer, kind === K.Console ? 'console' : 'stream', id, name, input, len);
+/** Handles one frame of `peer`; the bytes are lent for this call only. */
+export function onFrame(peer: Peer, kind: number, flags: number, buf: Buffer, off: number, len: number): void {
+  // A P2PVM tunnel may share this connection; its packets are its own to read.
+  if (kind === TUNNEL_FRAME_KIND) return;
+  const c = peer.peerHost.counters;
+  c.messagesIn++;
+  c.bytesIn += len;
+  if (flags !== 0) return violation(peer, `frame with flags ${flags}, but this endpoint has no compression or secure channel`);
+  const end = off + len;
+  try {
+    switch (kind) {
+      case K.Reply:
+      case K.Error:
+        return onAnswer(peer, kind, buf, off, end);
+      case K.Console:
+      case K.Stream: {
+        if (len < 5) throw new DecodeError('truncated', 'request shorter than its header');
+        const id = buf.readUInt32LE(off);
+        const nameEnd = off + 5 + buf[off + 4]!;
+        if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
+        const name = utf8Slice(buf, off + 5, nameEnd);
+        let input: unknown;
+        try {
+          input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+        } catch (err) {
+          return peer.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
         }
-        case K.DirectConsole:
-        case K.DirectStream: {
-          if (len < 1) throw new DecodeError('truncated', 'direct message without a name');
-          const nameEnd = off + 1 + buf[off]!;
-          if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
-          const name = utf8Slice(buf, off + 1, nameEnd);
-          let input: unknown;
-          try {
-            input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-          } catch (err) {
-            return this.#peer.log('warn', `direct message '${name}' dropped: ${(err as Error).message}`);
-          }
-          return this.#host.registry.dispatch(this.#peer, this.#peer, kind === K.DirectConsole ? 'directConsole' : 'directStream', 0, name, input, len);
-        }
-        case K.Buffer:
-          return this.#onBufferBegin(buf, off, end);
-        case K.BufferMore:
-          return this.#onBufferMore(buf, off, end);
-        case K.BigBegin:
-          return this.#onBigBegin(buf, off, end);
-        case K.BigChunk: {
-          if (len < 4) throw new DecodeError('truncated', 'BigChunk without an id');
-          const id = buf.readUInt32LE(off);
-          const s = this.#bigIn.get(id);
-          if (s !== undefined && !s.push(Buffer.from(buf.subarray(off + 4, end)))) {
-            this.#bigIn.delete(id);
-            s.fail(new StreamAbortedError('the sender exceeded its credit or the announced size'));
-            this.#peer.replyError(id, ErrorCode.Aborted, 'big stream chunk beyond the granted credit or the announced size');
-          }
-          return;
-        }
-        case K.BigCredit: {
-          if (len < 8) throw new DecodeError('truncated', 'BigCredit shorter than 8 bytes');
-          const p = this.#pending.get(buf.readUInt32LE(off));
-          if (p?.big) {
-            this.#pending.touch(p); // a big stream's timeout counts from its last progress
-            p.big.addCredit(buf.readUInt32LE(off + 4));
-          }
-          return;
-        }
-        case K.BigAbort: {
-          if (len < 4) throw new DecodeError('truncated', 'BigAbort without an id');
-          const id = buf.readUInt32LE(off);
-          const s = this.#bigIn.get(id);
-          if (s !== undefined) {
-            this.#bigIn.delete(id);
-            s.fail(new StreamAbortedError(`the sender aborted big stream '${s.name}': ${buf.toString('utf8', off + 4, end)}`));
-          }
-          return;
-        }
-        default:
-          return this.#violation(`unknown message kind ${kind}`);
+        return peer.peerHost.registry.dispatch(peer, peer, kind === K.Console ? 'console' : 'stream', id, name, input, len);
       }
-    } catch (err) {
-      if (err instanceof DecodeError) return this.#violation(err.message);
-      throw err;
+      case K.DirectConsole:
+      case K.DirectStream: {
+        if (len < 1) throw new DecodeError('truncated', 'direct message without a name');
+        const nameEnd = off + 1 + buf[off]!;
+        if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
+        const name = utf8Slice(buf, off + 1, nameEnd);
+        let input: unknown;
+        try {
+          input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+        } catch (err) {
+          return peer.log('warn', `direct message '${name}' dropped: ${(err as Error).message}`);
+        }
+        return peer.peerHost.registry.dispatch(peer, peer, kind === K.DirectConsole ? 'directConsole' : 'directStream', 0, name, input, len);
+      }
+      case K.Buffer:
+        return onBufferBegin(peer, buf, off, end);
+      case K.BufferMore:
+        return onBufferMore(peer, buf, off, end);
+      case K.BigBegin:
+        return onBigBegin(peer, buf, off, end);
+      case K.BigChunk: {
+        if (len < 4) throw new DecodeError('truncated', 'BigChunk without an id');
+        const id = buf.readUInt32LE(off);
+        const s = peer.bigStreamIn(id);
+        if (s !== undefined && !s.push(Buffer.from(buf.subarray(off + 4, end)))) {
+          peer.deleteBigStreamIn(id);
+          s.fail(new StreamAbortedError('the sender exceeded its credit or the announced size'));
+          peer.replyError(id, ErrorCode.Aborted, 'big stream chunk beyond the granted credit or the announced size');
+        }
+        return;
+      }
+      case K.BigCredit: {
+        if (len < 8) throw new DecodeError('truncated', 'BigCredit shorter than 8 bytes');
+        const p = peer.pendingRequest(buf.readUInt32LE(off));
+        if (p?.big) {
+          peer.touchRequest(p); // a big stream's timeout counts from its last progress
+          p.big.addCredit(buf.readUInt32LE(off + 4));
+        }
+        return;
+      }
+      case K.BigAbort: {
+        if (len < 4) throw new DecodeError('truncated', 'BigAbort without an id');
+        const id = buf.readUInt32LE(off);
+        const s = peer.bigStreamIn(id);
+        if (s !== undefined) {
+          peer.deleteBigStreamIn(id);
+          s.fail(new StreamAbortedError(`the sender aborted big stream '${s.name}': ${buf.toString('utf8', off + 4, end)}`));
+        }
+        return;
+      }
+      default:
+        return violation(peer, `unknown message kind ${kind}`);
     }
+  } catch (err) {
+    if (err instanceof DecodeError) return violation(peer, err.message);
+    throw err;
   }
+}
 
-  #onAnswer(kind: number, buf: Buffer, off: number, end: number): void {
-    if (end - off < 4) throw new DecodeError('truncated', 'answer without an id');
-    const p = this.#pending.get(buf.readUInt32LE(off));
-    if (p === undefined) return; // late answer to a request that timed out
-    off += 4;
-    if (kind === K.Error) {
-      if (off >= end || off + 1 + buf[off]! > end) throw new DecodeError('truncated', 'error code runs past the message');
-      const codeEnd = off + 1 + buf[off]!;
-      const code = buf.toString('latin1', off + 1, codeEnd);
-      const message = buf.toString('utf8', codeEnd, end);
-      return this.#peer.finishRequest(p, new RemoteError(p.command, code, `'${p.command}' failed on the other side (${code}): ${message}`));
-    }
-    let value: unknown;
-    try {
-      if (p.kind === K.Console) value = utf8Slice(buf, off, end);
-      else if (p.kind === K.Buffer) value = Buffer.from(buf.subarray(off, end));
-      else value = DataFrame.decode(buf, off, end - off);
-    } catch (err) {
-      return this.#peer.finishRequest(p, err as Error);
-    }
-    this.#peer.finishRequest(p, null, value);
+function onAnswer(peer: Peer, kind: number, buf: Buffer, off: number, end: number): void {
+  if (end - off < 4) throw new DecodeError('truncated', 'answer without an id');
+  const p = peer.pendingRequest(buf.readUInt32LE(off));
+  if (p === undefined) return; // late answer to a request that timed out
+  off += 4;
+  if (kind === K.Error) {
+    if (off >= end || off + 1 + buf[off]! > end) throw new DecodeError('truncated', 'error code runs past the message');
+    const codeEnd = off + 1 + buf[off]!;
+    const code = buf.toString('latin1', off + 1, codeEnd);
+    const message = buf.toString('utf8', codeEnd, end);
+    return peer.finishRequest(p, new RemoteError(p.command, code, `'${p.command}' failed on the other side (${code}): ${message}`));
   }
-
-  #onBufferBegin(buf: Buffer, off: number, end: number): void {
-    if (end - off < 6) throw new DecodeError('truncated', 'Buffer message shorter than its header');
-    const id = buf.readUInt32LE(off);
-    const wantsReply = (buf[off + 4]! & BUFFER_WANTS_REPLY) !== 0;
-    const nameEnd = off + 6 + buf[off + 5]!;
-    if (nameEnd + 4 > end) throw new DecodeError('truncated', 'Buffer message shorter than its header');
-    const name = utf8Slice(buf, off + 6, nameEnd);
-    const total = buf.readUInt32LE(nameEnd);
-    const first = buf.subarray(nameEnd + 4, end);
-    if (total > this.#settings.maxBufferSize) {
-      const message = `buffer of ${total} bytes for '${name}' exceeds maxBufferSize ${this.#settings.maxBufferSize}`;
-      if (wantsReply) this.#peer.replyError(id, ErrorCode.TooLarge, message);
-      else this.#peer.log('warn', message);
-      return; // its BufferMore messages find no assembly and are dropped
-    }
-    if (first.length > total) throw new DecodeError('bad-length', 'Buffer message holds more than its total');
-    if (first.length === total) {
-      return this.#host.registry.dispatch(this.#peer, this.#peer, 'buffer', wantsReply ? id : 0, name, Buffer.from(first), total);
-    }
-    this.#assemblies.begin(id, name, wantsReply, total, first);
+  let value: unknown;
+  try {
+    if (p.kind === K.Console) value = utf8Slice(buf, off, end);
+    else if (p.kind === K.Buffer) value = Buffer.from(buf.subarray(off, end));
+    else value = DataFrame.decode(buf, off, end - off);
+  } catch (err) {
+    return peer.finishRequest(p, err as Error);
   }
+  peer.finishRequest(p, null, value);
+}
 
-  #onBufferMore(buf: Buffer, off: number, end: number): void {
-    if (end - off < 4) throw new DecodeError('truncated', 'BufferMore without an id');
-    const id = buf.readUInt32LE(off);
-    const whole = this.#assemblies.more(id, buf.subarray(off + 4, end));
-    if (whole !== undefined) {
-      this.#host.registry.dispatch(this.#peer, this.#peer, 'buffer', whole.wantsReply ? id : 0, whole.name, whole.data, whole.data.length);
-    }
+function onBufferBegin(peer: Peer, buf: Buffer, off: number, end: number): void {
+  if (end - off < 6) throw new DecodeError('truncated', 'Buffer message shorter than its header');
+  const id = buf.readUInt32LE(off);
+  const wantsReply = (buf[off + 4]! & BUFFER_WANTS_REPLY) !== 0;
+  const nameEnd = off + 6 + buf[off + 5]!;
+  if (nameEnd + 4 > end) throw new DecodeError('truncated', 'Buffer message shorter than its header');
+  const name = utf8Slice(buf, off + 6, nameEnd);
+  const total = buf.readUInt32LE(nameEnd);
+  const first = buf.subarray(nameEnd + 4, end);
+  if (total > peer.peerSettings.maxBufferSize) {
+    const message = `buffer of ${total} bytes for '${name}' exceeds maxBufferSize ${peer.peerSettings.maxBufferSize}`;
+    if (wantsReply) peer.replyError(id, ErrorCode.TooLarge, message);
+    else peer.log('warn', message);
+    return; // its BufferMore messages find no assembly and are dropped
   }
-
-  #onBigBegin(buf: Buffer, off: number, end: number): void {
-    if (end - off < 5) throw new DecodeError('truncated', 'BigBegin shorter than its header');
-    const id = buf.readUInt32LE(off);
-    const nameEnd = off + 5 + buf[off + 4]!;
-    if (nameEnd + 8 > end) throw new DecodeError('truncated', 'BigBegin shorter than its header');
-    // A second stream under a live id would orphan the first one's handler.
-    if (this.#bigIn.has(id)) throw new DecodeError('duplicate-id', `BigBegin for big stream ${id}, which is still open`);
-    const name = utf8Slice(buf, off + 5, nameEnd);
-    const total = buf.readBigUInt64LE(nameEnd);
-    if (total > BigInt(Number.MAX_SAFE_INTEGER)) return this.#peer.replyError(id, ErrorCode.TooLarge, `big stream of ${total} bytes is too large`);
-    let info: DataFrame;
-    try {
-      info = DataFrame.decode(buf, nameEnd + 8, end - nameEnd - 8);
-    } catch (err) {
-      return this.#peer.replyError(id, ErrorCode.Decode, `big stream '${name}': ${(err as Error).message}`);
-    }
-    const entry = this.#host.registry.get(name);
-    let stream: BigStreamIn | undefined;
-    if (entry?.kind === 'bigStream') {
-      const window = this.#settings.bigStreamWindow;
-      stream = new BigStreamIn(name, Number(total), info, window, (credit) => {
-        if (this.#bigIn.get(id) === stream) this.#peer.trySend(K.BigCredit, encodeCredit(id, credit));
-      });
-      this.#bigIn.set(id, stream);
-      this.#peer.trySend(K.BigCredit, encodeCredit(id, window));
-    }
-    this.#host.registry.dispatch(this.#peer, this.#peer, 'bigStream', id, name, stream, end - off);
+  if (first.length > total) throw new DecodeError('bad-length', 'Buffer message holds more than its total');
+  if (first.length === total) {
+    return peer.peerHost.registry.dispatch(peer, peer, 'buffer', wantsReply ? id : 0, name, Buffer.from(first), total);
   }
+  peer.assemblies().begin(id, name, wantsReply, total, first);
+}
 
-  #violation(detail: string): void {
-    this.#host.counters.protocolErrors++;
-    this.#host.log('warn', `peer ${this.#peer.id}: protocol violation, closing: ${detail}`);
-    this.#peer.transport.close(this.#peer.transportPeer, true);
+function onBufferMore(peer: Peer, buf: Buffer, off: number, end: number): void {
+  if (end - off < 4) throw new DecodeError('truncated', 'BufferMore without an id');
+  const id = buf.readUInt32LE(off);
+  const whole = peer.assemblies().more(id, buf.subarray(off + 4, end));
+  if (whole !== undefined) {
+    peer.peerHost.registry.dispatch(peer, peer, 'buffer', whole.wantsReply ? id : 0, whole.name, whole.data, whole.data.length);
   }
+}
 
+function onBigBegin(peer: Peer, buf: Buffer, off: number, end: number): void {
+  if (end - off < 5) throw new DecodeError('truncated', 'BigBegin shorter than its header');
+  const id = buf.readUInt32LE(off);
+  const nameEnd = off + 5 + buf[off + 4]!;
+  if (nameEnd + 8 > end) throw new DecodeError('truncated', 'BigBegin shorter than its header');
+  // A second stream under a live id would orphan the first one's handler.
+  if (peer.bigStreamIn(id) !== undefined) throw new DecodeError('duplicate-id', `BigBegin for big stream ${id}, which is still open`);
+  const name = utf8Slice(buf, off + 5, nameEnd);
+  const total = buf.readBigUInt64LE(nameEnd);
+  if (total > BigInt(Number.MAX_SAFE_INTEGER)) return peer.replyError(id, ErrorCode.TooLarge, `big stream of ${total} bytes is too large`);
+  let info: DataFrame;
+  try {
+    info = DataFrame.decode(buf, nameEnd + 8, end - nameEnd - 8);
+  } catch (err) {
+    return peer.replyError(id, ErrorCode.Decode, `big stream '${name}': ${(err as Error).message}`);
+  }
+  const entry = peer.peerHost.registry.get(name);
+  let stream: BigStreamIn | undefined;
+  if (entry?.kind === 'bigStream') {
+    const window = peer.peerSettings.bigStreamWindow;
+    stream = new BigStreamIn(name, Number(total), info, window, (credit) => {
+      if (peer.bigStreamIn(id) === stream) peer.trySend(K.BigCredit, encodeCredit(id, credit));
+    });
+    peer.addBigStreamIn(id, stream);
+    peer.trySend(K.BigCredit, encodeCredit(id, window));
+  }
+  peer.peerHost.registry.dispatch(peer, peer, 'bigStream', id, name, stream, end - off);
+}
+
+function violation(peer: Peer, detail: string): void {
+  peer.peerHost.counters.protocolErrors++;
+  peer.peerHost.log('warn', `peer ${peer.id}: protocol violation, closing: ${detail}`);
+  peer.transport.close(peer.transportPeer, true);
 }

@@ -29,7 +29,7 @@ import type { CloseReason, PeerId, PeerInfo, Transport } from '../transport/type
 import { BufferAssemblies } from './assembly.js';
 import { BigStreamIn, BigStreamSender, type BigStreamSource } from './bigstream.js';
 import { ErrorCode, type CommandKind, type CommandRegistry, type ReplySink } from './registry.js';
-import { Inbound } from './inbound.js';
+import { onFrame } from './inbound.js';
 import { RequestTable, type Pending, type Settle } from './requests.js';
 import type { FrameworkCounters } from './stats.js';
 
@@ -103,20 +103,20 @@ export class Peer implements ReplySink {
 
   readonly #host: PeerHost;
   readonly #settings: PeerSettings;
-  readonly #pending: RequestTable;
-  readonly #assemblies: BufferAssemblies;
-  readonly #bigIn = new Map<number, BigStreamIn>();
-  readonly #inbound: Inbound;
-  #drainWaiters: (() => void)[] = [];
+  // Per-peer structures are made on first use: a server holds a million peers, most of which
+  // never send a request, assemble a buffer or open a big stream (docs/framework.md, "What a
+  // peer costs"). Once made, the request table stays: its id counter must not restart while a
+  // late answer to an old id can still arrive.
+  #pending: RequestTable | null = null;
+  #assemblies: BufferAssemblies | null = null;
+  #bigIn: Map<number, BigStreamIn> | null = null;
+  #drainWaiters: (() => void)[] | null = null;
   #closed = false;
 
   /** @internal */
   constructor(host: PeerHost, settings: PeerSettings, transport: Transport, transportPeer: PeerId, id: number, info: PeerInfo) {
     this.#host = host;
     this.#settings = settings;
-    this.#pending = new RequestTable(this.#expire);
-    this.#assemblies = new BufferAssemblies(settings.maxBufferSize);
-    this.#inbound = new Inbound(this, host, settings, this.#pending, this.#assemblies, this.#bigIn);
     this.transport = transport;
     this.transportPeer = transportPeer;
     this.id = id;
@@ -130,7 +130,7 @@ export class Peer implements ReplySink {
 
   /** Requests sent by this side that wait for an answer. */
   get pendingCount(): number {
-    return this.#pending.size;
+    return this.#pending === null ? 0 : this.#pending.size;
   }
 
   // ---- calls: promise form when no callback is given, callback form otherwise ----
@@ -233,13 +233,17 @@ export class Peer implements ReplySink {
     }
   }
 
+  #requests(): RequestTable {
+    return (this.#pending ??= new RequestTable((p) => this.#expire(p)));
+  }
+
   #allocId(): number {
-    return this.#pending.allocId();
+    return this.#requests().allocId();
   }
 
   #addPending(id: number, kind: number, command: string, options: CallOptions | undefined, settle: Settle): Pending {
     const timeout = options?.timeout === undefined ? this.#settings.requestTimeout : checkTimeout(options.timeout);
-    return this.#pending.add(id, kind, command, timeout, settle);
+    return this.#requests().add(id, kind, command, timeout, settle);
   }
 
   #callForm(kind: number, name: string, input: unknown, options: CallOptions | undefined, callback: Settle | undefined): Promise<unknown> | void {
@@ -287,11 +291,11 @@ export class Peer implements ReplySink {
    */
   #sendFailed(p: Pending, err: unknown): void {
     if (!(err instanceof ConnectionClosedError)) {
-      this.#pending.remove(p);
+      this.#pending!.remove(p);
       throw err;
     }
     process.nextTick(() => {
-      if (this.#pending.get(p.id) === p) this.#finish(p, err);
+      if (this.#pending!.get(p.id) === p) this.#finish(p, err);
     });
   }
 
@@ -315,7 +319,7 @@ export class Peer implements ReplySink {
     const sender = new BigStreamSender(
       {
         sendChunk: (sid, bytes) => this.#sendMessage(K.BigChunk, encodeIdBytes(sid, bytes)),
-        waitDrain: () => new Promise<void>((resolve) => this.#drainWaiters.push(resolve)),
+        waitDrain: () => new Promise<void>((resolve) => (this.#drainWaiters ??= []).push(resolve)),
       },
       id,
       source,
@@ -331,7 +335,7 @@ export class Peer implements ReplySink {
       return;
     }
     sender.run().catch((err: unknown) => {
-      if (this.#pending.get(id) !== p) return;
+      if (this.#pending!.get(id) !== p) return;
       const e = err instanceof Error ? err : new Error(String(err));
       this.#trySend(K.BigAbort, encodeIdText(id, e.message));
       this.#finish(p, e instanceof StreamAbortedError ? e : new StreamAbortedError(`big stream '${name}' failed: ${e.message}`, { cause: e }));
@@ -339,18 +343,18 @@ export class Peer implements ReplySink {
   }
 
   #finish(p: Pending, err: Error | null, value?: unknown): void {
-    this.#pending.remove(p);
+    this.#pending!.remove(p);
     p.big?.stop();
     if (err !== null) this.#host.counters.requestsFailed++;
     p.settle(err, value);
   }
 
   /** The request table's sweeper found `p` past its deadline (already removed). */
-  readonly #expire = (p: Pending): void => {
+  #expire(p: Pending): void {
     this.#host.counters.timeouts++;
     if (p.big !== null) this.#trySend(K.BigAbort, encodeIdText(p.id, 'timed out'));
     this.#finish(p, new TimeoutError(`request '${p.command}' got no answer within ${p.timeout} ms`));
-  };
+  }
 
   // ---- answering (ReplySink, used by the registry) ----
 
@@ -365,7 +369,7 @@ export class Peer implements ReplySink {
       if (value !== undefined && !(value instanceof Uint8Array)) throw new TypeError('a buffer handler must return a Buffer, a Uint8Array or nothing');
       payload = encodeIdBytes(id, (value as Uint8Array | undefined) ?? EMPTY_BYTES);
     } else {
-      if (kind === 'bigStream' && !this.#bigIn.delete(id)) return 0; // aborted: the sender no longer waits
+      if (kind === 'bigStream' && !this.#bigIn?.delete(id)) return 0; // aborted: the sender no longer waits
       if (value !== undefined && !(value instanceof DataFrame)) throw new TypeError('a stream handler must return a DataFrame or nothing');
       payload = encodeReplyFrame(id, (value as DataFrame | undefined) ?? EMPTY);
     }
@@ -378,7 +382,7 @@ export class Peer implements ReplySink {
 
   /** @internal */
   replyError(id: number, code: string, message: string): void {
-    this.#bigIn.delete(id);
+    this.#bigIn?.delete(id);
     this.#trySend(K.Error, encodeError(id, code, message));
   }
 
@@ -391,7 +395,47 @@ export class Peer implements ReplySink {
 
   /** @internal Handles one frame of this peer; the bytes are lent for this call only. */
   onFrame(kind: number, flags: number, buf: Buffer, off: number, len: number): void {
-    this.#inbound.onFrame(kind, flags, buf, off, len);
+    onFrame(this, kind, flags, buf, off, len);
+  }
+
+  /** @internal The side this peer belongs to. */
+  get peerHost(): PeerHost {
+    return this.#host;
+  }
+
+  /** @internal The limits of this peer. */
+  get peerSettings(): PeerSettings {
+    return this.#settings;
+  }
+
+  /** @internal The request `id` this side sent and still waits for. */
+  pendingRequest(id: number): Pending | undefined {
+    return this.#pending?.get(id);
+  }
+
+  /** @internal Restarts request `p`'s timeout (a big stream made progress). */
+  touchRequest(p: Pending): void {
+    this.#pending?.touch(p);
+  }
+
+  /** @internal The complete buffers being assembled (made on first use). */
+  assemblies(): BufferAssemblies {
+    return (this.#assemblies ??= new BufferAssemblies(this.#settings.maxBufferSize));
+  }
+
+  /** @internal The incoming big stream `id`, if open. */
+  bigStreamIn(id: number): BigStreamIn | undefined {
+    return this.#bigIn?.get(id);
+  }
+
+  /** @internal Registers incoming big stream `id`. */
+  addBigStreamIn(id: number, stream: BigStreamIn): void {
+    (this.#bigIn ??= new Map()).set(id, stream);
+  }
+
+  /** @internal Forgets incoming big stream `id`; whether it was open. */
+  deleteBigStreamIn(id: number): boolean {
+    return this.#bigIn?.delete(id) ?? false;
   }
 
   /** @internal Settles request `p` (answered, failed). */
@@ -407,7 +451,8 @@ export class Peer implements ReplySink {
   /** @internal The transport can take more. */
   onDrain(): void {
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (waiters === null) return;
+    this.#drainWaiters = null;
     for (const w of waiters) w();
   }
 
@@ -415,15 +460,21 @@ export class Peer implements ReplySink {
   onClose(reason: CloseReason, detail: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    const err = new ConnectionClosedError(`connection closed (${reason}: ${detail})`);
-    for (const p of this.#pending.drain()) {
-      p.big?.stop();
-      this.#host.counters.requestsFailed++;
-      p.settle(err);
+    // The error is made only when something waits for it: most peers close with nothing pending.
+    let err: ConnectionClosedError | null = null;
+    const fail = () => (err ??= new ConnectionClosedError(`connection closed (${reason}: ${detail})`));
+    if (this.#pending !== null) {
+      for (const p of this.#pending.drain()) {
+        p.big?.stop();
+        this.#host.counters.requestsFailed++;
+        p.settle(fail());
+      }
     }
-    for (const s of this.#bigIn.values()) s.fail(err);
-    this.#bigIn.clear();
-    this.#assemblies.clear();
+    if (this.#bigIn !== null) {
+      for (const s of this.#bigIn.values()) s.fail(fail());
+      this.#bigIn = null;
+    }
+    this.#assemblies = null;
     this.onDrain();
     this.#host.peerClosed(this, reason, detail);
   }

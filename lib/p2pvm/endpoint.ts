@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError, type P2pvmProtocolError } from '../errors.js';
-import { TransportCounters } from '../transport/common.js';
+import { joinParts, TransportCounters } from '../transport/common.js';
 import type {
   CloseReason,
   ConnectOptions,
@@ -186,6 +186,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       const timer = setTimeout(() => this.#connectTimedOut(i), timeout);
       this.pending.set(i, { resolve, reject, timer });
     });
+  }
+
+  /** send() of `parts` joined (this transport copies a payload anyway, so joining costs the same). */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    return this.send(peer, kind, flags, joinParts(parts));
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
@@ -389,15 +394,19 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     p.reject(new TimeoutError('p2pvm: connect timed out'));
   }
 
-  /** @internal */
+  /**
+   * @internal The PeerInfo of connection `i`. Every connection of one listen entry (or one remote
+   * entry) has the same info, so it is made once per entry and frozen: a million accepted
+   * connections share one object instead of holding a million copies.
+   */
   info(i: number): PeerInfo {
     const t = this.table;
     if (t.flags[i]! & Flag.Accepted) {
       const e = this.listening.entries[t.entry[i]!]!;
-      return { remoteAddress: NO_ADDRESS, remotePort: 0, localAddress: e.host, localPort: e.port, accepted: true };
+      return (e.info ??= Object.freeze({ remoteAddress: NO_ADDRESS, remotePort: 0, localAddress: e.host, localPort: e.port, accepted: true }));
     }
     const e = this.links[t.tunnel[i]!]!.remoteEntries[t.entry[i]!]!;
-    return { remoteAddress: e.host, remotePort: e.port, localAddress: NO_ADDRESS, localPort: 0, accepted: false };
+    return (e.info ??= Object.freeze({ remoteAddress: e.host, remotePort: e.port, localAddress: NO_ADDRESS, localPort: 0, accepted: false }));
   }
 
   #physicalFrames(b: FrameBatch): void {

@@ -5,7 +5,7 @@
  */
 import { describe } from '../bytes.js';
 import { ConnectError } from '../errors.js';
-import type { Endpoint } from '../transport/types.js';
+import type { Endpoint, PeerInfo } from '../transport/types.js';
 import { entryKey, formatAddress, parseAddress } from './wire.js';
 
 /** One (address, port) this side listens on; entries are never reused, so an index stays valid. */
@@ -13,6 +13,8 @@ export interface ListenEntry {
   address: Buffer;
   host: string;
   port: number;
+  /** The frozen PeerInfo shared by every connection accepted on this entry, made on first use. */
+  info?: Readonly<PeerInfo>;
 }
 
 const FIRST_EPHEMERAL = 49152;

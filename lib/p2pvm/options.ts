@@ -8,7 +8,7 @@ import { DATA_PREFIX, MAX_BODY, MAX_INDEX } from './wire.js';
 
 /** Options of P2pvmTunnel.open() and new P2pvmHost(). */
 export interface P2pvmOptions {
-  /** Largest fragment payload sent and accepted, in bytes (default 64 KiB). */
+  /** Largest fragment payload sent and accepted, in bytes (default 256 KiB, or the window when that is smaller). */
   maxFragmentSize?: number;
   /** Credit granted to each virtual connection for data sent to this side, in bytes (default 1 MiB; at least maxFragmentSize). */
   window?: number;
@@ -34,7 +34,7 @@ export interface P2pvmOptions {
 
 export type ResolvedP2pvmOptions = Required<P2pvmOptions>;
 
-export const DEFAULT_MAX_FRAGMENT = 64 * 1024;
+export const DEFAULT_MAX_FRAGMENT = 256 * 1024;
 
 function uint(options: P2pvmOptions, name: keyof P2pvmOptions, fallback: number, min: number, max: number): number {
   const value = options[name] ?? fallback;
@@ -47,7 +47,11 @@ function uint(options: P2pvmOptions, name: keyof P2pvmOptions, fallback: number,
 /** Fills defaults in and checks every field, throwing RangeError naming a bad one. */
 export function resolveP2pvmOptions(options: P2pvmOptions = {}): ResolvedP2pvmOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
-  const maxFragmentSize = uint(options, 'maxFragmentSize', DEFAULT_MAX_FRAGMENT, 1, MAX_BODY - DATA_PREFIX);
+  // A window set below the default fragment size (valid when the default was 64 KiB) brings the
+  // default fragment down to it rather than failing.
+  const w = options.window;
+  const fragmentDefault = typeof w === 'number' && Number.isInteger(w) && w >= 1 && w < DEFAULT_MAX_FRAGMENT ? w : DEFAULT_MAX_FRAGMENT;
+  const maxFragmentSize = uint(options, 'maxFragmentSize', fragmentDefault, 1, MAX_BODY - DATA_PREFIX);
   const window = uint(options, 'window', Math.max(1024 * 1024, maxFragmentSize), maxFragmentSize, 0x7fffffff);
   return {
     maxFragmentSize,

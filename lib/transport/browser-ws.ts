@@ -15,7 +15,7 @@
  * Incoming frames are batched per microtask (each WebSocket message is its
  * own browser task); outgoing frames of one task leave as one message.
  */
-import { checkFrame, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
+import { checkFrame, joinParts, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
 import type { CloseReason, ConnectOptions, Endpoint, FrameBatch, PeerId, PeerInfo, TransportStats } from './types.js';
 import { CloseCode, closeCodeFor, FrameAccumulator, FrameWriter, reasonForRemoteClose } from './ws-frames.js';
@@ -201,6 +201,11 @@ export class BrowserWsTransport {
     this.#armTimer();
     this.emit('open', peer.id, peer.info);
     return peer.id;
+  }
+
+  /** send() of `parts` joined (this transport copies a payload anyway, so joining costs the same). */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    return this.send(peer, kind, flags, joinParts(parts));
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {

@@ -4,7 +4,7 @@
  * small integers reused after close.
  */
 import { describe } from '../bytes.js';
-import type { CloseReason, ConnectionOptions, PeerId, TransportStats } from './types.js';
+import type { CloseReason, ConnectionOptions, PeerId, Transport, TransportStats } from './types.js';
 import { MAX_FRAME_KIND } from './types.js';
 
 export const DEFAULT_HEAD_TOKEN = 0x5a534846;
@@ -45,6 +45,42 @@ export function checkFrame(kind: number, flags: number, payload: Uint8Array): vo
   if (!(payload instanceof Uint8Array)) {
     throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
   }
+}
+
+/** The parts of a gathered send checked (TypeError naming the bad one) and their total length. */
+export function checkParts(parts: readonly Uint8Array[]): number {
+  if (!Array.isArray(parts)) throw new TypeError(`parts must be an array of Buffer or Uint8Array, got ${describe(parts)}`);
+  let total = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (!(p instanceof Uint8Array)) throw new TypeError(`parts[${i}] must be a Buffer or Uint8Array, got ${describe(p)}`);
+    total += p.length;
+  }
+  return total;
+}
+
+/**
+ * `parts` joined into one new Uint8Array (a single part is returned as it is: send() copies
+ * anyway). No Buffer, so the browser transport can use it too.
+ */
+export function joinParts(parts: readonly Uint8Array[]): Uint8Array {
+  const total = checkParts(parts);
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Sends one frame made of `parts` over `t`: through `t.sendv()` when the transport has it,
+ * otherwise as send() of the parts joined (the fallback every transport gets for free).
+ */
+export function sendParts(t: Transport, peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+  return t.sendv !== undefined ? t.sendv(peer, kind, flags, parts) : t.send(peer, kind, flags, joinParts(parts));
 }
 
 /** Mutable counters behind Transport.stats(). */

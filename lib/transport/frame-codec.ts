@@ -229,6 +229,30 @@ export function encodeFrame(
   return offset + FRAME_HEADER_SIZE + n + FRAME_TRAILER_SIZE;
 }
 
+/** encodeFrame() with the payload given as parts joined in order; `n` is their total length. */
+export function encodeFrameParts(
+  target: Buffer,
+  offset: number,
+  headToken: number,
+  tailToken: number,
+  kind: number,
+  flags: number,
+  parts: readonly Uint8Array[],
+  n: number,
+): number {
+  target.writeUInt32LE(headToken >>> 0, offset);
+  target.writeUInt32LE(n, offset + 4);
+  target[offset + 8] = (kind & 0x3f) | ((flags & 3) << 6);
+  let at = offset + FRAME_HEADER_SIZE;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (p.length > 0) target.set(p, at);
+    at += p.length;
+  }
+  target.writeUInt32LE(tailToken >>> 0, at);
+  return at + FRAME_TRAILER_SIZE;
+}
+
 /** One frame as a new Buffer (for tests and simple clients). */
 export function frameBytes(options: Pick<FrameCodecOptions, 'headToken' | 'tailToken'>, kind: number, flags: number, payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(payload.length + FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE);
@@ -277,11 +301,30 @@ export class FrameEncoder {
 
   /** Queues one frame for `q`; returns the bytes it takes on the wire. */
   append(q: OutboundQueue, headToken: number, tailToken: number, kind: number, flags: number, payload: Uint8Array): number {
-    const size = payload.length + FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE;
+    return this.#append(q, headToken, tailToken, kind, flags, payload, null, payload.length);
+  }
+
+  /** append() of a payload given as `parts` (total `n` bytes), each copied once, straight into the frame. */
+  appendParts(q: OutboundQueue, headToken: number, tailToken: number, kind: number, flags: number, parts: readonly Uint8Array[], n: number): number {
+    return this.#append(q, headToken, tailToken, kind, flags, null, parts, n);
+  }
+
+  #append(
+    q: OutboundQueue,
+    headToken: number,
+    tailToken: number,
+    kind: number,
+    flags: number,
+    payload: Uint8Array | null,
+    parts: readonly Uint8Array[] | null,
+    n: number,
+  ): number {
+    const size = n + FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE;
     if (size > this.#slabSize >>> 2) {
       // A big frame gets a buffer of its own rather than wasting most of a slab.
       const own = Buffer.allocUnsafeSlow(size);
-      encodeFrame(own, 0, headToken, tailToken, kind, flags, payload);
+      if (payload !== null) encodeFrame(own, 0, headToken, tailToken, kind, flags, payload);
+      else encodeFrameParts(own, 0, headToken, tailToken, kind, flags, parts!, n);
       this.#closeRun(q);
       (q.outRuns ??= []).push(own);
       q.outBytes += size;
@@ -297,7 +340,10 @@ export class FrameEncoder {
       q.outSlab = slab;
       q.outStart = this.#used;
     }
-    this.#used = encodeFrame(slab, this.#used, headToken, tailToken, kind, flags, payload);
+    this.#used =
+      payload !== null
+        ? encodeFrame(slab, this.#used, headToken, tailToken, kind, flags, payload)
+        : encodeFrameParts(slab, this.#used, headToken, tailToken, kind, flags, parts!, n);
     q.outEnd = this.#used;
     q.outBytes += size;
     return size;

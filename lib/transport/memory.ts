@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { ConnectError, ConnectionClosedError } from '../errors.js';
-import { checkFrame, resolveConnectionOptions, TransportCounters, PeerSlots } from './common.js';
+import { checkFrame, joinParts, resolveConnectionOptions, TransportCounters, PeerSlots } from './common.js';
 import type {
   CloseReason,
   ConnectOptions,
@@ -118,6 +118,11 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
     this.#counters.connections++;
     this.emit('open', clientId, clientInfo);
     return clientId;
+  }
+
+  /** send() of `parts` joined (this transport copies a payload anyway, so joining costs the same). */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    return this.send(peer, kind, flags, joinParts(parts));
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {

@@ -174,6 +174,16 @@ export class NetCore {
   /** Encodes a frame for p; it is written at the end of the current synchronous run. */
   queue(p: NetPeer, kind: number, flags: number, payload: Uint8Array): void {
     this.encoder.append(p, p.options.headToken, p.options.tailToken, kind, flags, payload);
+    this.#queued(p);
+  }
+
+  /** queue() of a payload given as parts (total `n` bytes), gathered straight into the frame. */
+  queueParts(p: NetPeer, kind: number, flags: number, parts: readonly Uint8Array[], n: number): void {
+    this.encoder.appendParts(p, p.options.headToken, p.options.tailToken, kind, flags, parts, n);
+    this.#queued(p);
+  }
+
+  #queued(p: NetPeer): void {
     p.txSeen = true;
     if (!p.dirty) {
       p.dirty = true;

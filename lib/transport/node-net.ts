@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
-import { checkFrame, resolveConnectionOptions } from './common.js';
+import { checkFrame, checkParts, resolveConnectionOptions } from './common.js';
 import { NetCore, peerInfo, type PeerSocket } from './node-net-core.js';
 import type {
   ConnectOptions,
@@ -39,6 +39,8 @@ import type {
   TransportStats,
 } from './types.js';
 
+
+const EMPTY_PAYLOAD = new Uint8Array(0);
 /** Options of a NodeNetTransport. */
 export interface NodeNetTransportOptions {
   /** Length of the accept queue of each listener (default 4096; the kernel caps it at somaxconn). */
@@ -163,6 +165,23 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     core.queue(p, kind, flags, payload);
     core.counters.framesOut++;
     core.counters.bytesOut += payload.length;
+    if (core.pending(p) > p.options.highWaterMark) {
+      p.wantsDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** send() of `parts` joined, each part copied once straight into the frame (no joined copy). */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    const p = this.#core.peers.get(peer);
+    if (p === undefined) throw new ConnectionClosedError(`node-net transport: peer ${peer} is not open`);
+    checkFrame(kind, flags, EMPTY_PAYLOAD);
+    const n = checkParts(parts);
+    const core = this.#core;
+    core.queueParts(p, kind, flags, parts, n);
+    core.counters.framesOut++;
+    core.counters.bytesOut += n;
     if (core.pending(p) > p.options.highWaterMark) {
       p.wantsDrain = true;
       return false;

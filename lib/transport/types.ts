@@ -146,6 +146,14 @@ export interface Transport extends EventEmitter<TransportEvents> {
    * caller as soon as send() returns.
    */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean;
+  /**
+   * Queues one frame whose payload is `parts` joined in order: the same as send() of the
+   * concatenation, without the caller making it. Optional: sendParts() (common.ts) calls it when
+   * present and otherwise joins the parts and calls send(), so a transport implements it only
+   * when it can gather the parts with fewer copies (NodeNetTransport writes them straight into
+   * its frame). The parts may be reused by the caller as soon as sendv() returns.
+   */
+  sendv?(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean;
   /** Closes a peer: graceful (after queued frames are written) unless abort is true. */
   close(peer: PeerId, abort?: boolean): void;
   /** The user-data slot of a peer (undefined for unknown peers). */

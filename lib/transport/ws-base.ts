@@ -16,7 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { ConnectionClosedError } from '../errors.js';
-import { checkFrame, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
+import { checkFrame, joinParts, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
 import type {
   CloseReason,
@@ -134,6 +134,11 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       this.emit('open', p.id, p.info);
       return p.id;
     });
+  }
+
+  /** send() of `parts` joined (this transport copies a payload anyway, so joining costs the same). */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    return this.send(peer, kind, flags, joinParts(parts));
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
