@@ -15,87 +15,31 @@ import { describe } from '../bytes.js';
 import { ByteReader, ByteWriter } from './bytes-io.js';
 import { decodeFrom } from './dataframe-decode.js';
 import { dataFrameFromJson, dataFrameToJson, type DataFrameJson } from './dataframe-json.js';
+import {
+  DataType,
+  dataTypeName,
+  VariantType,
+  checkInt,
+  checkNumber,
+  checkVariant,
+  toBigInt,
+  type DataTypeId,
+  type DataValue,
+  type Variant,
+} from './dataframe-values.js';
 
-/** Type ids of DataFrame values; the numbers are on the wire and in the JSON form's `Ref`. */
-export const DataType = {
-  String: 1,
-  Int32: 2,
-  UInt32: 3,
-  UInt16: 4,
-  Byte: 5,
-  Float32: 6,
-  Float64: 7,
-  Int32Array: 8,
-  Float32Array: 9,
-  Float64Array: 10,
-  Bytes: 11,
-  Variant: 12,
-  Int64: 13,
-  Int8Array: 14,
-  UInt64: 15,
-  ByteArray: 16,
-  Int64Array: 17,
-  DataFrame: 18,
-} as const;
-
-export type DataTypeId = (typeof DataType)[keyof typeof DataType];
-
-/** Names of the type ids, for messages. */
-export const dataTypeName: Record<number, string> = Object.fromEntries(Object.entries(DataType).map(([k, v]) => [v, k]));
-
-/** What a variant holds: like a Delphi Variant restricted to what travels well. */
-export type Variant = null | boolean | number | string | bigint;
-
-/** Any DataFrame value, as JavaScript holds it. */
-export type DataValue =
-  | string
-  | number
-  | bigint
-  | Variant
-  | Int32Array
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | BigInt64Array
-  | Uint8Array
-  | DataFrame;
-
-/** Nested DataFrames deeper than this are refused by the decoder (the stack stays bounded). */
-export const MAX_DATAFRAME_DEPTH = 32;
+export {
+  DataType,
+  dataTypeName,
+  MAX_DATAFRAME_DEPTH,
+  VariantType,
+  type DataTypeId,
+  type DataValue,
+  type Variant,
+} from './dataframe-values.js';
 
 const EMPTY_BUFFER = Buffer.alloc(0);
 const topReader = new ByteReader(EMPTY_BUFFER);
-
-/** Subtypes of a variant value (docs/protocol.md). */
-export const VariantType = { Null: 0, False: 1, True: 2, Float64: 3, String: 4, Int64: 5 } as const;
-
-function checkInt(v: unknown, name: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${describe(v)}`);
-  }
-  return v === 0 ? 0 : v; // no negative zero: the integer encodings cannot carry it
-}
-
-function checkNumber(v: unknown, name: string): number {
-  if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${describe(v)}`);
-  return v;
-}
-
-function toBigInt(v: unknown, name: string, signed: boolean): bigint {
-  let b: bigint;
-  if (typeof v === 'bigint') b = v;
-  else if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
-  else throw new TypeError(`${name} must be a bigint or a safe integer, got ${describe(v)}`);
-  const ok = signed ? b >= -(2n ** 63n) && b < 2n ** 63n : b >= 0n && b < 2n ** 64n;
-  if (!ok) throw new RangeError(`${name} is out of range for ${signed ? 'int64' : 'uint64'}: ${b}`);
-  return b;
-}
-
-function checkVariant(v: unknown): Variant {
-  if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') return v;
-  if (typeof v === 'bigint') return toBigInt(v, 'variant', true);
-  throw new TypeError(`a variant must be null, a boolean, a number, a string or a bigint, got ${describe(v)}`);
-}
 
 /** An ordered list of typed values with a read cursor; see the file comment. */
 export class DataFrame {
