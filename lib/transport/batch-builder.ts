@@ -6,6 +6,7 @@
  * allocates nothing once the buffers have grown to the working size.
  */
 import type { FrameBatch, PeerId } from './types.js';
+import { growBatchColumns } from './batch-arrays.js';
 
 /** Above this much payload a batch is handed out at once rather than at the end of the turn. */
 export const BATCH_FLUSH_BYTES = 4 * 1024 * 1024;
@@ -25,7 +26,7 @@ export class BatchBuilder {
   /** Appends a frame, copying its payload `source[start .. start + length)`. */
   add(peer: PeerId, kind: number, flags: number, source: Buffer, start: number, length: number): void {
     const i = this.count;
-    if (i === this.peers.length) this.#growEntries();
+    if (i === this.peers.length) growBatchColumns(this);
     if (this.used + length > this.data.length) this.#growData(this.used + length);
     this.peers[i] = peer;
     this.kinds[i] = kind;
@@ -49,19 +50,6 @@ export class BatchBuilder {
     if (this.data.length > BATCH_FLUSH_BYTES * 2) this.data = Buffer.allocUnsafeSlow(64 * 1024);
   }
 
-  #growEntries(): void {
-    const n = this.peers.length * 2;
-    const grow = <T extends Uint8Array | Uint32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(n);
-      b.set(a);
-      return b;
-    };
-    this.peers = grow(this.peers, (k) => new Uint32Array(k));
-    this.kinds = grow(this.kinds, (k) => new Uint8Array(k));
-    this.flags = grow(this.flags, (k) => new Uint8Array(k));
-    this.offsets = grow(this.offsets, (k) => new Uint32Array(k));
-    this.lengths = grow(this.lengths, (k) => new Uint32Array(k));
-  }
 
   #growData(needed: number): void {
     let size = this.data.length * 2;

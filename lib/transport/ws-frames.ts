@@ -18,6 +18,7 @@
  */
 
 import type { CloseReason } from './types.js';
+import { growBatchColumns } from './batch-arrays.js';
 
 /** Bytes a frame adds to its payload (head 4, length 4, kind/flags 1, tail 4). */
 export const WS_FRAME_OVERHEAD = 13;
@@ -215,7 +216,7 @@ export class FrameAccumulator {
 
   #push(peer: number, kind: number, flags: number, offset: number, length: number): void {
     const i = this.count;
-    if (i === this.peers.length) this.#growArrays();
+    if (i === this.peers.length) growBatchColumns(this);
     this.peers[i] = peer;
     this.kinds[i] = kind;
     this.flags[i] = flags;
@@ -232,19 +233,6 @@ export class FrameAccumulator {
     this.data = grown;
   }
 
-  #growArrays(): void {
-    const n = this.peers.length * 2;
-    const grow = <T extends Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-      const b = make(n);
-      b.set(a);
-      return b;
-    };
-    this.peers = grow(this.peers, (k) => new Uint32Array(k));
-    this.kinds = grow(this.kinds, (k) => new Uint8Array(k));
-    this.flags = grow(this.flags, (k) => new Uint8Array(k));
-    this.offsets = grow(this.offsets, (k) => new Uint32Array(k));
-    this.lengths = grow(this.lengths, (k) => new Uint32Array(k));
-  }
 }
 
 /** WebSocket close codes the zserver WebSocket transports send (4000–4999 are free for applications). */
