@@ -2,7 +2,8 @@
  * P2pvmEndpoint: the Transport whose peers are P2PVM virtual connections. It
  * owns the connection table (table.ts), the listen table (listen-table.ts),
  * the tunnels (link.ts, one per physical peer, which carry the bytes), and the
- * application-facing calls: listen, connect, send (send.ts), close, stats.
+ * application-facing calls: listen, connect and close (local.ts), send
+ * (send.ts), stats.
  * What the other side does arrives through parse.ts into connections.ts and
  * receive.ts.
  *
@@ -29,11 +30,12 @@ import type {
 import { type LinkParams, type LinkPhase, TunnelLink, type SendQueue } from './link.js';
 import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } from './options.js';
 import { closeConnectionsOf } from './connections.js';
-import { dropReceive, FrameBatchBuilder, grantCredits } from './receive.js';
-import { dropSend, sendFrame } from './send.js';
+import { closeVirtual, connectVirtual } from './local.js';
+import { FrameBatchBuilder, grantCredits } from './receive.js';
+import { sendFrame } from './send.js';
 import { checkAddress, checkPort, ListenTable } from './listen-table.js';
 import { Flag, State, VconnTable } from './table.js';
-import { CloseCode, entryKey, formatAddress, P2PVM_FRAME_KIND, Packet } from './wire.js';
+import { P2PVM_FRAME_KIND, Packet } from './wire.js';
 
 /** A frame arriving in several fragments: its buffer is allocated once, at DATA_START. */
 interface Partial {
@@ -154,38 +156,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
    */
   connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.#checkOpen();
-    const address = checkAddress(endpoint);
-    const port = checkPort(endpoint.port, false);
-    const timeout = options.timeout ?? 10_000;
-    if (typeof timeout !== 'number' || !(timeout > 0) || timeout > 2 ** 31 - 1) {
-      throw new RangeError(`options.timeout must be a number of ms from 1 to 2147483647, got ${describe(timeout)}`);
-    }
-    const key = entryKey(address, port);
-    let link: TunnelLink | undefined;
-    let entry = -1;
-    for (const l of this.links) {
-      if (l?.phase !== 'open') continue;
-      const e = l.remoteIndex.get(key);
-      if (e !== undefined) {
-        link = l;
-        entry = e;
-        break;
-      }
-    }
-    if (!link) {
-      return Promise.reject(new ConnectError(`p2pvm: nothing listens on [${formatAddress(address)}]:${port} on the other side (connection refused)`));
-    }
-    const i = this.table.size < this.options.maxConnections ? this.table.alloc() : -1;
-    if (i < 0) return Promise.reject(new ConnectError(`p2pvm: too many virtual connections (${this.table.size})`));
-    const t = this.table;
-    t.state[i] = State.Connecting;
-    t.tunnel[i] = link.index;
-    t.entry[i] = entry;
-    link.writeConnect(t.wireId(i), address, port);
-    return new Promise<PeerId>((resolve, reject) => {
-      const timer = setTimeout(() => this.#connectTimedOut(i), timeout);
-      this.pending.set(i, { resolve, reject, timer });
-    });
+    return connectVirtual(this, endpoint, options);
   }
 
   /** send() of `parts` joined (this transport copies a payload anyway, so joining costs the same). */
@@ -199,30 +170,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
 
   /** Closes a virtual connection: queued frames go out first unless abort is true. */
   close(peer: PeerId, abort = false): void {
-    const t = this.table;
-    if (!(peer >= 0 && peer < t.top)) return;
-    const st = t.state[peer];
-    const link = this.links[t.tunnel[peer]!];
-    if (st === State.Connecting) {
-      const p = this.pending.get(peer)!;
-      this.pending.delete(peer);
-      clearTimeout(p.timer);
-      t.state[peer] = State.Abandoned;
-      p.reject(new ConnectionClosedError('p2pvm: closed while connecting'));
-      return;
-    }
-    if (st !== State.Open || !link) return;
-    dropReceive(this, link, peer);
-    this.userData.delete(peer);
-    if (abort || !this.queues.has(peer)) {
-      dropSend(this, link, peer);
-      t.state[peer] = State.Closing;
-      link.writeCode(Packet.Close, t.remote[peer]!, abort ? CloseCode.Abort : CloseCode.Graceful);
-    } else {
-      t.state[peer] = State.Draining;
-    }
-    this.counters.closed('local');
-    this.emit('close', peer, 'local', abort ? 'closed by this side (abort)' : 'closed by this side');
+    closeVirtual(this, peer, abort);
   }
 
   getUserData(peer: PeerId): unknown {
@@ -385,14 +333,6 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   }
 
   // ---- internals -------------------------------------------------------------------------------
-
-  #connectTimedOut(i: number): void {
-    const p = this.pending.get(i);
-    if (!p) return;
-    this.pending.delete(i);
-    this.table.state[i] = State.Abandoned;
-    p.reject(new TimeoutError('p2pvm: connect timed out'));
-  }
 
   /**
    * @internal The PeerInfo of connection `i`. Every connection of one listen entry (or one remote
