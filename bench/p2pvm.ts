@@ -298,5 +298,7 @@ if (role) {
     const rows = await streamThroughput(loaded && 'make' in loaded ? socketPhysical(TRANSPORT, loaded.make) : memoryPhysical);
     results.b = rows;
   }
-  writeResults('p2pvm', [...((results.a as unknown[]) ?? []), ...((results.b as unknown[]) ?? [])], { count: COUNT, clients: CLIENTS });
+  // --only a / --only b write files of their own, so running the two parts one after the other keeps both.
+  const name = ONLY === '' ? 'p2pvm' : `p2pvm-${ONLY}`;
+  writeResults(name, [...((results.a as unknown[]) ?? []), ...((results.b as unknown[]) ?? [])], { count: COUNT, clients: CLIENTS });
 }
