@@ -83,6 +83,9 @@ export function defer<A extends unknown[]>(fn: (...args: A) => void, ...args: A)
   queueMicrotask(() => fn(...args));
 }
 
+/** A page lives as long as it is open: nothing to do. */
+export function keepTimer(_timer: ReturnType<typeof setTimeout>, _keep: boolean): void {}
+
 /** Prints one warning line to the console. */
 export function printWarning(line: string): void {
   console.warn(line);

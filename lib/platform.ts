@@ -70,6 +70,12 @@ export function defer<A extends unknown[]>(fn: (...args: A) => void, ...args: A)
   process.nextTick(fn, ...args);
 }
 
+/** Whether a pending timer keeps the process alive (Node: ref/unref). */
+export function keepTimer(timer: ReturnType<typeof setTimeout>, keep: boolean): void {
+  if (keep) timer.ref();
+  else timer.unref();
+}
+
 /** Prints one warning line where an operator looks (Node: stderr). */
 export function printWarning(line: string): void {
   process.stderr.write(`${line}\n`);

@@ -32,12 +32,12 @@ const platformSeam = {
 };
 
 /**
- * Bundles lib/browser.ts; resolves to { code, map, problems, inputs }. `problems` lists every
- * Node dependency found (empty for a good bundle); `inputs` are the source files bundled.
+ * Bundles lib/browser.ts (or `entry`); resolves to { code, map, problems, inputs }. `problems`
+ * lists every Node dependency found (empty for a good bundle); `inputs` are the files bundled.
  */
-export async function bundleBrowser({ minify = false } = {}) {
+export async function bundleBrowser({ entry = join(root, 'lib', 'browser.ts'), minify = false } = {}) {
   const out = await build({
-    entryPoints: [join(root, 'lib', 'browser.ts')],
+    entryPoints: [entry],
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -48,6 +48,8 @@ export async function bundleBrowser({ minify = false } = {}) {
     write: false,
     metafile: true,
     logLevel: 'silent',
+    // A `node:` import is reported below rather than failing the build, so every problem is listed.
+    external: ['node:*'],
     plugins: [platformSeam],
     define: Object.fromEntries(NODE_GLOBALS.map((g) => [g, marker(g)])),
   });
@@ -60,6 +62,8 @@ export async function bundleBrowser({ minify = false } = {}) {
   }
   for (const g of NODE_GLOBALS) if (code.includes(marker(g))) problems.push(`the bundle uses the Node global '${g}'`);
   if (/\brequire\(/.test(code)) problems.push('the bundle calls require()');
+  // Node timers are objects with ref()/unref(); a browser's are numbers.
+  if (/\.(un)?ref\(\)/.test(code)) problems.push('the bundle calls ref()/unref() (Node timer methods)');
   return { code, map, problems, inputs };
 }
 
