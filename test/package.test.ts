@@ -29,6 +29,8 @@ describe('npm package', { timeout: 300_000 }, () => {
     assert.ok(files.includes(`prebuilds/${process.platform}-${process.arch}/zserver.node`), 'prebuilt addon in the tarball');
     assert.ok(files.includes('dist/lib/index.js'), 'compiled library in the tarball');
     assert.ok(files.includes('dist/bin/zserver.js'), 'command line in the tarball');
+    assert.ok(files.includes('dist/browser/zserver.js'), 'browser bundle in the tarball');
+    assert.ok(files.includes('examples/web/index.html') && files.includes('examples/web/app.js'), 'the web example zserver serve serves');
     assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/') || f.startsWith('build/')));
 
     const project = join(dir, 'consumer');
@@ -59,6 +61,15 @@ describe('npm package', { timeout: 300_000 }, () => {
     assert.equal(got.crc32c, 0xe3069283);
     assert.equal(got.xxh64, 'ef46db3751d8e999');
     assert.equal(got.batch, 32);
+
+    // zserver/browser resolves to the bundle; its DataFrame works anywhere (the Chromium tests cover the rest).
+    const web = `
+      import { Client, DataFrame, BrowserWsTransport } from 'zserver/browser';
+      const df = DataFrame.decode(new DataFrame().writeString('hé').writeInt64(-3n).encode());
+      console.log(JSON.stringify([typeof Client, typeof BrowserWsTransport, df.readString(), String(df.readInt64())]));`;
+    const w = spawnSync(process.execPath, ['--input-type=module', '-e', web], { cwd: project, encoding: 'utf8' });
+    assert.equal(w.status, 0, w.stderr);
+    assert.deepEqual(JSON.parse(w.stdout), ['function', 'function', 'hé', '-3']);
 
     const cli = spawnSync(join(project, 'node_modules', '.bin', 'zserver'), ['selfcheck'], { encoding: 'utf8' });
     assert.equal(cli.status, 0, cli.stderr);

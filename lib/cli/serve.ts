@@ -3,27 +3,45 @@
  * test commands of every kind, for trying the framework from another process
  * or another language. Prints what it listens on and how to try it.
  *
- *   zserver serve [--transport native|node-net|memory] [--host 127.0.0.1] [--port 9818] [--once]
+ *   zserver serve [--transport native|node-net|memory] [--host 127.0.0.1] [--port 9818]
+ *                 [--ws-port 9819 | --no-web] [--once]
+ *
+ * The same Server also listens for WebSocket connections on --ws-port
+ * (UwsTransport), one online list over both endpoints, and answers plain
+ * HTTP there with the page of examples/web and the browser bundle: open
+ * http://127.0.0.1:9819/ in a browser.
  *
  * Over `memory` nothing outside this process can connect, so serve runs a
  * demo client in-process and prints its calls. `--once` exits after the demo
  * (with any transport): used by tests.
  */
+import { NativeLoadError } from '../errors.js';
 import { Client } from '../framework/client.js';
-import { Server } from '../framework/server.js';
+import { Server, type ServerEndpoint } from '../framework/server.js';
 import { md5 } from '../hash.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import { createTransport, transportAvailable, type TransportName } from '../transport/factory.js';
+import type { Transport } from '../transport/types.js';
+import { webFiles } from './web.js';
 
-interface ServeArgs {
+/** Options of `zserver serve`. */
+export interface ServeArgs {
   transport: TransportName | undefined;
   host: string;
   port: number;
+  /** WebSocket and web page port; null: none. */
+  wsPort: number | null;
   once: boolean;
 }
 
+function portArg(name: string, v: string): number {
+  const port = Number(v);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`${name} must be an integer from 0 to 65535`);
+  return port;
+}
+
 function parse(args: string[]): ServeArgs {
-  const out: ServeArgs = { transport: undefined, host: '127.0.0.1', port: 9818, once: false };
+  const out: ServeArgs = { transport: undefined, host: '127.0.0.1', port: 9818, wsPort: 9819, once: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = () => {
@@ -35,12 +53,12 @@ function parse(args: string[]): ServeArgs {
       const v = value();
       if (v !== 'native' && v !== 'node-net' && v !== 'memory') throw new RangeError(`--transport must be native, node-net or memory, got '${v}'`);
       out.transport = v;
-    } else if (a === '--port') {
-      out.port = Number(value());
-      if (!Number.isInteger(out.port) || out.port < 0 || out.port > 65535) throw new RangeError('--port must be an integer from 0 to 65535');
-    } else if (a === '--host') out.host = value();
+    } else if (a === '--port') out.port = portArg(a, value());
+    else if (a === '--ws-port') out.wsPort = portArg(a, value());
+    else if (a === '--no-web') out.wsPort = null;
+    else if (a === '--host') out.host = value();
     else if (a === '--once') out.once = true;
-    else throw new RangeError(`unknown option '${a}' (serve takes --transport, --host, --port, --once)`);
+    else throw new RangeError(`unknown option '${a}' (serve takes --transport, --host, --port, --ws-port, --no-web, --once)`);
   }
   return out;
 }
@@ -60,7 +78,45 @@ export function createTestServer(): Server {
     for await (const _chunk of stream);
     return new DataFrame().writeUInt64(BigInt(stream.consumed)).writeFloat64(performance.now() - started);
   });
+  // The chat of examples/web: what one peer says, the server pushes to every peer of every endpoint.
+  server.directConsole('say', (text, peer) => void server.broadcastConsole('said', `[peer ${peer.id}] ${text}`));
   return server;
+}
+
+/** A running `zserver serve`: its server, endpoints and transports. */
+export interface ServeHandle {
+  server: Server;
+  transport: Transport;
+  tcp: ServerEndpoint;
+  /** The WebSocket endpoint that also serves the web page, when there is one. */
+  web: ServerEndpoint | undefined;
+  /** Why there is no WebSocket endpoint although one was asked for (uWebSockets.js cannot load here). */
+  webError: Error | undefined;
+  /** Closes the server and shuts its transports down. */
+  close(): Promise<void>;
+}
+
+/** Starts the test server on the TCP (or memory) endpoint and, unless `wsPort` is null, the WebSocket and web endpoint. */
+export async function startServe(opts: ServeArgs, transportName: TransportName, server = createTestServer()): Promise<ServeHandle> {
+  const transport = await createTransport(transportName);
+  const tcp = await server.listen(transport, { host: opts.host, port: opts.port });
+  let web: ServerEndpoint | undefined;
+  let webError: Error | undefined;
+  if (opts.wsPort !== null && transportName !== 'memory') {
+    const { UwsTransport, loadUws } = await import('../transport/uws.js');
+    try {
+      loadUws();
+    } catch (err) {
+      // No uWebSockets.js binary for this Node: serve TCP only and say why.
+      if (!(err instanceof NativeLoadError)) throw err;
+      webError = err;
+    }
+    if (webError === undefined) {
+      const ws = new UwsTransport({ http: await webFiles() });
+      web = await server.listen(ws, { host: opts.host, port: opts.wsPort });
+    }
+  }
+  return { server, transport, tcp, web, webError, close: () => server.close() };
 }
 
 async function demo(client: Client): Promise<void> {
@@ -88,11 +144,11 @@ export async function runServe(args: string[]): Promise<number> {
       process.stdout.write('zserver serve: no socket transport is built here (native, node-net); serving in-process over memory.\n');
     }
   }
-  const transport = await createTransport(name);
-  const server = createTestServer();
-  const ep = await server.listen(transport, { host: opts.host, port: opts.port });
+  const { server, transport, tcp: ep, web, webError } = await startServe(opts, name);
+  if (webError) process.stdout.write(`zserver serve: no WebSocket endpoint or web page: ${webError.message}\n`);
   process.stdout.write(
     `zserver serve: listening on ${ep.address.host}:${ep.address.port} over ${transport.name}\n` +
+      (web ? `zserver serve: WebSocket and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
       `commands: ${server.commandNames().join(', ')}\n`,
   );
   if (name === 'memory' || opts.once) {

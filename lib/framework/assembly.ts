@@ -8,6 +8,7 @@
  * ceiling). Every violation is a DecodeError, which closes the peer.
  */
 import { DecodeError } from '../errors.js';
+import { concatBytes, copyBytes } from '../platform.js';
 
 /** A complete buffer, once all its bytes arrived. */
 export interface AssembledBuffer {
@@ -21,7 +22,7 @@ interface Assembly {
   wantsReply: boolean;
   total: number;
   received: number;
-  parts: Buffer[];
+  parts: Uint8Array[];
 }
 
 /** See the file comment. */
@@ -40,24 +41,24 @@ export class BufferAssemblies {
   }
 
   /** Starts buffer `id` with its first bytes (copied); `total` is already checked against the maximum. */
-  begin(id: number, name: string, wantsReply: boolean, total: number, first: Buffer): void {
+  begin(id: number, name: string, wantsReply: boolean, total: number, first: Uint8Array): void {
     if (this.#open.has(id)) throw new DecodeError('duplicate-id', `Buffer message for buffer ${id}, which is still open`);
     this.#hold(first.length);
-    this.#open.set(id, { name, wantsReply, total, received: first.length, parts: [Buffer.from(first)] });
+    this.#open.set(id, { name, wantsReply, total, received: first.length, parts: [copyBytes(first)] });
   }
 
   /** Adds bytes (copied) to buffer `id`; returns the whole buffer once complete. Unknown ids are dropped. */
-  more(id: number, bytes: Buffer): AssembledBuffer | undefined {
+  more(id: number, bytes: Uint8Array): AssembledBuffer | undefined {
     const a = this.#open.get(id);
     if (a === undefined) return undefined;
     if (a.received + bytes.length > a.total) throw new DecodeError('bad-length', `buffer '${a.name}' got more than its total of ${a.total} bytes`);
     this.#hold(bytes.length);
-    a.parts.push(Buffer.from(bytes));
+    a.parts.push(copyBytes(bytes));
     a.received += bytes.length;
     if (a.received < a.total) return undefined;
     this.#open.delete(id);
     this.#held -= a.total;
-    return { name: a.name, wantsReply: a.wantsReply, data: Buffer.concat(a.parts, a.total) };
+    return { name: a.name, wantsReply: a.wantsReply, data: concatBytes(a.parts, a.total) };
   }
 
   /** Drops every partial buffer (the connection closed). */

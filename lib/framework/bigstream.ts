@@ -16,6 +16,7 @@
  *   BigAbort(id, reason) (on failure) ───►   the handler's iteration throws
  */
 import { StreamAbortedError } from '../errors.js';
+import { concatBytes } from '../platform.js';
 import type { DataFrame } from '../protocol/dataframe.js';
 
 /** An incoming big stream, as its handler sees it: an async iterable of chunks with progress. */
@@ -111,9 +112,9 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
   /** Reads the whole stream into one Buffer; rejects with RangeError when it exceeds `limit` bytes. */
   async collect(limit = 256 * 1024 * 1024): Promise<Buffer> {
     if (this.total > limit) throw new RangeError(`big stream of ${this.total} bytes exceeds the collect limit of ${limit}`);
-    const parts: Buffer[] = [];
+    const parts: Uint8Array[] = [];
     for await (const chunk of this) parts.push(chunk);
-    return Buffer.concat(parts, this.consumed);
+    return concatBytes(parts, this.consumed);
   }
 }
 

@@ -5,10 +5,13 @@
  * disconnected they fail at once with ConnectionClosedError (they never wait
  * for a reconnect that may not come). A Client registers commands like a
  * Server does, because servers call their clients too.
+ *
+ * Name resolution lives behind lib/platform.ts: on Node a host name is
+ * resolved here (so its addresses are tried in the chosen order); in the
+ * browser bundle the name goes to the WebSocket as it is.
  */
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { defer, isIpLiteral, resolveHost } from '../platform.js';
 import type { DataFrame } from '../protocol/dataframe.js';
 import type { CloseReason, ConnectOptions, Transport } from '../transport/types.js';
 import type { BigStreamSource } from './bigstream.js';
@@ -72,7 +75,7 @@ export class Client extends CommandHost<ClientEvents> {
   readonly #reconnect: Required<ReconnectOptions> | null;
   #peer: Peer | undefined;
   #connecting: Promise<Peer> | null = null;
-  #reconnectTimer: NodeJS.Timeout | null = null;
+  #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #closedByUser = false;
   #nextPeerId = 1;
 
@@ -125,19 +128,13 @@ export class Client extends CommandHost<ClientEvents> {
 
   async #addresses(deadline: number): Promise<string[]> {
     // Memory transports name endpoints without resolving them; IP literals need no lookup.
-    if (isIP(this.host) !== 0 || this.transport.name === 'memory') return [this.host];
-    let timer: NodeJS.Timeout | undefined;
+    if (isIpLiteral(this.host) || this.transport.name === 'memory') return [this.host];
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new TimeoutError(`resolving ${this.host} took longer than ${this.#connectTimeout} ms`)), Math.max(1, deadline - Date.now()));
     });
     try {
-      const found = await Promise.race([lookup(this.host, { all: true, verbatim: true }), timeout]);
-      const list = found.map((a) => a);
-      if (this.#family !== 'verbatim') {
-        const first = this.#family === 'ipv4first' ? 4 : 6;
-        list.sort((a, b) => (a.family === first ? 0 : 1) - (b.family === first ? 0 : 1));
-      }
-      return list.map((a) => a.address);
+      return await Promise.race([resolveHost(this.host, this.#family), timeout]);
     } catch (err) {
       if (err instanceof TimeoutError) throw err;
       throw new ConnectError(`cannot resolve ${this.host}: ${(err as Error).message}`, { cause: err });
@@ -234,7 +231,7 @@ export class Client extends CommandHost<ClientEvents> {
     const p = this.#peer;
     if (p !== undefined && p.connected) return run(p) as Promise<never> | void;
     const err = new ConnectionClosedError(`cannot call '${name}': not connected to ${this.host}:${this.port}`);
-    if (callback) return process.nextTick(callback, err);
+    if (callback) return defer(callback, err);
     return Promise.reject(err);
   }
 

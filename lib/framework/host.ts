@@ -4,7 +4,7 @@
  * the logging hook with its quiet mode. Servers call clients too, so both
  * sides register commands the same way.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, printWarning } from '../platform.js';
 import type { CloseReason } from '../transport/types.js';
 import type { Peer, PeerHost, PeerSettings } from './peer.js';
 import { defaultPeerSettings } from './peer.js';
@@ -113,7 +113,7 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
   /** @internal */
   log(level: LogLevel, message: string): void {
     this.#log?.(level, message);
-    if (!this.#quiet && !this.#log && level !== 'info') process.stderr.write(`zserver ${level}: ${message}\n`);
+    if (!this.#quiet && !this.#log && level !== 'info') printWarning(`zserver ${level}: ${message}`);
   }
 
   /** @internal */

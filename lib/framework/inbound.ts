@@ -10,7 +10,8 @@
  * on first use, so a peer that only sends requests costs no receiving object.
  */
 import { DecodeError, RemoteError, StreamAbortedError } from '../errors.js';
-import { utf8Slice } from '../protocol/bytes-io.js';
+import { copyBytes } from '../platform.js';
+import { latin1Slice, readU32, readU64, utf8Slice } from '../protocol/bytes-io.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import { BUFFER_WANTS_REPLY, MessageKind as K, TUNNEL_FRAME_KIND, encodeCredit } from '../protocol/messages.js';
 import { BigStreamIn } from './bigstream.js';
@@ -18,7 +19,7 @@ import type { Peer } from './peer.js';
 import { ErrorCode } from './registry.js';
 
 /** Handles one frame of `peer`; the bytes are lent for this call only. */
-export function onFrame(peer: Peer, kind: number, flags: number, buf: Buffer, off: number, len: number): void {
+export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array, off: number, len: number): void {
   // A P2PVM tunnel may share this connection; its packets are its own to read.
   if (kind === TUNNEL_FRAME_KIND) return;
   const c = peer.peerHost.counters;
@@ -34,7 +35,7 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Buffer, of
       case K.Console:
       case K.Stream: {
         if (len < 5) throw new DecodeError('truncated', 'request shorter than its header');
-        const id = buf.readUInt32LE(off);
+        const id = readU32(buf, off);
         const nameEnd = off + 5 + buf[off + 4]!;
         if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
         const name = utf8Slice(buf, off + 5, nameEnd);
@@ -68,9 +69,9 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Buffer, of
         return onBigBegin(peer, buf, off, end);
       case K.BigChunk: {
         if (len < 4) throw new DecodeError('truncated', 'BigChunk without an id');
-        const id = buf.readUInt32LE(off);
+        const id = readU32(buf, off);
         const s = peer.bigStreamIn(id);
-        if (s !== undefined && !s.push(Buffer.from(buf.subarray(off + 4, end)))) {
+        if (s !== undefined && !s.push(copyBytes(buf.subarray(off + 4, end)))) {
           peer.deleteBigStreamIn(id);
           s.fail(new StreamAbortedError('the sender exceeded its credit or the announced size'));
           peer.replyError(id, ErrorCode.Aborted, 'big stream chunk beyond the granted credit or the announced size');
@@ -79,20 +80,20 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Buffer, of
       }
       case K.BigCredit: {
         if (len < 8) throw new DecodeError('truncated', 'BigCredit shorter than 8 bytes');
-        const p = peer.pendingRequest(buf.readUInt32LE(off));
+        const p = peer.pendingRequest(readU32(buf, off));
         if (p?.big) {
           peer.touchRequest(p); // a big stream's timeout counts from its last progress
-          p.big.addCredit(buf.readUInt32LE(off + 4));
+          p.big.addCredit(readU32(buf, off + 4));
         }
         return;
       }
       case K.BigAbort: {
         if (len < 4) throw new DecodeError('truncated', 'BigAbort without an id');
-        const id = buf.readUInt32LE(off);
+        const id = readU32(buf, off);
         const s = peer.bigStreamIn(id);
         if (s !== undefined) {
           peer.deleteBigStreamIn(id);
-          s.fail(new StreamAbortedError(`the sender aborted big stream '${s.name}': ${buf.toString('utf8', off + 4, end)}`));
+          s.fail(new StreamAbortedError(`the sender aborted big stream '${s.name}': ${utf8Slice(buf, off + 4, end)}`));
         }
         return;
       }
@@ -105,22 +106,22 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Buffer, of
   }
 }
 
-function onAnswer(peer: Peer, kind: number, buf: Buffer, off: number, end: number): void {
+function onAnswer(peer: Peer, kind: number, buf: Uint8Array, off: number, end: number): void {
   if (end - off < 4) throw new DecodeError('truncated', 'answer without an id');
-  const p = peer.pendingRequest(buf.readUInt32LE(off));
+  const p = peer.pendingRequest(readU32(buf, off));
   if (p === undefined) return; // late answer to a request that timed out
   off += 4;
   if (kind === K.Error) {
     if (off >= end || off + 1 + buf[off]! > end) throw new DecodeError('truncated', 'error code runs past the message');
     const codeEnd = off + 1 + buf[off]!;
-    const code = buf.toString('latin1', off + 1, codeEnd);
-    const message = buf.toString('utf8', codeEnd, end);
+    const code = latin1Slice(buf, off + 1, codeEnd);
+    const message = utf8Slice(buf, codeEnd, end);
     return peer.finishRequest(p, new RemoteError(p.command, code, `'${p.command}' failed on the other side (${code}): ${message}`));
   }
   let value: unknown;
   try {
     if (p.kind === K.Console) value = utf8Slice(buf, off, end);
-    else if (p.kind === K.Buffer) value = Buffer.from(buf.subarray(off, end));
+    else if (p.kind === K.Buffer) value = copyBytes(buf.subarray(off, end));
     else value = DataFrame.decode(buf, off, end - off);
   } catch (err) {
     return peer.finishRequest(p, err as Error);
@@ -128,14 +129,14 @@ function onAnswer(peer: Peer, kind: number, buf: Buffer, off: number, end: numbe
   peer.finishRequest(p, null, value);
 }
 
-function onBufferBegin(peer: Peer, buf: Buffer, off: number, end: number): void {
+function onBufferBegin(peer: Peer, buf: Uint8Array, off: number, end: number): void {
   if (end - off < 6) throw new DecodeError('truncated', 'Buffer message shorter than its header');
-  const id = buf.readUInt32LE(off);
+  const id = readU32(buf, off);
   const wantsReply = (buf[off + 4]! & BUFFER_WANTS_REPLY) !== 0;
   const nameEnd = off + 6 + buf[off + 5]!;
   if (nameEnd + 4 > end) throw new DecodeError('truncated', 'Buffer message shorter than its header');
   const name = utf8Slice(buf, off + 6, nameEnd);
-  const total = buf.readUInt32LE(nameEnd);
+  const total = readU32(buf, nameEnd);
   const first = buf.subarray(nameEnd + 4, end);
   if (total > peer.peerSettings.maxBufferSize) {
     const message = `buffer of ${total} bytes for '${name}' exceeds maxBufferSize ${peer.peerSettings.maxBufferSize}`;
@@ -145,29 +146,29 @@ function onBufferBegin(peer: Peer, buf: Buffer, off: number, end: number): void 
   }
   if (first.length > total) throw new DecodeError('bad-length', 'Buffer message holds more than its total');
   if (first.length === total) {
-    return peer.peerHost.registry.dispatch(peer, peer, 'buffer', wantsReply ? id : 0, name, Buffer.from(first), total);
+    return peer.peerHost.registry.dispatch(peer, peer, 'buffer', wantsReply ? id : 0, name, copyBytes(first), total);
   }
   peer.assemblies().begin(id, name, wantsReply, total, first);
 }
 
-function onBufferMore(peer: Peer, buf: Buffer, off: number, end: number): void {
+function onBufferMore(peer: Peer, buf: Uint8Array, off: number, end: number): void {
   if (end - off < 4) throw new DecodeError('truncated', 'BufferMore without an id');
-  const id = buf.readUInt32LE(off);
+  const id = readU32(buf, off);
   const whole = peer.assemblies().more(id, buf.subarray(off + 4, end));
   if (whole !== undefined) {
     peer.peerHost.registry.dispatch(peer, peer, 'buffer', whole.wantsReply ? id : 0, whole.name, whole.data, whole.data.length);
   }
 }
 
-function onBigBegin(peer: Peer, buf: Buffer, off: number, end: number): void {
+function onBigBegin(peer: Peer, buf: Uint8Array, off: number, end: number): void {
   if (end - off < 5) throw new DecodeError('truncated', 'BigBegin shorter than its header');
-  const id = buf.readUInt32LE(off);
+  const id = readU32(buf, off);
   const nameEnd = off + 5 + buf[off + 4]!;
   if (nameEnd + 8 > end) throw new DecodeError('truncated', 'BigBegin shorter than its header');
   // A second stream under a live id would orphan the first one's handler.
   if (peer.bigStreamIn(id) !== undefined) throw new DecodeError('duplicate-id', `BigBegin for big stream ${id}, which is still open`);
   const name = utf8Slice(buf, off + 5, nameEnd);
-  const total = buf.readBigUInt64LE(nameEnd);
+  const total = readU64(buf, nameEnd);
   if (total > BigInt(Number.MAX_SAFE_INTEGER)) return peer.replyError(id, ErrorCode.TooLarge, `big stream of ${total} bytes is too large`);
   let info: DataFrame;
   try {

@@ -11,6 +11,7 @@
  * every reference it held.
  */
 import { ConnectionClosedError, StreamAbortedError, TimeoutError } from '../errors.js';
+import { defer } from '../platform.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import {
   BUFFER_WANTS_REPLY,
@@ -254,11 +255,11 @@ export class Peer implements ReplySink {
   #request(kind: number, name: string, input: unknown, options: CallOptions | undefined, settle: Settle): void {
     const nb = nameBytes(name);
     if (this.#closed) {
-      process.nextTick(settle, new ConnectionClosedError(`cannot call '${name}': peer ${this.id} is closed`));
+      defer(settle, new ConnectionClosedError(`cannot call '${name}': peer ${this.id} is closed`));
       return;
     }
     const id = this.#allocId();
-    let payload: Buffer;
+    let payload: Uint8Array;
     if (kind === K.Stream) payload = encodeStream(id, nb, input as DataFrame);
     else if (kind === K.Console) payload = encodeConsole(id, nb, input as string);
     else {
@@ -294,12 +295,12 @@ export class Peer implements ReplySink {
       this.#pending!.remove(p);
       throw err;
     }
-    process.nextTick(() => {
+    defer(() => {
       if (this.#pending!.get(p.id) === p) this.#finish(p, err);
     });
   }
 
-  #sendBufferMessages(id: number, flags: number, nb: Buffer, data: Uint8Array): boolean {
+  #sendBufferMessages(id: number, flags: number, nb: Uint8Array, data: Uint8Array): boolean {
     const chunk = this.#settings.chunkSize;
     let ok = this.#sendMessage(K.Buffer, encodeBufferBegin(id, flags, nb, data.length, data.subarray(0, chunk)));
     for (let at = chunk; at < data.length; at += chunk) {
@@ -311,7 +312,7 @@ export class Peer implements ReplySink {
   #bigStream(name: string, source: BigStreamSource, total: number, options: BigStreamOptions, settle: Settle): void {
     const nb = nameBytes(name);
     if (this.#closed) {
-      process.nextTick(settle, new ConnectionClosedError(`cannot stream to '${name}': peer ${this.id} is closed`));
+      defer(settle, new ConnectionClosedError(`cannot stream to '${name}': peer ${this.id} is closed`));
       return;
     }
     const id = this.#allocId();
@@ -361,7 +362,7 @@ export class Peer implements ReplySink {
   /** @internal */
   replyValue(id: number, kind: CommandKind, value: unknown): number {
     if (this.#closed) return 0;
-    let payload: Buffer;
+    let payload: Uint8Array;
     if (kind === 'console') {
       if (typeof value !== 'string') throw new TypeError(`a console handler must return a string, got ${typeof value}`);
       payload = encodeIdText(id, value);
@@ -394,7 +395,7 @@ export class Peer implements ReplySink {
   // ---- receiving ----
 
   /** @internal Handles one frame of this peer; the bytes are lent for this call only. */
-  onFrame(kind: number, flags: number, buf: Buffer, off: number, len: number): void {
+  onFrame(kind: number, flags: number, buf: Uint8Array, off: number, len: number): void {
     onFrame(this, kind, flags, buf, off, len);
   }
 

@@ -7,6 +7,7 @@
  * does not keep the process alive on its account.
  */
 import type { BigStreamSender } from './bigstream.js';
+import { keepTimer } from '../platform.js';
 
 /** Settles a request: the error, or null and the value. */
 export type Settle = (err: Error | null, value?: unknown) => void;
@@ -31,7 +32,7 @@ export class RequestTable {
   readonly #pending = new Map<number, Pending>();
   readonly #onExpire: (p: Pending) => void;
   #nextId = 1;
-  #timer: NodeJS.Timeout | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
   #timerAt = Infinity;
 
   /** `onExpire` gets each request whose deadline passed, already removed from the table. */
@@ -55,7 +56,7 @@ export class RequestTable {
     const p: Pending = { id, kind, command, deadline: now() + timeout, timeout, settle, big: null };
     this.#pending.set(id, p);
     if (p.deadline < this.#timerAt) this.#arm(p.deadline);
-    else if (this.#pending.size === 1) this.#timer?.ref();
+    else if (this.#pending.size === 1 && this.#timer !== null) keepTimer(this.#timer, true);
     return p;
   }
 
@@ -66,7 +67,7 @@ export class RequestTable {
   /** Removes `p` (answered, failed or abandoned). */
   remove(p: Pending): void {
     this.#pending.delete(p.id);
-    if (this.#pending.size === 0) this.#timer?.unref();
+    if (this.#pending.size === 0 && this.#timer !== null) keepTimer(this.#timer, false);
   }
 
   /** Restarts `p`'s timeout from now (a big stream that made progress). */

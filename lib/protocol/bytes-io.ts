@@ -8,6 +8,7 @@
  * of at most 5 bytes (values up to 2^32 - 1), as in docs/protocol.md.
  */
 import { DecodeError } from '../errors.js';
+import { allocBytes, utf8Decode, utf8Length, utf8Write } from '../platform.js';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -20,21 +21,38 @@ const SHORT_DECODE = 16;
  * Decodes `buf[start .. end)` as UTF-8. Short ASCII strings (command names, small
  * fields) are built in JavaScript: cheaper than a call into the runtime's decoder.
  */
-export function utf8Slice(buf: Buffer, start: number, end: number): string {
+export function utf8Slice(buf: Uint8Array, start: number, end: number): string {
   if (end - start <= SHORT_DECODE) {
     let s = '';
     for (let i = start; i < end; i++) {
       const c = buf[i]!;
-      if (c >= 0x80) return buf.toString('utf8', start, end);
+      if (c >= 0x80) return utf8Decode(buf, start, end);
       s += String.fromCharCode(c);
     }
     return s;
   }
-  return buf.toString('utf8', start, end);
+  return utf8Decode(buf, start, end);
+}
+
+/** The little-endian uint32 at `buf[at..]` (the caller checked that 4 bytes are there). */
+export function readU32(buf: Uint8Array, at: number): number {
+  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+}
+
+/** The little-endian uint64 at `buf[at..]` (the caller checked that 8 bytes are there). */
+export function readU64(buf: Uint8Array, at: number): bigint {
+  return BigInt(readU32(buf, at)) + (BigInt(readU32(buf, at + 4)) << 32n);
+}
+
+/** `buf[start .. end)` as Latin-1 (one character per byte). */
+export function latin1Slice(buf: Uint8Array, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!);
+  return s;
 }
 
 /** Writes `s` at `buf[at..]` as ASCII if it is short and ASCII; returns the byte count, or -1 if not. */
-function writeShortAscii(buf: Buffer, at: number, s: string): number {
+function writeShortAscii(buf: Uint8Array, at: number, s: string): number {
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
@@ -48,18 +66,27 @@ const f64 = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64.buffer);
 const f32 = new Float32Array(1);
 const f32Bytes = new Uint8Array(f32.buffer);
+const i64 = new BigInt64Array(1);
+const u64 = new BigUint64Array(i64.buffer);
+const i64Bytes = new Uint8Array(i64.buffer);
+
+/** Copies 4 or 8 bytes between a scratch value and `buf[at..]`, in little-endian order. */
+function moveLE(from: Uint8Array, fromAt: number, to: Uint8Array, toAt: number, n: number): void {
+  if (LITTLE_ENDIAN) for (let i = 0; i < n; i++) to[toAt + i] = from[fromAt + i]!;
+  else for (let i = 0; i < n; i++) to[toAt + i] = from[fromAt + n - 1 - i]!;
+}
 
 /** A growable output buffer; `bytes()` views what was written. */
 export class ByteWriter {
-  buf: Buffer;
+  buf: Uint8Array;
   pos = 0;
 
   constructor(initial = 4096) {
-    this.buf = Buffer.allocUnsafe(initial);
+    this.buf = allocBytes(initial);
   }
 
   /** Views of `buf[0 .. n)` by n, so that messages of a recurring size reuse one view object. */
-  #views: (Buffer | undefined)[] = [];
+  #views: (Uint8Array | undefined)[] = [];
 
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
@@ -67,8 +94,8 @@ export class ByteWriter {
     if (need <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
+    const next = allocBytes(size);
+    next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
     this.#views = [];
   }
@@ -82,7 +109,7 @@ export class ByteWriter {
    * The bytes written so far, as a view valid until the next write or reset. Short views are
    * cached by length (an RPC sends messages of a few recurring sizes), saving an object per message.
    */
-  bytes(): Buffer {
+  bytes(): Uint8Array {
     const n = this.pos;
     if (n >= 1024) return this.buf.subarray(0, n);
     let v = this.#views[n];
@@ -98,7 +125,7 @@ export class ByteWriter {
     this.buf[this.pos++] = v;
   }
 
-  // Byte stores instead of Buffer.write*LE: the values are already checked, and these
+  // Byte stores (not DataView or Buffer.write*LE): the values are already checked, and these
   // run once or more per message, where the argument validation of write*LE shows.
   u16(v: number): void {
     if (this.pos + 2 > this.buf.length) this.ensure(2);
@@ -127,33 +154,28 @@ export class ByteWriter {
   f32(v: number): void {
     if (this.pos + 4 > this.buf.length) this.ensure(4);
     f32[0] = v;
-    if (LITTLE_ENDIAN) this.buf.set(f32Bytes, this.pos);
-    else this.buf.writeFloatLE(v, this.pos);
+    moveLE(f32Bytes, 0, this.buf, this.pos, 4);
     this.pos += 4;
   }
 
   f64(v: number): void {
     if (this.pos + 8 > this.buf.length) this.ensure(8);
     f64[0] = v;
-    if (LITTLE_ENDIAN) {
-      const b = this.buf;
-      const p = this.pos;
-      for (let i = 0; i < 8; i++) b[p + i] = f64Bytes[i]!;
-    } else {
-      this.buf.writeDoubleLE(v, this.pos);
-    }
+    moveLE(f64Bytes, 0, this.buf, this.pos, 8);
     this.pos += 8;
   }
 
   i64(v: bigint): void {
     this.ensure(8);
-    this.buf.writeBigInt64LE(v, this.pos);
+    i64[0] = v;
+    moveLE(i64Bytes, 0, this.buf, this.pos, 8);
     this.pos += 8;
   }
 
   u64(v: bigint): void {
     this.ensure(8);
-    this.buf.writeBigUInt64LE(v, this.pos);
+    u64[0] = v;
+    moveLE(i64Bytes, 0, this.buf, this.pos, 8);
     this.pos += 8;
   }
 
@@ -176,9 +198,9 @@ export class ByteWriter {
         return;
       }
     }
-    const n = Buffer.byteLength(s, 'utf8');
+    const n = utf8Length(s);
     this.ensure(n);
-    this.buf.write(s, this.pos, n, 'utf8');
+    utf8Write(this.buf, this.pos, s);
     this.pos += n;
   }
 
@@ -201,15 +223,15 @@ export class ByteWriter {
       // At most 126 UTF-8 bytes: the length fits one varint byte, so write the text first.
       this.ensure(1 + s.length * 3);
       let n = writeShortAscii(this.buf, this.pos + 1, s);
-      if (n < 0) n = this.buf.write(s, this.pos + 1, 'utf8');
+      if (n < 0) n = utf8Write(this.buf, this.pos + 1, s);
       this.buf[this.pos] = n;
       this.pos += 1 + n;
       return;
     }
-    const n = Buffer.byteLength(s, 'utf8');
+    const n = utf8Length(s);
     this.varint(n);
     this.ensure(n);
-    this.buf.write(s, this.pos, n, 'utf8');
+    utf8Write(this.buf, this.pos, s);
     this.pos += n;
   }
 
@@ -234,11 +256,11 @@ type TypedCtor<T> = { new (length: number): T; BYTES_PER_ELEMENT: number };
 
 /** A bounds-checked cursor over `buf[pos .. end)`. */
 export class ByteReader {
-  buf: Buffer;
+  buf: Uint8Array;
   pos: number;
   end: number;
 
-  constructor(buf: Buffer, pos = 0, end = buf.length) {
+  constructor(buf: Uint8Array, pos = 0, end = buf.length) {
     this.buf = buf;
     this.pos = pos;
     this.end = end;
@@ -259,53 +281,53 @@ export class ByteReader {
     return this.buf[this.pos++]!;
   }
 
+  // Byte loads, the same work Buffer.read*LE does in JavaScript, without Buffer.
   u16(): number {
     this.need(2);
-    const v = this.buf.readUInt16LE(this.pos);
-    this.pos += 2;
-    return v;
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 2;
+    return b[p]! | (b[p + 1]! << 8);
   }
 
   u32(): number {
-    this.need(4);
-    const v = this.buf.readUInt32LE(this.pos);
-    this.pos += 4;
-    return v;
+    return this.i32() >>> 0;
   }
 
   i32(): number {
     this.need(4);
-    const v = this.buf.readInt32LE(this.pos);
-    this.pos += 4;
-    return v;
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 4;
+    return b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
   }
 
   f32(): number {
     this.need(4);
-    const v = this.buf.readFloatLE(this.pos);
+    moveLE(this.buf, this.pos, f32Bytes, 0, 4);
     this.pos += 4;
-    return v;
+    return f32[0]!;
   }
 
   f64(): number {
     this.need(8);
-    const v = this.buf.readDoubleLE(this.pos);
+    moveLE(this.buf, this.pos, f64Bytes, 0, 8);
     this.pos += 8;
-    return v;
+    return f64[0]!;
   }
 
   i64(): bigint {
     this.need(8);
-    const v = this.buf.readBigInt64LE(this.pos);
+    moveLE(this.buf, this.pos, i64Bytes, 0, 8);
     this.pos += 8;
-    return v;
+    return i64[0]!;
   }
 
   u64(): bigint {
     this.need(8);
-    const v = this.buf.readBigUInt64LE(this.pos);
+    moveLE(this.buf, this.pos, i64Bytes, 0, 8);
     this.pos += 8;
-    return v;
+    return u64[0]!;
   }
 
   varint(): number {
@@ -322,11 +344,11 @@ export class ByteReader {
   }
 
   /** A varint length and that many bytes, copied (the source may be a lent buffer). */
-  lengthPrefixed(): Buffer {
+  lengthPrefixed(): Uint8Array {
     const n = this.varint();
     this.need(n);
-    const out = Buffer.allocUnsafe(n);
-    this.buf.copy(out, 0, this.pos, this.pos + n);
+    const out = allocBytes(n);
+    out.set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
   }

@@ -11,6 +11,7 @@
  * `{"Data","Ref"}` object. The table is in docs/protocol.md.
  */
 import { DecodeError } from '../errors.js';
+import { base64Decode, base64Encode } from '../platform.js';
 import { DataFrame, DataType, MAX_DATAFRAME_DEPTH, type DataValue, type Variant } from './dataframe.js';
 
 /** The JSON form of a DataFrame. */
@@ -51,7 +52,7 @@ export function dataFrameToJson(df: DataFrame): DataFrameJson {
       case DataType.Bytes:
       case DataType.ByteArray: {
         const b = v as Uint8Array;
-        Data.push(Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64'));
+        Data.push(base64Encode(b));
         break;
       }
       case DataType.Variant: Data.push(variantOut(v as Variant)); break;
@@ -88,11 +89,11 @@ function bigIn(v: unknown, at: string, signed: boolean): bigint {
   return b;
 }
 
-function bytesIn(v: unknown, at: string): Buffer {
+function bytesIn(v: unknown, at: string): Uint8Array {
   if (typeof v !== 'string' || v.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) {
     return bad('bad-value', `${at} must be a base64 string`);
   }
-  return Buffer.from(v, 'base64');
+  return base64Decode(v);
 }
 
 function arrayIn(v: unknown, at: string): unknown[] {

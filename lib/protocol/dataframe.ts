@@ -12,6 +12,7 @@
  */
 import { DecodeError } from '../errors.js';
 import { describe } from '../bytes.js';
+import { copyBytes } from '../platform.js';
 import { ByteReader, ByteWriter } from './bytes-io.js';
 import { decodeFrom } from './dataframe-decode.js';
 import { dataFrameFromJson, dataFrameToJson, type DataFrameJson } from './dataframe-json.js';
@@ -38,7 +39,7 @@ export {
   type Variant,
 } from './dataframe-values.js';
 
-const EMPTY_BUFFER = Buffer.alloc(0);
+const EMPTY_BUFFER = new Uint8Array(0);
 const topReader = new ByteReader(EMPTY_BUFFER);
 
 /** An ordered list of typed values with a read cursor; see the file comment. */
@@ -224,11 +225,11 @@ export class DataFrame {
     return this.#take(DataType.DataFrame) as DataFrame;
   }
 
-  /** The binary form (docs/protocol.md, "DataFrame"), in a new Buffer. */
+  /** The binary form (docs/protocol.md, "DataFrame"), in a new Buffer (a Uint8Array in browsers). */
   encode(): Buffer {
     const w = new ByteWriter(64);
     this.encodeTo(w);
-    return Buffer.from(w.bytes());
+    return copyBytes(w.bytes());
   }
 
   /** Appends the binary form to `w`. */
@@ -282,7 +283,7 @@ export class DataFrame {
    * the result stays valid after `bytes` is reused. Throws `DecodeError` on any malformed input.
    */
   static decode(bytes: Uint8Array, offset = 0, length = bytes.length - offset): DataFrame {
-    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const buf = bytes;
     if (offset < 0 || length < 0 || offset + length > buf.length) throw new RangeError('offset/length outside bytes');
     // One reader serves every top-level decode: decoding is synchronous and runs no user code.
     const r = topReader;

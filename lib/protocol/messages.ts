@@ -13,6 +13,7 @@
 import { ByteWriter } from './bytes-io.js';
 import type { DataFrame } from './dataframe.js';
 import { DecodeError } from '../errors.js';
+import { utf8Encode } from '../platform.js';
 
 /** Frame kinds of the framework's messages. */
 /**
@@ -55,22 +56,22 @@ export const BUFFER_WANTS_REPLY = 0x01;
 export const MAX_NAME_BYTES = 255;
 
 const writer = new ByteWriter(64 * 1024);
-const nameCache = new Map<string, Buffer>();
+const nameCache = new Map<string, Uint8Array>();
 
 /** The UTF-8 bytes of a command name, checked (RangeError) and cached. */
-export function nameBytes(name: string): Buffer {
+export function nameBytes(name: string): Uint8Array {
   let b = nameCache.get(name);
   if (b !== undefined) return b;
   if (typeof name !== 'string' || name.length === 0) {
     throw new RangeError(`command name must be a non-empty string, got ${JSON.stringify(name)}`);
   }
-  b = Buffer.from(name, 'utf8');
+  b = utf8Encode(name);
   if (b.length > MAX_NAME_BYTES) throw new RangeError(`command name must be at most ${MAX_NAME_BYTES} UTF-8 bytes, got ${b.length}`);
   if (nameCache.size < 4096) nameCache.set(name, b);
   return b;
 }
 
-function head(id: number, name: Buffer | null): ByteWriter {
+function head(id: number, name: Uint8Array | null): ByteWriter {
   const w = writer;
   w.reset();
   if (id >= 0) w.u32(id);
@@ -82,21 +83,21 @@ function head(id: number, name: Buffer | null): ByteWriter {
 }
 
 /** Console or DirectConsole (id < 0) message. */
-export function encodeConsole(id: number, name: Buffer, text: string): Buffer {
+export function encodeConsole(id: number, name: Uint8Array, text: string): Uint8Array {
   const w = head(id, name);
   w.text(text);
   return w.bytes();
 }
 
 /** Stream or DirectStream (id < 0) message. */
-export function encodeStream(id: number, name: Buffer, frame: DataFrame): Buffer {
+export function encodeStream(id: number, name: Uint8Array, frame: DataFrame): Uint8Array {
   const w = head(id, name);
   frame.encodeTo(w);
   return w.bytes();
 }
 
 /** The first message of a complete buffer. */
-export function encodeBufferBegin(id: number, flags: number, name: Buffer, total: number, first: Uint8Array): Buffer {
+export function encodeBufferBegin(id: number, flags: number, name: Uint8Array, total: number, first: Uint8Array): Uint8Array {
   const w = writer;
   w.reset();
   w.u32(id);
@@ -109,14 +110,14 @@ export function encodeBufferBegin(id: number, flags: number, name: Buffer, total
 }
 
 /** BufferMore, BigChunk: id and raw bytes. */
-export function encodeIdBytes(id: number, data: Uint8Array): Buffer {
+export function encodeIdBytes(id: number, data: Uint8Array): Uint8Array {
   const w = head(id, null);
   w.raw(data);
   return w.bytes();
 }
 
 /** BigBegin. */
-export function encodeBigBegin(id: number, name: Buffer, total: bigint, info: DataFrame): Buffer {
+export function encodeBigBegin(id: number, name: Uint8Array, total: bigint, info: DataFrame): Uint8Array {
   const w = head(id, name);
   w.u64(total);
   info.encodeTo(w);
@@ -124,32 +125,32 @@ export function encodeBigBegin(id: number, name: Buffer, total: bigint, info: Da
 }
 
 /** BigCredit. */
-export function encodeCredit(id: number, credit: number): Buffer {
+export function encodeCredit(id: number, credit: number): Uint8Array {
   const w = head(id, null);
   w.u32(credit);
   return w.bytes();
 }
 
 /** BigAbort (and any id + text body). */
-export function encodeIdText(id: number, text: string): Buffer {
+export function encodeIdText(id: number, text: string): Uint8Array {
   const w = head(id, null);
   w.text(text);
   return w.bytes();
 }
 
 /** Reply with a DataFrame body. */
-export function encodeReplyFrame(id: number, frame: DataFrame): Buffer {
+export function encodeReplyFrame(id: number, frame: DataFrame): Uint8Array {
   const w = head(id, null);
   frame.encodeTo(w);
   return w.bytes();
 }
 
 /** Error reply. `code` is ASCII, at most 255 bytes. */
-export function encodeError(id: number, code: string, message: string): Buffer {
+export function encodeError(id: number, code: string, message: string): Uint8Array {
   const w = head(id, null);
-  const c = Buffer.from(code.slice(0, 255), 'latin1');
+  const c = code.slice(0, 255);
   w.u8(c.length);
-  w.raw(c);
+  for (let i = 0; i < c.length; i++) w.u8(c.charCodeAt(i) & 0xff); // latin1
   w.text(message);
   return w.bytes();
 }

@@ -5,7 +5,7 @@
  * (ws-frames.ts), and offers the same methods and events as the Transport
  * interface, with two differences a browser forces:
  *
- *   - events come from a small built-in emitter (on/off/once/emit), not
+ *   - events come from WebEventEmitter (lib/web-emitter.ts), not
  *     node:events, and FrameBatch.data is a Uint8Array rather than a Buffer;
  *   - the WebSocket API has no drain event and cannot send pings, so 'drain'
  *     is found by polling `bufferedAmount` (every 10 ms while someone waits
@@ -19,6 +19,7 @@ import { checkFrame, joinParts, PeerSlots, resolveConnectionOptions, TransportCo
 import type { ResolvedConnectionOptions } from './common.js';
 import type { CloseReason, ConnectOptions, Endpoint, FrameBatch, PeerId, PeerInfo, TransportStats } from './types.js';
 import { CloseCode, closeCodeFor, FrameAccumulator, FrameWriter, reasonForRemoteClose } from './ws-frames.js';
+import { WebEventEmitter } from '../web-emitter.js';
 
 /** A FrameBatch whose data is a plain Uint8Array (browsers have no Buffer). */
 export type BrowserFrameBatch = Omit<FrameBatch, 'data'> & { readonly data: Uint8Array };
@@ -31,9 +32,6 @@ export interface BrowserTransportEvents {
   close: [peer: PeerId, reason: CloseReason, detail: string];
   error: [error: Error];
 }
-
-type AnyListener = (...args: unknown[]) => void;
-type Listener<K extends keyof BrowserTransportEvents> = (...args: BrowserTransportEvents[K]) => void;
 
 /** A browser transport error; `code` matches the ZsError codes of the Node side. */
 export class BrowserTransportError extends Error {
@@ -67,9 +65,8 @@ export interface BrowserWsTransportOptions {
 }
 
 /** WebSocket client transport for browsers; see the file comment. */
-export class BrowserWsTransport {
+export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> {
   readonly name = 'browser-ws';
-  readonly #listeners = new Map<keyof BrowserTransportEvents, Set<AnyListener>>();
   readonly #peers = new PeerSlots<BrowserPeer>();
   readonly #counters = new TransportCounters();
   #incoming = new FrameAccumulator();
@@ -84,41 +81,12 @@ export class BrowserWsTransport {
   #shut = false;
 
   constructor(options: BrowserWsTransportOptions = {}) {
+    super();
     this.#path = options.path ?? '/zserver';
     if (!this.#path.startsWith('/')) throw new TypeError(`path must start with '/', got ${JSON.stringify(this.#path)}`);
     const page = (globalThis as { location?: { protocol?: string } }).location;
     const pageSecure = page?.protocol === 'https:';
     this.#secure = options.secure ?? pageSecure;
-  }
-
-  on<K extends keyof BrowserTransportEvents>(event: K, listener: Listener<K>): this {
-    let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, (set = new Set()));
-    set.add(listener as unknown as AnyListener);
-    return this;
-  }
-
-  off<K extends keyof BrowserTransportEvents>(event: K, listener: Listener<K>): this {
-    this.#listeners.get(event)?.delete(listener as unknown as AnyListener);
-    return this;
-  }
-
-  once<K extends keyof BrowserTransportEvents>(event: K, listener: Listener<K>): this {
-    const wrapped = ((...args: BrowserTransportEvents[K]) => {
-      this.off(event, wrapped);
-      listener(...args);
-    }) as Listener<K>;
-    return this.on(event, wrapped);
-  }
-
-  emit<K extends keyof BrowserTransportEvents>(event: K, ...args: BrowserTransportEvents[K]): boolean {
-    const set = this.#listeners.get(event);
-    if (!set || set.size === 0) {
-      if (event === 'error') throw args[0] as Error;
-      return false;
-    }
-    for (const l of [...set]) (l as unknown as Listener<K>)(...args);
-    return true;
   }
 
   /** Always rejects: a browser cannot listen. */

@@ -64,19 +64,35 @@ interface SocketData {
   host: string;
 }
 
+/** An answer to a plain HTTP request on the WebSocket port (see UwsTransportOptions.http). */
+export interface HttpAnswer {
+  /** Status line after the version, e.g. '200 OK' (the default). */
+  status?: string;
+  headers?: Record<string, string>;
+  body: string | Uint8Array;
+}
+
 /** Options of a UwsTransport. */
 export interface UwsTransportOptions {
   /** URL path of the WebSocket endpoint, for listen() and connect() (default '/zserver'). */
   path?: string;
+  /**
+   * Answers plain HTTP requests to listening ports (any URL but the WebSocket path), so a
+   * page and its WebSocket can share one port; undefined (or no handler) answers 404.
+   * Runs synchronously on uWS's thread of control: hand it content already in memory.
+   */
+  http?: (method: string, url: string) => HttpAnswer | undefined;
 }
 
 /** WebSocket transport on uWebSockets.js; see the file comment. */
 export class UwsTransport extends WsTransportBase {
   readonly name = 'uws';
   readonly #listenSockets: Uws.us_listen_socket[] = [];
+  readonly #http: UwsTransportOptions['http'];
 
   constructor(options: UwsTransportOptions = {}) {
     super(options);
+    this.#http = options.http;
   }
 
   /** Listens for WebSocket upgrades on ws://host:port/path; other URLs get 404. */
@@ -166,8 +182,15 @@ export class UwsTransport extends WsTransportBase {
         this.peerClosed(peer, reason, `websocket closed, code ${code}${text ? ` (${text})` : ''}`);
       },
     });
-    app.any('/*', (res) => {
-      res.writeStatus('404 Not Found').end(`zserver: the WebSocket endpoint is ${path}\n`);
+    app.any('/*', (res, req) => {
+      const answer = this.#http?.(req.getMethod().toUpperCase(), req.getUrl());
+      if (answer === undefined) {
+        res.writeStatus('404 Not Found').end(`zserver: the WebSocket endpoint is ${path}\n`);
+        return;
+      }
+      res.writeStatus(answer.status ?? '200 OK');
+      for (const [name, value] of Object.entries(answer.headers ?? {})) res.writeHeader(name, value);
+      res.end(answer.body);
     });
     const listenSocket = await new Promise<Uws.us_listen_socket | false>((resolve) => {
       app.listen(endpoint.host, endpoint.port, resolve);

@@ -1,44 +1,26 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
-import type { BrowserContext } from 'playwright-core';
 import type { PeerId } from '../../lib/transport/types.js';
 import { UwsTransport } from '../../lib/transport/uws.js';
+import { launchChromium, pageErrors, type TestBrowser } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const here = fileURLToPath(new URL('.', import.meta.url));
-
-/** Flags for a quiet, self-contained headless Chromium (no network besides the page's own). */
-const chromiumArgs = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('BrowserWsTransport in headless Chromium', () => {
   let server: UwsTransport;
   let http: Server;
-  let context: BrowserContext;
-  let profile: string;
+  let browser: TestBrowser;
   let wsPort = 0;
   let pagePort = 0;
   let bundle = '';
   const serverCloses: string[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`);
     const out = await build({
       entryPoints: [join(here, 'ws-page.ts')],
       bundle: true,
@@ -69,17 +51,11 @@ describe('BrowserWsTransport in headless Chromium', () => {
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     pagePort = (http.address() as { port: number }).port;
-    profile = mkdtempSync(join(tmpdir(), 'zs-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: chromiumArgs,
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
-    await context?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
     await new Promise((resolve) => (http ? http.close(resolve) : resolve(undefined)));
     await server?.shutdown();
   });
@@ -90,9 +66,8 @@ describe('BrowserWsTransport in headless Chromium', () => {
   });
 
   it('connects, receives a server push, echoes frames, sees backpressure drain, and shuts down', async () => {
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
+    const page = await browser.context.newPage();
+    const errors = pageErrors(page);
     await page.goto(`http://127.0.0.1:${pagePort}/`);
     await page.waitForFunction(() => (globalThis as { zsTest?: unknown }).zsTest !== undefined, undefined, { timeout: 10_000 });
     const sizes = Array.from({ length: 300 }, (_, i) => (i % 50 === 7 ? 100_000 + i : (i * 37) % 1500));

@@ -1,0 +1,35 @@
+/**
+ * zserver for browsers: the entry point of the browser bundle
+ * (dist/browser/zserver.js, `import { Client } from 'zserver/browser'`).
+ * The same Client, DataFrame and errors as on Node, over BrowserWsTransport
+ * (WebSocket); scripts/build-browser.mjs builds it with lib/platform.browser.ts
+ * in place of lib/platform.ts, so nothing here needs Node. Values that Node
+ * gives as Buffers (callBuffer answers, buffer handler input, big stream
+ * chunks, DataFrame.encode()) are plain Uint8Arrays here.
+ */
+export {
+  ZsError,
+  ConnectionClosedError,
+  TimeoutError,
+  ConnectError,
+  DecodeError,
+  RemoteError,
+  StreamAbortedError,
+} from './errors.js';
+export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
+export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
+export type { HostOptions, LogLevel } from './framework/host.js';
+export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
+export { ErrorCode, type CommandKind } from './framework/registry.js';
+export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
+export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId, type DataValue, type Variant } from './protocol/dataframe.js';
+export type { DataFrameJson } from './protocol/dataframe-json.js';
+export {
+  BrowserWsTransport,
+  BrowserTransportError,
+  type BrowserWsTransportOptions,
+  type BrowserFrameBatch,
+  type BrowserTransportEvents,
+} from './transport/browser-ws.js';
+
+// The WebCrypto secure channel (lib/channel/web/) is exported here once it lands.

@@ -1,0 +1,132 @@
+// Runs inside headless Chromium (bundled by esbuild in client-browser.test.ts;
+// the page loaded the real browser bundle, /zserver.js, into globalThis.zs
+// first): a zserver Client over BrowserWsTransport that calls every command
+// kind of test/browser/page-server.ts, and serves commands the server calls.
+import type * as Zs from '../../lib/browser.js';
+
+const zs = () => (globalThis as unknown as { zs: typeof Zs }).zs;
+
+/** The bytes of test transfers: position-dependent, so a lost or moved byte shows. */
+export function pattern(size: number, seed: number): Uint8Array {
+  const p = new Uint8Array(size);
+  for (let j = 0; j < size; j++) p[j] = (seed * 31 + j * 7 + (j >>> 8)) & 255;
+  return p;
+}
+
+/** FNV-1a (32-bit) of `bytes`: both sides compute it to compare transfers without MD5 in the page. */
+export function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+interface State {
+  client: Zs.Client;
+  said: string[];
+  pushed: unknown[];
+  connects: number;
+  disconnects: string[];
+  reconnecting: number;
+}
+
+let s: State | undefined;
+
+function state(): State {
+  if (!s) throw new Error('connect() first');
+  return s;
+}
+
+/** Creates the client (reconnecting by itself), registers the commands the server calls, connects. */
+async function connect(port: number): Promise<number> {
+  const { Client, BrowserWsTransport, DataFrame } = zs();
+  const client = new Client({
+    // The Client is typed for Node transports; BrowserWsTransport has the same methods and events.
+    transport: new BrowserWsTransport() as unknown as Zs.ClientOptions['transport'],
+    host: '127.0.0.1',
+    port,
+    reconnect: { initialDelay: 50, maxDelay: 400, jitter: 0 },
+    requestTimeout: 10_000,
+    quiet: true,
+  });
+  const st: State = { client, said: [], pushed: [], connects: 0, disconnects: [], reconnecting: 0 };
+  s = st;
+  client.on('connect', () => st.connects++);
+  client.on('disconnect', (reason) => st.disconnects.push(reason));
+  client.on('reconnecting', () => st.reconnecting++);
+  client.console('whoami', (text) => `browser got ${text}`);
+  client.stream('mul', (df) => new DataFrame().writeInt32(df.readInt32() * df.readInt32()));
+  client.directConsole('said', (text) => void st.said.push(text));
+  client.directStream('pushed', (df) => void st.pushed.push(df.toJSON()));
+  client.buffer('reverse', (data) => data.slice().reverse());
+  client.bigStream('download', async (stream) => {
+    const whole = await stream.collect();
+    return new DataFrame().writeUInt32(whole.length).writeUInt32(fnv1a(whole)).writeByte(whole instanceof Uint8Array ? 1 : 0);
+  });
+  const peer = await client.connect();
+  return peer.id;
+}
+
+/** Calls every command kind of the server from the browser; returns what came back. */
+async function clientCalls() {
+  const { DataFrame, RemoteError } = zs();
+  const { client } = state();
+  const echo = await client.callConsole('echo', 'héllo ✓ from the browser');
+  const add = (await client.call('add', new DataFrame().writeInt32(40).writeInt32(2))).readInt32();
+  // Callback form too.
+  const addCb = await new Promise<number>((resolve, reject) =>
+    client.call('add', new DataFrame().writeInt32(-5).writeInt32(3), undefined, (err, reply) => (err ? reject(err) : resolve(reply!.readInt32()))),
+  );
+  const sentNote = client.sendConsole('note', 'direct text from the browser');
+  const sentFrame = client.send('note-frame', new DataFrame().writeString('frame').writeInt64(1n << 40n).writeFloat64Array([1.5, -2]));
+  // 300 kB: several messages of chunkSize (64 KiB) each, both ways.
+  const md5 = await client.callBuffer('md5', pattern(300_000, 1));
+  const md5IsBytes = md5 instanceof Uint8Array && md5.length === 16;
+  const md5Hex = Array.from(md5, (b) => b.toString(16).padStart(2, '0')).join('');
+  client.sendBuffer('keep', pattern(100_000, 2));
+  const progress: number[] = [];
+  const up = await client.sendBigStream('upload', pattern(3_000_000, 3), {
+    info: new DataFrame().writeString('file.bin'),
+    onProgress: (sent) => progress.push(sent),
+  });
+  const upload = { size: Number(up.readUInt64()), md5: up.readString(), name: up.readString(), progressSteps: progress.length, last: progress.at(-1) };
+  let unknown = '';
+  try {
+    await client.callConsole('no-such-command', 'x');
+  } catch (err) {
+    unknown = err instanceof RemoteError ? err.remoteCode : `not a RemoteError: ${String(err)}`;
+  }
+  let failed = '';
+  try {
+    await client.callConsole('fail', 'x');
+  } catch (err) {
+    failed = err instanceof RemoteError ? `${err.remoteCode}: ${err.message}` : String(err);
+  }
+  // Many requests in flight at once, answered in any order.
+  const many = await Promise.all(Array.from({ length: 200 }, (_, i) => client.callConsole('echo', `n${i}`)));
+  const manyOk = many.every((v, i) => v === `n${i}`);
+  const stats = client.stats();
+  return { echo, add, addCb, sentNote, sentFrame, md5Hex, md5IsBytes, upload, unknown, failed, manyOk, messagesOut: stats.messagesOut };
+}
+
+function snapshot() {
+  const st = state();
+  return { said: st.said, pushed: st.pushed, connects: st.connects, disconnects: st.disconnects, reconnecting: st.reconnecting, connected: st.client.connected };
+}
+
+async function echo(text: string): Promise<string> {
+  return state().client.callConsole('echo', text);
+}
+
+async function close(): Promise<{ connected: boolean; threw: string }> {
+  const { client } = state();
+  await client.close();
+  let threw = '';
+  try {
+    await client.callConsole('echo', 'after close');
+  } catch (err) {
+    threw = (err as { code?: string }).code ?? String(err);
+  }
+  return { connected: client.connected, threw };
+}
+
+(globalThis as { zsTest?: unknown }).zsTest = { connect, clientCalls, snapshot, echo, close };
