@@ -32,6 +32,7 @@ import { BatchBuilder } from '../transport/batch-builder.js';
 import { checkFrame, checkParts, DEFAULT_MAX_FRAME_SIZE, joinParts, sendParts, TransportCounters } from '../transport/common.js';
 import { FrameFlag } from '../transport/types.js';
 import type {
+  CloseReason,
   ConnectOptions,
   ConnectionOptions,
   Endpoint,
@@ -139,6 +140,8 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
   };
   #out = new BatchBuilder();
   #emitting = false;
+  /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
+  #deferred: [PeerId, CloseReason, string][] | null = null;
 
   constructor(transport: Transport, options: CompressionLayerOptions = {}) {
     super();
@@ -154,11 +157,8 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
     transport.on('frames', (batch) => this.#onFrames(batch));
     transport.on('close', (peer, reason, detail) => {
-      const failed = this.#failed.get(peer);
-      this.#failed.delete(peer);
-      const why = failed === undefined ? reason : 'protocol';
-      this.#counters.closed(why);
-      this.emit('close', peer, why, failed ?? detail);
+      if (this.#deferred !== null) this.#deferred.push([peer, reason, detail]);
+      else this.#onClose(peer, reason, detail);
     });
     transport.on('drain', (peer) => this.emit('drain', peer));
     transport.on('error', (error) => this.emit('error', error));
@@ -280,17 +280,34 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     // reading must stay intact, so a nested delivery builds into a builder of its own.
     const out = this.#emitting ? new BatchBuilder() : this.#out;
     out.reset();
-    this.#rebuild(batch, out);
-    if (out.count === 0) return;
-    this.#counters.framesIn += out.count;
-    this.#counters.bytesIn += out.used;
+    // A peer that fails closes at once below us; its 'close' must follow the frames it sent
+    // before the bad one, and its later frames must stay dropped, so closes wait for the batch.
+    const outer = this.#deferred;
+    this.#deferred ??= [];
     const nested = this.#emitting;
-    this.#emitting = true;
     try {
+      this.#rebuild(batch, out);
+      if (out.count === 0) return;
+      this.#counters.framesIn += out.count;
+      this.#counters.bytesIn += out.used;
+      this.#emitting = true;
       this.emit('frames', out.view());
     } finally {
       this.#emitting = nested;
+      if (outer === null) {
+        const closes = this.#deferred;
+        this.#deferred = null;
+        for (const [peer, reason, detail] of closes) this.#onClose(peer, reason, detail);
+      }
     }
+  }
+
+  #onClose(peer: PeerId, reason: CloseReason, detail: string): void {
+    const failed = this.#failed.get(peer);
+    this.#failed.delete(peer);
+    const why = failed === undefined ? reason : 'protocol';
+    this.#counters.closed(why);
+    this.emit('close', peer, why, failed ?? detail);
   }
 
   /** Copies the frames of `batch` into `out`, decompressing those with the flag, dropping those of failed peers. */
