@@ -43,7 +43,7 @@ import type {
   TransportEvents,
   TransportStats,
 } from '../transport/types.js';
-import { compressSmaller, decompress, type CompressionLevel, type CompressionMethod } from './index.js';
+import { compressSmaller, decompress, type CompressionLevel, type CompressionMethod, type CompressOptions } from './index.js';
 import { compressionMethods } from './header.js';
 
 /**
@@ -116,9 +116,9 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
   readonly name: string;
   readonly #inner: Transport;
   readonly #method: CompressionMethod;
-  readonly #level: CompressionLevel;
   readonly #threshold: number;
-  readonly #checksum: boolean;
+  /** The options of every compressSmaller() call, made once. */
+  readonly #compressOptions: CompressOptions;
   readonly #defaultLimit: number;
   /** maxFrameSize of each listening port, and of each peer (indexed by peer id) while it is open. */
   readonly #portLimits = new Map<number, number>();
@@ -149,9 +149,8 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     const o = checkOptions(options);
     this.#inner = transport;
     this.#method = o.method;
-    this.#level = o.level;
     this.#threshold = o.method === 'none' ? Infinity : o.threshold;
-    this.#checksum = o.checksum ?? !(transport instanceof SecureChannel);
+    this.#compressOptions = Object.freeze({ level: o.level, checksum: o.checksum ?? !(transport instanceof SecureChannel) });
     this.#defaultLimit = o.maxFrameSize;
     this.name = `compress(${transport.name})`;
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
@@ -191,10 +190,11 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
-    checkFrame(kind, flags, payload);
     if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: the compression layer sets it itself');
     if (payload.length >= this.#threshold && kind >= 8) {
-      const packed = compressSmaller(payload, this.#method, { level: this.#level, checksum: this.#checksum });
+      // Frames passed down as they are get checked by the transport below; compressing needs them valid first.
+      checkFrame(kind, flags, payload);
+      const packed = compressSmaller(payload, this.#method, this.#compressOptions);
       if (packed !== undefined) {
         const ok = this.#inner.send(peer, kind, flags | FrameFlag.Compressed, packed);
         this.#countOut(payload.length);
