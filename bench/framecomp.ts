@@ -5,14 +5,15 @@
  * protobuf, text: the frame table's inputs) and of random bytes, 8 calls in
  * flight, with the endpoint options:
  *
- *   off          compression: false
+ *   off          compression: false (no layer)
+ *   absent       no compression option: a receive-only layer (the default)
  *   fast         compression: {} (deflate-fixed fast from 1024 bytes: the default)
  *   default      compression: { level: 'default' }
  *
  * each with and without `secure`. Per round trip it reports the bytes both
  * transports wrote (payloads + frame headers, from their stats) and the CPU
  * time of the process (both sides run here; process.cpuUsage), each a median
- * of samples, and both as ratios to the "off" row of the same payload and
+ * of samples taken in turn with the other settings, and both as ratios to the "off" row of the same payload and
  * security in the same run.
  *
  * Run: node --import tsx bench/framecomp.ts [--quick]
@@ -31,6 +32,7 @@ const sizes = [512, 4096, 65536];
 const identity = ServerIdentity.from(randomBytes(32));
 const modes: [string, EndpointOptions['compression']][] = [
   ['off', false],
+  ['absent', undefined],
   ['fast', {}],
   ['default', { level: 'default' }],
 ];
@@ -38,7 +40,8 @@ const rounds = quick ? 200 : 1000;
 const samples = quick ? 3 : 5;
 const inFlight = 8;
 
-async function measure(secure: boolean, compression: EndpointOptions['compression'], payloads: readonly Buffer[]) {
+/** A connected Server and Client with these options; sample() runs `rounds` echoes and returns wire bytes and CPU µs per round trip. */
+async function open(secure: boolean, compression: EndpointOptions['compression'], payloads: readonly Buffer[]) {
   const st = new NodeNetTransport();
   const ct = new NodeNetTransport();
   const server = new Server({ quiet: true });
@@ -46,6 +49,7 @@ async function measure(secure: boolean, compression: EndpointOptions['compressio
   const ep = await server.listen(st, { host: '127.0.0.1', port: 0 }, { compression, ...(secure ? { secure: { identity } } : {}) });
   const client = new Client({ transport: ct, host: '127.0.0.1', port: ep.address.port, quiet: true, compression, ...(secure ? { secure: { pin: identity.fingerprint } } : {}) });
   await client.connect();
+  const wireBytes = () => st.stats().bytesOut + ct.stats().bytesOut + 13 * (st.stats().framesOut + ct.stats().framesOut);
   const run = async (n: number) => {
     let next = 0;
     const lane = async () => {
@@ -57,39 +61,48 @@ async function measure(secure: boolean, compression: EndpointOptions['compressio
     };
     await Promise.all(Array.from({ length: inFlight }, lane));
   };
-  await run(rounds / 4);
-  const wire: number[] = [];
-  const cpu: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    const bytes = st.stats().bytesOut + ct.stats().bytesOut + 13 * (st.stats().framesOut + ct.stats().framesOut);
-    const start = process.cpuUsage();
-    await run(rounds);
-    const used = process.cpuUsage(start);
-    cpu.push((used.user + used.system) / rounds);
-    wire.push((st.stats().bytesOut + ct.stats().bytesOut + 13 * (st.stats().framesOut + ct.stats().framesOut) - bytes) / rounds);
-  }
-  await client.close();
-  await server.close();
-  await ct.shutdown();
-  return { wire: median(wire), cpu: median(cpu) };
+  return {
+    async sample(n: number) {
+      const bytes = wireBytes();
+      const start = process.cpuUsage();
+      await run(n);
+      const used = process.cpuUsage(start);
+      return { wire: (wireBytes() - bytes) / n, cpu: (used.user + used.system) / n };
+    },
+    async close() {
+      await client.close();
+      await server.close();
+      await ct.shutdown();
+    },
+  };
 }
 
+// The three settings of one payload are sampled in turn, so a change of load hits each alike.
 const rows: Record<string, string | number>[] = [];
 for (const secure of [false, true]) {
   for (const size of sizes) {
     for (const [kind, payloads] of [['corpus', slices(size)], ['random', [randomBytes(size)]]] as const) {
-      let base: { wire: number; cpu: number } | undefined;
-      for (const [mode, compression] of modes) {
-        const r = await measure(secure, compression, payloads);
-        base ??= r;
+      const setups = await Promise.all(modes.map(([, compression]) => open(secure, compression, payloads)));
+      for (const s of setups) await s.sample(rounds / 2);
+      const wire: number[][] = modes.map(() => []);
+      const cpu: number[][] = modes.map(() => []);
+      for (let i = 0; i < samples; i++) {
+        for (const [m, s] of setups.entries()) {
+          const r = await s.sample(rounds);
+          wire[m]!.push(r.wire);
+          cpu[m]!.push(r.cpu);
+        }
+      }
+      for (const s of setups) await s.close();
+      for (const [m, [mode]] of modes.entries()) {
         rows.push({
           secure: secure ? 'yes' : 'no',
           payload: `${size} ${kind}`,
           compression: mode,
-          'wire bytes/rt': r.wire,
-          '× off': r.wire / base.wire,
-          'CPU µs/rt': r.cpu,
-          'CPU × off': r.cpu / base.cpu,
+          'wire bytes/rt': median(wire[m]!),
+          '× off': median(wire[m]!) / median(wire[0]!),
+          'CPU µs/rt': median(cpu[m]!),
+          'CPU × off': median(cpu[m]!) / median(cpu[0]!),
         });
       }
     }
