@@ -120,7 +120,7 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
   /** The options of every compressSmaller() call, made once. */
   readonly #compressOptions: CompressOptions;
   readonly #defaultLimit: number;
-  /** maxFrameSize of each listening port, and of each peer (indexed by peer id) while it is open. */
+  /** maxFrameSize of each listening port, and of each peer (indexed by peer id, set when it opens). */
   readonly #portLimits = new Map<number, number>();
   readonly #limits: number[] = [];
   /** Limits of connect() calls under way: an outgoing peer opens with the smallest until its connect() returns. */
