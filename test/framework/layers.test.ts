@@ -5,12 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { SecureChannel } from '../../lib/channel/secure.js';
 import { ServerIdentity } from '../../lib/channel/handshake.js';
+import { compress } from '../../lib/compression/index.js';
 import { CompressionLayer } from '../../lib/compression/layer.js';
 import { ConnectError, ConnectionClosedError } from '../../lib/errors.js';
 import { Client } from '../../lib/framework/client.js';
 import type { LayerOffload, LayerOptions } from '../../lib/framework/layers.js';
 import { Server } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
+import { MessageKind } from '../../lib/protocol/messages.js';
 import { MemoryTransport } from '../../lib/transport/memory.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { FrameFlag, type Transport } from '../../lib/transport/types.js';
@@ -73,6 +75,27 @@ describe('framework layer options', () => {
       assert.equal(peer.connected, false);
     } finally {
       await t.done();
+    }
+  });
+
+  it("bounds a compressed message by the endpoint's maxFrameSize, even on a server without the compression option", async () => {
+    const server = new Server({ quiet: true });
+    server.console('echo', (s) => s);
+    const closes: string[] = [];
+    server.on('disconnect', (_peer, reason, detail) => closes.push(`${reason}: ${detail}`));
+    const ep = await server.listen(new NodeNetTransport(), { host, port: 0 }, { maxFrameSize: 64 * 1024 });
+    const raw = new NodeNetTransport();
+    try {
+      const peer = await raw.connect(ep.address);
+      const bomb = compress(Buffer.alloc(4 << 20, 0x20), 'deflate-fixed');
+      raw.send(peer, MessageKind.DirectConsole, FrameFlag.Compressed, bomb);
+      const start = Date.now();
+      while (closes.length === 0 && Date.now() - start < 5000) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(closes.length, 1);
+      assert.match(closes[0]!, /^protocol: .*declared size exceeds maxOutputLength: 4194304 > 65536/);
+    } finally {
+      await raw.shutdown();
+      await server.close();
     }
   });
 
