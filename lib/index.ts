@@ -29,6 +29,7 @@ export {
 } from './hash.js';
 export {
   compress,
+  compressSmaller,
   decompress,
   compressedInfo,
   deflateFixed,
@@ -40,6 +41,7 @@ export {
   type DecompressOptions,
   type CompressedInfo,
 } from './compression/index.js';
+export { CompressionLayer, DEFAULT_COMPRESSION_THRESHOLD, type CompressionLayerOptions, type CompressionStats } from './compression/layer.js';
 export { selfCheck, type SelfCheckResult } from './selfcheck.js';
 export type {
   Transport,
@@ -65,6 +67,7 @@ export { Server, ServerEndpoint, type ServerEvents, type ServerStats, type Endpo
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
 export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
 export type { HostOptions, LogLevel } from './framework/host.js';
+export type { LayerOptions, EndpointCompression, LayerOffload } from './framework/layers.js';
 export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
 export {
   ErrorCode,

@@ -132,22 +132,39 @@ export function compress(data: Uint8Array, method: CompressionMethod, options?: 
   const m = checkMethod(method);
   const opts = checkOptions<CompressOptions>(options);
   const level = checkLevel(opts.level);
-  const mustShrink = opts.storeIfLarger !== false;
-  const size = bytes.length;
   const checksum = opts.checksum === false ? undefined : crc32c(bytes);
+  return encode(bytes, m, level, checksum, opts.storeIfLarger !== false) ?? framed('none', bytes.length, checksum, bytes);
+}
+
+/**
+ * Like `compress` with `storeIfLarger`, but returns undefined, without making
+ * a stored copy, when the output (header included) would not be shorter than
+ * `data`: for a sender that then sends `data` as it is (the frame
+ * compression layer). `options.storeIfLarger` is ignored.
+ */
+export function compressSmaller(data: Uint8Array, method: CompressionMethod, options?: CompressOptions): Buffer | undefined {
+  const bytes = checkInput(data, 'data');
+  const m = checkMethod(method);
+  const opts = checkOptions<CompressOptions>(options);
+  const level = checkLevel(opts.level);
+  if (m === 'none') return undefined;
+  const out = encode(bytes, m, level, opts.checksum === false ? undefined : crc32c(bytes), true);
+  return out !== null && out.length < bytes.length ? out : undefined;
+}
+
+/** header || stream of `method`, or null when `mustShrink` and the stream would not be shorter than the input ('none' always). */
+function encode(bytes: Uint8Array, m: CompressionMethod, level: number, checksum: number | undefined, mustShrink: boolean): Buffer | null {
+  const size = bytes.length;
   if (m === 'deflate-fixed' || m === 'brrc') {
     const codec = m === 'brrc' ? kCodecBrrc : kCodecDeflateFixed;
-    const out = native().compressRaw(codec, level, bytes, 0, size, encodeHeader(m, size, checksum), mustShrink);
-    return out ?? framed('none', size, checksum, bytes);
+    return native().compressRaw(codec, level, bytes, 0, size, encodeHeader(m, size, checksum), mustShrink);
   }
-  let body: Uint8Array = bytes;
-  if (m === 'zlib') body = deflateRawSync(bytes, { level: 1 });
-  if (m === 'brotli') {
-    body = brotliCompressSync(bytes, {
-      params: { [constants.BROTLI_PARAM_QUALITY]: 1, [constants.BROTLI_PARAM_SIZE_HINT]: size },
-    });
-  }
-  if (m !== 'none' && mustShrink && body.length >= size) return framed('none', size, checksum, bytes);
+  if (m === 'none') return null;
+  const body =
+    m === 'zlib'
+      ? deflateRawSync(bytes, { level: 1 })
+      : brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 1, [constants.BROTLI_PARAM_SIZE_HINT]: size } });
+  if (mustShrink && body.length >= size) return null;
   return framed(m, size, checksum, body);
 }
 

@@ -16,6 +16,7 @@ import type { DataFrame } from '../protocol/dataframe.js';
 import type { CloseReason, ConnectOptions, Transport } from '../transport/types.js';
 import type { BigStreamSource } from './bigstream.js';
 import { CommandHost, type HostOptions } from './host.js';
+import { layeredTransport, type LayerOptions } from './layers.js';
 import { Peer, type BigStreamOptions, type CallOptions, type Callback } from './peer.js';
 import { TransportRouter } from './router.js';
 import type { FrameworkStatsSnapshot } from './stats.js';
@@ -34,8 +35,8 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
-/** Options of a Client. */
-export interface ClientOptions extends HostOptions, Omit<ConnectOptions, 'timeout'> {
+/** Options of a Client; `secure` and `compression` choose its channel layers (layers.ts). */
+export interface ClientOptions extends HostOptions, LayerOptions, Omit<ConnectOptions, 'timeout'> {
   transport: Transport;
   host: string;
   port: number;
@@ -66,7 +67,10 @@ function positive(v: number | undefined, name: string, fallback: number): number
 
 /** A command client; see the file comment and docs/framework.md. */
 export class Client extends CommandHost<ClientEvents> {
+  /** The transport given in the options. */
   readonly transport: Transport;
+  /** What this client talks to: `transport` under its layers (itself when none). */
+  readonly #stack: Transport;
   readonly host: string;
   readonly port: number;
   readonly #connectTimeout: number;
@@ -80,7 +84,7 @@ export class Client extends CommandHost<ClientEvents> {
   #nextPeerId = 1;
 
   constructor(options: ClientOptions) {
-    const { transport, host, port, connectTimeout, family, reconnect, quiet, log, ...rest } = options;
+    const { transport, host, port, connectTimeout, family, reconnect, quiet, log, secure, compression, ...rest } = options;
     const settingKeys = ['requestTimeout', 'maxBufferSize', 'chunkSize', 'bigStreamWindow', 'maxMessageSize'] as const;
     const settings: Record<string, unknown> = {};
     const connectOptions: Record<string, unknown> = {};
@@ -90,6 +94,7 @@ export class Client extends CommandHost<ClientEvents> {
     if (typeof host !== 'string' || host === '') throw new TypeError('options.host must be a host name or address');
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
     this.transport = transport;
+    this.#stack = layeredTransport(transport, { secure, compression });
     this.host = host;
     this.port = port;
     this.#connectTimeout = positive(connectTimeout, 'connectTimeout', 10_000);
@@ -103,8 +108,8 @@ export class Client extends CommandHost<ClientEvents> {
       jitter: Math.min(1, positive(r.jitter, 'reconnect.jitter', 0.2)),
       maxAttempts: positive(r.maxAttempts, 'reconnect.maxAttempts', Infinity),
     };
-    const router = TransportRouter.of(transport);
-    if (!router.hasErrorHandler) router.onError = (err) => this.log('error', `${transport.name}: ${err.message}`);
+    const router = TransportRouter.of(this.#stack);
+    if (!router.hasErrorHandler) router.onError = (err) => this.log('error', `${this.#stack.name}: ${err.message}`);
   }
 
   /** The current connection, if any. */
@@ -151,10 +156,10 @@ export class Client extends CommandHost<ClientEvents> {
       const left = deadline - Date.now();
       if (left <= 0) throw new TimeoutError(`connecting to ${this.host}:${this.port} took longer than ${this.#connectTimeout} ms`);
       try {
-        const tp = await this.transport.connect({ host, port: this.port }, { ...this.#connectOptions, timeout: left });
-        const peer = TransportRouter.of(this.transport).claim(
+        const tp = await this.#stack.connect({ host, port: this.port }, { ...this.#connectOptions, timeout: left });
+        const peer = TransportRouter.of(this.#stack).claim(
           tp,
-          (info) => new Peer(this, this.settings, this.transport, tp, this.#nextPeerId++, info),
+          (info) => new Peer(this, this.settings, this.#stack, tp, this.#nextPeerId++, info),
         );
         if (peer === undefined) {
           last = new ConnectError(`connection to ${host}:${this.port} closed as soon as it opened`);

@@ -25,7 +25,7 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
   const c = peer.peerHost.counters;
   c.messagesIn++;
   c.bytesIn += len;
-  if (flags !== 0) return violation(peer, `frame with flags ${flags}, but this endpoint has no compression or secure channel`);
+  if (flags !== 0) return violation(peer, `frame with flags ${flags}, but this endpoint has no layer that reads them (it was made with compression: false, or without a secure channel)`);
   const end = off + len;
   try {
     switch (kind) {

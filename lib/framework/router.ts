@@ -32,6 +32,11 @@ export class TransportRouter {
     return r;
   }
 
+  /** True when the framework already routes `transport`'s events (some endpoint or Client uses it). */
+  static exists(transport: Transport): boolean {
+    return routers.has(transport);
+  }
+
   private constructor(transport: Transport) {
     this.transport = transport;
     transport.on('open', this.#open);

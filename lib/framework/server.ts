@@ -14,12 +14,14 @@ import type { DataFrame } from '../protocol/dataframe.js';
 import { MessageKind, encodeConsole, encodeStream, nameBytes } from '../protocol/messages.js';
 import type { CloseReason, ConnectionOptions, Endpoint, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import { CommandHost, resolveSettings, type HostOptions } from './host.js';
+import { layeredTransport, type LayerOptions } from './layers.js';
 import { Peer, type PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
+import './stack.js'; // registers the Node builder of the secure/compression layers
 import type { FrameworkStatsSnapshot } from './stats.js';
 
-/** Options of one listening endpoint. */
-export interface EndpointOptions extends ConnectionOptions {
+/** Options of one listening endpoint; `secure` and `compression` choose its channel layers (layers.ts). */
+export interface EndpointOptions extends ConnectionOptions, LayerOptions {
   /** Peer settings for this endpoint only (request timeout, buffer limits, ...). */
   settings?: Partial<PeerSettings>;
 }
@@ -54,7 +56,10 @@ function broadcastTo(peers: Iterable<Peer>, kind: number, payload: Buffer, filte
 
 /** One listening endpoint of a Server, with its own online list. */
 export class ServerEndpoint {
+  /** The transport given to listen(). */
   readonly transport: Transport;
+  /** What the framework talks to: `transport` under the endpoint's layers (itself when none). */
+  readonly stack: Transport;
   /** The bound address (the real port when 0 was asked). */
   readonly address: Endpoint;
   readonly options: EndpointOptions;
@@ -62,8 +67,9 @@ export class ServerEndpoint {
   readonly online = new Map<number, Peer>();
 
   /** @internal */
-  constructor(transport: Transport, address: Endpoint, options: EndpointOptions) {
+  constructor(transport: Transport, stack: Transport, address: Endpoint, options: EndpointOptions) {
     this.transport = transport;
+    this.stack = stack;
     this.address = address;
     this.options = options;
   }
@@ -100,18 +106,22 @@ export class Server extends CommandHost<ServerEvents> {
     super(options);
   }
 
-  /** Starts listening on `endpoint` over `transport`; resolves to the endpoint (with its bound port). */
+  /**
+   * Starts listening on `endpoint` over `transport`, under the layers that `options.secure` and
+   * `options.compression` ask for; resolves to the endpoint (with its bound port).
+   */
   async listen(transport: Transport, endpoint: Endpoint, options: EndpointOptions = {}): Promise<ServerEndpoint> {
     if (this.#closed) throw new ConnectionClosedError('server is closed');
     const settings = resolveSettings(options.settings, this.settings);
-    const { settings: _omit, ...connectionOptions } = options;
-    const router = TransportRouter.of(transport);
-    router.onError = (err) => this.log('error', `${transport.name}: ${err.message}`);
-    const address = await transport.listen(endpoint, connectionOptions);
-    const ep = new ServerEndpoint(transport, address, options);
+    const { settings: _omit, secure, compression, ...connectionOptions } = options;
+    const stack = layeredTransport(transport, { secure, compression });
+    const router = TransportRouter.of(stack);
+    router.onError = (err) => this.log('error', `${stack.name}: ${err.message}`);
+    const address = await stack.listen(endpoint, connectionOptions);
+    const ep = new ServerEndpoint(transport, stack, address, options);
     router.addAcceptor(address.port, (transportPeer: PeerId, info: PeerInfo) => {
       if (this.#closed) return undefined;
-      const peer = new Peer(this, settings, transport, transportPeer, this.#nextPeerId++, info);
+      const peer = new Peer(this, settings, stack, transportPeer, this.#nextPeerId++, info);
       this.#peers.set(peer.id, peer);
       ep.online.set(peer.id, peer);
       this.counters.connections++;
@@ -182,10 +192,10 @@ export class Server extends CommandHost<ServerEvents> {
   async close(options: { shutdownTransports?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const ep of this.#endpoints) TransportRouter.of(ep.transport).removeAcceptor(ep.address.port);
+    for (const ep of this.#endpoints) TransportRouter.of(ep.stack).removeAcceptor(ep.address.port);
     for (const peer of [...this.#peers.values()]) peer.close(true);
     if (options.shutdownTransports ?? true) {
-      const transports = new Set(this.#endpoints.map((e) => e.transport));
+      const transports = new Set(this.#endpoints.map((e) => e.stack));
       await Promise.all([...transports].map((t) => t.shutdown()));
     }
   }

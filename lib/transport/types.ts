@@ -59,7 +59,7 @@ export type CloseReason =
   | 'timeout' // idle timeout or keepalive pings unanswered
   | 'bad-token' // a frame's head or tail token was wrong
   | 'oversize' // a frame's declared length exceeded maxFrameSize
-  | 'protocol' // any other violation of docs/protocol.md (bad kind, bad flags, bad handshake)
+  | 'protocol' // any other violation of docs/protocol.md (bad kind, bad flags, bad handshake, a compressed frame that does not decode)
   | 'auth' // the secure channel rejected a record or the handshake
   | 'shutdown'; // the transport itself was shut down
 

@@ -11,16 +11,22 @@ import { networkInterfaces } from 'node:os';
 import { ConnectError, ConnectionClosedError, RemoteError, StreamAbortedError, TimeoutError } from '../../lib/errors.js';
 import { Client, type ClientOptions } from '../../lib/framework/client.js';
 import type { HostOptions } from '../../lib/framework/host.js';
+import type { LayerOptions } from '../../lib/framework/layers.js';
 import type { Peer } from '../../lib/framework/peer.js';
 import { Server } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import type { Transport } from '../../lib/transport/types.js';
 
-/** How the suite gets transports: a fresh one per create(), and the host to listen on. */
+/**
+ * How the suite gets transports: a fresh one per create(), and the host to listen on;
+ * `serverLayers`/`clientLayers` are the secure/compression options of every endpoint and Client.
+ */
 export interface TransportFactory {
   name: string;
   host: string;
   create(): Transport;
+  serverLayers?: LayerOptions;
+  clientLayers?: LayerOptions;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,6 +75,9 @@ function registerTestCommands(server: Server, log: string[]): void {
 }
 
 export function frameworkSuite(factory: TransportFactory): void {
+  // Every endpoint and Client of the suite gets the factory's layer options.
+  const S = <T extends object>(options: T) => ({ ...factory.serverLayers, ...options });
+  const C = <T extends object>(options: T) => ({ ...factory.clientLayers, ...options });
   const cleanups: (() => Promise<void>)[] = [];
   after(async () => {
     for (const c of cleanups) await c().catch(() => {});
@@ -80,8 +89,8 @@ export function frameworkSuite(factory: TransportFactory): void {
     const ct = factory.create();
     const server = new Server({ quiet: true, ...serverOptions });
     registerTestCommands(server, log);
-    const ep = await server.listen(st, { host: factory.host, port: 0 });
-    const client = new Client({ transport: ct, host: factory.host, port: ep.address.port, quiet: true, ...clientOptions });
+    const ep = await server.listen(st, { host: factory.host, port: 0 }, S({}));
+    const client = new Client(C({ transport: ct, host: factory.host, port: ep.address.port, quiet: true, ...clientOptions }));
     await client.connect();
     const cleanup = async () => {
       await client.close();
@@ -197,6 +206,7 @@ export function frameworkSuite(factory: TransportFactory): void {
       const { server, client, cleanup } = await setup();
       client.console('whoami', () => 'client-1');
       client.stream('double', (df) => new DataFrame().writeInt32(df.readInt32() * 2));
+      await until(() => server.count === 1); // a handshake (secure layer) may still be finishing on the server side
       const [peer] = [...server.peers()] as [Peer];
       assert.equal(await peer.callConsole('whoami', ''), 'client-1');
       assert.equal((await peer.call('double', new DataFrame().writeInt32(21))).readInt32(), 42);
@@ -310,13 +320,13 @@ export function frameworkSuite(factory: TransportFactory): void {
       server.on('disconnect', (p) => events.push(`-${p.id}`));
       const t1 = factory.create();
       const t2 = factory.create();
-      const e1 = await server.listen(t1, { host: factory.host, port: 0 });
-      const e2 = await server.listen(t2, { host: factory.host, port: 0 }, { settings: { requestTimeout: 5000 } });
+      const e1 = await server.listen(t1, { host: factory.host, port: 0 }, S({}));
+      const e2 = await server.listen(t2, { host: factory.host, port: 0 }, S({ settings: { requestTimeout: 5000 } }));
       const ct = factory.create();
       const clients: Client[] = [];
       const got: string[][] = [];
       for (let i = 0; i < 6; i++) {
-        const c = new Client({ transport: ct, host: factory.host, port: (i % 2 ? e2 : e1).address.port, quiet: true });
+        const c = new Client(C({ transport: ct, host: factory.host, port: (i % 2 ? e2 : e1).address.port, quiet: true }));
         const mine: string[] = [];
         got.push(mine);
         c.directConsole('news', (s) => void mine.push(s));
@@ -381,7 +391,8 @@ export function frameworkSuite(factory: TransportFactory): void {
       await until(() => lines.length > 0);
       assert.match(lines[0]!, /^warn:.*unknown command 'nobody-home'/);
       const closed = once(client, 'disconnect');
-      client.transport.send(client.peer!.transportPeer, 40, 0, Buffer.from('junk'));
+      // Through the peer's own transport (its layers, if any), so the framework itself sees the junk.
+      client.peer!.transport.send(client.peer!.transportPeer, 40, 0, Buffer.from('junk'));
       await closed;
       await until(() => server.count === 0);
       assert.equal(server.stats().protocolErrors, 1);
@@ -391,11 +402,11 @@ export function frameworkSuite(factory: TransportFactory): void {
     it('rejects connect() with ConnectError when nothing listens, and calls before connecting fail at once', async () => {
       const server = new Server({ quiet: true });
       const st = factory.create();
-      const ep = await server.listen(st, { host: factory.host, port: 0 });
+      const ep = await server.listen(st, { host: factory.host, port: 0 }, S({}));
       const port = ep.address.port;
       await server.close();
       const ct = factory.create();
-      const client = new Client({ transport: ct, host: factory.host, port, quiet: true, connectTimeout: 2000 });
+      const client = new Client(C({ transport: ct, host: factory.host, port, quiet: true, connectTimeout: 2000 }));
       cleanups.push(() => ct.shutdown());
       await assert.rejects(client.call('add', new DataFrame()), ConnectionClosedError);
       assert.throws(() => client.sendConsole('note', 'x'), ConnectionClosedError);
@@ -408,13 +419,13 @@ export function frameworkSuite(factory: TransportFactory): void {
         const server = new Server({ quiet: true });
         registerTestCommands(server, []);
         const st = factory.create();
-        const ep4 = await server.listen(st, { host: '127.0.0.1', port: 0 });
+        const ep4 = await server.listen(st, { host: '127.0.0.1', port: 0 }, S({}));
         const ct = factory.create();
         cleanups.push(async () => {
           await server.close();
           await ct.shutdown();
         });
-        const byName = new Client({ transport: ct, host: 'localhost', port: ep4.address.port, quiet: true, family: 'ipv4first' });
+        const byName = new Client(C({ transport: ct, host: 'localhost', port: ep4.address.port, quiet: true, family: 'ipv4first' }));
         await byName.connect();
         assert.equal(byName.peer!.info.remoteAddress.replace('::ffff:', ''), '127.0.0.1');
         assert.equal(await byName.callConsole('upper', 'by name'), 'BY NAME');
@@ -422,8 +433,8 @@ export function frameworkSuite(factory: TransportFactory): void {
         const hasIpv6 = Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === '::1'));
         if (hasIpv6) {
           const st6 = factory.create();
-          const ep6 = await server.listen(st6, { host: '::1', port: 0 });
-          const v6 = new Client({ transport: ct, host: '::1', port: ep6.address.port, quiet: true });
+          const ep6 = await server.listen(st6, { host: '::1', port: 0 }, S({}));
+          const v6 = new Client(C({ transport: ct, host: '::1', port: ep6.address.port, quiet: true }));
           await v6.connect();
           assert.equal(await v6.callConsole('upper', 'six'), 'SIX');
           await v6.close();
@@ -433,10 +444,10 @@ export function frameworkSuite(factory: TransportFactory): void {
 
     it('backs off exponentially with jitter and gives up after maxAttempts', async () => {
       const server = new Server({ quiet: true });
-      const ep = await server.listen(factory.create(), { host: factory.host, port: 0 });
+      const ep = await server.listen(factory.create(), { host: factory.host, port: 0 }, S({}));
       const ct = factory.create();
       const reconnect = { initialDelay: 10, factor: 2, maxDelay: 40, jitter: 0.25, maxAttempts: 4 };
-      const client = new Client({ transport: ct, host: factory.host, port: ep.address.port, quiet: true, reconnect, connectTimeout: 1000 });
+      const client = new Client(C({ transport: ct, host: factory.host, port: ep.address.port, quiet: true, reconnect, connectTimeout: 1000 }));
       cleanups.push(async () => {
         await client.close();
         await ct.shutdown();
@@ -460,10 +471,10 @@ export function frameworkSuite(factory: TransportFactory): void {
       const server = new Server({ quiet: true });
       registerTestCommands(server, []);
       const st = factory.create();
-      const ep = await server.listen(st, { host: factory.host, port: 0 });
+      const ep = await server.listen(st, { host: factory.host, port: 0 }, S({}));
       const port = ep.address.port;
       const ct = factory.create();
-      const client = new Client({ transport: ct, host: factory.host, port, quiet: true, reconnect: { initialDelay: 20, maxDelay: 100 } });
+      const client = new Client(C({ transport: ct, host: factory.host, port, quiet: true, reconnect: { initialDelay: 20, maxDelay: 100 } }));
       await client.connect();
       let server2: Server | undefined;
       cleanups.push(async () => {
@@ -501,7 +512,7 @@ export function frameworkSuite(factory: TransportFactory): void {
       server2 = new Server({ quiet: true });
       registerTestCommands(server2, []);
       const reconnected = once(client, 'connect');
-      await server2.listen(factory.create(), { host: factory.host, port });
+      await server2.listen(factory.create(), { host: factory.host, port }, S({}));
       await reconnected;
       await sleep(100);
       stop = true;

@@ -1,0 +1,347 @@
+/**
+ * CompressionLayer: a Transport that wraps another Transport and compresses
+ * frame payloads on the way out and decompresses them on the way in, in the
+ * style of SecureChannel (the layers above use it exactly like the transport
+ * it wraps).
+ *
+ * - Sending: a frame of kind 8-63 whose payload is at least `threshold` bytes
+ *   is compressed with `method`; when the result (header included) is smaller
+ *   it goes out with FrameFlag.Compressed set and the `compress` output as its
+ *   payload (docs/compression.md, "Format"); otherwise the payload goes out as
+ *   it is. Transport kinds 0-7 are never touched.
+ * - Receiving: every frame with FrameFlag.Compressed is decompressed, whatever
+ *   this side's own sending settings are (compression is the sender's choice;
+ *   nothing is negotiated), with `maxOutputLength` = the receiving endpoint's
+ *   maxFrameSize, so a small compressed frame can never expand past what an
+ *   uncompressed frame could carry. Frames are handed up in the same
+ *   FrameBatch shape with the flag cleared; a batch without compressed frames
+ *   is handed up as it came, without a copy.
+ * - A frame that fails to decompress closes that connection with reason
+ *   'protocol' (counted in stats().closes and in decodeFailures); nothing of it
+ *   or after it reaches the layers above, and other connections go on.
+ *
+ * Stacked with a SecureChannel, compress before encrypting:
+ * `new CompressionLayer(new SecureChannel(transport, ...))` (ciphertext does
+ * not compress). The CRC-32C of the compression header is then left out by
+ * default, since the AEAD tag already authenticates every byte.
+ */
+import { EventEmitter } from 'node:events';
+import { ConnectionClosedError, DecodeError } from '../errors.js';
+import { SecureChannel } from '../channel/secure.js';
+import { BatchBuilder } from '../transport/batch-builder.js';
+import { checkFrame, checkParts, DEFAULT_MAX_FRAME_SIZE, joinParts, sendParts, TransportCounters } from '../transport/common.js';
+import { FrameFlag } from '../transport/types.js';
+import type {
+  CloseReason,
+  ConnectOptions,
+  ConnectionOptions,
+  Endpoint,
+  FrameBatch,
+  PeerId,
+  PeerInfo,
+  Transport,
+  TransportEvents,
+  TransportStats,
+} from '../transport/types.js';
+import { compressSmaller, decompress, type CompressionLevel, type CompressionMethod, type CompressOptions } from './index.js';
+import { compressionMethods } from './header.js';
+
+/**
+ * The smallest payload compressed by default, in bytes. From the frame table of
+ * docs/compression.md: below 1 KiB deflate-fixed fast saves 9-27 % at 2.6-4.5 µs
+ * a frame (under 120 MB/s, about what a 1 Gbit/s link carries), from 1 KiB up
+ * it saves a third or more at 145-295 MB/s.
+ */
+export const DEFAULT_COMPRESSION_THRESHOLD = 1024;
+
+/** Options of a CompressionLayer. */
+export interface CompressionLayerOptions {
+  /** Method of outgoing frames (default 'deflate-fixed'); 'none' sends nothing compressed (receive only). */
+  method?: CompressionMethod;
+  /** deflate-fixed only: 'fast' (default) or 'default' (a few points smaller, 1.3-2× the time). */
+  level?: CompressionLevel;
+  /** Compress payloads of at least this many bytes (default 1024); Infinity sends nothing compressed. */
+  threshold?: number;
+  /** Put a CRC-32C in each compressed payload (default: off over a SecureChannel, whose AEAD tags authenticate every byte; on otherwise). */
+  checksum?: boolean;
+  /** Largest decompressed payload for peers whose listen()/connect() options name no maxFrameSize (default 16 MiB, the transports' default). */
+  maxFrameSize?: number;
+}
+
+/** Counters of a CompressionLayer since it was made. */
+export interface CompressionStats {
+  /** Frames sent compressed, their payload bytes before and after compression. */
+  framesCompressed: number;
+  bytesBeforeCompression: number;
+  bytesAfterCompression: number;
+  /** Bytes the compressed frames saved on the wire (before − after). */
+  savedBytes: number;
+  /** Frames at or above the threshold that did not get smaller and were sent as they were. */
+  framesIncompressible: number;
+  /** Compressed frames received and decoded, and the bytes they decoded to. */
+  framesDecompressed: number;
+  bytesDecompressed: number;
+  /** Compressed frames that failed to decode (each closed its connection). */
+  decodeFailures: number;
+}
+
+function checkOptions(options: CompressionLayerOptions): Required<Omit<CompressionLayerOptions, 'checksum'>> & { checksum: boolean | undefined } {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${String(options)}`);
+  const method = options.method ?? 'deflate-fixed';
+  if (!compressionMethods.includes(method)) {
+    throw new RangeError(`options.method must be one of ${compressionMethods.map((m) => `'${m}'`).join(', ')}, got ${String(method)}`);
+  }
+  const level = options.level ?? 'fast';
+  if (level !== 'fast' && level !== 'default') throw new RangeError(`options.level must be 'fast' or 'default', got ${String(level)}`);
+  const threshold = options.threshold ?? DEFAULT_COMPRESSION_THRESHOLD;
+  if (typeof threshold !== 'number' || !(threshold >= 0) || (!Number.isInteger(threshold) && threshold !== Infinity)) {
+    throw new RangeError(`options.threshold must be an integer ≥ 0 or Infinity, got ${String(threshold)}`);
+  }
+  if (options.checksum !== undefined && typeof options.checksum !== 'boolean') {
+    throw new TypeError(`options.checksum must be a boolean, got ${String(options.checksum)}`);
+  }
+  return { method, level, threshold, checksum: options.checksum, maxFrameSize: checkLimit(options.maxFrameSize, 'options.maxFrameSize') };
+}
+
+function checkLimit(value: unknown, name: string): number {
+  if (value === undefined) return DEFAULT_MAX_FRAME_SIZE;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`${name} must be an integer from 0 to ${0xffffffff}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** A Transport decorator that compresses frame payloads; see the file comment. */
+export class CompressionLayer extends EventEmitter<TransportEvents> implements Transport {
+  readonly name: string;
+  readonly #inner: Transport;
+  readonly #method: CompressionMethod;
+  readonly #threshold: number;
+  /** The options of every compressSmaller() call, made once. */
+  readonly #compressOptions: CompressOptions;
+  readonly #defaultLimit: number;
+  /** maxFrameSize of each listening port, and of each peer (indexed by peer id, set when it opens). */
+  readonly #portLimits = new Map<number, number>();
+  readonly #limits: number[] = [];
+  /** Limits of connect() calls under way: an outgoing peer opens with the smallest until its connect() returns. */
+  readonly #connectLimits: number[] = [];
+  /** Peers closing because a frame failed to decode, with why. */
+  readonly #failed = new Map<PeerId, string>();
+  readonly #counters = new TransportCounters();
+  readonly #stats: CompressionStats = {
+    framesCompressed: 0,
+    bytesBeforeCompression: 0,
+    bytesAfterCompression: 0,
+    savedBytes: 0,
+    framesIncompressible: 0,
+    framesDecompressed: 0,
+    bytesDecompressed: 0,
+    decodeFailures: 0,
+  };
+  #out = new BatchBuilder();
+  #emitting = false;
+  /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
+  #deferred: [PeerId, CloseReason, string][] | null = null;
+
+  constructor(transport: Transport, options: CompressionLayerOptions = {}) {
+    super();
+    if (!transport || typeof transport.send !== 'function') throw new TypeError('transport must be a Transport');
+    const o = checkOptions(options);
+    this.#inner = transport;
+    this.#method = o.method;
+    this.#threshold = o.method === 'none' ? Infinity : o.threshold;
+    this.#compressOptions = Object.freeze({ level: o.level, checksum: o.checksum ?? !(transport instanceof SecureChannel) });
+    this.#defaultLimit = o.maxFrameSize;
+    this.name = `compress(${transport.name})`;
+    transport.on('open', (peer, info) => this.#onOpen(peer, info));
+    transport.on('frames', (batch) => this.#onFrames(batch));
+    transport.on('close', (peer, reason, detail) => {
+      if (this.#deferred !== null) this.#deferred.push([peer, reason, detail]);
+      else this.#onClose(peer, reason, detail);
+    });
+    transport.on('drain', (peer) => this.emit('drain', peer));
+    transport.on('error', (error) => this.emit('error', error));
+  }
+
+  /** The transport this layer wraps. */
+  get inner(): Transport {
+    return this.#inner;
+  }
+
+  async listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint> {
+    const limit = checkLimit(options?.maxFrameSize, 'options.maxFrameSize');
+    // Set before listening too, so a peer accepted before listen() resolves finds it (fixed ports).
+    if (endpoint.port !== 0) this.#portLimits.set(endpoint.port, limit);
+    const bound = await this.#inner.listen(endpoint, options);
+    this.#portLimits.set(bound.port, limit);
+    return bound;
+  }
+
+  async connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
+    const limit = checkLimit(options?.maxFrameSize, 'options.maxFrameSize');
+    this.#connectLimits.push(limit);
+    try {
+      const peer = await this.#inner.connect(endpoint, options);
+      this.#limits[peer] = limit;
+      return peer;
+    } finally {
+      this.#connectLimits.splice(this.#connectLimits.indexOf(limit), 1);
+    }
+  }
+
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: the compression layer sets it itself');
+    if (payload.length >= this.#threshold && kind >= 8) {
+      // Frames passed down as they are get checked by the transport below; compressing needs them valid first.
+      checkFrame(kind, flags, payload);
+      const packed = compressSmaller(payload, this.#method, this.#compressOptions);
+      if (packed !== undefined) {
+        const ok = this.#inner.send(peer, kind, flags | FrameFlag.Compressed, packed);
+        this.#countOut(payload.length);
+        const s = this.#stats;
+        s.framesCompressed++;
+        s.bytesBeforeCompression += payload.length;
+        s.bytesAfterCompression += packed.length;
+        s.savedBytes += payload.length - packed.length;
+        return ok;
+      }
+      this.#stats.framesIncompressible++;
+    }
+    const ok = this.#inner.send(peer, kind, flags, payload);
+    this.#countOut(payload.length);
+    return ok;
+  }
+
+  /** Gathered send: passed down as parts below the threshold, joined and compressed from it up. */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    const total = checkParts(parts);
+    if (total >= this.#threshold && kind >= 8) return this.send(peer, kind, flags, joinParts(parts));
+    if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: the compression layer sets it itself');
+    const ok = sendParts(this.#inner, peer, kind, flags, parts);
+    this.#countOut(total);
+    return ok;
+  }
+
+  close(peer: PeerId, abort = false): void {
+    this.#inner.close(peer, abort);
+  }
+
+  getUserData(peer: PeerId): unknown {
+    return this.#inner.getUserData(peer);
+  }
+
+  setUserData(peer: PeerId, value: unknown): void {
+    this.#inner.setUserData(peer, value);
+  }
+
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    return this.#inner.peerInfo(peer);
+  }
+
+  /** Frames and payload bytes as the layers above see them (before compression, after decompression). */
+  stats(): TransportStats {
+    return this.#counters.snapshot();
+  }
+
+  /** What compression did since this layer was made. */
+  compressionStats(): CompressionStats {
+    return { ...this.#stats };
+  }
+
+  async shutdown(): Promise<void> {
+    await this.#inner.shutdown();
+  }
+
+  #countOut(bytes: number): void {
+    this.#counters.framesOut++;
+    this.#counters.bytesOut += bytes;
+  }
+
+  #onOpen(peer: PeerId, info: PeerInfo): void {
+    let limit = info.accepted ? this.#portLimits.get(info.localPort) : undefined;
+    if (!info.accepted && this.#connectLimits.length > 0) limit = Math.min(...this.#connectLimits);
+    this.#limits[peer] = limit ?? this.#defaultLimit;
+    this.#failed.delete(peer);
+    this.#counters.connections++;
+    this.emit('open', peer, info);
+  }
+
+  #onFrames(batch: FrameBatch): void {
+    const { count, flags } = batch;
+    let first = 0;
+    while (first < count && (flags[first]! & FrameFlag.Compressed) === 0) first++;
+    if (first === count && this.#failed.size === 0) {
+      this.#counters.framesIn += count;
+      for (let i = 0; i < count; i++) this.#counters.bytesIn += batch.lengths[i]!;
+      this.emit('frames', batch);
+      return;
+    }
+    // A listener may make the transport below deliver again before it returns; the batch it is
+    // reading must stay intact, so a nested delivery builds into a builder of its own.
+    const out = this.#emitting ? new BatchBuilder() : this.#out;
+    out.reset();
+    // A peer that fails closes at once below us; its 'close' must follow the frames it sent
+    // before the bad one, and its later frames must stay dropped, so closes wait for the batch.
+    const outer = this.#deferred;
+    this.#deferred ??= [];
+    const nested = this.#emitting;
+    try {
+      this.#rebuild(batch, out);
+      if (out.count === 0) return;
+      this.#counters.framesIn += out.count;
+      this.#counters.bytesIn += out.used;
+      this.#emitting = true;
+      this.emit('frames', out.view());
+    } finally {
+      this.#emitting = nested;
+      if (outer === null) {
+        const closes = this.#deferred;
+        this.#deferred = null;
+        for (const [peer, reason, detail] of closes) this.#onClose(peer, reason, detail);
+      }
+    }
+  }
+
+  #onClose(peer: PeerId, reason: CloseReason, detail: string): void {
+    const failed = this.#failed.get(peer);
+    this.#failed.delete(peer);
+    const why = failed === undefined ? reason : 'protocol';
+    this.#counters.closed(why);
+    this.emit('close', peer, why, failed ?? detail);
+  }
+
+  /** Copies the frames of `batch` into `out`, decompressing those with the flag, dropping those of failed peers. */
+  #rebuild(batch: FrameBatch, out: BatchBuilder): void {
+    const { count, peers, kinds, flags, offsets, lengths, data } = batch;
+    for (let i = 0; i < count; i++) {
+      const peer = peers[i]!;
+      if (this.#failed.has(peer)) continue;
+      const f = flags[i]!;
+      if ((f & FrameFlag.Compressed) === 0) {
+        out.add(peer, kinds[i]!, f, data, offsets[i]!, lengths[i]!);
+        continue;
+      }
+      let plain: Buffer;
+      try {
+        plain = decompress(data.subarray(offsets[i]!, offsets[i]! + lengths[i]!), { maxOutputLength: this.#limits[peer] ?? this.#defaultLimit });
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        this.#fail(peer, `compressed frame of kind ${kinds[i]} does not decode: ${err.message}`);
+        continue;
+      }
+      this.#stats.framesDecompressed++;
+      this.#stats.bytesDecompressed += plain.length;
+      out.add(peer, kinds[i]!, f & ~FrameFlag.Compressed, plain, 0, plain.length);
+    }
+  }
+
+  #fail(peer: PeerId, detail: string): void {
+    this.#failed.set(peer, detail);
+    this.#stats.decodeFailures++;
+    try {
+      this.#inner.close(peer, true);
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err;
+    }
+  }
+}
