@@ -25,33 +25,13 @@ import { checkFrame, TransportCounters } from '../../transport/common.js';
 import { FrameFlag } from '../../transport/types.js';
 import type { BrowserFrameBatch, BrowserTransportEvents } from '../../transport/browser-ws.js';
 import type { CloseReason, ConnectOptions, Endpoint, PeerId, PeerInfo, TransportStats } from '../../transport/types.js';
-import { resolveChannelOptions, type ChannelOptions, type ResolvedChannelOptions, type SecureChannelStats } from '../channel-options.js';
-import { AlertCode, describeAlert, encodeAlert, HandshakeAlert, MAX_RECORDS_PER_KEY, REKEY_KIND, SecureKind, TAG_BYTES } from '../wire.js';
+import { resolveChannelOptions, type ResolvedChannelOptions, type SecureChannelStats } from '../channel-options.js';
+import { AlertCode, describeAlert, encodeAlert, HandshakeAlert, MAX_RECORDS_PER_KEY, REKEY_KIND, SecureKind } from '../wire.js';
 import { WebEmitter } from './emitter.js';
 import { WebClientHandshake } from './handshake.js';
-import { newPeer, plaintextBatch, type Entry, type Stop, type WebPeer } from './peer.js';
-import { RecordKeys } from './records.js';
+import { classifyFrame, newPeer, openedRun, rejectReady, type Entry, type WebPeer } from './peer.js';
 import { checkSecureCurves, pageSubtle, type Subtle } from './subtle.js';
-
-/** What WebSecureChannel needs of the transport it wraps: BrowserWsTransport, or any Node Transport. */
-export interface WebChannelTransport<E = Endpoint> {
-  readonly name: string;
-  connect(endpoint: E, options?: ConnectOptions): Promise<PeerId>;
-  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean;
-  close(peer: PeerId, abort?: boolean): void;
-  shutdown(): Promise<void>;
-  on(event: 'open', listener: (peer: PeerId, info: PeerInfo) => void): unknown;
-  on(event: 'frames', listener: (batch: BrowserFrameBatch) => void): unknown;
-  on(event: 'drain', listener: (peer: PeerId) => void): unknown;
-  on(event: 'close', listener: (peer: PeerId, reason: CloseReason, detail: string) => void): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-}
-
-/** Options of a WebSecureChannel: those of SecureChannel without `identity`; `suites` may only be ['aes-256-gcm']. */
-export type WebSecureChannelOptions = ChannelOptions & {
-  /** The WebCrypto to use (default `globalThis.crypto.subtle`). */
-  subtle?: Subtle;
-};
+import type { WebChannelTransport, WebSecureChannelOptions } from './types.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -232,12 +212,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
     const finalReason = p.closeReason ?? reason;
     const finalDetail = p.closeDetail ?? detail;
     this.#counters.closed(finalReason);
-    if (p.ready) {
-      const ready = p.ready;
-      p.ready = undefined;
-      ready.reject(new HandshakeError(`secure channel: connection closed during the handshake (${finalReason}): ${finalDetail}`));
-      return;
-    }
+    if (rejectReady(p, `secure channel: connection closed during the handshake (${finalReason}): ${finalDetail}`)) return;
     if (p.opened) this.emit('close', p.id, finalReason, finalDetail);
   }
 
@@ -258,11 +233,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
         // The connection is already going; the close below reports it.
       }
     }
-    if (p.ready) {
-      const ready = p.ready;
-      p.ready = undefined;
-      ready.reject(new HandshakeError(detail));
-    }
+    rejectReady(p, detail);
     if (p.innerClosed) this.#finalize(p, ...p.innerClosed);
     else this.#inner.close(p.id);
   }
@@ -290,14 +261,12 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       return;
     }
     p.phase = 'finishing';
-    const subtle = this.#subtle ?? pageSubtle();
-    p.handshake!.finish(payload.slice(), this.#o.pins)
-      .then(async (done) => {
-        const [sealer, opener] = await Promise.all([RecordKeys.create(subtle, 'seal', done.c2s), RecordKeys.create(subtle, 'open', done.s2c)]);
+    p.handshake!.finishRecords(payload.slice(), this.#o.pins)
+      .then((done) => {
         if (p.phase !== 'finishing') return;
         p.handshake = undefined;
-        p.sealer = sealer;
-        p.opener = opener;
+        p.sealer = done.sealer;
+        p.opener = done.opener;
         p.fingerprint = done.fingerprint;
         this.#queueOut(p, SecureKind.ClientFinished, 0, EMPTY);
         this.#established(p);
@@ -325,26 +294,14 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
   /** A frame on an open connection: a record starts opening now; anything else stops the connection once the records before it are delivered. */
   #recordFrame(p: WebPeer, kind: number, flags: number, payload: Uint8Array): void {
     if (kind <= 1 || p.inStopped) return; // ping/pong belong to the transport below; never handed up unauthenticated
-    const max = this.#o.maxRecordSize + TAG_BYTES;
-    let stop: Stop | undefined;
-    if ((flags & FrameFlag.Encrypted) !== 0 && (kind >= 8 || kind === REKEY_KIND) && payload.length <= max) {
-      if (kind !== REKEY_KIND || payload.length === TAG_BYTES) {
-        this.#queueIn(p, { kind, flags: flags & ~FrameFlag.Encrypted, bytes: 0, result: p.opener!.run(kind, flags, payload), stop: undefined });
-        if (kind === REKEY_KIND) p.opener!.rekey();
-        return;
-      }
-      stop = { reason: 'auth', detail: `ZS_AUTH: secure channel: record of kind ${kind} failed authentication (a rekey record carries only its tag)`, alert: AlertCode.Record };
-    } else if (kind === SecureKind.Alert && flags === 0) {
-      stop = { reason: 'auth', detail: `secure channel: ${describeAlert(payload)}`, alert: undefined };
-    } else {
-      const why =
-        flags & FrameFlag.Encrypted && payload.length > max
-          ? `record of ${payload.length} bytes exceeds maxRecordSize ${this.#o.maxRecordSize} + ${TAG_BYTES}`
-          : `unexpected frame kind ${kind} with flags ${flags} on an established channel`;
-      stop = { reason: 'auth', detail: `secure channel: ${why}`, alert: AlertCode.Record };
+    const stop = classifyFrame(kind, flags, payload, this.#o.maxRecordSize);
+    if (stop) {
+      p.inStopped = true;
+      this.#queueIn(p, { kind, flags, bytes: 0, result: undefined, stop });
+      return;
     }
-    p.inStopped = true;
-    this.#queueIn(p, { kind, flags, bytes: 0, result: undefined, stop });
+    this.#queueIn(p, { kind, flags: flags & ~FrameFlag.Encrypted, bytes: 0, result: p.opener!.run(kind, flags, payload), stop: undefined });
+    if (kind === REKEY_KIND) p.opener!.rekey();
   }
 
   #queueOut(p: WebPeer, kind: number, flags: number, plaintext: Uint8Array): void {
@@ -406,26 +363,10 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       const run = p.in;
       p.in = [];
       const results = await Promise.allSettled(run.map((e) => e.result ?? Promise.resolve(EMPTY)));
-      const kinds: number[] = [];
-      const flags: number[] = [];
-      const plaintexts: Uint8Array[] = [];
-      let stop: Stop | undefined;
-      for (let k = 0; k < run.length && !stop; k++) {
-        const e = run[k]!;
-        const r = results[k]!;
-        if (e.stop) stop = e.stop;
-        else if (r.status === 'rejected') {
-          stop = { reason: 'auth', detail: `ZS_AUTH: secure channel: record of kind ${e.kind} failed authentication (altered, replayed, reordered or truncated)`, alert: AlertCode.Record };
-        } else if (e.kind === REKEY_KIND) this.#secure.rekeysReceived++;
-        else {
-          kinds.push(e.kind);
-          flags.push(e.flags);
-          plaintexts.push(r.value);
-        }
-      }
       if (p.phase !== 'open') break;
-      if (plaintexts.length > 0) {
-        const batch = plaintextBatch(p.id, kinds, flags, plaintexts);
+      const { batch, rekeys, stop } = openedRun(p.id, run, results);
+      this.#secure.rekeysReceived += rekeys;
+      if (batch) {
         this.#counters.framesIn += batch.count;
         this.#counters.bytesIn += batch.data.length;
         this.emit('frames', batch);

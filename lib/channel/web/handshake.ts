@@ -20,6 +20,7 @@ import {
   toHex,
   type CipherSuite,
 } from '../wire.js';
+import { RecordKeys } from './records.js';
 import { ascii, hmacKey, sha256, type Key, type Subtle } from './subtle.js';
 
 /** What a finished handshake hands the record layer: the suite, the server's fingerprint, and both traffic secrets as HMAC keys. */
@@ -88,5 +89,12 @@ export class WebClientHandshake {
     const [c2s, s2c] = await Promise.all([hmacKey(subtle, secrets.subarray(0, 32)), hmacKey(subtle, secrets.subarray(32, 64))]);
     secrets.fill(0);
     return { suite: fields.suite, fingerprint: received, c2s, s2c };
+  }
+
+  /** finish(), then both directions' record keys: the client seals with c2s and opens with s2c. */
+  async finishRecords(serverHello: Uint8Array, pins: readonly string[]): Promise<{ fingerprint: string; sealer: RecordKeys; opener: RecordKeys }> {
+    const done = await this.finish(serverHello, pins);
+    const [sealer, opener] = await Promise.all([RecordKeys.create(this.#subtle, 'seal', done.c2s), RecordKeys.create(this.#subtle, 'open', done.s2c)]);
+    return { fingerprint: done.fingerprint, sealer, opener };
   }
 }

@@ -10,6 +10,9 @@
  * records, not per record.
  */
 import type { CloseReason, PeerId, PeerInfo } from '../../transport/types.js';
+import { HandshakeError } from '../../errors.js';
+import { FrameFlag } from '../../transport/types.js';
+import { AlertCode, describeAlert, REKEY_KIND, SecureKind, TAG_BYTES } from '../wire.js';
 import type { BrowserFrameBatch } from '../../transport/browser-ws.js';
 import type { RecordKeys } from './records.js';
 import type { WebClientHandshake } from './handshake.js';
@@ -102,11 +105,70 @@ export function newPeer(id: PeerId, info: PeerInfo): WebPeer {
   };
 }
 
+/** Rejects the connect() of a peer still handshaking with HandshakeError(message); false when it was not. */
+export function rejectReady(p: WebPeer, message: string): boolean {
+  const ready = p.ready;
+  if (!ready) return false;
+  p.ready = undefined;
+  ready.reject(new HandshakeError(message));
+  return true;
+}
+
+/**
+ * What a frame on an open connection is, as the Node channel judges it:
+ * undefined for a record to open (kinds 8-63 or a bare-tag rekey record,
+ * Encrypted, at most maxRecordSize + 16 bytes), else the Stop it causes.
+ */
+export function classifyFrame(kind: number, flags: number, payload: Uint8Array, maxRecordSize: number): Stop | undefined {
+  const max = maxRecordSize + TAG_BYTES;
+  if ((flags & FrameFlag.Encrypted) !== 0 && (kind >= 8 || kind === REKEY_KIND) && payload.length <= max) {
+    if (kind !== REKEY_KIND || payload.length === TAG_BYTES) return undefined;
+    return { reason: 'auth', detail: `ZS_AUTH: secure channel: record of kind ${kind} failed authentication (a rekey record carries only its tag)`, alert: AlertCode.Record };
+  }
+  if (kind === SecureKind.Alert && flags === 0) return { reason: 'auth', detail: `secure channel: ${describeAlert(payload)}`, alert: undefined };
+  const why =
+    flags & FrameFlag.Encrypted && payload.length > max
+      ? `record of ${payload.length} bytes exceeds maxRecordSize ${maxRecordSize} + ${TAG_BYTES}`
+      : `unexpected frame kind ${kind} with flags ${flags} on an established channel`;
+  return { reason: 'auth', detail: `secure channel: ${why}`, alert: AlertCode.Record };
+}
+
+/**
+ * The outcome of one run of the incoming queue: the plaintexts up to the
+ * first record that failed or the first stop (as one batch), the rekey
+ * records among them, and why the connection stops, if it does.
+ */
+export function openedRun(
+  peer: PeerId,
+  run: readonly Entry[],
+  results: readonly PromiseSettledResult<Uint8Array>[],
+): { batch: BrowserFrameBatch | undefined; rekeys: number; stop: Stop | undefined } {
+  const kinds: number[] = [];
+  const flags: number[] = [];
+  const plaintexts: Uint8Array[] = [];
+  let rekeys = 0;
+  let stop: Stop | undefined;
+  for (let k = 0; k < run.length && !stop; k++) {
+    const e = run[k]!;
+    const r = results[k]!;
+    if (e.stop) stop = e.stop;
+    else if (r.status === 'rejected') {
+      stop = { reason: 'auth', detail: `ZS_AUTH: secure channel: record of kind ${e.kind} failed authentication (altered, replayed, reordered or truncated)`, alert: AlertCode.Record };
+    } else if (e.kind === REKEY_KIND) rekeys++;
+    else {
+      kinds.push(e.kind);
+      flags.push(e.flags);
+      plaintexts.push(r.value);
+    }
+  }
+  return { batch: plaintexts.length > 0 ? plaintextBatch(peer, kinds, flags, plaintexts) : undefined, rekeys, stop };
+}
+
 /**
  * The opened records of one run as a FrameBatch of one peer. A single
  * record is handed up as it is; several are joined into one buffer.
  */
-export function plaintextBatch(peer: PeerId, kinds: number[], flags: number[], plaintexts: Uint8Array[]): BrowserFrameBatch {
+function plaintextBatch(peer: PeerId, kinds: number[], flags: number[], plaintexts: Uint8Array[]): BrowserFrameBatch {
   const n = plaintexts.length;
   const offsets = new Uint32Array(n);
   const lengths = new Uint32Array(n);
