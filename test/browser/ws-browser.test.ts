@@ -1,54 +1,25 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
 import type { BrowserContext } from 'playwright-core';
 import type { PeerId } from '../../lib/transport/types.js';
 import { UwsTransport } from '../../lib/transport/uws.js';
+import { bundlePage, openBrowser } from './harness.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const here = fileURLToPath(new URL('.', import.meta.url));
-
-/** Flags for a quiet, self-contained headless Chromium (no network besides the page's own). */
-const chromiumArgs = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('BrowserWsTransport in headless Chromium', () => {
   let server: UwsTransport;
-  let http: Server;
+  let browser: Awaited<ReturnType<typeof openBrowser>> | undefined;
   let context: BrowserContext;
-  let profile: string;
+  let pageUrl = '';
   let wsPort = 0;
-  let pagePort = 0;
   let bundle = '';
   const serverCloses: string[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`);
-    const out = await build({
-      entryPoints: [join(here, 'ws-page.ts')],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      write: false,
-      logLevel: 'silent',
-    });
-    bundle = out.outputFiles[0]!.text;
+    bundle = await bundlePage(join(here, 'ws-page.ts'));
     server = new UwsTransport();
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
@@ -58,29 +29,13 @@ describe('BrowserWsTransport in headless Chromium', () => {
     });
     server.on('close', (_p, reason) => serverCloses.push(reason));
     wsPort = (await server.listen({ host: '127.0.0.1', port: 0 })).port;
-    http = createServer((req, res) => {
-      if (req.url === '/page.js') {
-        res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
-      } else if (req.url === '/') {
-        res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>zserver ws test</title><script type="module" src="/page.js"></script>');
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    pagePort = (http.address() as { port: number }).port;
-    profile = mkdtempSync(join(tmpdir(), 'zs-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: chromiumArgs,
-    });
+    browser = await openBrowser(bundle, 'zserver ws test');
+    context = browser.context;
+    pageUrl = browser.pageUrl;
   });
 
   after(async () => {
-    await context?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    await new Promise((resolve) => (http ? http.close(resolve) : resolve(undefined)));
+    await browser?.close();
     await server?.shutdown();
   });
 
@@ -93,7 +48,7 @@ describe('BrowserWsTransport in headless Chromium', () => {
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`http://127.0.0.1:${pagePort}/`);
+    await page.goto(pageUrl);
     await page.waitForFunction(() => (globalThis as { zsTest?: unknown }).zsTest !== undefined, undefined, { timeout: 10_000 });
     const sizes = Array.from({ length: 300 }, (_, i) => (i % 50 === 7 ? 100_000 + i : (i * 37) % 1500));
     const result = await page.evaluate(
