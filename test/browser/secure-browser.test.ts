@@ -76,7 +76,10 @@ describe('WebSecureChannel in headless Chromium against a Node SecureChannel ove
     assert.equal(secure.authFailures, 0);
     assert.deepEqual(r.closes, ['shutdown']);
     const ua = await page.evaluate(() => (globalThis as unknown as { zsSecure: PageApi }).zsSecure.userAgent);
-    console.log(`${/Chrome\/[\d.]+/.exec(ua)?.[0] ?? ua}: 2,000 × 1 KiB echoed through WebSecureChannel in ${(r.bulkMs as number).toFixed(0)} ms`);
+    const rates = await call(page, 'sealRates');
+    assert.ok(Object.values(rates).every((v) => typeof v === 'number' && v > 0));
+    const shown = Object.entries(rates).map(([k, v]) => `${k}: ${Math.round(v as number)}/s`).join('; ');
+    console.log(`${/Chrome\/[\d.]+/.exec(ua)?.[0] ?? ua}: 2,000 × 1 KiB echoed through WebSecureChannel in ${(r.bulkMs as number).toFixed(0)} ms; records sealed: ${shown}`);
     await page.close();
   });
 

@@ -4,6 +4,8 @@
 import { WebSecureChannel } from '../../lib/channel/web/index.js';
 import { BrowserWsTransport } from '../../lib/transport/browser-ws.js';
 import type { BrowserFrameBatch } from '../../lib/transport/browser-ws.js';
+import { RecordKeys } from '../../lib/channel/web/records.js';
+import { hmacKey } from '../../lib/channel/web/subtle.js';
 
 function pattern(i: number, size: number): Uint8Array {
   const p = new Uint8Array(size);
@@ -100,4 +102,20 @@ async function missingCurves(port: number) {
   }
 }
 
-(globalThis as { zsSecure?: unknown }).zsSecure = { echo, wrongPin, missingCurves, userAgent: (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent };
+/** Records sealed per second by this browser's WebCrypto, for the log: runs of 64 per await, and one per await. */
+async function sealRates() {
+  const keys = await RecordKeys.create(crypto.subtle, 'seal', await hmacKey(crypto.subtle, new Uint8Array(32).fill(9)));
+  const rates: Record<string, number> = {};
+  for (const size of [64, 1024, 16384]) {
+    const block = pattern(1, size);
+    let start = performance.now();
+    for (let r = 0; r < 8; r++) await Promise.all(Array.from({ length: 64 }, () => keys.run(8, 0, block)));
+    rates[`${size} B, 64 per await`] = (512 * 1000) / (performance.now() - start);
+    start = performance.now();
+    for (let r = 0; r < 256; r++) await keys.run(8, 0, block);
+    rates[`${size} B, 1 per await`] = (256 * 1000) / (performance.now() - start);
+  }
+  return rates;
+}
+
+(globalThis as { zsSecure?: unknown }).zsSecure = { echo, wrongPin, missingCurves, sealRates, userAgent: (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent };
