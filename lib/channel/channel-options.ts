@@ -3,7 +3,9 @@
  * browser one (web/): their types, defaults and checks. No Node imports, so
  * the browser bundle can use it.
  */
-import { MAX_OFFERED_SUITES, normalizeFingerprint, SUITE_IDS, TAG_BYTES, type CipherSuite } from './wire.js';
+import { checkFrame } from '../transport/common.js';
+import { FrameFlag } from '../transport/types.js';
+import { MAX_OFFERED_SUITES, MAX_RECORDS_PER_KEY, normalizeFingerprint, SUITE_IDS, TAG_BYTES, type CipherSuite } from './wire.js';
 
 /** Options of a secure channel that do not involve a server identity. */
 export interface ChannelOptions {
@@ -64,4 +66,26 @@ export function resolveChannelOptions(options: ChannelOptions, defaultSuites: re
     handshakeTimeout: checkPositive(options.handshakeTimeout, 'options.handshakeTimeout', 10_000),
     maxRecordSize: checkPositive(options.maxRecordSize, 'options.maxRecordSize', 16 * 1024 * 1024 - TAG_BYTES),
   };
+}
+
+/** Checks the arguments of a secure channel's send(): an application frame (kind 8-63) without Encrypted, within maxRecordSize. */
+export function checkApplicationFrame(kind: number, flags: number, payload: Uint8Array, maxRecordSize: number): void {
+  checkFrame(kind, flags, payload);
+  if (kind < 8) throw new RangeError(`kind must be 8 to 63 on a secure channel (0-7 belong to the transport and the channel), got ${kind}`);
+  if (flags & FrameFlag.Encrypted) throw new RangeError('flags must not include FrameFlag.Encrypted: the secure channel sets it itself');
+  if (payload.length > maxRecordSize) {
+    throw new RangeError(`payload of ${payload.length} bytes exceeds the secure channel's maxRecordSize ${maxRecordSize}`);
+  }
+}
+
+/** A sending direction's counters since its last key change. */
+export interface SendCounters {
+  sentBytes: number;
+  sentRecords: number;
+  keyBorn: number;
+}
+
+/** Whether a direction must move to its next key before its next record (bytes, record count or age). */
+export function rekeyDue(c: SendCounters, o: ResolvedChannelOptions): boolean {
+  return c.sentBytes >= o.rekeyBytes || c.sentRecords >= MAX_RECORDS_PER_KEY || Date.now() - c.keyBorn >= o.rekeyInterval;
 }

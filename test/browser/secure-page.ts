@@ -4,29 +4,9 @@
 import { WebSecureChannel } from '../../lib/channel/web/index.js';
 import { BrowserWsTransport } from '../../lib/transport/browser-ws.js';
 import type { BrowserFrameBatch } from '../../lib/transport/browser-ws.js';
+import { pattern, same, subtleWithoutCurves, until } from './page-util.js';
 import { RecordKeys } from '../../lib/channel/web/records.js';
 import { hmacKey } from '../../lib/channel/web/subtle.js';
-
-function pattern(i: number, size: number): Uint8Array {
-  const p = new Uint8Array(size);
-  for (let j = 0; j < size; j++) p[j] = (i * 31 + j) & 255;
-  return p;
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
 
 function describeError(err: unknown): { name: string; code: string; message: string } {
   const e = err as { name?: string; code?: string; message?: string };
@@ -82,15 +62,7 @@ async function wrongPin(port: number, pin: string) {
 
 /** A WebCrypto without X25519 and Ed25519, as in older browsers: connect() must say what is missing. */
 async function missingCurves(port: number) {
-  const real = crypto.subtle;
-  const curve = (a: unknown) => a === 'X25519' || a === 'Ed25519' || ['X25519', 'Ed25519'].includes((a as { name?: string })?.name ?? '');
-  const subtle = new Proxy(real, {
-    get(target, name) {
-      const value = Reflect.get(target, name, target) as (...a: unknown[]) => unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => (args.some(curve) ? Promise.reject(new DOMException('Unrecognized name', 'NotSupportedError')) : value.apply(target, args));
-    },
-  });
+  const subtle = subtleWithoutCurves(crypto.subtle);
   const channel = new WebSecureChannel(new BrowserWsTransport(), { subtle });
   try {
     await channel.connect({ host: '127.0.0.1', port });

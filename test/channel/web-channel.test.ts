@@ -13,6 +13,7 @@ import { AuthError, HandshakeError } from '../../lib/errors.js';
 import { AeadContext, REKEY_KIND } from '../../lib/channel/aead.js';
 import { RecordKeys } from '../../lib/channel/web/records.js';
 import { hmacKey } from '../../lib/channel/web/subtle.js';
+import { subtleWithoutCurves } from '../browser/page-util.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import { UwsTransport } from '../../lib/transport/uws.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
@@ -179,17 +180,8 @@ describe('WebSecureChannel checks and failures', () => {
   });
 
   it('fails connect with a HandshakeError naming the missing algorithms when WebCrypto lacks X25519 and Ed25519', async () => {
-    const real = globalThis.crypto.subtle;
     // A WebCrypto without the secure curves, as in older browsers: every other algorithm still works.
-    const curve = (arg: unknown) => arg === 'X25519' || arg === 'Ed25519' || ['X25519', 'Ed25519'].includes((arg as { name?: string })?.name ?? '');
-    const old = new Proxy(real, {
-      get(target, name) {
-        const value = Reflect.get(target, name, target) as (...a: unknown[]) => unknown;
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) =>
-          args.some(curve) ? Promise.reject(new DOMException('Unrecognized name', 'NotSupportedError')) : value.apply(target, args);
-      },
-    });
+    const old = subtleWithoutCurves(globalThis.crypto.subtle);
     const t = await setup('memory', {}, { subtle: old });
     try {
       await assert.rejects(t.client.connect(t.bound), (e: HandshakeError) =>

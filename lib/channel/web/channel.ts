@@ -21,12 +21,12 @@
  * a detail starting 'ZS_AUTH:'.
  */
 import { ConnectionClosedError, HandshakeError } from '../../errors.js';
-import { checkFrame, TransportCounters } from '../../transport/common.js';
+import { TransportCounters } from '../../transport/common.js';
 import { FrameFlag } from '../../transport/types.js';
 import type { BrowserFrameBatch, BrowserTransportEvents } from '../../transport/browser-ws.js';
 import type { CloseReason, ConnectOptions, Endpoint, PeerId, PeerInfo, TransportStats } from '../../transport/types.js';
-import { resolveChannelOptions, type ResolvedChannelOptions, type SecureChannelStats } from '../channel-options.js';
-import { AlertCode, describeAlert, encodeAlert, HandshakeAlert, MAX_RECORDS_PER_KEY, REKEY_KIND, SecureKind } from '../wire.js';
+import { checkApplicationFrame, rekeyDue, resolveChannelOptions, type ResolvedChannelOptions, type SecureChannelStats } from '../channel-options.js';
+import { AlertCode, describeAlert, encodeAlert, HandshakeAlert, REKEY_KIND, SecureKind } from '../wire.js';
 import { WebEmitter } from './emitter.js';
 import { WebClientHandshake } from './handshake.js';
 import { classifyFrame, newPeer, openedRun, rejectReady, type Entry, type WebPeer } from './peer.js';
@@ -98,13 +98,8 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     const p = this.#peers.get(peer);
     if (!p || p.phase !== 'open' || p.closeRequested) throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
-    checkFrame(kind, flags, payload);
-    if (kind < 8) throw new RangeError(`kind must be 8 to 63 on a secure channel (0-7 belong to the transport and the channel), got ${kind}`);
-    if (flags & FrameFlag.Encrypted) throw new RangeError('flags must not include FrameFlag.Encrypted: the secure channel sets it itself');
-    if (payload.length > this.#o.maxRecordSize) {
-      throw new RangeError(`payload of ${payload.length} bytes exceeds the secure channel's maxRecordSize ${this.#o.maxRecordSize}`);
-    }
-    if (p.sentBytes >= this.#o.rekeyBytes || p.sentRecords >= MAX_RECORDS_PER_KEY || Date.now() - p.keyBorn >= this.#o.rekeyInterval) {
+    checkApplicationFrame(kind, flags, payload, this.#o.maxRecordSize);
+    if (rekeyDue(p, this.#o)) {
       this.#queueOut(p, REKEY_KIND, 0, EMPTY);
       p.sealer!.rekey();
       p.sentBytes = 0;
