@@ -281,6 +281,37 @@ describe('WebSecureChannel checks and failures', () => {
     }
   });
 
+  it('hands up the records that came before a close from the server, then reports the close', async () => {
+    const t = await setup('memory');
+    try {
+      t.server.on('open', (peer) => {
+        for (let i = 0; i < 20; i++) t.server.send(peer, 30, 0, pattern(i, 3000));
+        t.server.close(peer);
+      });
+      await t.client.connect(t.bound);
+      await until(() => t.clientCloses.length === 1, 'client close');
+      assert.equal(t.got.length, 20);
+      t.got.forEach((g, i) => assert.ok(g.payload.equals(pattern(i, 3000))));
+      assert.equal(t.clientCloses[0]![0], 'remote');
+    } finally {
+      await t.done();
+    }
+  });
+
+  it('fails connect with HandshakeError when the server never answers within handshakeTimeout', async () => {
+    const network = new MemoryNetwork();
+    const silent = new MemoryTransport({ network });
+    const bound = await silent.listen({ host: 'mem', port: 0 });
+    const client = new WebSecureChannel(new MemoryTransport({ network }), { handshakeTimeout: 100 });
+    try {
+      await assert.rejects(client.connect(bound), (e: HandshakeError) => e.code === 'ZS_HANDSHAKE' && /timed out/.test(e.message));
+      assert.equal(client.secureStats().handshakeFailures, 1);
+    } finally {
+      await client.shutdown();
+      await silent.shutdown();
+    }
+  });
+
   it('checks send() arguments as SecureChannel does', async () => {
     const t = await setup('memory', {}, { maxRecordSize: 1000 });
     try {

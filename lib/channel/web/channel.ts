@@ -195,8 +195,9 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
     const p = this.#peers.get(peer);
     if (!p) return;
     p.innerClosed = [reason, detail];
-    // Records that arrived before the close are still being opened: hand them up first.
-    if (p.phase === 'closing' || !p.inPump) this.#finalize(p, reason, detail);
+    // Records that arrived before a close from the other side are still being opened: hand them up
+    // first. After close() on this side, nothing more is handed up (as on the Node channel).
+    if (p.phase === 'closing' || !p.inPump || p.closeRequested) this.#finalize(p, reason, detail);
   }
 
   #finalize(p: WebPeer, reason: CloseReason, detail: string): void {
