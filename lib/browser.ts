@@ -32,4 +32,12 @@ export {
   type BrowserTransportEvents,
 } from './transport/browser-ws.js';
 
-// The WebCrypto secure channel (lib/channel/web/) is exported here once it lands.
+export {
+  WebSecureChannel,
+  checkSecureCurves,
+  SECURE_CURVES_BROWSERS,
+  type WebChannelTransport,
+  type WebSecureChannelOptions,
+  type SecureChannelStats,
+} from './channel/web/index.js';
+export { HandshakeError, AuthError } from './errors.js';

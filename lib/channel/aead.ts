@@ -16,25 +16,9 @@
 import { AuthError, ZsError } from '../errors.js';
 import { native, type NativeAeadContext } from '../native.js';
 import { checkBytes } from '../bytes.js';
+import { SUITE_IDS, TAG_BYTES, type CipherSuite } from './wire.js';
 
-/** The AEAD algorithms a secure channel can use. */
-export type CipherSuite = 'aes-256-gcm' | 'chacha20-poly1305';
-
-/** Wire ids of the cipher suites (docs/security.md). */
-export const SUITE_IDS: Readonly<Record<CipherSuite, number>> = {
-  'aes-256-gcm': 1,
-  'chacha20-poly1305': 2,
-};
-
-/** The suite of a wire id, or undefined. */
-export function suiteOf(id: number): CipherSuite | undefined {
-  return (Object.keys(SUITE_IDS) as CipherSuite[]).find((s) => SUITE_IDS[s] === id);
-}
-
-/** Bytes a record adds to its plaintext (the tag). */
-export const TAG_BYTES = 16;
-/** Frame kind of the in-band rekey record. */
-export const REKEY_KIND = 5;
+export { REKEY_KIND, SUITE_IDS, suiteOf, TAG_BYTES, type CipherSuite } from './wire.js';
 
 /** Keying material of an AeadContext: a 32-byte traffic secret, or a raw key and IV. */
 export type AeadKeying = { secret: Uint8Array } | { key: Uint8Array; iv: Uint8Array };

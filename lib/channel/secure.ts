@@ -21,7 +21,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { AuthError, ConnectionClosedError, HandshakeError } from '../errors.js';
-import { checkFrame, TransportCounters } from '../transport/common.js';
+import { TransportCounters } from '../transport/common.js';
+import { checkApplicationFrame } from './channel-options.js';
 import { FrameFlag } from '../transport/types.js';
 import type {
   CloseReason,
@@ -119,12 +120,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     const p = this.#peers.get(peer);
     if (!p || p.phase !== 'open') throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
-    checkFrame(kind, flags, payload);
-    if (kind < 8) throw new RangeError(`kind must be 8 to 63 on a secure channel (0-7 belong to the transport and the channel), got ${kind}`);
-    if (flags & FrameFlag.Encrypted) throw new RangeError('flags must not include FrameFlag.Encrypted: the secure channel sets it itself');
-    if (payload.length > this.#maxRecord) {
-      throw new RangeError(`payload of ${payload.length} bytes exceeds the secure channel's maxRecordSize ${this.#maxRecord}`);
-    }
+    checkApplicationFrame(kind, flags, payload, this.#maxRecord);
     if (p.sentBytes >= this.#rekeyBytes || p.sentRecords >= MAX_RECORDS_PER_KEY || Date.now() - p.keyBorn >= this.#rekeyInterval) {
       this.#rekey(peer, p);
     }

@@ -59,6 +59,11 @@ export function loadUws(): typeof Uws {
 /** Per-socket uWS user data: the peer record once the socket is open. */
 interface SocketData {
   peer: WsPeer | undefined;
+  /**
+   * uWS has closed the socket: set first thing in its close handler, whose frames handed up
+   * before 'close' may make a listener close the peer; uWS throws on any use of a closed socket.
+   */
+  gone: boolean;
   remoteAddress: string;
   localPort: number;
   host: string;
@@ -113,6 +118,7 @@ export class UwsTransport extends WsTransportBase {
       upgrade: (res, req, context) => {
         const data: SocketData = {
           peer: undefined,
+          gone: false,
           remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
           localPort: boundPort,
           host: endpoint.host,
@@ -133,6 +139,7 @@ export class UwsTransport extends WsTransportBase {
         }
         const socket: MessageSocket = {
           write: (messages) => {
+            if (data.gone) return true;
             let ok = true;
             ws.cork(() => {
               for (const m of messages) if (ws.send(m, true, false) === 2) ok = false;
@@ -140,10 +147,14 @@ export class UwsTransport extends WsTransportBase {
             return ok;
           },
           buffered: () => ws.getBufferedAmount(),
-          end: (code, reason) => ws.end(code, reason),
-          abort: () => ws.close(),
+          end: (code, reason) => {
+            if (!data.gone) ws.end(code, reason);
+          },
+          abort: () => {
+            if (!data.gone) ws.close();
+          },
           ping: () => {
-            ws.ping();
+            if (!data.gone) ws.ping();
           },
         };
         const peer = this.addPeer(
@@ -174,7 +185,9 @@ export class UwsTransport extends WsTransportBase {
         if (peer) peer.active = true;
       },
       close: (ws, code, message) => {
-        const peer = ws.getUserData().peer;
+        const data = ws.getUserData();
+        data.gone = true;
+        const peer = data.peer;
         if (!peer) return;
         const text = Buffer.from(message).toString();
         // uWS drops a too-big message's connection without a close frame (1006) and says so in the text.

@@ -1,36 +1,25 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import type { BrowserContext } from 'playwright-core';
 import type { PeerId } from '../../lib/transport/types.js';
 import { UwsTransport } from '../../lib/transport/uws.js';
-import { launchChromium, pageErrors, type TestBrowser } from './chromium.js';
+import { bundlePage, openBrowser } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 describe('BrowserWsTransport in headless Chromium', () => {
   let server: UwsTransport;
-  let http: Server;
-  let browser: TestBrowser;
+  let browser: Awaited<ReturnType<typeof openBrowser>> | undefined;
+  let context: BrowserContext;
+  let pageUrl = '';
   let wsPort = 0;
-  let pagePort = 0;
   let bundle = '';
   const serverCloses: string[] = [];
 
   before(async () => {
-    const out = await build({
-      entryPoints: [join(here, 'ws-page.ts')],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      write: false,
-      logLevel: 'silent',
-    });
-    bundle = out.outputFiles[0]!.text;
+    bundle = await bundlePage(join(here, 'ws-page.ts'));
     server = new UwsTransport();
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
@@ -40,23 +29,13 @@ describe('BrowserWsTransport in headless Chromium', () => {
     });
     server.on('close', (_p, reason) => serverCloses.push(reason));
     wsPort = (await server.listen({ host: '127.0.0.1', port: 0 })).port;
-    http = createServer((req, res) => {
-      if (req.url === '/page.js') {
-        res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
-      } else if (req.url === '/') {
-        res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>zserver ws test</title><script type="module" src="/page.js"></script>');
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    pagePort = (http.address() as { port: number }).port;
-    browser = await launchChromium();
+    browser = await openBrowser(bundle, 'zserver ws test');
+    context = browser.context;
+    pageUrl = browser.pageUrl;
   });
 
   after(async () => {
     await browser?.close();
-    await new Promise((resolve) => (http ? http.close(resolve) : resolve(undefined)));
     await server?.shutdown();
   });
 
@@ -66,9 +45,10 @@ describe('BrowserWsTransport in headless Chromium', () => {
   });
 
   it('connects, receives a server push, echoes frames, sees backpressure drain, and shuts down', async () => {
-    const page = await browser.context.newPage();
-    const errors = pageErrors(page);
-    await page.goto(`http://127.0.0.1:${pagePort}/`);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(pageUrl);
     await page.waitForFunction(() => (globalThis as { zsTest?: unknown }).zsTest !== undefined, undefined, { timeout: 10_000 });
     const sizes = Array.from({ length: 300 }, (_, i) => (i % 50 === 7 ? 100_000 + i : (i * 37) % 1500));
     const result = await page.evaluate(

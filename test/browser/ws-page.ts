@@ -3,32 +3,12 @@
 // what it saw, for the test to assert on.
 import { BrowserWsTransport } from '../../lib/transport/browser-ws.js';
 import type { BrowserFrameBatch } from '../../lib/transport/browser-ws.js';
+import { pattern, same, until } from './page-util.js';
 
 interface Got {
   kind: number;
   flags: number;
   payload: Uint8Array;
-}
-
-function pattern(i: number, size: number): Uint8Array {
-  const p = new Uint8Array(size);
-  for (let j = 0; j < size; j++) p[j] = (i * 31 + j) & 255;
-  return p;
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
 }
 
 /** Connects, waits for the server's welcome push, echoes frames of the given sizes, and checks drain. */

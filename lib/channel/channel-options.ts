@@ -1,0 +1,91 @@
+/**
+ * The options both secure channels share, the Node one (secure.ts) and the
+ * browser one (web/): their types, defaults and checks. No Node imports, so
+ * the browser bundle can use it.
+ */
+import { checkFrame } from '../transport/common.js';
+import { FrameFlag } from '../transport/types.js';
+import { MAX_OFFERED_SUITES, MAX_RECORDS_PER_KEY, normalizeFingerprint, SUITE_IDS, TAG_BYTES, type CipherSuite } from './wire.js';
+
+/** Options of a secure channel that do not involve a server identity. */
+export interface ChannelOptions {
+  /** Fingerprints (SHA-256 of the server's public key, hex) a client accepts; empty accepts any server. */
+  pin?: string | readonly string[];
+  /** Suites in preference order: offered by clients, chosen from by servers (default both, AES-256-GCM first). */
+  suites?: readonly CipherSuite[];
+  /** Move a direction to its next key after this many plaintext bytes (default 1 GiB). */
+  rekeyBytes?: number;
+  /** Move a direction to its next key once its key is this old, in ms (default 10 minutes). */
+  rekeyInterval?: number;
+  /** Close a connection whose handshake has not completed after this long, in ms (default 10,000). */
+  handshakeTimeout?: number;
+  /** Largest application payload, in bytes (default 16 MiB - 16, so a record fits the default frame). */
+  maxRecordSize?: number;
+}
+
+/** Counters of the secure channel itself. */
+export interface SecureChannelStats {
+  handshakes: number;
+  handshakeFailures: number;
+  rekeysSent: number;
+  rekeysReceived: number;
+  authFailures: number;
+}
+
+/** ChannelOptions with defaults filled in and every value checked. */
+export interface ResolvedChannelOptions {
+  pins: readonly string[];
+  suites: readonly CipherSuite[];
+  rekeyBytes: number;
+  rekeyInterval: number;
+  handshakeTimeout: number;
+  maxRecordSize: number;
+}
+
+function checkPositive(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2 ** 52) {
+    throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Fills in defaults and checks every option, throwing TypeError/RangeError naming a bad one. */
+export function resolveChannelOptions(options: ChannelOptions, defaultSuites: readonly CipherSuite[]): ResolvedChannelOptions {
+  const pins = options.pin === undefined ? [] : typeof options.pin === 'string' ? [options.pin] : [...options.pin];
+  const suites = options.suites ?? defaultSuites;
+  const known = Object.keys(SUITE_IDS).map((s) => `'${s}'`).join(', ');
+  if (!Array.isArray(suites) || suites.length < 1 || suites.length > MAX_OFFERED_SUITES || suites.some((s) => SUITE_IDS[s as CipherSuite] === undefined)) {
+    throw new RangeError(`options.suites must list 1 to ${MAX_OFFERED_SUITES} of ${known}`);
+  }
+  return {
+    pins: pins.map((p, i) => normalizeFingerprint(p, `options.pin[${i}]`)),
+    suites: [...new Set(suites as CipherSuite[])],
+    rekeyBytes: checkPositive(options.rekeyBytes, 'options.rekeyBytes', 2 ** 30),
+    rekeyInterval: checkPositive(options.rekeyInterval, 'options.rekeyInterval', 10 * 60 * 1000),
+    handshakeTimeout: checkPositive(options.handshakeTimeout, 'options.handshakeTimeout', 10_000),
+    maxRecordSize: checkPositive(options.maxRecordSize, 'options.maxRecordSize', 16 * 1024 * 1024 - TAG_BYTES),
+  };
+}
+
+/** Checks the arguments of a secure channel's send(): an application frame (kind 8-63) without Encrypted, within maxRecordSize. */
+export function checkApplicationFrame(kind: number, flags: number, payload: Uint8Array, maxRecordSize: number): void {
+  checkFrame(kind, flags, payload);
+  if (kind < 8) throw new RangeError(`kind must be 8 to 63 on a secure channel (0-7 belong to the transport and the channel), got ${kind}`);
+  if (flags & FrameFlag.Encrypted) throw new RangeError('flags must not include FrameFlag.Encrypted: the secure channel sets it itself');
+  if (payload.length > maxRecordSize) {
+    throw new RangeError(`payload of ${payload.length} bytes exceeds the secure channel's maxRecordSize ${maxRecordSize}`);
+  }
+}
+
+/** A sending direction's counters since its last key change. */
+export interface SendCounters {
+  sentBytes: number;
+  sentRecords: number;
+  keyBorn: number;
+}
+
+/** Whether a direction must move to its next key before its next record (bytes, record count or age). */
+export function rekeyDue(c: SendCounters, o: ResolvedChannelOptions): boolean {
+  return c.sentBytes >= o.rekeyBytes || c.sentRecords >= MAX_RECORDS_PER_KEY || Date.now() - c.keyBorn >= o.rekeyInterval;
+}
