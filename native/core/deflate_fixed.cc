@@ -86,16 +86,15 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
   const uint8_t* src = in.data;
   size_t skip = 1 << kSkipShift;
   size_t lit_start = pos;
-  while (pos < seg_end) {
-    if (pos >= in.hash_end) {
-      pos = seg_end;
-      break;
-    }
+  // Positions past hash_end have no 4 bytes to hash: the segment's rest is literals.
+  const size_t stop = std::min(seg_end, in.hash_end);
+  while (pos < stop) {
     const uint32_t cur = Load32(src + pos);
     const uint32_t h = Hash(cur, bits);
-    size_t cand = table[h];
+    const size_t cand = table[h];
     table[h] = static_cast<uint32_t>(pos);
-    if (cand < pos && pos - cand <= kWindow && Load32(src + cand) == cur) {
+    // 1 <= pos - cand <= kWindow; an empty slot (2^32 - 1) is never below pos.
+    if (pos - cand - 1 < kWindow && Load32(src + cand) == cur) {
       if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
       const size_t max = std::min(kMaxMatch, in.size - pos);
       const size_t len = kMinMatch + MatchLength(src + cand + 4, src + pos + 4, max - 4);
@@ -117,6 +116,7 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
       pos += skip++ >> kSkipShift;
     }
   }
+  if (pos < seg_end) pos = seg_end;  // stopped at hash_end
   if (pos > in.size) pos = in.size;
   if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
   writer = w;
