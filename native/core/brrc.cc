@@ -10,7 +10,7 @@
 // no lane table, so frames pay nothing for it.
 //
 // Bounds: the decoder reads at most 8 stream bytes per output byte (4 per
-// renormalisation) and loads 8 bytes at a time, so it checks the room left
+// renormalisation) and loads 4 bytes at a time, so it checks the room left
 // once per block of bytes, not per byte. Each lane's last few stream bytes
 // are copied into a zero-padded block (the zeros the encoder's flush left
 // out), decoded with a check per byte that the lane does not read past its
@@ -34,7 +34,7 @@ constexpr size_t kMaxInput = 0xFFFFFFFFu - 64;
 constexpr size_t kLaneMin = 16384;
 constexpr unsigned kMaxLanes = 2;
 // The decoder's block check: a byte consumes at most 8 stream bytes, and a
-// load reads 8 bytes at the position of the last renormalisation.
+// load reads 4 bytes at the position of the last renormalisation.
 constexpr size_t kBlockSlack = 16;
 
 // Lane layout of an input of n bytes: lane j holds [j * part, min(n, (j + 1) * part)).
@@ -255,7 +255,7 @@ size_t zs_brrc_encode(const uint8_t* in, size_t in_len, uint8_t* out, size_t out
   // about 6 bytes per input byte, but it stops once it passes out_cap.
   const size_t limit = out_cap - table;
   const size_t worst = split.part * 7 + 16;
-  const size_t room = (worst < limit ? worst : limit) + 4096 * 8 + 64;
+  const size_t room = (worst < limit ? worst : limit) + 4096 * 8 + 64 + 8;
   uint8_t* scratch = static_cast<uint8_t*>(std::malloc(room * lanes));
   EncLane enc[kMaxLanes];
   size_t total = 0;
@@ -263,7 +263,8 @@ size_t zs_brrc_encode(const uint8_t* in, size_t in_len, uint8_t* out, size_t out
     const uint8_t* src[kMaxLanes];
     size_t sizes[kMaxLanes];
     for (unsigned j = 0; j < lanes; j++) {
-      enc[j].Init(scratch + j * room);
+      std::memset(scratch + j * room, 0, 8);  // headroom: see EncodeRenorm
+      enc[j].Init(scratch + j * room + 8);
       src[j] = in + split.Begin(j, in_len);
       sizes[j] = split.Size(j, in_len);
     }

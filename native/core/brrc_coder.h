@@ -9,7 +9,7 @@
 // the bound precise to better than 2^-11. Renormalisation shifts out whole
 // bytes until the range is at least 2^48 again (0 to 4 bytes), without a
 // branch: the byte count comes from the range's leading zeros, the encoder
-// stores 8 bytes and advances by that count, the decoder loads 8 and keeps
+// stores 8 bytes and advances by that count, the decoder loads 4 and keeps
 // that many. No decision has a branch on the coded bit either: the bit
 // selects with conditional moves (written out on x86-64, where GCC would
 // otherwise emit branches that mispredict about half the time).
@@ -92,6 +92,15 @@ inline uint64_t LoadBE64(const uint8_t* p) {
   return __builtin_bswap64(v);
 #endif
 }
+inline uint32_t LoadBE32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+#if defined(_MSC_VER)
+  return _byteswap_ulong(v);
+#else
+  return __builtin_bswap32(v);
+#endif
+}
 inline void StoreBE64(uint8_t* p, uint64_t v) {
 #if defined(_MSC_VER)
   v = _byteswap_uint64(v);
@@ -106,7 +115,7 @@ inline void StoreBE64(uint8_t* p, uint64_t v) {
 struct EncLane {
   uint64_t low;    // 56 bits and the carry bit
   uint64_t range;  // in [2^48, 2^56) between nibbles
-  uint8_t* p;      // next output byte; 8 writable bytes at p
+  uint8_t* p;      // next output byte; 8 writable bytes at p, 1 byte of headroom before
   uint8_t* start;  // first output byte (carries stop here)
   uint16_t probs[kModelSize];
   void Init(uint8_t* out) {
@@ -167,8 +176,15 @@ ZS_BRRC_INLINE void EncodeBit(EncRegs& e, uint16_t* probs, uint64_t path) {
   probs[node] = kAdapt.next[index];
 }
 
+// The carry out of low (about one renormalisation in 15 on text, at random,
+// so not a branch) is added to the last byte written; only when that byte
+// wraps (it was 0xFF) does Carry walk further back. The byte before a lane's
+// first is headroom that a valid coder never changes: no carry can occur
+// before the first byte is shifted out.
 ZS_BRRC_INLINE void EncodeRenorm(EncRegs& e, const uint8_t* start) {
-  if (__builtin_expect(e.low >> 56, 0)) Carry(e.p, start);
+  const unsigned last = e.p[-1] + static_cast<unsigned>(e.low >> 56);
+  e.p[-1] = static_cast<uint8_t>(last);
+  if (__builtin_expect(last >> 8, 0)) Carry(e.p - 1, start);
   const unsigned s = RenormShift(e.range);
   StoreBE64(e.p, e.low << 8);
   e.p += s >> 3;
@@ -252,7 +268,7 @@ ZS_BRRC_INLINE void DecodeBit(uint16_t* probs, uint64_t& range, uint64_t& code, 
 ZS_BRRC_INLINE void DecodeRenorm(uint64_t& range, uint64_t& code, const uint8_t*& ip) {
   const unsigned s = RenormShift(range);
   range <<= s;
-  code = (code << s) | ((LoadBE64(ip) >> 8) >> (56 - s));
+  code = (code << s) | (uint64_t{LoadBE32(ip)} >> (32 - s));  // s <= 32
   ip += s >> 3;
 }
 
