@@ -93,7 +93,8 @@ struct Tables2 {
   }
 
   // The longest match at pos longer than `shorter` bytes (0 when none),
-  // from the two tables' candidates; inserts pos.
+  // from the two tables' candidates; inserts pos. For the last positions of
+  // the input, where FindWide cannot load 8 bytes.
   size_t Find(const Input& in, size_t pos, size_t* dist, size_t shorter = kMinMatch - 1) {
     const uint8_t* src = in.data;
     const uint32_t cur = Load32(src + pos);
