@@ -3,11 +3,16 @@
 // Each byte is coded as 8 binary decisions, most significant bit first, down
 // a binary tree of 255 nodes; each node holds a 12-bit probability that the
 // next bit is 0, adapted after every decision by 1/64 of the distance to the
-// observed outcome. The coder is the LZMA-style range coder: a 32-bit range,
-// a 33-bit low with carry propagation through a cached byte and a count of
-// pending 0xFF bytes. The first byte such an encoder emits is always 0 and is
-// left out; a coder's stream is its remaining bytes, including its 4-byte
-// flush, and the decoder consumes exactly all of them.
+// observed outcome. The coder is an LZMA-style range coder (bound =
+// (range >> 12) * p, bytes shifted out of `low` at the top, a carry out of
+// low added into the bytes already written) in 64-bit registers: range and
+// low are 56 bits wide (low has one more for the carry) and are renormalised
+// after every 4 decisions, by as many whole bytes (0 to 4) as bring the range
+// back to at least 2^48. A coder's stream is the bytes it shifted out and one
+// flush byte: the top byte of the multiple of 2^48 in the final interval,
+// whose lower bytes are zero and left out. The decoder starts from the
+// stream's first 7 bytes, reads zeros past its end, and must have read exactly
+// the stream and 6 bytes of those zeros when the last byte is decoded.
 //
 // Lanes: an input of 16384 bytes or more is cut into two halves (the first
 // one byte longer when the length is odd), each coded by its own coder and

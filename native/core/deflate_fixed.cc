@@ -11,8 +11,9 @@
 //    position, greedy; after 32 misses in a row the step between probed
 //    positions grows (snappy's heuristic), so incompressible data is crossed
 //    quickly.
-//  - default: two tables, of 4-byte and 7-byte hashes (Tables2), probed at
-//    every position; lazy matching (a longer match at the next byte wins
+//  - default: two tables, of 4-byte and 7-byte hashes (Tables2 in
+//    deflate_match.h), probed at every position without a branch per
+//    candidate; lazy matching (a longer match at the next byte wins
 //    over a short current one); a match is extended backwards over the
 //    pending literals; runs of misses are crossed with growing steps as in
 //    fast, only more slowly.
@@ -27,10 +28,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(_MSC_VER)
-#include <intrin.h>
-#endif
-
+#include "deflate_match.h"
 #include "deflate_tables.h"
 #include "deflate_writer.h"
 
@@ -38,9 +36,6 @@ namespace {
 
 using namespace zs::deflate;
 
-constexpr size_t kWindow = 32768;
-constexpr size_t kMinMatch = 4;
-constexpr size_t kMaxMatch = 258;
 // Below 65535 by more than a match or a skip-ahead step can overrun, so a
 // segment that falls back to a stored block needs only one.
 constexpr size_t kSegment = 60000;
@@ -59,39 +54,6 @@ constexpr size_t kLazyLength = 24;
 constexpr size_t kInsertAll = 32;
 constexpr size_t kInsertEdge = 8;
 constexpr unsigned kDefaultSkipShift = 6;
-
-inline uint32_t Load32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline uint64_t Load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
-inline unsigned LowestSetBit(uint64_t x) {
-#if defined(_MSC_VER)
-  unsigned long i;
-  _BitScanForward64(&i, x);
-  return static_cast<unsigned>(i);
-#else
-  return static_cast<unsigned>(__builtin_ctzll(x));
-#endif
-}
-
-// Number of equal bytes at a and b, at most max.
-inline size_t MatchLength(const uint8_t* a, const uint8_t* b, size_t max) {
-  size_t n = 0;
-  while (n + 8 <= max) {
-    const uint64_t x = Load64(a + n) ^ Load64(b + n);
-    if (x) return n + (LowestSetBit(x) >> 3);
-    n += 8;
-  }
-  while (n < max && a[n] == b[n]) n++;
-  return n;
-}
 
 struct Workspace {
   std::vector<uint32_t> head;  // last position per hash (fast: the only table)
@@ -112,14 +74,6 @@ unsigned HashBits(size_t n, unsigned max_bits) {
   return bits;
 }
 
-inline uint32_t Hash(uint32_t v, unsigned bits) { return (v * 2654435761u) >> (32 - bits); }
-
-struct Input {
-  const uint8_t* data;
-  size_t size;
-  size_t hash_end;  // positions below this have 4 bytes to hash
-};
-
 // Fast level: codes [pos, seg_end) (the last match may run past seg_end) and
 // returns the position reached.
 size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table, unsigned bits,
@@ -132,16 +86,15 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
   const uint8_t* src = in.data;
   size_t skip = 1 << kSkipShift;
   size_t lit_start = pos;
-  while (pos < seg_end) {
-    if (pos >= in.hash_end) {
-      pos = seg_end;
-      break;
-    }
+  // Positions past hash_end have no 4 bytes to hash: the segment's rest is literals.
+  const size_t stop = std::min(seg_end, in.hash_end);
+  while (pos < stop) {
     const uint32_t cur = Load32(src + pos);
     const uint32_t h = Hash(cur, bits);
-    size_t cand = table[h];
+    const size_t cand = table[h];
     table[h] = static_cast<uint32_t>(pos);
-    if (cand < pos && pos - cand <= kWindow && Load32(src + cand) == cur) {
+    // 1 <= pos - cand <= kWindow; an empty slot (2^32 - 1) is never below pos.
+    if (pos - cand - 1 < kWindow && Load32(src + cand) == cur) {
       if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
       const size_t max = std::min(kMaxMatch, in.size - pos);
       const size_t len = kMinMatch + MatchLength(src + cand + 4, src + pos + 4, max - 4);
@@ -163,73 +116,13 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
       pos += skip++ >> kSkipShift;
     }
   }
+  if (pos < seg_end) pos = seg_end;  // stopped at hash_end
   if (pos > in.size) pos = in.size;
   if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
   writer = w;
   return pos;
 }
 
-
-// Default level's match finder: two tables of the last position per hash,
-// one of the next 4 bytes and one of the next 7, both probed at every
-// position. The 7-byte table keeps the start of a long repeat that later
-// 4-byte repeats would overwrite in the other; the two probes are
-// independent loads, so they overlap in the CPU, where the links of a hash
-// chain are loaded one after another. Slots hold positions modulo 2^16
-// (half the cache footprint): a slot names the position that distance back,
-// checked like any candidate, so a stale one only costs a probe.
-struct Tables2 {
-  uint16_t* short_slots;
-  unsigned short_bits;
-  uint16_t* long_slots;
-  unsigned long_bits;
-
-  uint16_t* Short(const uint8_t* p) const { return short_slots + Hash(Load32(p), short_bits); }
-  // Needs 8 readable bytes at p; hashes the first 7.
-  uint16_t* Long(const uint8_t* p) const {
-    return long_slots + (((Load64(p) << 8) * 0x9E3779B97F4A7C15ull) >> (64 - long_bits));
-  }
-
-  void Insert(const Input& in, size_t pos) {
-    *Short(in.data + pos) = static_cast<uint16_t>(pos);
-    if (pos + 8 <= in.size) *Long(in.data + pos) = static_cast<uint16_t>(pos);
-  }
-
-  // The longest match at pos longer than `shorter` bytes (0 when none),
-  // from the two tables' candidates; inserts pos.
-  size_t Find(const Input& in, size_t pos, size_t* dist, size_t shorter = kMinMatch - 1) {
-    const uint8_t* src = in.data;
-    const uint32_t cur = Load32(src + pos);
-    uint16_t cand[2];
-    uint16_t* s = Short(src + pos);
-    cand[1] = *s;
-    *s = static_cast<uint16_t>(pos);
-    unsigned first = 1;
-    if (pos + 8 <= in.size) {
-      uint16_t* l = Long(src + pos);
-      cand[0] = *l;
-      *l = static_cast<uint16_t>(pos);
-      first = 0;
-    }
-    const size_t max = std::min(kMaxMatch, in.size - pos);
-    const size_t reach = std::min(pos, kWindow);
-    size_t best = shorter;
-    if (best >= max) return 0;
-    for (unsigned k = first; k < 2; k++) {
-      const size_t d = (pos - cand[k]) & 0xFFFF;
-      if (d - 1 >= reach) continue;  // 0, before the input, or beyond the window
-      const size_t c = pos - d;
-      if (src[c + best] != src[pos + best] || Load32(src + c) != cur) continue;
-      const size_t len = kMinMatch + MatchLength(src + c + 4, src + pos + 4, max - 4);
-      if (len > best) {
-        best = len;
-        *dist = d;
-        if (len == max) break;  // and src[pos + best] is past the input
-      }
-    }
-    return best > shorter ? best : 0;
-  }
-};
 
 size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, BitWriter& writer) {
   BitWriter w = writer;  // local, as in FastSegment
@@ -243,7 +136,7 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, B
       break;
     }
     size_t dist = 0;
-    size_t len = c.Find(in, pos, &dist);
+    size_t len = pos + 8 <= in.size ? c.FindWide(in, pos, &dist, kMinMatch - 1) : c.Find(in, pos, &dist);
     if (len == 0) {
       // Runs of misses (incompressible data) are crossed with growing steps.
       pos += 1 + (misses++ >> kDefaultSkipShift);
@@ -255,7 +148,7 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, B
     bool next_indexed = false;
     if (len < kLazyLength && pos + 1 < in.hash_end) {
       size_t dist2 = 0;
-      const size_t len2 = c.Find(in, pos + 1, &dist2, len);
+      const size_t len2 = pos + 9 <= in.size ? c.FindWide(in, pos + 1, &dist2, len) : c.Find(in, pos + 1, &dist2, len);
       next_indexed = true;
       if (len2 > len) {
         pos++;

@@ -86,17 +86,18 @@ struct BitWriter {
     Put(t.len_code[len] | (dbits << t.len_bits[len]), t.len_bits[len] + 5u + kDistExtra[sym]);
     Flush();
   }
-  // Literals data[0, n), up to five per flush (5 * 9 bits fit above 7 pending).
+  // Literals data[0, n), up to six per flush (6 * 9 bits fit above 7 pending).
   void Literals(const EncodeTables& t, const uint8_t* data, size_t n) {
-    while (n >= 5) {
+    while (n >= 6) {
       Literal(t, data[0]);
       Literal(t, data[1]);
       Literal(t, data[2]);
       Literal(t, data[3]);
       Literal(t, data[4]);
+      Literal(t, data[5]);
       Flush();
-      data += 5;
-      n -= 5;
+      data += 6;
+      n -= 6;
     }
     for (size_t i = 0; i < n; i++) Literal(t, data[i]);
     Flush();
