@@ -19,7 +19,9 @@
  * Run: node --import tsx bench/rpc.ts [--quick] [--only native,ws,node-net,socket.io,ws-json] [--rounds N]
  * --rounds N measures every row N times, round-robin, and prints the median of each column and
  * the ws / native ratio of each round (default 1; 3 rounds take about a minute with --quick).
- * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.)
+ * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.
+ * The load processes get this process's Node options, so `node --cpu-prof --import tsx bench/rpc.ts`
+ * profiles the server and both load processes.)
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -261,7 +263,7 @@ interface Measured {
 async function measure(row: Row, port: number): Promise<Measured> {
   const per = CONNECTIONS / PROCESSES;
   const children = Array.from({ length: PROCESSES }, () =>
-    spawn(process.execPath, ['--import', 'tsx', 'bench/rpc.ts', '--child', row, String(port), String(per), String(INFLIGHT), String(WARM_MS), String(MEASURE_MS)], {
+    spawn(process.execPath, [...process.execArgv, 'bench/rpc.ts', '--child', row, String(port), String(per), String(INFLIGHT), String(WARM_MS), String(MEASURE_MS)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     }),
   );
