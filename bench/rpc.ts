@@ -31,7 +31,10 @@ import { median, printTable, quick, writeResults } from './_lib.js';
 const CONNECTIONS = 100;
 const INFLIGHT = 16;
 const PROCESSES = 2;
-const WARM_MS = quick ? 500 : 1500;
+// The warm-up must outlast V8's optimizing compiler: the WebSocket row runs more JavaScript (the
+// ws package, Node streams) and on a loaded 2-core machine reached its steady rate only after
+// about 3.5 s of traffic (native TCP: 0.5 s); with 1.5 s it measured mostly compilation.
+const WARM_MS = quick ? 1500 : 4000;
 const MEASURE_MS = quick ? 1500 : 4000;
 const BUCKETS = 1024;
 
