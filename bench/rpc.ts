@@ -366,7 +366,10 @@ async function parent(): Promise<void> {
       }
       runs.get(row)!.push(m);
       const r = rounds > 1 ? `round ${round}: ` : '';
-      console.log(`${r}${labels[row]}: ${Math.round(m.rate).toLocaleString('en-US')} round trips/s`);
+      console.log(
+        `${r}${labels[row]}: ${Math.round(m.rate).toLocaleString('en-US')} round trips/s, ` +
+          `CPU per round trip: server ${m.serverUs.toFixed(2)} µs, load ${m.clientUs.toFixed(2)} µs`,
+      );
     }
   }
   const measured = new Map<Row, Measured>([...runs].map(([row, list]) => [row, medianOf(list)]));
