@@ -5,31 +5,41 @@
  *
  *   zserver over native TCP     stream command, small DataFrame (int32, string, float64)
  *   zserver over Node net       the same
+ *   zserver over WebSocket      the same; server UwsTransport (uWebSockets.js), load WsClientTransport (`ws`)
  *   socket.io                   emit with acknowledgement, websocket transport
  *   ws + JSON envelope          {id, method, params} / {id, result}
  *
  * The zserver rows import their transport by name (lib/transport/factory.ts);
  * a transport that is not part of this build prints "not built on this branch".
- * Ratio columns compare each row with socket.io and with ws+JSON of the same run. The CPU
+ * Ratio columns compare each row with native TCP, socket.io and ws+JSON of the same run, and a
+ * last line prints WebSocket / native TCP (issue 4 asks for at least 0.70). The CPU
  * columns give the CPU time per round trip in the server process and in the load processes
  * (summed), measured over the same window: on a shared machine they move less than the rates.
  *
- * Run: node --import tsx bench/rpc.ts [--quick] [--only native,node-net,socket.io,ws-json]
- * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.)
+ * Run: node --import tsx bench/rpc.ts [--quick] [--only native,ws,node-net,socket.io,ws-json] [--rounds N]
+ * --rounds N measures every row N times, round-robin, and prints the median of each column and
+ * the ws / native ratio of each round (default 1; 3 rounds take about a minute with --quick).
+ * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.
+ * The load processes get this process's Node options, so `node --cpu-prof --import tsx bench/rpc.ts`
+ * profiles the server and both load processes.)
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
-import { printTable, quick, writeResults } from './_lib.js';
+import { median, printTable, quick, writeResults } from './_lib.js';
 
 const CONNECTIONS = 100;
 const INFLIGHT = 16;
 const PROCESSES = 2;
-const WARM_MS = quick ? 500 : 1500;
+// The warm-up must outlast V8's optimizing compiler: the WebSocket row runs more JavaScript (the
+// ws package, Node streams) and on a loaded 2-core machine reached its steady rate only after
+// about 3.5 s of traffic (native TCP: 0.5 s); with 1.5 s it measured mostly compilation.
+const WARM_MS = quick ? 1500 : 4000;
 const MEASURE_MS = quick ? 1500 : 4000;
 const BUCKETS = 1024;
 
-type Row = 'native' | 'node-net' | 'socket.io' | 'ws-json';
+type Row = 'native' | 'ws' | 'node-net' | 'socket.io' | 'ws-json';
+type ZserverRow = 'native' | 'ws' | 'node-net';
 
 /** Latency histogram: bucket = floor(log2(µs) × 32), about 2% wide. */
 class Histogram {
@@ -68,9 +78,20 @@ interface Slot {
   cb: (err: Error | null) => void;
 }
 
-async function zserverCallers(name: 'native' | 'node-net', port: number, n: number): Promise<Caller[]> {
-  const { Client, DataFrame, createTransport } = await import('../lib/index.js');
-  const transport = await createTransport(name);
+/**
+ * The transport a zserver row uses on one side. The WebSocket row serves with
+ * UwsTransport and loads with WsClientTransport (the Node client on `ws`), so
+ * the load processes run what a Node program would run against a WebSocket server.
+ */
+async function zserverTransport(name: ZserverRow, side: 'server' | 'client') {
+  const lib = await import('../lib/index.js');
+  if (name !== 'ws') return lib.createTransport(name);
+  return side === 'server' ? new lib.UwsTransport() : new lib.WsClientTransport();
+}
+
+async function zserverCallers(name: ZserverRow, port: number, n: number): Promise<Caller[]> {
+  const { Client, DataFrame } = await import('../lib/index.js');
+  const transport = await zserverTransport(name, 'client');
   const frame = new DataFrame().writeInt32(7).writeString('hello, zserver').writeFloat64(3.25);
   const callers: Caller[] = [];
   for (let i = 0; i < n; i++) {
@@ -193,9 +214,9 @@ interface RunningServer {
   stop(): Promise<void>;
 }
 
-async function zserverServer(name: 'native' | 'node-net'): Promise<RunningServer> {
-  const { Server, createTransport } = await import('../lib/index.js');
-  const transport = await createTransport(name);
+async function zserverServer(name: ZserverRow): Promise<RunningServer> {
+  const { Server } = await import('../lib/index.js');
+  const transport = await zserverTransport(name, 'server');
   const server = new Server({ quiet: true });
   server.stream('echo', (df) => df);
   const ep = await server.listen(transport, { host: '127.0.0.1', port: 0 });
@@ -245,7 +266,7 @@ interface Measured {
 async function measure(row: Row, port: number): Promise<Measured> {
   const per = CONNECTIONS / PROCESSES;
   const children = Array.from({ length: PROCESSES }, () =>
-    spawn(process.execPath, ['--import', 'tsx', 'bench/rpc.ts', '--child', row, String(port), String(per), String(INFLIGHT), String(WARM_MS), String(MEASURE_MS)], {
+    spawn(process.execPath, [...process.execArgv, 'bench/rpc.ts', '--child', row, String(port), String(per), String(INFLIGHT), String(WARM_MS), String(MEASURE_MS)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     }),
   );
@@ -287,34 +308,75 @@ async function measure(row: Row, port: number): Promise<Measured> {
   }
 }
 
+/** Whether a row can run in this build; prints why not when it cannot. */
+async function rowAvailable(row: Row, label: string): Promise<boolean> {
+  if (row === 'native' || row === 'node-net') {
+    const { transportAvailable } = await import('../lib/transport/factory.js');
+    if (await transportAvailable(row)) return true;
+    console.log(`${label}: not built on this branch`);
+    return false;
+  }
+  if (row === 'ws') {
+    const { loadUws } = await import('../lib/transport/uws.js');
+    try {
+      loadUws();
+      return true;
+    } catch (err) {
+      console.log(`${label}: not available (${(err as Error).message})`);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The median of each field over the rounds of one row. */
+function medianOf(runs: Measured[]): Measured {
+  const pick = (f: keyof Measured) => median(runs.map((m) => m[f]));
+  return { rate: pick('rate'), p50: pick('p50'), p99: pick('p99'), serverUs: pick('serverUs'), clientUs: pick('clientUs') };
+}
+
 async function parent(): Promise<void> {
-  const { transportAvailable } = await import('../lib/transport/factory.js');
-  const rows: Record<string, string | number>[] = [];
-  const measured = new Map<Row, Measured>();
   const labels: Record<Row, string> = {
     native: 'zserver, native TCP',
+    ws: 'zserver, WebSocket',
     'node-net': 'zserver, Node net',
     'socket.io': 'socket.io, emit + ack',
     'ws-json': 'ws + JSON envelope',
   };
   const onlyAt = process.argv.indexOf('--only');
   const only = onlyAt > 0 ? process.argv[onlyAt + 1]!.split(',') : undefined;
-  for (const row of ['socket.io', 'ws-json', 'native', 'node-net'] as Row[]) {
+  const roundsAt = process.argv.indexOf('--rounds');
+  const rounds = roundsAt > 0 ? Number(process.argv[roundsAt + 1]) : 1;
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`--rounds must be an integer from 1 to 20, got ${process.argv[roundsAt + 1]}`);
+  const rowsToRun: Row[] = [];
+  for (const row of ['socket.io', 'ws-json', 'native', 'ws', 'node-net'] as Row[]) {
     if (only !== undefined && !only.includes(row)) continue;
-    if ((row === 'native' || row === 'node-net') && !(await transportAvailable(row))) {
-      console.log(`${labels[row]}: not built on this branch`);
-      continue;
-    }
-    const server = row === 'socket.io' ? await socketIoServer() : row === 'ws-json' ? await wsServer() : await zserverServer(row);
-    try {
-      measured.set(row, await measure(row, server.port));
-    } finally {
-      await server.stop();
-    }
-    console.log(`${labels[row]}: ${Math.round(measured.get(row)!.rate).toLocaleString('en-US')} round trips/s`);
+    if (await rowAvailable(row, labels[row])) rowsToRun.push(row);
   }
+  // Rounds go round-robin over the rows, so a change in the machine's load hits every row alike.
+  const runs = new Map<Row, Measured[]>(rowsToRun.map((r) => [r, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const row of rowsToRun) {
+      const server = row === 'socket.io' ? await socketIoServer() : row === 'ws-json' ? await wsServer() : await zserverServer(row);
+      let m: Measured;
+      try {
+        m = await measure(row, server.port);
+      } finally {
+        await server.stop();
+      }
+      runs.get(row)!.push(m);
+      const r = rounds > 1 ? `round ${round}: ` : '';
+      console.log(
+        `${r}${labels[row]}: ${Math.round(m.rate).toLocaleString('en-US')} round trips/s, ` +
+          `CPU per round trip: server ${m.serverUs.toFixed(2)} µs, load ${m.clientUs.toFixed(2)} µs`,
+      );
+    }
+  }
+  const measured = new Map<Row, Measured>([...runs].map(([row, list]) => [row, medianOf(list)]));
+  const native = measured.get('native')?.rate ?? NaN;
   const sio = measured.get('socket.io')?.rate ?? NaN;
-  const ws = measured.get('ws-json')?.rate ?? NaN;
+  const wsJson = measured.get('ws-json')?.rate ?? NaN;
+  const rows: Record<string, string | number>[] = [];
   for (const [row, m] of measured) {
     rows.push({
       implementation: labels[row],
@@ -323,15 +385,27 @@ async function parent(): Promise<void> {
       'p99 ms': m.p99,
       'server CPU µs/rt': m.serverUs,
       'client CPU µs/rt': m.clientUs,
+      'vs native': m.rate / native,
       'vs socket.io': m.rate / sio,
-      'vs ws+JSON': m.rate / ws,
+      'vs ws+JSON': m.rate / wsJson,
     });
   }
+  const median3 = rounds > 1 ? `, median of ${rounds} rounds` : '';
   printTable(
-    `RPC round trips: ${CONNECTIONS} connections × ${INFLIGHT} in flight, load from ${PROCESSES} processes, ${MEASURE_MS} ms measured after ${WARM_MS} ms warm-up`,
+    `RPC round trips: ${CONNECTIONS} connections × ${INFLIGHT} in flight, load from ${PROCESSES} processes, ${MEASURE_MS} ms measured after ${WARM_MS} ms warm-up${median3}`,
     rows,
   );
-  writeResults('rpc', rows, { connections: CONNECTIONS, inflight: INFLIGHT, processes: PROCESSES, measureMs: MEASURE_MS });
+  const wsRuns = runs.get('ws');
+  const nativeRuns = runs.get('native');
+  if (wsRuns && nativeRuns) {
+    const ratios = wsRuns.map((m, i) => m.rate / nativeRuns[i]!.rate);
+    const cpu = (f: 'serverUs' | 'clientUs') => median(wsRuns.map((m, i) => m[f] / nativeRuns[i]![f]));
+    console.log(
+      `\nws / native round trips/s: ${median(ratios).toFixed(2)}${rounds > 1 ? ` (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})` : ''}; ` +
+        `CPU per round trip ws / native: server ${cpu('serverUs').toFixed(2)}, load ${cpu('clientUs').toFixed(2)}`,
+    );
+  }
+  writeResults('rpc', rows, { connections: CONNECTIONS, inflight: INFLIGHT, processes: PROCESSES, measureMs: MEASURE_MS, rounds });
 }
 
 const childAt = process.argv.indexOf('--child');

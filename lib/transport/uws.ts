@@ -140,6 +140,9 @@ export class UwsTransport extends WsTransportBase {
         const socket: MessageSocket = {
           write: (messages) => {
             if (data.gone) return true;
+            // uWS copies what it cannot send at once, so lent messages are safe. One message
+            // (the usual case: a peer's frames of one turn) needs no cork around it.
+            if (messages.length === 1) return ws.send(messages[0]!, true, false) !== 2;
             let ok = true;
             ws.cork(() => {
               for (const m of messages) if (ws.send(m, true, false) === 2) ok = false;

@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import { ConnectionClosedError } from '../errors.js';
 import { checkFrame, joinParts, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
+import { MAX_FRAME_KIND } from './types.js';
 import type {
   CloseReason,
   ConnectionOptions,
@@ -37,7 +38,11 @@ export { CloseCode, closeCodeFor, reasonForRemoteClose } from './ws-frames.js';
 
 /** What the base needs from a socket of either library. */
 export interface MessageSocket {
-  /** Sends whole binary messages in order; false when the library dropped them (buffer limit). */
+  /**
+   * Sends whole binary messages in order; false when the library dropped them
+   * (buffer limit). The messages are lent: the last one is reused after the call
+   * returns, so the library must send or copy them before (uWS and `ws` do).
+   */
   write(messages: Uint8Array[]): boolean;
   /** Bytes queued in the library and the kernel, not yet sent. */
   buffered(): number;
@@ -85,6 +90,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   #deliverScheduled = false;
   #dirty: WsPeer[] = [];
   #flushScheduled = false;
+  readonly #flushTask = () => this.#flush();
   #sweep: NodeJS.Timeout | undefined;
   #sweepPeriod = 0;
   #shut = false;
@@ -142,19 +148,23 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
-    this.checkOpen();
-    const p = this.peers.get(peer);
-    if (!p) throw new ConnectionClosedError(`${this.name} transport: peer ${peer} is not open`);
-    checkFrame(kind, flags, payload);
+    const p = this.#shut ? undefined : this.peers.get(peer);
+    if (p === undefined) {
+      this.checkOpen();
+      throw new ConnectionClosedError(`${this.name} transport: peer ${peer} is not open`);
+    }
+    // The cheap test passes for every valid frame; checkFrame() names what is wrong otherwise.
+    if (kind !== (kind & MAX_FRAME_KIND) || flags !== (flags & 3) || !(payload instanceof Uint8Array)) checkFrame(kind, flags, payload);
     p.writer.add(kind, flags, payload);
-    this.counters.framesOut++;
-    this.counters.bytesOut += payload.length;
+    const counters = this.counters;
+    counters.framesOut++;
+    counters.bytesOut += payload.length;
     if (!p.dirty) {
       p.dirty = true;
       this.#dirty.push(p);
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
-        queueMicrotask(() => this.#flush());
+        queueMicrotask(this.#flushTask);
       }
     }
     if (p.writer.pending + p.buffered > p.options.highWaterMark) {
@@ -337,7 +347,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   #write(p: WsPeer): void {
     p.dirty = false;
     if (p.closed) return;
-    const messages = p.writer.take();
+    const messages = p.writer.lend();
     if (messages.length === 0) return;
     if (p.options.keepaliveInterval > 0) p.lastOut = Date.now();
     if (!p.socket.write(messages)) {

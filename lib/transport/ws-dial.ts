@@ -58,6 +58,9 @@ export async function dialWebSocket<T>(url: string, options: DialOptions, onOpen
   });
 }
 
+/** Options of every send: binary, never compressed (frames carry their own compression flag). */
+const SEND_OPTIONS = { binary: true, compress: false } as const;
+
 /** What a wrapped client socket reports to its transport. */
 export interface ClientSocketHooks {
   message(data: Buffer, isBinary: boolean): void;
@@ -73,13 +76,14 @@ export interface ClientSocketHooks {
 export function wsClientSocket(ws: WebSocket, endpoint: Endpoint, hooks: ClientSocketHooks) {
   const raw = (ws as unknown as { _socket?: Socket })._socket;
   let lastError = '';
+  const sent = () => hooks.sent();
   const socket: MessageSocket = {
     write: (messages) => {
-      for (let i = 0; i < messages.length; i++) {
-        // The callback of the last message tells when the batch left the process buffer.
-        if (i === messages.length - 1) ws.send(messages[i]!, { binary: true, compress: false }, () => hooks.sent());
-        else ws.send(messages[i]!, { binary: true, compress: false });
-      }
+      const last = messages.length - 1;
+      for (let i = 0; i < last; i++) ws.send(messages[i]!, SEND_OPTIONS);
+      // The callback of the last message tells when the batch left the process buffer.
+      // ws masks a client message into a new buffer of its own, so lent messages are safe.
+      if (last >= 0) ws.send(messages[last]!, SEND_OPTIONS, sent);
       return true;
     },
     buffered: () => ws.bufferedAmount,

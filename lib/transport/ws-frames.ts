@@ -36,14 +36,6 @@ export interface FrameSettings {
   maxFrameSize: number;
 }
 
-/** Stores a u32 little-endian (byte stores: no DataView to create per frame). */
-function putU32(target: Uint8Array, at: number, value: number): void {
-  target[at] = value;
-  target[at + 1] = value >>> 8;
-  target[at + 2] = value >>> 16;
-  target[at + 3] = value >>> 24;
-}
-
 /** Reads a u32 little-endian. */
 function getU32(source: Uint8Array, at: number): number {
   return (source[at]! | (source[at + 1]! << 8) | (source[at + 2]! << 16) | (source[at + 3]! << 24)) >>> 0;
@@ -53,46 +45,71 @@ function getU32(source: Uint8Array, at: number): number {
 export function writeFrame(
   target: Uint8Array,
   at: number,
-  settings: FrameSettings,
+  headToken: number,
+  tailToken: number,
   kind: number,
   flags: number,
   payload: Uint8Array,
 ): number {
   const n = payload.length;
-  putU32(target, at, settings.headToken);
-  putU32(target, at + 4, n);
+  // Byte stores: no DataView to create per frame.
+  target[at] = headToken;
+  target[at + 1] = headToken >>> 8;
+  target[at + 2] = headToken >>> 16;
+  target[at + 3] = headToken >>> 24;
+  target[at + 4] = n;
+  target[at + 5] = n >>> 8;
+  target[at + 6] = n >>> 16;
+  target[at + 7] = n >>> 24;
   // In-memory flags 0x01/0x02 are wire bits 6/7 (docs/protocol.md).
   target[at + 8] = (kind & 0x3f) | ((flags & 3) << 6);
-  if (n <= 32) {
-    // Short payloads: a loop beats the set() call.
-    for (let i = 0; i < n; i++) target[at + 9 + i] = payload[i]!;
+  const p = at + 9;
+  if (n <= 8) {
+    // A few bytes: a loop beats the call into set(); from about 16 bytes on set() wins.
+    for (let i = 0; i < n; i++) target[p + i] = payload[i]!;
   } else {
-    target.set(payload, at + 9);
+    target.set(payload, p);
   }
-  putU32(target, at + 9 + n, settings.tailToken);
-  return at + WS_FRAME_OVERHEAD + n;
+  const e = p + n;
+  target[e] = tailToken;
+  target[e + 1] = tailToken >>> 8;
+  target[e + 2] = tailToken >>> 16;
+  target[e + 3] = tailToken >>> 24;
+  return e + 4;
 }
 
 /** Encodes one frame as a message of its own. */
 export function encodeFrame(settings: FrameSettings, kind: number, flags: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(WS_FRAME_OVERHEAD + payload.length);
-  writeFrame(out, 0, settings, kind, flags, payload);
+  writeFrame(out, 0, settings.headToken, settings.tailToken, kind, flags, payload);
   return out;
 }
 
 /**
- * Outgoing frames of one connection, gathered until take() turns them into
- * messages. Payloads are copied at add(), so callers may reuse them at once.
+ * Outgoing frames of one connection, gathered into messages. Payloads are
+ * copied at add(), so callers may reuse them at once. Two ways out:
+ *
+ *   take()  the messages become the caller's (the browser transport: the
+ *           WebSocket API may queue what it is given);
+ *   lend()  the last message is a view of the writer's own buffer, valid only
+ *           until the next add(): for sockets that copy or send synchronously
+ *           (uWS send(), `ws` send() of a masked message), which saves one
+ *           allocation and one copy per message.
+ *
+ * A message that fills up during a turn is handed over whole (the writer
+ * starts a new buffer), so only the last message of a turn is ever lent.
  */
 export class FrameWriter {
   #buf: Uint8Array;
   #used = 0;
   #sealedBytes = 0;
-  readonly #big: Uint8Array[] = [];
-  readonly #settings: FrameSettings;
+  readonly #sealed: Uint8Array[] = [];
+  readonly #headToken: number;
+  readonly #tailToken: number;
 
   constructor(settings: FrameSettings) {
-    this.#settings = settings;
+    this.#headToken = settings.headToken;
+    this.#tailToken = settings.tailToken;
     this.#buf = new Uint8Array(0);
   }
 
@@ -105,32 +122,60 @@ export class FrameWriter {
     const size = WS_FRAME_OVERHEAD + payload.length;
     if (size > COALESCE_LIMIT) {
       // Keep order: what was gathered so far leaves before the big frame.
-      this.#seal();
-      this.#big.push(encodeFrame(this.#settings, kind, flags, payload));
+      this.#handOver();
+      const own = new Uint8Array(size);
+      writeFrame(own, 0, this.#headToken, this.#tailToken, kind, flags, payload);
+      this.#sealed.push(own);
       this.#sealedBytes += size;
       return;
     }
-    if (this.#used + size > COALESCE_LIMIT) this.#seal();
-    if (this.#buf.length < this.#used + size) {
-      const grown = new Uint8Array(Math.min(COALESCE_LIMIT, Math.max(1024, (this.#used + size) * 2)));
-      grown.set(this.#buf.subarray(0, this.#used));
-      this.#buf = grown;
+    let at = this.#used;
+    if (at + size > COALESCE_LIMIT) {
+      this.#handOver();
+      at = 0;
     }
-    this.#used = writeFrame(this.#buf, this.#used, this.#settings, kind, flags, payload);
+    if (this.#buf.length < at + size) this.#grow(at + size);
+    this.#used = writeFrame(this.#buf, at, this.#headToken, this.#tailToken, kind, flags, payload);
   }
 
   /** The messages to send, in order; the writer is empty afterwards and the messages are the caller's. */
   take(): Uint8Array[] {
-    this.#seal();
+    if (this.#used > 0) {
+      this.#sealed.push(this.#buf.slice(0, this.#used));
+      this.#used = 0;
+    }
     this.#sealedBytes = 0;
-    return this.#big.splice(0, this.#big.length);
+    return this.#sealed.splice(0, this.#sealed.length);
   }
 
-  #seal(): void {
-    if (this.#used === 0) return;
-    this.#big.push(this.#buf.slice(0, this.#used));
-    this.#sealedBytes += this.#used;
+  /**
+   * The messages to send, in order; the writer is empty afterwards. The last
+   * one may be a view of the writer's buffer: send or copy it before the next add().
+   */
+  lend(): Uint8Array[] {
+    const out = this.#sealed.length === 0 ? [] : this.#sealed.splice(0, this.#sealed.length);
+    if (this.#used > 0) {
+      out.push(this.#buf.subarray(0, this.#used));
+      this.#used = 0;
+    }
+    this.#sealedBytes = 0;
+    return out;
+  }
+
+  /** The gathered frames become a message of their own; the writer continues in a new buffer. */
+  #handOver(): void {
+    const used = this.#used;
+    if (used === 0) return;
+    this.#sealed.push(this.#buf.subarray(0, used));
+    this.#sealedBytes += used;
+    this.#buf = new Uint8Array(this.#buf.length);
     this.#used = 0;
+  }
+
+  #grow(need: number): void {
+    const grown = new Uint8Array(Math.min(COALESCE_LIMIT, Math.max(1024, need * 2)));
+    grown.set(this.#buf.subarray(0, this.#used));
+    this.#buf = grown;
   }
 }
 

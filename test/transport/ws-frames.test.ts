@@ -49,6 +49,48 @@ describe('ws-frames codec', () => {
     );
   });
 
+  it('FrameWriter.lend(): turn after turn, only the last message of a turn is reused, and every frame comes back in order (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(frameArb, { maxLength: 12 }), { maxLength: 6 }), (turns) => {
+        const writer = new FrameWriter(settings);
+        const lent: { message: Uint8Array; copy: Uint8Array; last: boolean }[] = [];
+        const sent: Uint8Array[] = [];
+        for (const frames of turns) {
+          for (const f of frames) writer.add(f.kind, f.flags, f.payload);
+          const messages = writer.lend();
+          assert.equal(writer.pending, 0);
+          // A socket that copies at once, as uWS and ws do.
+          messages.forEach((m, i) => {
+            sent.push(m.slice());
+            lent.push({ message: m, copy: m.slice(), last: i === messages.length - 1 });
+          });
+        }
+        // Messages handed over before the last of their turn were never written again.
+        // (Buffer.equals, not deepEqual: a failing deepEqual of 70 KB arrays takes minutes to print.)
+        for (const l of lent) if (!l.last) assert.ok(Buffer.from(l.message).equals(l.copy), 'a handed-over message was overwritten');
+        const got = decodeAll(sent);
+        const all = turns.flat();
+        assert.equal(got.length, all.length);
+        got.forEach((g, i) => {
+          assert.equal(g.kind, all[i]!.kind);
+          assert.equal(g.flags, all[i]!.flags);
+          assert.ok(Buffer.from(g.payload).equals(all[i]!.payload), `payload of frame ${i} differs`);
+        });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('FrameWriter.lend() reuses its buffer for the next turn (no new message buffer per turn)', () => {
+    const writer = new FrameWriter(settings);
+    writer.add(1, 0, new Uint8Array(40));
+    const [first] = writer.lend();
+    writer.add(1, 0, new Uint8Array(40));
+    const [second] = writer.lend();
+    assert.equal(first!.buffer, second!.buffer);
+    assert.equal(writer.lend().length, 0, 'nothing to send after an empty turn');
+  });
+
   it('refuses a damaged message whole and keeps what came before (property)', () => {
     fc.assert(
       fc.property(
