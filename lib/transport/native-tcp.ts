@@ -17,7 +17,9 @@ import { isIP } from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { native, type TcpLoopHandle } from '../native.js';
+import { checkParts } from './common.js';
 import { checkEndpoint, checkUint, DEFAULTS, errnoName, loopOptions, numericHost } from './native-options.js';
+import { compressedFrameDetail, compressionConfig, type NativeCompressionOptions, type NativeCompressionStats } from './native-compression.js';
 import { OP_ABORT, OP_CLOSE, OP_RELEASE, OP_WATCH_DRAIN, SendQueue } from './send-queue.js';
 import {
   MAX_FRAME_KIND,
@@ -43,6 +45,14 @@ export interface NativeTcpOptions {
    * hand-offs cost more than they save. docs/transport.md has the measurements.
    */
   ioThread?: boolean;
+  /**
+   * Compress outgoing frames and decompress incoming ones in the native I/O
+   * path (on the I/O thread with `ioThread`, else inside the loop's turn on
+   * this thread), in the format of lib/compression's compress(), so JavaScript
+   * only ever sees plain payloads. Off by default. See NativeCompressionOptions
+   * and docs/transport.md, "Compression".
+   */
+  compression?: NativeCompressionOptions;
 }
 
 /** Options of NativeTcpTransport.listen(): the common ones plus SO_REUSEPORT. */
@@ -116,6 +126,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   private referenced = false;
   private shutdownPromise: Promise<void> | undefined;
   private shutdownDone: (() => void) | undefined;
+  private finalCompression: readonly number[] | undefined;
   private readonly counters = { connections: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
   private readonly closes: Partial<Record<CloseReason, number>> = {};
   private readonly flushNow = () => {
@@ -128,7 +139,9 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`options must be an object, got ${describe(options)}`);
     }
+    const compression = compressionConfig(options.compression);
     this.loop = new (native().TcpLoop)(this.onBatch, options.ioThread === true);
+    if (compression) this.loop.compression(compression);
   }
 
   private checkOpen(): void {
@@ -220,6 +233,27 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
 
   /** Queues one frame; false when the peer is above its high-water mark (wait for 'drain'). */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    this.checkFrame(peer, kind, flags);
+    if (!(payload instanceof Uint8Array)) {
+      throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
+    }
+    this.queue.send(peer, kind | (flags << 6), payload);
+    return this.queued(peer, payload.length);
+  }
+
+  /**
+   * send() of `parts` joined: each part is copied once, straight into this
+   * turn's send buffer, and the native loop writes them as one frame.
+   */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    this.checkFrame(peer, kind, flags);
+    const n = checkParts(parts);
+    this.queue.sendParts(peer, kind | (flags << 6), parts, n);
+    return this.queued(peer, n);
+  }
+
+  /** Throws unless `peer` is open and `kind`, `flags` are valid. */
+  private checkFrame(peer: PeerId, kind: number, flags: number): void {
     this.checkOpen();
     const st = this.state[peer];
     if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) {
@@ -232,13 +266,13 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       throw new RangeError(`kind must be an integer from 0 to ${MAX_FRAME_KIND}, got ${describe(kind)}`);
     }
     if (flags !== (flags & 3)) throw new RangeError(`flags must be a combination of FrameFlag bits, got ${describe(flags)}`);
-    if (!(payload instanceof Uint8Array)) {
-      throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
-    }
-    this.queue.send(peer, kind | (flags << 6), payload);
-    const size = payload.length + 13;
+  }
+
+  /** Counts a frame of `length` payload bytes just queued for `peer`; false above the high-water mark. */
+  private queued(peer: PeerId, length: number): boolean {
+    const size = length + 13;
     this.counters.framesOut++;
-    this.counters.bytesOut += payload.length;
+    this.counters.bytesOut += length;
     this.schedule();
     if (this.blocked[peer]) return false;
     if ((this.turnBytes[peer] += size) > this.hwm[peer]!) {
@@ -296,6 +330,16 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    */
   stats(): TransportStats {
     return { ...this.counters, closes: { ...this.closes } };
+  }
+
+  /**
+   * What the `compression` option did since creation (all zero without it).
+   * Like stats(), still works after shutdown().
+   */
+  compressionStats(): NativeCompressionStats {
+    const [framesCompressed, bytesBefore, bytesAfter, framesDecompressed] =
+      this.finalCompression ?? this.loop.compressionStats();
+    return { framesCompressed, bytesBefore, bytesAfter, framesDecompressed };
   }
 
   /** Stops listening, closes every peer with reason 'shutdown', and stops the I/O thread. */
@@ -430,7 +474,9 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     const detail =
       why === 'oversize'
         ? `frame of ${errno >>> 0} bytes exceeds maxFrameSize`
-        : errno
+        : why === 'protocol' && errno < 0
+          ? compressedFrameDetail(errno)
+          : errno
           ? errnoName(errno)
           : (DETAILS[why] ?? why);
     try {
@@ -445,6 +491,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       pending.reject(new ConnectionClosedError('native-tcp transport: shut down while connecting'));
     }
     this.connects.clear();
+    this.finalCompression = this.loop.compressionStats();
     this.loop.destroy();
     const done = this.shutdownDone;
     this.shutdownDone = undefined;

@@ -61,6 +61,20 @@ export class SendQueue {
     this.used += n;
   }
 
+  /** Queues one frame whose payload is `parts` joined (`total` bytes), each part copied once into place. */
+  sendParts(peer: number, kindByte: number, parts: readonly Uint8Array[], total: number): void {
+    this.grow(1, total);
+    const i = this.count++;
+    this.ops[i] = OP_SEND;
+    this.peers[i] = peer;
+    this.kindBytes[i] = kindByte;
+    this.lens[i] = total;
+    for (const part of parts) {
+      this.data.set(part, this.used);
+      this.used += part.length;
+    }
+  }
+
   /** Queues a control record (OP_CLOSE, OP_ABORT, OP_RELEASE, OP_WATCH_DRAIN). */
   control(op: number, peer: number): void {
     this.grow(1, 0);
