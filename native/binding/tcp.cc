@@ -12,6 +12,8 @@
 //   submit(data, count, ops, peers, kindBytes, lens)   sends/closes/releases, in order
 //   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
 //   shutdown(), ref(), unref(), destroy()
+//   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
+//   compressionStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed]
 //   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark]
 //
 // A batch is copied into typed arrays the JS side owns and this class reuses
@@ -39,6 +41,8 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::Submit>("submit"), InstanceMethod<&TcpLoop::PeerAddress>("peerAddress"),
                         InstanceMethod<&TcpLoop::Shutdown>("shutdown"), InstanceMethod<&TcpLoop::Ref>("ref"),
                         InstanceMethod<&TcpLoop::Unref>("unref"), InstanceMethod<&TcpLoop::Destroy>("destroy"),
+                        InstanceMethod<&TcpLoop::Compression>("compression"),
+                        InstanceMethod<&TcpLoop::CompressionStats>("compressionStats"),
                         StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size())))});
   }
 
@@ -276,6 +280,32 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
       napi_unref_threadsafe_function(info.Env(), shared_->tsfn);
     }
     return info.Env().Undefined();
+  }
+
+  Napi::Value Compression(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    View v;
+    if (!Alive(env) || !GetView(env, info[0], napi_float64_array, "config", &v)) return Napi::Value();
+    const double* d = reinterpret_cast<const double*>(v.data);
+    if (v.bytes < 4 * sizeof(double) || !(d[0] == 1 || d[0] == 2) || !(d[1] == 1 || d[1] == 2) ||
+        !(d[3] >= 0 && d[3] <= 4294967295.0)) {
+      Napi::RangeError::New(env, "zserver native: bad compression config").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    zs_fcomp_config cfg{static_cast<uint8_t>(d[0]), static_cast<uint8_t>(d[1]), static_cast<uint8_t>(d[2] != 0),
+                        static_cast<uint32_t>(d[3])};
+    zs_io_set_compression(shared_->loop, &cfg);
+    return env.Undefined();
+  }
+
+  Napi::Value CompressionStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return Napi::Value();
+    uint64_t counts[4];
+    zs_io_compression_stats(shared_->loop, counts);
+    Napi::Array out = Napi::Array::New(env, 4);
+    for (uint32_t i = 0; i < 4; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(counts[i])));
+    return out;
   }
 
   Napi::Value Destroy(const Napi::CallbackInfo& info) {

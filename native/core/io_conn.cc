@@ -112,6 +112,10 @@ void zs_io_loop::deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_fr
     return;
   }
   if (f.kind == 1) return;  // pong: receiving it already refreshed last_rx
+  if ((f.flags & ZS_FLAG_COMPRESSED) && compress_on && !(f.flags & ZS_FLAG_ENCRYPTED)) {
+    deliver_compressed(id, c, payload, f);
+    return;
+  }
   Batch& b = batch();
   b.peers.push_back(id);
   b.kinds.push_back(f.kind);

@@ -80,7 +80,7 @@ void zs_io_loop::take_commands() {
     if (!c || cmd.peer >= table.size()) continue;
     switch (cmd.op) {
       case ZS_OP_SEND:
-        if (c->state == io::kOpen) queue_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
+        if (c->state == io::kOpen) send_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
         break;
       case ZS_OP_CLOSE:
         if (c->state == io::kOpen) close_conn(cmd.peer, *c, ZS_CLOSE_LOCAL, 0);

@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "frame_codec.h"
+#include "frame_compress.h"
 
 extern "C" {
 
@@ -43,7 +44,8 @@ enum {
 // Event records of a batch: 4 int32 each, {type, peer, a, b}.
 enum {
   ZS_EV_OPEN = 1,          // a = 1 accepted / 0 connected, b = connect tag (connected only)
-  ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none); oversize: the declared length
+  ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none); oversize: the declared length;
+                           // protocol: a negative zs_decode_status / ZS_FCOMP_* code for a compressed frame
   ZS_EV_FULL = 3,          // the peer's write queue passed its high-water mark
   ZS_EV_DRAIN = 4,         // the write queue fell to half the mark after FULL or a watch
   ZS_EV_CONNECT_FAIL = 5,  // peer = connect tag, a = ZS_CLOSE_TIMEOUT or RESET, b = errno
@@ -122,6 +124,19 @@ void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch* batch);
 // Addresses of a peer JavaScript holds (open, or closed but not released).
 int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, int host_size,
                        int* port);
+
+// Compresses outgoing frames of cfg->threshold bytes or more (kind 2 and up,
+// no flag bits) when that makes them smaller, setting the compressed flag, and
+// decompresses incoming compressed frames before they reach the batch: see
+// io_record.cc. A stream that does not decode closes that connection with
+// ZS_CLOSE_PROTOCOL and the zs_decode_status / ZS_FCOMP_* code as the event's b.
+// Call before the first listen or connect; a null cfg turns it off.
+void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg);
+
+// Counters of the compression above since the loop was created: out[0] frames
+// compressed, out[1] their bytes before, out[2] after (headers included),
+// out[3] frames decompressed. Readable from any thread.
+void zs_io_compression_stats(zs_io_loop* loop, uint64_t out[4]);
 
 // Closes every listener and peer (reason shutdown), then posts SHUTDOWN_DONE.
 void zs_io_shutdown(zs_io_loop* loop);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "conn_table.h"
+#include "frame_compress.h"
 #include "io_loop.h"
 #include "poller.h"
 
@@ -142,6 +143,11 @@ struct zs_io_loop {
   bool shutdown_now = false;
   bool inline_mode = false;  // driven by zs_io_run_once on the caller's thread
   bool in_run = false;       // inside zs_io_run_once (inline mode)
+  // Frame compression (io_record.cc): set before the first listen/connect.
+  bool compress_on = false;
+  zs_fcomp_config compress{};
+  std::vector<uint8_t> compress_buf;
+  std::atomic<uint64_t> compress_counts[4] = {};  // see zs_io_compression_stats
   alignas(64) uint8_t scratch[16 + zs::io::kScratch];
 
   void run();
@@ -154,6 +160,8 @@ struct zs_io_loop {
   bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n);
   void deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f);
   void queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void deliver_compressed(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   void flush(uint32_t id, Conn& c);
   void close_conn(uint32_t id, Conn& c, int reason, int err);
   void finish_close(uint32_t id, Conn& c);

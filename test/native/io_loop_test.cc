@@ -322,3 +322,83 @@ TEST(io_loop_inline_mode_echo) {
   CHECK(remote);
   zs_io_destroy(loop);
 }
+
+// Compression in the loop (io_record.cc): a compressed frame from the client
+// reaches the batch decompressed, an echo of 2 KB goes back compressed, a
+// small one and a flagged one go back as they are, and a corrupt compressed
+// frame closes the peer with reason protocol and the decoder's code.
+TEST(io_loop_compression_in_both_directions_and_a_corrupt_frame) {
+  Inbox in;
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  const zs_fcomp_config cfg{ZS_FCOMP_DEFLATE_FIXED, 1, 1, 256};
+  zs_io_set_compression(loop, &cfg);
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  CHECK(wait_for(in, [&] { return !in.events.empty(); }));
+  const uint32_t peer = static_cast<uint32_t>(in.events[0].peer);
+
+  std::vector<uint8_t> text(2000);
+  for (size_t i = 0; i < text.size(); i++) text[i] = static_cast<uint8_t>("abcabdabe"[i % 9]);
+  std::vector<uint8_t> z(zs_fcomp_bound(text.size()));
+  z.resize(zs_fcomp_compress(&cfg, text.data(), text.size(), z.data(), z.size()));
+  CHECK(!z.empty() && z.size() < text.size());
+  std::vector<uint8_t> f(z.size() + ZS_FRAME_OVERHEAD);
+  zs_frame_encode(&kOptions.frame, zs_frame_kind_byte(9, ZS_FLAG_COMPRESSED), z.data(), static_cast<uint32_t>(z.size()),
+                  f.data());
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(wait_for(in, [&] { return !in.frames.empty(); }));
+  CHECK(in.frames[0] == text);
+
+  // Echo: the 2000-byte frame, 10 bytes, and 2000 bytes that carry a flag.
+  {
+    std::vector<uint8_t> data(text);
+    data.insert(data.end(), text.begin(), text.begin() + 10);
+    data.insert(data.end(), text.begin(), text.end());
+    const uint8_t ops[3] = {ZS_OP_SEND, ZS_OP_SEND, ZS_OP_SEND};
+    const uint8_t kinds[3] = {zs_frame_kind_byte(8, 0), zs_frame_kind_byte(8, 0), zs_frame_kind_byte(8, ZS_FLAG_ENCRYPTED)};
+    const uint32_t peers[3] = {peer, peer, peer}, lens[3] = {2000, 10, 2000};
+    zs_io_submit(loop, data.data(), data.size(), 3, ops, peers, kinds, lens);
+  }
+  uint8_t head[ZS_FRAME_HEADER];
+  CHECK(read_exact(fd, head, sizeof head));
+  CHECK_EQ(head[8], zs_frame_kind_byte(8, ZS_FLAG_COMPRESSED));
+  uint32_t len;
+  std::memcpy(&len, head + 4, 4);
+  std::vector<uint8_t> body(len + 4);
+  CHECK(len < 2000 && read_exact(fd, body.data(), body.size()));
+  zs_fcomp_info info;
+  CHECK_EQ(zs_fcomp_inspect(body.data(), len, 1 << 20, &info), int{ZS_DECODE_OK});
+  std::vector<uint8_t> back(info.size);
+  CHECK_EQ(zs_fcomp_decode(body.data(), len, &info, back.data()), int{ZS_DECODE_OK});
+  CHECK(back == text);
+  std::vector<uint8_t> rest(10 + 2000 + 2 * ZS_FRAME_OVERHEAD);
+  CHECK(read_exact(fd, rest.data(), rest.size()));
+  CHECK_EQ(rest[8], zs_frame_kind_byte(8, 0));
+  CHECK_EQ(rest[10 + ZS_FRAME_OVERHEAD + 8], zs_frame_kind_byte(8, ZS_FLAG_ENCRYPTED));
+  uint64_t counts[4];
+  zs_io_compression_stats(loop, counts);
+  CHECK_EQ(counts[0], uint64_t{1});
+  CHECK_EQ(counts[1], uint64_t{2000});
+  CHECK_EQ(counts[2], uint64_t{len});
+  CHECK_EQ(counts[3], uint64_t{1});
+
+  // The same compressed frame with a byte of its stream flipped.
+  f[9 + z.size() / 2] ^= 0x10;
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_CLOSE) return true;
+    return false;
+  }));
+  bool protocol = false;
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_CLOSE && e.a == ZS_CLOSE_PROTOCOL && e.b < 0) protocol = true;
+  CHECK(protocol);
+  CHECK_EQ(in.frames.size(), size_t{1});
+  close(fd);
+  zs_io_destroy(loop);
+}
