@@ -19,11 +19,14 @@ import { checkUint } from './native-options.js';
 
 /** The `compression` option of NativeTcpTransport. */
 export interface NativeCompressionOptions {
-  /** 'deflate-fixed' (LZ77 + fixed-code DEFLATE) or 'brrc' (order-0 range coder); docs/compression.md compares them. */
-  method: 'deflate-fixed' | 'brrc';
+  /**
+   * 'deflate-fixed' (LZ77 + fixed-code DEFLATE, the default) or 'brrc' (order-0
+   * range coder); docs/compression.md compares them.
+   */
+  method?: 'deflate-fixed' | 'brrc';
   /** deflate-fixed only: 'fast' or 'default' (better ratio, slower). Default 'fast'. */
   level?: 'fast' | 'default';
-  /** Payloads shorter than this many bytes are sent uncompressed (default 256). */
+  /** Payloads shorter than this many bytes are sent uncompressed (default 1024, docs/compression.md "Frames"). */
   threshold?: number;
   /**
    * Put the CRC-32C of the data in each compressed payload and check it on
@@ -33,17 +36,17 @@ export interface NativeCompressionOptions {
   checksum?: boolean;
 }
 
-/** The default `threshold`: below this, headers and setup cost more than compression saves. */
-export const DEFAULT_COMPRESSION_THRESHOLD = 256;
+/** The default `threshold`: below this, compressing costs more time than it saves (docs/compression.md). */
+export const DEFAULT_COMPRESSION_THRESHOLD = 1024;
 
 /** The Float64Array TcpLoop.compression() takes, or undefined when `options` is undefined. */
 export function compressionConfig(options: unknown): Float64Array | undefined {
   if (options === undefined) return undefined;
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`options.compression must be an object like { method: 'deflate-fixed' }, got ${describe(options)}`);
+    throw new TypeError(`options.compression must be an object like { method: 'deflate-fixed', threshold: 1024 }, got ${describe(options)}`);
   }
   const o = options as NativeCompressionOptions;
-  const method = o.method === 'deflate-fixed' ? 1 : o.method === 'brrc' ? 2 : 0;
+  const method = o.method === undefined || o.method === 'deflate-fixed' ? 1 : o.method === 'brrc' ? 2 : 0;
   if (method === 0) {
     throw new RangeError(`options.compression.method must be 'deflate-fixed' or 'brrc', got ${describe(o.method)}`);
   }

@@ -287,7 +287,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     View v;
     if (!Alive(env) || !GetView(env, info[0], napi_float64_array, "config", &v)) return Napi::Value();
     const double* d = reinterpret_cast<const double*>(v.data);
-    if (v.bytes < 4 * sizeof(double) || !(d[0] == 1 || d[0] == 2) || !(d[1] == 1 || d[1] == 2) ||
+    if (v.length < 4 || !(d[0] == 1 || d[0] == 2) || !(d[1] == 1 || d[1] == 2) ||
         !(d[3] >= 0 && d[3] <= 4294967295.0)) {
       Napi::RangeError::New(env, "zserver native: bad compression config").ThrowAsJavaScriptException();
       return Napi::Value();
