@@ -21,6 +21,13 @@ export interface SecureChannelOptions {
   handshakeTimeout?: number;
   /** Largest application payload, in bytes (default 16 MiB - 16, so a record fits the default frame). */
   maxRecordSize?: number;
+  /**
+   * After the handshake, hand the connection's record keys to the transport below when it can
+   * seal and open records itself (Transport.offloadRecords: NativeTcpTransport), so records are
+   * sealed and opened on its I/O side and this channel passes plaintext (default true). The bytes
+   * on the wire are the same either way.
+   */
+  offload?: boolean;
 }
 
 /** Counters of the secure channel itself. */
@@ -44,6 +51,7 @@ export interface ResolvedSecureOptions {
   rekeyInterval: number;
   handshakeTimeout: number;
   maxRecordSize: number;
+  offload: boolean;
 }
 
 function checkPositive(value: unknown, name: string, fallback: number): number {
@@ -51,6 +59,12 @@ function checkPositive(value: unknown, name: string, fallback: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2 ** 52) {
     throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
   }
+  return value;
+}
+
+function checkBoolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${String(value)}`);
   return value;
 }
 
@@ -72,5 +86,6 @@ export function resolveSecureOptions(options: SecureChannelOptions): ResolvedSec
     rekeyInterval: checkPositive(options.rekeyInterval, 'options.rekeyInterval', 10 * 60 * 1000),
     handshakeTimeout: checkPositive(options.handshakeTimeout, 'options.handshakeTimeout', 10_000),
     maxRecordSize: checkPositive(options.maxRecordSize, 'options.maxRecordSize', 16 * 1024 * 1024 - TAG_BYTES),
+    offload: checkBoolean(options.offload, 'options.offload', true),
   };
 }

@@ -20,7 +20,8 @@ import { native, type TcpLoopHandle } from '../native.js';
 import { checkParts } from './common.js';
 import { checkEndpoint, checkUint, DEFAULTS, errnoName, loopOptions, numericHost } from './native-options.js';
 import { compressedFrameDetail, compressionConfig, type NativeCompressionOptions, type NativeCompressionStats } from './native-compression.js';
-import { OP_ABORT, OP_CLOSE, OP_RELEASE, OP_WATCH_DRAIN, SendQueue } from './send-queue.js';
+import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-record.js';
+import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_RELEASE, OP_WATCH_DRAIN, SendQueue } from './send-queue.js';
 import {
   MAX_FRAME_KIND,
   type CloseReason,
@@ -30,6 +31,7 @@ import {
   type FrameBatch,
   type PeerId,
   type PeerInfo,
+  type RecordOffload,
   type Transport,
   type TransportEvents,
   type TransportStats,
@@ -83,6 +85,7 @@ const DETAILS: Partial<Record<CloseReason, string>> = {
   timeout: 'idle timeout or keepalive unanswered',
   'bad-token': 'wrong frame head or tail token',
   oversize: 'frame length above maxFrameSize',
+  auth: 'an AEAD record failed to open (altered, replayed, reordered or truncated) or came in clear',
   protocol: 'protocol violation',
   shutdown: 'transport shut down',
 };
@@ -126,7 +129,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   private referenced = false;
   private shutdownPromise: Promise<void> | undefined;
   private shutdownDone: (() => void) | undefined;
-  private finalCompression: readonly number[] | undefined;
+  private finalCompression: readonly number[] | undefined; // recordStats() of the destroyed loop
   private readonly counters = { connections: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
   private readonly closes: Partial<Record<CloseReason, number>> = {};
   private readonly flushNow = () => {
@@ -252,6 +255,20 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     return this.queued(peer, n);
   }
 
+  /**
+   * Transport.offloadRecords(): from the next frame on, the native loop seals
+   * and opens this peer's AEAD records (native/core/io_secure.cc), after
+   * compression when that is on. Always takes over (returns true) for an open peer.
+   */
+  offloadRecords(peer: PeerId, params: RecordOffload): boolean {
+    this.checkFrame(peer, 8, 0);
+    const bytes = offloadBytes(params);
+    this.queue.sendParts(peer, 0, [bytes], OFFLOAD_BYTES, OP_OFFLOAD);
+    bytes.fill(0);
+    this.schedule();
+    return true;
+  }
+
   /** Throws unless `peer` is open and `kind`, `flags` are valid. */
   private checkFrame(peer: PeerId, kind: number, flags: number): void {
     this.checkOpen();
@@ -338,8 +355,14 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    */
   compressionStats(): NativeCompressionStats {
     const [framesCompressed, bytesBefore, bytesAfter, framesDecompressed] =
-      this.finalCompression ?? this.loop.compressionStats();
+      this.finalCompression ?? this.loop.recordStats();
     return { framesCompressed, bytesBefore, bytesAfter, framesDecompressed };
+  }
+
+  /** What record offload (offloadRecords) did since creation; still works after shutdown(). */
+  recordStats(): NativeRecordStats {
+    const s = this.finalCompression ?? this.loop.recordStats();
+    return { recordsSealed: s[4]!, recordsOpened: s[5]!, rekeysSent: s[6]!, rekeysReceived: s[7]! };
   }
 
   /** Stops listening, closes every peer with reason 'shutdown', and stops the I/O thread. */
@@ -491,7 +514,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       pending.reject(new ConnectionClosedError('native-tcp transport: shut down while connecting'));
     }
     this.connects.clear();
-    this.finalCompression = this.loop.compressionStats();
+    this.finalCompression = this.loop.recordStats();
     this.loop.destroy();
     const done = this.shutdownDone;
     this.shutdownDone = undefined;

@@ -13,7 +13,8 @@
 //   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
 //   shutdown(), ref(), unref(), destroy()
 //   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
-//   compressionStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed]
+//   recordStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed,
+//                     recordsSealed, recordsOpened, rekeysSent, rekeysReceived]
 //   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark]
 //
 // A batch is copied into typed arrays the JS side owns and this class reuses
@@ -42,7 +43,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::Shutdown>("shutdown"), InstanceMethod<&TcpLoop::Ref>("ref"),
                         InstanceMethod<&TcpLoop::Unref>("unref"), InstanceMethod<&TcpLoop::Destroy>("destroy"),
                         InstanceMethod<&TcpLoop::Compression>("compression"),
-                        InstanceMethod<&TcpLoop::CompressionStats>("compressionStats"),
+                        InstanceMethod<&TcpLoop::RecordStats>("recordStats"),
                         StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size())))});
   }
 
@@ -226,7 +227,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     const auto* l = reinterpret_cast<const uint32_t*>(lens.data);
     size_t total = 0;
     for (size_t i = 0; i < count; i++)
-      if (ops.data[i] == ZS_OP_SEND) total += l[i];
+      if (ops.data[i] == ZS_OP_SEND || ops.data[i] == ZS_OP_OFFLOAD) total += l[i];
     if (total > data.bytes) {
       Napi::RangeError::New(env, "zserver native: payload lengths exceed the data").ThrowAsJavaScriptException();
       return Napi::Value();
@@ -298,13 +299,13 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     return env.Undefined();
   }
 
-  Napi::Value CompressionStats(const Napi::CallbackInfo& info) {
+  Napi::Value RecordStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Alive(env)) return Napi::Value();
-    uint64_t counts[4];
-    zs_io_compression_stats(shared_->loop, counts);
-    Napi::Array out = Napi::Array::New(env, 4);
-    for (uint32_t i = 0; i < 4; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(counts[i])));
+    uint64_t counts[8];
+    zs_io_record_stats(shared_->loop, counts);
+    Napi::Array out = Napi::Array::New(env, 8);
+    for (uint32_t i = 0; i < 8; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(counts[i])));
     return out;
   }
 

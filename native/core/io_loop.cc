@@ -75,7 +75,7 @@ void zs_io_loop::take_commands() {
   size_t off = 0;
   for (const Cmd& cmd : local_cmds) {
     const uint8_t* payload = local_data.data() + off;
-    if (cmd.op == ZS_OP_SEND) off += cmd.len;
+    if (cmd.op == ZS_OP_SEND || cmd.op == ZS_OP_OFFLOAD) off += cmd.len;
     Conn* c = table.find(cmd.peer);
     if (!c || cmd.peer >= table.size()) continue;
     switch (cmd.op) {
@@ -87,6 +87,9 @@ void zs_io_loop::take_commands() {
         break;
       case ZS_OP_ABORT:
         if (c->state == io::kOpen || c->state == io::kClosing || c->state == io::kLinger) abort_conn(cmd.peer, *c);
+        break;
+      case ZS_OP_OFFLOAD:
+        if (c->state == io::kOpen) offload(cmd.peer, *c, payload, cmd.len);
         break;
       case ZS_OP_RELEASE:
         c->flags &= ~io::kHeldByJs;

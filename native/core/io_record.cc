@@ -21,25 +21,37 @@ constexpr size_t kKeptBuffer = 4u << 20;
 }  // namespace
 
 void zs_io_loop::send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
-  // Frames with flag bits set (already compressed, or AEAD records) and the
-  // transport's own kinds (ping, pong) go as they are.
-  if (!compress_on || len < compress.threshold || (kind_byte & 0xC0) || (kind_byte & 0x3F) < 2) {
-    queue_frame(id, c, kind_byte, payload, len);
-    return;
-  }
-  const size_t bound = zs_fcomp_bound(len);
-  if (compress_buf.size() < bound) compress_buf.resize(bound);
-  const size_t n = zs_fcomp_compress(&compress, payload, len, compress_buf.data(), compress_buf.size());
-  if (n == 0) {
-    queue_frame(id, c, kind_byte, payload, len);
+  if (c.flags & io::kSecure) {
+    seal_frame(id, c, kind_byte, payload, len);
   } else {
-    compress_counts[0].fetch_add(1, std::memory_order_relaxed);
-    compress_counts[1].fetch_add(len, std::memory_order_relaxed);
-    compress_counts[2].fetch_add(n, std::memory_order_relaxed);
-    queue_frame(id, c, kind_byte | kCompressedBit, compress_buf.data(), static_cast<uint32_t>(n));
+    const uint8_t* out;
+    uint32_t n;
+    const uint8_t kb = maybe_compress(kind_byte, payload, len, &out, &n);
+    queue_frame(id, c, kb, out, n);
   }
   // One big frame must not pin a big buffer for the loop's life.
   if (compress_buf.size() > kKeptBuffer) std::vector<uint8_t>().swap(compress_buf);
+}
+
+// Compresses into compress_buf when the option applies and it pays; returns
+// the kind byte to send with and where the payload to send now is.
+uint8_t zs_io_loop::maybe_compress(uint8_t kind_byte, const uint8_t* payload, uint32_t len, const uint8_t** out,
+                                   uint32_t* out_len) {
+  *out = payload;
+  *out_len = len;
+  // Frames with flag bits set (already compressed, or AEAD records) and the
+  // transport's own kinds (ping, pong) go as they are.
+  if (!compress_on || len < compress.threshold || (kind_byte & 0xC0) || (kind_byte & 0x3F) < 2) return kind_byte;
+  const size_t bound = zs_fcomp_bound(len);
+  if (compress_buf.size() < bound) compress_buf.resize(bound);
+  const size_t n = zs_fcomp_compress(&compress, payload, len, compress_buf.data(), compress_buf.size());
+  if (n == 0) return kind_byte;
+  record_counts[0].fetch_add(1, std::memory_order_relaxed);
+  record_counts[1].fetch_add(len, std::memory_order_relaxed);
+  record_counts[2].fetch_add(n, std::memory_order_relaxed);
+  *out = compress_buf.data();
+  *out_len = static_cast<uint32_t>(n);
+  return kind_byte | kCompressedBit;
 }
 
 void zs_io_loop::deliver_compressed(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f) {
@@ -64,7 +76,7 @@ void zs_io_loop::deliver_compressed(uint32_t id, Conn& c, const uint8_t* payload
     close_conn(id, c, ZS_CLOSE_PROTOCOL, status);
     return;
   }
-  if (!(flags & ZS_FLAG_COMPRESSED)) compress_counts[3].fetch_add(1, std::memory_order_relaxed);
+  if (!(flags & ZS_FLAG_COMPRESSED)) record_counts[3].fetch_add(1, std::memory_order_relaxed);
   b.peers.push_back(id);
   b.kinds.push_back(f.kind);
   b.flags.push_back(flags);
@@ -79,8 +91,8 @@ void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg) {
   if (cfg) loop->compress = *cfg;
 }
 
-void zs_io_compression_stats(zs_io_loop* loop, uint64_t out[4]) {
-  for (int i = 0; i < 4; i++) out[i] = loop->compress_counts[i].load(std::memory_order_relaxed);
+void zs_io_record_stats(zs_io_loop* loop, uint64_t out[8]) {
+  for (int i = 0; i < 8; i++) out[i] = loop->record_counts[i].load(std::memory_order_relaxed);
 }
 
 }

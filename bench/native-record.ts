@@ -1,9 +1,15 @@
 /**
- * bench/native-compress.ts: compression inside the native TCP transport's I/O
- * path (the `compression` option) against the same compression done in
- * JavaScript around an uncompressed NativeTcpTransport (compress() before
- * send(), decompress() in the 'frames' handler: what a JavaScript transport
- * decorator does), and against no compression.
+ * bench/native-record.ts: the record stage of the native TCP transport's I/O
+ * path against the same work done in JavaScript.
+ *
+ * Default: compression inside the loop (the `compression` option) against
+ * compress() before send() and decompress() in the 'frames' handler around an
+ * uncompressed NativeTcpTransport (what a JavaScript transport decorator
+ * does), and against no compression.
+ * `--secure`: a SecureChannel whose AEAD records are sealed and opened by the
+ * loop (record offload) against one that seals and opens them from JavaScript
+ * (`offload: false`, the batch native calls of lib/channel/aead.ts), and
+ * against no channel; AES-256-GCM, no compression.
  *
  * Load: one process holds a client and an echo server transport; 8
  * connections each keep 4 frames in flight; payloads are 16 KiB slices of the
@@ -15,9 +21,13 @@
  * payload, and the ratio of round trips/s to the JavaScript row. Rows are run
  * round-robin, medians of the rounds.
  *
- *   node --import tsx bench/native-compress.ts [--quick] [--method deflate-fixed|brrc]
+ *   node --import tsx bench/native-record.ts [--quick] [--method deflate-fixed|brrc] [--secure]
  */
+import { randomBytes } from 'node:crypto';
 import { compress, decompress, NativeTcpTransport, FrameFlag, type FrameBatch } from '../lib/index.js';
+import { SecureChannel } from '../lib/channel/secure.js';
+import { ServerIdentity } from '../lib/channel/handshake.js';
+import type { Transport } from '../lib/transport/types.js';
 import { loadCorpus } from '../test/helpers/corpus.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
 
@@ -34,8 +44,10 @@ const corpus = loadCorpus(true).filter(([name]) => /html|alice29|geo\.protodata|
 const payloads: Buffer[] = [];
 for (const [, data] of corpus) for (let at = 0; at + SIZE <= data.length && payloads.length < 64; at += SIZE * 3) payloads.push(data.subarray(at, at + SIZE));
 
+const SECURE = process.argv.includes('--secure');
 type Row = 'none' | 'js' | 'native inline' | 'native I/O thread';
 const ROWS: Row[] = ['none', 'js', 'native inline', 'native I/O thread'];
+const identity = ServerIdentity.from(randomBytes(32));
 const jsOptions = { level: 'fast', checksum: true } as const;
 
 interface Sample {
@@ -48,11 +60,17 @@ async function runRow(row: Row): Promise<Sample> {
   const native = row.startsWith('native');
   const opts = {
     ioThread: row === 'native I/O thread',
-    compression: native ? { method: METHOD, level: 'fast' as const, threshold: 256 } : undefined,
+    compression: native && !SECURE ? { method: METHOD, level: 'fast' as const, threshold: 256 } : undefined,
   };
-  const server = new NativeTcpTransport(opts);
-  const client = new NativeTcpTransport(opts);
-  const js = row === 'js';
+  let server: Transport = new NativeTcpTransport(opts);
+  let client: Transport = new NativeTcpTransport(opts);
+  const nativeClient = client as NativeTcpTransport;
+  if (SECURE && row !== 'none') {
+    // 'js': records sealed and opened from JavaScript; native rows: offloaded to the loop.
+    server = new SecureChannel(server, { identity, suites: ['aes-256-gcm'], offload: native });
+    client = new SecureChannel(client, { suites: ['aes-256-gcm'], offload: native });
+  }
+  const js = row === 'js' && !SECURE;
   let wire = 0;
   let plain = 0;
   let running = true;
@@ -101,8 +119,8 @@ async function runRow(row: Row): Promise<Sample> {
   running = false;
   await client.shutdown();
   await server.shutdown();
-  const cs = client.compressionStats();
-  const ratio = native ? (cs.bytesAfter + (plain - cs.bytesBefore)) / plain : js ? wire / plain : 1;
+  const cs = nativeClient.compressionStats();
+  const ratio = SECURE ? (row === 'none' ? 1 : (plain + 16 * (plain / SIZE)) / plain) : native ? (cs.bytesAfter + (plain - cs.bytesBefore)) / plain : js ? wire / plain : 1;
   return { trips: done / elapsed, cpuUs: (cpu.user + cpu.system) / done, wire: ratio };
 }
 
@@ -110,13 +128,25 @@ const samples = new Map<Row, Sample[]>(ROWS.map((r) => [r, []]));
 for (let round = 0; round < ROUNDS; round++) for (const row of ROWS) samples.get(row)!.push(await runRow(row));
 const med = (row: Row, key: keyof Sample) => median(samples.get(row)!.map((s) => s[key]));
 const jsTrips = med('js', 'trips');
+const label = (row: Row) =>
+  SECURE
+    ? row === 'none'
+      ? 'no secure channel'
+      : row === 'js'
+        ? 'SecureChannel, records in JS (offload: false)'
+        : `SecureChannel, records offloaded, ${row}`
+    : row === 'none'
+      ? 'no compression'
+      : row === 'js'
+        ? `compress()/decompress() in JS, ${METHOD}`
+        : `${row}, ${METHOD}`;
 const rows = ROWS.map((row) => ({
-  path: row === 'none' ? 'no compression' : row === 'js' ? `compress()/decompress() in JS, ${METHOD}` : `${row}, ${METHOD}`,
+  path: label(row),
   'round trips/s': med(row, 'trips'),
   'MB/s (payload, each way)': (med(row, 'trips') * SIZE) / 1e6,
   'CPU µs / round trip': med(row, 'cpuUs'),
   'wire bytes / payload byte': med(row, 'wire'),
   '× JS path': med(row, 'trips') / jsTrips,
 }));
-printTable(`Compression in the native I/O path vs in JavaScript: ${CONNS} conns × ${IN_FLIGHT} in flight × ${SIZE / 1024} KiB corpus slices, echo, medians of ${ROUNDS}`, rows);
-writeResults('native-compress', rows, { method: METHOD, conns: CONNS, inFlight: IN_FLIGHT, size: SIZE });
+printTable(`${SECURE ? 'AEAD records (AES-256-GCM)' : 'Compression'} in the native I/O path vs in JavaScript: ${CONNS} conns × ${IN_FLIGHT} in flight × ${SIZE / 1024} KiB corpus slices, echo, medians of ${ROUNDS}`, rows);
+writeResults(SECURE ? 'native-record-secure' : 'native-record', rows, { method: SECURE ? 'aes-256-gcm' : METHOD, conns: CONNS, inFlight: IN_FLIGHT, size: SIZE });
