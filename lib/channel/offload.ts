@@ -10,7 +10,7 @@
  * client before it sends ClientFinished (the server sends no record before it
  * has that). docs/security.md, "Offload to the transport", has the details.
  */
-import type { PeerId, Transport } from '../transport/types.js';
+import type { FrameBatch, PeerId, Transport } from '../transport/types.js';
 import { FrameFlag } from '../transport/types.js';
 import { SUITE_IDS, type CipherSuite } from './aead.js';
 import type { PlaintextBatch } from './batch.js';
@@ -39,6 +39,23 @@ export function offloadRecords(
     maxRecordsPerKey: MAX_RECORDS_PER_KEY,
     rekeyInterval: o.rekeyInterval,
   });
+}
+
+/**
+ * True when every frame of `batch` is an application frame the transport
+ * opened (`opened(peer)`: the peer is offloaded and established): the channel
+ * then hands the batch up as it is, without copying a byte. Returns the
+ * payload bytes in `bytes[0]`.
+ */
+export function allOpened(batch: FrameBatch, opened: (peer: PeerId) => boolean, bytes: [number]): boolean {
+  const { count, peers, kinds, flags, lengths } = batch;
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    if (kinds[i]! < 8 || flags[i]! & FrameFlag.Encrypted || !opened(peers[i]!)) return false;
+    total += lengths[i]!;
+  }
+  bytes[0] = total;
+  return true;
 }
 
 /**

@@ -24,8 +24,9 @@ export interface SecureChannelOptions {
   /**
    * After the handshake, hand the connection's record keys to the transport below when it can
    * seal and open records itself (Transport.offloadRecords: NativeTcpTransport), so records are
-   * sealed and opened on its I/O side and this channel passes plaintext (default true). The bytes
-   * on the wire are the same either way.
+   * sealed and opened on its I/O side and this channel passes plaintext. The bytes on the wire
+   * are the same either way. Default false: measured so far it costs about what sealing from
+   * JavaScript costs (docs/security.md, "Offload to the transport").
    */
   offload?: boolean;
 }
@@ -86,6 +87,6 @@ export function resolveSecureOptions(options: SecureChannelOptions): ResolvedSec
     rekeyInterval: checkPositive(options.rekeyInterval, 'options.rekeyInterval', 10 * 60 * 1000),
     handshakeTimeout: checkPositive(options.handshakeTimeout, 'options.handshakeTimeout', 10_000),
     maxRecordSize: checkPositive(options.maxRecordSize, 'options.maxRecordSize', 16 * 1024 * 1024 - TAG_BYTES),
-    offload: checkBoolean(options.offload, 'options.offload', true),
+    offload: checkBoolean(options.offload, 'options.offload', false),
   };
 }

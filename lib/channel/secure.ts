@@ -15,8 +15,8 @@
  * - Each direction moves to its next key after `rekeyBytes` bytes or
  *   `rekeyInterval` ms, signalled in-band by a rekey record.
  * - Over a transport that can seal and open records itself (offloadRecords:
- *   NativeTcpTransport), the keys go down to it once derived (`offload`,
- *   default on), and from then on this class passes plaintext (offload.ts).
+ *   NativeTcpTransport), the keys go down to it once derived with the
+ *   `offload` option, and from then on this class passes plaintext (offload.ts).
  *
  * Peer ids are the wrapped transport's. Peers that fail the handshake never
  * emit 'open' or 'close' here (their closes are counted in stats()); a
@@ -41,7 +41,7 @@ import type {
 import { AeadContext, REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
 import { PlaintextBatch } from './batch.js';
 import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, parseClientHello, SecureKind, type ServerIdentity } from './handshake.js';
-import { offloadRecords, takeOpened } from './offload.js';
+import { allOpened, offloadRecords, takeOpened } from './offload.js';
 import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type ResolvedSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
 
 type Phase = 'await-client-hello' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
@@ -87,6 +87,11 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   #deferred: [PeerId, CloseReason, string][] = [];
   #sealScratch = Buffer.allocUnsafe(64 * 1024);
   readonly #out = new PlaintextBatch();
+  readonly #bytes: [number] = [0];
+  readonly #isOffloaded = (peer: PeerId): boolean => {
+    const p = this.#peers.get(peer);
+    return p !== undefined && p.offloaded && p.phase === 'open';
+  };
 
   constructor(transport: Transport, options: SecureChannelOptions = {}) {
     super();
@@ -363,6 +368,13 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   }
 
   #onFrames(batch: FrameBatch): void {
+    if (allOpened(batch, this.#isOffloaded, this.#bytes)) {
+      // Every frame was opened by the transport below: hand the batch up as it is.
+      this.#counters.framesIn += batch.count;
+      this.#counters.bytesIn += this.#bytes[0];
+      this.emit('frames', batch);
+      return;
+    }
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const out = this.#out;
     out.reset(count, data.length);

@@ -31,6 +31,7 @@ void zs_io_loop::send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8
   }
   // One big frame must not pin a big buffer for the loop's life.
   if (compress_buf.size() > kKeptBuffer) std::vector<uint8_t>().swap(compress_buf);
+  if (record_buf.size() > kKeptBuffer) std::vector<uint8_t>().swap(record_buf);
 }
 
 // Compresses into compress_buf when the option applies and it pays; returns

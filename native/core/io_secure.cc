@@ -144,10 +144,26 @@ void zs_io_loop::deliver_secure(uint32_t id, Conn& c, const uint8_t* payload, co
     return;
   }
   const uint32_t n = len - ZS_AEAD_TAG_BYTES;
-  if (record_buf.size() < size_t{n} + 1) record_buf.resize(size_t{n} + 1);
+  zs_frame plain = f;
+  plain.payload_length = n;
+  plain.flags = f.flags & ~ZS_FLAG_ENCRYPTED;
+  // Opened straight into the batch, unless the plaintext still has to be decompressed.
+  const bool inflate = (plain.flags & ZS_FLAG_COMPRESSED) && compress_on && f.kind != ZS_AEAD_REKEY_KIND;
+  Batch& b = batch();
+  const size_t at = b.data.size();
+  uint8_t* out;
+  if (inflate) {
+    if (record_buf.size() < size_t{n} + 1) record_buf.resize(size_t{n} + 1);
+    out = record_buf.data();
+  } else {
+    b.data.resize(at + n + 1);  // + 1: a bare tag opens into a valid pointer
+    out = b.data.data() + at;
+  }
   uint8_t aad[ZS_AEAD_HEADER_BYTES];
   zs_aead_record_header(len, f.kind, f.flags, aad);
-  if (zs_aead_open(s->open, aad, sizeof aad, payload, len, record_buf.data()) != ZS_AEAD_OK) {
+  const int rc = zs_aead_open(s->open, aad, sizeof aad, payload, len, out);
+  if (!inflate) b.data.resize(rc == ZS_AEAD_OK && f.kind != ZS_AEAD_REKEY_KIND ? at + n : at);
+  if (rc != ZS_AEAD_OK) {
     close_conn(id, c, ZS_CLOSE_AUTH, 0);
     return;
   }
@@ -157,9 +173,13 @@ void zs_io_loop::deliver_secure(uint32_t id, Conn& c, const uint8_t* payload, co
     record_counts[7].fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  zs_frame plain = f;
-  plain.payload_length = n;
-  plain.flags = f.flags & ~ZS_FLAG_ENCRYPTED;
-  if ((plain.flags & ZS_FLAG_COMPRESSED) && compress_on) deliver_compressed(id, c, record_buf.data(), plain);
-  else deliver_plain(id, c, record_buf.data(), plain);
+  if (inflate) {
+    deliver_compressed(id, c, out, plain);
+    return;
+  }
+  b.peers.push_back(id);
+  b.kinds.push_back(plain.kind);
+  b.flags.push_back(plain.flags);
+  b.offsets.push_back(static_cast<uint32_t>(at));
+  b.lengths.push_back(n);
 }
