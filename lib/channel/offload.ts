@@ -42,13 +42,14 @@ export function offloadRecords(
 }
 
 /**
- * True when every frame of `batch` is an application frame the transport
+ * True when `batch` has frames and every one is an application frame the transport
  * opened (`opened(peer)`: the peer is offloaded and established): the channel
  * then hands the batch up as it is, without copying a byte. Returns the
  * payload bytes in `bytes[0]`.
  */
 export function allOpened(batch: FrameBatch, opened: (peer: PeerId) => boolean, bytes: [number]): boolean {
   const { count, peers, kinds, flags, lengths } = batch;
+  if (count === 0) return false;
   let total = 0;
   for (let i = 0; i < count; i++) {
     if (kinds[i]! < 8 || flags[i]! & FrameFlag.Encrypted || !opened(peers[i]!)) return false;

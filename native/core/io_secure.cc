@@ -40,6 +40,12 @@ constexpr uint8_t kClientFinishedKind = 4;
 // rekey, and every application kind.
 bool sealed_kind(uint8_t kind) { return kind >= 8 || kind == kClientFinishedKind || kind == ZS_AEAD_REKEY_KIND; }
 
+// kSecure is only ever set together with an entry; a miss is treated as a failed record.
+io::SecureState* state_of(const std::unordered_map<uint32_t, io::SecureState*>& m, uint32_t id) {
+  auto it = m.find(id);
+  return it == m.end() ? nullptr : it->second;
+}
+
 uint32_t le32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
          static_cast<uint32_t>(p[3]) << 24;
@@ -92,7 +98,11 @@ void zs_io_loop::seal_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8
     queue_frame(id, c, kind_byte, payload, len);
     return;
   }
-  io::SecureState* s = secure[id];
+  io::SecureState* s = state_of(secure, id);
+  if (!s) {
+    close_conn(id, c, ZS_CLOSE_AUTH, 0);
+    return;
+  }
   uint8_t aad[ZS_AEAD_HEADER_BYTES];
   // The same policy as SecureChannel.send(): past a limit, a rekey record goes
   // first under the old key, then the sealing key moves on.
@@ -134,7 +144,11 @@ void zs_io_loop::deliver_secure(uint32_t id, Conn& c, const uint8_t* payload, co
     else deliver_plain(id, c, payload, f);
     return;
   }
-  io::SecureState* s = secure[id];
+  io::SecureState* s = state_of(secure, id);
+  if (!s) {
+    close_conn(id, c, ZS_CLOSE_AUTH, 0);
+    return;
+  }
   // Refused before decryption, as in the JavaScript channel: a frame of a
   // sealed kind sent in clear, a record shorter than its tag or longer than
   // the largest record, a rekey record that carries data.
