@@ -55,6 +55,7 @@ export type {
   FrameOptions,
   ConnectionOptions,
   ConnectOptions,
+  RecordOffload,
 } from './transport/types.js';
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
@@ -109,3 +110,5 @@ export {
   type IdentityKeyInput,
 } from './channel/index.js';
 export { NativeTcpTransport, type NativeListenOptions, type NativeTcpOptions } from './transport/native-tcp.js';
+export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
+export type { NativeRecordStats } from './transport/native-record.js';

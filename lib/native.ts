@@ -57,6 +57,10 @@ export interface TcpLoopHandle {
   ref(): void;
   unref(): void;
   destroy(): void;
+  /** [method 1 deflate-fixed | 2 brrc, level 1 fast | 2 default, checksum 0 | 1, threshold]; before any listen/connect. */
+  compression(config: Float64Array): void;
+  /** [framesCompressed, bytesBefore, bytesAfter, framesDecompressed, recordsSealed, recordsOpened, rekeysSent, rekeysReceived]. */
+  recordStats(): number[];
 }
 
 /** The raw functions of the addon (see native/binding). Internal: use the typed wrappers. */

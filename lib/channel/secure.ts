@@ -14,6 +14,9 @@
  *   it, or of anything after it, reaches the application.
  * - Each direction moves to its next key after `rekeyBytes` bytes or
  *   `rekeyInterval` ms, signalled in-band by a rekey record.
+ * - Over a transport that can seal and open records itself (offloadRecords:
+ *   NativeTcpTransport), the keys go down to it once derived with the
+ *   `offload` option, and from then on this class passes plaintext (offload.ts).
  *
  * Peer ids are the wrapped transport's. Peers that fail the handshake never
  * emit 'open' or 'close' here (their closes are counted in stats()); a
@@ -39,7 +42,8 @@ import type {
 import { AeadContext, REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
 import { PlaintextBatch } from './batch.js';
 import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, parseClientHello, SecureKind, type ServerIdentity } from './handshake.js';
-import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
+import { allOpened, offloadRecords, takeOpened } from './offload.js';
+import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type ResolvedSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
 
 type Phase = 'await-client-hello' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
 
@@ -49,6 +53,8 @@ interface SecurePeer {
   client: ClientHandshake | undefined;
   sealer: AeadContext | undefined;
   opener: AeadContext | undefined;
+  /** The transport below seals and opens this peer's records (offload.ts). */
+  offloaded: boolean;
   sentBytes: number;
   sentRecords: number;
   keyBorn: number;
@@ -73,6 +79,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   readonly #rekeyInterval: number;
   readonly #handshakeTimeout: number;
   readonly #maxRecord: number;
+  readonly #options: ResolvedSecureOptions;
   readonly #peers = new Map<PeerId, SecurePeer>();
   readonly #pendingConnects = new Map<PeerId, Promise<PeerId>>();
   readonly #counters = new TransportCounters();
@@ -81,6 +88,11 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   #deferred: [PeerId, CloseReason, string][] = [];
   #sealScratch = Buffer.allocUnsafe(64 * 1024);
   readonly #out = new PlaintextBatch();
+  readonly #bytes: [number] = [0];
+  readonly #isOffloaded = (peer: PeerId): boolean => {
+    const p = this.#peers.get(peer);
+    return p !== undefined && p.offloaded && p.phase === 'open';
+  };
 
   constructor(transport: Transport, options: SecureChannelOptions = {}) {
     super();
@@ -93,6 +105,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     this.#handshakeTimeout = o.handshakeTimeout;
     this.#maxRecord = o.maxRecordSize;
     this.#identity = o.identity;
+    this.#options = o;
     this.#inner = transport;
     this.name = `secure(${transport.name})`;
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
@@ -121,6 +134,9 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     const p = this.#peers.get(peer);
     if (!p || p.phase !== 'open') throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
     checkApplicationFrame(kind, flags, payload, this.#maxRecord);
+    this.#counters.framesOut++;
+    this.#counters.bytesOut += payload.length;
+    if (p.offloaded) return this.#inner.send(peer, kind, flags, payload);
     if (p.sentBytes >= this.#rekeyBytes || p.sentRecords >= MAX_RECORDS_PER_KEY || Date.now() - p.keyBorn >= this.#rekeyInterval) {
       this.#rekey(peer, p);
     }
@@ -129,8 +145,6 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     const record = p.sealer!.seal(kind, flags, payload, this.#sealScratch);
     p.sentBytes += payload.length;
     p.sentRecords++;
-    this.#counters.framesOut++;
-    this.#counters.bytesOut += payload.length;
     return this.#inner.send(peer, kind, flags | FrameFlag.Encrypted, record);
   }
 
@@ -193,6 +207,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
       client: undefined,
       sealer: undefined,
       opener: undefined,
+      offloaded: false,
       sentBytes: 0,
       sentRecords: 0,
       keyBorn: 0,
@@ -227,6 +242,8 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     const finalReason = p.closeReason ?? reason;
     const finalDetail = p.closeDetail ?? detail;
     this.#counters.closed(finalReason);
+    // A record the transport could not open (offloaded peers) is this channel's auth failure too.
+    if (p.offloaded && p.phase === 'open' && reason === 'auth') this.#secure.authFailures++;
     if (p.ready) {
       p.ready.reject(new HandshakeError(`secure channel: connection closed during the handshake (${finalReason}): ${finalDetail}`));
       return;
@@ -274,12 +291,22 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
       if (p.phase === 'await-client-hello' && kind === SecureKind.ClientHello && flags === 0) {
         const { suite } = parseClientHello(payload, this.#suites);
         const { serverHello, c2s, s2c } = this.#identity!.respond(payload, suite);
-        p.opener = new AeadContext(suite, 'open', { secret: c2s });
-        p.sealer = new AeadContext(suite, 'seal', { secret: s2c });
+        // Before ServerHello goes out: no record of the client can exist yet.
+        p.offloaded = offloadRecords(this.#inner, peer, suite, s2c, c2s, this.#options);
+        if (!p.offloaded) {
+          p.opener = new AeadContext(suite, 'open', { secret: c2s });
+          p.sealer = new AeadContext(suite, 'seal', { secret: s2c });
+        }
         c2s.fill(0);
         s2c.fill(0);
         p.phase = 'await-finished';
         this.#inner.send(peer, SecureKind.ServerHello, 0, serverHello);
+        return;
+      }
+      if (p.phase === 'await-finished' && kind === SecureKind.ClientFinished && p.offloaded) {
+        // Only a record that authenticated reaches here from an offloaded transport; it must be a bare tag.
+        if (flags !== 0 || payload.length !== 0) throw new HandshakeAlert(AlertCode.Handshake, 'secure channel handshake: ClientFinished must be a bare tag');
+        this.#established(peer, p);
         return;
       }
       if (p.phase === 'await-finished' && kind === SecureKind.ClientFinished && flags === FrameFlag.Encrypted) {
@@ -296,13 +323,17 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
       if (p.phase === 'client-hello-sent' && kind === SecureKind.ServerHello && flags === 0) {
         const done = p.client!.finish(payload, this.#pins);
         p.client = undefined;
-        p.sealer = new AeadContext(done.suite, 'seal', { secret: done.c2s });
-        p.opener = new AeadContext(done.suite, 'open', { secret: done.s2c });
+        // Before ClientFinished goes out: the server seals nothing before it has it.
+        p.offloaded = offloadRecords(this.#inner, peer, done.suite, done.c2s, done.s2c, this.#options);
+        if (!p.offloaded) {
+          p.sealer = new AeadContext(done.suite, 'seal', { secret: done.c2s });
+          p.opener = new AeadContext(done.suite, 'open', { secret: done.s2c });
+        }
         done.c2s.fill(0);
         done.s2c.fill(0);
         p.remoteFingerprint = done.fingerprint;
-        const finished = p.sealer.seal(SecureKind.ClientFinished, 0, new Uint8Array(0));
-        this.#inner.send(peer, SecureKind.ClientFinished, FrameFlag.Encrypted, finished);
+        if (p.offloaded) this.#inner.send(peer, SecureKind.ClientFinished, 0, new Uint8Array(0));
+        else this.#inner.send(peer, SecureKind.ClientFinished, FrameFlag.Encrypted, p.sealer!.seal(SecureKind.ClientFinished, 0, new Uint8Array(0)));
         this.#established(peer, p);
         return;
       }
@@ -333,6 +364,13 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   }
 
   #onFrames(batch: FrameBatch): void {
+    if (allOpened(batch, this.#isOffloaded, this.#bytes)) {
+      // Every frame was opened by the transport below: hand the batch up as it is.
+      this.#counters.framesIn += batch.count;
+      this.#counters.bytesIn += this.#bytes[0];
+      this.emit('frames', batch);
+      return;
+    }
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const out = this.#out;
     out.reset(count, data.length);
@@ -348,6 +386,12 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         }
         if (p.phase !== 'open') {
           this.#handshakeFrame(peer, p, kinds[i]!, flags[i]!, data.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+          i++;
+          continue;
+        }
+        if (p.offloaded) {
+          const payload = data.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
+          if (!takeOpened(out, peer, kinds[i]!, flags[i]!, payload)) this.#controlFrame(peer, p, kinds[i]!, flags[i]!, lengths[i]!, payload);
           i++;
           continue;
         }

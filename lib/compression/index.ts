@@ -78,6 +78,11 @@ const kNativeReasons: Record<number, string> = {
   [-11]: 'input too large',
 };
 
+/** The DecodeError reason of a native decoder's status code (native/core/decode_status.h). */
+export function nativeDecodeReason(code: number): string {
+  return kNativeReasons[code] ?? 'corrupt stream';
+}
+
 function checkInput(data: unknown, name: string): Uint8Array {
   const bytes = checkBytes(data, name);
   if (bytes.length > kMaxInput) throw new RangeError(`${name} must be at most ${kMaxInput} bytes, got ${bytes.length}`);

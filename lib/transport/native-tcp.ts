@@ -17,8 +17,11 @@ import { isIP } from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { native, type TcpLoopHandle } from '../native.js';
+import { checkParts } from './common.js';
 import { checkEndpoint, checkUint, DEFAULTS, errnoName, loopOptions, numericHost } from './native-options.js';
-import { OP_ABORT, OP_CLOSE, OP_RELEASE, OP_WATCH_DRAIN, SendQueue } from './send-queue.js';
+import { compressedFrameDetail, compressionConfig, type NativeCompressionOptions, type NativeCompressionStats } from './native-compression.js';
+import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-record.js';
+import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_RELEASE, OP_WATCH_DRAIN, SendQueue } from './send-queue.js';
 import {
   MAX_FRAME_KIND,
   type CloseReason,
@@ -28,6 +31,7 @@ import {
   type FrameBatch,
   type PeerId,
   type PeerInfo,
+  type RecordOffload,
   type Transport,
   type TransportEvents,
   type TransportStats,
@@ -43,6 +47,14 @@ export interface NativeTcpOptions {
    * hand-offs cost more than they save. docs/transport.md has the measurements.
    */
   ioThread?: boolean;
+  /**
+   * Compress outgoing frames and decompress incoming ones in the native I/O
+   * path (on the I/O thread with `ioThread`, else inside the loop's turn on
+   * this thread), in the format of lib/compression's compress(), so JavaScript
+   * only ever sees plain payloads. Off by default. See NativeCompressionOptions
+   * and docs/transport.md, "Compression".
+   */
+  compression?: NativeCompressionOptions;
 }
 
 /** Options of NativeTcpTransport.listen(): the common ones plus SO_REUSEPORT. */
@@ -73,6 +85,7 @@ const DETAILS: Partial<Record<CloseReason, string>> = {
   timeout: 'idle timeout or keepalive unanswered',
   'bad-token': 'wrong frame head or tail token',
   oversize: 'frame length above maxFrameSize',
+  auth: 'an AEAD record failed to open (altered, replayed, reordered or truncated) or came in clear',
   protocol: 'protocol violation',
   shutdown: 'transport shut down',
 };
@@ -116,6 +129,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   private referenced = false;
   private shutdownPromise: Promise<void> | undefined;
   private shutdownDone: (() => void) | undefined;
+  private finalCompression: readonly number[] | undefined; // recordStats() of the destroyed loop
   private readonly counters = { connections: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
   private readonly closes: Partial<Record<CloseReason, number>> = {};
   private readonly flushNow = () => {
@@ -128,7 +142,9 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`options must be an object, got ${describe(options)}`);
     }
+    const compression = compressionConfig(options.compression);
     this.loop = new (native().TcpLoop)(this.onBatch, options.ioThread === true);
+    if (compression) this.loop.compression(compression);
   }
 
   private checkOpen(): void {
@@ -220,6 +236,41 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
 
   /** Queues one frame; false when the peer is above its high-water mark (wait for 'drain'). */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    this.checkFrame(peer, kind, flags);
+    if (!(payload instanceof Uint8Array)) {
+      throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
+    }
+    this.queue.send(peer, kind | (flags << 6), payload);
+    return this.queued(peer, payload.length);
+  }
+
+  /**
+   * send() of `parts` joined: each part is copied once, straight into this
+   * turn's send buffer, and the native loop writes them as one frame.
+   */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    this.checkFrame(peer, kind, flags);
+    const n = checkParts(parts);
+    this.queue.sendParts(peer, kind | (flags << 6), parts, n);
+    return this.queued(peer, n);
+  }
+
+  /**
+   * Transport.offloadRecords(): from the next frame on, the native loop seals
+   * and opens this peer's AEAD records (native/core/io_secure.cc), after
+   * compression when that is on. Always takes over (returns true) for an open peer.
+   */
+  offloadRecords(peer: PeerId, params: RecordOffload): boolean {
+    this.checkFrame(peer, 8, 0);
+    const bytes = offloadBytes(params);
+    this.queue.sendParts(peer, 0, [bytes], OFFLOAD_BYTES, OP_OFFLOAD);
+    bytes.fill(0);
+    this.schedule();
+    return true;
+  }
+
+  /** Throws unless `peer` is open and `kind`, `flags` are valid. */
+  private checkFrame(peer: PeerId, kind: number, flags: number): void {
     this.checkOpen();
     const st = this.state[peer];
     if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) {
@@ -232,13 +283,13 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       throw new RangeError(`kind must be an integer from 0 to ${MAX_FRAME_KIND}, got ${describe(kind)}`);
     }
     if (flags !== (flags & 3)) throw new RangeError(`flags must be a combination of FrameFlag bits, got ${describe(flags)}`);
-    if (!(payload instanceof Uint8Array)) {
-      throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
-    }
-    this.queue.send(peer, kind | (flags << 6), payload);
-    const size = payload.length + 13;
+  }
+
+  /** Counts a frame of `length` payload bytes just queued for `peer`; false above the high-water mark. */
+  private queued(peer: PeerId, length: number): boolean {
+    const size = length + 13;
     this.counters.framesOut++;
-    this.counters.bytesOut += payload.length;
+    this.counters.bytesOut += length;
     this.schedule();
     if (this.blocked[peer]) return false;
     if ((this.turnBytes[peer] += size) > this.hwm[peer]!) {
@@ -296,6 +347,22 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    */
   stats(): TransportStats {
     return { ...this.counters, closes: { ...this.closes } };
+  }
+
+  /**
+   * What the `compression` option did since creation (all zero without it).
+   * Like stats(), still works after shutdown().
+   */
+  compressionStats(): NativeCompressionStats {
+    const [framesCompressed, bytesBefore, bytesAfter, framesDecompressed] =
+      this.finalCompression ?? this.loop.recordStats();
+    return { framesCompressed, bytesBefore, bytesAfter, framesDecompressed };
+  }
+
+  /** What record offload (offloadRecords) did since creation; still works after shutdown(). */
+  recordStats(): NativeRecordStats {
+    const s = this.finalCompression ?? this.loop.recordStats();
+    return { recordsSealed: s[4]!, recordsOpened: s[5]!, rekeysSent: s[6]!, rekeysReceived: s[7]! };
   }
 
   /** Stops listening, closes every peer with reason 'shutdown', and stops the I/O thread. */
@@ -430,7 +497,9 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     const detail =
       why === 'oversize'
         ? `frame of ${errno >>> 0} bytes exceeds maxFrameSize`
-        : errno
+        : why === 'protocol' && errno < 0
+          ? compressedFrameDetail(errno)
+          : errno
           ? errnoName(errno)
           : (DETAILS[why] ?? why);
     try {
@@ -445,6 +514,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       pending.reject(new ConnectionClosedError('native-tcp transport: shut down while connecting'));
     }
     this.connects.clear();
+    this.finalCompression = this.loop.recordStats();
     this.loop.destroy();
     const done = this.shutdownDone;
     this.shutdownDone = undefined;

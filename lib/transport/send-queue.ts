@@ -14,6 +14,7 @@ export const OP_CLOSE = 1;
 export const OP_ABORT = 2;
 export const OP_RELEASE = 3;
 export const OP_WATCH_DRAIN = 4;
+export const OP_OFFLOAD = 5;
 
 /** Records of one turn, in order. */
 export class SendQueue {
@@ -59,6 +60,23 @@ export class SendQueue {
     this.lens[i] = n;
     this.data.set(payload, this.used);
     this.used += n;
+  }
+
+  /**
+   * Queues one frame whose payload is `parts` joined (`total` bytes), each part copied once into
+   * place; with `op` OP_OFFLOAD, the record-offload parameters of a peer instead.
+   */
+  sendParts(peer: number, kindByte: number, parts: readonly Uint8Array[], total: number, op = OP_SEND): void {
+    this.grow(1, total);
+    const i = this.count++;
+    this.ops[i] = op;
+    this.peers[i] = peer;
+    this.kindBytes[i] = kindByte;
+    this.lens[i] = total;
+    for (const part of parts) {
+      this.data.set(part, this.used);
+      this.used += part.length;
+    }
   }
 
   /** Queues a control record (OP_CLOSE, OP_ABORT, OP_RELEASE, OP_WATCH_DRAIN). */

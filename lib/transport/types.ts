@@ -131,6 +131,28 @@ export interface TransportEvents {
   error: [error: Error];
 }
 
+/**
+ * The keys and limits of one connection's AEAD records (docs/security.md,
+ * "Records"), handed by a secure channel to a transport that seals and opens
+ * the records itself (Transport.offloadRecords).
+ */
+export interface RecordOffload {
+  /** Wire id of the cipher suite (1 AES-256-GCM, 2 ChaCha20-Poly1305). */
+  suite: number;
+  /** 32-byte traffic secret of the records this side sends. */
+  sealSecret: Uint8Array;
+  /** 32-byte traffic secret of the records this side receives. */
+  openSecret: Uint8Array;
+  /** Largest record plaintext accepted, in bytes. */
+  maxRecordSize: number;
+  /** Rekey the sending direction after this many plaintext bytes... */
+  rekeyBytes: number;
+  /** ...or this many records... */
+  maxRecordsPerKey: number;
+  /** ...or once its key is this old, in ms. */
+  rekeyInterval: number;
+}
+
 /** A bidirectional frame transport. See the file comment. */
 export interface Transport extends EventEmitter<TransportEvents> {
   /** A short name for logs and stats: 'native-tcp', 'node-net', 'memory', 'uws', 'p2pvm'. */
@@ -154,6 +176,17 @@ export interface Transport extends EventEmitter<TransportEvents> {
    * its frame). The parts may be reused by the caller as soon as sendv() returns.
    */
   sendv?(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean;
+  /**
+   * Optional: takes over the AEAD records of `peer` (the native TCP transport has it). From the
+   * next frame sent, frames of kind 4 (ClientFinished), 5 (rekey) and 8 and up are sealed by the
+   * transport, which also sends rekey records on its own; from the next frame received, such
+   * frames must be records, and arrive opened (Encrypted flag cleared; rekey records consumed); a
+   * record that fails closes the peer with reason 'auth'. Other kinds pass in clear. The caller
+   * must call it where no record from the peer can be in flight yet (a server before it sends
+   * ServerHello, a client before ClientFinished). Returns false when it did not take over (the
+   * caller then keeps sealing and opening itself).
+   */
+  offloadRecords?(peer: PeerId, params: RecordOffload): boolean;
   /** Closes a peer: graceful (after queued frames are written) unless abort is true. */
   close(peer: PeerId, abort?: boolean): void;
   /** The user-data slot of a peer (undefined for unknown peers). */

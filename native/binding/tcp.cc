@@ -12,6 +12,9 @@
 //   submit(data, count, ops, peers, kindBytes, lens)   sends/closes/releases, in order
 //   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
 //   shutdown(), ref(), unref(), destroy()
+//   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
+//   recordStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed,
+//                     recordsSealed, recordsOpened, rekeysSent, rekeysReceived]
 //   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark]
 //
 // A batch is copied into typed arrays the JS side owns and this class reuses
@@ -39,6 +42,8 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::Submit>("submit"), InstanceMethod<&TcpLoop::PeerAddress>("peerAddress"),
                         InstanceMethod<&TcpLoop::Shutdown>("shutdown"), InstanceMethod<&TcpLoop::Ref>("ref"),
                         InstanceMethod<&TcpLoop::Unref>("unref"), InstanceMethod<&TcpLoop::Destroy>("destroy"),
+                        InstanceMethod<&TcpLoop::Compression>("compression"),
+                        InstanceMethod<&TcpLoop::RecordStats>("recordStats"),
                         StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size())))});
   }
 
@@ -222,7 +227,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     const auto* l = reinterpret_cast<const uint32_t*>(lens.data);
     size_t total = 0;
     for (size_t i = 0; i < count; i++)
-      if (ops.data[i] == ZS_OP_SEND) total += l[i];
+      if (ops.data[i] == ZS_OP_SEND || ops.data[i] == ZS_OP_OFFLOAD) total += l[i];
     if (total > data.bytes) {
       Napi::RangeError::New(env, "zserver native: payload lengths exceed the data").ThrowAsJavaScriptException();
       return Napi::Value();
@@ -276,6 +281,32 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
       napi_unref_threadsafe_function(info.Env(), shared_->tsfn);
     }
     return info.Env().Undefined();
+  }
+
+  Napi::Value Compression(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    View v;
+    if (!Alive(env) || !GetView(env, info[0], napi_float64_array, "config", &v)) return Napi::Value();
+    const double* d = reinterpret_cast<const double*>(v.data);
+    if (v.length < 4 || !(d[0] == 1 || d[0] == 2) || !(d[1] == 1 || d[1] == 2) ||
+        !(d[3] >= 0 && d[3] <= 4294967295.0)) {
+      Napi::RangeError::New(env, "zserver native: bad compression config").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    zs_fcomp_config cfg{static_cast<uint8_t>(d[0]), static_cast<uint8_t>(d[1]), static_cast<uint8_t>(d[2] != 0),
+                        static_cast<uint32_t>(d[3])};
+    zs_io_set_compression(shared_->loop, &cfg);
+    return env.Undefined();
+  }
+
+  Napi::Value RecordStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return Napi::Value();
+    uint64_t counts[8];
+    zs_io_record_stats(shared_->loop, counts);
+    Napi::Array out = Napi::Array::New(env, 8);
+    for (uint32_t i = 0; i < 8; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(counts[i])));
+    return out;
   }
 
   Napi::Value Destroy(const Napi::CallbackInfo& info) {

@@ -34,6 +34,7 @@ enum ConnFlag : uint8_t {
   kWantDrain = 4,   // report DRAIN when the queue falls to half the mark
   kDirty = 8,       // in the loop's list of peers to flush this turn
   kOutArmed = 16,   // registered for writability
+  kSecure = 32,     // AEAD records are sealed and opened by the loop (io_secure.cc)
 };
 
 // Bytes of a frame that began in an earlier read. `need` is the whole frame's

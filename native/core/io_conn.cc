@@ -112,13 +112,15 @@ void zs_io_loop::deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_fr
     return;
   }
   if (f.kind == 1) return;  // pong: receiving it already refreshed last_rx
-  Batch& b = batch();
-  b.peers.push_back(id);
-  b.kinds.push_back(f.kind);
-  b.flags.push_back(f.flags);
-  b.offsets.push_back(static_cast<uint32_t>(b.data.size()));
-  b.lengths.push_back(f.payload_length);
-  b.data.insert(b.data.end(), payload, payload + f.payload_length);
+  if (c.flags & io::kSecure) {
+    deliver_secure(id, c, payload, f);
+    return;
+  }
+  if ((f.flags & ZS_FLAG_COMPRESSED) && compress_on && !(f.flags & ZS_FLAG_ENCRYPTED)) {
+    deliver_compressed(id, c, payload, f);
+    return;
+  }
+  deliver_plain(id, c, payload, f);
 }
 
 void zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
@@ -251,5 +253,6 @@ void zs_io_loop::maybe_free(uint32_t id, Conn& c) {
   const int fd = c.fd.load(std::memory_order_relaxed);
   if (fd >= 0) close(fd);
   c.fd.store(-1, std::memory_order_relaxed);
+  if (c.flags & io::kSecure) drop_secure(id);
   table.release(id);
 }

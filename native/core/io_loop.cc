@@ -75,18 +75,21 @@ void zs_io_loop::take_commands() {
   size_t off = 0;
   for (const Cmd& cmd : local_cmds) {
     const uint8_t* payload = local_data.data() + off;
-    if (cmd.op == ZS_OP_SEND) off += cmd.len;
+    if (cmd.op == ZS_OP_SEND || cmd.op == ZS_OP_OFFLOAD) off += cmd.len;
     Conn* c = table.find(cmd.peer);
     if (!c || cmd.peer >= table.size()) continue;
     switch (cmd.op) {
       case ZS_OP_SEND:
-        if (c->state == io::kOpen) queue_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
+        if (c->state == io::kOpen) send_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
         break;
       case ZS_OP_CLOSE:
         if (c->state == io::kOpen) close_conn(cmd.peer, *c, ZS_CLOSE_LOCAL, 0);
         break;
       case ZS_OP_ABORT:
         if (c->state == io::kOpen || c->state == io::kClosing || c->state == io::kLinger) abort_conn(cmd.peer, *c);
+        break;
+      case ZS_OP_OFFLOAD:
+        if (c->state == io::kOpen) offload(cmd.peer, *c, payload, cmd.len);
         break;
       case ZS_OP_RELEASE:
         c->flags &= ~io::kHeldByJs;

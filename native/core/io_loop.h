@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "frame_codec.h"
+#include "frame_compress.h"
 
 extern "C" {
 
@@ -43,7 +44,8 @@ enum {
 // Event records of a batch: 4 int32 each, {type, peer, a, b}.
 enum {
   ZS_EV_OPEN = 1,          // a = 1 accepted / 0 connected, b = connect tag (connected only)
-  ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none); oversize: the declared length
+  ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none); oversize: the declared length;
+                           // protocol: a negative zs_decode_status / ZS_FCOMP_* code for a compressed frame
   ZS_EV_FULL = 3,          // the peer's write queue passed its high-water mark
   ZS_EV_DRAIN = 4,         // the write queue fell to half the mark after FULL or a watch
   ZS_EV_CONNECT_FAIL = 5,  // peer = connect tag, a = ZS_CLOSE_TIMEOUT or RESET, b = errno
@@ -58,7 +60,22 @@ enum {
   ZS_OP_ABORT = 2,        // reset at once, dropping queued frames
   ZS_OP_RELEASE = 3,      // JavaScript has seen the close: the id may be reused
   ZS_OP_WATCH_DRAIN = 4,  // report DRAIN once the queue is at or below half the mark
+  ZS_OP_OFFLOAD = 5,      // payload: zs_io_offload_params; the loop takes over the peer's AEAD records
 };
+
+// The payload of ZS_OP_OFFLOAD (ZS_IO_OFFLOAD_BYTES, little-endian fields).
+// From the next frame submitted after it, frames of kind 4 (ClientFinished),
+// 5 (rekey) and 8 and up are sealed as AEAD records (docs/security.md) before
+// they are written (after compression, when on); from the next frame read,
+// such frames must be records, are opened before the batch (then decompressed
+// when compressed and compression is on), and arrive with the encrypted flag
+// cleared; rekey records are sent and consumed by the loop itself. A record
+// that does not open, or such a frame sent in clear, closes the peer with
+// ZS_CLOSE_AUTH. Other kinds pass in clear both ways.
+//   0  u32 suite (ZS_AEAD_*)      4  u32 max record plaintext   8  u32 rekey interval ms
+//  12  u32 max records per key   16  u64 rekey bytes           24  8 zero bytes
+//  32  seal traffic secret (32)  64  open traffic secret (32)
+#define ZS_IO_OFFLOAD_BYTES 96u
 
 // Settings of a listening endpoint or one connect, copied into the loop.
 typedef struct zs_io_options {
@@ -122,6 +139,20 @@ void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch* batch);
 // Addresses of a peer JavaScript holds (open, or closed but not released).
 int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, int host_size,
                        int* port);
+
+// Compresses outgoing frames of cfg->threshold bytes or more (kind 2 and up,
+// no flag bits) when that makes them smaller, setting the compressed flag, and
+// decompresses incoming compressed frames before they reach the batch: see
+// io_record.cc. A stream that does not decode closes that connection with
+// ZS_CLOSE_PROTOCOL and the zs_decode_status / ZS_FCOMP_* code as the event's b.
+// Call before the first listen or connect; a null cfg turns it off.
+void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg);
+
+// Counters of the record stage since the loop was created: out[0] frames
+// compressed, out[1] their bytes before, out[2] after (headers included),
+// out[3] frames decompressed, out[4] records sealed, out[5] records opened,
+// out[6] rekeys sent, out[7] rekeys received. Readable from any thread.
+void zs_io_record_stats(zs_io_loop* loop, uint64_t out[8]);
 
 // Closes every listener and peer (reason shutdown), then posts SHUTDOWN_DONE.
 void zs_io_shutdown(zs_io_loop* loop);

@@ -72,6 +72,7 @@ void zs_io_destroy(zs_io_loop* loop) {
     if (fd >= 0) close(fd);
     free_buffers(c);
   }
+  while (!loop->secure.empty()) loop->drop_secure(loop->secure.begin()->first);
   zs_poller_destroy(loop->poller);
   delete loop;
 }
@@ -108,7 +109,7 @@ void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uin
     size_t first = cmds.size();
     cmds.resize(first + count);
     for (uint32_t i = 0; i < count; i++)
-      cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], ops[i] == ZS_OP_SEND ? lens[i] : 0};
+      cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], ops[i] == ZS_OP_SEND || ops[i] == ZS_OP_OFFLOAD ? lens[i] : 0};
     if (data_length) loop->cmd_data.insert(loop->cmd_data.end(), data, data + data_length);
   }
   // Inline and inside the loop's own turn: the turn takes the commands next.

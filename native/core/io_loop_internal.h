@@ -9,9 +9,11 @@
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "conn_table.h"
+#include "frame_compress.h"
 #include "io_loop.h"
 #include "poller.h"
 
@@ -25,6 +27,8 @@ constexpr uint32_t kCloseFlushMs = 10000;
 constexpr int kAcceptPerWake = 128;
 // Poller words: the top bit marks a listener, else (generation << 32 | peer id).
 constexpr uint64_t kListenerBit = 1ull << 63;
+
+struct SecureState;  // io_secure.cc
 
 struct Cmd {
   uint8_t op;
@@ -142,6 +146,14 @@ struct zs_io_loop {
   bool shutdown_now = false;
   bool inline_mode = false;  // driven by zs_io_run_once on the caller's thread
   bool in_run = false;       // inside zs_io_run_once (inline mode)
+  // Frame compression (io_record.cc): set before the first listen/connect.
+  bool compress_on = false;
+  zs_fcomp_config compress{};
+  std::vector<uint8_t> compress_buf;
+  std::atomic<uint64_t> record_counts[8] = {};  // see zs_io_record_stats
+  // AEAD records offloaded per peer (io_secure.cc): only peers flagged kSecure have one.
+  std::unordered_map<uint32_t, zs::io::SecureState*> secure;
+  std::vector<uint8_t> record_buf;
   alignas(64) uint8_t scratch[16 + zs::io::kScratch];
 
   void run();
@@ -154,6 +166,15 @@ struct zs_io_loop {
   bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n);
   void deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f);
   void queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void deliver_compressed(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
+  void deliver_plain(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
+  void offload(uint32_t id, Conn& c, const uint8_t* params, uint32_t len);
+  void seal_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  uint8_t maybe_compress(uint8_t kind_byte, const uint8_t* payload, uint32_t len, const uint8_t** out,
+                         uint32_t* out_len);
+  void deliver_secure(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
+  void drop_secure(uint32_t id);
   void flush(uint32_t id, Conn& c);
   void close_conn(uint32_t id, Conn& c, int reason, int err);
   void finish_close(uint32_t id, Conn& c);
@@ -167,6 +188,17 @@ struct zs_io_loop {
   uint64_t word(uint32_t id, const Conn& c) const { return static_cast<uint64_t>(c.gen & 0x7fffffffu) << 32 | id; }
   Batch& batch() { return batches[filling]; }
 };
+
+// Appends a frame's payload to the batch as it is.
+inline void zs_io_loop::deliver_plain(uint32_t id, Conn&, const uint8_t* payload, const zs_frame& f) {
+  Batch& b = batch();
+  b.peers.push_back(id);
+  b.kinds.push_back(f.kind);
+  b.flags.push_back(f.flags);
+  b.offsets.push_back(static_cast<uint32_t>(b.data.size()));
+  b.lengths.push_back(f.payload_length);
+  b.data.insert(b.data.end(), payload, payload + f.payload_length);
+}
 
 namespace zs::io {
 

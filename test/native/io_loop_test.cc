@@ -17,6 +17,7 @@
 #include <mutex>
 #include <vector>
 
+#include "aead.h"
 #include "check.h"
 #include "frame_codec.h"
 #include "io_loop.h"
@@ -320,5 +321,184 @@ TEST(io_loop_inline_mode_echo) {
   for (auto& ev : e.events)
     if (ev.type == ZS_EV_CLOSE && ev.a == ZS_CLOSE_REMOTE) remote = true;
   CHECK(remote);
+  zs_io_destroy(loop);
+}
+
+// Compression in the loop (io_record.cc): a compressed frame from the client
+// reaches the batch decompressed, an echo of 2 KB goes back compressed, a
+// small one and a flagged one go back as they are, and a corrupt compressed
+// frame closes the peer with reason protocol and the decoder's code.
+TEST(io_loop_compression_in_both_directions_and_a_corrupt_frame) {
+  Inbox in;
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  const zs_fcomp_config cfg{ZS_FCOMP_DEFLATE_FIXED, 1, 1, 256};
+  zs_io_set_compression(loop, &cfg);
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  CHECK(wait_for(in, [&] { return !in.events.empty(); }));
+  const uint32_t peer = static_cast<uint32_t>(in.events[0].peer);
+
+  std::vector<uint8_t> text(2000);
+  for (size_t i = 0; i < text.size(); i++) text[i] = static_cast<uint8_t>("abcabdabe"[i % 9]);
+  std::vector<uint8_t> z(zs_fcomp_bound(text.size()));
+  z.resize(zs_fcomp_compress(&cfg, text.data(), text.size(), z.data(), z.size()));
+  CHECK(!z.empty() && z.size() < text.size());
+  std::vector<uint8_t> f(z.size() + ZS_FRAME_OVERHEAD);
+  zs_frame_encode(&kOptions.frame, zs_frame_kind_byte(9, ZS_FLAG_COMPRESSED), z.data(), static_cast<uint32_t>(z.size()),
+                  f.data());
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(wait_for(in, [&] { return !in.frames.empty(); }));
+  CHECK(in.frames[0] == text);
+
+  // Echo: the 2000-byte frame, 10 bytes, and 2000 bytes that carry a flag.
+  {
+    std::vector<uint8_t> data(text);
+    data.insert(data.end(), text.begin(), text.begin() + 10);
+    data.insert(data.end(), text.begin(), text.end());
+    const uint8_t ops[3] = {ZS_OP_SEND, ZS_OP_SEND, ZS_OP_SEND};
+    const uint8_t kinds[3] = {zs_frame_kind_byte(8, 0), zs_frame_kind_byte(8, 0), zs_frame_kind_byte(8, ZS_FLAG_ENCRYPTED)};
+    const uint32_t peers[3] = {peer, peer, peer}, lens[3] = {2000, 10, 2000};
+    zs_io_submit(loop, data.data(), data.size(), 3, ops, peers, kinds, lens);
+  }
+  uint8_t head[ZS_FRAME_HEADER];
+  CHECK(read_exact(fd, head, sizeof head));
+  CHECK_EQ(head[8], zs_frame_kind_byte(8, ZS_FLAG_COMPRESSED));
+  uint32_t len;
+  std::memcpy(&len, head + 4, 4);
+  std::vector<uint8_t> body(len + 4);
+  CHECK(len < 2000 && read_exact(fd, body.data(), body.size()));
+  zs_fcomp_info info;
+  CHECK_EQ(zs_fcomp_inspect(body.data(), len, 1 << 20, &info), int{ZS_DECODE_OK});
+  std::vector<uint8_t> back(info.size);
+  CHECK_EQ(zs_fcomp_decode(body.data(), len, &info, back.data()), int{ZS_DECODE_OK});
+  CHECK(back == text);
+  std::vector<uint8_t> rest(10 + 2000 + 2 * ZS_FRAME_OVERHEAD);
+  CHECK(read_exact(fd, rest.data(), rest.size()));
+  CHECK_EQ(rest[8], zs_frame_kind_byte(8, 0));
+  CHECK_EQ(rest[10 + ZS_FRAME_OVERHEAD + 8], zs_frame_kind_byte(8, ZS_FLAG_ENCRYPTED));
+  uint64_t counts[8];
+  zs_io_record_stats(loop, counts);
+  CHECK_EQ(counts[0], uint64_t{1});
+  CHECK_EQ(counts[1], uint64_t{2000});
+  CHECK_EQ(counts[2], uint64_t{len});
+  CHECK_EQ(counts[3], uint64_t{1});
+
+  // The same compressed frame with a byte of its stream flipped.
+  f[9 + z.size() / 2] ^= 0x10;
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_CLOSE) return true;
+    return false;
+  }));
+  bool protocol = false;
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_CLOSE && e.a == ZS_CLOSE_PROTOCOL && e.b < 0) protocol = true;
+  CHECK(protocol);
+  CHECK_EQ(in.frames.size(), size_t{1});
+  close(fd);
+  zs_io_destroy(loop);
+}
+
+// AEAD records in the loop (io_secure.cc): after ZS_OP_OFFLOAD the loop opens
+// a record the test sealed with the same secret (the frame reaches the batch in
+// clear, flag cleared), seals the echo (the test opens it), consumes a rekey
+// record and opens under the next key, and closes the peer with ZS_CLOSE_AUTH
+// on a forged record.
+TEST(io_loop_offloaded_records_seal_open_rekey_and_forgery) {
+  Inbox in;
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  CHECK(wait_for(in, [&] { return !in.events.empty(); }));
+  const uint32_t peer = static_cast<uint32_t>(in.events[0].peer);
+  uint8_t params[ZS_IO_OFFLOAD_BYTES] = {};
+  params[0] = ZS_AEAD_CHACHA20_POLY1305;
+  params[5] = 1;            // max record 256 bytes
+  params[8] = 0xff;         // rekey interval 0x7fffffff ms
+  params[9] = params[10] = 0xff;
+  params[11] = 0x7f;
+  params[14] = 1;           // 65536 records per key
+  params[18] = 1;           // rekey after 65536 bytes
+  for (int i = 0; i < 32; i++) {
+    params[32 + i] = static_cast<uint8_t>(i);        // the loop seals with this
+    params[64 + i] = static_cast<uint8_t>(100 + i);  // and opens with this
+  }
+  zs_aead* to_loop = zs_aead_new_secret(ZS_AEAD_CHACHA20_POLY1305, 1, params + 64);
+  zs_aead* from_loop = zs_aead_new_secret(ZS_AEAD_CHACHA20_POLY1305, 0, params + 32);
+  // The offload, then a frame in clear (as ServerHello follows it): the peer
+  // seals nothing before it has read that, so no record can beat the offload.
+  {
+    std::vector<uint8_t> data(params, params + sizeof params);
+    data.push_back('o');
+    const uint8_t ops[2] = {ZS_OP_OFFLOAD, ZS_OP_SEND}, kinds[2] = {0, zs_frame_kind_byte(3, 0)};
+    const uint32_t peers[2] = {peer, peer}, lens[2] = {ZS_IO_OFFLOAD_BYTES, 1};
+    zs_io_submit(loop, data.data(), data.size(), 2, ops, peers, kinds, lens);
+    uint8_t hello_frame[ZS_FRAME_OVERHEAD + 1];
+    CHECK(read_exact(fd, hello_frame, sizeof hello_frame));
+    CHECK_EQ(hello_frame[8], zs_frame_kind_byte(3, 0));
+  }
+
+  auto send_record = [&](uint8_t kind, const uint8_t* plain, uint32_t n, bool forge) {
+    std::vector<uint8_t> rec(n + ZS_AEAD_TAG_BYTES), frame(n + ZS_AEAD_TAG_BYTES + ZS_FRAME_OVERHEAD);
+    uint8_t aad[ZS_AEAD_HEADER_BYTES];
+    zs_aead_record_header(n + ZS_AEAD_TAG_BYTES, kind, ZS_FLAG_ENCRYPTED, aad);
+    CHECK_EQ(zs_aead_seal(to_loop, aad, sizeof aad, plain, n, rec.data()), int{ZS_AEAD_OK});
+    if (forge) rec[0] ^= 1;
+    zs_frame_encode(&kOptions.frame, zs_frame_kind_byte(kind, ZS_FLAG_ENCRYPTED), rec.data(),
+                    static_cast<uint32_t>(rec.size()), frame.data());
+    CHECK_EQ(write(fd, frame.data(), frame.size()), static_cast<ssize_t>(frame.size()));
+  };
+  const uint8_t hello[5] = {'h', 'e', 'l', 'l', 'o'};
+  send_record(8, hello, 5, false);
+  CHECK(wait_for(in, [&] { return in.frames.size() == 1; }));
+  CHECK(in.frames.size() == 1 && in.frames[0] == std::vector<uint8_t>(hello, hello + 5));
+
+  // The loop seals what is submitted; the test opens it with the loop's sealing secret.
+  const uint8_t send_op = ZS_OP_SEND, kind9 = zs_frame_kind_byte(9, 0);
+  const uint32_t five = 5;
+  zs_io_submit(loop, hello, 5, 1, &send_op, &peer, &kind9, &five);
+  uint8_t frame[ZS_FRAME_OVERHEAD + 5 + ZS_AEAD_TAG_BYTES], plain[5];
+  CHECK(read_exact(fd, frame, sizeof frame));
+  CHECK_EQ(frame[8], zs_frame_kind_byte(9, ZS_FLAG_ENCRYPTED));
+  uint8_t aad[ZS_AEAD_HEADER_BYTES];
+  zs_aead_record_header(5 + ZS_AEAD_TAG_BYTES, 9, ZS_FLAG_ENCRYPTED, aad);
+  CHECK_EQ(zs_aead_open(from_loop, aad, sizeof aad, frame + 9, 5 + ZS_AEAD_TAG_BYTES, plain), int{ZS_AEAD_OK});
+  CHECK(std::memcmp(plain, hello, 5) == 0);
+
+  // A rekey record, then a record under the next key.
+  send_record(ZS_AEAD_REKEY_KIND, nullptr, 0, false);
+  CHECK_EQ(zs_aead_rekey(to_loop), int{ZS_AEAD_OK});
+  send_record(10, hello, 3, false);
+  CHECK(wait_for(in, [&] { return in.frames.size() == 2; }));
+  CHECK(in.frames.size() == 2 && in.frames[1] == std::vector<uint8_t>(hello, hello + 3));
+  uint64_t counts[8];
+  zs_io_record_stats(loop, counts);
+  CHECK_EQ(counts[4], uint64_t{1});
+  CHECK_EQ(counts[5], uint64_t{3});
+  CHECK_EQ(counts[7], uint64_t{1});
+
+  send_record(8, hello, 5, true);
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_CLOSE) return true;
+    return false;
+  }));
+  bool auth = false;
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_CLOSE && e.a == ZS_CLOSE_AUTH) auth = true;
+  CHECK(auth);
+  CHECK_EQ(in.frames.size(), size_t{2});
+  zs_aead_free(to_loop);
+  zs_aead_free(from_loop);
+  close(fd);
   zs_io_destroy(loop);
 }

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { DEFAULT_MAX_FRAGMENT, P2pvmHost, P2pvmTunnel } from '../../lib/p2pvm/index.js';
 import { joinParts, sendParts } from '../../lib/transport/common.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
+import { NativeTcpTransport } from '../../lib/transport/native-tcp.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import type { FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
 import { UwsTransport } from '../../lib/transport/uws.js';
@@ -60,6 +61,9 @@ const transports: [string, () => Promise<Pair>][] = [
   ['uws / ws-client', () => physicalPair(() => new UwsTransport(), () => new WsClientTransport())],
   ['p2pvm over memory', async () => p2pvmPair(await physicalPair(() => new MemoryTransport({ network: net })))],
   ['p2pvm over node-net', async () => p2pvmPair(await physicalPair(() => new NodeNetTransport()))],
+  ['native-tcp (inline)', () => physicalPair(() => new NativeTcpTransport())],
+  ['native-tcp (I/O thread)', () => physicalPair(() => new NativeTcpTransport({ ioThread: true }))],
+  ['p2pvm over native-tcp', async () => p2pvmPair(await physicalPair(() => new NativeTcpTransport()))],
 ];
 const net = new MemoryNetwork();
 
