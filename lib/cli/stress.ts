@@ -83,6 +83,7 @@ export function formatReport(r: StressReport): string {
   const lines: [string, string][] = [
     ['connections', `${r.connected.toLocaleString('en-US')} of ${r.connections.toLocaleString('en-US')} (${r.clients} client processes, ${r.servers || 'external'} server processes, ${r.transport})`],
     ['connect time', `${(r.connectMs / 1000).toFixed(2)} s`],
+    ['connect CPU', `servers ${Math.round(r.connectCpu.serverMs)} ms (${r.connectCpu.serverUsPerConnection.toFixed(1)} µs/conn), clients ${Math.round(r.connectCpu.clientMs)} ms (${r.connectCpu.clientUsPerConnection.toFixed(1)} µs/conn)`],
     ['messages', `${r.messages.toLocaleString('en-US')} (${r.messagesPerConnection} per connection) in ${(r.exchangeMs / 1000).toFixed(2)} s`],
     ['messages/s', Math.round(r.messagesPerSecond).toLocaleString('en-US')],
     ['round trip', `p50 ${(r.p50us / 1000).toFixed(2)} ms, p99 ${(r.p99us / 1000).toFixed(2)} ms`],

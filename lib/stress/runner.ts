@@ -73,11 +73,20 @@ export interface StressReport {
   p50us: number;
   p99us: number;
   errors: Record<string, number>;
+  /**
+   * CPU time (user + system, all threads) the server and client processes spent
+   * during the connect phase, in ms; with a busy machine the connect time swings,
+   * the CPU per connection much less. Servers count only when the runner knows
+   * their process ids.
+   */
+  connectCpu: { serverMs: number; clientMs: number; serverUsPerConnection: number; clientUsPerConnection: number };
   /** Server memory, when the runner started the servers. */
   memory?: { before: MemoryPoint; during: MemoryPoint; afterExchange: MemoryPoint; after: MemoryPoint; bytesPerIdleConnection: number };
 }
 
 const PER_PROCESS = 15_000;
+/** Loopback source addresses the clients share out: 127.0.0.2 to 127.0.0.251. */
+const SOURCE_ADDRESSES = 250;
 
 interface Child {
   proc: ChildProcess;
@@ -105,7 +114,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   }
   const serverProcs = options.target ? 0 : positive(options.serverProcs ?? Math.max(1, Math.ceil(connections / PER_PROCESS)), 'serverProcs');
   if (Math.ceil(connections / clients) > 19_000) throw new RangeError(`clients must be at least ${Math.ceil(connections / 19_000)} for ${connections} connections (20,000 descriptors per process)`);
-  if (clients > 250) throw new RangeError(`clients must be at most 250 (one loopback source address each), got ${clients}`);
+  if (clients > SOURCE_ADDRESSES) throw new RangeError(`clients must be at most 250 (one loopback source address each), got ${clients}`);
   const timeout = positive(options.timeout ?? 120_000, 'timeout');
   const bar = new ProgressBar(options.progress ?? process.stderr.isTTY === true);
   const children: Child[] = [];
@@ -155,7 +164,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     };
     const spawnChild = (name: string, label: string, setup: ClientSetup | ServerSetup): Child => {
       if (setup.role === 'client' && options.clientProgram) {
-        const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddress, '--conns', String(setup.connections),
+        const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddresses.join(','), '--conns', String(setup.connections),
           '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window)];
         const proc = spawn(options.clientProgram, args, { stdio: ['pipe', 'pipe', 'inherit'] });
         proc.stdin!.on('error', () => undefined); // the child may exit before reading its last command
@@ -212,6 +221,8 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
 
     // Clients.
     const share = (i: number) => Math.floor(connections / clients) + (i < connections % clients ? 1 : 0);
+    // Client i binds 127.0.0.(2+i); a compiled client also spreads over its share of 127.0.0.2-251.
+    const block = Math.floor(SOURCE_ADDRESSES / clients);
     const clientProcs = Array.from({ length: clients }, (_, i) =>
       spawnChild('client', `client ${i}`, {
         role: 'client',
@@ -219,6 +230,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         host,
         ports,
         sourceAddress: `127.0.0.${2 + i}`,
+        sourceAddresses: Array.from({ length: block }, (_, j) => `127.0.0.${2 + i + j * clients}`),
         connections: share(i),
         messages,
         size,
@@ -234,9 +246,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       return () => clearInterval(timer);
     };
 
+    const serverPids = [...pids, ...servers.map((s) => s.proc.pid!)];
+    const clientPids = clientProcs.map((c) => c.proc.pid!);
+    const cpuBefore = [cpuMsOf(serverPids), cpuMsOf(clientPids)] as const;
     let stopBar = progress('connect', connections);
     clientProcs.forEach((c) => send(c, { type: 'connect' }));
     const connectedReports = await Promise.all(clientProcs.map((c) => expect(c, 'connected')));
+    const serverCpuMs = cpuMsOf(serverPids) - cpuBefore[0];
+    const clientCpuMs = cpuMsOf(clientPids) - cpuBefore[1];
     stopBar();
     const connected = connectedReports.reduce((a, r) => a + r.ok, 0);
     bar.draw('connect', connected, connections);
@@ -289,6 +306,12 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       p50us: quantile(histogram, 0.5),
       p99us: quantile(histogram, 0.99),
       errors,
+      connectCpu: {
+        serverMs: serverCpuMs,
+        clientMs: clientCpuMs,
+        serverUsPerConnection: (serverCpuMs * 1000) / Math.max(1, connected),
+        clientUsPerConnection: (clientCpuMs * 1000) / Math.max(1, connected),
+      },
     };
     if (before && during && afterExchange && after) {
       report.memory = { before, during, afterExchange, after, bytesPerIdleConnection: (during.rss - before.rss) / Math.max(1, connected) };
@@ -313,6 +336,25 @@ function rssOf(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
   if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(m[1]) * 1024;
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ, 100 on every Linux ABI Node supports
+
+/** CPU time (user + system, all threads) of the processes so far, in ms; 0 for a process that is gone. */
+function cpuMsOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
 function addMemory(into: MemoryPoint, s: MemorySample): void {
