@@ -80,6 +80,8 @@ export interface StressReport {
    * their process ids.
    */
   connectCpu: { serverMs: number; clientMs: number; serverUsPerConnection: number; clientUsPerConnection: number };
+  /** CPU time of the servers and the clients during the exchange phase, in ms. */
+  exchangeCpu: { serverMs: number; clientMs: number };
   /** Server memory, when the runner started the servers. */
   memory?: { before: MemoryPoint; during: MemoryPoint; afterExchange: MemoryPoint; after: MemoryPoint; bytesPerIdleConnection: number };
 }
@@ -266,10 +268,12 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
 
     clientProcs.forEach((c) => (c.progress = 0));
     stopBar = progress('exchange', connected * messages);
+    const exchangeCpuBefore = [cpuMsOf(serverPids), cpuMsOf(clientPids)] as const;
     const t0 = performance.now();
     clientProcs.forEach((c) => send(c, { type: 'exchange' }));
     const exchanged = await Promise.all(clientProcs.map((c) => expect(c, 'exchanged')));
     const exchangeMs = performance.now() - t0;
+    const exchangeCpu = { serverMs: cpuMsOf(serverPids) - exchangeCpuBefore[0], clientMs: cpuMsOf(clientPids) - exchangeCpuBefore[1] };
     stopBar();
     const total = exchanged.reduce((a, r) => a + r.messages, 0);
     bar.draw('exchange', total, connected * messages);
@@ -312,6 +316,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         serverUsPerConnection: (serverCpuMs * 1000) / Math.max(1, connected),
         clientUsPerConnection: (clientCpuMs * 1000) / Math.max(1, connected),
       },
+      exchangeCpu,
     };
     if (before && during && afterExchange && after) {
       report.memory = { before, during, afterExchange, after, bytesPerIdleConnection: (during.rss - before.rss) / Math.max(1, connected) };
