@@ -149,7 +149,7 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
       close(fd);
       continue;
     }
-    zs_net_tune(fd);
+    zs_net_tune_accepted(fd);
     Conn& c = table.at(id);
     c.fd.store(fd, std::memory_order_relaxed);
     c.state = io::kOpen;
