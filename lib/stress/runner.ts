@@ -99,6 +99,8 @@ interface Child {
   waiter: ((m: FromChild) => void) | undefined;
   progress: number;
   exited: boolean;
+  /** Exited and its output read to the end: nothing more will come. */
+  finished: boolean;
 }
 
 const workerUrl = (name: string) => new URL(`./${name}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
@@ -143,7 +145,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   }, timeout);
   try {
     const attach = (proc: ChildProcess, label: string, send: Child['send']): Child => {
-      const child: Child = { proc, send, label, inbox: [], waiter: undefined, progress: 0, exited: false };
+      const child: Child = { proc, send, label, inbox: [], waiter: undefined, progress: 0, exited: false, finished: false };
       const onMessage = (m: FromChild) => {
         if (m.type === 'progress') {
           child.progress = m.done;
@@ -157,8 +159,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       };
       if (proc.stdout) createInterface({ input: proc.stdout }).on('line', (line) => onMessage(JSON.parse(line) as FromChild));
       else proc.on('message', onMessage);
-      proc.on('exit', (code, signal) => {
+      proc.on('exit', () => {
         child.exited = true;
+      });
+      // 'close' comes after the child's stdout was read to the end: a last line
+      // it wrote just before exiting ("closed") is delivered first, not lost.
+      proc.on('close', (code, signal) => {
+        child.exited = true;
+        child.finished = true;
         child.waiter?.({ type: 'unavailable', reason: `${label} exited (${signal ?? code})` });
       });
       children.push(child);
@@ -182,7 +190,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     const next = (c: Child): Promise<FromChild> =>
       c.inbox.length > 0
         ? Promise.resolve(c.inbox.shift()!)
-        : c.exited
+        : c.finished
           ? Promise.resolve({ type: 'unavailable', reason: `${c.label} has exited` })
           : new Promise((resolve) => (c.waiter = resolve));
     const expect = async <T extends FromChild['type']>(c: Child, type: T): Promise<Extract<FromChild, { type: T }>> => {
