@@ -17,8 +17,9 @@
  *   node --import tsx bench/echo.ts [--quick]
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpuMsOf } from '../lib/stress/proc.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
 
 interface LoadResult {
@@ -112,22 +113,15 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-/** CPU time (user + system, all threads) of a process so far, in µs (USER_HZ = 100). */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-}
-
 function runLoad(pid: number, port: number, mode: string, s: (typeof scenarios)[number]): LoadResult {
-  const cpu0 = cpuUs(pid);
+  const cpu0 = cpuMsOf([pid]);
   const argv = pin(1, [loadgen, '--port', String(port), '--mode', mode, '--conns', String(s.conns), '--inflight', String(s.inflight),
     '--size', String(s.size), '--warmup', String(warmup), '--duration', String(duration)]);
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) throw new Error(`loadgen failed (${r.status}): ${r.stderr}`);
   const result = JSON.parse(r.stdout) as LoadResult;
   // Over warm-up and window alike: the messages of both at the measured rate.
-  result.serverUsPerMsg = (cpuUs(pid) - cpu0) / (result.msgsPerSec * (result.seconds + warmup));
+  result.serverUsPerMsg = ((cpuMsOf([pid]) - cpu0) * 1000) / (result.msgsPerSec * (result.seconds + warmup));
   return result;
 }
 

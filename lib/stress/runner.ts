@@ -13,8 +13,8 @@
  * SIGINT/SIGTERM.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { cpuMsOf, rssOf } from './proc.js';
 import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type ToChild, type TransportName } from './protocol.js';
 
 /** Settings of one stress run. */
@@ -341,33 +341,6 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     process.off('SIGTERM', onSignal);
     process.off('exit', stop);
   }
-}
-
-/** Resident set size of a process from /proc/<pid>/status, in bytes. */
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
-  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
-}
-
-const TICKS_PER_SECOND = 100; // USER_HZ, 100 on every Linux ABI Node supports
-
-/** CPU time (user + system, all threads) of the processes so far, in ms; 0 for a process that is gone. */
-function cpuMsOf(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return (ticks * 1000) / TICKS_PER_SECOND;
 }
 
 function addMemory(into: MemoryPoint, s: MemorySample): void {
