@@ -19,6 +19,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpuMsOf } from '../lib/stress/proc.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
 
 interface LoadResult {
@@ -32,6 +33,8 @@ interface LoadResult {
   cpuSeconds: number;
   cpuShare: number;
   waitShare: number;
+  /** Server CPU time (user + system) per echoed message over the whole load run, in µs (added here). */
+  serverUsPerMsg: number;
 }
 
 interface Row {
@@ -110,12 +113,16 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-function runLoad(port: number, mode: string, s: (typeof scenarios)[number]): LoadResult {
+function runLoad(pid: number, port: number, mode: string, s: (typeof scenarios)[number]): LoadResult {
+  const cpu0 = cpuMsOf([pid]);
   const argv = pin(1, [loadgen, '--port', String(port), '--mode', mode, '--conns', String(s.conns), '--inflight', String(s.inflight),
     '--size', String(s.size), '--warmup', String(warmup), '--duration', String(duration)]);
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) throw new Error(`loadgen failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout) as LoadResult;
+  const result = JSON.parse(r.stdout) as LoadResult;
+  // Over warm-up and window alike: the messages of both at the measured rate.
+  result.serverUsPerMsg = ((cpuMsOf([pid]) - cpu0) * 1000) / (result.msgsPerSec * (result.seconds + warmup));
+  return result;
 }
 
 const started = await Promise.all(rows.map(async (row) => ({ row, ...(await start(row)) })));
@@ -125,7 +132,7 @@ for (let round = 0; round < rounds; round++) {
     for (const r of started) {
       if (r.port === undefined) continue;
       const key = `${r.row.name}|${s.name}`;
-      const result = runLoad(r.port, r.row.mode, s);
+      const result = runLoad(r.child.pid!, r.port, r.row.mode, s);
       if (!samples.has(key)) samples.set(key, []);
       samples.get(key)!.push(result);
       process.stderr.write(`round ${round + 1}/${rounds} ${s.name} ${r.row.name}: ${Math.round(result.msgsPerSec).toLocaleString('en-US')} msgs/s\n`);
@@ -149,7 +156,7 @@ for (const s of scenarios) {
   for (const r of started) {
     const key = `${r.row.name}|${s.name}`;
     if (r.port === undefined) {
-      table.push({ scenario: s.name, server: r.row.name, 'msgs/s': (r.unavailable ?? 'unavailable').replace(/ \(.*/, ''), 'p50 us': '', 'p99 us': '', 'vs net': '', 'vs uws': '', 'loadgen cpu': '', 'loadgen wait': '' });
+      table.push({ scenario: s.name, server: r.row.name, 'msgs/s': (r.unavailable ?? 'unavailable').replace(/ \(.*/, ''), 'p50 us': '', 'p99 us': '', 'vs net': '', 'vs uws': '', 'server µs/msg': '', 'loadgen cpu': '', 'loadgen wait': '' });
       json.push({ scenario: s.name, server: r.row.name, unavailable: r.unavailable });
       continue;
     }
@@ -162,6 +169,7 @@ for (const s of scenarios) {
       'p99 us': med(key, (x) => x.p99us),
       'vs net': `${(rate / net).toFixed(2)}x`,
       'vs uws': `${(rate / uws).toFixed(2)}x`,
+      'server µs/msg': med(key, (x) => x.serverUsPerMsg).toFixed(3),
       'loadgen cpu': `${Math.round(med(key, (x) => x.cpuShare) * 100)}%`,
       'loadgen wait': `${Math.round(med(key, (x) => x.waitShare) * 100)}%`,
     };

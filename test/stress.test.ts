@@ -75,6 +75,36 @@ describe('stress runner with the compiled client', () => {
     assert.equal(report.memory?.during.peers, 400);
     assert.equal(childPids().length, before);
   });
+
+  it('spreads each compiled client over its own many source addresses, and reports the connect CPU', { timeout: 60_000 }, async () => {
+    mkdirSync('build', { recursive: true });
+    execFileSync('g++', ['-O2', '-std=c++17', '-o', 'build/stress-client-test', 'bench/loadgen/stress-client.cc']);
+    const { NativeTcpTransport } = await import('../lib/transport/native-tcp.js');
+    const server = new NativeTcpTransport();
+    const from = new Map<string, number>();
+    server.on('open', (_peer, info) => from.set(info.remoteAddress, (from.get(info.remoteAddress) ?? 0) + 1));
+    server.on('frames', (b) => {
+      for (let i = 0; i < b.count; i++) server.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));
+    });
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const report = await runStress({ connections: 1000, messages: 1, clients: 4, progress: false, clientProgram: 'build/stress-client-test', target: { host: '127.0.0.1', ports: [port] }, serverPids: [process.pid] });
+      assert.equal(report.connected, 1000);
+      assert.deepEqual(report.errors, {});
+      // 4 clients share 127.0.0.2-251 out: 62 addresses each, 250 connections a client, round-robin.
+      assert.equal(from.size, 248);
+      for (const [address, n] of from) {
+        const last = Number(/^127\.0\.0\.(\d+)$/.exec(address)?.[1]);
+        assert.ok(last >= 2 && last <= 249, address);
+        assert.ok(n >= 4 && n <= 5, `${address}: ${n}`);
+      }
+      // CPU times come in 10 ms ticks: a run this small may take less than one.
+      for (const v of Object.values(report.connectCpu)) assert.ok(Number.isFinite(v) && v >= 0, JSON.stringify(report.connectCpu));
+      assert.equal(report.connectCpu.serverUsPerConnection, (report.connectCpu.serverMs * 1000) / 1000);
+    } finally {
+      await server.shutdown();
+    }
+  });
 });
 
 describe('stress runner against a running server', () => {

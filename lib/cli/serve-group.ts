@@ -52,9 +52,12 @@ function parse(args: string[]): ServeOptions {
 /** One worker: listen with SO_REUSEPORT, echo, report, shut down on SIGTERM/SIGINT. */
 async function runWorker(o: ServeOptions): Promise<number> {
   const server = new NativeTcpTransport();
-  let open = 0;
-  server.on('open', () => open++);
-  server.on('close', () => open--);
+  // Open connections from the counters: an 'open' listener would make the
+  // transport look up both addresses of every accepted connection.
+  const openPeers = () => {
+    const st = server.stats();
+    return st.connections - Object.values(st.closes).reduce((a, b) => a + (b ?? 0), 0);
+  };
   server.on('frames', (b) => {
     for (let i = 0; i < b.count; i++) {
       if (b.kinds[i]! < 8) continue;
@@ -67,7 +70,7 @@ async function runWorker(o: ServeOptions): Promise<number> {
     o.report > 0
       ? setInterval(() => {
           const s = server.stats();
-          const line = { pid: process.pid, open, framesIn: s.framesIn, framesOut: s.framesOut, rss: process.memoryUsage().rss };
+          const line = { pid: process.pid, open: openPeers(), framesIn: s.framesIn, framesOut: s.framesOut, rss: process.memoryUsage().rss };
           process.stdout.write(`${JSON.stringify(line)}\n`);
         }, o.report * 1000)
       : undefined;

@@ -83,8 +83,10 @@ export function formatReport(r: StressReport): string {
   const lines: [string, string][] = [
     ['connections', `${r.connected.toLocaleString('en-US')} of ${r.connections.toLocaleString('en-US')} (${r.clients} client processes, ${r.servers || 'external'} server processes, ${r.transport})`],
     ['connect time', `${(r.connectMs / 1000).toFixed(2)} s`],
+    ['connect CPU', `servers ${Math.round(r.connectCpu.serverMs)} ms (${r.connectCpu.serverUsPerConnection.toFixed(1)} µs/conn), clients ${Math.round(r.connectCpu.clientMs)} ms (${r.connectCpu.clientUsPerConnection.toFixed(1)} µs/conn)`],
     ['messages', `${r.messages.toLocaleString('en-US')} (${r.messagesPerConnection} per connection) in ${(r.exchangeMs / 1000).toFixed(2)} s`],
     ['messages/s', Math.round(r.messagesPerSecond).toLocaleString('en-US')],
+    ['exchange CPU', `servers ${Math.round(r.exchangeCpu.serverMs)} ms, clients ${Math.round(r.exchangeCpu.clientMs)} ms (${(((r.exchangeCpu.serverMs + r.exchangeCpu.clientMs) * 1000) / Math.max(1, r.messages)).toFixed(1)} µs/message in all)`],
     ['round trip', `p50 ${(r.p50us / 1000).toFixed(2)} ms, p99 ${(r.p99us / 1000).toFixed(2)} ms`],
     ['errors', Object.keys(r.errors).length === 0 ? 'none' : Object.entries(r.errors).map(([k, v]) => `${k}: ${v}`).join(', ')],
   ];

@@ -17,7 +17,14 @@ export interface ClientSetup {
   index: number;
   host: string;
   ports: number[];
+  /** Where the Node client binds (it picks its own local ports on it). */
   sourceAddress: string;
+  /**
+   * The addresses the compiled client spreads its connections over, round-robin
+   * (sourceAddress first): a few thousand connections per source address keep
+   * Linux's connect-time port search short (bench/loadgen/stress-client.cc).
+   */
+  sourceAddresses: string[];
   connections: number;
   messages: number;
   size: number;

@@ -13,8 +13,8 @@
  * SIGINT/SIGTERM.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { cpuMsOf, rssOf } from './proc.js';
 import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type ToChild, type TransportName } from './protocol.js';
 
 /** Settings of one stress run. */
@@ -73,11 +73,22 @@ export interface StressReport {
   p50us: number;
   p99us: number;
   errors: Record<string, number>;
+  /**
+   * CPU time (user + system, all threads) the server and client processes spent
+   * during the connect phase, in ms; with a busy machine the connect time swings,
+   * the CPU per connection much less. Servers count only when the runner knows
+   * their process ids.
+   */
+  connectCpu: { serverMs: number; clientMs: number; serverUsPerConnection: number; clientUsPerConnection: number };
+  /** CPU time of the servers and the clients during the exchange phase, in ms. */
+  exchangeCpu: { serverMs: number; clientMs: number };
   /** Server memory, when the runner started the servers. */
   memory?: { before: MemoryPoint; during: MemoryPoint; afterExchange: MemoryPoint; after: MemoryPoint; bytesPerIdleConnection: number };
 }
 
 const PER_PROCESS = 15_000;
+/** Loopback source addresses the clients share out: 127.0.0.2 to 127.0.0.251. */
+const SOURCE_ADDRESSES = 250;
 
 interface Child {
   proc: ChildProcess;
@@ -88,6 +99,8 @@ interface Child {
   waiter: ((m: FromChild) => void) | undefined;
   progress: number;
   exited: boolean;
+  /** Exited and its output read to the end: nothing more will come. */
+  finished: boolean;
 }
 
 const workerUrl = (name: string) => new URL(`./${name}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
@@ -105,7 +118,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   }
   const serverProcs = options.target ? 0 : positive(options.serverProcs ?? Math.max(1, Math.ceil(connections / PER_PROCESS)), 'serverProcs');
   if (Math.ceil(connections / clients) > 19_000) throw new RangeError(`clients must be at least ${Math.ceil(connections / 19_000)} for ${connections} connections (20,000 descriptors per process)`);
-  if (clients > 250) throw new RangeError(`clients must be at most 250 (one loopback source address each), got ${clients}`);
+  if (clients > SOURCE_ADDRESSES) throw new RangeError(`clients must be at most 250 (one loopback source address each), got ${clients}`);
   const timeout = positive(options.timeout ?? 120_000, 'timeout');
   const bar = new ProgressBar(options.progress ?? process.stderr.isTTY === true);
   const children: Child[] = [];
@@ -132,7 +145,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   }, timeout);
   try {
     const attach = (proc: ChildProcess, label: string, send: Child['send']): Child => {
-      const child: Child = { proc, send, label, inbox: [], waiter: undefined, progress: 0, exited: false };
+      const child: Child = { proc, send, label, inbox: [], waiter: undefined, progress: 0, exited: false, finished: false };
       const onMessage = (m: FromChild) => {
         if (m.type === 'progress') {
           child.progress = m.done;
@@ -146,8 +159,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       };
       if (proc.stdout) createInterface({ input: proc.stdout }).on('line', (line) => onMessage(JSON.parse(line) as FromChild));
       else proc.on('message', onMessage);
-      proc.on('exit', (code, signal) => {
+      proc.on('exit', () => {
         child.exited = true;
+      });
+      // 'close' comes after the child's stdout was read to the end: a last line
+      // it wrote just before exiting ("closed") is delivered first, not lost.
+      proc.on('close', (code, signal) => {
+        child.exited = true;
+        child.finished = true;
         child.waiter?.({ type: 'unavailable', reason: `${label} exited (${signal ?? code})` });
       });
       children.push(child);
@@ -155,7 +174,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     };
     const spawnChild = (name: string, label: string, setup: ClientSetup | ServerSetup): Child => {
       if (setup.role === 'client' && options.clientProgram) {
-        const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddress, '--conns', String(setup.connections),
+        const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddresses.join(','), '--conns', String(setup.connections),
           '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window)];
         const proc = spawn(options.clientProgram, args, { stdio: ['pipe', 'pipe', 'inherit'] });
         proc.stdin!.on('error', () => undefined); // the child may exit before reading its last command
@@ -171,7 +190,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     const next = (c: Child): Promise<FromChild> =>
       c.inbox.length > 0
         ? Promise.resolve(c.inbox.shift()!)
-        : c.exited
+        : c.finished
           ? Promise.resolve({ type: 'unavailable', reason: `${c.label} has exited` })
           : new Promise((resolve) => (c.waiter = resolve));
     const expect = async <T extends FromChild['type']>(c: Child, type: T): Promise<Extract<FromChild, { type: T }>> => {
@@ -212,6 +231,8 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
 
     // Clients.
     const share = (i: number) => Math.floor(connections / clients) + (i < connections % clients ? 1 : 0);
+    // Client i binds 127.0.0.(2+i); a compiled client also spreads over its share of 127.0.0.2-251.
+    const block = Math.floor(SOURCE_ADDRESSES / clients);
     const clientProcs = Array.from({ length: clients }, (_, i) =>
       spawnChild('client', `client ${i}`, {
         role: 'client',
@@ -219,6 +240,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         host,
         ports,
         sourceAddress: `127.0.0.${2 + i}`,
+        sourceAddresses: Array.from({ length: block }, (_, j) => `127.0.0.${2 + i + j * clients}`),
         connections: share(i),
         messages,
         size,
@@ -234,9 +256,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       return () => clearInterval(timer);
     };
 
+    const serverPids = [...pids, ...servers.map((s) => s.proc.pid!)];
+    const clientPids = clientProcs.map((c) => c.proc.pid!);
+    const cpuBefore = [cpuMsOf(serverPids), cpuMsOf(clientPids)] as const;
     let stopBar = progress('connect', connections);
     clientProcs.forEach((c) => send(c, { type: 'connect' }));
     const connectedReports = await Promise.all(clientProcs.map((c) => expect(c, 'connected')));
+    const serverCpuMs = cpuMsOf(serverPids) - cpuBefore[0];
+    const clientCpuMs = cpuMsOf(clientPids) - cpuBefore[1];
     stopBar();
     const connected = connectedReports.reduce((a, r) => a + r.ok, 0);
     bar.draw('connect', connected, connections);
@@ -249,10 +276,12 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
 
     clientProcs.forEach((c) => (c.progress = 0));
     stopBar = progress('exchange', connected * messages);
+    const exchangeCpuBefore = [cpuMsOf(serverPids), cpuMsOf(clientPids)] as const;
     const t0 = performance.now();
     clientProcs.forEach((c) => send(c, { type: 'exchange' }));
     const exchanged = await Promise.all(clientProcs.map((c) => expect(c, 'exchanged')));
     const exchangeMs = performance.now() - t0;
+    const exchangeCpu = { serverMs: cpuMsOf(serverPids) - exchangeCpuBefore[0], clientMs: cpuMsOf(clientPids) - exchangeCpuBefore[1] };
     stopBar();
     const total = exchanged.reduce((a, r) => a + r.messages, 0);
     bar.draw('exchange', total, connected * messages);
@@ -289,6 +318,13 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       p50us: quantile(histogram, 0.5),
       p99us: quantile(histogram, 0.99),
       errors,
+      connectCpu: {
+        serverMs: serverCpuMs,
+        clientMs: clientCpuMs,
+        serverUsPerConnection: (serverCpuMs * 1000) / Math.max(1, connected),
+        clientUsPerConnection: (clientCpuMs * 1000) / Math.max(1, connected),
+      },
+      exchangeCpu,
     };
     if (before && during && afterExchange && after) {
       report.memory = { before, during, afterExchange, after, bytesPerIdleConnection: (during.rss - before.rss) / Math.max(1, connected) };
@@ -305,14 +341,6 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     process.off('SIGTERM', onSignal);
     process.off('exit', stop);
   }
-}
-
-/** Resident set size of a process from /proc/<pid>/status, in bytes. */
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
-  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
 }
 
 function addMemory(into: MemoryPoint, s: MemorySample): void {

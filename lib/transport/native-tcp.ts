@@ -397,21 +397,22 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     ev: Int32Array,
   ): void => {
     this.inBatch = true;
+    // A throwing listener must not stop the batch: the first error is rethrown
+    // at the end. try/catch per call rather than a closure per event, so an
+    // accept costs no allocation here.
     let failure: unknown;
     let finished = false;
-    const guard = (fn: () => void) => {
-      try {
-        fn();
-      } catch (err) {
-        failure ??= err;
-      }
-    };
     // Opens first, then frames, then the rest: a peer's frames come after its
     // open and before its close (an id is never reused inside one batch).
     for (let e = 0; e < events * 4; e += 4) {
       const type = ev[e]!;
-      if (type === EV_OPEN) guard(() => this.onOpen(ev[e + 1]!, ev[e + 2] === 1, ev[e + 3]! >>> 0));
-      else if (type === EV_CONNECT_FAIL) this.onConnectFail(ev[e + 1]! >>> 0, ev[e + 2]!, ev[e + 3]!);
+      if (type === EV_OPEN) {
+        try {
+          this.onOpen(ev[e + 1]!, ev[e + 2] === 1, ev[e + 3]! >>> 0);
+        } catch (err) {
+          failure ??= err;
+        }
+      } else if (type === EV_CONNECT_FAIL) this.onConnectFail(ev[e + 1]! >>> 0, ev[e + 2]!, ev[e + 3]!);
     }
     if (frames > 0) {
       let bytes = 0;
@@ -419,23 +420,20 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
       this.counters.framesIn += frames;
       this.counters.bytesIn += bytes;
       const batch: FrameBatch = { count: frames, peers, kinds, flags, offsets, lengths, data };
-      guard(() => this.emit('frames', batch));
+      try {
+        this.emit('frames', batch);
+      } catch (err) {
+        failure ??= err;
+      }
     }
     for (let e = 0; e < events * 4; e += 4) {
       const type = ev[e]!;
-      const peer = ev[e + 1]!;
-      if (type === EV_CLOSE) guard(() => this.onClose(peer, ev[e + 2]!, ev[e + 3]!));
-      else if (type === EV_FULL) {
-        if (this.state[peer]) this.blocked[peer] = 1;
-      } else if (type === EV_DRAIN) {
-        if (this.blocked[peer] && (this.state[peer] === OPEN_ACCEPTED || this.state[peer] === OPEN_CONNECTED)) {
-          this.blocked[peer] = 0;
-          guard(() => this.emit('drain', peer));
-        }
-      } else if (type === EV_ACCEPT_ERROR) {
-        const err = new ConnectError(`native-tcp transport: accepting connections failed (${errnoName(ev[e + 2]!)}); retrying in 100 ms`);
-        if (this.listenerCount('error') > 0) guard(() => this.emit('error', err));
-      } else if (type === EV_SHUTDOWN_DONE) finished = true;
+      if (type === EV_OPEN || type === EV_CONNECT_FAIL) continue;
+      try {
+        finished = this.onEvent(type, ev[e + 1]!, ev[e + 2]!, ev[e + 3]!) || finished;
+      } catch (err) {
+        failure ??= err;
+      }
     }
     this.inBatch = false;
     this.flush();
@@ -443,6 +441,23 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     else this.updateRef();
     if (failure !== undefined) throw failure;
   };
+
+  /** A batch's close, full, drain, accept-error or shutdown-done record; true for shutdown-done. */
+  private onEvent(type: number, peer: number, a: number, b: number): boolean {
+    if (type === EV_CLOSE) this.onClose(peer, a, b);
+    else if (type === EV_FULL) {
+      if (this.state[peer]) this.blocked[peer] = 1;
+    } else if (type === EV_DRAIN) {
+      if (this.blocked[peer] && (this.state[peer] === OPEN_ACCEPTED || this.state[peer] === OPEN_CONNECTED)) {
+        this.blocked[peer] = 0;
+        this.emit('drain', peer);
+      }
+    } else if (type === EV_ACCEPT_ERROR) {
+      const err = new ConnectError(`native-tcp transport: accepting connections failed (${errnoName(a)}); retrying in 100 ms`);
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    } else if (type === EV_SHUTDOWN_DONE) return true;
+    return false;
+  }
 
   private onOpen(peer: number, accepted: boolean, tag: number): void {
     this.ensurePeer(peer);

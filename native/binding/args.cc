@@ -15,9 +15,9 @@ bool GetView(Napi::Env env, napi_value value, napi_typedarray_type want, const c
     napi_typedarray_type type;
     size_t length;
     void* data;
-    napi_value buffer;
-    size_t offset;
-    if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &offset) == napi_ok &&
+    // data already points at the first element; not asking for the
+    // ArrayBuffer spares V8 materializing one for a small on-heap array.
+    if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) == napi_ok &&
         (type == want || (want == napi_uint8_array && type == napi_uint8_clamped_array))) {
       size_t elem = 1;
       if (type == napi_uint32_array) elem = 4;

@@ -126,6 +126,10 @@ void zs_io_loop::deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_fr
 void zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
   const size_t need = static_cast<size_t>(len) + ZS_FRAME_OVERHEAD;
   TxBuf* tx = c.tx;
+  if (!tx && spare_tx_count > 0) {
+    c.tx = tx = spare_tx[--spare_tx_count];
+    tx->off = tx->len = 0;
+  }
   if (tx && tx->off && tx->len + need > tx->cap) {
     std::memmove(tx->data, tx->data + tx->off, tx->len - tx->off);
     tx->len -= tx->off;
@@ -172,7 +176,7 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
   }
   const uint32_t left = pending(c);
   if (left == 0) {
-    std::free(c.tx);
+    recycle_tx(c.tx);
     c.tx = nullptr;
     if (c.flags & io::kOutArmed) {
       c.flags &= ~io::kOutArmed;
@@ -197,6 +201,14 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
   } else if ((c.flags & io::kWantDrain) && left <= hwm / 2) {
     c.flags &= ~io::kWantDrain;
     event(ZS_EV_DRAIN, id, 0, 0);
+  }
+}
+
+void zs_io_loop::recycle_tx(TxBuf* tx) {
+  if (tx && tx->cap <= io::kSpareTxCap && spare_tx_count < io::kSpareTx) {
+    spare_tx[spare_tx_count++] = tx;
+  } else {
+    std::free(tx);
   }
 }
 

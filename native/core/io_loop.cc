@@ -74,41 +74,46 @@ void zs_io_loop::take_commands() {
   local_connects.clear();
   size_t off = 0;
   for (const Cmd& cmd : local_cmds) {
-    const uint8_t* payload = local_data.data() + off;
-    if (cmd.op == ZS_OP_SEND || cmd.op == ZS_OP_OFFLOAD) off += cmd.len;
-    Conn* c = table.find(cmd.peer);
-    if (!c || cmd.peer >= table.size()) continue;
-    switch (cmd.op) {
-      case ZS_OP_SEND:
-        if (c->state == io::kOpen) send_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
-        break;
-      case ZS_OP_CLOSE:
-        if (c->state == io::kOpen) close_conn(cmd.peer, *c, ZS_CLOSE_LOCAL, 0);
-        break;
-      case ZS_OP_ABORT:
-        if (c->state == io::kOpen || c->state == io::kClosing || c->state == io::kLinger) abort_conn(cmd.peer, *c);
-        break;
-      case ZS_OP_OFFLOAD:
-        if (c->state == io::kOpen) offload(cmd.peer, *c, payload, cmd.len);
-        break;
-      case ZS_OP_RELEASE:
-        c->flags &= ~io::kHeldByJs;
-        maybe_free(cmd.peer, *c);
-        break;
-      case ZS_OP_WATCH_DRAIN:
-        if (c->state == io::kOpen) {
-          if (pending(*c) <= configs[c->cfg].high_water_mark / 2) {
-            event(ZS_EV_DRAIN, cmd.peer, 0, 0);
-          } else {
-            c->flags |= io::kWantDrain;
-          }
-        }
-        break;
-    }
+    run_command(cmd, local_data.data() + off);
+    off += cmd.len;
   }
   local_cmds.clear();
   local_data.clear();
   if (local_data.capacity() > (4u << 20)) std::vector<uint8_t>().swap(local_data);
+}
+
+// Runs one record from JavaScript; `payload` is a send's bytes or an offload's parameters
+// (cmd.len bytes; zero for the other ops).
+void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
+  Conn* c = table.find(cmd.peer);
+  if (!c || cmd.peer >= table.size()) return;
+  switch (cmd.op) {
+    case ZS_OP_SEND:
+      if (c->state == io::kOpen) send_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
+      break;
+    case ZS_OP_OFFLOAD:
+      if (c->state == io::kOpen) offload(cmd.peer, *c, payload, cmd.len);
+      break;
+    case ZS_OP_CLOSE:
+      if (c->state == io::kOpen) close_conn(cmd.peer, *c, ZS_CLOSE_LOCAL, 0);
+      break;
+    case ZS_OP_ABORT:
+      if (c->state == io::kOpen || c->state == io::kClosing || c->state == io::kLinger) abort_conn(cmd.peer, *c);
+      break;
+    case ZS_OP_RELEASE:
+      c->flags &= ~io::kHeldByJs;
+      maybe_free(cmd.peer, *c);
+      break;
+    case ZS_OP_WATCH_DRAIN:
+      if (c->state == io::kOpen) {
+        if (pending(*c) <= configs[c->cfg].high_water_mark / 2) {
+          event(ZS_EV_DRAIN, cmd.peer, 0, 0);
+        } else {
+          c->flags |= io::kWantDrain;
+        }
+      }
+      break;
+  }
 }
 
 void zs_io_loop::on_event(const zs_poll_event& ev) {
@@ -148,7 +153,7 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
       close(fd);
       continue;
     }
-    zs_net_tune(fd);
+    zs_net_tune_accepted(fd);
     Conn& c = table.at(id);
     c.fd.store(fd, std::memory_order_relaxed);
     c.state = io::kOpen;

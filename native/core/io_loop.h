@@ -128,7 +128,8 @@ int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* loca
                   uint32_t timeout_ms, uint32_t tag, const zs_io_options* options);
 
 // Queues count records in order. For ZS_OP_SEND, record i's payload is the
-// next lens[i] bytes of data (payloads are packed back to back).
+// next lens[i] bytes of data (payloads are packed back to back). An inline
+// loop runs them at once (the arrays need not outlive the call either way).
 void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count,
                   const uint8_t* ops, const uint32_t* peers, const uint8_t* kind_bytes,
                   const uint32_t* lens);

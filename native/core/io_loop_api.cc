@@ -73,6 +73,7 @@ void zs_io_destroy(zs_io_loop* loop) {
     free_buffers(c);
   }
   while (!loop->secure.empty()) loop->drop_secure(loop->secure.begin()->first);
+  for (int i = 0; i < loop->spare_tx_count; i++) std::free(loop->spare_tx[i]);
   zs_poller_destroy(loop->poller);
   delete loop;
 }
@@ -101,15 +102,34 @@ int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* loca
   return 0;
 }
 
+namespace {
+// The ops whose record carries `len` bytes of data (a frame's payload, an offload's parameters).
+inline bool carries_data(uint8_t op) { return op == ZS_OP_SEND || op == ZS_OP_OFFLOAD; }
+}  // namespace
+
 void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count, const uint8_t* ops,
                   const uint32_t* peers, const uint8_t* kind_bytes, const uint32_t* lens) {
+  if (loop->inline_mode) {
+    // One thread owns everything: run the records now, straight from the
+    // caller's arrays, with no lock and no copy. Frames become per-peer write
+    // queues; the writes go out at the end of the current turn (inside a
+    // handler) or on the turn the wake-up below starts.
+    size_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      const uint32_t len = carries_data(ops[i]) ? lens[i] : 0;
+      loop->run_command(Cmd{ops[i], kind_bytes[i], peers[i], len}, data + off);
+      off += len;
+    }
+    if (!loop->in_run) zs_poller_wake(loop->poller);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(loop->mu);
     auto& cmds = loop->cmds;
     size_t first = cmds.size();
     cmds.resize(first + count);
     for (uint32_t i = 0; i < count; i++)
-      cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], ops[i] == ZS_OP_SEND || ops[i] == ZS_OP_OFFLOAD ? lens[i] : 0};
+      cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], carries_data(ops[i]) ? lens[i] : 0};
     if (data_length) loop->cmd_data.insert(loop->cmd_data.end(), data, data + data_length);
   }
   // Inline and inside the loop's own turn: the turn takes the commands next.

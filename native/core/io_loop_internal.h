@@ -25,6 +25,11 @@ constexpr uint32_t kTickMs = 100;
 constexpr uint32_t kLingerMs = 2000;
 constexpr uint32_t kCloseFlushMs = 10000;
 constexpr int kAcceptPerWake = 128;
+// Emptied write queues kept for the next peer that writes, so a busy loop does
+// not malloc, grow and free a queue per peer per turn. Per loop, not per peer:
+// at most kSpareTx * kSpareTxCap bytes.
+constexpr int kSpareTx = 64;
+constexpr uint32_t kSpareTxCap = 16 * 1024;
 // Poller words: the top bit marks a listener, else (generation << 32 | peer id).
 constexpr uint64_t kListenerBit = 1ull << 63;
 
@@ -140,6 +145,8 @@ struct zs_io_loop {
   std::vector<NewListener> local_listeners;
   std::vector<NewConnect> local_connects;
   std::vector<uint32_t> dirty;
+  TxBuf* spare_tx[zs::io::kSpareTx] = {};
+  int spare_tx_count = 0;
   uint32_t now = 0;
   uint32_t next_tick = 0;
   bool shutting_down = false;
@@ -159,6 +166,7 @@ struct zs_io_loop {
   void run();
   void iterate(int timeout);
   void take_commands();
+  void run_command(const Cmd& cmd, const uint8_t* payload);
   void on_event(const zs_poll_event& ev);
   void on_accept(Listener& l, size_t index);
   void on_connected(uint32_t id, Conn& c);
@@ -176,6 +184,7 @@ struct zs_io_loop {
   void deliver_secure(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   void drop_secure(uint32_t id);
   void flush(uint32_t id, Conn& c);
+  void recycle_tx(TxBuf* tx);
   void close_conn(uint32_t id, Conn& c, int reason, int err);
   void finish_close(uint32_t id, Conn& c);
   void abort_conn(uint32_t id, Conn& c);

@@ -54,6 +54,7 @@ int zs_net_listen(const char* host, int port, int reuse_port, int backlog, int* 
   // only: a program that wants both listens on both, and each keeps its port.
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0) return fail_close(fd);
+  zs_net_tune(fd);  // inherited by accepted sockets on Linux
   if (listen(fd, backlog) < 0) return fail_close(fd);
   sockaddr_storage bound;
   socklen_t blen = sizeof bound;
@@ -101,6 +102,14 @@ int zs_net_socket_error(int fd) {
 void zs_net_tune(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void zs_net_tune_accepted(int fd) {
+#ifdef __linux__
+  (void)fd;
+#else
+  zs_net_tune(fd);
+#endif
 }
 
 void zs_net_close_abort(int fd) {

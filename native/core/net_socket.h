@@ -26,6 +26,11 @@ int zs_net_socket_error(int fd);
 // Low-latency options for a connected socket (TCP_NODELAY).
 void zs_net_tune(int fd);
 
+// The same for a socket accept() returned from a zs_net_listen socket: nothing
+// to do on Linux, where accepted sockets inherit TCP_NODELAY from the listener
+// (one system call less per accepted connection).
+void zs_net_tune_accepted(int fd);
+
 // Closes with a reset (SO_LINGER 0) instead of an orderly FIN.
 void zs_net_close_abort(int fd);
 
