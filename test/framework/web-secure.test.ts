@@ -15,7 +15,7 @@ import { ConnectError, HandshakeError } from '../../lib/errors.js';
 import { Client } from '../../lib/framework/client.js';
 import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server } from '../../lib/framework/server.js';
-import { FrameFlag, type FrameBatch } from '../../lib/transport/types.js';
+import { FrameFlag, type FrameBatch, type Transport } from '../../lib/transport/types.js';
 import { UwsTransport } from '../../lib/transport/uws.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import { freePort } from '../browser/page-server.js';
@@ -29,7 +29,8 @@ frameworkSuite({
   name: 'WebSecureChannel(WsClientTransport) clients and a uWS endpoint with the secure option',
   host,
   create: () => new UwsTransport(),
-  createClient: () => new WebSecureChannel(new WsClientTransport(), { pin }),
+  // The Client is typed for Node transports (EventEmitter); WebSecureChannel has the same methods and events.
+  createClient: () => new WebSecureChannel(new WsClientTransport(), { pin }) as unknown as Transport,
   restartPort: freePort,
   serverLayers: { secure: { identity } },
   clientLayers: { compression: false },
@@ -50,7 +51,7 @@ async function secureServer(layers: LayerOptions) {
 
 function webClient(port: number, clientPin: string) {
   const transport = new WebSecureChannel(new WsClientTransport(), { pin: clientPin });
-  const client = new Client({ transport, host, port, quiet: true, compression: false, connectTimeout: 5000 });
+  const client = new Client({ transport: transport as unknown as Transport, host, port, quiet: true, compression: false, connectTimeout: 5000 });
   return { client, transport };
 }
 
