@@ -51,8 +51,10 @@ async function secureServer(layers: LayerOptions) {
 
 function webClient(port: number, clientPin: string) {
   const transport = new WebSecureChannel(new WsClientTransport(), { pin: clientPin });
-  const client = new Client({ transport: transport as unknown as Transport, host, port, quiet: true, compression: false, connectTimeout: 5000 });
-  return { client, transport };
+  const logged: string[] = [];
+  const log = (_level: string, message: string) => void logged.push(message);
+  const client = new Client({ transport: transport as unknown as Transport, host, port, log, compression: false, connectTimeout: 5000 });
+  return { client, transport, logged };
 }
 
 describe('the framework Client over WebSecureChannel, at the edges', () => {
@@ -111,6 +113,7 @@ describe('the framework Client over WebSecureChannel, at the edges', () => {
       );
       assert.equal(refused, 'ZS_CONNECTION_CLOSED', 'the compressed answer closed the connection');
       assert.equal(a.client.stats().protocolErrors, 1);
+      assert.match(a.logged.join('\n'), /protocol violation, closing: frame with flags 1, .*browser build.*must not set the compression option/);
     } finally {
       await a.client.close();
       await compressing.server.close();
