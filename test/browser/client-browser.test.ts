@@ -34,6 +34,7 @@ type ZsTest = {
     connected: boolean;
     secure?: { handshakes: number; authFailures: number };
   };
+  echoTwice(port: number, pin: string, long: string): Promise<{ short: string; answer: string; protocolErrors: number }>;
   wrongPin(port: number, pin: string): Promise<{ rejected: boolean; name?: string; code?: string; message?: string; cause?: { name?: string; code?: string }; connected?: boolean }>;
   echo(text: string): Promise<string>;
   close(): Promise<{ connected: boolean; threw: string }>;
@@ -184,6 +185,20 @@ function browserClientSuite(secure: boolean): void {
         assert.equal(r.connected, false);
         assert.equal(srv.ws.count, 1, 'only the first page client is online');
         assert.equal(await inPage(page, 'echo', 'still here'), 'still here');
+        assert.deepEqual(errors, []);
+      });
+
+      it('the bundle has no codecs: an endpoint with compression closes the page at its first compressed answer; the one without sends none', async () => {
+        const long = 'compressible '.repeat(400);
+        const compressing = await startPageServer(0, 0, { ...wsLayers, compression: { threshold: 1024 } });
+        try {
+          const r = await inPage(page, 'echoTwice', compressing.ws.address.port, identity!.fingerprint, long);
+          assert.deepEqual(r, { short: 'short', answer: 'ZS_CONNECTION_CLOSED', protocolErrors: 1 });
+        } finally {
+          await compressing.close();
+        }
+        const r = await inPage(page, 'echoTwice', srv.ws.address.port, identity!.fingerprint, long);
+        assert.deepEqual(r, { short: 'short', answer: 'the same text', protocolErrors: 0 });
         assert.deepEqual(errors, []);
       });
     }

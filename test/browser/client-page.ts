@@ -157,4 +157,23 @@ async function close(): Promise<{ connected: boolean; threw: string }> {
   return { connected: client.connected, threw };
 }
 
-(globalThis as { zsTest?: unknown }).zsTest = { connect, clientCalls, snapshot, echo, close, wrongPin };
+/** A second Client with `pin` that echoes a short text, then `long`: what came back, and its protocol errors. */
+async function echoTwice(port: number, pin: string, long: string) {
+  const { Client } = zs();
+  const t = transport(pin);
+  const client = new Client({ transport: t.transport, host: '127.0.0.1', port, quiet: true });
+  try {
+    await client.connect();
+    const short = await client.callConsole('echo', 'short');
+    const answer = await client.callConsole('echo', long).then(
+      (text) => (text === long ? 'the same text' : 'another text'),
+      (err: { code?: string }) => err.code ?? String(err),
+    );
+    return { short, answer, protocolErrors: client.stats().protocolErrors };
+  } finally {
+    await client.close();
+    await t.channel!.shutdown();
+  }
+}
+
+(globalThis as { zsTest?: unknown }).zsTest = { connect, clientCalls, snapshot, echo, close, wrongPin, echoTwice };
