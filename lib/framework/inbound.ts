@@ -25,7 +25,13 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
   const c = peer.peerHost.counters;
   c.messagesIn++;
   c.bytesIn += len;
-  if (flags !== 0) return violation(peer, `frame with flags ${flags}, but this endpoint has no layer that reads them (it was made with compression: false, or without a secure channel)`);
+  if (flags !== 0) {
+    return violation(
+      peer,
+      `frame with flags ${flags}, but this side has no layer that reads them (it was made with compression: false or without a secure channel, ` +
+        `or it is the browser build, which has no codecs: an endpoint that serves browsers must not set the compression option)`,
+    );
+  }
   const end = off + len;
   try {
     switch (kind) {

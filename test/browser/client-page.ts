@@ -1,7 +1,8 @@
 // Runs inside headless Chromium (bundled by esbuild in client-browser.test.ts;
 // the page loaded the real browser bundle, /zserver.js, into globalThis.zs
-// first): a zserver Client over BrowserWsTransport that calls every command
-// kind of test/browser/page-server.ts, and serves commands the server calls.
+// first): a zserver Client over BrowserWsTransport, or over WebSecureChannel
+// wrapping it when given the server's pin, that calls every command kind of
+// test/browser/page-server.ts, and serves commands the server calls.
 import type * as Zs from '../../lib/browser.js';
 
 const zs = () => (globalThis as unknown as { zs: typeof Zs }).zs;
@@ -22,6 +23,7 @@ export function fnv1a(bytes: Uint8Array): number {
 
 interface State {
   client: Zs.Client;
+  channel: Zs.WebSecureChannel | undefined;
   said: string[];
   pushed: unknown[];
   connects: number;
@@ -36,19 +38,27 @@ function state(): State {
   return s;
 }
 
+/** The page's transport: the WebSocket, wrapped by the secure channel when `pin` is given. */
+function transport(pin: string | undefined): { transport: Zs.ClientOptions['transport']; channel: Zs.WebSecureChannel | undefined } {
+  const { BrowserWsTransport, WebSecureChannel } = zs();
+  const channel = pin === undefined ? undefined : new WebSecureChannel(new BrowserWsTransport(), { pin });
+  // The Client is typed for Node transports; both have the same methods and events.
+  return { transport: (channel ?? new BrowserWsTransport()) as unknown as Zs.ClientOptions['transport'], channel };
+}
+
 /** Creates the client (reconnecting by itself), registers the commands the server calls, connects. */
-async function connect(port: number): Promise<number> {
-  const { Client, BrowserWsTransport, DataFrame } = zs();
+async function connect(port: number, pin?: string): Promise<number> {
+  const { Client, DataFrame } = zs();
+  const t = transport(pin);
   const client = new Client({
-    // The Client is typed for Node transports; BrowserWsTransport has the same methods and events.
-    transport: new BrowserWsTransport() as unknown as Zs.ClientOptions['transport'],
+    transport: t.transport,
     host: '127.0.0.1',
     port,
     reconnect: { initialDelay: 50, maxDelay: 400, jitter: 0 },
     requestTimeout: 10_000,
     quiet: true,
   });
-  const st: State = { client, said: [], pushed: [], connects: 0, disconnects: [], reconnecting: 0 };
+  const st: State = { client, channel: t.channel, said: [], pushed: [], connects: 0, disconnects: [], reconnecting: 0 };
   s = st;
   client.on('connect', () => st.connects++);
   client.on('disconnect', (reason) => st.disconnects.push(reason));
@@ -110,7 +120,25 @@ async function clientCalls() {
 
 function snapshot() {
   const st = state();
-  return { said: st.said, pushed: st.pushed, connects: st.connects, disconnects: st.disconnects, reconnecting: st.reconnecting, connected: st.client.connected };
+  const { said, pushed, connects, disconnects, reconnecting, client, channel } = st;
+  return { said, pushed, connects, disconnects, reconnecting, connected: client.connected, secure: channel?.secureStats() };
+}
+
+/** A second Client whose pin is not the server's: what its connect() rejects with. */
+async function wrongPin(port: number, pin: string) {
+  const { Client } = zs();
+  const t = transport(pin);
+  const client = new Client({ transport: t.transport, host: '127.0.0.1', port, quiet: true });
+  try {
+    await client.connect();
+    return { rejected: false };
+  } catch (err) {
+    const e = err as Error & { code?: string; cause?: Error & { code?: string } };
+    return { rejected: true, name: e.name, code: e.code, message: e.message, cause: { name: e.cause?.name, code: e.cause?.code }, connected: client.connected };
+  } finally {
+    await client.close();
+    await t.channel!.shutdown();
+  }
 }
 
 async function echo(text: string): Promise<string> {
@@ -129,4 +157,23 @@ async function close(): Promise<{ connected: boolean; threw: string }> {
   return { connected: client.connected, threw };
 }
 
-(globalThis as { zsTest?: unknown }).zsTest = { connect, clientCalls, snapshot, echo, close };
+/** A second Client with `pin` that echoes a short text, then `long`: what came back, and its protocol errors. */
+async function echoTwice(port: number, pin: string, long: string) {
+  const { Client } = zs();
+  const t = transport(pin);
+  const client = new Client({ transport: t.transport, host: '127.0.0.1', port, quiet: true });
+  try {
+    await client.connect();
+    const short = await client.callConsole('echo', 'short');
+    const answer = await client.callConsole('echo', long).then(
+      (text) => (text === long ? 'the same text' : 'another text'),
+      (err: { code?: string }) => err.code ?? String(err),
+    );
+    return { short, answer, protocolErrors: client.stats().protocolErrors };
+  } finally {
+    await client.close();
+    await t.channel!.shutdown();
+  }
+}
+
+(globalThis as { zsTest?: unknown }).zsTest = { connect, clientCalls, snapshot, echo, close, wrongPin, echoTwice };

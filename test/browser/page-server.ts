@@ -1,12 +1,14 @@
 // The server side of the browser client tests: a Server with a command of
 // every kind, listening on Node net (TCP) and on WebSocket (UwsTransport),
 // whose WebSocket port also serves a test page and the browser bundle. It can
-// be closed and started again on the same ports (the reconnect test).
+// be closed and started again on the same ports (the reconnect test). The
+// WebSocket endpoint may have channel layers (`secure`: the secure client test).
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server, type ServerEndpoint } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
@@ -80,8 +82,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the server; ports 0 pick free ones. */
-export async function startPageServer(tcpPort: number, wsPort: number): Promise<PageServer> {
+/** Starts the server; ports 0 pick free ones; `wsLayers` are the WebSocket endpoint's secure/compression options. */
+export async function startPageServer(tcpPort: number, wsPort: number, wsLayers: LayerOptions = {}): Promise<PageServer> {
   const received: Received = { notes: [], frames: [], kept: [] };
   const server = new Server({ quiet: true, requestTimeout: 10_000 });
   server.console('echo', (text) => text);
@@ -98,6 +100,6 @@ export async function startPageServer(tcpPort: number, wsPort: number): Promise<
     throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
   });
   const tcp = await server.listen(new NodeNetTransport(), { host: '127.0.0.1', port: tcpPort });
-  const ws = await server.listen(new UwsTransport({ http: await pageFiles() }), { host: '127.0.0.1', port: wsPort });
+  const ws = await server.listen(new UwsTransport({ http: await pageFiles() }), { host: '127.0.0.1', port: wsPort }, wsLayers);
   return { server, tcp, ws, received, close: () => server.close() };
 }

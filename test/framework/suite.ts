@@ -25,6 +25,13 @@ export interface TransportFactory {
   name: string;
   host: string;
   create(): Transport;
+  /** The Client's transport, when it differs from the server's (a connect-only one); default create(). */
+  createClient?(): Transport;
+  /**
+   * The port the restart test listens on first, for a transport that cannot listen again at once
+   * on a port it picked itself (uWS sets SO_REUSEADDR only on a port other than 0); default 0.
+   */
+  restartPort?(): Promise<number>;
   serverLayers?: LayerOptions;
   clientLayers?: LayerOptions;
 }
@@ -78,6 +85,7 @@ export function frameworkSuite(factory: TransportFactory): void {
   // Every endpoint and Client of the suite gets the factory's layer options.
   const S = <T extends object>(options: T) => ({ ...factory.serverLayers, ...options });
   const C = <T extends object>(options: T) => ({ ...factory.clientLayers, ...options });
+  const clientTransport = () => (factory.createClient ? factory.createClient() : factory.create());
   const cleanups: (() => Promise<void>)[] = [];
   after(async () => {
     for (const c of cleanups) await c().catch(() => {});
@@ -86,7 +94,7 @@ export function frameworkSuite(factory: TransportFactory): void {
   async function setup(serverOptions: HostOptions = {}, clientOptions: Partial<ClientOptions> = {}) {
     const log: string[] = [];
     const st = factory.create();
-    const ct = factory.create();
+    const ct = clientTransport();
     const server = new Server({ quiet: true, ...serverOptions });
     registerTestCommands(server, log);
     const ep = await server.listen(st, { host: factory.host, port: 0 }, S({}));
@@ -322,7 +330,7 @@ export function frameworkSuite(factory: TransportFactory): void {
       const t2 = factory.create();
       const e1 = await server.listen(t1, { host: factory.host, port: 0 }, S({}));
       const e2 = await server.listen(t2, { host: factory.host, port: 0 }, S({ settings: { requestTimeout: 5000 } }));
-      const ct = factory.create();
+      const ct = clientTransport();
       const clients: Client[] = [];
       const got: string[][] = [];
       for (let i = 0; i < 6; i++) {
@@ -405,7 +413,7 @@ export function frameworkSuite(factory: TransportFactory): void {
       const ep = await server.listen(st, { host: factory.host, port: 0 }, S({}));
       const port = ep.address.port;
       await server.close();
-      const ct = factory.create();
+      const ct = clientTransport();
       const client = new Client(C({ transport: ct, host: factory.host, port, quiet: true, connectTimeout: 2000 }));
       cleanups.push(() => ct.shutdown());
       await assert.rejects(client.call('add', new DataFrame()), ConnectionClosedError);
@@ -420,7 +428,7 @@ export function frameworkSuite(factory: TransportFactory): void {
         registerTestCommands(server, []);
         const st = factory.create();
         const ep4 = await server.listen(st, { host: '127.0.0.1', port: 0 }, S({}));
-        const ct = factory.create();
+        const ct = clientTransport();
         cleanups.push(async () => {
           await server.close();
           await ct.shutdown();
@@ -445,7 +453,7 @@ export function frameworkSuite(factory: TransportFactory): void {
     it('backs off exponentially with jitter and gives up after maxAttempts', async () => {
       const server = new Server({ quiet: true });
       const ep = await server.listen(factory.create(), { host: factory.host, port: 0 }, S({}));
-      const ct = factory.create();
+      const ct = clientTransport();
       const reconnect = { initialDelay: 10, factor: 2, maxDelay: 40, jitter: 0.25, maxAttempts: 4 };
       const client = new Client(C({ transport: ct, host: factory.host, port: ep.address.port, quiet: true, reconnect, connectTimeout: 1000 }));
       cleanups.push(async () => {
@@ -471,9 +479,9 @@ export function frameworkSuite(factory: TransportFactory): void {
       const server = new Server({ quiet: true });
       registerTestCommands(server, []);
       const st = factory.create();
-      const ep = await server.listen(st, { host: factory.host, port: 0 }, S({}));
+      const ep = await server.listen(st, { host: factory.host, port: (await factory.restartPort?.()) ?? 0 }, S({}));
       const port = ep.address.port;
-      const ct = factory.create();
+      const ct = clientTransport();
       const client = new Client(C({ transport: ct, host: factory.host, port, quiet: true, reconnect: { initialDelay: 20, maxDelay: 100 } }));
       await client.connect();
       let server2: Server | undefined;

@@ -1,0 +1,134 @@
+// The framework Client over WebSecureChannel (the browser's secure channel, on
+// WebCrypto) without a browser: Node 20's WebCrypto has X25519 and Ed25519, and
+// WsClientTransport moves the same frames as the page's BrowserWsTransport.
+// The server is an unchanged Server whose uWS WebSocket endpoint has the
+// `secure` option. Clients get `compression: false`, as in the browser bundle,
+// which has no layers. The Chromium run is test/browser/client-browser.test.ts.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { ServerIdentity } from '../../lib/channel/handshake.js';
+import type { SecureChannel } from '../../lib/channel/secure.js';
+import { WebSecureChannel } from '../../lib/channel/web/index.js';
+import type { CompressionLayer } from '../../lib/compression/layer.js';
+import { ConnectError, HandshakeError } from '../../lib/errors.js';
+import { Client } from '../../lib/framework/client.js';
+import type { LayerOptions } from '../../lib/framework/layers.js';
+import { Server } from '../../lib/framework/server.js';
+import { FrameFlag, type FrameBatch, type Transport } from '../../lib/transport/types.js';
+import { UwsTransport } from '../../lib/transport/uws.js';
+import { WsClientTransport } from '../../lib/transport/ws-client.js';
+import { freePort } from '../browser/page-server.js';
+import { frameworkSuite } from './suite.js';
+
+const identity = ServerIdentity.from(randomBytes(32));
+const host = '127.0.0.1';
+const pin = identity.fingerprint;
+
+frameworkSuite({
+  name: 'WebSecureChannel(WsClientTransport) clients and a uWS endpoint with the secure option',
+  host,
+  create: () => new UwsTransport(),
+  // The Client is typed for Node transports (EventEmitter); WebSecureChannel has the same methods and events.
+  createClient: () => new WebSecureChannel(new WsClientTransport(), { pin }) as unknown as Transport,
+  restartPort: freePort,
+  serverLayers: { secure: { identity } },
+  clientLayers: { compression: false },
+});
+
+/** A Server with `echo` and `size` on a uWS endpoint with `layers`; every frame its uWS transport receives is kept. */
+async function secureServer(layers: LayerOptions) {
+  const server = new Server({ quiet: true });
+  server.console('echo', (s) => s);
+  server.buffer('size', (b) => Buffer.from(String(b.length)));
+  const ep = await server.listen(new UwsTransport(), { host, port: 0 }, layers);
+  const wire: { kind: number; flags: number }[] = [];
+  ep.transport.on('frames', (b: FrameBatch) => {
+    for (let i = 0; i < b.count; i++) wire.push({ kind: b.kinds[i]!, flags: b.flags[i]! });
+  });
+  return { server, ep, wire };
+}
+
+function webClient(port: number, clientPin: string) {
+  const transport = new WebSecureChannel(new WsClientTransport(), { pin: clientPin });
+  const logged: string[] = [];
+  const log = (_level: string, message: string) => void logged.push(message);
+  const client = new Client({ transport: transport as unknown as Transport, host, port, log, compression: false, connectTimeout: 5000 });
+  return { client, transport, logged };
+}
+
+describe('the framework Client over WebSecureChannel, at the edges', () => {
+  it('the server sees a secure peer: one handshake, and only encrypted records on the wire', async () => {
+    const { server, ep, wire } = await secureServer({ secure: { identity } });
+    const { client, transport } = webClient(ep.address.port, pin);
+    try {
+      await client.connect();
+      assert.equal(await client.callConsole('echo', 'sealed'), 'sealed');
+      assert.equal((await client.callBuffer('size', new Uint8Array(200_000))).toString(), '200000');
+      assert.equal(transport.remoteFingerprint(client.peer!.transportPeer), identity.fingerprint);
+      const secure = ((ep.stack as CompressionLayer).inner as SecureChannel).secureStats();
+      assert.equal(secure.handshakes, 1);
+      assert.equal(secure.authFailures, 0);
+      const application = wire.filter((f) => f.kind >= 8);
+      assert.ok(application.length >= 5, `${application.length} application frames on the wire`);
+      assert.deepEqual(application.filter((f) => !(f.flags & FrameFlag.Encrypted)), [], 'every application frame is an AEAD record');
+    } finally {
+      await client.close();
+      await server.close();
+      await transport.shutdown();
+    }
+  });
+
+  it('a wrong pin: connect() rejects with ConnectError whose cause is the HandshakeError', async () => {
+    const { server, ep } = await secureServer({ secure: { identity } });
+    const wrong = 'ab'.repeat(32);
+    const { client, transport } = webClient(ep.address.port, wrong);
+    try {
+      const err = await client.connect().then(
+        () => assert.fail('connected with a wrong pin'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof ConnectError, String(err));
+      assert.ok(err.cause instanceof HandshakeError);
+      assert.match(err.message, new RegExp(`expected fingerprint ${wrong}, received ${identity.fingerprint}`));
+      assert.equal(client.connected, false);
+      assert.equal(server.count, 0);
+    } finally {
+      await client.close();
+      await server.close();
+      await transport.shutdown();
+    }
+  });
+
+  it('an endpoint with compression on sends compressed frames that a layerless (browser) Client refuses; the default endpoint sends none', async () => {
+    const big = 'x'.repeat(4000);
+    const compressing = await secureServer({ secure: { identity }, compression: { threshold: 1024 } });
+    const a = webClient(compressing.ep.address.port, pin);
+    try {
+      await a.client.connect();
+      assert.equal(await a.client.callConsole('echo', 'small'), 'small', 'small answers are not compressed');
+      const refused = await a.client.callConsole('echo', big).then(
+        () => 'answered',
+        (e: { code?: string }) => e.code,
+      );
+      assert.equal(refused, 'ZS_CONNECTION_CLOSED', 'the compressed answer closed the connection');
+      assert.equal(a.client.stats().protocolErrors, 1);
+      assert.match(a.logged.join('\n'), /protocol violation, closing: frame with flags 1, .*browser build.*must not set the compression option/);
+    } finally {
+      await a.client.close();
+      await compressing.server.close();
+      await a.transport.shutdown();
+    }
+    const plain = await secureServer({ secure: { identity } });
+    const b = webClient(plain.ep.address.port, pin);
+    try {
+      await b.client.connect();
+      assert.equal(await b.client.callConsole('echo', big), big);
+      assert.equal((plain.ep.stack as CompressionLayer).compressionStats().framesCompressed, 0);
+    } finally {
+      await b.client.close();
+      await plain.server.close();
+      await b.transport.shutdown();
+    }
+  });
+});
