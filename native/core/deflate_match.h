@@ -153,6 +153,9 @@ struct Tables2 {
     size_t len1 = (LowestSetBit(x1 | (uint64_t{1} << 63)) + (x1 == 0)) >> 3;
     len0 &= -static_cast<size_t>(d0 != 0);
     len1 &= -static_cast<size_t>(d1 != 0);
+    // Both below kMinMatch (lengths are at most 8 here): the caller's miss
+    // branch, on which nothing below depends.
+    if ((len0 | len1) < kMinMatch) return 0;
     const size_t max = std::min(kMaxMatch, in.size - pos);  // >= 8
     if (ZS_DEFLATE_UNLIKELY((len0 | len1) & 8)) {
       if (len0 == 8) len0 += MatchLength(src + pos - d0 + 8, src + pos + 8, max - 8);
