@@ -124,19 +124,31 @@ size_t FastSegment(const Input& in, size_t pos, size_t seg_end, uint32_t* table,
 }
 
 
-size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, BitWriter& writer) {
-  BitWriter w = writer;  // local, as in FastSegment
-  const EncodeTables& t = Tables();
+// The state DefaultRun carries from one run to the next within a segment.
+struct DefaultState {
+  size_t pos;
+  size_t lit_start;  // first byte not yet coded
+  size_t misses;     // probes without a match since the last one
+};
+
+// The default level's loop over positions below `limit`. Wide: every
+// position has 9 readable bytes (FindWide at it and the next), so the
+// bound checks of the input's last bytes are left out; the other variant
+// codes the rest of a segment that reaches the end of the input.
+template <bool kWide>
+ZS_DEFLATE_INLINE void DefaultRun(const Input& in, size_t limit, Tables2& c, const EncodeTables& t,
+                                  BitWriter& w, DefaultState& st) {
   const uint8_t* src = in.data;
-  size_t lit_start = pos;
-  size_t misses = 0;
-  while (pos < seg_end) {
-    if (pos >= in.hash_end) {
-      pos = seg_end;
+  size_t pos = st.pos;
+  size_t lit_start = st.lit_start;
+  size_t misses = st.misses;
+  while (pos < limit) {
+    if (!kWide && pos >= in.hash_end) {
+      pos = limit;
       break;
     }
     size_t dist = 0;
-    size_t len = pos + 8 <= in.size ? c.FindWide(in, pos, &dist, kMinMatch - 1) : c.Find(in, pos, &dist);
+    size_t len = kWide || pos + 8 <= in.size ? c.FindWide(in, pos, &dist, kMinMatch - 1) : c.Find(in, pos, &dist);
     if (len == 0) {
       // Runs of misses (incompressible data) are crossed with growing steps.
       pos += 1 + (misses++ >> kDefaultSkipShift);
@@ -146,9 +158,9 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, B
     // Lazy step: a short match is emitted one byte later, as a literal and a
     // longer match, when the next byte starts one.
     bool next_indexed = false;
-    if (len < kLazyLength && pos + 1 < in.hash_end) {
+    if (len < kLazyLength && (kWide || pos + 1 < in.hash_end)) {
       size_t dist2 = 0;
-      const size_t len2 = pos + 9 <= in.size ? c.FindWide(in, pos + 1, &dist2, len) : c.Find(in, pos + 1, &dist2, len);
+      const size_t len2 = kWide || pos + 9 <= in.size ? c.FindWide(in, pos + 1, &dist2, len) : c.Find(in, pos + 1, &dist2, len);
       next_indexed = true;
       if (len2 > len) {
         pos++;
@@ -177,8 +189,18 @@ size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, B
     pos += len;
     lit_start = pos;
   }
-  if (pos > in.size) pos = in.size;
-  if (pos > lit_start) w.Literals(t, src + lit_start, pos - lit_start);
+  st = DefaultState{pos, lit_start, misses};
+}
+
+size_t DefaultSegment(const Input& in, size_t pos, size_t seg_end, Tables2& c, BitWriter& writer) {
+  BitWriter w = writer;  // local, as in FastSegment
+  const EncodeTables& t = Tables();
+  DefaultState st{pos, pos, 0};
+  const size_t wide_limit = in.size >= 9 ? in.size - 8 : 0;  // pos + 9 <= in.size below it
+  DefaultRun<true>(in, std::min(seg_end, wide_limit), c, t, w, st);
+  DefaultRun<false>(in, seg_end, c, t, w, st);
+  pos = std::min(st.pos, in.size);
+  if (pos > st.lit_start) w.Literals(t, in.data + st.lit_start, pos - st.lit_start);
   writer = w;
   return pos;
 }

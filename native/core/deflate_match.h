@@ -131,9 +131,11 @@ struct Tables2 {
   // candidate (whether a candidate matches is close to a coin toss on text,
   // so branches on it mispredict): both candidates are compared 8 bytes at a
   // time whether or not they are in the window (one that is not is compared
-  // with pos itself and its length masked to 0), and the longer wins, the
-  // nearer on a tie, by one comparison of len * 2^16 + (2^16 - 1 - distance).
-  // Only a candidate whose first 8 bytes all match is extended in a loop.
+  // with pos itself, with the lowest difference bit forced so that its
+  // length is 0); when neither has 4 equal bytes that is all (the miss
+  // path); otherwise the longer wins, the nearer on a tie, by one comparison
+  // of len * 2^16 + (2^16 - 1 - distance). Only a candidate whose first 8
+  // bytes all match is extended in a loop.
   ZS_DEFLATE_INLINE size_t FindWide(const Input& in, size_t pos, size_t* dist, size_t shorter) {
     const uint8_t* src = in.data;
     const uint64_t cur = Load64(src + pos);
@@ -144,19 +146,24 @@ struct Tables2 {
     size_t d1 = (pos - *s) & 0xFFFF;
     *s = static_cast<uint16_t>(pos);
     *l = static_cast<uint16_t>(pos);
-    d0 &= -static_cast<size_t>(d0 - 1 < reach);  // 0: no candidate
-    d1 &= -static_cast<size_t>(d1 - 1 < reach);
-    const uint64_t x0 = Load64(src + pos - d0) ^ cur;
-    const uint64_t x1 = Load64(src + pos - d1) ^ cur;
-    // Equal leading bytes: the lowest differing bit's byte, 8 when x is 0.
-    size_t len0 = (LowestSetBit(x0 | (uint64_t{1} << 63)) + (x0 == 0)) >> 3;
-    size_t len1 = (LowestSetBit(x1 | (uint64_t{1} << 63)) + (x1 == 0)) >> 3;
-    len0 &= -static_cast<size_t>(d0 != 0);
-    len1 &= -static_cast<size_t>(d1 != 0);
+    const size_t miss0 = d0 - 1 >= reach;  // 0, before the input, or beyond the window
+    const size_t miss1 = d1 - 1 >= reach;
+    d0 &= miss0 - 1;  // 0 (pos itself) when no candidate
+    d1 &= miss1 - 1;
+    // Differing bits; bit 0 set when there is no candidate, so that its
+    // length is 0.
+    const uint64_t x0 = (Load64(src + pos - d0) ^ cur) | miss0;
+    const uint64_t x1 = (Load64(src + pos - d1) ^ cur) | miss1;
+    // Equal leading bytes, up to 7 (7 also when all 8 are equal).
+    size_t len0 = LowestSetBit(x0 | (uint64_t{1} << 63)) >> 3;
+    size_t len1 = LowestSetBit(x1 | (uint64_t{1} << 63)) >> 3;
+    // Both below kMinMatch: the caller's miss branch, on which nothing below
+    // depends.
+    if ((len0 | len1) < kMinMatch) return 0;
     const size_t max = std::min(kMaxMatch, in.size - pos);  // >= 8
-    if (ZS_DEFLATE_UNLIKELY((len0 | len1) & 8)) {
-      if (len0 == 8) len0 += MatchLength(src + pos - d0 + 8, src + pos + 8, max - 8);
-      if (len1 == 8) len1 = d1 == d0 ? len0 : 8 + MatchLength(src + pos - d1 + 8, src + pos + 8, max - 8);
+    if (ZS_DEFLATE_UNLIKELY((x0 == 0) | (x1 == 0))) {
+      if (x0 == 0) len0 = 8 + MatchLength(src + pos - d0 + 8, src + pos + 8, max - 8);
+      if (x1 == 0) len1 = d1 == d0 ? len0 : 8 + MatchLength(src + pos - d1 + 8, src + pos + 8, max - 8);
     }
     const size_t key0 = (len0 << 16) | (0xFFFF - d0);
     const size_t key1 = (len1 << 16) | (0xFFFF - d1);

@@ -19,11 +19,15 @@ inline constexpr size_t kMaxMatchLength = 258;
 // merged in, so a match is two table reads and one 31-bit write.
 struct EncodeTables {
   uint32_t lit[256];  // code | length << 16
-  uint32_t len_code[kMaxMatchLength + 1];  // symbol code | extra value << code length
-  uint8_t len_bits[kMaxMatchLength + 1];
-  uint8_t dist_sym_lo[256];   // symbol of distance - 1 when below 256
-  uint8_t dist_sym_hi[256];   // symbol of (distance - 1) >> 7 otherwise
-  uint8_t dist_code[30];      // 5-bit codes, reversed
+  // symbol code | extra value << code length | bit count << 24
+  uint32_t len_code[kMaxMatchLength + 1];
+  // Distances, by d = distance - 1 below 256, else by 256 + (d >> 7): the
+  // bits to write are d << 5 plus `offset` (the reversed 5-bit code minus
+  // the symbol's base << 5, modulo 2^32), `bits` of them.
+  struct Dist {
+    uint32_t offset;
+    uint32_t bits;
+  } dist[512];
 
   EncodeTables() {
     for (unsigned s = 0; s < 256; s++) {
@@ -41,15 +45,13 @@ struct EncodeTables {
       for (unsigned l = kLengthBase[i]; l <= last && l <= kMaxMatchLength; l++) {
         // Length 258 has its own symbol (285); 284 + 31 would also reach it.
         if (l == 258 && i != 28) continue;
-        len_code[l] = rev | ((l - kLengthBase[i]) << len);
-        len_bits[l] = static_cast<uint8_t>(len + kLengthExtra[i]);
+        len_code[l] = rev | ((l - kLengthBase[i]) << len) | ((len + kLengthExtra[i]) << 24);
       }
     }
     for (unsigned s = 0; s < 30; s++) {
-      dist_code[s] = static_cast<uint8_t>(Reverse(s, 5));
+      const Dist e{Reverse(s, 5) - ((kDistBase[s] - 1u) << 5), 5u + kDistExtra[s]};
       for (unsigned d = kDistBase[s] - 1; d < kDistBase[s] - 1u + (1u << kDistExtra[s]); d++) {
-        if (d < 256) dist_sym_lo[d] = static_cast<uint8_t>(s);
-        else dist_sym_hi[d >> 7] = static_cast<uint8_t>(s);
+        dist[d < 256 ? d : 256 + (d >> 7)] = e;
       }
     }
   }
@@ -80,10 +82,11 @@ struct BitWriter {
   }
   void Literal(const EncodeTables& t, uint8_t c) { Put(t.lit[c] & 0xFFFF, t.lit[c] >> 16); }
   void Match(const EncodeTables& t, size_t len, size_t dist) {
-    const size_t d = dist - 1;
-    const unsigned sym = d < 256 ? t.dist_sym_lo[d] : t.dist_sym_hi[d >> 7];
-    const uint64_t dbits = t.dist_code[sym] | ((d - (kDistBase[sym] - 1)) << 5);
-    Put(t.len_code[len] | (dbits << t.len_bits[len]), t.len_bits[len] + 5u + kDistExtra[sym]);
+    const uint32_t d = static_cast<uint32_t>(dist - 1);
+    const EncodeTables::Dist& e = t.dist[d < 256 ? d : 256 + (d >> 7)];
+    const uint32_t dbits = (d << 5) + e.offset;  // below 2^18
+    const uint32_t l = t.len_code[len];
+    Put((l & 0xFFFFFF) | (uint64_t{dbits} << (l >> 24)), (l >> 24) + e.bits);
     Flush();
   }
   // Literals data[0, n), up to six per flush (6 * 9 bits fit above 7 pending).

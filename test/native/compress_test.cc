@@ -10,6 +10,7 @@
 #include "brrc.h"
 #include "check.h"
 #include "deflate_fixed.h"
+#include "deflate_writer.h"
 
 namespace {
 
@@ -116,6 +117,66 @@ TEST(deflate_default_slot_aliasing_and_backward_extension) {
       CHECK_EQ(Decode(false, c.data(), c.size(), in.size(), &back), static_cast<int>(ZS_DECODE_OK));
       CHECK(back == in);
       if (period <= 32768) CHECK(c.size() < in.size() / 2);
+    }
+  }
+}
+
+// The encoder's merged length and distance tables against RFC 1951 read
+// directly: every length 3..258 (at distance 1) and every distance
+// 1..32768 (at length 3 and 258) are written by BitWriter::Match and must
+// give the symbol's reversed code followed by its extra bits.
+uint64_t ExpectedMatchBits(size_t len, size_t dist, unsigned* nbits) {
+  using namespace zs::deflate;
+  unsigned ls = 28;
+  if (len < 258) {
+    ls = 0;
+    while (ls + 1 < 28 && kLengthBase[ls + 1] <= len) ls++;
+  }
+  uint32_t code;
+  unsigned clen;
+  FixedCode(257 + ls, &code, &clen);
+  uint64_t bits = Reverse(code, clen) | (uint64_t{len - kLengthBase[ls]} << clen);
+  unsigned n = clen + kLengthExtra[ls];
+  unsigned ds = 0;
+  while (ds + 1 < 30 && kDistBase[ds + 1] <= dist) ds++;
+  bits |= uint64_t{Reverse(ds, 5) | ((dist - kDistBase[ds]) << 5)} << n;
+  n += 5 + kDistExtra[ds];
+  *nbits = n;
+  return bits;
+}
+
+void CheckMatchBits(size_t len, size_t dist) {
+  const zs::deflate::EncodeTables& t = zs::deflate::Tables();
+  uint8_t buf[16] = {};
+  zs::deflate::BitWriter w{buf, 0, 0};
+  w.Match(t, len, dist);
+  unsigned n = 0;
+  const uint64_t expected = ExpectedMatchBits(len, dist, &n);
+  CHECK_EQ(static_cast<unsigned>(w.p - buf) * 8 + w.count, n);
+  uint64_t got;
+  std::memcpy(&got, buf, 8);
+  CHECK_EQ(got & ((uint64_t{1} << n) - 1), expected);
+}
+
+TEST(deflate_writer_match_codes_follow_rfc1951) {
+  for (size_t len = 3; len <= 258; len++) CheckMatchBits(len, 1);
+  for (size_t dist = 1; dist <= 32768; dist++) {
+    CheckMatchBits(3, dist);
+    CheckMatchBits(258, dist);
+  }
+}
+
+// The default level codes positions with 9 readable bytes in one loop and
+// the input's last bytes in another: repeats that end at every offset from
+// the end of small inputs must round-trip.
+TEST(deflate_default_input_end_at_every_offset) {
+  for (size_t n = 1; n <= 96; n++) {
+    for (int shape = 1; shape < 4; shape += 2) {
+      const auto in = Sample(n, shape, n);
+      const auto c = Deflate(in, ZS_DEFLATE_DEFAULT);
+      std::vector<uint8_t> back;
+      CHECK_EQ(Decode(false, c.data(), c.size(), n, &back), static_cast<int>(ZS_DECODE_OK));
+      CHECK(back == in);
     }
   }
 }
