@@ -18,6 +18,7 @@
  *   NativeTcpTransport), the keys go down to it once derived with the
  *   `offload` option, and from then on this class passes plaintext (offload.ts).
  *
+ * secure-peer.ts has the per-connection state and the handshake steps.
  * Peer ids are the wrapped transport's. Peers that fail the handshake never
  * emit 'open' or 'close' here (their closes are counted in stats()); a
  * connect() to such a server rejects with HandshakeError.
@@ -39,41 +40,18 @@ import type {
   TransportEvents,
   TransportStats,
 } from '../transport/types.js';
-import { AeadContext, REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
+import { REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
 import { PlaintextBatch } from './batch.js';
-import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, parseClientHello, SecureKind, type ServerIdentity } from './handshake.js';
-import { allOpened, offloadRecords, takeOpened } from './offload.js';
+import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, SecureKind, type ServerIdentity } from './handshake.js';
+import { allOpened, takeOpened } from './offload.js';
+import { handshakeStep, newSecurePeer, type SecurePeer } from './secure-peer.js';
 import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type ResolvedSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
-
-type Phase = 'await-client-hello' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
-
-interface SecurePeer {
-  phase: Phase;
-  info: PeerInfo;
-  client: ClientHandshake | undefined;
-  sealer: AeadContext | undefined;
-  opener: AeadContext | undefined;
-  /** The transport below seals and opens this peer's records (offload.ts). */
-  offloaded: boolean;
-  sentBytes: number;
-  sentRecords: number;
-  keyBorn: number;
-  timer: NodeJS.Timeout | undefined;
-  ready: { resolve: (id: PeerId) => void; reject: (e: Error) => void } | undefined;
-  remoteFingerprint: string | undefined;
-  /** 'open' was emitted for this peer, so layers above must also see its 'close'. */
-  opened: boolean;
-  userData: unknown;
-  closeReason: CloseReason | undefined;
-  closeDetail: string | undefined;
-}
 
 /** A Transport decorator that encrypts and authenticates every frame; see the file comment. */
 export class SecureChannel extends EventEmitter<TransportEvents> implements Transport {
   readonly name: string;
   readonly #inner: Transport;
   readonly #identity: ServerIdentity | undefined;
-  readonly #pins: readonly string[];
   readonly #suites: readonly CipherSuite[];
   readonly #rekeyBytes: number;
   readonly #rekeyInterval: number;
@@ -98,7 +76,6 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     super();
     if (!transport || typeof transport.send !== 'function') throw new TypeError('transport must be a Transport');
     const o = resolveSecureOptions(options);
-    this.#pins = o.pins;
     this.#suites = o.suites;
     this.#rekeyBytes = o.rekeyBytes;
     this.#rekeyInterval = o.rekeyInterval;
@@ -201,24 +178,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   }
 
   #onOpen(peer: PeerId, info: PeerInfo): void {
-    const p: SecurePeer = {
-      phase: info.accepted ? 'await-client-hello' : 'client-hello-sent',
-      info,
-      client: undefined,
-      sealer: undefined,
-      opener: undefined,
-      offloaded: false,
-      sentBytes: 0,
-      sentRecords: 0,
-      keyBorn: 0,
-      timer: undefined,
-      ready: undefined,
-      remoteFingerprint: undefined,
-      opened: false,
-      userData: undefined,
-      closeReason: undefined,
-      closeDetail: undefined,
-    };
+    const p = newSecurePeer(info);
     this.#peers.set(peer, p);
     p.timer = setTimeout(() => this.#fail(peer, p, 'timeout', 'secure channel handshake timed out', AlertCode.Timeout), this.#handshakeTimeout);
     if (info.accepted) {
@@ -288,56 +248,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
       return;
     }
     try {
-      if (p.phase === 'await-client-hello' && kind === SecureKind.ClientHello && flags === 0) {
-        const { suite } = parseClientHello(payload, this.#suites);
-        const { serverHello, c2s, s2c } = this.#identity!.respond(payload, suite);
-        // Before ServerHello goes out: no record of the client can exist yet.
-        p.offloaded = offloadRecords(this.#inner, peer, suite, s2c, c2s, this.#options);
-        if (!p.offloaded) {
-          p.opener = new AeadContext(suite, 'open', { secret: c2s });
-          p.sealer = new AeadContext(suite, 'seal', { secret: s2c });
-        }
-        c2s.fill(0);
-        s2c.fill(0);
-        p.phase = 'await-finished';
-        this.#inner.send(peer, SecureKind.ServerHello, 0, serverHello);
-        return;
-      }
-      if (p.phase === 'await-finished' && kind === SecureKind.ClientFinished && p.offloaded) {
-        // Only a record that authenticated reaches here from an offloaded transport; it must be a bare tag.
-        if (flags !== 0 || payload.length !== 0) throw new HandshakeAlert(AlertCode.Handshake, 'secure channel handshake: ClientFinished must be a bare tag');
-        this.#established(peer, p);
-        return;
-      }
-      if (p.phase === 'await-finished' && kind === SecureKind.ClientFinished && flags === FrameFlag.Encrypted) {
-        try {
-          if (payload.length !== TAG_BYTES) throw new AuthError('ClientFinished must be a bare tag');
-          p.opener!.open(kind, flags, payload, Buffer.alloc(0));
-        } catch (err) {
-          if (!(err instanceof AuthError)) throw err;
-          throw new HandshakeAlert(AlertCode.Handshake, 'secure channel handshake: ClientFinished does not authenticate (the client derived other keys)');
-        }
-        this.#established(peer, p);
-        return;
-      }
-      if (p.phase === 'client-hello-sent' && kind === SecureKind.ServerHello && flags === 0) {
-        const done = p.client!.finish(payload, this.#pins);
-        p.client = undefined;
-        // Before ClientFinished goes out: the server seals nothing before it has it.
-        p.offloaded = offloadRecords(this.#inner, peer, done.suite, done.c2s, done.s2c, this.#options);
-        if (!p.offloaded) {
-          p.sealer = new AeadContext(done.suite, 'seal', { secret: done.c2s });
-          p.opener = new AeadContext(done.suite, 'open', { secret: done.s2c });
-        }
-        done.c2s.fill(0);
-        done.s2c.fill(0);
-        p.remoteFingerprint = done.fingerprint;
-        if (p.offloaded) this.#inner.send(peer, SecureKind.ClientFinished, 0, new Uint8Array(0));
-        else this.#inner.send(peer, SecureKind.ClientFinished, FrameFlag.Encrypted, p.sealer!.seal(SecureKind.ClientFinished, 0, new Uint8Array(0)));
-        this.#established(peer, p);
-        return;
-      }
-      throw new HandshakeAlert(AlertCode.Handshake, `secure channel handshake: unexpected frame kind ${kind} (flags ${flags}) while ${p.phase}`);
+      if (handshakeStep(this.#inner, this.#options, peer, p, kind, flags, payload)) this.#established(peer, p);
     } catch (err) {
       // Any fault here is this peer's failed handshake; nothing escapes into the transport below.
       const message = err instanceof HandshakeError ? err.message : `secure channel handshake failed: ${(err as Error).message}`;

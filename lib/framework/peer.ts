@@ -4,92 +4,28 @@
  * Peers, so either side can call the other. A Peer owns the table of the
  * requests it sent (requests.ts: a Map from request id to the pending entry,
  * swept by one timer), the complete buffers and big streams in flight, and
- * the sending half of the protocol; its receiving half is inbound.ts.
+ * the sending half of the protocol; its receiving half is inbound.ts, chunked
+ * buffers, big streams and answers are built in outbound.ts, and its settings
+ * and call options are in peer-options.ts.
  *
  * When the connection closes, every pending request fails at once with
  * ConnectionClosedError, big streams abort on both ends, and the Peer drops
  * every reference it held.
  */
-import { ConnectionClosedError, StreamAbortedError, TimeoutError } from '../errors.js';
+import { ConnectionClosedError, TimeoutError } from '../errors.js';
 import { defer } from '../platform.js';
 import { DataFrame } from '../protocol/dataframe.js';
-import {
-  BUFFER_WANTS_REPLY,
-  MessageKind as K,
-  encodeBigBegin,
-  encodeBufferBegin,
-  encodeConsole,
-  encodeError,
-  encodeIdBytes,
-  encodeIdText,
-  encodeReplyFrame,
-  encodeStream,
-  nameBytes,
-} from '../protocol/messages.js';
+import { BUFFER_WANTS_REPLY, MessageKind as K, encodeConsole, encodeError, encodeIdText, encodeStream, nameBytes } from '../protocol/messages.js';
 import type { CloseReason, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import { BufferAssemblies } from './assembly.js';
-import { BigStreamIn, BigStreamSender, type BigStreamSource } from './bigstream.js';
-import { ErrorCode, type CommandKind, type CommandRegistry, type ReplySink } from './registry.js';
+import type { BigStreamIn, BigStreamSource } from './bigstream.js';
+import type { CommandKind, ReplySink } from './registry.js';
 import { onFrame } from './inbound.js';
+import { encodeReply, sendBufferMessages, startBigStream } from './outbound.js';
+import { checkTimeout, type BigStreamOptions, type CallOptions, type Callback, type PeerHost, type PeerSettings } from './peer-options.js';
 import { RequestTable, type Pending, type Settle } from './requests.js';
-import type { FrameworkCounters } from './stats.js';
 
-/** Limits and defaults of the peers of one server endpoint or client. */
-export interface PeerSettings {
-  /** Default timeout of a request, in ms (default 30,000). */
-  requestTimeout: number;
-  /** Largest complete buffer accepted, in bytes (default 64 MiB). */
-  maxBufferSize: number;
-  /** Bytes per chunk of complete buffers and big streams (default 64 KiB). */
-  chunkSize: number;
-  /** Bytes a big stream receiver lets the sender have in flight (default 1 MiB). */
-  bigStreamWindow: number;
-  /** Largest single message (request or reply), in bytes (default 16 MiB minus 64). */
-  maxMessageSize: number;
-}
-
-export const defaultPeerSettings: PeerSettings = {
-  requestTimeout: 30_000,
-  maxBufferSize: 64 * 1024 * 1024,
-  chunkSize: 64 * 1024,
-  bigStreamWindow: 1024 * 1024,
-  maxMessageSize: 16 * 1024 * 1024 - 64,
-};
-
-/** What a Peer needs from its Server or Client. */
-export interface PeerHost {
-  readonly registry: CommandRegistry;
-  readonly counters: FrameworkCounters;
-  log(level: 'info' | 'warn' | 'error', message: string): void;
-  /** Called once, after the peer failed its pending work. */
-  peerClosed(peer: Peer, reason: CloseReason, detail: string): void;
-}
-
-/** Options of one request. */
-export interface CallOptions {
-  /** Fail with TimeoutError after this many ms (default: the side's requestTimeout). */
-  timeout?: number;
-}
-
-/** Options of sendBigStream(). */
-export interface BigStreamOptions extends CallOptions {
-  /** Total bytes; required unless the source is a Uint8Array. */
-  size?: number;
-  /** A DataFrame the receiver sees as `stream.info`. */
-  info?: DataFrame;
-  /** Called after each chunk is sent. */
-  onProgress?: (sent: number, total: number) => void;
-}
-
-/** Node-style callback of the callback forms. */
-export type Callback<T> = (err: Error | null, value?: T) => void;
-
-const EMPTY = new DataFrame();
-
-function checkTimeout(t: number): number {
-  if (typeof t !== 'number' || !(t > 0) || t > 2 ** 31 - 1) throw new RangeError(`timeout must be a number of ms from 1 to 2^31-1, got ${String(t)}`);
-  return t;
-}
+export { defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback, type PeerHost, type PeerSettings } from './peer-options.js';
 
 /** One connection of the framework; see the file comment. */
 export class Peer implements ReplySink {
@@ -168,7 +104,7 @@ export class Peer implements ReplySink {
     if (typeof total !== 'number' || !Number.isSafeInteger(total) || total < 0) {
       throw new RangeError('options.size must be the total byte count (a safe integer ≥ 0) when the source is not a Uint8Array');
     }
-    const start = (settle: Settle) => this.#bigStream(name, source, total, options, settle);
+    const start = (settle: Settle) => startBigStream(this, name, source, total, options, settle);
     if (callback) return start(callback as Settle);
     return new Promise<DataFrame>((resolve, reject) => start((e, v) => (e ? reject(e) : resolve(v as DataFrame))));
   }
@@ -188,7 +124,7 @@ export class Peer implements ReplySink {
   /** Complete buffer without an answer. */
   sendBuffer(name: string, data: Uint8Array): boolean {
     if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Buffer or Uint8Array');
-    return this.#sendBufferMessages(this.#allocId(), 0, nameBytes(name), data);
+    return sendBufferMessages(this, this.#allocId(), 0, nameBytes(name), data);
   }
 
   /** Closes the connection (gracefully, after queued messages, unless `abort`). */
@@ -198,7 +134,7 @@ export class Peer implements ReplySink {
 
   // ---- sending ----
 
-  /** @internal Sends an already-encoded message (used by broadcast). */
+  /** @internal Sends an already-encoded message (broadcast, outbound.ts); throws when closed. */
   sendRaw(kind: number, payload: Uint8Array): boolean {
     return this.#sendMessage(kind, payload);
   }
@@ -269,7 +205,7 @@ export class Peer implements ReplySink {
       }
       const p = this.#addPending(id, kind, name, options, settle);
       try {
-        this.#sendBufferMessages(id, BUFFER_WANTS_REPLY, nb, data);
+        sendBufferMessages(this, id, BUFFER_WANTS_REPLY, nb, data);
       } catch (err) {
         this.#sendFailed(p, err);
       }
@@ -300,49 +236,6 @@ export class Peer implements ReplySink {
     });
   }
 
-  #sendBufferMessages(id: number, flags: number, nb: Uint8Array, data: Uint8Array): boolean {
-    const chunk = this.#settings.chunkSize;
-    let ok = this.#sendMessage(K.Buffer, encodeBufferBegin(id, flags, nb, data.length, data.subarray(0, chunk)));
-    for (let at = chunk; at < data.length; at += chunk) {
-      ok = this.#sendMessage(K.BufferMore, encodeIdBytes(id, data.subarray(at, at + chunk)));
-    }
-    return ok;
-  }
-
-  #bigStream(name: string, source: BigStreamSource, total: number, options: BigStreamOptions, settle: Settle): void {
-    const nb = nameBytes(name);
-    if (this.#closed) {
-      defer(settle, new ConnectionClosedError(`cannot stream to '${name}': peer ${this.id} is closed`));
-      return;
-    }
-    const id = this.#allocId();
-    const p = this.#addPending(id, K.BigBegin, name, options, settle);
-    const sender = new BigStreamSender(
-      {
-        sendChunk: (sid, bytes) => this.#sendMessage(K.BigChunk, encodeIdBytes(sid, bytes)),
-        waitDrain: () => new Promise<void>((resolve) => (this.#drainWaiters ??= []).push(resolve)),
-      },
-      id,
-      source,
-      total,
-      this.#settings.chunkSize,
-      options.onProgress,
-    );
-    p.big = sender;
-    try {
-      this.#sendMessage(K.BigBegin, encodeBigBegin(id, nb, BigInt(total), options.info ?? EMPTY));
-    } catch (err) {
-      this.#sendFailed(p, err);
-      return;
-    }
-    sender.run().catch((err: unknown) => {
-      if (this.#pending!.get(id) !== p) return;
-      const e = err instanceof Error ? err : new Error(String(err));
-      this.#trySend(K.BigAbort, encodeIdText(id, e.message));
-      this.#finish(p, e instanceof StreamAbortedError ? e : new StreamAbortedError(`big stream '${name}' failed: ${e.message}`, { cause: e }));
-    });
-  }
-
   #finish(p: Pending, err: Error | null, value?: unknown): void {
     this.#pending!.remove(p);
     p.big?.stop();
@@ -362,21 +255,8 @@ export class Peer implements ReplySink {
   /** @internal */
   replyValue(id: number, kind: CommandKind, value: unknown): number {
     if (this.#closed) return 0;
-    let payload: Uint8Array;
-    if (kind === 'console') {
-      if (typeof value !== 'string') throw new TypeError(`a console handler must return a string, got ${typeof value}`);
-      payload = encodeIdText(id, value);
-    } else if (kind === 'buffer') {
-      if (value !== undefined && !(value instanceof Uint8Array)) throw new TypeError('a buffer handler must return a Buffer, a Uint8Array or nothing');
-      payload = encodeIdBytes(id, (value as Uint8Array | undefined) ?? EMPTY_BYTES);
-    } else {
-      if (kind === 'bigStream' && !this.#bigIn?.delete(id)) return 0; // aborted: the sender no longer waits
-      if (value !== undefined && !(value instanceof DataFrame)) throw new TypeError('a stream handler must return a DataFrame or nothing');
-      payload = encodeReplyFrame(id, (value as DataFrame | undefined) ?? EMPTY);
-    }
-    if (payload.length > this.#settings.maxMessageSize) {
-      throw Object.assign(new RangeError(`reply of ${payload.length} bytes exceeds maxMessageSize`), { code: ErrorCode.TooLarge });
-    }
+    if (kind === 'bigStream' && !this.#bigIn?.delete(id)) return 0; // aborted: the sender no longer waits
+    const payload = encodeReply(id, kind, value, this.#settings.maxMessageSize);
     this.#trySend(K.Reply, payload);
     return payload.length;
   }
@@ -449,6 +329,21 @@ export class Peer implements ReplySink {
     return this.#trySend(kind, payload);
   }
 
+  /** @internal Registers a request of `kind` to `command` under a new id; its timeout runs from now. */
+  newRequest(kind: number, command: string, options: CallOptions | undefined, settle: Settle): Pending {
+    return this.#addPending(this.#allocId(), kind, command, options, settle);
+  }
+
+  /** @internal Sending request `p` threw `err` (see #sendFailed). */
+  sendFailed(p: Pending, err: unknown): void {
+    this.#sendFailed(p, err);
+  }
+
+  /** @internal Resolves at the transport's next drain, or when the connection closes. */
+  waitDrain(): Promise<void> {
+    return new Promise<void>((resolve) => (this.#drainWaiters ??= []).push(resolve));
+  }
+
   /** @internal The transport can take more. */
   onDrain(): void {
     const waiters = this.#drainWaiters;
@@ -480,5 +375,3 @@ export class Peer implements ReplySink {
     this.#host.peerClosed(this, reason, detail);
   }
 }
-
-const EMPTY_BYTES = new Uint8Array(0);

@@ -7,7 +7,37 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
+import type { NativeCompressionOptions } from './native-compression.js';
 import type { ConnectionOptions, Endpoint } from './types.js';
+
+/** Options of the NativeTcpTransport constructor. */
+export interface NativeTcpOptions {
+  /**
+   * Run the socket loop on a dedicated I/O thread that hands batches to the
+   * JavaScript thread (true), or on the JavaScript thread itself, driven by
+   * libuv through the loop's epoll descriptor (false, the default). The thread
+   * wins when a core is free for it; on a busy machine the extra thread
+   * hand-offs cost more than they save. docs/transport.md has the measurements.
+   */
+  ioThread?: boolean;
+  /**
+   * Compress outgoing frames and decompress incoming ones in the native I/O
+   * path (on the I/O thread with `ioThread`, else inside the loop's turn on
+   * this thread), in the format of lib/compression's compress(), so JavaScript
+   * only ever sees plain payloads. Off by default. See NativeCompressionOptions
+   * and docs/transport.md, "Compression".
+   */
+  compression?: NativeCompressionOptions;
+}
+
+/** Options of NativeTcpTransport.listen(): the common ones plus SO_REUSEPORT. */
+export interface NativeListenOptions extends ConnectionOptions {
+  /**
+   * Set SO_REUSEPORT so several processes (or transports) can listen on the same
+   * port and the kernel spreads connections across them (default false).
+   */
+  reusePort?: boolean;
+}
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 /** The system's name of an errno value ('ECONNREFUSED'). */

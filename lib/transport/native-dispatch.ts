@@ -1,0 +1,273 @@
+/**
+ * The receiving half of NativeTcpTransport (native-tcp.ts): the per-peer slot
+ * table and the turning of the native loop's batches (frames plus event
+ * records, native/core/io_loop.h) into the Transport's 'open', 'frames',
+ * 'drain', 'close' and 'error' events. native-tcp.ts extends this class with
+ * the commands (listen, connect, send, close); one class at run time, so the
+ * split costs no call or allocation on the frame path.
+ *
+ * Per-peer state on this side is a few typed-array slots indexed by peer id
+ * (no object per connection), so that tens of thousands of idle peers cost
+ * little memory. docs/transport.md has the design and the measurements.
+ */
+import { EventEmitter } from 'node:events';
+import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { native, type TcpLoopHandle } from '../native.js';
+import { DEFAULTS, errnoName } from './native-options.js';
+import { compressedFrameDetail } from './native-compression.js';
+import { OP_RELEASE, SendQueue } from './send-queue.js';
+import type { CloseReason, FrameBatch, PeerId, PeerInfo, TransportEvents } from './types.js';
+
+// Event records from the I/O loop (ZS_EV_* in native/core/io_loop.h).
+const EV_OPEN = 1;
+const EV_CLOSE = 2;
+const EV_FULL = 3;
+const EV_DRAIN = 4;
+const EV_CONNECT_FAIL = 5;
+const EV_ACCEPT_ERROR = 6;
+const EV_SHUTDOWN_DONE = 7;
+
+// ZS_CLOSE_* order.
+const REASONS: readonly CloseReason[] = [
+  'local', 'remote', 'reset', 'timeout', 'bad-token', 'oversize', 'protocol', 'auth', 'shutdown',
+];
+const DETAILS: Partial<Record<CloseReason, string>> = {
+  local: 'closed by this side',
+  remote: 'the peer closed the connection',
+  timeout: 'idle timeout or keepalive unanswered',
+  'bad-token': 'wrong frame head or tail token',
+  oversize: 'frame length above maxFrameSize',
+  auth: 'an AEAD record failed to open (altered, replayed, reordered or truncated) or came in clear',
+  protocol: 'protocol violation',
+  shutdown: 'transport shut down',
+};
+
+// Per-peer state byte.
+export const CLOSED = 0;
+export const OPEN_ACCEPTED = 1;
+export const OPEN_CONNECTED = 2;
+export const CLOSING = 3;
+
+/** A connect() waiting for its peer's open (or its failure). */
+export interface PendingConnect {
+  resolve: (peer: PeerId) => void;
+  reject: (err: Error) => void;
+  hwm: number;
+  where: string;
+}
+
+/** The slot table and batch dispatch of NativeTcpTransport; see the file comment. */
+export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
+  protected readonly loop: TcpLoopHandle;
+  protected readonly queue = new SendQueue();
+  protected state = new Uint8Array(1024);
+  protected blocked = new Uint8Array(1024);
+  protected turnBytes = new Float64Array(1024);
+  protected hwm = new Uint32Array(1024);
+  protected readonly userData: unknown[] = [];
+  protected readonly listenerHwm: number[] = [];
+  protected readonly connects = new Map<number, PendingConnect>();
+  protected openPeers = 0;
+  protected inBatch = false;
+  protected closed = false;
+  protected referenced = false;
+  protected shutdownDone: (() => void) | undefined;
+  protected finalCompression: readonly number[] | undefined; // recordStats() of the destroyed loop
+  protected readonly counters = { connections: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  protected readonly closes: Partial<Record<CloseReason, number>> = {};
+
+  constructor(ioThread: boolean) {
+    super();
+    this.loop = new (native().TcpLoop)(this.onBatch, ioThread);
+  }
+
+  /** Addresses of an open peer, or undefined (the 'open' event carries them). */
+  abstract peerInfo(peer: PeerId): PeerInfo | undefined;
+
+  protected ensurePeer(peer: number): void {
+    if (peer < this.state.length) return;
+    let cap = this.state.length;
+    while (cap <= peer) cap *= 2;
+    const grow = <T extends Uint8Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(cap);
+      b.set(a);
+      return b;
+    };
+    this.state = grow(this.state, (n) => new Uint8Array(n));
+    this.blocked = grow(this.blocked, (n) => new Uint8Array(n));
+    this.turnBytes = grow(this.turnBytes, (n) => new Float64Array(n));
+    this.hwm = grow(this.hwm, (n) => new Uint32Array(n));
+  }
+
+  /** Keeps the process alive while anything is listening, open or connecting, like Node `net`. */
+  protected updateRef(): void {
+    if (this.closed && !this.shutdownDone) return;
+    const want = this.listenerHwm.length > 0 || this.openPeers > 0 || this.connects.size > 0 || !!this.shutdownDone;
+    if (want === this.referenced) return;
+    this.referenced = want;
+    if (want) this.loop.ref();
+    else this.loop.unref();
+  }
+
+  /** Hands this turn's records to the loop. */
+  protected flush(): void {
+    const n = this.queue.count;
+    if (n === 0) return;
+    // The bytes counted toward the high-water mark are this turn's; from now on
+    // the loop reports its own queue through FULL and DRAIN events.
+    const peers = this.queue.peers;
+    for (let i = 0; i < n; i++) this.turnBytes[peers[i]!] = 0;
+    this.queue.submit(this.loop);
+  }
+
+  protected readonly onBatch = (
+    frames: number,
+    events: number,
+    data: Buffer,
+    peers: Uint32Array,
+    kinds: Uint8Array,
+    flags: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    ev: Int32Array,
+  ): void => {
+    this.inBatch = true;
+    // A throwing listener must not stop the batch: the first error is rethrown
+    // at the end. try/catch per call rather than a closure per event, so an
+    // accept costs no allocation here.
+    let failure: unknown;
+    let finished = false;
+    // Opens first, then frames, then the rest: a peer's frames come after its
+    // open and before its close (an id is never reused inside one batch).
+    for (let e = 0; e < events * 4; e += 4) {
+      const type = ev[e]!;
+      if (type === EV_OPEN) {
+        try {
+          this.onOpen(ev[e + 1]!, ev[e + 2] === 1, ev[e + 3]! >>> 0);
+        } catch (err) {
+          failure ??= err;
+        }
+      } else if (type === EV_CONNECT_FAIL) this.onConnectFail(ev[e + 1]! >>> 0, ev[e + 2]!, ev[e + 3]!);
+    }
+    if (frames > 0) {
+      let bytes = 0;
+      for (let i = 0; i < frames; i++) bytes += lengths[i]!;
+      this.counters.framesIn += frames;
+      this.counters.bytesIn += bytes;
+      const batch: FrameBatch = { count: frames, peers, kinds, flags, offsets, lengths, data };
+      try {
+        this.emit('frames', batch);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    for (let e = 0; e < events * 4; e += 4) {
+      const type = ev[e]!;
+      if (type === EV_OPEN || type === EV_CONNECT_FAIL) continue;
+      try {
+        finished = this.onEvent(type, ev[e + 1]!, ev[e + 2]!, ev[e + 3]!) || finished;
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    this.inBatch = false;
+    this.flush();
+    if (finished) this.finishShutdown();
+    else this.updateRef();
+    if (failure !== undefined) throw failure;
+  };
+
+  /** A batch's close, full, drain, accept-error or shutdown-done record; true for shutdown-done. */
+  protected onEvent(type: number, peer: number, a: number, b: number): boolean {
+    if (type === EV_CLOSE) this.onClose(peer, a, b);
+    else if (type === EV_FULL) {
+      if (this.state[peer]) this.blocked[peer] = 1;
+    } else if (type === EV_DRAIN) {
+      if (this.blocked[peer] && (this.state[peer] === OPEN_ACCEPTED || this.state[peer] === OPEN_CONNECTED)) {
+        this.blocked[peer] = 0;
+        this.emit('drain', peer);
+      }
+    } else if (type === EV_ACCEPT_ERROR) {
+      const err = new ConnectError(`native-tcp transport: accepting connections failed (${errnoName(a)}); retrying in 100 ms`);
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    } else if (type === EV_SHUTDOWN_DONE) return true;
+    return false;
+  }
+
+  protected onOpen(peer: number, accepted: boolean, tag: number): void {
+    this.ensurePeer(peer);
+    this.state[peer] = accepted ? OPEN_ACCEPTED : OPEN_CONNECTED;
+    this.blocked[peer] = 0;
+    this.turnBytes[peer] = 0;
+    this.openPeers++;
+    this.counters.connections++;
+    let pending: PendingConnect | undefined;
+    if (accepted) {
+      this.hwm[peer] = this.listenerHwm[tag] ?? DEFAULTS.highWaterMark;
+    } else {
+      pending = this.connects.get(tag);
+      this.connects.delete(tag);
+      this.hwm[peer] = pending?.hwm ?? DEFAULTS.highWaterMark;
+    }
+    try {
+      if (this.listenerCount('open') > 0) {
+        const info = this.peerInfo(peer) ?? {
+          remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, accepted,
+        };
+        this.emit('open', peer, info);
+      }
+    } finally {
+      pending?.resolve(peer);
+    }
+  }
+
+  protected onConnectFail(tag: number, reason: number, errno: number): void {
+    const pending = this.connects.get(tag);
+    if (!pending) return;
+    this.connects.delete(tag);
+    const why = REASONS[reason];
+    pending.reject(
+      why === 'shutdown'
+        ? new ConnectionClosedError('native-tcp transport: shut down while connecting')
+        : why === 'timeout'
+          ? new TimeoutError(`native-tcp transport: connecting to ${pending.where} took longer than its timeout`)
+          : new ConnectError(`native-tcp transport: cannot connect to ${pending.where}: ${errnoName(errno)}`),
+    );
+  }
+
+  protected onClose(peer: number, reason: number, errno: number): void {
+    if (!this.state[peer]) return;
+    this.state[peer] = CLOSED;
+    this.blocked[peer] = 0;
+    this.openPeers--;
+    const why = REASONS[reason] ?? 'protocol';
+    this.closes[why] = (this.closes[why] ?? 0) + 1;
+    // The id is handed back to the loop after any frame queued to it this turn.
+    this.queue.control(OP_RELEASE, peer);
+    const detail =
+      why === 'oversize'
+        ? `frame of ${errno >>> 0} bytes exceeds maxFrameSize`
+        : why === 'protocol' && errno < 0
+          ? compressedFrameDetail(errno)
+          : errno
+          ? errnoName(errno)
+          : (DETAILS[why] ?? why);
+    try {
+      this.emit('close', peer, why, detail);
+    } finally {
+      this.userData[peer] = undefined;
+    }
+  }
+
+  protected finishShutdown(): void {
+    for (const [, pending] of this.connects) {
+      pending.reject(new ConnectionClosedError('native-tcp transport: shut down while connecting'));
+    }
+    this.connects.clear();
+    this.finalCompression = this.loop.recordStats();
+    this.loop.destroy();
+    const done = this.shutdownDone;
+    this.shutdownDone = undefined;
+    done?.();
+  }
+}
