@@ -4,7 +4,8 @@
  * compressed frame that did not decode.
  *
  * With `compression` set, the native loop compresses every outgoing frame of
- * kind 2 or more, without flag bits, whose payload is at least `threshold`
+ * kind 8 or more (kinds 0-7 belong to the transport and the secure channel's
+ * handshake, as in CompressionLayer), without flag bits, whose payload is at least `threshold`
  * bytes, and sends it with FrameFlag.Compressed when that makes it smaller. It
  * decompresses every incoming frame with FrameFlag.Compressed (and not
  * Encrypted) before JavaScript sees it, so 'frames' carries plaintext

@@ -40,9 +40,10 @@ uint8_t zs_io_loop::maybe_compress(uint8_t kind_byte, const uint8_t* payload, ui
                                    uint32_t* out_len) {
   *out = payload;
   *out_len = len;
-  // Frames with flag bits set (already compressed, or AEAD records) and the
-  // transport's own kinds (ping, pong) go as they are.
-  if (!compress_on || len < compress.threshold || (kind_byte & 0xC0) || (kind_byte & 0x3F) < 2) return kind_byte;
+  // Frames with flag bits set (already compressed, or AEAD records) and kinds
+  // 0-7 (ping, pong and the secure channel's handshake, which the layers above
+  // must read as sent) go as they are, as in lib/compression's CompressionLayer.
+  if (!compress_on || len < compress.threshold || (kind_byte & 0xC0) || (kind_byte & 0x3F) < 8) return kind_byte;
   const size_t bound = zs_fcomp_bound(len);
   if (compress_buf.size() < bound) compress_buf.resize(bound);
   const size_t n = zs_fcomp_compress(&compress, payload, len, compress_buf.data(), compress_buf.size());

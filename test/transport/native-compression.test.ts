@@ -127,6 +127,26 @@ describe('NativeTcpTransport compression options', () => {
     assert.throws(() => new NativeTcpTransport({ compression: { method: 'brrc', checksum: 1 as never } }), /options\.compression\.checksum/);
   });
 
+  it('kinds 0-7 (transport and secure-channel handshake) are never compressed', async () => {
+    const server = new NativeTcpTransport({ compression: { method: 'deflate-fixed', threshold: 16 } });
+    const client = new NodeNetTransport();
+    const got = collect(client);
+    const at = await server.listen({ host: '127.0.0.1', port: 0 });
+    const opened = new Promise<number>((resolve) => server.once('open', resolve));
+    const peer = await client.connect(at);
+    const serverPeer = await opened;
+    for (const kind of [2, 5, 7, 8]) server.send(serverPeer, kind, 0, text(4000, kind));
+    await waitFor('four frames', () => got.length >= 4);
+    assert.deepEqual(got.slice(0, 3).map((f) => [f.kind, f.flags, f.payload.length]), [[2, 0, 4000], [5, 0, 4000], [7, 0, 4000]]);
+    assert.equal(got[3]!.kind, 8);
+    assert.equal(got[3]!.flags, FrameFlag.Compressed, 'kind 8 and up are compressed');
+    assert.deepEqual(decompress(got[3]!.payload), text(4000, 8));
+    assert.equal(server.compressionStats().framesCompressed, 1);
+    await client.shutdown();
+    await server.shutdown();
+    assert.ok(peer >= 0);
+  });
+
   it('without the option, compressed frames pass through flagged and nothing is compressed', async () => {
     const server = new NativeTcpTransport();
     const client = new NativeTcpTransport();
