@@ -89,14 +89,34 @@ bool read_exact(int fd, uint8_t* p, size_t n) {
 
 const zs_io_options kOptions{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 1 << 20}, 0, 0, 1 << 20};
 
+// A loop whose batches go to `in` (nullptr, and a failed check, when it cannot be made).
+zs_io_loop* open_loop(Inbox& in) {
+  zs_io_loop* loop = zs_io_create(post, &in);
+  CHECK(loop != nullptr);
+  in.loop = loop;
+  return loop;
+}
+
+// Whether a close event has arrived (call with in.mu held, as wait_for's predicate is).
+bool any_close(const Inbox& in) {
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_CLOSE) return true;
+  return false;
+}
+
+// Whether a close of `peer` (any peer when negative) with reason `reason` has arrived.
+bool closed_with(const Inbox& in, int32_t reason, int32_t peer = -1) {
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_CLOSE && e.a == reason && (peer < 0 || e.peer == peer)) return true;
+  return false;
+}
+
 }  // namespace
 
 TEST(io_loop_echo_split_frames_and_bad_token) {
   Inbox in;
-  zs_io_loop* loop = zs_io_create(post, &in);
-  CHECK(loop != nullptr);
+  zs_io_loop* loop = open_loop(in);
   if (!loop) return;
-  in.loop = loop;
   int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
   CHECK(port > 0);
   int fd = connect_to(port);
@@ -160,15 +180,8 @@ TEST(io_loop_echo_split_frames_and_bad_token) {
   // A wrong head token closes the peer with reason bad-token.
   const uint8_t garbage[] = {'G', 'E', 'T', ' ', '/'};
   CHECK_EQ(write(fd, garbage, sizeof garbage), static_cast<ssize_t>(sizeof garbage));
-  CHECK(wait_for(in, [&] {
-    for (auto& e : in.events)
-      if (e.type == ZS_EV_CLOSE) return true;
-    return false;
-  }));
-  bool closed_bad_token = false;
-  for (auto& e : in.events)
-    if (e.type == ZS_EV_CLOSE && e.peer == peer && e.a == ZS_CLOSE_BAD_TOKEN) closed_bad_token = true;
-  CHECK(closed_bad_token);
+  CHECK(wait_for(in, [&] { return any_close(in); }));
+  CHECK(closed_with(in, ZS_CLOSE_BAD_TOKEN, static_cast<int32_t>(peer)));
   uint8_t one;
   CHECK(read(fd, &one, 1) <= 0);  // the server side is gone once the id is released
   close(fd);
@@ -187,10 +200,8 @@ TEST(io_loop_echo_split_frames_and_bad_token) {
 
 TEST(io_loop_connect_to_itself_bad_address_and_destroy_with_open_peers) {
   Inbox in;
-  zs_io_loop* loop = zs_io_create(post, &in);
-  CHECK(loop != nullptr);
+  zs_io_loop* loop = open_loop(in);
   if (!loop) return;
-  in.loop = loop;
   int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
   CHECK(port > 0);
   // A loop connecting to itself: one accepted and one connected peer.
@@ -234,10 +245,8 @@ TEST(io_loop_connect_times_out) {
   }
   usleep(50 * 1000);
   Inbox in;
-  zs_io_loop* loop = zs_io_create(post, &in);
-  CHECK(loop != nullptr);
+  zs_io_loop* loop = open_loop(in);
   if (!loop) return;
-  in.loop = loop;
   const auto t0 = std::chrono::steady_clock::now();
   CHECK_EQ(zs_io_connect(loop, "127.0.0.1", port, nullptr, 300, 42, &kOptions), 0);
   CHECK(wait_for(in, [&] { return !in.events.empty(); }));
@@ -330,10 +339,8 @@ TEST(io_loop_inline_mode_echo) {
 // frame closes the peer with reason protocol and the decoder's code.
 TEST(io_loop_compression_in_both_directions_and_a_corrupt_frame) {
   Inbox in;
-  zs_io_loop* loop = zs_io_create(post, &in);
-  CHECK(loop != nullptr);
+  zs_io_loop* loop = open_loop(in);
   if (!loop) return;
-  in.loop = loop;
   const zs_fcomp_config cfg{ZS_FCOMP_DEFLATE_FIXED, 1, 1, 256};
   zs_io_set_compression(loop, &cfg);
   int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
@@ -390,15 +397,12 @@ TEST(io_loop_compression_in_both_directions_and_a_corrupt_frame) {
   // The same compressed frame with a byte of its stream flipped.
   f[9 + z.size() / 2] ^= 0x10;
   CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
-  CHECK(wait_for(in, [&] {
-    for (auto& e : in.events)
-      if (e.type == ZS_EV_CLOSE) return true;
-    return false;
-  }));
-  bool protocol = false;
+  CHECK(wait_for(in, [&] { return any_close(in); }));
+  CHECK(closed_with(in, ZS_CLOSE_PROTOCOL));
+  bool decoder_code = false;
   for (auto& e : in.events)
-    if (e.type == ZS_EV_CLOSE && e.a == ZS_CLOSE_PROTOCOL && e.b < 0) protocol = true;
-  CHECK(protocol);
+    if (e.type == ZS_EV_CLOSE && e.a == ZS_CLOSE_PROTOCOL && e.b < 0) decoder_code = true;
+  CHECK(decoder_code);
   CHECK_EQ(in.frames.size(), size_t{1});
   close(fd);
   zs_io_destroy(loop);
@@ -411,10 +415,8 @@ TEST(io_loop_compression_in_both_directions_and_a_corrupt_frame) {
 // on a forged record.
 TEST(io_loop_offloaded_records_seal_open_rekey_and_forgery) {
   Inbox in;
-  zs_io_loop* loop = zs_io_create(post, &in);
-  CHECK(loop != nullptr);
+  zs_io_loop* loop = open_loop(in);
   if (!loop) return;
-  in.loop = loop;
   int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
   int fd = connect_to(port);
   CHECK(fd >= 0);
@@ -487,15 +489,8 @@ TEST(io_loop_offloaded_records_seal_open_rekey_and_forgery) {
   CHECK_EQ(counts[7], uint64_t{1});
 
   send_record(8, hello, 5, true);
-  CHECK(wait_for(in, [&] {
-    for (auto& e : in.events)
-      if (e.type == ZS_EV_CLOSE) return true;
-    return false;
-  }));
-  bool auth = false;
-  for (auto& e : in.events)
-    if (e.type == ZS_EV_CLOSE && e.a == ZS_CLOSE_AUTH) auth = true;
-  CHECK(auth);
+  CHECK(wait_for(in, [&] { return any_close(in); }));
+  CHECK(closed_with(in, ZS_CLOSE_AUTH));
   CHECK_EQ(in.frames.size(), size_t{2});
   zs_aead_free(to_loop);
   zs_aead_free(from_loop);
