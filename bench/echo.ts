@@ -3,7 +3,8 @@
  * generator (bench/loadgen/loadgen.cc, compiled on first use into build/):
  *
  *   c-epoll       a single-threaded C++ epoll echo (bench/loadgen/echo-server.cc): the ceiling
- *   native        zserver NativeTcpTransport, JS echo handler per frame (when this branch has it)
+ *   native        zserver NativeTcpTransport, JS echo handler per frame calling forward()
+ *   native send   the same with a handler that makes a view of each payload and calls send()
  *   node-net      zserver NodeNetTransport, JS echo handler per frame
  *   net (plain)   a plain node:net server parsing the same frames (bench/servers/net-frame-echo.ts)
  *   uws           uWebSockets.js WebSocket echo, JS handler per message
@@ -64,6 +65,7 @@ const node = (file: string, ...args: string[]) => [process.execPath, '--import',
 const rows: Row[] = [
   { name: 'c-epoll echo (ceiling)', command: [echoServer, '0'], mode: 'frame' },
   { name: 'zserver native', command: node('bench/servers/transport-echo.ts', 'native'), mode: 'frame' },
+  { name: 'zserver native (send)', command: node('bench/servers/transport-echo.ts', 'native', 'send'), mode: 'frame' },
   { name: 'zserver node-net', command: node('bench/servers/transport-echo.ts', 'node-net'), mode: 'frame' },
   { name: 'plain node net', command: node('bench/servers/net-frame-echo.ts'), mode: 'frame' },
   { name: 'uWebSockets.js', command: node('bench/servers/uws-echo.ts'), mode: 'ws' },

@@ -58,6 +58,7 @@ export type {
   RecordOffload,
 } from './transport/types.js';
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
+export { forwardFrame } from './transport/common.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
 export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions } from './transport/uws.js';
 export { WsClientTransport, type WsClientTransportOptions } from './transport/ws-client.js';

@@ -51,6 +51,8 @@ export interface TcpLoopHandle {
     peers: Uint32Array,
     kindBytes: Uint8Array,
     lens: Uint32Array,
+    sourceOffsets?: Uint32Array,
+    source?: Uint8Array,
   ): void;
   peerAddress(peer: number): [string, number, string, number] | undefined;
   shutdown(): void;

@@ -3,11 +3,17 @@
  * handler called for every frame of every batch. `node-net` uses
  * NodeNetTransport; `native` loads lib/transport/native-tcp.ts when this
  * branch has it, and otherwise prints "UNAVAILABLE <why>" and exits 3.
+ *
+ * The handler forwards each frame back with forwardFrame() (Transport.forward
+ * where the transport has it); with a third argument `send` it makes a view of
+ * the payload and calls send() instead, as a handler that builds its reply would.
  */
+import { forwardFrame } from '../../lib/transport/common.js';
 import type { FrameBatch, Transport } from '../../lib/transport/types.js';
 import { exitOnSignal, ready, requestedPort } from './_ready.js';
 
 const which = process.argv[3] ?? 'node-net';
+const viaSend = process.argv[4] === 'send';
 
 async function make(): Promise<Transport> {
   if (which === 'node-net') {
@@ -25,12 +31,19 @@ async function make(): Promise<Transport> {
 }
 
 const transport = await make();
-transport.on('frames', (b: FrameBatch) => {
-  for (let i = 0; i < b.count; i++) {
-    const o = b.offsets[i]!;
-    transport.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(o, o + b.lengths[i]!));
-  }
-});
+transport.on(
+  'frames',
+  viaSend
+    ? (b: FrameBatch) => {
+        for (let i = 0; i < b.count; i++) {
+          const o = b.offsets[i]!;
+          transport.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(o, o + b.lengths[i]!));
+        }
+      }
+    : (b: FrameBatch) => {
+        for (let i = 0; i < b.count; i++) forwardFrame(transport, b, i);
+      },
+);
 transport.on('error', (err) => process.stderr.write(`${err.message}\n`));
 const at = await transport.listen({ host: '127.0.0.1', port: requestedPort });
 ready(at.port);

@@ -4,7 +4,7 @@
  * small integers reused after close.
  */
 import { describe } from '../bytes.js';
-import type { CloseReason, ConnectionOptions, PeerId, Transport, TransportStats } from './types.js';
+import type { CloseReason, ConnectionOptions, FrameBatch, PeerId, Transport, TransportStats } from './types.js';
 import { MAX_FRAME_KIND } from './types.js';
 
 export const DEFAULT_HEAD_TOKEN = 0x5a534846;
@@ -81,6 +81,33 @@ export function joinParts(parts: readonly Uint8Array[]): Uint8Array {
  */
 export function sendParts(t: Transport, peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
   return t.sendv !== undefined ? t.sendv(peer, kind, flags, parts) : t.send(peer, kind, flags, joinParts(parts));
+}
+
+/**
+ * Checks that `index` names a frame of `batch` whose payload lies inside `batch.data`; returns
+ * the payload's offset (RangeError otherwise).
+ */
+export function checkBatchIndex(batch: FrameBatch, index: number): number {
+  if (!(index >= 0 && index < batch.count && Number.isInteger(index))) {
+    throw new RangeError(`index must be an integer from 0 to ${batch.count - 1} (a frame of the batch), got ${describe(index)}`);
+  }
+  const offset = batch.offsets[index]!;
+  if (offset + batch.lengths[index]! > batch.data.length) {
+    throw new RangeError(`frame ${index} of the batch lies outside its data (offset ${offset}, length ${batch.lengths[index]})`);
+  }
+  return offset;
+}
+
+/**
+ * Sends frame `index` of `batch` (its kind, flags and payload) to `peer`, by default the peer it
+ * came from: through `t.forward()` when the transport has it (no view of the payload is made),
+ * otherwise as send() of a view of the payload. Call it inside the 'frames' callback that
+ * received `batch` (a batch is lent for that callback only).
+ */
+export function forwardFrame(t: Transport, batch: FrameBatch, index: number, peer: PeerId = batch.peers[index]!): boolean {
+  if (t.forward !== undefined) return t.forward(batch, index, peer);
+  const offset = checkBatchIndex(batch, index);
+  return t.send(peer, batch.kinds[index]!, batch.flags[index]!, batch.data.subarray(offset, offset + batch.lengths[index]!));
 }
 
 /** Mutable counters behind Transport.stats(). */

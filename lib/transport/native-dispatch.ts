@@ -69,6 +69,8 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
   protected readonly connects = new Map<number, PendingConnect>();
   protected openPeers = 0;
   protected inBatch = false;
+  /** The data of the batch being dispatched (forward() reads from it until the flush). */
+  protected batchData: Buffer | undefined;
   protected closed = false;
   protected referenced = false;
   protected shutdownDone: (() => void) | undefined;
@@ -132,6 +134,7 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     ev: Int32Array,
   ): void => {
     this.inBatch = true;
+    this.batchData = data;
     // A throwing listener must not stop the batch: the first error is rethrown
     // at the end. try/catch per call rather than a closure per event, so an
     // accept costs no allocation here.
@@ -172,6 +175,7 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     }
     this.inBatch = false;
     this.flush();
+    this.batchData = undefined;
     if (finished) this.finishShutdown();
     else this.updateRef();
     if (failure !== undefined) throw failure;

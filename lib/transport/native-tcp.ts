@@ -10,14 +10,14 @@
  * design and the measurements.
  *
  *   const t = new NativeTcpTransport();
- *   t.on('frames', (b) => { for (let i = 0; i < b.count; i++) t.send(b.peers[i], b.kinds[i], 0, payloadOf(b, i)); });
+ *   t.on('frames', (b) => { for (let i = 0; i < b.count; i++) t.forward(b, i); }); // an echo
  *   await t.listen({ host: '127.0.0.1', port: 7000 });
  */
 import { isIP } from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError } from '../errors.js';
 import { native } from '../native.js';
-import { checkParts } from './common.js';
+import { checkBatchIndex, checkParts } from './common.js';
 import { CLOSING, NativeTcpDispatch, OPEN_ACCEPTED, OPEN_CONNECTED } from './native-dispatch.js';
 import { checkEndpoint, checkUint, errnoName, loopOptions, numericHost, type NativeListenOptions, type NativeTcpOptions } from './native-options.js';
 import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
@@ -27,6 +27,7 @@ import {
   MAX_FRAME_KIND,
   type ConnectOptions,
   type Endpoint,
+  type FrameBatch,
   type PeerId,
   type PeerInfo,
   type RecordOffload,
@@ -132,6 +133,25 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const n = checkParts(parts);
     this.queue.sendParts(peer, kind | (flags << 6), parts, n);
     return this.queued(peer, n);
+  }
+
+  /**
+   * Transport.forward(): queues frame `index` of `batch` to `peer` (by default
+   * the peer it came from). Inside this transport's own 'frames' callback the
+   * native loop copies the payload straight from the batch's memory when the
+   * turn's records are handed over, so no view or copy is made here; any
+   * other batch is sent as send() of a view of the payload.
+   */
+  forward(batch: FrameBatch, index: number, peer: PeerId = batch.peers[index]!): boolean {
+    const offset = checkBatchIndex(batch, index);
+    const kind = batch.kinds[index]!;
+    const flags = batch.flags[index]!;
+    const length = batch.lengths[index]!;
+    this.checkFrame(peer, kind, flags);
+    const data = batch.data;
+    if (data === this.batchData) this.queue.forward(peer, kind | (flags << 6), data, offset, length);
+    else this.queue.send(peer, kind | (flags << 6), data.subarray(offset, offset + length));
+    return this.queued(peer, length);
   }
 
   /**

@@ -15,6 +15,7 @@ export const OP_ABORT = 2;
 export const OP_RELEASE = 3;
 export const OP_WATCH_DRAIN = 4;
 export const OP_OFFLOAD = 5;
+export const OP_FORWARD = 6;
 
 /** Records of one turn, in order. */
 export class SendQueue {
@@ -25,6 +26,10 @@ export class SendQueue {
   peers = new Uint32Array(1024);
   private kindBytes = new Uint8Array(1024);
   private lens = new Uint32Array(1024);
+  /** Where each OP_FORWARD record's payload starts in `source`. */
+  private offs = new Uint32Array(1024);
+  /** The memory this turn's OP_FORWARD records point into (a received batch's data). */
+  private source: Uint8Array | undefined;
 
   private grow(records: number, bytes: number): void {
     if (this.count + records > this.ops.length) {
@@ -41,6 +46,9 @@ export class SendQueue {
       const lens = new Uint32Array(cap);
       lens.set(this.lens);
       this.lens = lens;
+      const offs = new Uint32Array(cap);
+      offs.set(this.offs);
+      this.offs = offs;
     }
     if (this.used + bytes > this.data.length) {
       const data = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.used + bytes));
@@ -79,6 +87,30 @@ export class SendQueue {
     }
   }
 
+  /**
+   * Queues one frame whose payload is `source[offset .. offset + length)`,
+   * copied by the native loop when the queue is submitted, not now: `source`
+   * must stay unchanged until then (the caller's batch memory, which is
+   * submitted before the loop reuses it). One source per turn; a frame from
+   * any other memory is copied at once, as send() does.
+   */
+  forward(peer: number, kindByte: number, source: Uint8Array, offset: number, length: number): void {
+    if (this.source !== source) {
+      if (this.source !== undefined) {
+        this.send(peer, kindByte, source.subarray(offset, offset + length));
+        return;
+      }
+      this.source = source;
+    }
+    this.grow(1, 0);
+    const i = this.count++;
+    this.ops[i] = OP_FORWARD;
+    this.peers[i] = peer;
+    this.kindBytes[i] = kindByte;
+    this.lens[i] = length;
+    this.offs[i] = offset;
+  }
+
   /** Queues a control record (OP_CLOSE, OP_ABORT, OP_RELEASE, OP_WATCH_DRAIN). */
   control(op: number, peer: number): void {
     this.grow(1, 0);
@@ -91,9 +123,11 @@ export class SendQueue {
   /** Hands everything to the loop and empties the queue. */
   submit(loop: TcpLoopHandle): void {
     if (this.count === 0) return;
-    loop.submit(this.data, this.count, this.ops, this.peers, this.kindBytes, this.lens);
+    if (this.source === undefined) loop.submit(this.data, this.count, this.ops, this.peers, this.kindBytes, this.lens);
+    else loop.submit(this.data, this.count, this.ops, this.peers, this.kindBytes, this.lens, this.offs, this.source);
     this.count = 0;
     this.used = 0;
+    this.source = undefined;
     // One big frame must not pin a big buffer for the life of the transport.
     if (this.data.length > 4 << 20) this.data = Buffer.allocUnsafe(64 * 1024);
   }

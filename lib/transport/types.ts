@@ -177,6 +177,15 @@ export interface Transport extends EventEmitter<TransportEvents> {
    */
   sendv?(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean;
   /**
+   * Queues frame `index` of `batch` (its kind, flags and payload) to `peer`, by default the peer
+   * it came from: an echo, relay or fan-out without making a view of the payload. The same as
+   * send() of that frame, and like send() it returns false above the high-water mark and throws
+   * for a closed peer. Optional: forwardFrame() (common.ts) calls it when present and otherwise
+   * calls send() with a view of the payload. NativeTcpTransport has it: during its own 'frames'
+   * callback, the native loop copies the payload straight from the batch's memory.
+   */
+  forward?(batch: FrameBatch, index: number, peer?: PeerId): boolean;
+  /**
    * Optional: takes over the AEAD records of `peer` (the native TCP transport has it). From the
    * next frame sent, frames of kind 4 (ClientFinished), 5 (rekey) and 8 and up are sealed by the
    * transport, which also sends rekey records on its own; from the next frame received, such

@@ -9,7 +9,9 @@
 //                              runs on the JS thread once per batch either way
 //   listen(host, port, reusePort, options) -> port | -errno
 //   connect(host, port, localHost | null, timeoutMs, tag, options) -> 0 | -errno
-//   submit(data, count, ops, peers, kindBytes, lens)   sends/closes/releases, in order
+//   submit(data, count, ops, peers, kindBytes, lens[, sourceOffsets, source])
+//                              sends/closes/releases, in order; forwards copy
+//                              lens[i] bytes of source from sourceOffsets[i]
 //   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
 //   shutdown(), ref(), unref(), destroy()
 //   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
@@ -212,7 +214,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
 
   Napi::Value Submit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    View data, ops, peers, kinds, lens;
+    View data, ops, peers, kinds, lens, offs{}, source{};
     size_t count;
     if (!Alive(env) || !GetView(env, info[0], napi_uint8_array, "data", &data) ||
         !GetSize(env, info[1], "count", &count) || !GetView(env, info[2], napi_uint8_array, "ops", &ops) ||
@@ -220,20 +222,36 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
         !GetView(env, info[4], napi_uint8_array, "kindBytes", &kinds) ||
         !GetView(env, info[5], napi_uint32_array, "lens", &lens))
       return Napi::Value();
-    if (count > ops.length || count > peers.length || count > kinds.length || count > lens.length) {
+    // Forward records (ZS_OP_FORWARD) need both: their offsets, and the memory they point into.
+    const bool forwards = info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull();
+    if (forwards && (!GetView(env, info[6], napi_uint32_array, "sourceOffsets", &offs) ||
+                     !GetView(env, info[7], napi_uint8_array, "source", &source)))
+      return Napi::Value();
+    if (count > ops.length || count > peers.length || count > kinds.length || count > lens.length ||
+        (forwards && count > offs.length)) {
       Napi::RangeError::New(env, "zserver native: count exceeds the record arrays").ThrowAsJavaScriptException();
       return Napi::Value();
     }
     const auto* l = reinterpret_cast<const uint32_t*>(lens.data);
+    const auto* o = reinterpret_cast<const uint32_t*>(offs.data);
     size_t total = 0;
-    for (size_t i = 0; i < count; i++)
-      if (ops.data[i] == ZS_OP_SEND || ops.data[i] == ZS_OP_OFFLOAD) total += l[i];
+    for (size_t i = 0; i < count; i++) {
+      const uint8_t op = ops.data[i];
+      if (op == ZS_OP_SEND || op == ZS_OP_OFFLOAD) {
+        total += l[i];
+      } else if (op == ZS_OP_FORWARD && (!forwards || uint64_t{o[i]} + l[i] > source.bytes)) {
+        Napi::RangeError::New(env, "zserver native: a forwarded frame lies outside its source")
+            .ThrowAsJavaScriptException();
+        return Napi::Value();
+      }
+    }
     if (total > data.bytes) {
       Napi::RangeError::New(env, "zserver native: payload lengths exceed the data").ThrowAsJavaScriptException();
       return Napi::Value();
     }
-    zs_io_submit(shared_->loop, data.data, total, static_cast<uint32_t>(count), ops.data,
-                 reinterpret_cast<const uint32_t*>(peers.data), kinds.data, l);
+    zs_io_submit_from(shared_->loop, data.data, total, static_cast<uint32_t>(count), ops.data,
+                      reinterpret_cast<const uint32_t*>(peers.data), kinds.data, l, forwards ? source.data : nullptr,
+                      forwards ? o : nullptr);
     return env.Undefined();
   }
 

@@ -61,6 +61,7 @@ enum {
   ZS_OP_RELEASE = 3,      // JavaScript has seen the close: the id may be reused
   ZS_OP_WATCH_DRAIN = 4,  // report DRAIN once the queue is at or below half the mark
   ZS_OP_OFFLOAD = 5,      // payload: zs_io_offload_params; the loop takes over the peer's AEAD records
+  ZS_OP_FORWARD = 6,      // a send whose payload is lens[i] bytes of `source` at source_offsets[i]
 };
 
 // The payload of ZS_OP_OFFLOAD (ZS_IO_OFFLOAD_BYTES, little-endian fields).
@@ -133,6 +134,16 @@ int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* loca
 void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count,
                   const uint8_t* ops, const uint32_t* peers, const uint8_t* kind_bytes,
                   const uint32_t* lens);
+
+// zs_io_submit, plus ZS_OP_FORWARD records: a send whose payload is not in
+// `data` but lens[i] bytes of `source` from source_offsets[i] (for example the
+// memory of the batch being handled, so that an echo or relay is copied once,
+// here, and not first into `data`). The caller checks every range lies inside
+// `source`; source and source_offsets may be null when no record forwards
+// (a forward record is then skipped).
+void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count,
+                       const uint8_t* ops, const uint32_t* peers, const uint8_t* kind_bytes,
+                       const uint32_t* lens, const uint8_t* source, const uint32_t* source_offsets);
 
 // Called on the JavaScript thread when it is done with a posted batch.
 void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch* batch);

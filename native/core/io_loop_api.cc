@@ -109,6 +109,12 @@ inline bool carries_data(uint8_t op) { return op == ZS_OP_SEND || op == ZS_OP_OF
 
 void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count, const uint8_t* ops,
                   const uint32_t* peers, const uint8_t* kind_bytes, const uint32_t* lens) {
+  zs_io_submit_from(loop, data, data_length, count, ops, peers, kind_bytes, lens, nullptr, nullptr);
+}
+
+void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count,
+                       const uint8_t* ops, const uint32_t* peers, const uint8_t* kind_bytes, const uint32_t* lens,
+                       const uint8_t* source, const uint32_t* source_offsets) {
   if (loop->inline_mode) {
     // One thread owns everything: run the records now, straight from the
     // caller's arrays, with no lock and no copy. Frames become per-peer write
@@ -116,6 +122,10 @@ void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uin
     // handler) or on the turn the wake-up below starts.
     size_t off = 0;
     for (uint32_t i = 0; i < count; i++) {
+      if (ops[i] == ZS_OP_FORWARD) {
+        if (source) loop->run_command(Cmd{ZS_OP_SEND, kind_bytes[i], peers[i], lens[i]}, source + source_offsets[i]);
+        continue;
+      }
       const uint32_t len = carries_data(ops[i]) ? lens[i] : 0;
       loop->run_command(Cmd{ops[i], kind_bytes[i], peers[i], len}, data + off);
       off += len;
@@ -126,11 +136,31 @@ void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uin
   {
     std::lock_guard<std::mutex> lock(loop->mu);
     auto& cmds = loop->cmds;
-    size_t first = cmds.size();
-    cmds.resize(first + count);
-    for (uint32_t i = 0; i < count; i++)
-      cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], carries_data(ops[i]) ? lens[i] : 0};
-    if (data_length) loop->cmd_data.insert(loop->cmd_data.end(), data, data + data_length);
+    auto& out = loop->cmd_data;
+    if (!source) {
+      const size_t first = cmds.size();
+      cmds.resize(first + count);
+      for (uint32_t i = 0; i < count; i++)
+        cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], carries_data(ops[i]) ? lens[i] : 0};
+      // A forward record without a source stays a no-op (run_command skips it), as in inline mode.
+      if (data_length) out.insert(out.end(), data, data + data_length);
+    } else {
+      // A forward becomes a send here: its bytes join the command data in
+      // record order, so the I/O thread never reads the caller's memory.
+      size_t off = 0;
+      for (uint32_t i = 0; i < count; i++) {
+        if (ops[i] == ZS_OP_FORWARD) {
+          const uint8_t* from = source + source_offsets[i];
+          cmds.push_back(Cmd{ZS_OP_SEND, kind_bytes[i], peers[i], lens[i]});
+          out.insert(out.end(), from, from + lens[i]);
+          continue;
+        }
+        const uint32_t len = carries_data(ops[i]) ? lens[i] : 0;
+        cmds.push_back(Cmd{ops[i], kind_bytes[i], peers[i], len});
+        out.insert(out.end(), data + off, data + off + len);
+        off += len;
+      }
+    }
   }
   // Inline and inside the loop's own turn: the turn takes the commands next.
   if (!loop->in_run) zs_poller_wake(loop->poller);

@@ -1,7 +1,7 @@
 // The I/O loop (native/core/io_loop.h) driven the way the binding drives it,
 // with this test's thread playing JavaScript: listen on loopback, a blocking
 // client socket sends frames in odd-sized pieces, batches come back and are
-// echoed with zs_io_submit, and a wrong token closes that peer with its
+// echoed with zs_io_submit (and forwarded with zs_io_submit_from), and a wrong token closes that peer with its
 // reason. Run under ASan/UBSan by `npm run test:native`.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -150,19 +150,25 @@ TEST(io_loop_echo_split_frames_and_bad_token) {
   for (size_t i = 0; same && i < sent.size(); i++) same = in.frames[i] == sent[i] && in.frame_peers[i] == uint32_t(peer);
   CHECK(same);
 
-  // Echo them all in one submit and read the bytes back: they equal what was sent.
+  // Echo them all in one submit and read the bytes back: they equal what was
+  // sent. Every third frame is a forward from a separate source, which is
+  // overwritten as soon as the submit returns: the loop must have copied it.
   {
-    std::vector<uint8_t> data, ops, kinds;
-    std::vector<uint32_t> peers, lens;
-    for (auto& p : sent) {
-      data.insert(data.end(), p.begin(), p.end());
-      ops.push_back(ZS_OP_SEND);
+    std::vector<uint8_t> data, ops, kinds, source;
+    std::vector<uint32_t> peers, lens, offsets;
+    for (size_t i = 0; i < sent.size(); i++) {
+      auto& p = sent[i];
+      const bool forward = i % 3 == 0;
+      offsets.push_back(forward ? static_cast<uint32_t>(source.size()) : 0);
+      (forward ? source : data).insert((forward ? source : data).end(), p.begin(), p.end());
+      ops.push_back(forward ? ZS_OP_FORWARD : ZS_OP_SEND);
       kinds.push_back(zs_frame_kind_byte(8, 0));
       peers.push_back(static_cast<uint32_t>(peer));
       lens.push_back(static_cast<uint32_t>(p.size()));
     }
-    zs_io_submit(loop, data.data(), data.size(), static_cast<uint32_t>(sent.size()), ops.data(), peers.data(),
-                 kinds.data(), lens.data());
+    zs_io_submit_from(loop, data.data(), data.size(), static_cast<uint32_t>(sent.size()), ops.data(), peers.data(),
+                      kinds.data(), lens.data(), source.data(), offsets.data());
+    std::fill(source.begin(), source.end(), uint8_t{0xEE});
   }
   std::vector<uint8_t> back(stream.size());
   CHECK(read_exact(fd, back.data(), back.size()));
@@ -278,13 +284,22 @@ void post_inline(void* ctx, const zs_io_batch* b) {
   for (uint32_t i = 0; i < b->events; i++)
     e->events.push_back({b->event_records[4 * i], b->event_records[4 * i + 1], b->event_records[4 * i + 2],
                          b->event_records[4 * i + 3]});
-  std::vector<uint8_t> ops(b->frames, ZS_OP_SEND), kinds(b->frames, zs_frame_kind_byte(8, 0));
+  // Odd frames are sent (their payload copied into `data`), even ones
+  // forwarded from a copy of the batch's memory, the way the binding does.
+  std::vector<uint8_t> ops(b->frames), kinds(b->frames, zs_frame_kind_byte(8, 0)), data;
   std::vector<uint32_t> lens(b->lengths, b->lengths + b->frames), peers(b->peers, b->peers + b->frames);
-  std::vector<uint8_t> data(b->data, b->data + b->data_length);
+  std::vector<uint32_t> offsets(b->offsets, b->offsets + b->frames);
+  std::vector<uint8_t> source(b->data, b->data + b->data_length);
+  for (uint32_t i = 0; i < b->frames; i++) {
+    ops[i] = (e->frames + i) % 2 ? ZS_OP_SEND : ZS_OP_FORWARD;
+    if (ops[i] == ZS_OP_SEND) data.insert(data.end(), b->data + b->offsets[i], b->data + b->offsets[i] + b->lengths[i]);
+  }
   const uint32_t n = b->frames;
   e->frames += n;
   zs_io_batch_done(e->loop, b);
-  if (n) zs_io_submit(e->loop, data.data(), data.size(), n, ops.data(), peers.data(), kinds.data(), lens.data());
+  if (n)
+    zs_io_submit_from(e->loop, data.data(), data.size(), n, ops.data(), peers.data(), kinds.data(), lens.data(),
+                      source.data(), offsets.data());
 }
 }  // namespace
 

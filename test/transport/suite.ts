@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { ConnectError, ConnectionClosedError } from '../../lib/errors.js';
-import type { CloseReason, ConnectionOptions, Endpoint, PeerId, Transport } from '../../lib/transport/types.js';
+import { forwardFrame } from '../../lib/transport/common.js';
+import type { CloseReason, ConnectionOptions, Endpoint, FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
 import { socketTests } from './suite-sockets.js';
 import { closes, collect, echo, fdCount, frameSize, gc, payloadOf, random, sleep, waitFor, type Got } from './suite-helpers.js';
 
@@ -76,6 +77,60 @@ export function runTransportSuite(name: string, makeTransport: () => Transport, 
       assert.equal(s.bytesOut, bytes);
       assert.equal(s.connections, 1);
       assert.equal(client.stats().framesOut, sent.length);
+      await done();
+    });
+
+    it('forwardFrame relays frames back and to another peer, in order with send(), and counts them', { timeout: 30_000 }, async () => {
+      const { server, client, at, done } = await setup();
+      const a = await connectPair(server, client, at);
+      const b = await connectPair(server, client, at);
+      // Kind 9 goes back to its sender, kind 10 to the other peer; each is followed by a send()
+      // of a marker, which must arrive after it.
+      server.on('frames', (batch: FrameBatch) => {
+        for (let i = 0; i < batch.count; i++) {
+          const from = batch.peers[i]!;
+          const to = batch.kinds[i] === 9 ? from : from === a.serverPeer ? b.serverPeer : a.serverPeer;
+          forwardFrame(server, batch, i, to);
+          server.send(to, 11, 0, Buffer.from([batch.lengths[i]! & 0xff]));
+        }
+      });
+      const got = collect(client);
+      const rand = random(7);
+      const sent: Got[] = [];
+      for (let i = 0; i < 200; i++) {
+        const from = i % 3 === 0 ? b.peer : a.peer;
+        const kind = rand() < 0.5 ? 9 : 10;
+        const f = { peer: from, kind, flags: (rand() * 4) | 0, payload: payloadOf(rand, frameSize(rand)) };
+        sent.push(f);
+        client.send(from, f.kind, f.flags, f.payload);
+        if (i % 29 === 0) await sleep(1);
+      }
+      await waitFor('every forward and marker', () => got.length >= 2 * sent.length, 20_000);
+      // Each forward is followed at once by its marker; echoes (kind 9) and relays (kind 10) each
+      // keep their order, though the two streams may interleave.
+      for (const peer of [a.peer, b.peer]) {
+        const other = peer === a.peer ? b.peer : a.peer;
+        const mine = got.filter((g) => g.peer === peer);
+        for (const kind of [9, 10]) {
+          const want = sent.filter((f) => f.kind === kind && f.peer === (kind === 9 ? peer : other));
+          const pairs: [Got, Got][] = [];
+          for (let i = 0; i + 1 < mine.length; i += 2) if (mine[i]!.kind === kind) pairs.push([mine[i]!, mine[i + 1]!]);
+          assert.equal(pairs.length, want.length, `kind ${kind} frames to peer ${peer}`);
+          for (let i = 0; i < want.length; i++) {
+            const [f, marker] = pairs[i]!;
+            assert.equal(f.flags, want[i]!.flags, `flags of frame ${i} of kind ${kind} to peer ${peer}`);
+            assert.ok(f.payload.equals(want[i]!.payload), `payload of frame ${i} of kind ${kind} to peer ${peer}`);
+            assert.deepEqual([marker.kind, marker.payload[0]], [11, want[i]!.payload.length & 0xff]);
+          }
+        }
+      }
+      assert.equal(server.stats().framesOut, 2 * sent.length);
+      assert.throws(() => forwardFrame(server, { count: 1, peers: new Uint32Array([a.serverPeer]), kinds: new Uint8Array([8]),
+        flags: new Uint8Array(1), offsets: new Uint32Array([4]), lengths: new Uint32Array([8]), data: Buffer.alloc(10) }, 0),
+        { name: 'RangeError', message: /lies outside its data/ });
+      assert.throws(() => forwardFrame(server, { count: 1, peers: new Uint32Array([a.serverPeer]), kinds: new Uint8Array([8]),
+        flags: new Uint8Array(1), offsets: new Uint32Array(1), lengths: new Uint32Array(1), data: Buffer.alloc(1) }, 1),
+        { name: 'RangeError', message: /^index must be/ });
       await done();
     });
 
