@@ -104,11 +104,16 @@ int zs_poller_wait(zs_poller* p, zs_poll_event* out, int max, int timeout_ms) {
     out[i].events = e;
     if (evs[i].data.u64 == ZS_POLL_WAKE_DATA) {
       uint64_t v;
-      // Clear the flag before draining: a wake() racing with us then writes
-      // again and the next wait returns at once, so no wake-up is lost.
-      p->wake_pending.store(false, std::memory_order_seq_cst);
+      // Drain, then clear the flag. The other order loses wake-ups: a wake()
+      // between the clear and the read writes, the read swallows its write,
+      // and the flag stays set with nothing in the channel, so every later
+      // wake() skips its write and the loop only turns on socket events or
+      // its 100 ms tick. In this order a wake() that still sees the flag set
+      // skips its write, but the caller's commands were queued before it and
+      // the loop takes them in the turn this wait is returning into.
       while (read(p->wakefd, &v, sizeof v) > 0) {
       }
+      p->wake_pending.store(false, std::memory_order_seq_cst);
     }
   }
   return n;
