@@ -30,6 +30,8 @@ export class SendQueue {
   private offs = new Uint32Array(1024);
   /** The memory this turn's OP_FORWARD records point into (a received batch's data). */
   private source: Uint8Array | undefined;
+  /** This turn's data holds an OP_OFFLOAD record (traffic secrets): zero it once submitted. */
+  private secrets = false;
 
   private grow(records: number, bytes: number): void {
     if (this.count + records > this.ops.length) {
@@ -81,6 +83,7 @@ export class SendQueue {
     this.peers[i] = peer;
     this.kindBytes[i] = kindByte;
     this.lens[i] = total;
+    if (op === OP_OFFLOAD) this.secrets = true;
     for (const part of parts) {
       this.data.set(part, this.used);
       this.used += part.length;
@@ -125,6 +128,10 @@ export class SendQueue {
     if (this.count === 0) return;
     if (this.source === undefined) loop.submit(this.data, this.count, this.ops, this.peers, this.kindBytes, this.lens);
     else loop.submit(this.data, this.count, this.ops, this.peers, this.kindBytes, this.lens, this.offs, this.source);
+    // The loop has its own copy (or none, inline: it read them in place and wiped them there);
+    // traffic secrets must not linger in this reused buffer either way.
+    if (this.secrets) this.data.fill(0, 0, this.used);
+    this.secrets = false;
     this.count = 0;
     this.used = 0;
     this.source = undefined;

@@ -122,6 +122,26 @@ for (const mode of [{ ioThread: false }, { ioThread: true }] as NativeTcpOptions
       }
     });
 
+    it('leaves no traffic secret in the send buffer once the loop has taken them', async () => {
+      const server = new NativeTcpTransport(mode);
+      const client = new NativeTcpTransport(mode);
+      try {
+        const peer = await client.connect(await server.listen({ host: '127.0.0.1', port: 0 }));
+        const sealSecret = randomBytes(32);
+        const openSecret = randomBytes(32);
+        const params = { suite: 1, sealSecret, openSecret, maxRecordSize: 1 << 16, rekeyBytes: 1 << 30, maxRecordsPerKey: 1 << 24, rekeyInterval: 3_600_000 };
+        assert.equal(client.offloadRecords(peer, params), true);
+        await new Promise((r) => setImmediate(r)); // the turn's records are submitted in a microtask
+        const buffer = (client as unknown as { queue: { data: Buffer } }).queue.data;
+        assert.equal(buffer.indexOf(sealSecret), -1, 'seal secret left in the send buffer');
+        assert.equal(buffer.indexOf(openSecret), -1, 'open secret left in the send buffer');
+        assert.equal(buffer.indexOf(sealSecret.subarray(0, 8)), -1);
+      } finally {
+        await client.shutdown();
+        await server.shutdown();
+      }
+    });
+
     it('rekeys natively by age', async () => {
       const nat = side(new NativeTcpTransport(mode), { rekeyInterval: 20 });
       const js = side(new NodeNetTransport(), { identity });
