@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import { ConnectionClosedError, DecodeError } from '../errors.js';
 import { SecureChannel } from '../channel/secure.js';
 import { BatchBuilder } from '../transport/batch-builder.js';
-import { checkFrame, checkParts, DEFAULT_MAX_FRAME_SIZE, joinParts, sendParts, TransportCounters } from '../transport/common.js';
+import { checkFrame, checkParts, joinParts, sendParts, TransportCounters } from '../transport/common.js';
 import { FrameFlag } from '../transport/types.js';
 import type {
   CloseReason,
@@ -45,6 +45,7 @@ import type {
 } from '../transport/types.js';
 import { compressSmaller, decompress, type CompressionLevel, type CompressionMethod, type CompressOptions } from './index.js';
 import { compressionMethods } from './header.js';
+import { checkLimit } from './receive-layer.js';
 
 /**
  * The smallest payload compressed by default, in bytes. From the frame table of
@@ -101,14 +102,6 @@ function checkOptions(options: CompressionLayerOptions): Required<Omit<Compressi
     throw new TypeError(`options.checksum must be a boolean, got ${String(options.checksum)}`);
   }
   return { method, level, threshold, checksum: options.checksum, maxFrameSize: checkLimit(options.maxFrameSize, 'options.maxFrameSize') };
-}
-
-function checkLimit(value: unknown, name: string): number {
-  if (value === undefined) return DEFAULT_MAX_FRAME_SIZE;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new RangeError(`${name} must be an integer from 0 to ${0xffffffff}, got ${String(value)}`);
-  }
-  return value;
 }
 
 /** A Transport decorator that compresses frame payloads; see the file comment. */
