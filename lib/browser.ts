@@ -51,4 +51,4 @@ export { decompressJs as decompress } from './compression/decode-js.js';
 export type { CompressedInfo, CompressionMethod } from './compression/header.js';
 export type { DecompressOptions } from './compression/declared.js';
 export { ReceiveCompressionLayer, type ReceiveCompressionOptions } from './compression/receive-layer.js';
-export type { CompressionStats } from './compression/layer.js';
+export type { CompressionStats } from './compression/receive-layer.js';

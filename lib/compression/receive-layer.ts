@@ -25,12 +25,11 @@
  * `new ReceiveCompressionLayer(new WebSecureChannel(new BrowserWsTransport(), { pin }))`.
  */
 import { ConnectionClosedError, DecodeError } from '../errors.js';
-import { EventEmitter } from '../platform.js';
-import { DEFAULT_MAX_FRAME_SIZE, sendParts, TransportCounters } from '../transport/common.js';
+import { DEFAULT_MAX_FRAME_SIZE, joinedBatch, sendParts } from '../transport/common.js';
+import { TransportLayer } from '../transport/layer-base.js';
 import { FrameFlag } from '../transport/types.js';
-import type { CloseReason, ConnectOptions, ConnectionOptions, Endpoint, FrameBatch, PeerId, PeerInfo, Transport, TransportEvents, TransportStats } from '../transport/types.js';
+import type { CloseReason, ConnectOptions, ConnectionOptions, Endpoint, FrameBatch, PeerId, Transport } from '../transport/types.js';
 import { decompressJs } from './decode-js.js';
-import type { CompressionStats } from './layer.js';
 
 /** A maxFrameSize option checked: an integer from 0 to 2^32 - 1 (the default when absent). */
 export function checkLimit(value: unknown, name: string): number {
@@ -41,24 +40,26 @@ export function checkLimit(value: unknown, name: string): number {
   return value;
 }
 
-/** Options of a ReceiveCompressionLayer. */
-export interface ReceiveCompressionOptions {
-  /** Largest decompressed payload for connections whose connect() names no maxFrameSize (default 16 MiB). */
-  maxFrameSize?: number;
+/** Counters of a compression layer since it was made. */
+export interface CompressionStats {
+  /** Frames sent compressed, their payload bytes before and after compression. */
+  framesCompressed: number;
+  bytesBeforeCompression: number;
+  bytesAfterCompression: number;
+  /** Bytes the compressed frames saved on the wire (before − after). */
+  savedBytes: number;
+  /** Frames at or above the threshold that did not get smaller and were sent as they were. */
+  framesIncompressible: number;
+  /** Compressed frames received and decoded, and the bytes they decoded to. */
+  framesDecompressed: number;
+  bytesDecompressed: number;
+  /** Compressed frames that failed to decode (each closed its connection). */
+  decodeFailures: number;
 }
 
-/** Decodes compressed frames on the way in, sends frames unchanged; see the file comment. */
-export class ReceiveCompressionLayer extends EventEmitter<TransportEvents> implements Transport {
-  readonly name: string;
-  readonly #inner: Transport;
-  readonly #defaultLimit: number;
-  /** maxFrameSize of each connection (by peer id, set when it opens), and of connect() calls under way. */
-  readonly #limits = new Map<PeerId, number>();
-  readonly #connectLimits: number[] = [];
-  /** Connections closing because a frame failed to decode, with why. */
-  readonly #failed = new Map<PeerId, string>();
-  readonly #counters = new TransportCounters();
-  readonly #stats: CompressionStats = {
+/** All counters at 0. */
+export function newCompressionStats(): CompressionStats {
+  return {
     framesCompressed: 0,
     bytesBeforeCompression: 0,
     bytesAfterCompression: 0,
@@ -68,18 +69,34 @@ export class ReceiveCompressionLayer extends EventEmitter<TransportEvents> imple
     bytesDecompressed: 0,
     decodeFailures: 0,
   };
+}
+
+/** Options of a ReceiveCompressionLayer. */
+export interface ReceiveCompressionOptions {
+  /** Largest decompressed payload for connections whose connect() names no maxFrameSize (default 16 MiB). */
+  maxFrameSize?: number;
+}
+
+/** Decodes compressed frames on the way in, sends frames unchanged; see the file comment. */
+export class ReceiveCompressionLayer extends TransportLayer implements Transport {
+  readonly name: string;
+  readonly #defaultLimit: number;
+  /** maxFrameSize of each connection (by peer id, set when it opens), and of connect() calls under way. */
+  readonly #limits = new Map<PeerId, number>();
+  readonly #connectLimits: number[] = [];
+  /** Connections closing because a frame failed to decode, with why. */
+  readonly #failed = new Map<PeerId, string>();
+  readonly #stats: CompressionStats = newCompressionStats();
 
   constructor(transport: Transport, options: ReceiveCompressionOptions = {}) {
-    super();
-    if (!transport || typeof transport.send !== 'function') throw new TypeError('transport must be a Transport');
+    super(transport);
     if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${String(options)}`);
     this.#defaultLimit = checkLimit(options.maxFrameSize, 'options.maxFrameSize');
-    this.#inner = transport;
     this.name = `decompress(${transport.name})`;
     transport.on('open', (peer, info) => {
       this.#limits.set(peer, this.#connectLimits.length > 0 ? Math.min(...this.#connectLimits) : this.#defaultLimit);
       this.#failed.delete(peer);
-      this.#counters.connections++;
+      this.counters.connections++;
       this.emit('open', peer, info);
     });
     transport.on('frames', (batch) => this.#onFrames(batch));
@@ -88,28 +105,21 @@ export class ReceiveCompressionLayer extends EventEmitter<TransportEvents> imple
       this.#failed.delete(peer);
       this.#limits.delete(peer);
       const why: CloseReason = failed === undefined ? reason : 'protocol';
-      this.#counters.closed(why);
+      this.counters.closed(why);
       this.emit('close', peer, why, failed ?? detail);
     });
-    transport.on('drain', (peer) => this.emit('drain', peer));
-    transport.on('error', (error) => this.emit('error', error));
-  }
-
-  /** The transport this layer wraps. */
-  get inner(): Transport {
-    return this.#inner;
   }
 
   /** Passed down (browser transports only connect, and say so). */
   listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint> {
-    return this.#inner.listen(endpoint, options);
+    return this.inner.listen(endpoint, options);
   }
 
   async connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
     const limit = checkLimit(options?.maxFrameSize, 'options.maxFrameSize');
     this.#connectLimits.push(limit);
     try {
-      const peer = await this.#inner.connect(endpoint, options);
+      const peer = await this.inner.connect(endpoint, options);
       this.#limits.set(peer, limit);
       return peer;
     } finally {
@@ -119,39 +129,18 @@ export class ReceiveCompressionLayer extends EventEmitter<TransportEvents> imple
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: this layer only decodes (it has no encoder)');
-    const ok = this.#inner.send(peer, kind, flags, payload);
-    this.#countOut(payload.length);
+    const ok = this.inner.send(peer, kind, flags, payload);
+    this.countOut(payload.length);
     return ok;
   }
 
   sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
     if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: this layer only decodes (it has no encoder)');
-    const ok = sendParts(this.#inner, peer, kind, flags, parts);
+    const ok = sendParts(this.inner, peer, kind, flags, parts);
     let total = 0;
     for (const p of parts) total += p.length;
-    this.#countOut(total);
+    this.countOut(total);
     return ok;
-  }
-
-  close(peer: PeerId, abort = false): void {
-    this.#inner.close(peer, abort);
-  }
-
-  getUserData(peer: PeerId): unknown {
-    return this.#inner.getUserData(peer);
-  }
-
-  setUserData(peer: PeerId, value: unknown): void {
-    this.#inner.setUserData(peer, value);
-  }
-
-  peerInfo(peer: PeerId): PeerInfo | undefined {
-    return this.#inner.peerInfo(peer);
-  }
-
-  /** Frames and payload bytes as the layers above see them (after decompression). */
-  stats(): TransportStats {
-    return this.#counters.snapshot();
   }
 
   /** What decompression did since this layer was made (the sending counters stay 0). */
@@ -159,22 +148,13 @@ export class ReceiveCompressionLayer extends EventEmitter<TransportEvents> imple
     return { ...this.#stats };
   }
 
-  async shutdown(): Promise<void> {
-    await this.#inner.shutdown();
-  }
-
-  #countOut(bytes: number): void {
-    this.#counters.framesOut++;
-    this.#counters.bytesOut += bytes;
-  }
-
   #onFrames(batch: FrameBatch): void {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     let compressed = 0;
     for (let i = 0; i < count; i++) compressed += flags[i]! & FrameFlag.Compressed;
     if (compressed === 0 && this.#failed.size === 0) {
-      this.#counters.framesIn += count;
-      for (let i = 0; i < count; i++) this.#counters.bytesIn += lengths[i]!;
+      this.counters.framesIn += count;
+      for (let i = 0; i < count; i++) this.counters.bytesIn += lengths[i]!;
       this.emit('frames', batch);
       return;
     }
@@ -206,7 +186,7 @@ export class ReceiveCompressionLayer extends EventEmitter<TransportEvents> imple
       // After the frames before the bad one went up, so its 'close' follows them.
       for (const peer of failures) {
         try {
-          this.#inner.close(peer, true);
+          this.inner.close(peer, true);
         } catch (err) {
           if (!(err instanceof ConnectionClosedError)) throw err;
         }
@@ -216,28 +196,15 @@ export class ReceiveCompressionLayer extends EventEmitter<TransportEvents> imple
 
   /** The frames kept from a batch, as a FrameBatch of their own with the payloads joined. */
   #batch(kept: readonly { peer: PeerId; kind: number; flags: number; payload: Uint8Array }[]): FrameBatch {
-    const n = kept.length;
-    const offsets = new Uint32Array(n);
-    const lengths = new Uint32Array(n);
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      offsets[i] = total;
-      lengths[i] = kept[i]!.payload.length;
-      total += lengths[i]!;
-    }
-    const data = new Uint8Array(total);
-    for (let i = 0; i < n; i++) data.set(kept[i]!.payload, offsets[i]!);
-    this.#counters.framesIn += n;
-    this.#counters.bytesIn += total;
-    return {
-      count: n,
-      peers: Uint32Array.from(kept, (k) => k.peer),
-      kinds: Uint8Array.from(kept, (k) => k.kind),
-      flags: Uint8Array.from(kept, (k) => k.flags),
-      offsets,
-      lengths,
-      // FrameBatch names Buffer (Node's type); the browser's batches hold Uint8Arrays, which the framework reads alike.
-      data: data as Buffer,
-    };
+    const batch = joinedBatch(
+      Uint32Array.from(kept, (k) => k.peer),
+      kept.map((k) => k.kind),
+      kept.map((k) => k.flags),
+      kept.map((k) => k.payload),
+    );
+    this.counters.framesIn += batch.count;
+    this.counters.bytesIn += batch.data.length;
+    // FrameBatch names Buffer (Node's type); the browser's batches hold Uint8Arrays, which the framework reads alike.
+    return batch as FrameBatch;
   }
 }

@@ -14,6 +14,7 @@ import { crc32cJs } from '../../lib/compression/crc32c-js.js';
 import { decompressJs } from '../../lib/compression/decode-js.js';
 import { inflateRawJs } from '../../lib/compression/inflate-js.js';
 import { compress, compressedInfo, crc32c, decompress, DecodeError, type CompressionMethod, type CompressOptions } from '../../lib/index.js';
+import { Bits } from '../helpers/bits.js';
 import { loadCorpus } from '../helpers/corpus.js';
 
 const corpus = loadCorpus(true);
@@ -183,32 +184,6 @@ describe('damaged payloads: decompressJs agrees with native decompress()', () =>
     }
   }
 });
-
-/** LSB-first bit writer for hand-made DEFLATE streams; `code` writes a Huffman code MSB first. */
-class Bits {
-  #bytes: number[] = [];
-  #acc = 0;
-  #n = 0;
-  put(value: number, count: number): this {
-    for (let i = 0; i < count; i++) this.#bit((value >> i) & 1);
-    return this;
-  }
-  code(value: number, count: number): this {
-    for (let i = count - 1; i >= 0; i--) this.#bit((value >> i) & 1);
-    return this;
-  }
-  #bit(b: number): void {
-    this.#acc |= b << this.#n;
-    if (++this.#n === 8) {
-      this.#bytes.push(this.#acc);
-      this.#acc = 0;
-      this.#n = 0;
-    }
-  }
-  done(): Uint8Array {
-    return Uint8Array.from(this.#n ? [...this.#bytes, this.#acc] : this.#bytes);
-  }
-}
 
 describe('inflateRawJs rejects malformed DEFLATE', () => {
   const inflate = (stream: Uint8Array, size: number) => inflateRawJs(stream, 0, stream.length, new Uint8Array(size));
