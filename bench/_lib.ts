@@ -43,6 +43,36 @@ export function rate(fn: () => unknown, ms = quick ? 60 : 250, samples = quick ?
   return median(results);
 }
 
+/** CPU milliseconds of this process so far. */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * Calls per CPU second of each function, median of `samples` samples of about
+ * `ms` CPU milliseconds each, taken round-robin across the functions (so a
+ * change of load on a shared machine hits every function alike).
+ */
+export function cpuRates(fns: (() => unknown)[], ms: number, samples: number): number[] {
+  const results: number[][] = fns.map(() => []);
+  for (const fn of fns) fn(); // warm-up
+  for (let s = 0; s < samples; s++) {
+    fns.forEach((fn, i) => {
+      let calls = 0;
+      const start = cpuMs();
+      let now = start;
+      while (now - start < ms) {
+        fn();
+        calls++;
+        now = cpuMs();
+      }
+      results[i]!.push((calls * 1000) / (now - start));
+    });
+  }
+  return results.map(median);
+}
+
 /** Prints rows as an aligned table; numbers are formatted with `format`. */
 export function printTable(title: string, rows: Record<string, string | number>[]): void {
   if (rows.length === 0) return;

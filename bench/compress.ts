@@ -24,7 +24,7 @@
 import zlib from 'node:zlib';
 import { compress, compressedInfo, decompress, type CompressionMethod, type CompressOptions } from '../lib/index.js';
 import { loadCorpus, order0EntropyBytes } from '../test/helpers/corpus.js';
-import { median, printTable, quick, writeResults } from './_lib.js';
+import { cpuRates, printTable, quick, writeResults } from './_lib.js';
 
 const files = loadCorpus(true).map(([, data]) => data);
 const total = files.reduce((n, f) => n + f.length, 0);
@@ -68,35 +68,7 @@ const codecs: Codec[] = [
 
 const ms = quick ? 100 : 300;
 const samples = quick ? 3 : 7;
-
-/** CPU milliseconds of this process so far. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-/**
- * Calls per CPU second of each function, median of `samples` samples of about
- * `ms` CPU milliseconds each, taken round-robin across the functions.
- */
-function rates(fns: (() => unknown)[], ms: number): number[] {
-  const results: number[][] = fns.map(() => []);
-  for (const fn of fns) fn(); // warm-up
-  for (let s = 0; s < samples; s++) {
-    fns.forEach((fn, i) => {
-      let calls = 0;
-      const start = cpuMs();
-      let now = start;
-      while (now - start < ms) {
-        fn();
-        calls++;
-        now = cpuMs();
-      }
-      results[i]!.push((calls * 1000) / (now - start));
-    });
-  }
-  return results.map(median);
-}
+const rates = (fns: (() => unknown)[], sampleMs: number) => cpuRates(fns, sampleMs, samples);
 
 const packedAll = codecs.map((c) => {
   const packed = files.map((f) => c.encode(f));

@@ -6,7 +6,13 @@
  * in place of lib/platform.ts, so nothing here needs Node. Values that Node
  * gives as Buffers (callBuffer answers, buffer handler input, big stream
  * chunks, DataFrame.encode()) are plain Uint8Arrays here.
+ *
+ * Compressed frames: every Client decodes those its server sends (a
+ * receive-only layer with the JavaScript decoder, framework/browser-stack.ts);
+ * the page sends nothing compressed. `decompress` decodes a `compress` payload
+ * of Node's zserver in the page.
  */
+import './framework/browser-stack.js'; // registers the browser builder of the channel layers
 export {
   ZsError,
   ConnectionClosedError,
@@ -41,3 +47,8 @@ export {
   type SecureChannelStats,
 } from './channel/web/index.js';
 export { HandshakeError, AuthError } from './errors.js';
+export { decompressJs as decompress } from './compression/decode-js.js';
+export type { CompressedInfo, CompressionMethod } from './compression/header.js';
+export type { DecompressOptions } from './compression/declared.js';
+export { ReceiveCompressionLayer, type ReceiveCompressionOptions } from './compression/receive-layer.js';
+export type { CompressionStats } from './compression/receive-layer.js';

@@ -13,6 +13,7 @@ import {
   type CompressionMethod,
   type CompressOptions,
 } from '../lib/index.js';
+import { Bits } from './helpers/bits.js';
 import { loadCorpus } from './helpers/corpus.js';
 
 const methods: [CompressionMethod, CompressOptions][] = [
@@ -33,32 +34,6 @@ function throwsDecode(fn: () => unknown, reason: string): void {
     assert.equal(err.reason, reason);
     return true;
   });
-}
-
-/** LSB-first bit writer for hand-made DEFLATE streams; `code` writes a Huffman code MSB first. */
-class Bits {
-  private bytes: number[] = [];
-  private acc = 0;
-  private n = 0;
-  put(value: number, count: number): this {
-    for (let i = 0; i < count; i++) this.bit((value >> i) & 1);
-    return this;
-  }
-  code(value: number, count: number): this {
-    for (let i = count - 1; i >= 0; i--) this.bit((value >> i) & 1);
-    return this;
-  }
-  private bit(b: number): void {
-    this.acc |= b << this.n;
-    if (++this.n === 8) {
-      this.bytes.push(this.acc);
-      this.acc = 0;
-      this.n = 0;
-    }
-  }
-  done(): Buffer {
-    return Buffer.from(this.n ? [...this.bytes, this.acc] : this.bytes);
-  }
 }
 
 /** A deflate-fixed payload without checksum: header for `size` bytes, then `stream`. */

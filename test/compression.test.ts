@@ -2,28 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import zlib from 'node:zlib';
-import {
-  compress,
-  compressedInfo,
-  decompress,
-  deflateFixed,
-  inflateFixed,
-  type CompressionMethod,
-  type CompressOptions,
-} from '../lib/index.js';
-import { loadCorpus, order0EntropyBytes } from './helpers/corpus.js';
+import { compress, compressedInfo, decompress, deflateFixed, inflateFixed } from '../lib/index.js';
+import { compressVariants, loadCorpus, order0EntropyBytes } from './helpers/corpus.js';
 
 const corpus = loadCorpus();
 
-/** Every method and level combination that `compress` offers. */
-const variants: [string, CompressionMethod, CompressOptions][] = [
-  ['none', 'none', {}],
-  ['deflate-fixed fast', 'deflate-fixed', { level: 'fast' }],
-  ['deflate-fixed default', 'deflate-fixed', { level: 'default' }],
-  ['brrc', 'brrc', {}],
-  ['zlib', 'zlib', {}],
-  ['brotli', 'brotli', {}],
-];
+const variants = compressVariants;
 
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
 function pseudoRandom(n: number, seed: number): Buffer {

@@ -15,9 +15,11 @@ import { checkBytes, describe } from '../bytes.js';
 import { DecodeError } from '../errors.js';
 import { crc32c } from '../hash.js';
 import { native } from '../native.js';
+import { readDeclared, type DecompressOptions } from './declared.js';
 import { compressionMethods, encodeHeader, readHeader, type CompressedInfo, type CompressionMethod } from './header.js';
 
 export type { CompressedInfo, CompressionMethod } from './header.js';
+export { defaultMaxOutputLength, type DecompressOptions } from './declared.js';
 
 /**
  * What the header of a `compress` output declares: method, original size,
@@ -47,15 +49,6 @@ export interface CompressOptions {
    */
   checksum?: boolean;
 }
-
-/** Options of `decompress`. */
-export interface DecompressOptions {
-  /** The largest original size accepted, in bytes; larger declarations fail before any allocation. Default 64 MiB. */
-  maxOutputLength?: number;
-}
-
-/** The default `maxOutputLength` of `decompress`: 64 MiB. */
-export const defaultMaxOutputLength = 64 * 1024 * 1024;
 
 /** Inputs must fit the native codecs' 32-bit positions. */
 const kMaxInput = 0xffffffff - 64;
@@ -173,40 +166,6 @@ function encode(bytes: Uint8Array, m: CompressionMethod, level: number, checksum
   return framed(m, size, checksum, body);
 }
 
-/**
- * The most bytes a stream of `length` bytes can decode to, per method; a
- * header that declares more is lying, and fails before allocation.
- *  - none: exactly its length (checked while decoding).
- *  - deflate-fixed: the cheapest symbol pair (length 258 at distance 1) takes
- *    13 bits, so at most 258 bytes per 13 bits.
- *  - brrc: probabilities stay within [63, 4033] / 4096, so each decision takes
- *    at least log2(4096 / 4033) bits: fewer than 45 output bytes per input byte.
- *  - zlib: DEFLATE's limit is 1032:1.
- *  - brotli: no useful limit; `maxOutputLength` alone applies.
- */
-function maxExpansion(method: CompressionMethod, length: number): number {
-  switch (method) {
-    case 'none':
-      return Number.MAX_SAFE_INTEGER; // checked exactly (and with a clearer reason) when decoding
-    case 'deflate-fixed':
-      return (Math.floor((length * 8) / 13) + 1) * 258;
-    case 'brrc':
-      return (length + 1) * 45;
-    case 'zlib':
-      return length * 1032 + 1024;
-    case 'brotli':
-      return Number.MAX_SAFE_INTEGER;
-  }
-}
-
-function checkMaxOutput(value: unknown): number {
-  if (value === undefined) return defaultMaxOutputLength;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`options.maxOutputLength must be a non-negative integer, got ${describe(value)}`);
-  }
-  return value;
-}
-
 /** Runs a Node zlib/brotli decoder, turning its errors into DecodeError. */
 function nodeDecode(name: string, decode: (limit: number) => Buffer, size: number): Buffer {
   let out: Buffer;
@@ -235,16 +194,7 @@ function nodeDecode(name: string, decode: (limit: number) => Buffer, size: numbe
  */
 export function decompress(data: Uint8Array, options?: DecompressOptions): Buffer {
   const bytes = checkBytes(data, 'data');
-  const opts = checkOptions<DecompressOptions>(options);
-  const maxOutputLength = checkMaxOutput(opts.maxOutputLength);
-  const { method, originalSize: size, checksum, headerLength } = readHeader(bytes);
-  if (size > maxOutputLength) {
-    throw new DecodeError('declared size exceeds maxOutputLength', `${size} > ${maxOutputLength}`);
-  }
-  const streamLength = bytes.length - headerLength;
-  if (size > maxExpansion(method, streamLength)) {
-    throw new DecodeError('declared size impossible for input length', `${size} bytes from ${streamLength} of ${method}`);
-  }
+  const { method, originalSize: size, checksum, headerLength } = readDeclared(bytes, options);
   const out = decodeStream(method, bytes, headerLength, size);
   if (checksum !== undefined && crc32c(out) !== checksum) throw new DecodeError('checksum mismatch', method);
   return out;

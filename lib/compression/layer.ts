@@ -25,11 +25,11 @@
  * not compress). The CRC-32C of the compression header is then left out by
  * default, since the AEAD tag already authenticates every byte.
  */
-import { EventEmitter } from 'node:events';
 import { ConnectionClosedError, DecodeError } from '../errors.js';
 import { SecureChannel } from '../channel/secure.js';
 import { BatchBuilder } from '../transport/batch-builder.js';
-import { checkFrame, checkParts, DEFAULT_MAX_FRAME_SIZE, joinParts, sendParts, TransportCounters } from '../transport/common.js';
+import { checkFrame, checkParts, joinParts, sendParts } from '../transport/common.js';
+import { TransportLayer } from '../transport/layer-base.js';
 import { FrameFlag } from '../transport/types.js';
 import type {
   CloseReason,
@@ -40,11 +40,12 @@ import type {
   PeerId,
   PeerInfo,
   Transport,
-  TransportEvents,
-  TransportStats,
 } from '../transport/types.js';
 import { compressSmaller, decompress, type CompressionLevel, type CompressionMethod, type CompressOptions } from './index.js';
 import { compressionMethods } from './header.js';
+import { checkLimit, newCompressionStats, type CompressionStats } from './receive-layer.js';
+
+export type { CompressionStats } from './receive-layer.js';
 
 /**
  * The smallest payload compressed by default, in bytes. From the frame table of
@@ -68,23 +69,6 @@ export interface CompressionLayerOptions {
   maxFrameSize?: number;
 }
 
-/** Counters of a CompressionLayer since it was made. */
-export interface CompressionStats {
-  /** Frames sent compressed, their payload bytes before and after compression. */
-  framesCompressed: number;
-  bytesBeforeCompression: number;
-  bytesAfterCompression: number;
-  /** Bytes the compressed frames saved on the wire (before − after). */
-  savedBytes: number;
-  /** Frames at or above the threshold that did not get smaller and were sent as they were. */
-  framesIncompressible: number;
-  /** Compressed frames received and decoded, and the bytes they decoded to. */
-  framesDecompressed: number;
-  bytesDecompressed: number;
-  /** Compressed frames that failed to decode (each closed its connection). */
-  decodeFailures: number;
-}
-
 function checkOptions(options: CompressionLayerOptions): Required<Omit<CompressionLayerOptions, 'checksum'>> & { checksum: boolean | undefined } {
   if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${String(options)}`);
   const method = options.method ?? 'deflate-fixed';
@@ -103,18 +87,9 @@ function checkOptions(options: CompressionLayerOptions): Required<Omit<Compressi
   return { method, level, threshold, checksum: options.checksum, maxFrameSize: checkLimit(options.maxFrameSize, 'options.maxFrameSize') };
 }
 
-function checkLimit(value: unknown, name: string): number {
-  if (value === undefined) return DEFAULT_MAX_FRAME_SIZE;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new RangeError(`${name} must be an integer from 0 to ${0xffffffff}, got ${String(value)}`);
-  }
-  return value;
-}
-
 /** A Transport decorator that compresses frame payloads; see the file comment. */
-export class CompressionLayer extends EventEmitter<TransportEvents> implements Transport {
+export class CompressionLayer extends TransportLayer implements Transport {
   readonly name: string;
-  readonly #inner: Transport;
   readonly #method: CompressionMethod;
   readonly #threshold: number;
   /** The options of every compressSmaller() call, made once. */
@@ -127,27 +102,15 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
   readonly #connectLimits: number[] = [];
   /** Peers closing because a frame failed to decode, with why. */
   readonly #failed = new Map<PeerId, string>();
-  readonly #counters = new TransportCounters();
-  readonly #stats: CompressionStats = {
-    framesCompressed: 0,
-    bytesBeforeCompression: 0,
-    bytesAfterCompression: 0,
-    savedBytes: 0,
-    framesIncompressible: 0,
-    framesDecompressed: 0,
-    bytesDecompressed: 0,
-    decodeFailures: 0,
-  };
+  readonly #stats: CompressionStats = newCompressionStats();
   #out = new BatchBuilder();
   #emitting = false;
   /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
   #deferred: [PeerId, CloseReason, string][] | null = null;
 
   constructor(transport: Transport, options: CompressionLayerOptions = {}) {
-    super();
-    if (!transport || typeof transport.send !== 'function') throw new TypeError('transport must be a Transport');
+    super(transport);
     const o = checkOptions(options);
-    this.#inner = transport;
     this.#method = o.method;
     this.#threshold = o.method === 'none' ? Infinity : o.threshold;
     this.#compressOptions = Object.freeze({ level: o.level, checksum: o.checksum ?? !(transport instanceof SecureChannel) });
@@ -159,20 +122,13 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
       if (this.#deferred !== null) this.#deferred.push([peer, reason, detail]);
       else this.#onClose(peer, reason, detail);
     });
-    transport.on('drain', (peer) => this.emit('drain', peer));
-    transport.on('error', (error) => this.emit('error', error));
-  }
-
-  /** The transport this layer wraps. */
-  get inner(): Transport {
-    return this.#inner;
   }
 
   async listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint> {
     const limit = checkLimit(options?.maxFrameSize, 'options.maxFrameSize');
     // Set before listening too, so a peer accepted before listen() resolves finds it (fixed ports).
     if (endpoint.port !== 0) this.#portLimits.set(endpoint.port, limit);
-    const bound = await this.#inner.listen(endpoint, options);
+    const bound = await this.inner.listen(endpoint, options);
     this.#portLimits.set(bound.port, limit);
     return bound;
   }
@@ -181,7 +137,7 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     const limit = checkLimit(options?.maxFrameSize, 'options.maxFrameSize');
     this.#connectLimits.push(limit);
     try {
-      const peer = await this.#inner.connect(endpoint, options);
+      const peer = await this.inner.connect(endpoint, options);
       this.#limits[peer] = limit;
       return peer;
     } finally {
@@ -196,8 +152,8 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
       checkFrame(kind, flags, payload);
       const packed = compressSmaller(payload, this.#method, this.#compressOptions);
       if (packed !== undefined) {
-        const ok = this.#inner.send(peer, kind, flags | FrameFlag.Compressed, packed);
-        this.#countOut(payload.length);
+        const ok = this.inner.send(peer, kind, flags | FrameFlag.Compressed, packed);
+        this.countOut(payload.length);
         const s = this.#stats;
         s.framesCompressed++;
         s.bytesBeforeCompression += payload.length;
@@ -207,8 +163,8 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
       }
       this.#stats.framesIncompressible++;
     }
-    const ok = this.#inner.send(peer, kind, flags, payload);
-    this.#countOut(payload.length);
+    const ok = this.inner.send(peer, kind, flags, payload);
+    this.countOut(payload.length);
     return ok;
   }
 
@@ -217,30 +173,9 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     const total = checkParts(parts);
     if (total >= this.#threshold && kind >= 8) return this.send(peer, kind, flags, joinParts(parts));
     if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: the compression layer sets it itself');
-    const ok = sendParts(this.#inner, peer, kind, flags, parts);
-    this.#countOut(total);
+    const ok = sendParts(this.inner, peer, kind, flags, parts);
+    this.countOut(total);
     return ok;
-  }
-
-  close(peer: PeerId, abort = false): void {
-    this.#inner.close(peer, abort);
-  }
-
-  getUserData(peer: PeerId): unknown {
-    return this.#inner.getUserData(peer);
-  }
-
-  setUserData(peer: PeerId, value: unknown): void {
-    this.#inner.setUserData(peer, value);
-  }
-
-  peerInfo(peer: PeerId): PeerInfo | undefined {
-    return this.#inner.peerInfo(peer);
-  }
-
-  /** Frames and payload bytes as the layers above see them (before compression, after decompression). */
-  stats(): TransportStats {
-    return this.#counters.snapshot();
   }
 
   /** What compression did since this layer was made. */
@@ -248,21 +183,12 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     return { ...this.#stats };
   }
 
-  async shutdown(): Promise<void> {
-    await this.#inner.shutdown();
-  }
-
-  #countOut(bytes: number): void {
-    this.#counters.framesOut++;
-    this.#counters.bytesOut += bytes;
-  }
-
   #onOpen(peer: PeerId, info: PeerInfo): void {
     let limit = info.accepted ? this.#portLimits.get(info.localPort) : undefined;
     if (!info.accepted && this.#connectLimits.length > 0) limit = Math.min(...this.#connectLimits);
     this.#limits[peer] = limit ?? this.#defaultLimit;
     this.#failed.delete(peer);
-    this.#counters.connections++;
+    this.counters.connections++;
     this.emit('open', peer, info);
   }
 
@@ -271,8 +197,8 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     let first = 0;
     while (first < count && (flags[first]! & FrameFlag.Compressed) === 0) first++;
     if (first === count && this.#failed.size === 0) {
-      this.#counters.framesIn += count;
-      for (let i = 0; i < count; i++) this.#counters.bytesIn += batch.lengths[i]!;
+      this.counters.framesIn += count;
+      for (let i = 0; i < count; i++) this.counters.bytesIn += batch.lengths[i]!;
       this.emit('frames', batch);
       return;
     }
@@ -288,8 +214,8 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     try {
       this.#rebuild(batch, out);
       if (out.count === 0) return;
-      this.#counters.framesIn += out.count;
-      this.#counters.bytesIn += out.used;
+      this.counters.framesIn += out.count;
+      this.counters.bytesIn += out.used;
       this.#emitting = true;
       this.emit('frames', out.view());
     } finally {
@@ -306,7 +232,7 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     const failed = this.#failed.get(peer);
     this.#failed.delete(peer);
     const why = failed === undefined ? reason : 'protocol';
-    this.#counters.closed(why);
+    this.counters.closed(why);
     this.emit('close', peer, why, failed ?? detail);
   }
 
@@ -339,7 +265,7 @@ export class CompressionLayer extends EventEmitter<TransportEvents> implements T
     this.#failed.set(peer, detail);
     this.#stats.decodeFailures++;
     try {
-      this.#inner.close(peer, true);
+      this.inner.close(peer, true);
     } catch (err) {
       if (!(err instanceof ConnectionClosedError)) throw err;
     }

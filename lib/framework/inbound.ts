@@ -28,8 +28,8 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
   if (flags !== 0) {
     return violation(
       peer,
-      `frame with flags ${flags}, but this side has no layer that reads them (it was made with compression: false or without a secure channel, ` +
-        `or it is the browser build, which has no codecs: an endpoint that serves browsers must not set the compression option)`,
+      `frame with flags ${flags}, but this side has no layer that reads them ` +
+        `(it was made with compression: false, or without a secure channel under it)`,
     );
   }
   const end = off + len;

@@ -9,8 +9,10 @@
  * themselves are Node code (native codecs and AEAD), so they are built by a
  * function that stack.ts registers (server.ts imports it, and so does the
  * package entry). This file imports nothing from Node, so a browser build of
- * the Client can include it: there no builder is registered, endpoints get no
- * layers, and asking for one fails with a TypeError that says so.
+ * the Client can include it: the browser bundle registers browser-stack.ts,
+ * which stacks only a receive-only decoding layer and refuses `secure` and
+ * `compression` objects with a TypeError that says why; a build with no
+ * builder at all gets no layers, and asking for one fails the same way.
  *
  * A transport is wrapped once: every endpoint and Client that uses the same
  * transport with the same layer options shares the stack (a hundred Clients of
@@ -69,6 +71,14 @@ const stacks = new WeakMap<Transport, { options: LayerOptions; top: Transport }>
 /** @internal Registers the Node builder of the layers (stack.ts does, on import). */
 export function setLayerBuilder(build: LayerBuilder): void {
   builder = build;
+}
+
+/**
+ * @internal Registers a builder unless one is registered already: the browser one
+ * (browser-stack.ts), which must not replace the Node builder where both are loaded.
+ */
+export function setDefaultLayerBuilder(build: LayerBuilder): void {
+  builder ??= build;
 }
 
 /** True when two option values are the same: plain objects and arrays by content, anything else (a ServerIdentity) by identity. */

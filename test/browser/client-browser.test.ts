@@ -5,7 +5,8 @@
 // reconnecting by itself after the server restarts on the same port. All of it
 // twice: over BrowserWsTransport, and over WebSecureChannel wrapping it against
 // a WebSocket endpoint with the `secure` option (there also: only AEAD records
-// on the wire, and a wrong pin).
+// on the wire, and a wrong pin). In both, a second endpoint with the
+// `compression` option: the page decodes its compressed answers and big stream.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -18,7 +19,7 @@ import type { Peer } from '../../lib/framework/peer.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { FrameFlag, type FrameBatch } from '../../lib/transport/types.js';
-import { fnv1a, pattern } from './client-page.js';
+import { compressibleText, fnv1a, pattern } from './client-page.js';
 import { launchChromium, pageErrors, type TestBrowser } from './chromium.js';
 import { freePort, md5hex, startPageServer, type PageServer } from './page-server.js';
 
@@ -34,7 +35,8 @@ type ZsTest = {
     connected: boolean;
     secure?: { handshakes: number; authFailures: number };
   };
-  echoTwice(port: number, pin: string, long: string): Promise<{ short: string; answer: string; protocolErrors: number }>;
+  compressedCalls(port: number, pin: string | undefined, size: number): Promise<{ echoIntact: boolean; bufferIntact: boolean; protocolErrors: number; refused: string }>;
+  closeExtra(): Promise<number>;
   wrongPin(port: number, pin: string): Promise<{ rejected: boolean; name?: string; code?: string; message?: string; cause?: { name?: string; code?: string }; connected?: boolean }>;
   echo(text: string): Promise<string>;
   close(): Promise<{ connected: boolean; threw: string }>;
@@ -187,21 +189,31 @@ function browserClientSuite(secure: boolean): void {
         assert.equal(await inPage(page, 'echo', 'still here'), 'still here');
         assert.deepEqual(errors, []);
       });
-
-      it('the bundle has no codecs: an endpoint with compression closes the page at its first compressed answer; the one without sends none', async () => {
-        const long = 'compressible '.repeat(400);
-        const compressing = await startPageServer(0, 0, { ...wsLayers, compression: { threshold: 1024 } });
-        try {
-          const r = await inPage(page, 'echoTwice', compressing.ws.address.port, identity!.fingerprint, long);
-          assert.deepEqual(r, { short: 'short', answer: 'ZS_CONNECTION_CLOSED', protocolErrors: 1 });
-        } finally {
-          await compressing.close();
-        }
-        const r = await inPage(page, 'echoTwice', srv.ws.address.port, identity!.fingerprint, long);
-        assert.deepEqual(r, { short: 'short', answer: 'the same text', protocolErrors: 0 });
-        assert.deepEqual(errors, []);
-      });
     }
+
+    it('an endpoint with `compression`: the page decodes its compressed answers (300 kB echo and buffer) and a 2.5 MB big stream; `compression: {}` throws in the page', async () => {
+      const compressing = await startPageServer(0, 0, { ...wsLayers, compression: {} });
+      try {
+        const r = await inPage(page, 'compressedCalls', compressing.ws.address.port, identity?.fingerprint, 300_000);
+        assert.deepEqual({ ...r, refused: undefined }, { echoIntact: true, bufferIntact: true, protocolErrors: 0, refused: undefined });
+        assert.match(r.refused, /^TypeError: options.compression: the browser build decodes compressed frames but cannot send them/);
+        const serverPeer = compressing.ws.peers().next().value!;
+        const down = Buffer.from(compressibleText(2_500_000, 7));
+        const reply = await serverPeer.sendBigStream('download', down);
+        assert.deepEqual([reply.readUInt32(), reply.readUInt32(), reply.readByte()], [down.length, fnv1a(down), 1]);
+        const stats = (compressing.ws.stack as CompressionLayer).compressionStats();
+        // The 300 kB echo, the 300 kB buffer answer, 2.5 MB in chunks of 64 KiB (39): all text.
+        assert.ok(stats.framesCompressed >= 40, `${stats.framesCompressed} frames compressed`);
+        assert.ok(stats.bytesAfterCompression < stats.bytesBeforeCompression * 0.6, `${stats.bytesAfterCompression} of ${stats.bytesBeforeCompression} bytes`);
+        assert.equal(stats.decodeFailures, 0);
+        assert.equal(await inPage(page, 'closeExtra'), 0, 'no protocol error in the page');
+      } finally {
+        await compressing.close();
+      }
+      // The endpoint without the option compressed nothing for the page.
+      assert.equal((srv.ws.stack as CompressionLayer).compressionStats().framesCompressed, 0);
+      assert.deepEqual(errors, []);
+    });
 
     it('reconnects by itself after the server restarts on the same ports, and calls work again', async () => {
       const { port: tcpPort } = srv.tcp.address;

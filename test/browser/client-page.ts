@@ -21,6 +21,27 @@ export function fnv1a(bytes: Uint8Array): number {
   return h >>> 0;
 }
 
+/** Text that compresses well but not trivially: words drawn by a fixed LCG, so both sides can make the same. */
+export function compressibleText(size: number, seed = 1): string {
+  const words = ['zserver', 'frame', 'payload', 'compress', 'the', 'of', 'and', 'connection', 'request', 'reply', 'stream', '42', 'browser'];
+  const parts: string[] = [];
+  let x = seed >>> 0;
+  let length = 0;
+  while (length < size) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const w = `${words[(x >>> 16) % words.length]} `;
+    parts.push(w);
+    length += w.length;
+  }
+  return parts.join('').slice(0, size);
+}
+
+/** The page's big stream handler: the size and FNV-1a of what arrived, and whether it came as a Uint8Array. */
+async function download(stream: Zs.BigStreamIn) {
+  const whole = await stream.collect();
+  return new (zs().DataFrame)().writeUInt32(whole.length).writeUInt32(fnv1a(whole)).writeByte(whole instanceof Uint8Array ? 1 : 0);
+}
+
 interface State {
   client: Zs.Client;
   channel: Zs.WebSecureChannel | undefined;
@@ -68,10 +89,7 @@ async function connect(port: number, pin?: string): Promise<number> {
   client.directConsole('said', (text) => void st.said.push(text));
   client.directStream('pushed', (df) => void st.pushed.push(df.toJSON()));
   client.buffer('reverse', (data) => data.slice().reverse());
-  client.bigStream('download', async (stream) => {
-    const whole = await stream.collect();
-    return new DataFrame().writeUInt32(whole.length).writeUInt32(fnv1a(whole)).writeByte(whole instanceof Uint8Array ? 1 : 0);
-  });
+  client.bigStream('download', download);
   const peer = await client.connect();
   return peer.id;
 }
@@ -157,23 +175,42 @@ async function close(): Promise<{ connected: boolean; threw: string }> {
   return { connected: client.connected, threw };
 }
 
-/** A second Client with `pin` that echoes a short text, then `long`: what came back, and its protocol errors. */
-async function echoTwice(port: number, pin: string, long: string) {
+let extra: { client: Zs.Client; channel: Zs.WebSecureChannel | undefined } | undefined;
+
+/**
+ * A second Client (over the secure channel when `pin` is given) to an endpoint that compresses:
+ * it echoes `size` bytes of text and gets them back as a complete buffer, then stays connected
+ * for the server's big stream ('download'); `closeExtra()` ends it. Also what `compression: {}`
+ * makes the bundle's Client throw.
+ */
+async function compressedCalls(port: number, pin: string | undefined, size: number) {
   const { Client } = zs();
-  const t = transport(pin);
-  const client = new Client({ transport: t.transport, host: '127.0.0.1', port, quiet: true });
+  let refused = '';
   try {
-    await client.connect();
-    const short = await client.callConsole('echo', 'short');
-    const answer = await client.callConsole('echo', long).then(
-      (text) => (text === long ? 'the same text' : 'another text'),
-      (err: { code?: string }) => err.code ?? String(err),
-    );
-    return { short, answer, protocolErrors: client.stats().protocolErrors };
-  } finally {
-    await client.close();
-    await t.channel!.shutdown();
+    new Client({ transport: transport(pin).transport, host: '127.0.0.1', port, compression: {} });
+  } catch (err) {
+    refused = `${(err as Error).name}: ${(err as Error).message}`;
   }
+  const t = transport(pin);
+  const client = new Client({ transport: t.transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 20_000 });
+  client.bigStream('download', download);
+  extra = { client, channel: t.channel };
+  await client.connect();
+  const text = compressibleText(size);
+  const echoed = await client.callConsole('echo', text);
+  const bytes = new TextEncoder().encode(text);
+  const same = await client.callBuffer('same', bytes);
+  const bufferIntact = same.length === bytes.length && same.every((b, i) => b === bytes[i]);
+  return { echoIntact: echoed === text, bufferIntact, protocolErrors: client.stats().protocolErrors, refused };
 }
 
-(globalThis as { zsTest?: unknown }).zsTest = { connect, clientCalls, snapshot, echo, close, wrongPin, echoTwice };
+async function closeExtra(): Promise<number> {
+  const x = extra!;
+  extra = undefined;
+  const { protocolErrors } = x.client.stats();
+  await x.client.close();
+  await x.channel?.shutdown();
+  return protocolErrors;
+}
+
+(globalThis as { zsTest?: unknown }).zsTest = { connect, clientCalls, snapshot, echo, close, wrongPin, compressedCalls, closeExtra };

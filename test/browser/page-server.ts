@@ -92,6 +92,7 @@ export async function startPageServer(tcpPort: number, wsPort: number, wsLayers:
   server.directStream('note-frame', (df) => void received.frames.push(df.toJSON()));
   server.buffer('md5', (data) => createHash('md5').update(data).digest());
   server.buffer('keep', (data) => void received.kept.push({ length: data.length, md5: md5hex(data) }));
+  server.buffer('same', (data) => data);
   server.bigStream('upload', async (stream) => {
     const whole = await stream.collect();
     return new DataFrame().writeUInt64(BigInt(whole.length)).writeString(md5hex(whole)).writeString(stream.info.readString());

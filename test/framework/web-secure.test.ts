@@ -2,8 +2,10 @@
 // WebCrypto) without a browser: Node 20's WebCrypto has X25519 and Ed25519, and
 // WsClientTransport moves the same frames as the page's BrowserWsTransport.
 // The server is an unchanged Server whose uWS WebSocket endpoint has the
-// `secure` option. Clients get `compression: false`, as in the browser bundle,
-// which has no layers. The Chromium run is test/browser/client-browser.test.ts.
+// `secure` and `compression` options. Clients are stacked as the browser
+// bundle stacks them: ReceiveCompressionLayer (the JavaScript decoder) over
+// WebSecureChannel, and `compression: false` so that no Node layer is added.
+// The Chromium run is test/browser/client-browser.test.ts.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
@@ -11,6 +13,7 @@ import { ServerIdentity } from '../../lib/channel/handshake.js';
 import type { SecureChannel } from '../../lib/channel/secure.js';
 import { WebSecureChannel } from '../../lib/channel/web/index.js';
 import type { CompressionLayer } from '../../lib/compression/layer.js';
+import { ReceiveCompressionLayer } from '../../lib/compression/receive-layer.js';
 import { ConnectError, HandshakeError } from '../../lib/errors.js';
 import { Client } from '../../lib/framework/client.js';
 import type { LayerOptions } from '../../lib/framework/layers.js';
@@ -25,14 +28,17 @@ const identity = ServerIdentity.from(randomBytes(32));
 const host = '127.0.0.1';
 const pin = identity.fingerprint;
 
+/** What the bundle's Client talks to: the decoding layer over the page's secure channel. */
+const browserStack = (channel: WebSecureChannel) => new ReceiveCompressionLayer(channel as unknown as Transport);
+
 frameworkSuite({
-  name: 'WebSecureChannel(WsClientTransport) clients and a uWS endpoint with the secure option',
+  name: 'ReceiveCompressionLayer(WebSecureChannel(WsClientTransport)) clients and a uWS endpoint with the secure and compression options',
   host,
   create: () => new UwsTransport(),
   // The Client is typed for Node transports (EventEmitter); WebSecureChannel has the same methods and events.
-  createClient: () => new WebSecureChannel(new WsClientTransport(), { pin }) as unknown as Transport,
+  createClient: () => browserStack(new WebSecureChannel(new WsClientTransport(), { pin })),
   restartPort: freePort,
-  serverLayers: { secure: { identity } },
+  serverLayers: { secure: { identity }, compression: { threshold: 1024 } },
   clientLayers: { compression: false },
 });
 
@@ -41,6 +47,7 @@ async function secureServer(layers: LayerOptions) {
   const server = new Server({ quiet: true });
   server.console('echo', (s) => s);
   server.buffer('size', (b) => Buffer.from(String(b.length)));
+  server.buffer('same', (b) => b);
   const ep = await server.listen(new UwsTransport(), { host, port: 0 }, layers);
   const wire: { kind: number; flags: number }[] = [];
   ep.transport.on('frames', (b: FrameBatch) => {
@@ -49,12 +56,14 @@ async function secureServer(layers: LayerOptions) {
   return { server, ep, wire };
 }
 
-function webClient(port: number, clientPin: string) {
+/** A Client stacked as in the bundle (the decoding layer over the channel), or with no layer at all (`decoding` false). */
+function webClient(port: number, clientPin: string, decoding = true) {
   const transport = new WebSecureChannel(new WsClientTransport(), { pin: clientPin });
+  const stack = decoding ? browserStack(transport) : (transport as unknown as Transport);
   const logged: string[] = [];
   const log = (_level: string, message: string) => void logged.push(message);
-  const client = new Client({ transport: transport as unknown as Transport, host, port, log, compression: false, connectTimeout: 5000 });
-  return { client, transport, logged };
+  const client = new Client({ transport: stack, host, port, log, compression: false, connectTimeout: 5000 });
+  return { client, transport, stack, logged };
 }
 
 describe('the framework Client over WebSecureChannel, at the edges', () => {
@@ -100,34 +109,34 @@ describe('the framework Client over WebSecureChannel, at the edges', () => {
     }
   });
 
-  it('an endpoint with compression on sends compressed frames that a layerless (browser) Client refuses; the default endpoint sends none', async () => {
+  it('an endpoint with compression sends compressed frames: the decoding layer reads them, a Client without any layer refuses them', async () => {
     const big = 'x'.repeat(4000);
     const compressing = await secureServer({ secure: { identity }, compression: { threshold: 1024 } });
     const a = webClient(compressing.ep.address.port, pin);
+    const b = webClient(compressing.ep.address.port, pin, false);
     try {
       await a.client.connect();
-      assert.equal(await a.client.callConsole('echo', 'small'), 'small', 'small answers are not compressed');
-      const refused = await a.client.callConsole('echo', big).then(
+      assert.equal(await a.client.callConsole('echo', big), big);
+      const image = new Uint8Array(300_000).map((_, i) => (i >> 10) & 0xff);
+      assert.deepEqual(new Uint8Array(await a.client.callBuffer('same', image)), image);
+      const stats = (a.stack as ReceiveCompressionLayer).compressionStats();
+      assert.ok(stats.framesDecompressed >= 2 && stats.bytesDecompressed >= 304_000, `${stats.framesDecompressed} frames, ${stats.bytesDecompressed} bytes decoded`);
+      assert.equal(stats.decodeFailures, 0);
+      assert.equal((compressing.ep.stack as CompressionLayer).compressionStats().framesCompressed, stats.framesDecompressed);
+      await b.client.connect();
+      assert.equal(await b.client.callConsole('echo', 'small'), 'small', 'small answers are not compressed');
+      const refused = await b.client.callConsole('echo', big).then(
         () => 'answered',
         (e: { code?: string }) => e.code,
       );
       assert.equal(refused, 'ZS_CONNECTION_CLOSED', 'the compressed answer closed the connection');
-      assert.equal(a.client.stats().protocolErrors, 1);
-      assert.match(a.logged.join('\n'), /protocol violation, closing: frame with flags 1, .*browser build.*must not set the compression option/);
+      assert.equal(b.client.stats().protocolErrors, 1);
+      assert.match(b.logged.join('\n'), /protocol violation, closing: frame with flags 1, but this side has no layer that reads them/);
     } finally {
       await a.client.close();
+      await b.client.close();
       await compressing.server.close();
       await a.transport.shutdown();
-    }
-    const plain = await secureServer({ secure: { identity } });
-    const b = webClient(plain.ep.address.port, pin);
-    try {
-      await b.client.connect();
-      assert.equal(await b.client.callConsole('echo', big), big);
-      assert.equal((plain.ep.stack as CompressionLayer).compressionStats().framesCompressed, 0);
-    } finally {
-      await b.client.close();
-      await plain.server.close();
       await b.transport.shutdown();
     }
   });

@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CompressionMethod, CompressOptions } from '../../lib/compression/index.js';
 
 /** The corpus folder. Throws an Error that says where it looked when there is none. */
 export function corpusDir(): string {
@@ -48,3 +49,13 @@ export function order0EntropyBytes(data: Uint8Array): number {
   for (const c of counts) if (c) bits -= c * Math.log2(c / data.length);
   return bits / 8;
 }
+
+/** Every method and level combination that `compress` offers, with a label. */
+export const compressVariants: readonly [string, CompressionMethod, CompressOptions][] = [
+  ['none', 'none', {}],
+  ['deflate-fixed fast', 'deflate-fixed', { level: 'fast' }],
+  ['deflate-fixed default', 'deflate-fixed', { level: 'default' }],
+  ['brrc', 'brrc', {}],
+  ['zlib', 'zlib', {}],
+  ['brotli', 'brotli', {}],
+];

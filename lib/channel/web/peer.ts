@@ -11,6 +11,7 @@
  */
 import type { CloseReason, PeerId, PeerInfo } from '../../transport/types.js';
 import { HandshakeError } from '../../errors.js';
+import { joinedBatch } from '../../transport/common.js';
 import { FrameFlag } from '../../transport/types.js';
 import { AlertCode, describeAlert, REKEY_KIND, SecureKind, TAG_BYTES } from '../wire.js';
 import type { BrowserFrameBatch } from '../../transport/browser-ws.js';
@@ -161,27 +162,6 @@ export function openedRun(
       plaintexts.push(r.value);
     }
   }
-  return { batch: plaintexts.length > 0 ? plaintextBatch(peer, kinds, flags, plaintexts) : undefined, rekeys, stop };
+  return { batch: plaintexts.length > 0 ? joinedBatch(new Uint32Array(plaintexts.length).fill(peer), kinds, flags, plaintexts) : undefined, rekeys, stop };
 }
 
-/**
- * The opened records of one run as a FrameBatch of one peer. A single
- * record is handed up as it is; several are joined into one buffer.
- */
-function plaintextBatch(peer: PeerId, kinds: number[], flags: number[], plaintexts: Uint8Array[]): BrowserFrameBatch {
-  const n = plaintexts.length;
-  const offsets = new Uint32Array(n);
-  const lengths = new Uint32Array(n);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    offsets[i] = total;
-    lengths[i] = plaintexts[i]!.length;
-    total += lengths[i]!;
-  }
-  let data = plaintexts[0]!;
-  if (n > 1) {
-    data = new Uint8Array(total);
-    for (let i = 0; i < n; i++) data.set(plaintexts[i]!, offsets[i]!);
-  }
-  return { count: n, peers: new Uint32Array(n).fill(peer), kinds: Uint8Array.from(kinds), flags: Uint8Array.from(flags), offsets, lengths, data };
-}
