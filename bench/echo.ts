@@ -5,6 +5,7 @@
  *   c-epoll       a single-threaded C++ epoll echo (bench/loadgen/echo-server.cc): the ceiling
  *   native        zserver NativeTcpTransport, JS echo handler per frame calling forward()
  *   native send   the same with a handler that makes a view of each payload and calls send()
+ *   native thread the forwarding handler with the loop on an I/O thread (ioThread: true)
  *   node-net      zserver NodeNetTransport, JS echo handler per frame
  *   net (plain)   a plain node:net server parsing the same frames (bench/servers/net-frame-echo.ts)
  *   uws           uWebSockets.js WebSocket echo, JS handler per message
@@ -66,6 +67,7 @@ const rows: Row[] = [
   { name: 'c-epoll echo (ceiling)', command: [echoServer, '0'], mode: 'frame' },
   { name: 'zserver native', command: node('bench/servers/transport-echo.ts', 'native'), mode: 'frame' },
   { name: 'zserver native (send)', command: node('bench/servers/transport-echo.ts', 'native', 'send'), mode: 'frame' },
+  { name: 'zserver native (I/O thread)', command: node('bench/servers/transport-echo.ts', 'native', 'thread'), mode: 'frame' },
   { name: 'zserver node-net', command: node('bench/servers/transport-echo.ts', 'node-net'), mode: 'frame' },
   { name: 'plain node net', command: node('bench/servers/net-frame-echo.ts'), mode: 'frame' },
   { name: 'uWebSockets.js', command: node('bench/servers/uws-echo.ts'), mode: 'ws' },

@@ -6,14 +6,17 @@
  *
  * The handler forwards each frame back with forwardFrame() (Transport.forward
  * where the transport has it); with a third argument `send` it makes a view of
- * the payload and calls send() instead, as a handler that builds its reply would.
+ * the payload and calls send() instead, as a handler that builds its reply would;
+ * with `thread`, the native transport runs its loop on an I/O thread.
  */
 import { forwardFrame } from '../../lib/transport/common.js';
 import type { FrameBatch, Transport } from '../../lib/transport/types.js';
 import { exitOnSignal, ready, requestedPort } from './_ready.js';
 
 const which = process.argv[3] ?? 'node-net';
-const viaSend = process.argv[4] === 'send';
+const flags = process.argv.slice(4);
+const viaSend = flags.includes('send');
+const ioThread = flags.includes('thread');
 
 async function make(): Promise<Transport> {
   if (which === 'node-net') {
@@ -22,8 +25,8 @@ async function make(): Promise<Transport> {
   }
   const path = '../../lib/transport/native-tcp.js';
   try {
-    const mod = (await import(path)) as { NativeTcpTransport: new () => Transport };
-    return new mod.NativeTcpTransport();
+    const mod = (await import(path)) as { NativeTcpTransport: new (o: { ioThread: boolean }) => Transport };
+    return new mod.NativeTcpTransport({ ioThread });
   } catch (err) {
     process.stdout.write(`UNAVAILABLE not built on this branch (${(err as Error).message.split('\n')[0]})\n`);
     process.exit(3);
