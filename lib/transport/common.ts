@@ -9,8 +9,13 @@ import { MAX_FRAME_KIND } from './types.js';
 
 export const DEFAULT_HEAD_TOKEN = 0x5a534846;
 export const DEFAULT_TAIL_TOKEN = 0x5a535446;
-export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
+export const DEFAULT_MAX_FRAME_SIZE = 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+export const DEFAULT_MAX_SEND_QUEUE = 8 * 1024 * 1024;
+export const DEFAULT_FRAME_TIMEOUT = 30_000;
+/** Idle timeout and keepalive interval of peers accepted by listen() (connect(): 0, off). */
+export const DEFAULT_ACCEPTED_IDLE_TIMEOUT = 120_000;
+export const DEFAULT_ACCEPTED_KEEPALIVE = 30_000;
 /** Bytes a frame adds to its payload on the wire (docs/protocol.md). */
 export const FRAME_OVERHEAD = 13;
 
@@ -24,15 +29,29 @@ function checkUint(value: unknown, name: string, max: number): number {
   return value;
 }
 
-/** Fills defaults in and checks every field, throwing RangeError naming a bad one. */
-export function resolveConnectionOptions(options: ConnectionOptions = {}): ResolvedConnectionOptions {
+/**
+ * Fills defaults in and checks every field, throwing RangeError naming a bad one. `accepted` picks
+ * the defaults of peers accepted by listen() (idle timeout and keepalive on) or of connect() (off).
+ */
+export function resolveConnectionOptions(options: ConnectionOptions = {}, accepted = false): ResolvedConnectionOptions {
+  const highWaterMark = checkUint(options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK, 'highWaterMark', 2 ** 52);
+  const maxSendQueue = checkUint(options.maxSendQueue ?? Math.max(DEFAULT_MAX_SEND_QUEUE, highWaterMark), 'maxSendQueue', 2 ** 52);
+  if (maxSendQueue < highWaterMark) {
+    throw new RangeError(`maxSendQueue (${maxSendQueue}) must be at least highWaterMark (${highWaterMark})`);
+  }
   return {
     headToken: checkUint(options.headToken ?? DEFAULT_HEAD_TOKEN, 'headToken', 0xffffffff),
     tailToken: checkUint(options.tailToken ?? DEFAULT_TAIL_TOKEN, 'tailToken', 0xffffffff),
     maxFrameSize: checkUint(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, 'maxFrameSize', 0xffffffff),
-    idleTimeout: checkUint(options.idleTimeout ?? 0, 'idleTimeout', 2 ** 31 - 1),
-    keepaliveInterval: checkUint(options.keepaliveInterval ?? 0, 'keepaliveInterval', 2 ** 31 - 1),
-    highWaterMark: checkUint(options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK, 'highWaterMark', 2 ** 52),
+    idleTimeout: checkUint(options.idleTimeout ?? (accepted ? DEFAULT_ACCEPTED_IDLE_TIMEOUT : 0), 'idleTimeout', 2 ** 31 - 1),
+    keepaliveInterval: checkUint(
+      options.keepaliveInterval ?? (accepted ? DEFAULT_ACCEPTED_KEEPALIVE : 0),
+      'keepaliveInterval',
+      2 ** 31 - 1,
+    ),
+    highWaterMark,
+    maxSendQueue,
+    frameTimeout: checkUint(options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT, 'frameTimeout', 2 ** 31 - 1),
   };
 }
 

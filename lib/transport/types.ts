@@ -61,6 +61,8 @@ export type CloseReason =
   | 'oversize' // a frame's declared length exceeded maxFrameSize
   | 'protocol' // any other violation of docs/protocol.md (bad kind, bad flags, bad handshake, a compressed frame that does not decode)
   | 'auth' // the secure channel rejected a record or the handshake
+  | 'slow-consumer' // more than maxSendQueue bytes waited unsent: the peer does not read
+  | 'refused' // admission said no (maxConnections, the per-IP cap or rate, the accept hook); never opened
   | 'shutdown'; // the transport itself was shut down
 
 /** Framing settings of one endpoint; both sides of a connection must agree. */
@@ -69,7 +71,11 @@ export interface FrameOptions {
   headToken?: number;
   /** 32-bit tail token (default 0x5a535446, "ZSTF" read little-endian). */
   tailToken?: number;
-  /** Largest payload accepted, in bytes (default 16 MiB); checked before any allocation. */
+  /**
+   * Largest payload accepted, in bytes (default 1 MiB): a longer declared length closes the peer
+   * with 'oversize' before anything is allocated. Receive buffers grow as bytes arrive, never to
+   * the declared length up front. Big data goes through big streams (docs/framework.md).
+   */
   maxFrameSize?: number;
 }
 
@@ -79,14 +85,67 @@ export interface Endpoint {
   port: number;
 }
 
-/** Options of one connection or listening endpoint. */
+/** Options of one connection or listening endpoint. docs/limits.md lists every limit. */
 export interface ConnectionOptions extends FrameOptions {
-  /** Close a peer that sent nothing for this long, in ms (0 = never; default 0). */
+  /**
+   * Close a peer that sent nothing for this long, in ms, with reason 'timeout' (0 = never).
+   * Default: 120,000 for peers accepted by listen(), 0 for connect().
+   */
   idleTimeout?: number;
-  /** Send a keepalive ping after this long without traffic, in ms (0 = never; default 0). */
+  /**
+   * Send a keepalive ping after this long without traffic, in ms (0 = never); the other side
+   * answers, so a live peer never reaches the idle timeout. Default: 30,000 for peers accepted
+   * by listen(), 0 for connect().
+   */
   keepaliveInterval?: number;
-  /** send() returns false once this many bytes wait unsent (default 1 MiB). */
+  /**
+   * Backpressure mark, in bytes (default 1 MiB): once this many bytes wait unsent, send()
+   * returns false and the transport stops reading from that peer until its queue drains below
+   * the mark ('drain'), so a client that does not read its replies is held back.
+   */
   highWaterMark?: number;
+  /**
+   * Hard cap of the bytes waiting unsent to one peer (default 8 MiB, at least highWaterMark):
+   * a send() that would pass it closes the peer with reason 'slow-consumer' (the frame is not
+   * queued, send() returns false).
+   */
+  maxSendQueue?: number;
+  /**
+   * A frame whose first byte arrived must be complete within this many ms (default 30,000;
+   * 0 = no limit), else the peer is closed with reason 'timeout' (slow-loris defence).
+   */
+  frameTimeout?: number;
+}
+
+/** What an accept hook learns of a new connection before anything is done for it. */
+export interface AcceptInfo {
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** The HTTP request headers, lower-case names, on a WebSocket upgrade; undefined on TCP. */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Decides whether to take a new connection: runs before 'open', before any handshake or framework
+ * work. A false (or a rejected promise, or a promise not settled within acceptTimeout) closes the
+ * connection with reason 'refused'; the peer never opens.
+ */
+export type AcceptHook = (info: AcceptInfo) => boolean | Promise<boolean>;
+
+/** Options of listen(): the connection options of the peers it accepts, and admission. */
+export interface ListenOptions extends ConnectionOptions {
+  /** Open connections of this endpoint at most (default 65,536); more are refused ('refused'). */
+  maxConnections?: number;
+  /** Open connections from one remote address at most (default 0 = no cap; see docs/limits.md). */
+  maxConnectionsPerIp?: number;
+  /** New connections per second from one remote address at most (default 0 = no cap). */
+  connectionRatePerIp?: number;
+  /** Admission hook; see AcceptHook. */
+  accept?: AcceptHook;
+  /** How long an accept hook's promise may take, in ms (default 10,000), before 'refused'. */
+  acceptTimeout?: number;
 }
 
 /** Options of connect(). */
@@ -158,7 +217,7 @@ export interface Transport extends EventEmitter<TransportEvents> {
   /** A short name for logs and stats: 'native-tcp', 'node-net', 'memory', 'uws', 'p2pvm'. */
   readonly name: string;
   /** Starts accepting connections; resolves to the bound address (port 0 picks a free port). */
-  listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint>;
+  listen(endpoint: Endpoint, options?: ListenOptions): Promise<Endpoint>;
   /** Opens a connection; resolves to its peer id once 'open' has been emitted for it. */
   connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId>;
   /**
@@ -196,6 +255,15 @@ export interface Transport extends EventEmitter<TransportEvents> {
    * caller then keeps sealing and opening itself).
    */
   offloadRecords?(peer: PeerId, params: RecordOffload): boolean;
+  /**
+   * Stops reading from `peer` (no more frames of it are delivered; the kernel's buffers fill and
+   * TCP's flow control reaches the sender) until resume(). Calls count: n pause() calls need n
+   * resume() calls. Independent of the transport's own backpressure pause (highWaterMark).
+   * Unknown or closed peers are ignored.
+   */
+  pause?(peer: PeerId): void;
+  /** Undoes one pause(); reading starts again when no pause is left. */
+  resume?(peer: PeerId): void;
   /** Closes a peer: graceful (after queued frames are written) unless abort is true. */
   close(peer: PeerId, abort?: boolean): void;
   /** The user-data slot of a peer (undefined for unknown peers). */
