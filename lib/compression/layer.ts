@@ -10,10 +10,14 @@
  *   payload (docs/compression.md, "Format"); otherwise the payload goes out as
  *   it is. Transport kinds 0-7 are never touched.
  * - Receiving: every frame with FrameFlag.Compressed is decompressed, whatever
- *   this side's own sending settings are (compression is the sender's choice;
- *   nothing is negotiated), with `maxOutputLength` = the receiving endpoint's
- *   maxFrameSize, so a small compressed frame can never expand past what an
- *   uncompressed frame could carry. Frames are handed up in the same
+ *   this side's own sending settings are, with `maxOutputLength` = the
+ *   receiving endpoint's maxFrameSize and at most MAX_EXPANSION_RATIO (64)
+ *   times the frame's own length, so a small compressed frame can never
+ *   expand past what an uncompressed frame could carry, and a "bomb" costs at
+ *   most 64 decoded bytes per byte received (a 1 MiB frame, the default
+ *   maxFrameSize, takes about 2 ms to decode). A side that has no
+ *   CompressionLayer refuses compressed frames (the framework stacks one only
+ *   when its `compression` option is given). Frames are handed up in the same
  *   FrameBatch shape with the flag cleared; a batch without compressed frames
  *   is handed up as it came, without a copy.
  * - A frame that fails to decompress closes that connection with reason
@@ -43,7 +47,7 @@ import type {
 } from '../transport/types.js';
 import { compressSmaller, decompress, type CompressionLevel, type CompressionMethod, type CompressOptions } from './index.js';
 import { compressionMethods } from './header.js';
-import { checkLimit, newCompressionStats, type CompressionStats } from './receive-layer.js';
+import { checkLimit, decodeLimit, MAX_EXPANSION_RATIO, newCompressionStats, type CompressionStats } from './receive-layer.js';
 
 export type { CompressionStats } from './receive-layer.js';
 
@@ -65,7 +69,7 @@ export interface CompressionLayerOptions {
   threshold?: number;
   /** Put a CRC-32C in each compressed payload (default: off over a SecureChannel, whose AEAD tags authenticate every byte; on otherwise). */
   checksum?: boolean;
-  /** Largest decompressed payload for peers whose listen()/connect() options name no maxFrameSize (default 16 MiB, the transports' default). */
+  /** Largest decompressed payload for peers whose listen()/connect() options name no maxFrameSize (default 1 MiB, the transports' default). */
   maxFrameSize?: number;
 }
 
@@ -151,7 +155,8 @@ export class CompressionLayer extends TransportLayer implements Transport {
       // Frames passed down as they are get checked by the transport below; compressing needs them valid first.
       checkFrame(kind, flags, payload);
       const packed = compressSmaller(payload, this.#method, this.#compressOptions);
-      if (packed !== undefined) {
+      // Beyond MAX_EXPANSION_RATIO a receiver refuses the frame as a bomb: send such data as it is.
+      if (packed !== undefined && packed.length * MAX_EXPANSION_RATIO >= payload.length) {
         const ok = this.inner.send(peer, kind, flags | FrameFlag.Compressed, packed);
         this.countOut(payload.length);
         const s = this.#stats;
@@ -249,7 +254,9 @@ export class CompressionLayer extends TransportLayer implements Transport {
       }
       let plain: Buffer;
       try {
-        plain = decompress(data.subarray(offsets[i]!, offsets[i]! + lengths[i]!), { maxOutputLength: this.#limits[peer] ?? this.#defaultLimit });
+        plain = decompress(data.subarray(offsets[i]!, offsets[i]! + lengths[i]!), {
+          maxOutputLength: decodeLimit(lengths[i]!, this.#limits[peer] ?? this.#defaultLimit),
+        });
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
         this.#fail(peer, `compressed frame of kind ${kinds[i]} does not decode: ${err.message}`);

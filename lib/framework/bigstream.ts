@@ -33,6 +33,8 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
   consumed = 0;
   /** Called as chunks arrive, with the bytes received so far and the total. */
   onProgress: ((received: number, total: number) => void) | undefined;
+  /** @internal performance.now() of the last chunk received or consumed (assemblyTimeout). */
+  lastActive = performance.now();
 
   readonly #queue: Buffer[] = [];
   #waiter: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | null = null;
@@ -58,6 +60,7 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
     if (chunk.length > this.#allowed || this.received + chunk.length > this.total) return false;
     this.#allowed -= chunk.length;
     this.received += chunk.length;
+    this.lastActive = performance.now();
     if (this.#waiter !== null) {
       const w = this.#waiter;
       this.#waiter = null;
@@ -84,6 +87,7 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
 
   #consume(n: number): void {
     this.consumed += n;
+    this.lastActive = performance.now();
     this.#ungranted += n;
     if (this.#ungranted * 2 >= this.#window && this.received < this.total) {
       this.#allowed += this.#ungranted;
