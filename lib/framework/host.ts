@@ -51,8 +51,11 @@ export function resolveSettings(options: Partial<PeerSettings> = {}, base: PeerS
   if (out.assemblyTimeout > 2 ** 31 - 1) throw new RangeError('assemblyTimeout must be at most 2^31-1 ms');
   if (out.chunkSize > out.maxMessageSize - 300) throw new RangeError('chunkSize must leave room for a message header below maxMessageSize');
   // A larger maxBufferSize alone raises the byte budgets with it, so one such buffer still fits.
-  if (options.maxBufferBytesPerPeer === undefined) out.maxBufferBytesPerPeer = Math.max(out.maxBufferBytesPerPeer, out.maxBufferSize);
+  if (options.maxBufferSize !== undefined && options.maxBufferBytesPerPeer === undefined) {
+    out.maxBufferBytesPerPeer = Math.max(out.maxBufferBytesPerPeer, out.maxBufferSize);
+  }
   if (options.maxBufferBytesTotal === undefined) out.maxBufferBytesTotal = Math.max(out.maxBufferBytesTotal, out.maxBufferBytesPerPeer);
+  if (options.requestRate !== undefined && options.requestBurst === undefined) out.requestBurst = out.requestRate;
   if (out.requestBurst === 0) out.requestBurst = out.requestRate;
   return out;
 }
