@@ -65,7 +65,7 @@ export interface CompressionStats {
   bytesAfterCompression: number;
   /** Bytes the compressed frames saved on the wire (before − after). */
   savedBytes: number;
-  /** Frames at or above the threshold that did not get smaller and were sent as they were. */
+  /** Frames at or above the threshold that did not get smaller (or would expand past MAX_EXPANSION_RATIO) and were sent as they were. */
   framesIncompressible: number;
   /** Compressed frames received and decoded, and the bytes they decoded to. */
   framesDecompressed: number;

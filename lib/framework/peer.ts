@@ -30,6 +30,17 @@ import { RequestTable, type Pending, type Settle } from './requests.js';
 
 export { defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback, type PeerHost, type PeerSettings } from './peer-options.js';
 
+/** The request frames of a peer at maxConcurrentRequests, waiting in order (copied). */
+interface HeldRequests {
+  frames: { kind: number; flags: number; bytes: Uint8Array }[];
+  /** The first frame not yet handled. */
+  at: number;
+  /** The router's batch in which holding began: its frames are always held (bounded by one batch). */
+  batch: number;
+  /** Whether transport.pause() was called, so resume() is owed. */
+  paused: boolean;
+}
+
 /** One connection of the framework; see the file comment. */
 export class Peer implements ReplySink {
   /** Framework peer id: unique within its Server, never reused. */
@@ -56,19 +67,10 @@ export class Peer implements ReplySink {
   #violation: string | null = null;
   /** Handlers of this peer's requests still running (maxConcurrentRequests). */
   #active = 0;
-  /**
-   * While at maxConcurrentRequests: the request frames delivered since (copied), handled as
-   * handlers finish; null otherwise. #heldAt is the first not yet handled.
-   */
-  #held: { kind: number; flags: number; bytes: Uint8Array }[] | null = null;
-  #heldAt = 0;
-  /** The router's batch in which holding began: its frames are always held (bounded by one batch). */
-  #heldBatch = 0;
-  /** Whether this side called transport.pause() for this peer and owes it a resume(). */
-  #paused = false;
-  /** requestRate token bucket: tokens left and when they were counted (performance.now()). */
-  #tokens = -1;
-  #tokensAt = 0;
+  /** While at maxConcurrentRequests: the requests waiting (HeldRequests); null otherwise. */
+  #held: HeldRequests | null = null;
+  /** requestRate token bucket, made on the first request when a rate is set. */
+  #bucket: { tokens: number; at: number } | null = null;
   /** The last send returned false: the queue is above the high-water mark until 'drain'. */
   #backlogged = false;
   /** The assemblyTimeout sweeper, armed while complete buffers or big streams are unfinished. */
@@ -324,14 +326,10 @@ export class Peer implements ReplySink {
   /** @internal A handler returned a promise (ReplySink). */
   handlerStarted(): void {
     if (++this.#active >= this.#settings.maxConcurrentRequests && this.#held === null && !this.#closed) {
-      this.#held = [];
-      this.#heldAt = 0;
-      this.#heldBatch = currentBatch();
+      const paused = typeof this.transport.pause === 'function';
+      this.#held = { frames: [], at: 0, batch: currentBatch(), paused };
       this.#host.counters.peersPaused++;
-      if (typeof this.transport.pause === 'function') {
-        this.transport.pause(this.transportPeer);
-        this.#paused = true;
-      }
+      if (paused) this.transport.pause!(this.transportPeer);
     }
   }
 
@@ -343,9 +341,9 @@ export class Peer implements ReplySink {
 
   /** Keeps request frame `kind` for later; refuses it once a later batch brought more than the cap. */
   #hold(kind: number, flags: number, buf: Uint8Array, off: number, len: number): void {
-    const held = this.#held!;
+    const h = this.#held!;
     const cap = this.#settings.maxConcurrentRequests;
-    if (flags === 0 && held.length - this.#heldAt >= cap && currentBatch() !== this.#heldBatch) {
+    if (flags === 0 && h.frames.length - h.at >= cap && currentBatch() !== h.batch) {
       // A transport without pause() (or one that delivered again anyway): hold no more than the cap.
       this.#host.counters.requestsRefused++;
       const message = `more than ${cap} requests in progress and ${cap} waiting (maxConcurrentRequests)`;
@@ -353,29 +351,27 @@ export class Peer implements ReplySink {
       else this.#host.peerLog('warn', `peer ${this.id}: direct message dropped: ${message}`);
       return;
     }
-    held.push({ kind, flags, bytes: copyBytes(buf.subarray(off, off + len)) });
+    h.frames.push({ kind, flags, bytes: copyBytes(buf.subarray(off, off + len)) });
   }
 
   /** Handles held frames while below the cap; reads the peer again once none are left. */
   #release(): void {
-    const held = this.#held!;
+    const h = this.#held!;
+    const frames = h.frames;
     const cap = this.#settings.maxConcurrentRequests;
     const gone = () => this.#closed || this.#violation !== null;
-    while (this.#heldAt < held.length && this.#active < cap && !gone()) {
-      const f = held[this.#heldAt]!;
-      held[this.#heldAt++] = undefined as never; // handled: its bytes may go
+    while (h.at < frames.length && this.#active < cap && !gone()) {
+      const f = frames[h.at]!;
+      frames[h.at++] = undefined as never; // handled: its bytes may go
       onFrame(this, f.kind, f.flags, f.bytes, 0, f.bytes.length);
     }
-    if (this.#heldAt > 1024 && this.#heldAt * 2 > held.length) {
-      held.splice(0, this.#heldAt); // still holding after a long while: drop the handled slots
-      this.#heldAt = 0;
+    if (h.at > 1024 && h.at * 2 > frames.length) {
+      frames.splice(0, h.at); // still holding after a long while: drop the handled slots
+      h.at = 0;
     }
-    if (this.#heldAt < held.length || this.#active >= cap || gone()) return;
+    if (h.at < frames.length || this.#active >= cap || gone()) return;
     this.#held = null;
-    if (this.#paused) {
-      this.#paused = false;
-      this.transport.resume?.(this.transportPeer);
-    }
+    if (h.paused) this.transport.resume?.(this.transportPeer);
   }
 
   // ---- requestRate ----
@@ -384,13 +380,13 @@ export class Peer implements ReplySink {
   admitRequest(): boolean {
     const s = this.#settings;
     const now = performance.now();
-    let tokens = this.#tokens < 0 ? s.requestBurst : Math.min(s.requestBurst, this.#tokens + ((now - this.#tokensAt) * s.requestRate) / 1000);
-    this.#tokensAt = now;
-    if (tokens >= 1) {
-      this.#tokens = tokens - 1;
+    const b = (this.#bucket ??= { tokens: s.requestBurst, at: now });
+    b.tokens = Math.min(s.requestBurst, b.tokens + ((now - b.at) * s.requestRate) / 1000);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens--;
       return true;
     }
-    this.#tokens = tokens;
     this.#host.counters.requestsRateLimited++;
     return false;
   }
