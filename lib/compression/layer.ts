@@ -59,6 +59,18 @@ export type { CompressionStats } from './receive-layer.js';
  */
 export const DEFAULT_COMPRESSION_THRESHOLD = 1024;
 
+/**
+ * Bytes decoded per turn of the event loop, at most (plus the frame that passes it): about 3 ms of
+ * inflate. When a batch holds more, the rest of it waits for the next turn (copied, in order) and
+ * its peers are paused meanwhile, so decoding never holds the loop long, however many compressed
+ * frames arrive at once. Over a transport without pause() batches are decoded whole (each frame
+ * is still bounded by maxFrameSize and MAX_EXPANSION_RATIO).
+ */
+export const DECODE_BUDGET_BYTES = 2 * 1024 * 1024;
+
+/** Frames waiting for the decode budget, in bytes: beyond this they are decoded at once (memory before latency). */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
 /** Options of a CompressionLayer. */
 export interface CompressionLayerOptions {
   /** Method of outgoing frames (default 'deflate-fixed'); 'none' sends nothing compressed (receive only). */
@@ -111,6 +123,12 @@ export class CompressionLayer extends TransportLayer implements Transport {
   #emitting = false;
   /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
   #deferred: [PeerId, CloseReason, string][] | null = null;
+  /** Frames past the decode budget, waiting for the next turn (DECODE_BUDGET_BYTES); null when none. */
+  #backlog: BatchBuilder | null = null;
+  /** Peers this layer paused because they have frames in the backlog. */
+  readonly #heldPeers = new Set<PeerId>();
+  /** True while the backlog is decoded without a budget (a held peer closes). */
+  #unbudgeted = false;
 
   constructor(transport: Transport, options: CompressionLayerOptions = {}) {
     super(transport);
@@ -198,6 +216,13 @@ export class CompressionLayer extends TransportLayer implements Transport {
   }
 
   #onFrames(batch: FrameBatch): void {
+    // Frames wait behind those already waiting, so each peer's order holds.
+    if (this.#backlog !== null) {
+      this.#defer(batch, 0);
+      // A transport that keeps delivering to paused peers: memory before latency.
+      if (this.#backlog.used > MAX_BACKLOG_BYTES) this.#flushBacklog(-1);
+      return;
+    }
     const { count, flags } = batch;
     let first = 0;
     while (first < count && (flags[first]! & FrameFlag.Compressed) === 0) first++;
@@ -217,7 +242,8 @@ export class CompressionLayer extends TransportLayer implements Transport {
     this.#deferred ??= [];
     const nested = this.#emitting;
     try {
-      this.#rebuild(batch, out);
+      const stop = this.#rebuild(batch, out);
+      if (stop < count) this.#defer(batch, stop);
       if (out.count === 0) return;
       this.counters.framesIn += out.count;
       this.counters.bytesIn += out.used;
@@ -234,6 +260,8 @@ export class CompressionLayer extends TransportLayer implements Transport {
   }
 
   #onClose(peer: PeerId, reason: CloseReason, detail: string): void {
+    // Its waiting frames go up before its 'close', as they would have without the budget.
+    if (this.#heldPeers.has(peer)) this.#flushBacklog(peer);
     const failed = this.#failed.get(peer);
     this.#failed.delete(peer);
     const why = failed === undefined ? reason : 'protocol';
@@ -241,10 +269,17 @@ export class CompressionLayer extends TransportLayer implements Transport {
     this.emit('close', peer, why, failed ?? detail);
   }
 
-  /** Copies the frames of `batch` into `out`, decompressing those with the flag, dropping those of failed peers. */
-  #rebuild(batch: FrameBatch, out: BatchBuilder): void {
+  /**
+   * Copies the frames of `batch` into `out`, decompressing those with the flag, dropping those of
+   * failed peers; stops after the frame that uses up the decode budget (over a transport that can
+   * pause) and returns the index of the first frame not copied (`count` when all were).
+   */
+  #rebuild(batch: FrameBatch, out: BatchBuilder): number {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
+    const budgeted = !this.#unbudgeted && typeof this.inner.pause === 'function';
+    let decoded = 0;
     for (let i = 0; i < count; i++) {
+      if (budgeted && decoded >= DECODE_BUDGET_BYTES) return i;
       const peer = peers[i]!;
       if (this.#failed.has(peer)) continue;
       const f = flags[i]!;
@@ -264,8 +299,59 @@ export class CompressionLayer extends TransportLayer implements Transport {
       }
       this.#stats.framesDecompressed++;
       this.#stats.bytesDecompressed += plain.length;
+      decoded += plain.length;
       out.add(peer, kinds[i]!, f & ~FrameFlag.Compressed, plain, 0, plain.length);
     }
+    return count;
+  }
+
+  /** Copies frames `from`.. of `batch` into the backlog, pauses their peers, and schedules the next turn. */
+  #defer(batch: FrameBatch, from: number): void {
+    const { count, peers, kinds, flags, offsets, lengths, data } = batch;
+    const schedule = this.#backlog === null;
+    const b = (this.#backlog ??= new BatchBuilder());
+    for (let i = from; i < count; i++) {
+      const peer = peers[i]!;
+      if (this.#failed.has(peer)) continue;
+      b.add(peer, kinds[i]!, flags[i]!, data, offsets[i]!, lengths[i]!);
+      if (!this.#heldPeers.has(peer)) {
+        this.#heldPeers.add(peer);
+        this.inner.pause?.(peer);
+      }
+    }
+    if (schedule) setImmediate(() => this.#drainBacklog());
+  }
+
+  /** Next turn: decodes the backlog within the budget; resumes its peers once it is empty. */
+  #drainBacklog(): void {
+    const b = this.#backlog;
+    if (b === null) return;
+    this.#backlog = null;
+    this.#onFrames(b.view()); // what passes the budget again makes a new backlog and a new turn
+    if (this.#backlog === null) this.#resumeHeld(-1);
+  }
+
+  /** Decodes the whole backlog now, without a budget (peer `closing` closes; -1: the backlog is full). */
+  #flushBacklog(closing: PeerId): void {
+    const unbudgeted = this.#unbudgeted;
+    this.#unbudgeted = true;
+    try {
+      while (this.#backlog !== null) {
+        const b = this.#backlog;
+        this.#backlog = null;
+        this.#onFrames(b.view());
+      }
+    } finally {
+      this.#unbudgeted = unbudgeted;
+    }
+    this.#resumeHeld(closing);
+  }
+
+  #resumeHeld(closing: PeerId): void {
+    for (const peer of this.#heldPeers) {
+      if (peer !== closing) this.inner.resume?.(peer);
+    }
+    this.#heldPeers.clear();
   }
 
   #fail(peer: PeerId, detail: string): void {
