@@ -1,6 +1,7 @@
 /**
  * BufferAssemblies: complete buffers arriving in several messages (Buffer,
- * then BufferMore), gathered per request id. Parts are kept as they come, so
+ * then BufferMore), gathered per request id, and the byte budget they share
+ * with the chunks of big streams that wait for their handler (holdChunk). Parts are kept as they come, so
  * memory grows with the bytes received, never with a total the sender merely
  * announced. The bytes a peer may have in unfinished buffers are bounded by
  * reservation: a buffer reserves its announced total when it starts, against
@@ -113,6 +114,24 @@ export class BufferAssemblies {
       out.push({ id, name: a.name, wantsReply: a.wantsReply, received: a.received, total: a.total });
     }
     return out;
+  }
+
+  /**
+   * Holds `n` bytes of a big stream's chunk that wait for its handler; false (nothing held) when
+   * they would pass either budget. The same budgets bound complete buffers and big streams, so a
+   * peer whose handlers do not read cannot make the server queue more than maxBufferBytesPerPeer.
+   */
+  holdChunk(n: number): boolean {
+    if (this.#reserved + n > this.#maxPeer || this.#shared.held + n > this.#maxTotal) return false;
+    this.#reserve(n);
+    return true;
+  }
+
+  /** Gives back `n` bytes held by holdChunk() (consumed by the handler, or dropped). */
+  releaseChunk(n: number): void {
+    n = Math.min(n, this.#reserved); // after clear() nothing is held any more
+    this.#reserved -= n;
+    this.#shared.held -= n;
   }
 
   /** Drops every partial buffer and gives back its reservation (the connection closed). */

@@ -42,11 +42,15 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
   #ungranted = 0;
   readonly #window: number;
   readonly #grant: (bytes: number) => void;
+  /** Gives back bytes that waited in the queue (to the peer's buffer budget), once consumed or dropped. */
+  readonly #release: (bytes: number) => void;
+  #queued = 0;
   /** Bytes the sender may still send: granted minus received. */
   #allowed: number;
 
   /** @internal */
-  constructor(name: string, total: number, info: DataFrame, window: number, grant: (bytes: number) => void) {
+  constructor(name: string, total: number, info: DataFrame, window: number, grant: (bytes: number) => void, release: (bytes: number) => void = () => {}) {
+    this.#release = release;
     this.name = name;
     this.total = total;
     this.info = info;
@@ -65,9 +69,11 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
       const w = this.#waiter;
       this.#waiter = null;
       this.#consume(chunk.length);
+      this.#release(chunk.length); // handed over at once: it never waited
       w.resolve({ value: chunk, done: false });
     } else {
       this.#queue.push(chunk);
+      this.#queued += chunk.length;
     }
     this.onProgress?.(this.received, this.total);
     return true;
@@ -78,6 +84,8 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
     if (this.#error !== null) return;
     this.#error = err;
     this.#queue.length = 0;
+    this.#release(this.#queued);
+    this.#queued = 0;
     if (this.#waiter !== null) {
       const w = this.#waiter;
       this.#waiter = null;
@@ -100,6 +108,8 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
     if (this.#error !== null) return Promise.reject(this.#error);
     const chunk = this.#queue.shift();
     if (chunk !== undefined) {
+      this.#queued -= chunk.length;
+      this.#release(chunk.length);
       this.#consume(chunk.length);
       return Promise.resolve({ value: chunk, done: false });
     }

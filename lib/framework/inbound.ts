@@ -80,7 +80,18 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
         if (len < 4) throw new DecodeError('truncated', 'BigChunk without an id');
         const id = readU32(buf, off);
         const s = peer.bigStreamIn(id);
-        if (s !== undefined && !s.push(copyBytes(buf.subarray(off + 4, end)))) {
+        if (s === undefined) return;
+        // The chunk waits for the handler: it counts against the peer's and the side's buffer budgets.
+        if (!peer.assemblies().holdChunk(len - 4)) {
+          peer.peerHost.counters.requestsRefused++;
+          peer.deleteBigStreamIn(id);
+          const message = `big stream '${s.name}' aborted: its handler does not keep up and the unread bytes would pass maxBufferBytesPerPeer or maxBufferBytesTotal`;
+          s.fail(new StreamAbortedError(message));
+          peer.replyError(id, ErrorCode.Limit, message);
+          return;
+        }
+        if (!s.push(copyBytes(buf.subarray(off + 4, end)))) {
+          peer.assemblies().releaseChunk(len - 4);
           peer.deleteBigStreamIn(id);
           s.fail(new StreamAbortedError('the sender exceeded its credit or the announced size'));
           peer.replyError(id, ErrorCode.Aborted, 'big stream chunk beyond the granted credit or the announced size');
@@ -215,9 +226,17 @@ function onBigBegin(peer: Peer, buf: Uint8Array, off: number, end: number): void
   let stream: BigStreamIn | undefined;
   if (entry?.kind === 'bigStream') {
     const window = peer.peerSettings.bigStreamWindow;
-    stream = new BigStreamIn(name, Number(total), info, window, (credit) => {
-      if (peer.bigStreamIn(id) === stream) peer.trySend(K.BigCredit, encodeCredit(id, credit));
-    });
+    const assemblies = peer.assemblies();
+    stream = new BigStreamIn(
+      name,
+      Number(total),
+      info,
+      window,
+      (credit) => {
+        if (peer.bigStreamIn(id) === stream) peer.trySend(K.BigCredit, encodeCredit(id, credit));
+      },
+      (bytes) => assemblies.releaseChunk(bytes),
+    );
     peer.addBigStreamIn(id, stream);
     peer.watchAssemblies();
     peer.trySend(K.BigCredit, encodeCredit(id, window));

@@ -293,7 +293,13 @@ export class Peer implements ReplySink {
   /** @internal */
   replyValue(id: number, kind: CommandKind, value: unknown): number {
     if (this.#closed) return 0;
-    if (kind === 'bigStream' && !this.#bigIn?.delete(id)) return 0; // aborted: the sender no longer waits
+    if (kind === 'bigStream') {
+      const stream = this.#bigIn?.get(id);
+      if (stream === undefined) return 0; // aborted: the sender no longer waits
+      this.#bigIn!.delete(id);
+      // The handler returned: chunks it left unread give their budget back.
+      stream.fail(new StreamAbortedError(`big stream '${stream.name}' ended: its handler returned`));
+    }
     const payload = encodeReply(id, kind, value, this.#settings.maxMessageSize);
     this.#trySend(K.Reply, payload);
     return payload.length;
@@ -301,7 +307,11 @@ export class Peer implements ReplySink {
 
   /** @internal */
   replyError(id: number, code: string, message: string): void {
-    this.#bigIn?.delete(id);
+    const stream = this.#bigIn?.get(id);
+    if (stream !== undefined) {
+      this.#bigIn!.delete(id);
+      stream.fail(new StreamAbortedError(`big stream '${stream.name}' ended: ${message}`));
+    }
     this.#trySend(K.Error, encodeError(id, code, message));
   }
 

@@ -220,6 +220,39 @@ describe('framework limits', () => {
     }
   });
 
+  it('big-stream chunks a handler does not read count against maxBufferBytesPerPeer: beyond it the stream is aborted with ZS_LIMIT', async () => {
+    const server = new Server({ quiet: true, maxBufferBytesPerPeer: (5 << 20) / 2, bigStreamWindow: 1 << 20 });
+    const g = gate();
+    server.bigStream('lazy', async (stream) => {
+      await g.p;
+      for await (const _chunk of stream);
+      return new DataFrame().writeInt32(stream.consumed);
+    });
+    server.buffer('b', (data) => Buffer.from(String(data.length)));
+    const ep = await server.listen(new MemoryTransport(), { host: 'mem', port: 0 });
+    const ct = new MemoryTransport();
+    const client = new Client({ transport: ct, host: 'mem', port: ep.address.port, quiet: true });
+    try {
+      await client.connect();
+      // Three streams of one window each: 3 MiB would wait unread against a 2.5 MiB budget.
+      const calls = [1, 2, 3].map(() => client.sendBigStream('lazy', Buffer.alloc(1 << 20, 1)).catch((e: Error) => e));
+      await until(() => server.stats().requestsRefused >= 1, 'one stream aborted');
+      g.open();
+      const results = await Promise.all(calls);
+      const limited = results.filter((r) => r instanceof LimitError);
+      assert.equal(limited.length, 1, results.map(String).join(', '));
+      assert.match((limited[0] as Error).message, /does not keep up/);
+      assert.equal(results.filter((r) => r instanceof DataFrame && r.readInt32() === 1 << 20).length, 2);
+      // Every byte came back to the budget: a buffer of the whole 2.5 MiB fits.
+      const whole = await client.callBuffer('b', Buffer.alloc((5 << 20) / 2));
+      assert.equal(whole.toString(), String((5 << 20) / 2));
+    } finally {
+      await client.close();
+      await server.close();
+      await ct.shutdown();
+    }
+  });
+
   it('assemblyTimeout: an unfinished complete buffer is dropped and its sender told ZS_TIMEOUT; a stalled big stream too', async () => {
     const server = new Server({ quiet: true, assemblyTimeout: 150, maxBufferBytesPerPeer: 200_000 });
     server.buffer('b', (data) => Buffer.from(String(data.length)));
