@@ -464,6 +464,40 @@ describe('framework limits over native TCP', { skip: !(await transportAvailable(
     }
   });
 
+  it('maxConcurrentRequests over native TCP: 1,000 slow requests at once, never more than the cap running, none lost', async () => {
+    const server = new Server({ quiet: true, maxConcurrentRequests: 32 });
+    let active = 0;
+    let maxActive = 0;
+    server.console('slow', async (s) => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      await sleep(2);
+      active--;
+      return s;
+    });
+    const transport = await createTransport('native');
+    const ep = await server.listen(transport, { host: '127.0.0.1', port: 0 });
+    const ct = await createTransport('native');
+    const client = new Client({ transport: ct, host: '127.0.0.1', port: ep.address.port, quiet: true });
+    try {
+      await client.connect();
+      const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => client.callConsole('slow', `m${i}`).catch((e: Error) => e)));
+      assert.ok(maxActive <= 32, `${maxActive} handlers ran at once`);
+      const answered = results.filter((r, i) => r === `m${i}`).length;
+      const refused = results.filter((r) => r instanceof LimitError).length;
+      // Every call settled: answered, or (over a transport that cannot pause) refused with ZS_LIMIT.
+      assert.equal(answered + refused, 1000);
+      process.stdout.write(`# native, cap 32: ${answered} answered, ${refused} refused (transport.pause: ${typeof transport.pause === 'function'})\n`);
+      if (typeof transport.pause === 'function') assert.equal(answered, 1000, 'a transport that pauses loses nothing');
+      assert.ok(server.stats().peersPaused >= 1);
+      assert.equal(server.stats().requestsRefused, refused);
+    } finally {
+      await client.close();
+      await server.close();
+      await ct.shutdown();
+    }
+  });
+
   it('20,000 big streams on one native connection: refused beyond maxBigStreams, server heap bounded', async () => {
     const server = new Server({ quiet: true, maxBigStreams: 300 });
     let started = 0;
