@@ -20,6 +20,8 @@ export {
   ConnectError,
   DecodeError,
   RemoteError,
+  RateLimitedError,
+  LimitError,
   StreamAbortedError,
 } from './errors.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';

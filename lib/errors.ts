@@ -76,10 +76,31 @@ export class RemoteError extends ZsError {
   /** The command that failed. */
   readonly command: string;
 
-  constructor(command: string, remoteCode: string, message: string) {
-    super('ZS_REMOTE', message);
+  constructor(command: string, remoteCode: string, message: string, code = 'ZS_REMOTE') {
+    super(code, message);
     this.remoteCode = remoteCode;
     this.command = command;
+  }
+}
+
+/**
+ * The other side refused a request because this peer started more requests per second than
+ * its `requestRate` allows. Code (and `remoteCode`) `ZS_RATE_LIMITED`: retry later, slower.
+ */
+export class RateLimitedError extends RemoteError {
+  constructor(command: string, message: string) {
+    super(command, 'ZS_RATE_LIMITED', message, 'ZS_RATE_LIMITED');
+  }
+}
+
+/**
+ * The other side refused a request because one of its per-peer or per-server limits was
+ * reached (open big streams, complete-buffer bytes, queued requests; docs/limits.md).
+ * Code (and `remoteCode`) `ZS_LIMIT`: retry once earlier transfers finished.
+ */
+export class LimitError extends RemoteError {
+  constructor(command: string, message: string) {
+    super(command, 'ZS_LIMIT', message, 'ZS_LIMIT');
   }
 }
 

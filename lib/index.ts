@@ -10,6 +10,8 @@ export {
   ConnectError,
   DecodeError,
   RemoteError,
+  RateLimitedError,
+  LimitError,
   StreamAbortedError,
   AuthError,
   HandshakeError,
@@ -41,7 +43,8 @@ export {
   type DecompressOptions,
   type CompressedInfo,
 } from './compression/index.js';
-export { CompressionLayer, DEFAULT_COMPRESSION_THRESHOLD, type CompressionLayerOptions, type CompressionStats } from './compression/layer.js';
+export { CompressionLayer, DEFAULT_COMPRESSION_THRESHOLD, DECODE_BUDGET_BYTES, type CompressionLayerOptions, type CompressionStats } from './compression/layer.js';
+export { MAX_EXPANSION_RATIO } from './compression/receive-layer.js';
 export { selfCheck, type SelfCheckResult } from './selfcheck.js';
 export type {
   Transport,

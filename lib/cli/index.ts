@@ -15,7 +15,7 @@ export const commands: Record<string, CliCommand> = {
     run: async (args) => (await import('./info.js')).runInfo(args),
   },
   serve: {
-    summary: 'run a server with test commands of every kind on 127.0.0.1:9818, and WebSocket + the web example on :9819 (npm start); --workers N: a native echo group sharing one port',
+    summary: 'run a server with test commands of every kind on 127.0.0.1:9818, and WebSocket + the web example on :9819 (npm start); --compression: compress frames (off by default: compressed frames are refused); --workers N: a native echo group sharing one port',
     run: async (args) => (await import('./serve.js')).runServe(args),
   },
   selfcheck: {

@@ -4,7 +4,11 @@
  * or another language. Prints what it listens on and how to try it.
  *
  *   zserver serve [--transport native|node-net|memory] [--host 127.0.0.1] [--port 9818]
- *                 [--ws-port 9819 | --no-web] [--once]
+ *                 [--ws-port 9819 | --no-web] [--compression] [--once]
+ *
+ * Compression is off unless --compression is given: then both endpoints
+ * compress frames from 1 KiB up (deflate-fixed) and decode compressed frames;
+ * without it a compressed frame closes its connection (reason 'protocol').
  *
  * The same Server also listens for WebSocket connections on --ws-port
  * (UwsTransport), one online list over both endpoints, and answers plain
@@ -32,6 +36,8 @@ export interface ServeArgs {
   /** WebSocket and web page port; null: none. */
   wsPort: number | null;
   once: boolean;
+  /** Enable frame compression on both endpoints (off by default: compressed frames are refused). */
+  compression?: boolean;
 }
 
 function portArg(name: string, v: string): number {
@@ -58,7 +64,8 @@ function parse(args: string[]): ServeArgs {
     else if (a === '--no-web') out.wsPort = null;
     else if (a === '--host') out.host = value();
     else if (a === '--once') out.once = true;
-    else throw new RangeError(`unknown option '${a}' (serve takes --transport, --host, --port, --ws-port, --no-web, --once)`);
+    else if (a === '--compression') out.compression = true;
+    else throw new RangeError(`unknown option '${a}' (serve takes --transport, --host, --port, --ws-port, --no-web, --compression, --once)`);
   }
   return out;
 }
@@ -99,7 +106,8 @@ export interface ServeHandle {
 /** Starts the test server on the TCP (or memory) endpoint and, unless `wsPort` is null, the WebSocket and web endpoint. */
 export async function startServe(opts: ServeArgs, transportName: TransportName, server = createTestServer()): Promise<ServeHandle> {
   const transport = await createTransport(transportName);
-  const tcp = await server.listen(transport, { host: opts.host, port: opts.port });
+  const layers = opts.compression ? { compression: {} } : {};
+  const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, layers);
   let web: ServerEndpoint | undefined;
   let webError: Error | undefined;
   if (opts.wsPort !== null && transportName !== 'memory') {
@@ -113,7 +121,7 @@ export async function startServe(opts: ServeArgs, transportName: TransportName, 
     }
     if (webError === undefined) {
       const ws = new UwsTransport({ http: await webFiles() });
-      web = await server.listen(ws, { host: opts.host, port: opts.wsPort });
+      web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, layers);
     }
   }
   return { server, transport, tcp, web, webError, close: () => server.close() };
@@ -149,12 +157,13 @@ export async function runServe(args: string[]): Promise<number> {
   process.stdout.write(
     `zserver serve: listening on ${ep.address.host}:${ep.address.port} over ${transport.name}\n` +
       (web ? `zserver serve: WebSocket and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
+      `compression: ${opts.compression ? 'on (deflate-fixed from 1 KiB)' : 'off (compressed frames are refused; --compression turns it on)'}\n` +
       `commands: ${server.commandNames().join(', ')}\n`,
   );
   if (name === 'memory' || opts.once) {
     process.stdout.write(name === 'memory' ? 'in-process demo client:\n' : 'self-test client:\n');
     const clientTransport = name === 'memory' ? transport : await createTransport(name);
-    const client = new Client({ transport: clientTransport, host: ep.address.host, port: ep.address.port });
+    const client = new Client({ transport: clientTransport, host: ep.address.host, port: ep.address.port, ...(opts.compression ? { compression: {} } : {}) });
     await client.connect();
     await demo(client);
     await client.close();

@@ -8,6 +8,7 @@ import { EventEmitter, printWarning } from '../platform.js';
 import type { CloseReason } from '../transport/types.js';
 import type { Peer, PeerHost, PeerSettings } from './peer.js';
 import { defaultPeerSettings } from './peer.js';
+import { settingsAllowingZero } from './peer-options.js';
 import {
   CommandRegistry,
   type BigStreamHandler,
@@ -18,6 +19,10 @@ import {
   type StreamHandler,
 } from './registry.js';
 import { FrameworkCounters } from './stats.js';
+import { escapeLogText, LogLimiter } from './log.js';
+
+/** Peer-caused log lines written per second at most, per Server or Client (LogLimiter). */
+export const PEER_LOG_LINES_PER_SECOND = 20;
 
 /** Severity of a log line. */
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -36,13 +41,22 @@ export function resolveSettings(options: Partial<PeerSettings> = {}, base: PeerS
   for (const key of Object.keys(base) as (keyof PeerSettings)[]) {
     const v = options[key];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** 32) {
-      throw new RangeError(`${key} must be an integer from 1 to 2^32, got ${String(v)}`);
+    const min = settingsAllowingZero.has(key) ? 0 : 1;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 32) {
+      throw new RangeError(`${key} must be an integer from ${min} to 2^32, got ${String(v)}`);
     }
     out[key] = v;
   }
   if (out.requestTimeout > 2 ** 31 - 1) throw new RangeError('requestTimeout must be at most 2^31-1 ms');
+  if (out.assemblyTimeout > 2 ** 31 - 1) throw new RangeError('assemblyTimeout must be at most 2^31-1 ms');
   if (out.chunkSize > out.maxMessageSize - 300) throw new RangeError('chunkSize must leave room for a message header below maxMessageSize');
+  // A larger maxBufferSize alone raises the byte budgets with it, so one such buffer still fits.
+  if (options.maxBufferSize !== undefined && options.maxBufferBytesPerPeer === undefined) {
+    out.maxBufferBytesPerPeer = Math.max(out.maxBufferBytesPerPeer, out.maxBufferSize);
+  }
+  if (options.maxBufferBytesTotal === undefined) out.maxBufferBytesTotal = Math.max(out.maxBufferBytesTotal, out.maxBufferBytesPerPeer);
+  if (options.requestRate !== undefined && options.requestBurst === undefined) out.requestBurst = out.requestRate;
+  if (out.requestBurst === 0) out.requestBurst = out.requestRate;
   return out;
 }
 
@@ -54,8 +68,11 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
   readonly counters = new FrameworkCounters();
   /** Settings of the peers of this side (endpoints may override them). */
   readonly settings: PeerSettings;
+  /** @internal Bytes of unfinished complete buffers of every peer of this side (maxBufferBytesTotal). */
+  readonly bufferBudget = { held: 0 };
   readonly #quiet: boolean;
   readonly #log: ((level: LogLevel, message: string) => void) | undefined;
+  readonly #peerLines = new LogLimiter<LogLevel>(PEER_LOG_LINES_PER_SECOND, 'warn', (level, message) => this.log(level, message));
 
   constructor(options: HostOptions = {}) {
     super();
@@ -110,10 +127,29 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
     return this.registry.names();
   }
 
-  /** @internal */
+  /**
+   * Writes a log line; control bytes and escape sequences in it are shown as \xNN (log.ts),
+   * whoever chose the text.
+   * @internal
+   */
   log(level: LogLevel, message: string): void {
-    this.#log?.(level, message);
-    if (!this.#quiet && !this.#log && level !== 'info') printWarning(`zserver ${level}: ${message}`);
+    const line = escapeLogText(message);
+    this.#log?.(level, line);
+    if (!this.#quiet && !this.#log && level !== 'info') printWarning(`zserver ${level}: ${line}`);
+  }
+
+  /**
+   * A log line caused by a peer (an unknown command, a protocol violation, a refused request):
+   * at most PEER_LOG_LINES_PER_SECOND of them a second, then one summary line (log.ts).
+   * @internal
+   */
+  peerLog(level: LogLevel, message: string): void {
+    this.#peerLines.line(level, message);
+  }
+
+  /** Peer-caused log lines the rate limit left out so far. */
+  get logLinesSuppressed(): number {
+    return this.#peerLines.suppressedTotal;
   }
 
   /** @internal */

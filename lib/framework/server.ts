@@ -18,7 +18,7 @@ import { layeredTransport, type LayerOptions } from './layers.js';
 import { Peer, type PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
 import './stack.js'; // registers the Node builder of the secure/compression layers
-import type { FrameworkStatsSnapshot } from './stats.js';
+import type { FrameworkCounters, FrameworkStatsSnapshot } from './stats.js';
 
 /** Options of one listening endpoint; `secure` and `compression` choose its channel layers (layers.ts). */
 export interface EndpointOptions extends ConnectionOptions, LayerOptions {
@@ -40,10 +40,20 @@ export interface ServerStats extends FrameworkStatsSnapshot {
   endpoints: { transport: string; host: string; port: number; online: number }[];
 }
 
-function broadcastTo(peers: Iterable<Peer>, kind: number, payload: Buffer, filter: PeerFilter | undefined): number {
+/**
+ * Sends one encoded message to every peer `filter` accepts, except those whose send queue is
+ * above the high-water mark (their last send returned false and no 'drain' came since): a
+ * broadcast never piles up behind a peer that does not read. Those are counted in
+ * stats().broadcastSkipped; the transport's maxSendQueue ('slow-consumer' close) bounds the rest.
+ */
+function broadcastTo(peers: Iterable<Peer>, kind: number, payload: Buffer, filter: PeerFilter | undefined, counters: FrameworkCounters): number {
   let sent = 0;
   for (const peer of peers) {
     if (filter !== undefined && !filter(peer)) continue;
+    if (peer.backlogged) {
+      counters.broadcastSkipped++;
+      continue;
+    }
     try {
       peer.sendRaw(kind, payload);
       sent++;
@@ -65,9 +75,12 @@ export class ServerEndpoint {
   readonly options: EndpointOptions;
   /** @internal */
   readonly online = new Map<number, Peer>();
+  /** The Server's counters (broadcastSkipped). */
+  readonly #counters: FrameworkCounters;
 
   /** @internal */
-  constructor(transport: Transport, stack: Transport, address: Endpoint, options: EndpointOptions) {
+  constructor(transport: Transport, stack: Transport, address: Endpoint, options: EndpointOptions, counters: FrameworkCounters) {
+    this.#counters = counters;
     this.transport = transport;
     this.stack = stack;
     this.address = address;
@@ -84,14 +97,14 @@ export class ServerEndpoint {
     return this.online.values();
   }
 
-  /** Direct stream to every peer of this endpoint (or those `filter` accepts); returns how many. */
+  /** Direct stream to every peer of this endpoint (or those `filter` accepts) except backlogged ones (broadcastTo); returns how many. */
   broadcast(name: string, frame: DataFrame, filter?: PeerFilter): number {
-    return broadcastTo(this.online.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter);
+    return broadcastTo(this.online.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter, this.#counters);
   }
 
-  /** Direct console to every peer of this endpoint (or those `filter` accepts); returns how many. */
+  /** Direct console to every peer of this endpoint (or those `filter` accepts) except backlogged ones; returns how many. */
   broadcastConsole(name: string, text: string, filter?: PeerFilter): number {
-    return broadcastTo(this.online.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter);
+    return broadcastTo(this.online.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter, this.#counters);
   }
 }
 
@@ -118,7 +131,7 @@ export class Server extends CommandHost<ServerEvents> {
     const router = TransportRouter.of(stack);
     router.onError = (err) => this.log('error', `${stack.name}: ${err.message}`);
     const address = await stack.listen(endpoint, connectionOptions);
-    const ep = new ServerEndpoint(transport, stack, address, options);
+    const ep = new ServerEndpoint(transport, stack, address, options, this.counters);
     router.addAcceptor(address.port, (transportPeer: PeerId, info: PeerInfo) => {
       if (this.#closed) return undefined;
       const peer = new Peer(this, settings, stack, transportPeer, this.#nextPeerId++, info);
@@ -157,30 +170,20 @@ export class Server extends CommandHost<ServerEvents> {
     for (const peer of this.#peers.values()) fn(peer);
   }
 
-  /** Direct stream to every peer (or those `filter` accepts); returns how many were sent. */
+  /** Direct stream to every peer (or those `filter` accepts) except backlogged ones (see broadcastTo); returns how many were sent. */
   broadcast(name: string, frame: DataFrame, filter?: PeerFilter): number {
-    return broadcastTo(this.#peers.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter);
+    return broadcastTo(this.#peers.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter, this.counters);
   }
 
-  /** Direct console to every peer (or those `filter` accepts); returns how many were sent. */
+  /** Direct console to every peer (or those `filter` accepts) except backlogged ones; returns how many were sent. */
   broadcastConsole(name: string, text: string, filter?: PeerFilter): number {
-    return broadcastTo(this.#peers.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter);
+    return broadcastTo(this.#peers.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter, this.counters);
   }
 
   /** Counters of the server and of each command. */
   stats(): ServerStats {
-    const c = this.counters;
     return {
-      online: this.#peers.size,
-      connections: c.connections,
-      messagesIn: c.messagesIn,
-      messagesOut: c.messagesOut,
-      bytesIn: c.bytesIn,
-      bytesOut: c.bytesOut,
-      requestsFailed: c.requestsFailed,
-      timeouts: c.timeouts,
-      protocolErrors: c.protocolErrors,
-      commands: this.registry.stats(),
+      ...this.counters.snapshot(this.#peers.size, this.logLinesSuppressed, this.registry.stats()),
       endpoints: this.#endpoints.map((e) => ({ transport: e.transport.name, host: e.address.host, port: e.address.port, online: e.count })),
     };
   }

@@ -167,7 +167,7 @@ function browserClientSuite(secure: boolean): void {
 
     if (secure) {
       it('the server sees a secure peer: its SecureChannel counted the handshake, and the page sent only AEAD records', async () => {
-        const stats = ((srv.ws.stack as CompressionLayer).inner as SecureChannel).secureStats();
+        const stats = (srv.ws.stack as unknown as SecureChannel).secureStats(); // no compression option: the channel is the whole stack
         assert.equal(stats.handshakes, 1);
         assert.equal(stats.authFailures, 0);
         const application = wire.filter((f) => f.kind >= 8);
@@ -210,8 +210,8 @@ function browserClientSuite(secure: boolean): void {
       } finally {
         await compressing.close();
       }
-      // The endpoint without the option compressed nothing for the page.
-      assert.equal((srv.ws.stack as CompressionLayer).compressionStats().framesCompressed, 0);
+      // The endpoint without the option has no compression layer: it compresses nothing (and would refuse compressed frames).
+      assert.equal(typeof (srv.ws.stack as Partial<CompressionLayer>).compressionStats, 'undefined');
       assert.deepEqual(errors, []);
     });
 
