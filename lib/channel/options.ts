@@ -21,12 +21,35 @@ export interface SecureChannelOptions extends ChannelOptions {
    * JavaScript costs (docs/security.md, "Offload to the transport").
    */
   offload?: boolean;
+  /**
+   * Server side: connections accepted and still handshaking at most (default 256). When a new
+   * one would pass the cap, the newest handshake of the remote address holding the most is
+   * closed to make room (reason 'refused', alert 7), or the new one is when its own address holds
+   * the most: one address cannot take every slot. docs/limits.md, "Secure channel".
+   */
+  maxHandshakes?: number;
+  /**
+   * Server side: handshakes answered per second at most (default 2,000; 0 = no cap). ClientHellos
+   * wait in one queue per remote address, served in turn (round robin), so a flood from one
+   * address delays others by at most one handshake each round. docs/security.md, "ClientHello floods".
+   */
+  handshakeRate?: number;
 }
 
 /** SecureChannelOptions with defaults filled in and every value checked. */
 export interface ResolvedSecureOptions extends ResolvedChannelOptions {
   identity: ServerIdentity | undefined;
   offload: boolean;
+  maxHandshakes: number;
+  handshakeRate: number;
+}
+
+function checkCount(value: unknown, name: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 2 ** 31) {
+    throw new RangeError(`${name} must be an integer from ${min} to 2^31, got ${String(value)}`);
+  }
+  return value;
 }
 
 function checkBoolean(value: unknown, name: string, fallback: boolean): boolean {
@@ -43,6 +66,8 @@ export function resolveSecureOptions(options: SecureChannelOptions): ResolvedSec
   return {
     identity: options.identity,
     offload: checkBoolean(options.offload, 'options.offload', false),
+    maxHandshakes: checkCount(options.maxHandshakes, 'options.maxHandshakes', 256, 1),
+    handshakeRate: checkCount(options.handshakeRate, 'options.handshakeRate', 2000, 0),
     ...resolveChannelOptions(options, ['aes-256-gcm', 'chacha20-poly1305']),
   };
 }
