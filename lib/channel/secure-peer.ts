@@ -142,7 +142,7 @@ export function handshakeStep(
   if (p.phase === 'await-client-hello' && kind === SecureKind.ClientHello && flags === 0) {
     // Checked at once (cheap); answered when the HandshakeQueue gives it its turn (the caller queues it).
     p.suite = parseClientHello(payload, o.suites).suite;
-    p.hello = payload.slice();
+    p.hello = new Uint8Array(payload); // a copy: the batch is lent (Buffer's slice() would be a view)
     p.phase = 'hello-queued';
     return false;
   }

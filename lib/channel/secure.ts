@@ -52,7 +52,7 @@ import type {
 import { REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
 import { PlaintextBatch } from './batch.js';
 import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, SecureKind, type ServerIdentity } from './handshake.js';
-import { HandshakeQueue } from './handshake-queue.js';
+import { addressKey, HandshakeQueue } from './handshake-queue.js';
 import { allOpened, takeOpened } from './offload.js';
 import { handshakeStep, newSecurePeer, serverRespond, type SecurePeer } from './secure-peer.js';
 import { CLOSE_KIND, TRUNCATED_DETAIL } from './wire.js';
@@ -100,7 +100,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     this.#options = o;
     // A channel that cannot accept connections only connects: refuse an unpinned client now, not at its first connect().
     if (!o.identity) checkClientPins(o, 'new SecureChannel');
-    this.#queue = new HandshakeQueue(o.handshakeRate);
+    this.#queue = new HandshakeQueue(o.handshakeRate, o.handshakeRatePerIp);
     this.#inner = transport;
     this.name = `secure(${transport.name})`;
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
@@ -345,7 +345,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
    * the new connection's own address holds the most: then the new one is refused.
    */
   #admit(peer: PeerId, p: SecurePeer): void {
-    const address = p.info.remoteAddress;
+    const address = addressKey(p.info.remoteAddress);
     if (this.#handshakingCount >= this.#options.maxHandshakes) {
       let fattest: string | undefined;
       let most = 0;
@@ -377,7 +377,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     if (!p.handshaking) return;
     p.handshaking = false;
     this.#handshakingCount--;
-    const address = p.info.remoteAddress;
+    const address = addressKey(p.info.remoteAddress);
     const list = this.#handshaking.get(address);
     if (!list) return;
     const at = list.indexOf(peer);
@@ -388,7 +388,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   /** Server side: the checked ClientHello waits for its turn in the HandshakeQueue. */
   #queueHello(peer: PeerId, p: SecurePeer): void {
     const job = {
-      address: p.info.remoteAddress,
+      address: addressKey(p.info.remoteAddress),
       run: () => {
         p.job = undefined;
         if (p.phase !== 'hello-queued' || this.#peers.get(peer) !== p) return;
@@ -400,6 +400,10 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         }
       },
     };
+    if (!this.#options.handshakeQueue) {
+      job.run();
+      return;
+    }
     p.job = job;
     this.#queue.push(job);
   }

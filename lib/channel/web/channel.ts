@@ -283,7 +283,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       return;
     }
     p.phase = 'finishing';
-    p.handshake!.finishRecords(payload.slice(), this.#o.pins)
+    p.handshake!.finishRecords(new Uint8Array(payload), this.#o.pins) // a copy: the batch is lent, and a Buffer's slice() is a view
       .then((done) => {
         if (p.phase !== 'finishing') return;
         p.handshake = undefined;

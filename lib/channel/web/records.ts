@@ -91,7 +91,7 @@ export class RecordKeys {
    * authenticate.
    */
   run(kind: number, flags: number, data: Uint8Array): Promise<Uint8Array> {
-    const out = this.#gate ? this.#gate.then(((copy) => () => this.#crypt(kind, flags, copy))(data.slice())) : this.#crypt(kind, flags, data);
+    const out = this.#gate ? this.#gate.then(((copy) => () => this.#crypt(kind, flags, copy))(new Uint8Array(data))) : this.#crypt(kind, flags, data);
     out.catch(noop); // the caller observes it in order; one left behind by a closed connection must not go unhandled
     return out;
   }
