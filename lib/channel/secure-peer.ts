@@ -50,6 +50,8 @@ export interface SecurePeer {
   closeReceived: boolean;
   /** This side sent its close record: it sends nothing more. */
   closeSent: boolean;
+  /** Resolves shutdown()'s wait for this peer's close. */
+  closed: (() => void) | undefined;
 }
 
 /** The state of a connection its transport just opened (`info.accepted`: the server side). */
@@ -77,6 +79,7 @@ export function newSecurePeer(info: PeerInfo): SecurePeer {
     job: undefined,
     closeReceived: false,
     closeSent: false,
+    closed: undefined,
   };
 }
 

@@ -58,6 +58,9 @@ import { handshakeStep, newSecurePeer, serverRespond, type SecurePeer } from './
 import { CLOSE_KIND, TRUNCATED_DETAIL } from './wire.js';
 import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type ResolvedSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
 
+/** How long shutdown() waits for open peers to close after their close records, in ms. */
+const SHUTDOWN_DRAIN_MS = 1000;
+
 /** A Transport decorator that encrypts and authenticates every frame; see the file comment. */
 export class SecureChannel extends EventEmitter<TransportEvents> implements Transport {
   readonly name: string;
@@ -197,12 +200,28 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     return { ...this.#secure };
   }
 
-  /** Sends every open peer its close record, then shuts the transport below down. */
+  /**
+   * Sends every open peer its close record and closes it gracefully, waits up to
+   * SHUTDOWN_DRAIN_MS for those closes (a transport's shutdown may drop what is still queued,
+   * and the peers would then see a truncation), then shuts the transport below down. Peers
+   * closed this way are reported with reason 'shutdown'.
+   */
   async shutdown(): Promise<void> {
+    const closing: Promise<void>[] = [];
     for (const [peer, p] of this.#peers) {
-      this.#sendClose(peer, p);
       if (p.job) this.#queue.cancel(p.job); // no handshake starts on a transport that is going
       p.job = undefined;
+      if (p.phase !== 'open' || p.closeSent || p.closeReceived) continue;
+      this.#sendClose(peer, p);
+      p.closeReason ??= 'shutdown';
+      p.closeDetail ??= 'this side shut down (authenticated close)';
+      closing.push(new Promise((resolve) => (p.closed = resolve)));
+      this.#closeInner(peer);
+    }
+    if (closing.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(closing), new Promise((r) => (timer = setTimeout(r, SHUTDOWN_DRAIN_MS)))]);
+      clearTimeout(timer);
     }
     await this.#inner.shutdown();
   }
@@ -254,6 +273,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     const p = this.#peers.get(peer);
     if (!p) return;
     this.#peers.delete(peer);
+    p.closed?.();
     this.#wipe(peer, p);
     if (p.phase === 'open' && reason === 'remote' && !p.closeReceived && !p.closeSent) {
       // The other side's transport ended cleanly, but without its close record: records may have been cut.

@@ -155,6 +155,18 @@ for (const [name, makePair] of kinds) {
       }
     });
 
+    it('shutdown() sends every open peer its close record first: they see a clean close', async () => {
+      const t = await securePair(makePair());
+      try {
+        await t.server.shutdown();
+        await until(() => t.clientCloses.length === 1, 'client close');
+        assert.deepEqual(t.clientCloses[0]!.slice(0, 2), [t.peer, 'remote']);
+        assert.deepEqual(t.serverCloses.map((c) => c[1]), ['shutdown']);
+      } finally {
+        await t.done();
+      }
+    });
+
     it('a connection cut after the handshake without the close record is reported as truncated (auth)', async () => {
       const pair = makePair();
       const t = await securePair(pair);

@@ -39,6 +39,8 @@ import { checkSecureCurves, pageSubtle, type Subtle } from './subtle.js';
 import type { WebChannelTransport, WebSecureChannelOptions } from './types.js';
 
 const EMPTY = new Uint8Array(0);
+/** How long shutdown() waits for open peers to close after their close records, in ms. */
+const SHUTDOWN_DRAIN_MS = 1000;
 
 /** The browser client of the secure channel; see the file comment. */
 export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportEvents> {
@@ -174,8 +176,19 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
 
   /** Hands down what is already queued for encryption and every open peer's close record, then shuts the transport down. */
   async shutdown(): Promise<void> {
-    for (const p of this.#peers.values()) this.#sendClose(p);
+    const closing: Promise<void>[] = [];
+    for (const p of [...this.#peers.values()]) {
+      if (p.phase !== 'open' || p.closeRequested) continue;
+      closing.push(new Promise((resolve) => (p.closed = resolve)));
+      this.close(p.id); // the close record after what is queued, then a graceful close
+    }
     await Promise.all([...this.#peers.values()].map((p) => p.outPump));
+    if (closing.length > 0) {
+      // A transport's shutdown may drop what it still holds: give the closes a moment to finish first.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.all(closing), new Promise((r) => (timer = setTimeout(r, SHUTDOWN_DRAIN_MS)))]);
+      clearTimeout(timer);
+    }
     await this.#inner.shutdown();
   }
 
@@ -227,6 +240,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       this.#secure.truncations++;
     }
     p.phase = 'closed';
+    p.closed?.();
     if (this.#peers.get(p.id) === p) this.#peers.delete(p.id);
     clearTimeout(p.timer);
     p.handshake = undefined; // its ephemeral key is a non-extractable CryptoKey: dropping it is all there is to do

@@ -73,6 +73,8 @@ export interface WebPeer {
   innerClosed: [CloseReason, string] | undefined;
   /** The server's close record authenticated: the connection's end is clean, not a truncation. */
   closeReceived: boolean;
+  /** Resolves shutdown()'s wait for this peer's close. */
+  closed: (() => void) | undefined;
 }
 
 /** A new connection's state. */
@@ -106,6 +108,7 @@ export function newPeer(id: PeerId, info: PeerInfo): WebPeer {
     closeDetail: undefined,
     innerClosed: undefined,
     closeReceived: false,
+    closed: undefined,
   };
 }
 
