@@ -244,9 +244,9 @@ describe('authenticated close of the browser channel', () => {
 
 describe('authenticated close with record offload (NativeTcpTransport)', () => {
   it('an offloaded side seals and recognises the close record (kind 4) against a JavaScript peer', async () => {
-    for (const offloaded of ['server', 'client'] as const) {
-      const serverInner = offloaded === 'server' ? new NativeTcpTransport() : new NodeNetTransport();
-      const clientInner = offloaded === 'client' ? new NativeTcpTransport() : new NodeNetTransport();
+    for (const [offloaded, ioThread] of [['server', false], ['client', false], ['server', true], ['client', true]] as const) {
+      const serverInner = offloaded === 'server' ? new NativeTcpTransport({ ioThread }) : new NodeNetTransport();
+      const clientInner = offloaded === 'client' ? new NativeTcpTransport({ ioThread }) : new NodeNetTransport();
       const server = new SecureChannel(serverInner, { identity, offload: offloaded === 'server' });
       const client = new SecureChannel(clientInner, { pin, offload: offloaded === 'client' });
       const opened: PeerId[] = [];
