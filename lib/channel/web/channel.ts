@@ -181,6 +181,8 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       if (p.phase !== 'open' || p.closeRequested) continue;
       closing.push(new Promise((resolve) => (p.closed = resolve)));
       this.close(p.id); // the close record after what is queued, then a graceful close
+      p.closeReason ??= 'shutdown';
+      p.closeDetail ??= 'this side shut down (authenticated close)';
     }
     await Promise.all([...this.#peers.values()].map((p) => p.outPump));
     if (closing.length > 0) {
