@@ -461,6 +461,28 @@ describe('handshake limits', () => {
     }
   });
 
+  it('a connection that never sends its ClientHello is closed at the handshake timeout and frees its slot', async () => {
+    const server = new SecureChannel(new NodeNetTransport(), { identity, maxHandshakes: 1, handshakeTimeout: 150 });
+    const raw = new NodeNetTransport();
+    const rawCloses = closes(raw);
+    const client = new SecureChannel(new NodeNetTransport(), { pin });
+    try {
+      const at = await server.listen({ host: '127.0.0.1', port: 0 });
+      await raw.connect(at);
+      await until(() => rawCloses.length === 1, 'timeout close', 3000);
+      assert.equal(server.stats().closes.timeout, 1);
+      assert.equal(server.secureStats().handshakeFailures, 1);
+      // The one slot is free again: a client from the same address completes its handshake.
+      const peer = await client.connect(at);
+      assert.equal(client.remoteFingerprint(peer), pin);
+      assert.equal(server.secureStats().handshakesRefused, 0);
+    } finally {
+      await client.shutdown();
+      await raw.shutdown();
+      await server.shutdown();
+    }
+  });
+
   it('caps handshakes in progress; at the cap the address holding the most gives way', async () => {
     const server = new SecureChannel(new NodeNetTransport(), { identity, maxHandshakes: 3 });
     const flood = new NodeNetTransport();
