@@ -39,7 +39,6 @@ import { FrameFlag } from '../transport/types.js';
 import type {
   CloseReason,
   ConnectOptions,
-  ConnectionOptions,
   Endpoint,
   FrameBatch,
   ListenOptions,
