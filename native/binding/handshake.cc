@@ -68,7 +68,11 @@ class ServerIdentity : public Napi::ObjectWrap<ServerIdentity> {
     auto out = Napi::Buffer<uint8_t>::New(env, ZS_KX_SERVER_HELLO_BYTES + 64);
     const int rc = zs_kx_server(key_, static_cast<uint8_t>(version), static_cast<uint8_t>(suite),
                                 hello.data, hello.bytes, out.Data(), out.Data() + ZS_KX_SERVER_HELLO_BYTES);
-    if (rc != ZS_KX_OK) return Napi::Number::New(env, rc);
+    if (rc != ZS_KX_OK) {
+      // A failure after the key agreement may leave part of the secrets behind: never hand them out.
+      OPENSSL_cleanse(out.Data(), out.Length());
+      return Napi::Number::New(env, rc);
+    }
     return out;
   }
 
@@ -85,6 +89,7 @@ class ServerIdentity : public Napi::ObjectWrap<ServerIdentity> {
 Napi::Value X25519Keypair(const Napi::CallbackInfo& info) {
   auto out = Napi::Buffer<uint8_t>::New(info.Env(), 64);
   if (zs_x25519_keypair(out.Data(), out.Data() + 32) != ZS_KX_OK) {
+    OPENSSL_cleanse(out.Data(), 64);
     Napi::Error::New(info.Env(), "zserver native: OpenSSL could not make an X25519 key").ThrowAsJavaScriptException();
     return Napi::Value();
   }

@@ -173,7 +173,7 @@ function browserClientSuite(secure: boolean): void {
         const application = wire.filter((f) => f.kind >= 8);
         assert.ok(application.length > 100, `${application.length} application frames on the wire`);
         assert.deepEqual(application.filter((f) => !(f.flags & FrameFlag.Encrypted)), [], 'every application frame is encrypted');
-        assert.deepEqual((await inPage(page, 'snapshot')).secure, { handshakes: 1, handshakeFailures: 0, rekeysSent: 0, rekeysReceived: 0, authFailures: 0 });
+        assert.deepEqual((await inPage(page, 'snapshot')).secure, { handshakes: 1, handshakeFailures: 0, rekeysSent: 0, rekeysReceived: 0, authFailures: 0, truncations: 0, handshakesRefused: 0 });
       });
 
       it('a wrong pin: connect() rejects with ConnectError caused by HandshakeError, and the page stays connected', async () => {

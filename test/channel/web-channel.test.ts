@@ -70,7 +70,7 @@ async function setup(
     serverT.send = (peer: PeerId, k: number, flags: number, payload: Uint8Array) => send(peer, k, flags, alterServerSend(k, payload));
   }
   const server = new SecureChannel(serverT, { identity, ...serverOptions });
-  const client = new WebSecureChannel(wrapClient ? wrapClient(clientT) : clientT, clientOptions);
+  const client = new WebSecureChannel(wrapClient ? wrapClient(clientT) : clientT, { pin: identity.fingerprint, ...clientOptions });
   const serverCloses: string[] = [];
   server.on('close', (_p, reason) => serverCloses.push(reason));
   server.on('frames', (b) => {
@@ -176,7 +176,7 @@ describe('WebSecureChannel checks and failures', () => {
     } finally {
       await t.done();
     }
-    assert.throws(() => new WebSecureChannel(new MemoryTransport(), { suites: ['chacha20-poly1305'] }), /only 'aes-256-gcm'/);
+    assert.throws(() => new WebSecureChannel(new MemoryTransport(), { suites: ['chacha20-poly1305'], insecureAcceptAnyServer: true }), /only 'aes-256-gcm'/);
   });
 
   it('fails connect with a HandshakeError naming the missing algorithms when WebCrypto lacks X25519 and Ed25519', async () => {
@@ -302,7 +302,7 @@ describe('WebSecureChannel checks and failures', () => {
     const network = new MemoryNetwork();
     const silent = new MemoryTransport({ network });
     const bound = await silent.listen({ host: 'mem', port: 0 });
-    const client = new WebSecureChannel(new MemoryTransport({ network }), { handshakeTimeout: 100 });
+    const client = new WebSecureChannel(new MemoryTransport({ network }), { handshakeTimeout: 100, insecureAcceptAnyServer: true });
     try {
       await assert.rejects(client.connect(bound), (e: HandshakeError) => e.code === 'ZS_HANDSHAKE' && /timed out/.test(e.message));
       assert.equal(client.secureStats().handshakeFailures, 1);
