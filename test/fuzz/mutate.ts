@@ -4,6 +4,11 @@
  * byte-level mutator in the style of libFuzzer's (bit flips, interesting
  * values, inserted, erased, duplicated and spliced runs, truncation), and a
  * loop that stops at a count or a time budget, whichever comes first.
+ *
+ * ZS_FUZZ_SCALE=n multiplies every loop's count and time budget, and
+ * ZS_FUZZ_SEED=n replaces every loop's seed, for longer local hunts
+ * (`ZS_FUZZ_SCALE=50 ZS_FUZZ_SEED=$RANDOM npm test -- test/fuzz`); the
+ * defaults keep each file to a few seconds.
  */
 
 /** mulberry32: a tiny deterministic PRNG; good enough to drive mutations. */
@@ -85,6 +90,13 @@ export function mutate(rng: Rng, input: Uint8Array, others: readonly Uint8Array[
   return b;
 }
 
+function scaled(limits: LoopLimits): LoopLimits {
+  const scale = Number(process.env.ZS_FUZZ_SCALE ?? 1);
+  const factor = Number.isFinite(scale) && scale > 0 ? scale : 1;
+  const seed = process.env.ZS_FUZZ_SEED === undefined ? limits.seed : Number(process.env.ZS_FUZZ_SEED) >>> 0;
+  return { count: Math.ceil(limits.count * factor), ms: limits.ms * factor, seed };
+}
+
 /** Limits of one fuzz loop. */
 export interface LoopLimits {
   /** At most this many iterations. */
@@ -99,14 +111,15 @@ export interface LoopLimits {
  * returns how many ran. A failure is rethrown with the seed and iteration.
  */
 export function fuzzLoop(limits: LoopLimits, body: (rng: Rng, i: number) => void): number {
-  const rng = new Rng(limits.seed);
-  const deadline = performance.now() + limits.ms;
+  const { count, ms, seed } = scaled(limits);
+  const rng = new Rng(seed);
+  const deadline = performance.now() + ms;
   let i = 0;
-  for (; i < limits.count && performance.now() < deadline; i++) {
+  for (; i < count && performance.now() < deadline; i++) {
     try {
       body(rng, i);
     } catch (err) {
-      throw new Error(`fuzz loop (seed ${limits.seed}) failed at iteration ${i}: ${(err as Error).stack ?? String(err)}`, { cause: err });
+      throw new Error(`fuzz loop (seed ${seed}) failed at iteration ${i}: ${(err as Error).stack ?? String(err)}`, { cause: err });
     }
   }
   return i;
@@ -114,14 +127,15 @@ export function fuzzLoop(limits: LoopLimits, body: (rng: Rng, i: number) => void
 
 /** The async form of fuzzLoop. */
 export async function fuzzLoopAsync(limits: LoopLimits, body: (rng: Rng, i: number) => Promise<void>): Promise<number> {
-  const rng = new Rng(limits.seed);
-  const deadline = performance.now() + limits.ms;
+  const { count, ms, seed } = scaled(limits);
+  const rng = new Rng(seed);
+  const deadline = performance.now() + ms;
   let i = 0;
-  for (; i < limits.count && performance.now() < deadline; i++) {
+  for (; i < count && performance.now() < deadline; i++) {
     try {
       await body(rng, i);
     } catch (err) {
-      throw new Error(`fuzz loop (seed ${limits.seed}) failed at iteration ${i}: ${(err as Error).stack ?? String(err)}`, { cause: err });
+      throw new Error(`fuzz loop (seed ${seed}) failed at iteration ${i}: ${(err as Error).stack ?? String(err)}`, { cause: err });
     }
   }
   return i;
