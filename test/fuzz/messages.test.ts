@@ -8,8 +8,10 @@
 // with a command of every kind. Checked: nothing throws out of the framework
 // (no uncaught exception or unhandled rejection); the server only ever sends
 // Reply, Error or BigCredit, each well formed and for an id the peer used;
-// every raw peer is gone from the server once closed; an honest client is
-// served afterwards.
+// every raw peer is gone from the server once closed; the memory outside the
+// JavaScript heap (where Buffers live) never grows by more than 32 MiB within
+// one iteration, which sends at most a few KiB (no length a peer declares is
+// allocated up front); an honest client is served afterwards.
 //
 // Client side: a raw server answers a Client's calls of every kind with
 // mutated Reply and Error messages (and stray messages of other kinds).
@@ -125,9 +127,11 @@ describe('framework messages fuzz loop', () => {
     });
     const seeds = requestSeeds();
     let checked = 0;
+    let peakGrowth = 0;
     try {
       await noEscapes(async () => {
         const ran = await fuzzLoopAsync({ count: 400, ms: 6000, seed: 20261210 }, async (rng) => {
+          const base = process.memoryUsage().arrayBuffers;
           const peer = await raw.connect(ep.address);
           const sent: Message[] = [];
           for (let n = 1 + rng.below(6); n > 0; n--) {
@@ -150,6 +154,7 @@ describe('framework messages fuzz loop', () => {
             if (a.kind === K.BigCredit) assert.equal(a.payload.length, 8);
           }
           answers.delete(peer);
+          peakGrowth = Math.max(peakGrowth, process.memoryUsage().arrayBuffers - base);
           try {
             raw.close(peer, true);
           } catch {
@@ -157,6 +162,7 @@ describe('framework messages fuzz loop', () => {
           }
         });
         assert.ok(ran >= 50, `only ${ran} iterations ran`);
+        assert.ok(peakGrowth < 32 << 20, `Buffer memory grew by ${peakGrowth} bytes in one iteration`);
         assert.ok(checked >= ran / 4, `only ${checked} answers in ${ran} iterations: the loop did not reach the handlers`);
         await until(() => server.stats().online === 0, 2000, 'every raw peer to be gone from the server');
         assert.ok(server.stats().protocolErrors > 0, 'no mutated message was a violation: the loop did not reach the checks');

@@ -10,7 +10,9 @@
 //    unhandled rejection), and every 'error' the host reports is a
 //    P2pvmProtocolError (ZS_P2PVM_PROTOCOL);
 //  - every packet the host sends back has a known type and a body that fits;
-//  - reassembly never holds more than reassemblyLimit;
+//  - reassembly never holds more than reassemblyLimit, and the memory outside
+//    the JavaScript heap (where Buffers live) never grows by more than 32 MiB
+//    within one iteration (no total a peer declares is allocated up front);
 //  - once the physical connection closes, the host holds no tunnel, no virtual
 //    connection and no reassembly bytes of it;
 //  - an honest tunnel is served afterwards.
@@ -104,6 +106,7 @@ describe('P2PVM packet parsing fuzz loop', () => {
     let delivered = 0;
     host.on('frames', (b: FrameBatch) => (delivered += b.count));
     let peak = 0;
+    let peakGrowth = 0;
     const escaped: unknown[] = [];
     const onError = (err: unknown) => escaped.push(err);
     process.on('uncaughtException', onError);
@@ -116,6 +119,7 @@ describe('P2PVM packet parsing fuzz loop', () => {
         await until(() => raw.of(P.Welcome).length === 1, 3000, 'WELCOME');
         const id = await rawConnect(raw, 1);
         assert.ok(id !== undefined, 'the host refused a connection to its listener');
+        const base = process.memoryUsage().arrayBuffers;
         const seq = sequence(rng, id);
         const bytes = rng.below(5) === 0 ? seq : mutate(rng, seq);
         // One to three physical frames, cut anywhere (packets may not span frames: the host must say so).
@@ -128,6 +132,7 @@ describe('P2PVM packet parsing fuzz loop', () => {
         }
         for (let t = 0; t < 3; t++) await tick();
         peak = Math.max(peak, host.stats().reassemblyBytes);
+        peakGrowth = Math.max(peakGrowth, process.memoryUsage().arrayBuffers - base);
         for (const p of raw.packets) {
           assert.ok(p.type >= P.Hello && p.type <= P.DataStart, `host sent packet type ${p.type}`);
         }
@@ -142,6 +147,7 @@ describe('P2PVM packet parsing fuzz loop', () => {
       assert.ok(ran >= 30, `only ${ran} iterations ran`);
       assert.ok(violations > 0 && violations < ran, `${violations} of ${ran} tunnels failed: the loop did not reach both outcomes`);
       assert.ok(delivered > 0, 'no virtual frame was ever delivered: the loop did not reach the receive path');
+      assert.ok(peakGrowth < 32 << 20, `Buffer memory grew by ${peakGrowth} bytes in one iteration`);
       assert.ok(peak <= reassemblyLimit, `reassembly held ${peak} bytes, limit ${reassemblyLimit}`);
       for (const e of reported) {
         assert.ok(e instanceof P2pvmProtocolError, `host reported ${String(e)}`);
