@@ -41,7 +41,7 @@ export interface EndpointCompression {
 export interface LayerOptions {
   /**
    * Run the secure channel (docs/security.md) under the framework. A server endpoint needs
-   * `identity`; a client usually gives `pin` (the server's fingerprint).
+   * `identity`; a client must give `pin` (the server's fingerprint, printed by `zserver keygen`) or opt out with `insecureAcceptAnyServer: true`.
    */
   secure?: SecureChannelOptions;
   /**
