@@ -82,6 +82,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** @internal */ readonly table = new VconnTable();
   /** @internal */ readonly queues = new Map<number, SendQueue>();
   /** @internal */ readonly options: ResolvedP2pvmOptions;
+  /**
+   * @internal maxSendQueue was given: it caps connections this side opened too. By default it caps
+   * accepted ones only (on the connecting side the queued bytes are the application's own).
+   */
+  readonly capConnected: boolean;
   /** The physical transport the tunnels ride on. */
   readonly transport: Transport;
   /** @internal */ readonly links: (TunnelLink | undefined)[] = [];
@@ -124,6 +129,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     }
     this.transport = transport;
     this.options = resolveP2pvmOptions(options);
+    this.capConnected = options.maxSendQueue !== undefined;
     this.#ownParams = { window: this.options.window, maxFragment: this.options.maxFragmentSize, reassemblyCap: this.options.reassemblyLimit };
     transport.on('frames', this.#onFrames);
     transport.on('close', this.#onClose);

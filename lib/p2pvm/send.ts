@@ -34,17 +34,16 @@ export function sendFrame(ep: P2pvmEndpoint, peer: PeerId, kind: number, flags: 
   const kf = kind | (flags << 6);
   let q = ep.queues.get(peer);
   const queued = q?.bytes ?? 0;
-  if (queued + len > ep.options.maxSendQueue || link.queuedBytes + len > 2 * ep.options.poolLimit) {
-    // Only what would have to be queued counts, but a frame that could be written through now
-    // cannot make a queue this long in the first place: no credit came back for that much.
-    if (queued + len > ep.options.maxSendQueue) {
-      doom(ep, link, peer, `${queued} bytes waited and ${len} more would pass maxSendQueue ${ep.options.maxSendQueue} (the other side grants no credit)`);
-      return false;
-    }
-    if (q !== undefined || t.credit[peer]! < len || link.congested) {
-      doom(ep, link, peer, `the tunnel's ${link.queuedBytes} queued bytes and ${len} more would pass twice poolLimit ${ep.options.poolLimit}`);
-      return false;
-    }
+  const capped = (t.flags[peer]! & Flag.Accepted) !== 0 || ep.capConnected;
+  if (capped && queued + len > ep.options.maxSendQueue) {
+    doom(ep, link, peer, `${queued} bytes waited and ${len} more would pass maxSendQueue ${ep.options.maxSendQueue} (the other side grants no credit)`);
+    return false;
+  }
+  // A frame that can be written through now (credit, nothing queued, tunnel free) adds nothing to
+  // the tunnel's queue; any other would, and the tunnel's queue is capped at twice poolLimit.
+  if (link.queuedBytes + len > 2 * ep.options.poolLimit && (q !== undefined || t.credit[peer]! < len || link.congested)) {
+    doom(ep, link, peer, `the tunnel's ${link.queuedBytes} queued bytes and ${len} more would pass twice poolLimit ${ep.options.poolLimit}`);
+    return false;
   }
   ep.counters.framesOut++;
   ep.counters.bytesOut += len;

@@ -22,7 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { ConnectError, ConnectionClosedError } from '../errors.js';
 import { Admission, refusalDetail } from './admission.js';
-import { checkFrame, joinParts, resolveConnectionOptions, TransportCounters, PeerSlots, type ResolvedConnectionOptions } from './common.js';
+import { checkFrame, joinParts, resolveConnectionOptions, resolveConnectOptions, TransportCounters, PeerSlots, type ResolvedConnectionOptions } from './common.js';
 import type {
   AcceptInfo,
   CloseReason,
@@ -115,7 +115,7 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
   /** Connects to a listening MemoryTransport; rejects with ConnectError when nothing listens or admission refused. */
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.#checkOpen();
-    const clientOptions = resolveConnectionOptions(options, false);
+    const clientOptions = resolveConnectOptions(options);
     const listener = this.#network.listeners.get(key(endpoint));
     if (!listener) throw new ConnectError(`memory transport: nothing listens on ${key(endpoint)} (connection refused)`);
     const server = listener.transport;

@@ -33,7 +33,7 @@ import net from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { Admission, refusalDetail, type AdmitVerdict } from './admission.js';
-import { checkFrame, checkParts, FRAME_OVERHEAD, resolveConnectionOptions } from './common.js';
+import { checkFrame, checkParts, FRAME_OVERHEAD, resolveConnectionOptions, resolveConnectOptions } from './common.js';
 import { NetCore, peerInfo, type PeerSocket } from './node-net-core.js';
 import type {
   AcceptInfo,
@@ -145,7 +145,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.#checkOpen();
     checkEndpoint(endpoint, false);
-    const resolved = resolveConnectionOptions(options);
+    const resolved = resolveConnectOptions(options);
     const timeout = options.timeout ?? 10_000;
     if (!Number.isInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1) {
       throw new RangeError(`timeout must be an integer from 1 to ${2 ** 31 - 1}, got ${describe(timeout)}`);

@@ -27,7 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { ConnectionClosedError } from '../errors.js';
 import type { Admission } from './admission.js';
-import { checkFrame, FRAME_OVERHEAD, joinParts, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
+import { checkFrame, FRAME_OVERHEAD, joinParts, PeerSlots, resolveConnectOptions, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
 import { MAX_FRAME_KIND } from './types.js';
 import type {
@@ -135,7 +135,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   /** Connects to a WebSocket endpoint of a zserver (ws://host:port + path) with the `ws` package. */
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.checkOpen();
-    const resolved = resolveConnectionOptions(options);
+    const resolved = resolveConnectOptions(options);
     const timeout = options.timeout ?? 10_000;
     if (!Number.isInteger(timeout) || timeout <= 0) throw new RangeError(`timeout must be a positive integer of ms, got ${timeout}`);
     const url = `ws://${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}${this.path}`;
