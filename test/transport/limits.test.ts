@@ -297,6 +297,29 @@ describe('WebSocket (uWS): Origin, headers and admission on the upgrade', () => 
     await server.shutdown();
   });
 
+  it('uWS closes an upgrade request whose headers, arriving over two reads, pass 4 KiB', async () => {
+    const server = new UwsTransport();
+    const at = await server.listen(local);
+    const request = async (n: number) => {
+      const s = await rawSocket(at.port);
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.write(`GET /zserver HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(n)}`);
+      await sleep(50);
+      s.write(`${'b'.repeat(n)}\r\n\r\n`);
+      await Promise.race([once(s, 'close'), sleep(1000)]);
+      const closed = s.destroyed || s.readableEnded;
+      s.destroy();
+      return { closed, got };
+    };
+    const small = await request(1000);
+    assert.match(small.got, /^HTTP\/1.1 \d{3} /, 'a small request is answered');
+    const big = await request(3000);
+    assert.equal(big.got, '', 'nothing answered');
+    assert.equal(big.closed, true);
+    await server.shutdown();
+  });
+
   it('originAllowed: exact list entries, same host:port without a list, no Origin always', () => {
     assert.equal(originAllowed(undefined, 'a:1', undefined), true);
     assert.equal(originAllowed('http://a:1', 'a:1', undefined), true);
