@@ -26,7 +26,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { ConnectionClosedError } from '../errors.js';
-import type { Admission } from './admission.js';
 import { checkFrame, FRAME_OVERHEAD, joinParts, PeerSlots, resolveConnectOptions, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
 import { MAX_FRAME_KIND } from './types.js';
@@ -391,7 +390,8 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       this.fault(peer, 'slow-consumer', `more than maxSendQueue ${peer.options.maxSendQueue} bytes arrived while the peer was held back (it sends without reading)`);
       return;
     }
-    (peer.held ??= []).push(message.slice());
+    // A copy: uWS lends a message's bytes for its callback only (and Buffer#slice would be a view).
+    (peer.held ??= []).push(new Uint8Array(message));
   }
 
   /** Closes a peer because of something it did, telling it why with a close code. */
