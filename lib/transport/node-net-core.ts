@@ -228,12 +228,15 @@ export class NetCore {
       return false;
     }
     this.queue(p, kind, flags, payload);
-    return this.checkQueue(p);
+    return this.checkQueue(p, before + payload.length + FRAME_OVERHEAD);
   }
 
-  /** After a frame was queued: false (and reading of an accepted peer stopped) above highWaterMark. */
-  checkQueue(p: NetPeer): boolean {
-    if (this.pending(p) <= p.options.highWaterMark) return true;
+  /**
+   * After a frame was queued, `pending` bytes wait: false (and reading of an accepted peer
+   * stopped) above highWaterMark.
+   */
+  checkQueue(p: NetPeer, pending: number): boolean {
+    if (pending <= p.options.highWaterMark) return true;
     p.wantsDrain = true;
     if (p.accepted && !p.backpressured) {
       p.backpressured = true;

@@ -226,7 +226,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     core.queue(p, kind, flags, payload);
     core.counters.framesOut++;
     core.counters.bytesOut += payload.length;
-    return core.checkQueue(p);
+    return core.checkQueue(p, before + payload.length + FRAME_OVERHEAD);
   }
 
   /** send() of `parts` joined, each part copied once straight into the frame (no joined copy). */
@@ -245,7 +245,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     core.queueParts(p, kind, flags, parts, n);
     core.counters.framesOut++;
     core.counters.bytesOut += n;
-    return core.checkQueue(p);
+    return core.checkQueue(p, before + n + FRAME_OVERHEAD);
   }
 
   /** Stops reading `peer` (socket.pause(): the kernel's buffers fill and TCP holds the sender back); counted. */
