@@ -30,6 +30,16 @@ export abstract class TransportLayer extends EventEmitter<TransportEvents> {
     this.inner.close(peer, abort);
   }
 
+  /** Passes pause() down: the layer's peers are the wrapped transport's (no-op where it has none). */
+  pause(peer: PeerId): void {
+    this.inner.pause?.(peer);
+  }
+
+  /** Passes resume() down. */
+  resume(peer: PeerId): void {
+    this.inner.resume?.(peer);
+  }
+
   getUserData(peer: PeerId): unknown {
     return this.inner.getUserData(peer);
   }
