@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { WebSocket } from 'ws';
+import { CompressionLayer } from '../../lib/compression/layer.js';
 import { P2pvmHost, P2pvmTunnel } from '../../lib/p2pvm/index.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
 import { frameBytes } from '../../lib/transport/frame-codec.js';
@@ -88,6 +89,28 @@ async function p2pvmPair(listen: ListenOptions, client: ConnectOptions = {}): Pr
 }
 
 runLimitsSuite('P2PVM virtual connections', { setup: p2pvmPair, pauseAllowance: 1024 * 1024 });
+
+describe('transport layers', () => {
+  it('pause() and resume() pass through a layer to the transport it wraps', async () => {
+    const network = new MemoryNetwork();
+    const server = new CompressionLayer(new MemoryTransport({ network }));
+    const client = new MemoryTransport({ network });
+    const at = await server.listen(local);
+    const opened = once(server, 'open');
+    const peer = await client.connect(at);
+    const [serverPeer] = (await opened) as [number];
+    let frames = 0;
+    server.on('frames', (b) => (frames += b.count));
+    server.pause(serverPeer);
+    client.send(peer, 8, 0, Buffer.from('held'));
+    await sleep(50);
+    assert.equal(frames, 0);
+    server.resume(serverPeer);
+    await waitFor(() => frames === 1, 2000);
+    await client.shutdown();
+    await server.shutdown();
+  });
+});
 
 /** A raw TCP client that writes the bytes it is given and reads nothing back. */
 async function rawSocket(port: number): Promise<net.Socket> {
