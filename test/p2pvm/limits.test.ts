@@ -128,6 +128,23 @@ describe('P2PVM limits against a hand-driven peer', () => {
     await s.host.shutdown();
   });
 
+  it('the tunnel queue is capped at twice poolLimit: the connection whose send would pass it closes with slow-consumer', { timeout: 20_000 }, async () => {
+    const s = await rawSession({ highWaterMark: 64 * 1024, maxSendQueue: 8 * 1024 * 1024, poolLimit: 128 * 1024 });
+    const peers = [(await rawConnect(s, 1))[1], (await rawConnect(s, 2))[1], (await rawConnect(s, 3))[1]];
+    let maxQueued = 0;
+    for (let i = 0; i < 300 && s.closes.length === 0; i++) {
+      const peer = peers[i % 3]!;
+      if (s.host.peerInfo(peer)) s.host.send(peer, 8, 0, Buffer.alloc(8 * 1024));
+      maxQueued = Math.max(maxQueued, s.host.stats().queuedBytes);
+      if (i % 3 === 2) await new Promise((r) => setImmediate(r));
+    }
+    await until(() => s.closes.length === 1, 2000);
+    assert.equal(s.closes[0]![1], 'slow-consumer');
+    assert.match(s.closes[0]![2], /twice poolLimit/);
+    assert.ok(maxQueued <= 256 * 1024, `the tunnel queued ${maxQueued} bytes`);
+    await s.host.shutdown();
+  });
+
   it('pause() withholds credit, resume() grants what is owed', { timeout: 20_000 }, async () => {
     const s = await rawSession({ window: 64 * 1024, maxFragmentSize: 16 * 1024 });
     const [id, peer] = await rawConnect(s, 1);

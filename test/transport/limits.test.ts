@@ -320,6 +320,40 @@ describe('WebSocket (uWS): Origin, headers and admission on the upgrade', () => 
     await server.shutdown();
   });
 
+  it('a held-back peer that keeps sending: uWS cannot stop reading, so its held messages are capped (slow-consumer)', { timeout: 30_000 }, async () => {
+    const server = new UwsTransport();
+    const at = await server.listen(local, { highWaterMark: 16 * 1024, maxSendQueue: 1024 * 1024 });
+    let replying = true;
+    server.on('drain', () => (replying = true));
+    server.on('frames', (b) => {
+      // Requests get a 256 KiB answer while send() says yes: the peer below never reads them, so once
+      // the kernel's buffers are full (a few MiB) it stays held back; this server heeds
+      // backpressure, so its own queue stays small and only the held messages can grow.
+      for (let i = 0; i < b.count; i++) {
+        if (replying && server.peerInfo(b.peers[i]!)) replying = server.send(b.peers[i]!, 9, 0, Buffer.alloc(256 * 1024));
+      }
+    });
+    const closes: [CloseReason, string][] = [];
+    server.on('close', (_p, r, d) => closes.push([r, d]));
+    const ws = new WebSocket(`ws://127.0.0.1:${at.port}/zserver`, { perMessageDeflate: false });
+    ws.on('error', () => {});
+    await once(ws, 'open');
+    (ws as unknown as { _socket: net.Socket })._socket.pause();
+    const request = frameBytes({ headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN }, 8, 0, Buffer.alloc(16 * 1024));
+    let sent = 0;
+    while (closes.length === 0 && sent < 64 * 1024 * 1024 && ws.readyState === WebSocket.OPEN) {
+      ws.send(request);
+      sent += request.length;
+      if (sent % (256 * 1024) === 0) await sleep(1);
+    }
+    await waitFor(() => closes.length === 1, 10_000);
+    assert.equal(closes[0]![0], 'slow-consumer');
+    assert.match(closes[0]![1], /held back/);
+    assert.ok(server.stats().framesIn * 16 * 1024 < sent / 2, `the application saw ${server.stats().framesIn} of ${sent / request.length} requests`);
+    ws.terminate();
+    await server.shutdown();
+  });
+
   it('uWS closes an upgrade request whose headers, arriving over two reads, pass 4 KiB', async () => {
     const server = new UwsTransport();
     const at = await server.listen(local);
