@@ -185,9 +185,10 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     // The cheap test passes for every valid frame; checkFrame() names what is wrong otherwise.
     if (kind !== (kind & MAX_FRAME_KIND) || flags !== (flags & 3) || !(payload instanceof Uint8Array)) checkFrame(kind, flags, payload);
     if (p.doomed) return false;
-    const waiting = p.writer.pending + p.buffered;
-    if (waiting + payload.length + FRAME_OVERHEAD > p.options.maxSendQueue) {
-      this.#doom(p, `${waiting} bytes waited unsent and a frame of ${payload.length + FRAME_OVERHEAD} more would pass maxSendQueue ${p.options.maxSendQueue} (the peer does not read)`);
+    // add() grows the writer's pending bytes by exactly the frame's size: one sum serves both checks.
+    const waiting = p.writer.pending + p.buffered + payload.length + FRAME_OVERHEAD;
+    if (waiting > p.options.maxSendQueue) {
+      this.#doom(p, `${waiting - payload.length - FRAME_OVERHEAD} bytes waited unsent and a frame of ${payload.length + FRAME_OVERHEAD} more would pass maxSendQueue ${p.options.maxSendQueue} (the peer does not read)`);
       return false;
     }
     p.writer.add(kind, flags, payload);
@@ -202,7 +203,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
         queueMicrotask(this.#flushTask);
       }
     }
-    if (p.writer.pending + p.buffered > p.options.highWaterMark) {
+    if (waiting > p.options.highWaterMark) {
       p.wantsDrain = true;
       if (p.info.accepted && !p.backpressured) {
         p.backpressured = true;
