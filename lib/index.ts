@@ -63,7 +63,7 @@ export type {
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { forwardFrame } from './transport/common.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
-export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions } from './transport/uws.js';
+export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions, type UwsListenOptions } from './transport/uws.js';
 export { WsClientTransport, type WsClientTransportOptions } from './transport/ws-client.js';
 export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId, type DataValue, type Variant } from './protocol/dataframe.js';
 export type { DataFrameJson } from './protocol/dataframe-json.js';

@@ -120,11 +120,25 @@ export async function startServe(opts: ServeArgs, transportName: TransportName, 
       webError = err;
     }
     if (webError === undefined) {
-      const ws = new UwsTransport({ http: await webFiles() });
+      const ws = new UwsTransport({ http: await webFiles(), origins: ownOrigins(opts.host, opts.wsPort) });
       web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, layers);
     }
   }
   return { server, transport, tcp, web, webError, close: () => server.close() };
+}
+
+/**
+ * The origins of the page `serve` itself serves on the WebSocket port, and only those (so no other
+ * web page a user visits can call this server). Undefined, which means "same origin as the
+ * request's Host header" (UwsListenOptions.origins), when the port is picked at random or the host
+ * is a wildcard whose names are not known here.
+ */
+export function ownOrigins(host: string, port: number): string[] | undefined {
+  if (port === 0 || host === '0.0.0.0' || host === '::' || host === '') return undefined;
+  const name = host.includes(':') ? `[${host}]` : host;
+  const origins = [`http://${name}:${port}`];
+  if (host === '127.0.0.1' || host === '::1' || host === 'localhost') origins.push(`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`);
+  return [...new Set(origins)];
 }
 
 async function demo(client: Client): Promise<void> {

@@ -192,7 +192,8 @@ function browserClientSuite(secure: boolean): void {
     }
 
     it('an endpoint with `compression`: the page decodes its compressed answers (300 kB echo and buffer) and a 2.5 MB big stream; `compression: {}` throws in the page', async () => {
-      const compressing = await startPageServer(0, 0, { ...wsLayers, compression: {} });
+      // The page comes from the first server: this second one must allow its origin.
+      const compressing = await startPageServer(0, 0, { ...wsLayers, compression: {} }, [`http://127.0.0.1:${srv.ws.address.port}`]);
       try {
         const r = await inPage(page, 'compressedCalls', compressing.ws.address.port, identity?.fingerprint, 300_000);
         assert.deepEqual({ ...r, refused: undefined }, { echoIntact: true, bufferIntact: true, protocolErrors: 0, refused: undefined });

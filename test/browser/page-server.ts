@@ -82,8 +82,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the server; ports 0 pick free ones; `wsLayers` are the WebSocket endpoint's secure/compression options. */
-export async function startPageServer(tcpPort: number, wsPort: number, wsLayers: LayerOptions = {}): Promise<PageServer> {
+/**
+ * Starts the server; ports 0 pick free ones; `wsLayers` are the WebSocket endpoint's secure/compression
+ * options; `origins` lists other pages' origins allowed on its WebSocket (plus its own page's when
+ * wsPort is fixed; without `origins`, same-origin pages only).
+ */
+export async function startPageServer(tcpPort: number, wsPort: number, wsLayers: LayerOptions = {}, origins?: string[]): Promise<PageServer> {
   const received: Received = { notes: [], frames: [], kept: [] };
   const server = new Server({ quiet: true, requestTimeout: 10_000 });
   server.console('echo', (text) => text);
@@ -101,6 +105,10 @@ export async function startPageServer(tcpPort: number, wsPort: number, wsLayers:
     throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
   });
   const tcp = await server.listen(new NodeNetTransport(), { host: '127.0.0.1', port: tcpPort });
-  const ws = await server.listen(new UwsTransport({ http: await pageFiles() }), { host: '127.0.0.1', port: wsPort }, wsLayers);
+  const ws = await server.listen(
+    new UwsTransport({ http: await pageFiles(), ...(origins ? { origins: [...origins, `http://127.0.0.1:${wsPort}`] } : {}) }),
+    { host: '127.0.0.1', port: wsPort },
+    wsLayers,
+  );
   return { server, tcp, ws, received, close: () => server.close() };
 }

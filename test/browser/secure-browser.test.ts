@@ -27,14 +27,15 @@ describe('WebSecureChannel in headless Chromium against a Node SecureChannel ove
 
   before(async () => {
     bundle = await bundlePage(join(here, 'secure-page.ts'));
-    server = new SecureChannel(new UwsTransport(), { identity });
+    browser = await openBrowser(bundle, 'zserver secure channel test');
+    // The page comes from another port, so another origin: the endpoint must list it.
+    server = new SecureChannel(new UwsTransport({ origins: [new URL(browser.pageUrl).origin] }), { identity });
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
       for (let i = 0; i < b.count; i++) server.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));
     });
     server.on('close', (_p, reason) => serverCloses.push(reason));
     wsPort = (await server.listen({ host: '127.0.0.1', port: 0 })).port;
-    browser = await openBrowser(bundle, 'zserver secure channel test');
   });
 
   after(async () => {

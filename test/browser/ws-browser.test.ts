@@ -20,7 +20,11 @@ describe('BrowserWsTransport in headless Chromium', () => {
 
   before(async () => {
     bundle = await bundlePage(join(here, 'ws-page.ts'));
-    server = new UwsTransport();
+    browser = await openBrowser(bundle, 'zserver ws test');
+    context = browser.context;
+    pageUrl = browser.pageUrl;
+    // The page comes from another port, so another origin: the endpoint must list it.
+    server = new UwsTransport({ origins: [new URL(pageUrl).origin] });
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
       for (let i = 0; i < b.count; i++) {
@@ -29,9 +33,6 @@ describe('BrowserWsTransport in headless Chromium', () => {
     });
     server.on('close', (_p, reason) => serverCloses.push(reason));
     wsPort = (await server.listen({ host: '127.0.0.1', port: 0 })).port;
-    browser = await openBrowser(bundle, 'zserver ws test');
-    context = browser.context;
-    pageUrl = browser.pageUrl;
   });
 
   after(async () => {

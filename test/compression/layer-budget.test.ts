@@ -12,10 +12,10 @@ import { textLike } from './layer-suite.js';
 /** A MemoryTransport that records pause()/resume() (it keeps delivering, which the layer must cope with). */
 class PausableMemory extends MemoryTransport {
   calls: string[] = [];
-  pause(peer: PeerId): void {
+  override pause(peer: PeerId): void {
     this.calls.push(`pause ${peer}`);
   }
-  resume(peer: PeerId): void {
+  override resume(peer: PeerId): void {
     this.calls.push(`resume ${peer}`);
   }
 }

@@ -46,10 +46,10 @@ function gate() {
 class CountingMemory extends MemoryTransport {
   pauses = 0;
   resumes = 0;
-  pause(_peer: PeerId): void {
+  override pause(_peer: PeerId): void {
     this.pauses++;
   }
-  resume(_peer: PeerId): void {
+  override resume(_peer: PeerId): void {
     this.resumes++;
   }
 }

@@ -84,7 +84,7 @@ describe('UwsTransport faults and limits', () => {
     assert.match(detail, /head token/);
   });
 
-  it('closes a peer (reset) rather than lose a frame when uWS would drop it at its buffer limit', async () => {
+  it('closes a peer that never reads with slow-consumer once maxSendQueue would be passed', async () => {
     const server = track(new UwsTransport());
     const at = await server.listen(local);
     const opened = once(server, 'open');
@@ -94,15 +94,19 @@ describe('UwsTransport faults and limits', () => {
     const closes: [CloseReason, string][] = [];
     server.on('close', (_p, r, d) => closes.push([r, d]));
     const chunk = Buffer.alloc(1 << 20);
-    // 64 MiB is uWS's limit at the default highWaterMark; send() keeps saying false, and the
-    // caller here ignores it on purpose.
+    // The default maxSendQueue is 8 MiB; send() keeps saying false, and the caller here ignores it
+    // on purpose. Kernel buffers take a few MiB before the queue starts to grow.
+    let sends = 0;
     for (let i = 0; i < 200 && closes.length === 0; i++) {
       server.send(serverPeer, 8, 0, chunk);
+      sends++;
       await new Promise((r) => setImmediate(r));
     }
     assert.equal(closes.length, 1);
-    assert.equal(closes[0]![0], 'reset');
-    assert.match(closes[0]![1], /buffer limit/);
+    assert.equal(closes[0]![0], 'slow-consumer');
+    assert.match(closes[0]![1], /maxSendQueue/);
+    assert.ok(sends < 64, `closed after ${sends} sends of 1 MiB`);
+    assert.equal(server.stats().closes['slow-consumer'], 1);
     ws.terminate();
   });
 
