@@ -68,7 +68,12 @@ export interface TcpLoopHandle {
 /** The raw functions of the addon (see native/binding). Internal: use the typed wrappers. */
 export interface NativeBinding {
   readonly napiVersion: number;
-  readonly TcpLoop: { new (onBatch: TcpBatchCallback, threaded: boolean): TcpLoopHandle; readonly slotSize: number };
+  readonly TcpLoop: {
+    new (onBatch: TcpBatchCallback, threaded: boolean): TcpLoopHandle;
+    readonly slotSize: number;
+    /** ZS_CLOSE_* of native/core/io_loop.h by the CloseReason each stands for. */
+    readonly closeCodes: Readonly<Record<string, number>>;
+  };
   md5(data: Uint8Array, offset: number, length: number): Buffer;
   crc32(data: Uint8Array, offset: number, length: number): number;
   crc32c(data: Uint8Array, offset: number, length: number): number;

@@ -12,14 +12,29 @@
  *   const t = new NativeTcpTransport();
  *   t.on('frames', (b) => { for (let i = 0; i < b.count; i++) t.forward(b, i); }); // an echo
  *   await t.listen({ host: '127.0.0.1', port: 7000 });
+ *
+ * Limits (docs/limits.md, "Native TCP transport"): maxFrameSize, frameTimeout,
+ * idleTimeout/keepaliveInterval, highWaterMark (reading stops above it),
+ * maxSendQueue ('slow-consumer'), and listen()'s admission ('refused').
  */
 import { isIP } from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError } from '../errors.js';
 import { native } from '../native.js';
-import { checkBatchIndex, checkParts } from './common.js';
+import { Admission } from './admission.js';
+import { checkBatchIndex, checkParts, FRAME_OVERHEAD } from './common.js';
 import { CLOSING, NativeTcpDispatch, OPEN_ACCEPTED, OPEN_CONNECTED } from './native-dispatch.js';
-import { checkEndpoint, checkUint, errnoName, loopOptions, numericHost, type NativeListenOptions, type NativeTcpOptions } from './native-options.js';
+import {
+  checkEndpoint,
+  checkUint,
+  errnoName,
+  IO_ADMIT_PAUSED,
+  IO_REFUSE_COMPRESSED,
+  loopOptions,
+  numericHost,
+  type NativeListenOptions,
+  type NativeTcpOptions,
+} from './native-options.js';
 import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
 import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-record.js';
 import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_WATCH_DRAIN } from './send-queue.js';
@@ -47,6 +62,8 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   }
 
   private nextTag = 0;
+  /** IO_REFUSE_COMPRESSED when compressedFrames is 'refuse' (and compression is off). */
+  private readonly ioFlags: number;
   private flushScheduled = false;
   private shutdownPromise: Promise<void> | undefined;
   private readonly flushNow = () => {
@@ -59,7 +76,12 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
       throw new TypeError(`options must be an object, got ${describe(options)}`);
     }
     const compression = compressionConfig(options.compression);
+    const frames = options.compressedFrames ?? 'pass';
+    if (frames !== 'pass' && frames !== 'refuse') {
+      throw new TypeError(`options.compressedFrames must be 'pass' or 'refuse', got ${describe(frames)}`);
+    }
     super(options.ioThread === true);
+    this.ioFlags = frames === 'refuse' ? IO_REFUSE_COMPRESSED : 0;
     if (compression) this.loop.compression(compression);
   }
 
@@ -73,18 +95,24 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     queueMicrotask(this.flushNow);
   }
 
-  /** Starts accepting connections on `endpoint`; resolves to the bound address. */
+  /**
+   * Starts accepting connections on `endpoint`; resolves to the bound address. Each connection
+   * passes admission first (maxConnections, maxConnectionsPerIp, connectionRatePerIp, the accept
+   * hook): it is not read until admitted; a refused one is reset and never emits 'open' nor
+   * 'close' (it is counted in stats().closes.refused).
+   */
   async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options);
+    const opts = loopOptions(options, true, IO_ADMIT_PAUSED | this.ioFlags);
+    const admission = new Admission(options);
     const host = await numericHost(ep.host);
     this.checkOpen();
     const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts);
     if (port < 0) {
       throw new ConnectError(`native-tcp transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
     }
-    this.listenerHwm.push(opts[5]!);
+    this.endpoints.push({ hwm: opts[5]!, maxSendQueue: opts[6]!, admission });
     this.updateRef();
     return { host: ep.host, port };
   }
@@ -93,7 +121,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options);
+    const opts = loopOptions(options, false, this.ioFlags);
     const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
     const local = options?.localAddress;
     if (local !== undefined && (typeof local !== 'string' || !isIP(local))) {
@@ -109,17 +137,22 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
         reject(new ConnectError(`native-tcp transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;
       }
-      this.connects.set(tag, { resolve, reject, hwm: opts[5]!, where });
+      this.connects.set(tag, { resolve, reject, hwm: opts[5]!, maxSendQueue: opts[6]!, where });
       this.updateRef();
     });
   }
 
-  /** Queues one frame; false when the peer is above its high-water mark (wait for 'drain'). */
+  /**
+   * Queues one frame; false when the peer is above its high-water mark (wait for 'drain'). A
+   * frame that would put more than maxSendQueue bytes in the peer's queue is not queued: the
+   * peer is closed with 'slow-consumer' and false is returned (later sends throw, as after close()).
+   */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     this.checkFrame(peer, kind, flags);
     if (!(payload instanceof Uint8Array)) {
       throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
     }
+    if (this.overQueue(peer, payload.length + FRAME_OVERHEAD)) return this.closedSlow();
     this.queue.send(peer, kind | (flags << 6), payload);
     return this.queued(peer, payload.length);
   }
@@ -131,6 +164,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
     this.checkFrame(peer, kind, flags);
     const n = checkParts(parts);
+    if (this.overQueue(peer, n + FRAME_OVERHEAD)) return this.closedSlow();
     this.queue.sendParts(peer, kind | (flags << 6), parts, n);
     return this.queued(peer, n);
   }
@@ -148,6 +182,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const flags = batch.flags[index]!;
     const length = batch.lengths[index]!;
     this.checkFrame(peer, kind, flags);
+    if (this.overQueue(peer, length + FRAME_OVERHEAD)) return this.closedSlow();
     const data = batch.data;
     if (data === this.batchData) this.queue.forward(peer, kind | (flags << 6), data, offset, length);
     else this.queue.send(peer, kind | (flags << 6), data.subarray(offset, offset + length));
@@ -184,9 +219,34 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     if (flags !== (flags & 3)) throw new RangeError(`flags must be a combination of FrameFlag bits, got ${describe(flags)}`);
   }
 
+  /** send()'s answer after overQueue() closed the peer. */
+  private closedSlow(): false {
+    this.schedule();
+    return false;
+  }
+
+  /**
+   * Stops reading `peer`: no frames of it are delivered and the kernel's buffers fill, so TCP's
+   * flow control reaches the sender, until as many resume() calls. Independent of the pause the
+   * transport makes itself above highWaterMark. While paused, the peer's idle and frame timeouts
+   * do not run. Unknown or closed peers are ignored.
+   */
+  pause(peer: PeerId): void {
+    this.checkOpen();
+    this.pausePeer(peer);
+    this.schedule();
+  }
+
+  /** Undoes one pause(); reading starts again when no pause is left. */
+  resume(peer: PeerId): void {
+    this.checkOpen();
+    this.resumePeer(peer);
+    this.schedule();
+  }
+
   /** Counts a frame of `length` payload bytes just queued for `peer`; false above the high-water mark. */
   private queued(peer: PeerId, length: number): boolean {
-    const size = length + 13;
+    const size = length + FRAME_OVERHEAD;
     this.counters.framesOut++;
     this.counters.bytesOut += length;
     this.schedule();

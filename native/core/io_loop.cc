@@ -100,6 +100,15 @@ void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
     case ZS_OP_ABORT:
       if (c->state == io::kOpen || c->state == io::kClosing || c->state == io::kLinger) abort_conn(cmd.peer, *c);
       break;
+    case ZS_OP_CLOSE_WITH:
+      if (c->state == io::kOpen) abort_conn(cmd.peer, *c, cmd.kind_byte);
+      break;
+    case ZS_OP_PAUSE:
+      if (c->state == io::kOpen) pause_reading(cmd.peer, *c, io::kPaused);
+      break;
+    case ZS_OP_RESUME:
+      if (c->state == io::kOpen) resume_reading(cmd.peer, *c, io::kPaused);
+      break;
     case ZS_OP_RELEASE:
       c->flags &= ~io::kHeldByJs;
       maybe_free(cmd.peer, *c);
@@ -130,7 +139,7 @@ void zs_io_loop::on_event(const zs_poll_event& ev) {
     on_connected(id, *c);
     return;
   }
-  if (ev.events & (ZS_POLL_IN | ZS_POLL_ERR)) on_readable(id, *c);
+  if (ev.events & (ZS_POLL_IN | ZS_POLL_ERR)) on_readable(id, *c, (ev.events & ZS_POLL_ERR) != 0);
   if ((ev.events & ZS_POLL_OUT) && (c->state == io::kOpen || c->state == io::kClosing)) flush(id, *c);
 }
 
@@ -157,11 +166,13 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
     Conn& c = table.at(id);
     c.fd.store(fd, std::memory_order_relaxed);
     c.state = io::kOpen;
-    c.flags = io::kAccepted | io::kHeldByJs;
+    // With admission, the connection is not read until JavaScript admits it.
+    const bool admit = (configs[l.cfg].flags & ZS_IO_ADMIT_PAUSED) != 0;
+    c.flags = io::kAccepted | io::kHeldByJs | (admit ? io::kPaused : 0);
     c.cfg = l.cfg;
     c.last_rx = now;
     c.timer = now;
-    zs_poller_add(poller, fd, word(id, c), ZS_POLL_IN);
+    zs_poller_add(poller, fd, word(id, c), admit ? 0 : ZS_POLL_IN);
     event(ZS_EV_OPEN, id, 1, static_cast<int32_t>(index));
   }
 }
@@ -209,6 +220,16 @@ void zs_io_loop::tick() {
         break;
       case io::kOpen: {
         const zs_io_options& o = configs[c.cfg];
+        // Paused by JavaScript (or admission deciding): nothing is read, so
+        // nothing can time out; the clocks restart on resume.
+        if (c.flags & io::kPaused) break;
+        // A frame begun and not finished in time (slow-loris); not while
+        // backpressure keeps this side from reading it.
+        if (c.rx && o.frame_timeout_ms && !(c.flags & io::kBackpressured) &&
+            now - c.rx->started >= o.frame_timeout_ms) {
+          close_conn(id, c, ZS_CLOSE_TIMEOUT, -static_cast<int32_t>(std::min<uint32_t>(o.frame_timeout_ms, INT32_MAX)));
+          break;
+        }
         const uint32_t quiet = now - c.last_rx;
         if (o.idle_timeout_ms && quiet >= o.idle_timeout_ms) {
           close_conn(id, c, ZS_CLOSE_TIMEOUT, 0);

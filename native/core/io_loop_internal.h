@@ -30,6 +30,9 @@ constexpr int kAcceptPerWake = 128;
 // at most kSpareTx * kSpareTxCap bytes.
 constexpr int kSpareTx = 64;
 constexpr uint32_t kSpareTxCap = 16 * 1024;
+// First size of a partial frame's receive buffer (or twice the bytes already
+// in, when more): from there it doubles as bytes arrive.
+constexpr uint32_t kRxFirst = 4096;
 // Poller words: the top bit marks a listener, else (generation << 32 | peer id).
 constexpr uint64_t kListenerBit = 1ull << 63;
 
@@ -170,10 +173,15 @@ struct zs_io_loop {
   void on_event(const zs_poll_event& ev);
   void on_accept(Listener& l, size_t index);
   void on_connected(uint32_t id, Conn& c);
-  void on_readable(uint32_t id, Conn& c);
-  bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n);
+  void on_readable(uint32_t id, Conn& c, bool err);
+  bool read_partial(uint32_t id, Conn& c, int fd);
+  bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_t started);
   void deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f);
-  void queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
+  bool queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void set_poll(uint32_t id, Conn& c);
+  void pause_reading(uint32_t id, Conn& c, uint8_t why);
+  void resume_reading(uint32_t id, Conn& c, uint8_t why);
   void send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
   void deliver_compressed(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   void deliver_plain(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
@@ -187,7 +195,7 @@ struct zs_io_loop {
   void recycle_tx(TxBuf* tx);
   void close_conn(uint32_t id, Conn& c, int reason, int err);
   void finish_close(uint32_t id, Conn& c);
-  void abort_conn(uint32_t id, Conn& c);
+  void abort_conn(uint32_t id, Conn& c, int reason = ZS_CLOSE_LOCAL);
   void maybe_free(uint32_t id, Conn& c);
   void tick();
   void do_shutdown();
@@ -219,6 +227,12 @@ inline void free_buffers(Conn& c) {
 }
 
 inline uint32_t pending(const Conn& c) { return c.tx ? c.tx->len - c.tx->off : 0; }
+
+// The poller events a connection wants: reading unless paused for any reason,
+// writing while bytes wait.
+inline uint32_t poll_events(const Conn& c) {
+  return ((c.flags & (kPaused | kBackpressured)) ? 0u : ZS_POLL_IN) | ((c.flags & kOutArmed) ? ZS_POLL_OUT : 0u);
+}
 
 }  // namespace
 
