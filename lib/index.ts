@@ -110,6 +110,6 @@ export {
   type AeadKeying,
   type IdentityKeyInput,
 } from './channel/index.js';
-export { NativeTcpTransport, type NativeListenOptions, type NativeTcpOptions } from './transport/native-tcp.js';
+export { NativeTcpTransport, type NativeBufferStats, type NativeListenOptions, type NativeTcpOptions } from './transport/native-tcp.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';

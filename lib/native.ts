@@ -63,6 +63,8 @@ export interface TcpLoopHandle {
   compression(config: Float64Array): void;
   /** [framesCompressed, bytesBefore, bytesAfter, framesDecompressed, recordsSealed, recordsOpened, rekeysSent, rekeysReceived]. */
   recordStats(): number[];
+  /** [bytes of partial-frame receive buffers, bytes of write queues], as of the loop's last tick (100 ms). */
+  bufferStats(): number[];
 }
 
 /** The raw functions of the addon (see native/binding). Internal: use the typed wrappers. */

@@ -52,6 +52,12 @@ import {
 
 export type { NativeListenOptions, NativeTcpOptions } from './native-options.js';
 
+/** NativeTcpTransport.bufferStats(): bytes the native loop holds for peers. */
+export interface NativeBufferStats {
+  partialFrameBytes: number;
+  sendQueueBytes: number;
+}
+
 /** The native TCP transport. See the file comment and docs/transport.md. */
 export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   readonly name = 'native-tcp';
@@ -316,6 +322,18 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const [framesCompressed, bytesBefore, bytesAfter, framesDecompressed] =
       this.finalCompression ?? this.loop.recordStats();
     return { framesCompressed, bytesBefore, bytesAfter, framesDecompressed };
+  }
+
+  /**
+   * Memory the native loop holds for peers, as summed by its last timer tick (at most 100 ms
+   * old): `partialFrameBytes` of receive buffers of frames still arriving (they grow with the
+   * bytes received, never to the declared length up front) and `sendQueueBytes` of write queues.
+   * Zero after shutdown().
+   */
+  bufferStats(): NativeBufferStats {
+    if (this.finalCompression !== undefined) return { partialFrameBytes: 0, sendQueueBytes: 0 }; // loop destroyed
+    const [partialFrameBytes, sendQueueBytes] = this.loop.bufferStats();
+    return { partialFrameBytes: partialFrameBytes!, sendQueueBytes: sendQueueBytes! };
   }
 
   /** What record offload (offloadRecords) did since creation; still works after shutdown(). */

@@ -15,6 +15,7 @@
 //   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
 //   shutdown(), ref(), unref(), destroy()
 //   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
+//   bufferStats() -> [partialFrameBytes, sendQueueBytes]   as of the loop's last tick
 //   recordStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed,
 //                     recordsSealed, recordsOpened, rekeysSent, rekeysReceived]
 //   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark,
@@ -49,6 +50,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::Unref>("unref"), InstanceMethod<&TcpLoop::Destroy>("destroy"),
                         InstanceMethod<&TcpLoop::Compression>("compression"),
                         InstanceMethod<&TcpLoop::RecordStats>("recordStats"),
+                        InstanceMethod<&TcpLoop::BufferStats>("bufferStats"),
                         StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size()))),
                         StaticValue("closeCodes", CloseCodes(env))});
   }
@@ -343,6 +345,17 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     zs_io_record_stats(shared_->loop, counts);
     Napi::Array out = Napi::Array::New(env, 8);
     for (uint32_t i = 0; i < 8; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(counts[i])));
+    return out;
+  }
+
+  Napi::Value BufferStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return Napi::Value();
+    uint64_t b[2];
+    zs_io_buffer_stats(shared_->loop, b);
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, static_cast<double>(b[0])));
+    out.Set(1u, Napi::Number::New(env, static_cast<double>(b[1])));
     return out;
   }
 

@@ -205,8 +205,11 @@ void zs_io_loop::tick() {
     }
   }
   const uint32_t n = table.size();
+  uint64_t rx_bytes = 0, tx_bytes = 0;
   for (uint32_t id = 0; id < n; id++) {
     Conn& c = table.at(id);
+    if (c.rx) rx_bytes += c.rx->cap;
+    if (c.tx) tx_bytes += c.tx->cap;
     switch (c.state) {
       case io::kConnecting:
         if (reached(now, c.timer)) {
@@ -253,6 +256,8 @@ void zs_io_loop::tick() {
         break;
     }
   }
+  buffered[0].store(rx_bytes, std::memory_order_relaxed);
+  buffered[1].store(tx_bytes, std::memory_order_relaxed);
 }
 
 void zs_io_loop::do_shutdown() {

@@ -195,6 +195,11 @@ void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg);
 // out[6] rekeys sent, out[7] rekeys received. Readable from any thread.
 void zs_io_record_stats(zs_io_loop* loop, uint64_t out[8]);
 
+// Memory held for peers, as summed by the loop's last timer tick (every
+// zs_io_tick_ms): out[0] bytes of partial-frame receive buffers, out[1] bytes
+// of write queues (capacity). Readable from any thread.
+void zs_io_buffer_stats(zs_io_loop* loop, uint64_t out[2]);
+
 // Closes every listener and peer (reason shutdown), then posts SHUTDOWN_DONE.
 void zs_io_shutdown(zs_io_loop* loop);
 

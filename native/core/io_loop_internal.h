@@ -161,6 +161,8 @@ struct zs_io_loop {
   zs_fcomp_config compress{};
   std::vector<uint8_t> compress_buf;
   std::atomic<uint64_t> record_counts[8] = {};  // see zs_io_record_stats
+  // Bytes of partial-frame buffers and of write queues, summed by every tick (zs_io_buffer_stats).
+  std::atomic<uint64_t> buffered[2] = {};
   // AEAD records offloaded per peer (io_secure.cc): only peers flagged kSecure have one.
   std::unordered_map<uint32_t, zs::io::SecureState*> secure;
   std::vector<uint8_t> record_buf;
