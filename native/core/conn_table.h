@@ -68,9 +68,15 @@ struct Conn {
   uint16_t cfg = 0;       // index into the loop's option sets
   uint32_t last_rx = 0;   // loop clock (ms) of the last byte received
   uint32_t timer = 0;     // last ping sent (open), or deadline (connecting, closing, linger)
+  // Payload bytes of this peer's frames in the batch being filled (low 31
+  // bits); the top bit (kHeldForBatch) marks a peer not read until that batch
+  // goes to JavaScript. Fills what was padding: the Conn stays 40 bytes.
+  uint32_t in_batch = 0;
   RxBuf* rx = nullptr;
   TxBuf* tx = nullptr;
 };
+
+constexpr uint32_t kHeldForBatch = 0x80000000u;
 
 class ConnTable {
  public:

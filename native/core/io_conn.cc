@@ -22,7 +22,7 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
     return;
   }
   if (c.state != io::kOpen) return;
-  if (c.flags & (io::kPaused | io::kBackpressured)) {
+  if ((c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch)) {
     // Not reading: an event queued before the pause, or an error or hang-up
     // (always reported). Level-triggered, the bytes wait in the kernel; a
     // broken connection must end here or it would be reported every turn.
@@ -34,7 +34,7 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
   }
   // The rest of a frame whose size is known goes straight into its buffer.
   if (c.rx && c.rx->need) {
-    read_partial(id, c, fd);
+    if (read_partial(id, c, fd)) hold_for_batch(id, c);
     return;
   }
   uint8_t* base = scratch + 16;
@@ -54,7 +54,32 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
     std::free(c.rx);
     c.rx = nullptr;
   }
-  parse(id, c, start, static_cast<size_t>(base + n - start), started);
+  if (parse(id, c, start, static_cast<size_t>(base + n - start), started)) hold_for_batch(id, c);
+}
+
+// With the I/O thread, while JavaScript still handles the previous batch, a
+// peer that already has more than its high-water mark of frames in the next
+// one is not read until that batch is handed over: its replies (which are what
+// backpressure counts) cannot exist before then, and one flooding peer must not
+// fill the batch for everyone.
+void zs_io_loop::hold_for_batch(uint32_t id, Conn& c) {
+  if (c.in_batch <= configs[c.cfg].high_water_mark || !in_flight.load(std::memory_order_relaxed)) return;
+  if (c.state != io::kOpen || (c.in_batch & io::kHeldForBatch)) return;
+  c.in_batch |= io::kHeldForBatch;
+  held.push_back(id);
+  set_poll(id, c);
+}
+
+// A batch was posted: the counts of its peers start again, and held peers are read again.
+void zs_io_loop::release_held(const Batch& posted) {
+  for (uint32_t id : posted.peers) table.at(id).in_batch &= io::kHeldForBatch;
+  for (uint32_t id : held) {
+    Conn& c = table.at(id);
+    if (!(c.in_batch & io::kHeldForBatch)) continue;  // closed and reused meanwhile
+    c.in_batch = 0;
+    if (c.state == io::kOpen) set_poll(id, c);
+  }
+  held.clear();
 }
 
 // Reads more of the partial frame in c.rx (its size known), growing the buffer
@@ -156,6 +181,10 @@ void zs_io_loop::deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_fr
     return;
   }
   if (f.kind == 1) return;  // pong: receiving it already refreshed last_rx
+  // Saturating below the held bit (a frame is at most 4 GiB - 14 bytes).
+  const uint32_t counted = (c.in_batch & ~io::kHeldForBatch) + f.payload_length;
+  c.in_batch = (c.in_batch & io::kHeldForBatch) |
+               (counted < io::kHeldForBatch && counted >= f.payload_length ? counted : io::kHeldForBatch - 1);
   if (c.flags & io::kSecure) {
     deliver_secure(id, c, payload, f);
     return;

@@ -66,6 +66,7 @@ void zs_io_loop::take_commands() {
     c.fd.store(nc.fd, std::memory_order_relaxed);
     c.state = io::kConnecting;
     c.flags = 0;
+    c.in_batch = 0;
     c.cfg = intern(nc.options);
     c.last_rx = nc.tag;
     c.timer = now + (nc.timeout_ms ? nc.timeout_ms : 10000);
@@ -169,6 +170,7 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
     // With admission, the connection is not read until JavaScript admits it.
     const bool admit = (configs[l.cfg].flags & ZS_IO_ADMIT_PAUSED) != 0;
     c.flags = io::kAccepted | io::kHeldByJs | (admit ? io::kPaused : 0);
+    c.in_batch = 0;
     c.cfg = l.cfg;
     c.last_rx = now;
     c.timer = now;
@@ -307,6 +309,7 @@ void zs_io_loop::publish() {
   Batch& ready = batch();
   filling ^= 1;
   batch().clear();
+  if (!held.empty() || !inline_mode) release_held(ready);
   post(ctx, ready.finish());
 }
 

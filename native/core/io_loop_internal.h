@@ -134,7 +134,7 @@ struct zs_io_loop {
   std::vector<NewListener> new_listeners;
   std::vector<NewConnect> new_connects;
   bool shutdown_requested = false;
-  bool in_flight = false;
+  std::atomic<bool> in_flight{false};  // JavaScript has a batch (written under mu; read without it by the I/O thread)
   std::atomic<bool> batch_waiting{false};
 
   // I/O thread only.
@@ -148,6 +148,7 @@ struct zs_io_loop {
   std::vector<NewListener> local_listeners;
   std::vector<NewConnect> local_connects;
   std::vector<uint32_t> dirty;
+  std::vector<uint32_t> held;  // peers not read until the filling batch is posted (kHeldForBatch)
   TxBuf* spare_tx[zs::io::kSpareTx] = {};
   int spare_tx_count = 0;
   uint32_t now = 0;
@@ -182,6 +183,8 @@ struct zs_io_loop {
   void deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   bool queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
   void set_poll(uint32_t id, Conn& c);
+  void hold_for_batch(uint32_t id, Conn& c);
+  void release_held(const Batch& posted);
   void pause_reading(uint32_t id, Conn& c, uint8_t why);
   void resume_reading(uint32_t id, Conn& c, uint8_t why);
   void send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
@@ -233,8 +236,11 @@ inline uint32_t pending(const Conn& c) { return c.tx ? c.tx->len - c.tx->off : 0
 // The poller events a connection wants: reading unless paused for any reason,
 // writing while bytes wait.
 inline uint32_t poll_events(const Conn& c) {
-  return ((c.flags & (kPaused | kBackpressured)) ? 0u : ZS_POLL_IN) | ((c.flags & kOutArmed) ? ZS_POLL_OUT : 0u);
+  const bool reading = !(c.flags & (kPaused | kBackpressured)) && !(c.in_batch & kHeldForBatch);
+  return (reading ? ZS_POLL_IN : 0u) | ((c.flags & kOutArmed) ? ZS_POLL_OUT : 0u);
 }
+
+static_assert(sizeof(Conn) <= 40, "an idle connection costs one 40-byte Conn");
 
 }  // namespace
 
