@@ -24,7 +24,7 @@ import type { Admission, AdmitVerdict } from './admission.js';
 import { errnoName } from './native-options.js';
 import { compressedFrameDetail } from './native-compression.js';
 import { OP_CLOSE_WITH, OP_PAUSE, OP_RELEASE, OP_RESUME, SendQueue } from './send-queue.js';
-import type { AcceptInfo, CloseReason, FrameBatch, PeerId, PeerInfo, TransportEvents } from './types.js';
+import type { CloseReason, FrameBatch, PeerId, PeerInfo, TransportEvents } from './types.js';
 
 // Event records from the I/O loop (ZS_EV_* in native/core/io_loop.h).
 const EV_OPEN = 1;
@@ -93,9 +93,10 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
   protected maxQueue = new Uint32Array(1024);
   protected pauses = new Uint32Array(1024);
   protected readonly userData: unknown[] = [];
-  /** The admission that let each open accepted peer in and its remote address, for release() on close. */
-  protected readonly admittedBy: (Admission | undefined)[] = [];
-  protected readonly remoteAddress: (string | undefined)[] = [];
+  /** 1 + the index in `endpoints` of the listener that admitted each open accepted peer (0: none), for release() on close. */
+  protected admittedBy = new Uint32Array(1024);
+  /** Remote addresses of admitted peers, kept only where the admission counts per address. */
+  protected readonly remoteAddress = new Map<number, string>();
   /** Accepted peers whose accept hook is deciding: a token per admission, so a late verdict for a reused id is ignored. */
   protected readonly admitting = new Map<number, object>();
   protected readonly endpoints: ListenerEntry[] = [];
@@ -134,6 +135,7 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.hwm = grow(this.hwm, (n) => new Uint32Array(n));
     this.maxQueue = grow(this.maxQueue, (n) => new Uint32Array(n));
     this.pauses = grow(this.pauses, (n) => new Uint32Array(n));
+    this.admittedBy = grow(this.admittedBy, (n) => new Uint32Array(n));
   }
 
   /** Keeps the process alive while anything is listening, open or connecting, like Node `net`. */
@@ -256,10 +258,12 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.hwm[peer] = listener.hwm;
     this.maxQueue[peer] = listener.maxSendQueue;
     const a = this.loop.peerAddress(peer);
-    const info: AcceptInfo = { remoteAddress: a?.[0] ?? '', remotePort: a?.[1] ?? 0, localAddress: a?.[2] ?? '', localPort: a?.[3] ?? 0 };
-    const verdict = listener.admission.admit(info);
+    const info: PeerInfo = { remoteAddress: a?.[0] ?? '', remotePort: a?.[1] ?? 0, localAddress: a?.[2] ?? '', localPort: a?.[3] ?? 0, accepted: true };
+    const verdict = listener.admission.admit({
+      remoteAddress: info.remoteAddress, remotePort: info.remotePort, localAddress: info.localAddress, localPort: info.localPort,
+    });
     if (verdict === true) {
-      this.admitted(peer, listener.admission, info.remoteAddress);
+      this.admitted(peer, tag, info);
       return;
     }
     if (typeof verdict === 'string') {
@@ -269,19 +273,19 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.state[peer] = ADMITTING;
     const token = {};
     this.admitting.set(peer, token);
-    void verdict.then((v) => this.onVerdict(peer, token, v, listener.admission, info.remoteAddress));
+    void verdict.then((v) => this.onVerdict(peer, token, v, tag, info));
   }
 
   /** An accept hook's promise settled: admit or refuse the peer, unless it is gone meanwhile. */
-  private onVerdict(peer: number, token: object, verdict: AdmitVerdict, admission: Admission, address: string): void {
+  private onVerdict(peer: number, token: object, verdict: AdmitVerdict, listener: number, info: PeerInfo): void {
     if (this.admitting.get(peer) !== token || this.closed) {
       // Closed by the client (or shut down) while the hook decided: admit() counted it as open.
-      if (verdict === true) admission.release(address);
+      if (verdict === true) this.endpoints[listener]!.admission.release(info.remoteAddress);
       return;
     }
     this.admitting.delete(peer);
     try {
-      if (verdict === true) this.admitted(peer, admission, address);
+      if (verdict === true) this.admitted(peer, listener, info);
       else this.refuse(peer);
     } finally {
       this.flush();
@@ -290,12 +294,13 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
   }
 
   /** Admission said yes: start reading the peer and tell the user. */
-  private admitted(peer: number, admission: Admission, address: string): void {
-    this.admittedBy[peer] = admission;
-    this.remoteAddress[peer] = address;
+  private admitted(peer: number, listener: number, info: PeerInfo): void {
+    this.admittedBy[peer] = listener + 1;
+    const o = this.endpoints[listener]!.admission.options;
+    if (o.maxConnectionsPerIp > 0 || o.connectionRatePerIp > 0) this.remoteAddress.set(peer, info.remoteAddress);
     // Queued before 'open' is emitted, so a pause() inside the listener comes after it.
     this.queue.control(OP_RESUME, peer);
-    this.opened(peer, true, undefined);
+    this.opened(peer, true, undefined, info);
   }
 
   /** Admission said no: the loop resets the connection; the user never hears of it. */
@@ -305,13 +310,13 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.queue.control(OP_CLOSE_WITH, peer, CODE_REFUSED);
   }
 
-  private opened(peer: number, accepted: boolean, pending: PendingConnect | undefined): void {
+  private opened(peer: number, accepted: boolean, pending: PendingConnect | undefined, known?: PeerInfo): void {
     this.state[peer] = accepted ? OPEN_ACCEPTED : OPEN_CONNECTED;
     this.openPeers++;
     this.counters.connections++;
     try {
       if (this.listenerCount('open') > 0) {
-        const info = this.peerInfo(peer) ?? {
+        const info = known ?? this.peerInfo(peer) ?? {
           remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, accepted,
         };
         this.emit('open', peer, info);
@@ -375,11 +380,11 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
       return;
     }
     this.openPeers--;
-    const admission = this.admittedBy[peer];
-    if (admission !== undefined) {
-      admission.release(this.remoteAddress[peer]!);
-      this.admittedBy[peer] = undefined;
-      this.remoteAddress[peer] = undefined;
+    const listener = this.admittedBy[peer]!;
+    if (listener !== 0) {
+      this.admittedBy[peer] = 0;
+      this.endpoints[listener - 1]!.admission.release(this.remoteAddress.get(peer) ?? '');
+      this.remoteAddress.delete(peer);
     }
     const why = REASONS[reason] ?? 'protocol';
     this.closes[why] = (this.closes[why] ?? 0) + 1;
