@@ -256,8 +256,10 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     this.counters.framesOut++;
     this.counters.bytesOut += length;
     this.schedule();
+    // Counted even while blocked: maxSendQueue (overQueue) bounds what one turn may queue.
+    const turn = (this.turnBytes[peer] += size);
     if (this.blocked[peer]) return false;
-    if ((this.turnBytes[peer] += size) > this.hwm[peer]!) {
+    if (turn > this.hwm[peer]!) {
       this.blocked[peer] = 1;
       this.queue.control(OP_WATCH_DRAIN, peer);
       return false;

@@ -273,10 +273,9 @@ void zs_io_loop::pause_reading(uint32_t id, Conn& c, uint8_t why) {
 void zs_io_loop::resume_reading(uint32_t id, Conn& c, uint8_t why) {
   if (!(c.flags & why)) return;
   c.flags &= static_cast<uint8_t>(~why);
-  if (c.flags & (io::kPaused | io::kBackpressured)) return;
   if (why == io::kPaused) c.last_rx = now;
   if (c.rx) c.rx->started = now;
-  set_poll(id, c);
+  if (!(c.flags & (io::kPaused | io::kBackpressured))) set_poll(id, c);
 }
 
 void zs_io_loop::flush(uint32_t id, Conn& c) {
@@ -356,8 +355,9 @@ void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   c.flags &= ~io::kWantDrain;
   if (reason == ZS_CLOSE_LOCAL) {
     // Closing reads again (to see the peer's FIN), whatever paused it.
-    if (c.flags & (io::kPaused | io::kBackpressured)) {
+    if ((c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch)) {
       c.flags &= static_cast<uint8_t>(~(io::kPaused | io::kBackpressured));
+      c.in_batch = 0;
       set_poll(id, c);
     }
     c.state = io::kClosing;
