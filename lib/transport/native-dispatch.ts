@@ -21,6 +21,7 @@ import { EventEmitter } from 'node:events';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { native, type TcpLoopHandle } from '../native.js';
 import type { Admission, AdmitVerdict } from './admission.js';
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_SEND_QUEUE } from './common.js';
 import { errnoName } from './native-options.js';
 import { compressedFrameDetail } from './native-compression.js';
 import { OP_CLOSE_WITH, OP_PAUSE, OP_RELEASE, OP_RESUME, SendQueue } from './send-queue.js';
@@ -243,8 +244,8 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     if (!accepted) {
       const pending = this.connects.get(tag);
       this.connects.delete(tag);
-      this.hwm[peer] = pending?.hwm ?? 0;
-      this.maxQueue[peer] = pending?.maxSendQueue ?? 0;
+      this.hwm[peer] = pending?.hwm ?? DEFAULT_HIGH_WATER_MARK;
+      this.maxQueue[peer] = pending?.maxSendQueue ?? DEFAULT_MAX_SEND_QUEUE;
       this.opened(peer, false, pending);
       return;
     }

@@ -63,7 +63,7 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
 // backpressure counts) cannot exist before then, and one flooding peer must not
 // fill the batch for everyone.
 void zs_io_loop::hold_for_batch(uint32_t id, Conn& c) {
-  if (c.in_batch <= configs[c.cfg].high_water_mark || !in_flight.load(std::memory_order_relaxed)) return;
+  if (!in_flight.load(std::memory_order_relaxed) || c.in_batch <= configs[c.cfg].high_water_mark) return;
   if (c.state != io::kOpen || (c.in_batch & io::kHeldForBatch)) return;
   c.in_batch |= io::kHeldForBatch;
   held.push_back(id);
