@@ -20,7 +20,9 @@
 namespace zs::io {
 
 constexpr size_t kScratch = 64 * 1024;
-constexpr size_t kBatchCap = 8u << 20;  // stop reading while JS is busy and a batch is this big
+// A batch this big ends the turn's reading, and with the I/O thread stops it
+// while JavaScript is still busy with the previous batch.
+constexpr size_t kBatchCap = 8u << 20;
 constexpr uint32_t kTickMs = 100;
 constexpr uint32_t kLingerMs = 2000;
 constexpr uint32_t kCloseFlushMs = 10000;

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ConnectionClosedError, FrameFlag, NativeTcpTransport, type CloseReason, type FrameBatch } from '../../lib/index.js';
+import { compress } from '../../lib/compression/index.js';
 import { native } from '../../lib/native.js';
 import {
   DEFAULT_ACCEPTED_IDLE_TIMEOUT,
@@ -265,6 +266,31 @@ for (const ioThread of [false, true]) {
       assert.match(closes[0]![2], /impossible|declared/i);
       assert.equal(server.stats().framesIn, 0);
       assert.ok(process.memoryUsage().rss - rssBefore < 8 * MiB);
+    });
+  });
+
+  describe(`NativeTcpTransport compression amplification (${mode})`, () => {
+    it('frames that expand ~150x on decoding never make a batch much bigger than 8 MiB', async () => {
+      const server = make({ compression: { method: 'deflate-fixed' } });
+      let maxBatch = 0;
+      let decoded = 0;
+      server.on('frames', (b) => {
+        maxBatch = Math.max(maxBatch, b.data.length);
+        for (let i = 0; i < b.count; i++) decoded += b.lengths[i]!;
+      });
+      const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+      const bomb = compress(Buffer.alloc(MiB - 64), 'deflate-fixed');
+      assert.ok(bomb.length < 8 * 1024, `${bomb.length} bytes`);
+      const frames = Buffer.concat(Array.from({ length: 32 }, () => encodeFrame(9, FrameFlag.Compressed, bomb)));
+      const rssBefore = process.memoryUsage().rss;
+      const clients = await Promise.all(Array.from({ length: 8 }, () => rawSocket(port)));
+      for (const { socket } of clients) socket.write(frames);
+      const until = Date.now() + 30_000;
+      while (decoded < 8 * 32 * (MiB - 64) && Date.now() < until) await sleep(20);
+      assert.equal(decoded, 8 * 32 * (MiB - 64));
+      // 8 MiB, plus what the last read decoded to (a 64 KiB read of these frames: about 10 MiB).
+      assert.ok(maxBatch <= 20 * MiB, `a batch of ${(maxBatch / MiB).toFixed(1)} MiB`);
+      assert.ok(process.memoryUsage().rss - rssBefore < 256 * MiB);
     });
   });
 
