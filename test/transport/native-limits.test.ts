@@ -138,6 +138,12 @@ for (const ioThread of [false, true]) {
       assert.ok(grown < 96 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB`);
       assert.ok(written * frame.length < 96 * MiB, `the client got ${written} frames in`);
       assert.deepEqual(closes, [], 'held back, not closed');
+      // Meanwhile an honest client is served.
+      const honest = await rawClient(port);
+      honest.socket.write(encodeFrame(10, 0, Buffer.from('still here')));
+      const [reply] = await honest.frames(1, 5000);
+      assert.equal(reply!.payload.toString(), 'still here');
+      honest.socket.destroy();
       // Reading again: every request is answered.
       const reader = new FrameReader();
       socket.on('data', (d: Buffer) => reader.push(d));
