@@ -102,9 +102,10 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
     const size_t want = rx->cap - rx->len;
     ssize_t n = read(fd, rx->data + rx->len, want);
     if (n <= 0) {
-      if (n == 0) close_conn(id, c, ZS_CLOSE_REMOTE, 0);
-      else if (errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
-      return n < 0 && (errno == EAGAIN || errno == EINTR);
+      const int e = n < 0 ? errno : 0;
+      if (n < 0 && (e == EAGAIN || e == EINTR)) return true;
+      close_conn(id, c, n == 0 ? ZS_CLOSE_REMOTE : ZS_CLOSE_RESET, e);
+      return false;
     }
     rx->len += static_cast<uint32_t>(n);
     if (rx->len == rx->need) {

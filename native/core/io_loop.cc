@@ -229,8 +229,8 @@ void zs_io_loop::tick() {
         // nothing can time out; the clocks restart on resume.
         if (c.flags & io::kPaused) break;
         // A frame begun and not finished in time (slow-loris); not while
-        // backpressure keeps this side from reading it.
-        if (c.rx && o.frame_timeout_ms && !(c.flags & io::kBackpressured) &&
+        // backpressure or a batch hold keeps this side from reading it.
+        if (c.rx && o.frame_timeout_ms && !(c.flags & io::kBackpressured) && !(c.in_batch & io::kHeldForBatch) &&
             now - c.rx->started >= o.frame_timeout_ms) {
           close_conn(id, c, ZS_CLOSE_TIMEOUT, -static_cast<int32_t>(std::min<uint32_t>(o.frame_timeout_ms, INT32_MAX)));
           break;
