@@ -303,6 +303,18 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
     c.flags &= ~io::kOutArmed;
   } else {
     c.flags |= io::kOutArmed;
+    // A queue that grew for a burst and is mostly written gives the memory
+    // back, so a peer that keeps a few bytes waiting does not pin megabytes.
+    if (tx->cap > io::kShrinkTxAbove && left <= tx->cap / 8) {
+      std::memmove(tx->data, tx->data + tx->off, left);
+      tx->len = left;
+      tx->off = 0;
+      const uint32_t cap = std::max<uint32_t>(left * 2, io::kSpareTxCap);
+      if (auto* smaller = static_cast<TxBuf*>(std::realloc(tx, offsetof(TxBuf, data) + cap))) {
+        smaller->cap = cap;
+        c.tx = smaller;
+      }
+    }
   }
   if (c.state == io::kClosing) {
     if (io::poll_events(c) != events) set_poll(id, c);

@@ -32,6 +32,8 @@ constexpr int kAcceptPerWake = 128;
 // at most kSpareTx * kSpareTxCap bytes.
 constexpr int kSpareTx = 64;
 constexpr uint32_t kSpareTxCap = 16 * 1024;
+// A write queue above this size shrinks when at most an eighth of it waits.
+constexpr uint32_t kShrinkTxAbove = 256 * 1024;
 // First size of a partial frame's receive buffer (or twice the bytes already
 // in, when more): from there it doubles as bytes arrive.
 constexpr uint32_t kRxFirst = 4096;
