@@ -155,6 +155,28 @@ for (const ioThread of [false, true]) {
       socket.destroy();
     });
 
+    it("pongs the loop sends itself count too: a client pinging and never reading is held back", async () => {
+      const { server, port, closes } = await echoServer({ highWaterMark: 64 * 1024, maxSendQueue: 256 * 1024 });
+      const { socket } = await rawSocket(port);
+      socket.pause();
+      const pings = Buffer.concat(Array.from({ length: 4096 }, () => encodeFrame(0, 0, Buffer.alloc(8, 7)))); // 84 KiB
+      let written = 0;
+      let stalledFor = 0;
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && stalledFor < 1000) {
+        written++;
+        if (socket.write(pings)) continue;
+        const t0 = Date.now();
+        const drained = await within(once(socket, 'drain', 60_000).catch(() => {}), 250);
+        stalledFor = drained ? 0 : stalledFor + (Date.now() - t0);
+      }
+      assert.ok(stalledFor >= 1000, `the server kept reading (${written} x 84 KiB of pings written)`);
+      await sleep(250);
+      assert.ok(server.bufferStats().sendQueueBytes <= 512 * 1024, `${server.bufferStats().sendQueueBytes} bytes of pongs queued`);
+      assert.deepEqual(closes, [], 'held back by backpressure, below maxSendQueue');
+      assert.equal(server.stats().framesIn, 0, 'pings never reach JavaScript');
+    });
+
     for (const perTurn of [1, 64]) {
       it(`a server pushing ${perTurn} frame(s) a turn to a peer that does not read closes it with 'slow-consumer'`, async () => {
         const server = make();
