@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
 import { resolveConnectionOptions } from './common.js';
 import type { NativeCompressionOptions } from './native-compression.js';
-import type { ConnectionOptions, Endpoint, ListenOptions } from './types.js';
+import type { ConnectionOptions, ConnectOptions, Endpoint, ListenOptions } from './types.js';
 
 /** Options of the NativeTcpTransport constructor. */
 export interface NativeTcpOptions {
@@ -35,12 +35,30 @@ export interface NativeTcpOptions {
    * stacks a CompressionLayer, which refuses it unless compression was enabled there); 'refuse'
    * closes the peer with reason 'protocol' at once, in the loop, before JavaScript sees the
    * payload. With `compression`, such frames are always decoded (docs/limits.md has the caps).
+   * listen() and connect() may override it per endpoint.
    */
-  compressedFrames?: 'pass' | 'refuse';
+  compressedFrames?: CompressedFrames;
+}
+
+/** What a transport without `compression` does with a received compressed frame; see NativeTcpOptions. */
+export type CompressedFrames = 'pass' | 'refuse';
+
+/** The IO_REFUSE_COMPRESSED bit for a `compressedFrames` value (TypeError naming `name` for a bad one). */
+export function compressedFramesFlag(value: unknown, name: string): number {
+  if (value !== 'pass' && value !== 'refuse') throw new TypeError(`${name} must be 'pass' or 'refuse', got ${describe(value)}`);
+  return value === 'refuse' ? IO_REFUSE_COMPRESSED : 0;
+}
+
+/** Options of NativeTcpTransport.connect(): the common ones plus compressedFrames. */
+export interface NativeConnectOptions extends ConnectOptions {
+  /** This connection's NativeTcpOptions.compressedFrames (default: the transport's). */
+  compressedFrames?: CompressedFrames;
 }
 
 /** Options of NativeTcpTransport.listen(): the common ones, admission, plus SO_REUSEPORT. */
 export interface NativeListenOptions extends ListenOptions {
+  /** This endpoint's NativeTcpOptions.compressedFrames (default: the transport's). */
+  compressedFrames?: CompressedFrames;
   /**
    * Set SO_REUSEPORT so several processes (or transports) can listen on the same
    * port and the kernel spreads connections across them (default false).

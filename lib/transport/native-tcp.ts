@@ -28,10 +28,11 @@ import {
   checkEndpoint,
   checkUint,
   errnoName,
+  compressedFramesFlag,
   IO_ADMIT_PAUSED,
-  IO_REFUSE_COMPRESSED,
   loopOptions,
   numericHost,
+  type NativeConnectOptions,
   type NativeListenOptions,
   type NativeTcpOptions,
 } from './native-options.js';
@@ -40,7 +41,6 @@ import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-re
 import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_WATCH_DRAIN } from './send-queue.js';
 import {
   MAX_FRAME_KIND,
-  type ConnectOptions,
   type Endpoint,
   type FrameBatch,
   type PeerId,
@@ -50,7 +50,7 @@ import {
   type TransportStats,
 } from './types.js';
 
-export type { NativeListenOptions, NativeTcpOptions } from './native-options.js';
+export type { CompressedFrames, NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-options.js';
 
 /** NativeTcpTransport.bufferStats(): bytes the native loop holds for peers. */
 export interface NativeBufferStats {
@@ -82,12 +82,9 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
       throw new TypeError(`options must be an object, got ${describe(options)}`);
     }
     const compression = compressionConfig(options.compression);
-    const frames = options.compressedFrames ?? 'pass';
-    if (frames !== 'pass' && frames !== 'refuse') {
-      throw new TypeError(`options.compressedFrames must be 'pass' or 'refuse', got ${describe(frames)}`);
-    }
+    const ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
     super(options.ioThread === true);
-    this.ioFlags = frames === 'refuse' ? IO_REFUSE_COMPRESSED : 0;
+    this.ioFlags = ioFlags;
     if (compression) this.loop.compression(compression);
   }
 
@@ -110,7 +107,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options, true, IO_ADMIT_PAUSED | this.ioFlags);
+    const opts = loopOptions(options, true, IO_ADMIT_PAUSED | this.flagsFor(options));
     const admission = new Admission(options);
     const host = await numericHost(ep.host);
     this.checkOpen();
@@ -123,11 +120,17 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     return { host: ep.host, port };
   }
 
+  /** The loop's option flags of one listen() or connect(): its compressedFrames, else the transport's. */
+  private flagsFor(options: { compressedFrames?: unknown } | undefined): number {
+    const v = options?.compressedFrames;
+    return v === undefined ? this.ioFlags : compressedFramesFlag(v, 'options.compressedFrames');
+  }
+
   /** Connects to `endpoint`; resolves to the peer id after 'open' was emitted for it. */
-  async connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
+  async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options, false, this.ioFlags);
+    const opts = loopOptions(options, false, this.flagsFor(options));
     const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
     const local = options?.localAddress;
     if (local !== undefined && (typeof local !== 'string' || !isIP(local))) {

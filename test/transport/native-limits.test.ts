@@ -280,6 +280,16 @@ for (const ioThread of [false, true]) {
       assert.equal(echo!.flags, FrameFlag.Compressed);
       b.socket.destroy();
       assert.throws(() => make({ compressedFrames: 'maybe' as never }), TypeError);
+
+      // Per endpoint: a transport that passes them, with one endpoint that refuses.
+      const overridden = await echoServer({ compressedFrames: 'refuse' });
+      const c = await rawClient(overridden.port);
+      c.socket.write(encodeFrame(9, FrameFlag.Compressed, Buffer.from([0xa0, 0x02, 0x68, 0x69])));
+      await c.closed;
+      const until2 = Date.now() + 2000;
+      while (overridden.closes.length === 0 && Date.now() < until2) await sleep(10);
+      assert.equal(overridden.closes[0]?.[1], 'protocol');
+      await assert.rejects(overridden.server.listen({ host: '127.0.0.1', port: 0 }, { compressedFrames: 'no' as never }), TypeError);
     });
 
     it('with compression on, the 5-byte method-none bomb (A0 80 80 80 08) is refused before any allocation', async () => {
