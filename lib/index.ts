@@ -113,6 +113,13 @@ export {
   type AeadKeying,
   type IdentityKeyInput,
 } from './channel/index.js';
-export { NativeTcpTransport, type NativeListenOptions, type NativeTcpOptions } from './transport/native-tcp.js';
+export {
+  NativeTcpTransport,
+  type CompressedFrames,
+  type NativeBufferStats,
+  type NativeConnectOptions,
+  type NativeListenOptions,
+  type NativeTcpOptions,
+} from './transport/native-tcp.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';

@@ -63,12 +63,19 @@ export interface TcpLoopHandle {
   compression(config: Float64Array): void;
   /** [framesCompressed, bytesBefore, bytesAfter, framesDecompressed, recordsSealed, recordsOpened, rekeysSent, rekeysReceived]. */
   recordStats(): number[];
+  /** [bytes of partial-frame receive buffers, bytes of write queues], as of the loop's last tick (100 ms). */
+  bufferStats(): number[];
 }
 
 /** The raw functions of the addon (see native/binding). Internal: use the typed wrappers. */
 export interface NativeBinding {
   readonly napiVersion: number;
-  readonly TcpLoop: { new (onBatch: TcpBatchCallback, threaded: boolean): TcpLoopHandle; readonly slotSize: number };
+  readonly TcpLoop: {
+    new (onBatch: TcpBatchCallback, threaded: boolean): TcpLoopHandle;
+    readonly slotSize: number;
+    /** ZS_CLOSE_* of native/core/io_loop.h by the CloseReason each stands for. */
+    readonly closeCodes: Readonly<Record<string, number>>;
+  };
   md5(data: Uint8Array, offset: number, length: number): Buffer;
   crc32(data: Uint8Array, offset: number, length: number): number;
   crc32c(data: Uint8Array, offset: number, length: number): number;

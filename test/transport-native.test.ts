@@ -300,7 +300,10 @@ for (const ioThread of [false, true]) {
       assert.throws(() => server.getUserData(0), closed);
       assert.throws(() => server.setUserData(0, 1), closed);
       assert.throws(() => server.peerInfo(0), closed);
+      assert.throws(() => server.pause(0), closed);
+      assert.throws(() => server.resume(0), closed);
       assert.equal(server.stats().closes.shutdown, 1);
+      assert.deepEqual(server.bufferStats(), { partialFrameBytes: 0, sendQueueBytes: 0 });
     });
   });
 }

@@ -9,13 +9,22 @@
  * Per-peer state on this side is a few typed-array slots indexed by peer id
  * (no object per connection), so that tens of thousands of idle peers cost
  * little memory. docs/transport.md has the design and the measurements.
+ *
+ * Admission (admission.ts) happens here too: the loop accepts a connection
+ * without reading it (ZS_IO_ADMIT_PAUSED) and reports OPEN; this side runs
+ * Admission.admit() and either resumes the connection and emits 'open', or
+ * closes it with reason 'refused' (no 'open', no 'close': counted in
+ * stats().closes.refused). While an accept hook's promise decides, the
+ * connection stays unread.
  */
 import { EventEmitter } from 'node:events';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { native, type TcpLoopHandle } from '../native.js';
-import { DEFAULTS, errnoName } from './native-options.js';
+import type { Admission, AdmitVerdict } from './admission.js';
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_SEND_QUEUE } from './common.js';
+import { errnoName } from './native-options.js';
 import { compressedFrameDetail } from './native-compression.js';
-import { OP_RELEASE, SendQueue } from './send-queue.js';
+import { OP_CLOSE_WITH, OP_PAUSE, OP_RELEASE, OP_RESUME, SendQueue } from './send-queue.js';
 import type { CloseReason, FrameBatch, PeerId, PeerInfo, TransportEvents } from './types.js';
 
 // Event records from the I/O loop (ZS_EV_* in native/core/io_loop.h).
@@ -27,10 +36,14 @@ const EV_CONNECT_FAIL = 5;
 const EV_ACCEPT_ERROR = 6;
 const EV_SHUTDOWN_DONE = 7;
 
-// ZS_CLOSE_* order.
-const REASONS: readonly CloseReason[] = [
-  'local', 'remote', 'reset', 'timeout', 'bad-token', 'oversize', 'protocol', 'auth', 'shutdown',
+/** ZS_CLOSE_* of native/core/io_loop.h: the reason of code i is REASONS[i] (a test checks the binding agrees). */
+export const REASONS: readonly CloseReason[] = [
+  'local', 'remote', 'reset', 'timeout', 'bad-token', 'oversize', 'protocol', 'auth', 'shutdown', 'slow-consumer', 'refused',
 ];
+const CODE_SLOW_CONSUMER = 9;
+const CODE_REFUSED = 10;
+/** The close event's b for a compressed frame refused (ZS_PROTO_COMPRESSED_REFUSED). */
+const PROTO_COMPRESSED_REFUSED = -100;
 const DETAILS: Partial<Record<CloseReason, string>> = {
   local: 'closed by this side',
   remote: 'the peer closed the connection',
@@ -47,13 +60,27 @@ export const CLOSED = 0;
 export const OPEN_ACCEPTED = 1;
 export const OPEN_CONNECTED = 2;
 export const CLOSING = 3;
+/** Accepted, not read, while the accept hook's promise decides. */
+export const ADMITTING = 4;
+/** Refused by admission: closing, never reported to users. */
+export const REFUSED = 5;
+
+/** Send-queue limits of a listener's or a connect's peers. */
+export interface QueueLimits {
+  hwm: number;
+  maxSendQueue: number;
+}
 
 /** A connect() waiting for its peer's open (or its failure). */
-export interface PendingConnect {
+export interface PendingConnect extends QueueLimits {
   resolve: (peer: PeerId) => void;
   reject: (err: Error) => void;
-  hwm: number;
   where: string;
+}
+
+/** One listen(): its peers' queue limits and its admission. */
+export interface ListenerEntry extends QueueLimits {
+  admission: Admission;
 }
 
 /** The slot table and batch dispatch of NativeTcpTransport; see the file comment. */
@@ -64,8 +91,16 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
   protected blocked = new Uint8Array(1024);
   protected turnBytes = new Float64Array(1024);
   protected hwm = new Uint32Array(1024);
+  protected maxQueue = new Uint32Array(1024);
+  protected pauses = new Uint32Array(1024);
   protected readonly userData: unknown[] = [];
-  protected readonly listenerHwm: number[] = [];
+  /** 1 + the index in `endpoints` of the listener that admitted each open accepted peer (0: none), for release() on close. */
+  protected admittedBy = new Uint32Array(1024);
+  /** Remote addresses of admitted peers, kept only where the admission counts per address. */
+  protected readonly remoteAddress = new Map<number, string>();
+  /** Accepted peers whose accept hook is deciding: a token per admission, so a late verdict for a reused id is ignored. */
+  protected readonly admitting = new Map<number, object>();
+  protected readonly endpoints: ListenerEntry[] = [];
   protected readonly connects = new Map<number, PendingConnect>();
   protected openPeers = 0;
   protected inBatch = false;
@@ -99,12 +134,15 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.blocked = grow(this.blocked, (n) => new Uint8Array(n));
     this.turnBytes = grow(this.turnBytes, (n) => new Float64Array(n));
     this.hwm = grow(this.hwm, (n) => new Uint32Array(n));
+    this.maxQueue = grow(this.maxQueue, (n) => new Uint32Array(n));
+    this.pauses = grow(this.pauses, (n) => new Uint32Array(n));
+    this.admittedBy = grow(this.admittedBy, (n) => new Uint32Array(n));
   }
 
   /** Keeps the process alive while anything is listening, open or connecting, like Node `net`. */
   protected updateRef(): void {
     if (this.closed && !this.shutdownDone) return;
-    const want = this.listenerHwm.length > 0 || this.openPeers > 0 || this.connects.size > 0 || !!this.shutdownDone;
+    const want = this.endpoints.length > 0 || this.openPeers > 0 || this.connects.size > 0 || !!this.shutdownDone;
     if (want === this.referenced) return;
     this.referenced = want;
     if (want) this.loop.ref();
@@ -200,22 +238,86 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
 
   protected onOpen(peer: number, accepted: boolean, tag: number): void {
     this.ensurePeer(peer);
-    this.state[peer] = accepted ? OPEN_ACCEPTED : OPEN_CONNECTED;
     this.blocked[peer] = 0;
     this.turnBytes[peer] = 0;
+    this.pauses[peer] = 0;
+    if (!accepted) {
+      const pending = this.connects.get(tag);
+      this.connects.delete(tag);
+      this.hwm[peer] = pending?.hwm ?? DEFAULT_HIGH_WATER_MARK;
+      this.maxQueue[peer] = pending?.maxSendQueue ?? DEFAULT_MAX_SEND_QUEUE;
+      this.opened(peer, false, pending);
+      return;
+    }
+    const listener = this.endpoints[tag];
+    if (listener === undefined) {
+      // Never happens (every listener is registered before the loop accepts on it); refuse rather than guess.
+      this.state[peer] = REFUSED;
+      this.queue.control(OP_CLOSE_WITH, peer, CODE_REFUSED);
+      return;
+    }
+    this.hwm[peer] = listener.hwm;
+    this.maxQueue[peer] = listener.maxSendQueue;
+    const a = this.loop.peerAddress(peer);
+    const info: PeerInfo = { remoteAddress: a?.[0] ?? '', remotePort: a?.[1] ?? 0, localAddress: a?.[2] ?? '', localPort: a?.[3] ?? 0, accepted: true };
+    const verdict = listener.admission.admit({
+      remoteAddress: info.remoteAddress, remotePort: info.remotePort, localAddress: info.localAddress, localPort: info.localPort,
+    });
+    if (verdict === true) {
+      this.admitted(peer, tag, info);
+      return;
+    }
+    if (typeof verdict === 'string') {
+      this.refuse(peer);
+      return;
+    }
+    this.state[peer] = ADMITTING;
+    const token = {};
+    this.admitting.set(peer, token);
+    void verdict.then((v) => this.onVerdict(peer, token, v, tag, info));
+  }
+
+  /** An accept hook's promise settled: admit or refuse the peer, unless it is gone meanwhile. */
+  private onVerdict(peer: number, token: object, verdict: AdmitVerdict, listener: number, info: PeerInfo): void {
+    if (this.admitting.get(peer) !== token || this.closed) {
+      // Closed by the client (or shut down) while the hook decided: admit() counted it as open.
+      if (verdict === true) this.endpoints[listener]!.admission.release(info.remoteAddress);
+      return;
+    }
+    this.admitting.delete(peer);
+    try {
+      if (verdict === true) this.admitted(peer, listener, info);
+      else this.refuse(peer);
+    } finally {
+      this.flush();
+      this.updateRef();
+    }
+  }
+
+  /** Admission said yes: start reading the peer and tell the user. */
+  private admitted(peer: number, listener: number, info: PeerInfo): void {
+    this.admittedBy[peer] = listener + 1;
+    const o = this.endpoints[listener]!.admission.options;
+    if (o.maxConnectionsPerIp > 0 || o.connectionRatePerIp > 0) this.remoteAddress.set(peer, info.remoteAddress);
+    // Queued before 'open' is emitted, so a pause() inside the listener comes after it.
+    this.queue.control(OP_RESUME, peer);
+    this.opened(peer, true, undefined, info);
+  }
+
+  /** Admission said no: the loop resets the connection; the user never hears of it. */
+  private refuse(peer: number): void {
+    this.state[peer] = REFUSED;
+    this.closes.refused = (this.closes.refused ?? 0) + 1;
+    this.queue.control(OP_CLOSE_WITH, peer, CODE_REFUSED);
+  }
+
+  private opened(peer: number, accepted: boolean, pending: PendingConnect | undefined, known?: PeerInfo): void {
+    this.state[peer] = accepted ? OPEN_ACCEPTED : OPEN_CONNECTED;
     this.openPeers++;
     this.counters.connections++;
-    let pending: PendingConnect | undefined;
-    if (accepted) {
-      this.hwm[peer] = this.listenerHwm[tag] ?? DEFAULTS.highWaterMark;
-    } else {
-      pending = this.connects.get(tag);
-      this.connects.delete(tag);
-      this.hwm[peer] = pending?.hwm ?? DEFAULTS.highWaterMark;
-    }
     try {
       if (this.listenerCount('open') > 0) {
-        const info = this.peerInfo(peer) ?? {
+        const info = known ?? this.peerInfo(peer) ?? {
           remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, accepted,
         };
         this.emit('open', peer, info);
@@ -223,6 +325,32 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     } finally {
       pending?.resolve(peer);
     }
+  }
+
+  /** pause() of native-tcp.ts: counted; the loop stops reading at the first. */
+  protected pausePeer(peer: PeerId): void {
+    const st = this.state[peer];
+    if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return;
+    if (this.pauses[peer]++ === 0) this.queue.control(OP_PAUSE, peer);
+  }
+
+  /** resume() of native-tcp.ts: reading starts again when no pause is left. */
+  protected resumePeer(peer: PeerId): void {
+    const st = this.state[peer];
+    if ((st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) || this.pauses[peer] === 0) return;
+    if (--this.pauses[peer]! === 0) this.queue.control(OP_RESUME, peer);
+  }
+
+  /**
+   * True when `size` more bytes this turn would pass the peer's maxSendQueue: the peer is then
+   * closed with 'slow-consumer' and the frame must not be queued. A frame alone may pass it.
+   */
+  protected overQueue(peer: PeerId, size: number): boolean {
+    const t = this.turnBytes[peer]!;
+    if (t === 0 || t + size <= this.maxQueue[peer]!) return false;
+    this.state[peer] = CLOSING;
+    this.queue.control(OP_CLOSE_WITH, peer, CODE_SLOW_CONSUMER);
+    return true;
   }
 
   protected onConnectFail(tag: number, reason: number, errno: number): void {
@@ -240,24 +368,29 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
   }
 
   protected onClose(peer: number, reason: number, errno: number): void {
-    if (!this.state[peer]) return;
+    const st = this.state[peer];
+    if (!st) return;
     this.state[peer] = CLOSED;
     this.blocked[peer] = 0;
-    this.openPeers--;
-    const why = REASONS[reason] ?? 'protocol';
-    this.closes[why] = (this.closes[why] ?? 0) + 1;
+    this.pauses[peer] = 0;
     // The id is handed back to the loop after any frame queued to it this turn.
     this.queue.control(OP_RELEASE, peer);
-    const detail =
-      why === 'oversize'
-        ? `frame of ${errno >>> 0} bytes exceeds maxFrameSize`
-        : why === 'protocol' && errno < 0
-          ? compressedFrameDetail(errno)
-          : errno
-          ? errnoName(errno)
-          : (DETAILS[why] ?? why);
+    if (st === REFUSED) return; // counted when refused; never opened, so never reported
+    if (st === ADMITTING) {
+      this.admitting.delete(peer); // the verdict, when it comes, releases the admission
+      return;
+    }
+    this.openPeers--;
+    const listener = this.admittedBy[peer]!;
+    if (listener !== 0) {
+      this.admittedBy[peer] = 0;
+      this.endpoints[listener - 1]!.admission.release(this.remoteAddress.get(peer) ?? '');
+      this.remoteAddress.delete(peer);
+    }
+    const why = REASONS[reason] ?? 'protocol';
+    this.closes[why] = (this.closes[why] ?? 0) + 1;
     try {
-      this.emit('close', peer, why, detail);
+      this.emit('close', peer, why, closeDetail(why, errno, this.maxQueue[peer]!));
     } finally {
       this.userData[peer] = undefined;
     }
@@ -274,4 +407,21 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.shutdownDone = undefined;
     done?.();
   }
+}
+
+/** The close event's detail for a reason and the loop's b value (see ZS_EV_CLOSE in io_loop.h). */
+function closeDetail(why: CloseReason, b: number, maxSendQueue: number): string {
+  switch (why) {
+    case 'oversize':
+      return `frame of ${b >>> 0} bytes exceeds maxFrameSize`;
+    case 'timeout':
+      return b < 0 ? `frame not completed within ${-b} ms (frameTimeout)` : DETAILS.timeout!;
+    case 'protocol':
+      if (b === PROTO_COMPRESSED_REFUSED) return 'a frame with the compressed flag, and compression is not enabled on this endpoint';
+      if (b < 0) return compressedFrameDetail(b);
+      break;
+    case 'slow-consumer':
+      return `a frame would have put more than maxSendQueue (${maxSendQueue}) bytes in the peer's send queue: it does not read`;
+  }
+  return b ? errnoName(b) : (DETAILS[why] ?? why);
 }

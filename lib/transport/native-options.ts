@@ -7,8 +7,9 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
+import { resolveConnectionOptions } from './common.js';
 import type { NativeCompressionOptions } from './native-compression.js';
-import type { ConnectionOptions, Endpoint } from './types.js';
+import type { ConnectionOptions, ConnectOptions, Endpoint, ListenOptions } from './types.js';
 
 /** Options of the NativeTcpTransport constructor. */
 export interface NativeTcpOptions {
@@ -28,10 +29,36 @@ export interface NativeTcpOptions {
    * and docs/transport.md, "Compression".
    */
   compression?: NativeCompressionOptions;
+  /**
+   * What to do, without `compression`, with a received frame that has FrameFlag.Compressed set:
+   * 'pass' (the default) hands it up as it is, for a layer above that decides (the framework
+   * stacks a CompressionLayer, which refuses it unless compression was enabled there); 'refuse'
+   * closes the peer with reason 'protocol' at once, in the loop, before JavaScript sees the
+   * payload. With `compression`, such frames are always decoded (docs/limits.md has the caps).
+   * listen() and connect() may override it per endpoint.
+   */
+  compressedFrames?: CompressedFrames;
 }
 
-/** Options of NativeTcpTransport.listen(): the common ones plus SO_REUSEPORT. */
-export interface NativeListenOptions extends ConnectionOptions {
+/** What a transport without `compression` does with a received compressed frame; see NativeTcpOptions. */
+export type CompressedFrames = 'pass' | 'refuse';
+
+/** The IO_REFUSE_COMPRESSED bit for a `compressedFrames` value (TypeError naming `name` for a bad one). */
+export function compressedFramesFlag(value: unknown, name: string): number {
+  if (value !== 'pass' && value !== 'refuse') throw new TypeError(`${name} must be 'pass' or 'refuse', got ${describe(value)}`);
+  return value === 'refuse' ? IO_REFUSE_COMPRESSED : 0;
+}
+
+/** Options of NativeTcpTransport.connect(): the common ones plus compressedFrames. */
+export interface NativeConnectOptions extends ConnectOptions {
+  /** This connection's NativeTcpOptions.compressedFrames (default: the transport's). */
+  compressedFrames?: CompressedFrames;
+}
+
+/** Options of NativeTcpTransport.listen(): the common ones, admission, plus SO_REUSEPORT. */
+export interface NativeListenOptions extends ListenOptions {
+  /** This endpoint's NativeTcpOptions.compressedFrames (default: the transport's). */
+  compressedFrames?: CompressedFrames;
   /**
    * Set SO_REUSEPORT so several processes (or transports) can listen on the same
    * port and the kernel spreads connections across them (default false).
@@ -43,8 +70,9 @@ const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).ma
 /** The system's name of an errno value ('ECONNREFUSED'). */
 export const errnoName = (n: number): string => ERRNO_NAMES.get(n) ?? `errno ${n}`;
 
-/** Defaults of docs/protocol.md and ConnectionOptions. */
-export const DEFAULTS = { headToken: 0x5a534846, tailToken: 0x5a535446, maxFrameSize: 16 << 20, highWaterMark: 1 << 20 };
+/** Bits of the options' flags word (ZS_IO_* in native/core/io_loop.h). */
+export const IO_ADMIT_PAUSED = 1;
+export const IO_REFUSE_COMPRESSED = 2;
 
 /** An integer from 0 to max, or RangeError naming the argument. */
 export function checkUint(value: unknown, name: string, max: number): number {
@@ -54,19 +82,28 @@ export function checkUint(value: unknown, name: string, max: number): number {
   return value;
 }
 
-/** The Float64Array the loop takes: [head, tail, maxFrameSize, idleMs, keepaliveMs, highWaterMark]. */
-export function loopOptions(o: ConnectionOptions | undefined): Float64Array {
+/**
+ * The Float64Array the loop takes: [head, tail, maxFrameSize, idleMs, keepaliveMs, highWaterMark,
+ * maxSendQueue, frameTimeoutMs, flags], with the defaults of lib/transport/common.ts
+ * (resolveConnectionOptions; `accepted` picks those of listen()). Byte counts above 4 GiB - 1
+ * are clamped to it (the loop counts in 32 bits).
+ */
+export function loopOptions(o: ConnectionOptions | undefined, accepted: boolean, flags: number): Float64Array {
   if (o !== undefined && (typeof o !== 'object' || o === null)) {
     throw new TypeError(`options must be an object, got ${describe(o)}`);
   }
+  const r = resolveConnectionOptions(o, accepted);
   const u32 = 0xffffffff;
   return new Float64Array([
-    checkUint(o?.headToken ?? DEFAULTS.headToken, 'options.headToken', u32),
-    checkUint(o?.tailToken ?? DEFAULTS.tailToken, 'options.tailToken', u32),
-    checkUint(o?.maxFrameSize ?? DEFAULTS.maxFrameSize, 'options.maxFrameSize', u32 - 13),
-    checkUint(o?.idleTimeout ?? 0, 'options.idleTimeout', 0x7fffffff),
-    checkUint(o?.keepaliveInterval ?? 0, 'options.keepaliveInterval', 0x3fffffff),
-    checkUint(o?.highWaterMark ?? DEFAULTS.highWaterMark, 'options.highWaterMark', u32),
+    r.headToken,
+    r.tailToken,
+    checkUint(r.maxFrameSize, 'options.maxFrameSize', u32 - 13),
+    r.idleTimeout,
+    checkUint(r.keepaliveInterval, 'options.keepaliveInterval', 0x3fffffff),
+    Math.min(r.highWaterMark, u32),
+    Math.min(r.maxSendQueue, u32),
+    r.frameTimeout,
+    flags,
   ]);
 }
 

@@ -12,20 +12,35 @@
  *   const t = new NativeTcpTransport();
  *   t.on('frames', (b) => { for (let i = 0; i < b.count; i++) t.forward(b, i); }); // an echo
  *   await t.listen({ host: '127.0.0.1', port: 7000 });
+ *
+ * Limits (docs/limits.md, "Native TCP transport"): maxFrameSize, frameTimeout,
+ * idleTimeout/keepaliveInterval, highWaterMark (reading stops above it),
+ * maxSendQueue ('slow-consumer'), and listen()'s admission ('refused').
  */
 import { isIP } from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError } from '../errors.js';
 import { native } from '../native.js';
-import { checkBatchIndex, checkParts } from './common.js';
+import { Admission } from './admission.js';
+import { checkBatchIndex, checkParts, FRAME_OVERHEAD } from './common.js';
 import { CLOSING, NativeTcpDispatch, OPEN_ACCEPTED, OPEN_CONNECTED } from './native-dispatch.js';
-import { checkEndpoint, checkUint, errnoName, loopOptions, numericHost, type NativeListenOptions, type NativeTcpOptions } from './native-options.js';
+import {
+  checkEndpoint,
+  checkUint,
+  errnoName,
+  compressedFramesFlag,
+  IO_ADMIT_PAUSED,
+  loopOptions,
+  numericHost,
+  type NativeConnectOptions,
+  type NativeListenOptions,
+  type NativeTcpOptions,
+} from './native-options.js';
 import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
 import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-record.js';
 import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_WATCH_DRAIN } from './send-queue.js';
 import {
   MAX_FRAME_KIND,
-  type ConnectOptions,
   type Endpoint,
   type FrameBatch,
   type PeerId,
@@ -35,7 +50,13 @@ import {
   type TransportStats,
 } from './types.js';
 
-export type { NativeListenOptions, NativeTcpOptions } from './native-options.js';
+export type { CompressedFrames, NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-options.js';
+
+/** NativeTcpTransport.bufferStats(): bytes the native loop holds for peers. */
+export interface NativeBufferStats {
+  partialFrameBytes: number;
+  sendQueueBytes: number;
+}
 
 /** The native TCP transport. See the file comment and docs/transport.md. */
 export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
@@ -47,6 +68,8 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   }
 
   private nextTag = 0;
+  /** IO_REFUSE_COMPRESSED when compressedFrames is 'refuse' (and compression is off). */
+  private readonly ioFlags: number;
   private flushScheduled = false;
   private shutdownPromise: Promise<void> | undefined;
   private readonly flushNow = () => {
@@ -59,7 +82,9 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
       throw new TypeError(`options must be an object, got ${describe(options)}`);
     }
     const compression = compressionConfig(options.compression);
+    const ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
     super(options.ioThread === true);
+    this.ioFlags = ioFlags;
     if (compression) this.loop.compression(compression);
   }
 
@@ -73,27 +98,39 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     queueMicrotask(this.flushNow);
   }
 
-  /** Starts accepting connections on `endpoint`; resolves to the bound address. */
+  /**
+   * Starts accepting connections on `endpoint`; resolves to the bound address. Each connection
+   * passes admission first (maxConnections, maxConnectionsPerIp, connectionRatePerIp, the accept
+   * hook): it is not read until admitted; a refused one is reset and never emits 'open' nor
+   * 'close' (it is counted in stats().closes.refused).
+   */
   async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options);
+    const opts = loopOptions(options, true, IO_ADMIT_PAUSED | this.flagsFor(options));
+    const admission = new Admission(options);
     const host = await numericHost(ep.host);
     this.checkOpen();
     const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts);
     if (port < 0) {
       throw new ConnectError(`native-tcp transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
     }
-    this.listenerHwm.push(opts[5]!);
+    this.endpoints.push({ hwm: opts[5]!, maxSendQueue: opts[6]!, admission });
     this.updateRef();
     return { host: ep.host, port };
   }
 
+  /** The loop's option flags of one listen() or connect(): its compressedFrames, else the transport's. */
+  private flagsFor(options: { compressedFrames?: unknown } | undefined): number {
+    const v = options?.compressedFrames;
+    return v === undefined ? this.ioFlags : compressedFramesFlag(v, 'options.compressedFrames');
+  }
+
   /** Connects to `endpoint`; resolves to the peer id after 'open' was emitted for it. */
-  async connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
+  async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options);
+    const opts = loopOptions(options, false, this.flagsFor(options));
     const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
     const local = options?.localAddress;
     if (local !== undefined && (typeof local !== 'string' || !isIP(local))) {
@@ -109,17 +146,22 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
         reject(new ConnectError(`native-tcp transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;
       }
-      this.connects.set(tag, { resolve, reject, hwm: opts[5]!, where });
+      this.connects.set(tag, { resolve, reject, hwm: opts[5]!, maxSendQueue: opts[6]!, where });
       this.updateRef();
     });
   }
 
-  /** Queues one frame; false when the peer is above its high-water mark (wait for 'drain'). */
+  /**
+   * Queues one frame; false when the peer is above its high-water mark (wait for 'drain'). A
+   * frame that would put more than maxSendQueue bytes in the peer's queue is not queued: the
+   * peer is closed with 'slow-consumer' and false is returned (later sends throw, as after close()).
+   */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     this.checkFrame(peer, kind, flags);
     if (!(payload instanceof Uint8Array)) {
       throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
     }
+    if (this.overQueue(peer, payload.length + FRAME_OVERHEAD)) return this.closedSlow();
     this.queue.send(peer, kind | (flags << 6), payload);
     return this.queued(peer, payload.length);
   }
@@ -131,6 +173,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
     this.checkFrame(peer, kind, flags);
     const n = checkParts(parts);
+    if (this.overQueue(peer, n + FRAME_OVERHEAD)) return this.closedSlow();
     this.queue.sendParts(peer, kind | (flags << 6), parts, n);
     return this.queued(peer, n);
   }
@@ -148,6 +191,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const flags = batch.flags[index]!;
     const length = batch.lengths[index]!;
     this.checkFrame(peer, kind, flags);
+    if (this.overQueue(peer, length + FRAME_OVERHEAD)) return this.closedSlow();
     const data = batch.data;
     if (data === this.batchData) this.queue.forward(peer, kind | (flags << 6), data, offset, length);
     else this.queue.send(peer, kind | (flags << 6), data.subarray(offset, offset + length));
@@ -184,14 +228,41 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     if (flags !== (flags & 3)) throw new RangeError(`flags must be a combination of FrameFlag bits, got ${describe(flags)}`);
   }
 
+  /** send()'s answer after overQueue() closed the peer. */
+  private closedSlow(): false {
+    this.schedule();
+    return false;
+  }
+
+  /**
+   * Stops reading `peer`: no frames of it are delivered and the kernel's buffers fill, so TCP's
+   * flow control reaches the sender, until as many resume() calls. Independent of the pause the
+   * transport makes itself above highWaterMark. While paused, the peer's idle and frame timeouts
+   * do not run. Unknown or closed peers are ignored.
+   */
+  pause(peer: PeerId): void {
+    this.checkOpen();
+    this.pausePeer(peer);
+    this.schedule();
+  }
+
+  /** Undoes one pause(); reading starts again when no pause is left. */
+  resume(peer: PeerId): void {
+    this.checkOpen();
+    this.resumePeer(peer);
+    this.schedule();
+  }
+
   /** Counts a frame of `length` payload bytes just queued for `peer`; false above the high-water mark. */
   private queued(peer: PeerId, length: number): boolean {
-    const size = length + 13;
+    const size = length + FRAME_OVERHEAD;
     this.counters.framesOut++;
     this.counters.bytesOut += length;
     this.schedule();
+    // Counted even while blocked: maxSendQueue (overQueue) bounds what one turn may queue.
+    const turn = (this.turnBytes[peer] += size);
     if (this.blocked[peer]) return false;
-    if ((this.turnBytes[peer] += size) > this.hwm[peer]!) {
+    if (turn > this.hwm[peer]!) {
       this.blocked[peer] = 1;
       this.queue.control(OP_WATCH_DRAIN, peer);
       return false;
@@ -256,6 +327,18 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const [framesCompressed, bytesBefore, bytesAfter, framesDecompressed] =
       this.finalCompression ?? this.loop.recordStats();
     return { framesCompressed, bytesBefore, bytesAfter, framesDecompressed };
+  }
+
+  /**
+   * Memory the native loop holds for peers, as summed by its last timer tick (at most 100 ms
+   * old): `partialFrameBytes` of receive buffers of frames still arriving (they grow with the
+   * bytes received, never to the declared length up front) and `sendQueueBytes` of write queues.
+   * Zero after shutdown().
+   */
+  bufferStats(): NativeBufferStats {
+    if (this.finalCompression !== undefined) return { partialFrameBytes: 0, sendQueueBytes: 0 }; // loop destroyed
+    const [partialFrameBytes, sendQueueBytes] = this.loop.bufferStats();
+    return { partialFrameBytes: partialFrameBytes!, sendQueueBytes: sendQueueBytes! };
   }
 
   /** What record offload (offloadRecords) did since creation; still works after shutdown(). */

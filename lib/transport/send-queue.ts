@@ -16,6 +16,10 @@ export const OP_RELEASE = 3;
 export const OP_WATCH_DRAIN = 4;
 export const OP_OFFLOAD = 5;
 export const OP_FORWARD = 6;
+export const OP_PAUSE = 7;
+export const OP_RESUME = 8;
+/** Reset at once with the close reason code in the kind byte (slow-consumer, refused). */
+export const OP_CLOSE_WITH = 9;
 
 /** Records of one turn, in order. */
 export class SendQueue {
@@ -114,12 +118,16 @@ export class SendQueue {
     this.offs[i] = offset;
   }
 
-  /** Queues a control record (OP_CLOSE, OP_ABORT, OP_RELEASE, OP_WATCH_DRAIN). */
-  control(op: number, peer: number): void {
+  /**
+   * Queues a control record (OP_CLOSE, OP_ABORT, OP_RELEASE, OP_WATCH_DRAIN, OP_PAUSE, OP_RESUME,
+   * OP_CLOSE_WITH with the reason code as `arg`).
+   */
+  control(op: number, peer: number, arg = 0): void {
     this.grow(1, 0);
     const i = this.count++;
     this.ops[i] = op;
     this.peers[i] = peer;
+    this.kindBytes[i] = arg;
     this.lens[i] = 0;
   }
 

@@ -15,9 +15,12 @@
 //   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
 //   shutdown(), ref(), unref(), destroy()
 //   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
+//   bufferStats() -> [partialFrameBytes, sendQueueBytes]   as of the loop's last tick
 //   recordStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed,
 //                     recordsSealed, recordsOpened, rekeysSent, rekeysReceived]
-//   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark]
+//   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark,
+//                          maxSendQueue, frameTimeoutMs, flags (ZS_IO_*)]
+//   TcpLoop.closeCodes: { local: ZS_CLOSE_LOCAL, ... } (the TS side checks it agrees with its table)
 //
 // A batch is copied into typed arrays the JS side owns and this class reuses
 // (growing them when a batch is bigger), so nothing of the I/O thread's memory
@@ -29,6 +32,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "../core/io_loop.h"
 #include "tcp_batch.h"
@@ -46,7 +50,21 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::Unref>("unref"), InstanceMethod<&TcpLoop::Destroy>("destroy"),
                         InstanceMethod<&TcpLoop::Compression>("compression"),
                         InstanceMethod<&TcpLoop::RecordStats>("recordStats"),
-                        StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size())))});
+                        InstanceMethod<&TcpLoop::BufferStats>("bufferStats"),
+                        StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size()))),
+                        StaticValue("closeCodes", CloseCodes(env))});
+  }
+
+  // The ZS_CLOSE_* codes by the CloseReason they stand for.
+  static Napi::Object CloseCodes(Napi::Env env) {
+    Napi::Object o = Napi::Object::New(env);
+    const std::pair<const char*, int> codes[] = {
+        {"local", ZS_CLOSE_LOCAL},       {"remote", ZS_CLOSE_REMOTE},     {"reset", ZS_CLOSE_RESET},
+        {"timeout", ZS_CLOSE_TIMEOUT},   {"bad-token", ZS_CLOSE_BAD_TOKEN}, {"oversize", ZS_CLOSE_OVERSIZE},
+        {"protocol", ZS_CLOSE_PROTOCOL}, {"auth", ZS_CLOSE_AUTH},         {"shutdown", ZS_CLOSE_SHUTDOWN},
+        {"slow-consumer", ZS_CLOSE_SLOW_CONSUMER}, {"refused", ZS_CLOSE_REFUSED}};
+    for (const auto& [name, code] : codes) o.Set(name, Napi::Number::New(env, code));
+    return o;
   }
 
   explicit TcpLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcpLoop>(info) {
@@ -153,12 +171,12 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     size_t length = 0;
     void* data = nullptr;
     if (!is_typed || napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_float64_array || length < 6) {
-      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 6").ThrowAsJavaScriptException();
+        type != napi_float64_array || length < 9) {
+      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 9").ThrowAsJavaScriptException();
       return false;
     }
     const double* d = static_cast<const double*>(data);
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 9; i++) {
       if (!(d[i] >= 0 && d[i] <= 4294967295.0)) {
         Napi::RangeError::New(env, "zserver native: option out of range").ThrowAsJavaScriptException();
         return false;
@@ -170,6 +188,9 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     o->idle_timeout_ms = static_cast<uint32_t>(d[3]);
     o->keepalive_ms = static_cast<uint32_t>(d[4]);
     o->high_water_mark = static_cast<uint32_t>(d[5]);
+    o->max_send_queue = static_cast<uint32_t>(d[6]);
+    o->frame_timeout_ms = static_cast<uint32_t>(d[7]);
+    o->flags = static_cast<uint32_t>(d[8]);
     return true;
   }
 
@@ -324,6 +345,17 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     zs_io_record_stats(shared_->loop, counts);
     Napi::Array out = Napi::Array::New(env, 8);
     for (uint32_t i = 0; i < 8; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(counts[i])));
+    return out;
+  }
+
+  Napi::Value BufferStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return Napi::Value();
+    uint64_t b[2];
+    zs_io_buffer_stats(shared_->loop, b);
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, static_cast<double>(b[0])));
+    out.Set(1u, Napi::Number::New(env, static_cast<double>(b[1])));
     return out;
   }
 

@@ -3,7 +3,8 @@
 //
 // Memory per connection is the point: an idle connection costs one 40-byte
 // Conn and nothing else. The read buffer exists only while a partial frame
-// waits, the write queue only while bytes wait to be written.
+// waits (and grows with the bytes that arrived, not to the declared length),
+// the write queue only while bytes wait to be written.
 //
 // Chunks never move once allocated, so the JavaScript thread may read a slot's
 // descriptor (for peer addresses) without locking while the I/O thread grows
@@ -35,13 +36,19 @@ enum ConnFlag : uint8_t {
   kDirty = 8,       // in the loop's list of peers to flush this turn
   kOutArmed = 16,   // registered for writability
   kSecure = 32,     // AEAD records are sealed and opened by the loop (io_secure.cc)
+  kBackpressured = 64,  // not read: the write queue is above the high-water mark
+  kPaused = 128,        // not read: paused by JavaScript (pause(), or admission deciding)
 };
 
-// Bytes of a frame that began in an earlier read. `need` is the whole frame's
-// size once its header is in (the buffer is then exactly that big), else 0.
+// Bytes of a frame that began in an earlier read: data[0, len) of a buffer of
+// `cap` bytes. `need` is the whole frame's size once its header is in, else 0;
+// the buffer grows (doubling) as bytes arrive, up to `need`. `started` is the
+// loop clock when the frame's first byte arrived (for the frame timeout).
 struct RxBuf {
   uint32_t len;
+  uint32_t cap;
   uint32_t need;
+  uint32_t started;
   uint8_t data[1];
 };
 
@@ -61,9 +68,15 @@ struct Conn {
   uint16_t cfg = 0;       // index into the loop's option sets
   uint32_t last_rx = 0;   // loop clock (ms) of the last byte received
   uint32_t timer = 0;     // last ping sent (open), or deadline (connecting, closing, linger)
+  // Payload bytes of this peer's frames in the batch being filled (low 31
+  // bits); the top bit (kHeldForBatch) marks a peer not read until that batch
+  // goes to JavaScript. Fills what was padding: the Conn stays 40 bytes.
+  uint32_t in_batch = 0;
   RxBuf* rx = nullptr;
   TxBuf* tx = nullptr;
 };
+
+constexpr uint32_t kHeldForBatch = 0x80000000u;
 
 class ConnTable {
  public:

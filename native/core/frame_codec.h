@@ -24,7 +24,8 @@ extern "C" {
 #define ZS_FRAME_OVERHEAD 13u
 #define ZS_FRAME_DEFAULT_HEAD 0x5A534846u
 #define ZS_FRAME_DEFAULT_TAIL 0x5A535446u
-#define ZS_FRAME_DEFAULT_MAX (16u << 20)
+// DEFAULT_MAX_FRAME_SIZE of lib/transport/common.ts (JavaScript always passes its value; this is for C callers).
+#define ZS_FRAME_DEFAULT_MAX (1u << 20)
 
 // In-memory flag bits (FrameFlag in lib/transport/types.ts); on the wire they
 // are bits 6 and 7 of byte 8.

@@ -30,15 +30,20 @@ size_t WriteHeader(uint8_t method, uint32_t size, bool checksum, uint32_t crc, u
 }
 
 // The most bytes `method` can produce from a stream of `length` bytes
-// (docs/compression.md, "Errors"); none is checked exactly when decoding.
+// (docs/compression.md, "Errors"), and never more than ZS_FCOMP_MAX_RATIO
+// times the stream plus ZS_FCOMP_RATIO_SLACK: a declared size is checked
+// against it before anything is allocated for the output.
 uint64_t MaxExpansion(uint8_t method, uint64_t length) {
+  const uint64_t cap = length * ZS_FCOMP_MAX_RATIO + ZS_FCOMP_RATIO_SLACK;
   switch (method) {
+    case ZS_FCOMP_NONE:
+      return length;  // stored: exactly the bytes that follow
     case ZS_FCOMP_DEFLATE_FIXED:
-      return (length * 8 / 13 + 1) * 258;
+      return std::min(cap, (length * 8 / 13 + 1) * 258);
     case ZS_FCOMP_BRRC:
-      return (length + 1) * 45;
+      return std::min(cap, (length + 1) * 45);
     default:
-      return UINT64_MAX;
+      return cap;
   }
 }
 

@@ -29,6 +29,12 @@ enum {
   ZS_FCOMP_BROTLI = 4,
   // The longest header: method byte, 8 LEB128 bytes, 4 checksum bytes.
   ZS_FCOMP_MAX_HEADER = 13,
+  // The expansion cap of every method: a declared size above
+  // ZS_FCOMP_MAX_RATIO * stream bytes + ZS_FCOMP_RATIO_SLACK is refused
+  // (ZS_FCOMP_IMPOSSIBLE) before decoding. Method none may declare no more
+  // than the bytes that follow.
+  ZS_FCOMP_MAX_RATIO = 1024,
+  ZS_FCOMP_RATIO_SLACK = 64 * 1024,
 };
 
 // Results of zs_fcomp_inspect / zs_fcomp_decode beyond zs_decode_status.
@@ -36,7 +42,8 @@ enum {
   ZS_FCOMP_FOREIGN = 1,           // a valid header of a method the core has no decoder for (zlib, brotli)
   ZS_FCOMP_BAD_HEADER = -20,      // truncated header, unknown method, size field not LEB128 shortest form
   ZS_FCOMP_TOO_LARGE = -21,       // declared size above the caller's limit (checked before any allocation)
-  ZS_FCOMP_IMPOSSIBLE = -22,      // declared size more than the method can produce from the stream's length
+  ZS_FCOMP_IMPOSSIBLE = -22,      // declared size more than the method can produce from the stream's length,
+                                  // or past the expansion cap (ZS_FCOMP_MAX_RATIO)
   ZS_FCOMP_CHECKSUM = -23,        // decoded, but the CRC-32C differs
 };
 

@@ -13,7 +13,7 @@
 
 using namespace zs::io;
 
-void zs_io_loop::on_readable(uint32_t id, Conn& c) {
+void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
   const int fd = c.fd.load(std::memory_order_relaxed);
   if (c.state == io::kClosing || c.state == io::kLinger) {
     // Closed by JavaScript: nobody wants these bytes; read only to see the FIN.
@@ -22,20 +22,19 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c) {
     return;
   }
   if (c.state != io::kOpen) return;
+  if ((c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch)) {
+    // Not reading: an event queued before the pause, or an error or hang-up
+    // (always reported). Level-triggered, the bytes wait in the kernel; a
+    // broken connection must end here or it would be reported every turn.
+    if (err) {
+      const int e = zs_net_socket_error(fd);
+      close_conn(id, c, e ? ZS_CLOSE_RESET : ZS_CLOSE_REMOTE, e);
+    }
+    return;
+  }
   // The rest of a frame whose size is known goes straight into its buffer.
   if (c.rx && c.rx->need) {
-    RxBuf* rx = c.rx;
-    ssize_t n = read(fd, rx->data + rx->len, rx->need - rx->len);
-    if (n <= 0) {
-      if (n == 0) close_conn(id, c, ZS_CLOSE_REMOTE, 0);
-      else if (errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
-      return;
-    }
-    rx->len += static_cast<uint32_t>(n);
-    if (rx->len < rx->need) return;
-    c.rx = nullptr;
-    parse(id, c, rx->data, rx->len);
-    std::free(rx);
+    if (read_partial(id, c, fd)) hold_for_batch(id, c);
     return;
   }
   uint8_t* base = scratch + 16;
@@ -46,19 +45,86 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c) {
     return;
   }
   const uint8_t* start = base;
+  uint32_t started = now;
   if (c.rx) {
     // A header that was cut short (under 8 bytes): put it back in front.
     start = base - c.rx->len;
     std::memcpy(const_cast<uint8_t*>(start), c.rx->data, c.rx->len);
+    started = c.rx->started;
     std::free(c.rx);
     c.rx = nullptr;
   }
-  parse(id, c, start, static_cast<size_t>(base + n - start));
+  if (parse(id, c, start, static_cast<size_t>(base + n - start), started)) hold_for_batch(id, c);
 }
 
-// Delivers every whole frame in p[0, n) and keeps the partial rest. Returns
-// false when the connection was closed for a framing error.
-bool zs_io_loop::parse(uint32_t id, Conn& c, const uint8_t* p, size_t n) {
+// With the I/O thread, while JavaScript still handles the previous batch, a
+// peer that already has more than its high-water mark of frames in the next
+// one is not read until that batch is handed over: its replies (which are what
+// backpressure counts) cannot exist before then, and one flooding peer must not
+// fill the batch for everyone.
+void zs_io_loop::hold_for_batch(uint32_t id, Conn& c) {
+  if (!in_flight.load(std::memory_order_relaxed) || c.in_batch <= configs[c.cfg].high_water_mark) return;
+  if (c.state != io::kOpen || (c.in_batch & io::kHeldForBatch)) return;
+  c.in_batch |= io::kHeldForBatch;
+  held.push_back(id);
+  set_poll(id, c);
+}
+
+// A batch was posted: the counts of its peers start again, and held peers are read again.
+void zs_io_loop::release_held(const Batch& posted) {
+  for (uint32_t id : posted.peers) table.at(id).in_batch &= io::kHeldForBatch;
+  for (uint32_t id : held) {
+    Conn& c = table.at(id);
+    if (!(c.in_batch & io::kHeldForBatch)) continue;  // closed and reused meanwhile
+    c.in_batch = 0;
+    if (c.state == io::kOpen) set_poll(id, c);
+  }
+  held.clear();
+}
+
+// Reads more of the partial frame in c.rx (its size known), growing the buffer
+// geometrically with what has arrived: a peer that declares a big frame and
+// sends little costs what it sent, not what it declared. Returns false when
+// the connection was closed.
+bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
+  for (;;) {
+    RxBuf* rx = c.rx;
+    if (rx->len == rx->cap) {
+      const size_t cap = std::min<size_t>(rx->need, size_t{rx->cap} * 2);
+      auto* grown = static_cast<RxBuf*>(std::realloc(rx, offsetof(RxBuf, data) + cap));
+      if (!grown) {
+        close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
+        return false;
+      }
+      grown->cap = static_cast<uint32_t>(cap);
+      c.rx = rx = grown;
+    }
+    const size_t want = rx->cap - rx->len;
+    ssize_t n = read(fd, rx->data + rx->len, want);
+    if (n <= 0) {
+      const int e = n < 0 ? errno : 0;
+      if (n < 0 && (e == EAGAIN || e == EINTR)) return true;
+      close_conn(id, c, n == 0 ? ZS_CLOSE_REMOTE : ZS_CLOSE_RESET, e);
+      return false;
+    }
+    rx->len += static_cast<uint32_t>(n);
+    if (rx->len == rx->need) {
+      // Complete: deliver it and free the buffer, so a big frame leaves no big
+      // buffer behind on an idle connection.
+      c.rx = nullptr;
+      const bool open = parse(id, c, rx->data, rx->len, rx->started);
+      std::free(rx);
+      return open;
+    }
+    // A short read means the socket is empty for now; a full one, that more may wait.
+    if (static_cast<size_t>(n) < want) return true;
+  }
+}
+
+// Delivers every whole frame in p[0, n) and keeps the partial rest. `started`
+// is when p[0] arrived (the frame timeout of a partial frame that starts
+// there). Returns false when the connection was closed for a framing error.
+bool zs_io_loop::parse(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_t started) {
   const zs_frame_config& fc = configs[c.cfg].frame;
   while (n) {
     zs_frame f;
@@ -69,18 +135,22 @@ bool zs_io_loop::parse(uint32_t id, Conn& c, const uint8_t* p, size_t n) {
       if (c.state != io::kOpen) return false;
       p += size;
       n -= size;
+      started = now;
       continue;
     }
     if (st == ZS_FRAME_NEED_MORE) {
-      // Only now, with the head token and the length checked, is memory taken.
-      size_t cap = size ? size : 16;
+      // Only now, with the head token and the length checked, is memory
+      // taken, and only for about what arrived: the buffer doubles as more does.
+      const size_t cap = size ? std::min<size_t>(size, std::max<size_t>(2 * n, io::kRxFirst)) : 16;
       auto* rx = static_cast<RxBuf*>(std::malloc(offsetof(RxBuf, data) + cap));
       if (!rx) {
         close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
         return false;
       }
       rx->len = static_cast<uint32_t>(n);
+      rx->cap = static_cast<uint32_t>(cap);
       rx->need = static_cast<uint32_t>(size);
+      rx->started = started;
       std::memcpy(rx->data, p, n);
       c.rx = rx;
       return true;
@@ -112,19 +182,47 @@ void zs_io_loop::deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_fr
     return;
   }
   if (f.kind == 1) return;  // pong: receiving it already refreshed last_rx
+  // Saturating below the held bit (a frame is at most 4 GiB - 14 bytes).
+  const uint32_t counted = (c.in_batch & ~io::kHeldForBatch) + f.payload_length;
+  c.in_batch = (c.in_batch & io::kHeldForBatch) |
+               (counted < io::kHeldForBatch && counted >= f.payload_length ? counted : io::kHeldForBatch - 1);
   if (c.flags & io::kSecure) {
     deliver_secure(id, c, payload, f);
     return;
   }
-  if ((f.flags & ZS_FLAG_COMPRESSED) && compress_on && !(f.flags & ZS_FLAG_ENCRYPTED)) {
-    deliver_compressed(id, c, payload, f);
+  if (f.flags & ZS_FLAG_COMPRESSED) {
+    deliver_flagged(id, c, payload, f);
     return;
   }
   deliver_plain(id, c, payload, f);
 }
 
-void zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
+// A frame in clear with the compressed flag: decoded here when the loop
+// compresses, refused when the endpoint says so, else handed up as it is.
+void zs_io_loop::deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f) {
+  if (compress_on && !(f.flags & ZS_FLAG_ENCRYPTED)) {
+    deliver_compressed(id, c, payload, f);
+  } else if (!compress_on && (configs[c.cfg].flags & ZS_IO_REFUSE_COMPRESSED)) {
+    close_conn(id, c, ZS_CLOSE_PROTOCOL, ZS_PROTO_COMPRESSED_REFUSED);
+  } else {
+    deliver_plain(id, c, payload, f);
+  }
+}
+
+// Encodes a frame into the peer's write queue. False when it did not: the
+// connection is not open, or the frame would put more than max_send_queue
+// bytes in the queue (the peer is then closed as a slow consumer).
+bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
+  if (c.state != io::kOpen) return false;
   const size_t need = static_cast<size_t>(len) + ZS_FRAME_OVERHEAD;
+  const zs_io_options& o = configs[c.cfg];
+  const uint32_t queued = pending(c);
+  // A frame alone may exceed the cap (it goes into an empty queue); anything
+  // on top of unsent bytes may not.
+  if (o.max_send_queue && queued && queued + need > o.max_send_queue) {
+    close_conn(id, c, ZS_CLOSE_SLOW_CONSUMER, 0);
+    return false;
+  }
   TxBuf* tx = c.tx;
   if (!tx && spare_tx_count > 0) {
     c.tx = tx = spare_tx[--spare_tx_count];
@@ -140,22 +238,45 @@ void zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint
     size_t cap = std::max<size_t>({256, used + need, tx ? size_t{tx->cap} * 2 : 0});
     if (cap > UINT32_MAX) {
       close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
-      return;
+      return false;
     }
     auto* grown = static_cast<TxBuf*>(std::realloc(tx, offsetof(TxBuf, data) + cap));
     if (!grown) {
       close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
-      return;
+      return false;
     }
     if (!tx) grown->off = grown->len = 0;
     grown->cap = static_cast<uint32_t>(cap);
     c.tx = tx = grown;
   }
-  tx->len += static_cast<uint32_t>(zs_frame_encode(&configs[c.cfg].frame, kind_byte, payload, len, tx->data + tx->len));
+  tx->len += static_cast<uint32_t>(zs_frame_encode(&o.frame, kind_byte, payload, len, tx->data + tx->len));
   if (!(c.flags & io::kDirty)) {
     c.flags |= io::kDirty;
     dirty.push_back(id);
   }
+  return true;
+}
+
+void zs_io_loop::set_poll(uint32_t id, Conn& c) {
+  zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), io::poll_events(c));
+}
+
+// Stops reading an open peer for `why` (kPaused or kBackpressured).
+void zs_io_loop::pause_reading(uint32_t id, Conn& c, uint8_t why) {
+  const uint8_t before = c.flags;
+  c.flags |= why;
+  if (!(before & (io::kPaused | io::kBackpressured))) set_poll(id, c);
+}
+
+// Undoes pause_reading for `why`; reading starts again when no reason is left.
+// The time spent paused counts neither as idle time nor against the frame
+// timeout: this side chose not to read.
+void zs_io_loop::resume_reading(uint32_t id, Conn& c, uint8_t why) {
+  if (!(c.flags & why)) return;
+  c.flags &= static_cast<uint8_t>(~why);
+  if (why == io::kPaused) c.last_rx = now;
+  if (c.rx) c.rx->started = now;
+  if (!(c.flags & (io::kPaused | io::kBackpressured))) set_poll(id, c);
 }
 
 void zs_io_loop::flush(uint32_t id, Conn& c) {
@@ -175,18 +296,28 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
     tx->off += static_cast<uint32_t>(n);
   }
   const uint32_t left = pending(c);
+  const uint32_t events = io::poll_events(c);
   if (left == 0) {
     recycle_tx(c.tx);
     c.tx = nullptr;
-    if (c.flags & io::kOutArmed) {
-      c.flags &= ~io::kOutArmed;
-      zs_poller_modify(poller, fd, word(id, c), ZS_POLL_IN);
-    }
-  } else if (!(c.flags & io::kOutArmed)) {
+    c.flags &= ~io::kOutArmed;
+  } else {
     c.flags |= io::kOutArmed;
-    zs_poller_modify(poller, fd, word(id, c), ZS_POLL_IN | ZS_POLL_OUT);
+    // A queue that grew for a burst and is mostly written gives the memory
+    // back, so a peer that keeps a few bytes waiting does not pin megabytes.
+    if (tx->cap > io::kShrinkTxAbove && left <= tx->cap / 8) {
+      std::memmove(tx->data, tx->data + tx->off, left);
+      tx->len = left;
+      tx->off = 0;
+      const uint32_t cap = std::max<uint32_t>(left * 2, io::kSpareTxCap);
+      if (auto* smaller = static_cast<TxBuf*>(std::realloc(tx, offsetof(TxBuf, data) + cap))) {
+        smaller->cap = cap;
+        c.tx = smaller;
+      }
+    }
   }
   if (c.state == io::kClosing) {
+    if (io::poll_events(c) != events) set_poll(id, c);
     if (left == 0) {
       shutdown(fd, SHUT_WR);
       c.state = io::kLinger;
@@ -194,14 +325,28 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
     }
     return;
   }
+  // Above the mark the peer is not read until the queue is down to half of
+  // it: a peer that does not read its replies is held back by TCP's flow
+  // control instead of making this side buffer them.
   const uint32_t hwm = configs[c.cfg].high_water_mark;
-  if (left > hwm && !(c.flags & io::kWantDrain)) {
-    c.flags |= io::kWantDrain;
-    event(ZS_EV_FULL, id, 0, 0);
-  } else if ((c.flags & io::kWantDrain) && left <= hwm / 2) {
-    c.flags &= ~io::kWantDrain;
-    event(ZS_EV_DRAIN, id, 0, 0);
+  if (left > hwm) {
+    c.flags |= io::kBackpressured;
+    if (!(c.flags & io::kWantDrain)) {
+      c.flags |= io::kWantDrain;
+      event(ZS_EV_FULL, id, 0, 0);
+    }
+  } else if (left <= hwm / 2) {
+    if (c.flags & io::kBackpressured) {
+      c.flags &= ~io::kBackpressured;
+      // Time spent not reading does not count against the frame timeout.
+      if (c.rx && !(c.flags & io::kPaused)) c.rx->started = now;
+    }
+    if (c.flags & io::kWantDrain) {
+      c.flags &= ~io::kWantDrain;
+      event(ZS_EV_DRAIN, id, 0, 0);
+    }
   }
+  if (io::poll_events(c) != events) set_poll(id, c);
 }
 
 void zs_io_loop::recycle_tx(TxBuf* tx) {
@@ -222,6 +367,12 @@ void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   c.rx = nullptr;
   c.flags &= ~io::kWantDrain;
   if (reason == ZS_CLOSE_LOCAL) {
+    // Closing reads again (to see the peer's FIN), whatever paused it.
+    if ((c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch)) {
+      c.flags &= static_cast<uint8_t>(~(io::kPaused | io::kBackpressured));
+      c.in_batch = 0;
+      set_poll(id, c);
+    }
     c.state = io::kClosing;
     c.timer = now + kCloseFlushMs;
     flush(id, c);
@@ -248,9 +399,9 @@ void zs_io_loop::finish_close(uint32_t id, Conn& c) {
   maybe_free(id, c);
 }
 
-void zs_io_loop::abort_conn(uint32_t id, Conn& c) {
+void zs_io_loop::abort_conn(uint32_t id, Conn& c, int reason) {
   const int fd = c.fd.load(std::memory_order_relaxed);
-  if (c.state == io::kOpen) event(ZS_EV_CLOSE, id, ZS_CLOSE_LOCAL, 0);
+  if (c.state == io::kOpen) event(ZS_EV_CLOSE, id, reason, 0);
   zs_poller_remove(poller, fd);
   zs_net_close_abort(fd);
   c.fd.store(-1, std::memory_order_relaxed);

@@ -28,7 +28,9 @@
 
 extern "C" {
 
-// Why a connection closed: the order of CloseReason in lib/transport/types.ts.
+// Why a connection closed: indexes into REASONS of lib/transport/native-dispatch.ts
+// (test/transport/native-limits.test.ts checks both sides agree, through the
+// binding's TcpLoop.closeCodes).
 enum {
   ZS_CLOSE_LOCAL = 0,
   ZS_CLOSE_REMOTE = 1,
@@ -39,15 +41,19 @@ enum {
   ZS_CLOSE_PROTOCOL = 6,
   ZS_CLOSE_AUTH = 7,
   ZS_CLOSE_SHUTDOWN = 8,
+  ZS_CLOSE_SLOW_CONSUMER = 9,  // a frame would have put more than max_send_queue bytes in the write queue
+  ZS_CLOSE_REFUSED = 10,       // admission said no (only ever by ZS_OP_CLOSE_WITH)
 };
 
 // Event records of a batch: 4 int32 each, {type, peer, a, b}.
 enum {
   ZS_EV_OPEN = 1,          // a = 1 accepted / 0 connected, b = connect tag (connected only)
   ZS_EV_CLOSE = 2,         // a = ZS_CLOSE_*, b = errno (0 when none); oversize: the declared length;
-                           // protocol: a negative zs_decode_status / ZS_FCOMP_* code for a compressed frame
-  ZS_EV_FULL = 3,          // the peer's write queue passed its high-water mark
-  ZS_EV_DRAIN = 4,         // the write queue fell to half the mark after FULL or a watch
+                           // protocol: a negative zs_decode_status / ZS_FCOMP_* code for a compressed frame,
+                           // or ZS_PROTO_COMPRESSED_REFUSED; timeout: minus frame_timeout_ms when a frame
+                           // did not complete in time
+  ZS_EV_FULL = 3,          // the peer's write queue passed its high-water mark: reading it stops
+  ZS_EV_DRAIN = 4,         // the write queue fell to half the mark after FULL or a watch (reading resumes)
   ZS_EV_CONNECT_FAIL = 5,  // peer = connect tag, a = ZS_CLOSE_TIMEOUT or RESET, b = errno
   ZS_EV_ACCEPT_ERROR = 6,  // a = errno (EMFILE...): accepting pauses for 100 ms
   ZS_EV_SHUTDOWN_DONE = 7, // every listener and peer is closed
@@ -62,6 +68,23 @@ enum {
   ZS_OP_WATCH_DRAIN = 4,  // report DRAIN once the queue is at or below half the mark
   ZS_OP_OFFLOAD = 5,      // payload: zs_io_offload_params; the loop takes over the peer's AEAD records
   ZS_OP_FORWARD = 6,      // a send whose payload is lens[i] bytes of `source` at source_offsets[i]
+  ZS_OP_PAUSE = 7,        // stop reading the peer (JavaScript counts pause() calls; this is the 0 -> 1 step)
+  ZS_OP_RESUME = 8,       // read it again (also admits a peer accepted with ZS_IO_ADMIT_PAUSED)
+  ZS_OP_CLOSE_WITH = 9,   // reset at once with the reason in the kind byte (slow-consumer, refused)
+};
+
+// The close event's b of a frame with the compressed flag on an endpoint with
+// ZS_IO_REFUSE_COMPRESSED and no compression in the loop.
+#define ZS_PROTO_COMPRESSED_REFUSED (-100)
+
+// zs_io_options.flags
+enum {
+  // Accepted connections start paused (not read) until ZS_OP_RESUME: JavaScript
+  // runs admission (connection caps, accept hook) on the OPEN event first.
+  ZS_IO_ADMIT_PAUSED = 1,
+  // Without zs_io_set_compression, a frame with the compressed flag closes the
+  // peer with ZS_CLOSE_PROTOCOL (else it is handed up as it is, for a layer above).
+  ZS_IO_REFUSE_COMPRESSED = 2,
 };
 
 // The payload of ZS_OP_OFFLOAD (ZS_IO_OFFLOAD_BYTES, little-endian fields).
@@ -79,11 +102,17 @@ enum {
 #define ZS_IO_OFFLOAD_BYTES 96u
 
 // Settings of a listening endpoint or one connect, copied into the loop.
+// The receive buffer of a partial frame grows with the bytes that arrived
+// (doubling, never past the declared size), not to the declared size up front.
 typedef struct zs_io_options {
   zs_frame_config frame;
   uint32_t idle_timeout_ms;   // 0 = never
   uint32_t keepalive_ms;      // 0 = never
-  uint32_t high_water_mark;   // bytes
+  uint32_t high_water_mark;   // bytes: above it FULL and reading stops; at half of it DRAIN and reading resumes
+  uint32_t max_send_queue;    // bytes: a frame that would pass it closes the peer (ZS_CLOSE_SLOW_CONSUMER),
+                              // unless the queue is empty; 0 = no cap
+  uint32_t frame_timeout_ms;  // a frame begun must complete within this (ZS_CLOSE_TIMEOUT); 0 = never
+  uint32_t flags;             // ZS_IO_*
 } zs_io_options;
 
 // A batch, lent to the post callback until zs_io_batch_done.
@@ -165,6 +194,11 @@ void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg);
 // out[3] frames decompressed, out[4] records sealed, out[5] records opened,
 // out[6] rekeys sent, out[7] rekeys received. Readable from any thread.
 void zs_io_record_stats(zs_io_loop* loop, uint64_t out[8]);
+
+// Memory held for peers, as summed by the loop's last timer tick (every
+// zs_io_tick_ms): out[0] bytes of partial-frame receive buffers, out[1] bytes
+// of write queues (capacity). Readable from any thread.
+void zs_io_buffer_stats(zs_io_loop* loop, uint64_t out[2]);
 
 // Closes every listener and peer (reason shutdown), then posts SHUTDOWN_DONE.
 void zs_io_shutdown(zs_io_loop* loop);

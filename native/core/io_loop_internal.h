@@ -20,7 +20,9 @@
 namespace zs::io {
 
 constexpr size_t kScratch = 64 * 1024;
-constexpr size_t kBatchCap = 8u << 20;  // stop reading while JS is busy and a batch is this big
+// A batch this big ends the turn's reading, and with the I/O thread stops it
+// while JavaScript is still busy with the previous batch.
+constexpr size_t kBatchCap = 8u << 20;
 constexpr uint32_t kTickMs = 100;
 constexpr uint32_t kLingerMs = 2000;
 constexpr uint32_t kCloseFlushMs = 10000;
@@ -30,6 +32,11 @@ constexpr int kAcceptPerWake = 128;
 // at most kSpareTx * kSpareTxCap bytes.
 constexpr int kSpareTx = 64;
 constexpr uint32_t kSpareTxCap = 16 * 1024;
+// A write queue above this size shrinks when at most an eighth of it waits.
+constexpr uint32_t kShrinkTxAbove = 256 * 1024;
+// First size of a partial frame's receive buffer (or twice the bytes already
+// in, when more): from there it doubles as bytes arrive.
+constexpr uint32_t kRxFirst = 4096;
 // Poller words: the top bit marks a listener, else (generation << 32 | peer id).
 constexpr uint64_t kListenerBit = 1ull << 63;
 
@@ -131,7 +138,7 @@ struct zs_io_loop {
   std::vector<NewListener> new_listeners;
   std::vector<NewConnect> new_connects;
   bool shutdown_requested = false;
-  bool in_flight = false;
+  std::atomic<bool> in_flight{false};  // JavaScript has a batch (written under mu; read without it by the I/O thread)
   std::atomic<bool> batch_waiting{false};
 
   // I/O thread only.
@@ -145,6 +152,7 @@ struct zs_io_loop {
   std::vector<NewListener> local_listeners;
   std::vector<NewConnect> local_connects;
   std::vector<uint32_t> dirty;
+  std::vector<uint32_t> held;  // peers not read until the filling batch is posted (kHeldForBatch)
   TxBuf* spare_tx[zs::io::kSpareTx] = {};
   int spare_tx_count = 0;
   uint32_t now = 0;
@@ -158,6 +166,8 @@ struct zs_io_loop {
   zs_fcomp_config compress{};
   std::vector<uint8_t> compress_buf;
   std::atomic<uint64_t> record_counts[8] = {};  // see zs_io_record_stats
+  // Bytes of partial-frame buffers and of write queues, summed by every tick (zs_io_buffer_stats).
+  std::atomic<uint64_t> buffered[2] = {};
   // AEAD records offloaded per peer (io_secure.cc): only peers flagged kSecure have one.
   std::unordered_map<uint32_t, zs::io::SecureState*> secure;
   std::vector<uint8_t> record_buf;
@@ -170,10 +180,17 @@ struct zs_io_loop {
   void on_event(const zs_poll_event& ev);
   void on_accept(Listener& l, size_t index);
   void on_connected(uint32_t id, Conn& c);
-  void on_readable(uint32_t id, Conn& c);
-  bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n);
+  void on_readable(uint32_t id, Conn& c, bool err);
+  bool read_partial(uint32_t id, Conn& c, int fd);
+  bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_t started);
   void deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f);
-  void queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
+  bool queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void set_poll(uint32_t id, Conn& c);
+  void hold_for_batch(uint32_t id, Conn& c);
+  void release_held(const Batch& posted);
+  void pause_reading(uint32_t id, Conn& c, uint8_t why);
+  void resume_reading(uint32_t id, Conn& c, uint8_t why);
   void send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
   void deliver_compressed(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   void deliver_plain(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
@@ -187,7 +204,7 @@ struct zs_io_loop {
   void recycle_tx(TxBuf* tx);
   void close_conn(uint32_t id, Conn& c, int reason, int err);
   void finish_close(uint32_t id, Conn& c);
-  void abort_conn(uint32_t id, Conn& c);
+  void abort_conn(uint32_t id, Conn& c, int reason = ZS_CLOSE_LOCAL);
   void maybe_free(uint32_t id, Conn& c);
   void tick();
   void do_shutdown();
@@ -219,6 +236,15 @@ inline void free_buffers(Conn& c) {
 }
 
 inline uint32_t pending(const Conn& c) { return c.tx ? c.tx->len - c.tx->off : 0; }
+
+// The poller events a connection wants: reading unless paused for any reason,
+// writing while bytes wait.
+inline uint32_t poll_events(const Conn& c) {
+  const bool reading = !(c.flags & (kPaused | kBackpressured)) && !(c.in_batch & kHeldForBatch);
+  return (reading ? ZS_POLL_IN : 0u) | ((c.flags & kOutArmed) ? ZS_POLL_OUT : 0u);
+}
+
+static_assert(sizeof(Conn) <= 40, "an idle connection costs one 40-byte Conn");
 
 }  // namespace
 

@@ -93,6 +93,11 @@ void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg) {
   if (cfg) loop->compress = *cfg;
 }
 
+void zs_io_buffer_stats(zs_io_loop* loop, uint64_t out[2]) {
+  out[0] = loop->buffered[0].load(std::memory_order_relaxed);
+  out[1] = loop->buffered[1].load(std::memory_order_relaxed);
+}
+
 void zs_io_record_stats(zs_io_loop* loop, uint64_t out[8]) {
   for (int i = 0; i < 8; i++) out[i] = loop->record_counts[i].load(std::memory_order_relaxed);
 }

@@ -114,7 +114,7 @@ void zs_io_loop::seal_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8
       close_conn(id, c, ZS_CLOSE_AUTH, 0);
       return;
     }
-    queue_frame(id, c, zs_frame_kind_byte(ZS_AEAD_REKEY_KIND, ZS_FLAG_ENCRYPTED), tag, sizeof tag);
+    if (!queue_frame(id, c, zs_frame_kind_byte(ZS_AEAD_REKEY_KIND, ZS_FLAG_ENCRYPTED), tag, sizeof tag)) return;
     s->sent_bytes = 0;
     s->sent_records = 0;
     s->key_born = now;
@@ -189,6 +189,11 @@ void zs_io_loop::deliver_secure(uint32_t id, Conn& c, const uint8_t* payload, co
   }
   if (inflate) {
     deliver_compressed(id, c, out, plain);
+    return;
+  }
+  if ((plain.flags & ZS_FLAG_COMPRESSED) && !compress_on && (configs[c.cfg].flags & ZS_IO_REFUSE_COMPRESSED)) {
+    b.data.resize(at);
+    close_conn(id, c, ZS_CLOSE_PROTOCOL, ZS_PROTO_COMPRESSED_REFUSED);
     return;
   }
   b.peers.push_back(id);

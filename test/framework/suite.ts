@@ -15,7 +15,7 @@ import type { LayerOptions } from '../../lib/framework/layers.js';
 import type { Peer } from '../../lib/framework/peer.js';
 import { Server } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
-import type { Transport } from '../../lib/transport/types.js';
+import type { ConnectionOptions, Transport } from '../../lib/transport/types.js';
 
 /**
  * How the suite gets transports: a fresh one per create(), and the host to listen on;
@@ -91,13 +91,13 @@ export function frameworkSuite(factory: TransportFactory): void {
     for (const c of cleanups) await c().catch(() => {});
   });
 
-  async function setup(serverOptions: HostOptions = {}, clientOptions: Partial<ClientOptions> = {}) {
+  async function setup(serverOptions: HostOptions = {}, clientOptions: Partial<ClientOptions> = {}, listenOptions: ConnectionOptions = {}) {
     const log: string[] = [];
     const st = factory.create();
     const ct = clientTransport();
     const server = new Server({ quiet: true, ...serverOptions });
     registerTestCommands(server, log);
-    const ep = await server.listen(st, { host: factory.host, port: 0 }, S({}));
+    const ep = await server.listen(st, { host: factory.host, port: 0 }, S({ ...listenOptions }));
     const client = new Client(C({ transport: ct, host: factory.host, port: ep.address.port, quiet: true, ...clientOptions }));
     await client.connect();
     const cleanup = async () => {
@@ -222,7 +222,10 @@ export function frameworkSuite(factory: TransportFactory): void {
     });
 
     it('sends a complete buffer of several MiB and enforces maxBufferSize', async () => {
-      const { client, cleanup } = await setup({ maxBufferSize: 8 * 1024 * 1024 });
+      // A complete buffer travels as one frame: above the 1 MiB default maxFrameSize the endpoint
+      // raises it, and the 9 MiB one passes the client's 8 MiB default maxSendQueue.
+      const big = 16 * 1024 * 1024;
+      const { client, cleanup } = await setup({ maxBufferSize: 8 * 1024 * 1024 }, { maxSendQueue: 2 * big }, { maxFrameSize: big });
       const data = Buffer.alloc(5 * 1024 * 1024 + 3);
       for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff;
       let sum = 0;

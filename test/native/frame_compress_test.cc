@@ -116,8 +116,22 @@ TEST(frame_compress_rejects_malformed_headers_before_allocating) {
   // zlib and brotli headers are valid but have no decoder here.
   const uint8_t zlib[] = {0xA3, 0x05, 1, 2, 3};
   CHECK_EQ(zs_fcomp_inspect(zlib, sizeof zlib, 100, &info), int{ZS_FCOMP_FOREIGN});
+  // Method none stores the bytes that follow, so it cannot declare more than
+  // them: refused by the header check, before the loop allocates the output.
   const uint8_t stored_short[] = {0xA0, 0x05, 'h', 'i'};
-  CHECK_EQ(Decode(stored_short, sizeof stored_short, 100, nullptr), int{ZS_DECODE_TRUNCATED});
+  CHECK_EQ(zs_fcomp_inspect(stored_short, sizeof stored_short, 100, &info), int{ZS_FCOMP_IMPOSSIBLE});
+  // The 5-byte bomb of issue 13: none, declaring 16 MiB, nothing after it.
+  const uint8_t bomb[] = {0xA0, 0x80, 0x80, 0x80, 0x08};
+  CHECK_EQ(zs_fcomp_inspect(bomb, sizeof bomb, 16u << 20, &info), int{ZS_FCOMP_IMPOSSIBLE});
+  CHECK_EQ(zs_fcomp_inspect(bomb, sizeof bomb, 1u << 20, &info), int{ZS_FCOMP_TOO_LARGE});
+  const uint8_t stored_long[] = {0xA0, 0x01, 'h', 'i'};
+  CHECK_EQ(Decode(stored_long, sizeof stored_long, 100, nullptr), int{ZS_DECODE_TRAILING_DATA});
+  // The expansion cap (1024 x stream + 64 KiB) holds for methods decoded
+  // elsewhere too: zlib declaring 1 MiB from 3 bytes is refused, 64 KiB is not.
+  const uint8_t zlib_bomb[] = {0xA3, 0x80, 0x80, 0x40, 1, 2, 3};
+  CHECK_EQ(zs_fcomp_inspect(zlib_bomb, sizeof zlib_bomb, 16u << 20, &info), int{ZS_FCOMP_IMPOSSIBLE});
+  const uint8_t zlib_ok[] = {0xA3, 0x80, 0x80, 0x04, 1, 2, 3};
+  CHECK_EQ(zs_fcomp_inspect(zlib_ok, sizeof zlib_ok, 16u << 20, &info), int{ZS_FCOMP_FOREIGN});
 }
 
 TEST(frame_compress_fuzz_truncated_and_flipped_payloads) {

@@ -87,7 +87,7 @@ bool read_exact(int fd, uint8_t* p, size_t n) {
   return true;
 }
 
-const zs_io_options kOptions{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 1 << 20}, 0, 0, 1 << 20};
+const zs_io_options kOptions{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 1 << 20}, 0, 0, 1 << 20, 0, 0, 0};
 
 // A loop whose batches go to `in` (nullptr, and a failed check, when it cannot be made).
 zs_io_loop* open_loop(Inbox& in) {
@@ -509,6 +509,279 @@ TEST(io_loop_offloaded_records_seal_open_rekey_and_forgery) {
   CHECK_EQ(in.frames.size(), size_t{2});
   zs_aead_free(to_loop);
   zs_aead_free(from_loop);
+  close(fd);
+  zs_io_destroy(loop);
+}
+
+// The limits of issue 13 in the loop. Helpers: a frame's bytes, and whether a
+// frame arrived within a short wait (for "nothing is read while paused").
+namespace {
+
+std::vector<uint8_t> frame_bytes(const zs_io_options& o, uint8_t kind_byte, const std::vector<uint8_t>& payload) {
+  std::vector<uint8_t> f(payload.size() + ZS_FRAME_OVERHEAD);
+  zs_frame_encode(&o.frame, kind_byte, payload.data(), static_cast<uint32_t>(payload.size()), f.data());
+  return f;
+}
+
+bool frames_within(Inbox& in, size_t count, int ms) {
+  std::unique_lock<std::mutex> lock(in.mu);
+  return in.cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return in.frames.size() >= count; });
+}
+
+void submit_op(zs_io_loop* loop, uint8_t op, uint32_t peer, uint8_t arg = 0) {
+  const uint32_t len = 0;
+  zs_io_submit(loop, nullptr, 0, 1, &op, &peer, &arg, &len);
+}
+
+int32_t open_peer(Inbox& in) {
+  if (!wait_for(in, [&] { return !in.events.empty(); })) return -1;
+  return in.events[0].peer;
+}
+
+}  // namespace
+
+// A big frame declared and sent slowly: the partial-frame buffer follows the
+// bytes that arrived (zs_io_buffer_stats), the frame arrives whole, and the
+// buffer is gone once it completed.
+TEST(io_loop_receive_buffer_grows_with_what_arrived) {
+  Inbox in;
+  zs_io_loop* loop = open_loop(in);
+  if (!loop) return;
+  const zs_io_options o{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 16u << 20}, 0, 0, 1 << 20, 0, 0, 0};
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &o);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  CHECK(open_peer(in) >= 0);
+  std::vector<uint8_t> payload(3u << 20);
+  for (size_t i = 0; i < payload.size(); i++) payload[i] = static_cast<uint8_t>(i * 7 + (i >> 12));
+  const std::vector<uint8_t> f = frame_bytes(o, zs_frame_kind_byte(8, 0), payload);
+  // 1000 bytes of a 3 MiB frame: the loop holds a few KiB, not 3 MiB.
+  CHECK_EQ(write(fd, f.data(), 1000), ssize_t{1000});
+  usleep(350 * 1000);  // past at least two ticks
+  uint64_t b[2];
+  zs_io_buffer_stats(loop, b);
+  CHECK(b[0] > 0 && b[0] <= 8192);
+  // The rest in uneven pieces.
+  size_t pos = 1000;
+  uint32_t x = 7;
+  while (pos < f.size()) {
+    x = x * 1664525u + 1013904223u;
+    size_t n = std::min<size_t>(1 + (x >> 8) % 200000, f.size() - pos);
+    CHECK_EQ(write(fd, f.data() + pos, n), static_cast<ssize_t>(n));
+    pos += n;
+  }
+  CHECK(wait_for(in, [&] { return !in.frames.empty(); }));
+  CHECK(in.frames.size() == 1 && in.frames[0] == payload);
+  usleep(250 * 1000);
+  zs_io_buffer_stats(loop, b);
+  CHECK_EQ(b[0], uint64_t{0});
+  close(fd);
+  zs_io_destroy(loop);
+}
+
+// A frame begun and not finished within frame_timeout_ms closes the peer with
+// ZS_CLOSE_TIMEOUT and minus the timeout as b; a whole frame sent in time does not.
+TEST(io_loop_frame_timeout) {
+  Inbox in;
+  zs_io_loop* loop = open_loop(in);
+  if (!loop) return;
+  const zs_io_options o{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 16u << 20}, 0, 0, 1 << 20, 0, 300, 0};
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &o);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  const int32_t peer = open_peer(in);
+  const std::vector<uint8_t> whole = frame_bytes(o, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(10, 1));
+  CHECK_EQ(write(fd, whole.data(), whole.size()), static_cast<ssize_t>(whole.size()));
+  CHECK(frames_within(in, 1, 2000));
+  // 16 MiB declared, 5 bytes of it sent, one a 100 ms.
+  const std::vector<uint8_t> big_head = frame_bytes(o, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(16, 0));
+  std::vector<uint8_t> head(big_head.begin(), big_head.begin() + 9);
+  const uint32_t declared = 16u << 20;
+  std::memcpy(head.data() + 4, &declared, 4);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_EQ(write(fd, head.data(), head.size()), ssize_t{9});
+  for (int i = 0; i < 5; i++) {
+    usleep(100 * 1000);
+    const uint8_t one = 0;
+    if (write(fd, &one, 1) != 1) break;
+  }
+  CHECK(wait_for(in, [&] { return any_close(in); }));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  bool frame_timeout = false;
+  for (auto& e : in.events)
+    if (e.type == ZS_EV_CLOSE && e.peer == peer && e.a == ZS_CLOSE_TIMEOUT && e.b == -300) frame_timeout = true;
+  CHECK(frame_timeout);
+  CHECK(ms >= 250 && ms < 3000);
+  close(fd);
+  zs_io_destroy(loop);
+}
+
+// Accepted paused (ZS_IO_ADMIT_PAUSED): nothing is read until ZS_OP_RESUME;
+// ZS_OP_PAUSE stops reading again, ZS_OP_RESUME restarts it; ZS_OP_CLOSE_WITH
+// closes with the reason it carries.
+TEST(io_loop_admit_paused_pause_resume_and_close_with) {
+  Inbox in;
+  zs_io_loop* loop = open_loop(in);
+  if (!loop) return;
+  const zs_io_options o{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 1 << 20}, 0, 0, 1 << 20, 0, 0, ZS_IO_ADMIT_PAUSED};
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &o);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  const int32_t peer = open_peer(in);
+  const std::vector<uint8_t> f = frame_bytes(o, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(100, 5));
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(!frames_within(in, 1, 300));
+  submit_op(loop, ZS_OP_RESUME, static_cast<uint32_t>(peer));
+  CHECK(frames_within(in, 1, 2000));
+  submit_op(loop, ZS_OP_PAUSE, static_cast<uint32_t>(peer));
+  usleep(100 * 1000);
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(!frames_within(in, 2, 300));
+  submit_op(loop, ZS_OP_RESUME, static_cast<uint32_t>(peer));
+  CHECK(frames_within(in, 2, 2000));
+  submit_op(loop, ZS_OP_CLOSE_WITH, static_cast<uint32_t>(peer), ZS_CLOSE_REFUSED);
+  CHECK(wait_for(in, [&] { return any_close(in); }));
+  CHECK(closed_with(in, ZS_CLOSE_REFUSED, peer));
+  close(fd);
+  zs_io_destroy(loop);
+}
+
+// A peer that does not read: above the high-water mark the loop reports FULL
+// and stops reading it (a frame it sends is not delivered); once it reads, the
+// queue drains, DRAIN comes and its frame arrives. Then, not reading again,
+// a queue pushed past max_send_queue closes it as a slow consumer.
+TEST(io_loop_backpressure_stops_reading_and_slow_consumer_closes) {
+  Inbox in;
+  zs_io_loop* loop = open_loop(in);
+  if (!loop) return;
+  const zs_io_options o{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 1 << 20}, 0, 0, 256 << 10, 32u << 20, 0, 0};
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &o);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const uint32_t peer = static_cast<uint32_t>(open_peer(in));
+  // 16 MiB of replies the client does not read: far more than the kernel buffers take.
+  const uint32_t chunk = 64 << 10, count = 256;
+  std::vector<uint8_t> data(size_t{chunk} * count, 0x61);
+  std::vector<uint8_t> ops(count, ZS_OP_SEND), kinds(count, zs_frame_kind_byte(8, 0));
+  std::vector<uint32_t> peers(count, peer), lens(count, chunk);
+  zs_io_submit(loop, data.data(), data.size(), count, ops.data(), peers.data(), kinds.data(), lens.data());
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_FULL) return true;
+    return false;
+  }));
+  const std::vector<uint8_t> f = frame_bytes(o, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(100, 5));
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(!frames_within(in, 1, 300));
+  // Read everything: the queue drains, DRAIN, and reading resumes.
+  std::vector<uint8_t> sink(1 << 20);
+  size_t got = 0;
+  const size_t total = size_t{count} * (chunk + ZS_FRAME_OVERHEAD);
+  while (got < total) {
+    ssize_t n = read(fd, sink.data(), std::min(sink.size(), total - got));
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  CHECK_EQ(got, total);
+  CHECK(frames_within(in, 1, 2000));
+  {
+    std::lock_guard<std::mutex> lock(in.mu);
+    bool drain = false;
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_DRAIN) drain = true;
+    CHECK(drain);
+  }
+  // The slow consumer: 64 MiB more, and a 32 MiB cap.
+  for (int round = 0; round < 4; round++)
+    zs_io_submit(loop, data.data(), data.size(), count, ops.data(), peers.data(), kinds.data(), lens.data());
+  CHECK(wait_for(in, [&] { return closed_with(in, ZS_CLOSE_SLOW_CONSUMER, static_cast<int32_t>(peer)); }));
+  close(fd);
+  zs_io_destroy(loop);
+}
+
+// Compressed frames: refused with protocol when the endpoint says so and the
+// loop does not compress (b = ZS_PROTO_COMPRESSED_REFUSED); with compression
+// on, the 5-byte method-none bomb is refused from its header (b =
+// ZS_FCOMP_IMPOSSIBLE) before anything is allocated for it.
+TEST(io_loop_compressed_flag_refused_and_none_bomb) {
+  const uint8_t bomb[] = {0xA0, 0x80, 0x80, 0x80, 0x08};
+  const std::vector<uint8_t> bomb_v(bomb, bomb + sizeof bomb);
+  for (int compressing = 0; compressing < 2; compressing++) {
+    Inbox in;
+    zs_io_loop* loop = open_loop(in);
+    if (!loop) return;
+    if (compressing) {
+      const zs_fcomp_config cfg{ZS_FCOMP_DEFLATE_FIXED, 1, 0, 256};
+      zs_io_set_compression(loop, &cfg);
+    }
+    const zs_io_options o{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 16u << 20}, 0, 0, 1 << 20, 0, 0,
+                          ZS_IO_REFUSE_COMPRESSED};
+    int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &o);
+    int fd = connect_to(port);
+    CHECK(fd >= 0);
+    const int32_t peer = open_peer(in);
+    const std::vector<uint8_t> f = frame_bytes(o, zs_frame_kind_byte(8, ZS_FLAG_COMPRESSED), bomb_v);
+    CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+    CHECK(wait_for(in, [&] { return any_close(in); }));
+    bool expected = false;
+    const int32_t code = compressing ? int32_t{ZS_FCOMP_IMPOSSIBLE} : int32_t{ZS_PROTO_COMPRESSED_REFUSED};
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_CLOSE && e.peer == peer && e.a == ZS_CLOSE_PROTOCOL && e.b == code) expected = true;
+    CHECK(expected);
+    CHECK(in.frames.empty());
+    close(fd);
+    zs_io_destroy(loop);
+  }
+}
+
+// Inline mode too: the limits live in the loop's turn, whichever thread runs it.
+TEST(io_loop_inline_frame_timeout_and_admit_paused) {
+  InlineEcho e;
+  zs_io_loop* loop = zs_io_create_inline(post_inline, &e);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  e.loop = loop;
+  const zs_io_options o{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 16u << 20}, 0, 0, 1 << 20, 0, 200, ZS_IO_ADMIT_PAUSED};
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &o);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  const std::vector<uint8_t> f = frame_bytes(o, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(10, 1));
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  for (int turn = 0; turn < 100 && e.events.empty(); turn++) {
+    zs_io_run_once(loop);
+    usleep(2000);
+  }
+  CHECK(!e.events.empty() && e.events[0].type == ZS_EV_OPEN);
+  for (int turn = 0; turn < 100; turn++) {
+    zs_io_run_once(loop);
+    usleep(2000);
+  }
+  CHECK_EQ(e.frames, size_t{0});  // not admitted: not read
+  const uint32_t peer = static_cast<uint32_t>(e.events[0].peer);
+  submit_op(loop, ZS_OP_RESUME, peer);
+  for (int turn = 0; turn < 500 && e.frames == 0; turn++) {
+    zs_io_run_once(loop);
+    usleep(1000);
+  }
+  CHECK_EQ(e.frames, size_t{1});
+  // Half a header, then silence: closed by the frame timeout.
+  CHECK_EQ(write(fd, f.data(), 6), ssize_t{6});
+  bool timed_out = false;
+  for (int turn = 0; turn < 2000 && !timed_out; turn++) {
+    zs_io_run_once(loop);
+    for (auto& ev : e.events)
+      if (ev.type == ZS_EV_CLOSE && ev.a == ZS_CLOSE_TIMEOUT && ev.b == -200) timed_out = true;
+    usleep(1000);
+  }
+  CHECK(timed_out);
   close(fd);
   zs_io_destroy(loop);
 }
