@@ -207,6 +207,10 @@ const noneBomb: Attack = {
           await sleep(50);
           continue;
         }
+        if (performance.now() >= deadline || frames >= maxFrames) {
+          p.socket.destroy(); // connected too late to send anything: not an offender
+          return;
+        }
         all.push(p);
         // Send it until the server closes this connection (at most 20 times, then give up on it).
         for (let i = 0; i < 20 && p.closedHow === undefined && frames < maxFrames && performance.now() < deadline; i++) {

@@ -130,8 +130,14 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
   const host = o.host ?? '127.0.0.1';
   const { child: server, ready, log } = await startServer({ transport: o.transport, host, port: 0, ws: attack.ws === true, listen: attack.listen });
   const closes = new Map<number, string>();
+  const details = new Set<string>();
   server.on('message', (m: ServerMessage) => {
-    if (m.type === 'closes') for (const [, port, reason] of m.list) closes.set(port, reason);
+    if (m.type === 'closes') {
+      for (const [, port, reason, detail] of m.list) {
+        closes.set(port, reason);
+        if (details.size < 3 && detail) details.add(`${reason}: ${detail}`);
+      }
+    }
   });
   let died = false;
   let killedAtCap = false;
@@ -242,7 +248,7 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
     serverReasons,
     heldBack: outcome.heldBack ?? null,
     check: outcome.check ?? null,
-    note: outcome.note,
+    note: details.size ? `${outcome.note}; server said: ${[...details].join(' | ')}` : outcome.note,
     honestSamples: rtts.length,
     honestP50: quantile(rtts, 0.5),
     honestP99: quantile(rtts, 0.99),
