@@ -5,7 +5,7 @@
  * client calling echo every 20 ms from another process throughout.
  *
  *   node --import tsx bench/attacks.ts [--only a,b] [--transport native|node-net]
- *                                      [--rss-cap-mb 2048] [--small] [--help]
+ *                                      [--rss-cap-mb 2048] [--small | --quick] [--help]
  *
  * Per attack it prints the server's RSS before, at its peak and after (from
  * /proc every 100 ms; the server is killed when it passes the cap: '>cap'),
@@ -30,7 +30,7 @@ why, the honest client's echo round trip, and PASS/FAIL.
   --only a,b,...           attacks to run (default: all): ${attacks.map((a) => a.id).join(', ')}
   --transport T            server (and honest client) transport: native (default) or node-net
   --rss-cap-mb N           kill the server when its RSS passes N MB (default 2048)
-  --small                  the small scale of the tests (fewer connections, shorter)
+  --small, --quick         the small scale of the tests (fewer connections, shorter; npm run bench)
   --help                   this text
 
 attacks:
@@ -60,7 +60,7 @@ function parse(argv: string[]) {
     } else if (a === '--rss-cap-mb') {
       o.capMB = Number(value());
       if (!(o.capMB > 0)) throw new RangeError('--rss-cap-mb must be a positive number');
-    } else if (a === '--small') o.scale = 'small';
+    } else if (a === '--small' || a === '--quick') o.scale = 'small';
     else throw new RangeError(`unknown option '${a}' (see --help)`);
   }
   return o;

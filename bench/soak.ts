@@ -313,13 +313,15 @@ zserver serve in child processes; prints RSS, heap, calls and closes every 30 s.
   --report-every S    seconds between progress lines (default 30)
   --calls-per-min N   calls per honest connection per minute (default 6)
   --rss-cap-mb N      kill the servers when their RSS passes N MB, counted as a crash (default 8192)
+  --quick             0.5 min, 500 connections, a line every 10 s (what npm run bench runs)
   --help              this text
 
 Exit code 1 when a call was lost or answered wrongly, or a server crashed.
 `;
 
 function parseArgs(argv: string[]): SoakOptions {
-  const o: SoakOptions = { minutes: 10, connections: 20_000, transport: 'native' };
+  // --quick (what npm run bench passes): the short variant of the test, unless other flags say otherwise.
+  const o: SoakOptions = argv.includes('--quick') ? { minutes: 0.5, connections: 500, transport: 'native', reportEvery: 10 } : { minutes: 10, connections: 20_000, transport: 'native' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = () => {
@@ -340,6 +342,7 @@ function parseArgs(argv: string[]): SoakOptions {
     else if (a === '--report-every') o.reportEvery = Math.max(1, num());
     else if (a === '--calls-per-min') o.callsPerMinute = num();
     else if (a === '--rss-cap-mb') o.rssCap = num() * MB;
+    else if (a === '--quick') continue;
     else throw new RangeError(`unknown option '${a}' (see --help)`);
   }
   return o;

@@ -122,8 +122,13 @@ export async function startServer(setup: ServerSetup): Promise<{ child: ChildPro
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   child.send(setup);
-  const ready = await waitMessage(child, serverMessage('ready'), 30_000, 'server start');
-  return { child, ready, log };
+  try {
+    const ready = await waitMessage(child, serverMessage('ready'), 30_000, 'server start');
+    return { child, ready, log };
+  } catch (err) {
+    await reap(child);
+    throw new Error(`${(err as Error).message}; server output: ${Buffer.concat(log).toString().slice(-500)}`);
+  }
 }
 
 export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackResult> {
