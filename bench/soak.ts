@@ -61,7 +61,7 @@ export interface SoakReport {
   heapEndMB: number;
   crashes: string[];
   serverCloses: Record<string, number>;
-  slowClosed: { server: Record<string, number>; client: Record<string, number>; total: number; open: number };
+  slowClosed: { server: Record<string, number>; client: Record<string, number>; total: number; open: number; heldBack: number };
   hostileClosed: { server: Record<string, number>; client: Record<string, number>; connects: number };
   timeline: { t: number; rssMB: number; heapMB: number; peers: number; callsPerSec: number; errors: number; closes: Record<string, number> }[];
   ok: boolean;
@@ -76,10 +76,10 @@ function addInto(into: Record<string, number>, from: Record<string, number>): vo
 function sumCounts(list: SoakCounts[]): SoakCounts {
   const out: SoakCounts = {
     sent: 0, answered: 0, wrong: 0, failed: {}, untyped: 0, inFlight: 0, bigSent: 0, bigAnswered: 0, pushes: 0, connects: 0,
-    connectFailures: {}, reconnects: 0, honestOpen: 0, slowOpen: 0, slowSentMiB: 0, hostileOpen: 0, hostileConnects: 0, slowClosed: {}, hostileClosed: {},
+    connectFailures: {}, reconnects: 0, honestOpen: 0, slowOpen: 0, slowSentMiB: 0, slowHeld: 0, hostileOpen: 0, hostileConnects: 0, slowClosed: {}, hostileClosed: {},
   };
   for (const c of list) {
-    for (const k of ['sent', 'answered', 'wrong', 'untyped', 'inFlight', 'bigSent', 'bigAnswered', 'pushes', 'connects', 'reconnects', 'honestOpen', 'slowOpen', 'slowSentMiB', 'hostileOpen', 'hostileConnects'] as const) {
+    for (const k of ['sent', 'answered', 'wrong', 'untyped', 'inFlight', 'bigSent', 'bigAnswered', 'pushes', 'connects', 'reconnects', 'honestOpen', 'slowOpen', 'slowSentMiB', 'slowHeld', 'hostileOpen', 'hostileConnects'] as const) {
       out[k] += c[k];
     }
     addInto(out.failed, c.failed);
@@ -220,7 +220,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         timeline.push({ t, rssMB: rss / MB, heapMB: heap / MB, peers, callsPerSec: cps, errors, closes });
         print(
           `t=${String(t).padStart(4)} s  RSS ${(rss / MB).toFixed(0)} MB  heap ${(heap / MB).toFixed(0)} MB  peers ${peers}  ` +
-            `honest open ${c.honestOpen} slow open ${c.slowOpen} hostile open ${c.hostileOpen}  calls/s ${cps.toFixed(0)}  ` +
+            `honest open ${c.honestOpen} slow open ${c.slowOpen} (held back ${c.slowHeld}) hostile open ${c.hostileOpen}  calls/s ${cps.toFixed(0)}  ` +
             `calls ${c.sent} answered ${c.answered} in flight ${c.inFlight}  errors ${errors} (${fmtMap(c.failed)})  loop max ${Math.max(0, ...mem.map((m) => m.loopMaxMs)).toFixed(0)} ms  closes: ${fmtMap(closes)}`,
         );
         lastReport = now;
@@ -270,7 +270,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       heapEndMB: [...memory.values()].reduce((a, m) => a + m.heapUsed, 0) / MB,
       crashes,
       serverCloses: closes,
-      slowClosed: { server: slowServer, client: f.slowClosed, total: slowN, open: f.slowOpen },
+      slowClosed: { server: slowServer, client: f.slowClosed, total: slowN, open: f.slowOpen, heldBack: f.slowHeld },
       hostileClosed: { server: hostileServer, client: f.hostileClosed, connects: f.hostileConnects },
       timeline,
       ok: lost === 0 && f.wrong === 0 && crashes.length === 0 && f.sent > 0,
@@ -285,6 +285,22 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   }
 }
 
+/**
+ * Issue 13's soak criteria, for the record: the exit code follows only calls
+ * lost and crashes (r.ok); these say how far the run is from the issue's bar.
+ */
+export function criteria(r: SoakReport): [string, boolean, string][] {
+  const slowDealt = Object.values(r.slowClosed.server).reduce((a, b) => a + b, 0) + r.slowClosed.heldBack;
+  const hostileRight = Object.entries(r.hostileClosed.server).every(([k]) => k === 'bad-token' || k === 'protocol');
+  return [
+    ['RSS growth after warm-up < 5 %', r.rss.growthPct < 5, `${r.rss.growthPct.toFixed(1)} %`],
+    ['zero calls lost', r.calls.lost === 0, String(r.calls.lost)],
+    ['zero crashes', r.crashes.length === 0, String(r.crashes.length)],
+    ["slow readers closed ('slow-consumer') or held back", slowDealt >= r.slowClosed.total, `${fmtMap(r.slowClosed.server)}; held back ${r.slowClosed.heldBack} of ${r.slowClosed.total}`],
+    ["hostile peers closed ('bad-token'/'protocol')", hostileRight && r.hostileClosed.connects > 0, fmtMap(r.hostileClosed.server)],
+  ];
+}
+
 /** The closing lines of a report. */
 export function summarize(r: SoakReport): string[] {
   return [
@@ -295,8 +311,9 @@ export function summarize(r: SoakReport): string[] {
     `RSS: ${r.rss.warmMB.toFixed(0)} MB after warm-up, ${r.rss.endMB.toFixed(0)} MB at the end, peak ${r.rss.peakMB.toFixed(0)} MB: growth after warm-up ${r.rss.growthPct.toFixed(1)} %; heap at the end ${r.heapEndMB.toFixed(0)} MB`,
     `crashes: ${r.crashes.length ? r.crashes.join('; ') : 0}`,
     `server closes by reason: ${fmtMap(r.serverCloses)}`,
-    `slow readers (${r.slowClosed.total}): closed by the server ${fmtMap(r.slowClosed.server)}; seen closed by the client ${fmtMap(r.slowClosed.client)}; still open ${r.slowClosed.open}`,
+    `slow readers (${r.slowClosed.total}): closed by the server ${fmtMap(r.slowClosed.server)}; seen closed by the client ${fmtMap(r.slowClosed.client)}; still open ${r.slowClosed.open}, of which held back (server stopped reading) ${r.slowClosed.heldBack}`,
     `hostile peers (${r.hostileClosed.connects} connections): closed by the server ${fmtMap(r.hostileClosed.server)}; seen by the client ${fmtMap(r.hostileClosed.client)}`,
+    ...criteria(r).map(([name, ok, value]) => `issue 13: ${name}: ${ok ? 'PASS' : 'FAIL'} (${value})`),
     r.ok ? 'SOAK OK (no call lost, no crash)' : 'SOAK FAILED',
   ];
 }

@@ -63,6 +63,8 @@ export interface SoakCounts {
   honestOpen: number;
   slowOpen: number;
   slowSentMiB: number;
+  /** Slow readers whose own send buffer is full (1 MiB unsent): the server stopped reading them. */
+  slowHeld: number;
   hostileOpen: number;
   hostileConnects: number;
   /** How the slow and hostile peers' sockets closed, seen from here. */
@@ -94,6 +96,7 @@ const c: SoakCounts = {
   honestOpen: 0,
   slowOpen: 0,
   slowSentMiB: 0,
+  slowHeld: 0,
   hostileOpen: 0,
   hostileConnects: 0,
   slowClosed: {},
@@ -252,6 +255,7 @@ async function main(s: SoakClientSetup): Promise<void> {
   const snapshot = (): SoakCounts => {
     c.honestOpen = clients.filter((x) => x?.connected).length;
     c.slowOpen = slow.filter((p) => p.closedHow === undefined && !p.socket.destroyed).length;
+    c.slowHeld = slow.filter((p) => p.closedHow === undefined && p.socket.writableLength >= 1024 * 1024).length;
     c.hostileOpen = hostile.filter((p) => p && p.closedHow === undefined).length;
     return structuredClone(c);
   };
