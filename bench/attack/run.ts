@@ -135,12 +135,14 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
   const host = o.host ?? '127.0.0.1';
   const { child: server, ready, log } = await startServer({ transport: o.transport, host, port: 0, ws: attack.ws === true, listen: attack.listen });
   const closes = new Map<number, string>();
+  const closeDetails = new Map<number, string>();
+  // The first few distinct close details the server gave for offenders while the attack ran.
   const details = new Set<string>();
   server.on('message', (m: ServerMessage) => {
     if (m.type === 'closes') {
       for (const [, port, reason, detail] of m.list) {
         closes.set(port, reason);
-        if (details.size < 3 && detail) details.add(`${reason}: ${detail}`);
+        closeDetails.set(port, `${reason}: ${detail}`);
       }
     }
   });
@@ -210,6 +212,8 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
     if ((p.closedHow !== undefined && p.closedHow !== 'destroyed') || reason !== undefined) closed++;
     clientSide[how] = (clientSide[how] ?? 0) + 1;
     if (reason !== undefined) serverReasons[reason] = (serverReasons[reason] ?? 0) + 1;
+    const detail = closeDetails.get(p.localPort);
+    if (detail !== undefined && details.size < 3) details.add(detail);
   }
   for (const p of outcome.offenders) drop(p);
 
