@@ -19,7 +19,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { writeResults } from './_lib.js';
-import { forkChild, reap, rssOf, waitMessage } from './attack/children.js';
+import { forkChild, post, reap, rssOf, waitMessage } from './attack/children.js';
 import { startServer } from './attack/run.js';
 import type { ServerMessage } from './attack/server.js';
 import { sleep } from './attack/wire.js';
@@ -184,7 +184,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       child.once('exit', (code, sig) => {
         if (!stopping && !finals.has(child)) crashes.push(`client ${i} exited early (${code ?? sig})`);
       });
-      child.send(setup);
+      post(child, setup);
       clients.push(child);
     }
 
@@ -194,7 +194,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     let warmTaken = false;
     while (performance.now() < end && crashes.length === 0) {
       await sleep(1000);
-      for (const s of servers) if (s.exitCode === null) s.send({ type: 'memory' });
+      for (const s of servers) post(s, { type: 'memory' });
       const rss = servers.reduce((a, s) => a + rssOf(s.pid!), 0);
       if (rss > peakRss) peakRss = rss;
       if (rss > rssCap && !killedAtCap) {
@@ -237,7 +237,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     const slowServer = { ...serverCloseOf.slow };
     const hostileServer = { ...serverCloseOf.hostile };
     stopping = true;
-    for (const c of clients) if (c.connected) c.send({ type: 'stop' });
+    for (const c of clients) post(c, { type: 'stop' });
     await Promise.all(
       clients.map((c) =>
         finals.has(c) || c.exitCode !== null
@@ -247,7 +247,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
             }),
       ),
     );
-    for (const s of servers) if (s.exitCode === null) s.send({ type: 'memory' });
+    for (const s of servers) post(s, { type: 'memory' });
     await sleep(500);
 
     const f = sumCounts([...finals.values()]);
@@ -278,9 +278,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     return report;
   } finally {
     stopping = true;
-    for (const c of clients) if (c.connected) c.send({ type: 'stop' });
+    for (const c of clients) post(c, { type: 'stop' });
     await Promise.all(clients.map((c) => reap(c, 5000)));
-    for (const s of servers) if (s.connected) s.send({ type: 'close' });
+    for (const s of servers) post(s, { type: 'close' });
     await Promise.all(servers.map((s) => reap(s, 5000)));
   }
 }

@@ -47,7 +47,19 @@ export function forkChild(script: string, args: string[] = []): ChildProcess {
   const child = fork(path, args, { execArgv: ts ? ['--import', 'tsx'] : [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
   live.add(child);
   child.once('exit', () => live.delete(child));
+  // A send racing the child's death fails asynchronously with ERR_IPC_CHANNEL_CLOSED: the exit says more.
+  child.on('error', () => undefined);
   return child;
+}
+
+/** Sends an IPC message unless the channel is closed (a child that died or is being killed); returns whether it was sent. */
+export function post(child: ChildProcess, message: unknown): boolean {
+  if (!child.connected) return false;
+  try {
+    return child.send(message as object);
+  } catch {
+    return false;
+  }
 }
 
 /** Kills a child (SIGTERM, then SIGKILL after `graceMs`) and resolves when it is reaped. */

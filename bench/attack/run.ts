@@ -8,7 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { ListenOptions } from '../../lib/transport/types.js';
-import { forkChild, quantile, reap, rssOf, waitMessage } from './children.js';
+import { forkChild, post, quantile, reap, rssOf, waitMessage } from './children.js';
 import type { HonestMessage, HonestSetup } from './honest.js';
 import type { ServerMessage, ServerSetup } from './server.js';
 import { drop, sleep, type RawPeer } from './wire.js';
@@ -121,7 +121,7 @@ export async function startServer(setup: ServerSetup): Promise<{ child: ChildPro
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  child.send(setup);
+  post(child, setup);
   try {
     const ready = await waitMessage(child, serverMessage('ready'), 30_000, 'server start');
     return { child, ready, log };
@@ -174,7 +174,7 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
     for (const [k, v] of Object.entries(m.errors)) honestErrors[k] = (honestErrors[k] ?? 0) + v;
   });
   const hs: HonestSetup = { transport: o.transport, host, port: ready.port, localAddress: o.honestAddress ?? '127.0.0.2', intervalMs: 20, timeoutMs: 3000 };
-  honest.send(hs);
+  post(honest, hs);
   let honestWhy = '';
   let honestOk = true;
   try {
@@ -221,7 +221,7 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
   const after = died ? 0 : rssOf(pid);
   if (honestOk) {
     try {
-      honest.send({ type: 'check' });
+      post(honest, { type: 'check' });
       const checked = await waitMessage(
         honest,
         (m) => ((m as HonestMessage).type === 'checked' ? (m as Extract<HonestMessage, { type: 'checked' }>) : undefined),
@@ -238,7 +238,7 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
   clearInterval(sampler);
   const diedDuringRun = died;
   await reap(honest);
-  if (!died) server.send({ type: 'close' });
+  post(server, { type: 'close' });
   await reap(server, 3000);
 
   const r: AttackResult = {
