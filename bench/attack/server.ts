@@ -4,8 +4,10 @@
  * transport and, when asked, on a uWebSockets.js WebSocket endpoint, started
  * with fork() and driven over IPC.
  *
- * It is a script of its own rather than `zserver serve` because the
- * instruments need what serve has no flags for: listen options (short idle
+ * With `ws: true` it is startServe() itself (the TCP endpoint and serve's
+ * WebSocket endpoint with its web page), so the WebSocket attack meets serve's
+ * own Origin policy. Otherwise it is a script of its own rather than
+ * `zserver serve` because the instruments need what serve has no flags for: listen options (short idle
  * and frame timeouts, so a limit is seen within an attack's 15 s; a per-IP
  * cap; SO_REUSEPORT for a group), the close reason of every peer, and the
  * process's own memory figures. The commands and their handlers are serve's.
@@ -17,7 +19,7 @@
  * close counters, event-loop delay). The child exits when the parent goes away.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createTestServer } from '../../lib/cli/serve.js';
+import { createTestServer, startServe } from '../../lib/cli/serve.js';
 import type { EndpointOptions } from '../../lib/framework/server.js';
 import { createTransport, type TransportName } from '../../lib/transport/factory.js';
 import type { ListenOptions, Transport } from '../../lib/transport/types.js';
@@ -59,22 +61,25 @@ const say = (m: ServerMessage) => process.send?.(m);
 async function main(setup: ServerSetup): Promise<void> {
   const server = createTestServer();
   const transports: Transport[] = [];
-  const transport = await createTransport(setup.transport);
-  transports.push(transport);
-  const listen = { ...(setup.listen ?? {}), ...(setup.reusePort ? { reusePort: true } : {}) } as EndpointOptions;
-  const tcp = await server.listen(transport, { host: setup.host, port: setup.port }, listen);
+  let tcpPort: number;
   let wsPort = 0;
   let wsError = '';
   if (setup.ws) {
-    try {
-      const { UwsTransport, loadUws } = await import('../../lib/transport/uws.js');
-      loadUws();
-      const ws = new UwsTransport();
-      transports.push(ws);
-      wsPort = (await server.listen(ws, { host: setup.host, port: 0 }, setup.listen ?? {})).address.port;
-    } catch (err) {
-      wsError = (err as Error).message.split('\n')[0]!;
-    }
+    // The WebSocket endpoint exactly as `zserver serve` makes it (web page, and whatever Origin
+    // policy serve sets), on ephemeral ports; listen options do not apply to this path.
+    if (setup.listen !== undefined || setup.reusePort) throw new RangeError('ws: true takes no listen options (it is serve as it is)');
+    const h = await startServe({ transport: setup.transport, host: setup.host, port: setup.port, wsPort: 0, once: false }, setup.transport, server);
+    transports.push(h.transport);
+    tcpPort = h.tcp.address.port;
+    if (h.web) {
+      transports.push(h.web.transport);
+      wsPort = h.web.address.port;
+    } else wsError = h.webError?.message.split('\n')[0] ?? 'no WebSocket endpoint';
+  } else {
+    const transport = await createTransport(setup.transport);
+    transports.push(transport);
+    const listen = { ...(setup.listen ?? {}), ...(setup.reusePort ? { reusePort: true } : {}) } as EndpointOptions;
+    tcpPort = (await server.listen(transport, { host: setup.host, port: setup.port }, listen)).address.port;
   }
 
   let pending: [string, number, string, string][] = [];
@@ -125,7 +130,7 @@ async function main(setup: ServerSetup): Promise<void> {
       void server.close().finally(() => process.exit(0));
     }
   });
-  say({ type: 'ready', port: tcp.address.port, wsPort, wsError });
+  say({ type: 'ready', port: tcpPort, wsPort, wsError });
 }
 
 process.once('message', (setup: ServerSetup) => {
