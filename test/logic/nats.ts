@@ -80,24 +80,35 @@ export async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKIL
   await exited;
 }
 
-/** Resolves when `child` prints a line matching `re` on stdout (rejects after `ms`). */
+/** Everything each worker child printed so far (stdout, stderr), collected from its start. */
+const outputs = new WeakMap<ChildProcess, { out: string; err: string }>();
+
+function collect(child: ChildProcess): void {
+  const o = { out: '', err: '' };
+  outputs.set(child, o);
+  child.stdout!.on('data', (d: Buffer) => (o.out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (o.err += d.toString()));
+}
+
+/** Resolves once `child` has printed (at any time since it started) stdout matching `re`; rejects after `ms` or at its exit. */
 export function waitFor(child: ChildProcess, re: RegExp, ms = 20_000): Promise<void> {
+  const o = outputs.get(child)!;
   return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`no ${re} within ${ms} ms; stdout: ${out} stderr: ${err}`)), ms);
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (re.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
+    if (re.test(o.out)) return resolve();
+    const timer = setTimeout(() => finish(new Error(`no ${re} within ${ms} ms; stdout: ${o.out} stderr: ${o.err}`)), ms);
+    const onData = (): void => {
+      if (re.test(o.out)) finish();
+    };
+    const onExit = (code: number | null): void => finish(new Error(`worker exited (${code}) before ${re}; stdout: ${o.out} stderr: ${o.err}`));
+    function finish(err?: Error): void {
       clearTimeout(timer);
-      reject(new Error(`worker exited (${code}) before ${re}; stdout: ${out} stderr: ${err}`));
-    });
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
+    }
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
   });
 }
 
@@ -107,6 +118,7 @@ export async function startNodeWorker(module: string, url: string, env: Record<s
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
+  collect(child);
   await waitFor(child, /zserver worker: serving/);
   return child;
 }
@@ -118,6 +130,7 @@ export async function startPythonWorker(url: string): Promise<ChildProcess> {
     throw new Error('python3 cannot import nats (nats-py): run `pip install nats-py` (.ci/run does this)');
   }
   const child = spawn('python3', ['examples/logic/worker.py', '--nats', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  collect(child);
   await waitFor(child, /python worker: serving/);
   return child;
 }
