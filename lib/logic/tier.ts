@@ -114,6 +114,8 @@ const DEFAULT_MAX_IN_FLIGHT = 1024;
 const DEFAULT_ACK_WAIT = 5000;
 const DEFAULT_MAX_DELIVER = 5;
 const DEFAULT_MAX_QUEUED = 100_000;
+/** Bytes kept free for the headers of a request below the NATS max_payload. */
+const HEADER_ROOM = 1024;
 /** A positive presence check is trusted this long, so a busy subject costs one check a second. */
 const PRESENCE_TTL_MS = 1000;
 
@@ -241,6 +243,11 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
       h.set(Header.PeerAddress, addressOf(peer));
       h.set(Header.Deadline, String(Date.now() + timeout));
       const body = encodeBody(kind, input);
+      // NATS refuses a message above its max_payload (1 MiB by default); say so in the framework's terms.
+      const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
+      if (body.length + HEADER_ROOM > maxPayload) {
+        throw new ZsError('ZS_TOO_LARGE', `command '${name}': a ${body.length}-byte request cannot be routed: the NATS server's max_payload is ${maxPayload} bytes (raise max_payload in nats-server's config, or keep routed requests smaller)`);
+      }
       if (s.durable) {
         await s.ready;
         if (!(await this.#present(s))) {
@@ -260,12 +267,21 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
         return this.#answer(s, kind, await reply);
       }
       if (!answer) {
-        this.nc.publish(s.subject, body, { headers: h });
+        try {
+          this.nc.publish(s.subject, body, { headers: h });
+        } catch (err) {
+          throw new NatsUnavailableError(`command '${name}': publishing to '${s.subject}' failed: ${(err as Error).message}`, { cause: err });
+        }
         s.stats.sent++;
         return undefined;
       }
       const reply = this.#expect(seq, s, name, timeout);
-      this.nc.publish(s.subject, body, { headers: h, reply: `${this.#inbox}.${seq}` });
+      try {
+        this.nc.publish(s.subject, body, { headers: h, reply: `${this.#inbox}.${seq}` });
+      } catch (err) {
+        this.#drop(seq);
+        throw new NatsUnavailableError(`command '${name}': publishing to '${s.subject}' failed: ${(err as Error).message}`, { cause: err });
+      }
       s.stats.sent++;
       const msg = await reply;
       if (msg.headers?.code === 503) {

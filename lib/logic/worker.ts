@@ -331,8 +331,19 @@ export class LogicWorker {
     const h = headers();
     h.set(Header.RequestId, request?.get(Header.RequestId) ?? '');
     if (code !== undefined) h.set(Header.ErrorCode, code);
-    const data = code !== undefined ? Buffer.from(message ?? '', 'utf8') : (body ?? new Uint8Array(0));
+    let data = code !== undefined ? Buffer.from(message ?? '', 'utf8') : (body ?? new Uint8Array(0));
     if (this.nc.isClosed()) return;
-    this.nc.publish(replyTo, data, { headers: h });
+    const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
+    if (data.length + 1024 > maxPayload) {
+      // An answer NATS would refuse: the caller gets an error it can act on instead of a timeout.
+      h.set(Header.ErrorCode, 'ZS_TOO_LARGE');
+      data = Buffer.from(`the worker's ${data.length}-byte answer exceeds the NATS server's max_payload (${maxPayload} bytes)`, 'utf8');
+    }
+    try {
+      this.nc.publish(replyTo, data, { headers: h });
+    } catch (err) {
+      // The connection is closing or down: the server fails the request (ZS_NATS_UNAVAILABLE or ZS_TIMEOUT).
+      void err;
+    }
   }
 }

@@ -289,6 +289,31 @@ describe('logic tier', () => {
     }
   });
 
+  it('a request or answer above the NATS max_payload fails with ZS_TOO_LARGE, not a timeout', async () => {
+    const worker = await LogicWorker.connect({ servers: nats.url });
+    worker.buffer('big', (data) => data);
+    worker.console('bloat', (text) => text.repeat(2 * 1024 * 1024));
+    await worker.ready();
+    const tier = await LogicTier.connect({ servers: nats.url });
+    const server = new Server({ quiet: true });
+    server.route('big', { via: tier, kind: 'buffer' }).route('bloat', { via: tier });
+    const client = await connectClient(await listen(server));
+    try {
+      const err = await failure(client.callBuffer('big', Buffer.alloc(2 * 1024 * 1024, 7), { timeout: 10_000 }));
+      assert.equal(err.remoteCode, 'ZS_TOO_LARGE', err.message);
+      assert.match(err.message, /max_payload/);
+      const answer = await failure(client.callConsole('bloat', 'x', { timeout: 10_000 }));
+      assert.equal(answer.remoteCode, 'ZS_TOO_LARGE', answer.message);
+      assert.equal((await client.callBuffer('big', Buffer.alloc(1000, 7))).length, 1000);
+      assert.equal(tier.stats().find((s) => s.subject === 'zs.logic.big')!.inFlight, 0);
+    } finally {
+      await client.close();
+      await server.close();
+      await tier.close();
+      await worker.close();
+    }
+  });
+
   it('a worker that never answers: the route timeout gives ZS_TIMEOUT and frees the slot', async () => {
     const worker = await LogicWorker.connect({ servers: nats.url });
     worker.console('never', () => new Promise<string>(() => {}));
