@@ -345,12 +345,15 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
   }
 
   #publishError(s: SubjectState, name: string, err: unknown): Error {
-    const message = (err as Error).message ?? String(err);
-    if (/maximum messages|maximum bytes|resource limits/i.test(message)) {
+    // JetStream's own errors come as api_error {code, err_code, description}; 10077 and 10047
+    // are "maximum messages exceeded" and "maximum bytes exceeded" (the stream is full).
+    const api = (err as { api_error?: { err_code?: number; description?: string } }).api_error;
+    const message = api?.description ?? (err as Error).message ?? String(err);
+    if (api?.err_code === 10077 || api?.err_code === 10047 || /maximum messages|maximum bytes|resource limits/i.test(message)) {
       s.stats.busy++;
       return new BusyError(`command '${name}': the durable stream of subject '${s.subject}' is full (maxQueued); retry later or add workers`, { cause: err });
     }
-    if (errorCode(err) === '503' || /no responders/i.test(message)) {
+    if (api === undefined && (errorCode(err) === '503' || /no responders/i.test(message))) {
       return new NatsUnavailableError(`command '${name}': JetStream did not take the request for '${s.subject}' (is nats-server running with -js?)`, { cause: err });
     }
     return new NatsUnavailableError(`command '${name}': publishing to JetStream subject '${s.subject}' failed: ${message}`, { cause: err });

@@ -314,6 +314,64 @@ describe('logic tier', () => {
     }
   });
 
+  it('a full durable stream (maxQueued) refuses more requests with ZS_BUSY; the stored ones are answered', async () => {
+    const worker = await LogicWorker.connect({ servers: nats.url, concurrency: 1 });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    worker.console('queued', async (text) => {
+      await gate;
+      return text;
+    }, { durable: true });
+    const tier = await LogicTier.connect({ servers: nats.url });
+    const server = new Server({ quiet: true });
+    server.route('queued', { via: tier, durable: true, maxQueued: 3, timeout: 20_000 });
+    const bound = new Promise<void>((r) => void worker.ready(() => r()));
+    await bound;
+    const client = await connectClient(await listen(server));
+    try {
+      const results: (string | undefined)[] = [];
+      const calls: Promise<void>[] = [];
+      for (let i = 0; i < 10; i++) {
+        calls.push(client.callConsole('queued', `q${i}`, { timeout: 20_000 }).then((v) => void (results[i] = v), (e: RemoteError) => void (results[i] = e.remoteCode)));
+        await new Promise((r) => setTimeout(r, 20)); // in order, so the first three are the stored ones
+      }
+      const t0 = performance.now();
+      while (results.filter((r) => r !== undefined).length < 7 && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+      open();
+      await Promise.all(calls);
+      assert.deepEqual(results, ['q0', 'q1', 'q2', ...Array(7).fill('ZS_BUSY')]);
+      assert.equal(tier.stats()[0]!.busy, 7);
+    } finally {
+      await client.close();
+      await server.close();
+      await tier.close();
+      await worker.close();
+    }
+  });
+
+  it('misuse and mismatches: bigStream cannot be routed; a worker without the command answers ZS_UNKNOWN_COMMAND', async () => {
+    const tier = await LogicTier.connect({ servers: nats.url });
+    const server = new Server({ quiet: true });
+    assert.throws(() => server.route('up', { via: tier, kind: 'bigStream' as never }), /cannot be routed/);
+    assert.throws(() => server.route('bad', { via: tier, subject: 'zs.*' }), /no wildcards/);
+    assert.throws(() => server.route('neg', { via: tier, maxInFlight: 0 }), RangeError);
+    const worker = await LogicWorker.connect({ servers: nats.url });
+    worker.console('served', (t) => t);
+    await worker.ready();
+    server.route('other', { via: tier, subject: 'zs.logic.served' });
+    server.route('served', { via: tier, kind: 'stream' });
+    const client = await connectClient(await listen(server));
+    try {
+      assert.equal((await failure(client.callConsole('other', 'x'))).remoteCode, 'ZS_UNKNOWN_COMMAND');
+      assert.equal((await failure(client.call('served', new DataFrame()))).remoteCode, 'ZS_WRONG_KIND');
+    } finally {
+      await client.close();
+      await server.close();
+      await tier.close();
+      await worker.close();
+    }
+  });
+
   it('a worker that never answers: the route timeout gives ZS_TIMEOUT and frees the slot', async () => {
     const worker = await LogicWorker.connect({ servers: nats.url });
     worker.console('never', () => new Promise<string>(() => {}));
