@@ -29,6 +29,8 @@ import {
   nanos,
   nuid,
   type JetStreamClient,
+  type JetStreamManager,
+  type StreamConfig,
   type Msg,
   type NatsConnection,
   type Subscription,
@@ -102,7 +104,9 @@ interface SubjectState {
   readonly subject: string;
   readonly durable: boolean;
   readonly maxInFlight: number;
-  /** Durable: the stream and consumer exist (or the error that kept them from existing). */
+  /** Durable: creates the stream and consumer (idempotent). */
+  setup: (() => Promise<void>) | null;
+  /** Durable: the setup in progress or done; cleared when it failed, so a later request tries again. */
   ready: Promise<void> | null;
   presentUntil: number;
   presenceCheck: Promise<boolean> | null;
@@ -186,6 +190,8 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
       throw new TypeError(`route subject '${subject}' must be dot-separated tokens of letters, digits, '_' and '-' (no wildcards)`);
     }
     const timeout = positive('timeout', options.timeout, DEFAULT_TIMEOUT);
+    // Checked here, not when the durable setup runs, so misuse throws at route() time.
+    for (const key of ['maxInFlight', 'ackWait', 'maxDeliver', 'maxQueued'] as const) positive(key, options[key], 1);
     const durable = options.durable ?? false;
     let state = this.#subjects.get(subject);
     if (state === undefined) {
@@ -193,6 +199,7 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
         subject,
         durable,
         maxInFlight: positive('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT),
+        setup: null,
         ready: null,
         presentUntil: 0,
         presenceCheck: null,
@@ -200,8 +207,8 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
       };
       this.#subjects.set(subject, state);
       if (durable) {
-        state.ready = this.#setupDurable(subject, options);
-        state.ready.catch(() => {}); // reported to each request that waits on it
+        state.setup = () => this.#setupDurable(subject, options);
+        this.#ensureReady(state).catch(() => {}); // start now; a failure is reported to the requests
       }
     } else if (state.durable !== durable) {
       throw new TypeError(`subject '${subject}' is already routed ${state.durable ? 'durable' : 'core'}; one subject has one mode`);
@@ -249,7 +256,7 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
         throw new ZsError('ZS_TOO_LARGE', `command '${name}': a ${body.length}-byte request cannot be routed: the NATS server's max_payload is ${maxPayload} bytes (raise max_payload in nats-server's config, or keep routed requests smaller)`);
       }
       if (s.durable) {
-        await s.ready;
+        await this.#ensureReady(s);
         if (!(await this.#present(s))) {
           s.stats.noWorker++;
           throw new NoWorkerError(`command '${name}': no worker serves durable subject '${s.subject}' (none answered its presence check); start one: zserver worker <module> --nats <url>`);
@@ -359,6 +366,18 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
     return new NatsUnavailableError(`command '${name}': publishing to JetStream subject '${s.subject}' failed: ${message}`, { cause: err });
   }
 
+  /** Durable subjects: the stream and consumer exist; a failed setup (NATS or JetStream away) is tried again by the next request. */
+  #ensureReady(s: SubjectState): Promise<void> {
+    if (s.ready === null) {
+      const attempt = s.setup!();
+      s.ready = attempt;
+      attempt.catch(() => {
+        if (s.ready === attempt) s.ready = null;
+      });
+    }
+    return s.ready;
+  }
+
   /** Durable subjects: is at least one worker there? One check a second while the answer is yes. */
   async #present(s: SubjectState): Promise<boolean> {
     if (performance.now() < s.presentUntil) return true;
@@ -396,6 +415,15 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
       // Nats-Msg-Id dedupe: a publish retried within this window is stored once.
       duplicate_window: nanos(120_000),
     };
+    try {
+      await this.#createOrUpdate(jsm, stream, streamConfig, options);
+    } catch (err) {
+      const api = (err as { api_error?: { description?: string } }).api_error;
+      throw new NatsUnavailableError(`durable route '${subject}': cannot create JetStream stream ${stream} or its consumer: ${api?.description ?? (err as Error).message}`, { cause: err });
+    }
+  }
+
+  async #createOrUpdate(jsm: JetStreamManager, stream: string, streamConfig: Partial<StreamConfig> & { name: string }, options: LogicRouteOptions): Promise<void> {
     try {
       await jsm.streams.add(streamConfig);
     } catch {

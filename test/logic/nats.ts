@@ -37,12 +37,13 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts nats-server -js on a free loopback port (or `port`); resolves once it accepts clients. */
-export async function startNats(port?: number, storeDir?: string): Promise<NatsProcess> {
+/** Starts nats-server (-js unless `jetstream` is false) on a free loopback port (or `port`); resolves once it accepts clients. */
+export async function startNats(port?: number, storeDir?: string, jetstream = true): Promise<NatsProcess> {
   const bin = natsServerBinary();
   const p = port ?? (await freePort());
   const store = storeDir ?? mkdtempSync(join(tmpdir(), 'zs-nats-'));
-  const child = spawn(bin, ['-a', '127.0.0.1', '-p', String(p), '-js', '-sd', store], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['-a', '127.0.0.1', '-p', String(p), ...(jetstream ? ['-js', '-sd', store] : [])];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server did not start in 10 s:\n${log}`)), 10_000);

@@ -399,6 +399,23 @@ describe('logic tier', () => {
     const dead = await startNats();
     const url = dead.url;
     await dead.stop();
+    // A NATS server without JetStream: core routes work, a durable one says what is missing.
+    const plain = await startNats(undefined, undefined, false);
+    const plainTier = await LogicTier.connect({ servers: plain.url });
+    const plainServer = new Server({ quiet: true });
+    plainServer.route('stored', { via: plainTier, durable: true });
+    const plainClient = await connectClient(await listen(plainServer));
+    try {
+      const err = await failure(plainClient.callConsole('stored', 'x'));
+      assert.equal(err.remoteCode, 'ZS_NATS_UNAVAILABLE');
+      assert.match(err.message, /-js/);
+    } finally {
+      await plainClient.close();
+      await plainServer.close();
+      await plainTier.close();
+      await plain.stop();
+    }
+
     await assert.rejects(LogicTier.connect({ servers: url, connectTimeout: 500 }), (err: unknown) => {
       assert.ok(err instanceof NatsUnavailableError);
       assert.equal(err.code, 'ZS_NATS_UNAVAILABLE');
