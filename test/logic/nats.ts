@@ -125,12 +125,12 @@ export async function startNodeWorker(module: string, url: string, env: Record<s
 }
 
 /** Starts examples/logic/worker.py; fails with how to install nats-py when it is missing. */
-export async function startPythonWorker(url: string): Promise<ChildProcess> {
+export async function startPythonWorker(url: string, extra: string[] = []): Promise<ChildProcess> {
   const check = spawnSync('python3', ['-c', 'import nats'], { encoding: 'utf8' });
   if (check.status !== 0) {
     throw new Error('python3 cannot import nats (nats-py): run `pip install nats-py` (.ci/run does this)');
   }
-  const child = spawn('python3', ['examples/logic/worker.py', '--nats', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('python3', ['examples/logic/worker.py', '--nats', url, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   collect(child);
   await waitFor(child, /python worker: serving/);
   return child;

@@ -18,7 +18,7 @@ import {
   type Caller,
   type LogicRouteOptions,
 } from '../../lib/index.js';
-import { kill, startNats, startNodeWorker, startPythonWorker, type NatsProcess } from './nats.js';
+import { kill, startNats, startNodeWorker, startPythonWorker, waitFor, type NatsProcess } from './nats.js';
 
 /** The handlers of the commands under test, written once and served locally or by a worker. */
 const logic = {
@@ -194,6 +194,28 @@ describe('logic tier', () => {
       await server.close();
       await tier.close();
       await kill(node);
+      await kill(py);
+    }
+  });
+
+  it('a Python worker serves a durable subject from the documented format (pull, answer to Zs-Reply-To, ack)', async () => {
+    const tier = await LogicTier.connect({ servers: nats.url });
+    const server = new Server({ quiet: true });
+    server.route('square', { via: tier, durable: true, timeout: 15_000 });
+    const client = await connectClient(await listen(server));
+    const py = await startPythonWorker(nats.url, ['--durable']);
+    children.push(py);
+    try {
+      await waitFor(py, /durable subject zs\.logic\.square bound/);
+      const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => client.callConsole('square', String(i), { timeout: 15_000 })));
+      assert.deepEqual(answers, Array.from({ length: 40 }, (_, i) => String(i * i)));
+      const err = await failure(client.callConsole('square', 'not a number', { timeout: 15_000 }));
+      assert.equal(err.remoteCode, 'APP_BAD_NUMBER');
+      assert.equal(tier.stats()[0]!.answered, 40);
+    } finally {
+      await client.close();
+      await server.close();
+      await tier.close();
       await kill(py);
     }
   });
