@@ -151,6 +151,8 @@ async function main(): Promise<void> {
   const transportName = (await transportAvailable('native')) ? 'native' : 'node-net';
   const nats = await startNats();
   const children: ChildProcess[] = [];
+  // A crash of this process must not leave workers behind.
+  process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
   const rows: Record<string, string | number>[] = [];
   const notes: string[] = [];
   const server = new Server({ quiet: true, maxConcurrentRequests: 1024 });

@@ -11,6 +11,17 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Children still running; killed if this process exits without stopping them (a crashed test). */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
+function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
 export interface NatsProcess {
   url: string;
   port: number;
@@ -44,6 +55,7 @@ export async function startNats(port?: number, storeDir?: string, jetstream = tr
   const store = storeDir ?? mkdtempSync(join(tmpdir(), 'zs-nats-'));
   const args = ['-a', '127.0.0.1', '-p', String(p), ...(jetstream ? ['-js', '-sd', store] : [])];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
   let log = '';
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server did not start in 10 s:\n${log}`)), 10_000);
@@ -119,6 +131,7 @@ export async function startNodeWorker(module: string, url: string, env: Record<s
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
+  track(child);
   collect(child);
   await waitFor(child, /zserver worker: serving/);
   return child;
@@ -131,6 +144,7 @@ export async function startPythonWorker(url: string, extra: string[] = []): Prom
     throw new Error('python3 cannot import nats (nats-py): run `pip install nats-py` (.ci/run does this)');
   }
   const child = spawn('python3', ['examples/logic/worker.py', '--nats', url, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
   collect(child);
   await waitFor(child, /python worker: serving/);
   return child;
