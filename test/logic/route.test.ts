@@ -371,6 +371,31 @@ describe('logic tier', () => {
     }
   });
 
+  it('durable: an unacked request is redelivered after ackWait, at most maxDeliver times; then the caller gets ZS_TIMEOUT', async () => {
+    const worker = await LogicWorker.connect({ servers: nats.url, concurrency: 8 });
+    const deliveries: number[] = [];
+    worker.console('stuck', (_text, caller) => {
+      deliveries.push(caller.delivery);
+      return new Promise<string>(() => {}); // never answers, never acks
+    }, { durable: true });
+    const tier = await LogicTier.connect({ servers: nats.url });
+    const server = new Server({ quiet: true });
+    server.route('stuck', { via: tier, durable: true, ackWait: 300, maxDeliver: 2, timeout: 2000 });
+    await new Promise<void>((r) => void worker.ready(() => r()));
+    const client = await connectClient(await listen(server));
+    try {
+      const err = await failure(client.callConsole('stuck', 'x', { timeout: 10_000 }));
+      assert.equal(err.remoteCode, 'ZS_TIMEOUT');
+      await new Promise((r) => setTimeout(r, 700)); // a third delivery would come by now
+      assert.deepEqual(deliveries, [1, 2]);
+    } finally {
+      await client.close();
+      await server.close();
+      await tier.close();
+      await worker.close(0);
+    }
+  });
+
   it('misuse and mismatches: bigStream cannot be routed; a worker without the command answers ZS_UNKNOWN_COMMAND', async () => {
     const tier = await LogicTier.connect({ servers: nats.url });
     const server = new Server({ quiet: true });
