@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { connect, headers } from 'nats';
 import {
   Client,
   DataFrame,
@@ -16,6 +17,7 @@ import {
   Server,
   createTransport,
   type Caller,
+  logicStreamName,
   type LogicRouteOptions,
 } from '../../lib/index.js';
 import { kill, startNats, startNodeWorker, startPythonWorker, waitFor, type NatsProcess } from './nats.js';
@@ -393,6 +395,52 @@ describe('logic tier', () => {
       await server.close();
       await tier.close();
       await worker.close(0);
+    }
+  });
+
+  it('durable: a second answer to the same request (a rerun after a crash between answer and ack) is dropped by the server', async () => {
+    const tier = await LogicTier.connect({ servers: nats.url });
+    const server = new Server({ quiet: true });
+    server.route('twice', { via: tier, durable: true, timeout: 10_000 });
+    // A hand-written worker speaking the documented format, which answers every request twice.
+    const nc = await connect({ servers: nats.url });
+    const presence = nc.subscribe('_ZS.presence.zs.logic.twice', { queue: 'zs-workers', callback: (_e, m) => void m.respond() });
+    const js = nc.jetstream();
+    let consumer;
+    for (let i = 0; i < 50 && consumer === undefined; i++) {
+      try {
+        consumer = await js.consumers.get(logicStreamName('zs.logic.twice'), 'zs-workers');
+        await consumer.info();
+      } catch {
+        consumer = undefined;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.ok(consumer, 'the route created the stream and its consumer');
+    const client = await connectClient(await listen(server));
+    try {
+      const answers: string[] = [];
+      client.callConsole('twice', 'x', { timeout: 10_000 }, (err, value) => void answers.push(err ? err.message : value!));
+      const msg = await consumer.next({ expires: 5000 });
+      assert.ok(msg, 'the request was stored and delivered');
+      const replyTo = msg.headers!.get('Zs-Reply-To');
+      const h = headers();
+      h.set('Zs-Request-Id', msg.headers!.get('Zs-Request-Id'));
+      nc.publish(replyTo, new TextEncoder().encode('first'), { headers: h });
+      nc.publish(replyTo, new TextEncoder().encode('second'), { headers: h });
+      msg.ack();
+      await nc.flush();
+      const t0 = performance.now();
+      while (tier.duplicatesDropped < 1 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(answers, ['first']);
+      assert.equal(tier.duplicatesDropped, 1);
+    } finally {
+      presence.unsubscribe();
+      await nc.close();
+      await client.close();
+      await server.close();
+      await tier.close();
     }
   });
 
