@@ -142,3 +142,31 @@ export class HandshakeError extends ZsError {
     super('ZS_HANDSHAKE', message, options);
   }
 }
+
+/**
+ * A bounded queue or pool is full and the work was refused rather than queued without limit
+ * (the logic tier's maxInFlight per subject, for example). Code `ZS_BUSY`: retry later or add capacity.
+ */
+export class BusyError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_BUSY', message, options);
+  }
+}
+
+/** No logic worker serves the subject a command is routed to (docs/logic-tier.md). Code `ZS_NO_WORKER`: start a worker. */
+export class NoWorkerError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_NO_WORKER', message, options);
+  }
+}
+
+/**
+ * The NATS server of the logic tier cannot be reached (refused at connect, or the connection is
+ * down and reconnecting). Code `ZS_NATS_UNAVAILABLE`: check the NATS server; routed commands fail
+ * fast with this code until the connection is back.
+ */
+export class NatsUnavailableError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_NATS_UNAVAILABLE', message, options);
+  }
+}

@@ -17,6 +17,8 @@ export {
   HandshakeError,
   P2pvmProtocolError,
 } from './errors.js';
+// Logic tier (issue 18): its errors.
+export { BusyError, NoWorkerError, NatsUnavailableError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -69,6 +71,7 @@ export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId
 export type { DataFrameJson } from './protocol/dataframe-json.js';
 export { MessageKind } from './protocol/messages.js';
 export { Server, ServerEndpoint, type ServerEvents, type ServerStats, type EndpointOptions, type PeerFilter } from './framework/server.js';
+export type { RoutableKind, RouteTarget } from './framework/server.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
 export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
 export type { HostOptions, LogLevel } from './framework/host.js';
@@ -123,3 +126,17 @@ export {
 } from './transport/native-tcp.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';
+export { LogicTier, type LogicTierOptions, type LogicRouteOptions, type SubjectStats } from './logic/tier.js';
+export {
+  LogicWorker,
+  type Caller,
+  type LogicWorkerOptions,
+  type ServeOptions,
+  type WorkerStats,
+  type WorkerConsoleHandler,
+  type WorkerStreamHandler,
+  type WorkerBufferHandler,
+  type WorkerDirectConsoleHandler,
+  type WorkerDirectStreamHandler,
+} from './logic/worker.js';
+export { Header as LogicHeader, QUEUE_GROUP as LOGIC_QUEUE_GROUP, defaultSubject as logicSubject, durableStreamName as logicStreamName } from './logic/format.js';

@@ -26,6 +26,10 @@ export const commands: Record<string, CliCommand> = {
     summary: 'open many connections to an echo server group, exchange messages, report rates, latency and memory',
     run: async (args) => (await import('./stress.js')).runStressCommand(args),
   },
+  worker: {
+    summary: 'run a logic-tier worker: `zserver worker ./logic.js --nats URL` serves the commands a server routes to NATS (zserver worker --help)',
+    run: async (args) => (await import('./worker.js')).runWorker(args),
+  },
   keygen: {
     summary: 'write a secure-channel server identity (Ed25519, 0600) and print its fingerprint',
     run: async (args) => (await import('./keygen.js')).runKeygen(args),

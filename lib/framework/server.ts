@@ -14,6 +14,7 @@ import type { DataFrame } from '../protocol/dataframe.js';
 import { MessageKind, encodeConsole, encodeStream, nameBytes } from '../protocol/messages.js';
 import type { CloseReason, ConnectionOptions, Endpoint, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import { CommandHost, resolveSettings, type HostOptions } from './host.js';
+import type { CommandKind } from './registry.js';
 import { layeredTransport, type LayerOptions } from './layers.js';
 import { Peer, type PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
@@ -108,6 +109,18 @@ export class ServerEndpoint {
   }
 }
 
+/** The command kinds a route can carry: every kind but bigStream (flow-controlled, any size). */
+export type RoutableKind = Exclude<CommandKind, 'bigStream'>;
+
+/**
+ * Serves commands somewhere else than this process: the logic tier (lib/logic, LogicTier)
+ * implements it. `handlerFor()` returns the handler registered under the routed name; it
+ * answers (or throws a ZsError with a code) exactly as a local handler would.
+ */
+export interface RouteTarget<Options> {
+  handlerFor(name: string, kind: RoutableKind, options: Options): (input: never, peer: Peer) => unknown;
+}
+
 /** A command server; see the file comment and docs/framework.md. */
 export class Server extends CommandHost<ServerEvents> {
   readonly #peers = new Map<number, Peer>();
@@ -143,6 +156,18 @@ export class Server extends CommandHost<ServerEvents> {
     });
     this.#endpoints.push(ep);
     return ep;
+  }
+
+  /**
+   * Registers command `name` (of `options.kind`, console by default) as served by
+   * `options.via`, for example a LogicTier that sends each request to NATS workers
+   * (docs/logic-tier.md). A caller cannot tell it from a local command: same ids,
+   * timeouts and error shape.
+   */
+  route<Options extends object>(name: string, options: Options & { via: RouteTarget<Options>; kind?: RoutableKind }): this {
+    const kind = options.kind ?? 'console';
+    this.registry.register(name, kind, options.via.handlerFor(name, kind, options));
+    return this;
   }
 
   /** The listening endpoints. */
