@@ -104,6 +104,29 @@ export class LimitError extends RemoteError {
   }
 }
 
+/**
+ * A worker command's queue is full (its `maxQueue` requests already wait for a thread, or the
+ * compute pool's own queue is full): the request was refused at once rather than queued without
+ * bound. Code (and `remoteCode`) `ZS_BUSY`: retry later, or raise `concurrency`/`maxQueue` or the
+ * pool's `threads` (docs/compute.md).
+ */
+export class BusyError extends RemoteError {
+  constructor(command: string, message: string) {
+    super(command, 'ZS_BUSY', message, 'ZS_BUSY');
+  }
+}
+
+/**
+ * The worker thread running a command's task died (it crashed, exited, or was terminated because
+ * its task ignored its timeout's AbortSignal); the pool starts a new thread in its place. Code
+ * `ZS_WORKER_CRASHED`. A caller on the other side sees it as a RemoteError with that `remoteCode`.
+ */
+export class WorkerCrashedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_WORKER_CRASHED', message, options);
+  }
+}
+
 /** A big stream was aborted by either side before it completed. Code `ZS_STREAM_ABORTED`. */
 export class StreamAbortedError extends ZsError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -12,6 +12,8 @@ export {
   RemoteError,
   RateLimitedError,
   LimitError,
+  BusyError,
+  WorkerCrashedError,
   StreamAbortedError,
   AuthError,
   HandshakeError,
@@ -74,6 +76,23 @@ export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type 
 export type { HostOptions, LogLevel } from './framework/host.js';
 export type { LayerOptions, EndpointCompression, LayerOffload } from './framework/layers.js';
 export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
+export type { WorkerCommandOptions, WorkerPoolHandle } from './framework/worker-hook.js';
+export {
+  ComputePool,
+  computeStats,
+  setComputePool,
+  defineWorker,
+  DEFAULT_WORKER_MAX_QUEUE,
+  DEFAULT_WORKER_TIMEOUT,
+  DEFAULT_ABORT_GRACE,
+  type ComputePoolOptions,
+  type WorkerCommandStats,
+  type WorkerContext,
+  type WorkerHandler,
+  type WorkerInput,
+  type WorkerKind,
+  type WorkerOutput,
+} from './compute/index.js';
 export {
   ErrorCode,
   type CommandKind,

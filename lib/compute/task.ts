@@ -1,0 +1,40 @@
+/**
+ * The message that crosses to a worker thread and the one that comes back, shared by the
+ * main-thread side (command.ts) and the worker side (worker-entry.ts).
+ *
+ * A result is either one Uint8Array, transferred (not copied) back:
+ *
+ *   [f64 startedAt][f64 runMs][Reply message: u32 id slot, body]     (body empty for direct kinds)
+ *
+ * or a TaskFailure object when the handler threw (structured clone drops an Error's `code`, so
+ * the code travels as a field).
+ */
+import type { WorkerKind } from './define.js';
+
+/** Bytes before the Reply message in a result. */
+export const RESULT_HEADER = 16;
+
+/** One request for a worker thread. */
+export interface ComputeTask {
+  /** href of the worker module. */
+  module: string;
+  command: string;
+  kind: WorkerKind;
+  /** The request body as it came on the wire (UTF-8 text, DataFrame bytes, raw bytes); transferred. */
+  input: Uint8Array;
+  /** When the request times out, in epoch milliseconds (performance.timeOrigin + performance.now()). */
+  deadline: number;
+}
+
+/** A handler that threw, or a module that could not be loaded. */
+export interface TaskFailure {
+  code: string;
+  message: string;
+  startedAt: number;
+  runMs: number;
+}
+
+/** Now, in epoch milliseconds with sub-millisecond precision, comparable across threads. */
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
