@@ -131,6 +131,12 @@ export class WorkerCommand {
   #finished(p: Pending, result: Uint8Array | TaskFailure): void {
     this.#taskEnded(p);
     this.#pump();
+    if (p.state !== ANSWERED && epochNow() >= p.deadline) {
+      // The worker's signal fired at the deadline and the handler gave up just before our own timer:
+      // the caller gets the timeout all the same, not a half-done answer.
+      this.#counts.timeouts++;
+      return this.#answer(p, this.#timeoutError());
+    }
     if (result instanceof Uint8Array) {
       const head = new Float64Array(result.buffer, result.byteOffset, 2);
       this.#record(p, head[0]!, head[1]!);
@@ -162,7 +168,7 @@ export class WorkerCommand {
     if (p.state === ANSWERED) return;
     this.#counts.timeouts++;
     const wasQueued = p.state === QUEUED;
-    this.#answer(p, new TimeoutError(`'${this.settings.name}' did not finish within ${this.settings.timeout} ms`));
+    this.#answer(p, this.#timeoutError());
     if (wasQueued) {
       this.#queued--;
       return;
@@ -176,6 +182,10 @@ export class WorkerCommand {
     }, this.settings.abortGrace);
     kill.unref?.();
     p.timer = kill;
+  }
+
+  #timeoutError(): TimeoutError {
+    return new TimeoutError(`'${this.settings.name}' did not finish within ${this.settings.timeout} ms (its timeout); raise timeout or make the work smaller`);
   }
 
   #answer(p: Pending, err: Error | null, value?: EncodedReply): void {
