@@ -23,7 +23,7 @@
  * handshakeRatePerIp 0 and handshakeRate 0 on the server, or most of the 2,000 would wait in
  * the HandshakeQueue (200/s per address by default) and the measurement would show the queue.
  *
- * Run: node --import tsx bench/compute.ts [--quick] [--json]     (--help prints this)
+ * Run: node --import tsx bench/compute.ts [--quick] [--part pool|overhead|handshakes] [--json]   (--help prints this)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -47,6 +47,7 @@ if (process.argv.includes('--help')) {
 
   node --import tsx bench/compute.ts [--quick] [--json]
 
+  --part P  only one part: pool (1-2), overhead (3), handshakes (4); default all
   --quick   shorter phases and 400 connecting secure clients instead of 2,000 (npm run bench)
   --json    also print the result object as one JSON line
   --help    this text`);
@@ -386,29 +387,37 @@ async function main(): Promise<void> {
   }, 600_000);
   deadline.unref();
   try {
+    const part = opt('--part', 'all');
+    const want = (p: string) => part === 'all' || part === p;
     const workMs = 25;
     const rounds = calibrate(workMs);
     console.log(`cores: ${availableParallelism()}; CPU-bound command: ${rounds.toLocaleString('en-US')} loop rounds ≈ ${workMs} ms here`);
-    const a = await poolVsInline(rounds, workMs);
-    const { pool, inline } = a;
-    printTable('1-2. CPU-bound command from 32 clients, echo from 100 other connections (same run)', [
-      { mode: 'worker pool', 'work calls/s': pool.throughput, 'echo p50 ms': pool.echo.p50, 'echo p99 ms': pool.echo.p99, 'echo max ms': pool.echo.max, 'echo calls': pool.echo.count },
-      { mode: 'inline', 'work calls/s': inline.throughput, 'echo p50 ms': inline.echo.p50, 'echo p99 ms': inline.echo.p99, 'echo max ms': inline.echo.max, 'echo calls': inline.echo.count },
-      { mode: 'pool / inline', 'work calls/s': pool.throughput / inline.throughput, 'echo p50 ms': pool.echo.p50 / inline.echo.p50, 'echo p99 ms': pool.echo.p99 / inline.echo.p99, 'echo max ms': NaN, 'echo calls': NaN },
-    ]);
-    const o = await overhead();
-    printTable('3. 8-byte console command, one call in flight (median µs per call)', [
-      { path: 'inline handler', 'µs': o.inlineUs },
-      { path: 'worker command', 'µs': o.workerUs },
-      { path: 'added by the offload', 'µs': o.addedUs },
-      { path: 'bare worker_threads postMessage round trip', 'µs': o.barePostMessageRoundTripUs },
-    ]);
-    const h = await handshakes();
-    const { offThread: off, mainThread: on } = h;
-    printTable(`4. ${h.total} secure clients connecting within ${h.spreadMs / 1000} s, ${h.established} established clients running echo RPC`, [
-      { handshakes: 'off the main thread', 'rpc p50 ms': off.rpc.p50, 'rpc p99 ms': off.rpc.p99, 'rpc max ms': off.rpc.max, connected: off.done, failed: off.failed, 'handshakes/s': off.rate, 'last done ms': off.lastMs },
-      { handshakes: 'on the main thread', 'rpc p50 ms': on.rpc.p50, 'rpc p99 ms': on.rpc.p99, 'rpc max ms': on.rpc.max, connected: on.done, failed: on.failed, 'handshakes/s': on.rate, 'last done ms': on.lastMs },
-    ]);
+    const a = want('pool') ? await poolVsInline(rounds, workMs) : null;
+    if (a !== null) {
+      const { pool, inline } = a;
+      printTable('1-2. CPU-bound command from 32 clients, echo from 100 other connections (same run)', [
+        { mode: 'worker pool', 'work calls/s': pool.throughput, 'echo p50 ms': pool.echo.p50, 'echo p99 ms': pool.echo.p99, 'echo max ms': pool.echo.max, 'echo calls': pool.echo.count },
+        { mode: 'inline', 'work calls/s': inline.throughput, 'echo p50 ms': inline.echo.p50, 'echo p99 ms': inline.echo.p99, 'echo max ms': inline.echo.max, 'echo calls': inline.echo.count },
+        { mode: 'pool / inline', 'work calls/s': pool.throughput / inline.throughput, 'echo p50 ms': pool.echo.p50 / inline.echo.p50, 'echo p99 ms': pool.echo.p99 / inline.echo.p99, 'echo max ms': NaN, 'echo calls': NaN },
+      ]);
+    }
+    const o = want('overhead') ? await overhead() : null;
+    if (o !== null) {
+      printTable('3. 8-byte console command, one call in flight (median µs per call)', [
+        { path: 'inline handler', 'µs': o.inlineUs },
+        { path: 'worker command', 'µs': o.workerUs },
+        { path: 'added by the offload', 'µs': o.addedUs },
+        { path: 'bare worker_threads postMessage round trip', 'µs': o.barePostMessageRoundTripUs },
+      ]);
+    }
+    const h = want('handshakes') ? await handshakes() : null;
+    if (h !== null) {
+      const { offThread: off, mainThread: on } = h;
+      printTable(`4. ${h.total} secure clients connecting within ${h.spreadMs / 1000} s, ${h.established} established clients running echo RPC`, [
+        { handshakes: 'off the main thread', 'rpc p50 ms': off.rpc.p50, 'rpc p99 ms': off.rpc.p99, 'rpc max ms': off.rpc.max, connected: off.done, failed: off.failed, 'handshakes/s': off.rate, 'last done ms': off.lastMs },
+        { handshakes: 'on the main thread', 'rpc p50 ms': on.rpc.p50, 'rpc p99 ms': on.rpc.p99, 'rpc max ms': on.rpc.max, connected: on.done, failed: on.failed, 'handshakes/s': on.rate, 'last done ms': on.lastMs },
+      ]);
+    }
     const result = { poolVsInline: a, overhead: o, handshakes: h };
     writeResults('compute', [result]);
     if (process.argv.includes('--json')) console.log(JSON.stringify(result));

@@ -9,7 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
-import type { ComputeTask, TaskFailure } from './task.js';
+import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskFailure } from './task.js';
 
 /** Options of a ComputePool. */
 export interface ComputePoolOptions {
@@ -84,7 +84,9 @@ export class ComputePool implements WorkerPoolHandle {
 
   /** @internal Runs `task`, transferring its input; `signal` removes it from the queue or terminates its thread. */
   run(task: ComputeTask, signal: AbortSignal): Promise<Uint8Array | TaskFailure> {
-    return this.#piscina.run(task, { transferList: [task.input.buffer as ArrayBuffer], signal });
+    // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
+    const transferList = task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : undefined;
+    return this.#piscina.run(task, { transferList, signal });
   }
 
   /** Stops the threads (tasks still queued or running fail). Idempotent. */

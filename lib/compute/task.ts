@@ -11,6 +11,12 @@
  */
 import type { WorkerKind } from './define.js';
 
+/**
+ * Request and reply bodies from this size up cross threads as transferred ArrayBuffers (no copy);
+ * smaller ones are copied by the structured clone, which costs less than detaching a buffer.
+ */
+export const TRANSFER_MIN_BYTES = 4096;
+
 /** Bytes before the Reply message in a result. */
 export const RESULT_HEADER = 16;
 

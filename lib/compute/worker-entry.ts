@@ -9,7 +9,7 @@ import { move } from 'piscina';
 import { DataFrame } from '../protocol/dataframe.js';
 import { encodeIdBytes, encodeIdText, encodeReplyFrame } from '../protocol/messages.js';
 import type { WorkerContext, WorkerHandler, WorkerKind } from './define.js';
-import { RESULT_HEADER, epochNow, type ComputeTask, type TaskFailure } from './task.js';
+import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type ComputeTask, type TaskFailure } from './task.js';
 
 type AnyWorkerHandler = (input: unknown, context: WorkerContext) => unknown;
 
@@ -71,33 +71,125 @@ function encode(kind: WorkerKind, value: unknown): Uint8Array {
   return new Uint8Array(0);
 }
 
-/** Runs one ComputeTask; see the file comment and task.ts for the result's layout. */
-export default async function runTask(task: ComputeTask): Promise<Uint8Array | TaskFailure> {
-  const startedAt = epochNow();
-  const controller = new AbortController();
-  const left = task.deadline - startedAt;
-  const timer = setTimeout(() => controller.abort(new Error(`'${task.command}' timed out`)), Math.max(0, left));
-  try {
-    const handler = await handlerOf(task.module);
-    const input = decode(task.kind, task.input);
-    const context: WorkerContext = { signal: controller.signal, kind: task.kind, command: task.command };
-    const value = await (handler as WorkerHandler<WorkerKind> as AnyWorkerHandler)(input, context);
-    const reply = encode(task.kind, value);
-    const out = new Uint8Array(RESULT_HEADER + reply.length);
-    const head = new Float64Array(out.buffer, 0, 2);
-    head[0] = startedAt;
-    head[1] = epochNow() - startedAt;
-    out.set(reply, RESULT_HEADER);
-    return move(out) as unknown as Uint8Array;
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code;
-    return {
-      code: typeof code === 'string' ? code : 'ZS_HANDLER',
-      message: err instanceof Error ? err.message : String(err),
-      startedAt,
-      runMs: epochNow() - startedAt,
-    };
-  } finally {
-    clearTimeout(timer);
+/**
+ * The context a handler gets. Its AbortSignal is made on first use (most handlers never look at
+ * it) and its deadline timer is armed only while an asynchronous handler is running: a handler
+ * that returns synchronously cannot see an abort during its run anyway, so it costs no timer.
+ */
+class TaskContext implements WorkerContext {
+  readonly kind: WorkerKind;
+  readonly command: string;
+  readonly #deadline: number;
+  #controller: AbortController | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #async = false;
+
+  constructor(task: ComputeTask) {
+    this.kind = task.kind;
+    this.command = task.command;
+    this.#deadline = task.deadline;
   }
+
+  get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (epochNow() >= this.#deadline) this.#abort();
+      else if (this.#async) this.#arm();
+    }
+    return this.#controller.signal;
+  }
+
+  /** The handler returned a promise: its signal (if it took one) now fires at the deadline. */
+  wentAsync(): void {
+    this.#async = true;
+    if (this.#controller !== null && !this.#controller.signal.aborted) this.#arm();
+  }
+
+  done(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #arm(): void {
+    if (this.#timer !== null) return;
+    this.#timer = setTimeout(() => this.#abort(), Math.max(0, this.#deadline - epochNow()));
+  }
+
+  #abort(): void {
+    this.#controller!.abort(new Error(`'${this.command}' timed out`));
+  }
+}
+
+function failure(err: unknown, startedAt: number): TaskFailure {
+  const code = (err as { code?: unknown } | null)?.code;
+  return {
+    code: typeof code === 'string' ? code : 'ZS_HANDLER',
+    message: err instanceof Error ? err.message : String(err),
+    startedAt,
+    runMs: epochNow() - startedAt,
+  };
+}
+
+/** The result bytes of `value` (see task.ts), or the failure when it cannot be encoded. */
+function result(kind: WorkerKind, value: unknown, startedAt: number): Uint8Array | TaskFailure {
+  let reply: Uint8Array;
+  try {
+    reply = encode(kind, value);
+  } catch (err) {
+    return failure(err, startedAt);
+  }
+  const out = new Uint8Array(RESULT_HEADER + reply.length);
+  header[0] = startedAt;
+  header[1] = epochNow() - startedAt;
+  out.set(headerBytes, 0);
+  out.set(reply, RESULT_HEADER);
+  // Moving a small buffer costs more than the structured clone's copy.
+  return out.byteLength >= TRANSFER_MIN_BYTES ? (move(out) as unknown as Uint8Array) : out;
+}
+
+const header = new Float64Array(2);
+const headerBytes = new Uint8Array(header.buffer);
+const loaded = new Map<string, AnyWorkerHandler>();
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): Uint8Array | TaskFailure | Promise<Uint8Array | TaskFailure> {
+  const context = new TaskContext(task);
+  let value: unknown;
+  try {
+    value = handler(decode(task.kind, task.input), context);
+  } catch (err) {
+    return failure(err, startedAt);
+  }
+  if (!isThenable(value)) return result(task.kind, value, startedAt);
+  context.wentAsync();
+  return Promise.resolve(value).then(
+    (v) => {
+      context.done();
+      return result(task.kind, v, startedAt);
+    },
+    (err: unknown) => {
+      context.done();
+      return failure(err, startedAt);
+    },
+  );
+}
+
+/**
+ * Runs one ComputeTask; see the file comment and task.ts for the result's layout. Once a module
+ * is loaded, a synchronous handler runs without a promise, a timer or an AbortController.
+ */
+export default function runTask(task: ComputeTask): Uint8Array | TaskFailure | Promise<Uint8Array | TaskFailure> {
+  const startedAt = epochNow();
+  const handler = loaded.get(task.module);
+  if (handler !== undefined) return run(handler, task, startedAt);
+  return handlerOf(task.module).then(
+    (h) => {
+      loaded.set(task.module, h);
+      return run(h, task, startedAt);
+    },
+    (err: unknown) => failure(err, startedAt),
+  );
 }
