@@ -14,7 +14,7 @@ import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { BusyError, ConnectionClosedError, TimeoutError, WorkerCrashedError, ZsError } from '../errors.js';
 import { EncodedReply } from '../framework/worker-hook.js';
 import type { WorkerKind } from './define.js';
-import type { ComputePool } from './pool.js';
+import { PoolFullError, type ComputePool } from './pool.js';
 import { RESULT_HEADER, epochNow, type TaskFailure } from './task.js';
 
 /** Counters and percentiles of one worker command (milliseconds). */
@@ -155,7 +155,7 @@ export class WorkerCommand {
     this.#pump();
     if (killed) return; // terminated by #timedOut: already answered ZS_TIMEOUT
     const message = err instanceof Error ? err.message : String(err);
-    if (/queue is at limit|no task queue/i.test(message)) {
+    if (err instanceof PoolFullError) {
       this.#counts.busy++;
       return this.#answer(p, new BusyError(this.settings.name, `'${this.settings.name}' is busy: the compute pool's queue is full (pool maxQueue); retry later`));
     }

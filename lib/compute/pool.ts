@@ -11,6 +11,13 @@ import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
 import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskFailure } from './task.js';
 
+/** @internal The pool holds threads + maxQueue tasks already. */
+export class PoolFullError extends Error {
+  constructor() {
+    super('the compute pool is full (pool maxQueue)');
+  }
+}
+
 /** Options of a ComputePool. */
 export interface ComputePoolOptions {
   /** Worker threads; default os.availableParallelism(). */
@@ -41,6 +48,7 @@ export class ComputePool implements WorkerPoolHandle {
   readonly #piscina: Piscina<ComputeTask, Uint8Array | TaskFailure>;
   #closed = false;
   #crashes = 0;
+  #inFlight = 0;
 
   constructor(options: ComputePoolOptions = {}) {
     this.threads = positiveInt('threads', options.threads, availableParallelism(), 1024);
@@ -51,7 +59,7 @@ export class ComputePool implements WorkerPoolHandle {
       filename: ENTRY,
       minThreads: this.threads, // kept warm: a request never waits for a thread to start
       maxThreads: this.threads,
-      maxQueue: this.maxQueue,
+      maxQueue: 'auto', // not reached: run() bounds the tasks (see there)
       idleTimeout,
       concurrentTasksPerWorker: 1,
       ...(maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } }),
@@ -82,11 +90,28 @@ export class ComputePool implements WorkerPoolHandle {
     return this.#piscina.utilization;
   }
 
-  /** @internal Runs `task`, transferring its input; `signal` removes it from the queue or terminates its thread. */
+  /** Tasks in the pool now: running or waiting for a thread. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * @internal Runs `task`, transferring its input; `signal` removes it from the queue or
+   * terminates its thread. Rejects with PoolFullError when `threads + maxQueue` tasks are in the
+   * pool: piscina's own maxQueue does not count tasks that carry an AbortSignal (it keeps them in
+   * a separate queue), and every task here carries one, so the bound is kept here.
+   */
   run(task: ComputeTask, signal: AbortSignal): Promise<Uint8Array | TaskFailure> {
+    if (this.#inFlight >= this.threads + this.maxQueue) return Promise.reject(new PoolFullError());
+    this.#inFlight++;
+    const done = () => {
+      this.#inFlight--;
+    };
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
     const transferList = task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : undefined;
-    return this.#piscina.run(task, { transferList, signal });
+    const p = this.#piscina.run(task, { transferList, signal });
+    p.then(done, done);
+    return p;
   }
 
   /** Stops the threads (tasks still queued or running fail). Idempotent. */

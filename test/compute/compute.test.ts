@@ -114,6 +114,20 @@ describe('worker commands', () => {
     }
   });
 
+  it("the pool's own queue is bounded too: beyond its maxQueue, ZS_BUSY", async () => {
+    const pool = new ComputePool({ threads: 1, maxQueue: 1 });
+    const t = await pair((s) => s.console('wide', { worker: CONTROL, pool, concurrency: 4, maxQueue: 10 }));
+    try {
+      const results = await Promise.all(Array.from({ length: 4 }, () => t.client.callConsole('wide', 'sleep:200').then(() => 'ok', (e: Error) => e)));
+      assert.equal(results.filter((r) => r === 'ok').length, 2, 'one ran, one waited in the pool');
+      assert.equal(results.filter((r) => r instanceof BusyError).length, 2);
+      assert.equal(computeStats(t.server).wide!.busy, 2);
+    } finally {
+      await t.close();
+      await pool.close();
+    }
+  });
+
   it('concurrency caps the tasks of one command in the pool', async () => {
     const t = await pair((s) => s.console('one', { worker: CONTROL, concurrency: 1 }), 2);
     try {
