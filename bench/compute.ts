@@ -4,6 +4,7 @@
  *
  *  1. throughput of a CPU-bound console command (a pure JavaScript loop calibrated to >= 20 ms)
  *     called back to back by 32 clients: in a worker pool vs inline on the server's main thread;
+ *     (the pool runs twice: with default thread priorities, and with niceIncrement 10 on its threads);
  *  2. during 1, an `echo` console command from 100 other connections (one call each every 100 ms):
  *     its p50/p99 with the pool vs inline;
  *  3. offload overhead of an 8-byte console command: worker vs inline latency (one call in
@@ -92,7 +93,8 @@ async function serverRole(): Promise<void> {
   const mode = opt('--mode', 'pool');
   const transport = await createTransport('native');
   const server = new Server({ quiet: true, requestTimeout: 60_000 });
-  if (mode === 'pool') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
+  if (mode === 'pool-nice') setComputePool(server, { niceIncrement: 10 });
+  if (mode === 'pool' || mode === 'pool-nice') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
   else server.console('work', (text) => String(cpuWork(Number(text.slice(5)))));
   server.console('echo', (text) => text);
   let fingerprint = '-';
@@ -277,7 +279,7 @@ function calibrate(ms: number): number {
 async function poolVsInline(rounds: number, workMs: number) {
   const seconds = quick ? 1.5 : 4;
   const out: Record<string, { throughput: number; echo: ReturnType<typeof summary> }> = {};
-  for (const mode of ['pool', 'inline']) {
+  for (const mode of ['pool', 'pool-nice', 'inline']) {
     const server = await startServer(mode);
     const heavy = child('heavy', ['--port', String(server.port), '--clients', '32', '--rounds', String(rounds), '--seconds', String(seconds), '--warm', '600']);
     const echo = child('echo', ['--port', String(server.port), '--conns', '100', '--seconds', String(seconds), '--interval', '100', '--delay', '0', '--wait-go', '1']);
@@ -290,7 +292,7 @@ async function poolVsInline(rounds: number, workMs: number) {
     out[mode] = { throughput: h.calls / h.seconds, echo: e };
     await Promise.all([stop(heavy.proc), stop(echo.proc), stop(server.proc)]);
   }
-  return { workMs, rounds, pool: out.pool!, inline: out.inline! };
+  return { workMs, rounds, pool: out.pool!, poolNice: out['pool-nice']!, inline: out.inline! };
 }
 
 async function overhead() {
@@ -395,11 +397,13 @@ async function main(): Promise<void> {
     console.log(`cores: ${availableParallelism()}; CPU-bound command: ${rounds.toLocaleString('en-US')} loop rounds ≈ ${workMs} ms here`);
     const a = want('pool') ? await poolVsInline(rounds, workMs) : null;
     if (a !== null) {
-      const { pool, inline } = a;
+      const { pool, poolNice, inline } = a;
       printTable('1-2. CPU-bound command from 32 clients, echo from 100 other connections (same run)', [
         { mode: 'worker pool', 'work calls/s': pool.throughput, 'echo p50 ms': pool.echo.p50, 'echo p99 ms': pool.echo.p99, 'echo max ms': pool.echo.max, 'echo calls': pool.echo.count },
+        { mode: 'worker pool, niceIncrement 10', 'work calls/s': poolNice.throughput, 'echo p50 ms': poolNice.echo.p50, 'echo p99 ms': poolNice.echo.p99, 'echo max ms': poolNice.echo.max, 'echo calls': poolNice.echo.count },
         { mode: 'inline', 'work calls/s': inline.throughput, 'echo p50 ms': inline.echo.p50, 'echo p99 ms': inline.echo.p99, 'echo max ms': inline.echo.max, 'echo calls': inline.echo.count },
         { mode: 'pool / inline', 'work calls/s': pool.throughput / inline.throughput, 'echo p50 ms': pool.echo.p50 / inline.echo.p50, 'echo p99 ms': pool.echo.p99 / inline.echo.p99, 'echo max ms': NaN, 'echo calls': NaN },
+        { mode: 'pool (nice) / inline', 'work calls/s': poolNice.throughput / inline.throughput, 'echo p50 ms': poolNice.echo.p50 / inline.echo.p50, 'echo p99 ms': poolNice.echo.p99 / inline.echo.p99, 'echo max ms': NaN, 'echo calls': NaN },
       ]);
     }
     const o = want('overhead') ? await overhead() : null;

@@ -9,7 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
-import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskFailure } from './task.js';
+import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
 
 /** @internal The pool holds threads + maxQueue tasks already. */
 export class PoolFullError extends Error {
@@ -28,6 +28,13 @@ export interface ComputePoolOptions {
   idleTimeout?: number;
   /** Heap limit of each worker thread in MiB (resourceLimits.maxOldGenerationSizeMb); default Node's. */
   maxHeapMb?: number;
+  /**
+   * Linux: the worker threads' nice value is raised by this much (0 to 19, default 0), so the
+   * kernel runs the main thread first when both want a core: connections keep their latency
+   * while every thread computes. It also yields the workers to other processes of the machine.
+   * Ignored where a thread's priority cannot be set.
+   */
+  niceIncrement?: number;
 }
 
 // The task function, next to this file: .ts when running from source under tsx, .js once built.
@@ -55,6 +62,8 @@ export class ComputePool implements WorkerPoolHandle {
     this.maxQueue = positiveInt('maxQueue', options.maxQueue, 1024);
     const idleTimeout = positiveInt('idleTimeout', options.idleTimeout, 30_000);
     const maxHeapMb = options.maxHeapMb === undefined ? undefined : positiveInt('maxHeapMb', options.maxHeapMb, 0, 1 << 20);
+    const nice = options.niceIncrement ?? 0;
+    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError(`niceIncrement must be an integer from 0 to 19, got ${String(nice)}`);
     this.#piscina = new Piscina({
       filename: ENTRY,
       minThreads: this.threads, // kept warm: a request never waits for a thread to start
@@ -62,6 +71,7 @@ export class ComputePool implements WorkerPoolHandle {
       maxQueue: 'auto', // not reached: run() bounds the tasks (see there)
       idleTimeout,
       concurrentTasksPerWorker: 1,
+      workerData: { niceIncrement: nice } satisfies WorkerSetup,
       ...(maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } }),
     });
     // A thread that dies with no task on it is reported here; piscina starts another.

@@ -44,3 +44,9 @@ export interface TaskFailure {
 export function epochNow(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** What every worker thread of a pool is started with (piscina's workerData). */
+export interface WorkerSetup {
+  /** Raise this thread's nice value by this much (Linux). */
+  niceIncrement: number;
+}

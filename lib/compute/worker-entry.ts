@@ -5,13 +5,33 @@
  * (the id is written later, on the main thread) and hands it back as a transferred ArrayBuffer.
  */
 import { fileURLToPath } from 'node:url';
-import { move } from 'piscina';
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import { move, workerData } from 'piscina';
 import { DataFrame } from '../protocol/dataframe.js';
 import { encodeIdBytes, encodeIdText, encodeReplyFrame } from '../protocol/messages.js';
 import type { WorkerContext, WorkerHandler, WorkerKind } from './define.js';
-import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type ComputeTask, type TaskFailure } from './task.js';
+import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
 
 type AnyWorkerHandler = (input: unknown, context: WorkerContext) => unknown;
+
+/**
+ * Lowers this thread's priority when the pool asks (ComputePoolOptions.niceIncrement). Linux
+ * keeps a nice value per thread: setpriority() given this thread's id (read from
+ * /proc/thread-self) changes this thread only. Elsewhere, or when refused, nothing changes.
+ */
+function applyNice(setup: WorkerSetup | undefined): void {
+  const increment = setup?.niceIncrement ?? 0;
+  if (increment === 0 || process.platform !== 'linux') return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + increment));
+  } catch {
+    // not permitted or not available: the thread keeps its priority
+  }
+}
+
+applyNice(workerData as WorkerSetup | undefined);
 
 const modules = new Map<string, Promise<AnyWorkerHandler>>();
 const decoder = new TextDecoder('utf-8', { fatal: false });

@@ -230,6 +230,28 @@ describe('worker commands', () => {
     }
   });
 
+  it('niceIncrement lowers the priority of the pool threads only (Linux)', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const niceOf = () =>
+      readdirSync('/proc/self/task').map((t) => Number(readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
+    const before = niceOf().filter((n) => n >= 5).length;
+    const pool = new ComputePool({ threads: 2, niceIncrement: 5 });
+    const t = await pair((s) => s.console('c', { worker: KINDS, pool }));
+    try {
+      await Promise.all([t.client.callConsole('c', 'a'), t.client.callConsole('c', 'b')]);
+      if (process.platform === 'linux') {
+        const nice = niceOf();
+        // The two pool threads (and any thread they started since, which inherits their value).
+        assert.ok(nice.filter((n) => n >= 5).length - before >= 2, `pool threads niced: ${nice.join(' ')}`);
+        const main = Number(readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+        assert.equal(main, 0, 'the main thread keeps its priority');
+      }
+    } finally {
+      await t.close();
+      await pool.close();
+    }
+  });
+
   it('checks its options', () => {
     const s = new Server({ quiet: true });
     assert.throws(() => s.console('x', { worker: KINDS, maxQueue: 0 }), RangeError);
@@ -238,6 +260,7 @@ describe('worker commands', () => {
     assert.throws(() => s.bigStream('x', { worker: KINDS } as never), TypeError);
     assert.throws(() => s.console('x', { worker: '' }), TypeError);
     assert.throws(() => new ComputePool({ threads: 0 }), RangeError);
+    assert.throws(() => new ComputePool({ niceIncrement: 20 }), RangeError);
   });
 });
 
