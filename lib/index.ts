@@ -87,6 +87,7 @@ export {
   DEFAULT_ABORT_GRACE,
   type ComputePoolOptions,
   type WorkerCommandStats,
+  type WorkerBigStream,
   type WorkerContext,
   type WorkerHandler,
   type WorkerInput,

@@ -12,10 +12,12 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { BusyError, ConnectionClosedError, TimeoutError, WorkerCrashedError, ZsError } from '../errors.js';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { BigStreamIn } from '../framework/bigstream.js';
 import { EncodedReply } from '../framework/worker-hook.js';
 import type { WorkerKind } from './define.js';
 import { PoolFullError, type ComputePool } from './pool.js';
-import { RESULT_HEADER, epochNow, type TaskFailure } from './task.js';
+import { BIG_WINDOW, RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure } from './task.js';
 
 /** Counters and percentiles of one worker command (milliseconds). */
 export interface WorkerCommandStats {
@@ -54,7 +56,9 @@ export interface WorkerCommandSettings {
 }
 
 interface Pending {
-  input: Uint8Array;
+  input: Uint8Array | BigStreamIn;
+  /** Big streams: the main thread's end of the chunk port, closed when the task ends. */
+  port: MessagePort | null;
   arrival: number;
   deadline: number;
   state: 0 | 1 | 2; // queued, running, answered
@@ -90,7 +94,7 @@ export class WorkerCommand {
   }
 
   /** The framework handler: raw request body in, the encoded Reply (or nothing for direct kinds) out. */
-  readonly handle = (input: Uint8Array): Promise<EncodedReply | undefined> => {
+  readonly handle = (input: Uint8Array | BigStreamIn): Promise<EncodedReply | undefined> => {
     const s = this.settings;
     this.#counts.calls++;
     if (this.#running >= s.concurrency && this.#queued >= s.maxQueue) {
@@ -99,7 +103,7 @@ export class WorkerCommand {
     }
     return new Promise<EncodedReply | undefined>((resolve, reject) => {
       const arrival = epochNow();
-      const p: Pending = { input, arrival, deadline: arrival + s.timeout, state: QUEUED, timer: null, controller: null, resolve, reject };
+      const p: Pending = { input, port: null, arrival, deadline: arrival + s.timeout, state: QUEUED, timer: null, controller: null, resolve, reject };
       p.timer = setTimeout(() => this.#timedOut(p), s.timeout);
       if (this.#running < s.concurrency) this.#start(p);
       else {
@@ -121,7 +125,17 @@ export class WorkerCommand {
     this.#running++;
     p.controller = new AbortController();
     const s = this.settings;
-    pool.run({ module: s.module, command: s.name, kind: s.kind, input: p.input, deadline: p.deadline }, p.controller.signal).then(
+    const task: ComputeTask = { module: s.module, command: s.name, kind: s.kind, input: p.input as Uint8Array, deadline: p.deadline };
+    if (p.input instanceof BigStreamIn) {
+      const stream = p.input;
+      const channel = new MessageChannel();
+      task.input = Uint8Array.prototype.slice.call(stream.info.encode()); // its own ArrayBuffer
+      task.total = stream.total;
+      task.port = channel.port2;
+      p.port = channel.port1;
+      forwardChunks(stream, channel.port1);
+    }
+    pool.run(task, p.controller.signal).then(
       (result) => this.#finished(p, result),
       (err: unknown) => this.#failed(p, err),
     );
@@ -207,6 +221,8 @@ export class WorkerCommand {
       p.timer = null;
     }
     p.controller = null;
+    p.port?.close(); // a big stream's forwarding stops; its unread chunks go back with the stream
+    p.port = null;
     this.#running--;
     return killed;
   }
@@ -251,3 +267,42 @@ export class WorkerCommand {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Feeds big stream `stream` to a worker through `port`, at most BIG_WINDOW chunks ahead of what
+ * the worker's handler took (it acknowledges each): the BigStreamIn grants the sender credit only
+ * as chunks are read here, so the sender, this thread and the worker move at the worker's pace.
+ * Stops when the port closes (the task ended) or the stream fails.
+ */
+function forwardChunks(stream: BigStreamIn, port: MessagePort): void {
+  let window = BIG_WINDOW;
+  let closed = false;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  port.on('message', () => {
+    window++;
+    poke();
+  });
+  port.on('close', () => {
+    closed = true;
+    poke();
+  });
+  void (async () => {
+    try {
+      for await (const chunk of stream) {
+        while (window === 0 && !closed) await new Promise<void>((resolve) => (wake = resolve));
+        if (closed) return;
+        window--;
+        const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.byteLength >= TRANSFER_MIN_BYTES;
+        port.postMessage({ chunk } satisfies BigChunkMessage, own ? [chunk.buffer as ArrayBuffer] : []);
+      }
+      if (!closed) port.postMessage({ end: true } satisfies BigChunkMessage);
+    } catch (err) {
+      if (!closed) port.postMessage({ error: (err as Error).message } satisfies BigChunkMessage);
+    }
+  })();
+}

@@ -5,7 +5,7 @@
  *   export default async (input, { signal, kind }) => output
  *
  * `input` is already decoded: a string (console kinds), a DataFrame (stream kinds), a Buffer
- * (complete buffer). The output is encoded in the worker: a string, a DataFrame (or nothing: an
+ * (complete buffer), a WorkerBigStream (big stream: its chunks as they arrive). The output is encoded in the worker: a string, a DataFrame (or nothing: an
  * empty one), bytes (or nothing). `signal` aborts when the request's timeout passes; a handler
  * that works in steps should check it. This file has no runtime dependencies, so a worker module
  * may import it without loading the rest of the package.
@@ -23,7 +23,17 @@ export interface WorkerContext {
 }
 
 /** Command kinds a worker can serve. */
-export type WorkerKind = 'console' | 'stream' | 'directConsole' | 'directStream' | 'buffer';
+export type WorkerKind = 'console' | 'stream' | 'directConsole' | 'directStream' | 'buffer' | 'bigStream';
+
+/**
+ * A big stream as a worker handler reads it: its info DataFrame, its announced size, and its
+ * chunks as they arrive (`for await (const chunk of stream)`). The sender gets more credit as the
+ * worker reads, so a slow worker slows the sender down; nothing piles up between the threads.
+ */
+export interface WorkerBigStream extends AsyncIterable<Uint8Array> {
+  readonly info: DataFrame;
+  readonly total: number;
+}
 
 /** Input type of each kind, as the worker handler sees it. */
 export interface WorkerInput {
@@ -32,6 +42,7 @@ export interface WorkerInput {
   stream: DataFrame;
   directStream: DataFrame;
   buffer: Buffer;
+  bigStream: WorkerBigStream;
 }
 
 /** Output type of each kind, as the worker handler returns it. */
@@ -41,6 +52,7 @@ export interface WorkerOutput {
   stream: DataFrame | void;
   directStream: void;
   buffer: Uint8Array | void;
+  bigStream: DataFrame | void;
 }
 
 /** A worker handler of kind `K`. */

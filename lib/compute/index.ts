@@ -6,4 +6,4 @@
 export { ComputePool, type ComputePoolOptions } from './pool.js';
 export { computeStats, setComputePool, DEFAULT_WORKER_MAX_QUEUE, DEFAULT_WORKER_TIMEOUT, DEFAULT_ABORT_GRACE } from './runtime.js';
 export type { WorkerCommandStats } from './command.js';
-export { defineWorker, type WorkerContext, type WorkerHandler, type WorkerInput, type WorkerKind, type WorkerOutput } from './define.js';
+export { defineWorker, type WorkerBigStream, type WorkerContext, type WorkerHandler, type WorkerInput, type WorkerKind, type WorkerOutput } from './define.js';

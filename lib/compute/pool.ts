@@ -7,6 +7,7 @@
  * are the first bound, this one caps the sum when many commands share the pool.
  */
 import { availableParallelism } from 'node:os';
+import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
 import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
@@ -118,7 +119,8 @@ export class ComputePool implements WorkerPoolHandle {
       this.#inFlight--;
     };
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
-    const transferList = task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : undefined;
+    const transferList: Transferable[] = task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : [];
+    if (task.port !== undefined) transferList.push(task.port);
     const p = this.#piscina.run(task, { transferList, signal });
     p.then(done, done);
     return p;

@@ -61,7 +61,6 @@ function moduleHref(command: string, worker: URL | string): string {
 
 const runtime: WorkerRuntime = {
   handler(host: object, name: string, kind: CommandKind, options: WorkerCommandOptions): WorkerBoundHandler {
-    if (kind === 'bigStream') throw new TypeError(`command '${name}': a big stream cannot run in a worker; register a buffer command or read the stream and call the pool yourself`);
     if (options.pool !== undefined && !(options.pool instanceof ComputePool)) throw new TypeError(`command '${name}': pool must be a ComputePool`);
     const s = stateOf(host);
     const given = options.pool;

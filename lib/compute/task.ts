@@ -9,6 +9,7 @@
  * or a TaskFailure object when the handler threw (structured clone drops an Error's `code`, so
  * the code travels as a field).
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { WorkerKind } from './define.js';
 
 /**
@@ -30,7 +31,20 @@ export interface ComputeTask {
   input: Uint8Array;
   /** When the request times out, in epoch milliseconds (performance.timeOrigin + performance.now()). */
   deadline: number;
+  /** Big streams: `input` is the info DataFrame's bytes; the chunks come through `port` (BigChunkMessage). */
+  total?: number;
+  port?: MessagePort;
 }
+
+/**
+ * Main → worker on a big stream's port: a chunk, the end, or the stream's failure. Worker → main:
+ * `ack` after the handler took a chunk (the main thread then sends another: a window of
+ * BIG_WINDOW chunks crosses at most).
+ */
+export type BigChunkMessage = { chunk: Uint8Array } | { end: true } | { error: string };
+
+/** Chunks of one big stream on their way to the worker at most. */
+export const BIG_WINDOW = 4;
 
 /** A handler that threw, or a module that could not be loaded. */
 export interface TaskFailure {

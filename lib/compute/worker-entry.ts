@@ -10,8 +10,9 @@ import { getPriority, setPriority } from 'node:os';
 import { move, workerData } from 'piscina';
 import { DataFrame } from '../protocol/dataframe.js';
 import { encodeIdBytes, encodeIdText, encodeReplyFrame } from '../protocol/messages.js';
-import type { WorkerContext, WorkerHandler, WorkerKind } from './define.js';
-import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
+import { StreamAbortedError } from '../errors.js';
+import type { WorkerBigStream, WorkerContext, WorkerHandler, WorkerKind } from './define.js';
+import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
 
 type AnyWorkerHandler = (input: unknown, context: WorkerContext) => unknown;
 
@@ -68,6 +69,33 @@ function handlerOf(href: string): Promise<AnyWorkerHandler> {
   return p;
 }
 
+/** A big stream's chunks as the worker handler reads them, from the task's port (task.ts). */
+function bigStreamInput(task: ComputeTask): WorkerBigStream {
+  const port = task.port!;
+  const queue: BigChunkMessage[] = [];
+  let waiter: ((m: BigChunkMessage) => void) | null = null;
+  port.on('message', (m: BigChunkMessage) => {
+    const w = waiter;
+    waiter = null;
+    if (w !== null) w(m);
+    else queue.push(m); // at most BIG_WINDOW: the main thread waits for acks
+  });
+  return {
+    info: DataFrame.decode(task.input),
+    total: task.total ?? 0,
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        const m = queue.shift() ?? (await new Promise<BigChunkMessage>((resolve) => (waiter = resolve)));
+        if ('end' in m) return;
+        if ('error' in m) throw new StreamAbortedError(`big stream '${task.command}': ${m.error}`);
+        const c = m.chunk;
+        yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+        port.postMessage({ ack: 1 }); // taken: the main thread may send another
+      }
+    },
+  };
+}
+
 function decode(kind: WorkerKind, bytes: Uint8Array): unknown {
   if (kind === 'console' || kind === 'directConsole') return decoder.decode(bytes);
   if (kind === 'stream' || kind === 'directStream') return DataFrame.decode(bytes);
@@ -80,8 +108,8 @@ function encode(kind: WorkerKind, value: unknown): Uint8Array {
     if (typeof value !== 'string') throw new TypeError(`a console worker must return a string, got ${typeof value}`);
     return encodeIdText(0, value);
   }
-  if (kind === 'stream') {
-    if (value !== undefined && !(value instanceof DataFrame)) throw new TypeError('a stream worker must return a DataFrame or nothing');
+  if (kind === 'stream' || kind === 'bigStream') {
+    if (value !== undefined && !(value instanceof DataFrame)) throw new TypeError(`a ${kind} worker must return a DataFrame or nothing`);
     return encodeReplyFrame(0, (value as DataFrame | undefined) ?? new DataFrame());
   }
   if (kind === 'buffer') {
@@ -179,19 +207,25 @@ function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): U
   const context = new TaskContext(task);
   let value: unknown;
   try {
-    value = handler(decode(task.kind, task.input), context);
+    value = handler(task.kind === 'bigStream' ? bigStreamInput(task) : decode(task.kind, task.input), context);
   } catch (err) {
+    task.port?.close();
     return failure(err, startedAt);
   }
-  if (!isThenable(value)) return result(task.kind, value, startedAt);
+  if (!isThenable(value)) {
+    task.port?.close();
+    return result(task.kind, value, startedAt);
+  }
   context.wentAsync();
   return Promise.resolve(value).then(
     (v) => {
       context.done();
+      task.port?.close();
       return result(task.kind, v, startedAt);
     },
     (err: unknown) => {
       context.done();
+      task.port?.close();
       return failure(err, startedAt);
     },
   );

@@ -113,9 +113,9 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
     return this;
   }
 
-  /** Registers a big stream command: chunks in with progress, DataFrame out. */
-  bigStream(name: string, handler: BigStreamHandler): this {
-    this.registry.register(name, 'bigStream', handler);
+  /** Registers a big stream command: chunks in with progress, DataFrame out (`{ worker, ... }`: read in a worker thread). */
+  bigStream(name: string, handler: BigStreamHandler | WorkerCommandOptions): this {
+    this.#register(name, 'bigStream', handler);
     return this;
   }
 

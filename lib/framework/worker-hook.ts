@@ -11,6 +11,7 @@
  */
 import type { CommandKind } from './registry.js';
 import type { Peer } from './peer.js';
+import type { BigStreamIn } from './bigstream.js';
 
 /** What a worker command may be given as its pool: lib/compute's ComputePool. */
 export interface WorkerPoolHandle {
@@ -32,8 +33,11 @@ export interface WorkerCommandOptions {
   timeout?: number;
 }
 
-/** A handler made by the runtime: raw request bytes in, an EncodedReply (or nothing) out. */
-export type WorkerBoundHandler = (input: Uint8Array, peer: Peer) => Promise<EncodedReply | undefined>;
+/**
+ * A handler made by the runtime: raw request bytes in (a BigStreamIn for big streams, whose
+ * chunks it forwards to the worker as they arrive), an EncodedReply (or nothing) out.
+ */
+export type WorkerBoundHandler = (input: Uint8Array | BigStreamIn, peer: Peer) => Promise<EncodedReply | undefined>;
 
 /** What lib/compute provides; see the file comment. */
 export interface WorkerRuntime {
