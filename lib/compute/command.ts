@@ -17,7 +17,7 @@ import { BigStreamIn } from '../framework/bigstream.js';
 import { EncodedReply } from '../framework/worker-hook.js';
 import type { WorkerKind } from './define.js';
 import { PoolFullError, type ComputePool } from './pool.js';
-import { BIG_WINDOW, RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure } from './task.js';
+import { BIG_WINDOW, RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, TaskAbort } from './task.js';
 
 /** Counters and percentiles of one worker command (milliseconds). */
 export interface WorkerCommandStats {
@@ -63,7 +63,7 @@ interface Pending {
   deadline: number;
   state: 0 | 1 | 2; // queued, running, answered
   timer: ReturnType<typeof setTimeout> | null;
-  controller: AbortController | null;
+  controller: TaskAbort | null;
   resolve: (v: EncodedReply | undefined) => void;
   reject: (err: Error) => void;
 }
@@ -123,7 +123,7 @@ export class WorkerCommand {
     if (pool.closed) return this.#answer(p, new ConnectionClosedError(`'${this.settings.name}': its compute pool is closed`));
     p.state = RUNNING;
     this.#running++;
-    p.controller = new AbortController();
+    p.controller = new TaskAbort();
     const s = this.settings;
     const task: ComputeTask = { module: s.module, command: s.name, kind: s.kind, input: p.input as Uint8Array, deadline: p.deadline };
     if (p.input instanceof BigStreamIn) {
@@ -135,7 +135,7 @@ export class WorkerCommand {
       p.port = channel.port1;
       forwardChunks(stream, channel.port1);
     }
-    pool.run(task, p.controller.signal).then(
+    pool.run(task, p.controller).then(
       (result) => this.#finished(p, result),
       (err: unknown) => this.#failed(p, err),
     );
@@ -192,7 +192,7 @@ export class WorkerCommand {
     const kill = setTimeout(() => {
       if (p.controller === null) return; // it finished meanwhile
       this.#counts.killed++;
-      controller.abort(new Error('timed out and ignored its AbortSignal'));
+      controller.abort();
     }, this.settings.abortGrace);
     kill.unref?.();
     p.timer = kill;
@@ -215,7 +215,7 @@ export class WorkerCommand {
 
   /** The pool settled `p`'s task: cancels a pending kill; true when the task was terminated by us. */
   #taskEnded(p: Pending): boolean {
-    const killed = p.controller?.signal.aborted === true;
+    const killed = p.controller?.aborted === true;
     if (p.state === ANSWERED && p.timer !== null) {
       clearTimeout(p.timer); // the kill timer of a task that timed out and then ended by itself
       p.timer = null;

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
-import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
+import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
 
 /** @internal The pool holds threads + maxQueue tasks already. */
 export class PoolFullError extends Error {
@@ -112,7 +112,7 @@ export class ComputePool implements WorkerPoolHandle {
    * pool: piscina's own maxQueue does not count tasks that carry an AbortSignal (it keeps them in
    * a separate queue), and every task here carries one, so the bound is kept here.
    */
-  run(task: ComputeTask, signal: AbortSignal): Promise<Uint8Array | TaskFailure> {
+  run(task: ComputeTask, signal: TaskAbort): Promise<Uint8Array | TaskFailure> {
     if (this.#inFlight >= this.threads + this.maxQueue) return Promise.reject(new PoolFullError());
     this.#inFlight++;
     const done = () => {

@@ -64,3 +64,34 @@ export interface WorkerSetup {
   /** Raise this thread's nice value by this much (Linux). */
   niceIncrement: number;
 }
+
+/**
+ * What piscina is given to cancel a task (its AbortSignalEventEmitter shape): aborting removes a
+ * queued task or terminates the thread of a running one. Lighter than an AbortController and its
+ * EventTarget, which every task would otherwise make and piscina would listen to.
+ */
+export class TaskAbort {
+  aborted = false;
+  #listener: (() => void) | null = null;
+
+  once(_event: 'abort', listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  off(_event: 'abort', _listener: () => void): void {
+    this.#listener = null;
+  }
+
+  /** What piscina calls, in the version used, to stop listening. */
+  removeListener(_event: 'abort', _listener: () => void): void {
+    this.#listener = null;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const l = this.#listener;
+    this.#listener = null;
+    l?.();
+  }
+}
