@@ -117,6 +117,22 @@ describe('worker commands', () => {
     }
   });
 
+  it('a big stream whose sender goes away mid-way ends its worker task (the iteration throws)', async () => {
+    const t = await pair((s) => s.bigStream('sum', { worker: new URL('./fixtures/bigstream.worker.ts', import.meta.url) }));
+    try {
+      const data = Buffer.alloc(8 * 1024 * 1024, 1);
+      const call = t.client.sendBigStream('sum', data, { info: new DataFrame().writeString('slow'), timeout: 60_000 }).catch((e: Error) => e);
+      await until(() => computeStats(t.server).sum?.running === 1, 'the worker reads');
+      await sleep(50);
+      t.client.peer!.close(true);
+      assert.ok((await call) instanceof Error);
+      await until(() => computeStats(t.server).sum!.running === 0, 'the task ended');
+      assert.equal(computeStats(t.server).sum!.crashes, 0);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a full queue refuses with ZS_BUSY (BusyError on the caller), counted', async () => {
     const t = await pair((s) => s.console('slow', { worker: CONTROL, concurrency: 1, maxQueue: 2 }));
     try {
