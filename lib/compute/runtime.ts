@@ -95,7 +95,8 @@ setWorkerRuntime(runtime);
 /**
  * Sets the pool that `host`'s worker commands without their own `pool` run in: a ComputePool
  * (shared: the caller closes it) or ComputePoolOptions (the host makes its pool with them on first
- * use and closes it with itself). Call it before the first worker request.
+ * use and closes it with itself). Call it before registering the worker commands: their default
+ * `concurrency` is the pool's thread count when they are registered.
  */
 export function setComputePool(host: object, pool: ComputePool | ComputePoolOptions): void {
   const s = stateOf(host);

@@ -21,7 +21,7 @@ export interface WorkerPoolHandle {
 
 /** Options of a command that runs in a worker thread (docs/compute.md). */
 export interface WorkerCommandOptions {
-  /** The worker module: its default export (or export `handler`) is the handler. A file URL or path. */
+  /** The worker module: its default export (or export `handler`) is the handler. A file URL, or a path (a relative one is taken from the current directory). */
   worker: URL | string;
   /** The pool to run in; default: the Server's (or Client's) own pool, made on first use. */
   pool?: WorkerPoolHandle;
