@@ -22,6 +22,7 @@ export {
   RemoteError,
   RateLimitedError,
   LimitError,
+  BusyError,
   StreamAbortedError,
 } from './errors.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';

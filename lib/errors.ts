@@ -104,6 +104,29 @@ export class LimitError extends RemoteError {
   }
 }
 
+/**
+ * A bounded queue or pool is full and the request was refused at once rather than queued without
+ * bound: a worker command's queue (its `maxQueue` requests already wait for a thread) or the compute
+ * pool's own queue, or the logic tier's `maxInFlight`/`maxQueued` of a routed subject. Code (and `remoteCode`) `ZS_BUSY`: retry later, or add capacity (docs/compute.md,
+ * docs/logic-tier.md).
+ */
+export class BusyError extends RemoteError {
+  constructor(command: string, message: string) {
+    super(command, 'ZS_BUSY', message, 'ZS_BUSY');
+  }
+}
+
+/**
+ * The worker thread running a command's task died (it crashed, exited, or was terminated because
+ * its task ignored its timeout's AbortSignal); the pool starts a new thread in its place. Code
+ * `ZS_WORKER_CRASHED`. A caller on the other side sees it as a RemoteError with that `remoteCode`.
+ */
+export class WorkerCrashedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_WORKER_CRASHED', message, options);
+  }
+}
+
 /** A big stream was aborted by either side before it completed. Code `ZS_STREAM_ABORTED`. */
 export class StreamAbortedError extends ZsError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -140,16 +163,6 @@ export class AuthError extends ZsError {
 export class HandshakeError extends ZsError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ZS_HANDSHAKE', message, options);
-  }
-}
-
-/**
- * A bounded queue or pool is full and the work was refused rather than queued without limit
- * (the logic tier's maxInFlight per subject, for example). Code `ZS_BUSY`: retry later or add capacity.
- */
-export class BusyError extends ZsError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ZS_BUSY', message, options);
   }
 }
 

@@ -12,13 +12,15 @@ export {
   RemoteError,
   RateLimitedError,
   LimitError,
+  BusyError,
+  WorkerCrashedError,
   StreamAbortedError,
   AuthError,
   HandshakeError,
   P2pvmProtocolError,
 } from './errors.js';
 // Logic tier (issue 18): its errors.
-export { BusyError, NoWorkerError, NatsUnavailableError } from './errors.js';
+export { NoWorkerError, NatsUnavailableError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -77,6 +79,24 @@ export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type 
 export type { HostOptions, LogLevel } from './framework/host.js';
 export type { LayerOptions, EndpointCompression, LayerOffload } from './framework/layers.js';
 export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
+export type { WorkerCommandOptions, WorkerPoolHandle } from './framework/worker-hook.js';
+export {
+  ComputePool,
+  computeStats,
+  setComputePool,
+  defineWorker,
+  DEFAULT_WORKER_MAX_QUEUE,
+  DEFAULT_WORKER_TIMEOUT,
+  DEFAULT_ABORT_GRACE,
+  type ComputePoolOptions,
+  type WorkerCommandStats,
+  type WorkerBigStream,
+  type WorkerContext,
+  type WorkerHandler,
+  type WorkerInput,
+  type WorkerKind,
+  type WorkerOutput,
+} from './compute/index.js';
 export {
   ErrorCode,
   type CommandKind,

@@ -144,6 +144,8 @@ export interface NativeServerIdentity {
   publicKey(): Buffer;
   /** ServerHello (130 bytes) then both traffic secrets (64), or an error code < 0. */
   respond(version: number, suite: number, clientHello: Uint8Array): Buffer | number;
+  /** respond() on the libuv thread pool; `callback` gets its result on the JS thread. */
+  respondAsync(version: number, suite: number, clientHello: Uint8Array, callback: (out: Buffer | number) => void): void;
   close(): void;
 }
 

@@ -111,6 +111,27 @@ export class ServerIdentity {
     };
   }
 
+  /**
+   * respond() off the JS thread: the key agreement, signature and HKDF run on the libuv thread
+   * pool and `done` gets the result (or the HandshakeError) on the JS thread. close() meanwhile
+   * is safe: the key is freed once the jobs in flight finished.
+   */
+  respondAsync(
+    clientHello: Uint8Array,
+    suite: CipherSuite,
+    done: (err: Error | null, result?: { serverHello: Buffer; c2s: Buffer; s2c: Buffer }) => void,
+  ): void {
+    if (!this.#native) throw new TypeError('ServerIdentity used after close()');
+    this.#native.respondAsync(PROTOCOL_VERSION, SUITE_IDS[suite], clientHello, (out) => {
+      if (typeof out === 'number') return done(alertError(AlertCode.Handshake, `key agreement failed (code ${out}); the client's key was rejected`));
+      done(null, {
+        serverHello: out.subarray(0, SERVER_HELLO_BYTES),
+        c2s: out.subarray(SERVER_HELLO_BYTES, SERVER_HELLO_BYTES + 32),
+        s2c: out.subarray(SERVER_HELLO_BYTES + 32, SERVER_HELLO_BYTES + 64),
+      });
+    });
+  }
+
   /** Frees the native key; later respond() calls throw. Calling close() again does nothing. */
   close(): void {
     this.#native?.close();

@@ -48,6 +48,12 @@ export interface SecureChannelOptions extends ChannelOptions {
    * defence, kept so bench/handshake-flood.ts can show the difference. Leave it on.
    */
   handshakeQueue?: boolean;
+  /**
+   * Server side: compute each handshake's key agreement, signature and HKDF on the libuv thread
+   * pool (default true), so the JS thread only installs the finished keys and established
+   * connections are not delayed by a burst of new ones. false computes them on the JS thread.
+   */
+  handshakeOffThread?: boolean;
 }
 
 /** SecureChannelOptions with defaults filled in and every value checked. */
@@ -58,6 +64,7 @@ export interface ResolvedSecureOptions extends ResolvedChannelOptions {
   handshakeRate: number;
   handshakeRatePerIp: number;
   handshakeQueue: boolean;
+  handshakeOffThread: boolean;
 }
 
 function checkCount(value: unknown, name: string, fallback: number, min: number): number {
@@ -86,6 +93,7 @@ export function resolveSecureOptions(options: SecureChannelOptions): ResolvedSec
     handshakeRate: checkCount(options.handshakeRate, 'options.handshakeRate', 2000, 0),
     handshakeRatePerIp: checkCount(options.handshakeRatePerIp, 'options.handshakeRatePerIp', 200, 0),
     handshakeQueue: checkBoolean(options.handshakeQueue, 'options.handshakeQueue', true),
+    handshakeOffThread: checkBoolean(options.handshakeOffThread, 'options.handshakeOffThread', true),
     ...resolveChannelOptions(options, ['aes-256-gcm', 'chacha20-poly1305']),
   };
 }

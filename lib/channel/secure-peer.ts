@@ -18,7 +18,7 @@ import { offloadRecords } from './offload.js';
 import type { ResolvedSecureOptions } from './options.js';
 
 /** Where a connection stands, from its transport's open to its close. */
-export type Phase = 'await-client-hello' | 'hello-queued' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
+export type Phase = 'await-client-hello' | 'hello-queued' | 'hello-computing' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
 
 /** What a SecureChannel keeps per connection. */
 export interface SecurePeer {
@@ -117,13 +117,37 @@ function takeKeys(
  */
 export function serverRespond(transport: Transport, o: ResolvedSecureOptions, peer: PeerId, p: SecurePeer): void {
   const hello = p.hello!;
-  const suite = p.suite!;
   p.hello = undefined;
-  const { serverHello, c2s, s2c } = o.identity!.respond(hello, suite);
+  serverInstall(transport, o, peer, p, o.identity!.respond(hello, p.suite!));
+}
+
+/**
+ * serverRespond() with the computation on the libuv thread pool (handshakeOffThread): `done` runs
+ * on the JS thread once the keys are computed, with the result or the error; the caller checks
+ * that the connection still waits for it and then calls serverInstall().
+ */
+export function serverRespondOffThread(
+  o: ResolvedSecureOptions,
+  p: SecurePeer,
+  done: (err: Error | null, result?: { serverHello: Buffer; c2s: Buffer; s2c: Buffer }) => void,
+): void {
+  const hello = p.hello!;
+  p.hello = undefined;
+  o.identity!.respondAsync(hello, p.suite!, done);
+}
+
+/** Installs the record keys of a computed server handshake, then sends ServerHello. */
+export function serverInstall(
+  transport: Transport,
+  o: ResolvedSecureOptions,
+  peer: PeerId,
+  p: SecurePeer,
+  result: { serverHello: Buffer; c2s: Buffer; s2c: Buffer },
+): void {
   // Before ServerHello goes out: no record of the client can exist yet.
-  takeKeys(transport, o, peer, p, suite, s2c, c2s);
+  takeKeys(transport, o, peer, p, p.suite!, result.s2c, result.c2s);
   p.phase = 'await-finished';
-  transport.send(peer, SecureKind.ServerHello, 0, serverHello);
+  transport.send(peer, SecureKind.ServerHello, 0, result.serverHello);
 }
 
 /**

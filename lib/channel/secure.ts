@@ -53,7 +53,7 @@ import { PlaintextBatch } from './batch.js';
 import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, SecureKind, type ServerIdentity } from './handshake.js';
 import { addressKey, HandshakeQueue } from './handshake-queue.js';
 import { allOpened, takeOpened } from './offload.js';
-import { handshakeStep, newSecurePeer, serverRespond, type SecurePeer } from './secure-peer.js';
+import { handshakeStep, newSecurePeer, serverInstall, serverRespond, serverRespondOffThread, type SecurePeer } from './secure-peer.js';
 import { CLOSE_KIND, TRUNCATED_DETAIL } from './wire.js';
 import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type ResolvedSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
 
@@ -412,7 +412,8 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         p.job = undefined;
         if (p.phase !== 'hello-queued' || this.#peers.get(peer) !== p) return;
         try {
-          serverRespond(this.#inner, this.#options, peer, p);
+          if (this.#options.handshakeOffThread) this.#respondOffThread(peer, p);
+          else serverRespond(this.#inner, this.#options, peer, p);
         } catch (err) {
           const message = err instanceof HandshakeError ? err.message : `secure channel handshake failed: ${(err as Error).message}`;
           this.#fail(peer, p, 'auth', message, err instanceof HandshakeAlert ? err.alert : AlertCode.Handshake);
@@ -425,6 +426,30 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     }
     p.job = job;
     this.#queue.push(job);
+  }
+
+  /**
+   * The handshake's computation on the libuv thread pool; the keys are installed and ServerHello
+   * sent when it comes back, if the connection still waits for it (else the secrets are wiped).
+   * The connection sends nothing meanwhile (its client waits for ServerHello), so its records stay
+   * in order; handshakes of different connections may finish in any order.
+   */
+  #respondOffThread(peer: PeerId, p: SecurePeer): void {
+    p.phase = 'hello-computing';
+    serverRespondOffThread(this.#options, p, (err, result) => {
+      if (p.phase !== 'hello-computing' || this.#peers.get(peer) !== p) {
+        result?.c2s.fill(0);
+        result?.s2c.fill(0);
+        return;
+      }
+      try {
+        if (err !== null) throw err;
+        serverInstall(this.#inner, this.#options, peer, p, result!);
+      } catch (e) {
+        const message = e instanceof HandshakeError ? e.message : `secure channel handshake failed: ${(e as Error).message}`;
+        this.#fail(peer, p, 'auth', message, e instanceof HandshakeAlert ? e.alert : AlertCode.Handshake);
+      }
+    });
   }
 
   /**

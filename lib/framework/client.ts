@@ -19,6 +19,7 @@ import { CommandHost, type HostOptions } from './host.js';
 import { layeredTransport, type LayerOptions } from './layers.js';
 import { Peer, defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback } from './peer.js';
 import { TransportRouter } from './router.js';
+import { workerRuntime } from './worker-hook.js';
 import type { FrameworkStatsSnapshot } from './stats.js';
 
 /** Reconnect policy: delay = min(maxDelay, initialDelay × factor^(attempt-1)) × (1 ± jitter). */
@@ -216,6 +217,7 @@ export class Client extends CommandHost<ClientEvents> {
       peer.close(true);
       await closed;
     }
+    await workerRuntime()?.hostClosed(this); // its own compute pool, if it made one
   }
 
   /** @internal */

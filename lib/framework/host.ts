@@ -11,6 +11,7 @@ import { defaultPeerSettings } from './peer.js';
 import { settingsAllowingZero } from './peer-options.js';
 import {
   CommandRegistry,
+  type CommandKind,
   type BigStreamHandler,
   type BufferHandler,
   type ConsoleHandler,
@@ -19,6 +20,7 @@ import {
   type StreamHandler,
 } from './registry.js';
 import { FrameworkCounters } from './stats.js';
+import { isWorkerCommand, workerRuntime, type WorkerCommandOptions } from './worker-hook.js';
 import { escapeLogText, LogLimiter } from './log.js';
 
 /** Peer-caused log lines written per second at most, per Server or Client (LogLimiter). */
@@ -81,40 +83,53 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
     this.#log = options.log;
   }
 
-  /** Registers a console command: text in, text out. */
-  console(name: string, handler: ConsoleHandler): this {
-    this.registry.register(name, 'console', handler);
+  /** Registers a console command: text in, text out (`{ worker, ... }` runs it in a worker thread). */
+  console(name: string, handler: ConsoleHandler | WorkerCommandOptions): this {
+    this.#register(name, 'console', handler);
     return this;
   }
 
   /** Registers a stream command: DataFrame in, DataFrame out. */
-  stream(name: string, handler: StreamHandler): this {
-    this.registry.register(name, 'stream', handler);
+  stream(name: string, handler: StreamHandler | WorkerCommandOptions): this {
+    this.#register(name, 'stream', handler);
     return this;
   }
 
   /** Registers a direct console command: text in, no answer. */
-  directConsole(name: string, handler: DirectConsoleHandler): this {
-    this.registry.register(name, 'directConsole', handler);
+  directConsole(name: string, handler: DirectConsoleHandler | WorkerCommandOptions): this {
+    this.#register(name, 'directConsole', handler);
     return this;
   }
 
   /** Registers a direct stream command: DataFrame in, no answer. */
-  directStream(name: string, handler: DirectStreamHandler): this {
-    this.registry.register(name, 'directStream', handler);
+  directStream(name: string, handler: DirectStreamHandler | WorkerCommandOptions): this {
+    this.#register(name, 'directStream', handler);
     return this;
   }
 
   /** Registers a complete buffer command: one raw block in, bytes out (when the caller wants them). */
-  buffer(name: string, handler: BufferHandler): this {
-    this.registry.register(name, 'buffer', handler);
+  buffer(name: string, handler: BufferHandler | WorkerCommandOptions): this {
+    this.#register(name, 'buffer', handler);
     return this;
   }
 
-  /** Registers a big stream command: chunks in with progress, DataFrame out. */
-  bigStream(name: string, handler: BigStreamHandler): this {
-    this.registry.register(name, 'bigStream', handler);
+  /** Registers a big stream command: chunks in with progress, DataFrame out (`{ worker, ... }`: read in a worker thread). */
+  bigStream(name: string, handler: BigStreamHandler | WorkerCommandOptions): this {
+    this.#register(name, 'bigStream', handler);
     return this;
+  }
+
+  /**
+   * Registers `handler`, or, given WorkerCommandOptions, a command whose handler runs in a worker
+   * thread of the compute pool (docs/compute.md; lib/compute installs the runtime).
+   */
+  #register(name: string, kind: CommandKind, handler: ((input: never, peer: Peer) => unknown) | WorkerCommandOptions): void {
+    if (!isWorkerCommand(handler)) return this.registry.register(name, kind, handler);
+    const runtime = workerRuntime();
+    if (runtime === null) {
+      throw new TypeError(`command '${name}': worker commands need the Node entry of the package (import from 'zserver', which installs lib/compute)`);
+    }
+    this.registry.register(name, kind, runtime.handler(this, name, kind, handler), true);
   }
 
   /** Removes a command; returns whether it existed. */

@@ -9,7 +9,7 @@
  * It keeps no state of its own: everything per peer lives on the Peer, made
  * on first use, so a peer that only sends requests costs no receiving object.
  */
-import { DecodeError, LimitError, RateLimitedError, RemoteError, StreamAbortedError } from '../errors.js';
+import { BusyError, DecodeError, LimitError, RateLimitedError, RemoteError, StreamAbortedError } from '../errors.js';
 import { copyBytes } from '../platform.js';
 import { latin1Slice, readU32, readU64, utf8Slice } from '../protocol/bytes-io.js';
 import { DataFrame } from '../protocol/dataframe.js';
@@ -48,10 +48,13 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
         const name = utf8Slice(buf, off + 5, nameEnd);
         if (peer.peerSettings.requestRate !== 0 && !peer.admitRequest()) return rateLimited(peer, id, name);
         let input: unknown;
-        try {
-          input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-        } catch (err) {
-          return peer.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
+        if (peer.peerHost.registry.wantsBytes(name)) input = freshCopy(buf, nameEnd, end); // decoded in the worker
+        else {
+          try {
+            input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+          } catch (err) {
+            return peer.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
+          }
         }
         return peer.peerHost.registry.dispatch(peer, peer, kind === K.Console ? 'console' : 'stream', id, name, input, len);
       }
@@ -63,10 +66,13 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
         const name = utf8Slice(buf, off + 1, nameEnd);
         if (peer.peerSettings.requestRate !== 0 && !peer.admitRequest()) return rateLimited(peer, 0, name);
         let input: unknown;
-        try {
-          input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-        } catch (err) {
-          return peer.log('warn', `direct message '${peerText(name)}' dropped: ${(err as Error).message}`);
+        if (peer.peerHost.registry.wantsBytes(name)) input = freshCopy(buf, nameEnd, end);
+        else {
+          try {
+            input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+          } catch (err) {
+            return peer.log('warn', `direct message '${peerText(name)}' dropped: ${(err as Error).message}`);
+          }
         }
         return peer.peerHost.registry.dispatch(peer, peer, kind === K.DirectConsole ? 'directConsole' : 'directStream', 0, name, input, len);
       }
@@ -138,7 +144,9 @@ function onAnswer(peer: Peer, kind: number, buf: Uint8Array, off: number, end: n
     const message = utf8Slice(buf, codeEnd, end);
     const text = `'${p.command}' failed on the other side (${code}): ${message}`;
     const err =
-      code === ErrorCode.RateLimited
+      code === ErrorCode.Busy
+        ? new BusyError(p.command, text)
+        : code === ErrorCode.RateLimited
         ? new RateLimitedError(p.command, text)
         : code === ErrorCode.Limit
           ? new LimitError(p.command, text)
@@ -242,6 +250,15 @@ function onBigBegin(peer: Peer, buf: Uint8Array, off: number, end: number): void
     peer.trySend(K.BigCredit, encodeCredit(id, window));
   }
   peer.peerHost.registry.dispatch(peer, peer, 'bigStream', id, name, stream, end - off);
+}
+
+/**
+ * Bytes `buf[start..end)` in a new ArrayBuffer of their own, for a worker command: the batch is
+ * lent for this call only, and an ArrayBuffer owned by nothing else can be transferred to the
+ * worker thread without a second copy.
+ */
+function freshCopy(buf: Uint8Array, start: number, end: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(buf, start, end);
 }
 
 function violation(peer: Peer, detail: string): void {

@@ -36,6 +36,8 @@ export interface CommandEntry {
   readonly kind: CommandKind;
   readonly handler: AnyHandler;
   readonly stats: CommandStats;
+  /** A worker command (worker-hook.ts): the handler takes the request body as raw bytes, undecoded. */
+  readonly rawInput: boolean;
 }
 
 /** Error codes the framework itself sends. */
@@ -52,6 +54,8 @@ export const ErrorCode = {
   RateLimited: 'ZS_RATE_LIMITED',
   /** A complete buffer or big stream made no progress within assemblyTimeout and was dropped. */
   Timeout: 'ZS_TIMEOUT',
+  /** A worker command's queue was full (lib/compute). */
+  Busy: 'ZS_BUSY',
 } as const;
 
 const CODE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -85,10 +89,15 @@ export class CommandRegistry {
   readonly #commands = new Map<string, CommandEntry>();
 
   /** Adds (or replaces) command `name`. */
-  register(name: string, kind: CommandKind, handler: AnyHandler): void {
+  register(name: string, kind: CommandKind, handler: AnyHandler, rawInput = false): void {
     nameBytes(name);
     if (typeof handler !== 'function') throw new TypeError(`handler for command '${name}' must be a function`);
-    this.#commands.set(name, { name, kind, handler, stats: new CommandStats() });
+    this.#commands.set(name, { name, kind, handler, stats: new CommandStats(), rawInput });
+  }
+
+  /** True when command `name` is a worker command that takes its request body undecoded. */
+  wantsBytes(name: string): boolean {
+    return this.#commands.get(name)?.rawInput === true;
   }
 
   /** Removes command `name`; returns whether it existed. */

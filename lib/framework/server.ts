@@ -18,6 +18,7 @@ import type { CommandKind } from './registry.js';
 import { layeredTransport, type LayerOptions } from './layers.js';
 import { Peer, type PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
+import { workerRuntime } from './worker-hook.js';
 import './stack.js'; // registers the Node builder of the secure/compression layers
 import type { FrameworkCounters, FrameworkStatsSnapshot } from './stats.js';
 
@@ -222,6 +223,7 @@ export class Server extends CommandHost<ServerEvents> {
     this.#closed = true;
     for (const ep of this.#endpoints) TransportRouter.of(ep.stack).removeAcceptor(ep.address.port);
     for (const peer of [...this.#peers.values()]) peer.close(true);
+    await workerRuntime()?.hostClosed(this); // its own compute pool, if it made one
     if (options.shutdownTransports ?? true) {
       const transports = new Set(this.#endpoints.map((e) => e.stack));
       await Promise.all([...transports].map((t) => t.shutdown()));

@@ -236,7 +236,7 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
     if (this.#down) throw new NatsUnavailableError(`command '${name}' is routed to NATS subject '${s.subject}', but the NATS connection is down (reconnecting)`);
     if (s.stats.inFlight >= s.maxInFlight) {
       s.stats.busy++;
-      throw new BusyError(`command '${name}': ${s.maxInFlight} requests to subject '${s.subject}' are in flight (maxInFlight); retry later or add workers`);
+      throw new BusyError(name, `command '${name}': ${s.maxInFlight} requests to subject '${s.subject}' are in flight (maxInFlight); retry later or add workers`);
     }
     s.stats.inFlight++;
     try {
@@ -358,7 +358,7 @@ export class LogicTier implements RouteTarget<LogicRouteOptions> {
     const message = api?.description ?? (err as Error).message ?? String(err);
     if (api?.err_code === 10077 || api?.err_code === 10047 || /maximum messages|maximum bytes|resource limits/i.test(message)) {
       s.stats.busy++;
-      return new BusyError(`command '${name}': the durable stream of subject '${s.subject}' is full (maxQueued); retry later or add workers`, { cause: err });
+      return new BusyError(name, `command '${name}': the durable stream of subject '${s.subject}' is full (maxQueued); retry later or add workers`);
     }
     if (api === undefined && (errorCode(err) === '503' || /no responders/i.test(message))) {
       return new NatsUnavailableError(`command '${name}': JetStream did not take the request for '${s.subject}' (is nats-server running with -js?)`, { cause: err });

@@ -362,6 +362,14 @@ describe('ephemeral secrets are wiped on every failure path', () => {
       outs.splice(0, outs.length, out.c2s, out.s2c);
       return out;
     };
+    // The server computes handshakes off the JS thread by default (handshakeOffThread): the same check there.
+    const respondAsync = proto.respondAsync;
+    proto.respondAsync = function (this: ServerIdentity, hello, suite, done) {
+      respondAsync.call(this, hello, suite, (err, out) => {
+        if (out !== undefined) outs.splice(0, outs.length, out.c2s, out.s2c);
+        done(err, out);
+      });
+    };
     try {
       for (const ending of ['bad ClientFinished', 'client gone'] as const) {
         const pair = kinds[1]![1]();
@@ -389,6 +397,7 @@ describe('ephemeral secrets are wiped on every failure path', () => {
       }
     } finally {
       proto.respond = respond;
+      proto.respondAsync = respondAsync;
     }
   });
 
