@@ -1,0 +1,386 @@
+/**
+ * WsServerTransport: the WebSocket server transport on the `ws` package, for
+ * where uWebSockets.js does not load (its binaries stop at Node 20, and it has
+ * none for some platforms). It speaks the same frames in the same binary
+ * messages as UwsTransport (docs/protocol.md), answers plain HTTP on the same
+ * port the same way, and keeps the same limits, so the framework, the browser
+ * client and `zserver serve` behave alike on either. connect() is the `ws`
+ * client of ws-base.ts.
+ *
+ * One listen() is one Node http.Server with a `ws` WebSocketServer in
+ * noServer mode, so this transport decides on every upgrade before `ws` does
+ * the handshake:
+ *   - path: any URL but the WebSocket path answers 404;
+ *   - Origin: with `origins` set, a request whose Origin header is listed
+ *     nowhere answers 403 (browsers always send Origin; programs that send
+ *     none pass);
+ *   - admission (admission.ts, with the request headers): a refusal answers
+ *     503 (maxConnections) or 429 (per address), 403 (accept hook), counts as
+ *     a 'refused' close and never opens a peer; while an async hook decides,
+ *     the socket is paused (nothing more is read from it).
+ * Then, per peer:
+ *   - maxPayload = max(maxFrameSize + 13, 64 KiB) per message (ws-base.ts's
+ *     wsMessageLimit); a bigger message closes the peer with 'oversize';
+ *   - read pause: once more than highWaterMark bytes wait unsent to a peer,
+ *     nothing more is read from it until they drain below the mark, so a
+ *     client that sends requests without reading replies is held back;
+ *   - maxSendQueue: a send() that would leave more than maxSendQueue bytes
+ *     unsent drops the connection with 'slow-consumer' (the frame is not
+ *     queued; send() returns false);
+ *   - pause(peer)/resume(peer) stop and restart reading, counted;
+ *   - plain HTTP: the Node server's header timeout (10 s), request timeout
+ *     (30 s) and header size limit (16 KiB) bound what a client that never
+ *     finishes its request can hold; the socket count of the port is capped at
+ *     maxConnections + 1,024 (the slack lets admission answer 503 first).
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { describe } from '../bytes.js';
+import { ConnectError } from '../errors.js';
+import { Admission, refusalDetail, type RefusalReason } from './admission.js';
+import { resolveConnectionOptions, type ResolvedConnectionOptions } from './common.js';
+import type { AcceptInfo, Endpoint, ListenOptions, PeerId } from './types.js';
+import type { HttpAnswer } from './uws.js';
+import { reasonForRemoteClose, WsTransportBase, wsMessageLimit } from './ws-base.js';
+import type { MessageSocket, WsPeer } from './ws-base.js';
+
+export type { HttpAnswer } from './uws.js';
+
+/** Options of a WebSocket server transport (WsServerTransport; UwsTransport takes the same). */
+export interface WebSocketServerOptions {
+  /** URL path of the WebSocket endpoint, for listen() and connect() (default '/zserver'). */
+  path?: string;
+  /**
+   * Answers plain HTTP requests to listening ports (any URL but the WebSocket path), so a
+   * page and its WebSocket can share one port; undefined (or no handler) answers 404.
+   * Runs synchronously: hand it content already in memory.
+   */
+  http?: (method: string, url: string) => HttpAnswer | undefined;
+  /**
+   * Origins allowed to open a WebSocket (exact `Origin` header values, e.g.
+   * 'https://example.com'); an upgrade whose Origin is listed nowhere answers 403. Requests
+   * without an Origin header (programs rather than browsers) pass. Default: any origin.
+   */
+  origins?: readonly string[];
+}
+
+/** Header timeout of plain HTTP and upgrade requests, in ms. */
+const HEADERS_TIMEOUT = 10_000;
+/** Time limit of a whole plain HTTP request, in ms. */
+const REQUEST_TIMEOUT = 30_000;
+/** Largest request head accepted (Node's default, stated so it cannot change under us). */
+const MAX_HEADER_SIZE = 16 * 1024;
+/** Sockets beyond maxConnections the HTTP server still accepts, so admission can answer 503. */
+const SOCKET_SLACK = 1024;
+
+/** Options of every send: binary, never compressed (frames carry their own compression flag). */
+const SEND_OPTIONS = { binary: true, compress: false } as const;
+
+/** The HTTP status of a refused upgrade. */
+function refusalStatus(reason: RefusalReason): string {
+  if (reason === 'max-connections') return '503 Service Unavailable';
+  if (reason === 'per-ip' || reason === 'rate') return '429 Too Many Requests';
+  return '403 Forbidden';
+}
+
+/** Answers a request (an upgrade, or one Node could not parse) with a plain HTTP error and drops the socket. */
+function answerAndDrop(socket: Duplex, status: string, text: string): void {
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  }
+  socket.destroy();
+}
+
+/** A `ws` server socket as ws-base.ts drives it, plus this transport's read-pause state. */
+class ServerSocket implements MessageSocket {
+  /** pause() calls not yet undone by resume(). */
+  pauses = 0;
+  /** More than highWaterMark bytes wait unsent: reading stops until they drain. */
+  backpressured = false;
+  /** The `ws` error that preceded the close, if any (it decides the close reason). */
+  errorCode = '';
+  errorMessage = '';
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly raw: Socket,
+  ) {}
+
+  write(messages: Uint8Array[]): boolean {
+    const last = messages.length - 1;
+    // An unmasked server message goes to the socket without a copy, and the last message is
+    // lent (reused after this call): that one is copied. The others belong to the socket.
+    for (let i = 0; i < last; i++) this.ws.send(messages[i]!, SEND_OPTIONS);
+    if (last >= 0) this.ws.send(Buffer.from(messages[last]!), SEND_OPTIONS);
+    return true;
+  }
+
+  buffered(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  end(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  abort(): void {
+    this.ws.terminate();
+  }
+
+  ping(): void {
+    this.ws.ping();
+  }
+
+  /** Reads when no pause() and no backpressure holds the peer back. */
+  applyReading(): void {
+    if (this.pauses > 0 || this.backpressured) this.ws.pause();
+    else this.ws.resume();
+  }
+}
+
+/** One listening port. */
+interface Listener {
+  http: HttpServer;
+  wss: WebSocketServer;
+  admission: Admission;
+  options: ResolvedConnectionOptions;
+  host: string;
+  port: number;
+}
+
+/** WebSocket server transport on the `ws` package; see the file comment. */
+export class WsServerTransport extends WsTransportBase {
+  readonly name = 'ws';
+  readonly #http: WebSocketServerOptions['http'];
+  readonly #origins: ReadonlySet<string> | undefined;
+  readonly #listeners: Listener[] = [];
+
+  constructor(options: WebSocketServerOptions = {}) {
+    super(options);
+    if (options.http !== undefined && typeof options.http !== 'function') {
+      throw new TypeError(`http must be a function (method, url) => HttpAnswer | undefined, got ${describe(options.http)}`);
+    }
+    if (options.origins !== undefined) {
+      if (!Array.isArray(options.origins) || !options.origins.every((o) => typeof o === 'string')) {
+        throw new TypeError(`origins must be an array of Origin strings such as 'https://example.com', got ${describe(options.origins)}`);
+      }
+      this.#origins = new Set(options.origins);
+    }
+    this.#http = options.http;
+  }
+
+  /** Listens for WebSocket upgrades on ws://host:port/path; other URLs reach the http handler or get 404. */
+  async listen(endpoint: Endpoint, options: ListenOptions = {}): Promise<Endpoint> {
+    this.checkOpen();
+    const resolved = resolveConnectionOptions(options, true);
+    const admission = new Admission(options);
+    const { WebSocketServer } = await import('ws');
+    const wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+      maxPayload: wsMessageLimit(resolved.maxFrameSize),
+    });
+    const http = createServer({ maxHeaderSize: MAX_HEADER_SIZE, headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT });
+    http.maxConnections = Math.min(2 ** 31 - 1, admission.options.maxConnections + SOCKET_SLACK);
+    const listener: Listener = { http, wss, admission, options: resolved, host: endpoint.host, port: 0 };
+    http.on('request', (req, res) => this.#request(req, res));
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(listener, req, socket as Socket, head));
+    // A request Node cannot take (garbage, a head over MAX_HEADER_SIZE, too slow) is answered and dropped.
+    http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : '400 Bad Request';
+      answerAndDrop(socket, status, `zserver: ${err.code ?? 'bad request'}\n`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const failed = (err: NodeJS.ErrnoException) => {
+        reject(new ConnectError(`ws transport: cannot listen on ${endpoint.host}:${endpoint.port}: ${err.code ?? err.message}`, { cause: err }));
+      };
+      http.once('error', failed);
+      http.listen(endpoint.port, endpoint.host, () => {
+        http.off('error', failed);
+        resolve();
+      });
+    });
+    http.on('error', (err) => this.emit('error', err));
+    if (this.isShut) {
+      http.close();
+      this.checkOpen();
+    }
+    listener.port = (http.address() as { port: number }).port;
+    this.#listeners.push(listener);
+    return { host: endpoint.host, port: listener.port };
+  }
+
+  /**
+   * Queues a frame like every transport's send(), with this transport's two limits: above
+   * highWaterMark it also stops reading the peer; past maxSendQueue it drops the peer
+   * ('slow-consumer') instead of queueing.
+   */
+  override send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    const p = this.isShut ? undefined : this.peers.get(peer);
+    if (p !== undefined && p.socket instanceof ServerSocket && payload instanceof Uint8Array) {
+      const cap = p.options.maxSendQueue;
+      const need = p.writer.pending + payload.length + 13;
+      // p.buffered is an upper bound (see WsPeer); ask the socket before closing on it.
+      if (need + p.buffered > cap && need + (p.buffered = p.socket.buffered()) > cap) {
+        this.peerClosed(p, 'slow-consumer', `more than maxSendQueue (${cap}) bytes would wait unsent: the peer does not read`);
+        p.socket.abort();
+        return false;
+      }
+    }
+    const ok = super.send(peer, kind, flags, payload);
+    if (!ok && p !== undefined && p.socket instanceof ServerSocket && !p.socket.backpressured) {
+      p.socket.backpressured = true;
+      p.socket.applyReading();
+    }
+    return ok;
+  }
+
+  /** Stops reading from `peer` until resume() (counted). Unknown or closed peers are ignored. */
+  pause(peer: PeerId): void {
+    this.checkOpen();
+    const socket = this.peers.get(peer)?.socket;
+    if (!(socket instanceof ServerSocket)) return;
+    socket.pauses++;
+    socket.applyReading();
+  }
+
+  /** Undoes one pause(); reading starts again when no pause (and no backpressure) is left. */
+  resume(peer: PeerId): void {
+    this.checkOpen();
+    const socket = this.peers.get(peer)?.socket;
+    if (!(socket instanceof ServerSocket) || socket.pauses === 0) return;
+    socket.pauses--;
+    socket.applyReading();
+  }
+
+  protected override checkDrain(peer: WsPeer | undefined): void {
+    super.checkDrain(peer);
+    if (!peer || peer.closed || !(peer.socket instanceof ServerSocket) || !peer.socket.backpressured) return;
+    if (peer.writer.pending + peer.buffered <= peer.options.highWaterMark) {
+      peer.socket.backpressured = false;
+      peer.socket.applyReading();
+    }
+  }
+
+  protected closeListeners(): void {
+    for (const l of this.#listeners.splice(0)) {
+      l.http.close();
+      // Plain HTTP keep-alive sockets; upgraded ones are closed by shutdown() peer by peer.
+      l.http.closeIdleConnections();
+      l.wss.close();
+    }
+  }
+
+  #request(req: IncomingMessage, res: ServerResponse): void {
+    const answer = this.#http?.((req.method ?? 'GET').toUpperCase(), req.url ?? '/');
+    if (answer === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`zserver: the WebSocket endpoint is ${this.path}\n`);
+      return;
+    }
+    const [code, ...text] = (answer.status ?? '200 OK').split(' ');
+    res.writeHead(Number(code), text.join(' ') || undefined, answer.headers ?? {});
+    res.end(answer.body);
+  }
+
+  #upgrade(l: Listener, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => {}); // a reset during the handshake only ends this socket
+    if (this.isShut) {
+      socket.destroy();
+      return;
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    if ((q < 0 ? url : url.slice(0, q)) !== this.path) {
+      answerAndDrop(socket, '404 Not Found', `zserver: the WebSocket endpoint is ${this.path}\n`);
+      return;
+    }
+    const origin = req.headers.origin;
+    if (this.#origins !== undefined && origin !== undefined && !this.#origins.has(origin)) {
+      answerAndDrop(socket, '403 Forbidden', `zserver: origin ${origin} is not allowed\n`);
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const info: AcceptInfo = {
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      localAddress: socket.localAddress ?? l.host,
+      localPort: l.port,
+      headers,
+    };
+    const refuse = (reason: RefusalReason) => {
+      this.counters.closed('refused');
+      answerAndDrop(socket, refusalStatus(reason), `zserver: ${refusalDetail(reason)}\n`);
+    };
+    const admitted = () => {
+      // Released exactly once, whenever the socket goes (handshake failure included).
+      socket.once('close', () => l.admission.release(info.remoteAddress));
+      if (socket.destroyed || this.isShut) {
+        socket.destroy();
+        return;
+      }
+      socket.resume(); // paused while an async hook decided; `ws` does not resume it itself
+      l.wss.handleUpgrade(req, socket, head, (ws) => this.#open(l, ws, socket, info));
+    };
+    const verdict = l.admission.admit(info);
+    if (verdict === true) admitted();
+    else if (typeof verdict === 'string') refuse(verdict);
+    else {
+      socket.pause();
+      void verdict.then((v) => {
+        if (v === true) admitted();
+        else refuse(v);
+      });
+    }
+  }
+
+  #open(l: Listener, ws: WebSocket, raw: Socket, info: AcceptInfo): void {
+    if (this.isShut) {
+      ws.close(1001, 'shutdown');
+      return;
+    }
+    ws.binaryType = 'nodebuffer';
+    const socket = new ServerSocket(ws, raw);
+    const peer = this.addPeer(
+      socket,
+      { remoteAddress: info.remoteAddress, remotePort: info.remotePort, localAddress: info.localAddress, localPort: info.localPort, accepted: true },
+      l.options,
+    );
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) this.receive(peer, data);
+      else this.fault(peer, 'protocol', 'text WebSocket message (frames travel in binary messages)');
+    });
+    // Pings and pongs are traffic: a peer that keeps its connection alive this way is not idle.
+    ws.on('ping', () => (peer.active = true));
+    ws.on('pong', () => (peer.active = true));
+    ws.on('error', (err: Error & { code?: string }) => {
+      socket.errorCode = err.code ?? '';
+      socket.errorMessage = err.message;
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (peer.closed) return;
+      const text = reason.toString();
+      const why =
+        socket.errorCode === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? 'oversize'
+          : socket.errorCode.startsWith('WS_ERR_')
+            ? 'protocol'
+            : reasonForRemoteClose(code);
+      const error = socket.errorMessage ? `: ${socket.errorMessage}` : '';
+      this.peerClosed(peer, why, `websocket closed, code ${code}${text ? ` (${text})` : ''}${error}`);
+    });
+    raw.on('drain', () => this.checkDrain(peer));
+    this.emit('open', peer.id, peer.info);
+  }
+}
