@@ -81,8 +81,14 @@ export async function transportAvailable(name: TransportName): Promise<boolean> 
   }
 }
 
-/** Which WebSocket server transport createWebSocketServer() makes on this Node: 'uws' where it loads, else 'ws'. */
+/**
+ * Which WebSocket server transport createWebSocketServer() makes on this Node: 'uws' where it
+ * loads, else 'ws'. The environment variable ZSERVER_WS_SERVER=ws (or uws) forces one.
+ */
 export async function webSocketServerName(): Promise<'uws' | 'ws'> {
+  const forced = process.env.ZSERVER_WS_SERVER;
+  if (forced === 'ws' || forced === 'uws') return forced;
+  if (forced) throw new RangeError(`ZSERVER_WS_SERVER must be 'uws', 'ws' or unset, got ${JSON.stringify(forced)}`);
   return (await transportAvailable('uws')) ? 'uws' : 'ws';
 }
 

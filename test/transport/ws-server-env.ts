@@ -1,4 +1,4 @@
 // Imported first by ws-server.test.ts: makes ws-helpers.ts's ServerUnderTest WsServerTransport in
 // that test process, so uws.test.ts and uws-faults.test.ts run there against the `ws` server.
 // (ESM evaluates imports before the importing module's body, so the switch must be a module.)
-process.env.ZS_WS_SERVER = 'ws';
+process.env.ZSERVER_WS_SERVER = 'ws';
