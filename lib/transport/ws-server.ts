@@ -324,9 +324,14 @@ export class WsServerTransport extends WsTransportBase {
       answerAndDrop(socket, refusalStatus(reason), `zserver: ${refusalDetail(reason)}\n`);
     };
     const admitted = () => {
+      if (socket.destroyed) {
+        // It went away while an async hook decided: its 'close' has passed already.
+        l.admission.release(info.remoteAddress);
+        return;
+      }
       // Released exactly once, whenever the socket goes (handshake failure included).
       socket.once('close', () => l.admission.release(info.remoteAddress));
-      if (socket.destroyed || this.isShut) {
+      if (this.isShut) {
         socket.destroy();
         return;
       }

@@ -138,6 +138,24 @@ describe('WsServerTransport limits', () => {
     assert.equal(server.stats().closes.refused, 1);
   });
 
+  it('releases the slot of a client that vanishes while an async accept hook decides', async () => {
+    const server = track(new WsServerTransport());
+    const pending: ((v: boolean) => void)[] = [];
+    const at = await server.listen(local, { maxConnections: 1, accept: () => new Promise<boolean>((r) => pending.push(r)) });
+    const gone = netConnect(at.port, '127.0.0.1');
+    gone.write('GET /zserver HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await until(() => pending.length === 1);
+    gone.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    pending[0]!(true);
+    const next = new WebSocket(`ws://127.0.0.1:${at.port}/zserver`);
+    await until(() => pending.length === 2);
+    pending[1]!(true);
+    await once(next, 'open');
+    assert.equal(server.stats().connections, 1, 'only the second client opened');
+    next.close();
+  });
+
   it('stops reading a peer that does not read its replies, and reads again once they drain', async () => {
     const server = track(new WsServerTransport());
     const at = await server.listen(local, { highWaterMark: 64 * 1024, maxSendQueue: 64 * 1024 * 1024 });
