@@ -26,7 +26,7 @@ for (const name of ['native', 'node-net', 'uws', 'ws'] as const) {
     });
   } else {
     describe(`framework over '${name}'`, () => {
-      it('is reported as not part of this build', async () => {
+      it('is reported as unavailable (not built, or no binary for this Node)', async () => {
         await assert.rejects(createTransport(name), TransportUnavailableError);
       });
     });
