@@ -64,7 +64,7 @@ export interface WebSocketServerOptions {
    * 'https://example.com'); an upgrade whose Origin is listed nowhere answers 403. Requests
    * without an Origin header (programs rather than browsers) pass. Default: any origin.
    */
-  origins?: readonly string[];
+  origins?: string[];
 }
 
 /** Header timeout of plain HTTP and upgrade requests, in ms. */
