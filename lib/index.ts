@@ -69,6 +69,7 @@ export { forwardFrame } from './transport/common.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
 export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions, type UwsListenOptions } from './transport/uws.js';
 export { WsClientTransport, type WsClientTransportOptions } from './transport/ws-client.js';
+export { WsServerTransport, type WebSocketServerOptions, type HttpAnswer } from './transport/ws-server.js';
 export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId, type DataValue, type Variant } from './protocol/dataframe.js';
 export type { DataFrameJson } from './protocol/dataframe-json.js';
 export { MessageKind } from './protocol/messages.js';
@@ -108,7 +109,14 @@ export {
   type BigStreamHandler,
 } from './framework/registry.js';
 export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
-export { createTransport, transportAvailable, TransportUnavailableError, type TransportName } from './transport/factory.js';
+export {
+  createTransport,
+  createWebSocketServer,
+  transportAvailable,
+  TransportUnavailableError,
+  webSocketServerName,
+  type TransportName,
+} from './transport/factory.js';
 export { NodeNetTransport, type NodeNetTransportOptions } from './transport/node-net.js';
 export { runStress, type StressOptions, type StressReport, type MemoryPoint } from './stress/runner.js';
 export {

@@ -74,7 +74,7 @@ async function main(setup: ServerSetup): Promise<void> {
     if (h.web) {
       transports.push(h.web.transport);
       wsPort = h.web.address.port;
-    } else wsError = h.webError?.message.split('\n')[0] ?? 'no WebSocket endpoint';
+    } else wsError = 'no WebSocket endpoint';
   } else {
     const transport = await createTransport(setup.transport);
     transports.push(transport);

@@ -11,7 +11,8 @@
  * without it a compressed frame closes its connection (reason 'protocol').
  *
  * The same Server also listens for WebSocket connections on --ws-port
- * (UwsTransport), one online list over both endpoints, and answers plain
+ * (UwsTransport where uWebSockets.js loads, WsServerTransport on the `ws`
+ * package elsewhere: createWebSocketServer()), one online list over both endpoints, and answers plain
  * HTTP there with the page of examples/web and the browser bundle: open
  * http://127.0.0.1:9819/ in a browser.
  *
@@ -19,12 +20,11 @@
  * demo client in-process and prints its calls. `--once` exits after the demo
  * (with any transport): used by tests.
  */
-import { NativeLoadError } from '../errors.js';
 import { Client } from '../framework/client.js';
 import { Server, type ServerEndpoint } from '../framework/server.js';
 import { md5 } from '../hash.js';
 import { DataFrame } from '../protocol/dataframe.js';
-import { createTransport, transportAvailable, type TransportName } from '../transport/factory.js';
+import { createTransport, createWebSocketServer, transportAvailable, type TransportName } from '../transport/factory.js';
 import type { Transport } from '../transport/types.js';
 import { webFiles } from './web.js';
 
@@ -97,8 +97,6 @@ export interface ServeHandle {
   tcp: ServerEndpoint;
   /** The WebSocket endpoint that also serves the web page, when there is one. */
   web: ServerEndpoint | undefined;
-  /** Why there is no WebSocket endpoint although one was asked for (uWebSockets.js cannot load here). */
-  webError: Error | undefined;
   /** Closes the server and shuts its transports down. */
   close(): Promise<void>;
 }
@@ -109,22 +107,11 @@ export async function startServe(opts: ServeArgs, transportName: TransportName, 
   const layers = opts.compression ? { compression: {} } : {};
   const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, layers);
   let web: ServerEndpoint | undefined;
-  let webError: Error | undefined;
   if (opts.wsPort !== null && transportName !== 'memory') {
-    const { UwsTransport, loadUws } = await import('../transport/uws.js');
-    try {
-      loadUws();
-    } catch (err) {
-      // No uWebSockets.js binary for this Node: serve TCP only and say why.
-      if (!(err instanceof NativeLoadError)) throw err;
-      webError = err;
-    }
-    if (webError === undefined) {
-      const ws = new UwsTransport({ http: await webFiles(), origins: ownOrigins(opts.host, opts.wsPort) });
-      web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, layers);
-    }
+    const ws = await createWebSocketServer({ http: await webFiles(), origins: ownOrigins(opts.host, opts.wsPort) });
+    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, layers);
   }
-  return { server, transport, tcp, web, webError, close: () => server.close() };
+  return { server, transport, tcp, web, close: () => server.close() };
 }
 
 /**
@@ -166,11 +153,10 @@ export async function runServe(args: string[]): Promise<number> {
       process.stdout.write('zserver serve: no socket transport is built here (native, node-net); serving in-process over memory.\n');
     }
   }
-  const { server, transport, tcp: ep, web, webError } = await startServe(opts, name);
-  if (webError) process.stdout.write(`zserver serve: no WebSocket endpoint or web page: ${webError.message}\n`);
+  const { server, transport, tcp: ep, web } = await startServe(opts, name);
   process.stdout.write(
     `zserver serve: listening on ${ep.address.host}:${ep.address.port} over ${transport.name}\n` +
-      (web ? `zserver serve: WebSocket and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
+      (web ? `zserver serve: WebSocket (${web.transport.name}) and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
       `compression: ${opts.compression ? 'on (deflate-fixed from 1 KiB)' : 'off (compressed frames are refused; --compression turns it on)'}\n` +
       `commands: ${server.commandNames().join(', ')}\n`,
   );

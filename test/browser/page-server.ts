@@ -1,5 +1,5 @@
 // The server side of the browser client tests: a Server with a command of
-// every kind, listening on Node net (TCP) and on WebSocket (UwsTransport),
+// every kind, listening on Node net (TCP) and on WebSocket (UwsTransport, or WsServerTransport where uWS does not load),
 // whose WebSocket port also serves a test page and the browser bundle. It can
 // be closed and started again on the same ports (the reconnect test). The
 // WebSocket endpoint may have channel layers (`secure`: the secure client test).
@@ -12,7 +12,8 @@ import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server, type ServerEndpoint } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
-import { UwsTransport, type HttpAnswer } from '../../lib/transport/uws.js';
+import type { HttpAnswer } from '../../lib/transport/ws-server.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { bundleBrowser } from '../../scripts/build-browser.mjs';
 
 /** What the direct (no answer) commands received, in order. */
@@ -48,7 +49,7 @@ async function buildScripts(): Promise<{ bundle: string; page: string }> {
   return { bundle: b.code, page: page.outputFiles[0]!.text };
 }
 
-/** The browser bundle and the test page (built once per process), as UwsTransport's http handler. */
+/** The browser bundle and the test page (built once per process), as the WebSocket server transport's http handler. */
 export async function pageFiles(): Promise<(method: string, url: string) => HttpAnswer | undefined> {
   scripts ??= buildScripts();
   const { bundle, page } = await scripts;
@@ -106,7 +107,7 @@ export async function startPageServer(tcpPort: number, wsPort: number, wsLayers:
   });
   const tcp = await server.listen(new NodeNetTransport(), { host: '127.0.0.1', port: tcpPort });
   const ws = await server.listen(
-    new UwsTransport({ http: await pageFiles(), ...(origins ? { origins: [...origins, `http://127.0.0.1:${wsPort}`] } : {}) }),
+    new ServerUnderTest({ http: await pageFiles(), ...(origins ? { origins: [...origins, `http://127.0.0.1:${wsPort}`] } : {}) }),
     { host: '127.0.0.1', port: wsPort },
     wsLayers,
   );

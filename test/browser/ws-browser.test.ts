@@ -4,13 +4,14 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import type { PeerId } from '../../lib/transport/types.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+import type { WsTransportBase } from '../../lib/transport/ws-base.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { bundlePage, openBrowser } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 describe('BrowserWsTransport in headless Chromium', () => {
-  let server: UwsTransport;
+  let server: WsTransportBase;
   let browser: Awaited<ReturnType<typeof openBrowser>> | undefined;
   let context: BrowserContext;
   let pageUrl = '';
@@ -24,7 +25,7 @@ describe('BrowserWsTransport in headless Chromium', () => {
     context = browser.context;
     pageUrl = browser.pageUrl;
     // The page comes from another port, so another origin: the endpoint must list it.
-    server = new UwsTransport({ origins: [new URL(pageUrl).origin] });
+    server = new ServerUnderTest({ origins: [new URL(pageUrl).origin] });
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
       for (let i = 0; i < b.count; i++) {

@@ -15,7 +15,7 @@ import { RecordKeys } from '../../lib/channel/web/records.js';
 import { hmacKey } from '../../lib/channel/web/subtle.js';
 import { subtleWithoutCurves } from '../browser/page-util.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import type { Endpoint, PeerId, Transport } from '../../lib/transport/types.js';
 import { FrameFlag } from '../../lib/transport/types.js';
@@ -61,7 +61,7 @@ async function setup(
     clientT = new MemoryTransport({ network });
     endpoint = { host: 'mem', port: 0 };
   } else {
-    serverT = new UwsTransport();
+    serverT = new ServerUnderTest();
     clientT = new WsClientTransport();
     endpoint = { host: '127.0.0.1', port: 0 };
   }

@@ -19,7 +19,7 @@ import { Client } from '../../lib/framework/client.js';
 import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server } from '../../lib/framework/server.js';
 import { FrameFlag, type FrameBatch, type Transport } from '../../lib/transport/types.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import { freePort } from '../browser/page-server.js';
 import { frameworkSuite } from './suite.js';
@@ -33,9 +33,9 @@ const pin = identity.fingerprint;
 const browserStack = (channel: WebSecureChannel) => new ReceiveCompressionLayer(channel as unknown as Transport);
 
 frameworkSuite({
-  name: 'ReceiveCompressionLayer(WebSecureChannel(WsClientTransport)) clients and a uWS endpoint with the secure and compression options',
+  name: `ReceiveCompressionLayer(WebSecureChannel(WsClientTransport)) clients and a ${ServerUnderTest.name} endpoint with the secure and compression options`,
   host,
-  create: () => new UwsTransport(),
+  create: () => new ServerUnderTest(),
   // The Client is typed for Node transports (EventEmitter); WebSecureChannel has the same methods and events.
   createClient: () => browserStack(new WebSecureChannel(new WsClientTransport(), { pin })),
   restartPort: freePort,
@@ -49,7 +49,7 @@ async function secureServer(layers: LayerOptions) {
   server.console('echo', (s) => s);
   server.buffer('size', (b) => Buffer.from(String(b.length)));
   server.buffer('same', (b) => b);
-  const ep = await server.listen(new UwsTransport(), { host, port: 0 }, layers);
+  const ep = await server.listen(new ServerUnderTest(), { host, port: 0 }, layers);
   const wire: { kind: number; flags: number }[] = [];
   ep.transport.on('frames', (b: FrameBatch) => {
     for (let i = 0; i < b.count; i++) wire.push({ kind: b.kinds[i]!, flags: b.flags[i]! });

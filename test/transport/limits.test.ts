@@ -17,7 +17,9 @@ import { frameBytes } from '../../lib/transport/frame-codec.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import type { AcceptInfo, CloseReason, ConnectOptions, ListenOptions, Transport } from '../../lib/transport/types.js';
-import { originAllowed, UwsTransport } from '../../lib/transport/uws.js';
+import { originAllowed } from '../../lib/transport/uws.js';
+import { WsServerTransport } from '../../lib/transport/ws-server.js';
+import { ServerUnderTest as UwsTransport } from './ws-helpers.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import { runLimitsSuite, type LimitsPair } from './limits-suite.js';
 
@@ -50,10 +52,17 @@ runLimitsSuite('MemoryTransport', {
   pauseAllowance: 0,
 });
 
-runLimitsSuite('UwsTransport (ws client)', {
+runLimitsSuite(`${UwsTransport.name} (ws client)`, {
   setup: (listen) => socketPair(new UwsTransport(), new WsClientTransport(), listen),
   pauseAllowance: 0,
 });
+
+if (UwsTransport !== WsServerTransport) {
+  runLimitsSuite('WsServerTransport (ws client)', {
+    setup: (listen) => socketPair(new WsServerTransport(), new WsClientTransport(), listen),
+    pauseAllowance: 0,
+  });
+}
 
 /**
  * P2PVM: a host over a memory server and one tunnel over a memory client. The send-queue limits
@@ -235,7 +244,7 @@ async function upgradeStatus(port: number, headers: Record<string, string>): Pro
   });
 }
 
-describe('WebSocket (uWS): Origin, headers and admission on the upgrade', () => {
+describe(`WebSocket (${UwsTransport.name}): Origin, headers and admission on the upgrade`, () => {
   it('refuses a cross-origin page with 403 unless listed; same-origin pages and non-browser clients are allowed', async () => {
     const server = new UwsTransport();
     const at = await server.listen(local);
