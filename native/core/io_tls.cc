@@ -143,6 +143,7 @@ ssize_t zs_io_loop::tls_read(uint32_t id, Conn& c, int fd, uint8_t* buf, size_t 
   }
   if (tls_in.size() < kTlsIn) tls_in.resize(kTlsIn);
   size_t total = 0;
+  bool drained = false;  // the last socket read was short: the kernel has nothing more now
   for (;;) {
     size_t got = 0;
     const zs::tls::Status st = p->conn->read(buf + total, cap - total, &got);
@@ -174,7 +175,11 @@ ssize_t zs_io_loop::tls_read(uint32_t id, Conn& c, int fd, uint8_t* buf, size_t 
       if (p->conn->has_input()) tls_ready.push_back(word(id, c));
       return static_cast<ssize_t>(total);
     }
+    // A short read emptied the socket: asking again would cost a read that
+    // says EAGAIN (level-triggered, the poller reports whatever comes next).
+    if (drained && total) return static_cast<ssize_t>(total);
     const ssize_t n = ::read(fd, tls_in.data(), kTlsIn);
+    drained = n > 0 && static_cast<size_t>(n) < kTlsIn;
     if (n > 0) {
       if (!p->conn->feed(tls_in.data(), static_cast<size_t>(n))) {
         errno = ENOMEM;
