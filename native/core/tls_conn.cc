@@ -135,8 +135,11 @@ SSL_CTX* new_server_ctx(const ServerConfig& cfg, std::string* error) {
     EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, const_cast<char*>(cfg.passphrase.c_str()))
                         : nullptr;
     BIO_free(bio);
-    if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+    if (!key) {
       *error = last_error("key: not a PEM private key (or a wrong passphrase)");
+      ok = false;
+    } else if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+      *error = last_error("key: does not match the certificate");
       ok = false;
     } else if (SSL_CTX_check_private_key(ctx) != 1) {
       *error = last_error("key: does not match the certificate");

@@ -11,30 +11,15 @@ import { describe, it } from 'node:test';
 import { AuthError, ConnectError, TimeoutError } from '../../lib/errors.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
 import { FrameDecoder, frameBytes } from '../../lib/transport/frame-codec.js';
-import { NativeTcpTransport, TlsConfigError, type NativeConnectOptions, type NativeListenOptions } from '../../lib/transport/native-tcp.js';
-import type { Endpoint, FrameBatch } from '../../lib/transport/types.js';
+import { NativeTcpTransport, TlsConfigError } from '../../lib/transport/native-tcp.js';
+import type { FrameBatch } from '../../lib/transport/types.js';
+import { CA, CERT, clientTls, KEY, OTHER, serverTls, TlsTransport } from './native-tls-helpers.js';
 import { closes, fdCount, waitFor } from './suite-helpers.js';
 import { runTransportSuite } from './suite.js';
 
 const dir = join(import.meta.dirname, '..', 'fixtures', 'tls');
 const pem = (f: string) => readFileSync(join(dir, f), 'latin1');
-const CA = pem('ca.pem');
-const CERT = pem('server.pem');
-const KEY = pem('server.key');
-const OTHER = pem('other.pem');
 const tokens = { headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN };
-const serverTls = { cert: CERT, key: KEY };
-const clientTls = { ca: CA, servername: 'localhost' };
-
-/** NativeTcpTransport that always listens and connects with TLS (for the suites). */
-class TlsTransport extends NativeTcpTransport {
-  override listen(endpoint: Endpoint, options?: NativeListenOptions) {
-    return super.listen(endpoint, { ...options, tls: { ...serverTls, ...options?.tls } });
-  }
-  override connect(endpoint: Endpoint, options?: NativeConnectOptions) {
-    return super.connect(endpoint, { ...options, tls: { ...clientTls, ...options?.tls } });
-  }
-}
 
 /** Frames of a byte stream, as [kind, payload]. */
 function frameReader(): { push(b: Buffer): void; frames: [number, Buffer][] } {
