@@ -41,7 +41,7 @@ std::string last_error(const char* what) {
 bool common_setup(SSL_CTX* ctx, const std::string& alpn, bool server, std::string* error) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // Record buffers are kept for the connection's life (about 34 KiB per peer):
+  // Record buffers are kept for the connection's life (two of about 17 KiB):
   // SSL_MODE_RELEASE_BUFFERS would free and allocate them around every read
   // and write of a busy peer. docs/limits.md, "Native TLS", counts them.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
