@@ -151,6 +151,10 @@ export {
   type NativeConnectOptions,
   type NativeListenOptions,
   type NativeTcpOptions,
+  TlsConfigError,
+  type NativeTlsClientOptions,
+  type NativeTlsServerOptions,
+  type PemSource,
 } from './transport/native-tcp.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';

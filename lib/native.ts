@@ -35,7 +35,9 @@ export type TcpBatchCallback = (
 
 /** The native I/O loop of the TCP transport (see native/binding/tcp.cc for the contract). */
 export interface TcpLoopHandle {
-  listen(host: string, port: number, reusePort: boolean, options: Float64Array): number;
+  /** tlsContext: from TcpLoop.tlsContext(true, ...) for a TLS endpoint. */
+  listen(host: string, port: number, reusePort: boolean, options: Float64Array, tlsContext?: object): number;
+  /** tlsContext: from TcpLoop.tlsContext(false, ...) for a TLS connection; servername for SNI and verification. */
   connect(
     host: string,
     port: number,
@@ -43,7 +45,11 @@ export interface TcpLoopHandle {
     timeoutMs: number,
     tag: number,
     options: Float64Array,
+    tlsContext?: object,
+    servername?: string,
   ): number;
+  /** The reason text of a TLS close: by peer id, or 2^32 + tag for a failed connect (read once). */
+  tlsError(key: number): string;
   submit(
     data: Uint8Array,
     count: number,
@@ -75,6 +81,21 @@ export interface NativeBinding {
     readonly slotSize: number;
     /** ZS_CLOSE_* of native/core/io_loop.h by the CloseReason each stands for. */
     readonly closeCodes: Readonly<Record<string, number>>;
+    /** ZS_CLOSE_B_TLS: a close event's b when its detail is tlsError(). */
+    readonly closeTlsDetail: number;
+    /**
+     * A TLS context (an SSL_CTX) from PEM texts ('' for none), or why it cannot be made.
+     * alpnWire: the protocols in ALPN wire format.
+     */
+    tlsContext(
+      server: boolean,
+      cert: string,
+      key: string,
+      passphrase: string,
+      ca: string,
+      verify: boolean,
+      alpnWire?: Uint8Array,
+    ): object | string;
   };
   md5(data: Uint8Array, offset: number, length: number): Buffer;
   crc32(data: Uint8Array, offset: number, length: number): number;

@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
 import { resolveConnectionOptions } from './common.js';
 import type { NativeCompressionOptions } from './native-compression.js';
+import type { NativeTlsClientOptions, NativeTlsServerOptions } from './native-tls.js';
 import type { ConnectionOptions, ConnectOptions, Endpoint, ListenOptions } from './types.js';
 
 /** Options of the NativeTcpTransport constructor. */
@@ -53,12 +54,25 @@ export function compressedFramesFlag(value: unknown, name: string): number {
 export interface NativeConnectOptions extends ConnectOptions {
   /** This connection's NativeTcpOptions.compressedFrames (default: the transport's). */
   compressedFrames?: CompressedFrames;
+  /**
+   * Speak TLS (1.2 or 1.3) to the server, in the native loop: connect() resolves once the
+   * handshake has finished and rejects (AuthError for a certificate that does not verify,
+   * ConnectError else) when it fails. See NativeTlsClientOptions and docs/transport.md, "TLS".
+   */
+  tls?: NativeTlsClientOptions;
 }
 
 /** Options of NativeTcpTransport.listen(): the common ones, admission, plus SO_REUSEPORT. */
 export interface NativeListenOptions extends ListenOptions {
   /** This endpoint's NativeTcpOptions.compressedFrames (default: the transport's). */
   compressedFrames?: CompressedFrames;
+  /**
+   * Accept TLS (1.2 or 1.3) only, in the native loop: 'open' comes at accept (admission runs
+   * before any handshake work), frames once the handshake has finished. TLS failures close the
+   * peer with 'auth' or 'protocol' (OpenSSL's reason in the detail), a handshake that does not
+   * finish in time with 'timeout'. See NativeTlsServerOptions and docs/transport.md, "TLS".
+   */
+  tls?: NativeTlsServerOptions;
   /**
    * Set SO_REUSEPORT so several processes (or transports) can listen on the same
    * port and the kernel spreads connections across them (default false).
@@ -105,6 +119,15 @@ export function loopOptions(o: ConnectionOptions | undefined, accepted: boolean,
     r.frameTimeout,
     flags,
   ]);
+}
+
+/** loopOptions() plus the TLS words: handshake timeout (ms) and the cap on handshakes in progress. */
+export function withTls(opts: Float64Array, handshakeTimeout: number, maxHandshakes: number): Float64Array {
+  const out = new Float64Array(11);
+  out.set(opts);
+  out[9] = handshakeTimeout;
+  out[10] = maxHandshakes;
+  return out;
 }
 
 /** A { host, port } with a non-empty host and a port from 0 to 65535. */

@@ -77,6 +77,10 @@ enum {
 // ZS_IO_REFUSE_COMPRESSED and no compression in the loop.
 #define ZS_PROTO_COMPRESSED_REFUSED (-100)
 
+// The close event's b of a TLS failure (reasons auth, protocol and timeout):
+// the text is read with zs_io_tls_error while JavaScript holds the peer.
+#define ZS_CLOSE_B_TLS (-200)
+
 // zs_io_options.flags
 enum {
   // Accepted connections start paused (not read) until ZS_OP_RESUME: JavaScript
@@ -113,6 +117,12 @@ typedef struct zs_io_options {
                               // unless the queue is empty; 0 = no cap
   uint32_t frame_timeout_ms;  // a frame begun must complete within this (ZS_CLOSE_TIMEOUT); 0 = never
   uint32_t flags;             // ZS_IO_*
+  // TLS (io_tls.cc): `tls` is an SSL_CTX* (zs::tls in tls_conn.h), null for
+  // plain TCP. The loop takes its own reference at listen/connect.
+  uint32_t tls_handshake_timeout_ms;  // a handshake not finished in time closes with ZS_CLOSE_TIMEOUT; 0 = never
+  uint32_t tls_max_handshakes;        // listeners: accepts while this many handshakes run in the loop are reset; 0 = no cap
+  uint32_t tls_reserved;              // zero (keeps `tls` aligned with no padding, for the options' memcmp)
+  void* tls;
 } zs_io_options;
 
 // A batch, lent to the post callback until zs_io_batch_done.
@@ -156,6 +166,18 @@ int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port,
 // with peer = tag. Returns 0 or -errno for errors found at once (bad address).
 int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* local_host,
                   uint32_t timeout_ms, uint32_t tag, const zs_io_options* options);
+// zs_io_connect with TLS (options->tls a client SSL_CTX*): `servername` is
+// sent as SNI and verified against the server's certificate (null: none).
+int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
+                      uint32_t tag, const zs_io_options* options, const char* servername);
+
+// The reason text of a TLS close (an event with b = ZS_CLOSE_B_TLS) into
+// out (NUL-terminated, cut to size); returns its length, 0 when none. `key`
+// is the peer id (while JavaScript holds the peer) or, for a CONNECT_FAIL,
+// 2^32 + the connect's tag (that text is handed over once, then dropped).
+// A TLS connect's OPEN comes when its handshake has finished; a failure
+// before that is a CONNECT_FAIL with a = the close reason.
+int zs_io_tls_error(zs_io_loop* loop, uint64_t key, char* out, int size);
 
 // Queues count records in order. For ZS_OP_SEND, record i's payload is the
 // next lens[i] bytes of data (payloads are packed back to back). An inline
