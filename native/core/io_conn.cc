@@ -337,12 +337,15 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
     }
     return;
   }
-  // Above the mark the peer is not read until the queue is down to half of
-  // it: a peer that does not read its replies is held back by TCP's flow
-  // control instead of making this side buffer them.
+  // Above the mark an accepted peer is not read until the queue is down to
+  // half of it: a peer that does not read its replies is held back by TCP's
+  // flow control instead of making this side buffer them. A peer this side
+  // connected to keeps being read: two ends that both send without heeding
+  // backpressure would otherwise each stop reading and wait on the other for
+  // ever (the Node net transport does the same; maxSendQueue bounds it).
   const uint32_t hwm = configs[c.cfg].high_water_mark;
   if (left > hwm) {
-    c.flags |= io::kBackpressured;
+    if (c.flags & io::kAccepted) c.flags |= io::kBackpressured;
     if (!(c.flags & io::kWantDrain)) {
       c.flags |= io::kWantDrain;
       event(ZS_EV_FULL, id, 0, 0);

@@ -108,6 +108,31 @@ for (const ioThread of [false, true]) {
   }
 
   describe(`NativeTcpTransport send-queue limits (${mode})`, () => {
+    it('a connect() peer keeps reading above its high-water mark: two ends flooding each other finish', async () => {
+      // Both ends send without heeding send()'s false. If the connecting side stopped reading too,
+      // each side's queue would sit above its mark with nobody reading: a deadlock.
+      const { port, closes } = await echoServer({ highWaterMark: 64 * 1024, maxSendQueue: 64 * MiB });
+      const client = make();
+      const clientCloses: string[] = [];
+      client.on('close', (_p, reason, detail) => clientCloses.push(`${reason}: ${detail}`));
+      let got = 0;
+      const total = 2000;
+      const done = new Promise<void>((resolve) => {
+        client.on('frames', (b) => {
+          got += b.count;
+          if (got >= total) resolve();
+        });
+      });
+      const peer = await client.connect({ host: '127.0.0.1', port }, { highWaterMark: 64 * 1024, maxSendQueue: 64 * MiB });
+      const payload = Buffer.alloc(16 * 1024, 0x33);
+      for (let i = 0; i < total; i++) {
+        client.send(peer, 9, 0, payload);
+        if (i % 100 === 99) await sleep(0);
+      }
+      assert.ok(await within(done, 20_000), `only ${got} of ${total} echoes came back: the two ends wait on each other`);
+      assert.deepEqual([closes, clientCloses], [[], []]);
+    });
+
     it('a client sending 64 KiB requests and never reading is held back: bounded memory, then everything echoes', async () => {
       const { server, port, closes } = await echoServer();
       const { socket } = await rawSocket(port);
