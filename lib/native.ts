@@ -43,7 +43,11 @@ export interface TcpLoopHandle {
     timeoutMs: number,
     tag: number,
     options: Float64Array,
+    path?: string,
+    hostHeader?: string,
   ): number;
+  /** The request of a WebSocket endpoint's OPEN or HTTP event: "METHOD target\n", "name: value\n"..., "\n", body. Once. */
+  takeRequest(peer: number): Buffer | undefined;
   submit(
     data: Uint8Array,
     count: number,

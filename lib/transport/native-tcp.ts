@@ -60,7 +60,7 @@ export interface NativeBufferStats {
 
 /** The native TCP transport. See the file comment and docs/transport.md. */
 export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
-  readonly name = 'native-tcp';
+  readonly name: string = 'native-tcp';
 
   /** Bytes of native connection-table state per peer (the per-connection memory floor). */
   static get slotSize(): number {
@@ -107,7 +107,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options, true, IO_ADMIT_PAUSED | this.flagsFor(options));
+    const opts = this.listenOptions(options, IO_ADMIT_PAUSED | this.flagsFor(options));
     const admission = new Admission(options);
     const host = await numericHost(ep.host);
     this.checkOpen();
@@ -120,6 +120,21 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     return { host: ep.host, port };
   }
 
+  /** The loop's options of a listen() (a subclass adds its own). */
+  protected listenOptions(options: NativeListenOptions | undefined, flags: number): Float64Array {
+    return loopOptions(options, true, flags);
+  }
+
+  /** The loop's options of a connect() (a subclass adds its own). */
+  protected connectOptions(options: NativeConnectOptions | undefined, flags: number): Float64Array {
+    return loopOptions(options, false, flags);
+  }
+
+  /** Starts the loop's connect; 0 or -errno. */
+  protected dial(host: string, ep: Endpoint, local: string | null, timeout: number, tag: number, opts: Float64Array): number {
+    return this.loop.connect(host, ep.port, local, timeout, tag, opts);
+  }
+
   /** The loop's option flags of one listen() or connect(): its compressedFrames, else the transport's. */
   private flagsFor(options: { compressedFrames?: unknown } | undefined): number {
     const v = options?.compressedFrames;
@@ -130,7 +145,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options, false, this.flagsFor(options));
+    const opts = this.connectOptions(options, this.flagsFor(options));
     const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
     const local = options?.localAddress;
     if (local !== undefined && (typeof local !== 'string' || !isIP(local))) {
@@ -141,7 +156,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const tag = (this.nextTag = (this.nextTag + 1) >>> 0);
     const where = `${ep.host}:${ep.port}`;
     return new Promise<PeerId>((resolve, reject) => {
-      const r = this.loop.connect(host, ep.port, local ?? null, timeout, tag, opts);
+      const r = this.dial(host, ep, local ?? null, timeout, tag, opts);
       if (r < 0) {
         reject(new ConnectError(`native-tcp transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;

@@ -73,6 +73,7 @@ void zs_io_destroy(zs_io_loop* loop) {
     free_buffers(c);
   }
   while (!loop->secure.empty()) loop->drop_secure(loop->secure.begin()->first);
+  while (!loop->ws.empty()) loop->drop_ws(loop->ws.begin()->first);
   for (int i = 0; i < loop->spare_tx_count; i++) std::free(loop->spare_tx[i]);
   zs_poller_destroy(loop->poller);
   delete loop;
@@ -96,7 +97,7 @@ int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* loca
   if (fd < 0) return fd;
   {
     std::lock_guard<std::mutex> lock(loop->mu);
-    loop->new_connects.push_back({fd, tag, timeout_ms, *options});
+    loop->new_connects.push_back({fd, tag, timeout_ms, *options, {}, {}});
   }
   zs_poller_wake(loop->poller);
   return 0;
@@ -104,7 +105,7 @@ int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* loca
 
 namespace {
 // The ops whose record carries `len` bytes of data (a frame's payload, an offload's parameters).
-inline bool carries_data(uint8_t op) { return op == ZS_OP_SEND || op == ZS_OP_OFFLOAD; }
+inline bool carries_data(uint8_t op) { return op == ZS_OP_SEND || op == ZS_OP_OFFLOAD || op == ZS_OP_HTTP_REPLY; }
 }  // namespace
 
 void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count, const uint8_t* ops,
