@@ -22,12 +22,15 @@
  * + 13, 64 KiB) (close 1009, reason 'oversize').
  */
 import { describe } from '../bytes.js';
+import { ConnectError } from '../errors.js';
 import { CODE_REFUSED } from './native-dispatch.js';
 import { loopOptions, checkUint, type NativeConnectOptions, type NativeListenOptions, type NativeTcpOptions } from './native-options.js';
 import { NativeTcpTransport } from './native-tcp.js';
 import { OP_RELEASE } from './send-queue.js';
 import type { Endpoint } from './types.js';
 
+/** ZS_CLOSE_PROTOCOL: a connect's refused or malformed upgrade answer (b = the HTTP status). */
+const CODE_PROTOCOL = 6;
 /** ZS_IO_WEBSOCKET of native/core/io_loop.h. */
 const IO_WEBSOCKET = 4;
 /** ZS_EV_HTTP: a plain HTTP request, whole. */
@@ -223,6 +226,22 @@ export class NativeWsTransport extends NativeTcpTransport {
       return false;
     }
     return super.onEvent(type, peer, a, b);
+  }
+
+  protected override onConnectFail(tag: number, reason: number, errno: number): void {
+    const pending = this.connects.get(tag);
+    if (pending !== undefined && reason === CODE_PROTOCOL) {
+      this.connects.delete(tag);
+      pending.reject(
+        new ConnectError(
+          errno
+            ? `native-ws transport: ${pending.where} answered the WebSocket upgrade with HTTP ${errno}, not 101 (is ${this.path} its WebSocket path?)`
+            : `native-ws transport: ${pending.where} did not answer the WebSocket upgrade with a valid 101 (wrong Sec-WebSocket-Accept, or not HTTP)`,
+        ),
+      );
+      return;
+    }
+    super.onConnectFail(tag, reason, errno);
   }
 
   protected override onClose(peer: number, reason: number, errno: number): void {

@@ -198,7 +198,7 @@ void zs_io_loop::on_connected(uint32_t id, Conn& c) {
     close(fd);
     c.fd.store(-1, std::memory_order_relaxed);
     event(ZS_EV_CONNECT_FAIL, tag, ZS_CLOSE_RESET, err);
-    table.release(id);
+    forget_connect(id, c);
     return;
   }
   c.state = io::kOpen;
@@ -214,6 +214,13 @@ void zs_io_loop::on_connected(uint32_t id, Conn& c) {
   }
   c.flags = io::kHeldByJs;
   event(ZS_EV_OPEN, id, 0, static_cast<int32_t>(tag));
+}
+
+// Frees a connect that never opened (a WebSocket one has its upgrade request queued).
+void zs_io_loop::forget_connect(uint32_t id, Conn& c) {
+  free_buffers(c);
+  drop_ws(id);
+  table.release(id);
 }
 
 void zs_io_loop::tick() {
@@ -237,7 +244,7 @@ void zs_io_loop::tick() {
           close(fd);
           c.fd.store(-1, std::memory_order_relaxed);
           event(ZS_EV_CONNECT_FAIL, c.last_rx, ZS_CLOSE_TIMEOUT, ETIMEDOUT);
-          table.release(id);
+          forget_connect(id, c);
         }
         break;
       case io::kOpen: {
@@ -304,7 +311,7 @@ void zs_io_loop::do_shutdown() {
       close(fd);
       c.fd.store(-1, std::memory_order_relaxed);
       event(ZS_EV_CONNECT_FAIL, c.last_rx, ZS_CLOSE_SHUTDOWN, 0);
-      table.release(id);
+      forget_connect(id, c);
     }
   }
   event(ZS_EV_SHUTDOWN_DONE, 0, 0, 0);

@@ -268,6 +268,7 @@ struct zs_io_loop {
   void ws_closing(uint32_t id, Conn& c, int reason, int err);
   void drop_ws(uint32_t id);
   void keep_request(uint32_t id, std::vector<uint8_t>&& bytes);
+  void forget_connect(uint32_t id, Conn& c);
   void tick();
   void do_shutdown();
   void event(int32_t type, uint32_t peer, int32_t a, int32_t b);
