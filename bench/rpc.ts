@@ -16,7 +16,7 @@
  * columns give the CPU time per round trip in the server process and in the load processes
  * (summed), measured over the same window: on a shared machine they move less than the rates.
  *
- * Run: node --import tsx bench/rpc.ts [--quick] [--only native,ws,node-net,socket.io,ws-json] [--rounds N]
+ * Run: node --import tsx bench/rpc.ts [--quick] [--only native,native-ws,ws,node-net,socket.io,ws-json] [--rounds N]
  * --rounds N measures every row N times, round-robin, and prints the median of each column and
  * the ws / native ratio of each round (default 1; 3 rounds take about a minute with --quick).
  * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.
@@ -38,8 +38,8 @@ const WARM_MS = quick ? 1500 : 4000;
 const MEASURE_MS = quick ? 1500 : 4000;
 const BUCKETS = 1024;
 
-type Row = 'native' | 'ws' | 'node-net' | 'socket.io' | 'ws-json';
-type ZserverRow = 'native' | 'ws' | 'node-net';
+type Row = 'native' | 'native-ws' | 'ws' | 'node-net' | 'socket.io' | 'ws-json';
+type ZserverRow = 'native' | 'native-ws' | 'ws' | 'node-net';
 
 /** Latency histogram: bucket = floor(log2(µs) × 32), about 2% wide. */
 class Histogram {
@@ -310,7 +310,7 @@ async function measure(row: Row, port: number): Promise<Measured> {
 
 /** Whether a row can run in this build; prints why not when it cannot. */
 async function rowAvailable(row: Row, label: string): Promise<boolean> {
-  if (row === 'native' || row === 'node-net') {
+  if (row === 'native' || row === 'node-net' || row === 'native-ws') {
     const { transportAvailable } = await import('../lib/transport/factory.js');
     if (await transportAvailable(row)) return true;
     console.log(`${label}: not built on this branch`);
@@ -338,6 +338,7 @@ function medianOf(runs: Measured[]): Measured {
 async function parent(): Promise<void> {
   const labels: Record<Row, string> = {
     native: 'zserver, native TCP',
+    'native-ws': 'zserver, native WebSocket',
     ws: 'zserver, WebSocket',
     'node-net': 'zserver, Node net',
     'socket.io': 'socket.io, emit + ack',
@@ -349,7 +350,7 @@ async function parent(): Promise<void> {
   const rounds = roundsAt > 0 ? Number(process.argv[roundsAt + 1]) : 1;
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`--rounds must be an integer from 1 to 20, got ${process.argv[roundsAt + 1]}`);
   const rowsToRun: Row[] = [];
-  for (const row of ['socket.io', 'ws-json', 'native', 'ws', 'node-net'] as Row[]) {
+  for (const row of ['socket.io', 'ws-json', 'native', 'native-ws', 'ws', 'node-net'] as Row[]) {
     if (only !== undefined && !only.includes(row)) continue;
     if (await rowAvailable(row, labels[row])) rowsToRun.push(row);
   }
@@ -404,6 +405,11 @@ async function parent(): Promise<void> {
       `\nws / native round trips/s: ${median(ratios).toFixed(2)}${rounds > 1 ? ` (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})` : ''}; ` +
         `CPU per round trip ws / native: server ${cpu('serverUs').toFixed(2)}, load ${cpu('clientUs').toFixed(2)}`,
     );
+  }
+  const nwsRuns = runs.get('native-ws');
+  if (nwsRuns && nativeRuns) {
+    const ratios = nwsRuns.map((m, i) => m.rate / nativeRuns[i]!.rate);
+    console.log(`native-ws / native round trips/s: ${median(ratios).toFixed(2)}${rounds > 1 ? ` (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})` : ''}`);
   }
   writeResults('rpc', rows, { connections: CONNECTIONS, inflight: INFLIGHT, processes: PROCESSES, measureMs: MEASURE_MS, rounds });
 }

@@ -10,7 +10,7 @@ import { MemoryTransport } from './memory.js';
 import type { Transport } from './types.js';
 
 /** Names createTransport() understands. */
-export type TransportName = 'memory' | 'node-net' | 'native';
+export type TransportName = 'memory' | 'node-net' | 'native' | 'native-ws';
 
 /** The transport named is not part of this build. Code `ZS_TRANSPORT_UNAVAILABLE`. */
 export class TransportUnavailableError extends ZsError {
@@ -21,6 +21,7 @@ export class TransportUnavailableError extends ZsError {
 
 const modules: Record<Exclude<TransportName, 'memory'>, { file: string; className: string }> = {
   native: { file: './native-tcp.js', className: 'NativeTcpTransport' },
+  'native-ws': { file: './native-ws.js', className: 'NativeWsTransport' },
   'node-net': { file: './node-net.js', className: 'NodeNetTransport' },
 };
 
@@ -48,7 +49,7 @@ async function load(name: Exclude<TransportName, 'memory'>): Promise<TransportCl
 /** A new transport by name; rejects with TransportUnavailableError when it is not built. */
 export async function createTransport(name: TransportName): Promise<Transport> {
   if (name === 'memory') return new MemoryTransport();
-  if (!(name in modules)) throw new RangeError(`transport must be 'memory', 'node-net' or 'native', got ${JSON.stringify(name)}`);
+  if (!(name in modules)) throw new RangeError(`transport must be 'memory', 'node-net', 'native' or 'native-ws', got ${JSON.stringify(name)}`);
   const Ctor = await load(name);
   return new Ctor();
 }
