@@ -472,6 +472,6 @@ void zs_io_loop::maybe_free(uint32_t id, Conn& c) {
   if (fd >= 0) close(fd);
   c.fd.store(-1, std::memory_order_relaxed);
   if (c.flags & io::kSecure) drop_secure(id);
-  if (!ws.empty()) drop_ws(id);
+  if (ws_count) drop_ws(id);
   table.release(id);
 }

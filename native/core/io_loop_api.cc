@@ -73,7 +73,7 @@ void zs_io_destroy(zs_io_loop* loop) {
     free_buffers(c);
   }
   while (!loop->secure.empty()) loop->drop_secure(loop->secure.begin()->first);
-  while (!loop->ws.empty()) loop->drop_ws(loop->ws.begin()->first);
+  for (uint32_t id = 0; id < loop->ws.size(); id++) loop->drop_ws(id);
   for (int i = 0; i < loop->spare_tx_count; i++) std::free(loop->spare_tx[i]);
   zs_poller_destroy(loop->poller);
   delete loop;

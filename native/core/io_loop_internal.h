@@ -200,7 +200,9 @@ struct zs_io_loop {
   std::unordered_map<uint32_t, zs::io::SecureState*> secure;
   std::vector<uint8_t> record_buf;
   // WebSocket connections (io_ws.cc), and the request heads JavaScript has not taken yet.
-  std::unordered_map<uint32_t, WsState*> ws;
+  // Indexed by peer id (a lookup per read, frame and flush: a vector, not a hash map).
+  std::vector<WsState*> ws;
+  uint32_t ws_count = 0;
   std::mutex request_mu;
   std::unordered_map<uint32_t, std::vector<uint8_t>> requests;
   uint64_t mask_state = 0;  // xorshift state for client masking keys (seeded from getrandom)
@@ -244,9 +246,9 @@ struct zs_io_loop {
   void tx_commit(uint32_t id, Conn& c, uint8_t* end);
   bool is_ws(const Conn& c) const { return (configs[c.cfg].flags & ZS_IO_WEBSOCKET) != 0; }
   WsState* ws_of(uint32_t id) {
-    auto it = ws.find(id);
-    return it == ws.end() ? nullptr : it->second;
+    return id < ws.size() ? ws[id] : nullptr;
   }
+  void set_ws(uint32_t id, WsState* s);
   void ws_accepted(uint32_t id, Conn& c, uint32_t listener);
   void ws_connected(uint32_t id, Conn& c, const NewConnect& nc);
   bool ws_parse(uint32_t id, Conn& c, uint8_t* p, size_t n, uint32_t started);

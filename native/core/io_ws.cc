@@ -117,11 +117,19 @@ bool FieldIs(const uint8_t* d, const zs_http_head& h, const char* name, const ch
 
 }  // namespace
 
+void zs_io_loop::set_ws(uint32_t id, WsState* s) {
+  if (id >= ws.size()) ws.resize(std::max<size_t>(id + 1, ws.size() * 2), nullptr);
+  // A slot's state is dropped when the slot is released, so this finds none; were one left, it goes.
+  if (ws[id]) delete ws[id];
+  else ws_count++;
+  ws[id] = s;
+}
+
 void zs_io_loop::ws_accepted(uint32_t id, Conn&, uint32_t listener) {
   auto* s = new WsState;
   s->started = now;
   s->listener = listener;
-  ws[id] = s;
+  set_ws(id, s);
 }
 
 void zs_io_loop::ws_connected(uint32_t id, Conn& c, const NewConnect& nc) {
@@ -130,7 +138,7 @@ void zs_io_loop::ws_connected(uint32_t id, Conn& c, const NewConnect& nc) {
   s->tag = nc.tag;
   s->started = now;
   std::memcpy(s->accept, nc.ws_accept.c_str(), std::min<size_t>(28, nc.ws_accept.size()));
-  ws[id] = s;
+  set_ws(id, s);
   // Queued now, written once the connect completes (on_connected flushes it).
   uint8_t* at = tx_reserve(id, c, nc.ws_request.size());
   if (!at) return;
@@ -139,10 +147,11 @@ void zs_io_loop::ws_connected(uint32_t id, Conn& c, const NewConnect& nc) {
 }
 
 void zs_io_loop::drop_ws(uint32_t id) {
-  auto it = ws.find(id);
-  if (it == ws.end()) return;
-  delete it->second;
-  ws.erase(it);
+  WsState* s = ws_of(id);
+  if (!s) return;
+  delete s;
+  ws[id] = nullptr;
+  ws_count--;
   std::lock_guard<std::mutex> lock(request_mu);
   requests.erase(id);
 }

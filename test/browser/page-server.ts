@@ -12,6 +12,7 @@ import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server, type ServerEndpoint } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
+import { NativeWsTransport } from '../../lib/transport/native-ws.js';
 import { UwsTransport, type HttpAnswer } from '../../lib/transport/uws.js';
 import { bundleBrowser } from '../../scripts/build-browser.mjs';
 
@@ -101,6 +102,9 @@ export async function startPageServer(tcpPort: number, wsPort: number, wsLayers:
     throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
   });
   const tcp = await server.listen(new NodeNetTransport(), { host: '127.0.0.1', port: tcpPort });
-  const ws = await server.listen(new UwsTransport({ http: await pageFiles() }), { host: '127.0.0.1', port: wsPort }, wsLayers);
+  // ZS_BROWSER_WS_SERVER=native-ws serves the WebSocket side with the native loop's WebSocket instead.
+  const http = await pageFiles();
+  const wsTransport = process.env.ZS_BROWSER_WS_SERVER === 'native-ws' ? new NativeWsTransport({ http }) : new UwsTransport({ http });
+  const ws = await server.listen(wsTransport, { host: '127.0.0.1', port: wsPort }, wsLayers);
   return { server, tcp, ws, received, close: () => server.close() };
 }
