@@ -1,7 +1,7 @@
 /**
  * bench/compress.ts: zserver's compression methods against Node's zlib and brotli.
  *
- * Table 1, on the Snappy corpus (../shared/corpus, each file compressed on its
+ * Table 1, on the Snappy corpus (test/data/corpus, each file compressed on its
  * own): ratio (output / input), compress MB/s and decompress MB/s (of
  * original bytes) for deflate-fixed fast and default, brrc, zlib deflate-raw
  * levels 1 and 6 and brotli qualities 1 and 5; the "× zlib -1" columns divide

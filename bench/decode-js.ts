@@ -1,7 +1,7 @@
 /**
  * bench/decode-js.ts: the browser bundle's JavaScript decoder (decompressJs,
  * lib/compression/decode-js.ts) against native decompress() on the Snappy
- * corpus (../shared/corpus, each file compressed alone by native compress()).
+ * corpus (test/data/corpus, each file compressed alone by native compress()).
  *
  * Rows: deflate-fixed fast and default, brrc, zlib (raw DEFLATE with dynamic
  * codes, level 1), without checksum as frames over the secure channel are

@@ -68,7 +68,7 @@ async function runRow(row: Row): Promise<Sample> {
   if (SECURE && row !== 'none') {
     // 'js': records sealed and opened from JavaScript; native rows: offloaded to the loop.
     server = new SecureChannel(server, { identity, suites: ['aes-256-gcm'], offload: native });
-    client = new SecureChannel(client, { suites: ['aes-256-gcm'], offload: native });
+    client = new SecureChannel(client, { pin: identity.fingerprint, suites: ['aes-256-gcm'], offload: native });
   }
   const js = row === 'js' && !SECURE;
   let wire = 0;

@@ -4,6 +4,7 @@
  * coming from separate processes (the server runs in this one).
  *
  *   zserver over native TCP     stream command, small DataFrame (int32, string, float64)
+ *   zserver over native TLS     the same, TLS 1.3 (AES-128-GCM) in the native loop, both ends
  *   zserver over Node net       the same
  *   zserver over WebSocket      the same; server UwsTransport (uWebSockets.js), load WsClientTransport (`ws`)
  *   socket.io                   emit with acknowledgement, websocket transport
@@ -16,7 +17,7 @@
  * columns give the CPU time per round trip in the server process and in the load processes
  * (summed), measured over the same window: on a shared machine they move less than the rates.
  *
- * Run: node --import tsx bench/rpc.ts [--quick] [--only native,native-ws,ws,node-net,socket.io,ws-json] [--rounds N]
+ * Run: node --import tsx bench/rpc.ts [--quick] [--only native,native-tls,native-ws,ws,node-net,socket.io,ws-json] [--rounds N]
  * --rounds N measures every row N times, round-robin, and prints the median of each column and
  * the ws / native ratio of each round (default 1; 3 rounds take about a minute with --quick).
  * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.
@@ -38,8 +39,8 @@ const WARM_MS = quick ? 1500 : 4000;
 const MEASURE_MS = quick ? 1500 : 4000;
 const BUCKETS = 1024;
 
-type Row = 'native' | 'native-ws' | 'ws' | 'node-net' | 'socket.io' | 'ws-json';
-type ZserverRow = 'native' | 'native-ws' | 'ws' | 'node-net';
+type Row = 'native' | 'native-tls' | 'native-ws' | 'ws' | 'node-net' | 'socket.io' | 'ws-json';
+type ZserverRow = 'native' | 'native-tls' | 'native-ws' | 'ws' | 'node-net';
 
 /** Latency histogram: bucket = floor(log2(µs) × 32), about 2% wide. */
 class Histogram {
@@ -85,6 +86,7 @@ interface Slot {
  */
 async function zserverTransport(name: ZserverRow, side: 'server' | 'client') {
   const lib = await import('../lib/index.js');
+  if (name === 'native-tls') return nativeTlsTransport();
   if (name !== 'ws') return lib.createTransport(name);
   return side === 'server' ? new lib.UwsTransport() : new lib.WsClientTransport();
 }
@@ -207,6 +209,30 @@ async function child(args: string[]): Promise<void> {
   process.exit(0);
 }
 
+/**
+ * The native TCP transport with TLS in its loop (the test certificate of
+ * test/fixtures/tls). Both ends are the native loop: TLS 1.3 with TLS_AES_128_GCM_SHA256,
+ * the server's first choice (native/core/tls_conn.cc).
+ */
+async function nativeTlsTransport() {
+  const { NativeTcpTransport } = await import('../lib/transport/native-tcp.js');
+  type L = Parameters<InstanceType<typeof NativeTcpTransport>['listen']>;
+  type C = Parameters<InstanceType<typeof NativeTcpTransport>['connect']>;
+  const dir = new URL('../test/fixtures/tls/', import.meta.url);
+  const { readFileSync } = await import('node:fs');
+  const pem = (f: string) => readFileSync(new URL(f, dir), 'latin1');
+  const server = { cert: pem('server.pem'), key: pem('server.key') };
+  const client = { ca: pem('ca.pem'), servername: 'localhost' };
+  return new (class extends NativeTcpTransport {
+    override listen(endpoint: L[0], options?: L[1]) {
+      return super.listen(endpoint, { ...options, tls: server });
+    }
+    override connect(endpoint: C[0], options?: C[1]) {
+      return super.connect(endpoint, { ...options, tls: client });
+    }
+  })();
+}
+
 // ---------------------------------------------------------------- parent: servers and rows
 
 interface RunningServer {
@@ -310,6 +336,7 @@ async function measure(row: Row, port: number): Promise<Measured> {
 
 /** Whether a row can run in this build; prints why not when it cannot. */
 async function rowAvailable(row: Row, label: string): Promise<boolean> {
+  if (row === 'native-tls') row = 'native';
   if (row === 'native' || row === 'node-net' || row === 'native-ws') {
     const { transportAvailable } = await import('../lib/transport/factory.js');
     if (await transportAvailable(row)) return true;
@@ -338,6 +365,7 @@ function medianOf(runs: Measured[]): Measured {
 async function parent(): Promise<void> {
   const labels: Record<Row, string> = {
     native: 'zserver, native TCP',
+    'native-tls': 'zserver, native TCP + TLS',
     'native-ws': 'zserver, native WebSocket',
     ws: 'zserver, WebSocket',
     'node-net': 'zserver, Node net',
@@ -350,7 +378,7 @@ async function parent(): Promise<void> {
   const rounds = roundsAt > 0 ? Number(process.argv[roundsAt + 1]) : 1;
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`--rounds must be an integer from 1 to 20, got ${process.argv[roundsAt + 1]}`);
   const rowsToRun: Row[] = [];
-  for (const row of ['socket.io', 'ws-json', 'native', 'native-ws', 'ws', 'node-net'] as Row[]) {
+  for (const row of ['socket.io', 'ws-json', 'native', 'native-tls', 'native-ws', 'ws', 'node-net'] as Row[]) {
     if (only !== undefined && !only.includes(row)) continue;
     if (await rowAvailable(row, labels[row])) rowsToRun.push(row);
   }
@@ -404,6 +432,13 @@ async function parent(): Promise<void> {
     console.log(
       `\nws / native round trips/s: ${median(ratios).toFixed(2)}${rounds > 1 ? ` (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})` : ''}; ` +
         `CPU per round trip ws / native: server ${cpu('serverUs').toFixed(2)}, load ${cpu('clientUs').toFixed(2)}`,
+    );
+  }
+  const tlsRuns = runs.get('native-tls');
+  if (tlsRuns && nativeRuns) {
+    const ratios = tlsRuns.map((m, i) => m.rate / nativeRuns[i]!.rate);
+    console.log(
+      `\nnative TLS / native TCP round trips/s: ${median(ratios).toFixed(2)}${rounds > 1 ? ` (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})` : ''} (TLS 1.3, TLS_AES_128_GCM_SHA256)`,
     );
   }
   const nwsRuns = runs.get('native-ws');

@@ -86,7 +86,7 @@ async function pair(kind: 'native' | 'web') {
   });
   const bound = await server.listen({ host: 'mem', port: 0 });
   // Both clients have the same methods; one shape serves the loop below.
-  const client = (kind === 'native' ? new SecureChannel(new MemoryTransport({ network })) : new WebSecureChannel(new MemoryTransport({ network }))) as unknown as Pick<
+  const client = (kind === 'native' ? new SecureChannel(new MemoryTransport({ network }), { pin: identity.fingerprint }) : new WebSecureChannel(new MemoryTransport({ network }), { pin: identity.fingerprint })) as unknown as Pick<
     SecureChannel,
     'connect' | 'send' | 'close' | 'shutdown'
   > & { on(event: 'frames', listener: (batch: { count: number }) => void): unknown };

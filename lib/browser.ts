@@ -20,6 +20,9 @@ export {
   ConnectError,
   DecodeError,
   RemoteError,
+  RateLimitedError,
+  LimitError,
+  BusyError,
   StreamAbortedError,
 } from './errors.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';

@@ -76,10 +76,54 @@ export class RemoteError extends ZsError {
   /** The command that failed. */
   readonly command: string;
 
-  constructor(command: string, remoteCode: string, message: string) {
-    super('ZS_REMOTE', message);
+  constructor(command: string, remoteCode: string, message: string, code = 'ZS_REMOTE') {
+    super(code, message);
     this.remoteCode = remoteCode;
     this.command = command;
+  }
+}
+
+/**
+ * The other side refused a request because this peer started more requests per second than
+ * its `requestRate` allows. Code (and `remoteCode`) `ZS_RATE_LIMITED`: retry later, slower.
+ */
+export class RateLimitedError extends RemoteError {
+  constructor(command: string, message: string) {
+    super(command, 'ZS_RATE_LIMITED', message, 'ZS_RATE_LIMITED');
+  }
+}
+
+/**
+ * The other side refused a request because one of its per-peer or per-server limits was
+ * reached (open big streams, complete-buffer bytes, queued requests; docs/limits.md).
+ * Code (and `remoteCode`) `ZS_LIMIT`: retry once earlier transfers finished.
+ */
+export class LimitError extends RemoteError {
+  constructor(command: string, message: string) {
+    super(command, 'ZS_LIMIT', message, 'ZS_LIMIT');
+  }
+}
+
+/**
+ * A bounded queue or pool is full and the request was refused at once rather than queued without
+ * bound: a worker command's queue (its `maxQueue` requests already wait for a thread) or the compute
+ * pool's own queue, or the logic tier's `maxInFlight`/`maxQueued` of a routed subject. Code (and `remoteCode`) `ZS_BUSY`: retry later, or add capacity (docs/compute.md,
+ * docs/logic-tier.md).
+ */
+export class BusyError extends RemoteError {
+  constructor(command: string, message: string) {
+    super(command, 'ZS_BUSY', message, 'ZS_BUSY');
+  }
+}
+
+/**
+ * The worker thread running a command's task died (it crashed, exited, or was terminated because
+ * its task ignored its timeout's AbortSignal); the pool starts a new thread in its place. Code
+ * `ZS_WORKER_CRASHED`. A caller on the other side sees it as a RemoteError with that `remoteCode`.
+ */
+export class WorkerCrashedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_WORKER_CRASHED', message, options);
   }
 }
 
@@ -119,5 +163,23 @@ export class AuthError extends ZsError {
 export class HandshakeError extends ZsError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ZS_HANDSHAKE', message, options);
+  }
+}
+
+/** No logic worker serves the subject a command is routed to (docs/logic-tier.md). Code `ZS_NO_WORKER`: start a worker. */
+export class NoWorkerError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_NO_WORKER', message, options);
+  }
+}
+
+/**
+ * The NATS server of the logic tier cannot be reached (refused at connect, or the connection is
+ * down and reconnecting). Code `ZS_NATS_UNAVAILABLE`: check the NATS server; routed commands fail
+ * fast with this code until the connection is back.
+ */
+export class NatsUnavailableError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_NATS_UNAVAILABLE', message, options);
   }
 }

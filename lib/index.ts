@@ -10,11 +10,17 @@ export {
   ConnectError,
   DecodeError,
   RemoteError,
+  RateLimitedError,
+  LimitError,
+  BusyError,
+  WorkerCrashedError,
   StreamAbortedError,
   AuthError,
   HandshakeError,
   P2pvmProtocolError,
 } from './errors.js';
+// Logic tier (issue 18): its errors.
+export { NoWorkerError, NatsUnavailableError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -41,7 +47,8 @@ export {
   type DecompressOptions,
   type CompressedInfo,
 } from './compression/index.js';
-export { CompressionLayer, DEFAULT_COMPRESSION_THRESHOLD, type CompressionLayerOptions, type CompressionStats } from './compression/layer.js';
+export { CompressionLayer, DEFAULT_COMPRESSION_THRESHOLD, DECODE_BUDGET_BYTES, type CompressionLayerOptions, type CompressionStats } from './compression/layer.js';
+export { MAX_EXPANSION_RATIO } from './compression/receive-layer.js';
 export { selfCheck, type SelfCheckResult } from './selfcheck.js';
 export type {
   Transport,
@@ -60,17 +67,37 @@ export type {
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { forwardFrame } from './transport/common.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
-export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions } from './transport/uws.js';
+export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions, type UwsListenOptions } from './transport/uws.js';
 export { WsClientTransport, type WsClientTransportOptions } from './transport/ws-client.js';
+export { WsServerTransport, type WebSocketServerOptions, type HttpAnswer } from './transport/ws-server.js';
 export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId, type DataValue, type Variant } from './protocol/dataframe.js';
 export type { DataFrameJson } from './protocol/dataframe-json.js';
 export { MessageKind } from './protocol/messages.js';
 export { Server, ServerEndpoint, type ServerEvents, type ServerStats, type EndpointOptions, type PeerFilter } from './framework/server.js';
+export type { RoutableKind, RouteTarget } from './framework/server.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
 export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
 export type { HostOptions, LogLevel } from './framework/host.js';
 export type { LayerOptions, EndpointCompression, LayerOffload } from './framework/layers.js';
 export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
+export type { WorkerCommandOptions, WorkerPoolHandle } from './framework/worker-hook.js';
+export {
+  ComputePool,
+  computeStats,
+  setComputePool,
+  defineWorker,
+  DEFAULT_WORKER_MAX_QUEUE,
+  DEFAULT_WORKER_TIMEOUT,
+  DEFAULT_ABORT_GRACE,
+  type ComputePoolOptions,
+  type WorkerCommandStats,
+  type WorkerBigStream,
+  type WorkerContext,
+  type WorkerHandler,
+  type WorkerInput,
+  type WorkerKind,
+  type WorkerOutput,
+} from './compute/index.js';
 export {
   ErrorCode,
   type CommandKind,
@@ -82,7 +109,14 @@ export {
   type BigStreamHandler,
 } from './framework/registry.js';
 export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
-export { createTransport, transportAvailable, TransportUnavailableError, type TransportName } from './transport/factory.js';
+export {
+  createTransport,
+  createWebSocketServer,
+  transportAvailable,
+  TransportUnavailableError,
+  webSocketServerName,
+  type TransportName,
+} from './transport/factory.js';
 export { NodeNetTransport, type NodeNetTransportOptions } from './transport/node-net.js';
 export { runStress, type StressOptions, type StressReport, type MemoryPoint } from './stress/runner.js';
 export {
@@ -117,6 +151,24 @@ export {
   type NativeConnectOptions,
   type NativeListenOptions,
   type NativeTcpOptions,
+  TlsConfigError,
+  type NativeTlsClientOptions,
+  type NativeTlsServerOptions,
+  type PemSource,
 } from './transport/native-tcp.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';
+export { LogicTier, type LogicTierOptions, type LogicRouteOptions, type SubjectStats } from './logic/tier.js';
+export {
+  LogicWorker,
+  type Caller,
+  type LogicWorkerOptions,
+  type ServeOptions,
+  type WorkerStats,
+  type WorkerConsoleHandler,
+  type WorkerStreamHandler,
+  type WorkerBufferHandler,
+  type WorkerDirectConsoleHandler,
+  type WorkerDirectStreamHandler,
+} from './logic/worker.js';
+export { Header as LogicHeader, QUEUE_GROUP as LOGIC_QUEUE_GROUP, defaultSubject as logicSubject, durableStreamName as logicStreamName } from './logic/format.js';

@@ -35,7 +35,9 @@ export type TcpBatchCallback = (
 
 /** The native I/O loop of the TCP transport (see native/binding/tcp.cc for the contract). */
 export interface TcpLoopHandle {
-  listen(host: string, port: number, reusePort: boolean, options: Float64Array): number;
+  /** tlsContext: from TcpLoop.tlsContext(true, ...) for a TLS endpoint. */
+  listen(host: string, port: number, reusePort: boolean, options: Float64Array, tlsContext?: object): number;
+  /** tlsContext: from TcpLoop.tlsContext(false, ...) for a TLS connection; servername for SNI and verification. */
   connect(
     host: string,
     port: number,
@@ -43,11 +45,16 @@ export interface TcpLoopHandle {
     timeoutMs: number,
     tag: number,
     options: Float64Array,
+    tlsContext?: object,
+    servername?: string,
+    /** WebSocket endpoints (flags ZS_IO_WEBSOCKET): the upgrade's request target and Host header. */
     path?: string,
     hostHeader?: string,
   ): number;
   /** The request of a WebSocket endpoint's OPEN or HTTP event: "METHOD target\n", "name: value\n"..., "\n", body. Once. */
   takeRequest(peer: number): Buffer | undefined;
+  /** The reason text of a TLS close: by peer id, or 2^32 + tag for a failed connect (read once). */
+  tlsError(key: number): string;
   submit(
     data: Uint8Array,
     count: number,
@@ -79,6 +86,21 @@ export interface NativeBinding {
     readonly slotSize: number;
     /** ZS_CLOSE_* of native/core/io_loop.h by the CloseReason each stands for. */
     readonly closeCodes: Readonly<Record<string, number>>;
+    /** ZS_CLOSE_B_TLS: a close event's b when its detail is tlsError(). */
+    readonly closeTlsDetail: number;
+    /**
+     * A TLS context (an SSL_CTX) from PEM texts ('' for none), or why it cannot be made.
+     * alpnWire: the protocols in ALPN wire format.
+     */
+    tlsContext(
+      server: boolean,
+      cert: string,
+      key: string,
+      passphrase: string,
+      ca: string,
+      verify: boolean,
+      alpnWire?: Uint8Array,
+    ): object | string;
   };
   md5(data: Uint8Array, offset: number, length: number): Buffer;
   crc32(data: Uint8Array, offset: number, length: number): number;
@@ -148,6 +170,8 @@ export interface NativeServerIdentity {
   publicKey(): Buffer;
   /** ServerHello (130 bytes) then both traffic secrets (64), or an error code < 0. */
   respond(version: number, suite: number, clientHello: Uint8Array): Buffer | number;
+  /** respond() on the libuv thread pool; `callback` gets its result on the JS thread. */
+  respondAsync(version: number, suite: number, clientHello: Uint8Array, callback: (out: Buffer | number) => void): void;
   close(): void;
 }
 

@@ -12,6 +12,14 @@ describe('zserver command line', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /zserver selfcheck/);
     assert.match(r.stdout, /self-check: all \d+ passed/);
+    // What zserver can do on this Node, not only hashing.
+    assert.match(r.stdout, /transports: .*\bws \(WebSocket server on the ws package\)/);
+    assert.match(r.stdout, /transports: .*\bnode-net\b/);
+    assert.match(r.stdout, /WebSocket server in use .*: (uWebSockets\.js|ws package)/);
+    assert.match(r.stdout, /secure channel: .*aes-256-gcm/);
+    assert.match(r.stdout, /compression: deflate-fixed, brrc, zlib, brotli/);
+    assert.match(r.stdout, /hashing: md5, crc32, crc32c, xxh64/);
+    assert.match(r.stdout, /P2PVM/);
     assert.doesNotMatch(r.stdout, /FAIL/);
   });
 

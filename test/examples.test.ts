@@ -82,6 +82,14 @@ describe('examples/', { timeout: 120_000 }, () => {
     assert.match(r.out, /1 message decompressed, 1 compressed/);
   });
 
+  it('compute.ts answers echo while the worker pool counts primes', async () => {
+    const r = await run('compute.ts');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^echo while the primes are counted: "still answering"/m);
+    assert.match(r.out, /^primes below 2,000,000: 148933, 148933, 148933 /m);
+    assert.match(r.out, /^primes: 3 completed, 0 refused busy/m);
+  });
+
   it('hash.ts prints the digests node:crypto gives', async () => {
     const r = await run('hash.ts');
     assert.equal(r.code, 0, r.err);

@@ -9,8 +9,18 @@ import { MAX_OFFERED_SUITES, MAX_RECORDS_PER_KEY, normalizeFingerprint, SUITE_ID
 
 /** Options of a secure channel that do not involve a server identity. */
 export interface ChannelOptions {
-  /** Fingerprints (SHA-256 of the server's public key, hex) a client accepts; empty accepts any server. */
+  /**
+   * Fingerprints (SHA-256 of the server's public key, hex) a client accepts: what `zserver keygen`
+   * printed, or `ServerIdentity.fingerprint` on the server. A client must give one, or opt out
+   * with `insecureAcceptAnyServer: true`.
+   */
   pin?: string | readonly string[];
+  /**
+   * Connect without `pin`, accepting whatever server answers (default false). A man in the middle
+   * can then read and change the traffic; use it only for tests or trust on first use (read
+   * `remoteFingerprint(peer)` and pin it from then on).
+   */
+  insecureAcceptAnyServer?: boolean;
   /** Suites in preference order: offered by clients, chosen from by servers (default both, AES-256-GCM first). */
   suites?: readonly CipherSuite[];
   /** Move a direction to its next key after this many plaintext bytes (default 1 GiB). */
@@ -30,11 +40,21 @@ export interface SecureChannelStats {
   rekeysSent: number;
   rekeysReceived: number;
   authFailures: number;
+  /** Connections whose transport ended after the handshake without the peer's close record (closed with 'auth'). */
+  truncations: number;
+  /** Server side: connections closed because maxHandshakes handshakes were in progress (reason 'refused'). */
+  handshakesRefused: number;
+}
+
+/** A SecureChannelStats with every counter at zero. */
+export function newSecureStats(): SecureChannelStats {
+  return { handshakes: 0, handshakeFailures: 0, rekeysSent: 0, rekeysReceived: 0, authFailures: 0, truncations: 0, handshakesRefused: 0 };
 }
 
 /** ChannelOptions with defaults filled in and every value checked. */
 export interface ResolvedChannelOptions {
   pins: readonly string[];
+  insecureAcceptAnyServer: boolean;
   suites: readonly CipherSuite[];
   rekeyBytes: number;
   rekeyInterval: number;
@@ -58,14 +78,32 @@ export function resolveChannelOptions(options: ChannelOptions, defaultSuites: re
   if (!Array.isArray(suites) || suites.length < 1 || suites.length > MAX_OFFERED_SUITES || suites.some((s) => SUITE_IDS[s as CipherSuite] === undefined)) {
     throw new RangeError(`options.suites must list 1 to ${MAX_OFFERED_SUITES} of ${known}`);
   }
+  if (options.insecureAcceptAnyServer !== undefined && typeof options.insecureAcceptAnyServer !== 'boolean') {
+    throw new TypeError(`options.insecureAcceptAnyServer must be a boolean, got ${String(options.insecureAcceptAnyServer)}`);
+  }
   return {
     pins: pins.map((p, i) => normalizeFingerprint(p, `options.pin[${i}]`)),
+    insecureAcceptAnyServer: options.insecureAcceptAnyServer === true,
     suites: [...new Set(suites as CipherSuite[])],
     rekeyBytes: checkPositive(options.rekeyBytes, 'options.rekeyBytes', 2 ** 30),
     rekeyInterval: checkPositive(options.rekeyInterval, 'options.rekeyInterval', 10 * 60 * 1000),
     handshakeTimeout: checkPositive(options.handshakeTimeout, 'options.handshakeTimeout', 10_000),
     maxRecordSize: checkPositive(options.maxRecordSize, 'options.maxRecordSize', 16 * 1024 * 1024 - TAG_BYTES),
   };
+}
+
+/**
+ * Throws the TypeError of a client that would accept any server: no `pin` and no explicit
+ * `insecureAcceptAnyServer: true`. Before this check existed such a client accepted a man in
+ * the middle silently.
+ */
+export function checkClientPins(o: ResolvedChannelOptions, where: string): void {
+  if (o.pins.length > 0 || o.insecureAcceptAnyServer) return;
+  throw new TypeError(
+    `${where}: a secure channel client needs options.pin, the server's fingerprint (\`zserver keygen\` prints it; ` +
+      `ServerIdentity.fingerprint on the server), or options.insecureAcceptAnyServer: true to accept any server ` +
+      `(then a man in the middle can read the traffic)`,
+  );
 }
 
 /** Checks the arguments of a secure channel's send(): an application frame (kind 8-63) without Encrypted, within maxRecordSize. */

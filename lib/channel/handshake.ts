@@ -111,6 +111,27 @@ export class ServerIdentity {
     };
   }
 
+  /**
+   * respond() off the JS thread: the key agreement, signature and HKDF run on the libuv thread
+   * pool and `done` gets the result (or the HandshakeError) on the JS thread. close() meanwhile
+   * is safe: the key is freed once the jobs in flight finished.
+   */
+  respondAsync(
+    clientHello: Uint8Array,
+    suite: CipherSuite,
+    done: (err: Error | null, result?: { serverHello: Buffer; c2s: Buffer; s2c: Buffer }) => void,
+  ): void {
+    if (!this.#native) throw new TypeError('ServerIdentity used after close()');
+    this.#native.respondAsync(PROTOCOL_VERSION, SUITE_IDS[suite], clientHello, (out) => {
+      if (typeof out === 'number') return done(alertError(AlertCode.Handshake, `key agreement failed (code ${out}); the client's key was rejected`));
+      done(null, {
+        serverHello: out.subarray(0, SERVER_HELLO_BYTES),
+        c2s: out.subarray(SERVER_HELLO_BYTES, SERVER_HELLO_BYTES + 32),
+        s2c: out.subarray(SERVER_HELLO_BYTES + 32, SERVER_HELLO_BYTES + 64),
+      });
+    });
+  }
+
   /** Frees the native key; later respond() calls throw. Calling close() again does nothing. */
   close(): void {
     this.#native?.close();
@@ -125,7 +146,11 @@ export function publicKeyFromPem(pem: string): Buffer {
   return Buffer.from(jwk.x, 'base64url');
 }
 
-/** The client side of one handshake: its ephemeral key and the hello it sent. */
+/**
+ * The client side of one handshake: its ephemeral key and the hello it sent.
+ * The private key is wiped when finish() returns or throws, and by dispose()
+ * on every other way out (timeout, close, alert): no failure leaves it behind.
+ */
 export class ClientHandshake {
   readonly hello: Buffer;
   readonly suites: readonly CipherSuite[];
@@ -141,16 +166,25 @@ export class ClientHandshake {
   /**
    * Checks the ServerHello (size, version, suite, the pin when one is given,
    * the signature) and derives the traffic secrets. Throws HandshakeError.
+   * The ephemeral private key is wiped either way.
    */
   finish(serverHello: Uint8Array, pins: readonly string[]): { suite: CipherSuite; fingerprint: string; c2s: Buffer; s2c: Buffer } {
-    const fields = parseServerHello(serverHello, this.suites);
-    const received = fingerprint(fields.identityKey);
-    if (pins.length > 0 && !pins.includes(received)) throw pinRefused(pins, received);
-    const out = native().kxClient(this.#privateKey, this.hello, serverHello);
-    this.#privateKey.fill(0);
-    if (typeof out === 'number') {
-      throw alertError(AlertCode.Handshake, out === -2 ? 'the server signature does not verify' : `key agreement failed (code ${out})`);
+    try {
+      const fields = parseServerHello(serverHello, this.suites);
+      const received = fingerprint(fields.identityKey);
+      if (pins.length > 0 && !pins.includes(received)) throw pinRefused(pins, received);
+      const out = native().kxClient(this.#privateKey, this.hello, serverHello);
+      if (typeof out === 'number') {
+        throw alertError(AlertCode.Handshake, out === -2 ? 'the server signature does not verify' : `key agreement failed (code ${out})`);
+      }
+      return { suite: fields.suite, fingerprint: received, c2s: out.subarray(0, 32), s2c: out.subarray(32, 64) };
+    } finally {
+      this.#privateKey.fill(0);
     }
-    return { suite: fields.suite, fingerprint: received, c2s: out.subarray(0, 32), s2c: out.subarray(32, 64) };
+  }
+
+  /** Wipes the ephemeral private key (a handshake that ends without finish()). Calling it again does nothing. */
+  dispose(): void {
+    this.#privateKey.fill(0);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The per-connection state of a SecureChannel (secure.ts) and the handshake
  * steps that take it from the first hello to an established channel: the
- * server answers ClientHello with ServerHello and checks ClientFinished, the
+ * server checks ClientHello and queues it (handshake-queue.ts), answers it with
+ * ServerHello when its turn comes (serverRespond) and checks ClientFinished, the
  * client checks ServerHello (and the server's pinned identity) and sends
  * ClientFinished. Each step installs the record keys where they belong (in
  * AEAD contexts here, or down in the transport with record offload,
@@ -12,11 +13,12 @@ import { AuthError } from '../errors.js';
 import { FrameFlag, type CloseReason, type PeerId, type PeerInfo, type Transport } from '../transport/types.js';
 import { AeadContext, TAG_BYTES, type CipherSuite } from './aead.js';
 import { AlertCode, ClientHandshake, HandshakeAlert, parseClientHello, SecureKind } from './handshake.js';
+import type { HandshakeJob } from './handshake-queue.js';
 import { offloadRecords } from './offload.js';
 import type { ResolvedSecureOptions } from './options.js';
 
 /** Where a connection stands, from its transport's open to its close. */
-export type Phase = 'await-client-hello' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
+export type Phase = 'await-client-hello' | 'hello-queued' | 'hello-computing' | 'client-hello-sent' | 'await-finished' | 'open' | 'closing';
 
 /** What a SecureChannel keeps per connection. */
 export interface SecurePeer {
@@ -38,6 +40,18 @@ export interface SecurePeer {
   userData: unknown;
   closeReason: CloseReason | undefined;
   closeDetail: string | undefined;
+  /** Server side: this accepted connection counts against maxHandshakes (until it opens or closes). */
+  handshaking: boolean;
+  /** Server side: the ClientHello (a copy) and the suite chosen, while it waits in the HandshakeQueue. */
+  hello: Uint8Array | undefined;
+  suite: CipherSuite | undefined;
+  job: HandshakeJob | undefined;
+  /** The peer's close record arrived: its transport's end is a clean close, not a truncation. */
+  closeReceived: boolean;
+  /** This side sent its close record: it sends nothing more. */
+  closeSent: boolean;
+  /** Resolves shutdown()'s wait for this peer's close. */
+  closed: (() => void) | undefined;
 }
 
 /** The state of a connection its transport just opened (`info.accepted`: the server side). */
@@ -59,6 +73,13 @@ export function newSecurePeer(info: PeerInfo): SecurePeer {
     userData: undefined,
     closeReason: undefined,
     closeDetail: undefined,
+    handshaking: false,
+    hello: undefined,
+    suite: undefined,
+    job: undefined,
+    closeReceived: false,
+    closeSent: false,
+    closed: undefined,
   };
 }
 
@@ -76,13 +97,57 @@ function takeKeys(
   sealSecret: Uint8Array,
   openSecret: Uint8Array,
 ): void {
-  p.offloaded = offloadRecords(transport, peer, suite, sealSecret, openSecret, o);
-  if (!p.offloaded) {
-    p.sealer = new AeadContext(suite, 'seal', { secret: sealSecret });
-    p.opener = new AeadContext(suite, 'open', { secret: openSecret });
+  try {
+    p.offloaded = offloadRecords(transport, peer, suite, sealSecret, openSecret, o);
+    if (!p.offloaded) {
+      p.sealer = new AeadContext(suite, 'seal', { secret: sealSecret });
+      p.opener = new AeadContext(suite, 'open', { secret: openSecret });
+    }
+  } finally {
+    sealSecret.fill(0);
+    openSecret.fill(0);
   }
-  sealSecret.fill(0);
-  openSecret.fill(0);
+}
+
+/**
+ * The server's answer to a queued ClientHello, when its turn in the
+ * HandshakeQueue comes: the key agreement and signature (one native call),
+ * the record keys, then ServerHello. Throws HandshakeAlert when the client's
+ * key is refused.
+ */
+export function serverRespond(transport: Transport, o: ResolvedSecureOptions, peer: PeerId, p: SecurePeer): void {
+  const hello = p.hello!;
+  p.hello = undefined;
+  serverInstall(transport, o, peer, p, o.identity!.respond(hello, p.suite!));
+}
+
+/**
+ * serverRespond() with the computation on the libuv thread pool (handshakeOffThread): `done` runs
+ * on the JS thread once the keys are computed, with the result or the error; the caller checks
+ * that the connection still waits for it and then calls serverInstall().
+ */
+export function serverRespondOffThread(
+  o: ResolvedSecureOptions,
+  p: SecurePeer,
+  done: (err: Error | null, result?: { serverHello: Buffer; c2s: Buffer; s2c: Buffer }) => void,
+): void {
+  const hello = p.hello!;
+  p.hello = undefined;
+  o.identity!.respondAsync(hello, p.suite!, done);
+}
+
+/** Installs the record keys of a computed server handshake, then sends ServerHello. */
+export function serverInstall(
+  transport: Transport,
+  o: ResolvedSecureOptions,
+  peer: PeerId,
+  p: SecurePeer,
+  result: { serverHello: Buffer; c2s: Buffer; s2c: Buffer },
+): void {
+  // Before ServerHello goes out: no record of the client can exist yet.
+  takeKeys(transport, o, peer, p, p.suite!, result.s2c, result.c2s);
+  p.phase = 'await-finished';
+  transport.send(peer, SecureKind.ServerHello, 0, result.serverHello);
 }
 
 /**
@@ -102,12 +167,10 @@ export function handshakeStep(
   payload: Uint8Array,
 ): boolean {
   if (p.phase === 'await-client-hello' && kind === SecureKind.ClientHello && flags === 0) {
-    const { suite } = parseClientHello(payload, o.suites);
-    const { serverHello, c2s, s2c } = o.identity!.respond(payload, suite);
-    // Before ServerHello goes out: no record of the client can exist yet.
-    takeKeys(transport, o, peer, p, suite, s2c, c2s);
-    p.phase = 'await-finished';
-    transport.send(peer, SecureKind.ServerHello, 0, serverHello);
+    // Checked at once (cheap); answered when the HandshakeQueue gives it its turn (the caller queues it).
+    p.suite = parseClientHello(payload, o.suites).suite;
+    p.hello = new Uint8Array(payload); // a copy: the batch is lent (Buffer's slice() would be a view)
+    p.phase = 'hello-queued';
     return false;
   }
   if (p.phase === 'await-finished' && kind === SecureKind.ClientFinished && p.offloaded) {
@@ -126,8 +189,9 @@ export function handshakeStep(
     return true;
   }
   if (p.phase === 'client-hello-sent' && kind === SecureKind.ServerHello && flags === 0) {
-    const done = p.client!.finish(payload, o.pins);
+    const client = p.client!;
     p.client = undefined;
+    const done = client.finish(payload, o.pins);
     // Before ClientFinished goes out: the server seals nothing before it has it.
     takeKeys(transport, o, peer, p, done.suite, done.c2s, done.s2c);
     p.remoteFingerprint = done.fingerprint;

@@ -14,6 +14,14 @@
  *   it, or of anything after it, reaches the application.
  * - Each direction moves to its next key after `rekeyBytes` bytes or
  *   `rekeyInterval` ms, signalled in-band by a rekey record.
+ * - close(peer) sends a close record (a bare-tag record of kind 4) before the
+ *   transport closes, so the other side can tell a clean close from a cut
+ *   connection: a transport that ends after the handshake without one is
+ *   reported with reason 'auth' and detail 'truncated: no authenticated close'.
+ * - A client needs `pin` (or an explicit `insecureAcceptAnyServer: true`); a
+ *   server caps handshakes in progress (`maxHandshakes`) and answers
+ *   ClientHellos through a fair HandshakeQueue (handshake-queue.ts), one
+ *   ClientHello per connection.
  * - Over a transport that can seal and open records itself (offloadRecords:
  *   NativeTcpTransport), the keys go down to it once derived with the
  *   `offload` option, and from then on this class passes plaintext (offload.ts).
@@ -26,14 +34,14 @@
 import { EventEmitter } from 'node:events';
 import { AuthError, ConnectionClosedError, HandshakeError } from '../errors.js';
 import { TransportCounters } from '../transport/common.js';
-import { checkApplicationFrame } from './channel-options.js';
+import { checkApplicationFrame, checkClientPins, newSecureStats } from './channel-options.js';
 import { FrameFlag } from '../transport/types.js';
 import type {
   CloseReason,
   ConnectOptions,
-  ConnectionOptions,
   Endpoint,
   FrameBatch,
+  ListenOptions,
   PeerId,
   PeerInfo,
   Transport,
@@ -43,9 +51,14 @@ import type {
 import { REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
 import { PlaintextBatch } from './batch.js';
 import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, SecureKind, type ServerIdentity } from './handshake.js';
+import { addressKey, HandshakeQueue } from './handshake-queue.js';
 import { allOpened, takeOpened } from './offload.js';
-import { handshakeStep, newSecurePeer, type SecurePeer } from './secure-peer.js';
+import { handshakeStep, newSecurePeer, serverInstall, serverRespond, serverRespondOffThread, type SecurePeer } from './secure-peer.js';
+import { CLOSE_KIND, TRUNCATED_DETAIL } from './wire.js';
 import { MAX_RECORDS_PER_KEY, resolveSecureOptions, type ResolvedSecureOptions, type SecureChannelOptions, type SecureChannelStats } from './options.js';
+
+/** How long shutdown() waits for open peers to close after their close records, in ms. */
+const SHUTDOWN_DRAIN_MS = 1000;
 
 /** A Transport decorator that encrypts and authenticates every frame; see the file comment. */
 export class SecureChannel extends EventEmitter<TransportEvents> implements Transport {
@@ -61,7 +74,11 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   readonly #peers = new Map<PeerId, SecurePeer>();
   readonly #pendingConnects = new Map<PeerId, Promise<PeerId>>();
   readonly #counters = new TransportCounters();
-  readonly #secure: SecureChannelStats = { handshakes: 0, handshakeFailures: 0, rekeysSent: 0, rekeysReceived: 0, authFailures: 0 };
+  readonly #secure: SecureChannelStats = newSecureStats();
+  readonly #queue: HandshakeQueue;
+  /** Server side: accepted connections still handshaking, by remote address, oldest first (maxHandshakes). */
+  readonly #handshaking = new Map<string, PeerId[]>();
+  #handshakingCount = 0;
   #inBatch = false;
   #deferred: [PeerId, CloseReason, string][] = [];
   #sealScratch = Buffer.allocUnsafe(64 * 1024);
@@ -83,6 +100,9 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     this.#maxRecord = o.maxRecordSize;
     this.#identity = o.identity;
     this.#options = o;
+    // A channel that cannot accept connections only connects: refuse an unpinned client now, not at its first connect().
+    if (!o.identity) checkClientPins(o, 'new SecureChannel');
+    this.#queue = new HandshakeQueue(o.handshakeRate, o.handshakeRatePerIp);
     this.#inner = transport;
     this.name = `secure(${transport.name})`;
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
@@ -94,12 +114,17 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     transport.on('error', (error) => this.emit('error', error));
   }
 
-  async listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint> {
+  async listen(endpoint: Endpoint, options?: ListenOptions): Promise<Endpoint> {
     if (!this.#identity) throw new TypeError('SecureChannel needs options.identity (a ServerIdentity) to accept connections');
     return this.#inner.listen(endpoint, options);
   }
 
+  /**
+   * Connects and resolves once the handshake is complete. Rejects with TypeError, before
+   * connecting, when neither `pin` nor `insecureAcceptAnyServer: true` was given.
+   */
   async connect(endpoint: Endpoint, options?: ConnectOptions): Promise<PeerId> {
+    checkClientPins(this.#options, 'SecureChannel.connect');
     const peer = await this.#inner.connect(endpoint, options);
     const ready = this.#pendingConnects.get(peer);
     if (!ready) throw new ConnectionClosedError(`secure channel: peer ${peer} closed before its handshake began`);
@@ -109,7 +134,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     const p = this.#peers.get(peer);
-    if (!p || p.phase !== 'open') throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
+    if (!p || p.phase !== 'open' || p.closeSent) throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
     checkApplicationFrame(kind, flags, payload, this.#maxRecord);
     this.#counters.framesOut++;
     this.#counters.bytesOut += payload.length;
@@ -125,10 +150,26 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     return this.#inner.send(peer, kind, flags | FrameFlag.Encrypted, record);
   }
 
+  /**
+   * Closes a peer. Graceful (the default) on an open connection: the close record goes out
+   * after the frames already sent, so the other side reports 'remote' rather than a
+   * truncation. `abort` sends no close record: the other side sees the connection cut.
+   */
   close(peer: PeerId, abort = false): void {
     const p = this.#peers.get(peer);
     if (!p) return;
+    if (!abort) this.#sendClose(peer, p);
     this.#inner.close(peer, abort);
+  }
+
+  /** Stops reading from a peer (Transport.pause), when the transport below can. */
+  pause(peer: PeerId): void {
+    this.#inner.pause?.(peer);
+  }
+
+  /** Undoes one pause() (Transport.resume). */
+  resume(peer: PeerId): void {
+    this.#inner.resume?.(peer);
   }
 
   getUserData(peer: PeerId): unknown {
@@ -158,8 +199,42 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     return { ...this.#secure };
   }
 
+  /**
+   * Sends every open peer its close record and closes it gracefully, waits up to
+   * SHUTDOWN_DRAIN_MS for those closes (a transport's shutdown may drop what is still queued,
+   * and the peers would then see a truncation), then shuts the transport below down. Peers
+   * closed this way are reported with reason 'shutdown'.
+   */
   async shutdown(): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const [peer, p] of this.#peers) {
+      if (p.job) this.#queue.cancel(p.job); // no handshake starts on a transport that is going
+      p.job = undefined;
+      if (p.phase !== 'open' || p.closeSent || p.closeReceived) continue;
+      this.#sendClose(peer, p);
+      p.closeReason ??= 'shutdown';
+      p.closeDetail ??= 'this side shut down (authenticated close)';
+      closing.push(new Promise((resolve) => (p.closed = resolve)));
+      this.#closeInner(peer);
+    }
+    if (closing.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(closing), new Promise((r) => (timer = setTimeout(r, SHUTDOWN_DRAIN_MS)))]);
+      clearTimeout(timer);
+    }
     await this.#inner.shutdown();
+  }
+
+  /** The close record of an open connection, once (docs/security.md, "Authenticated close"). */
+  #sendClose(peer: PeerId, p: SecurePeer): void {
+    if (p.phase !== 'open' || p.closeSent || p.closeReceived) return;
+    p.closeSent = true;
+    try {
+      if (p.offloaded) this.#inner.send(peer, CLOSE_KIND, 0, new Uint8Array(0));
+      else this.#inner.send(peer, CLOSE_KIND, FrameFlag.Encrypted, p.sealer!.seal(CLOSE_KIND, 0, new Uint8Array(0), this.#sealScratch));
+    } catch {
+      // The connection is already going; its close reports it.
+    }
   }
 
   #openPeer(peer: PeerId): SecurePeer | undefined {
@@ -183,6 +258,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     p.timer = setTimeout(() => this.#fail(peer, p, 'timeout', 'secure channel handshake timed out', AlertCode.Timeout), this.#handshakeTimeout);
     if (info.accepted) {
       if (!this.#identity) this.#fail(peer, p, 'auth', 'secure channel: this side has no server identity', AlertCode.Handshake);
+      else this.#admit(peer, p);
       return;
     }
     const ready = new Promise<PeerId>((resolve, reject) => (p.ready = { resolve, reject }));
@@ -196,9 +272,14 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     const p = this.#peers.get(peer);
     if (!p) return;
     this.#peers.delete(peer);
-    clearTimeout(p.timer);
-    p.sealer?.close();
-    p.opener?.close();
+    p.closed?.();
+    this.#wipe(peer, p);
+    if (p.phase === 'open' && reason === 'remote' && !p.closeReceived && !p.closeSent) {
+      // The other side's transport ended cleanly, but without its close record: records may have been cut.
+      p.closeReason = 'auth';
+      p.closeDetail = `${TRUNCATED_DETAIL} (the connection ended after the handshake without the peer's close record; its last records may have been cut): ${detail}`;
+      this.#secure.truncations++;
+    }
     const finalReason = p.closeReason ?? reason;
     const finalDetail = p.closeDetail ?? detail;
     this.#counters.closed(finalReason);
@@ -225,7 +306,9 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     p.closeDetail = detail;
     if (!wasOpen) this.#secure.handshakeFailures++;
     if (reason === 'auth' && wasOpen) this.#secure.authFailures++;
-    clearTimeout(p.timer);
+    if (reason === 'refused') this.#secure.handshakesRefused++;
+    // Nothing more is sealed or opened for this peer: its secrets go now, not when the transport reports the close.
+    this.#wipe(peer, p);
     if (alert !== undefined) {
       try {
         this.#inner.send(peer, SecureKind.Alert, 0, encodeAlert(alert, detail));
@@ -238,7 +321,16 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
       p.ready = undefined;
       ready.reject(new HandshakeError(detail));
     }
-    this.#inner.close(peer);
+    this.#closeInner(peer);
+  }
+
+  /** Closes a peer below, gracefully; a transport that is already shut down has nothing left to close. */
+  #closeInner(peer: PeerId): void {
+    try {
+      this.#inner.close(peer);
+    } catch {
+      // Shut down or already closed: its 'close' event, if any, reports it.
+    }
   }
 
   #handshakeFrame(peer: PeerId, p: SecurePeer, kind: number, flags: number, payload: Uint8Array): void {
@@ -247,8 +339,13 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
       this.#fail(peer, p, 'auth', `secure channel handshake: ${describeAlert(payload)}`);
       return;
     }
+    if (kind === SecureKind.ClientHello && p.info.accepted && p.phase !== 'await-client-hello') {
+      this.#secondHello(peer, p);
+      return;
+    }
     try {
       if (handshakeStep(this.#inner, this.#options, peer, p, kind, flags, payload)) this.#established(peer, p);
+      else if (p.phase === 'hello-queued' && !p.job) this.#queueHello(peer, p);
     } catch (err) {
       // Any fault here is this peer's failed handshake; nothing escapes into the transport below.
       const message = err instanceof HandshakeError ? err.message : `secure channel handshake failed: ${(err as Error).message}`;
@@ -256,7 +353,135 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     }
   }
 
+  /** One handshake per connection: a replayed or repeated ClientHello closes it ('protocol') before it costs any key agreement. */
+  #secondHello(peer: PeerId, p: SecurePeer): void {
+    this.#fail(peer, p, 'protocol', 'secure channel handshake: a second ClientHello on one connection (one handshake per connection)', AlertCode.Handshake);
+  }
+
+  /**
+   * Server side: counts a new connection against maxHandshakes. At the cap, room is made by
+   * closing the newest handshake of the address that holds the most ('refused', alert 7), unless
+   * the new connection's own address holds the most: then the new one is refused.
+   */
+  #admit(peer: PeerId, p: SecurePeer): void {
+    const address = addressKey(p.info.remoteAddress);
+    if (this.#handshakingCount >= this.#options.maxHandshakes) {
+      let fattest: string | undefined;
+      let most = 0;
+      for (const [a, list] of this.#handshaking) {
+        if (list.length > most) {
+          most = list.length;
+          fattest = a;
+        }
+      }
+      const own = this.#handshaking.get(address)?.length ?? 0;
+      const why = `secure channel: too many handshakes in progress (maxHandshakes ${this.#options.maxHandshakes}); try again later`;
+      if (fattest === undefined || own + 1 >= most) {
+        this.#fail(peer, p, 'refused', why, AlertCode.Busy);
+        return;
+      }
+      const list = this.#handshaking.get(fattest)!;
+      const victim = list[list.length - 1]!;
+      this.#fail(victim, this.#peers.get(victim)!, 'refused', `${why} (made room for another address)`, AlertCode.Busy);
+    }
+    p.handshaking = true;
+    this.#handshakingCount++;
+    const list = this.#handshaking.get(address);
+    if (list) list.push(peer);
+    else this.#handshaking.set(address, [peer]);
+  }
+
+  /** Server side: the connection no longer counts against maxHandshakes. */
+  #leaveHandshake(peer: PeerId, p: SecurePeer): void {
+    if (!p.handshaking) return;
+    p.handshaking = false;
+    this.#handshakingCount--;
+    const address = addressKey(p.info.remoteAddress);
+    const list = this.#handshaking.get(address);
+    if (!list) return;
+    const at = list.indexOf(peer);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) this.#handshaking.delete(address);
+  }
+
+  /** Server side: the checked ClientHello waits for its turn in the HandshakeQueue. */
+  #queueHello(peer: PeerId, p: SecurePeer): void {
+    const job = {
+      address: addressKey(p.info.remoteAddress),
+      run: () => {
+        p.job = undefined;
+        if (p.phase !== 'hello-queued' || this.#peers.get(peer) !== p) return;
+        try {
+          if (this.#options.handshakeOffThread) this.#respondOffThread(peer, p);
+          else serverRespond(this.#inner, this.#options, peer, p);
+        } catch (err) {
+          const message = err instanceof HandshakeError ? err.message : `secure channel handshake failed: ${(err as Error).message}`;
+          this.#fail(peer, p, 'auth', message, err instanceof HandshakeAlert ? err.alert : AlertCode.Handshake);
+        }
+      },
+    };
+    if (!this.#options.handshakeQueue) {
+      job.run();
+      return;
+    }
+    p.job = job;
+    this.#queue.push(job);
+  }
+
+  /**
+   * The handshake's computation on the libuv thread pool; the keys are installed and ServerHello
+   * sent when it comes back, if the connection still waits for it (else the secrets are wiped).
+   * The connection sends nothing meanwhile (its client waits for ServerHello), so its records stay
+   * in order; handshakes of different connections may finish in any order.
+   */
+  #respondOffThread(peer: PeerId, p: SecurePeer): void {
+    p.phase = 'hello-computing';
+    serverRespondOffThread(this.#options, p, (err, result) => {
+      if (p.phase !== 'hello-computing' || this.#peers.get(peer) !== p) {
+        result?.c2s.fill(0);
+        result?.s2c.fill(0);
+        return;
+      }
+      try {
+        if (err !== null) throw err;
+        serverInstall(this.#inner, this.#options, peer, p, result!);
+      } catch (e) {
+        const message = e instanceof HandshakeError ? e.message : `secure channel handshake failed: ${(e as Error).message}`;
+        this.#fail(peer, p, 'auth', message, e instanceof HandshakeAlert ? e.alert : AlertCode.Handshake);
+      }
+    });
+  }
+
+  /**
+   * Every secret this side still holds for a connection that is going: the queued handshake,
+   * the client's ephemeral key, the record keys (AeadContext.close() wipes them).
+   */
+  #wipe(peer: PeerId, p: SecurePeer): void {
+    clearTimeout(p.timer);
+    p.timer = undefined;
+    if (p.job) this.#queue.cancel(p.job);
+    p.job = undefined;
+    p.hello = undefined;
+    p.client?.dispose();
+    p.client = undefined;
+    p.sealer?.close();
+    p.opener?.close();
+    this.#leaveHandshake(peer, p);
+  }
+
+  /** The peer's close record authenticated: a clean close ('remote'); this side closes too. */
+  #closeReceived(peer: PeerId, p: SecurePeer): void {
+    if (p.phase !== 'open') return;
+    p.closeReceived = true;
+    p.phase = 'closing';
+    p.closeReason = 'remote';
+    p.closeDetail = 'the peer closed the secure channel (authenticated close)';
+    this.#wipe(peer, p);
+    this.#closeInner(peer);
+  }
+
   #established(peer: PeerId, p: SecurePeer): void {
+    this.#leaveHandshake(peer, p);
     clearTimeout(p.timer);
     p.timer = undefined;
     p.phase = 'open';
@@ -270,8 +495,9 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     ready?.resolve(peer);
   }
 
+  /** A frame to open on an established channel: an application or rekey record, or a bare-tag close record. */
   #isRecord(kind: number, flags: number, length: number): boolean {
-    return (flags & FrameFlag.Encrypted) !== 0 && (kind >= 8 || kind === REKEY_KIND) && length <= this.#maxRecord + TAG_BYTES;
+    return (flags & FrameFlag.Encrypted) !== 0 && ((kind >= 8 || kind === REKEY_KIND) ? length <= this.#maxRecord + TAG_BYTES : kind === CLOSE_KIND && length === TAG_BYTES);
   }
 
   #onFrames(batch: FrameBatch): void {
@@ -307,7 +533,8 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
           continue;
         }
         let j = i;
-        while (j < count && peers[j] === peer && this.#isRecord(kinds[j]!, flags[j]!, lengths[j]!)) j++;
+        // A run ends after a close record: nothing the peer sends after its last record is opened.
+        while (j < count && peers[j] === peer && this.#isRecord(kinds[j]!, flags[j]!, lengths[j]!)) if (kinds[j++] === CLOSE_KIND) break;
         if (j === i) {
           this.#controlFrame(peer, p, kinds[i]!, flags[i]!, lengths[i]!, data.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
           i++;
@@ -324,6 +551,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         }
         for (let k = i; k < i + opened; k++) {
           if (kinds[k] === REKEY_KIND) this.#secure.rekeysReceived++;
+          else if (kinds[k] === CLOSE_KIND) this.#closeReceived(peer, p);
           else out.push(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);
         }
         if (opened < j - i) {
@@ -350,6 +578,15 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     if (kind <= 1) return; // ping/pong belong to the transport below; never handed up unauthenticated
     if (kind === SecureKind.Alert && flags === 0) {
       this.#fail(peer, p, 'auth', `secure channel: ${describeAlert(payload)}`);
+      return;
+    }
+    if (p.offloaded && kind === CLOSE_KIND && flags === 0 && length === 0) {
+      // The transport opened and authenticated the peer's close record.
+      this.#closeReceived(peer, p);
+      return;
+    }
+    if (kind === SecureKind.ClientHello && p.info.accepted) {
+      this.#secondHello(peer, p);
       return;
     }
     const why =

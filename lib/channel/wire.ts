@@ -14,10 +14,26 @@ export const PROTOCOL_VERSION = 1;
 export const SecureKind = {
   ClientHello: 2,
   ServerHello: 3,
+  /**
+   * A bare-tag record of kind 4: the client's first record (ClientFinished) and, once the channel
+   * is open, either side's last record before a clean close (the close record). Same kind, told
+   * apart by when it comes; the nonce (sequence number) makes each one unique.
+   */
   ClientFinished: 4,
   Rekey: 5,
   Alert: 6,
 } as const;
+
+/**
+ * Frame kind of the authenticated close record: a bare-tag record (16 bytes, empty plaintext)
+ * sealed under the sender's current key, sent as its last record before a clean close. It reuses
+ * kind 4, which a transport that seals records itself (offloadRecords) already seals and opens,
+ * so record offload needs nothing new for it. docs/security.md, "Authenticated close".
+ */
+export const CLOSE_KIND = 4;
+
+/** The close detail of a connection whose transport ended after the handshake without the peer's close record. */
+export const TRUNCATED_DETAIL = 'truncated: no authenticated close';
 
 /** The AEAD algorithms a secure channel can use. */
 export type CipherSuite = 'aes-256-gcm' | 'chacha20-poly1305';
@@ -60,6 +76,8 @@ export const AlertCode = {
   Record: 4,
   Identity: 5,
   Timeout: 6,
+  /** The server has too many handshakes in progress (maxHandshakes); try again later. */
+  Busy: 7,
 } as const;
 
 /** A HandshakeError that carries the alert code to send to the peer. */

@@ -15,7 +15,7 @@ export const commands: Record<string, CliCommand> = {
     run: async (args) => (await import('./info.js')).runInfo(args),
   },
   serve: {
-    summary: 'run a server with test commands of every kind on 127.0.0.1:9818, and WebSocket + the web example on :9819 (npm start); --workers N: a native echo group sharing one port',
+    summary: 'run a server with test commands of every kind on 127.0.0.1:9818, and WebSocket + the web example on :9819 (npm start); --compression: compress frames (off by default: compressed frames are refused); --workers N: a native echo group sharing one port',
     run: async (args) => (await import('./serve.js')).runServe(args),
   },
   selfcheck: {
@@ -25,6 +25,10 @@ export const commands: Record<string, CliCommand> = {
   stress: {
     summary: 'open many connections to an echo server group, exchange messages, report rates, latency and memory',
     run: async (args) => (await import('./stress.js')).runStressCommand(args),
+  },
+  worker: {
+    summary: 'run a logic-tier worker: `zserver worker ./logic.js --nats URL` serves the commands a server routes to NATS (zserver worker --help)',
+    run: async (args) => (await import('./worker.js')).runWorker(args),
   },
   keygen: {
     summary: 'write a secure-channel server identity (Ed25519, 0600) and print its fingerprint',

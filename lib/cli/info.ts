@@ -1,7 +1,11 @@
 /** `zserver info` (the default) and `zserver selfcheck`. */
+import { getCiphers } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SUITE_IDS, type CipherSuite } from '../channel/wire.js';
+import { compressionMethods } from '../compression/header.js';
 import { native, packageRoot } from '../native.js';
+import { transportAvailable, webSocketServerName, type TransportName } from '../transport/factory.js';
 import { selfCheck } from '../selfcheck.js';
 import { printHelp } from './index.js';
 
@@ -18,12 +22,42 @@ export async function runSelfCheck(_args: string[]): Promise<number> {
   return failed ? 1 : 0;
 }
 
+/** What each transport name is, for the list of `zserver info`. */
+const TRANSPORTS: [TransportName, string][] = [
+  ['native', 'native TCP in the epoll loop'],
+  ['node-net', 'Node net TCP'],
+  ['uws', 'WebSocket server on uWebSockets.js'],
+  ['ws', 'WebSocket server on the ws package'],
+  ['memory', 'in-process, for tests'],
+];
+
+/** The lines of "Available now": what this build on this Node can do. */
+export async function capabilities(): Promise<string[]> {
+  const transports: string[] = [];
+  for (const [name, what] of TRANSPORTS) if (await transportAvailable(name)) transports.push(`${name} (${what})`);
+  const missing = TRANSPORTS.filter(([name]) => !transports.some((t) => t.startsWith(`${name} `))).map(([name]) => name);
+  const ciphers = new Set(getCiphers());
+  const suites = (Object.keys(SUITE_IDS) as CipherSuite[]).filter((s) => ciphers.has(s));
+  const ws = await webSocketServerName();
+  return [
+    `transports: ${transports.join(', ')}${missing.length ? `; not here: ${missing.join(', ')}` : ''}`,
+    `WebSocket server in use (zserver serve, createWebSocketServer): ${ws === 'uws' ? 'uWebSockets.js' : 'ws package (uWebSockets.js has no binary for this Node)'}`,
+    `framework: console, stream, direct, big stream and complete buffer commands, both ways, over any transport`,
+    `secure channel: X25519 + Ed25519 identity, AEAD records ${suites.join(', ')}, in the native loop on native TCP`,
+    `compression: ${compressionMethods.filter((m) => m !== 'none').join(', ')} (per frame, pipeline stage)`,
+    `hashing: md5, crc32, crc32c, xxh64 (native, one-shot and batch)`,
+    `P2PVM: virtual connections inside one physical connection`,
+    `browser client: the bundle zserver/browser (WebSocket, secure channel, compression)`,
+  ];
+}
+
 export async function runInfo(args: string[]): Promise<number> {
   process.stdout.write(
     `zserver ${version()} on Node ${process.version}, ${process.platform}-${process.arch}, ` +
       `native addon Node-API ${native().napiVersion}\n\n` +
       `Available now:\n` +
-      `  native hashing: md5, crc32, crc32c, xxh64 (one-shot and batch) from 'zserver'\n\n`,
+      (await capabilities()).map((line) => `  ${line}\n`).join('') +
+      '\n',
   );
   printHelp();
   process.stdout.write('\nNative self-check:\n');

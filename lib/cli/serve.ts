@@ -4,10 +4,15 @@
  * or another language. Prints what it listens on and how to try it.
  *
  *   zserver serve [--transport native|node-net|memory] [--host 127.0.0.1] [--port 9818]
- *                 [--ws-port 9819 | --no-web] [--once]
+ *                 [--ws-port 9819 | --no-web] [--compression] [--once]
+ *
+ * Compression is off unless --compression is given: then both endpoints
+ * compress frames from 1 KiB up (deflate-fixed) and decode compressed frames;
+ * without it a compressed frame closes its connection (reason 'protocol').
  *
  * The same Server also listens for WebSocket connections on --ws-port
- * (UwsTransport), one online list over both endpoints, and answers plain
+ * (UwsTransport where uWebSockets.js loads, WsServerTransport on the `ws`
+ * package elsewhere: createWebSocketServer()), one online list over both endpoints, and answers plain
  * HTTP there with the page of examples/web and the browser bundle: open
  * http://127.0.0.1:9819/ in a browser.
  *
@@ -15,12 +20,11 @@
  * demo client in-process and prints its calls. `--once` exits after the demo
  * (with any transport): used by tests.
  */
-import { NativeLoadError } from '../errors.js';
 import { Client } from '../framework/client.js';
 import { Server, type ServerEndpoint } from '../framework/server.js';
 import { md5 } from '../hash.js';
 import { DataFrame } from '../protocol/dataframe.js';
-import { createTransport, transportAvailable, type TransportName } from '../transport/factory.js';
+import { createTransport, createWebSocketServer, transportAvailable, type TransportName } from '../transport/factory.js';
 import type { Transport } from '../transport/types.js';
 import { webFiles } from './web.js';
 
@@ -32,6 +36,8 @@ export interface ServeArgs {
   /** WebSocket and web page port; null: none. */
   wsPort: number | null;
   once: boolean;
+  /** Enable frame compression on both endpoints (off by default: compressed frames are refused). */
+  compression?: boolean;
 }
 
 function portArg(name: string, v: string): number {
@@ -58,7 +64,8 @@ function parse(args: string[]): ServeArgs {
     else if (a === '--no-web') out.wsPort = null;
     else if (a === '--host') out.host = value();
     else if (a === '--once') out.once = true;
-    else throw new RangeError(`unknown option '${a}' (serve takes --transport, --host, --port, --ws-port, --no-web, --once)`);
+    else if (a === '--compression') out.compression = true;
+    else throw new RangeError(`unknown option '${a}' (serve takes --transport, --host, --port, --ws-port, --no-web, --compression, --once)`);
   }
   return out;
 }
@@ -90,8 +97,6 @@ export interface ServeHandle {
   tcp: ServerEndpoint;
   /** The WebSocket endpoint that also serves the web page, when there is one. */
   web: ServerEndpoint | undefined;
-  /** Why there is no WebSocket endpoint although one was asked for (uWebSockets.js cannot load here). */
-  webError: Error | undefined;
   /** Closes the server and shuts its transports down. */
   close(): Promise<void>;
 }
@@ -99,24 +104,28 @@ export interface ServeHandle {
 /** Starts the test server on the TCP (or memory) endpoint and, unless `wsPort` is null, the WebSocket and web endpoint. */
 export async function startServe(opts: ServeArgs, transportName: TransportName, server = createTestServer()): Promise<ServeHandle> {
   const transport = await createTransport(transportName);
-  const tcp = await server.listen(transport, { host: opts.host, port: opts.port });
+  const layers = opts.compression ? { compression: {} } : {};
+  const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, layers);
   let web: ServerEndpoint | undefined;
-  let webError: Error | undefined;
   if (opts.wsPort !== null && transportName !== 'memory') {
-    const { UwsTransport, loadUws } = await import('../transport/uws.js');
-    try {
-      loadUws();
-    } catch (err) {
-      // No uWebSockets.js binary for this Node: serve TCP only and say why.
-      if (!(err instanceof NativeLoadError)) throw err;
-      webError = err;
-    }
-    if (webError === undefined) {
-      const ws = new UwsTransport({ http: await webFiles() });
-      web = await server.listen(ws, { host: opts.host, port: opts.wsPort });
-    }
+    const ws = await createWebSocketServer({ http: await webFiles(), origins: ownOrigins(opts.host, opts.wsPort) });
+    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, layers);
   }
-  return { server, transport, tcp, web, webError, close: () => server.close() };
+  return { server, transport, tcp, web, close: () => server.close() };
+}
+
+/**
+ * The origins of the page `serve` itself serves on the WebSocket port, and only those (so no other
+ * web page a user visits can call this server). Undefined, which means "same origin as the
+ * request's Host header" (UwsListenOptions.origins), when the port is picked at random or the host
+ * is a wildcard whose names are not known here.
+ */
+export function ownOrigins(host: string, port: number): string[] | undefined {
+  if (port === 0 || host === '0.0.0.0' || host === '::' || host === '') return undefined;
+  const name = host.includes(':') ? `[${host}]` : host;
+  const origins = [`http://${name}:${port}`];
+  if (host === '127.0.0.1' || host === '::1' || host === 'localhost') origins.push(`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`);
+  return [...new Set(origins)];
 }
 
 async function demo(client: Client): Promise<void> {
@@ -144,17 +153,17 @@ export async function runServe(args: string[]): Promise<number> {
       process.stdout.write('zserver serve: no socket transport is built here (native, node-net); serving in-process over memory.\n');
     }
   }
-  const { server, transport, tcp: ep, web, webError } = await startServe(opts, name);
-  if (webError) process.stdout.write(`zserver serve: no WebSocket endpoint or web page: ${webError.message}\n`);
+  const { server, transport, tcp: ep, web } = await startServe(opts, name);
   process.stdout.write(
     `zserver serve: listening on ${ep.address.host}:${ep.address.port} over ${transport.name}\n` +
-      (web ? `zserver serve: WebSocket and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
+      (web ? `zserver serve: WebSocket (${web.transport.name}) and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
+      `compression: ${opts.compression ? 'on (deflate-fixed from 1 KiB)' : 'off (compressed frames are refused; --compression turns it on)'}\n` +
       `commands: ${server.commandNames().join(', ')}\n`,
   );
   if (name === 'memory' || opts.once) {
     process.stdout.write(name === 'memory' ? 'in-process demo client:\n' : 'self-test client:\n');
     const clientTransport = name === 'memory' ? transport : await createTransport(name);
-    const client = new Client({ transport: clientTransport, host: ep.address.host, port: ep.address.port });
+    const client = new Client({ transport: clientTransport, host: ep.address.host, port: ep.address.port, ...(opts.compression ? { compression: {} } : {}) });
     await client.connect();
     await demo(client);
     await client.close();

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { HttpAnswer } from '../transport/uws.js';
+import type { HttpAnswer } from '../transport/ws-server.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -45,7 +45,7 @@ async function loadBundle(root: string): Promise<{ code: string; map: string }> 
   return b;
 }
 
-/** Loads examples/web and the bundle; resolves to the HTTP handler of UwsTransportOptions. */
+/** Loads examples/web and the bundle; resolves to the `http` handler of the WebSocket server transports (WebSocketServerOptions). */
 export async function webFiles(): Promise<(method: string, url: string) => HttpAnswer | undefined> {
   const root = packageRoot();
   const files = new Map<string, HttpAnswer>();

@@ -10,10 +10,14 @@
  *   payload (docs/compression.md, "Format"); otherwise the payload goes out as
  *   it is. Transport kinds 0-7 are never touched.
  * - Receiving: every frame with FrameFlag.Compressed is decompressed, whatever
- *   this side's own sending settings are (compression is the sender's choice;
- *   nothing is negotiated), with `maxOutputLength` = the receiving endpoint's
- *   maxFrameSize, so a small compressed frame can never expand past what an
- *   uncompressed frame could carry. Frames are handed up in the same
+ *   this side's own sending settings are, with `maxOutputLength` = the
+ *   receiving endpoint's maxFrameSize and at most MAX_EXPANSION_RATIO (64)
+ *   times the frame's own length, so a small compressed frame can never
+ *   expand past what an uncompressed frame could carry, and a "bomb" costs at
+ *   most 64 decoded bytes per byte received (a 1 MiB frame, the default
+ *   maxFrameSize, takes about 2 ms to decode). A side that has no
+ *   CompressionLayer refuses compressed frames (the framework stacks one only
+ *   when its `compression` option is given). Frames are handed up in the same
  *   FrameBatch shape with the flag cleared; a batch without compressed frames
  *   is handed up as it came, without a copy.
  * - A frame that fails to decompress closes that connection with reason
@@ -43,7 +47,7 @@ import type {
 } from '../transport/types.js';
 import { compressSmaller, decompress, type CompressionLevel, type CompressionMethod, type CompressOptions } from './index.js';
 import { compressionMethods } from './header.js';
-import { checkLimit, newCompressionStats, type CompressionStats } from './receive-layer.js';
+import { checkLimit, decodeLimit, MAX_EXPANSION_RATIO, newCompressionStats, type CompressionStats } from './receive-layer.js';
 
 export type { CompressionStats } from './receive-layer.js';
 
@@ -55,6 +59,18 @@ export type { CompressionStats } from './receive-layer.js';
  */
 export const DEFAULT_COMPRESSION_THRESHOLD = 1024;
 
+/**
+ * Bytes decoded per turn of the event loop, at most (plus the frame that passes it): about 3 ms of
+ * inflate. When a batch holds more, the rest of it waits for the next turn (copied, in order) and
+ * its peers are paused meanwhile, so decoding never holds the loop long, however many compressed
+ * frames arrive at once. Over a transport without pause() batches are decoded whole (each frame
+ * is still bounded by maxFrameSize and MAX_EXPANSION_RATIO).
+ */
+export const DECODE_BUDGET_BYTES = 2 * 1024 * 1024;
+
+/** Frames waiting for the decode budget, in bytes: beyond this they are decoded at once (memory before latency). */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
 /** Options of a CompressionLayer. */
 export interface CompressionLayerOptions {
   /** Method of outgoing frames (default 'deflate-fixed'); 'none' sends nothing compressed (receive only). */
@@ -65,7 +81,7 @@ export interface CompressionLayerOptions {
   threshold?: number;
   /** Put a CRC-32C in each compressed payload (default: off over a SecureChannel, whose AEAD tags authenticate every byte; on otherwise). */
   checksum?: boolean;
-  /** Largest decompressed payload for peers whose listen()/connect() options name no maxFrameSize (default 16 MiB, the transports' default). */
+  /** Largest decompressed payload for peers whose listen()/connect() options name no maxFrameSize (default 1 MiB, the transports' default). */
   maxFrameSize?: number;
 }
 
@@ -107,6 +123,12 @@ export class CompressionLayer extends TransportLayer implements Transport {
   #emitting = false;
   /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
   #deferred: [PeerId, CloseReason, string][] | null = null;
+  /** Frames past the decode budget, waiting for the next turn (DECODE_BUDGET_BYTES); null when none. */
+  #backlog: BatchBuilder | null = null;
+  /** Peers this layer paused because they have frames in the backlog. */
+  readonly #heldPeers = new Set<PeerId>();
+  /** True while the backlog is decoded without a budget (a held peer closes). */
+  #unbudgeted = false;
 
   constructor(transport: Transport, options: CompressionLayerOptions = {}) {
     super(transport);
@@ -151,7 +173,8 @@ export class CompressionLayer extends TransportLayer implements Transport {
       // Frames passed down as they are get checked by the transport below; compressing needs them valid first.
       checkFrame(kind, flags, payload);
       const packed = compressSmaller(payload, this.#method, this.#compressOptions);
-      if (packed !== undefined) {
+      // Beyond MAX_EXPANSION_RATIO a receiver refuses the frame as a bomb: send such data as it is.
+      if (packed !== undefined && packed.length * MAX_EXPANSION_RATIO >= payload.length) {
         const ok = this.inner.send(peer, kind, flags | FrameFlag.Compressed, packed);
         this.countOut(payload.length);
         const s = this.#stats;
@@ -193,6 +216,13 @@ export class CompressionLayer extends TransportLayer implements Transport {
   }
 
   #onFrames(batch: FrameBatch): void {
+    // Frames wait behind those already waiting, so each peer's order holds.
+    if (this.#backlog !== null) {
+      this.#defer(batch, 0);
+      // A transport that keeps delivering to paused peers: memory before latency.
+      if (this.#backlog.used > MAX_BACKLOG_BYTES) this.#flushBacklog(-1);
+      return;
+    }
     const { count, flags } = batch;
     let first = 0;
     while (first < count && (flags[first]! & FrameFlag.Compressed) === 0) first++;
@@ -212,7 +242,8 @@ export class CompressionLayer extends TransportLayer implements Transport {
     this.#deferred ??= [];
     const nested = this.#emitting;
     try {
-      this.#rebuild(batch, out);
+      const stop = this.#rebuild(batch, out);
+      if (stop < count) this.#defer(batch, stop);
       if (out.count === 0) return;
       this.counters.framesIn += out.count;
       this.counters.bytesIn += out.used;
@@ -229,6 +260,8 @@ export class CompressionLayer extends TransportLayer implements Transport {
   }
 
   #onClose(peer: PeerId, reason: CloseReason, detail: string): void {
+    // Its waiting frames go up before its 'close', as they would have without the budget.
+    if (this.#heldPeers.has(peer)) this.#flushBacklog(peer);
     const failed = this.#failed.get(peer);
     this.#failed.delete(peer);
     const why = failed === undefined ? reason : 'protocol';
@@ -236,10 +269,17 @@ export class CompressionLayer extends TransportLayer implements Transport {
     this.emit('close', peer, why, failed ?? detail);
   }
 
-  /** Copies the frames of `batch` into `out`, decompressing those with the flag, dropping those of failed peers. */
-  #rebuild(batch: FrameBatch, out: BatchBuilder): void {
+  /**
+   * Copies the frames of `batch` into `out`, decompressing those with the flag, dropping those of
+   * failed peers; stops after the frame that uses up the decode budget (over a transport that can
+   * pause) and returns the index of the first frame not copied (`count` when all were).
+   */
+  #rebuild(batch: FrameBatch, out: BatchBuilder): number {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
+    const budgeted = !this.#unbudgeted && typeof this.inner.pause === 'function';
+    let decoded = 0;
     for (let i = 0; i < count; i++) {
+      if (budgeted && decoded >= DECODE_BUDGET_BYTES) return i;
       const peer = peers[i]!;
       if (this.#failed.has(peer)) continue;
       const f = flags[i]!;
@@ -249,7 +289,9 @@ export class CompressionLayer extends TransportLayer implements Transport {
       }
       let plain: Buffer;
       try {
-        plain = decompress(data.subarray(offsets[i]!, offsets[i]! + lengths[i]!), { maxOutputLength: this.#limits[peer] ?? this.#defaultLimit });
+        plain = decompress(data.subarray(offsets[i]!, offsets[i]! + lengths[i]!), {
+          maxOutputLength: decodeLimit(lengths[i]!, this.#limits[peer] ?? this.#defaultLimit),
+        });
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
         this.#fail(peer, `compressed frame of kind ${kinds[i]} does not decode: ${err.message}`);
@@ -257,8 +299,59 @@ export class CompressionLayer extends TransportLayer implements Transport {
       }
       this.#stats.framesDecompressed++;
       this.#stats.bytesDecompressed += plain.length;
+      decoded += plain.length;
       out.add(peer, kinds[i]!, f & ~FrameFlag.Compressed, plain, 0, plain.length);
     }
+    return count;
+  }
+
+  /** Copies frames `from`.. of `batch` into the backlog, pauses their peers, and schedules the next turn. */
+  #defer(batch: FrameBatch, from: number): void {
+    const { count, peers, kinds, flags, offsets, lengths, data } = batch;
+    const schedule = this.#backlog === null;
+    const b = (this.#backlog ??= new BatchBuilder());
+    for (let i = from; i < count; i++) {
+      const peer = peers[i]!;
+      if (this.#failed.has(peer)) continue;
+      b.add(peer, kinds[i]!, flags[i]!, data, offsets[i]!, lengths[i]!);
+      if (!this.#heldPeers.has(peer)) {
+        this.#heldPeers.add(peer);
+        this.inner.pause?.(peer);
+      }
+    }
+    if (schedule) setImmediate(() => this.#drainBacklog());
+  }
+
+  /** Next turn: decodes the backlog within the budget; resumes its peers once it is empty. */
+  #drainBacklog(): void {
+    const b = this.#backlog;
+    if (b === null) return;
+    this.#backlog = null;
+    this.#onFrames(b.view()); // what passes the budget again makes a new backlog and a new turn
+    if (this.#backlog === null) this.#resumeHeld(-1);
+  }
+
+  /** Decodes the whole backlog now, without a budget (peer `closing` closes; -1: the backlog is full). */
+  #flushBacklog(closing: PeerId): void {
+    const unbudgeted = this.#unbudgeted;
+    this.#unbudgeted = true;
+    try {
+      while (this.#backlog !== null) {
+        const b = this.#backlog;
+        this.#backlog = null;
+        this.#onFrames(b.view());
+      }
+    } finally {
+      this.#unbudgeted = unbudgeted;
+    }
+    this.#resumeHeld(closing);
+  }
+
+  #resumeHeld(closing: PeerId): void {
+    for (const peer of this.#heldPeers) {
+      if (peer !== closing) this.inner.resume?.(peer);
+    }
+    this.#heldPeers.clear();
   }
 
   #fail(peer: PeerId, detail: string): void {

@@ -9,8 +9,10 @@
  *
  * - Receiving: each compressed frame is decoded with `maxOutputLength` = the
  *   connection's maxFrameSize (its connect() option, else the layer's
- *   default, 16 MiB), so a small frame cannot expand past what an
- *   uncompressed one could carry, and handed up with the flag cleared, in
+ *   default, 1 MiB) and at most MAX_EXPANSION_RATIO times its own length, so
+ *   a small frame cannot expand past what an uncompressed one could carry
+ *   nor cost more than 64 decoded bytes per byte received, and is handed up
+ *   with the flag cleared, in
  *   order with the others; a batch without compressed frames is handed up as
  *   it came.
  * - A frame that does not decode (a DecodeError: damaged, or 'brotli', which
@@ -32,6 +34,21 @@ import type { CloseReason, ConnectOptions, ConnectionOptions, Endpoint, FrameBat
 import { decompressJs } from './decode-js.js';
 
 /** A maxFrameSize option checked: an integer from 0 to 2^32 - 1 (the default when absent). */
+/**
+ * The most a compressed frame may expand: its decoded payload may be at most this many times
+ * its compressed payload (header included), on top of the maxFrameSize cap. A frame declaring
+ * more closes its connection with reason 'protocol' before anything is allocated, so decoding
+ * costs at most this many output bytes per byte received (a 1000:1 "bomb" is refused unread),
+ * and a 1 MiB frame decodes from 16 KiB or more. Both compression layers send a payload that
+ * would compress beyond the ratio as it is (uncompressed). docs/compression.md, "Frames".
+ */
+export const MAX_EXPANSION_RATIO = 64;
+
+/** The largest decoded size a compressed payload of `length` bytes may declare on a connection whose limit is `limit`. */
+export function decodeLimit(length: number, limit: number): number {
+  return Math.min(limit, length * MAX_EXPANSION_RATIO);
+}
+
 export function checkLimit(value: unknown, name: string): number {
   if (value === undefined) return DEFAULT_MAX_FRAME_SIZE;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
@@ -48,7 +65,7 @@ export interface CompressionStats {
   bytesAfterCompression: number;
   /** Bytes the compressed frames saved on the wire (before − after). */
   savedBytes: number;
-  /** Frames at or above the threshold that did not get smaller and were sent as they were. */
+  /** Frames at or above the threshold that did not get smaller (or would expand past MAX_EXPANSION_RATIO) and were sent as they were. */
   framesIncompressible: number;
   /** Compressed frames received and decoded, and the bytes they decoded to. */
   framesDecompressed: number;
@@ -73,7 +90,7 @@ export function newCompressionStats(): CompressionStats {
 
 /** Options of a ReceiveCompressionLayer. */
 export interface ReceiveCompressionOptions {
-  /** Largest decompressed payload for connections whose connect() names no maxFrameSize (default 16 MiB). */
+  /** Largest decompressed payload for connections whose connect() names no maxFrameSize (default 1 MiB, the transports' default). */
   maxFrameSize?: number;
 }
 
@@ -167,7 +184,7 @@ export class ReceiveCompressionLayer extends TransportLayer implements Transport
       let payload: Uint8Array = data.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
       if (f & FrameFlag.Compressed) {
         try {
-          payload = decompressJs(payload, { maxOutputLength: this.#limits.get(peer) ?? this.#defaultLimit });
+          payload = decompressJs(payload, { maxOutputLength: decodeLimit(payload.length, this.#limits.get(peer) ?? this.#defaultLimit) });
         } catch (err) {
           if (!(err instanceof DecodeError)) throw err;
           this.#failed.set(peer, `compressed frame of kind ${kinds[i]} does not decode: ${err.message}`);

@@ -33,6 +33,8 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
   consumed = 0;
   /** Called as chunks arrive, with the bytes received so far and the total. */
   onProgress: ((received: number, total: number) => void) | undefined;
+  /** @internal performance.now() of the last chunk received or consumed (assemblyTimeout). */
+  lastActive = performance.now();
 
   readonly #queue: Buffer[] = [];
   #waiter: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void } | null = null;
@@ -40,11 +42,15 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
   #ungranted = 0;
   readonly #window: number;
   readonly #grant: (bytes: number) => void;
+  /** Gives back bytes that waited in the queue (to the peer's buffer budget), once consumed or dropped. */
+  readonly #release: (bytes: number) => void;
+  #queued = 0;
   /** Bytes the sender may still send: granted minus received. */
   #allowed: number;
 
   /** @internal */
-  constructor(name: string, total: number, info: DataFrame, window: number, grant: (bytes: number) => void) {
+  constructor(name: string, total: number, info: DataFrame, window: number, grant: (bytes: number) => void, release: (bytes: number) => void = () => {}) {
+    this.#release = release;
     this.name = name;
     this.total = total;
     this.info = info;
@@ -58,13 +64,16 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
     if (chunk.length > this.#allowed || this.received + chunk.length > this.total) return false;
     this.#allowed -= chunk.length;
     this.received += chunk.length;
+    this.lastActive = performance.now();
     if (this.#waiter !== null) {
       const w = this.#waiter;
       this.#waiter = null;
       this.#consume(chunk.length);
+      this.#release(chunk.length); // handed over at once: it never waited
       w.resolve({ value: chunk, done: false });
     } else {
       this.#queue.push(chunk);
+      this.#queued += chunk.length;
     }
     this.onProgress?.(this.received, this.total);
     return true;
@@ -75,6 +84,8 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
     if (this.#error !== null) return;
     this.#error = err;
     this.#queue.length = 0;
+    this.#release(this.#queued);
+    this.#queued = 0;
     if (this.#waiter !== null) {
       const w = this.#waiter;
       this.#waiter = null;
@@ -84,6 +95,7 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
 
   #consume(n: number): void {
     this.consumed += n;
+    this.lastActive = performance.now();
     this.#ungranted += n;
     if (this.#ungranted * 2 >= this.#window && this.received < this.total) {
       this.#allowed += this.#ungranted;
@@ -96,6 +108,8 @@ export class BigStreamIn implements AsyncIterable<Buffer>, AsyncIterator<Buffer>
     if (this.#error !== null) return Promise.reject(this.#error);
     const chunk = this.#queue.shift();
     if (chunk !== undefined) {
+      this.#queued -= chunk.length;
+      this.#release(chunk.length);
       this.#consume(chunk.length);
       return Promise.resolve({ value: chunk, done: false });
     }

@@ -17,8 +17,9 @@ import type { CloseReason, ConnectOptions, Transport } from '../transport/types.
 import type { BigStreamSource } from './bigstream.js';
 import { CommandHost, type HostOptions } from './host.js';
 import { layeredTransport, type LayerOptions } from './layers.js';
-import { Peer, type BigStreamOptions, type CallOptions, type Callback } from './peer.js';
+import { Peer, defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback } from './peer.js';
 import { TransportRouter } from './router.js';
+import { workerRuntime } from './worker-hook.js';
 import type { FrameworkStatsSnapshot } from './stats.js';
 
 /** Reconnect policy: delay = min(maxDelay, initialDelay × factor^(attempt-1)) × (1 ± jitter). */
@@ -85,10 +86,10 @@ export class Client extends CommandHost<ClientEvents> {
 
   constructor(options: ClientOptions) {
     const { transport, host, port, connectTimeout, family, reconnect, quiet, log, secure, compression, ...rest } = options;
-    const settingKeys = ['requestTimeout', 'maxBufferSize', 'chunkSize', 'bigStreamWindow', 'maxMessageSize'] as const;
+    const settingKeys = Object.keys(defaultPeerSettings);
     const settings: Record<string, unknown> = {};
     const connectOptions: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(rest)) ((settingKeys as readonly string[]).includes(k) ? settings : connectOptions)[k] = v;
+    for (const [k, v] of Object.entries(rest)) (settingKeys.includes(k) ? settings : connectOptions)[k] = v;
     super({ ...settings, ...(quiet === undefined ? {} : { quiet }), ...(log === undefined ? {} : { log }) });
     if (!transport || typeof transport.connect !== 'function') throw new TypeError('options.transport must be a Transport');
     if (typeof host !== 'string' || host === '') throw new TypeError('options.host must be a host name or address');
@@ -216,6 +217,7 @@ export class Client extends CommandHost<ClientEvents> {
       peer.close(true);
       await closed;
     }
+    await workerRuntime()?.hostClosed(this); // its own compute pool, if it made one
   }
 
   /** @internal */
@@ -285,18 +287,6 @@ export class Client extends CommandHost<ClientEvents> {
 
   /** Counters of this client and of its commands. */
   stats(): FrameworkStatsSnapshot {
-    const c = this.counters;
-    return {
-      online: this.connected ? 1 : 0,
-      connections: c.connections,
-      messagesIn: c.messagesIn,
-      messagesOut: c.messagesOut,
-      bytesIn: c.bytesIn,
-      bytesOut: c.bytesOut,
-      requestsFailed: c.requestsFailed,
-      timeouts: c.timeouts,
-      protocolErrors: c.protocolErrors,
-      commands: this.registry.stats(),
-    };
+    return this.counters.snapshot(this.connected ? 1 : 0, this.logLinesSuppressed, this.registry.stats());
   }
 }

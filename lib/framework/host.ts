@@ -8,8 +8,10 @@ import { EventEmitter, printWarning } from '../platform.js';
 import type { CloseReason } from '../transport/types.js';
 import type { Peer, PeerHost, PeerSettings } from './peer.js';
 import { defaultPeerSettings } from './peer.js';
+import { settingsAllowingZero } from './peer-options.js';
 import {
   CommandRegistry,
+  type CommandKind,
   type BigStreamHandler,
   type BufferHandler,
   type ConsoleHandler,
@@ -18,6 +20,11 @@ import {
   type StreamHandler,
 } from './registry.js';
 import { FrameworkCounters } from './stats.js';
+import { isWorkerCommand, workerRuntime, type WorkerCommandOptions } from './worker-hook.js';
+import { escapeLogText, LogLimiter } from './log.js';
+
+/** Peer-caused log lines written per second at most, per Server or Client (LogLimiter). */
+export const PEER_LOG_LINES_PER_SECOND = 20;
 
 /** Severity of a log line. */
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -36,13 +43,22 @@ export function resolveSettings(options: Partial<PeerSettings> = {}, base: PeerS
   for (const key of Object.keys(base) as (keyof PeerSettings)[]) {
     const v = options[key];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** 32) {
-      throw new RangeError(`${key} must be an integer from 1 to 2^32, got ${String(v)}`);
+    const min = settingsAllowingZero.has(key) ? 0 : 1;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 32) {
+      throw new RangeError(`${key} must be an integer from ${min} to 2^32, got ${String(v)}`);
     }
     out[key] = v;
   }
   if (out.requestTimeout > 2 ** 31 - 1) throw new RangeError('requestTimeout must be at most 2^31-1 ms');
+  if (out.assemblyTimeout > 2 ** 31 - 1) throw new RangeError('assemblyTimeout must be at most 2^31-1 ms');
   if (out.chunkSize > out.maxMessageSize - 300) throw new RangeError('chunkSize must leave room for a message header below maxMessageSize');
+  // A larger maxBufferSize alone raises the byte budgets with it, so one such buffer still fits.
+  if (options.maxBufferSize !== undefined && options.maxBufferBytesPerPeer === undefined) {
+    out.maxBufferBytesPerPeer = Math.max(out.maxBufferBytesPerPeer, out.maxBufferSize);
+  }
+  if (options.maxBufferBytesTotal === undefined) out.maxBufferBytesTotal = Math.max(out.maxBufferBytesTotal, out.maxBufferBytesPerPeer);
+  if (options.requestRate !== undefined && options.requestBurst === undefined) out.requestBurst = out.requestRate;
+  if (out.requestBurst === 0) out.requestBurst = out.requestRate;
   return out;
 }
 
@@ -54,8 +70,11 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
   readonly counters = new FrameworkCounters();
   /** Settings of the peers of this side (endpoints may override them). */
   readonly settings: PeerSettings;
+  /** @internal Bytes of unfinished complete buffers of every peer of this side (maxBufferBytesTotal). */
+  readonly bufferBudget = { held: 0 };
   readonly #quiet: boolean;
   readonly #log: ((level: LogLevel, message: string) => void) | undefined;
+  readonly #peerLines = new LogLimiter<LogLevel>(PEER_LOG_LINES_PER_SECOND, 'warn', (level, message) => this.log(level, message));
 
   constructor(options: HostOptions = {}) {
     super();
@@ -64,40 +83,53 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
     this.#log = options.log;
   }
 
-  /** Registers a console command: text in, text out. */
-  console(name: string, handler: ConsoleHandler): this {
-    this.registry.register(name, 'console', handler);
+  /** Registers a console command: text in, text out (`{ worker, ... }` runs it in a worker thread). */
+  console(name: string, handler: ConsoleHandler | WorkerCommandOptions): this {
+    this.#register(name, 'console', handler);
     return this;
   }
 
   /** Registers a stream command: DataFrame in, DataFrame out. */
-  stream(name: string, handler: StreamHandler): this {
-    this.registry.register(name, 'stream', handler);
+  stream(name: string, handler: StreamHandler | WorkerCommandOptions): this {
+    this.#register(name, 'stream', handler);
     return this;
   }
 
   /** Registers a direct console command: text in, no answer. */
-  directConsole(name: string, handler: DirectConsoleHandler): this {
-    this.registry.register(name, 'directConsole', handler);
+  directConsole(name: string, handler: DirectConsoleHandler | WorkerCommandOptions): this {
+    this.#register(name, 'directConsole', handler);
     return this;
   }
 
   /** Registers a direct stream command: DataFrame in, no answer. */
-  directStream(name: string, handler: DirectStreamHandler): this {
-    this.registry.register(name, 'directStream', handler);
+  directStream(name: string, handler: DirectStreamHandler | WorkerCommandOptions): this {
+    this.#register(name, 'directStream', handler);
     return this;
   }
 
   /** Registers a complete buffer command: one raw block in, bytes out (when the caller wants them). */
-  buffer(name: string, handler: BufferHandler): this {
-    this.registry.register(name, 'buffer', handler);
+  buffer(name: string, handler: BufferHandler | WorkerCommandOptions): this {
+    this.#register(name, 'buffer', handler);
     return this;
   }
 
-  /** Registers a big stream command: chunks in with progress, DataFrame out. */
-  bigStream(name: string, handler: BigStreamHandler): this {
-    this.registry.register(name, 'bigStream', handler);
+  /** Registers a big stream command: chunks in with progress, DataFrame out (`{ worker, ... }`: read in a worker thread). */
+  bigStream(name: string, handler: BigStreamHandler | WorkerCommandOptions): this {
+    this.#register(name, 'bigStream', handler);
     return this;
+  }
+
+  /**
+   * Registers `handler`, or, given WorkerCommandOptions, a command whose handler runs in a worker
+   * thread of the compute pool (docs/compute.md; lib/compute installs the runtime).
+   */
+  #register(name: string, kind: CommandKind, handler: ((input: never, peer: Peer) => unknown) | WorkerCommandOptions): void {
+    if (!isWorkerCommand(handler)) return this.registry.register(name, kind, handler);
+    const runtime = workerRuntime();
+    if (runtime === null) {
+      throw new TypeError(`command '${name}': worker commands need the Node entry of the package (import from 'zserver', which installs lib/compute)`);
+    }
+    this.registry.register(name, kind, runtime.handler(this, name, kind, handler), true);
   }
 
   /** Removes a command; returns whether it existed. */
@@ -110,10 +142,29 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
     return this.registry.names();
   }
 
-  /** @internal */
+  /**
+   * Writes a log line; control bytes and escape sequences in it are shown as \xNN (log.ts),
+   * whoever chose the text.
+   * @internal
+   */
   log(level: LogLevel, message: string): void {
-    this.#log?.(level, message);
-    if (!this.#quiet && !this.#log && level !== 'info') printWarning(`zserver ${level}: ${message}`);
+    const line = escapeLogText(message);
+    this.#log?.(level, line);
+    if (!this.#quiet && !this.#log && level !== 'info') printWarning(`zserver ${level}: ${line}`);
+  }
+
+  /**
+   * A log line caused by a peer (an unknown command, a protocol violation, a refused request):
+   * at most PEER_LOG_LINES_PER_SECOND of them a second, then one summary line (log.ts).
+   * @internal
+   */
+  peerLog(level: LogLevel, message: string): void {
+    this.#peerLines.line(level, message);
+  }
+
+  /** Peer-caused log lines the rate limit left out so far. */
+  get logLinesSuppressed(): number {
+    return this.#peerLines.suppressedTotal;
   }
 
   /** @internal */

@@ -9,13 +9,14 @@
  * It keeps no state of its own: everything per peer lives on the Peer, made
  * on first use, so a peer that only sends requests costs no receiving object.
  */
-import { DecodeError, RemoteError, StreamAbortedError } from '../errors.js';
+import { BusyError, DecodeError, LimitError, RateLimitedError, RemoteError, StreamAbortedError } from '../errors.js';
 import { copyBytes } from '../platform.js';
 import { latin1Slice, readU32, readU64, utf8Slice } from '../protocol/bytes-io.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import { BUFFER_WANTS_REPLY, MessageKind as K, TUNNEL_FRAME_KIND, encodeCredit } from '../protocol/messages.js';
 import { BigStreamIn } from './bigstream.js';
 import type { Peer } from './peer.js';
+import { peerText } from './log.js';
 import { ErrorCode } from './registry.js';
 
 /** Handles one frame of `peer`; the bytes are lent for this call only. */
@@ -29,7 +30,7 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
     return violation(
       peer,
       `frame with flags ${flags}, but this side has no layer that reads them ` +
-        `(it was made with compression: false, or without a secure channel under it)`,
+        `(compression is off here: it was made without a compression option; or there is no secure channel under it)`,
     );
   }
   const end = off + len;
@@ -45,11 +46,15 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
         const nameEnd = off + 5 + buf[off + 4]!;
         if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
         const name = utf8Slice(buf, off + 5, nameEnd);
+        if (peer.peerSettings.requestRate !== 0 && !peer.admitRequest()) return rateLimited(peer, id, name);
         let input: unknown;
-        try {
-          input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-        } catch (err) {
-          return peer.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
+        if (peer.peerHost.registry.wantsBytes(name)) input = freshCopy(buf, nameEnd, end); // decoded in the worker
+        else {
+          try {
+            input = kind === K.Console ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+          } catch (err) {
+            return peer.replyError(id, ErrorCode.Decode, `request '${name}': ${(err as Error).message}`);
+          }
         }
         return peer.peerHost.registry.dispatch(peer, peer, kind === K.Console ? 'console' : 'stream', id, name, input, len);
       }
@@ -59,11 +64,15 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
         const nameEnd = off + 1 + buf[off]!;
         if (nameEnd > end) throw new DecodeError('truncated', 'command name runs past the message');
         const name = utf8Slice(buf, off + 1, nameEnd);
+        if (peer.peerSettings.requestRate !== 0 && !peer.admitRequest()) return rateLimited(peer, 0, name);
         let input: unknown;
-        try {
-          input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
-        } catch (err) {
-          return peer.log('warn', `direct message '${name}' dropped: ${(err as Error).message}`);
+        if (peer.peerHost.registry.wantsBytes(name)) input = freshCopy(buf, nameEnd, end);
+        else {
+          try {
+            input = kind === K.DirectConsole ? utf8Slice(buf, nameEnd, end) : DataFrame.decode(buf, nameEnd, end - nameEnd);
+          } catch (err) {
+            return peer.log('warn', `direct message '${peerText(name)}' dropped: ${(err as Error).message}`);
+          }
         }
         return peer.peerHost.registry.dispatch(peer, peer, kind === K.DirectConsole ? 'directConsole' : 'directStream', 0, name, input, len);
       }
@@ -77,7 +86,18 @@ export function onFrame(peer: Peer, kind: number, flags: number, buf: Uint8Array
         if (len < 4) throw new DecodeError('truncated', 'BigChunk without an id');
         const id = readU32(buf, off);
         const s = peer.bigStreamIn(id);
-        if (s !== undefined && !s.push(copyBytes(buf.subarray(off + 4, end)))) {
+        if (s === undefined) return;
+        // The chunk waits for the handler: it counts against the peer's and the side's buffer budgets.
+        if (!peer.assemblies().holdChunk(len - 4)) {
+          peer.peerHost.counters.requestsRefused++;
+          peer.deleteBigStreamIn(id);
+          const message = `big stream '${s.name}' aborted: its handler does not keep up and the unread bytes would pass maxBufferBytesPerPeer or maxBufferBytesTotal`;
+          s.fail(new StreamAbortedError(message));
+          peer.replyError(id, ErrorCode.Limit, message);
+          return;
+        }
+        if (!s.push(copyBytes(buf.subarray(off + 4, end)))) {
+          peer.assemblies().releaseChunk(len - 4);
           peer.deleteBigStreamIn(id);
           s.fail(new StreamAbortedError('the sender exceeded its credit or the announced size'));
           peer.replyError(id, ErrorCode.Aborted, 'big stream chunk beyond the granted credit or the announced size');
@@ -122,7 +142,16 @@ function onAnswer(peer: Peer, kind: number, buf: Uint8Array, off: number, end: n
     const codeEnd = off + 1 + buf[off]!;
     const code = latin1Slice(buf, off + 1, codeEnd);
     const message = utf8Slice(buf, codeEnd, end);
-    return peer.finishRequest(p, new RemoteError(p.command, code, `'${p.command}' failed on the other side (${code}): ${message}`));
+    const text = `'${p.command}' failed on the other side (${code}): ${message}`;
+    const err =
+      code === ErrorCode.Busy
+        ? new BusyError(p.command, text)
+        : code === ErrorCode.RateLimited
+        ? new RateLimitedError(p.command, text)
+        : code === ErrorCode.Limit
+          ? new LimitError(p.command, text)
+          : new RemoteError(p.command, code, text);
+    return peer.finishRequest(p, err);
   }
   let value: unknown;
   try {
@@ -144,23 +173,35 @@ function onBufferBegin(peer: Peer, buf: Uint8Array, off: number, end: number): v
   const name = utf8Slice(buf, off + 6, nameEnd);
   const total = readU32(buf, nameEnd);
   const first = buf.subarray(nameEnd + 4, end);
+  if (first.length > total) throw new DecodeError('bad-length', 'Buffer message holds more than its total');
+  if (peer.peerSettings.requestRate !== 0 && !peer.admitRequest()) return rateLimited(peer, wantsReply ? id : 0, name);
+  // Every refusal below leaves no assembly: the buffer's BufferMore messages are dropped.
   if (total > peer.peerSettings.maxBufferSize) {
     const message = `buffer of ${total} bytes for '${name}' exceeds maxBufferSize ${peer.peerSettings.maxBufferSize}`;
     if (wantsReply) peer.replyError(id, ErrorCode.TooLarge, message);
-    else peer.log('warn', message);
-    return; // its BufferMore messages find no assembly and are dropped
+    else peer.log('warn', peerText(message, 400));
+    return;
   }
-  if (first.length > total) throw new DecodeError('bad-length', 'Buffer message holds more than its total');
   if (first.length === total) {
     return peer.peerHost.registry.dispatch(peer, peer, 'buffer', wantsReply ? id : 0, name, copyBytes(first), total);
   }
-  peer.assemblies().begin(id, name, wantsReply, total, first);
+  const assemblies = peer.assemblies();
+  const refusal = assemblies.refusal(total);
+  if (refusal !== null) {
+    peer.peerHost.counters.requestsRefused++;
+    const message = `buffer of ${total} bytes for '${name}' refused: ${refusal}`;
+    if (wantsReply) peer.replyError(id, ErrorCode.Limit, message);
+    else peer.log('warn', peerText(message, 400));
+    return;
+  }
+  assemblies.begin(id, name, wantsReply, total, first, performance.now());
+  peer.watchAssemblies();
 }
 
 function onBufferMore(peer: Peer, buf: Uint8Array, off: number, end: number): void {
   if (end - off < 4) throw new DecodeError('truncated', 'BufferMore without an id');
   const id = readU32(buf, off);
-  const whole = peer.assemblies().more(id, buf.subarray(off + 4, end));
+  const whole = peer.assemblies().more(id, buf.subarray(off + 4, end), performance.now());
   if (whole !== undefined) {
     peer.peerHost.registry.dispatch(peer, peer, 'buffer', whole.wantsReply ? id : 0, whole.name, whole.data, whole.data.length);
   }
@@ -174,6 +215,13 @@ function onBigBegin(peer: Peer, buf: Uint8Array, off: number, end: number): void
   // A second stream under a live id would orphan the first one's handler.
   if (peer.bigStreamIn(id) !== undefined) throw new DecodeError('duplicate-id', `BigBegin for big stream ${id}, which is still open`);
   const name = utf8Slice(buf, off + 5, nameEnd);
+  if (peer.peerSettings.requestRate !== 0 && !peer.admitRequest()) return rateLimited(peer, id, name);
+  const max = peer.peerSettings.maxBigStreams;
+  if (peer.bigStreamsIn >= max) {
+    peer.peerHost.counters.requestsRefused++;
+    peer.peerHost.peerLog('warn', `peer ${peer.id}: big stream '${peerText(name)}' refused: ${max} are open (maxBigStreams)`);
+    return peer.replyError(id, ErrorCode.Limit, `big stream '${name}' refused: ${max} big streams of this connection are open (maxBigStreams)`);
+  }
   const total = readU64(buf, nameEnd);
   if (total > BigInt(Number.MAX_SAFE_INTEGER)) return peer.replyError(id, ErrorCode.TooLarge, `big stream of ${total} bytes is too large`);
   let info: DataFrame;
@@ -186,17 +234,42 @@ function onBigBegin(peer: Peer, buf: Uint8Array, off: number, end: number): void
   let stream: BigStreamIn | undefined;
   if (entry?.kind === 'bigStream') {
     const window = peer.peerSettings.bigStreamWindow;
-    stream = new BigStreamIn(name, Number(total), info, window, (credit) => {
-      if (peer.bigStreamIn(id) === stream) peer.trySend(K.BigCredit, encodeCredit(id, credit));
-    });
+    const assemblies = peer.assemblies();
+    stream = new BigStreamIn(
+      name,
+      Number(total),
+      info,
+      window,
+      (credit) => {
+        if (peer.bigStreamIn(id) === stream) peer.trySend(K.BigCredit, encodeCredit(id, credit));
+      },
+      (bytes) => assemblies.releaseChunk(bytes),
+    );
     peer.addBigStreamIn(id, stream);
+    peer.watchAssemblies();
     peer.trySend(K.BigCredit, encodeCredit(id, window));
   }
   peer.peerHost.registry.dispatch(peer, peer, 'bigStream', id, name, stream, end - off);
 }
 
+/**
+ * Bytes `buf[start..end)` in a new ArrayBuffer of their own, for a worker command: the batch is
+ * lent for this call only, and an ArrayBuffer owned by nothing else can be transferred to the
+ * worker thread without a second copy.
+ */
+function freshCopy(buf: Uint8Array, start: number, end: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(buf, start, end);
+}
+
 function violation(peer: Peer, detail: string): void {
   peer.peerHost.counters.protocolErrors++;
-  peer.peerHost.log('warn', `peer ${peer.id}: protocol violation, closing: ${detail}`);
-  peer.transport.close(peer.transportPeer, true);
+  peer.peerHost.peerLog('warn', `peer ${peer.id}: protocol violation, closing: ${peerText(detail, 400)}`);
+  peer.closeForViolation(detail);
+}
+
+/** Refuses request `id` (0: a direct message, dropped) of a peer above its requestRate. */
+function rateLimited(peer: Peer, id: number, name: string): void {
+  const message = `request '${name}' refused: more than ${peer.peerSettings.requestRate} requests a second (requestRate)`;
+  if (id !== 0) peer.replyError(id, ErrorCode.RateLimited, message);
+  else peer.peerHost.peerLog('warn', `peer ${peer.id}: direct message dropped: ${peerText(message, 400)}`);
 }

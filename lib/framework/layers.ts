@@ -41,13 +41,17 @@ export interface EndpointCompression {
 export interface LayerOptions {
   /**
    * Run the secure channel (docs/security.md) under the framework. A server endpoint needs
-   * `identity`; a client usually gives `pin` (the server's fingerprint).
+   * `identity`; a client must give `pin` (the server's fingerprint, printed by `zserver keygen`) or opt out with `insecureAcceptAnyServer: true`.
    */
   secure?: SecureChannelOptions;
   /**
-   * Compress outgoing frames from `threshold` bytes up. Absent: this side sends nothing
-   * compressed but still decodes compressed frames (receivers always accept them). `false`:
-   * no compression layer at all; a compressed frame is then a protocol violation.
+   * Compress outgoing frames from `threshold` bytes up and decode compressed frames (each
+   * bounded by maxFrameSize and by MAX_EXPANSION_RATIO, docs/compression.md). Absent or
+   * `false`: no compression layer at all: this side sends nothing compressed, and a compressed
+   * frame from the other side is a protocol violation that closes it (reason 'protocol').
+   * Compression is configured, never implied. (The browser build is the one exception: its
+   * Client decodes compressed frames unless given `false`, so a page can talk to an endpoint
+   * that compresses; see browser-stack.ts.)
    */
   compression?: EndpointCompression | false;
 }
@@ -66,11 +70,14 @@ export interface LayerOffload {
 export type LayerBuilder = (transport: Transport, options: LayerOptions) => Transport;
 
 let builder: LayerBuilder | undefined;
+/** Whether the registered builder stacks a layer when no option asks for one (the browser's decoding layer). */
+let stacksByDefault = false;
 const stacks = new WeakMap<Transport, { options: LayerOptions; top: Transport }>();
 
 /** @internal Registers the Node builder of the layers (stack.ts does, on import). */
 export function setLayerBuilder(build: LayerBuilder): void {
   builder = build;
+  stacksByDefault = false;
 }
 
 /**
@@ -78,7 +85,9 @@ export function setLayerBuilder(build: LayerBuilder): void {
  * (browser-stack.ts), which must not replace the Node builder where both are loaded.
  */
 export function setDefaultLayerBuilder(build: LayerBuilder): void {
-  builder ??= build;
+  if (builder !== undefined) return;
+  builder = build;
+  stacksByDefault = true;
 }
 
 /** True when two option values are the same: plain objects and arrays by content, anything else (a ServerIdentity) by identity. */
@@ -104,7 +113,7 @@ export function layeredTransport(transport: Transport, options: LayerOptions): T
   if (secure !== undefined && (typeof secure !== 'object' || secure === null)) {
     throw new TypeError(`options.secure must be an object of SecureChannel options, got ${String(secure)}`);
   }
-  const plain = secure === undefined && (compression === false || (compression === undefined && builder === undefined));
+  const plain = secure === undefined && (compression === false || (compression === undefined && !stacksByDefault));
   const existing = stacks.get(transport);
   const conflict = (what: string) =>
     new TypeError(`transport '${transport.name}' is already used ${what}; give endpoints with other secure/compression options a transport of their own`);
@@ -120,7 +129,7 @@ export function layeredTransport(transport: Transport, options: LayerOptions): T
     if (!same(existing.options, wanted)) throw conflict(`with other secure/compression options`);
     return existing.top;
   }
-  if (TransportRouter.exists(transport)) throw conflict('without layers (compression: false) by another endpoint or Client');
+  if (TransportRouter.exists(transport)) throw conflict('without layers (no secure/compression options) by another endpoint or Client');
   const top = builder(transport, wanted);
   stacks.set(transport, { options: wanted, top });
   return top;

@@ -14,6 +14,7 @@ import type { BigStreamOptions } from './peer-options.js';
 import type { Peer } from './peer.js';
 import { ErrorCode, type CommandKind } from './registry.js';
 import type { Settle } from './requests.js';
+import { EncodedReply } from './worker-hook.js';
 
 const EMPTY = new DataFrame();
 const EMPTY_BYTES = new Uint8Array(0);
@@ -70,7 +71,14 @@ export function startBigStream(peer: Peer, name: string, source: BigStreamSource
  */
 export function encodeReply(id: number, kind: CommandKind, value: unknown, maxMessageSize: number): Uint8Array {
   let payload: Uint8Array;
-  if (kind === 'console') {
+  if (value instanceof EncodedReply) {
+    // Encoded in a worker thread with room for the id: write it in place (little-endian, as head() does).
+    payload = value.payload;
+    payload[0] = id;
+    payload[1] = id >>> 8;
+    payload[2] = id >>> 16;
+    payload[3] = id >>> 24;
+  } else if (kind === 'console') {
     if (typeof value !== 'string') throw new TypeError(`a console handler must return a string, got ${typeof value}`);
     payload = encodeIdText(id, value);
   } else if (kind === 'buffer') {

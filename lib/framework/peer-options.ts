@@ -9,7 +9,10 @@ import type { Peer } from './peer.js';
 import type { CommandRegistry } from './registry.js';
 import type { FrameworkCounters } from './stats.js';
 
-/** Limits and defaults of the peers of one server endpoint or client. */
+/**
+ * Limits and defaults of the peers of one server endpoint or client. Every limit is listed in
+ * docs/limits.md ("Command framework") with what happens when a peer reaches it.
+ */
 export interface PeerSettings {
   /** Default timeout of a request, in ms (default 30,000). */
   requestTimeout: number;
@@ -19,8 +22,45 @@ export interface PeerSettings {
   chunkSize: number;
   /** Bytes a big stream receiver lets the sender have in flight (default 1 MiB). */
   bigStreamWindow: number;
-  /** Largest single message (request or reply), in bytes (default 16 MiB minus 64). */
+  /**
+   * Largest single message (request or reply), in bytes (default 1 MiB minus 64, so a message
+   * fits the transports' default maxFrameSize of 1 MiB with room for a layer's header). Big data
+   * goes through complete buffers and big streams, which are sent in chunks.
+   */
   maxMessageSize: number;
+  /**
+   * Requests of one peer being handled at once (default 128): handlers that returned a promise
+   * not yet settled. At the cap the framework stops reading that peer (transport.pause()), so
+   * its further requests wait unread in the kernel; it reads again once three quarters of the
+   * cap or less are in progress. Big stream handlers are not counted (maxBigStreams caps them).
+   */
+  maxConcurrentRequests: number;
+  /** Incoming big streams open at once per peer (default 256); more are refused with Error `ZS_LIMIT`. */
+  maxBigStreams: number;
+  /**
+   * Bytes of unfinished complete buffers per peer (default 64 MiB), reserved at the announced
+   * total when a buffer starts; a buffer beyond it is refused with Error `ZS_LIMIT`.
+   */
+  maxBufferBytesPerPeer: number;
+  /**
+   * Bytes of unfinished complete buffers of all peers of one Server (or of a Client), default
+   * 256 MiB; a buffer beyond it is refused with Error `ZS_LIMIT`. A Server-wide value: the
+   * endpoint `settings` cannot change it.
+   */
+  maxBufferBytesTotal: number;
+  /**
+   * An unfinished complete buffer or incoming big stream that made no progress (no bytes arrived,
+   * none consumed) for this many ms is dropped and its memory freed (default 30,000); the sender
+   * gets Error `ZS_TIMEOUT` for it.
+   */
+  assemblyTimeout: number;
+  /**
+   * Requests (every kind) a peer may start per second, on average (default 0 = no limit);
+   * beyond it a request is answered with Error `ZS_RATE_LIMITED` (a direct message is dropped).
+   */
+  requestRate: number;
+  /** Requests a peer may start at once above requestRate (token bucket size; default: requestRate). */
+  requestBurst: number;
 }
 
 export const defaultPeerSettings: PeerSettings = {
@@ -28,14 +68,28 @@ export const defaultPeerSettings: PeerSettings = {
   maxBufferSize: 64 * 1024 * 1024,
   chunkSize: 64 * 1024,
   bigStreamWindow: 1024 * 1024,
-  maxMessageSize: 16 * 1024 * 1024 - 64,
+  maxMessageSize: 1024 * 1024 - 64,
+  maxConcurrentRequests: 128,
+  maxBigStreams: 256,
+  maxBufferBytesPerPeer: 64 * 1024 * 1024,
+  maxBufferBytesTotal: 256 * 1024 * 1024,
+  assemblyTimeout: 30_000,
+  requestRate: 0,
+  requestBurst: 0,
 };
+
+/** Settings that may be 0 (0 = off, or: the default derived from another setting). */
+export const settingsAllowingZero: ReadonlySet<keyof PeerSettings> = new Set(['requestRate', 'requestBurst']);
 
 /** What a Peer needs from its Server or Client. */
 export interface PeerHost {
   readonly registry: CommandRegistry;
   readonly counters: FrameworkCounters;
   log(level: 'info' | 'warn' | 'error', message: string): void;
+  /** A log line a peer caused; rate-limited (log.ts). */
+  peerLog(level: 'info' | 'warn' | 'error', message: string): void;
+  /** Bytes of unfinished complete buffers of every peer of this side (maxBufferBytesTotal). */
+  readonly bufferBudget: { held: number };
   /** Called once, after the peer failed its pending work. */
   peerClosed(peer: Peer, reason: CloseReason, detail: string): void;
 }

@@ -12,20 +12,34 @@
  * ConnectionClosedError, big streams abort on both ends, and the Peer drops
  * every reference it held.
  */
-import { ConnectionClosedError, TimeoutError } from '../errors.js';
-import { defer } from '../platform.js';
+import { ConnectionClosedError, StreamAbortedError, TimeoutError } from '../errors.js';
+import { copyBytes, defer, keepTimer } from '../platform.js';
 import { DataFrame } from '../protocol/dataframe.js';
+import { readU32 } from '../protocol/bytes-io.js';
 import { BUFFER_WANTS_REPLY, MessageKind as K, encodeConsole, encodeError, encodeIdText, encodeStream, nameBytes } from '../protocol/messages.js';
 import type { CloseReason, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import { BufferAssemblies } from './assembly.js';
 import type { BigStreamIn, BigStreamSource } from './bigstream.js';
-import type { CommandKind, ReplySink } from './registry.js';
+import { ErrorCode, type CommandKind, type ReplySink } from './registry.js';
+import { peerText } from './log.js';
+import { currentBatch } from './router.js';
 import { onFrame } from './inbound.js';
 import { encodeReply, sendBufferMessages, startBigStream } from './outbound.js';
 import { checkTimeout, type BigStreamOptions, type CallOptions, type Callback, type PeerHost, type PeerSettings } from './peer-options.js';
 import { RequestTable, type Pending, type Settle } from './requests.js';
 
 export { defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback, type PeerHost, type PeerSettings } from './peer-options.js';
+
+/** The request frames of a peer at maxConcurrentRequests, waiting in order (copied). */
+interface HeldRequests {
+  frames: { kind: number; flags: number; bytes: Uint8Array }[];
+  /** The first frame not yet handled. */
+  at: number;
+  /** The router's batch in which holding began: its frames are always held (bounded by one batch). */
+  batch: number;
+  /** Whether transport.pause() was called, so resume() is owed. */
+  paused: boolean;
+}
 
 /** One connection of the framework; see the file comment. */
 export class Peer implements ReplySink {
@@ -49,6 +63,18 @@ export class Peer implements ReplySink {
   #bigIn: Map<number, BigStreamIn> | null = null;
   #drainWaiters: (() => void)[] | null = null;
   #closed = false;
+  /** Why this side closed the connection for a protocol violation (reported as reason 'protocol'). */
+  #violation: string | null = null;
+  /** Handlers of this peer's requests still running (maxConcurrentRequests). */
+  #active = 0;
+  /** While at maxConcurrentRequests: the requests waiting (HeldRequests); null otherwise. */
+  #held: HeldRequests | null = null;
+  /** requestRate token bucket, made on the first request when a rate is set. */
+  #bucket: { tokens: number; at: number } | null = null;
+  /** The last send returned false: the queue is above the high-water mark until 'drain'. */
+  #backlogged = false;
+  /** The assemblyTimeout sweeper, armed while complete buffers or big streams are unfinished. */
+  #sweeper: ReturnType<typeof setTimeout> | null = null;
 
   /** @internal */
   constructor(host: PeerHost, settings: PeerSettings, transport: Transport, transportPeer: PeerId, id: number, info: PeerInfo) {
@@ -134,6 +160,16 @@ export class Peer implements ReplySink {
 
   // ---- sending ----
 
+  /** True while this peer's send queue is above the transport's high-water mark (until its 'drain'). */
+  get backlogged(): boolean {
+    return this.#backlogged;
+  }
+
+  /** Requests of the other side being handled now (handlers that returned a promise not yet settled). */
+  get activeRequests(): number {
+    return this.#active;
+  }
+
   /** @internal Sends an already-encoded message (broadcast, outbound.ts); throws when closed. */
   sendRaw(kind: number, payload: Uint8Array): boolean {
     return this.#sendMessage(kind, payload);
@@ -148,7 +184,9 @@ export class Peer implements ReplySink {
     c.messagesOut++;
     c.bytesOut += payload.length;
     try {
-      return this.transport.send(this.transportPeer, kind, 0, payload);
+      const ok = this.transport.send(this.transportPeer, kind, 0, payload);
+      if (!ok) this.#backlogged = true;
+      return ok;
     } catch (err) {
       // Our kinds, flags and payloads are valid, so a refusal means the connection is gone
       // (its 'close' event may still be on its way); transports name that error differently.
@@ -255,7 +293,13 @@ export class Peer implements ReplySink {
   /** @internal */
   replyValue(id: number, kind: CommandKind, value: unknown): number {
     if (this.#closed) return 0;
-    if (kind === 'bigStream' && !this.#bigIn?.delete(id)) return 0; // aborted: the sender no longer waits
+    if (kind === 'bigStream') {
+      const stream = this.#bigIn?.get(id);
+      if (stream === undefined) return 0; // aborted: the sender no longer waits
+      this.#bigIn!.delete(id);
+      // The handler returned: chunks it left unread give their budget back.
+      stream.fail(new StreamAbortedError(`big stream '${stream.name}' ended: its handler returned`));
+    }
     const payload = encodeReply(id, kind, value, this.#settings.maxMessageSize);
     this.#trySend(K.Reply, payload);
     return payload.length;
@@ -263,20 +307,135 @@ export class Peer implements ReplySink {
 
   /** @internal */
   replyError(id: number, code: string, message: string): void {
-    this.#bigIn?.delete(id);
+    const stream = this.#bigIn?.get(id);
+    if (stream !== undefined) {
+      this.#bigIn!.delete(id);
+      stream.fail(new StreamAbortedError(`big stream '${stream.name}' ended: ${message}`));
+    }
     this.#trySend(K.Error, encodeError(id, code, message));
   }
 
   /** @internal */
   log(level: 'warn' | 'error', message: string): void {
-    this.#host.log(level, `peer ${this.id}: ${message}`);
+    this.#host.peerLog(level, `peer ${this.id}: ${message}`);
   }
 
   // ---- receiving ----
 
   /** @internal Handles one frame of this peer; the bytes are lent for this call only. */
   onFrame(kind: number, flags: number, buf: Uint8Array, off: number, len: number): void {
+    // Console, Stream, DirectConsole, DirectStream (kinds 8-11) wait while the peer is at its cap;
+    // answers, buffers and big streams go on (they have limits of their own, and a handler may be
+    // waiting for them).
+    if (this.#held !== null && kind >= 8 && kind <= 11) return this.#hold(kind, flags, buf, off, len);
     onFrame(this, kind, flags, buf, off, len);
+  }
+
+  // ---- maxConcurrentRequests ----
+
+  /** @internal A handler returned a promise (ReplySink). */
+  handlerStarted(): void {
+    if (++this.#active >= this.#settings.maxConcurrentRequests && this.#held === null && !this.#closed) {
+      const paused = typeof this.transport.pause === 'function';
+      this.#held = { frames: [], at: 0, batch: currentBatch(), paused };
+      this.#host.counters.peersPaused++;
+      if (paused) this.transport.pause!(this.transportPeer);
+    }
+  }
+
+  /** @internal A handler's promise settled (ReplySink). */
+  handlerDone(): void {
+    this.#active--;
+    if (this.#held !== null && this.#active <= (this.#settings.maxConcurrentRequests * 3) >> 2) this.#release();
+  }
+
+  /** Keeps request frame `kind` for later; refuses it once a later batch brought more than the cap. */
+  #hold(kind: number, flags: number, buf: Uint8Array, off: number, len: number): void {
+    const h = this.#held!;
+    const cap = this.#settings.maxConcurrentRequests;
+    if (flags === 0 && h.frames.length - h.at >= cap && currentBatch() !== h.batch) {
+      // A transport without pause() (or one that delivered again anyway): hold no more than the cap.
+      this.#host.counters.requestsRefused++;
+      const message = `more than ${cap} requests in progress and ${cap} waiting (maxConcurrentRequests)`;
+      if (kind <= 9 && len >= 4) this.replyError(readU32(buf, off), ErrorCode.Limit, message);
+      else this.#host.peerLog('warn', `peer ${this.id}: direct message dropped: ${message}`);
+      return;
+    }
+    h.frames.push({ kind, flags, bytes: copyBytes(buf.subarray(off, off + len)) });
+  }
+
+  /** Handles held frames while below the cap; reads the peer again once none are left. */
+  #release(): void {
+    const h = this.#held!;
+    const frames = h.frames;
+    const cap = this.#settings.maxConcurrentRequests;
+    const gone = () => this.#closed || this.#violation !== null;
+    while (h.at < frames.length && this.#active < cap && !gone()) {
+      const f = frames[h.at]!;
+      frames[h.at++] = undefined as never; // handled: its bytes may go
+      onFrame(this, f.kind, f.flags, f.bytes, 0, f.bytes.length);
+    }
+    if (h.at > 1024 && h.at * 2 > frames.length) {
+      frames.splice(0, h.at); // still holding after a long while: drop the handled slots
+      h.at = 0;
+    }
+    if (h.at < frames.length || this.#active >= cap || gone()) return;
+    this.#held = null;
+    if (h.paused) this.transport.resume?.(this.transportPeer);
+  }
+
+  // ---- requestRate ----
+
+  /** @internal False when this request exceeds requestRate (the caller refuses it); counts it. */
+  admitRequest(): boolean {
+    const s = this.#settings;
+    const now = performance.now();
+    const b = (this.#bucket ??= { tokens: s.requestBurst, at: now });
+    b.tokens = Math.min(s.requestBurst, b.tokens + ((now - b.at) * s.requestRate) / 1000);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens--;
+      return true;
+    }
+    this.#host.counters.requestsRateLimited++;
+    return false;
+  }
+
+  // ---- assemblyTimeout ----
+
+  /** @internal Arms the sweeper of unfinished buffers and big streams, if it is not armed. */
+  watchAssemblies(): void {
+    if (this.#sweeper !== null || this.#closed) return;
+    const period = Math.max(10, this.#settings.assemblyTimeout >> 2);
+    this.#sweeper = setTimeout(() => this.#sweep(), period);
+    keepTimer(this.#sweeper, false); // an unfinished upload must not keep the process alive
+  }
+
+  #sweep(): void {
+    this.#sweeper = null;
+    if (this.#closed) return;
+    const timeout = this.#settings.assemblyTimeout;
+    const before = performance.now() - timeout;
+    const c = this.#host.counters;
+    if (this.#assemblies !== null) {
+      for (const b of this.#assemblies.expired(before)) {
+        c.assembliesExpired++;
+        const message = `complete buffer '${b.name}' got no bytes for ${timeout} ms (${b.received} of ${b.total} arrived; assemblyTimeout): dropped`;
+        if (b.wantsReply) this.#trySend(K.Error, encodeError(b.id, ErrorCode.Timeout, message));
+        this.#host.peerLog('warn', `peer ${this.id}: ${peerText(message, 400)}`);
+      }
+    }
+    if (this.#bigIn !== null) {
+      for (const [id, s] of this.#bigIn) {
+        if (s.received >= s.total || s.lastActive > before) continue;
+        c.assembliesExpired++;
+        this.#bigIn.delete(id);
+        const message = `big stream '${s.name}' made no progress for ${timeout} ms (${s.received} of ${s.total} bytes arrived; assemblyTimeout): dropped`;
+        this.#trySend(K.Error, encodeError(id, ErrorCode.Timeout, message));
+        s.fail(new StreamAbortedError(message));
+      }
+    }
+    if ((this.#assemblies?.size ?? 0) > 0 || (this.#bigIn?.size ?? 0) > 0) this.watchAssemblies();
   }
 
   /** @internal The side this peer belongs to. */
@@ -301,7 +460,19 @@ export class Peer implements ReplySink {
 
   /** @internal The complete buffers being assembled (made on first use). */
   assemblies(): BufferAssemblies {
-    return (this.#assemblies ??= new BufferAssemblies(this.#settings.maxBufferSize));
+    return (this.#assemblies ??= new BufferAssemblies(this.#settings.maxBufferBytesPerPeer, this.#settings.maxBufferBytesTotal, this.#host.bufferBudget));
+  }
+
+  /** @internal Incoming big streams open now. */
+  get bigStreamsIn(): number {
+    return this.#bigIn === null ? 0 : this.#bigIn.size;
+  }
+
+  /** @internal Closes the connection for a protocol violation; the close is reported with reason 'protocol'. */
+  closeForViolation(detail: string): void {
+    if (this.#closed) return;
+    this.#violation ??= detail;
+    this.transport.close(this.transportPeer, true);
   }
 
   /** @internal The incoming big stream `id`, if open. */
@@ -346,6 +517,7 @@ export class Peer implements ReplySink {
 
   /** @internal The transport can take more. */
   onDrain(): void {
+    this.#backlogged = false;
     const waiters = this.#drainWaiters;
     if (waiters === null) return;
     this.#drainWaiters = null;
@@ -356,6 +528,13 @@ export class Peer implements ReplySink {
   onClose(reason: CloseReason, detail: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#violation !== null && (reason === 'local' || reason === 'reset')) {
+      reason = 'protocol';
+      detail = this.#violation;
+    }
+    if (this.#sweeper !== null) clearTimeout(this.#sweeper);
+    this.#sweeper = null;
+    this.#held = null;
     // The error is made only when something waits for it: most peers close with nothing pending.
     let err: ConnectionClosedError | null = null;
     const fail = () => (err ??= new ConnectionClosedError(`connection closed (${reason}: ${detail})`));
@@ -370,6 +549,7 @@ export class Peer implements ReplySink {
       for (const s of this.#bigIn.values()) s.fail(fail());
       this.#bigIn = null;
     }
+    this.#assemblies?.clear(); // gives the reservation back to the side's budget
     this.#assemblies = null;
     this.onDrain();
     this.#host.peerClosed(this, reason, detail);

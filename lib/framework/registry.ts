@@ -9,6 +9,7 @@ import type { DataFrame } from '../protocol/dataframe.js';
 import { nameBytes } from '../protocol/messages.js';
 import type { BigStreamIn } from './bigstream.js';
 import type { Peer } from './peer.js';
+import { peerText } from './log.js';
 import { CommandStats, type CommandStatsSnapshot } from './stats.js';
 
 /** The kinds of command a side can register. */
@@ -35,6 +36,8 @@ export interface CommandEntry {
   readonly kind: CommandKind;
   readonly handler: AnyHandler;
   readonly stats: CommandStats;
+  /** A worker command (worker-hook.ts): the handler takes the request body as raw bytes, undecoded. */
+  readonly rawInput: boolean;
 }
 
 /** Error codes the framework itself sends. */
@@ -45,6 +48,14 @@ export const ErrorCode = {
   Decode: 'ZS_DECODE',
   TooLarge: 'ZS_TOO_LARGE',
   Aborted: 'ZS_STREAM_ABORTED',
+  /** A per-peer or per-server limit refused the request (docs/limits.md). */
+  Limit: 'ZS_LIMIT',
+  /** The peer started requests faster than requestRate allows. */
+  RateLimited: 'ZS_RATE_LIMITED',
+  /** A complete buffer or big stream made no progress within assemblyTimeout and was dropped. */
+  Timeout: 'ZS_TIMEOUT',
+  /** A worker command's queue was full (lib/compute). */
+  Busy: 'ZS_BUSY',
 } as const;
 
 const CODE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -63,6 +74,10 @@ export interface ReplySink {
   replyValue(id: number, kind: CommandKind, value: unknown): number;
   replyError(id: number, code: string, message: string): void;
   log(level: 'warn' | 'error', message: string): void;
+  /** A handler returned a promise: one more request in progress (maxConcurrentRequests). */
+  handlerStarted(): void;
+  /** A handler's promise settled. */
+  handlerDone(): void;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -74,10 +89,15 @@ export class CommandRegistry {
   readonly #commands = new Map<string, CommandEntry>();
 
   /** Adds (or replaces) command `name`. */
-  register(name: string, kind: CommandKind, handler: AnyHandler): void {
+  register(name: string, kind: CommandKind, handler: AnyHandler, rawInput = false): void {
     nameBytes(name);
     if (typeof handler !== 'function') throw new TypeError(`handler for command '${name}' must be a function`);
-    this.#commands.set(name, { name, kind, handler, stats: new CommandStats() });
+    this.#commands.set(name, { name, kind, handler, stats: new CommandStats(), rawInput });
+  }
+
+  /** True when command `name` is a worker command that takes its request body undecoded. */
+  wantsBytes(name: string): boolean {
+    return this.#commands.get(name)?.rawInput === true;
   }
 
   /** Removes command `name`; returns whether it existed. */
@@ -111,7 +131,7 @@ export class CommandRegistry {
       const message =
         entry === undefined ? `unknown command '${name}'` : `command '${name}' is a ${entry.kind} command, not ${kind}`;
       if (id !== 0) sink.replyError(id, code, message);
-      else sink.log('warn', `${message} (direct message dropped)`);
+      else sink.log('warn', `${entry === undefined ? `unknown command '${peerText(name)}'` : `command '${peerText(name)}' is a ${entry.kind} command, not ${kind}`} (direct message dropped)`);
       return;
     }
     const stats = entry.stats;
@@ -126,9 +146,24 @@ export class CommandRegistry {
       return;
     }
     if (isThenable(result)) {
+      // Big stream handlers live as long as their stream: maxBigStreams caps those, not this count.
+      if (kind === 'bigStream') {
+        result.then(
+          (value) => this.#succeed(sink, entry, id, started, value),
+          (err: unknown) => this.#fail(sink, entry, id, started, err),
+        );
+        return;
+      }
+      sink.handlerStarted();
       result.then(
-        (value) => this.#succeed(sink, entry, id, started, value),
-        (err: unknown) => this.#fail(sink, entry, id, started, err),
+        (value) => {
+          this.#succeed(sink, entry, id, started, value);
+          sink.handlerDone();
+        },
+        (err: unknown) => {
+          this.#fail(sink, entry, id, started, err);
+          sink.handlerDone();
+        },
       );
     } else {
       this.#succeed(sink, entry, id, started, result);
@@ -153,6 +188,6 @@ export class CommandRegistry {
     entry.stats.errors++;
     const shape = errorShape(err);
     if (id !== 0) sink.replyError(id, shape.code, shape.message);
-    else sink.log('warn', `direct command '${entry.name}' failed: ${shape.message}`);
+    else sink.log('warn', `direct command '${entry.name}' failed: ${peerText(shape.message)}`);
   }
 }

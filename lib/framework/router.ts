@@ -13,6 +13,14 @@ export type Acceptor = (transportPeer: PeerId, info: PeerInfo) => Peer | undefin
 
 const routers = new WeakMap<Transport, TransportRouter>();
 
+/** Counts the batches delivered by every router, so a Peer can tell frames of one batch from later ones. */
+let batchSerial = 0;
+
+/** @internal The serial number of the batch being delivered now (or last delivered). */
+export function currentBatch(): number {
+  return batchSerial;
+}
+
 /** See the file comment. */
 export class TransportRouter {
   readonly transport: Transport;
@@ -91,6 +99,7 @@ export class TransportRouter {
   readonly #frames = (batch: FrameBatch): void => {
     const { peers, kinds, flags, offsets, lengths, data } = batch;
     const table = this.#peers;
+    batchSerial++;
     for (let i = 0; i < batch.count; i++) {
       const peer = table[peers[i]!];
       if (peer === undefined) continue;

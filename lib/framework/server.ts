@@ -14,11 +14,13 @@ import type { DataFrame } from '../protocol/dataframe.js';
 import { MessageKind, encodeConsole, encodeStream, nameBytes } from '../protocol/messages.js';
 import type { CloseReason, ConnectionOptions, Endpoint, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import { CommandHost, resolveSettings, type HostOptions } from './host.js';
+import type { CommandKind } from './registry.js';
 import { layeredTransport, type LayerOptions } from './layers.js';
 import { Peer, type PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
+import { workerRuntime } from './worker-hook.js';
 import './stack.js'; // registers the Node builder of the secure/compression layers
-import type { FrameworkStatsSnapshot } from './stats.js';
+import type { FrameworkCounters, FrameworkStatsSnapshot } from './stats.js';
 
 /** Options of one listening endpoint; `secure` and `compression` choose its channel layers (layers.ts). */
 export interface EndpointOptions extends ConnectionOptions, LayerOptions {
@@ -40,10 +42,20 @@ export interface ServerStats extends FrameworkStatsSnapshot {
   endpoints: { transport: string; host: string; port: number; online: number }[];
 }
 
-function broadcastTo(peers: Iterable<Peer>, kind: number, payload: Buffer, filter: PeerFilter | undefined): number {
+/**
+ * Sends one encoded message to every peer `filter` accepts, except those whose send queue is
+ * above the high-water mark (their last send returned false and no 'drain' came since): a
+ * broadcast never piles up behind a peer that does not read. Those are counted in
+ * stats().broadcastSkipped; the transport's maxSendQueue ('slow-consumer' close) bounds the rest.
+ */
+function broadcastTo(peers: Iterable<Peer>, kind: number, payload: Buffer, filter: PeerFilter | undefined, counters: FrameworkCounters): number {
   let sent = 0;
   for (const peer of peers) {
     if (filter !== undefined && !filter(peer)) continue;
+    if (peer.backlogged) {
+      counters.broadcastSkipped++;
+      continue;
+    }
     try {
       peer.sendRaw(kind, payload);
       sent++;
@@ -65,9 +77,12 @@ export class ServerEndpoint {
   readonly options: EndpointOptions;
   /** @internal */
   readonly online = new Map<number, Peer>();
+  /** The Server's counters (broadcastSkipped). */
+  readonly #counters: FrameworkCounters;
 
   /** @internal */
-  constructor(transport: Transport, stack: Transport, address: Endpoint, options: EndpointOptions) {
+  constructor(transport: Transport, stack: Transport, address: Endpoint, options: EndpointOptions, counters: FrameworkCounters) {
+    this.#counters = counters;
     this.transport = transport;
     this.stack = stack;
     this.address = address;
@@ -84,15 +99,27 @@ export class ServerEndpoint {
     return this.online.values();
   }
 
-  /** Direct stream to every peer of this endpoint (or those `filter` accepts); returns how many. */
+  /** Direct stream to every peer of this endpoint (or those `filter` accepts) except backlogged ones (broadcastTo); returns how many. */
   broadcast(name: string, frame: DataFrame, filter?: PeerFilter): number {
-    return broadcastTo(this.online.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter);
+    return broadcastTo(this.online.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter, this.#counters);
   }
 
-  /** Direct console to every peer of this endpoint (or those `filter` accepts); returns how many. */
+  /** Direct console to every peer of this endpoint (or those `filter` accepts) except backlogged ones; returns how many. */
   broadcastConsole(name: string, text: string, filter?: PeerFilter): number {
-    return broadcastTo(this.online.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter);
+    return broadcastTo(this.online.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter, this.#counters);
   }
+}
+
+/** The command kinds a route can carry: every kind but bigStream (flow-controlled, any size). */
+export type RoutableKind = Exclude<CommandKind, 'bigStream'>;
+
+/**
+ * Serves commands somewhere else than this process: the logic tier (lib/logic, LogicTier)
+ * implements it. `handlerFor()` returns the handler registered under the routed name; it
+ * answers (or throws a ZsError with a code) exactly as a local handler would.
+ */
+export interface RouteTarget<Options> {
+  handlerFor(name: string, kind: RoutableKind, options: Options): (input: never, peer: Peer) => unknown;
 }
 
 /** A command server; see the file comment and docs/framework.md. */
@@ -118,7 +145,7 @@ export class Server extends CommandHost<ServerEvents> {
     const router = TransportRouter.of(stack);
     router.onError = (err) => this.log('error', `${stack.name}: ${err.message}`);
     const address = await stack.listen(endpoint, connectionOptions);
-    const ep = new ServerEndpoint(transport, stack, address, options);
+    const ep = new ServerEndpoint(transport, stack, address, options, this.counters);
     router.addAcceptor(address.port, (transportPeer: PeerId, info: PeerInfo) => {
       if (this.#closed) return undefined;
       const peer = new Peer(this, settings, stack, transportPeer, this.#nextPeerId++, info);
@@ -130,6 +157,18 @@ export class Server extends CommandHost<ServerEvents> {
     });
     this.#endpoints.push(ep);
     return ep;
+  }
+
+  /**
+   * Registers command `name` (of `options.kind`, console by default) as served by
+   * `options.via`, for example a LogicTier that sends each request to NATS workers
+   * (docs/logic-tier.md). A caller cannot tell it from a local command: same ids,
+   * timeouts and error shape.
+   */
+  route<Options extends object>(name: string, options: Options & { via: RouteTarget<Options>; kind?: RoutableKind }): this {
+    const kind = options.kind ?? 'console';
+    this.registry.register(name, kind, options.via.handlerFor(name, kind, options));
+    return this;
   }
 
   /** The listening endpoints. */
@@ -157,30 +196,20 @@ export class Server extends CommandHost<ServerEvents> {
     for (const peer of this.#peers.values()) fn(peer);
   }
 
-  /** Direct stream to every peer (or those `filter` accepts); returns how many were sent. */
+  /** Direct stream to every peer (or those `filter` accepts) except backlogged ones (see broadcastTo); returns how many were sent. */
   broadcast(name: string, frame: DataFrame, filter?: PeerFilter): number {
-    return broadcastTo(this.#peers.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter);
+    return broadcastTo(this.#peers.values(), MessageKind.DirectStream, Buffer.from(encodeStream(-1, nameBytes(name), frame)), filter, this.counters);
   }
 
-  /** Direct console to every peer (or those `filter` accepts); returns how many were sent. */
+  /** Direct console to every peer (or those `filter` accepts) except backlogged ones; returns how many were sent. */
   broadcastConsole(name: string, text: string, filter?: PeerFilter): number {
-    return broadcastTo(this.#peers.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter);
+    return broadcastTo(this.#peers.values(), MessageKind.DirectConsole, Buffer.from(encodeConsole(-1, nameBytes(name), text)), filter, this.counters);
   }
 
   /** Counters of the server and of each command. */
   stats(): ServerStats {
-    const c = this.counters;
     return {
-      online: this.#peers.size,
-      connections: c.connections,
-      messagesIn: c.messagesIn,
-      messagesOut: c.messagesOut,
-      bytesIn: c.bytesIn,
-      bytesOut: c.bytesOut,
-      requestsFailed: c.requestsFailed,
-      timeouts: c.timeouts,
-      protocolErrors: c.protocolErrors,
-      commands: this.registry.stats(),
+      ...this.counters.snapshot(this.#peers.size, this.logLinesSuppressed, this.registry.stats()),
       endpoints: this.#endpoints.map((e) => ({ transport: e.transport.name, host: e.address.host, port: e.address.port, online: e.count })),
     };
   }
@@ -194,6 +223,7 @@ export class Server extends CommandHost<ServerEvents> {
     this.#closed = true;
     for (const ep of this.#endpoints) TransportRouter.of(ep.stack).removeAcceptor(ep.address.port);
     for (const peer of [...this.#peers.values()]) peer.close(true);
+    await workerRuntime()?.hostClosed(this); // its own compute pool, if it made one
     if (options.shutdownTransports ?? true) {
       const transports = new Set(this.#endpoints.map((e) => e.stack));
       await Promise.all([...transports].map((t) => t.shutdown()));

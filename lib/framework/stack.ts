@@ -3,11 +3,11 @@
  * application → CompressionLayer → SecureChannel → transport. Importing this
  * module registers it; server.ts and the package entry do.
  *
- * The compression layer is always stacked unless `compression` is false: with
- * no `compression` option it sends nothing compressed (threshold Infinity) but
- * decodes the compressed frames a peer chooses to send. Its checksum default
- * (off over a SecureChannel, on otherwise) also sees a SecureChannel the caller
- * made itself. A transport that
+ * The compression layer is stacked only when `compression` is an object:
+ * without it a compressed frame reaches the framework, which closes the peer
+ * with reason 'protocol' (compression is configured, never implied). Its
+ * checksum default (off over a SecureChannel, on otherwise) also sees a
+ * SecureChannel the caller made itself. A transport that
  * implements LayerOffload may take either layer over; nothing implements it yet.
  */
 import { SecureChannel } from '../channel/secure.js';
@@ -26,8 +26,8 @@ export function buildLayers(transport: Transport, options: LayerOptions): Transp
   const offloaded = offloadOf(transport)?.offloadLayers(options) ?? { secure: false, compression: false };
   let top = transport;
   if (secure !== undefined && !offloaded.secure) top = new SecureChannel(top, secure);
-  if (compression !== false && !offloaded.compression) {
-    top = new CompressionLayer(top, compression === undefined ? { threshold: Infinity } : { ...compression, checksum: compression.checksum ?? (secure === undefined ? undefined : false) });
+  if (compression !== undefined && compression !== false && !offloaded.compression) {
+    top = new CompressionLayer(top, { ...compression, checksum: compression.checksum ?? (secure === undefined ? undefined : false) });
   }
   return top;
 }

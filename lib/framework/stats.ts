@@ -70,6 +70,18 @@ export interface FrameworkStatsSnapshot {
   timeouts: number;
   /** Messages that broke the protocol (their peer was closed). */
   protocolErrors: number;
+  /** Requests of peers refused by a limit (Error `ZS_LIMIT`, or dropped when direct). */
+  requestsRefused: number;
+  /** Requests of peers refused by requestRate (Error `ZS_RATE_LIMITED`, or dropped when direct). */
+  requestsRateLimited: number;
+  /** Times a peer reached maxConcurrentRequests and this side stopped reading it. */
+  peersPaused: number;
+  /** Complete buffers and big streams dropped after assemblyTimeout without progress. */
+  assembliesExpired: number;
+  /** Broadcast messages not sent to a peer because its send queue was above the high-water mark. */
+  broadcastSkipped: number;
+  /** Peer-caused log lines left out by the log rate limit. */
+  logLinesSuppressed: number;
   commands: Record<string, CommandStatsSnapshot>;
 }
 
@@ -83,4 +95,31 @@ export class FrameworkCounters {
   requestsFailed = 0;
   timeouts = 0;
   protocolErrors = 0;
+  requestsRefused = 0;
+  requestsRateLimited = 0;
+  peersPaused = 0;
+  assembliesExpired = 0;
+  broadcastSkipped = 0;
+
+  /** The counters as stats() reports them (logLinesSuppressed comes from the host's LogLimiter). */
+  snapshot(online: number, logLinesSuppressed: number, commands: Record<string, CommandStatsSnapshot>): FrameworkStatsSnapshot {
+    return {
+      online,
+      connections: this.connections,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      requestsFailed: this.requestsFailed,
+      timeouts: this.timeouts,
+      protocolErrors: this.protocolErrors,
+      requestsRefused: this.requestsRefused,
+      requestsRateLimited: this.requestsRateLimited,
+      peersPaused: this.peersPaused,
+      assembliesExpired: this.assembliesExpired,
+      broadcastSkipped: this.broadcastSkipped,
+      logLinesSuppressed,
+      commands,
+    };
+  }
 }

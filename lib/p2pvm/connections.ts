@@ -5,7 +5,8 @@
  * tunnel it came on and that the connection is in a state where the packet is
  * valid. Anything else is a protocol violation that fails the tunnel.
  */
-import type { CloseReason } from '../transport/types.js';
+import type { AcceptInfo, CloseReason } from '../transport/types.js';
+import type { AdmitVerdict } from '../transport/admission.js';
 import type { P2pvmEndpoint } from './endpoint.js';
 import type { TunnelLink } from './link.js';
 import { Flag, State } from './table.js';
@@ -27,14 +28,47 @@ export function onRemoteEntry(_ep: P2pvmEndpoint, link: TunnelLink, add: boolean
   link.remoteIndex.set(key, link.remoteEntries.length - 1);
 }
 
-/** CONNECT: accept into a new slot when the entry is listened on, else REFUSE. */
+/**
+ * CONNECT: accept into a new slot when the entry is listened on and its admission (listen()'s
+ * ListenOptions) says yes, else REFUSE. While an async accept hook decides, nothing is allocated:
+ * the other side cannot send data before ACCEPT, so there is nothing to hold.
+ */
 export function onConnect(ep: P2pvmEndpoint, link: TunnelLink, src: number, address: Buffer, port: number): void {
   const e = ep.listening.lookup(address, port);
   if (e === undefined) return link.writeCode(Packet.Refuse, src, RefuseCode.NotListening);
   if (ep.shut) return link.writeCode(Packet.Refuse, src, RefuseCode.ShuttingDown);
+  const entry = ep.listening.entries[e]!;
+  const admission = entry.admission;
+  if (admission === undefined) return acceptConnect(ep, link, src, e);
+  const info: AcceptInfo = { remoteAddress: link.remoteAddress, remotePort: 0, localAddress: entry.host, localPort: entry.port };
+  const verdict = admission.admit(info);
+  if (verdict === true) return acceptConnect(ep, link, src, e);
+  if (typeof verdict === 'string') return refuseConnect(ep, link, src, verdict);
+  void verdict.then((v: AdmitVerdict) => {
+    if (link.phase !== 'open' || ep.shut) {
+      if (v === true) admission.release(link.remoteAddress);
+      if (link.phase === 'open') link.writeCode(Packet.Refuse, src, RefuseCode.ShuttingDown);
+      return;
+    }
+    if (v === true) acceptConnect(ep, link, src, e);
+    else refuseConnect(ep, link, src, v);
+  });
+}
+
+function refuseConnect(ep: P2pvmEndpoint, link: TunnelLink, src: number, reason: Exclude<AdmitVerdict, true>): void {
+  ep.counters.closed('refused');
+  ep.refusals[reason]++;
+  link.writeCode(Packet.Refuse, src, RefuseCode.Refused);
+}
+
+/** Takes a slot for an admitted CONNECT and answers ACCEPT (REFUSE when the table is full). */
+function acceptConnect(ep: P2pvmEndpoint, link: TunnelLink, src: number, e: number): void {
   const t = ep.table;
   const i = t.size < ep.options.maxConnections ? t.alloc() : -1;
-  if (i < 0) return link.writeCode(Packet.Refuse, src, RefuseCode.Full);
+  if (i < 0) {
+    ep.listening.entries[e]!.admission?.release(link.remoteAddress);
+    return link.writeCode(Packet.Refuse, src, RefuseCode.Full);
+  }
   t.state[i] = State.Open;
   t.flags[i] = Flag.Accepted;
   t.tunnel[i] = link.index;
@@ -81,7 +115,14 @@ export function onRefuse(ep: P2pvmEndpoint, link: TunnelLink, dst: number, code:
   const p = ep.pending.get(i)!;
   ep.pending.delete(i);
   clearTimeout(p.timer);
-  const why = code === RefuseCode.Full ? 'is full' : code === RefuseCode.ShuttingDown ? 'is shutting down' : 'does not listen there';
+  const why =
+    code === RefuseCode.Full
+      ? 'is full'
+      : code === RefuseCode.ShuttingDown
+        ? 'is shutting down'
+        : code === RefuseCode.Refused
+          ? 'did not admit it (connection caps or its accept hook)'
+          : 'does not listen there';
   p.reject(new ConnectError(`p2pvm: connection to [${entry?.host}]:${entry?.port} refused: the other side ${why}`));
 }
 
@@ -115,11 +156,23 @@ export function onClose(ep: P2pvmEndpoint, link: TunnelLink, dst: number, code: 
   dropSend(ep, link, i);
   ep.userData.delete(i);
   link.writeCloseAck(t.remote[i]!);
-  t.free(i);
-  if (st === State.Draining) return;
+  if (st === State.Draining) return t.free(i);
   const reason: CloseReason = code === CloseCode.Graceful ? 'remote' : code === CloseCode.Oversize ? 'oversize' : 'reset';
+  closedEvent(ep, link, i, reason, code === CloseCode.Graceful ? 'the other side closed the connection' : `the other side aborted the connection (code ${code})`);
+  t.free(i);
+}
+
+/**
+ * An open connection closed: counts it, releases what it held (its admission, its pause count)
+ * and emits 'close'. Called once per connection, where it leaves the open state, before the
+ * slot is freed (the slot's flags and entry are still valid).
+ */
+export function closedEvent(ep: P2pvmEndpoint, link: TunnelLink, i: number, reason: CloseReason, detail: string): void {
+  const t = ep.table;
+  if (t.flags[i]! & Flag.Accepted) ep.listening.entries[t.entry[i]!]?.admission?.release(link.remoteAddress);
+  ep.pauses.delete(i);
   ep.counters.closed(reason);
-  ep.emit('close', i, reason, code === CloseCode.Graceful ? 'the other side closed the connection' : `the other side aborted the connection (code ${code})`);
+  ep.emit('close', i, reason, detail);
 }
 
 /** CLOSE_ACK: the other side will send nothing more for this slot; free it. */
@@ -140,13 +193,22 @@ export function own(ep: P2pvmEndpoint, link: TunnelLink, wire: number): number {
 
 /** Closes a connection whose incoming frame is bigger than maxFrameSize. */
 export function abortOversize(ep: P2pvmEndpoint, link: TunnelLink, i: number, size: number): void {
+  abortConnection(ep, link, i, 'oversize', `frame of ${size} bytes exceeds maxFrameSize ${ep.options.maxFrameSize}`);
+}
+
+/**
+ * Closes open connection `i` at once with `reason` (a limit it hit): drops what it queued or
+ * partly received, sends CLOSE (code oversize for 'oversize', abort otherwise) and emits 'close'.
+ */
+export function abortConnection(ep: P2pvmEndpoint, link: TunnelLink, i: number, reason: CloseReason, detail: string): void {
   const t = ep.table;
+  if (t.state[i] !== State.Open) return;
   dropSend(ep, link, i);
+  dropReceive(ep, link, i);
   ep.userData.delete(i);
   t.state[i] = State.Closing;
-  link.writeCode(Packet.Close, t.remote[i]!, CloseCode.Oversize);
-  ep.counters.closed('oversize');
-  ep.emit('close', i, 'oversize', `frame of ${size} bytes exceeds maxFrameSize ${ep.options.maxFrameSize}`);
+  link.writeCode(Packet.Close, t.remote[i]!, reason === 'oversize' ? CloseCode.Oversize : CloseCode.Abort);
+  closedEvent(ep, link, i, reason, detail);
 }
 
 /**
@@ -162,15 +224,13 @@ export function closeConnectionsOf(ep: P2pvmEndpoint, link: TunnelLink, reason: 
     ep.queues.delete(i);
     ep.partials.delete(i);
     ep.userData.delete(i);
+    if (st === State.Open) closedEvent(ep, link, i, reason, detail);
     t.free(i);
     if (st === State.Connecting) {
       const p = ep.pending.get(i)!;
       ep.pending.delete(i);
       clearTimeout(p.timer);
       p.reject(new ConnectionClosedError(`p2pvm: ${detail}`));
-    } else if (st === State.Open) {
-      ep.counters.closed(reason);
-      ep.emit('close', i, reason, detail);
     }
   }
 }

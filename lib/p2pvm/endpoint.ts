@@ -15,11 +15,13 @@
 import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError, type P2pvmProtocolError } from '../errors.js';
+import { Admission, type RefusalReason } from '../transport/admission.js';
 import { joinParts, TransportCounters } from '../transport/common.js';
 import type {
   CloseReason,
   ConnectOptions,
   Endpoint,
+  ListenOptions,
   FrameBatch,
   PeerId,
   PeerInfo,
@@ -29,19 +31,22 @@ import type {
 } from '../transport/types.js';
 import { type LinkParams, type LinkPhase, TunnelLink, type SendQueue } from './link.js';
 import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } from './options.js';
-import { closeConnectionsOf } from './connections.js';
+import { abortConnection, closeConnectionsOf } from './connections.js';
 import { closeVirtual, connectVirtual } from './local.js';
-import { FrameBatchBuilder, grantCredits } from './receive.js';
+import { FrameBatchBuilder, grantCredits, grantNow } from './receive.js';
 import { sendFrame } from './send.js';
 import { checkAddress, checkPort, ListenTable } from './listen-table.js';
-import { Flag, State, VconnTable } from './table.js';
+import { Flag, NO_CREDIT, State, VconnTable } from './table.js';
 import { P2PVM_FRAME_KIND, Packet } from './wire.js';
 
-/** A frame arriving in several fragments: its buffer is allocated once, at DATA_START. */
+/** A frame arriving in several fragments: `filled` of `total` bytes are in `buf`, which grows as they come. */
 interface Partial {
   buf: Buffer;
   filled: number;
+  total: number;
   kf: number;
+  /** Date.now() at its DATA_START (frameTimeout). */
+  since: number;
 }
 
 interface PendingConnect {
@@ -77,6 +82,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** @internal */ readonly table = new VconnTable();
   /** @internal */ readonly queues = new Map<number, SendQueue>();
   /** @internal */ readonly options: ResolvedP2pvmOptions;
+  /**
+   * @internal maxSendQueue was given: it caps connections this side opened too. By default it caps
+   * accepted ones only (on the connecting side the queued bytes are the application's own).
+   */
+  readonly capConnected: boolean;
   /** The physical transport the tunnels ride on. */
   readonly transport: Transport;
   /** @internal */ readonly links: (TunnelLink | undefined)[] = [];
@@ -85,6 +95,11 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** @internal */ readonly listening = new ListenTable();
   /** @internal */ readonly partials = new Map<number, Partial>();
   /** @internal */ readonly userData = new Map<number, unknown>();
+  /** @internal Outstanding pause() calls of connections that have any. */
+  readonly pauses = new Map<number, number>();
+  /** Virtual connections refused by admission, by reason, since creation (also counted in stats().closes.refused). */
+  readonly refusals: Record<RefusalReason, number> = { 'max-connections': 0, 'per-ip': 0, rate: 0, hook: 0, 'hook-timeout': 0, 'hook-error': 0 };
+  #partialSweep: NodeJS.Timeout | undefined;
   /** @internal */ readonly pending = new Map<number, PendingConnect>();
   /** Connections owed at least half a window of credit, granted after the current batch. */
   /** @internal */ creditDue: number[] = [];
@@ -114,6 +129,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     }
     this.transport = transport;
     this.options = resolveP2pvmOptions(options);
+    this.capConnected = options.maxSendQueue !== undefined;
     this.#ownParams = { window: this.options.window, maxFragment: this.options.maxFragmentSize, reassemblyCap: this.options.reassemblyLimit };
     transport.on('frames', this.#onFrames);
     transport.on('close', this.#onClose);
@@ -122,10 +138,18 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
 
   // ---- Transport API ---------------------------------------------------------------------------
 
-  /** Adds (host, port) to the local listen table and pushes it to the other side of every tunnel. */
-  async listen(endpoint: Endpoint): Promise<Endpoint> {
+  /**
+   * Adds (host, port) to the local listen table and pushes it to the other side of every tunnel.
+   * Connections to it go through admission (`options`: maxConnections, by default this endpoint's
+   * maxConnections; maxConnectionsPerIp and connectionRatePerIp, counted by the tunnel's physical
+   * remote address; the accept hook); a refused CONNECT is answered REFUSE and counted in
+   * stats().closes.refused. The connection options of ListenOptions do not apply here (P2pvmOptions does).
+   */
+  async listen(endpoint: Endpoint, options: ListenOptions = {}): Promise<Endpoint> {
     this.#checkOpen();
+    const admission = new Admission({ maxConnections: this.options.maxConnections, ...options });
     const entry = this.listening.add(checkAddress(endpoint), checkPort(endpoint.port, true));
+    entry.admission = admission;
     for (const link of this.links) if (link?.phase === 'open') link.writeEntry(Packet.Listen, entry.address, entry.port);
     return { host: entry.host, port: entry.port };
   }
@@ -166,6 +190,30 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     return sendFrame(this, peer, kind, flags, payload);
+  }
+
+  /**
+   * Stops granting credit to `peer`, so its sender stops within one window (up to `window` bytes
+   * sent before may still arrive and are delivered); counted.
+   */
+  pause(peer: PeerId): void {
+    const t = this.table;
+    if (!(peer >= 0 && peer < t.top) || t.state[peer] !== State.Open) return;
+    this.pauses.set(peer, (this.pauses.get(peer) ?? 0) + 1);
+    t.flags[peer]! |= Flag.Paused;
+  }
+
+  /** Undoes one pause(); the credit owed is granted when none is left. */
+  resume(peer: PeerId): void {
+    const n = this.pauses.get(peer);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.pauses.set(peer, n - 1);
+      return;
+    }
+    this.pauses.delete(peer);
+    this.table.flags[peer]! &= ~Flag.Paused;
+    grantNow(this, peer);
   }
 
   /** Closes a virtual connection: queued frames go out first unless abort is true. */
@@ -229,6 +277,8 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       this.closeLink(link, 'shutdown', 'the tunnel was shut down');
     }
     this.shut = true;
+    if (this.#partialSweep !== undefined) clearInterval(this.#partialSweep);
+    this.#partialSweep = undefined;
     this.transport.off('frames', this.#onFrames);
     this.transport.off('close', this.#onClose);
     this.transport.off('drain', this.#onDrain);
@@ -244,6 +294,41 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
     this.links[index] = link;
     this.#byPhys.set(physPeer, link);
     return link;
+  }
+
+  /** @internal Closes open connection `i` of `link` at once because it hit a limit (connections.ts). */
+  abortConnection(link: TunnelLink, i: number, reason: CloseReason, detail: string): void {
+    abortConnection(this, link, i, reason, detail);
+  }
+
+  /**
+   * @internal A frame in several fragments started: makes sure the frameTimeout sweep runs (one
+   * coarse timer per endpoint, only while partly received frames exist).
+   */
+  watchPartials(): void {
+    if (this.#partialSweep !== undefined || this.options.frameTimeout === 0) return;
+    this.#partialSweep = setInterval(() => this.#sweepPartials(), Math.min(1000, this.options.frameTimeout));
+    this.#partialSweep.unref();
+  }
+
+  #sweepPartials(): void {
+    const now = Date.now();
+    const limit = this.options.frameTimeout;
+    const t = this.table;
+    const late: number[] = [];
+    for (const [i, p] of this.partials) {
+      // A connection this side gives no credit cannot finish its frame: not its fault.
+      if (t.flags[i]! & NO_CREDIT) p.since = now;
+      else if (now - p.since >= limit) late.push(i);
+    }
+    for (const i of late) {
+      const link = this.links[t.tunnel[i]!];
+      if (link) abortConnection(this, link, i, 'timeout', `a frame started ${now - this.partials.get(i)!.since} ms ago is still unfinished (frameTimeout ${limit} ms)`);
+    }
+    if (this.partials.size === 0 && this.#partialSweep !== undefined) {
+      clearInterval(this.#partialSweep);
+      this.#partialSweep = undefined;
+    }
   }
 
   /** @internal The handshake's own half. */

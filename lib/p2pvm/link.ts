@@ -20,6 +20,7 @@ import type { PeerId } from '../transport/types.js';
 import type { P2pvmEndpoint } from './endpoint.js';
 import type { ListenEntry } from './listen-table.js';
 import { parsePackets } from './parse.js';
+import { unblock } from './send.js';
 import { Flag, State } from './table.js';
 import { LinkWriter, type LinkParams, type LinkPhase } from './packet-writer.js';
 import { CloseCode, Packet } from './wire.js';
@@ -58,6 +59,8 @@ export class TunnelLink extends LinkWriter {
   rxPartialBytes = 0;
   rxPartialCount = 0;
   packetsIn = 0;
+  /** The physical peer's remote address when the tunnel was made: what per-address admission counts. */
+  readonly remoteAddress: string;
   lastRx = Date.now();
   timer: NodeJS.Timeout | undefined;
   readonly echoes = new Map<number, (rtt: number) => void>();
@@ -75,6 +78,7 @@ export class TunnelLink extends LinkWriter {
     phase: LinkPhase,
   ) {
     super(ep, physPeer, phase);
+    this.remoteAddress = ep.transport.peerInfo(physPeer)?.remoteAddress ?? '';
   }
 
   protected sendFailed(err: Error): void {
@@ -221,6 +225,7 @@ export class TunnelLink extends LinkWriter {
       if (!(t.flags[i]! & Flag.WantsDrain)) continue;
       if ((this.ep.queues.get(i)?.bytes ?? 0) <= hwm && t.state[i] === State.Open) {
         t.flags[i]! &= ~Flag.WantsDrain;
+        unblock(this.ep, i);
         ready.push(i);
       } else {
         this.drainWaiters[keep++] = i;

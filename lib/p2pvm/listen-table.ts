@@ -5,6 +5,7 @@
  */
 import { describe } from '../bytes.js';
 import { ConnectError } from '../errors.js';
+import type { Admission } from '../transport/admission.js';
 import type { Endpoint, PeerInfo } from '../transport/types.js';
 import { entryKey, formatAddress, parseAddress } from './wire.js';
 
@@ -15,6 +16,8 @@ export interface ListenEntry {
   port: number;
   /** The frozen PeerInfo shared by every connection accepted on this entry, made on first use. */
   info?: Readonly<PeerInfo>;
+  /** Admission of connections to this entry (listen()'s ListenOptions). */
+  admission?: Admission;
 }
 
 const FIRST_EPHEMERAL = 49152;

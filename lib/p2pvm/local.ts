@@ -10,6 +10,7 @@ import type { ConnectOptions, Endpoint, PeerId } from '../transport/types.js';
 import type { P2pvmEndpoint } from './endpoint.js';
 import type { TunnelLink } from './link.js';
 import { checkAddress, checkPort } from './listen-table.js';
+import { closedEvent } from './connections.js';
 import { dropReceive } from './receive.js';
 import { dropSend } from './send.js';
 import { State } from './table.js';
@@ -78,8 +79,7 @@ export function closeVirtual(ep: P2pvmEndpoint, peer: PeerId, abort: boolean): v
   } else {
     t.state[peer] = State.Draining;
   }
-  ep.counters.closed('local');
-  ep.emit('close', peer, 'local', abort ? 'closed by this side (abort)' : 'closed by this side');
+  closedEvent(ep, link, peer, 'local', abort ? 'closed by this side (abort)' : 'closed by this side');
 }
 
 function connectTimedOut(ep: P2pvmEndpoint, i: number): void {

@@ -16,10 +16,25 @@ export interface P2pvmOptions {
   reassemblyLimit?: number;
   /** Bytes queued for sending per tunnel above which send() returns false (default 64 MiB). */
   poolLimit?: number;
-  /** Bytes queued on one virtual connection above which send() returns false (default 1 MiB). */
+  /**
+   * Bytes queued on one virtual connection above which send() returns false (default 1 MiB); an
+   * accepted connection also gets no more credit until its queue drains, so its sender is held back.
+   */
   highWaterMark?: number;
-  /** Largest virtual frame accepted, in bytes (default 16 MiB); a bigger one closes its connection with 'oversize'. */
+  /**
+   * Bytes queued on one virtual connection at most (default 8 MiB, at least highWaterMark): a send
+   * that would pass it closes the connection with 'slow-consumer' (the other side never granted
+   * credit, or the application ignored send()'s false). A send that would take the tunnel's queued
+   * bytes past twice poolLimit does the same.
+   */
+  maxSendQueue?: number;
+  /** Largest virtual frame accepted, in bytes (default 1 MiB); a bigger one closes its connection with 'oversize'. */
   maxFrameSize?: number;
+  /**
+   * A frame whose first fragment arrived must be complete within this many ms (default 30,000;
+   * 0 = no limit), else its connection closes with 'timeout'. Checked by one sweep per second.
+   */
+  frameTimeout?: number;
   /** Target size of one physical frame packing many packets, in bytes (default 64 KiB). */
   batchBytes?: number;
   /** Send an echo after this long without sending anything, in ms (0 = never; default 0). */
@@ -53,13 +68,17 @@ export function resolveP2pvmOptions(options: P2pvmOptions = {}): ResolvedP2pvmOp
   const fragmentDefault = typeof w === 'number' && Number.isInteger(w) && w >= 1 && w < DEFAULT_MAX_FRAGMENT ? w : DEFAULT_MAX_FRAGMENT;
   const maxFragmentSize = uint(options, 'maxFragmentSize', fragmentDefault, 1, MAX_BODY - DATA_PREFIX);
   const window = uint(options, 'window', Math.max(1024 * 1024, maxFragmentSize), maxFragmentSize, 0x7fffffff);
+  const highWaterMark = uint(options, 'highWaterMark', 1024 * 1024, 0, 2 ** 52);
+  const maxSendQueue = uint(options, 'maxSendQueue', Math.max(8 * 1024 * 1024, highWaterMark), highWaterMark, 2 ** 52);
   return {
     maxFragmentSize,
     window,
     reassemblyLimit: uint(options, 'reassemblyLimit', 64 * 1024 * 1024, 0, 0xffffffff),
     poolLimit: uint(options, 'poolLimit', 64 * 1024 * 1024, 0, 2 ** 52),
-    highWaterMark: uint(options, 'highWaterMark', 1024 * 1024, 0, 2 ** 52),
-    maxFrameSize: uint(options, 'maxFrameSize', 16 * 1024 * 1024, 0, 0xffffffff),
+    highWaterMark,
+    maxSendQueue,
+    maxFrameSize: uint(options, 'maxFrameSize', 1024 * 1024, 0, 0xffffffff),
+    frameTimeout: uint(options, 'frameTimeout', 30_000, 0, 2 ** 31 - 1),
     batchBytes: uint(options, 'batchBytes', 64 * 1024, 256, 16 * 1024 * 1024),
     keepaliveInterval: uint(options, 'keepaliveInterval', 0, 0, 2 ** 31 - 1),
     idleTimeout: uint(options, 'idleTimeout', 0, 0, 2 ** 31 - 1),

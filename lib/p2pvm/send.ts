@@ -6,7 +6,11 @@
  * the physical peer allow). Everything else is copied into the connection's
  * queue, which the round-robin scheduler (link.ts) drains one fragment per
  * visit; send() returns false above the connection's high-water mark or the
- * tunnel's pool limit, and 'drain' follows.
+ * tunnel's pool limit, and 'drain' follows. Above its high-water mark an
+ * accepted connection is also given no more credit (its sender is held back)
+ * until it drains. A send that would take the connection's queue past
+ * maxSendQueue, or the tunnel's past twice poolLimit, queues nothing and
+ * closes the connection with 'slow-consumer' (from a microtask).
  */
 import { describe } from '../bytes.js';
 import { ConnectionClosedError } from '../errors.js';
@@ -14,6 +18,7 @@ import { checkFrame } from '../transport/common.js';
 import type { PeerId } from '../transport/types.js';
 import type { P2pvmEndpoint } from './endpoint.js';
 import type { TunnelLink } from './link.js';
+import { grantNow } from './receive.js';
 import { Flag, State } from './table.js';
 
 /** Transport.send() of an endpoint. */
@@ -23,12 +28,25 @@ export function sendFrame(ep: P2pvmEndpoint, peer: PeerId, kind: number, flags: 
     throw new ConnectionClosedError(`p2pvm: virtual connection ${describe(peer)} is not open`);
   }
   checkFrame(kind, flags, payload);
+  if (t.flags[peer]! & Flag.Doomed) return false;
   const link = ep.links[t.tunnel[peer]!]!;
   const len = payload.length;
   const kf = kind | (flags << 6);
+  let q = ep.queues.get(peer);
+  const queued = q?.bytes ?? 0;
+  const capped = (t.flags[peer]! & Flag.Accepted) !== 0 || ep.capConnected;
+  if (capped && queued + len > ep.options.maxSendQueue) {
+    doom(ep, link, peer, `${queued} bytes waited and ${len} more would pass maxSendQueue ${ep.options.maxSendQueue} (the other side grants no credit)`);
+    return false;
+  }
+  // A frame that can be written through now (credit, nothing queued, tunnel free) adds nothing to
+  // the tunnel's queue; any other would, and the tunnel's queue is capped at twice poolLimit.
+  if (link.queuedBytes + len > 2 * ep.options.poolLimit && (q !== undefined || t.credit[peer]! < len || link.congested)) {
+    doom(ep, link, peer, `the tunnel's ${link.queuedBytes} queued bytes and ${len} more would pass twice poolLimit ${ep.options.poolLimit}`);
+    return false;
+  }
   ep.counters.framesOut++;
   ep.counters.bytesOut += len;
-  let q = ep.queues.get(peer);
   let sent = 0;
   // Write through when the tunnel is free, and also while the physical peer pushes back as long as
   // nothing else waits here and the overcommit stays within one high-water mark: the physical
@@ -78,9 +96,29 @@ export function sendFrame(ep: P2pvmEndpoint, peer: PeerId, kind: number, flags: 
       t.flags[peer]! |= Flag.WantsDrain;
       link.drainWaiters.push(peer);
     }
+    // Held back: an accepted connection gets no credit while its own replies pile up.
+    if (q.bytes > ep.options.highWaterMark && t.flags[peer]! & Flag.Accepted) t.flags[peer]! |= Flag.Backpressured;
     return false;
   }
   return true;
+}
+
+/** Marks `peer` doomed (send() returns false from now on) and closes it with 'slow-consumer' from a microtask. */
+function doom(ep: P2pvmEndpoint, link: TunnelLink, peer: PeerId, detail: string): void {
+  const t = ep.table;
+  t.flags[peer]! |= Flag.Doomed;
+  queueMicrotask(() => {
+    if (t.state[peer] !== State.Open || !(t.flags[peer]! & Flag.Doomed) || link.phase !== 'open') return;
+    ep.abortConnection(link, peer, 'slow-consumer', detail);
+  });
+}
+
+/** Clears a connection's backpressure hold once its queue drained; it is granted its credit again. */
+export function unblock(ep: P2pvmEndpoint, i: number): void {
+  const t = ep.table;
+  if (!(t.flags[i]! & Flag.Backpressured)) return;
+  t.flags[i]! &= ~Flag.Backpressured;
+  grantNow(ep, i);
 }
 
 /** Forgets a connection's queued frames (it closed) and its reassembly reservation. */

@@ -12,7 +12,7 @@
  *   index:      0     1     2     3   ...
  *   gen        [3]   [0]   [7]   [1]        Uint16 (10 bits used)
  *   state      [O]   [F]   [C]   [O]        Uint8: Free, Connecting, Open, Draining, Closing, Abandoned
- *   flags      ...                          Uint8: accepted, in ring, parked, wants drain, reserved
+ *   flags      ...                          Uint8: accepted, in ring, parked, wants drain, reserved, paused, backpressured, doomed
  *   tunnel     ...                          Uint16: which tunnel (physical link) it rides
  *   remote     ...                          Uint32: the other side's wire id
  *   credit     ...                          Int32: bytes we may still send
@@ -44,7 +44,16 @@ export const Flag = {
   WantsDrain: 8,
   /** Its head frame holds a reassembly reservation. */
   Reserved: 16,
+  /** pause() calls are outstanding (counted in P2pvmEndpoint.pauses): no credit is granted. */
+  Paused: 32,
+  /** An accepted connection whose queue is above highWaterMark: no credit is granted until it drains. */
+  Backpressured: 64,
+  /** maxSendQueue was passed: nothing more is queued, it closes with 'slow-consumer'. */
+  Doomed: 128,
 } as const;
+
+/** Flags under which no credit is granted to the other side (this side does not "read"). */
+export const NO_CREDIT = Flag.Paused | Flag.Backpressured | Flag.Doomed;
 
 const INITIAL = 1024;
 

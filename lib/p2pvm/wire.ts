@@ -72,7 +72,7 @@ export const DATA_PREFIX = 5;
 export const START_PREFIX = 9;
 
 /** REFUSE codes. */
-export const RefuseCode = { NotListening: 1, Full: 2, ShuttingDown: 3 } as const;
+export const RefuseCode = { NotListening: 1, Full: 2, ShuttingDown: 3, Refused: 4 } as const;
 
 /** CLOSE codes. */
 export const CloseCode = { Graceful: 0, Abort: 1, Oversize: 2 } as const;

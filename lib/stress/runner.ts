@@ -183,7 +183,12 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         });
       }
       const proc = fork(workerUrl(name), [], { execArgv: workerExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-      const child = attach(proc, label, (m) => proc.send(m));
+      // A child that already exited (a timed-out run kills them) cannot take a message; its exit
+      // is reported through 'exit'. Without the callback, Node 24 raises the closed channel as an
+      // uncaught error after the run.
+      const child = attach(proc, label, (m) => {
+        if (proc.connected) proc.send(m, () => undefined);
+      });
       child.send(setup);
       return child;
     };

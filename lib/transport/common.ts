@@ -55,6 +55,18 @@ export function resolveConnectionOptions(options: ConnectionOptions = {}, accept
   };
 }
 
+/**
+ * The options of a connect() peer in the JavaScript transports: resolveConnectionOptions(), except
+ * that maxSendQueue caps nothing unless it was given. The cap protects a server from peers that
+ * do not read; on the connecting side the bytes waiting are the application's own (it sees
+ * send()'s false and 'drain'), and closing its connection under it would only lose them.
+ */
+export function resolveConnectOptions(options: ConnectionOptions = {}): ResolvedConnectionOptions {
+  const resolved = resolveConnectionOptions(options, false);
+  if (options.maxSendQueue === undefined) resolved.maxSendQueue = Number.POSITIVE_INFINITY;
+  return resolved;
+}
+
 /** Checks the arguments of Transport.send(). */
 export function checkFrame(kind: number, flags: number, payload: Uint8Array): void {
   checkUint(kind, 'kind', MAX_FRAME_KIND);

@@ -4,13 +4,21 @@
  * are imported only when asked for, so a build without one of them still runs
  * everything else, and asking for a missing one fails with a message that
  * names the missing module.
+ *
+ * createWebSocketServer(options): the WebSocket server transport this Node can
+ * run, UwsTransport where the uWebSockets.js binary loads, WsServerTransport
+ * (the `ws` package) elsewhere, with the same options and behaviour.
  */
-import { ZsError } from '../errors.js';
+import { NativeLoadError, ZsError } from '../errors.js';
 import { MemoryTransport } from './memory.js';
 import type { Transport } from './types.js';
+import type { WebSocketServerOptions } from './ws-server.js';
 
-/** Names createTransport() understands. */
-export type TransportName = 'memory' | 'node-net' | 'native' | 'native-ws';
+/**
+ * Names createTransport() understands. 'uws', 'ws' and 'native-ws' (the native loop's own
+ * WebSocket, opt-in: createWebSocketServer() does not pick it) are WebSocket servers.
+ */
+export type TransportName = 'memory' | 'node-net' | 'native' | 'native-ws' | 'uws' | 'ws';
 
 /** The transport named is not part of this build. Code `ZS_TRANSPORT_UNAVAILABLE`. */
 export class TransportUnavailableError extends ZsError {
@@ -23,6 +31,8 @@ const modules: Record<Exclude<TransportName, 'memory'>, { file: string; classNam
   native: { file: './native-tcp.js', className: 'NativeTcpTransport' },
   'native-ws': { file: './native-ws.js', className: 'NativeWsTransport' },
   'node-net': { file: './node-net.js', className: 'NodeNetTransport' },
+  uws: { file: './uws.js', className: 'UwsTransport' },
+  ws: { file: './ws-server.js', className: 'WsServerTransport' },
 };
 
 type TransportClass = new () => Transport;
@@ -43,13 +53,24 @@ async function load(name: Exclude<TransportName, 'memory'>): Promise<TransportCl
   }
   const ctor = mod[className];
   if (typeof ctor !== 'function') throw new TransportUnavailableError(`lib/transport/${file.slice(2, -3)} does not export ${className}`);
+  if (name === 'uws') {
+    // The module loads anywhere; its binary only where uWebSockets.js ships one for this Node.
+    try {
+      (mod.loadUws as () => unknown)();
+    } catch (err) {
+      if (err instanceof NativeLoadError) throw new TransportUnavailableError(`transport 'uws' is not available: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
   return ctor as TransportClass;
 }
 
 /** A new transport by name; rejects with TransportUnavailableError when it is not built. */
 export async function createTransport(name: TransportName): Promise<Transport> {
   if (name === 'memory') return new MemoryTransport();
-  if (!(name in modules)) throw new RangeError(`transport must be 'memory', 'node-net', 'native' or 'native-ws', got ${JSON.stringify(name)}`);
+  if (!(name in modules)) {
+    throw new RangeError(`transport must be 'memory', 'node-net', 'native', 'native-ws', 'uws' or 'ws', got ${JSON.stringify(name)}`);
+  }
   const Ctor = await load(name);
   return new Ctor();
 }
@@ -64,4 +85,28 @@ export async function transportAvailable(name: TransportName): Promise<boolean> 
     if (err instanceof TransportUnavailableError) return false;
     throw err;
   }
+}
+
+/**
+ * Which WebSocket server transport createWebSocketServer() makes on this Node: 'uws' where it
+ * loads, else 'ws'. The environment variable ZSERVER_WS_SERVER=ws (or uws) forces one.
+ */
+export async function webSocketServerName(): Promise<'uws' | 'ws'> {
+  const forced = process.env.ZSERVER_WS_SERVER;
+  if (forced === 'ws' || forced === 'uws') return forced;
+  if (forced) throw new RangeError(`ZSERVER_WS_SERVER must be 'uws', 'ws' or unset, got ${JSON.stringify(forced)}`);
+  return (await transportAvailable('uws')) ? 'uws' : 'ws';
+}
+
+/**
+ * A WebSocket server transport (listen() on ws://host:port + path, plain HTTP through
+ * `options.http`): UwsTransport where uWebSockets.js loads, WsServerTransport elsewhere.
+ */
+export async function createWebSocketServer(options: WebSocketServerOptions = {}): Promise<Transport> {
+  if ((await webSocketServerName()) === 'uws') {
+    const { UwsTransport } = await import('./uws.js');
+    return new UwsTransport(options);
+  }
+  const { WsServerTransport } = await import('./ws-server.js');
+  return new WsServerTransport(options);
 }

@@ -11,11 +11,20 @@
  * are passed on as (chunk, start, length) with no copy at all. A frame cut by a
  * chunk boundary is the slow path: its header and tail are assembled a byte at
  * a time in plain number fields (no buffer is kept for them), and its payload
- * is copied into one buffer of exactly the declared size — allocated only
- * after the head token and the length have been checked, so a hostile length
- * never makes us allocate.
+ * is copied into a buffer that grows with the bytes that actually arrived
+ * (doubling, at most to the declared length), started only after the head
+ * token and the length have been checked. So a peer that declares a 16 MiB
+ * frame and sends one byte costs what it sent, not what it declared.
+ *
+ * The decoder keeps no clock: `partialFrames` counts frames that were left
+ * unfinished at the end of a chunk, so a transport's coarse sweep can tell
+ * "the same frame is still unfinished" (frameTimeout) without a timer or a
+ * clock read per frame.
  */
 import type { CloseReason } from './types.js';
+
+/** First size of the buffer of a payload cut by a chunk boundary; it doubles as bytes arrive. */
+const FIRST_PAYLOAD_BUFFER = 16 * 1024;
 
 /** Bytes a frame adds to its payload: head, length, kind byte, tail. */
 export const FRAME_HEADER_SIZE = 9;
@@ -72,8 +81,14 @@ export class FrameDecoder {
   #token = 0;
   #length = 0;
   #kindByte = 0;
+  /** The payload collected so far (`#have` bytes of `#length`); grows as bytes arrive. */
   #payload: Buffer | null = null;
   #fault: DecodeFault | undefined;
+  /**
+   * Frames that started in one chunk and were not finished by its end, counted since creation;
+   * with midFrame, tells a sweep whether the unfinished frame it saw last time is still the same.
+   */
+  partialFrames = 0;
 
   constructor(options: FrameCodecOptions) {
     this.#head = options.headToken >>> 0;
@@ -86,7 +101,7 @@ export class FrameDecoder {
     return this.#phase !== Phase.Header || this.#have !== 0;
   }
 
-  /** Bytes of an unfinished frame this decoder holds (its payload buffer size). */
+  /** Bytes of memory an unfinished frame holds in this decoder (its payload buffer's size, not the declared length). */
   get buffered(): number {
     return this.#payload === null ? 0 : this.#payload.length;
   }
@@ -140,6 +155,7 @@ export class FrameDecoder {
       if (this.#phase === Phase.Header) {
         const byte = chunk[at++]!;
         const i = this.#have++;
+        if (i === 0) this.partialFrames++;
         if (i < 4) {
           this.#token |= byte << (8 * i);
           if (i === 3 && this.#token >>> 0 !== this.#head) {
@@ -157,20 +173,23 @@ export class FrameDecoder {
           this.#have = 0;
           this.#token = 0;
           if (this.#length > 0) {
-            // allocUnsafeSlow: a pooled slice would pin an 8 KiB pool for as long as the frame is unfinished.
-            this.#payload = Buffer.allocUnsafeSlow(this.#length);
+            // Room for what this chunk still holds (at least 16 KiB), never more than declared:
+            // the declared length is a claim, the bytes that came are a fact. allocUnsafeSlow: a
+            // pooled slice would pin an 8 KiB pool for as long as the frame is unfinished.
+            this.#payload = Buffer.allocUnsafeSlow(Math.min(this.#length, Math.max(FIRST_PAYLOAD_BUFFER, end - at)));
             this.#phase = Phase.Payload;
           } else {
             this.#phase = Phase.Tail;
           }
         }
       } else if (this.#phase === Phase.Payload) {
-        const payload = this.#payload!;
-        const n = Math.min(end - at, payload.length - this.#have);
+        const n = Math.min(end - at, this.#length - this.#have);
+        let payload = this.#payload!;
+        if (this.#have + n > payload.length) payload = this.#grow(this.#have + n);
         chunk.copy(payload, this.#have, at, at + n);
         this.#have += n;
         at += n;
-        if (this.#have === payload.length) {
+        if (this.#have === this.#length) {
           this.#have = 0;
           this.#phase = Phase.Tail;
         }
@@ -198,6 +217,17 @@ export class FrameDecoder {
       }
     }
     return at;
+  }
+
+  /** Replaces the payload buffer by one of at least `need` bytes (doubling, capped at the declared length). */
+  #grow(need: number): Buffer {
+    const old = this.#payload!;
+    let size = old.length * 2;
+    while (size < need) size *= 2;
+    const grown = Buffer.allocUnsafeSlow(Math.min(this.#length, size));
+    old.copy(grown, 0, 0, this.#have);
+    this.#payload = grown;
+    return grown;
   }
 
   #fail(reason: DecodeFault['reason'], detail: string): DecodeFault {

@@ -1,7 +1,8 @@
 /**
  * TransportLayer: what every Transport decorator that sits on one transport
  * and is one itself shares (CompressionLayer, ReceiveCompressionLayer): the
- * wrapped transport, the calls passed straight down to it, its 'drain' and
+ * wrapped transport, the calls passed straight down to it (pause/resume
+ * included), its 'drain' and
  * 'error' events passed up, and the frame counters of stats(). Subclasses
  * handle 'open', 'frames' and 'close' and the sending calls. No Node imports
  * (the platform's EventEmitter: Node's, or WebEventEmitter in the browser
@@ -24,6 +25,19 @@ export abstract class TransportLayer extends EventEmitter<TransportEvents> {
     this.inner = transport;
     transport.on('drain', (peer) => this.emit('drain', peer));
     transport.on('error', (error) => this.emit('error', error));
+  }
+
+  /**
+   * Stops reading `peer` (Transport.pause): passed down, so the kernel holds its bytes. A layer
+   * over a transport without pause() does nothing, as that transport would.
+   */
+  pause(peer: PeerId): void {
+    this.inner.pause?.(peer);
+  }
+
+  /** Undoes one pause() (Transport.resume): passed down. */
+  resume(peer: PeerId): void {
+    this.inner.resume?.(peer);
   }
 
   close(peer: PeerId, abort = false): void {

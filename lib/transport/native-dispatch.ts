@@ -18,7 +18,7 @@
  * connection stays unread.
  */
 import { EventEmitter } from 'node:events';
-import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { AuthError, ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { native, type TcpLoopHandle } from '../native.js';
 import type { Admission, AdmitVerdict } from './admission.js';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_SEND_QUEUE } from './common.js';
@@ -44,6 +44,10 @@ const CODE_SLOW_CONSUMER = 9;
 export const CODE_REFUSED = 10;
 /** The close event's b for a compressed frame refused (ZS_PROTO_COMPRESSED_REFUSED). */
 const PROTO_COMPRESSED_REFUSED = -100;
+/** The close event's b when the detail is the loop's TLS error text (ZS_CLOSE_B_TLS). */
+const TLS_DETAIL = -200;
+/** tlsError()'s key of a failed connect: this plus the connect's tag. */
+const TLS_CONNECT_KEY = 2 ** 32;
 const DETAILS: Partial<Record<CloseReason, string>> = {
   local: 'closed by this side',
   remote: 'the peer closed the connection',
@@ -76,6 +80,8 @@ export interface PendingConnect extends QueueLimits {
   resolve: (peer: PeerId) => void;
   reject: (err: Error) => void;
   where: string;
+  /** A TLS connect: the loop's OPEN waits for its handshake. */
+  tls?: boolean;
 }
 
 /** One listen(): its peers' queue limits and its admission. */
@@ -368,6 +374,13 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     if (!pending) return;
     this.connects.delete(tag);
     const why = REASONS[reason];
+    if (errno === TLS_DETAIL || (why === 'remote' && pending.tls)) {
+      // A TLS connect that failed during its handshake (the loop says OPEN only after it).
+      const text = errno === TLS_DETAIL ? this.loop.tlsError(TLS_CONNECT_KEY + tag) : 'the server closed the connection during the TLS handshake';
+      const message = `native-tcp transport: TLS with ${pending.where} failed: ${text || why}`;
+      pending.reject(why === 'auth' ? new AuthError(message) : why === 'timeout' ? new TimeoutError(message) : new ConnectError(message));
+      return;
+    }
     pending.reject(
       why === 'shutdown'
         ? new ConnectionClosedError('native-tcp transport: shut down while connecting')
@@ -400,7 +413,8 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     const why = REASONS[reason] ?? 'protocol';
     this.closes[why] = (this.closes[why] ?? 0) + 1;
     try {
-      this.emit('close', peer, why, closeDetail(why, errno, this.maxQueue[peer]!));
+      const detail = errno === TLS_DETAIL ? this.loop.tlsError(peer) || (DETAILS[why] ?? why) : closeDetail(why, errno, this.maxQueue[peer]!);
+      this.emit('close', peer, why, detail);
     } finally {
       this.userData[peer] = undefined;
     }

@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
 import { resolveConnectionOptions } from './common.js';
 import type { NativeCompressionOptions } from './native-compression.js';
+import type { NativeTlsClientOptions, NativeTlsServerOptions } from './native-tls.js';
 import type { ConnectionOptions, ConnectOptions, Endpoint, ListenOptions } from './types.js';
 
 /** Options of the NativeTcpTransport constructor. */
@@ -53,12 +54,25 @@ export function compressedFramesFlag(value: unknown, name: string): number {
 export interface NativeConnectOptions extends ConnectOptions {
   /** This connection's NativeTcpOptions.compressedFrames (default: the transport's). */
   compressedFrames?: CompressedFrames;
+  /**
+   * Speak TLS (1.2 or 1.3) to the server, in the native loop: connect() resolves once the
+   * handshake has finished and rejects (AuthError for a certificate that does not verify,
+   * ConnectError else) when it fails. See NativeTlsClientOptions and docs/transport.md, "TLS".
+   */
+  tls?: NativeTlsClientOptions;
 }
 
 /** Options of NativeTcpTransport.listen(): the common ones, admission, plus SO_REUSEPORT. */
 export interface NativeListenOptions extends ListenOptions {
   /** This endpoint's NativeTcpOptions.compressedFrames (default: the transport's). */
   compressedFrames?: CompressedFrames;
+  /**
+   * Accept TLS (1.2 or 1.3) only, in the native loop: 'open' comes at accept (admission runs
+   * before any handshake work), frames once the handshake has finished. TLS failures close the
+   * peer with 'auth' or 'protocol' (OpenSSL's reason in the detail), a handshake that does not
+   * finish in time with 'timeout'. See NativeTlsServerOptions and docs/transport.md, "TLS".
+   */
+  tls?: NativeTlsServerOptions;
   /**
    * Set SO_REUSEPORT so several processes (or transports) can listen on the same
    * port and the kernel spreads connections across them (default false).
@@ -105,6 +119,39 @@ export function loopOptions(o: ConnectionOptions | undefined, accepted: boolean,
     r.frameTimeout,
     flags,
   ]);
+}
+
+/**
+ * The loop's option layout (native/binding/tcp.cc): 9 numbers (loopOptions()), or all 14 with
+ * the optional groups at fixed places, zero when unused:
+ *   [9, 10, 11]  WebSocket endpoints: httpMaxHead, httpTimeoutMs, httpMaxBody (withHttp())
+ *   [12, 13]     TLS: handshake timeout (ms), cap on handshakes in progress (withTls())
+ */
+export const LOOP_OPTIONS_BASE = 9;
+export const LOOP_OPTIONS_FULL = 14;
+const OPT_HTTP = 9;
+const OPT_TLS = 12;
+
+function full(opts: Float64Array): Float64Array {
+  if (opts.length === LOOP_OPTIONS_FULL) return opts;
+  const out = new Float64Array(LOOP_OPTIONS_FULL);
+  out.set(opts.subarray(0, LOOP_OPTIONS_BASE));
+  return out;
+}
+
+/** loopOptions() plus the TLS words: handshake timeout (ms) and the cap on handshakes in progress. */
+export function withTls(opts: Float64Array, handshakeTimeout: number, maxHandshakes: number): Float64Array {
+  const out = full(opts);
+  out[OPT_TLS] = handshakeTimeout;
+  out[OPT_TLS + 1] = maxHandshakes;
+  return out;
+}
+
+/** loopOptions() plus a WebSocket endpoint's HTTP limits: [maxHead, timeoutMs, maxBody]. */
+export function withHttp(opts: Float64Array, limits: readonly number[]): Float64Array {
+  const out = full(opts);
+  out.set(limits.slice(0, 3), OPT_HTTP);
+  return out;
 }
 
 /** A { host, port } with a non-empty host and a port from 0 to 65535. */

@@ -32,11 +32,13 @@ import {
   IO_ADMIT_PAUSED,
   loopOptions,
   numericHost,
+  withTls,
   type NativeConnectOptions,
   type NativeListenOptions,
   type NativeTcpOptions,
 } from './native-options.js';
 import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
+import { clientTls, serverTls, type ClientTls } from './native-tls.js';
 import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-record.js';
 import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_WATCH_DRAIN } from './send-queue.js';
 import {
@@ -51,6 +53,7 @@ import {
 } from './types.js';
 
 export type { CompressedFrames, NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-options.js';
+export { TlsConfigError, type NativeTlsClientOptions, type NativeTlsServerOptions, type PemSource } from './native-tls.js';
 
 /** NativeTcpTransport.bufferStats(): bytes the native loop holds for peers. */
 export interface NativeBufferStats {
@@ -107,11 +110,13 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = this.listenOptions(options, IO_ADMIT_PAUSED | this.flagsFor(options));
+    let opts = this.listenOptions(options, IO_ADMIT_PAUSED | this.flagsFor(options));
+    const tls = serverTls(options?.tls);
+    if (tls) opts = withTls(opts, tls.handshakeTimeout, tls.maxHandshakes);
     const admission = new Admission(options);
     const host = await numericHost(ep.host);
     this.checkOpen();
-    const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts);
+    const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context);
     if (port < 0) {
       throw new ConnectError(`native-tcp transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
     }
@@ -131,8 +136,16 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   }
 
   /** Starts the loop's connect; 0 or -errno. */
-  protected dial(host: string, ep: Endpoint, local: string | null, timeout: number, tag: number, opts: Float64Array): number {
-    return this.loop.connect(host, ep.port, local, timeout, tag, opts);
+  protected dial(
+    host: string,
+    ep: Endpoint,
+    local: string | null,
+    timeout: number,
+    tag: number,
+    opts: Float64Array,
+    tls: ClientTls | undefined,
+  ): number {
+    return this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername);
   }
 
   /** The loop's option flags of one listen() or connect(): its compressedFrames, else the transport's. */
@@ -145,7 +158,9 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    const opts = this.connectOptions(options, this.flagsFor(options));
+    let opts = this.connectOptions(options, this.flagsFor(options));
+    const tls = clientTls(options?.tls, ep.host);
+    if (tls) opts = withTls(opts, tls.handshakeTimeout, 0);
     const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
     const local = options?.localAddress;
     if (local !== undefined && (typeof local !== 'string' || !isIP(local))) {
@@ -156,12 +171,12 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const tag = (this.nextTag = (this.nextTag + 1) >>> 0);
     const where = `${ep.host}:${ep.port}`;
     return new Promise<PeerId>((resolve, reject) => {
-      const r = this.dial(host, ep, local ?? null, timeout, tag, opts);
+      const r = this.dial(host, ep, local ?? null, timeout, tag, opts, tls);
       if (r < 0) {
         reject(new ConnectError(`native-tcp transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;
       }
-      this.connects.set(tag, { resolve, reject, hwm: opts[5]!, maxSendQueue: opts[6]!, where });
+      this.connects.set(tag, { resolve, reject, hwm: opts[5]!, maxSendQueue: opts[6]!, where, tls: tls !== undefined });
       this.updateRef();
     });
   }

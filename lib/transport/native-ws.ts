@@ -24,7 +24,8 @@
 import { describe } from '../bytes.js';
 import { ConnectError } from '../errors.js';
 import { CODE_REFUSED } from './native-dispatch.js';
-import { loopOptions, checkUint, type NativeConnectOptions, type NativeListenOptions, type NativeTcpOptions } from './native-options.js';
+import type { ClientTls } from './native-tls.js';
+import { loopOptions, checkUint, withHttp, type NativeConnectOptions, type NativeListenOptions, type NativeTcpOptions } from './native-options.js';
 import { NativeTcpTransport } from './native-tcp.js';
 import { OP_RELEASE } from './send-queue.js';
 import type { Endpoint } from './types.js';
@@ -180,15 +181,20 @@ export class NativeWsTransport extends NativeTcpTransport {
   }
 
   #withHttp(base: Float64Array): Float64Array {
-    const out = new Float64Array(12);
-    out.set(base);
-    out.set(this.#limits, 9);
-    return out;
+    return withHttp(base, this.#limits);
   }
 
-  protected override dial(host: string, ep: Endpoint, local: string | null, timeout: number, tag: number, opts: Float64Array): number {
+  protected override dial(
+    host: string,
+    ep: Endpoint,
+    local: string | null,
+    timeout: number,
+    tag: number,
+    opts: Float64Array,
+    tls: ClientTls | undefined,
+  ): number {
     const name = ep.host.includes(':') ? `[${ep.host}]` : ep.host;
-    return this.loop.connect(host, ep.port, local, timeout, tag, opts, this.path, `${name}:${ep.port}`);
+    return this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername, this.path, `${name}:${ep.port}`);
   }
 
   protected override onOpen(peer: number, accepted: boolean, tag: number): void {

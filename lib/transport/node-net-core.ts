@@ -8,11 +8,20 @@
  * Data path: socket 'data' → FrameDecoder → NetPeer.frame() → BatchBuilder;
  * setImmediate → 'frames'. send() → FrameEncoder slab → microtask → one
  * socket.write() per connection. See docs/transport.md, "Node net transport".
+ *
+ * Limits (docs/limits.md): the bytes waiting unsent to a peer are its queue this
+ * turn plus the socket's writableLength. Above highWaterMark send() returns false
+ * and, for accepted peers, the socket stops being read until the queue is back
+ * under the mark, so a client that does not read its replies cannot make the
+ * server take more requests; a send that would pass maxSendQueue closes the peer
+ * with 'slow-consumer'. Reading is on when no pause() is outstanding and no
+ * backpressure pause holds (NetPeer.reading mirrors socket.pause/resume).
  */
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { BATCH_FLUSH_BYTES, BatchBuilder } from './batch-builder.js';
-import { PeerSlots, TransportCounters, type ResolvedConnectionOptions } from './common.js';
+import type { Admission } from './admission.js';
+import { FRAME_OVERHEAD, PeerSlots, TransportCounters, type ResolvedConnectionOptions } from './common.js';
 import { FrameDecoder, FrameEncoder, type FrameSink, type OutboundQueue } from './frame-codec.js';
 import type { CloseReason, PeerId, PeerInfo, TransportEvents } from './types.js';
 
@@ -45,6 +54,20 @@ export class NetPeer implements FrameSink, OutboundQueue {
   outRuns: Buffer[] | null = null;
   outBytes = 0;
   readonly decoder: FrameDecoder;
+  /** Outstanding pause() calls of the application. */
+  pauses = 0;
+  /** Reading stopped because the send queue is above highWaterMark (accepted peers only). */
+  backpressured = false;
+  /** The socket is being read (socket.resume()d); false while paused either way. */
+  reading = true;
+  /** maxSendQueue was passed: nothing more is queued, and the peer closes with 'slow-consumer' in a microtask. */
+  doomed = false;
+  /** decoder.partialFrames when the sweep first saw the current unfinished frame (-1: none), and when. */
+  partialSeen = -1;
+  partialSince = 0;
+  /** The admission that let this peer in (listen()), released at close. */
+  admission: Admission | undefined = undefined;
+  admittedAddress = '';
 
   constructor(
     readonly core: NetCore,
@@ -63,7 +86,9 @@ export class NetPeer implements FrameSink, OutboundQueue {
       return undefined;
     }
     if (length > MAX_PING) return `${kind === PING_KIND ? 'ping' : 'pong'} of ${length} bytes (at most ${MAX_PING})`;
-    if (kind === PING_KIND) this.core.queue(this, PONG_KIND, 0, source.subarray(start, start + length));
+    // Pongs count against the send queue like any frame: a peer that pings and never reads is
+    // held back, then closed, like one that sends requests and never reads the replies.
+    if (kind === PING_KIND) this.core.queueChecked(this, PONG_KIND, 0, source.subarray(start, start + length));
     return undefined;
   }
 }
@@ -125,17 +150,24 @@ export class NetCore {
     this.writeAll();
   };
 
-  adopt(socket: PeerSocket, options: ResolvedConnectionOptions, accepted: boolean): PeerId {
+  /**
+   * Makes `socket` a peer and emits 'open'. An accepted socket arrives paused (the server's
+   * pauseOnConnect, so nothing was read while admission decided) and is resumed here.
+   */
+  adopt(socket: PeerSocket, options: ResolvedConnectionOptions, accepted: boolean, admission?: Admission, address = ''): PeerId {
     socket.setNoDelay(true);
     this.now = performance.now();
     const p = new NetPeer(this, socket, options, accepted);
     p.id = this.peers.add(p);
+    p.admission = admission;
+    p.admittedAddress = address;
     socket[kPeer] = p;
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('error', onError);
     socket.on('close', onClose);
     socket.on('drain', onDrain);
+    if (accepted) socket.resume();
     this.counters.connections++;
     this.#armSweeper(options);
     if (this.transport.listenerCount('open') > 0) this.transport.emit('open', p.id, peerInfo(p));
@@ -183,6 +215,61 @@ export class NetCore {
     this.#queued(p);
   }
 
+  /**
+   * queue() with the limits of send(): false when the frame was not queued because it would pass
+   * maxSendQueue (the peer is then doomed: it closes with 'slow-consumer'), or when it was queued
+   * but the queue is above highWaterMark (the caller should wait for 'drain').
+   */
+  queueChecked(p: NetPeer, kind: number, flags: number, payload: Uint8Array): boolean {
+    if (p.doomed) return false;
+    const before = this.pending(p);
+    if (before + payload.length + FRAME_OVERHEAD > p.options.maxSendQueue) {
+      this.doom(p, before, payload.length + FRAME_OVERHEAD);
+      return false;
+    }
+    this.queue(p, kind, flags, payload);
+    return this.checkQueue(p, before + payload.length + FRAME_OVERHEAD);
+  }
+
+  /**
+   * After a frame was queued, `pending` bytes wait: false (and reading of an accepted peer
+   * stopped) above highWaterMark.
+   */
+  checkQueue(p: NetPeer, pending: number): boolean {
+    if (pending <= p.options.highWaterMark) return true;
+    p.wantsDrain = true;
+    if (p.accepted && !p.backpressured) {
+      p.backpressured = true;
+      this.updateReading(p);
+    }
+    return false;
+  }
+
+  /**
+   * A send would pass maxSendQueue: queue nothing more, stop reading, drop what waits, and close
+   * the peer with 'slow-consumer' from a microtask (so a caller in the middle of a loop of sends
+   * sees false, not a 'close' event inside send()).
+   */
+  doom(p: NetPeer, queued: number, frame: number): void {
+    if (p.doomed || p.closed) return;
+    p.doomed = true;
+    p.wantsDrain = false;
+    this.encoder.take(p);
+    p.socket.pause();
+    p.reading = false;
+    const detail = `${queued} bytes waited unsent and a frame of ${frame} more would pass maxSendQueue ${p.options.maxSendQueue} (the peer does not read)`;
+    queueMicrotask(() => this.closePeer(p, 'slow-consumer', detail, 'destroy'));
+  }
+
+  /** Starts or stops reading p's socket to match its pauses and backpressure. */
+  updateReading(p: NetPeer): void {
+    const want = p.pauses === 0 && !p.backpressured && !p.doomed && !p.closed;
+    if (want === p.reading) return;
+    p.reading = want;
+    if (want) p.socket.resume();
+    else p.socket.pause();
+  }
+
   #queued(p: NetPeer): void {
     p.txSeen = true;
     if (!p.dirty) {
@@ -221,9 +308,15 @@ export class NetCore {
   }
 
   checkDrain(p: NetPeer): void {
-    if (p.wantsDrain && !p.closed && this.pending(p) <= p.options.highWaterMark) {
-      p.wantsDrain = false;
-      this.transport.emit('drain', p.id);
+    if ((p.wantsDrain || p.backpressured) && !p.closed && !p.doomed && this.pending(p) <= p.options.highWaterMark) {
+      if (p.backpressured) {
+        p.backpressured = false;
+        this.updateReading(p);
+      }
+      if (p.wantsDrain) {
+        p.wantsDrain = false;
+        this.transport.emit('drain', p.id);
+      }
     }
   }
 
@@ -249,13 +342,14 @@ export class NetCore {
     }
     this.encoder.take(p);
     this.peers.delete(p.id);
+    p.admission?.release(p.admittedAddress);
     this.counters.closed(reason);
     this.transport.emit('close', p.id, reason, detail);
     if (this.peers.size === 0) this.#stopSweeper();
   }
 
   #armSweeper(options: ResolvedConnectionOptions): void {
-    const periods = [options.idleTimeout, options.keepaliveInterval].filter((v) => v > 0);
+    const periods = [options.idleTimeout, options.keepaliveInterval, options.frameTimeout].filter((v) => v > 0);
     if (periods.length === 0) return;
     const every = Math.min(1000, Math.max(25, Math.floor(Math.min(...periods) / 4)));
     if (this.#sweeper !== undefined && every >= this.#sweepEvery) return;
@@ -271,14 +365,29 @@ export class NetCore {
     this.#sweepEvery = Infinity;
   }
 
-  /** Advances the clock, sends due keepalive pings and closes idle peers. */
+  /** Advances the clock, sends due keepalive pings, closes idle peers and peers stuck in a frame. */
   sweep(): void {
     const now = (this.now = performance.now());
     const idle: NetPeer[] = [];
+    const stuck: NetPeer[] = [];
     for (const [, p] of this.peers.entries()) {
-      if (p.rxSeen) {
+      if (p.rxSeen || !p.reading) {
+        // A peer this side does not read cannot be blamed for silence or for an unfinished frame.
         p.rxSeen = false;
         p.lastRx = now;
+        p.partialSeen = -1;
+      }
+      const frameTimeout = p.options.frameTimeout;
+      if (frameTimeout > 0 && p.reading) {
+        const d = p.decoder;
+        if (!d.midFrame) p.partialSeen = -1;
+        else if (p.partialSeen !== d.partialFrames) {
+          p.partialSeen = d.partialFrames;
+          p.partialSince = now;
+        } else if (now - p.partialSince >= frameTimeout) {
+          stuck.push(p);
+          continue;
+        }
       }
       if (p.txSeen) {
         p.txSeen = false;
@@ -289,12 +398,15 @@ export class NetCore {
       if (idleTimeout > 0 && silent >= idleTimeout) idle.push(p);
       else if (keepaliveInterval > 0) {
         if (idleTimeout === 0 && silent >= 3 * keepaliveInterval) idle.push(p);
-        else if (now - Math.max(p.lastRx, p.lastTx) >= keepaliveInterval) this.queue(p, PING_KIND, 0, PING_PAYLOAD);
+        else if (now - Math.max(p.lastRx, p.lastTx) >= keepaliveInterval) this.queueChecked(p, PING_KIND, 0, PING_PAYLOAD);
       }
     }
     for (const p of idle) {
       const limit = p.options.idleTimeout || 3 * p.options.keepaliveInterval;
       this.closePeer(p, 'timeout', `no complete frame received for ${limit} ms`, 'destroy');
+    }
+    for (const p of stuck) {
+      this.closePeer(p, 'timeout', `a frame started ${Math.round(now - p.partialSince)} ms ago is still unfinished (frameTimeout ${p.options.frameTimeout} ms)`, 'destroy');
     }
   }
 

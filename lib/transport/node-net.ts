@@ -15,8 +15,14 @@
  *   1,000 frames costs one write per connection, not 1,000.
  *
  * Idle time is measured in complete frames, not bytes: a peer that trickles
- * an unfinished frame (slowloris) times out like a silent one. One unref'd
- * timer per transport sweeps the peers instead of one timer per socket.
+ * an unfinished frame (slowloris) times out like a silent one, and a frame
+ * unfinished for frameTimeout closes its peer. One unref'd timer per
+ * transport sweeps the peers instead of one timer per socket.
+ *
+ * listen() admits each connection with an Admission (admission.ts) before it
+ * becomes a peer: sockets arrive paused (pauseOnConnect), so nothing is read
+ * while an async accept hook decides, and a refused one is destroyed without
+ * 'open' (counted in stats().closes.refused).
  *
  * Node 20's `net` cannot set SO_REUSEPORT; the `reusePort` constructor option
  * works from Node 22.12 on. Use the native transport for a process group
@@ -26,12 +32,14 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
-import { checkFrame, checkParts, resolveConnectionOptions } from './common.js';
+import { Admission, refusalDetail, type AdmitVerdict } from './admission.js';
+import { checkFrame, checkParts, FRAME_OVERHEAD, resolveConnectionOptions, resolveConnectOptions } from './common.js';
 import { NetCore, peerInfo, type PeerSocket } from './node-net-core.js';
 import type {
+  AcceptInfo,
   ConnectOptions,
-  ConnectionOptions,
   Endpoint,
+  ListenOptions,
   PeerId,
   PeerInfo,
   Transport,
@@ -60,6 +68,8 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
   readonly #core = new NetCore(this);
   readonly #servers: net.Server[] = [];
   readonly #connecting = new Set<net.Socket>();
+  /** Accepted sockets whose accept hook has not answered yet (destroyed at shutdown). */
+  readonly #admitting = new Set<net.Socket>();
   readonly #backlog: number;
   readonly #reusePort: boolean;
   #shut = false;
@@ -79,14 +89,33 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     this.#reusePort = options.reusePort === true;
   }
 
-  async listen(endpoint: Endpoint, options: ConnectionOptions = {}): Promise<Endpoint> {
+  /**
+   * Listens on `endpoint`. Each new connection first goes through admission (options'
+   * maxConnections, maxConnectionsPerIp, connectionRatePerIp, accept hook): a refused one is
+   * destroyed at once, never emits 'open', and counts in stats().closes.refused.
+   */
+  async listen(endpoint: Endpoint, options: ListenOptions = {}): Promise<Endpoint> {
     this.#checkOpen();
     checkEndpoint(endpoint, true);
-    const resolved = resolveConnectionOptions(options);
-    const server = net.createServer({ noDelay: true });
+    const resolved = resolveConnectionOptions(options, true);
+    const admission = new Admission(options);
+    // Paused sockets: nothing is read before admission said yes and adopt() resumed them.
+    const server = net.createServer({ noDelay: true, pauseOnConnect: true });
     server.on('connection', (socket: PeerSocket) => {
-      if (this.#shut) socket.destroy();
-      else this.#core.adopt(socket, resolved, true);
+      if (this.#shut) {
+        socket.destroy();
+        return;
+      }
+      const info: AcceptInfo = {
+        remoteAddress: socket.remoteAddress ?? '',
+        remotePort: socket.remotePort ?? 0,
+        localAddress: socket.localAddress ?? '',
+        localPort: socket.localPort ?? 0,
+      };
+      const verdict = admission.admit(info);
+      if (verdict === true) this.#core.adopt(socket, resolved, true, admission, info.remoteAddress);
+      else if (typeof verdict === 'string') this.#refuse(socket);
+      else this.#decide(socket, verdict, resolved, admission, info.remoteAddress);
     });
     const listenOptions: net.ListenOptions & { reusePort?: boolean } = {
       host: endpoint.host,
@@ -116,7 +145,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.#checkOpen();
     checkEndpoint(endpoint, false);
-    const resolved = resolveConnectionOptions(options);
+    const resolved = resolveConnectOptions(options);
     const timeout = options.timeout ?? 10_000;
     if (!Number.isInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1) {
       throw new RangeError(`timeout must be an integer from 1 to ${2 ** 31 - 1}, got ${describe(timeout)}`);
@@ -157,19 +186,47 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     });
   }
 
+  /** An accept hook answered with a promise: the socket stays paused (unread) until it settles. */
+  #decide(socket: PeerSocket, verdict: Promise<AdmitVerdict>, resolved: ReturnType<typeof resolveConnectionOptions>, admission: Admission, address: string): void {
+    this.#admitting.add(socket);
+    // The socket may break while the hook thinks; an error must not go unhandled meanwhile.
+    socket.on('error', ignore);
+    void verdict.then((v) => {
+      this.#admitting.delete(socket);
+      socket.off('error', ignore);
+      if (v !== true) this.#refuse(socket);
+      else if (socket.destroyed || this.#shut) {
+        admission.release(address);
+        socket.destroy();
+      } else this.#core.adopt(socket, resolved, true, admission, address);
+    });
+  }
+
+  #refuse(socket: net.Socket): void {
+    socket.destroy();
+    this.#core.counters.closed('refused');
+  }
+
+  /**
+   * Queues one frame. Returns false above highWaterMark (queued; wait for 'drain'; an accepted
+   * peer is not read meanwhile) and when the frame would take the peer's unsent bytes past
+   * maxSendQueue (not queued: the peer closes with 'slow-consumer').
+   */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     const p = this.#core.peers.get(peer);
     if (p === undefined) throw new ConnectionClosedError(`node-net transport: peer ${peer} is not open`);
     checkFrame(kind, flags, payload);
     const core = this.#core;
+    if (p.doomed) return false;
+    const before = core.pending(p);
+    if (before + payload.length + FRAME_OVERHEAD > p.options.maxSendQueue) {
+      core.doom(p, before, payload.length + FRAME_OVERHEAD);
+      return false;
+    }
     core.queue(p, kind, flags, payload);
     core.counters.framesOut++;
     core.counters.bytesOut += payload.length;
-    if (core.pending(p) > p.options.highWaterMark) {
-      p.wantsDrain = true;
-      return false;
-    }
-    return true;
+    return core.checkQueue(p, before + payload.length + FRAME_OVERHEAD);
   }
 
   /** send() of `parts` joined, each part copied once straight into the frame (no joined copy). */
@@ -179,14 +236,32 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     checkFrame(kind, flags, EMPTY_PAYLOAD);
     const n = checkParts(parts);
     const core = this.#core;
+    if (p.doomed) return false;
+    const before = core.pending(p);
+    if (before + n + FRAME_OVERHEAD > p.options.maxSendQueue) {
+      core.doom(p, before, n + FRAME_OVERHEAD);
+      return false;
+    }
     core.queueParts(p, kind, flags, parts, n);
     core.counters.framesOut++;
     core.counters.bytesOut += n;
-    if (core.pending(p) > p.options.highWaterMark) {
-      p.wantsDrain = true;
-      return false;
-    }
-    return true;
+    return core.checkQueue(p, before + n + FRAME_OVERHEAD);
+  }
+
+  /** Stops reading `peer` (socket.pause(): the kernel's buffers fill and TCP holds the sender back); counted. */
+  pause(peer: PeerId): void {
+    const p = this.#core.peers.get(peer);
+    if (p === undefined) return;
+    p.pauses++;
+    this.#core.updateReading(p);
+  }
+
+  /** Undoes one pause(); reading resumes when none is left (and no backpressure holds it). */
+  resume(peer: PeerId): void {
+    const p = this.#core.peers.get(peer);
+    if (p === undefined || p.pauses === 0) return;
+    p.pauses--;
+    this.#core.updateReading(p);
   }
 
   close(peer: PeerId, abort = false): void {
@@ -219,6 +294,8 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     const closed = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of this.#connecting) s.destroy();
     this.#connecting.clear();
+    for (const s of this.#admitting) s.destroy();
+    this.#admitting.clear();
     for (const [, p] of [...this.#core.peers.entries()]) {
       this.#core.closePeer(p, 'shutdown', 'the transport was shut down', 'destroy');
     }
@@ -230,6 +307,8 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     if (this.#shut) throw new ConnectionClosedError('node-net transport: used after shutdown()');
   }
 }
+
+function ignore(): void {}
 
 function checkEndpoint(endpoint: Endpoint, listening: boolean): void {
   if (typeof endpoint !== 'object' || endpoint === null) {

@@ -105,9 +105,10 @@ export interface ConnectionOptions extends FrameOptions {
    */
   highWaterMark?: number;
   /**
-   * Hard cap of the bytes waiting unsent to one peer (default 8 MiB, at least highWaterMark):
-   * a send() that would pass it closes the peer with reason 'slow-consumer' (the frame is not
-   * queued, send() returns false).
+   * Hard cap of the bytes waiting unsent to one peer (at least highWaterMark): a send() that
+   * would pass it closes the peer with reason 'slow-consumer' (the frame is not queued, send()
+   * returns false). Default: 8 MiB for peers accepted by listen(); no cap for connect() unless
+   * given (a client's own uploads are bounded by what its code sends, not by a remote peer).
    */
   maxSendQueue?: number;
   /**

@@ -7,6 +7,13 @@
  * (ws-base.ts), so one UwsTransport can be both ends, as every transport can.
  *
  * Mapping onto uWS:
+ *   - admission runs in uWS's `upgrade` handler, before the upgrade is accepted:
+ *     first the Origin check (UwsListenOptions.origins), then the Admission of
+ *     admission.ts with the request's headers in AcceptInfo.headers. A refusal
+ *     answers HTTP 403 (origin, accept hook) or 503 (connection caps and rate)
+ *     and counts in stats().closes.refused; no WebSocket, no 'open'. While an
+ *     async hook decides, the request waits unanswered (uWS reads nothing more of
+ *     a connection that has not been upgraded);
  *   - maxPayloadLength = max(maxFrameSize + 13, 64 KiB): uWS drops the connection
  *     on a larger message (reason 'oversize'); each frame inside is
  *     checked against maxFrameSize by ws-frames.ts;
@@ -14,15 +21,20 @@
  *   - uWS's own idleTimeout is off: its granularity is seconds, so the idle
  *     timeout and keepalive pings run from one sweep timer in ws-base.ts;
  *   - backpressure: send() returns false once gathered + getBufferedAmount()
- *     bytes exceed highWaterMark; uWS's drain handler emits 'drain'; uWS's
- *     maxBackpressure is set far above it (64 × highWaterMark, at least
- *     64 MiB) only as a last guard, and a message uWS drops closes the peer;
+ *     bytes exceed highWaterMark, and the peer's messages are held unseen until
+ *     they drain (uWS.js cannot pause reading a WebSocket; ws-base.ts bounds
+ *     what it holds); uWS's drain handler emits 'drain'; a send past
+ *     maxSendQueue closes the peer with 'slow-consumer'; uWS's maxBackpressure
+ *     is maxSendQueue plus one message, as a last guard (a message uWS drops
+ *     closes the peer with 'slow-consumer' too);
  *   - the uWS user data of each socket holds its peer record.
  */
 import { createRequire } from 'node:module';
+import { describe } from '../bytes.js';
 import { ConnectError, NativeLoadError } from '../errors.js';
+import { Admission, refusalDetail, type AdmitVerdict, type RefusalReason } from './admission.js';
 import { resolveConnectionOptions } from './common.js';
-import type { ConnectionOptions, Endpoint } from './types.js';
+import type { AcceptInfo, Endpoint, ListenOptions } from './types.js';
 import { reasonForRemoteClose, WsTransportBase, wsMessageLimit } from './ws-base.js';
 import type { MessageSocket, WsPeer } from './ws-base.js';
 import type * as Uws from '@trufflesuite/uws-js-unofficial';
@@ -67,6 +79,8 @@ interface SocketData {
   remoteAddress: string;
   localPort: number;
   host: string;
+  /** The admission that let the socket in; released once, by the close handler. */
+  admission: Admission | undefined;
 }
 
 /** An answer to a plain HTTP request on the WebSocket port (see UwsTransportOptions.http). */
@@ -87,6 +101,49 @@ export interface UwsTransportOptions {
    * Runs synchronously on uWS's thread of control: hand it content already in memory.
    */
   http?: (method: string, url: string) => HttpAnswer | undefined;
+  /** Default of UwsListenOptions.origins for every listen() of this transport. */
+  origins?: string[];
+}
+
+/** Options of UwsTransport.listen(): those of every transport, and the browser Origin allowlist. */
+export interface UwsListenOptions extends ListenOptions {
+  /**
+   * Origins (exact `Origin` header values, such as 'https://app.example.com') whose pages may open
+   * a WebSocket here. An upgrade with an Origin header that is not listed is refused with HTTP 403
+   * before anything else is done for it. Requests without an Origin header (programs, not
+   * browsers) are always allowed. When no list is given, only same-origin pages are allowed: an
+   * Origin whose host:port equals the request's Host header (a page served from this port, see
+   * UwsTransportOptions.http). A list replaces that rule, which is what a server reachable under
+   * one known name should use (a Host header is whatever name the browser was pointed at, so a
+   * DNS-rebinding page passes the same-origin rule but not a list).
+   */
+  origins?: string[];
+}
+
+/** HTTP status of a refused upgrade: 503 for the caps and the rate (come back later), 403 otherwise. */
+function refusalStatus(reason: RefusalReason | 'origin'): string {
+  return reason === 'max-connections' || reason === 'per-ip' || reason === 'rate' ? '503 Service Unavailable' : '403 Forbidden';
+}
+
+/** Whether a browser page from `origin` may open a WebSocket whose request had Host header `host`. */
+export function originAllowed(origin: string | undefined, host: string | undefined, allow: readonly string[] | undefined): boolean {
+  if (origin === undefined || origin === '') return true;
+  if (allow !== undefined) return allow.includes(origin);
+  if (host === undefined || origin === 'null') return false;
+  try {
+    const url = new URL(origin);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === new URL(`${url.protocol}//${host}`).host;
+  } catch {
+    return false;
+  }
+}
+
+function checkOrigins(origins: unknown, name: string): string[] | undefined {
+  if (origins === undefined) return undefined;
+  if (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string')) {
+    throw new TypeError(`${name} must be an array of origin strings such as 'https://app.example.com', got ${describe(origins)}`);
+  }
+  return [...origins];
 }
 
 /** WebSocket transport on uWebSockets.js; see the file comment. */
@@ -94,42 +151,82 @@ export class UwsTransport extends WsTransportBase {
   readonly name = 'uws';
   readonly #listenSockets: Uws.us_listen_socket[] = [];
   readonly #http: UwsTransportOptions['http'];
+  readonly #origins: string[] | undefined;
 
   constructor(options: UwsTransportOptions = {}) {
     super(options);
     this.#http = options.http;
+    this.#origins = checkOrigins(options.origins, 'options.origins');
   }
 
-  /** Listens for WebSocket upgrades on ws://host:port/path; other URLs get 404. */
-  async listen(endpoint: Endpoint, options: ConnectionOptions = {}): Promise<Endpoint> {
+  /**
+   * Listens for WebSocket upgrades on ws://host:port/path; other URLs get 404 (or the `http`
+   * handler's answer). Upgrades go through the Origin check and admission first (file comment).
+   */
+  async listen(endpoint: Endpoint, options: UwsListenOptions = {}): Promise<Endpoint> {
     this.checkOpen();
     const uws = loadUws();
-    const resolved = resolveConnectionOptions(options);
+    const resolved = resolveConnectionOptions(options, true);
+    const admission = new Admission(options);
+    const origins = options.origins !== undefined ? checkOrigins(options.origins, 'origins') : this.#origins;
     const app = uws.App();
     const path = this.path;
     let boundPort = 0;
+    const messageLimit = wsMessageLimit(resolved.maxFrameSize);
+    const refuse = (res: Uws.HttpResponse, reason: RefusalReason | 'origin', detail: string): void => {
+      this.counters.closed('refused');
+      res.writeStatus(refusalStatus(reason)).end(`zserver: connection refused: ${detail}\n`, true);
+    };
     app.ws<SocketData>(path, {
       compression: uws.DISABLED,
-      maxPayloadLength: wsMessageLimit(resolved.maxFrameSize),
+      maxPayloadLength: messageLimit,
       idleTimeout: 0,
-      maxBackpressure: Math.min(2 ** 31 - 1, Math.max(64 * 1024 * 1024, resolved.highWaterMark * 64)),
+      // Our own cap (maxSendQueue, checked in send()) comes first; uWS's is a last guard one
+      // message above it, and a message it drops closes the peer ('slow-consumer').
+      maxBackpressure: Math.min(2 ** 31 - 1, resolved.maxSendQueue + messageLimit),
       closeOnBackpressureLimit: 0,
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => {
-        const data: SocketData = {
-          peer: undefined,
-          gone: false,
-          remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
-          localPort: boundPort,
-          host: endpoint.host,
-        };
-        res.upgrade(
-          data,
-          req.getHeader('sec-websocket-key'),
-          req.getHeader('sec-websocket-protocol'),
-          req.getHeader('sec-websocket-extensions'),
-          context,
-        );
+        // The request is only valid during this call: copy what is needed now.
+        const headers: Record<string, string> = {};
+        req.forEach((name, value) => {
+          headers[name.toLowerCase()] = value;
+        });
+        const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+        if (this.isShut) {
+          res.writeStatus('503 Service Unavailable').end('zserver: shutting down\n', true);
+          return;
+        }
+        if (!originAllowed(headers.origin, headers.host, origins)) {
+          refuse(res, 'origin', `origin ${JSON.stringify(headers.origin.slice(0, 200))} is not allowed`);
+          return;
+        }
+        const info: AcceptInfo = { remoteAddress, remotePort: 0, localAddress: endpoint.host, localPort: boundPort, headers };
+        const data: SocketData = { peer: undefined, gone: false, remoteAddress, localPort: boundPort, host: endpoint.host, admission };
+        const upgrade = () =>
+          res.upgrade(data, headers['sec-websocket-key'] ?? '', headers['sec-websocket-protocol'] ?? '', headers['sec-websocket-extensions'] ?? '', context);
+        const verdict = admission.admit(info);
+        if (verdict === true) {
+          upgrade();
+          return;
+        }
+        if (typeof verdict === 'string') {
+          refuse(res, verdict, refusalDetail(verdict));
+          return;
+        }
+        // An async hook: uWS needs onAborted before returning; answer (corked) when it settles.
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
+        void verdict.then((v: AdmitVerdict) => {
+          if (aborted || this.isShut) {
+            if (v === true) admission.release(remoteAddress);
+            if (!aborted) res.cork(() => res.writeStatus('503 Service Unavailable').end('zserver: shutting down\n', true));
+            return;
+          }
+          res.cork(() => (v === true ? upgrade() : refuse(res, v, refusalDetail(v))));
+        });
       },
       open: (ws) => {
         const data = ws.getUserData();
@@ -159,6 +256,7 @@ export class UwsTransport extends WsTransportBase {
           ping: () => {
             if (!data.gone) ws.ping();
           },
+          // No pause/resume: uWS.js cannot stop reading a WebSocket; ws-base.ts holds its messages.
         };
         const peer = this.addPeer(
           socket,
@@ -190,6 +288,8 @@ export class UwsTransport extends WsTransportBase {
       close: (ws, code, message) => {
         const data = ws.getUserData();
         data.gone = true;
+        data.admission?.release(data.remoteAddress);
+        data.admission = undefined;
         const peer = data.peer;
         if (!peer) return;
         const text = Buffer.from(message).toString();

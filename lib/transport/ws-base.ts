@@ -13,18 +13,28 @@
  *     per peer, from a microtask, so replies sent inside a 'frames' handler go
  *     out together;
  *   - a peer's pending frames are delivered before its 'close' event.
+ *
+ * Limits (docs/limits.md): the bytes waiting for a peer are its gathered frames
+ * plus the library's buffered amount. Above highWaterMark send() returns false
+ * and an accepted peer is not read until they drain; a send that would pass
+ * maxSendQueue closes the peer with 'slow-consumer'. "Not read" means the
+ * library's socket is paused where the library can pause it (`ws`); where it
+ * cannot (uWebSockets.js has no pause for a WebSocket), the messages that still
+ * arrive are held here, unseen by the application, at most maxSendQueue bytes
+ * (more closes the peer with 'slow-consumer'). pause()/resume() use the same
+ * mechanism.
  */
 import { EventEmitter } from 'node:events';
 import { ConnectionClosedError } from '../errors.js';
-import { checkFrame, joinParts, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
+import { checkFrame, FRAME_OVERHEAD, joinParts, PeerSlots, resolveConnectOptions, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
 import { MAX_FRAME_KIND } from './types.js';
 import type {
   CloseReason,
-  ConnectionOptions,
   ConnectOptions,
   Endpoint,
   FrameBatch,
+  ListenOptions,
   PeerId,
   PeerInfo,
   Transport,
@@ -52,6 +62,9 @@ export interface MessageSocket {
   abort(): void;
   /** Sends a WebSocket ping control frame (keepalive). */
   ping(): void;
+  /** Stops / restarts reading the socket, where the library can (`ws`); absent for uWS. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** One open connection. `closed` is set at once when it closes, so late library callbacks are ignored. */
@@ -75,6 +88,17 @@ export interface WsPeer {
   wantsDrain: boolean;
   dirty: boolean;
   closed: boolean;
+  /** Outstanding pause() calls. */
+  pauses: number;
+  /** An accepted peer whose unsent bytes passed highWaterMark: not read until they drain. */
+  backpressured: boolean;
+  /** Messages are delivered (false while paused either way). */
+  reading: boolean;
+  /** maxSendQueue was passed; the peer closes with 'slow-consumer' in a microtask. */
+  doomed: boolean;
+  /** Messages that arrived while not reading, copied, oldest first (null when none). */
+  held: Uint8Array[] | null;
+  heldBytes: number;
 }
 
 /** Common base of UwsTransport and WsClientTransport; see the file comment. */
@@ -105,12 +129,12 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     this.path = path;
   }
 
-  abstract listen(endpoint: Endpoint, options?: ConnectionOptions): Promise<Endpoint>;
+  abstract listen(endpoint: Endpoint, options?: ListenOptions): Promise<Endpoint>;
 
   /** Connects to a WebSocket endpoint of a zserver (ws://host:port + path) with the `ws` package. */
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.checkOpen();
-    const resolved = resolveConnectionOptions(options);
+    const resolved = resolveConnectOptions(options);
     const timeout = options.timeout ?? 10_000;
     if (!Number.isInteger(timeout) || timeout <= 0) throw new RangeError(`timeout must be a positive integer of ms, got ${timeout}`);
     const url = `ws://${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}${this.path}`;
@@ -147,6 +171,11 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     return this.send(peer, kind, flags, joinParts(parts));
   }
 
+  /**
+   * Queues one frame. Returns false above highWaterMark (queued; an accepted peer is not read
+   * until 'drain') and when the frame would take the peer's unsent bytes past maxSendQueue (not
+   * queued: the peer closes with 'slow-consumer').
+   */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     const p = this.#shut ? undefined : this.peers.get(peer);
     if (p === undefined) {
@@ -155,6 +184,13 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     }
     // The cheap test passes for every valid frame; checkFrame() names what is wrong otherwise.
     if (kind !== (kind & MAX_FRAME_KIND) || flags !== (flags & 3) || !(payload instanceof Uint8Array)) checkFrame(kind, flags, payload);
+    if (p.doomed) return false;
+    // add() grows the writer's pending bytes by exactly the frame's size: one sum serves both checks.
+    const waiting = p.writer.pending + p.buffered + payload.length + FRAME_OVERHEAD;
+    if (waiting > p.options.maxSendQueue) {
+      this.#doom(p, `${waiting - payload.length - FRAME_OVERHEAD} bytes waited unsent and a frame of ${payload.length + FRAME_OVERHEAD} more would pass maxSendQueue ${p.options.maxSendQueue} (the peer does not read)`);
+      return false;
+    }
     p.writer.add(kind, flags, payload);
     const counters = this.counters;
     counters.framesOut++;
@@ -167,11 +203,63 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
         queueMicrotask(this.#flushTask);
       }
     }
-    if (p.writer.pending + p.buffered > p.options.highWaterMark) {
+    if (waiting > p.options.highWaterMark) {
       p.wantsDrain = true;
+      if (p.info.accepted && !p.backpressured) {
+        p.backpressured = true;
+        this.#updateReading(p);
+      }
       return false;
     }
     return true;
+  }
+
+  /** Stops delivering `peer`'s frames (see the file comment for how each library does it); counted. */
+  pause(peer: PeerId): void {
+    const p = this.peers.get(peer);
+    if (p === undefined) return;
+    p.pauses++;
+    this.#updateReading(p);
+  }
+
+  /** Undoes one pause(); held messages are delivered when none is left. */
+  resume(peer: PeerId): void {
+    const p = this.peers.get(peer);
+    if (p === undefined || p.pauses === 0) return;
+    p.pauses--;
+    this.#updateReading(p);
+  }
+
+  /** Nothing more is sent to `p`; it closes with 'slow-consumer' from a microtask. */
+  #doom(p: WsPeer, detail: string): void {
+    p.doomed = true;
+    p.wantsDrain = false;
+    p.writer.lend();
+    this.#updateReading(p);
+    queueMicrotask(() => {
+      if (p.closed) return;
+      this.peerClosed(p, 'slow-consumer', detail);
+      p.socket.abort();
+    });
+  }
+
+  #updateReading(p: WsPeer): void {
+    const want = p.pauses === 0 && !p.backpressured && !p.doomed;
+    if (want === p.reading || p.closed) return;
+    p.reading = want;
+    if (!want) {
+      p.socket.pause?.();
+      return;
+    }
+    p.socket.resume?.();
+    const held = p.held;
+    if (held === null) return;
+    p.held = null;
+    p.heldBytes = 0;
+    for (const m of held) {
+      this.receive(p, m);
+      if (p.closed) return;
+    }
   }
 
   close(peer: PeerId, abort = false): void {
@@ -258,6 +346,12 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       wantsDrain: false,
       dirty: false,
       closed: false,
+      pauses: 0,
+      backpressured: false,
+      reading: true,
+      doomed: false,
+      held: null,
+      heldBytes: 0,
     };
     peer.id = this.peers.add(peer);
     this.counters.connections++;
@@ -270,6 +364,10 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   protected receive(peer: WsPeer, message: Uint8Array): void {
     if (peer.closed) return;
     peer.active = true;
+    if (!peer.reading) {
+      this.#hold(peer, message);
+      return;
+    }
     const fault = this.#incoming.add(peer.id, message, peer.options);
     if (fault) {
       this.fault(peer, fault.fault, fault.detail);
@@ -279,6 +377,22 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
       this.#deliverScheduled = true;
       setImmediate(() => this.#deliver());
     }
+  }
+
+  /**
+   * Keeps a message of a peer that is not read (uWS cannot stop reading a WebSocket; `ws` may
+   * have parsed a few before it paused), at most maxSendQueue bytes: a peer that keeps sending
+   * while it is held back closes with 'slow-consumer'.
+   */
+  #hold(peer: WsPeer, message: Uint8Array): void {
+    if (peer.doomed) return;
+    peer.heldBytes += message.length;
+    if (peer.heldBytes > peer.options.maxSendQueue) {
+      this.fault(peer, 'slow-consumer', `more than maxSendQueue ${peer.options.maxSendQueue} bytes arrived while the peer was held back (it sends without reading)`);
+      return;
+    }
+    // A copy: uWS lends a message's bytes for its callback only (and Buffer#slice would be a view).
+    (peer.held ??= []).push(new Uint8Array(message));
   }
 
   /** Closes a peer because of something it did, telling it why with a close code. */
@@ -293,6 +407,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     if (peer.closed) return;
     if (this.#incoming.count > 0) this.#deliver();
     peer.closed = true;
+    peer.held = null;
     this.peers.delete(peer.id);
     this.counters.closed(reason);
     this.emit('close', peer.id, reason, detail);
@@ -302,10 +417,17 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   protected checkDrain(peer: WsPeer | undefined): void {
     if (!peer || peer.closed) return;
     peer.buffered = peer.socket.buffered();
-    if (!peer.wantsDrain) return;
+    if (!(peer.wantsDrain || peer.backpressured) || peer.doomed) return;
     if (peer.writer.pending + peer.buffered <= peer.options.highWaterMark) {
-      peer.wantsDrain = false;
-      this.emit('drain', peer.id);
+      if (peer.backpressured) {
+        peer.backpressured = false;
+        this.#updateReading(peer);
+        if (peer.closed) return;
+      }
+      if (peer.wantsDrain) {
+        peer.wantsDrain = false;
+        this.emit('drain', peer.id);
+      }
     }
   }
 
@@ -351,7 +473,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     if (messages.length === 0) return;
     if (p.options.keepaliveInterval > 0) p.lastOut = Date.now();
     if (!p.socket.write(messages)) {
-      this.peerClosed(p, 'reset', 'the send buffer limit was exceeded (the peer stopped reading)');
+      this.peerClosed(p, 'slow-consumer', 'the library dropped a message at its send buffer limit (the peer does not read)');
       p.socket.abort();
     }
   }
@@ -369,7 +491,8 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
     const now = Date.now();
     for (const [, p] of [...this.peers.entries()]) {
       const { idleTimeout, keepaliveInterval } = p.options;
-      if (p.active) {
+      if (p.active || !p.reading) {
+        // A peer this side does not read cannot be blamed for silence.
         p.active = false;
         p.lastIn = now;
       }

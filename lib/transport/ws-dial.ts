@@ -90,6 +90,9 @@ export function wsClientSocket(ws: WebSocket, endpoint: Endpoint, hooks: ClientS
     end: (code, reason) => ws.close(code, reason),
     abort: () => ws.terminate(),
     ping: () => ws.ping(),
+    // ws pauses its socket: the kernel's buffers fill and TCP holds the server back.
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
   };
   const info: PeerInfo = {
     remoteAddress: raw?.remoteAddress ?? endpoint.host,

@@ -289,6 +289,8 @@ export const CloseCode = {
   protocol: 4003,
   timeout: 4004,
   shutdown: 4005,
+  /** The peer did not read: more than maxSendQueue bytes waited for it (or arrived while it was held back). */
+  slowConsumer: 4006,
 } as const;
 
 /** The close code that tells the other side why this side closed. */
@@ -305,6 +307,8 @@ export function closeCodeFor(reason: CloseReason): number {
       return CloseCode.timeout;
     case 'shutdown':
       return CloseCode.shutdown;
+    case 'slow-consumer':
+      return CloseCode.slowConsumer;
     default:
       return CloseCode.normal;
   }

@@ -22,8 +22,16 @@
 //                     recordsSealed, recordsOpened, rekeysSent, rekeysReceived]
 //   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark,
 //                          maxSendQueue, frameTimeoutMs, flags (ZS_IO_*)
-//                          [, httpMaxHead, httpTimeoutMs, httpMaxBody]]  (12 for WebSocket endpoints)
+//                          [, httpMaxHead, httpTimeoutMs, httpMaxBody,    (9-11: WebSocket endpoints)
+//                             tlsHandshakeTimeoutMs, tlsMaxHandshakes]]   (12-13: TLS)
+//            9 numbers, or all 14 (the groups not used are 0); lib/transport/native-options.ts
+//   connect(host, port, localHost, timeoutMs, tag, options, tlsContext?, servername?, path?, hostHeader?)
+//            path and hostHeader: the upgrade request of a WebSocket endpoint (flags ZS_IO_WEBSOCKET)
 //   TcpLoop.closeCodes: { local: ZS_CLOSE_LOCAL, ... } (the TS side checks it agrees with its table)
+//   TcpLoop.tlsContext(server, cert, key, passphrase, ca, verify, alpnWire) -> External (an SSL_CTX)
+//                              | string (why it cannot be made); PEM texts, '' for none
+//   listen(..., options, tlsContext?) and connect(..., options, tlsContext?, servername?) take one
+//   tlsError(peer) -> string   the reason text of a close with b = ZS_CLOSE_B_TLS
 //
 // A batch is copied into typed arrays the JS side owns and this class reuses
 // (growing them when a batch is bigger), so nothing of the I/O thread's memory
@@ -33,11 +41,13 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
 
 #include "../core/io_loop.h"
+#include "../core/tls_conn.h"
 #include "tcp_batch.h"
 
 namespace zs::binding {
@@ -56,7 +66,10 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::BufferStats>("bufferStats"),
                         InstanceMethod<&TcpLoop::TakeRequest>("takeRequest"),
                         StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size()))),
-                        StaticValue("closeCodes", CloseCodes(env))});
+                        InstanceMethod<&TcpLoop::TlsError>("tlsError"),
+                       StaticMethod<&TcpLoop::TlsContext>("tlsContext"),
+                       StaticValue("closeTlsDetail", Napi::Number::New(env, ZS_CLOSE_B_TLS)),
+                       StaticValue("closeCodes", CloseCodes(env))});
   }
 
   // The ZS_CLOSE_* codes by the CloseReason they stand for.
@@ -168,6 +181,9 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     return false;
   }
 
+  // The options' layout (the header above; lib/transport/native-options.ts).
+  static constexpr size_t kOptionsBase = 9;   // through flags
+  static constexpr size_t kOptionsFull = 14;  // + the HTTP (WebSocket) and TLS groups
   static bool GetOptions(Napi::Env env, napi_value value, zs_io_options* o) {
     bool is_typed = false;
     napi_is_typedarray(env, value, &is_typed);
@@ -175,8 +191,8 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     size_t length = 0;
     void* data = nullptr;
     if (!is_typed || napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_float64_array || (length != 9 && length != 12)) {
-      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 9 or 12").ThrowAsJavaScriptException();
+        type != napi_float64_array || (length != kOptionsBase && length != kOptionsFull)) {
+      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 9 or 14").ThrowAsJavaScriptException();
       return false;
     }
     const double* d = static_cast<const double*>(data);
@@ -197,12 +213,72 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     o->max_send_queue = static_cast<uint32_t>(d[6]);
     o->frame_timeout_ms = static_cast<uint32_t>(d[7]);
     o->flags = static_cast<uint32_t>(d[8]);
-    if (length == 12) {
+    if (length == kOptionsFull) {
       o->http_max_head = static_cast<uint32_t>(d[9]);
       o->http_timeout_ms = static_cast<uint32_t>(d[10]);
       o->http_max_body = static_cast<uint32_t>(d[11]);
+      o->tls_handshake_timeout_ms = static_cast<uint32_t>(d[12]);
+      o->tls_max_handshakes = static_cast<uint32_t>(d[13]);
     }
     return true;
+  }
+
+  // The SSL_CTX of an External made by tlsContext(), or null for undefined/null.
+  static bool GetTls(Napi::Env env, Napi::Value value, zs_io_options* o) {
+    if (value.IsUndefined() || value.IsNull()) return true;
+    if (!value.IsExternal()) {
+      Napi::TypeError::New(env, "zserver native: tlsContext must come from TcpLoop.tlsContext()")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    o->tls = value.As<Napi::External<SSL_CTX>>().Data();
+    return true;
+  }
+
+  static Napi::Value TlsContext(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    for (size_t i = 1; i <= 4; i++) {
+      if (!info[i].IsString()) {
+        Napi::TypeError::New(env, "zserver native: tlsContext takes PEM strings").ThrowAsJavaScriptException();
+        return Napi::Value();
+      }
+    }
+    std::string alpn;
+    if (info[6].IsTypedArray()) {
+      auto a = info[6].As<Napi::Uint8Array>();
+      alpn.assign(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+    }
+    std::string error;
+    SSL_CTX* ctx;
+    if (info[0].ToBoolean().Value()) {
+      zs::tls::ServerConfig cfg;
+      cfg.cert = info[1].As<Napi::String>().Utf8Value();
+      cfg.key = info[2].As<Napi::String>().Utf8Value();
+      cfg.passphrase = info[3].As<Napi::String>().Utf8Value();
+      cfg.ca = info[4].As<Napi::String>().Utf8Value();
+      cfg.alpn = alpn;
+      ctx = zs::tls::new_server_ctx(cfg, &error);
+      // The key's text is not kept in this copy longer than needed.
+      std::fill(cfg.key.begin(), cfg.key.end(), '\0');
+      std::fill(cfg.passphrase.begin(), cfg.passphrase.end(), '\0');
+    } else {
+      zs::tls::ClientConfig cfg;
+      cfg.ca = info[4].As<Napi::String>().Utf8Value();
+      cfg.verify = info[5].ToBoolean().Value();
+      cfg.alpn = alpn;
+      ctx = zs::tls::new_client_ctx(cfg, &error);
+    }
+    if (!ctx) return Napi::String::New(env, error);
+    return Napi::External<SSL_CTX>::New(env, ctx, [](Napi::Env, SSL_CTX* c) { zs::tls::ctx_free(c); });
+  }
+
+  Napi::Value TlsError(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t peer;
+    if (!Alive(env) || !GetSize(env, info[0], "peer", &peer)) return Napi::Value();
+    char buf[1100];
+    const int n = peer > 0x1ffffffffull ? 0 : zs_io_tls_error(shared_->loop, static_cast<uint64_t>(peer), buf, sizeof buf);
+    return Napi::String::New(env, buf, static_cast<size_t>(n));
   }
 
   static bool GetString(Napi::Env env, napi_value value, const char* name, std::string* out) {
@@ -221,9 +297,9 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     Napi::Env env = info.Env();
     std::string host;
     size_t port;
-    zs_io_options o;
+    zs_io_options o{};
     if (!Alive(env) || !GetString(env, info[0], "host", &host) || !GetSize(env, info[1], "port", &port) ||
-        !GetOptions(env, info[3], &o))
+        !GetOptions(env, info[3], &o) || !GetTls(env, info[4], &o))
       return Napi::Value();
     int r = zs_io_listen(shared_->loop, host.c_str(), static_cast<int>(port), info[2].ToBoolean().Value(), &o);
     return Napi::Number::New(env, r);
@@ -231,25 +307,28 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
 
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::string host, local;
+    std::string host, local, servername;
     size_t port, timeout, tag;
-    zs_io_options o;
+    zs_io_options o{};
     if (!Alive(env) || !GetString(env, info[0], "host", &host) || !GetSize(env, info[1], "port", &port) ||
         (!info[2].IsNull() && !GetString(env, info[2], "localHost", &local)) ||
         !GetSize(env, info[3], "timeout", &timeout) || !GetSize(env, info[4], "tag", &tag) ||
-        !GetOptions(env, info[5], &o))
+        !GetOptions(env, info[5], &o) || !GetTls(env, info[6], &o) ||
+        (info[7].IsString() && !GetString(env, info[7], "servername", &servername)))
       return Napi::Value();
     if (o.flags & ZS_IO_WEBSOCKET) {
       std::string path, host_header;
-      if (!GetString(env, info[6], "path", &path) || !GetString(env, info[7], "hostHeader", &host_header))
+      if (!GetString(env, info[8], "path", &path) || !GetString(env, info[9], "hostHeader", &host_header))
         return Napi::Value();
       int r = zs_io_connect_ws(shared_->loop, host.c_str(), static_cast<int>(port),
                                local.empty() ? nullptr : local.c_str(), static_cast<uint32_t>(timeout),
-                               static_cast<uint32_t>(tag), &o, path.c_str(), host_header.c_str());
+                               static_cast<uint32_t>(tag), &o, path.c_str(), host_header.c_str(),
+                               servername.empty() ? nullptr : servername.c_str());
       return Napi::Number::New(env, r);
     }
-    int r = zs_io_connect(shared_->loop, host.c_str(), static_cast<int>(port), local.empty() ? nullptr : local.c_str(),
-                          static_cast<uint32_t>(timeout), static_cast<uint32_t>(tag), &o);
+    int r = zs_io_connect_tls(shared_->loop, host.c_str(), static_cast<int>(port),
+                              local.empty() ? nullptr : local.c_str(), static_cast<uint32_t>(timeout),
+                              static_cast<uint32_t>(tag), &o, servername.empty() ? nullptr : servername.c_str());
     return Napi::Number::New(env, r);
   }
 

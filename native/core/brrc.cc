@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "brrc_coder.h"
+#include "cpu.h"
 
 namespace zs::brrc {
 
@@ -200,7 +201,7 @@ ZS_BRRC_INLINE int DecodeLanes(DecLane* lanes, uint8_t* const* dst, const size_t
 #if defined(__x86_64__) && defined(__GNUC__)
 #define ZS_BRRC_ISA __attribute__((target("lzcnt,bmi,bmi2")))
 bool UseIsa() {
-  static const bool has = __builtin_cpu_supports("lzcnt") && __builtin_cpu_supports("bmi2");
+  static const bool has = zs::cpu_has_lzcnt_bmi2();
   return has;
 }
 #else

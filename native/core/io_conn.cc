@@ -39,7 +39,7 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
     WsState* s = ws_of(id);
     if (s && s->phase == io::kWsHead) {
       uint8_t* base = scratch + 16;
-      ssize_t n = read(fd, base, kScratch);
+      ssize_t n = conn_read(id, c, fd, base, kScratch);
       if (n == 0) close_conn(id, c, ZS_CLOSE_REMOTE, 0);
       else if (n < 0 && errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
       else if (n > 0 && ws_head(id, c, *s, base, static_cast<size_t>(n), now)) hold_for_batch(id, c);
@@ -52,7 +52,7 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
     return;
   }
   uint8_t* base = scratch + 16;
-  ssize_t n = read(fd, base, kScratch);
+  ssize_t n = conn_read(id, c, fd, base, kScratch);
   if (n <= 0) {
     if (n == 0) close_conn(id, c, ZS_CLOSE_REMOTE, 0);
     else if (errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
@@ -121,7 +121,7 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
       c.rx = rx = grown;
     }
     const size_t want = rx->cap - rx->len;
-    ssize_t n = read(fd, rx->data + rx->len, want);
+    ssize_t n = conn_read(id, c, fd, rx->data + rx->len, want);
     if (n <= 0) {
       const int e = n < 0 ? errno : 0;
       if (n < 0 && (e == EAGAIN || e == EINTR)) return true;
@@ -309,6 +309,7 @@ void zs_io_loop::tx_commit(uint32_t id, Conn& c, uint8_t* end) {
 
 void zs_io_loop::set_poll(uint32_t id, Conn& c) {
   zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), io::poll_events(c));
+  if (configs[c.cfg].tls) tls_wake_if_buffered(id, c);
 }
 
 // Stops reading an open peer for `why` (kPaused or kBackpressured).
@@ -334,8 +335,11 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
   if (is_ws(c)) {
     if (WsState* s = ws_of(id)) ws_finish_message(c, *s);
   }
+  const bool tls_on = configs[c.cfg].tls != nullptr;
+  uint32_t unsent = 0;  // TLS: ciphertext not yet written
+  if (tls_on && !tls_send(id, c, fd, &unsent)) return;
   TxBuf* tx = c.tx;
-  while (tx && tx->off < tx->len) {
+  while (!tls_on && tx && tx->off < tx->len) {
     ssize_t n = send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -348,17 +352,25 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
     }
     tx->off += static_cast<uint32_t>(n);
   }
-  const uint32_t left = pending(c);
+  // With TLS, frames waiting for the handshake count as queued but do not
+  // arm writability (the socket has nothing to take until the handshake is done).
+  const uint32_t plain = pending(c);
+  const uint32_t left = plain + unsent;
   const uint32_t events = io::poll_events(c);
-  if (left == 0) {
+  if (plain == 0) {
     recycle_tx(c.tx);
-    c.tx = nullptr;
+    c.tx = tx = nullptr;
+  }
+  if ((tls_on ? unsent : left) == 0) {
     c.flags &= ~io::kOutArmed;
   } else {
     c.flags |= io::kOutArmed;
+  }
+  if (tx) {
     // A queue that grew for a burst and is mostly written gives the memory
     // back, so a peer that keeps a few bytes waiting does not pin megabytes.
-    if (tx->cap > io::kShrinkTxAbove && left <= tx->cap / 8) {
+    if (tx->cap > io::kShrinkTxAbove && plain <= tx->cap / 8) {
+      const uint32_t left = plain;
       std::memmove(tx->data, tx->data + tx->off, left);
       tx->len = left;
       tx->off = 0;
@@ -416,8 +428,9 @@ void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   if (c.state != io::kOpen) return;
   const int fd = c.fd.load(std::memory_order_relaxed);
   if (is_ws(c)) ws_closing(id, c, reason, err);
-  // A WebSocket connection JavaScript never heard of (refused before the upgrade) closes quietly.
-  if (c.flags & io::kHeldByJs) event(ZS_EV_CLOSE, id, reason, err);
+  // A WebSocket connection JavaScript never heard of (refused before the
+  // upgrade) closes quietly; a TLS connect before its handshake fails.
+  close_event(id, c, reason, err);
   std::free(c.rx);
   c.rx = nullptr;
   c.flags &= ~io::kWantDrain;
@@ -435,6 +448,7 @@ void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   }
   zs_poller_remove(poller, fd);
   free_buffers(c);
+  if (configs[c.cfg].tls) tls_free(id);
   c.flags &= ~io::kOutArmed;
   // The descriptor stays open until JavaScript releases the id: peerInfo()
   // during the close handshake must not name a socket that reused the number.
@@ -449,6 +463,7 @@ void zs_io_loop::finish_close(uint32_t id, Conn& c) {
   close(fd);
   c.fd.store(-1, std::memory_order_relaxed);
   free_buffers(c);
+  if (configs[c.cfg].tls) tls_free(id);
   c.flags &= ~io::kOutArmed;
   c.state = io::kDead;
   maybe_free(id, c);
@@ -456,11 +471,12 @@ void zs_io_loop::finish_close(uint32_t id, Conn& c) {
 
 void zs_io_loop::abort_conn(uint32_t id, Conn& c, int reason) {
   const int fd = c.fd.load(std::memory_order_relaxed);
-  if (c.state == io::kOpen && (c.flags & io::kHeldByJs)) event(ZS_EV_CLOSE, id, reason, 0);
+  if (c.state == io::kOpen) close_event(id, c, reason, 0);
   zs_poller_remove(poller, fd);
   zs_net_close_abort(fd);
   c.fd.store(-1, std::memory_order_relaxed);
   free_buffers(c);
+  if (configs[c.cfg].tls) tls_free(id);
   c.flags &= ~io::kOutArmed;
   c.state = io::kDead;
   maybe_free(id, c);
@@ -473,5 +489,6 @@ void zs_io_loop::maybe_free(uint32_t id, Conn& c) {
   c.fd.store(-1, std::memory_order_relaxed);
   if (c.flags & io::kSecure) drop_secure(id);
   if (ws_count) drop_ws(id);
+  if (configs[c.cfg].tls) tls_forget(id);
   table.release(id);
 }

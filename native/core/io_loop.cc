@@ -68,6 +68,14 @@ void zs_io_loop::take_commands() {
     c.flags = 0;
     c.in_batch = 0;
     c.cfg = intern(nc.options);
+    if (nc.options.tls && !tls_attach(id, c, false, nc.servername.c_str())) {
+      close(nc.fd);
+      c.fd.store(-1, std::memory_order_relaxed);
+      c.state = io::kFree;
+      table.release(id);
+      event(ZS_EV_CONNECT_FAIL, nc.tag, ZS_CLOSE_RESET, ENOMEM);
+      continue;
+    }
     c.last_rx = nc.tag;
     c.timer = now + (nc.timeout_ms ? nc.timeout_ms : 10000);
     if (nc.options.flags & ZS_IO_WEBSOCKET) ws_connected(id, c, nc);
@@ -164,6 +172,13 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
       l.resume_at = now + 100;
       return;
     }
+    const zs_io_options& lo = configs[l.cfg];
+    // Handshakes cost CPU and memory before the peer has proved anything: past
+    // the cap a connection is reset at once, before JavaScript hears of it.
+    if (lo.tls && lo.tls_max_handshakes && tls_handshaking >= lo.tls_max_handshakes) {
+      zs_net_close_abort(fd);
+      continue;
+    }
     uint32_t id = table.alloc();
     if (id == UINT32_MAX) {
       close(fd);
@@ -183,6 +198,14 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
     c.cfg = l.cfg;
     c.last_rx = now;
     c.timer = now;
+    if (lo.tls && !tls_attach(id, c, true, nullptr)) {
+      zs_net_close_abort(fd);
+      c.fd.store(-1, std::memory_order_relaxed);
+      c.state = io::kFree;
+      c.flags = 0;
+      table.release(id);
+      continue;
+    }
     zs_poller_add(poller, fd, word(id, c), admit ? 0 : ZS_POLL_IN);
     if (websocket) ws_accepted(id, c, static_cast<uint32_t>(index));
     else event(ZS_EV_OPEN, id, 1, static_cast<int32_t>(index));
@@ -202,24 +225,30 @@ void zs_io_loop::on_connected(uint32_t id, Conn& c) {
     return;
   }
   c.state = io::kOpen;
+  const bool tls_on = configs[c.cfg].tls != nullptr;
   c.last_rx = now;
   c.timer = now;
   zs_poller_modify(poller, fd, word(id, c), ZS_POLL_IN);
   if (is_ws(c)) {
-    // The upgrade request was queued at connect; OPEN comes with the 101 answer.
+    // The upgrade request was queued at connect; OPEN comes with the 101
+    // answer. Over TLS the request goes out when the handshake has finished.
     c.flags = 0;
     if (WsState* s = ws_of(id)) s->started = now;
-    flush(id, c);
+    if (tls_on) tls_start(id, c, tag);
+    else flush(id, c);
     return;
   }
-  c.flags = io::kHeldByJs;
-  event(ZS_EV_OPEN, id, 0, static_cast<int32_t>(tag));
+  c.flags = tls_on ? 0 : io::kHeldByJs;  // TLS: JavaScript holds it from the OPEN after the handshake
+  if (tls_on) tls_start(id, c, tag);
+  else event(ZS_EV_OPEN, id, 0, static_cast<int32_t>(tag));
 }
 
-// Frees a connect that never opened (a WebSocket one has its upgrade request queued).
+// Frees a connect that never opened (a WebSocket one has its upgrade request
+// queued; a TLS one, its TLS state).
 void zs_io_loop::forget_connect(uint32_t id, Conn& c) {
   free_buffers(c);
   drop_ws(id);
+  tls_free(id);
   table.release(id);
 }
 
@@ -252,6 +281,8 @@ void zs_io_loop::tick() {
         // Paused by JavaScript (or admission deciding): nothing is read, so
         // nothing can time out; the clocks restart on resume.
         if (c.flags & io::kPaused) break;
+        // A TLS handshake must finish within its timeout (counted from open or admission).
+        if (o.tls && tls_handshake_late(id, c, o)) break;
         if (is_ws(c) && !ws_tick(id, c)) break;
         // A frame begun and not finished in time (slow-loris); not while
         // backpressure or a batch hold keeps this side from reading it.
@@ -355,6 +386,7 @@ void zs_io_loop::iterate(int timeout) {
     if (batch().data.size() >= kBatchCap) break;
     on_event(evs[i]);
   }
+  tls_run_ready();
   take_commands();
   if (reached(now, next_tick)) {
     next_tick = now + kTickMs;

@@ -87,6 +87,10 @@ enum {
 // ZS_IO_REFUSE_COMPRESSED and no compression in the loop.
 #define ZS_PROTO_COMPRESSED_REFUSED (-100)
 
+// The close event's b of a TLS failure (reasons auth, protocol and timeout):
+// the text is read with zs_io_tls_error while JavaScript holds the peer.
+#define ZS_CLOSE_B_TLS (-200)
+
 // zs_io_options.flags
 enum {
   // Accepted connections start paused (not read) until ZS_OP_RESUME: JavaScript
@@ -133,7 +137,20 @@ typedef struct zs_io_options {
   uint32_t http_max_head;
   uint32_t http_timeout_ms;
   uint32_t http_max_body;
+  // TLS (io_tls.cc): `tls` is an SSL_CTX* (zs::tls in tls_conn.h), null for
+  // plain TCP. The loop takes its own reference at listen/connect.
+  uint32_t tls_handshake_timeout_ms;  // a handshake not finished in time closes with ZS_CLOSE_TIMEOUT; 0 = never
+  uint32_t tls_max_handshakes;        // listeners: accepts while this many handshakes run in the loop are reset; 0 = no cap
+  // Zero. With it the 16 uint32_t fields (frame's 3 included) make 64 bytes,
+  // so `tls` sits at 64 with no padding: option sets are interned by their
+  // bytes (memcmp), and callers zero the whole struct before filling it.
+  uint32_t tls_reserved;
+  void* tls;
 } zs_io_options;
+#ifdef __cplusplus
+static_assert(sizeof(zs_frame_config) == 12 && offsetof(zs_io_options, tls) == 64,
+              "zs_io_options: no padding before tls");
+#endif
 
 // A batch, lent to the post callback until zs_io_batch_done.
 typedef struct zs_io_batch {
@@ -176,13 +193,28 @@ int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port,
 // with peer = tag. Returns 0 or -errno for errors found at once (bad address).
 int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* local_host,
                   uint32_t timeout_ms, uint32_t tag, const zs_io_options* options);
+// zs_io_connect with TLS (options->tls a client SSL_CTX*): `servername` is
+// sent as SNI and verified against the server's certificate (null: none).
+int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
+                      uint32_t tag, const zs_io_options* options, const char* servername);
+
+// The reason text of a TLS close (an event with b = ZS_CLOSE_B_TLS) into
+// out (NUL-terminated, cut to size); returns its length, 0 when none. `key`
+// is the peer id (while JavaScript holds the peer) or, for a CONNECT_FAIL,
+// 2^32 + the connect's tag (that text is handed over once, then dropped).
+// A TLS connect's OPEN comes when its handshake has finished; a failure
+// before that is a CONNECT_FAIL with a = the close reason.
+int zs_io_tls_error(zs_io_loop* loop, uint64_t key, char* out, int size);
 
 // zs_io_connect for a ZS_IO_WEBSOCKET endpoint: sends GET `path` with Host
 // `host_header`, checks the 101 answer and its Sec-WebSocket-Accept, then
 // reports OPEN; a refused or malformed answer is CONNECT_FAIL with
 // a = ZS_CLOSE_PROTOCOL and b = the HTTP status (0 when there was none).
+// With options->tls (a client SSL_CTX*) the upgrade goes over TLS, as in
+// zs_io_connect_tls (`servername`: SNI and the name verified; null: none).
 int zs_io_connect_ws(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
-                     uint32_t tag, const zs_io_options* options, const char* path, const char* host_header);
+                     uint32_t tag, const zs_io_options* options, const char* path, const char* host_header,
+                     const char* servername);
 
 // The request of an OPEN (WebSocket upgrade) or ZS_EV_HTTP event, taken once:
 // "METHOD target\n" then "name: value\n" per header (names in lower case),

@@ -7,6 +7,7 @@
 
 #include "io_loop_internal.h"
 #include "net_socket.h"
+#include "tls_conn.h"
 
 using namespace zs::io;
 
@@ -37,6 +38,17 @@ zs_io_loop* create(zs_io_post_fn post, void* ctx, bool inline_mode) {
 }
 
 }  // namespace
+
+// The loop keeps one reference to every TLS context it was given (under mu):
+// configs name it until the loop is destroyed.
+void zs_io_hold_ctx(zs_io_loop* loop, void* ctx) {
+  if (!ctx) return;
+  for (void* held : loop->tls_ctxs)
+    if (held == ctx) return;
+  zs::tls::ctx_up_ref(static_cast<SSL_CTX*>(ctx));
+  loop->tls_ctxs.push_back(ctx);
+}
+
 
 zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx) { return create(post, ctx, false); }
 
@@ -74,6 +86,8 @@ void zs_io_destroy(zs_io_loop* loop) {
   }
   while (!loop->secure.empty()) loop->drop_secure(loop->secure.begin()->first);
   for (uint32_t id = 0; id < loop->ws.size(); id++) loop->drop_ws(id);
+  while (!loop->tls.empty()) loop->tls_free(loop->tls.begin()->first);
+  for (void* ctx : loop->tls_ctxs) zs::tls::ctx_free(static_cast<SSL_CTX*>(ctx));
   for (int i = 0; i < loop->spare_tx_count; i++) std::free(loop->spare_tx[i]);
   zs_poller_destroy(loop->poller);
   delete loop;
@@ -85,6 +99,7 @@ int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port, c
   if (fd < 0) return fd;
   {
     std::lock_guard<std::mutex> lock(loop->mu);
+    zs_io_hold_ctx(loop, options->tls);
     loop->new_listeners.push_back({fd, *options});
   }
   zs_poller_wake(loop->poller);
@@ -93,11 +108,17 @@ int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port, c
 
 int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
                   uint32_t tag, const zs_io_options* options) {
+  return zs_io_connect_tls(loop, host, port, local_host, timeout_ms, tag, options, nullptr);
+}
+
+int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
+                      uint32_t tag, const zs_io_options* options, const char* servername) {
   int fd = zs_net_connect(host, port, local_host);
   if (fd < 0) return fd;
   {
     std::lock_guard<std::mutex> lock(loop->mu);
-    loop->new_connects.push_back({fd, tag, timeout_ms, *options, {}, {}});
+    zs_io_hold_ctx(loop, options->tls);
+    loop->new_connects.push_back({fd, tag, timeout_ms, *options, {}, {}, servername ? servername : ""});
   }
   zs_poller_wake(loop->poller);
   return 0;

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <unistd.h>
+
 #include "conn_table.h"
 #include "frame_compress.h"
 #include "io_loop.h"
@@ -40,8 +42,11 @@ constexpr uint32_t kShrinkTxAbove = 256 * 1024;
 constexpr uint32_t kRxFirst = 4096;
 // Poller words: the top bit marks a listener, else (generation << 32 | peer id).
 constexpr uint64_t kListenerBit = 1ull << 63;
+// zs_io_tls_error's key of a failed TLS connect: this bit | the connect's tag.
+constexpr uint64_t kTlsConnectKey = 1ull << 32;
 
 struct SecureState;  // io_secure.cc
+struct TlsPeer;      // io_tls.cc
 
 // WebSocket state of a connection of a ZS_IO_WEBSOCKET endpoint (io_ws.cc).
 enum WsPhase : uint8_t {
@@ -86,6 +91,7 @@ struct NewConnect {
   zs_io_options options;
   std::string ws_request;  // WebSocket: the upgrade request to send once connected
   std::string ws_accept;   // and the Sec-WebSocket-Accept to expect
+  std::string servername;  // TLS only
 };
 
 struct Listener {
@@ -206,6 +212,14 @@ struct zs_io_loop {
   std::mutex request_mu;
   std::unordered_map<uint32_t, std::vector<uint8_t>> requests;
   uint64_t mask_state = 0;  // xorshift state for client masking keys (seeded from getrandom)
+  // TLS (io_tls.cc): state of peers whose options have `tls`.
+  std::unordered_map<uint32_t, zs::io::TlsPeer*> tls;
+  std::vector<void*> tls_ctxs;        // SSL_CTX references the loop holds (JavaScript thread, under mu)
+  std::vector<uint64_t> tls_ready;    // peers with decrypted or fed bytes left after a full read (poller words)
+  uint32_t tls_handshaking = 0;       // accepted peers whose handshake has not finished
+  std::vector<uint8_t> tls_in;        // ciphertext read buffer, shared by all peers
+  std::mutex tls_mu;                  // guards tls_errors against zs_io_tls_error
+  std::unordered_map<uint64_t, std::string> tls_errors;  // by peer id, or kTlsConnectKey | connect tag
   alignas(64) uint8_t scratch[16 + zs::io::kScratch];
 
   void run();
@@ -235,6 +249,27 @@ struct zs_io_loop {
                          uint32_t* out_len);
   void deliver_secure(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   void drop_secure(uint32_t id);
+  bool tls_attach(uint32_t id, Conn& c, bool server, const char* servername);
+  ssize_t tls_read(uint32_t id, Conn& c, int fd, uint8_t* buf, size_t cap);
+  bool tls_send(uint32_t id, Conn& c, int fd, uint32_t* unsent);
+  void tls_start(uint32_t id, Conn& c, uint32_t tag);
+  void close_event(uint32_t id, Conn& c, int reason, int err);
+  void tls_fail(uint32_t id, Conn& c, int reason, const std::string& why);
+  void tls_free(uint32_t id);
+  void tls_forget(uint32_t id);
+  void tls_run_ready();
+  void tls_wake_if_buffered(uint32_t id, Conn& c);
+  bool tls_handshake_late(uint32_t id, Conn& c, const zs_io_options& o);
+  void mark_dirty(uint32_t id, Conn& c) {
+    if (!(c.flags & zs::io::kDirty)) {
+      c.flags |= zs::io::kDirty;
+      dirty.push_back(id);
+    }
+  }
+  // read(2), through TLS for a TLS peer: plaintext bytes, 0 at the end, -1 with errno.
+  ssize_t conn_read(uint32_t id, Conn& c, int fd, uint8_t* buf, size_t cap) {
+    return configs[c.cfg].tls ? tls_read(id, c, fd, buf, cap) : ::read(fd, buf, cap);
+  }
   void flush(uint32_t id, Conn& c);
   void recycle_tx(TxBuf* tx);
   void close_conn(uint32_t id, Conn& c, int reason, int err);
@@ -312,5 +347,8 @@ inline uint32_t poll_events(const Conn& c) {
 static_assert(sizeof(Conn) <= 40, "an idle connection costs one 40-byte Conn");
 
 }  // namespace
+
+// Keeps a reference to a TLS context for the loop (call under loop->mu; io_loop_api.cc).
+extern "C" void zs_io_hold_ctx(zs_io_loop* loop, void* ctx);
 
 #endif

@@ -617,7 +617,7 @@ void zs_io_loop::ws_closing(uint32_t id, Conn& c, int reason, int err) {
 
 extern "C" int zs_io_connect_ws(zs_io_loop* loop, const char* host, int port, const char* local_host,
                                 uint32_t timeout_ms, uint32_t tag, const zs_io_options* options, const char* path,
-                                const char* host_header) {
+                                const char* host_header, const char* servername) {
   uint8_t raw[16];
   if (getrandom(raw, sizeof raw, 0) != sizeof raw) return -EIO;
   char key[32], accept[29];
@@ -636,7 +636,9 @@ extern "C" int zs_io_connect_ws(zs_io_loop* loop, const char* host, int port, co
   if (fd < 0) return fd;
   {
     std::lock_guard<std::mutex> lock(loop->mu);
-    NewConnect nc{fd, tag, timeout_ms, *options, std::move(request), accept};
+    zs_io_hold_ctx(loop, options->tls);  // wss: TLS under the upgrade, like zs_io_connect_tls
+    NewConnect nc{fd, tag, timeout_ms, *options, std::move(request), accept,
+                  servername ? servername : ""};
     nc.options.flags |= ZS_IO_WEBSOCKET;
     loop->new_connects.push_back(std::move(nc));
   }

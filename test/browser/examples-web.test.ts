@@ -16,6 +16,8 @@ describe('examples/web served by zserver serve, in headless Chromium', { timeout
   let args: ServeArgs;
   let page: Page;
   let errors: string[];
+  /** Every response of 400 or more the page got (a missing favicon shows up here as a 404). */
+  const failed: string[] = [];
 
   const text = (id: string) => page.locator(`#${id}`).textContent();
   /** Polls until `#id`'s text matches (a string must match exactly); fails with the last text seen. */
@@ -41,10 +43,13 @@ describe('examples/web served by zserver serve, in headless Chromium', { timeout
   before(async () => {
     args = { transport: 'node-net', host: '127.0.0.1', port: await freePort(), wsPort: await freePort(), once: false };
     serve = await startServe(args, 'node-net');
-    assert.ok(serve.web, `no web endpoint: ${serve.webError?.message}`);
+    assert.ok(serve.web, 'zserver serve has a web endpoint on every Node (uWS or ws)');
     browser = await launchChromium();
     page = await browser.context.newPage();
     errors = pageErrors(page);
+    page.on('response', (r) => {
+      if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
+    });
   });
 
   after(async () => {
@@ -57,6 +62,15 @@ describe('examples/web served by zserver serve, in headless Chromium', { timeout
     assert.equal(res?.status(), 200);
     await waitText('status', 'connected');
     assert.equal(serve.web!.count, 1);
+  });
+
+  it('has a favicon: /favicon.ico answers 200 with an icon, and no request of the page failed', async () => {
+    const icon = await page.request.get(`http://127.0.0.1:${args.wsPort}/favicon.ico`);
+    assert.equal(icon.status(), 200);
+    assert.equal(icon.headers()['content-type'], 'image/x-icon');
+    const body = await icon.body();
+    assert.deepEqual([...body.subarray(0, 4)], [0, 0, 1, 0], 'an ICO file header');
+    assert.deepEqual(failed, []);
   });
 
   it('calls echo (console) and add (stream)', async () => {

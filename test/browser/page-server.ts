@@ -1,5 +1,5 @@
 // The server side of the browser client tests: a Server with a command of
-// every kind, listening on Node net (TCP) and on WebSocket (UwsTransport),
+// every kind, listening on Node net (TCP) and on WebSocket (UwsTransport, or WsServerTransport where uWS does not load),
 // whose WebSocket port also serves a test page and the browser bundle. It can
 // be closed and started again on the same ports (the reconnect test). The
 // WebSocket endpoint may have channel layers (`secure`: the secure client test).
@@ -13,7 +13,8 @@ import { Server, type ServerEndpoint } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { NativeWsTransport } from '../../lib/transport/native-ws.js';
-import { UwsTransport, type HttpAnswer } from '../../lib/transport/uws.js';
+import type { HttpAnswer } from '../../lib/transport/ws-server.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { bundleBrowser } from '../../scripts/build-browser.mjs';
 
 /** What the direct (no answer) commands received, in order. */
@@ -49,7 +50,7 @@ async function buildScripts(): Promise<{ bundle: string; page: string }> {
   return { bundle: b.code, page: page.outputFiles[0]!.text };
 }
 
-/** The browser bundle and the test page (built once per process), as UwsTransport's http handler. */
+/** The browser bundle and the test page (built once per process), as the WebSocket server transport's http handler. */
 export async function pageFiles(): Promise<(method: string, url: string) => HttpAnswer | undefined> {
   scripts ??= buildScripts();
   const { bundle, page } = await scripts;
@@ -83,8 +84,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the server; ports 0 pick free ones; `wsLayers` are the WebSocket endpoint's secure/compression options. */
-export async function startPageServer(tcpPort: number, wsPort: number, wsLayers: LayerOptions = {}): Promise<PageServer> {
+/**
+ * Starts the server; ports 0 pick free ones; `wsLayers` are the WebSocket endpoint's secure/compression
+ * options; `origins` lists other pages' origins allowed on its WebSocket (plus its own page's when
+ * wsPort is fixed; without `origins`, same-origin pages only).
+ */
+export async function startPageServer(tcpPort: number, wsPort: number, wsLayers: LayerOptions = {}, origins?: string[]): Promise<PageServer> {
   const received: Received = { notes: [], frames: [], kept: [] };
   const server = new Server({ quiet: true, requestTimeout: 10_000 });
   server.console('echo', (text) => text);
@@ -102,9 +107,10 @@ export async function startPageServer(tcpPort: number, wsPort: number, wsLayers:
     throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
   });
   const tcp = await server.listen(new NodeNetTransport(), { host: '127.0.0.1', port: tcpPort });
+  const wsOptions = { http: await pageFiles(), ...(origins ? { origins: [...origins, `http://127.0.0.1:${wsPort}`] } : {}) };
   // ZS_BROWSER_WS_SERVER=native-ws serves the WebSocket side with the native loop's WebSocket instead.
-  const http = await pageFiles();
-  const wsTransport = process.env.ZS_BROWSER_WS_SERVER === 'native-ws' ? new NativeWsTransport({ http }) : new UwsTransport({ http });
+  const wsTransport =
+    process.env.ZS_BROWSER_WS_SERVER === 'native-ws' ? new NativeWsTransport(wsOptions) : new ServerUnderTest(wsOptions);
   const ws = await server.listen(wsTransport, { host: '127.0.0.1', port: wsPort }, wsLayers);
   return { server, tcp, ws, received, close: () => server.close() };
 }

@@ -4,13 +4,14 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import type { PeerId } from '../../lib/transport/types.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+import type { WsTransportBase } from '../../lib/transport/ws-base.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { bundlePage, openBrowser } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 describe('BrowserWsTransport in headless Chromium', () => {
-  let server: UwsTransport;
+  let server: WsTransportBase;
   let browser: Awaited<ReturnType<typeof openBrowser>> | undefined;
   let context: BrowserContext;
   let pageUrl = '';
@@ -20,7 +21,11 @@ describe('BrowserWsTransport in headless Chromium', () => {
 
   before(async () => {
     bundle = await bundlePage(join(here, 'ws-page.ts'));
-    server = new UwsTransport();
+    browser = await openBrowser(bundle, 'zserver ws test');
+    context = browser.context;
+    pageUrl = browser.pageUrl;
+    // The page comes from another port, so another origin: the endpoint must list it.
+    server = new ServerUnderTest({ origins: [new URL(pageUrl).origin] });
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
       for (let i = 0; i < b.count; i++) {
@@ -29,9 +34,6 @@ describe('BrowserWsTransport in headless Chromium', () => {
     });
     server.on('close', (_p, reason) => serverCloses.push(reason));
     wsPort = (await server.listen({ host: '127.0.0.1', port: 0 })).port;
-    browser = await openBrowser(bundle, 'zserver ws test');
-    context = browser.context;
-    pageUrl = browser.pageUrl;
   });
 
   after(async () => {

@@ -48,7 +48,8 @@ interface Side {
 }
 
 function side(inner: Transport, options: SecureChannelOptions): Side {
-  const channel = new SecureChannel(inner, { offload: inner instanceof NativeTcpTransport, ...options });
+  // Clients pin the test identity; a side with an identity serves.
+  const channel = new SecureChannel(inner, { offload: inner instanceof NativeTcpTransport, ...(options.identity ? {} : { pin: identity.fingerprint }), ...options });
   const s: Side = { inner, channel, frames: collect(channel), closes: [] };
   channel.on('close', (p, r, d) => s.closes.push([p, r, d]));
   return s;

@@ -64,7 +64,7 @@ export function runSecureChannelSuite(name: string, makePair: () => Promise<Tran
   async function setup(serverOptions: SecureChannelOptions = {}, clientOptions: SecureChannelOptions = {}, edit?: Parameters<typeof tamper>[1]) {
     const pair = await makePair();
     const server = new SecureChannel(pair.server, { identity, ...serverOptions });
-    const client = new SecureChannel(edit ? tamper(pair.client, edit) : pair.client, clientOptions);
+    const client = new SecureChannel(edit ? tamper(pair.client, edit) : pair.client, { pin: identity.fingerprint, ...clientOptions });
     const bound = await server.listen(pair.endpoint);
     const serverFrames = collect(server);
     const clientFrames = collect(client);
@@ -261,7 +261,7 @@ export function runSecureChannelSuite(name: string, makePair: () => Promise<Tran
           return true;
         };
         const server = new SecureChannel(pair.server, { identity });
-        const client = new SecureChannel(pair.client);
+        const client = new SecureChannel(pair.client, { pin: identity.fingerprint });
         const got = collect(server);
         const closes: string[] = [];
         server.on('close', (_p, reason) => closes.push(reason));
@@ -365,7 +365,7 @@ export function runSecureChannelSuite(name: string, makePair: () => Promise<Tran
 
     it('closes a handshake that does not complete in time and rejects connect()', async () => {
       const pair = await makePair();
-      const client = new SecureChannel(pair.client, { handshakeTimeout: 50 });
+      const client = new SecureChannel(pair.client, { handshakeTimeout: 50, insecureAcceptAnyServer: true });
       try {
         // A listener without a secure channel never answers the ClientHello.
         const bound = await pair.server.listen(pair.endpoint);
@@ -384,7 +384,7 @@ export function runSecureChannelSuite(name: string, makePair: () => Promise<Tran
         assert.throws(() => t.client.send(peer, 5, 0, Buffer.alloc(1)), RangeError);
         assert.throws(() => t.client.send(peer, 8, FrameFlag.Encrypted, Buffer.alloc(1)), RangeError);
         assert.throws(() => t.client.send(peer + 1000, 8, 0, Buffer.alloc(1)), { code: 'ZS_CONNECTION_CLOSED' });
-        await assert.rejects(new SecureChannel(t.pair.client).listen(t.pair.endpoint), TypeError);
+        await assert.rejects(new SecureChannel(t.pair.client, { pin: identity.fingerprint }).listen(t.pair.endpoint), TypeError);
       } finally {
         await t.done();
       }

@@ -15,7 +15,7 @@ import { RecordKeys } from '../../lib/channel/web/records.js';
 import { hmacKey } from '../../lib/channel/web/subtle.js';
 import { subtleWithoutCurves } from '../browser/page-util.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import type { Endpoint, PeerId, Transport } from '../../lib/transport/types.js';
 import { FrameFlag } from '../../lib/transport/types.js';
@@ -61,7 +61,7 @@ async function setup(
     clientT = new MemoryTransport({ network });
     endpoint = { host: 'mem', port: 0 };
   } else {
-    serverT = new UwsTransport();
+    serverT = new ServerUnderTest();
     clientT = new WsClientTransport();
     endpoint = { host: '127.0.0.1', port: 0 };
   }
@@ -70,7 +70,7 @@ async function setup(
     serverT.send = (peer: PeerId, k: number, flags: number, payload: Uint8Array) => send(peer, k, flags, alterServerSend(k, payload));
   }
   const server = new SecureChannel(serverT, { identity, ...serverOptions });
-  const client = new WebSecureChannel(wrapClient ? wrapClient(clientT) : clientT, clientOptions);
+  const client = new WebSecureChannel(wrapClient ? wrapClient(clientT) : clientT, { pin: identity.fingerprint, ...clientOptions });
   const serverCloses: string[] = [];
   server.on('close', (_p, reason) => serverCloses.push(reason));
   server.on('frames', (b) => {
@@ -176,7 +176,7 @@ describe('WebSecureChannel checks and failures', () => {
     } finally {
       await t.done();
     }
-    assert.throws(() => new WebSecureChannel(new MemoryTransport(), { suites: ['chacha20-poly1305'] }), /only 'aes-256-gcm'/);
+    assert.throws(() => new WebSecureChannel(new MemoryTransport(), { suites: ['chacha20-poly1305'], insecureAcceptAnyServer: true }), /only 'aes-256-gcm'/);
   });
 
   it('fails connect with a HandshakeError naming the missing algorithms when WebCrypto lacks X25519 and Ed25519', async () => {
@@ -302,7 +302,7 @@ describe('WebSecureChannel checks and failures', () => {
     const network = new MemoryNetwork();
     const silent = new MemoryTransport({ network });
     const bound = await silent.listen({ host: 'mem', port: 0 });
-    const client = new WebSecureChannel(new MemoryTransport({ network }), { handshakeTimeout: 100 });
+    const client = new WebSecureChannel(new MemoryTransport({ network }), { handshakeTimeout: 100, insecureAcceptAnyServer: true });
     try {
       await assert.rejects(client.connect(bound), (e: HandshakeError) => e.code === 'ZS_HANDSHAKE' && /timed out/.test(e.message));
       assert.equal(client.secureStats().handshakeFailures, 1);

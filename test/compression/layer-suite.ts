@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { compress, compressedInfo, decompress } from '../../lib/compression/index.js';
 import { CompressionLayer, DEFAULT_COMPRESSION_THRESHOLD, type CompressionLayerOptions } from '../../lib/compression/layer.js';
+import { MAX_EXPANSION_RATIO } from '../../lib/compression/receive-layer.js';
 import type { ConnectionOptions, Endpoint, FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
 import { FrameFlag } from '../../lib/transport/types.js';
 
@@ -232,7 +233,9 @@ export function runCompressionLayerSuite(name: string, makePair: () => Transport
       try {
         const raw = await t.pair.client.connect(t.bound, { maxFrameSize: limit });
         await until(() => t.serverOpens.length === 1, 'server open');
-        const fits = compress(Buffer.alloc(limit, 1), 'deflate-fixed');
+        // Text compresses a few times: within MAX_EXPANSION_RATIO (a run of one byte would not be).
+        const fits = compress(textLike(limit, 5), 'deflate-fixed');
+        assert.ok(fits.length * MAX_EXPANSION_RATIO >= limit);
         const bomb = compress(Buffer.alloc(8 << 20), 'deflate-fixed');
         assert.ok(bomb.length < limit, `the bomb itself fits a frame (${bomb.length} bytes)`);
         t.pair.client.send(raw, 8, FrameFlag.Compressed, fits);
@@ -241,7 +244,47 @@ export function runCompressionLayerSuite(name: string, makePair: () => Transport
         assert.equal(t.serverFrames.length, 1);
         assert.equal(t.serverFrames[0]!.payload.length, limit);
         assert.equal(t.serverCloses[0]![1], 'protocol');
-        assert.match(t.serverCloses[0]![2], /declared size exceeds maxOutputLength: 8388608 > 65536/);
+        assert.match(t.serverCloses[0]![2], /declared size exceeds maxOutputLength: 8388608 > \d+/);
+      } finally {
+        await t.done();
+      }
+    });
+
+    it('refuses a frame that would expand more than MAX_EXPANSION_RATIO, however small, before allocating', async () => {
+      const t = await setup({}, {});
+      try {
+        const raw = await t.pair.client.connect(t.bound);
+        await until(() => t.serverOpens.length === 1, 'server open');
+        // 64 KiB of zeros: about 1000:1 with deflate-fixed, far below the 1 MiB frame limit.
+        const bomb = compress(Buffer.alloc(64 * 1024), 'deflate-fixed');
+        assert.ok(bomb.length * MAX_EXPANSION_RATIO < 64 * 1024, `ratio ${(64 * 1024) / bomb.length}`);
+        t.pair.client.send(raw, 8, FrameFlag.Compressed, bomb);
+        await until(() => t.serverCloses.length === 1, 'the bomb closes its peer');
+        assert.equal(t.serverFrames.length, 0);
+        assert.equal(t.serverCloses[0]![1], 'protocol');
+        assert.match(t.serverCloses[0]![2], new RegExp(`declared size exceeds maxOutputLength: 65536 > ${bomb.length * MAX_EXPANSION_RATIO}`));
+        // 'none' can never declare more than the bytes that follow; with the ratio, 16 MiB is refused at once.
+        const raw2 = await t.pair.client.connect(t.bound);
+        await until(() => t.serverOpens.length === 2, 'server open');
+        t.pair.client.send(raw2, 8, FrameFlag.Compressed, Buffer.from('a0808080 08'.replace(' ', ''), 'hex'));
+        await until(() => t.serverCloses.length === 2, 'the none bomb closes its peer');
+        assert.equal(t.serverCloses[1]![1], 'protocol');
+      } finally {
+        await t.done();
+      }
+    });
+
+    it('sends data that would compress beyond MAX_EXPANSION_RATIO as it is, so the receiver takes it', async () => {
+      const t = await setup({ threshold: 64 }, {});
+      try {
+        const peer = await t.client.connect(t.bound);
+        await until(() => t.serverOpens.length === 1, 'server open');
+        t.client.send(peer, 8, 0, Buffer.alloc(256 * 1024));
+        await until(() => t.serverFrames.length === 1, 'the frame arrives');
+        assert.equal(t.serverFrames[0]!.payload.length, 256 * 1024);
+        assert.equal(t.client.compressionStats().framesCompressed, 0);
+        assert.equal(t.client.compressionStats().framesIncompressible, 1);
+        assert.equal(t.serverCloses.length, 0);
       } finally {
         await t.done();
       }

@@ -46,8 +46,8 @@ async function pair(serverLayers: LayerOptions, clientLayers: LayerOptions, serv
 }
 
 describe('framework layer options', () => {
-  it('a client without the compression option talks to a server with it: it decodes the compressed replies', async () => {
-    const t = await pair({ compression: { threshold: 256 } }, {});
+  it('a client with compression: {} decodes the compressed replies of a server with it', async () => {
+    const t = await pair({ compression: { threshold: 256 } }, { compression: { threshold: Infinity } });
     try {
       await t.client.connect();
       const text = textLike(50_000, 4).toString('latin1');
@@ -63,13 +63,28 @@ describe('framework layer options', () => {
     }
   });
 
+  it('a client without the compression option refuses compressed frames: compression is configured, never implied', async () => {
+    const t = await pair({ compression: { threshold: 256 } }, {});
+    try {
+      const peer = await t.client.connect();
+      assert.equal(await t.client.callConsole('echo', 'below the threshold'), 'below the threshold');
+      const disconnected = new Promise<string>((resolve) => t.client.once('disconnect', (reason) => resolve(reason)));
+      await assert.rejects(t.client.callConsole('echo', textLike(10_000, 2).toString('latin1')), ConnectionClosedError);
+      assert.equal(await disconnected, 'protocol');
+      assert.equal(t.client.stats().protocolErrors, 1);
+      assert.equal(peer.connected, false);
+    } finally {
+      await t.done();
+    }
+  });
+
   it('compression: false leaves the layer out, so a compressed frame is a protocol violation there', async () => {
     const t = await pair({ compression: { threshold: 256 } }, { compression: false });
     try {
       const peer = await t.client.connect();
       assert.equal(await t.client.callConsole('echo', 'below the threshold'), 'below the threshold');
       const disconnected = new Promise<string>((resolve) => t.client.once('disconnect', (reason) => resolve(reason)));
-      await assert.rejects(t.client.callConsole('echo', 'x'.repeat(10_000)), ConnectionClosedError);
+      await assert.rejects(t.client.callConsole('echo', textLike(10_000, 2).toString('latin1')), ConnectionClosedError);
       await disconnected;
       assert.equal(t.client.stats().protocolErrors, 1);
       assert.equal(peer.connected, false);
@@ -78,21 +93,47 @@ describe('framework layer options', () => {
     }
   });
 
-  it("bounds a compressed message by the endpoint's maxFrameSize, even on a server without the compression option", async () => {
+  it('a server endpoint without the compression option closes a peer that sends a compressed frame (reason protocol), decoding nothing', async () => {
+    const server = new Server({ quiet: true });
+    const seen: string[] = [];
+    server.directConsole('note', (s) => void seen.push(s));
+    const closes: string[] = [];
+    server.on('disconnect', (_peer, reason, detail) => closes.push(`${reason}: ${detail}`));
+    const ep = await server.listen(new NodeNetTransport(), { host, port: 0 });
+    assert.equal(ep.stack, ep.transport, 'no layer stacked');
+    const raw = new NodeNetTransport();
+    try {
+      const peer = await raw.connect(ep.address);
+      raw.send(peer, MessageKind.DirectConsole, 0, Buffer.from('\x04notefirst', 'latin1'));
+      raw.send(peer, MessageKind.DirectConsole, FrameFlag.Compressed, compress(Buffer.from('\x04note' + 'x'.repeat(2000), 'latin1'), 'deflate-fixed'));
+      const start = Date.now();
+      while (closes.length === 0 && Date.now() - start < 5000) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(seen, ['first']);
+      assert.equal(closes.length, 1);
+      assert.match(closes[0]!, /^protocol: frame with flags 1/);
+      assert.equal(server.stats().protocolErrors, 1);
+    } finally {
+      await raw.shutdown();
+      await server.close();
+    }
+  });
+
+  it("bounds a compressed message by the endpoint's maxFrameSize", async () => {
     const server = new Server({ quiet: true });
     server.console('echo', (s) => s);
     const closes: string[] = [];
     server.on('disconnect', (_peer, reason, detail) => closes.push(`${reason}: ${detail}`));
-    const ep = await server.listen(new NodeNetTransport(), { host, port: 0 }, { maxFrameSize: 64 * 1024 });
+    const ep = await server.listen(new NodeNetTransport(), { host, port: 0 }, { maxFrameSize: 64 * 1024, compression: {} });
     const raw = new NodeNetTransport();
     try {
       const peer = await raw.connect(ep.address);
-      const bomb = compress(Buffer.alloc(4 << 20, 0x20), 'deflate-fixed');
-      raw.send(peer, MessageKind.DirectConsole, FrameFlag.Compressed, bomb);
+      // Text-like: within MAX_EXPANSION_RATIO, so only maxFrameSize refuses it.
+      const big = compress(textLike(256 * 1024, 3), 'deflate-fixed');
+      raw.send(peer, MessageKind.DirectConsole, FrameFlag.Compressed, big);
       const start = Date.now();
       while (closes.length === 0 && Date.now() - start < 5000) await new Promise((r) => setTimeout(r, 5));
       assert.equal(closes.length, 1);
-      assert.match(closes[0]!, /^protocol: .*declared size exceeds maxOutputLength: 4194304 > 65536/);
+      assert.match(closes[0]!, /^protocol: .*declared size exceeds maxOutputLength: 262144 > 65536/);
     } finally {
       await raw.shutdown();
       await server.close();
@@ -157,7 +198,8 @@ describe('framework layer options', () => {
       await assert.rejects(server.listen(st, { host: 'mem', port: 0 }, { compression: false }), /already used with the layers of another endpoint/);
       const plain = new MemoryTransport();
       await server.listen(plain, { host: 'mem', port: 0 }, { compression: false });
-      await assert.rejects(server.listen(plain, { host: 'mem', port: 0 }), /already used without layers/);
+      await server.listen(plain, { host: 'mem', port: 0 }); // no option: no layer either
+      await assert.rejects(server.listen(plain, { host: 'mem', port: 0 }, { compression: {} }), /already used without layers/);
       assert.throws(() => new Client({ transport: plain, host: 'mem', port: 1, compression: 'fast' as never }), /options.compression must be an object or false/);
     } finally {
       await server.close();

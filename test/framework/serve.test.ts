@@ -19,6 +19,36 @@ describe('zserver serve', () => {
     assert.match(r.stdout, /\[peer 1\] a direct console message/);
   });
 
+  it('enables no compression unless --compression: a compressed frame then closes its peer with reason protocol', async () => {
+    const { startServe } = await import('../../lib/cli/serve.js');
+    const { compress } = await import('../../lib/compression/index.js');
+    const { FrameFlag } = await import('../../lib/transport/types.js');
+    const base = { transport: 'memory' as const, host: 'serve-test', port: 0, wsPort: null, once: true };
+    const plain = await startServe(base, 'memory');
+    const raw = new MemoryTransport();
+    try {
+      assert.equal(plain.tcp.stack, plain.tcp.transport, 'no compression layer');
+      const closes: string[] = [];
+      plain.server.on('disconnect', (_p, reason) => closes.push(reason));
+      const p = await raw.connect(plain.tcp.address);
+      const text = Buffer.from(`\x04echo${'some text to compress, '.repeat(100)}`, 'latin1');
+      raw.send(p, 10, FrameFlag.Compressed, compress(text, 'deflate-fixed'));
+      const end = Date.now() + 3000;
+      while (closes.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(closes, ['protocol']);
+    } finally {
+      await raw.shutdown();
+      await plain.close();
+    }
+    const compressing = await startServe({ ...base, compression: true }, 'memory');
+    try {
+      assert.notEqual(compressing.tcp.stack, compressing.tcp.transport, 'a compression layer with --compression');
+      assert.match(compressing.tcp.stack.name, /^compress\(/);
+    } finally {
+      await compressing.close();
+    }
+  });
+
   it('rejects unknown options with the usage', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'serve', '--frobnicate'], { encoding: 'utf8' });
     assert.notEqual(r.status, 0);

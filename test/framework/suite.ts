@@ -283,8 +283,11 @@ export function frameworkSuite(factory: TransportFactory): void {
     it('aborts a big stream on both ends when the connection drops', async () => {
       const { server, client, cleanup } = await setup();
       let handlerError: unknown;
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => (started = resolve));
       const handlerDone = new Promise<void>((resolve) => {
         server.bigStream('doomed', async (stream) => {
+          started();
           try {
             for await (const _c of stream) await sleep(1);
           } catch (err) {
@@ -294,6 +297,10 @@ export function frameworkSuite(factory: TransportFactory): void {
         });
       });
       const sending = client.sendBigStream('doomed', Buffer.alloc(16 * 1024 * 1024), { timeout: 10_000 });
+      // Drop the connection mid-stream: once the server runs the handler (on a loaded machine, or
+      // behind async WebCrypto sealing, the stream's first frame may take longer than a fixed sleep;
+      // dropped before it arrives, no handler would run and the test would wait forever).
+      await handlerStarted;
       await sleep(30);
       client.peer!.close(true);
       await assert.rejects(sending, ConnectionClosedError);

@@ -19,10 +19,11 @@ import { Client } from '../../lib/framework/client.js';
 import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server } from '../../lib/framework/server.js';
 import { FrameFlag, type FrameBatch, type Transport } from '../../lib/transport/types.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import { freePort } from '../browser/page-server.js';
 import { frameworkSuite } from './suite.js';
+import { textLike } from '../compression/layer-suite.js';
 
 const identity = ServerIdentity.from(randomBytes(32));
 const host = '127.0.0.1';
@@ -32,9 +33,9 @@ const pin = identity.fingerprint;
 const browserStack = (channel: WebSecureChannel) => new ReceiveCompressionLayer(channel as unknown as Transport);
 
 frameworkSuite({
-  name: 'ReceiveCompressionLayer(WebSecureChannel(WsClientTransport)) clients and a uWS endpoint with the secure and compression options',
+  name: `ReceiveCompressionLayer(WebSecureChannel(WsClientTransport)) clients and a ${ServerUnderTest.name} endpoint with the secure and compression options`,
   host,
-  create: () => new UwsTransport(),
+  create: () => new ServerUnderTest(),
   // The Client is typed for Node transports (EventEmitter); WebSecureChannel has the same methods and events.
   createClient: () => browserStack(new WebSecureChannel(new WsClientTransport(), { pin })),
   restartPort: freePort,
@@ -48,7 +49,7 @@ async function secureServer(layers: LayerOptions) {
   server.console('echo', (s) => s);
   server.buffer('size', (b) => Buffer.from(String(b.length)));
   server.buffer('same', (b) => b);
-  const ep = await server.listen(new UwsTransport(), { host, port: 0 }, layers);
+  const ep = await server.listen(new ServerUnderTest(), { host, port: 0 }, layers);
   const wire: { kind: number; flags: number }[] = [];
   ep.transport.on('frames', (b: FrameBatch) => {
     for (let i = 0; i < b.count; i++) wire.push({ kind: b.kinds[i]!, flags: b.flags[i]! });
@@ -75,7 +76,8 @@ describe('the framework Client over WebSecureChannel, at the edges', () => {
       assert.equal(await client.callConsole('echo', 'sealed'), 'sealed');
       assert.equal((await client.callBuffer('size', new Uint8Array(200_000))).toString(), '200000');
       assert.equal(transport.remoteFingerprint(client.peer!.transportPeer), identity.fingerprint);
-      const secure = ((ep.stack as CompressionLayer).inner as SecureChannel).secureStats();
+      // No compression option: the SecureChannel is the whole stack.
+      const secure = (ep.stack as unknown as SecureChannel).secureStats();
       assert.equal(secure.handshakes, 1);
       assert.equal(secure.authFailures, 0);
       const application = wire.filter((f) => f.kind >= 8);
@@ -110,14 +112,15 @@ describe('the framework Client over WebSecureChannel, at the edges', () => {
   });
 
   it('an endpoint with compression sends compressed frames: the decoding layer reads them, a Client without any layer refuses them', async () => {
-    const big = 'x'.repeat(4000);
+    // Text-like data: it compresses a few times, within MAX_EXPANSION_RATIO (a run of one byte would go uncompressed).
+    const big = textLike(4000, 2).toString('latin1');
     const compressing = await secureServer({ secure: { identity }, compression: { threshold: 1024 } });
     const a = webClient(compressing.ep.address.port, pin);
     const b = webClient(compressing.ep.address.port, pin, false);
     try {
       await a.client.connect();
       assert.equal(await a.client.callConsole('echo', big), big);
-      const image = new Uint8Array(300_000).map((_, i) => (i >> 10) & 0xff);
+      const image = new Uint8Array(textLike(300_000, 3));
       assert.deepEqual(new Uint8Array(await a.client.callBuffer('same', image)), image);
       const stats = (a.stack as ReceiveCompressionLayer).compressionStats();
       assert.ok(stats.framesDecompressed >= 2 && stats.bytesDecompressed >= 304_000, `${stats.framesDecompressed} frames, ${stats.bytesDecompressed} bytes decoded`);

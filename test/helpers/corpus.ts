@@ -1,9 +1,9 @@
 /**
- * Finds and loads the compression corpus (the Snappy benchmark files) that
- * sits beside the repository as ../shared/corpus. A worktree may be nested
- * deeper than the main clone, so every ancestor's shared/corpus is tried, and
- * $ZS_CORPUS names the folder directly. A missing corpus is an error, not a
- * skip: compression tests and benchmarks mean nothing without it.
+ * Loads the compression corpus (the Snappy benchmark files, public data; see
+ * test/data/corpus/README.md for the sources) that ships in the repository at
+ * test/data/corpus, so a fresh clone has it. $ZS_CORPUS names another folder
+ * (for trying a different set). A missing corpus is an error, not a skip:
+ * compression tests and benchmarks mean nothing without it.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -12,22 +12,14 @@ import type { CompressionMethod, CompressOptions } from '../../lib/compression/i
 
 /** The corpus folder. Throws an Error that says where it looked when there is none. */
 export function corpusDir(): string {
-  const tried: string[] = [];
-  if (process.env.ZS_CORPUS) {
-    if (existsSync(process.env.ZS_CORPUS)) return process.env.ZS_CORPUS;
-    tried.push(`${process.env.ZS_CORPUS} ($ZS_CORPUS)`);
+  const dir = process.env.ZS_CORPUS || resolve(dirname(fileURLToPath(import.meta.url)), '..', 'data', 'corpus');
+  if (!existsSync(dir)) {
+    throw new Error(
+      `compression corpus not found at ${dir}` +
+        (process.env.ZS_CORPUS ? ' ($ZS_CORPUS): point ZS_CORPUS at a folder of files or unset it' : ': restore test/data/corpus from git'),
+    );
   }
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-  for (let dir = dirname(root); ; dir = dirname(dir)) {
-    const candidate = join(dir, 'shared', 'corpus');
-    if (existsSync(candidate)) return candidate;
-    tried.push(candidate);
-    if (dirname(dir) === dir) break;
-  }
-  throw new Error(
-    `compression corpus not found: put the Snappy corpus in ../shared/corpus beside the repository ` +
-      `or set ZS_CORPUS. Tried:\n  ${tried.join('\n  ')}`,
-  );
+  return dir;
 }
 
 /** Every file of the corpus as [name, bytes], sorted by name; with `dataOnly`, without README.md. */

@@ -11,7 +11,7 @@ import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import { NativeTcpTransport } from '../../lib/transport/native-tcp.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import type { FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 
 interface Pair {
@@ -58,7 +58,7 @@ const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n },
 const transports: [string, () => Promise<Pair>][] = [
   ['memory', () => physicalPair(() => new MemoryTransport({ network: net }))],
   ['node-net', () => physicalPair(() => new NodeNetTransport())],
-  ['uws / ws-client', () => physicalPair(() => new UwsTransport(), () => new WsClientTransport())],
+  [`${ServerUnderTest.name} / ws-client`, () => physicalPair(() => new ServerUnderTest(), () => new WsClientTransport())],
   ['p2pvm over memory', async () => p2pvmPair(await physicalPair(() => new MemoryTransport({ network: net })))],
   ['p2pvm over node-net', async () => p2pvmPair(await physicalPair(() => new NodeNetTransport()))],
   ['native-tcp (inline)', () => physicalPair(() => new NativeTcpTransport())],

@@ -74,7 +74,9 @@ describe('P2PVM traffic', () => {
   });
 
   it('a big transfer on one connection does not starve small messages on others', async () => {
-    const { host, clients } = await setup(1);
+    // 4 MiB frames, all queued at once: above the 1 MiB maxFrameSize and 8 MiB maxSendQueue defaults.
+    const limits = { maxFrameSize: 8 * 1024 * 1024, maxSendQueue: 64 * 1024 * 1024 };
+    const { host, clients } = await setup(1, limits, limits);
     echo(host);
     await host.listen({ host: '::1', port: 80 });
     const tunnel = clients[0]!.tunnel;

@@ -160,6 +160,38 @@ describe('frame codec', () => {
     assert.equal(early.push(Buffer.from([0x00]), sink)?.reason, 'bad-token', 'a wrong 4th head byte fails at once');
   });
 
+  it('a declared length is not allocated up front: the buffer grows with the bytes that came', () => {
+    const big = { ...tokens, maxFrameSize: 256 * 1024 * 1024 };
+    const decoder = new FrameDecoder(big);
+    const sink = new Collector();
+    const payload = Buffer.alloc(200_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = i * 31;
+    const wire = frameBytes(tokens, 8, 0, payload);
+    // Declares 200,000 bytes, sends them in 1,000-byte pieces; then one frame declaring 256 MiB.
+    assert.equal(decoder.partialFrames, 0);
+    assert.equal(decoder.push(wire.subarray(0, 10), sink), undefined);
+    assert.equal(decoder.partialFrames, 1, 'a frame cut by the chunk is counted once');
+    assert.ok(decoder.buffered > 0 && decoder.buffered <= 16 * 1024, `first buffer ${decoder.buffered} bytes`);
+    let peak = 0;
+    for (let at = 10; at < wire.length; at += 1000) {
+      assert.equal(decoder.push(wire.subarray(at, at + 1000), sink), undefined);
+      peak = Math.max(peak, decoder.buffered);
+      if (sink.frames.length === 0) assert.ok(decoder.buffered <= Math.max(16 * 1024, 2 * (at + 1000)), `buffer ${decoder.buffered} after ${at + 1000} bytes`);
+    }
+    assert.equal(peak, payload.length, 'it grew to the frame, never past its declared length');
+    assert.equal(decoder.partialFrames, 1);
+    assert.equal(sink.frames.length, 1);
+    assert.ok(sink.frames[0]!.payload.equals(payload));
+    const header = Buffer.alloc(10);
+    header.writeUInt32LE(DEFAULT_HEAD_TOKEN, 0);
+    header.writeUInt32LE(256 * 1024 * 1024, 4);
+    header[8] = 8;
+    assert.equal(decoder.push(header, sink), undefined);
+    assert.equal(decoder.midFrame, true);
+    assert.equal(decoder.partialFrames, 2);
+    assert.ok(decoder.buffered <= 16 * 1024, `a 256 MiB claim with one byte holds ${decoder.buffered} bytes`);
+  });
+
   it('a wrong tail token is a bad-token fault, whole or split', () => {
     const bad = frameBytes({ headToken: DEFAULT_HEAD_TOKEN, tailToken: 0x01020304 }, 8, 0, Buffer.from('abc'));
     assert.equal(decodeAll([bad]).fault?.reason, 'bad-token');

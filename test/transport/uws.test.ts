@@ -5,7 +5,8 @@ import { createServer } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../../lib/errors.js';
 import type { CloseReason, PeerId } from '../../lib/transport/types.js';
-import { UwsTransport } from '../../lib/transport/uws.js';
+// The server under test is UwsTransport, or WsServerTransport where uWS does not load (ws-helpers.ts).
+import { ServerUnderTest as UwsTransport } from './ws-helpers.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
 import { closeOf, collect, echo, fdCount, frame, rawClient, until } from './ws-helpers.js';
 import type { FrameBatch } from '../../lib/transport/types.js';
@@ -40,7 +41,7 @@ function rng(seed: number) {
   };
 }
 
-describe('UwsTransport', () => {
+describe(UwsTransport.name, () => {
   it('echoes frames of random sizes, kinds and flags in order, gathered into multi-frame messages', async () => {
     const { client, peer, server } = await echoPair();
     const got = collect(client);

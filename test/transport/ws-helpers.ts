@@ -2,7 +2,11 @@
 // hand-built frames for raw `ws` clients, and waiting with a deadline.
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
-import type { FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
+import { webSocketServerName } from '../../lib/transport/factory.js';
+import type { Endpoint, FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
+import { UwsTransport, type UwsListenOptions } from '../../lib/transport/uws.js';
+import type { WsTransportBase } from '../../lib/transport/ws-base.js';
+import { WsServerTransport, type WebSocketServerOptions } from '../../lib/transport/ws-server.js';
 import { encodeFrame } from '../../lib/transport/ws-frames.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
 
@@ -72,3 +76,14 @@ export async function fdCount(): Promise<number> {
   const { readdirSync } = await import('node:fs');
   return readdirSync('/proc/self/fd').length;
 }
+
+/**
+ * The WebSocket server transport the WebSocket and browser tests run against, the one
+ * createWebSocketServer() makes: UwsTransport where uWebSockets.js loads, WsServerTransport
+ * where it does not (Node 22 and later) or when ZSERVER_WS_SERVER=ws (ws-server.test.ts runs
+ * uws.test.ts and uws-faults.test.ts again that way).
+ */
+export const ServerUnderTest: new (options?: WebSocketServerOptions) => WsTransportBase & {
+  listen(endpoint: Endpoint, options?: UwsListenOptions): Promise<Endpoint>;
+} =
+  (await webSocketServerName()) === 'uws' ? UwsTransport : WsServerTransport;

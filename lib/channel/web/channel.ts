@@ -15,6 +15,11 @@
  * keeps its records in two ordered queues (peer.ts) and hands frames up and
  * down in the order they were given, a run at a time.
  *
+ * A client must give `pin` or opt out with `insecureAcceptAnyServer: true`
+ * (the constructor throws TypeError otherwise). close() sends the close
+ * record; a connection that ends after the handshake without the server's is
+ * reported as truncated ('auth'), as on the Node channel.
+ *
  * Errors match the Node channel: connect() rejects with HandshakeError (code
  * ZS_HANDSHAKE) when the handshake fails or WebCrypto lacks X25519 or
  * Ed25519; a record that fails to open closes the peer with reason 'auth' and
@@ -25,8 +30,8 @@ import { TransportCounters } from '../../transport/common.js';
 import { FrameFlag } from '../../transport/types.js';
 import type { BrowserFrameBatch, BrowserTransportEvents } from '../../transport/browser-ws.js';
 import type { CloseReason, ConnectOptions, Endpoint, PeerId, PeerInfo, TransportStats } from '../../transport/types.js';
-import { checkApplicationFrame, rekeyDue, resolveChannelOptions, type ResolvedChannelOptions, type SecureChannelStats } from '../channel-options.js';
-import { AlertCode, describeAlert, encodeAlert, HandshakeAlert, REKEY_KIND, SecureKind } from '../wire.js';
+import { checkApplicationFrame, checkClientPins, newSecureStats, rekeyDue, resolveChannelOptions, type ResolvedChannelOptions, type SecureChannelStats } from '../channel-options.js';
+import { AlertCode, CLOSE_KIND, describeAlert, encodeAlert, HandshakeAlert, REKEY_KIND, SecureKind, TRUNCATED_DETAIL } from '../wire.js';
 import { WebEventEmitter as WebEmitter } from '../../web-emitter.js';
 import { WebClientHandshake } from './handshake.js';
 import { classifyFrame, newPeer, openedRun, rejectReady, type Entry, type WebPeer } from './peer.js';
@@ -34,6 +39,8 @@ import { checkSecureCurves, pageSubtle, type Subtle } from './subtle.js';
 import type { WebChannelTransport, WebSecureChannelOptions } from './types.js';
 
 const EMPTY = new Uint8Array(0);
+/** How long shutdown() waits for open peers to close after their close records, in ms. */
+const SHUTDOWN_DRAIN_MS = 1000;
 
 /** The browser client of the secure channel; see the file comment. */
 export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportEvents> {
@@ -44,7 +51,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
   readonly #peers = new Map<PeerId, WebPeer>();
   readonly #pendingConnects = new Map<PeerId, Promise<PeerId>>();
   readonly #counters = new TransportCounters();
-  readonly #secure: SecureChannelStats = { handshakes: 0, handshakeFailures: 0, rekeysSent: 0, rekeysReceived: 0, authFailures: 0 };
+  readonly #secure: SecureChannelStats = newSecureStats();
 
   constructor(transport: WebChannelTransport<E>, options: WebSecureChannelOptions = {}) {
     super();
@@ -53,6 +60,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
     if (this.#o.suites.some((s) => s !== 'aes-256-gcm')) {
       throw new RangeError("options.suites: the browser channel has only 'aes-256-gcm' (WebCrypto has no ChaCha20-Poly1305)");
     }
+    checkClientPins(this.#o, 'new WebSecureChannel');
     this.#subtle = options.subtle;
     this.#inner = transport;
     this.name = `web-secure(${transport.name})`;
@@ -120,12 +128,23 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
     return true;
   }
 
-  /** Closes a peer: gracefully after the frames already sent are encrypted and handed down, unless abort is true. */
+  /**
+   * Closes a peer: gracefully after the frames already sent, then the close record, are
+   * encrypted and handed down, unless abort is true (no close record: the server sees the
+   * connection cut).
+   */
   close(peer: PeerId, abort = false): void {
     const p = this.#peers.get(peer);
     if (!p || p.phase === 'closed') return;
+    if (!abort) this.#sendClose(p);
     p.closeRequested = true;
     if (abort || !p.outPump) this.#inner.close(peer, abort);
+  }
+
+  /** Queues the close record of an open connection, once (docs/security.md, "Authenticated close"). */
+  #sendClose(p: WebPeer): void {
+    if (p.phase !== 'open' || p.closeRequested || p.closeReceived) return;
+    this.#queueOut(p, CLOSE_KIND, 0, EMPTY);
   }
 
   getUserData(peer: PeerId): unknown {
@@ -155,9 +174,23 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
     return { ...this.#secure };
   }
 
-  /** Hands down what is already queued for encryption, then shuts the transport down. */
+  /** Hands down what is already queued for encryption and every open peer's close record, then shuts the transport down. */
   async shutdown(): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const p of [...this.#peers.values()]) {
+      if (p.phase !== 'open' || p.closeRequested) continue;
+      closing.push(new Promise((resolve) => (p.closed = resolve)));
+      this.close(p.id); // the close record after what is queued, then a graceful close
+      p.closeReason ??= 'shutdown';
+      p.closeDetail ??= 'this side shut down (authenticated close)';
+    }
     await Promise.all([...this.#peers.values()].map((p) => p.outPump));
+    if (closing.length > 0) {
+      // A transport's shutdown may drop what it still holds: give the closes a moment to finish first.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.all(closing), new Promise((r) => (timer = setTimeout(r, SHUTDOWN_DRAIN_MS)))]);
+      clearTimeout(timer);
+    }
     await this.#inner.shutdown();
   }
 
@@ -202,9 +235,17 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
 
   #finalize(p: WebPeer, reason: CloseReason, detail: string): void {
     if (p.phase === 'closed') return;
+    if (p.phase === 'open' && reason === 'remote' && !p.closeRequested && !p.closeReceived) {
+      // The server's transport ended cleanly, but without its close record: records may have been cut.
+      p.closeReason = 'auth';
+      p.closeDetail = `${TRUNCATED_DETAIL} (the connection ended after the handshake without the peer's close record; its last records may have been cut): ${detail}`;
+      this.#secure.truncations++;
+    }
     p.phase = 'closed';
+    p.closed?.();
     if (this.#peers.get(p.id) === p) this.#peers.delete(p.id);
     clearTimeout(p.timer);
+    p.handshake = undefined; // its ephemeral key is a non-extractable CryptoKey: dropping it is all there is to do
     const finalReason = p.closeReason ?? reason;
     const finalDetail = p.closeDetail ?? detail;
     this.#counters.closed(finalReason);
@@ -230,6 +271,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       }
     }
     rejectReady(p, detail);
+    p.handshake = undefined;
     if (p.innerClosed) this.#finalize(p, ...p.innerClosed);
     else this.#inner.close(p.id);
   }
@@ -257,7 +299,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       return;
     }
     p.phase = 'finishing';
-    p.handshake!.finishRecords(payload.slice(), this.#o.pins)
+    p.handshake!.finishRecords(new Uint8Array(payload), this.#o.pins) // a copy: the batch is lent, and a Buffer's slice() is a view
       .then((done) => {
         if (p.phase !== 'finishing') return;
         p.handshake = undefined;
@@ -298,6 +340,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
     }
     this.#queueIn(p, { kind, flags: flags & ~FrameFlag.Encrypted, bytes: 0, result: p.opener!.run(kind, flags, payload), stop: undefined });
     if (kind === REKEY_KIND) p.opener!.rekey();
+    if (kind === CLOSE_KIND) p.inStopped = true; // the peer's last record: nothing after it is opened
   }
 
   #queueOut(p: WebPeer, kind: number, flags: number, plaintext: Uint8Array): void {
@@ -367,7 +410,11 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
         this.#counters.bytesIn += batch.data.length;
         this.emit('frames', batch);
       }
-      if (stop) this.#fail(p, stop.reason, stop.detail, stop.alert);
+      if (stop?.reason === 'remote') {
+        // The server's close record authenticated: a clean close.
+        p.closeReceived = true;
+        this.#fail(p, stop.reason, stop.detail);
+      } else if (stop) this.#fail(p, stop.reason, stop.detail, stop.alert);
     }
   }
 

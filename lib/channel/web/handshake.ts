@@ -74,21 +74,27 @@ export class WebClientHandshake {
       throw alertError(AlertCode.Handshake, `the server identity key is not a usable Ed25519 key (${(err as Error).message})`);
     }
     if (!verified) throw alertError(AlertCode.Handshake, 'the server signature does not verify');
-    let shared: Uint8Array;
+    let shared: Uint8Array | undefined;
+    let secrets: Uint8Array | undefined;
     try {
-      const peer = await subtle.importKey('raw', fields.ephemeralKey, { name: 'X25519' }, false, []);
-      shared = new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: peer }, this.#privateKey, 256));
-    } catch (err) {
-      throw alertError(AlertCode.Handshake, `key agreement failed; the server's key was rejected (${(err as Error).message})`);
+      try {
+        const peer = await subtle.importKey('raw', fields.ephemeralKey, { name: 'X25519' }, false, []);
+        shared = new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: peer }, this.#privateKey, 256));
+      } catch (err) {
+        throw alertError(AlertCode.Handshake, `key agreement failed; the server's key was rejected (${(err as Error).message})`);
+      }
+      // WebCrypto refuses an all-zero X25519 result itself; the check stays so no implementation can let one through.
+      if (shared.every((b) => b === 0)) throw alertError(AlertCode.Handshake, "key agreement failed; the server's key was rejected (all-zero shared secret)");
+      const ikm = await subtle.importKey('raw', shared, 'HKDF', false, ['deriveBits']);
+      shared.fill(0);
+      secrets = new Uint8Array(await subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: th, info: ascii('zs1 secrets') }, ikm, 512));
+      const [c2s, s2c] = await Promise.all([hmacKey(subtle, secrets.subarray(0, 32)), hmacKey(subtle, secrets.subarray(32, 64))]);
+      return { suite: fields.suite, fingerprint: received, c2s, s2c };
+    } finally {
+      // Every way out, failures included, leaves no raw secret behind (the CryptoKeys are non-extractable).
+      shared?.fill(0);
+      secrets?.fill(0);
     }
-    // WebCrypto refuses an all-zero X25519 result itself; the check stays so no implementation can let one through.
-    if (shared.every((b) => b === 0)) throw alertError(AlertCode.Handshake, "key agreement failed; the server's key was rejected (all-zero shared secret)");
-    const ikm = await subtle.importKey('raw', shared, 'HKDF', false, ['deriveBits']);
-    shared.fill(0);
-    const secrets = new Uint8Array(await subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: th, info: ascii('zs1 secrets') }, ikm, 512));
-    const [c2s, s2c] = await Promise.all([hmacKey(subtle, secrets.subarray(0, 32)), hmacKey(subtle, secrets.subarray(32, 64))]);
-    secrets.fill(0);
-    return { suite: fields.suite, fingerprint: received, c2s, s2c };
   }
 
   /** finish(), then both directions' record keys: the client seals with c2s and opens with s2c. */

@@ -13,7 +13,7 @@ import type { CloseReason, PeerId, PeerInfo } from '../../transport/types.js';
 import { HandshakeError } from '../../errors.js';
 import { joinedBatch } from '../../transport/common.js';
 import { FrameFlag } from '../../transport/types.js';
-import { AlertCode, describeAlert, REKEY_KIND, SecureKind, TAG_BYTES } from '../wire.js';
+import { AlertCode, CLOSE_KIND, describeAlert, REKEY_KIND, SecureKind, TAG_BYTES } from '../wire.js';
 import type { BrowserFrameBatch } from '../../transport/browser-ws.js';
 import type { RecordKeys } from './records.js';
 import type { WebClientHandshake } from './handshake.js';
@@ -71,6 +71,10 @@ export interface WebPeer {
   closeDetail: string | undefined;
   /** The transport below closed the connection: [reason, detail], reported once the incoming queue is delivered. */
   innerClosed: [CloseReason, string] | undefined;
+  /** The server's close record authenticated: the connection's end is clean, not a truncation. */
+  closeReceived: boolean;
+  /** Resolves shutdown()'s wait for this peer's close. */
+  closed: (() => void) | undefined;
 }
 
 /** A new connection's state. */
@@ -103,6 +107,8 @@ export function newPeer(id: PeerId, info: PeerInfo): WebPeer {
     closeReason: undefined,
     closeDetail: undefined,
     innerClosed: undefined,
+    closeReceived: false,
+    closed: undefined,
   };
 }
 
@@ -118,10 +124,12 @@ export function rejectReady(p: WebPeer, message: string): boolean {
 /**
  * What a frame on an open connection is, as the Node channel judges it:
  * undefined for a record to open (kinds 8-63 or a bare-tag rekey record,
- * Encrypted, at most maxRecordSize + 16 bytes), else the Stop it causes.
+ * Encrypted, at most maxRecordSize + 16 bytes, or a bare-tag close record),
+ * else the Stop it causes.
  */
 export function classifyFrame(kind: number, flags: number, payload: Uint8Array, maxRecordSize: number): Stop | undefined {
   const max = maxRecordSize + TAG_BYTES;
+  if (kind === CLOSE_KIND && flags === FrameFlag.Encrypted && payload.length === TAG_BYTES) return undefined;
   if ((flags & FrameFlag.Encrypted) !== 0 && (kind >= 8 || kind === REKEY_KIND) && payload.length <= max) {
     if (kind !== REKEY_KIND || payload.length === TAG_BYTES) return undefined;
     return { reason: 'auth', detail: `ZS_AUTH: secure channel: record of kind ${kind} failed authentication (a rekey record carries only its tag)`, alert: AlertCode.Record };
@@ -156,6 +164,7 @@ export function openedRun(
     else if (r.status === 'rejected') {
       stop = { reason: 'auth', detail: `ZS_AUTH: secure channel: record of kind ${e.kind} failed authentication (altered, replayed, reordered or truncated)`, alert: AlertCode.Record };
     } else if (e.kind === REKEY_KIND) rekeys++;
+    else if (e.kind === CLOSE_KIND) stop = { reason: 'remote', detail: 'the peer closed the secure channel (authenticated close)', alert: undefined };
     else {
       kinds.push(e.kind);
       flags.push(e.flags);

@@ -31,17 +31,21 @@ const noop = (): void => undefined;
 
 async function trafficKey(subtle: Subtle, secret: Key, usage: 'encrypt' | 'decrypt'): Promise<TrafficKey> {
   const both = await hkdfExpand(subtle, secret, 'zs1 traffic', 44);
-  const key = await subtle.importKey('raw', both.subarray(0, 32), { name: 'AES-GCM' }, false, [usage]);
-  const iv = both.slice(32, 44);
-  both.fill(0);
-  return { key, iv, secret };
+  try {
+    const key = await subtle.importKey('raw', both.subarray(0, 32), { name: 'AES-GCM' }, false, [usage]);
+    return { key, iv: both.slice(32, 44), secret };
+  } finally {
+    both.fill(0);
+  }
 }
 
 async function followingKey(subtle: Subtle, current: TrafficKey, usage: 'encrypt' | 'decrypt'): Promise<TrafficKey> {
   const next = await hkdfExpand(subtle, current.secret, 'zs1 rekey', 32);
-  const secret = await hmacKey(subtle, next);
-  next.fill(0);
-  return trafficKey(subtle, secret, usage);
+  try {
+    return trafficKey(subtle, await hmacKey(subtle, next), usage);
+  } finally {
+    next.fill(0);
+  }
 }
 
 /**
@@ -87,7 +91,7 @@ export class RecordKeys {
    * authenticate.
    */
   run(kind: number, flags: number, data: Uint8Array): Promise<Uint8Array> {
-    const out = this.#gate ? this.#gate.then(((copy) => () => this.#crypt(kind, flags, copy))(data.slice())) : this.#crypt(kind, flags, data);
+    const out = this.#gate ? this.#gate.then(((copy) => () => this.#crypt(kind, flags, copy))(new Uint8Array(data))) : this.#crypt(kind, flags, data);
     out.catch(noop); // the caller observes it in order; one left behind by a closed connection must not go unhandled
     return out;
   }

@@ -1,0 +1,308 @@
+/**
+ * WorkerCommand: the main-thread side of one worker command. It bounds the command (at most
+ * `concurrency` tasks in the pool, at most `maxQueue` waiting behind them, ZS_BUSY beyond),
+ * times each request from its arrival (ZS_TIMEOUT; the worker's AbortSignal fires at the same
+ * deadline; a task still running `abortGrace` ms later has its thread terminated and replaced),
+ * turns a dead thread into ZS_WORKER_CRASHED, and keeps the statistics (queue wait and run time
+ * percentiles, refusals).
+ *
+ * The request body arrives as a Uint8Array that owns its ArrayBuffer (inbound.ts copied it out
+ * of the lent batch, or a complete buffer was assembled): it is transferred to the thread, and
+ * the answer comes back transferred too, already encoded as a Reply message.
+ */
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import { BusyError, ConnectionClosedError, TimeoutError, WorkerCrashedError, ZsError } from '../errors.js';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { BigStreamIn } from '../framework/bigstream.js';
+import { EncodedReply } from '../framework/worker-hook.js';
+import type { WorkerKind } from './define.js';
+import { PoolFullError, type ComputePool } from './pool.js';
+import { BIG_WINDOW, RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, TaskAbort } from './task.js';
+
+/** Counters and percentiles of one worker command (milliseconds). */
+export interface WorkerCommandStats {
+  /** Requests that arrived (refused ones included). */
+  calls: number;
+  /** Answered by the handler (a value or the handler's own error). */
+  completed: number;
+  /** Refused with ZS_BUSY: the command's queue (or the pool's) was full. */
+  busy: number;
+  /** Answered ZS_TIMEOUT. */
+  timeouts: number;
+  /** Failed with ZS_WORKER_CRASHED (the thread died under the task). */
+  crashes: number;
+  /** Threads terminated because their task outlived its timeout by abortGrace. */
+  killed: number;
+  /** Tasks in the pool now, and requests waiting for a slot now. */
+  running: number;
+  queued: number;
+  /** From arrival to the start of the handler in its thread. */
+  queueWaitP50: number;
+  queueWaitP99: number;
+  /** The handler's own time in its thread, decode and encode included. */
+  runP50: number;
+  runP99: number;
+}
+
+/** Settings of a WorkerCommand (resolved by runtime.ts). */
+export interface WorkerCommandSettings {
+  name: string;
+  kind: WorkerKind;
+  module: string;
+  concurrency: number;
+  maxQueue: number;
+  timeout: number;
+  abortGrace: number;
+}
+
+interface Pending {
+  input: Uint8Array | BigStreamIn;
+  /** Big streams: the main thread's end of the chunk port, closed when the task ends. */
+  port: MessagePort | null;
+  arrival: number;
+  deadline: number;
+  state: 0 | 1 | 2; // queued, running, answered
+  timer: ReturnType<typeof setTimeout> | null;
+  controller: TaskAbort | null;
+  resolve: (v: EncodedReply | undefined) => void;
+  reject: (err: Error) => void;
+}
+
+const QUEUED = 0;
+const RUNNING = 1;
+const ANSWERED = 2;
+
+function histogram(): RecordableHistogram {
+  return createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
+}
+
+/** See the file comment. */
+export class WorkerCommand {
+  readonly settings: WorkerCommandSettings;
+  readonly #pool: () => ComputePool;
+  #running = 0;
+  #queue: (Pending | undefined)[] = [];
+  #head = 0;
+  #queued = 0;
+  readonly #wait = histogram();
+  readonly #run = histogram();
+  readonly #counts = { calls: 0, completed: 0, busy: 0, timeouts: 0, crashes: 0, killed: 0 };
+
+  constructor(settings: WorkerCommandSettings, pool: () => ComputePool) {
+    this.settings = settings;
+    this.#pool = pool;
+  }
+
+  /** The framework handler: raw request body in, the encoded Reply (or nothing for direct kinds) out. */
+  readonly handle = (input: Uint8Array | BigStreamIn): Promise<EncodedReply | undefined> => {
+    const s = this.settings;
+    this.#counts.calls++;
+    if (this.#running >= s.concurrency && this.#queued >= s.maxQueue) {
+      this.#counts.busy++;
+      throw new BusyError(s.name, `'${s.name}' is busy: ${s.concurrency} tasks run and ${s.maxQueue} wait (maxQueue); retry later`);
+    }
+    return new Promise<EncodedReply | undefined>((resolve, reject) => {
+      const arrival = epochNow();
+      const p: Pending = { input, port: null, arrival, deadline: arrival + s.timeout, state: QUEUED, timer: null, controller: null, resolve, reject };
+      p.timer = setTimeout(() => this.#timedOut(p), s.timeout);
+      if (this.#running < s.concurrency) this.#start(p);
+      else {
+        this.#queue.push(p);
+        this.#queued++;
+      }
+    });
+  };
+
+  #start(p: Pending): void {
+    let pool: ComputePool;
+    try {
+      pool = this.#pool();
+    } catch (err) {
+      return this.#answer(p, err as Error);
+    }
+    if (pool.closed) return this.#answer(p, new ConnectionClosedError(`'${this.settings.name}': its compute pool is closed`));
+    p.state = RUNNING;
+    this.#running++;
+    p.controller = new TaskAbort();
+    const s = this.settings;
+    const task: ComputeTask = { module: s.module, command: s.name, kind: s.kind, input: p.input as Uint8Array, deadline: p.deadline };
+    if (p.input instanceof BigStreamIn) {
+      const stream = p.input;
+      const channel = new MessageChannel();
+      task.input = Uint8Array.prototype.slice.call(stream.info.encode()); // its own ArrayBuffer
+      task.total = stream.total;
+      task.port = channel.port2;
+      p.port = channel.port1;
+      forwardChunks(stream, channel.port1);
+    }
+    pool.run(task, p.controller).then(
+      (result) => this.#finished(p, result),
+      (err: unknown) => this.#failed(p, err),
+    );
+    p.input = EMPTY; // transferred: the main thread keeps nothing of it
+  }
+
+  #finished(p: Pending, result: Uint8Array | TaskFailure): void {
+    this.#taskEnded(p);
+    this.#pump();
+    if (p.state !== ANSWERED && epochNow() >= p.deadline) {
+      // The worker's signal fired at the deadline and the handler gave up just before our own timer:
+      // the caller gets the timeout all the same, not a half-done answer.
+      this.#counts.timeouts++;
+      return this.#answer(p, this.#timeoutError());
+    }
+    if (result instanceof Uint8Array) {
+      const head = new Float64Array(result.buffer, result.byteOffset, 2);
+      this.#record(p, head[0]!, head[1]!);
+      this.#counts.completed++;
+      const payload = result.subarray(RESULT_HEADER);
+      this.#answer(p, null, payload.length === 0 ? undefined : new EncodedReply(payload));
+    } else {
+      this.#record(p, result.startedAt, result.runMs);
+      this.#counts.completed++;
+      this.#answer(p, new ZsError(result.code, result.message));
+    }
+  }
+
+  #failed(p: Pending, err: unknown): void {
+    const killed = this.#taskEnded(p);
+    this.#pump();
+    if (killed) return; // terminated by #timedOut: already answered ZS_TIMEOUT
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof PoolFullError) {
+      this.#counts.busy++;
+      return this.#answer(p, new BusyError(this.settings.name, `'${this.settings.name}' is busy: the compute pool's queue is full (pool maxQueue); retry later`));
+    }
+    this.#counts.crashes++;
+    this.#answer(p, new WorkerCrashedError(`'${this.settings.name}': its worker thread died (${message}); a new thread replaces it`));
+  }
+
+  #timedOut(p: Pending): void {
+    p.timer = null;
+    if (p.state === ANSWERED) return;
+    this.#counts.timeouts++;
+    const wasQueued = p.state === QUEUED;
+    this.#answer(p, this.#timeoutError());
+    if (wasQueued) {
+      this.#queued--;
+      return;
+    }
+    // Running: its signal fired in the worker at the same deadline. A task that ignores it loses its thread.
+    const controller = p.controller!;
+    const kill = setTimeout(() => {
+      if (p.controller === null) return; // it finished meanwhile
+      this.#counts.killed++;
+      controller.abort();
+    }, this.settings.abortGrace);
+    kill.unref?.();
+    p.timer = kill;
+  }
+
+  #timeoutError(): TimeoutError {
+    return new TimeoutError(`'${this.settings.name}' did not finish within ${this.settings.timeout} ms (its timeout); raise timeout or make the work smaller`);
+  }
+
+  #answer(p: Pending, err: Error | null, value?: EncodedReply): void {
+    if (p.state === ANSWERED) return;
+    if (p.timer !== null) {
+      clearTimeout(p.timer);
+      p.timer = null;
+    }
+    p.state = ANSWERED;
+    if (err !== null) p.reject(err);
+    else p.resolve(value);
+  }
+
+  /** The pool settled `p`'s task: cancels a pending kill; true when the task was terminated by us. */
+  #taskEnded(p: Pending): boolean {
+    const killed = p.controller?.aborted === true;
+    if (p.state === ANSWERED && p.timer !== null) {
+      clearTimeout(p.timer); // the kill timer of a task that timed out and then ended by itself
+      p.timer = null;
+    }
+    p.controller = null;
+    p.port?.close(); // a big stream's forwarding stops; its unread chunks go back with the stream
+    p.port = null;
+    this.#running--;
+    return killed;
+  }
+
+  #record(p: Pending, startedAt: number, runMs: number): void {
+    this.#wait.record(Math.max(1, Math.round((startedAt - p.arrival) * 1000)));
+    this.#run.record(Math.max(1, Math.round(runMs * 1000)));
+  }
+
+  /** Starts queued requests while slots are free. */
+  #pump(): void {
+    const q = this.#queue;
+    while (this.#running < this.settings.concurrency && this.#head < q.length) {
+      const p = q[this.#head]!;
+      q[this.#head++] = undefined;
+      if (p.state !== QUEUED) continue; // timed out while queued (already uncounted)
+      this.#queued--;
+      this.#start(p);
+    }
+    if (this.#head === q.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > q.length) {
+      this.#queue = q.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Counters and percentiles now. */
+  stats(): WorkerCommandStats {
+    const ms = (h: RecordableHistogram, q: number) => (h.count === 0 ? 0 : h.percentile(q) / 1000);
+    return {
+      ...this.#counts,
+      running: this.#running,
+      queued: this.#queued,
+      queueWaitP50: ms(this.#wait, 50),
+      queueWaitP99: ms(this.#wait, 99),
+      runP50: ms(this.#run, 50),
+      runP99: ms(this.#run, 99),
+    };
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Feeds big stream `stream` to a worker through `port`, at most BIG_WINDOW chunks ahead of what
+ * the worker's handler took (it acknowledges each): the BigStreamIn grants the sender credit only
+ * as chunks are read here, so the sender, this thread and the worker move at the worker's pace.
+ * Stops when the port closes (the task ended) or the stream fails.
+ */
+function forwardChunks(stream: BigStreamIn, port: MessagePort): void {
+  let window = BIG_WINDOW;
+  let closed = false;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  port.on('message', () => {
+    window++;
+    poke();
+  });
+  port.on('close', () => {
+    closed = true;
+    poke();
+  });
+  void (async () => {
+    try {
+      for await (const chunk of stream) {
+        while (window === 0 && !closed) await new Promise<void>((resolve) => (wake = resolve));
+        if (closed) return;
+        window--;
+        const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.byteLength >= TRANSFER_MIN_BYTES;
+        port.postMessage({ chunk } satisfies BigChunkMessage, own ? [chunk.buffer as ArrayBuffer] : []);
+      }
+      if (!closed) port.postMessage({ end: true } satisfies BigChunkMessage);
+    } catch (err) {
+      if (!closed) port.postMessage({ error: (err as Error).message } satisfies BigChunkMessage);
+    }
+  })();
+}

@@ -1,0 +1,135 @@
+/**
+ * ComputePool: a piscina pool of worker threads that runs worker commands (docs/compute.md).
+ * One is made per Server (or Client) on its first worker call unless the command names one; a
+ * pool given to several servers and clients is shared by them and closed by its owner.
+ *
+ * The pool's own task queue is bounded too (`maxQueue`): the per-command queues in front of it
+ * are the first bound, this one caps the sum when many commands share the pool.
+ */
+import { availableParallelism } from 'node:os';
+import type { Transferable } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { WorkerPoolHandle } from '../framework/worker-hook.js';
+import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
+
+/** @internal The pool holds threads + maxQueue tasks already. */
+export class PoolFullError extends Error {
+  constructor() {
+    super('the compute pool is full (pool maxQueue)');
+  }
+}
+
+/** Options of a ComputePool. */
+export interface ComputePoolOptions {
+  /** Worker threads; default os.availableParallelism(). */
+  threads?: number;
+  /** Tasks waiting inside the pool for a thread; beyond it a call fails with ZS_BUSY. Default 1024. */
+  maxQueue?: number;
+  /** piscina's idleTimeout (ms): threads are kept at `threads` anyway (minThreads), so this only matters after a crash. Default 30000. */
+  idleTimeout?: number;
+  /** Heap limit of each worker thread in MiB (resourceLimits.maxOldGenerationSizeMb); default Node's. */
+  maxHeapMb?: number;
+  /**
+   * Linux: the worker threads' nice value is raised by this much (0 to 19, default 0), so the
+   * kernel runs the main thread first when both want a core: connections keep their latency
+   * while every thread computes. It also yields the workers to other processes of the machine.
+   * Ignored where a thread's priority cannot be set.
+   */
+  niceIncrement?: number;
+}
+
+// The task function, next to this file: .ts when running from source under tsx, .js once built.
+const ENTRY = new URL(`./worker-entry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+
+function positiveInt(name: string, v: number | undefined, fallback: number, max = 2 ** 31 - 1): number {
+  if (v === undefined) return fallback;
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`${name} must be an integer from 1 to ${max}, got ${String(v)}`);
+  return v;
+}
+
+/** See the file comment. */
+export class ComputePool implements WorkerPoolHandle {
+  /** Worker threads of the pool. */
+  readonly threads: number;
+  /** Pool queue bound. */
+  readonly maxQueue: number;
+  readonly #piscina: Piscina<ComputeTask, Uint8Array | TaskFailure>;
+  #closed = false;
+  #crashes = 0;
+  #inFlight = 0;
+
+  constructor(options: ComputePoolOptions = {}) {
+    this.threads = positiveInt('threads', options.threads, availableParallelism(), 1024);
+    this.maxQueue = positiveInt('maxQueue', options.maxQueue, 1024);
+    const idleTimeout = positiveInt('idleTimeout', options.idleTimeout, 30_000);
+    const maxHeapMb = options.maxHeapMb === undefined ? undefined : positiveInt('maxHeapMb', options.maxHeapMb, 0, 1 << 20);
+    const nice = options.niceIncrement ?? 0;
+    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError(`niceIncrement must be an integer from 0 to 19, got ${String(nice)}`);
+    this.#piscina = new Piscina({
+      filename: ENTRY,
+      minThreads: this.threads, // kept warm: a request never waits for a thread to start
+      maxThreads: this.threads,
+      maxQueue: 'auto', // not reached: run() bounds the tasks (see there)
+      idleTimeout,
+      concurrentTasksPerWorker: 1,
+      workerData: { niceIncrement: nice } satisfies WorkerSetup,
+      ...(maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } }),
+    });
+    // A thread that dies with no task on it is reported here; piscina starts another.
+    this.#piscina.on('error', () => {
+      this.#crashes++;
+    });
+  }
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Tasks waiting in the pool's own queue now. */
+  get queued(): number {
+    return this.#piscina.queueSize;
+  }
+
+  /** Threads that died while idle (a crash during a task fails that task instead). */
+  get idleCrashes(): number {
+    return this.#crashes;
+  }
+
+  /** Per-thread utilization of piscina, 0..1. */
+  get utilization(): number {
+    return this.#piscina.utilization;
+  }
+
+  /** Tasks in the pool now: running or waiting for a thread. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * @internal Runs `task`, transferring its input; `signal` removes it from the queue or
+   * terminates its thread. Rejects with PoolFullError when `threads + maxQueue` tasks are in the
+   * pool: piscina's own maxQueue does not count tasks that carry an AbortSignal (it keeps them in
+   * a separate queue), and every task here carries one, so the bound is kept here.
+   */
+  run(task: ComputeTask, signal: TaskAbort): Promise<Uint8Array | TaskFailure> {
+    if (this.#inFlight >= this.threads + this.maxQueue) return Promise.reject(new PoolFullError());
+    this.#inFlight++;
+    const done = () => {
+      this.#inFlight--;
+    };
+    // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
+    const transferList: Transferable[] = task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : [];
+    if (task.port !== undefined) transferList.push(task.port);
+    const p = this.#piscina.run(task, { transferList, signal });
+    p.then(done, done);
+    return p;
+  }
+
+  /** Stops the threads (tasks still queued or running fail). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#piscina.close({ force: true });
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The message that crosses to a worker thread and the one that comes back, shared by the
+ * main-thread side (command.ts) and the worker side (worker-entry.ts).
+ *
+ * A result is either one Uint8Array, transferred (not copied) back:
+ *
+ *   [f64 startedAt][f64 runMs][Reply message: u32 id slot, body]     (body empty for direct kinds)
+ *
+ * or a TaskFailure object when the handler threw (structured clone drops an Error's `code`, so
+ * the code travels as a field).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { WorkerKind } from './define.js';
+
+/**
+ * Request and reply bodies from this size up cross threads as transferred ArrayBuffers (no copy);
+ * smaller ones are copied by the structured clone, which costs less than detaching a buffer.
+ */
+export const TRANSFER_MIN_BYTES = 4096;
+
+/** Bytes before the Reply message in a result. */
+export const RESULT_HEADER = 16;
+
+/** One request for a worker thread. */
+export interface ComputeTask {
+  /** href of the worker module. */
+  module: string;
+  command: string;
+  kind: WorkerKind;
+  /** The request body as it came on the wire (UTF-8 text, DataFrame bytes, raw bytes); transferred. */
+  input: Uint8Array;
+  /** When the request times out, in epoch milliseconds (performance.timeOrigin + performance.now()). */
+  deadline: number;
+  /** Big streams: `input` is the info DataFrame's bytes; the chunks come through `port` (BigChunkMessage). */
+  total?: number;
+  port?: MessagePort;
+}
+
+/**
+ * Main → worker on a big stream's port: a chunk, the end, or the stream's failure. Worker → main:
+ * `ack` after the handler took a chunk (the main thread then sends another: a window of
+ * BIG_WINDOW chunks crosses at most).
+ */
+export type BigChunkMessage = { chunk: Uint8Array } | { end: true } | { error: string };
+
+/** Chunks of one big stream on their way to the worker at most. */
+export const BIG_WINDOW = 4;
+
+/** A handler that threw, or a module that could not be loaded. */
+export interface TaskFailure {
+  code: string;
+  message: string;
+  startedAt: number;
+  runMs: number;
+}
+
+/** Now, in epoch milliseconds with sub-millisecond precision, comparable across threads. */
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** What every worker thread of a pool is started with (piscina's workerData). */
+export interface WorkerSetup {
+  /** Raise this thread's nice value by this much (Linux). */
+  niceIncrement: number;
+}
+
+/**
+ * What piscina is given to cancel a task (its AbortSignalEventEmitter shape): aborting removes a
+ * queued task or terminates the thread of a running one. Lighter than an AbortController and its
+ * EventTarget, which every task would otherwise make and piscina would listen to.
+ */
+export class TaskAbort {
+  aborted = false;
+  #listener: (() => void) | null = null;
+
+  once(_event: 'abort', listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  off(_event: 'abort', _listener: () => void): void {
+    this.#listener = null;
+  }
+
+  /** What piscina calls, in the version used, to stop listening. */
+  removeListener(_event: 'abort', _listener: () => void): void {
+    this.#listener = null;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const l = this.#listener;
+    this.#listener = null;
+    l?.();
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The piscina task function: runs in every worker thread of a ComputePool. It loads the worker
+ * module a task names (once per thread), decodes the request body, calls the handler with an
+ * AbortSignal that aborts at the request's deadline, encodes the answer as a whole Reply message
+ * (the id is written later, on the main thread) and hands it back as a transferred ArrayBuffer.
+ */
+import { fileURLToPath } from 'node:url';
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import { move, workerData } from 'piscina';
+import { DataFrame } from '../protocol/dataframe.js';
+import { encodeIdBytes, encodeIdText, encodeReplyFrame } from '../protocol/messages.js';
+import { StreamAbortedError } from '../errors.js';
+import type { WorkerBigStream, WorkerContext, WorkerHandler, WorkerKind } from './define.js';
+import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
+
+type AnyWorkerHandler = (input: unknown, context: WorkerContext) => unknown;
+
+/**
+ * Lowers this thread's priority when the pool asks (ComputePoolOptions.niceIncrement). Linux
+ * keeps a nice value per thread: setpriority() given this thread's id (read from
+ * /proc/thread-self) changes this thread only. Elsewhere, or when refused, nothing changes.
+ */
+function applyNice(setup: WorkerSetup | undefined): void {
+  const increment = setup?.niceIncrement ?? 0;
+  if (increment === 0 || process.platform !== 'linux') return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + increment));
+  } catch {
+    // not permitted or not available: the thread keeps its priority
+  }
+}
+
+applyNice(workerData as WorkerSetup | undefined);
+
+const modules = new Map<string, Promise<AnyWorkerHandler>>();
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+/**
+ * Imports worker module `href`. Run from the TypeScript sources under tsx, this file is loaded
+ * through tsx's CommonJS hook (tsx's ESM hook does not reach worker threads on Node 20), so a
+ * .ts worker module that import() refuses is required through the same hook instead; the built
+ * package (plain ESM) never takes that path.
+ */
+async function importModule(href: string): Promise<{ default?: unknown; handler?: unknown }> {
+  try {
+    return (await import(href)) as { default?: unknown; handler?: unknown };
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_UNKNOWN_FILE_EXTENSION' || typeof require !== 'function') throw err;
+    return require(fileURLToPath(href)) as { default?: unknown; handler?: unknown };
+  }
+}
+
+async function load(href: string): Promise<AnyWorkerHandler> {
+  const mod = await importModule(href);
+  const fn = typeof mod.default === 'function' ? mod.default : mod.handler;
+  if (typeof fn !== 'function') throw new TypeError(`worker module ${href} exports no handler (a default export or one named 'handler')`);
+  return fn as AnyWorkerHandler;
+}
+
+function handlerOf(href: string): Promise<AnyWorkerHandler> {
+  let p = modules.get(href);
+  if (p === undefined) {
+    p = load(href);
+    p.catch(() => modules.delete(href)); // a module that failed to load is tried again next time
+    modules.set(href, p);
+  }
+  return p;
+}
+
+/** A big stream's chunks as the worker handler reads them, from the task's port (task.ts). */
+function bigStreamInput(task: ComputeTask): WorkerBigStream {
+  const port = task.port!;
+  const queue: BigChunkMessage[] = [];
+  let waiter: ((m: BigChunkMessage) => void) | null = null;
+  port.on('message', (m: BigChunkMessage) => {
+    const w = waiter;
+    waiter = null;
+    if (w !== null) w(m);
+    else queue.push(m); // at most BIG_WINDOW: the main thread waits for acks
+  });
+  return {
+    info: DataFrame.decode(task.input),
+    total: task.total ?? 0,
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        const m = queue.shift() ?? (await new Promise<BigChunkMessage>((resolve) => (waiter = resolve)));
+        if ('end' in m) return;
+        if ('error' in m) throw new StreamAbortedError(`big stream '${task.command}': ${m.error}`);
+        const c = m.chunk;
+        yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+        port.postMessage({ ack: 1 }); // taken: the main thread may send another
+      }
+    },
+  };
+}
+
+function decode(kind: WorkerKind, bytes: Uint8Array): unknown {
+  if (kind === 'console' || kind === 'directConsole') return decoder.decode(bytes);
+  if (kind === 'stream' || kind === 'directStream') return DataFrame.decode(bytes);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view: no copy
+}
+
+/** The Reply message of `value` (id slot 0), or an empty one for the direct kinds. */
+function encode(kind: WorkerKind, value: unknown): Uint8Array {
+  if (kind === 'console') {
+    if (typeof value !== 'string') throw new TypeError(`a console worker must return a string, got ${typeof value}`);
+    return encodeIdText(0, value);
+  }
+  if (kind === 'stream' || kind === 'bigStream') {
+    if (value !== undefined && !(value instanceof DataFrame)) throw new TypeError(`a ${kind} worker must return a DataFrame or nothing`);
+    return encodeReplyFrame(0, (value as DataFrame | undefined) ?? new DataFrame());
+  }
+  if (kind === 'buffer') {
+    if (value !== undefined && !(value instanceof Uint8Array)) throw new TypeError('a buffer worker must return a Buffer, a Uint8Array or nothing');
+    return encodeIdBytes(0, (value as Uint8Array | undefined) ?? new Uint8Array(0));
+  }
+  return new Uint8Array(0);
+}
+
+/**
+ * The context a handler gets. Its AbortSignal is made on first use (most handlers never look at
+ * it) and its deadline timer is armed only while an asynchronous handler is running: a handler
+ * that returns synchronously cannot see an abort during its run anyway, so it costs no timer.
+ */
+class TaskContext implements WorkerContext {
+  readonly kind: WorkerKind;
+  readonly command: string;
+  readonly #deadline: number;
+  #controller: AbortController | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #async = false;
+
+  constructor(task: ComputeTask) {
+    this.kind = task.kind;
+    this.command = task.command;
+    this.#deadline = task.deadline;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (epochNow() >= this.#deadline) this.#abort();
+      else if (this.#async) this.#arm();
+    }
+    return this.#controller.signal;
+  }
+
+  /** The handler returned a promise: its signal (if it took one) now fires at the deadline. */
+  wentAsync(): void {
+    this.#async = true;
+    if (this.#controller !== null && !this.#controller.signal.aborted) this.#arm();
+  }
+
+  done(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #arm(): void {
+    if (this.#timer !== null) return;
+    this.#timer = setTimeout(() => this.#abort(), Math.max(0, this.#deadline - epochNow()));
+  }
+
+  #abort(): void {
+    this.#controller!.abort(new Error(`'${this.command}' timed out`));
+  }
+}
+
+function failure(err: unknown, startedAt: number): TaskFailure {
+  const code = (err as { code?: unknown } | null)?.code;
+  return {
+    code: typeof code === 'string' ? code : 'ZS_HANDLER',
+    message: err instanceof Error ? err.message : String(err),
+    startedAt,
+    runMs: epochNow() - startedAt,
+  };
+}
+
+/** The result bytes of `value` (see task.ts), or the failure when it cannot be encoded. */
+function result(kind: WorkerKind, value: unknown, startedAt: number): Uint8Array | TaskFailure {
+  let reply: Uint8Array;
+  try {
+    reply = encode(kind, value);
+  } catch (err) {
+    return failure(err, startedAt);
+  }
+  const out = new Uint8Array(RESULT_HEADER + reply.length);
+  header[0] = startedAt;
+  header[1] = epochNow() - startedAt;
+  out.set(headerBytes, 0);
+  out.set(reply, RESULT_HEADER);
+  // Moving a small buffer costs more than the structured clone's copy.
+  return out.byteLength >= TRANSFER_MIN_BYTES ? (move(out) as unknown as Uint8Array) : out;
+}
+
+const header = new Float64Array(2);
+const headerBytes = new Uint8Array(header.buffer);
+const loaded = new Map<string, AnyWorkerHandler>();
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): Uint8Array | TaskFailure | Promise<Uint8Array | TaskFailure> {
+  const context = new TaskContext(task);
+  let value: unknown;
+  try {
+    value = handler(task.kind === 'bigStream' ? bigStreamInput(task) : decode(task.kind, task.input), context);
+  } catch (err) {
+    task.port?.close();
+    return failure(err, startedAt);
+  }
+  if (!isThenable(value)) {
+    task.port?.close();
+    return result(task.kind, value, startedAt);
+  }
+  context.wentAsync();
+  return Promise.resolve(value).then(
+    (v) => {
+      context.done();
+      task.port?.close();
+      return result(task.kind, v, startedAt);
+    },
+    (err: unknown) => {
+      context.done();
+      task.port?.close();
+      return failure(err, startedAt);
+    },
+  );
+}
+
+/**
+ * Runs one ComputeTask; see the file comment and task.ts for the result's layout. Once a module
+ * is loaded, a synchronous handler runs without a promise, a timer or an AbortController.
+ */
+export default function runTask(task: ComputeTask): Uint8Array | TaskFailure | Promise<Uint8Array | TaskFailure> {
+  const startedAt = epochNow();
+  const handler = loaded.get(task.module);
+  if (handler !== undefined) return run(handler, task, startedAt);
+  return handlerOf(task.module).then(
+    (h) => {
+      loaded.set(task.module, h);
+      return run(h, task, startedAt);
+    },
+    (err: unknown) => failure(err, startedAt),
+  );
+}
