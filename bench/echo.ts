@@ -9,6 +9,8 @@
  *   node-net      zserver NodeNetTransport, JS echo handler per frame
  *   net (plain)   a plain node:net server parsing the same frames (bench/servers/net-frame-echo.ts)
  *   uws           uWebSockets.js WebSocket echo, JS handler per message
+ *   native-ws     zserver NativeWsTransport (WebSocket in the native loop), JS echo handler per
+ *                 frame calling forward(); each message carries one zserver frame
  *
  * Scenarios: 100 connections × 16 in flight × 64-byte messages, and
  * 1 connection × 64 in flight. Every server is a child process pinned to
@@ -42,7 +44,7 @@ interface LoadResult {
 interface Row {
   name: string;
   command: string[];
-  mode: 'frame' | 'ws';
+  mode: 'frame' | 'ws' | 'wsframe';
 }
 
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -71,6 +73,7 @@ const rows: Row[] = [
   { name: 'zserver node-net', command: node('bench/servers/transport-echo.ts', 'node-net'), mode: 'frame' },
   { name: 'plain node net', command: node('bench/servers/net-frame-echo.ts'), mode: 'frame' },
   { name: 'uWebSockets.js', command: node('bench/servers/uws-echo.ts'), mode: 'ws' },
+  { name: 'zserver native-ws', command: node('bench/servers/transport-echo.ts', 'native-ws'), mode: 'wsframe' },
 ];
 
 const scenarios = [
@@ -157,10 +160,11 @@ const json: Record<string, unknown>[] = [];
 for (const s of scenarios) {
   const net = med(`plain node net|${s.name}`, (r) => r.msgsPerSec);
   const uws = med(`uWebSockets.js|${s.name}`, (r) => r.msgsPerSec);
+  const nativeTcp = med(`zserver native|${s.name}`, (r) => r.msgsPerSec);
   for (const r of started) {
     const key = `${r.row.name}|${s.name}`;
     if (r.port === undefined) {
-      table.push({ scenario: s.name, server: r.row.name, 'msgs/s': (r.unavailable ?? 'unavailable').replace(/ \(.*/, ''), 'p50 us': '', 'p99 us': '', 'vs net': '', 'vs uws': '', 'server µs/msg': '', 'loadgen cpu': '', 'loadgen wait': '' });
+      table.push({ scenario: s.name, server: r.row.name, 'msgs/s': (r.unavailable ?? 'unavailable').replace(/ \(.*/, ''), 'p50 us': '', 'p99 us': '', 'vs net': '', 'vs uws': '', 'vs native': '', 'server µs/msg': '', 'loadgen cpu': '', 'loadgen wait': '' });
       json.push({ scenario: s.name, server: r.row.name, unavailable: r.unavailable });
       continue;
     }
@@ -173,6 +177,7 @@ for (const s of scenarios) {
       'p99 us': med(key, (x) => x.p99us),
       'vs net': `${(rate / net).toFixed(2)}x`,
       'vs uws': `${(rate / uws).toFixed(2)}x`,
+      'vs native': `${(rate / nativeTcp).toFixed(2)}x`,
       'server µs/msg': med(key, (x) => x.serverUsPerMsg).toFixed(3),
       'loadgen cpu': `${Math.round(med(key, (x) => x.cpuShare) * 100)}%`,
       'loadgen wait': `${Math.round(med(key, (x) => x.waitShare) * 100)}%`,

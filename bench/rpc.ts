@@ -17,7 +17,7 @@
  * columns give the CPU time per round trip in the server process and in the load processes
  * (summed), measured over the same window: on a shared machine they move less than the rates.
  *
- * Run: node --import tsx bench/rpc.ts [--quick] [--only native,native-tls,ws,node-net,socket.io,ws-json] [--rounds N]
+ * Run: node --import tsx bench/rpc.ts [--quick] [--only native,native-tls,native-ws,ws,node-net,socket.io,ws-json] [--rounds N]
  * --rounds N measures every row N times, round-robin, and prints the median of each column and
  * the ws / native ratio of each round (default 1; 3 rounds take about a minute with --quick).
  * (The same file is the load generator: bench/rpc.ts --child <row> <port> <connections> <inflight> <warmMs> <measureMs>.
@@ -39,8 +39,8 @@ const WARM_MS = quick ? 1500 : 4000;
 const MEASURE_MS = quick ? 1500 : 4000;
 const BUCKETS = 1024;
 
-type Row = 'native' | 'native-tls' | 'ws' | 'node-net' | 'socket.io' | 'ws-json';
-type ZserverRow = 'native' | 'native-tls' | 'ws' | 'node-net';
+type Row = 'native' | 'native-tls' | 'native-ws' | 'ws' | 'node-net' | 'socket.io' | 'ws-json';
+type ZserverRow = 'native' | 'native-tls' | 'native-ws' | 'ws' | 'node-net';
 
 /** Latency histogram: bucket = floor(log2(µs) × 32), about 2% wide. */
 class Histogram {
@@ -337,7 +337,7 @@ async function measure(row: Row, port: number): Promise<Measured> {
 /** Whether a row can run in this build; prints why not when it cannot. */
 async function rowAvailable(row: Row, label: string): Promise<boolean> {
   if (row === 'native-tls') row = 'native';
-  if (row === 'native' || row === 'node-net') {
+  if (row === 'native' || row === 'node-net' || row === 'native-ws') {
     const { transportAvailable } = await import('../lib/transport/factory.js');
     if (await transportAvailable(row)) return true;
     console.log(`${label}: not built on this branch`);
@@ -366,6 +366,7 @@ async function parent(): Promise<void> {
   const labels: Record<Row, string> = {
     native: 'zserver, native TCP',
     'native-tls': 'zserver, native TCP + TLS',
+    'native-ws': 'zserver, native WebSocket',
     ws: 'zserver, WebSocket',
     'node-net': 'zserver, Node net',
     'socket.io': 'socket.io, emit + ack',
@@ -377,7 +378,7 @@ async function parent(): Promise<void> {
   const rounds = roundsAt > 0 ? Number(process.argv[roundsAt + 1]) : 1;
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new RangeError(`--rounds must be an integer from 1 to 20, got ${process.argv[roundsAt + 1]}`);
   const rowsToRun: Row[] = [];
-  for (const row of ['socket.io', 'ws-json', 'native', 'native-tls', 'ws', 'node-net'] as Row[]) {
+  for (const row of ['socket.io', 'ws-json', 'native', 'native-tls', 'native-ws', 'ws', 'node-net'] as Row[]) {
     if (only !== undefined && !only.includes(row)) continue;
     if (await rowAvailable(row, labels[row])) rowsToRun.push(row);
   }
@@ -439,6 +440,11 @@ async function parent(): Promise<void> {
     console.log(
       `\nnative TLS / native TCP round trips/s: ${median(ratios).toFixed(2)}${rounds > 1 ? ` (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})` : ''} (TLS 1.3, TLS_AES_128_GCM_SHA256)`,
     );
+  }
+  const nwsRuns = runs.get('native-ws');
+  if (nwsRuns && nativeRuns) {
+    const ratios = nwsRuns.map((m, i) => m.rate / nativeRuns[i]!.rate);
+    console.log(`native-ws / native round trips/s: ${median(ratios).toFixed(2)}${rounds > 1 ? ` (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})` : ''}`);
   }
   writeResults('rpc', rows, { connections: CONNECTIONS, inflight: INFLIGHT, processes: PROCESSES, measureMs: MEASURE_MS, rounds });
 }

@@ -156,6 +156,12 @@ export {
   type NativeTlsServerOptions,
   type PemSource,
 } from './transport/native-tcp.js';
+export {
+  NativeWsTransport,
+  type NativeWsOptions,
+  type NativeHttpRequest,
+  type NativeHttpAnswer,
+} from './transport/native-ws.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';
 export { LogicTier, type LogicTierOptions, type LogicRouteOptions, type SubjectStats } from './logic/tier.js';

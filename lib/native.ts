@@ -47,7 +47,12 @@ export interface TcpLoopHandle {
     options: Float64Array,
     tlsContext?: object,
     servername?: string,
+    /** WebSocket endpoints (flags ZS_IO_WEBSOCKET): the upgrade's request target and Host header. */
+    path?: string,
+    hostHeader?: string,
   ): number;
+  /** The request of a WebSocket endpoint's OPEN or HTTP event: "METHOD target\n", "name: value\n"..., "\n", body. Once. */
+  takeRequest(peer: number): Buffer | undefined;
   /** The reason text of a TLS close: by peer id, or 2^32 + tag for a failed connect (read once). */
   tlsError(key: number): string;
   submit(

@@ -8,6 +8,9 @@
 //          payload, tail u32; the server echoes each frame.
 //   ws     RFC 6455 WebSocket: HTTP/1.1 upgrade, then masked binary client
 //          frames of S bytes; the server echoes each message.
+//   wsframe  WebSocket carrying zserver frames (the native-ws transport): each
+//          message holds one frame of S payload bytes; a reply message may hold
+//          several frames (the server gathers a turn's replies), each counted.
 //
 // Every connection sends K messages at start and one more for each echo it
 // reads, so K stay in flight. Replies on one connection come back in order,
@@ -77,6 +80,7 @@ struct Options {
   double warmup = 1.0;
   double duration = 3.0;
   bool ws = false;
+  bool wsframe = false;  // ws messages hold zserver frames
 };
 
 struct Conn {
@@ -106,6 +110,17 @@ void die(const char* what) {
 void build_message() {
   std::vector<uint8_t> payload(opt.size);
   for (int i = 0; i < opt.size; i++) payload[i] = uint8_t(i * 7 + 1);
+  if (opt.wsframe) {
+    std::vector<uint8_t> f(13 + opt.size);
+    memcpy(&f[0], &kHead, 4);
+    uint32_t n = opt.size;
+    memcpy(&f[4], &n, 4);
+    f[8] = 8;
+    memcpy(&f[9], payload.data(), opt.size);
+    memcpy(&f[9 + opt.size], &kTail, 4);
+    payload = f;
+  }
+  const int size = int(payload.size());
   if (!opt.ws) {
     message.resize(13 + opt.size);
     memcpy(&message[0], &kHead, 4);
@@ -118,15 +133,15 @@ void build_message() {
   }
   const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
   message.push_back(0x82);  // FIN + binary
-  if (opt.size < 126) {
-    message.push_back(0x80 | opt.size);
+  if (size < 126) {
+    message.push_back(0x80 | size);
   } else {
     message.push_back(0x80 | 126);
-    message.push_back(uint8_t(opt.size >> 8));
-    message.push_back(uint8_t(opt.size));
+    message.push_back(uint8_t(size >> 8));
+    message.push_back(uint8_t(size));
   }
   message.insert(message.end(), mask, mask + 4);
-  for (int i = 0; i < opt.size; i++) message.push_back(payload[i] ^ mask[i & 3]);
+  for (int i = 0; i < size; i++) message.push_back(payload[i] ^ mask[i & 3]);
 }
 
 void queue_messages(Conn& c, int count, double t) {
@@ -194,6 +209,22 @@ int parse(Conn& c, double t) {
       }
       if (avail < hdr + n) break;
       c.in_at += hdr + n;
+      if (opt.wsframe) {
+        // Every frame of the message is one reply.
+        size_t at = hdr;
+        int frames = 0;
+        while (at + 13 <= hdr + n) {
+          uint32_t len;
+          memcpy(&len, q + at + 4, 4);
+          at += 13 + size_t(len);
+          frames++;
+        }
+        if (at != hdr + n || frames == 0) return -1;
+        for (int k = 1; k < frames; k++) {
+          got_reply(c, t);
+          replies++;
+        }
+      }
     }
     got_reply(c, t);
     replies++;
@@ -218,14 +249,17 @@ int parse_arg(int argc, char** argv) {
     else if (k == "--size") opt.size = atoi(v.c_str());
     else if (k == "--warmup") opt.warmup = atof(v.c_str());
     else if (k == "--duration") opt.duration = atof(v.c_str());
-    else if (k == "--mode") opt.ws = v == "ws";
+    else if (k == "--mode") {
+      opt.ws = v == "ws" || v == "wsframe";
+      opt.wsframe = v == "wsframe";
+    }
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", k.c_str());
       return 1;
     }
   }
-  if (opt.port <= 0 || opt.conns <= 0 || opt.inflight <= 0 || opt.size < 0 || opt.size > 65535) {
-    fprintf(stderr, "usage: loadgen --port P [--host H] [--conns N] [--inflight K] [--size S] [--warmup s] [--duration s] [--mode frame|ws]\n");
+  if (opt.port <= 0 || opt.conns <= 0 || opt.inflight <= 0 || opt.size < 0 || opt.size > 65535 - 13) {
+    fprintf(stderr, "usage: loadgen --port P [--host H] [--conns N] [--inflight K] [--size S] [--warmup s] [--duration s] [--mode frame|ws|wsframe]\n");
     return 1;
   }
   return 0;

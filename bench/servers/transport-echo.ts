@@ -8,6 +8,7 @@
  * where the transport has it); with a third argument `send` it makes a view of
  * the payload and calls send() instead, as a handler that builds its reply would;
  * with `thread`, the native transport runs its loop on an I/O thread.
+ * `native-ws` is NativeWsTransport (WebSocket in the native loop, path '/').
  */
 import { forwardFrame } from '../../lib/transport/common.js';
 import type { FrameBatch, Transport } from '../../lib/transport/types.js';
@@ -22,6 +23,11 @@ async function make(): Promise<Transport> {
   if (which === 'node-net') {
     const { NodeNetTransport } = await import('../../lib/transport/node-net.js');
     return new NodeNetTransport();
+  }
+  if (which === 'native-ws') {
+    // Path '/': the load generator's upgrade asks for it.
+    const { NativeWsTransport } = await import('../../lib/transport/native-ws.js');
+    return new NativeWsTransport({ ioThread, path: '/' });
   }
   const path = '../../lib/transport/native-tcp.js';
   try {

@@ -14,8 +14,11 @@ import { MemoryTransport } from './memory.js';
 import type { Transport } from './types.js';
 import type { WebSocketServerOptions } from './ws-server.js';
 
-/** Names createTransport() understands. 'uws' and 'ws' are the WebSocket servers. */
-export type TransportName = 'memory' | 'node-net' | 'native' | 'uws' | 'ws';
+/**
+ * Names createTransport() understands. 'uws', 'ws' and 'native-ws' (the native loop's own
+ * WebSocket, opt-in: createWebSocketServer() does not pick it) are WebSocket servers.
+ */
+export type TransportName = 'memory' | 'node-net' | 'native' | 'native-ws' | 'uws' | 'ws';
 
 /** The transport named is not part of this build. Code `ZS_TRANSPORT_UNAVAILABLE`. */
 export class TransportUnavailableError extends ZsError {
@@ -26,6 +29,7 @@ export class TransportUnavailableError extends ZsError {
 
 const modules: Record<Exclude<TransportName, 'memory'>, { file: string; className: string }> = {
   native: { file: './native-tcp.js', className: 'NativeTcpTransport' },
+  'native-ws': { file: './native-ws.js', className: 'NativeWsTransport' },
   'node-net': { file: './node-net.js', className: 'NodeNetTransport' },
   uws: { file: './uws.js', className: 'UwsTransport' },
   ws: { file: './ws-server.js', className: 'WsServerTransport' },
@@ -64,7 +68,9 @@ async function load(name: Exclude<TransportName, 'memory'>): Promise<TransportCl
 /** A new transport by name; rejects with TransportUnavailableError when it is not built. */
 export async function createTransport(name: TransportName): Promise<Transport> {
   if (name === 'memory') return new MemoryTransport();
-  if (!(name in modules)) throw new RangeError(`transport must be 'memory', 'node-net', 'native', 'uws' or 'ws', got ${JSON.stringify(name)}`);
+  if (!(name in modules)) {
+    throw new RangeError(`transport must be 'memory', 'node-net', 'native', 'native-ws', 'uws' or 'ws', got ${JSON.stringify(name)}`);
+  }
   const Ctor = await load(name);
   return new Ctor();
 }

@@ -41,7 +41,7 @@ export const REASONS: readonly CloseReason[] = [
   'local', 'remote', 'reset', 'timeout', 'bad-token', 'oversize', 'protocol', 'auth', 'shutdown', 'slow-consumer', 'refused',
 ];
 const CODE_SLOW_CONSUMER = 9;
-const CODE_REFUSED = 10;
+export const CODE_REFUSED = 10;
 /** The close event's b for a compressed frame refused (ZS_PROTO_COMPRESSED_REFUSED). */
 const PROTO_COMPRESSED_REFUSED = -100;
 /** The close event's b when the detail is the loop's TLS error text (ZS_CLOSE_B_TLS). */
@@ -266,8 +266,10 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.maxQueue[peer] = listener.maxSendQueue;
     const a = this.loop.peerAddress(peer);
     const info: PeerInfo = { remoteAddress: a?.[0] ?? '', remotePort: a?.[1] ?? 0, localAddress: a?.[2] ?? '', localPort: a?.[3] ?? 0, accepted: true };
+    const headers = this.acceptHeaders(peer);
     const verdict = listener.admission.admit({
       remoteAddress: info.remoteAddress, remotePort: info.remotePort, localAddress: info.localAddress, localPort: info.localPort,
+      ...(headers === undefined ? {} : { headers }),
     });
     if (verdict === true) {
       this.admitted(peer, tag, info);
@@ -281,6 +283,11 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     const token = {};
     this.admitting.set(peer, token);
     void verdict.then((v) => this.onVerdict(peer, token, v, tag, info));
+  }
+
+  /** The request headers of an accepted peer for its admission (a WebSocket upgrade's); none on TCP. */
+  protected acceptHeaders(_peer: number): Readonly<Record<string, string>> | undefined {
+    return undefined;
   }
 
   /** An accept hook's promise settled: admit or refuse the peer, unless it is gone meanwhile. */
@@ -310,11 +317,14 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.opened(peer, true, undefined, info);
   }
 
-  /** Admission said no: the loop resets the connection; the user never hears of it. */
-  private refuse(peer: number): void {
+  /**
+   * Admission said no: the loop resets the connection (a WebSocket upgrade is
+   * answered with the status `code` stands for first); the user never hears of it.
+   */
+  protected refuse(peer: number, code = CODE_REFUSED): void {
     this.state[peer] = REFUSED;
     this.closes.refused = (this.closes.refused ?? 0) + 1;
-    this.queue.control(OP_CLOSE_WITH, peer, CODE_REFUSED);
+    this.queue.control(OP_CLOSE_WITH, peer, code);
   }
 
   private opened(peer: number, accepted: boolean, pending: PendingConnect | undefined, known?: PeerInfo): void {

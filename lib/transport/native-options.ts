@@ -121,12 +121,36 @@ export function loopOptions(o: ConnectionOptions | undefined, accepted: boolean,
   ]);
 }
 
+/**
+ * The loop's option layout (native/binding/tcp.cc): 9 numbers (loopOptions()), or all 14 with
+ * the optional groups at fixed places, zero when unused:
+ *   [9, 10, 11]  WebSocket endpoints: httpMaxHead, httpTimeoutMs, httpMaxBody (withHttp())
+ *   [12, 13]     TLS: handshake timeout (ms), cap on handshakes in progress (withTls())
+ */
+export const LOOP_OPTIONS_BASE = 9;
+export const LOOP_OPTIONS_FULL = 14;
+const OPT_HTTP = 9;
+const OPT_TLS = 12;
+
+function full(opts: Float64Array): Float64Array {
+  if (opts.length === LOOP_OPTIONS_FULL) return opts;
+  const out = new Float64Array(LOOP_OPTIONS_FULL);
+  out.set(opts.subarray(0, LOOP_OPTIONS_BASE));
+  return out;
+}
+
 /** loopOptions() plus the TLS words: handshake timeout (ms) and the cap on handshakes in progress. */
 export function withTls(opts: Float64Array, handshakeTimeout: number, maxHandshakes: number): Float64Array {
-  const out = new Float64Array(11);
-  out.set(opts);
-  out[9] = handshakeTimeout;
-  out[10] = maxHandshakes;
+  const out = full(opts);
+  out[OPT_TLS] = handshakeTimeout;
+  out[OPT_TLS + 1] = maxHandshakes;
+  return out;
+}
+
+/** loopOptions() plus a WebSocket endpoint's HTTP limits: [maxHead, timeoutMs, maxBody]. */
+export function withHttp(opts: Float64Array, limits: readonly number[]): Float64Array {
+  const out = full(opts);
+  out.set(limits.slice(0, 3), OPT_HTTP);
   return out;
 }
 

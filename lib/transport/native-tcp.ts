@@ -38,7 +38,7 @@ import {
   type NativeTcpOptions,
 } from './native-options.js';
 import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
-import { clientTls, serverTls } from './native-tls.js';
+import { clientTls, serverTls, type ClientTls } from './native-tls.js';
 import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-record.js';
 import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_WATCH_DRAIN } from './send-queue.js';
 import {
@@ -63,7 +63,7 @@ export interface NativeBufferStats {
 
 /** The native TCP transport. See the file comment and docs/transport.md. */
 export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
-  readonly name = 'native-tcp';
+  readonly name: string = 'native-tcp';
 
   /** Bytes of native connection-table state per peer (the per-connection memory floor). */
   static get slotSize(): number {
@@ -110,7 +110,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    let opts = loopOptions(options, true, IO_ADMIT_PAUSED | this.flagsFor(options));
+    let opts = this.listenOptions(options, IO_ADMIT_PAUSED | this.flagsFor(options));
     const tls = serverTls(options?.tls);
     if (tls) opts = withTls(opts, tls.handshakeTimeout, tls.maxHandshakes);
     const admission = new Admission(options);
@@ -125,6 +125,29 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     return { host: ep.host, port };
   }
 
+  /** The loop's options of a listen() (a subclass adds its own). */
+  protected listenOptions(options: NativeListenOptions | undefined, flags: number): Float64Array {
+    return loopOptions(options, true, flags);
+  }
+
+  /** The loop's options of a connect() (a subclass adds its own). */
+  protected connectOptions(options: NativeConnectOptions | undefined, flags: number): Float64Array {
+    return loopOptions(options, false, flags);
+  }
+
+  /** Starts the loop's connect; 0 or -errno. */
+  protected dial(
+    host: string,
+    ep: Endpoint,
+    local: string | null,
+    timeout: number,
+    tag: number,
+    opts: Float64Array,
+    tls: ClientTls | undefined,
+  ): number {
+    return this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername);
+  }
+
   /** The loop's option flags of one listen() or connect(): its compressedFrames, else the transport's. */
   private flagsFor(options: { compressedFrames?: unknown } | undefined): number {
     const v = options?.compressedFrames;
@@ -135,7 +158,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
     this.checkOpen();
     const ep = checkEndpoint(endpoint);
-    let opts = loopOptions(options, false, this.flagsFor(options));
+    let opts = this.connectOptions(options, this.flagsFor(options));
     const tls = clientTls(options?.tls, ep.host);
     if (tls) opts = withTls(opts, tls.handshakeTimeout, 0);
     const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
@@ -148,7 +171,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const tag = (this.nextTag = (this.nextTag + 1) >>> 0);
     const where = `${ep.host}:${ep.port}`;
     return new Promise<PeerId>((resolve, reject) => {
-      const r = this.loop.connect(host, ep.port, local ?? null, timeout, tag, opts, tls?.context, tls?.servername);
+      const r = this.dial(host, ep, local ?? null, timeout, tag, opts, tls);
       if (r < 0) {
         reject(new ConnectError(`native-tcp transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;

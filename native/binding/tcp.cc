@@ -13,14 +13,20 @@
 //                              sends/closes/releases, in order; forwards copy
 //                              lens[i] bytes of source from sourceOffsets[i]
 //   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
+//   connect(host, port, localHost | null, timeoutMs, tag, options, path, hostHeader)   WebSocket options
+//   takeRequest(peer) -> Buffer | undefined   the request of a WebSocket OPEN or HTTP event (zs_io_take_request)
 //   shutdown(), ref(), unref(), destroy()
 //   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
 //   bufferStats() -> [partialFrameBytes, sendQueueBytes]   as of the loop's last tick
 //   recordStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed,
 //                     recordsSealed, recordsOpened, rekeysSent, rekeysReceived]
 //   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark,
-//                          maxSendQueue, frameTimeoutMs, flags (ZS_IO_*)]
-//                          [, tlsHandshakeTimeoutMs, tlsMaxHandshakes]
+//                          maxSendQueue, frameTimeoutMs, flags (ZS_IO_*)
+//                          [, httpMaxHead, httpTimeoutMs, httpMaxBody,    (9-11: WebSocket endpoints)
+//                             tlsHandshakeTimeoutMs, tlsMaxHandshakes]]   (12-13: TLS)
+//            9 numbers, or all 14 (the groups not used are 0); lib/transport/native-options.ts
+//   connect(host, port, localHost, timeoutMs, tag, options, tlsContext?, servername?, path?, hostHeader?)
+//            path and hostHeader: the upgrade request of a WebSocket endpoint (flags ZS_IO_WEBSOCKET)
 //   TcpLoop.closeCodes: { local: ZS_CLOSE_LOCAL, ... } (the TS side checks it agrees with its table)
 //   TcpLoop.tlsContext(server, cert, key, passphrase, ca, verify, alpnWire) -> External (an SSL_CTX)
 //                              | string (why it cannot be made); PEM texts, '' for none
@@ -58,6 +64,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::Compression>("compression"),
                         InstanceMethod<&TcpLoop::RecordStats>("recordStats"),
                         InstanceMethod<&TcpLoop::BufferStats>("bufferStats"),
+                        InstanceMethod<&TcpLoop::TakeRequest>("takeRequest"),
                         StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size()))),
                         InstanceMethod<&TcpLoop::TlsError>("tlsError"),
                        StaticMethod<&TcpLoop::TlsContext>("tlsContext"),
@@ -174,6 +181,9 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     return false;
   }
 
+  // The options' layout (the header above; lib/transport/native-options.ts).
+  static constexpr size_t kOptionsBase = 9;   // through flags
+  static constexpr size_t kOptionsFull = 14;  // + the HTTP (WebSocket) and TLS groups
   static bool GetOptions(Napi::Env env, napi_value value, zs_io_options* o) {
     bool is_typed = false;
     napi_is_typedarray(env, value, &is_typed);
@@ -181,11 +191,13 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     size_t length = 0;
     void* data = nullptr;
     if (!is_typed || napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_float64_array || (length != 9 && length != 11)) {
-      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 9").ThrowAsJavaScriptException();
+        type != napi_float64_array || (length != kOptionsBase && length != kOptionsFull)) {
+      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 9 or 14").ThrowAsJavaScriptException();
       return false;
     }
     const double* d = static_cast<const double*>(data);
+    // Option sets are interned by their bytes: no padding or field left unset.
+    std::memset(o, 0, sizeof *o);
     for (size_t i = 0; i < length; i++) {
       if (!(d[i] >= 0 && d[i] <= 4294967295.0)) {
         Napi::RangeError::New(env, "zserver native: option out of range").ThrowAsJavaScriptException();
@@ -201,9 +213,12 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     o->max_send_queue = static_cast<uint32_t>(d[6]);
     o->frame_timeout_ms = static_cast<uint32_t>(d[7]);
     o->flags = static_cast<uint32_t>(d[8]);
-    if (length == 11) {
-      o->tls_handshake_timeout_ms = static_cast<uint32_t>(d[9]);
-      o->tls_max_handshakes = static_cast<uint32_t>(d[10]);
+    if (length == kOptionsFull) {
+      o->http_max_head = static_cast<uint32_t>(d[9]);
+      o->http_timeout_ms = static_cast<uint32_t>(d[10]);
+      o->http_max_body = static_cast<uint32_t>(d[11]);
+      o->tls_handshake_timeout_ms = static_cast<uint32_t>(d[12]);
+      o->tls_max_handshakes = static_cast<uint32_t>(d[13]);
     }
     return true;
   }
@@ -301,10 +316,33 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
         !GetOptions(env, info[5], &o) || !GetTls(env, info[6], &o) ||
         (info[7].IsString() && !GetString(env, info[7], "servername", &servername)))
       return Napi::Value();
+    if (o.flags & ZS_IO_WEBSOCKET) {
+      std::string path, host_header;
+      if (!GetString(env, info[8], "path", &path) || !GetString(env, info[9], "hostHeader", &host_header))
+        return Napi::Value();
+      int r = zs_io_connect_ws(shared_->loop, host.c_str(), static_cast<int>(port),
+                               local.empty() ? nullptr : local.c_str(), static_cast<uint32_t>(timeout),
+                               static_cast<uint32_t>(tag), &o, path.c_str(), host_header.c_str(),
+                               servername.empty() ? nullptr : servername.c_str());
+      return Napi::Number::New(env, r);
+    }
     int r = zs_io_connect_tls(shared_->loop, host.c_str(), static_cast<int>(port),
                               local.empty() ? nullptr : local.c_str(), static_cast<uint32_t>(timeout),
                               static_cast<uint32_t>(tag), &o, servername.empty() ? nullptr : servername.c_str());
     return Napi::Number::New(env, r);
+  }
+
+  // The request of a WebSocket OPEN or HTTP event (see zs_io_take_request), once.
+  Napi::Value TakeRequest(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t peer;
+    if (!Alive(env) || !GetSize(env, info[0], "peer", &peer) || peer > UINT32_MAX) return Napi::Value();
+    const long n = zs_io_take_request(shared_->loop, static_cast<uint32_t>(peer), nullptr, 0);
+    if (n < 0) return env.Undefined();
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(n));
+    if (zs_io_take_request(shared_->loop, static_cast<uint32_t>(peer), out.Data(), static_cast<size_t>(n)) != n)
+      return env.Undefined();
+    return out;
   }
 
   Napi::Value Submit(const Napi::CallbackInfo& info) {
@@ -332,7 +370,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     size_t total = 0;
     for (size_t i = 0; i < count; i++) {
       const uint8_t op = ops.data[i];
-      if (op == ZS_OP_SEND || op == ZS_OP_OFFLOAD) {
+      if (op == ZS_OP_SEND || op == ZS_OP_OFFLOAD || op == ZS_OP_HTTP_REPLY) {
         total += l[i];
       } else if (op == ZS_OP_FORWARD && (!forwards || uint64_t{o[i]} + l[i] > source.bytes)) {
         Napi::RangeError::New(env, "zserver native: a forwarded frame lies outside its source")

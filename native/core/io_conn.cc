@@ -10,6 +10,7 @@
 
 #include "io_loop_internal.h"
 #include "net_socket.h"
+#include "ws_codec.h"
 
 using namespace zs::io;
 
@@ -31,6 +32,19 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
       close_conn(id, c, e ? ZS_CLOSE_RESET : ZS_CLOSE_REMOTE, e);
     }
     return;
+  }
+  if (is_ws(c)) {
+    // An HTTP head being read gathers in c.rx, which may be kilobytes: not
+    // put back in front of the read like a cut frame header.
+    WsState* s = ws_of(id);
+    if (s && s->phase == io::kWsHead) {
+      uint8_t* base = scratch + 16;
+      ssize_t n = conn_read(id, c, fd, base, kScratch);
+      if (n == 0) close_conn(id, c, ZS_CLOSE_REMOTE, 0);
+      else if (n < 0 && errno != EAGAIN && errno != EINTR) close_conn(id, c, ZS_CLOSE_RESET, errno);
+      else if (n > 0 && ws_head(id, c, *s, base, static_cast<size_t>(n), now)) hold_for_batch(id, c);
+      return;
+    }
   }
   // The rest of a frame whose size is known goes straight into its buffer.
   if (c.rx && c.rx->need) {
@@ -54,7 +68,14 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
     std::free(c.rx);
     c.rx = nullptr;
   }
-  if (parse(id, c, start, static_cast<size_t>(base + n - start), started)) hold_for_batch(id, c);
+  if (feed(id, c, start, static_cast<size_t>(base + n - start), started)) hold_for_batch(id, c);
+}
+
+// Bytes read from a peer: frames straight away, or WebSocket frames around them.
+bool zs_io_loop::feed(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_t started) {
+  // The bytes are the loop's own (scratch or a receive buffer): unmasked in place.
+  if (is_ws(c)) return ws_parse(id, c, const_cast<uint8_t*>(p), n, started);
+  return parse(id, c, p, n, started);
 }
 
 // With the I/O thread, while JavaScript still handles the previous batch, a
@@ -112,7 +133,7 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
       // Complete: deliver it and free the buffer, so a big frame leaves no big
       // buffer behind on an idle connection.
       c.rx = nullptr;
-      const bool open = parse(id, c, rx->data, rx->len, rx->started);
+      const bool open = feed(id, c, rx->data, rx->len, rx->started);
       std::free(rx);
       return open;
     }
@@ -214,7 +235,13 @@ void zs_io_loop::deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, c
 // bytes in the queue (the peer is then closed as a slow consumer).
 bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
   if (c.state != io::kOpen) return false;
-  const size_t need = static_cast<size_t>(len) + ZS_FRAME_OVERHEAD;
+  WsState* s = nullptr;
+  if (is_ws(c)) {
+    // Frames go only over an upgraded connection (keepalives of the tick, replies to a refused one).
+    s = ws_of(id);
+    if (!s || s->phase != io::kWsOpen) return false;
+  }
+  const size_t need = static_cast<size_t>(len) + ZS_FRAME_OVERHEAD + (s ? ZS_WS_MAX_HEADER : 0);
   const zs_io_options& o = configs[c.cfg];
   const uint32_t queued = pending(c);
   // A frame alone may exceed the cap (it goes into an empty queue); anything
@@ -223,6 +250,20 @@ bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint
     close_conn(id, c, ZS_CLOSE_SLOW_CONSUMER, 0);
     return false;
   }
+  if (s) {
+    // Into the peer's growing WebSocket message (io_ws.cc), which reserves its own room.
+    ws_frame_out(id, c, *s, kind_byte, payload, len);
+    return c.state == io::kOpen;
+  }
+  uint8_t* at = tx_reserve(id, c, need);
+  if (!at) return false;
+  tx_commit(id, c, at + zs_frame_encode(&o.frame, kind_byte, payload, len, at));
+  return true;
+}
+
+// Room for `need` more bytes at the end of the peer's write queue: where to
+// write them, or null when memory ran out (the peer is then closed).
+uint8_t* zs_io_loop::tx_reserve(uint32_t id, Conn& c, size_t need) {
   TxBuf* tx = c.tx;
   if (!tx && spare_tx_count > 0) {
     c.tx = tx = spare_tx[--spare_tx_count];
@@ -230,6 +271,11 @@ bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint
   }
   if (tx && tx->off && tx->len + need > tx->cap) {
     std::memmove(tx->data, tx->data + tx->off, tx->len - tx->off);
+    if (is_ws(c)) {
+      // A WebSocket message still growing moved with the bytes.
+      WsState* s = ws_of(id);
+      if (s && s->msg_at != io::kNoMessage) s->msg_at -= tx->off;
+    }
     tx->len -= tx->off;
     tx->off = 0;
   }
@@ -238,23 +284,27 @@ bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint
     size_t cap = std::max<size_t>({256, used + need, tx ? size_t{tx->cap} * 2 : 0});
     if (cap > UINT32_MAX) {
       close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
-      return false;
+      return nullptr;
     }
     auto* grown = static_cast<TxBuf*>(std::realloc(tx, offsetof(TxBuf, data) + cap));
     if (!grown) {
       close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
-      return false;
+      return nullptr;
     }
     if (!tx) grown->off = grown->len = 0;
     grown->cap = static_cast<uint32_t>(cap);
     c.tx = tx = grown;
   }
-  tx->len += static_cast<uint32_t>(zs_frame_encode(&o.frame, kind_byte, payload, len, tx->data + tx->len));
+  return tx->data + tx->len;
+}
+
+// The bytes up to `end` (inside the room tx_reserve gave) are queued; the peer is written this turn.
+void zs_io_loop::tx_commit(uint32_t id, Conn& c, uint8_t* end) {
+  c.tx->len = static_cast<uint32_t>(end - c.tx->data);
   if (!(c.flags & io::kDirty)) {
     c.flags |= io::kDirty;
     dirty.push_back(id);
   }
-  return true;
 }
 
 void zs_io_loop::set_poll(uint32_t id, Conn& c) {
@@ -282,6 +332,9 @@ void zs_io_loop::resume_reading(uint32_t id, Conn& c, uint8_t why) {
 
 void zs_io_loop::flush(uint32_t id, Conn& c) {
   const int fd = c.fd.load(std::memory_order_relaxed);
+  if (is_ws(c)) {
+    if (WsState* s = ws_of(id)) ws_finish_message(c, *s);
+  }
   const bool tls_on = configs[c.cfg].tls != nullptr;
   uint32_t unsent = 0;  // TLS: ciphertext not yet written
   if (tls_on && !tls_send(id, c, fd, &unsent)) return;
@@ -377,7 +430,10 @@ void zs_io_loop::recycle_tx(TxBuf* tx) {
 void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   if (c.state != io::kOpen) return;
   const int fd = c.fd.load(std::memory_order_relaxed);
-  close_event(id, reason, err);
+  if (is_ws(c)) ws_closing(id, c, reason, err);
+  // A WebSocket connection JavaScript never heard of (refused before the
+  // upgrade) closes quietly; a TLS connect before its handshake fails.
+  close_event(id, c, reason, err);
   std::free(c.rx);
   c.rx = nullptr;
   c.flags &= ~io::kWantDrain;
@@ -418,7 +474,7 @@ void zs_io_loop::finish_close(uint32_t id, Conn& c) {
 
 void zs_io_loop::abort_conn(uint32_t id, Conn& c, int reason) {
   const int fd = c.fd.load(std::memory_order_relaxed);
-  if (c.state == io::kOpen) close_event(id, reason, 0);
+  if (c.state == io::kOpen) close_event(id, c, reason, 0);
   zs_poller_remove(poller, fd);
   zs_net_close_abort(fd);
   c.fd.store(-1, std::memory_order_relaxed);
@@ -435,6 +491,7 @@ void zs_io_loop::maybe_free(uint32_t id, Conn& c) {
   if (fd >= 0) close(fd);
   c.fd.store(-1, std::memory_order_relaxed);
   if (c.flags & io::kSecure) drop_secure(id);
+  if (ws_count) drop_ws(id);
   if (configs[c.cfg].tls) tls_forget(id);
   table.release(id);
 }

@@ -78,6 +78,7 @@ void zs_io_loop::take_commands() {
     }
     c.last_rx = nc.tag;
     c.timer = now + (nc.timeout_ms ? nc.timeout_ms : 10000);
+    if (nc.options.flags & ZS_IO_WEBSOCKET) ws_connected(id, c, nc);
     zs_poller_add(poller, nc.fd, word(id, c), ZS_POLL_OUT);
   }
   local_connects.clear();
@@ -110,12 +111,17 @@ void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
       if (c->state == io::kOpen || c->state == io::kClosing || c->state == io::kLinger) abort_conn(cmd.peer, *c);
       break;
     case ZS_OP_CLOSE_WITH:
-      if (c->state == io::kOpen) abort_conn(cmd.peer, *c, cmd.kind_byte);
+      if (c->state == io::kOpen && !(is_ws(*c) && ws_refuse(cmd.peer, *c, cmd.kind_byte)))
+        abort_conn(cmd.peer, *c, cmd.kind_byte & 0x3f);
+      break;
+    case ZS_OP_HTTP_REPLY:
+      if (c->state == io::kOpen && is_ws(*c)) ws_answer(cmd.peer, *c, payload, cmd.len);
       break;
     case ZS_OP_PAUSE:
       if (c->state == io::kOpen) pause_reading(cmd.peer, *c, io::kPaused);
       break;
     case ZS_OP_RESUME:
+      if (c->state == io::kOpen && is_ws(*c)) ws_admit(cmd.peer, *c);
       if (c->state == io::kOpen) resume_reading(cmd.peer, *c, io::kPaused);
       break;
     case ZS_OP_RELEASE:
@@ -183,8 +189,11 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
     c.fd.store(fd, std::memory_order_relaxed);
     c.state = io::kOpen;
     // With admission, the connection is not read until JavaScript admits it.
-    const bool admit = (configs[l.cfg].flags & ZS_IO_ADMIT_PAUSED) != 0;
-    c.flags = io::kAccepted | io::kHeldByJs | (admit ? io::kPaused : 0);
+    const bool websocket = (configs[l.cfg].flags & ZS_IO_WEBSOCKET) != 0;
+    // A WebSocket connection reads its request first; JavaScript hears of it
+    // (and admits it) once the upgrade or plain request is whole (io_ws.cc).
+    const bool admit = !websocket && (configs[l.cfg].flags & ZS_IO_ADMIT_PAUSED) != 0;
+    c.flags = io::kAccepted | (websocket ? 0 : io::kHeldByJs) | (admit ? io::kPaused : 0);
     c.in_batch = 0;
     c.cfg = l.cfg;
     c.last_rx = now;
@@ -198,7 +207,8 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
       continue;
     }
     zs_poller_add(poller, fd, word(id, c), admit ? 0 : ZS_POLL_IN);
-    event(ZS_EV_OPEN, id, 1, static_cast<int32_t>(index));
+    if (websocket) ws_accepted(id, c, static_cast<uint32_t>(index));
+    else event(ZS_EV_OPEN, id, 1, static_cast<int32_t>(index));
   }
 }
 
@@ -211,18 +221,35 @@ void zs_io_loop::on_connected(uint32_t id, Conn& c) {
     close(fd);
     c.fd.store(-1, std::memory_order_relaxed);
     event(ZS_EV_CONNECT_FAIL, tag, ZS_CLOSE_RESET, err);
-    tls_free(id);
-    table.release(id);
+    forget_connect(id, c);
     return;
   }
   c.state = io::kOpen;
   const bool tls_on = configs[c.cfg].tls != nullptr;
-  c.flags = tls_on ? 0 : io::kHeldByJs;  // TLS: JavaScript holds it from the OPEN after the handshake
   c.last_rx = now;
   c.timer = now;
   zs_poller_modify(poller, fd, word(id, c), ZS_POLL_IN);
+  if (is_ws(c)) {
+    // The upgrade request was queued at connect; OPEN comes with the 101
+    // answer. Over TLS the request goes out when the handshake has finished.
+    c.flags = 0;
+    if (WsState* s = ws_of(id)) s->started = now;
+    if (tls_on) tls_start(id, c, tag);
+    else flush(id, c);
+    return;
+  }
+  c.flags = tls_on ? 0 : io::kHeldByJs;  // TLS: JavaScript holds it from the OPEN after the handshake
   if (tls_on) tls_start(id, c, tag);
   else event(ZS_EV_OPEN, id, 0, static_cast<int32_t>(tag));
+}
+
+// Frees a connect that never opened (a WebSocket one has its upgrade request
+// queued; a TLS one, its TLS state).
+void zs_io_loop::forget_connect(uint32_t id, Conn& c) {
+  free_buffers(c);
+  drop_ws(id);
+  tls_free(id);
+  table.release(id);
 }
 
 void zs_io_loop::tick() {
@@ -246,8 +273,7 @@ void zs_io_loop::tick() {
           close(fd);
           c.fd.store(-1, std::memory_order_relaxed);
           event(ZS_EV_CONNECT_FAIL, c.last_rx, ZS_CLOSE_TIMEOUT, ETIMEDOUT);
-          tls_free(id);
-          table.release(id);
+          forget_connect(id, c);
         }
         break;
       case io::kOpen: {
@@ -257,6 +283,7 @@ void zs_io_loop::tick() {
         if (c.flags & io::kPaused) break;
         // A TLS handshake must finish within its timeout (counted from open or admission).
         if (o.tls && tls_handshake_late(id, c, o)) break;
+        if (is_ws(c) && !ws_tick(id, c)) break;
         // A frame begun and not finished in time (slow-loris); not while
         // backpressure or a batch hold keeps this side from reading it.
         if (c.rx && o.frame_timeout_ms && !(c.flags & io::kBackpressured) && !(c.in_batch & io::kHeldForBatch) &&
@@ -274,7 +301,10 @@ void zs_io_loop::tick() {
             uint8_t stamp[4];
             std::memcpy(stamp, &now, 4);
             c.timer = now;
-            queue_frame(id, c, zs_frame_kind_byte(0, 0), stamp, 4);
+            // WebSocket peers get a WebSocket ping (browsers answer it themselves).
+            WsState* s = is_ws(c) ? ws_of(id) : nullptr;
+            if (s) ws_control(id, c, *s, 0x9, stamp, 4);
+            else queue_frame(id, c, zs_frame_kind_byte(0, 0), stamp, 4);
           }
         }
         break;
@@ -312,8 +342,7 @@ void zs_io_loop::do_shutdown() {
       close(fd);
       c.fd.store(-1, std::memory_order_relaxed);
       event(ZS_EV_CONNECT_FAIL, c.last_rx, ZS_CLOSE_SHUTDOWN, 0);
-      tls_free(id);
-      table.release(id);
+      forget_connect(id, c);
     }
   }
   event(ZS_EV_SHUTDOWN_DONE, 0, 0, 0);

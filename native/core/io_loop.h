@@ -57,6 +57,7 @@ enum {
   ZS_EV_CONNECT_FAIL = 5,  // peer = connect tag, a = ZS_CLOSE_TIMEOUT or RESET, b = errno
   ZS_EV_ACCEPT_ERROR = 6,  // a = errno (EMFILE...): accepting pauses for 100 ms
   ZS_EV_SHUTDOWN_DONE = 7, // every listener and peer is closed
+  ZS_EV_HTTP = 8,          // WebSocket endpoints: a plain HTTP request (zs_io_take_request), a = listener index
 };
 
 // Operations of zs_io_submit, one per record.
@@ -70,8 +71,17 @@ enum {
   ZS_OP_FORWARD = 6,      // a send whose payload is lens[i] bytes of `source` at source_offsets[i]
   ZS_OP_PAUSE = 7,        // stop reading the peer (JavaScript counts pause() calls; this is the 0 -> 1 step)
   ZS_OP_RESUME = 8,       // read it again (also admits a peer accepted with ZS_IO_ADMIT_PAUSED)
-  ZS_OP_CLOSE_WITH = 9,   // reset at once with the reason in the kind byte (slow-consumer, refused)
+  ZS_OP_CLOSE_WITH = 9,   // reset at once with the reason in the kind byte (slow-consumer, refused);
+                          // a WebSocket upgrade waiting for admission is answered 503 (ZS_CLOSE_REFUSED),
+                          // 403 (ZS_REFUSE_FORBIDDEN) or 404 (ZS_REFUSE_NOT_FOUND) instead, then closed
+  ZS_OP_HTTP_REPLY = 10,  // WebSocket endpoints: the bytes of an HTTP response to a ZS_EV_HTTP
+                          // request; the connection closes once they are written
 };
+
+// Kind bytes of ZS_OP_CLOSE_WITH that refuse a WebSocket upgrade with 403 (a
+// foreign Origin) or 404 (another path); the close reason is the low 6 bits.
+#define ZS_REFUSE_FORBIDDEN 0x4A
+#define ZS_REFUSE_NOT_FOUND 0x8A
 
 // The close event's b of a frame with the compressed flag on an endpoint with
 // ZS_IO_REFUSE_COMPRESSED and no compression in the loop.
@@ -89,6 +99,10 @@ enum {
   // Without zs_io_set_compression, a frame with the compressed flag closes the
   // peer with ZS_CLOSE_PROTOCOL (else it is handed up as it is, for a layer above).
   ZS_IO_REFUSE_COMPRESSED = 2,
+  // The connections speak WebSocket (RFC 6455) around the frames: accepted
+  // ones answer an HTTP/1.1 upgrade first (or a plain HTTP request: ZS_EV_HTTP),
+  // connected ones send it (zs_io_connect_ws). See io_ws.cc.
+  ZS_IO_WEBSOCKET = 4,
 };
 
 // The payload of ZS_OP_OFFLOAD (ZS_IO_OFFLOAD_BYTES, little-endian fields).
@@ -117,13 +131,26 @@ typedef struct zs_io_options {
                               // unless the queue is empty; 0 = no cap
   uint32_t frame_timeout_ms;  // a frame begun must complete within this (ZS_CLOSE_TIMEOUT); 0 = never
   uint32_t flags;             // ZS_IO_*
+  // WebSocket endpoints (ZS_IO_WEBSOCKET): the request head's cap (431 beyond),
+  // the time the head (and a plain request's body) may take (0 = 10 s), and a
+  // plain request's body cap (413 beyond).
+  uint32_t http_max_head;
+  uint32_t http_timeout_ms;
+  uint32_t http_max_body;
   // TLS (io_tls.cc): `tls` is an SSL_CTX* (zs::tls in tls_conn.h), null for
   // plain TCP. The loop takes its own reference at listen/connect.
   uint32_t tls_handshake_timeout_ms;  // a handshake not finished in time closes with ZS_CLOSE_TIMEOUT; 0 = never
   uint32_t tls_max_handshakes;        // listeners: accepts while this many handshakes run in the loop are reset; 0 = no cap
-  uint32_t tls_reserved;              // zero (keeps `tls` aligned with no padding, for the options' memcmp)
+  // Zero. With it the 16 uint32_t fields (frame's 3 included) make 64 bytes,
+  // so `tls` sits at 64 with no padding: option sets are interned by their
+  // bytes (memcmp), and callers zero the whole struct before filling it.
+  uint32_t tls_reserved;
   void* tls;
 } zs_io_options;
+#ifdef __cplusplus
+static_assert(sizeof(zs_frame_config) == 12 && offsetof(zs_io_options, tls) == 64,
+              "zs_io_options: no padding before tls");
+#endif
 
 // A batch, lent to the post callback until zs_io_batch_done.
 typedef struct zs_io_batch {
@@ -178,6 +205,23 @@ int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* 
 // A TLS connect's OPEN comes when its handshake has finished; a failure
 // before that is a CONNECT_FAIL with a = the close reason.
 int zs_io_tls_error(zs_io_loop* loop, uint64_t key, char* out, int size);
+
+// zs_io_connect for a ZS_IO_WEBSOCKET endpoint: sends GET `path` with Host
+// `host_header`, checks the 101 answer and its Sec-WebSocket-Accept, then
+// reports OPEN; a refused or malformed answer is CONNECT_FAIL with
+// a = ZS_CLOSE_PROTOCOL and b = the HTTP status (0 when there was none).
+// With options->tls (a client SSL_CTX*) the upgrade goes over TLS, as in
+// zs_io_connect_tls (`servername`: SNI and the name verified; null: none).
+int zs_io_connect_ws(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
+                     uint32_t tag, const zs_io_options* options, const char* path, const char* host_header,
+                     const char* servername);
+
+// The request of an OPEN (WebSocket upgrade) or ZS_EV_HTTP event, taken once:
+// "METHOD target\n" then "name: value\n" per header (names in lower case),
+// an empty line, then the body. Returns its length, or -1 when there is none;
+// when cap is at least that length it is copied into out and forgotten (else
+// it stays, so a caller can ask for the size first). Any thread.
+long zs_io_take_request(zs_io_loop* loop, uint32_t peer, uint8_t* out, size_t cap);
 
 // Queues count records in order. For ZS_OP_SEND, record i's payload is the
 // next lens[i] bytes of data (payloads are packed back to back). An inline

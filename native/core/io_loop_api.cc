@@ -37,9 +37,11 @@ zs_io_loop* create(zs_io_post_fn post, void* ctx, bool inline_mode) {
   return loop;
 }
 
+}  // namespace
+
 // The loop keeps one reference to every TLS context it was given (under mu):
 // configs name it until the loop is destroyed.
-void hold_ctx(zs_io_loop* loop, void* ctx) {
+void zs_io_hold_ctx(zs_io_loop* loop, void* ctx) {
   if (!ctx) return;
   for (void* held : loop->tls_ctxs)
     if (held == ctx) return;
@@ -47,7 +49,6 @@ void hold_ctx(zs_io_loop* loop, void* ctx) {
   loop->tls_ctxs.push_back(ctx);
 }
 
-}  // namespace
 
 zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx) { return create(post, ctx, false); }
 
@@ -84,6 +85,7 @@ void zs_io_destroy(zs_io_loop* loop) {
     free_buffers(c);
   }
   while (!loop->secure.empty()) loop->drop_secure(loop->secure.begin()->first);
+  for (uint32_t id = 0; id < loop->ws.size(); id++) loop->drop_ws(id);
   while (!loop->tls.empty()) loop->tls_free(loop->tls.begin()->first);
   for (void* ctx : loop->tls_ctxs) zs::tls::ctx_free(static_cast<SSL_CTX*>(ctx));
   for (int i = 0; i < loop->spare_tx_count; i++) std::free(loop->spare_tx[i]);
@@ -97,7 +99,7 @@ int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port, c
   if (fd < 0) return fd;
   {
     std::lock_guard<std::mutex> lock(loop->mu);
-    hold_ctx(loop, options->tls);
+    zs_io_hold_ctx(loop, options->tls);
     loop->new_listeners.push_back({fd, *options});
   }
   zs_poller_wake(loop->poller);
@@ -115,8 +117,8 @@ int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* 
   if (fd < 0) return fd;
   {
     std::lock_guard<std::mutex> lock(loop->mu);
-    hold_ctx(loop, options->tls);
-    loop->new_connects.push_back({fd, tag, timeout_ms, *options, servername ? servername : ""});
+    zs_io_hold_ctx(loop, options->tls);
+    loop->new_connects.push_back({fd, tag, timeout_ms, *options, {}, {}, servername ? servername : ""});
   }
   zs_poller_wake(loop->poller);
   return 0;
@@ -124,7 +126,7 @@ int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* 
 
 namespace {
 // The ops whose record carries `len` bytes of data (a frame's payload, an offload's parameters).
-inline bool carries_data(uint8_t op) { return op == ZS_OP_SEND || op == ZS_OP_OFFLOAD; }
+inline bool carries_data(uint8_t op) { return op == ZS_OP_SEND || op == ZS_OP_OFFLOAD || op == ZS_OP_HTTP_REPLY; }
 }  // namespace
 
 void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count, const uint8_t* ops,

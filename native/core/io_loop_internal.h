@@ -48,6 +48,30 @@ constexpr uint64_t kTlsConnectKey = 1ull << 32;
 struct SecureState;  // io_secure.cc
 struct TlsPeer;      // io_tls.cc
 
+// WebSocket state of a connection of a ZS_IO_WEBSOCKET endpoint (io_ws.cc).
+enum WsPhase : uint8_t {
+  kWsHead,      // reading the request head (accepted) or the 101 answer (connected)
+  kWsAdmit,     // an upgrade waiting for JavaScript's admission (not read)
+  kWsOpen,      // frames both ways
+  kWsHttp,      // a plain HTTP request handed to JavaScript; its answer ends the connection
+  kWsAnswered,  // an HTTP answer or refusal queued: closing after it is written
+};
+constexpr uint32_t kNoMessage = UINT32_MAX;
+struct WsState {
+  WsPhase phase = kWsHead;
+  bool client = false;
+  bool close_sent = false;
+  uint8_t frag_opcode = 0;
+  uint16_t close_code = 0;     // the code to close with, when not the reason's (1003, 1007)     // the opcode of a fragmented message being reassembled (0: none)
+  uint32_t started = 0;        // when the connection began (the head's timeout)
+  uint32_t tag = 0;            // connected: the connect tag
+  uint32_t listener = 0;       // accepted: the listener index
+  uint32_t msg_at = kNoMessage;  // write queue offset of the outgoing message still growing
+  uint32_t msg_len = 0;          // its payload bytes so far
+  std::vector<uint8_t> frag;   // the fragments so far
+  char accept[29] = {};        // connected: the Sec-WebSocket-Accept to expect
+};
+
 struct Cmd {
   uint8_t op;
   uint8_t kind_byte;
@@ -65,6 +89,8 @@ struct NewConnect {
   uint32_t tag;
   uint32_t timeout_ms;
   zs_io_options options;
+  std::string ws_request;  // WebSocket: the upgrade request to send once connected
+  std::string ws_accept;   // and the Sec-WebSocket-Accept to expect
   std::string servername;  // TLS only
 };
 
@@ -129,6 +155,7 @@ using zs::io::Cmd;
 using zs::io::Listener;
 using zs::io::NewConnect;
 using zs::io::NewListener;
+using zs::io::WsState;
 
 struct zs_io_loop {
   zs_poller* poller = nullptr;
@@ -178,6 +205,13 @@ struct zs_io_loop {
   // AEAD records offloaded per peer (io_secure.cc): only peers flagged kSecure have one.
   std::unordered_map<uint32_t, zs::io::SecureState*> secure;
   std::vector<uint8_t> record_buf;
+  // WebSocket connections (io_ws.cc), and the request heads JavaScript has not taken yet.
+  // Indexed by peer id (a lookup per read, frame and flush: a vector, not a hash map).
+  std::vector<WsState*> ws;
+  uint32_t ws_count = 0;
+  std::mutex request_mu;
+  std::unordered_map<uint32_t, std::vector<uint8_t>> requests;
+  uint64_t mask_state = 0;  // xorshift state for client masking keys (seeded from getrandom)
   // TLS (io_tls.cc): state of peers whose options have `tls`.
   std::unordered_map<uint32_t, zs::io::TlsPeer*> tls;
   std::vector<void*> tls_ctxs;        // SSL_CTX references the loop holds (JavaScript thread, under mu)
@@ -219,7 +253,7 @@ struct zs_io_loop {
   ssize_t tls_read(uint32_t id, Conn& c, int fd, uint8_t* buf, size_t cap);
   bool tls_send(uint32_t id, Conn& c, int fd, uint32_t* unsent);
   void tls_start(uint32_t id, Conn& c, uint32_t tag);
-  void close_event(uint32_t id, int reason, int err);
+  void close_event(uint32_t id, Conn& c, int reason, int err);
   void tls_fail(uint32_t id, Conn& c, int reason, const std::string& why);
   void tls_free(uint32_t id);
   void tls_forget(uint32_t id);
@@ -242,6 +276,36 @@ struct zs_io_loop {
   void finish_close(uint32_t id, Conn& c);
   void abort_conn(uint32_t id, Conn& c, int reason = ZS_CLOSE_LOCAL);
   void maybe_free(uint32_t id, Conn& c);
+  bool feed(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_t started);
+  uint8_t* tx_reserve(uint32_t id, Conn& c, size_t need);
+  void tx_commit(uint32_t id, Conn& c, uint8_t* end);
+  bool is_ws(const Conn& c) const { return (configs[c.cfg].flags & ZS_IO_WEBSOCKET) != 0; }
+  WsState* ws_of(uint32_t id) {
+    return id < ws.size() ? ws[id] : nullptr;
+  }
+  void set_ws(uint32_t id, WsState* s);
+  void ws_accepted(uint32_t id, Conn& c, uint32_t listener);
+  void ws_connected(uint32_t id, Conn& c, const NewConnect& nc);
+  bool ws_parse(uint32_t id, Conn& c, uint8_t* p, size_t n, uint32_t started);
+  bool ws_head(uint32_t id, Conn& c, WsState& s, uint8_t* p, size_t n, uint32_t started);
+  bool ws_server_head(uint32_t id, Conn& c, WsState& s, const uint8_t* p, size_t n, size_t avail);
+  bool ws_client_head(uint32_t id, Conn& c, WsState& s, uint8_t* p, size_t n);
+  bool ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool fin, uint8_t* payload, size_t len);
+  bool ws_message(uint32_t id, Conn& c, const uint8_t* p, size_t n);
+  void ws_frame_out(uint32_t id, Conn& c, WsState& s, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  void ws_finish_message(Conn& c, WsState& s);
+  void ws_control(uint32_t id, Conn& c, WsState& s, uint8_t opcode, const uint8_t* payload, uint32_t len);
+  void ws_send_close(uint32_t id, Conn& c, WsState& s, int reason, bool queued);
+  void ws_fail(uint32_t id, Conn& c, WsState& s, int reason, uint16_t code, int err);
+  void ws_http_error(uint32_t id, Conn& c, WsState& s, int status);
+  void ws_answer(uint32_t id, Conn& c, const uint8_t* bytes, size_t len);
+  void ws_admit(uint32_t id, Conn& c);
+  bool ws_refuse(uint32_t id, Conn& c, uint8_t kind_byte);
+  bool ws_tick(uint32_t id, Conn& c);
+  void ws_closing(uint32_t id, Conn& c, int reason, int err);
+  void drop_ws(uint32_t id);
+  void keep_request(uint32_t id, std::vector<uint8_t>&& bytes);
+  void forget_connect(uint32_t id, Conn& c);
   void tick();
   void do_shutdown();
   void event(int32_t type, uint32_t peer, int32_t a, int32_t b);
@@ -283,5 +347,8 @@ inline uint32_t poll_events(const Conn& c) {
 static_assert(sizeof(Conn) <= 40, "an idle connection costs one 40-byte Conn");
 
 }  // namespace
+
+// Keeps a reference to a TLS context for the loop (call under loop->mu; io_loop_api.cc).
+extern "C" void zs_io_hold_ctx(zs_io_loop* loop, void* ctx);
 
 #endif

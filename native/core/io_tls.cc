@@ -94,12 +94,14 @@ void zs_io_loop::tls_forget(uint32_t id) {
   if (!tls_errors.empty()) tls_errors.erase(id);
 }
 
-// The event of a connection's end: CLOSE, or CONNECT_FAIL for a TLS connect
-// whose handshake had not finished (JavaScript never heard of the peer id).
-void zs_io_loop::close_event(uint32_t id, int reason, int err) {
+// The event of a connection's end: CLOSE when JavaScript holds the peer, or
+// CONNECT_FAIL for a TLS connect whose handshake had not finished (JavaScript
+// never heard of the peer id). A WebSocket connect's failure before its 101
+// is ws_closing()'s to report.
+void zs_io_loop::close_event(uint32_t id, Conn& c, int reason, int err) {
   io::TlsPeer* p = tls.empty() ? nullptr : find_peer(tls, id);
-  if (!p || !p->client_pending) {
-    event(ZS_EV_CLOSE, id, reason, err);
+  if (!p || !p->client_pending || is_ws(c)) {
+    if (c.flags & io::kHeldByJs) event(ZS_EV_CLOSE, id, reason, err);
     return;
   }
   p->client_pending = false;
@@ -154,9 +156,12 @@ ssize_t zs_io_loop::tls_read(uint32_t id, Conn& c, int fd, uint8_t* buf, size_t 
     }
     if (p->client_pending && p->conn->established()) {
       p->client_pending = false;
-      c.flags |= io::kHeldByJs;
       c.last_rx = now;
-      event(ZS_EV_OPEN, id, 0, static_cast<int32_t>(p->tag));
+      // WebSocket: the upgrade request (queued) goes out now; OPEN comes with the 101.
+      if (!is_ws(c)) {
+        c.flags |= io::kHeldByJs;
+        event(ZS_EV_OPEN, id, 0, static_cast<int32_t>(p->tag));
+      }
     }
     // Handshake messages, alerts, and frames that waited for the handshake.
     if (p->conn->out_pending() || (c.tx && p->conn->established())) mark_dirty(id, c);

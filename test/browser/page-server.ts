@@ -12,6 +12,7 @@ import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server, type ServerEndpoint } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
+import { NativeWsTransport } from '../../lib/transport/native-ws.js';
 import type { HttpAnswer } from '../../lib/transport/ws-server.js';
 import { ServerUnderTest } from '../transport/ws-helpers.js';
 import { bundleBrowser } from '../../scripts/build-browser.mjs';
@@ -106,10 +107,10 @@ export async function startPageServer(tcpPort: number, wsPort: number, wsLayers:
     throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
   });
   const tcp = await server.listen(new NodeNetTransport(), { host: '127.0.0.1', port: tcpPort });
-  const ws = await server.listen(
-    new ServerUnderTest({ http: await pageFiles(), ...(origins ? { origins: [...origins, `http://127.0.0.1:${wsPort}`] } : {}) }),
-    { host: '127.0.0.1', port: wsPort },
-    wsLayers,
-  );
+  const wsOptions = { http: await pageFiles(), ...(origins ? { origins: [...origins, `http://127.0.0.1:${wsPort}`] } : {}) };
+  // ZS_BROWSER_WS_SERVER=native-ws serves the WebSocket side with the native loop's WebSocket instead.
+  const wsTransport =
+    process.env.ZS_BROWSER_WS_SERVER === 'native-ws' ? new NativeWsTransport(wsOptions) : new ServerUnderTest(wsOptions);
+  const ws = await server.listen(wsTransport, { host: '127.0.0.1', port: wsPort }, wsLayers);
   return { server, tcp, ws, received, close: () => server.close() };
 }

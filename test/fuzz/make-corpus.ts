@@ -41,6 +41,8 @@ function noise(n: number, seed: number): Buffer {
 }
 
 const u16 = (v: number) => [v & 0xff, (v >>> 8) & 0xff];
+const u16be = (v: number) => [(v >>> 8) & 0xff, v & 0xff];
+const u32be = (v: number) => [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
 const u32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
 
 function write(target: string, files: Record<string, Uint8Array | number[]>): void {
@@ -146,5 +148,54 @@ function rawStream(data: Buffer, method: CompressionMethod, level?: 'fast' | 'de
       [0x7f, 0xff],
       [1, 1, 1],
     ),
+  });
+}
+
+// http_fuzz: byte 0 bit 0 (0: a request head, 1: a response head), then the head.
+{
+  const req = (s: string) => cat([0], Buffer.from(s, 'latin1'));
+  const res = (s: string) => cat([1], Buffer.from(s, 'latin1'));
+  const upgrade =
+    'GET /zs HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:8080\r\n\r\n';
+  write('http', {
+    'upgrade': req(upgrade),
+    'upgrade-then-frame': cat(req(upgrade), [0x82, 0x85, 1, 2, 3, 4], text(5, 30)),
+    'get-page': req('GET /index.html HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n'),
+    'post-body': req('POST /rpc HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world'),
+    'chunked': req('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
+    'bad-version': req('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 8\r\n\r\n'),
+    'folded-header': req('GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n'),
+    'bare-lf': req('GET / HTTP/1.1\nHost: a\n\n'),
+    'partial': req('GET / HTTP/1.1\r\nHost: a\r\n'),
+    'response-101': res('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n'),
+    'response-403': res('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'),
+    'response-garbage': res('HTTP/1.1 9999\r\n\r\n'),
+  });
+}
+
+// ws_fuzz: byte 0 bit 0 (1: the server side, frames must be masked), then frames.
+{
+  const frame = (fin: boolean, opcode: number, payload: Uint8Array, mask?: number[]) => {
+    const n = payload.length;
+    const len = n < 126 ? [n] : n < 65536 ? [126, ...u16be(n)] : [127, 0, 0, 0, 0, ...u32be(n)];
+    len[0] = len[0]! | (mask ? 0x80 : 0);
+    const body = mask ? Uint8Array.from(payload, (b, i) => b ^ mask[i & 3]!) : payload;
+    return cat([(fin ? 0x80 : 0) | opcode], len, mask ?? [], body);
+  };
+  const m = [0x37, 0xfa, 0x21, 0x3d];
+  write('ws', {
+    'server-binary': cat([1], frame(true, 2, text(40, 31), m)),
+    'server-fragments-and-ping': cat([1], frame(false, 2, text(20, 32), m), frame(true, 9, text(4, 33), m), frame(true, 0, text(20, 34), m)),
+    'server-close-1000': cat([1], frame(true, 8, Buffer.from([0x03, 0xe8, ...Buffer.from('bye')]), m)),
+    'server-close-bad-utf8': cat([1], frame(true, 8, Buffer.from([0x03, 0xe8, 0xc3, 0x28]), m)),
+    'server-unmasked': cat([1], frame(true, 2, text(10, 35))),
+    'server-16bit-length': cat([1], frame(true, 2, text(300, 36), m)),
+    'server-64bit-length': cat([1], frame(true, 2, noise(65536, 37), m)),
+    'server-text': cat([1], frame(true, 1, Buffer.from('hello'), m)),
+    'server-reserved-bits': cat([1], [0xf2, 0x80, ...m]),
+    'client-binary': cat([0], frame(true, 2, text(40, 38))),
+    'client-masked': cat([0], frame(true, 2, text(8, 39), m)),
+    'client-big-control': cat([0], frame(true, 9, noise(126, 40))),
   });
 }
