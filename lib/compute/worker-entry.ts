@@ -102,6 +102,21 @@ function decode(kind: WorkerKind, bytes: Uint8Array): unknown {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view: no copy
 }
 
+/**
+ * A DataFrame, including one made by a second copy of this library in the worker: a loader may
+ * load the package twice in one thread (tsx on Node 22 and 24 gives the handler module one copy
+ * and this entry another), and `instanceof` fails across copies. A foreign frame encodes itself.
+ */
+function isDataFrame(value: unknown): value is DataFrame {
+  if (value instanceof DataFrame) return true;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    value.constructor?.name === 'DataFrame' &&
+    typeof (value as { encodeTo?: unknown }).encodeTo === 'function'
+  );
+}
+
 /** The Reply message of `value` (id slot 0), or an empty one for the direct kinds. */
 function encode(kind: WorkerKind, value: unknown): Uint8Array {
   if (kind === 'console') {
@@ -109,7 +124,7 @@ function encode(kind: WorkerKind, value: unknown): Uint8Array {
     return encodeIdText(0, value);
   }
   if (kind === 'stream' || kind === 'bigStream') {
-    if (value !== undefined && !(value instanceof DataFrame)) throw new TypeError(`a ${kind} worker must return a DataFrame or nothing`);
+    if (value !== undefined && !isDataFrame(value)) throw new TypeError(`a ${kind} worker must return a DataFrame or nothing`);
     return encodeReplyFrame(0, (value as DataFrame | undefined) ?? new DataFrame());
   }
   if (kind === 'buffer') {
