@@ -35,7 +35,6 @@ export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId
 export type { DataFrameJson } from './protocol/dataframe-json.js';
 export {
   BrowserWsTransport,
-  BrowserTransportError,
   type BrowserWsTransportOptions,
   type BrowserFrameBatch,
   type BrowserTransportEvents,

@@ -1,5 +1,7 @@
 /**
- * Error classes of zserver.
+ * Error classes of zserver: the one home of every error class the library
+ * throws (Node and browser alike; this file has no imports, so the browser
+ * bundle shares it).
  *
  * Misuse of an API (a wrong argument type or an out-of-range value) throws the
  * built-in TypeError or RangeError with a message that names the argument.
@@ -27,10 +29,24 @@ export class NativeLoadError extends ZsError {
   }
 }
 
-/** The connection is closed (or closed while a request waited on it). Code `ZS_CONNECTION_CLOSED`. */
+/**
+ * The connection is closed (or closed while a request waited on it), or an object was used after
+ * its close() or shutdown(): the one class for use-after-close, on every transport, peer, server,
+ * channel and handle. Code `ZS_CONNECTION_CLOSED`.
+ */
 export class ConnectionClosedError extends ZsError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ZS_CONNECTION_CLOSED', message, options);
+  }
+}
+
+/**
+ * The transport named is not part of this build (its module or its native library is missing).
+ * Code `ZS_TRANSPORT_UNAVAILABLE`: pick another transport, or build the missing part.
+ */
+export class TransportUnavailableError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_TRANSPORT_UNAVAILABLE', message, options);
   }
 }
 
@@ -163,6 +179,26 @@ export class AuthError extends ZsError {
 export class HandshakeError extends ZsError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ZS_HANDSHAKE', message, options);
+  }
+}
+
+/**
+ * A HandshakeError that carries the alert code (docs/security.md) the secure channel sends to the
+ * peer before it closes. Code `ZS_HANDSHAKE`.
+ */
+export class HandshakeAlert extends HandshakeError {
+  /** The alert code sent to the other side. */
+  readonly alert: number;
+  constructor(alert: number, message: string) {
+    super(message);
+    this.alert = alert;
+  }
+}
+
+/** A TLS option (certificate, key, CA) that cannot be used. Code `ZS_TLS_CONFIG`. */
+export class TlsConfigError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_TLS_CONFIG', message, options);
   }
 }
 

@@ -20,7 +20,7 @@ export {
   P2pvmProtocolError,
 } from './errors.js';
 // Logic tier (issue 18): its errors.
-export { NoWorkerError, NatsUnavailableError } from './errors.js';
+export { NoWorkerError, NatsUnavailableError, TransportUnavailableError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -113,7 +113,6 @@ export {
   createTransport,
   createWebSocketServer,
   transportAvailable,
-  TransportUnavailableError,
   webSocketServerName,
   type TransportName,
 } from './transport/factory.js';

@@ -13,7 +13,7 @@
  * a record of kind REKEY_KIND inside a batch switches the context to the next
  * key right after it, so a rekey never splits a batch.
  */
-import { AuthError, ZsError } from '../errors.js';
+import { AuthError, ConnectionClosedError, ZsError } from '../errors.js';
 import { native, type NativeAeadContext } from '../native.js';
 import { checkBytes } from '../bytes.js';
 import { SUITE_IDS, TAG_BYTES, type CipherSuite } from './wire.js';
@@ -61,7 +61,7 @@ export class AeadContext {
   }
 
   #live(): NativeAeadContext {
-    if (!this.#ctx) throw new TypeError('AeadContext used after close()');
+    if (!this.#ctx) throw new ConnectionClosedError('AeadContext used after close()');
     return this.#ctx;
   }
 

@@ -15,6 +15,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { native, type NativeServerIdentity } from '../native.js';
+import { ConnectionClosedError } from '../errors.js';
 import {
   AlertCode,
   alertError,
@@ -101,7 +102,7 @@ export class ServerIdentity {
    * OpenSSL rejects the client's key (a low-order point, for example).
    */
   respond(clientHello: Uint8Array, suite: CipherSuite): { serverHello: Buffer; c2s: Buffer; s2c: Buffer } {
-    if (!this.#native) throw new TypeError('ServerIdentity used after close()');
+    if (!this.#native) throw new ConnectionClosedError('ServerIdentity used after close()');
     const out = this.#native.respond(PROTOCOL_VERSION, SUITE_IDS[suite], clientHello);
     if (typeof out === 'number') throw alertError(AlertCode.Handshake, `key agreement failed (code ${out}); the client's key was rejected`);
     return {
@@ -121,7 +122,7 @@ export class ServerIdentity {
     suite: CipherSuite,
     done: (err: Error | null, result?: { serverHello: Buffer; c2s: Buffer; s2c: Buffer }) => void,
   ): void {
-    if (!this.#native) throw new TypeError('ServerIdentity used after close()');
+    if (!this.#native) throw new ConnectionClosedError('ServerIdentity used after close()');
     this.#native.respondAsync(PROTOCOL_VERSION, SUITE_IDS[suite], clientHello, (out) => {
       if (typeof out === 'number') return done(alertError(AlertCode.Handshake, `key agreement failed (code ${out}); the client's key was rejected`));
       done(null, {

@@ -5,7 +5,7 @@
  * handshake.ts) and the browser channel (web/) share one definition of every
  * byte. docs/security.md has the layout.
  */
-import { HandshakeError } from '../errors.js';
+import { HandshakeAlert } from '../errors.js';
 
 /** The protocol version this implementation speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -80,14 +80,8 @@ export const AlertCode = {
   Busy: 7,
 } as const;
 
-/** A HandshakeError that carries the alert code to send to the peer. */
-export class HandshakeAlert extends HandshakeError {
-  readonly alert: number;
-  constructor(alert: number, message: string) {
-    super(message);
-    this.alert = alert;
-  }
-}
+// Declared in errors.ts (the one home of error classes); re-exported for the channel's files.
+export { HandshakeAlert };
 
 /** A HandshakeAlert whose message starts with 'secure channel handshake: '. */
 export function alertError(code: number, message: string): HandshakeAlert {

@@ -20,6 +20,7 @@ import type { ResolvedConnectionOptions } from './common.js';
 import type { CloseReason, ConnectOptions, Endpoint, FrameBatch, PeerId, PeerInfo, TransportStats } from './types.js';
 import { CloseCode, closeCodeFor, FrameAccumulator, FrameWriter, reasonForRemoteClose } from './ws-frames.js';
 import { WebEventEmitter } from '../web-emitter.js';
+import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 
 /** A FrameBatch whose data is a plain Uint8Array (browsers have no Buffer). */
 export type BrowserFrameBatch = Omit<FrameBatch, 'data'> & { readonly data: Uint8Array };
@@ -31,16 +32,6 @@ export interface BrowserTransportEvents {
   drain: [peer: PeerId];
   close: [peer: PeerId, reason: CloseReason, detail: string];
   error: [error: Error];
-}
-
-/** A browser transport error; `code` matches the ZsError codes of the Node side. */
-export class BrowserTransportError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'BrowserTransportError';
-    this.code = code;
-  }
 }
 
 interface BrowserPeer {
@@ -109,7 +100,7 @@ export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> 
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         ws.close();
-        reject(new BrowserTransportError('ZS_TIMEOUT', `websocket connect to ${url} timed out after ${timeout} ms`));
+        reject(new TimeoutError(`websocket connect to ${url} timed out after ${timeout} ms`));
       }, timeout);
       ws.onopen = () => {
         clearTimeout(timer);
@@ -118,12 +109,12 @@ export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> 
       // Browsers do not say why a WebSocket failed (on purpose); the close code is all there is.
       ws.onclose = (ev) => {
         clearTimeout(timer);
-        reject(new BrowserTransportError('ZS_CONNECT', `websocket connect to ${url} failed (code ${ev.code})`));
+        reject(new ConnectError(`websocket connect to ${url} failed (code ${ev.code})`));
       };
     });
     if (this.#shut) {
       ws.close();
-      throw new BrowserTransportError('ZS_CONNECTION_CLOSED', 'browser-ws transport: shut down while connecting');
+      throw new ConnectionClosedError('browser-ws transport: shut down while connecting');
     }
     const u = new URL(url);
     const peer: BrowserPeer = {
@@ -179,7 +170,7 @@ export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     this.#checkOpen();
     const p = this.#peers.get(peer);
-    if (!p) throw new BrowserTransportError('ZS_CONNECTION_CLOSED', `browser-ws transport: peer ${peer} is not open`);
+    if (!p) throw new ConnectionClosedError(`browser-ws transport: peer ${peer} is not open`);
     checkFrame(kind, flags, payload);
     p.writer.add(kind, flags, payload);
     this.#counters.framesOut++;
@@ -242,7 +233,7 @@ export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> 
   }
 
   #checkOpen(): void {
-    if (this.#shut) throw new BrowserTransportError('ZS_CONNECTION_CLOSED', 'browser-ws transport: used after shutdown()');
+    if (this.#shut) throw new ConnectionClosedError('browser-ws transport: used after shutdown()');
   }
 
   #fault(p: BrowserPeer, reason: CloseReason, detail: string): void {

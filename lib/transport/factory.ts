@@ -9,7 +9,7 @@
  * run, UwsTransport where the uWebSockets.js binary loads, WsServerTransport
  * (the `ws` package) elsewhere, with the same options and behaviour.
  */
-import { NativeLoadError, ZsError } from '../errors.js';
+import { NativeLoadError, TransportUnavailableError } from '../errors.js';
 import { MemoryTransport } from './memory.js';
 import type { Transport } from './types.js';
 import type { WebSocketServerOptions } from './ws-server.js';
@@ -20,12 +20,8 @@ import type { WebSocketServerOptions } from './ws-server.js';
  */
 export type TransportName = 'memory' | 'node-net' | 'native' | 'native-ws' | 'uws' | 'ws';
 
-/** The transport named is not part of this build. Code `ZS_TRANSPORT_UNAVAILABLE`. */
-export class TransportUnavailableError extends ZsError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ZS_TRANSPORT_UNAVAILABLE', message, options);
-  }
-}
+// Re-exported for callers that import it with createTransport(); its home is errors.ts.
+export { TransportUnavailableError };
 
 const modules: Record<Exclude<TransportName, 'memory'>, { file: string; className: string }> = {
   native: { file: './native-tcp.js', className: 'NativeTcpTransport' },

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { describe } from '../bytes.js';
-import { ZsError } from '../errors.js';
+import { TlsConfigError } from '../errors.js';
 import { native } from '../native.js';
 import { checkUint } from './native-options.js';
 
@@ -56,12 +56,8 @@ export interface NativeTlsClientOptions {
   handshakeTimeout?: number;
 }
 
-/** A TLS option (certificate, key, CA) that cannot be used. Code `ZS_TLS_CONFIG`. */
-export class TlsConfigError extends ZsError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ZS_TLS_CONFIG', message, options);
-  }
-}
+// Declared in errors.ts (the one home of error classes); re-exported beside the TLS options.
+export { TlsConfigError };
 
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 export const DEFAULT_MAX_HANDSHAKES = 1024;
