@@ -1,6 +1,6 @@
 /**
  * The stress runner as a benchmark: the same options as `zserver stress`
- * (docs/transport.md, "Stress runner"); prints the report and writes
+ * (docs/stress.md); prints the report and writes
  * bench/results/stress.json. `--quick` runs 2,000 connections × 10 messages.
  * The clients are the C++ program bench/loadgen/stress-client.cc, compiled
  * into build/ on first use, so that the clients are not what limits the

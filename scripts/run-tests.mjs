@@ -1,5 +1,5 @@
 // `npm test`: runs every test/**/*.test.ts with Node's test runner (TypeScript
-// through tsx). Pass file names or folders to run fewer: `npm test -- test/hash.test.ts`.
+// through tsx). Pass file names or folders to run fewer: `npm test -- test/hash/hash.test.ts`.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -14,8 +14,8 @@ import {
   ConnectError,
   ConnectionClosedError,
   type FrameBatch,
-} from '../lib/index.js';
-import { encodeFrame, HEAD, once, rawClient, sleep, TAIL } from './helpers/frames.js';
+} from '../../lib/index.js';
+import { encodeFrame, HEAD, once, rawClient, sleep, TAIL } from '../helpers/frames.js';
 
 const payloadOf = (b: FrameBatch, i: number) => b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!);
 

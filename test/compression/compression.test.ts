@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import zlib from 'node:zlib';
-import { compress, compressedInfo, decompress, deflateFixed, inflateFixed } from '../lib/index.js';
-import { compressVariants, loadCorpus, order0EntropyBytes } from './helpers/corpus.js';
+import { compress, compressedInfo, decompress, deflateFixed, inflateFixed } from '../../lib/index.js';
+import { compressVariants, loadCorpus, order0EntropyBytes } from '../helpers/corpus.js';
 
 const corpus = loadCorpus();
 

@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { NativeTcpTransport, type FrameBatch } from '../lib/index.js';
-import { encodeFrame, once, rawClient, sleep } from './helpers/frames.js';
+import { NativeTcpTransport, type FrameBatch } from '../../lib/index.js';
+import { encodeFrame, once, rawClient, sleep } from '../helpers/frames.js';
 
 const payloadOf = (b: FrameBatch, i: number) => b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!);
 const openFds = () => readdirSync('/proc/self/fd').length;

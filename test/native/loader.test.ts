@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { NativeLoadError, ZsError } from '../lib/index.js';
-import { loadNative, nativeCandidates, packageRoot } from '../lib/native.js';
+import { NativeLoadError, ZsError } from '../../lib/index.js';
+import { loadNative, nativeCandidates, packageRoot } from '../../lib/native.js';
 
 describe('native loader', () => {
   const dir = mkdtempSync(join(tmpdir(), 'zs-loader-'));

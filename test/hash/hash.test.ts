@@ -11,8 +11,8 @@ import {
   md5Batch,
   xxh64,
   xxh64Batch,
-} from '../lib/index.js';
-import { crcBitwise, xxh64Reference } from './helpers/reference.js';
+} from '../../lib/index.js';
+import { crcBitwise, xxh64Reference } from '../helpers/reference.js';
 
 const nodeMd5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 const ascii = (s: string) => Buffer.from(s, 'latin1');
@@ -205,7 +205,7 @@ describe('argument errors', () => {
   });
 
   it('the raw addon also refuses out-of-range slices instead of reading past the buffer', async () => {
-    const { native } = await import('../lib/native.js');
+    const { native } = await import('../../lib/native.js');
     assert.throws(() => native().md5(data, 90, 11), RangeError);
     assert.throws(() => native().crc32(data, 2 ** 53, 1), RangeError);
     assert.throws(() => native().md5('x' as unknown as Uint8Array, 0, 0), TypeError);

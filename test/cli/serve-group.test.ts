@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { encodeFrame, rawClient } from './helpers/frames.js';
+import { encodeFrame, rawClient } from '../helpers/frames.js';
 
 describe('zserver serve', () => {
   it('runs 2 workers on one port, echoes, spreads connections, and stops on SIGTERM', { timeout: 40_000 }, async () => {

@@ -3,9 +3,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { formatReport, parseStressArgs } from '../lib/cli/stress.js';
-import { bucketOf, quantile, HISTOGRAM_BUCKETS } from '../lib/stress/protocol.js';
-import { runStress } from '../lib/stress/runner.js';
+import { formatReport, parseStressArgs } from '../../lib/cli/stress.js';
+import { bucketOf, quantile, HISTOGRAM_BUCKETS } from '../../lib/stress/protocol.js';
+import { runStress } from '../../lib/stress/runner.js';
 
 function childPids(): number[] {
   try {
@@ -79,7 +79,7 @@ describe('stress runner with the compiled client', () => {
   it('spreads each compiled client over its own many source addresses, and reports the connect CPU', { timeout: 60_000 }, async () => {
     mkdirSync('build', { recursive: true });
     execFileSync('g++', ['-O2', '-std=c++17', '-o', 'build/stress-client-test', 'bench/loadgen/stress-client.cc']);
-    const { NativeTcpTransport } = await import('../lib/transport/native-tcp.js');
+    const { NativeTcpTransport } = await import('../../lib/transport/native-tcp.js');
     const server = new NativeTcpTransport();
     const from = new Map<string, number>();
     server.on('open', (_peer, info) => from.set(info.remoteAddress, (from.get(info.remoteAddress) ?? 0) + 1));

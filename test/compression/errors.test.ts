@@ -12,9 +12,9 @@ import {
   ZsError,
   type CompressionMethod,
   type CompressOptions,
-} from '../lib/index.js';
-import { Bits } from './helpers/bits.js';
-import { loadCorpus } from './helpers/corpus.js';
+} from '../../lib/index.js';
+import { Bits } from '../helpers/bits.js';
+import { loadCorpus } from '../helpers/corpus.js';
 
 const methods: [CompressionMethod, CompressOptions][] = [
   ['none', {}],
