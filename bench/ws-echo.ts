@@ -22,7 +22,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { loadUws } from '../lib/transport/uws.js';
 import { UwsTransport } from '../lib/transport/uws.js';
-import { encodeFrame } from '../lib/transport/ws-frames.js';
+import { frameBytes as encodeFrame } from '../lib/transport/frame-codec.js';
 import { WsClientTransport } from '../lib/transport/ws-client.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TAIL_TOKEN } from '../lib/transport/common.js';
 import { median, printTable, quick, writeResults } from './_lib.js';

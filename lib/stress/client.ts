@@ -28,8 +28,8 @@ function errorKind(err: unknown): string {
   return (err as { code?: string }).code ?? 'error';
 }
 
-class Connection implements FrameSink {
-  readonly decoder = new FrameDecoder({ headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN, maxFrameSize: 1 << 20 });
+class Connection implements FrameSink<Buffer> {
+  readonly decoder = new FrameDecoder<Buffer>({ headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN, maxFrameSize: 1 << 20 }, Buffer.allocUnsafeSlow);
   sentAt = 0;
   remaining = 0;
   closed = false;
@@ -55,7 +55,7 @@ class StressClient {
   onAllDone: (() => void) | undefined;
 
   constructor(readonly setup: ClientSetup) {
-    this.message = frameBytes({ headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN }, KIND, 0, Buffer.alloc(setup.size, 0x5a));
+    this.message = Buffer.from(frameBytes({ headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN }, KIND, 0, Buffer.alloc(setup.size, 0x5a)).buffer);
   }
 
   count(kind: string): void {

@@ -1,7 +1,7 @@
 /**
  * The per-frame columns of a FrameBatch under construction, and how they grow.
  * Shared by the Node batch builder (batch-builder.ts) and the browser-safe one
- * (ws-frames.ts), so it uses typed arrays only: no Node imports.
+ * (frame-codec.ts), so it uses typed arrays only: no Node imports.
  */
 
 /** The columns a batch builder fills, one entry per frame. */

@@ -1,26 +1,29 @@
 /**
  * BrowserWsTransport: the client side of the WebSocket transport written
  * against the standard WebSocket API only (no Node imports), for the browser
- * bundle. It moves the same frames as WsClientTransport, with the same codec
- * (ws-frames.ts), and offers the same methods and events as the Transport
- * interface, with two differences a browser forces:
+ * bundle. It runs on the same connection core as the Node WebSocket
+ * transports (ws-core.ts: peer table, batching, gathering into messages,
+ * maxSendQueue, pause/resume, idle timeout) and the same frame codec
+ * (frame-codec.ts), and offers the same methods and events as the Transport
+ * interface, with the differences a browser forces:
  *
  *   - events come from WebEventEmitter (lib/web-emitter.ts), not
  *     node:events, and FrameBatch.data is a Uint8Array rather than a Buffer;
  *   - the WebSocket API has no drain event and cannot send pings, so 'drain'
- *     is found by polling `bufferedAmount` (every 10 ms while someone waits
- *     for it) and keepaliveInterval is ignored (the browser answers the
- *     server's pings by itself, which keeps the server's idle timer fed).
+ *     is found by polling `bufferedAmount` (every 10 ms while a peer waits
+ *     for it) and keepaliveInterval sends nothing (the browser answers the
+ *     server's pings by itself, which keeps the server's idle timer fed);
+ *   - it has no pause and no abort: a paused peer's messages are held by the
+ *     core (at most maxSendQueue bytes), and abort closes.
  *
  * Incoming frames are batched per microtask (each WebSocket message is its
  * own browser task); outgoing frames of one task leave as one message.
  */
-import { checkFrame, joinParts, PeerSlots, resolveConnectionOptions, TransportCounters } from './common.js';
-import type { ResolvedConnectionOptions } from './common.js';
-import type { CloseReason, ConnectOptions, Endpoint, FrameBatch, PeerId, PeerInfo, TransportStats } from './types.js';
-import { CloseCode, closeCodeFor, FrameAccumulator, FrameWriter, reasonForRemoteClose } from './ws-frames.js';
-import { WebEventEmitter } from '../web-emitter.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
+import { WebEventEmitter } from '../web-emitter.js';
+import { joinParts, resolveConnectionOptions } from './common.js';
+import type { CloseReason, ConnectOptions, Endpoint, FrameBatch, PeerId, PeerInfo, TransportStats } from './types.js';
+import { reasonForRemoteClose, WsCore, type MessageSocket, type WsPeer } from './ws-core.js';
 
 /** A FrameBatch whose data is a plain Uint8Array (browsers have no Buffer). */
 export type BrowserFrameBatch = Omit<FrameBatch, 'data'> & { readonly data: Uint8Array };
@@ -34,19 +37,6 @@ export interface BrowserTransportEvents {
   error: [error: Error];
 }
 
-interface BrowserPeer {
-  id: PeerId;
-  ws: WebSocket;
-  info: PeerInfo;
-  options: ResolvedConnectionOptions;
-  writer: FrameWriter;
-  userData: unknown;
-  lastIn: number;
-  wantsDrain: boolean;
-  dirty: boolean;
-  closed: boolean;
-}
-
 /** Options of a BrowserWsTransport. */
 export interface BrowserWsTransportOptions {
   /** URL path of the server's WebSocket endpoint (default '/zserver'). */
@@ -55,21 +45,18 @@ export interface BrowserWsTransportOptions {
   secure?: boolean;
 }
 
+/** How often bufferedAmount is read while a peer waits for 'drain' (the API has no drain event). */
+const DRAIN_POLL_MS = 10;
+
 /** WebSocket client transport for browsers; see the file comment. */
 export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> {
   readonly name = 'browser-ws';
-  readonly #peers = new PeerSlots<BrowserPeer>();
-  readonly #counters = new TransportCounters();
-  #incoming = new FrameAccumulator();
-  /** The other half of a double buffer: a batch being emitted lives here, so a close() inside the handler cannot emit it again. */
-  #spare = new FrameAccumulator();
+  readonly #core: WsCore<Uint8Array>;
   readonly #path: string;
   readonly #secure: boolean;
-  #deliverScheduled = false;
-  #dirty: BrowserPeer[] = [];
-  #flushScheduled = false;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #shut = false;
+  /** Peers waiting for 'drain', polled by #drainTimer. */
+  readonly #draining = new Set<WsPeer>();
+  #drainTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: BrowserWsTransportOptions = {}) {
     super();
@@ -78,17 +65,25 @@ export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> 
     const page = (globalThis as { location?: { protocol?: string } }).location;
     const pageSecure = page?.protocol === 'https:';
     this.#secure = options.secure ?? pageSecure;
+    this.#core = new WsCore<Uint8Array>({
+      name: this.name,
+      scheduleDeliver: (deliver) => queueMicrotask(deliver),
+      batchData: (bytes) => bytes,
+      frames: (batch) => this.emit('frames', batch),
+      drain: (peer) => this.emit('drain', peer),
+      close: (peer, reason, detail) => this.emit('close', peer, reason, detail),
+    });
   }
 
   /** Always rejects: a browser cannot listen. */
   async listen(): Promise<Endpoint> {
-    this.#checkOpen();
+    this.#core.checkOpen();
     throw new TypeError('BrowserWsTransport cannot listen');
   }
 
   /** Connects to ws(s)://host:port/path, or to a full ws:// or wss:// URL. */
   async connect(endpoint: Endpoint | string, options: ConnectOptions = {}): Promise<PeerId> {
-    this.#checkOpen();
+    this.#core.checkOpen();
     const resolved = resolveConnectionOptions(options);
     const timeout = options.timeout ?? 10_000;
     const url =
@@ -112,211 +107,109 @@ export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> 
         reject(new ConnectError(`websocket connect to ${url} failed (code ${ev.code})`));
       };
     });
-    if (this.#shut) {
+    if (this.#core.isShut) {
       ws.close();
       throw new ConnectionClosedError('browser-ws transport: shut down while connecting');
     }
     const u = new URL(url);
-    const peer: BrowserPeer = {
-      id: -1,
-      ws,
-      info: {
-        remoteAddress: u.hostname,
-        remotePort: Number(u.port) || (u.protocol === 'wss:' ? 443 : 80),
-        localAddress: '',
-        localPort: 0,
-        accepted: false,
-      },
-      options: resolved,
-      writer: new FrameWriter(resolved),
-      userData: undefined,
-      lastIn: Date.now(),
-      wantsDrain: false,
-      dirty: false,
-      closed: false,
+    const info: PeerInfo = {
+      remoteAddress: u.hostname,
+      remotePort: Number(u.port) || (u.protocol === 'wss:' ? 443 : 80),
+      localAddress: '',
+      localPort: 0,
+      accepted: false,
     };
-    peer.id = this.#peers.add(peer);
-    this.#counters.connections++;
+    const socket: MessageSocket = {
+      write: (messages) => {
+        for (const m of messages) ws.send(m);
+        return true;
+      },
+      // The API queues what send() is given; the core hands over messages of their own.
+      keepsMessages: true,
+      buffered: () => ws.bufferedAmount,
+      end: (code, reason) => ws.close(code, reason),
+      abort: () => ws.close(),
+      ping: () => {},
+      watchDrain: () => this.#watchDrain(peer),
+    };
+    const peer = this.#core.addPeer(socket, info, resolved);
     ws.onmessage = (ev: MessageEvent) => {
-      if (peer.closed) return;
       if (typeof ev.data === 'string') {
-        this.#fault(peer, 'protocol', 'text WebSocket message (frames travel in binary messages)');
+        this.#core.fault(peer, 'protocol', 'text WebSocket message (frames travel in binary messages)');
         return;
       }
-      peer.lastIn = Date.now();
-      const fault = this.#incoming.add(peer.id, new Uint8Array(ev.data as ArrayBuffer), peer.options);
-      if (fault) {
-        this.#fault(peer, fault.fault, fault.detail);
-        return;
-      }
-      if (!this.#deliverScheduled) {
-        this.#deliverScheduled = true;
-        queueMicrotask(() => this.#deliver());
-      }
+      this.#core.receive(peer, new Uint8Array(ev.data as ArrayBuffer));
     };
     ws.onclose = (ev: { code: number; reason: string }) => {
-      this.#closed(peer, reasonForRemoteClose(ev.code), `websocket closed by the other side, code ${ev.code}${ev.reason ? ` (${ev.reason})` : ''}`);
+      this.#core.peerClosed(peer, reasonForRemoteClose(ev.code), `websocket closed by the other side, code ${ev.code}${ev.reason ? ` (${ev.reason})` : ''}`);
     };
-    this.#armTimer();
     this.emit('open', peer.id, peer.info);
     return peer.id;
   }
 
   /** send() of `parts` joined (this transport copies a payload anyway, so joining costs the same). */
   sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
-    return this.send(peer, kind, flags, joinParts(parts));
+    return this.#core.send(peer, kind, flags, joinParts(parts));
   }
 
+  /**
+   * Queues one frame. Returns false above highWaterMark (queued; 'drain' follows) and when the
+   * frame would take the peer's unsent bytes past maxSendQueue (not queued: the peer closes with
+   * 'slow-consumer').
+   */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
-    this.#checkOpen();
-    const p = this.#peers.get(peer);
-    if (!p) throw new ConnectionClosedError(`browser-ws transport: peer ${peer} is not open`);
-    checkFrame(kind, flags, payload);
-    p.writer.add(kind, flags, payload);
-    this.#counters.framesOut++;
-    this.#counters.bytesOut += payload.length;
-    if (!p.dirty) {
-      p.dirty = true;
-      this.#dirty.push(p);
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        queueMicrotask(() => this.#flush());
-      }
-    }
-    if (p.writer.pending + p.ws.bufferedAmount > p.options.highWaterMark) {
-      p.wantsDrain = true;
-      this.#armTimer();
-      return false;
-    }
-    return true;
+    return this.#core.send(peer, kind, flags, payload);
+  }
+
+  /** Stops delivering `peer`'s frames; what arrives meanwhile is held (at most maxSendQueue bytes). */
+  pause(peer: PeerId): void {
+    this.#core.pause(peer);
+  }
+
+  /** Undoes one pause(); held messages are delivered when none is left. */
+  resume(peer: PeerId): void {
+    this.#core.resume(peer);
   }
 
   /** Closes a peer; the WebSocket API has no abort, so abort only skips the frames not yet handed to it. */
   close(peer: PeerId, abort = false): void {
-    this.#checkOpen();
-    const p = this.#peers.get(peer);
-    if (!p) return;
-    if (!abort) this.#write(p);
-    this.#closed(p, 'local', abort ? 'closed by this side (abort)' : 'closed by this side');
-    p.ws.close(CloseCode.normal, 'closed');
+    this.#core.close(peer, abort);
   }
 
   getUserData(peer: PeerId): unknown {
-    this.#checkOpen();
-    return this.#peers.get(peer)?.userData;
+    return this.#core.getUserData(peer);
   }
 
   setUserData(peer: PeerId, value: unknown): void {
-    this.#checkOpen();
-    const p = this.#peers.get(peer);
-    if (p) p.userData = value;
+    this.#core.setUserData(peer, value);
   }
 
   peerInfo(peer: PeerId): PeerInfo | undefined {
-    this.#checkOpen();
-    return this.#peers.get(peer)?.info;
+    return this.#core.peerInfo(peer);
   }
 
   stats(): TransportStats {
-    return this.#counters.snapshot();
+    return this.#core.stats();
   }
 
+  /** Closes every peer with reason 'shutdown'; later calls throw ConnectionClosedError. */
   async shutdown(): Promise<void> {
-    if (this.#shut) return;
-    this.#shut = true;
-    for (const [, p] of [...this.#peers.entries()]) {
-      this.#write(p);
-      this.#closed(p, 'shutdown', 'the transport was shut down');
-      p.ws.close(CloseCode.shutdown, 'shutdown');
-    }
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#core.shutdown();
+    this.#draining.clear();
+    if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
+    this.#drainTimer = undefined;
   }
 
-  #checkOpen(): void {
-    if (this.#shut) throw new ConnectionClosedError('browser-ws transport: used after shutdown()');
-  }
-
-  #fault(p: BrowserPeer, reason: CloseReason, detail: string): void {
-    if (p.closed) return;
-    this.#closed(p, reason, detail);
-    p.ws.close(closeCodeFor(reason), reason);
-  }
-
-  #closed(p: BrowserPeer, reason: CloseReason, detail: string): void {
-    if (p.closed) return;
-    if (this.#incoming.count > 0) this.#deliver();
-    p.closed = true;
-    this.#peers.delete(p.id);
-    this.#counters.closed(reason);
-    this.emit('close', p.id, reason, detail);
-  }
-
-  #deliver(): void {
-    this.#deliverScheduled = false;
-    const acc = this.#incoming;
-    if (acc.count === 0) return;
-    this.#incoming = this.#spare;
-    this.#spare = acc;
-    const batch: BrowserFrameBatch = {
-      count: acc.count,
-      peers: acc.peers,
-      kinds: acc.kinds,
-      flags: acc.flags,
-      offsets: acc.offsets,
-      lengths: acc.lengths,
-      data: acc.data.subarray(0, acc.used),
-    };
-    this.#counters.framesIn += acc.count;
-    this.#counters.bytesIn += acc.payloadBytes;
-    try {
-      this.emit('frames', batch);
-    } finally {
-      acc.clear();
-    }
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    const dirty = this.#dirty;
-    this.#dirty = [];
-    for (const p of dirty) this.#write(p);
-  }
-
-  #write(p: BrowserPeer): void {
-    p.dirty = false;
-    if (p.closed) return;
-    for (const m of p.writer.take()) p.ws.send(m);
-  }
-
-  /** One 10 ms timer serves drain polling and the idle timeout; it stops when neither is needed. */
-  #armTimer(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setInterval(() => this.#tick(), 10);
-  }
-
-  #tick(): void {
-    const now = Date.now();
-    let needed = false;
-    for (const [, p] of [...this.#peers.entries()]) {
-      if (p.options.idleTimeout > 0) {
-        needed = true;
-        if (now - p.lastIn >= p.options.idleTimeout) {
-          this.#fault(p, 'timeout', `nothing received for ${now - p.lastIn} ms (idleTimeout ${p.options.idleTimeout} ms)`);
-          continue;
-        }
+  /** Polls `peer`'s bufferedAmount until the core saw it drain (or the peer closed). */
+  #watchDrain(peer: WsPeer): void {
+    this.#draining.add(peer);
+    if (this.#drainTimer !== undefined) return;
+    this.#drainTimer = setInterval(() => {
+      for (const p of this.#draining) if (!this.#core.checkDrain(p)) this.#draining.delete(p);
+      if (this.#draining.size === 0) {
+        clearInterval(this.#drainTimer);
+        this.#drainTimer = undefined;
       }
-      if (p.wantsDrain) {
-        if (p.writer.pending + p.ws.bufferedAmount <= p.options.highWaterMark) {
-          p.wantsDrain = false;
-          this.emit('drain', p.id);
-        } else {
-          needed = true;
-        }
-      }
-    }
-    if (!needed && this.#timer !== undefined) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
+    }, DRAIN_POLL_MS);
   }
 }

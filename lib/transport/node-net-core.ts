@@ -36,7 +36,7 @@ export const kPeer = Symbol('zserver.peer');
 export type PeerSocket = net.Socket & { [kPeer]?: NetPeer };
 
 /** One connection. Holds its outbound queue fields itself (OutboundQueue) to save an object. */
-export class NetPeer implements FrameSink, OutboundQueue {
+export class NetPeer implements FrameSink<Buffer>, OutboundQueue<Buffer> {
   id: PeerId = -1;
   closed = false;
   /** A frame arrived / was sent since the last sweep. */
@@ -53,7 +53,7 @@ export class NetPeer implements FrameSink, OutboundQueue {
   outEnd = 0;
   outRuns: Buffer[] | null = null;
   outBytes = 0;
-  readonly decoder: FrameDecoder;
+  readonly decoder: FrameDecoder<Buffer>;
   /** Outstanding pause() calls of the application. */
   pauses = 0;
   /** Reading stopped because the send queue is above highWaterMark (accepted peers only). */
@@ -75,7 +75,7 @@ export class NetPeer implements FrameSink, OutboundQueue {
     readonly options: ResolvedConnectionOptions,
     readonly accepted: boolean,
   ) {
-    this.decoder = new FrameDecoder(options);
+    this.decoder = new FrameDecoder<Buffer>(options, Buffer.allocUnsafeSlow);
     this.lastRx = this.lastTx = core.now;
   }
 
@@ -126,7 +126,7 @@ export class NetCore {
   readonly peers = new PeerSlots<NetPeer>();
   readonly counters = new TransportCounters();
   readonly batch = new BatchBuilder();
-  readonly encoder = new FrameEncoder();
+  readonly encoder = new FrameEncoder<Buffer>(undefined, Buffer.allocUnsafeSlow);
   #batchScheduled = false;
   #emitting = false;
   readonly #dirty: NetPeer[] = [];

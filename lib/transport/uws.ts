@@ -16,13 +16,13 @@
  *     a connection that has not been upgraded);
  *   - maxPayloadLength = max(maxFrameSize + 13, 64 KiB): uWS drops the connection
  *     on a larger message (reason 'oversize'); each frame inside is
- *     checked against maxFrameSize by ws-frames.ts;
+ *     checked against maxFrameSize by frame-codec.ts;
  *   - compression DISABLED (frames carry their own compression flag);
  *   - uWS's own idleTimeout is off: its granularity is seconds, so the idle
- *     timeout and keepalive pings run from one sweep timer in ws-base.ts;
+ *     timeout and keepalive pings run from one sweep timer in ws-core.ts;
  *   - backpressure: send() returns false once gathered + getBufferedAmount()
  *     bytes exceed highWaterMark, and the peer's messages are held unseen until
- *     they drain (uWS.js cannot pause reading a WebSocket; ws-base.ts bounds
+ *     they drain (uWS.js cannot pause reading a WebSocket; ws-core.ts bounds
  *     what it holds); uWS's drain handler emits 'drain'; a send past
  *     maxSendQueue closes the peer with 'slow-consumer'; uWS's maxBackpressure
  *     is maxSendQueue plus one message, as a last guard (a message uWS drops
@@ -35,8 +35,9 @@ import { ConnectError, NativeLoadError } from '../errors.js';
 import { Admission, refusalDetail, type AdmitVerdict, type RefusalReason } from './admission.js';
 import { resolveConnectionOptions } from './common.js';
 import type { AcceptInfo, Endpoint, ListenOptions } from './types.js';
-import { reasonForRemoteClose, WsTransportBase, wsMessageLimit } from './ws-base.js';
-import type { MessageSocket, WsPeer } from './ws-base.js';
+import { WsTransportBase } from './ws-base.js';
+import { reasonForRemoteClose, wsMessageLimit } from './ws-core.js';
+import type { MessageSocket, WsPeer } from './ws-core.js';
 import type * as Uws from '@trufflesuite/uws-js-unofficial';
 
 /** The npm package the WebSocket server runs on. */
@@ -256,7 +257,7 @@ export class UwsTransport extends WsTransportBase {
           ping: () => {
             if (!data.gone) ws.ping();
           },
-          // No pause/resume: uWS.js cannot stop reading a WebSocket; ws-base.ts holds its messages.
+          // No pause/resume: uWS.js cannot stop reading a WebSocket; ws-core.ts holds its messages.
         };
         const peer = this.addPeer(
           socket,

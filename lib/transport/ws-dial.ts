@@ -1,14 +1,14 @@
 /**
  * The `ws` package side of the Node WebSocket client: opening a connection
  * with a time limit, and wrapping an open `ws` socket as the MessageSocket
- * that ws-base.ts drives. `ws` is imported lazily, so programs that never
+ * that ws-core.ts drives. `ws` is imported lazily, so programs that never
  * connect over WebSocket never load it.
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { ConnectError, TimeoutError } from '../errors.js';
 import type { Endpoint, PeerInfo } from './types.js';
-import type { MessageSocket } from './ws-base.js';
+import type { MessageSocket } from './ws-core.js';
 
 /** Settings of one dial. */
 export interface DialOptions {

@@ -19,9 +19,9 @@
  *     a 'refused' close and never opens a peer; while an async hook decides,
  *     the socket is paused (nothing more is read from it).
  * Then, per peer:
- *   - maxPayload = max(maxFrameSize + 13, 64 KiB) per message (ws-base.ts's
+ *   - maxPayload = max(maxFrameSize + 13, 64 KiB) per message (ws-core.ts's
  *     wsMessageLimit); a bigger message closes the peer with 'oversize';
- *   - read pause (ws-base.ts, through ServerSocket.pause): once more than highWaterMark bytes wait unsent to a peer,
+ *   - read pause (ws-core.ts, through ServerSocket.pause): once more than highWaterMark bytes wait unsent to a peer,
  *     nothing more is read from it until they drain below the mark, so a
  *     client that sends requests without reading replies is held back;
  *   - maxSendQueue: a send() that would leave more than maxSendQueue bytes
@@ -44,8 +44,9 @@ import { Admission, refusalDetail, type RefusalReason } from './admission.js';
 import { resolveConnectionOptions, type ResolvedConnectionOptions } from './common.js';
 import type { AcceptInfo, Endpoint } from './types.js';
 import { originAllowed, type HttpAnswer, type UwsListenOptions } from './uws.js';
-import { reasonForRemoteClose, WsTransportBase, wsMessageLimit } from './ws-base.js';
-import type { MessageSocket } from './ws-base.js';
+import { WsTransportBase } from './ws-base.js';
+import { reasonForRemoteClose, wsMessageLimit } from './ws-core.js';
+import type { MessageSocket } from './ws-core.js';
 
 export type { HttpAnswer } from './uws.js';
 
@@ -93,7 +94,7 @@ function answerAndDrop(socket: Duplex, status: string, text: string): void {
   socket.destroy();
 }
 
-/** A `ws` server socket as ws-base.ts drives it. */
+/** A `ws` server socket as ws-core.ts drives it. */
 class ServerSocket implements MessageSocket {
   /** The `ws` error that preceded the close, if any (it decides the close reason). */
   errorCode = '';

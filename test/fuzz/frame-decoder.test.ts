@@ -12,7 +12,10 @@
 //    never exceed maxFrameSize.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FrameDecoder, frameBytes } from '../../lib/transport/frame-codec.js';
+import { FrameDecoder, frameBytes as frameBytesU8 } from '../../lib/transport/frame-codec.js';
+
+// The codec makes plain Uint8Arrays; these tests read them with Buffer methods (a view, no copy).
+const frameBytes = (...a: Parameters<typeof frameBytesU8>) => Buffer.from(frameBytesU8(...a).buffer);
 import { fuzzLoop, mutate, Rng } from './mutate.js';
 
 interface Frame {
@@ -60,7 +63,7 @@ function chunks(rng: Rng, s: Buffer): Buffer[] {
 }
 
 function decode(parts: Buffer[], head: number, tail: number, max: number): Reading {
-  const d = new FrameDecoder({ headToken: head, tailToken: tail, maxFrameSize: max });
+  const d = new FrameDecoder<Buffer>({ headToken: head, tailToken: tail, maxFrameSize: max }, Buffer.allocUnsafeSlow);
   const frames: Frame[] = [];
   const sink = {
     frame(kind: number, flags: number, source: Buffer, start: number, length: number) {

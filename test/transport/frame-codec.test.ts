@@ -6,10 +6,13 @@ import {
   emptyOutbound,
   FrameDecoder,
   FrameEncoder,
-  frameBytes,
+  frameBytes as frameBytesU8,
   type DecodeFault,
   type FrameSink,
 } from '../../lib/transport/frame-codec.js';
+
+// The codec makes plain Uint8Arrays; these tests read them with Buffer methods (a view, no copy).
+const frameBytes = (...a: Parameters<typeof frameBytesU8>) => Buffer.from(frameBytesU8(...a).buffer);
 
 const tokens = { headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN };
 const options = { ...tokens, maxFrameSize: 4096 };
@@ -83,8 +86,8 @@ describe('frame codec', () => {
         fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), frameArb), { maxLength: 60 }),
         fc.integer({ min: 64, max: 20000 }),
         (sends, slab) => {
-          const encoder = new FrameEncoder(slab);
-          const queues = [emptyOutbound(), emptyOutbound(), emptyOutbound()];
+          const encoder = new FrameEncoder<Buffer>(slab, Buffer.allocUnsafeSlow);
+          const queues = [emptyOutbound<Buffer>(), emptyOutbound<Buffer>(), emptyOutbound<Buffer>()];
           const wire: Buffer[][] = [[], [], []];
           sends.forEach(([q, f], i) => {
             encoder.append(queues[q]!, tokens.headToken, tokens.tailToken, f.kind, f.flags, f.payload);

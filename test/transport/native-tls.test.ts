@@ -24,7 +24,7 @@ const tokens = { headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN };
 /** Frames of a byte stream, as [kind, payload]. */
 function frameReader(): { push(b: Buffer): void; frames: [number, Buffer][] } {
   const frames: [number, Buffer][] = [];
-  const dec = new FrameDecoder({ ...tokens, maxFrameSize: 1 << 24 });
+  const dec = new FrameDecoder<Buffer>({ ...tokens, maxFrameSize: 1 << 24 }, Buffer.allocUnsafeSlow);
   const sink = {
     frame(kind: number, _flags: number, src: Buffer, start: number, len: number) {
       frames.push([kind, Buffer.from(src.subarray(start, start + len))]);

@@ -92,7 +92,7 @@ export function closes(t: Transport): { peer: PeerId; reason: CloseReason; detai
 /** A raw node:net client that decodes the frames it receives. */
 export class RawClient implements FrameSink {
   readonly frames: Got[] = [];
-  readonly decoder = new FrameDecoder({ ...tokens, maxFrameSize: 1 << 30 });
+  readonly decoder = new FrameDecoder<Buffer>({ ...tokens, maxFrameSize: 1 << 30 }, Buffer.allocUnsafeSlow);
   closed = false;
   error: string | undefined;
   private constructor(readonly socket: net.Socket) {

@@ -13,7 +13,10 @@ import net from 'node:net';
 import { it } from 'node:test';
 import { TimeoutError } from '../../lib/errors.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
-import { frameBytes } from '../../lib/transport/frame-codec.js';
+import { frameBytes as frameBytesU8 } from '../../lib/transport/frame-codec.js';
+
+// The codec makes plain Uint8Arrays; these tests read them with Buffer methods (a view, no copy).
+const frameBytes = (...a: Parameters<typeof frameBytesU8>) => Buffer.from(frameBytesU8(...a).buffer);
 import type { CloseReason, ConnectionOptions, Endpoint, PeerId, Transport } from '../../lib/transport/types.js';
 import { closes, collect, echo, frameSize, gc, payloadOf, random, RawClient, sleep, tokens, waitFor, type Got } from './suite-helpers.js';
 

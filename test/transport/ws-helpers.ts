@@ -7,7 +7,7 @@ import type { Endpoint, FrameBatch, PeerId, Transport } from '../../lib/transpor
 import { UwsTransport, type UwsListenOptions } from '../../lib/transport/uws.js';
 import type { WsTransportBase } from '../../lib/transport/ws-base.js';
 import { WsServerTransport, type WebSocketServerOptions } from '../../lib/transport/ws-server.js';
-import { encodeFrame } from '../../lib/transport/ws-frames.js';
+import { frameBytes as encodeFrame } from '../../lib/transport/frame-codec.js';
 import { DEFAULT_HEAD_TOKEN, DEFAULT_MAX_FRAME_SIZE, DEFAULT_TAIL_TOKEN } from '../../lib/transport/common.js';
 
 export interface Received {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { COALESCE_LIMIT, FrameAccumulator, FrameWriter, encodeFrame, WS_FRAME_OVERHEAD } from '../../lib/transport/ws-frames.js';
+import { COALESCE_LIMIT, FrameAccumulator, FrameWriter, frameBytes as encodeFrame, WS_FRAME_OVERHEAD } from '../../lib/transport/frame-codec.js';
 
 const settings = { headToken: 0x5a534846, tailToken: 0x5a535446, maxFrameSize: 1 << 20 };
 const frameArb = fc.record({
@@ -21,7 +21,7 @@ function decodeAll(messages: Uint8Array[]) {
   }));
 }
 
-describe('ws-frames codec', () => {
+describe('frame codec, message side (WebSocket)', () => {
   it('writes the header, payload and tail of docs/protocol.md', () => {
     const bytes = encodeFrame({ ...settings, headToken: 0x01020304, tailToken: 0xa0b0c0d0 }, 5, 3, new Uint8Array([9, 8]));
     assert.deepEqual([...bytes], [4, 3, 2, 1, 2, 0, 0, 0, 0xc5, 9, 8, 0xd0, 0xc0, 0xb0, 0xa0]);
@@ -109,7 +109,7 @@ describe('ws-frames codec', () => {
           const fault = acc.add(2, message, settings);
           // Flipping bits of a payload or of kind/flags keeps the message valid; anything else must fail.
           if (fault) {
-            assert.ok(['bad-token', 'oversize', 'protocol'].includes(fault.fault), fault.fault);
+            assert.ok(['bad-token', 'oversize', 'protocol'].includes(fault.reason), fault.reason);
             assert.equal(acc.count, 1, 'a refused message adds no frames');
             assert.equal(acc.used, good.length);
           } else {
@@ -129,12 +129,12 @@ describe('ws-frames codec', () => {
     const badTail = f.slice();
     badTail[f.length - 1] = 0;
     const big = encodeFrame(settings, 8, 0, new Uint8Array(settings.maxFrameSize + 1));
-    assert.equal(acc.add(0, badHead, settings)?.fault, 'bad-token');
-    assert.equal(acc.add(0, badTail, settings)?.fault, 'bad-token');
-    assert.equal(acc.add(0, big.subarray(0, 20), settings)?.fault, 'oversize');
-    assert.equal(acc.add(0, f.subarray(0, f.length - 1), settings)?.fault, 'protocol');
-    assert.equal(acc.add(0, f.subarray(0, 5), settings)?.fault, 'protocol');
-    assert.equal(acc.add(0, new Uint8Array(0), settings)?.fault, 'protocol');
+    assert.equal(acc.add(0, badHead, settings)?.reason, 'bad-token');
+    assert.equal(acc.add(0, badTail, settings)?.reason, 'bad-token');
+    assert.equal(acc.add(0, big.subarray(0, 20), settings)?.reason, 'oversize');
+    assert.equal(acc.add(0, f.subarray(0, f.length - 1), settings)?.reason, 'protocol');
+    assert.equal(acc.add(0, f.subarray(0, 5), settings)?.reason, 'protocol');
+    assert.equal(acc.add(0, new Uint8Array(0), settings)?.reason, 'protocol');
     assert.equal(acc.count, 0);
     assert.equal(acc.add(0, f, settings), null);
     assert.equal(acc.count, 1);
