@@ -16,8 +16,8 @@ export const DEFAULT_FRAME_TIMEOUT = 30_000;
 /** Idle timeout and keepalive interval of peers accepted by listen() (connect(): 0, off). */
 export const DEFAULT_ACCEPTED_IDLE_TIMEOUT = 120_000;
 export const DEFAULT_ACCEPTED_KEEPALIVE = 30_000;
-/** Bytes a frame adds to its payload on the wire (docs/protocol.md). */
-export const FRAME_OVERHEAD = 13;
+// The frame overhead's home is the frame codec; re-exported here beside the other frame checks.
+export { FRAME_OVERHEAD } from './frame-codec.js';
 
 /** ConnectionOptions with every default filled in. */
 export type ResolvedConnectionOptions = Required<Omit<ConnectionOptions, never>>;

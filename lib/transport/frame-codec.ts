@@ -44,7 +44,7 @@ export const FRAME_HEADER_SIZE = 9;
 /** Bytes a frame adds after its payload: the tail token. */
 export const FRAME_TRAILER_SIZE = 4;
 /** Bytes a frame adds to its payload in all (head 4, length 4, kind/flags 1, tail 4). */
-export const WS_FRAME_OVERHEAD = FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE;
+export const FRAME_OVERHEAD = FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE;
 
 /** Frames are gathered into one WebSocket message until it reaches this size; a larger frame travels alone. */
 export const COALESCE_LIMIT = 64 * 1024;
@@ -346,7 +346,7 @@ function writeTail(target: Uint8Array, at: number, tailToken: number): number {
 
 /** One frame as new bytes (a WebSocket message of its own, or bytes for tests and simple clients). */
 export function frameBytes(options: Pick<FrameCodecOptions, 'headToken' | 'tailToken'> & Partial<FrameCodecOptions>, kind: number, flags: number, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(payload.length + WS_FRAME_OVERHEAD);
+  const out = new Uint8Array(payload.length + FRAME_OVERHEAD);
   writeFrame(out, 0, options.headToken, options.tailToken, kind, flags, payload);
   return out;
 }
@@ -509,7 +509,7 @@ export class FrameWriter {
 
   /** Queues one frame (its payload is copied now). */
   add(kind: number, flags: number, payload: Uint8Array): void {
-    const size = WS_FRAME_OVERHEAD + payload.length;
+    const size = FRAME_OVERHEAD + payload.length;
     if (size > COALESCE_LIMIT) {
       // Keep order: what was gathered so far leaves before the big frame.
       this.#handOver();
@@ -620,7 +620,7 @@ export class FrameAccumulator {
         fault = { reason: 'oversize', detail: `frame of ${n} bytes exceeds maxFrameSize ${settings.maxFrameSize}` };
         break;
       }
-      if (len - at < WS_FRAME_OVERHEAD + n) {
+      if (len - at < FRAME_OVERHEAD + n) {
         fault = { reason: 'protocol', detail: `frame of ${n} bytes does not fit in the rest of its message (${len - at} bytes); frames may not span messages` };
         break;
       }
@@ -631,7 +631,7 @@ export class FrameAccumulator {
       }
       const kf = data[base + at + 8]!;
       this.#push(peer, kf & 0x3f, kf >>> 6, base + at + 9, n);
-      at += WS_FRAME_OVERHEAD + n;
+      at += FRAME_OVERHEAD + n;
     }
     if (fault) {
       this.count = startCount;

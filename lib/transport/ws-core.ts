@@ -31,7 +31,7 @@
 import { ConnectionClosedError } from '../errors.js';
 import { checkFrame, FRAME_OVERHEAD, PeerSlots, TransportCounters } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
-import { FrameAccumulator, FrameWriter } from './frame-codec.js';
+import { COALESCE_LIMIT, FrameAccumulator, FrameWriter } from './frame-codec.js';
 import { MAX_FRAME_KIND } from './types.js';
 import type { CloseReason, FrameBatch, PeerId, PeerInfo, TransportStats } from './types.js';
 
@@ -482,7 +482,7 @@ export class WsCore<D extends Uint8Array> {
 
 /** The WebSocket message size limit for a maxFrameSize: one frame, or a gathered message of small frames. */
 export function wsMessageLimit(maxFrameSize: number): number {
-  return Math.min(2 ** 31 - 1, Math.max(maxFrameSize + 13, 64 * 1024));
+  return Math.min(2 ** 31 - 1, Math.max(maxFrameSize + FRAME_OVERHEAD, COALESCE_LIMIT));
 }
 
 /** WebSocket close codes the zserver WebSocket transports send (4000–4999 are free for applications). */

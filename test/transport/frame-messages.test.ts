@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { COALESCE_LIMIT, FrameAccumulator, FrameWriter, frameBytes as encodeFrame, WS_FRAME_OVERHEAD } from '../../lib/transport/frame-codec.js';
+import { COALESCE_LIMIT, FrameAccumulator, FrameWriter, frameBytes as encodeFrame, FRAME_OVERHEAD } from '../../lib/transport/frame-codec.js';
 
 const settings = { headToken: 0x5a534846, tailToken: 0x5a535446, maxFrameSize: 1 << 20 };
 const frameArb = fc.record({
@@ -25,7 +25,7 @@ describe('frame codec, message side (WebSocket)', () => {
   it('writes the header, payload and tail of docs/protocol.md', () => {
     const bytes = encodeFrame({ ...settings, headToken: 0x01020304, tailToken: 0xa0b0c0d0 }, 5, 3, new Uint8Array([9, 8]));
     assert.deepEqual([...bytes], [4, 3, 2, 1, 2, 0, 0, 0, 0xc5, 9, 8, 0xd0, 0xc0, 0xb0, 0xa0]);
-    assert.equal(bytes.length, WS_FRAME_OVERHEAD + 2);
+    assert.equal(bytes.length, FRAME_OVERHEAD + 2);
   });
 
   it('FrameWriter then FrameAccumulator gives back every frame in order (property)', () => {
@@ -35,7 +35,7 @@ describe('frame codec, message side (WebSocket)', () => {
         for (const f of frames) writer.add(f.kind, f.flags, f.payload);
         const messages = writer.take();
         assert.equal(writer.pending, 0);
-        for (const m of messages) assert.ok(m.length <= Math.max(COALESCE_LIMIT, 70_000 + WS_FRAME_OVERHEAD));
+        for (const m of messages) assert.ok(m.length <= Math.max(COALESCE_LIMIT, 70_000 + FRAME_OVERHEAD));
         const got = decodeAll(messages);
         assert.equal(got.length, frames.length);
         got.forEach((g, i) => {
