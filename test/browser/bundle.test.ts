@@ -19,6 +19,10 @@ describe('browser bundle', () => {
     assert.ok(b.inputs.includes('lib/platform.browser.ts'), b.inputs.join(' '));
     assert.ok(!b.inputs.includes('lib/platform.ts'));
     for (const f of ['lib/framework/client.ts', 'lib/protocol/dataframe.ts', 'lib/transport/browser-ws.ts']) assert.ok(b.inputs.includes(f), f);
+    // The one frame codec and the one WebSocket core are the Node transports' too (node-net-core.ts,
+    // ws-base.ts import them), so they must stay browser-safe: they are in this bundle.
+    for (const f of ['lib/transport/frame-codec.ts', 'lib/transport/ws-core.ts', 'lib/errors.ts']) assert.ok(b.inputs.includes(f), f);
+    assert.ok(!b.inputs.some((f) => /ws-frames|ws-dial/.test(f)), b.inputs.join(' '));
     // No server, native or Node-socket code rides along.
     assert.ok(!b.inputs.some((f) => /server\.ts$|native|node-net|uws|ws-base|ws-client/.test(f)), b.inputs.join(' '));
     for (const name of ['Client', 'DataFrame', 'BrowserWsTransport', 'RemoteError', 'ConnectionClosedError']) {
