@@ -104,10 +104,10 @@ export class DataFrame {
     return this;
   }
 
-  static {
-    // The decoder and the JSON reader below check every value as they read it.
-    pushUnchecked = (df, type, value) => df.#items.push(type, value);
-  }
+  // Hands the decoder and the JSON reader below (which check every value as they read it) a way
+  // to append without the writers' checks. A static field, not a static block: the browser
+  // bundle targets Safari 15, which has private fields but no static blocks.
+  static readonly #unchecked = void (pushUnchecked = (df, type, value) => void df.#items.push(type, value));
 
   writeString(v: string): this {
     if (typeof v !== 'string') throw new TypeError(`value must be a string, got ${describe(v)}`);

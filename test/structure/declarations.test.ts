@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +57,8 @@ function declarations(file: string, base: string, text: string): { key: string; 
 }
 
 describe('published declarations', { timeout: 180_000 }, () => {
-  const out = mkdtempSync(join(tmpdir(), 'zs-dts-'));
+  // Under the package (build/ is ignored by git), so the declarations find its node_modules as a user's would.
+  const out = mkdtempSync(join(root, 'build', 'dts-check-'));
   after(() => rmSync(out, { recursive: true, force: true }));
 
   it('tsconfig.build.json strips @internal', () => {
