@@ -46,24 +46,36 @@ export interface PeerConnection {
 
 /** One connection of the framework; see the file comment. */
 export class Peer {
-  /** Framework peer id: unique within its Server, never reused. */
-  readonly id: number;
-  readonly transport: Transport;
-  /** The id of this connection inside its transport. */
-  readonly transportPeer: PeerId;
-  readonly info: PeerInfo;
   /** Free for the application: session, user name, ... */
   userData: unknown = undefined;
 
+  // The one field besides userData: a server may hold a million peers (docs/framework.md, "What a
+  // peer costs"), so the identity below is read through the connection rather than copied.
   readonly #connection: PeerConnection;
 
   /** Made by the framework with the connection it fronts (Server on accept, Client on connect). */
   constructor(connection: PeerConnection) {
     this.#connection = connection;
-    this.id = connection.id;
-    this.transport = connection.transport;
-    this.transportPeer = connection.transportPeer;
-    this.info = connection.info;
+  }
+
+  /** Framework peer id: unique within its Server, never reused. */
+  get id(): number {
+    return this.#connection.id;
+  }
+
+  /** The transport (under its layers) this connection runs on. */
+  get transport(): Transport {
+    return this.#connection.transport;
+  }
+
+  /** The id of this connection inside its transport. */
+  get transportPeer(): PeerId {
+    return this.#connection.transportPeer;
+  }
+
+  /** Addresses and ports of this connection, as its transport reported them. */
+  get info(): PeerInfo {
+    return this.#connection.info;
   }
 
   /** False once the connection closed. */
