@@ -53,7 +53,7 @@ const EMPTY = Buffer.alloc(0);
  * (docs/p2pvm.md, "Packets") into one buffer and sends them as ONE physical
  * frame of kind P2PVM_FRAME_KIND when the buffer fills or the link's turn ends;
  * a big DATA fragment goes out as a second part of the same frame with
- * `sendv`, uncopied. TunnelLink (link.ts) extends it with the scheduler,
+ * `sendv`, uncopied. TunnelLink (section "link") extends it with the scheduler,
  * keepalive and the receiving side.
  */
 /** What one side of a tunnel declares in HELLO/WELCOME. */
@@ -230,10 +230,10 @@ export abstract class LinkWriter {
 
 /*
  * TunnelLink: one P2PVM tunnel's bytes over one physical peer — the packet
- * writer (packet-writer.ts, its base class) that packs many packets into one
+ * writer (section "packet-writer", its base class) that packs many packets into one
  * physical frame, and the round-robin scheduler that cuts queued frames into
  * fragments. Received frames go to the
- * parser (parse.ts); the endpoint (endpoint.ts) owns the connection state.
+ * parser (section "parse"); P2pvmCore (below) owns the connection state.
  *
  * Scheduler: virtual connections with queued frames and credit sit in a ring
  * (an intrusive list through the table's `next` column, no objects). Each
@@ -267,7 +267,7 @@ export class TunnelLink extends LinkWriter {
   fragment = 0;
   readonly remoteEntries: ListenEntry[] = [];
   readonly remoteIndex = new Map<string, number>();
-  /** Bytes written through while the physical peer pushed back (send.ts); reset on its 'drain'. */
+  /** Bytes written through while the physical peer pushed back (section "send"); reset on its 'drain'. */
   overcommit = 0;
   queuedBytes = 0;
   /** Reassembly bytes reserved at the receiver by big frames we are sending. */
@@ -508,7 +508,7 @@ export class TunnelLink extends LinkWriter {
  * The P2PVM packet parser: walks the packets of one physical frame, checks
  * every header and fixed body size before reading, checks that the packet is
  * valid in the tunnel's phase, and hands it to the connection life cycle
- * (connections.ts), the receive path (receive.ts) or the tunnel (endpoint).
+ * (section "connections"), the receive path (section "receive") or the tunnel (P2pvmCore).
  * Any violation fails the tunnel through link.fail(); nothing throws.
  */
 /** Parses one physical frame's packets; stops at the first violation. */
@@ -839,7 +839,7 @@ export function closeConnectionsOf(ep: P2pvmCore, link: TunnelLink, reason: Clos
  * The connection life cycle as THIS side drives it: opening a virtual
  * connection (CONNECT, then ACCEPT or REFUSE or a timeout) and closing one
  * (CLOSE at once, or after its queued frames when graceful). What the other
- * side drives is in connections.ts.
+ * side drives is in section "connections".
  */
 /**
  * Opens a virtual connection to (host, port) of the other side. Fails at once
@@ -1094,7 +1094,7 @@ export class FrameBatchBuilder {
  * into the tunnel's packing buffer. When nothing else waits on the tunnel, a
  * bigger frame's first fragments are written at once too (as far as credit and
  * the physical peer allow). Everything else is copied into the connection's
- * queue, which the round-robin scheduler (link.ts) drains one fragment per
+ * queue, which the round-robin scheduler (section "link") drains one fragment per
  * visit; send() returns false above the connection's high-water mark or the
  * tunnel's pool limit, and 'drain' follows. Above its high-water mark an
  * accepted connection is also given no more credit (its sender is held back)
