@@ -32,7 +32,7 @@ export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
 export { ErrorCode, type CommandKind } from './framework/registry.js';
 export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
 export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId, type DataValue, type Variant } from './protocol/dataframe.js';
-export type { DataFrameJson } from './protocol/dataframe-json.js';
+export type { DataFrameJson } from './protocol/dataframe.js';
 export {
   BrowserWsTransport,
   type BrowserWsTransportOptions,

@@ -71,7 +71,7 @@ export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions, type UwsListenOpti
 export { WsClientTransport, type WsClientTransportOptions } from './transport/ws-client.js';
 export { WsServerTransport, type WebSocketServerOptions, type HttpAnswer } from './transport/ws-server.js';
 export { DataFrame, DataType, dataTypeName, MAX_DATAFRAME_DEPTH, type DataTypeId, type DataValue, type Variant } from './protocol/dataframe.js';
-export type { DataFrameJson } from './protocol/dataframe-json.js';
+export type { DataFrameJson } from './protocol/dataframe.js';
 export { MessageKind } from './protocol/messages.js';
 export { Server, ServerEndpoint, type ServerEvents, type ServerStats, type EndpointOptions, type PeerFilter } from './framework/server.js';
 export type { RoutableKind, RouteTarget } from './framework/server.js';

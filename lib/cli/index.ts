@@ -12,7 +12,7 @@ export interface CliCommand {
 export const commands: Record<string, CliCommand> = {
   info: {
     summary: 'print what zserver can do and run the native self-check (the default)',
-    run: async (args) => (await import('./info.js')).runInfo(args),
+    run: async (args) => (await import('./info.js')).runInfo(args, printHelp),
   },
   serve: {
     summary: 'run a server with test commands of every kind on 127.0.0.1:9818, and WebSocket + the web example on :9819 (npm start); --compression: compress frames (off by default: compressed frames are refused); --workers N: a native echo group sharing one port',

@@ -7,7 +7,6 @@ import { compressionMethods } from '../compression/header.js';
 import { native, packageRoot } from '../native.js';
 import { transportAvailable, webSocketServerName, type TransportName } from '../transport/factory.js';
 import { selfCheck } from '../selfcheck.js';
-import { printHelp } from './index.js';
 
 function version(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -51,7 +50,8 @@ export async function capabilities(): Promise<string[]> {
   ];
 }
 
-export async function runInfo(args: string[]): Promise<number> {
+/** Prints what this build can do, then `printHelp` (the command table's, which index.ts owns), then the self-check. */
+export async function runInfo(args: string[], printHelp: () => void): Promise<number> {
   process.stdout.write(
     `zserver ${version()} on Node ${process.version}, ${process.platform}-${process.arch}, ` +
       `native addon Node-API ${native().napiVersion}\n\n` +

@@ -6,7 +6,7 @@
  * turns a dead thread into ZS_WORKER_CRASHED, and keeps the statistics (queue wait and run time
  * percentiles, refusals).
  *
- * The request body arrives as a Uint8Array that owns its ArrayBuffer (inbound.ts copied it out
+ * The request body arrives as a Uint8Array that owns its ArrayBuffer (connection.ts copied it out
  * of the lent batch, or a complete buffer was assembled): it is transferred to the thread, and
  * the answer comes back transferred too, already encoded as a Reply message.
  */

@@ -17,7 +17,8 @@ import type { CloseReason, ConnectOptions, Transport } from '../transport/types.
 import type { BigStreamSource } from './bigstream.js';
 import { CommandHost, type HostOptions } from './host.js';
 import { layeredTransport, type LayerOptions } from './layers.js';
-import { Peer, defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback } from './peer.js';
+import { Connection } from './connection.js';
+import { defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback, type Peer } from './peer.js';
 import { TransportRouter } from './router.js';
 import { workerRuntime } from './worker-hook.js';
 import type { FrameworkStatsSnapshot } from './stats.js';
@@ -160,8 +161,8 @@ export class Client extends CommandHost<ClientEvents> {
         const tp = await this.#stack.connect({ host, port: this.port }, { ...this.#connectOptions, timeout: left });
         const peer = TransportRouter.of(this.#stack).claim(
           tp,
-          (info) => new Peer(this, this.settings, this.#stack, tp, this.#nextPeerId++, info),
-        );
+          (info) => new Connection(this, this.settings, this.#stack, tp, this.#nextPeerId++, info),
+        )?.peer;
         if (peer === undefined) {
           last = new ConnectError(`connection to ${host}:${this.port} closed as soon as it opened`);
           continue;

@@ -6,9 +6,8 @@
  */
 import { EventEmitter, printWarning } from '../platform.js';
 import type { CloseReason } from '../transport/types.js';
-import type { Peer, PeerHost, PeerSettings } from './peer.js';
-import { defaultPeerSettings } from './peer.js';
-import { settingsAllowingZero } from './peer-options.js';
+import type { Peer } from './peer.js';
+import { defaultPeerSettings, settingsAllowingZero, type PeerSettings } from './peer-options.js';
 import {
   CommandRegistry,
   type CommandKind,
@@ -62,8 +61,12 @@ export function resolveSettings(options: Partial<PeerSettings> = {}, base: PeerS
   return out;
 }
 
-/** The base of Server and Client; see the file comment. */
-export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>> extends EventEmitter<Events> implements PeerHost {
+/**
+ * The base of Server and Client; see the file comment. It is the PeerHost (connection.ts) of its
+ * connections through members the published declarations leave out (structurally, not by an
+ * `implements` clause that would name them there).
+ */
+export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>> extends EventEmitter<Events> {
   /** @internal */
   readonly registry = new CommandRegistry();
   /** @internal */

@@ -1,13 +1,9 @@
 /**
- * The settings, host interface and call options of a framework Peer
- * (peer.ts): the limits a Server or Client gives its peers, what a Peer needs
- * from its side, and the options of one call. peer.ts re-exports the public ones.
+ * The settings and call options of a framework Peer (peer.ts): the limits a
+ * Server or Client gives its peers and the options of one call. peer.ts
+ * re-exports the public ones.
  */
 import type { DataFrame } from '../protocol/dataframe.js';
-import type { CloseReason } from '../transport/types.js';
-import type { Peer } from './peer.js';
-import type { CommandRegistry } from './registry.js';
-import type { FrameworkCounters } from './stats.js';
 
 /**
  * Limits and defaults of the peers of one server endpoint or client. Every limit is listed in
@@ -80,19 +76,6 @@ export const defaultPeerSettings: PeerSettings = {
 
 /** Settings that may be 0 (0 = off, or: the default derived from another setting). */
 export const settingsAllowingZero: ReadonlySet<keyof PeerSettings> = new Set(['requestRate', 'requestBurst']);
-
-/** What a Peer needs from its Server or Client. */
-export interface PeerHost {
-  readonly registry: CommandRegistry;
-  readonly counters: FrameworkCounters;
-  log(level: 'info' | 'warn' | 'error', message: string): void;
-  /** A log line a peer caused; rate-limited (log.ts). */
-  peerLog(level: 'info' | 'warn' | 'error', message: string): void;
-  /** Bytes of unfinished complete buffers of every peer of this side (maxBufferBytesTotal). */
-  readonly bufferBudget: { held: number };
-  /** Called once, after the peer failed its pending work. */
-  peerClosed(peer: Peer, reason: CloseReason, detail: string): void;
-}
 
 /** Options of one request. */
 export interface CallOptions {

@@ -2,29 +2,21 @@
  * TransportRouter: the one listener of a transport's events, shared by every
  * Server endpoint and Client that uses that transport (a load generator runs
  * a hundred Clients over one native transport, for example). It keeps an
- * array from transport peer id to framework Peer and hands each frame of a
- * batch to its Peer in one pass over the batch.
+ * array from transport peer id to framework Connection (connection.ts) and
+ * hands each frame of a batch to its Connection in one pass over the batch.
  */
 import type { CloseReason, FrameBatch, PeerId, PeerInfo, Transport } from '../transport/types.js';
-import type { Peer } from './peer.js';
+import { nextBatch, type Connection } from './connection.js';
 
 /** Receives the connections a transport accepted on one listening port. */
-export type Acceptor = (transportPeer: PeerId, info: PeerInfo) => Peer | undefined;
+export type Acceptor = (transportPeer: PeerId, info: PeerInfo) => Connection | undefined;
 
 const routers = new WeakMap<Transport, TransportRouter>();
-
-/** Counts the batches delivered by every router, so a Peer can tell frames of one batch from later ones. */
-let batchSerial = 0;
-
-/** @internal The serial number of the batch being delivered now (or last delivered). */
-export function currentBatch(): number {
-  return batchSerial;
-}
 
 /** See the file comment. */
 export class TransportRouter {
   readonly transport: Transport;
-  readonly #peers: (Peer | undefined)[] = [];
+  readonly #peers: (Connection | undefined)[] = [];
   readonly #acceptors = new Map<number, Acceptor>();
   /** Connections this side opened whose Client has not claimed them yet. */
   readonly #unclaimed = new Map<PeerId, PeerInfo>();
@@ -75,7 +67,7 @@ export class TransportRouter {
   }
 
   /** A Client takes the connection connect() returned; false when it already closed. */
-  claim(transportPeer: PeerId, make: (info: PeerInfo) => Peer): Peer | undefined {
+  claim(transportPeer: PeerId, make: (info: PeerInfo) => Connection): Connection | undefined {
     const info = this.#unclaimed.get(transportPeer);
     if (info === undefined) return undefined;
     this.#unclaimed.delete(transportPeer);
@@ -99,7 +91,7 @@ export class TransportRouter {
   readonly #frames = (batch: FrameBatch): void => {
     const { peers, kinds, flags, offsets, lengths, data } = batch;
     const table = this.#peers;
-    batchSerial++;
+    nextBatch();
     for (let i = 0; i < batch.count; i++) {
       const peer = table[peers[i]!];
       if (peer === undefined) continue;

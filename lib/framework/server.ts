@@ -16,7 +16,8 @@ import type { CloseReason, ConnectionOptions, Endpoint, PeerId, PeerInfo, Transp
 import { CommandHost, resolveSettings, type HostOptions } from './host.js';
 import type { CommandKind } from './registry.js';
 import { layeredTransport, type LayerOptions } from './layers.js';
-import { Peer, type PeerSettings } from './peer.js';
+import { Connection } from './connection.js';
+import type { Peer, PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
 import { workerRuntime } from './worker-hook.js';
 import './stack.js'; // registers the Node builder of the secure/compression layers
@@ -48,22 +49,27 @@ export interface ServerStats extends FrameworkStatsSnapshot {
  * broadcast never piles up behind a peer that does not read. Those are counted in
  * stats().broadcastSkipped; the transport's maxSendQueue ('slow-consumer' close) bounds the rest.
  */
-function broadcastTo(peers: Iterable<Peer>, kind: number, payload: Buffer, filter: PeerFilter | undefined, counters: FrameworkCounters): number {
+function broadcastTo(peers: Iterable<Connection>, kind: number, payload: Buffer, filter: PeerFilter | undefined, counters: FrameworkCounters): number {
   let sent = 0;
   for (const peer of peers) {
-    if (filter !== undefined && !filter(peer)) continue;
+    if (filter !== undefined && !filter(peer.peer)) continue;
     if (peer.backlogged) {
       counters.broadcastSkipped++;
       continue;
     }
     try {
-      peer.sendRaw(kind, payload);
+      peer.send(kind, payload);
       sent++;
     } catch (err) {
       if (!(err instanceof ConnectionClosedError)) throw err; // a peer closing during the walk is skipped
     }
   }
   return sent;
+}
+
+/** The Peers of `connections`, a live, removal-safe iteration like the Map's own. */
+function* faces(connections: Map<number, Connection>): IterableIterator<Peer> {
+  for (const c of connections.values()) yield c.peer;
 }
 
 /** One listening endpoint of a Server, with its own online list. */
@@ -76,7 +82,7 @@ export class ServerEndpoint {
   readonly address: Endpoint;
   readonly options: EndpointOptions;
   /** @internal */
-  readonly online = new Map<number, Peer>();
+  readonly online = new Map<number, Connection>();
   /** The Server's counters (broadcastSkipped). */
   readonly #counters: FrameworkCounters;
 
@@ -96,7 +102,7 @@ export class ServerEndpoint {
 
   /** The peers of this endpoint (a live, removal-safe iteration). */
   peers(): IterableIterator<Peer> {
-    return this.online.values();
+    return faces(this.online);
   }
 
   /** Direct stream to every peer of this endpoint (or those `filter` accepts) except backlogged ones (broadcastTo); returns how many. */
@@ -124,7 +130,7 @@ export interface RouteTarget<Options> {
 
 /** A command server; see the file comment and docs/framework.md. */
 export class Server extends CommandHost<ServerEvents> {
-  readonly #peers = new Map<number, Peer>();
+  readonly #peers = new Map<number, Connection>();
   readonly #endpoints: ServerEndpoint[] = [];
   #nextPeerId = 1;
   #closed = false;
@@ -148,12 +154,12 @@ export class Server extends CommandHost<ServerEvents> {
     const ep = new ServerEndpoint(transport, stack, address, options, this.counters);
     router.addAcceptor(address.port, (transportPeer: PeerId, info: PeerInfo) => {
       if (this.#closed) return undefined;
-      const peer = new Peer(this, settings, stack, transportPeer, this.#nextPeerId++, info);
-      this.#peers.set(peer.id, peer);
-      ep.online.set(peer.id, peer);
+      const connection = new Connection(this, settings, stack, transportPeer, this.#nextPeerId++, info);
+      this.#peers.set(connection.id, connection);
+      ep.online.set(connection.id, connection);
       this.counters.connections++;
-      this.emit('connect', peer);
-      return peer;
+      this.emit('connect', connection.peer);
+      return connection;
     });
     this.#endpoints.push(ep);
     return ep;
@@ -183,17 +189,17 @@ export class Server extends CommandHost<ServerEvents> {
 
   /** The peer with framework id `id`, if connected. */
   peer(id: number): Peer | undefined {
-    return this.#peers.get(id);
+    return this.#peers.get(id)?.peer;
   }
 
   /** Every connected peer (a live, removal-safe iteration over all endpoints). */
   peers(): IterableIterator<Peer> {
-    return this.#peers.values();
+    return faces(this.#peers);
   }
 
   /** Calls `fn` for every connected peer; peers that leave during the walk are skipped. */
   forEachPeer(fn: (peer: Peer) => void): void {
-    for (const peer of this.#peers.values()) fn(peer);
+    for (const connection of this.#peers.values()) fn(connection.peer);
   }
 
   /** Direct stream to every peer (or those `filter` accepts) except backlogged ones (see broadcastTo); returns how many were sent. */

@@ -13,7 +13,7 @@ import { describe } from '../bytes.js';
 import { ConnectionClosedError } from '../errors.js';
 import type { CloseReason, ConnectOptions, Endpoint, PeerId, Transport } from '../transport/types.js';
 import { P2pvmEndpoint } from './endpoint.js';
-import type { LinkParams, TunnelLink } from './link.js';
+import { P2pvmCore, type LinkParams, type TunnelLink } from './core.js';
 import type { P2pvmOptions } from './options.js';
 import { Packet } from './wire.js';
 
@@ -48,13 +48,18 @@ function tokenBytes(token: unknown): Buffer {
 
 /** One tunnel over one physical peer, opened by this side. See the file comment. */
 export class P2pvmTunnel extends P2pvmEndpoint {
+  readonly #core: P2pvmCore;
   #link: TunnelLink | undefined;
   #ready: Promise<void> = Promise.resolve();
   #closed: TunnelClose | undefined;
   #closedWaiters: ((c: TunnelClose) => void)[] = [];
 
   private constructor(transport: Transport, options: P2pvmOptions) {
-    super(transport, options, false);
+    const core = new P2pvmCore(transport, options, false);
+    super(core);
+    this.#core = core;
+    // A closed tunnel settles closed().
+    core.face = { onHello: (link) => link.fail('unexpected HELLO'), onLinkClosed: (_link, reason, detail) => this.#linkClosed(reason, detail) };
   }
 
   /**
@@ -86,7 +91,7 @@ export class P2pvmTunnel extends P2pvmEndpoint {
   }
 
   #handshake(peer: PeerId, token: Buffer): Promise<void> {
-    const { link, opened } = this.startTunnel(peer, token);
+    const { link, opened } = this.#core.startTunnel(peer, token);
     this.#link = link;
     return opened;
   }
@@ -119,8 +124,7 @@ export class P2pvmTunnel extends P2pvmEndpoint {
     return this.#link.echo(timeout);
   }
 
-  /** @internal */
-  protected override onLinkClosed(_link: TunnelLink, reason: CloseReason, detail: string): void {
+  #linkClosed(reason: CloseReason, detail: string): void {
     this.#closed = { reason, detail };
     for (const w of this.#closedWaiters.splice(0)) w(this.#closed);
   }
@@ -141,6 +145,7 @@ export interface P2pvmHostOptions extends P2pvmOptions {
 
 /** Accepts tunnels from every physical peer of one transport. See the file comment. */
 export class P2pvmHost extends P2pvmEndpoint {
+  readonly #core: P2pvmCore;
   readonly #policy: TunnelPolicy;
   readonly #onTunnel: P2pvmHostOptions['onTunnel'];
   readonly #onTunnelClose: P2pvmHostOptions['onTunnelClose'];
@@ -150,7 +155,15 @@ export class P2pvmHost extends P2pvmEndpoint {
       throw new TypeError(`options.accept must be a function (token, peer) => boolean, got ${describe(options?.accept)}`);
     }
     const { accept, onTunnel, onTunnelClose, ...rest } = options;
-    super(transport, rest, true);
+    const core = new P2pvmCore(transport, rest, true);
+    super(core);
+    this.#core = core;
+    core.face = {
+      onHello: (link, params, token) => this.#hello(link, params, token),
+      onLinkClosed: (link, reason, detail, wasOpen) => {
+        if (wasOpen) this.#onTunnelClose?.(link.index, link.physPeer, { reason, detail });
+      },
+    };
     this.#policy = accept;
     this.#onTunnel = onTunnel;
     this.#onTunnelClose = onTunnelClose;
@@ -163,7 +176,7 @@ export class P2pvmHost extends P2pvmEndpoint {
    */
   async openTunnel(peer: PeerId, options: { token?: Uint8Array | string } = {}): Promise<number> {
     checkPeer(peer);
-    const { link, opened } = this.startTunnel(peer, tokenBytes(options.token));
+    const { link, opened } = this.#core.startTunnel(peer, tokenBytes(options.token));
     await opened;
     this.#onTunnel?.(link.index, link.physPeer);
     return link.index;
@@ -172,46 +185,46 @@ export class P2pvmHost extends P2pvmEndpoint {
   /** Open tunnels: id and physical peer. */
   tunnels(): { id: number; peer: PeerId }[] {
     const out: { id: number; peer: PeerId }[] = [];
-    for (const l of this.links) if (l?.phase === 'open') out.push({ id: l.index, peer: l.physPeer });
+    for (const l of this.#core.links) if (l?.phase === 'open') out.push({ id: l.index, peer: l.physPeer });
     return out;
   }
 
   /** The tunnel id a virtual connection rides, or -1. */
   tunnelOf(peer: PeerId): number {
-    return this.peerInfo(peer) ? this.table.tunnel[peer]! : -1;
+    return this.peerInfo(peer) ? this.#core.table.tunnel[peer]! : -1;
   }
 
   /** Echo round trip over one tunnel, in ms. */
   ping(id: number, timeout = 10_000): Promise<number> {
-    const link = this.links[id];
+    const link = this.#core.links[id];
     if (!link) return Promise.reject(new ConnectionClosedError(`p2pvm: no tunnel ${describe(id)}`));
     return link.echo(timeout);
   }
 
   /** Says goodbye on one tunnel and closes its virtual connections with reason 'local'. */
   closeTunnel(id: number): void {
-    const link = this.links[id];
+    const link = this.#core.links[id];
     if (!link) return;
     if (link.phase === 'open') {
       link.writeBye();
       link.flushOut();
     }
-    this.closeLink(link, 'local', 'the tunnel was closed by this side');
+    this.#core.closeLink(link, 'local', 'the tunnel was closed by this side');
   }
 
-  /** @internal */
-  override onHello(link: TunnelLink, params: LinkParams, token: Buffer): void {
+  /** A HELLO arrived: the accept policy decides. */
+  #hello(link: TunnelLink, params: LinkParams, token: Buffer): void {
     link.phase = 'accepting';
     const decide = (ok: unknown) => {
       if (link.phase !== 'accepting') return;
       if (ok === true) {
-        link.writeHandshake(Packet.Welcome, this.ownParams, NO_TOKEN);
-        this.linkOpened(link, params);
+        link.writeHandshake(Packet.Welcome, this.#core.ownParams, NO_TOKEN);
+        this.#core.linkOpened(link, params);
         this.#onTunnel?.(link.index, link.physPeer);
       } else {
         link.writeText(Packet.Reject, 'the tunnel was not accepted');
         link.flushOut();
-        this.closeLink(link, 'auth', 'the accept policy refused the tunnel');
+        this.#core.closeLink(link, 'auth', 'the accept policy refused the tunnel');
       }
     };
     let verdict: boolean | Promise<boolean>;
@@ -222,10 +235,5 @@ export class P2pvmHost extends P2pvmEndpoint {
     }
     if (verdict instanceof Promise) verdict.then(decide, () => decide(false));
     else decide(verdict);
-  }
-
-  /** @internal */
-  protected override onLinkClosed(link: TunnelLink, reason: CloseReason, detail: string, wasOpen: boolean): void {
-    if (wasOpen) this.#onTunnelClose?.(link.index, link.physPeer, { reason, detail });
   }
 }

@@ -1,10 +1,10 @@
 /**
  * The value types of a DataFrame: their one-byte ids (on the wire and in the
  * JSON form's `Ref`), the TypeScript types of their values, and the checks a
- * value must pass before it is written. dataframe.ts re-exports the public part.
+ * value must pass before it is written. dataframe.ts re-exports the public part; the
+ * union of every value (`DataValue`) names DataFrame itself, so it lives there.
  */
 import { describe } from '../bytes.js';
-import type { DataFrame } from './dataframe.js';
 
 /** Type ids of DataFrame values; the numbers are on the wire and in the JSON form's `Ref`. */
 export const DataType = {
@@ -35,20 +35,6 @@ export const dataTypeName: Record<number, string> = Object.fromEntries(Object.en
 
 /** What a variant holds: like a Delphi Variant restricted to what travels well. */
 export type Variant = null | boolean | number | string | bigint;
-
-/** Any DataFrame value, as JavaScript holds it. */
-export type DataValue =
-  | string
-  | number
-  | bigint
-  | Variant
-  | Int32Array
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | BigInt64Array
-  | Uint8Array
-  | DataFrame;
 
 /** Nested DataFrames deeper than this are refused by the decoder (the stack stays bounded). */
 export const MAX_DATAFRAME_DEPTH = 32;

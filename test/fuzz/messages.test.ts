@@ -1,6 +1,6 @@
 // Bounded fuzz loops for every message kind of the framework (docs/protocol.md,
 // "Messages"; encoders in lib/protocol/messages.ts, decoding in
-// lib/framework/inbound.ts), over the in-process MemoryTransport.
+// lib/framework/connection.ts), over the in-process MemoryTransport.
 //
 // Server side: a raw peer sends mutated valid messages of every request kind
 // (Console, Stream, DirectConsole, DirectStream, Buffer, BufferMore, BigBegin,

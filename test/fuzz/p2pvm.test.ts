@@ -1,4 +1,4 @@
-// Bounded fuzz loop for P2PVM packet parsing (lib/p2pvm/parse.ts, the packet
+// Bounded fuzz loop for P2PVM packet parsing (lib/p2pvm/core.ts, "parse", the packet
 // layout of lib/p2pvm/wire.ts and the paths it feeds: connections, receive,
 // credits, reassembly). Each iteration opens a real tunnel to a P2pvmHost over
 // the in-process MemoryTransport with a raw peer (handshake, one virtual

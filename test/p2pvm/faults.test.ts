@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ConnectionClosedError, P2pvmProtocolError } from '../../lib/errors.js';
 import { P2pvmHost, P2pvmPacket as P } from '../../lib/p2pvm/index.js';
+import { coreOf } from '../../lib/p2pvm/endpoint.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import type { CloseReason, PeerId } from '../../lib/transport/types.js';
 import { helloBody, packet, RawPeer, setup, until } from './helpers.js';
@@ -39,7 +40,7 @@ describe('P2PVM when the physical peer dies', () => {
     const cs = a.tunnel.stats();
     assert.equal(cs.vconns, 0);
     assert.equal(cs.queuedBytes, 0);
-    assert.equal(a.tunnel.queues.size, 0, 'no queued frames kept');
+    assert.equal(coreOf(a.tunnel).queues.size, 0, 'no queued frames kept');
     assert.equal((await a.tunnel.closed()).reason, 'reset');
     assert.ok(b.tunnel.peerInfo(survivor), 'the other tunnel is untouched');
     await host.shutdown();
@@ -201,12 +202,13 @@ describe('P2PVM against malicious packets', () => {
     );
     fc.assert(
       fc.property(fc.boolean(), fc.array(packetArb, { maxLength: 12 }), (open, packets) => {
-        const link = host.addLink(7, open ? 'open' : 'hello-wait');
-        if (open) host.linkOpened(link, { window: 65536, maxFragment: 4096, reassemblyCap: 1 << 20 });
+        const core = coreOf(host);
+        const link = core.addLink(7, open ? 'open' : 'hello-wait');
+        if (open) core.linkOpened(link, { window: 65536, maxFragment: 4096, reassemblyCap: 1 << 20 });
         const frame = Buffer.concat(packets.map((p) => Buffer.from(p)));
         link.parse(frame, 0, frame.length); // must not throw
-        host.rxFlush();
-        if (link.phase !== 'closed') host.closeLink(link, 'local', 'end of sample');
+        core.rxFlush();
+        if (link.phase !== 'closed') core.closeLink(link, 'local', 'end of sample');
         assert.equal(host.stats().vconns, 0);
         assert.equal(host.stats().reassemblyBytes, 0);
       }),

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../../lib/errors.js';
 import { P2pvmHost, P2pvmTunnel, P2pvmPacket as P } from '../../lib/p2pvm/index.js';
+import { coreOf } from '../../lib/p2pvm/endpoint.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import type { CloseReason, PeerId } from '../../lib/transport/types.js';
 import { p2pvmFactory } from './framework-factory.js';
@@ -91,7 +92,7 @@ describe('P2PVM listen table and connections', () => {
     const opened = nextOpen(host);
     const v = await tunnel.connect({ host: '::1', port: 80 });
     const hv = await opened;
-    const wireBefore = tunnel.table.wireId(v);
+    const wireBefore = coreOf(tunnel).table.wireId(v);
     assert.deepEqual(host.peerInfo(hv), { remoteAddress: '::', remotePort: 0, localAddress: '::1', localPort: 80, accepted: true });
     assert.deepEqual(tunnel.peerInfo(v), { remoteAddress: '::1', remotePort: 80, localAddress: '::', localPort: 0, accepted: false });
     for (let k = 0; k < 64; k++) tunnel.send(v, k, k & 3, Buffer.from(`m${k}`));
@@ -110,9 +111,9 @@ describe('P2PVM listen table and connections', () => {
     const v2 = await tunnel.connect({ host: '::1', port: 80 });
     await until(() => host.stats().vconns === 1);
     assert.equal(v2, v, 'the slot is reused');
-    assert.notEqual(tunnel.table.wireId(v2), wireBefore, 'with a new generation');
+    assert.notEqual(coreOf(tunnel).table.wireId(v2), wireBefore, 'with a new generation');
     reasons.length = 0;
-    const [hv2] = [...Array(host.table.top).keys()].filter((i) => host.peerInfo(i));
+    const [hv2] = [...Array(coreOf(host).table.top).keys()].filter((i) => host.peerInfo(i));
     host.close(hv2!);
     await until(() => reasons.length === 2);
     assert.deepEqual(new Set(reasons.map((r) => r[1])), new Set(['local', 'remote']));
