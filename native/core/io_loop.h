@@ -250,7 +250,7 @@ int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, 
 // Compresses outgoing frames of cfg->threshold bytes or more (kind 2 and up,
 // no flag bits) when that makes them smaller, setting the compressed flag, and
 // decompresses incoming compressed frames before they reach the batch: see
-// io_record.cc. A stream that does not decode closes that connection with
+// io_compress.cc. A stream that does not decode closes that connection with
 // ZS_CLOSE_PROTOCOL and the zs_decode_status / ZS_FCOMP_* code as the event's b.
 // Call before the first listen or connect; a null cfg turns it off.
 void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg);

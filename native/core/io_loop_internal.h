@@ -195,7 +195,7 @@ struct zs_io_loop {
   bool shutdown_now = false;
   bool inline_mode = false;  // driven by zs_io_run_once on the caller's thread
   bool in_run = false;       // inside zs_io_run_once (inline mode)
-  // Frame compression (io_record.cc): set before the first listen/connect.
+  // Frame compression (io_compress.cc): set before the first listen/connect.
   bool compress_on = false;
   zs_fcomp_config compress{};
   std::vector<uint8_t> compress_buf;
