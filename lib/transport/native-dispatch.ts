@@ -28,7 +28,7 @@ import type { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { AuthError, ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { native, type NativeBufferStats, type TcpLoopHandle, type TcpLoopStats } from '../native.js';
-import type { Admission, AdmitVerdict } from './admission.js';
+import { Admission, type AdmitVerdict } from './admission.js';
 import { checkBatchIndex, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_SEND_QUEUE, FRAME_OVERHEAD } from './common.js';
 import {
   CLOSE_B_TLS,
@@ -42,6 +42,7 @@ import {
   EV_FULL,
   EV_OPEN,
   EV_SHUTDOWN_DONE,
+  IO_ADMIT_PAUSED,
   OP_ABORT,
   OP_CLOSE,
   OP_CLOSE_WITH,
@@ -53,10 +54,23 @@ import {
   PROTO_COMPRESSED_REFUSED,
 } from './native-constants.js';
 import { compressedFrameDetail, type NativeCompressionStats } from './native-compression.js';
-import { errnoName, type LoopOptions } from './native-options.js';
+import { checkEndpoint, connectArgs, errnoName, loopOptions, numericHost, type LoopOptions } from './native-options.js';
+import { clientTls, serverTls } from './native-tls.js';
 import { offloadBytes, type NativeRecordStats } from './native-record.js';
 import { SubmitQueue } from './submit-queue.js';
-import { MAX_FRAME_KIND, type CloseReason, type FrameBatch, type PeerId, type PeerInfo, type RecordOffload, type TransportEvents, type TransportStats } from './types.js';
+import {
+  MAX_FRAME_KIND,
+  type CloseReason,
+  type ConnectOptions,
+  type Endpoint,
+  type FrameBatch,
+  type ListenOptions,
+  type PeerId,
+  type PeerInfo,
+  type RecordOffload,
+  type TransportEvents,
+  type TransportStats,
+} from './types.js';
 
 /** tlsError()'s key of a failed connect: this plus the connect's tag. */
 const TLS_CONNECT_KEY = 2 ** 32;
@@ -116,6 +130,36 @@ export interface NativeEndpointProtocol {
   closed(peer: PeerId): boolean;
   /** A connect that failed: the error to reject it with, or undefined for the dispatch's own. */
   connectFailed(pending: PendingConnect, reason: number, b: number): Error | undefined;
+}
+
+/** The options of a native listen() this side reads (NativeListenOptions of native-tcp.ts). */
+export interface NativeListenArgs extends ListenOptions {
+  compressedFrames?: unknown;
+  tls?: unknown;
+  reusePort?: boolean;
+}
+
+/** The options of a native connect() this side reads (NativeConnectOptions of native-tcp.ts). */
+export interface NativeConnectArgs extends ConnectOptions {
+  compressedFrames?: unknown;
+  tls?: unknown;
+}
+
+/** A WebSocket endpoint's HTTP limits: request head cap, time for head and body, plain body cap. */
+export interface HttpLimits {
+  maxHead: number;
+  timeout: number;
+  maxBody: number;
+}
+
+/** `opts` with a WebSocket endpoint's HTTP limits (none: unchanged). */
+function withHttp(opts: LoopOptions, http: HttpLimits | undefined): LoopOptions {
+  if (http) {
+    opts.httpMaxHead = http.maxHead;
+    opts.httpTimeout = http.timeout;
+    opts.httpMaxBody = http.maxBody;
+  }
+  return opts;
 }
 
 /** Counters of a transport since creation (TransportStats without the closes). */
@@ -194,25 +238,57 @@ export class NativeDispatch {
     return st === OPEN_ACCEPTED || st === OPEN_CONNECTED;
   }
 
-  /** Registers a listener the loop bound with `opts`; its peers get these limits and `admission`. */
-  addListener(opts: LoopOptions, admission: Admission): void {
+  /**
+   * listen() of a transport: checks, binds, registers the listener. `flags`: the endpoint's IO_*
+   * bits (IO_ADMIT_PAUSED is added); `http`: a WebSocket endpoint's HTTP limits.
+   */
+  async listen(endpoint: unknown, options: NativeListenArgs | undefined, flags: number, http?: HttpLimits): Promise<Endpoint> {
+    this.checkOpen();
+    const ep = checkEndpoint(endpoint);
+    const opts = withHttp(loopOptions(options, true, IO_ADMIT_PAUSED | flags), http);
+    const tls = serverTls(options?.tls);
+    if (tls) {
+      opts.tlsHandshakeTimeout = tls.handshakeTimeout;
+      opts.tlsMaxHandshakes = tls.maxHandshakes;
+    }
+    const admission = new Admission(options);
+    const host = await numericHost(ep.host);
+    this.checkOpen();
+    const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context);
+    if (port < 0) {
+      throw new ConnectError(`${this.name} transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
+    }
     this.endpoints.push({ hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, admission });
     this.updateRef();
+    return { host: ep.host, port };
   }
 
   /**
-   * Starts a connect: `dial(tag)` asks the loop (0 or -errno); the promise
-   * resolves to the peer id after 'open' was emitted for it.
+   * connect() of a transport: checks, starts the loop's connect; resolves to the peer id after
+   * 'open' was emitted for it. `ws`: a WebSocket endpoint's upgrade path and HTTP limits.
    */
-  connect(where: string, opts: LoopOptions, tls: boolean, dial: (tag: number) => number): Promise<PeerId> {
+  async connect(endpoint: unknown, options: NativeConnectArgs | undefined, flags: number, ws?: { path: string; http: HttpLimits }): Promise<PeerId> {
+    this.checkOpen();
+    const ep = checkEndpoint(endpoint);
+    const { opts, timeout, local } = connectArgs(options, flags);
+    withHttp(opts, ws?.http);
+    const tls = clientTls(options?.tls, ep.host);
+    if (tls) opts.tlsHandshakeTimeout = tls.handshakeTimeout;
+    const host = await numericHost(ep.host);
+    this.checkOpen();
+    const where = `${ep.host}:${ep.port}`;
+    // The Host header of a WebSocket upgrade: an IPv6 address in brackets.
+    const hostHeader = `${ep.host.includes(':') ? `[${ep.host}]` : ep.host}:${ep.port}`;
     const tag = (this.nextTag = (this.nextTag + 1) >>> 0);
     return new Promise<PeerId>((resolve, reject) => {
-      const r = dial(tag);
+      const r = ws
+        ? this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername, ws.path, hostHeader)
+        : this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername);
       if (r < 0) {
         reject(new ConnectError(`${this.name} transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;
       }
-      this.connects.set(tag, { resolve, reject, hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, where, tls });
+      this.connects.set(tag, { resolve, reject, hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, where, tls: tls !== undefined });
       this.updateRef();
     });
   }

@@ -19,24 +19,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
-import { ConnectError } from '../errors.js';
 import { native, type NativeBufferStats } from '../native.js';
-import { Admission } from './admission.js';
 import { checkParts } from './common.js';
-import { IO_ADMIT_PAUSED } from './native-constants.js';
 import { NativeDispatch } from './native-dispatch.js';
-import {
-  checkEndpoint,
-  compressedFramesFlag,
-  connectArgs,
-  errnoName,
-  flagsFor,
-  loopOptions,
-  numericHost,
-  type CompressedFrames,
-} from './native-options.js';
+import { compressedFramesFlag, flagsFor, type CompressedFrames } from './native-options.js';
 import { compressionConfig, type NativeCompressionOptions, type NativeCompressionStats } from './native-compression.js';
-import { clientTls, serverTls, type NativeTlsClientOptions, type NativeTlsServerOptions } from './native-tls.js';
+import type { NativeTlsClientOptions, NativeTlsServerOptions } from './native-tls.js';
 import type { NativeRecordStats } from './native-record.js';
 import {
   type ConnectOptions,
@@ -145,40 +133,13 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    * hook): it is not read until admitted; a refused one is reset and never emits 'open' nor
    * 'close' (it is counted in stats().closes.refused).
    */
-  async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
-    const d = this.#d;
-    d.checkOpen();
-    const ep = checkEndpoint(endpoint);
-    const opts = loopOptions(options, true, IO_ADMIT_PAUSED | flagsFor(options, this.#ioFlags));
-    const tls = serverTls(options?.tls);
-    if (tls) {
-      opts.tlsHandshakeTimeout = tls.handshakeTimeout;
-      opts.tlsMaxHandshakes = tls.maxHandshakes;
-    }
-    const admission = new Admission(options);
-    const host = await numericHost(ep.host);
-    d.checkOpen();
-    const port = d.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context);
-    if (port < 0) {
-      throw new ConnectError(`native-tcp transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
-    }
-    d.addListener(opts, admission);
-    return { host: ep.host, port };
+  listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
+    return this.#d.listen(endpoint, options, flagsFor(options, this.#ioFlags));
   }
 
   /** Connects to `endpoint`; resolves to the peer id after 'open' was emitted for it. */
-  async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
-    const d = this.#d;
-    d.checkOpen();
-    const ep = checkEndpoint(endpoint);
-    const { opts, timeout, local } = connectArgs(options, flagsFor(options, this.#ioFlags));
-    const tls = clientTls(options?.tls, ep.host);
-    if (tls) opts.tlsHandshakeTimeout = tls.handshakeTimeout;
-    const host = await numericHost(ep.host);
-    d.checkOpen();
-    return d.connect(`${ep.host}:${ep.port}`, opts, tls !== undefined, (tag) =>
-      d.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername),
-    );
+  connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
+    return this.#d.connect(endpoint, options, flagsFor(options, this.#ioFlags));
   }
 
   /**

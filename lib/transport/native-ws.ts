@@ -25,33 +25,19 @@ import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { ConnectError } from '../errors.js';
 import { native, type NativeBufferStats } from '../native.js';
-import { Admission } from './admission.js';
 import { checkParts } from './common.js';
 import {
   CLOSE_PROTOCOL,
   EV_HTTP,
-  IO_ADMIT_PAUSED,
   IO_WEBSOCKET,
   OP_HTTP_REPLY,
   REFUSE_FORBIDDEN,
   REFUSE_NOT_FOUND,
 } from './native-constants.js';
-import { NativeDispatch, type NativeEndpointProtocol, type PendingConnect } from './native-dispatch.js';
-import type { NativeCompressionStats } from './native-compression.js';
-import {
-  checkEndpoint,
-  checkUint,
-  compressedFramesFlag,
-  connectArgs,
-  errnoName,
-  flagsFor,
-  loopOptions,
-  numericHost,
-  type LoopOptions,
-} from './native-options.js';
+import { NativeDispatch, type HttpLimits, type NativeEndpointProtocol, type PendingConnect } from './native-dispatch.js';
+import { checkUint, compressedFramesFlag, flagsFor } from './native-options.js';
 import type { NativeRecordStats } from './native-record.js';
-import { compressionConfig } from './native-compression.js';
-import { clientTls, serverTls } from './native-tls.js';
+import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
 import type { NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-tcp.js';
 import type { Endpoint, FrameBatch, PeerId, PeerInfo, RecordOffload, Transport, TransportEvents, TransportStats } from './types.js';
 
@@ -160,7 +146,7 @@ class WsProtocol implements NativeEndpointProtocol {
 
   constructor(
     readonly path: string,
-    readonly limits: { maxHead: number; timeout: number; maxBody: number },
+    readonly limits: HttpLimits,
     readonly http: NativeWsOptions['http'],
     readonly origins: ReadonlySet<string> | undefined,
   ) {}
@@ -295,58 +281,21 @@ export class NativeWsTransport extends EventEmitter<TransportEvents> implements 
     if (compression) this.#d.loop.compression(compression);
   }
 
-  /** The HTTP limits of this transport's endpoints, added to an endpoint's loop options. */
-  #withHttp(opts: LoopOptions): LoopOptions {
-    opts.httpMaxHead = this.#ws.limits.maxHead;
-    opts.httpTimeout = this.#ws.limits.timeout;
-    opts.httpMaxBody = this.#ws.limits.maxBody;
-    return opts;
-  }
-
   /**
    * Starts accepting WebSocket connections (and plain HTTP requests) on `endpoint`; resolves to
    * the bound address. Upgrades to another path are answered 404, from an origin not allowed 403;
    * the rest pass admission as on NativeTcpTransport.listen() (refused: 503).
    */
-  async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
-    const d = this.#d;
-    d.checkOpen();
-    const ep = checkEndpoint(endpoint);
-    const opts = this.#withHttp(loopOptions(options, true, IO_ADMIT_PAUSED | IO_WEBSOCKET | flagsFor(options, this.#ioFlags)));
-    const tls = serverTls(options?.tls);
-    if (tls) {
-      opts.tlsHandshakeTimeout = tls.handshakeTimeout;
-      opts.tlsMaxHandshakes = tls.maxHandshakes;
-    }
-    const admission = new Admission(options);
-    const host = await numericHost(ep.host);
-    d.checkOpen();
-    const port = d.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context);
-    if (port < 0) {
-      throw new ConnectError(`native-ws transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
-    }
-    d.addListener(opts, admission);
-    return { host: ep.host, port };
+  listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
+    return this.#d.listen(endpoint, options, IO_WEBSOCKET | flagsFor(options, this.#ioFlags), this.#ws.limits);
   }
 
   /**
    * Connects to ws://host:port/path (wss:// with `tls`); resolves to the peer id after 'open' was
    * emitted for it. An upgrade answered with anything but a valid 101 rejects with ConnectError.
    */
-  async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
-    const d = this.#d;
-    d.checkOpen();
-    const ep = checkEndpoint(endpoint);
-    const { opts, timeout, local } = connectArgs(options, IO_WEBSOCKET | flagsFor(options, this.#ioFlags));
-    this.#withHttp(opts);
-    const tls = clientTls(options?.tls, ep.host);
-    if (tls) opts.tlsHandshakeTimeout = tls.handshakeTimeout;
-    const host = await numericHost(ep.host);
-    d.checkOpen();
-    const name = ep.host.includes(':') ? `[${ep.host}]` : ep.host;
-    return d.connect(`${ep.host}:${ep.port}`, opts, tls !== undefined, (tag) =>
-      d.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername, this.path, `${name}:${ep.port}`),
-    );
+  connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
+    return this.#d.connect(endpoint, options, IO_WEBSOCKET | flagsFor(options, this.#ioFlags), { path: this.path, http: this.#ws.limits });
   }
 
   /** NativeTcpTransport.send(): one frame, in a binary message. */
