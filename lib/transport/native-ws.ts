@@ -7,6 +7,11 @@
  * fragmented messages, ping/pong, the close handshake with codes, and plain
  * HTTP requests on the same port handed to an `http` handler here.
  *
+ * Like NativeTcpTransport it owns a NativeDispatch (native-dispatch.ts); its
+ * WebSocket side (the upgrade's path and origin, plain HTTP requests, an
+ * upgrade refused at connect) is the WsProtocol it hands to that dispatch.
+ * It is not a subclass of NativeTcpTransport.
+ *
  * On the wire a binary message holds one or more whole frames
  * (docs/protocol.md), as with the uWebSockets.js, `ws` and browser
  * transports, which interoperate with this one.
