@@ -30,6 +30,18 @@ export class NativeLoadError extends ZsError {
 }
 
 /**
+ * The native addon could not get a resource it needs: memory, a thread, an
+ * epoll descriptor, an OpenSSL object. The message says which; freeing that
+ * resource (raising the descriptor limit, memory) is what helps. Thrown by the
+ * addon itself (it takes this class at load). Code `ZS_NATIVE_RESOURCE`.
+ */
+export class NativeResourceError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_NATIVE_RESOURCE', message, options);
+  }
+}
+
+/**
  * The connection is closed (or closed while a request waited on it), or an object was used after
  * its close() or shutdown(): the one class for use-after-close, on every transport, peer, server,
  * channel and handle. Code `ZS_CONNECTION_CLOSED`.

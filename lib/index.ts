@@ -21,6 +21,8 @@ export {
 } from './errors.js';
 // Logic tier (issue 18): its errors.
 export { NoWorkerError, NatsUnavailableError, TransportUnavailableError } from './errors.js';
+// The native addon: a resource it needs was refused (thrown by the addon itself).
+export { NativeResourceError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,

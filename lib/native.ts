@@ -15,7 +15,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NativeLoadError } from './errors.js';
+import { ConnectionClosedError, NativeLoadError, NativeResourceError } from './errors.js';
 
 /**
  * Called once per batch by a TcpLoop (native/binding/tcp.cc). The arrays are
@@ -33,10 +33,68 @@ export type TcpBatchCallback = (
   eventRecords: Int32Array,
 ) => void;
 
+/**
+ * One endpoint's options as the native loop takes them: zs_io_options of
+ * native/core/io_loop.h, field by field, read by name once per listen() or
+ * connect() (native/binding/tcp.cc). Times in ms, sizes in bytes, each an
+ * integer from 0 to 2^32 - 1; the WebSocket and TLS fields are 0 on endpoints
+ * that are neither. lib/transport/native-options.ts makes them (loopOptions()).
+ */
+export interface TcpLoopOptions {
+  headToken: number;
+  tailToken: number;
+  maxFrameSize: number;
+  idleTimeout: number;
+  keepaliveInterval: number;
+  highWaterMark: number;
+  maxSendQueue: number;
+  frameTimeout: number;
+  /** IO_* bits of lib/transport/native-constants.ts. */
+  flags: number;
+  /** WebSocket endpoints: the request head's cap (431 beyond). */
+  httpMaxHead: number;
+  /** WebSocket endpoints: the time a request head (and a plain request's body) may take. */
+  httpTimeout: number;
+  /** WebSocket endpoints: a plain request body's cap (413 beyond). */
+  httpMaxBody: number;
+  /** TLS: a handshake not finished in time closes the peer with 'timeout' (0 = never). */
+  tlsHandshakeTimeout: number;
+  /** TLS listeners: handshakes in progress at which a new connection is reset at accept (0 = no cap). */
+  tlsMaxHandshakes: number;
+}
+
+/** TcpLoop.recordStats(): what compression and record offload did in the loop since it was made. */
+export interface TcpLoopStats {
+  framesCompressed: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  framesDecompressed: number;
+  recordsSealed: number;
+  recordsOpened: number;
+  rekeysSent: number;
+  rekeysReceived: number;
+}
+
+/** Bytes the native loop holds for peers, as of its last tick (100 ms); NativeTcpTransport.bufferStats(). */
+export interface NativeBufferStats {
+  /** Receive buffers of frames still arriving. */
+  partialFrameBytes: number;
+  /** Send queues: bytes waiting for the socket (each peer's bounded by maxSendQueue). */
+  sendQueueBytes: number;
+}
+
+/** TcpLoop.peerAddress(): the two ends of a peer's connection. */
+export interface TcpPeerAddress {
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+}
+
 /** The native I/O loop of the TCP transport (see native/binding/tcp.cc for the contract). */
 export interface TcpLoopHandle {
   /** tlsContext: from TcpLoop.tlsContext(true, ...) for a TLS endpoint. */
-  listen(host: string, port: number, reusePort: boolean, options: Float64Array, tlsContext?: object): number;
+  listen(host: string, port: number, reusePort: boolean, options: TcpLoopOptions, tlsContext?: object): number;
   /** tlsContext: from TcpLoop.tlsContext(false, ...) for a TLS connection; servername for SNI and verification. */
   connect(
     host: string,
@@ -44,10 +102,10 @@ export interface TcpLoopHandle {
     localHost: string | null,
     timeoutMs: number,
     tag: number,
-    options: Float64Array,
+    options: TcpLoopOptions,
     tlsContext?: object,
     servername?: string,
-    /** WebSocket endpoints (flags ZS_IO_WEBSOCKET): the upgrade's request target and Host header. */
+    /** WebSocket endpoints (flags IO_WEBSOCKET): the upgrade's request target and Host header. */
     path?: string,
     hostHeader?: string,
   ): number;
@@ -65,22 +123,30 @@ export interface TcpLoopHandle {
     sourceOffsets?: Uint32Array,
     source?: Uint8Array,
   ): void;
-  peerAddress(peer: number): [string, number, string, number] | undefined;
+  peerAddress(peer: number): TcpPeerAddress | undefined;
   shutdown(): void;
   ref(): void;
   unref(): void;
   destroy(): void;
   /** [method 1 deflate-fixed | 2 brrc, level 1 fast | 2 default, checksum 0 | 1, threshold]; before any listen/connect. */
   compression(config: Float64Array): void;
-  /** [framesCompressed, bytesBefore, bytesAfter, framesDecompressed, recordsSealed, recordsOpened, rekeysSent, rekeysReceived]. */
-  recordStats(): number[];
-  /** [bytes of partial-frame receive buffers, bytes of write queues], as of the loop's last tick (100 ms). */
-  bufferStats(): number[];
+  recordStats(): TcpLoopStats;
+  bufferStats(): NativeBufferStats;
+}
+
+/** The error classes the addon throws (native/binding/args.h, Fault). */
+export interface NativeErrorClasses {
+  /** An object used after close() or destroy(). */
+  ConnectionClosedError: new (message: string) => Error;
+  /** Memory, a thread, a descriptor or an OpenSSL object refused. */
+  NativeResourceError: new (message: string) => Error;
 }
 
 /** The raw functions of the addon (see native/binding). Internal: use the typed wrappers. */
 export interface NativeBinding {
   readonly napiVersion: number;
+  /** Hands the addon the library's error classes (per thread); loadNative() does it. */
+  setErrorClasses(classes: NativeErrorClasses): void;
   readonly TcpLoop: {
     new (onBatch: TcpBatchCallback, threaded: boolean): TcpLoopHandle;
     readonly slotSize: number;
@@ -213,7 +279,8 @@ export function nativeCandidates(root: string): string[] {
 }
 
 /**
- * Loads the first candidate that exists and loads. Throws `NativeLoadError`
+ * Loads the first candidate that exists and loads, and hands it the library's
+ * error classes (NativeErrorClasses). Throws `NativeLoadError`
  * listing what was tried and how to build from source when none does.
  */
 export function loadNative(candidates: string[]): NativeBinding {
@@ -223,11 +290,20 @@ export function loadNative(candidates: string[]): NativeBinding {
       tried.push(`${file} (missing)`);
       continue;
     }
+    let loaded: NativeBinding;
     try {
-      return require(file) as NativeBinding;
+      loaded = require(file) as NativeBinding;
     } catch (err) {
       tried.push(`${file} (${(err as Error).message.split('\n')[0]})`);
+      continue;
     }
+    if (typeof loaded.setErrorClasses !== 'function') {
+      tried.push(`${file} (built from older sources than this library: rebuild it)`);
+      continue;
+    }
+    // The addon throws these rather than plain Errors, as better-sqlite3 throws the SqliteError it is given.
+    loaded.setErrorClasses({ ConnectionClosedError, NativeResourceError });
+    return loaded;
   }
   throw new NativeLoadError(
     `zserver: no native addon for ${process.platform}-${process.arch} on Node ${process.version} ` +

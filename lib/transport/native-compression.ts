@@ -1,5 +1,5 @@
 /**
- * Compression in the native TCP transport's I/O path (native/core/io_record.cc):
+ * Compression in the native TCP transport's I/O path (native/core/io_compress.cc):
  * the option NativeTcpTransport takes, its checks, and the close detail of a
  * compressed frame that did not decode.
  *

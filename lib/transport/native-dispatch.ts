@@ -1,51 +1,77 @@
 /**
- * The receiving half of NativeTcpTransport (native-tcp.ts): the per-peer slot
- * table and the turning of the native loop's batches (frames plus event
- * records, native/core/io_loop.h) into the Transport's 'open', 'frames',
- * 'drain', 'close' and 'error' events. native-tcp.ts extends this class with
- * the commands (listen, connect, send, close); one class at run time, so the
- * split costs no call or allocation on the frame path.
+ * NativeDispatch: the object each native transport (NativeTcpTransport,
+ * NativeWsTransport) owns between its public methods and the native loop
+ * (native/core/io_loop.h). It holds the loop handle, the per-peer slot table
+ * and this turn's SubmitQueue; it turns the loop's batches (frames plus event
+ * records) into the transport's 'open', 'frames', 'drain', 'close' and 'error'
+ * events, and does the per-peer bookkeeping of the commands (high-water mark,
+ * maxSendQueue, pause counts, close states) before their records go down.
  *
- * Per-peer state on this side is a few typed-array slots indexed by peer id
- * (no object per connection), so that tens of thousands of idle peers cost
- * little memory. docs/transport.md has the design and the measurements.
+ * The transports check arguments and call in; what differs between TCP and
+ * WebSocket endpoints (the upgrade request at accept, plain HTTP requests, an
+ * upgrade refused at connect) is a NativeEndpointProtocol the transport hands
+ * in at construction. Events are emitted on the transport itself, so a batch
+ * costs one emit, as before.
+ *
+ * Per-peer state is a few typed-array slots indexed by peer id (no object per
+ * connection), so tens of thousands of idle peers cost little memory.
+ * docs/transport.md has the design and the measurements.
  *
  * Admission (admission.ts) happens here too: the loop accepts a connection
- * without reading it (ZS_IO_ADMIT_PAUSED) and reports OPEN; this side runs
+ * without reading it (IO_ADMIT_PAUSED) and reports OPEN; this side runs
  * Admission.admit() and either resumes the connection and emits 'open', or
  * closes it with reason 'refused' (no 'open', no 'close': counted in
  * stats().closes.refused). While an accept hook's promise decides, the
  * connection stays unread.
  */
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
+import { describe } from '../bytes.js';
 import { AuthError, ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
-import { native, type TcpLoopHandle } from '../native.js';
-import type { Admission, AdmitVerdict } from './admission.js';
-import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_SEND_QUEUE } from './common.js';
-import { errnoName } from './native-options.js';
-import { compressedFrameDetail } from './native-compression.js';
-import { OP_CLOSE_WITH, OP_PAUSE, OP_RELEASE, OP_RESUME, SendQueue } from './send-queue.js';
-import type { CloseReason, FrameBatch, PeerId, PeerInfo, TransportEvents } from './types.js';
+import { native, type NativeBufferStats, type TcpLoopHandle, type TcpLoopStats } from '../native.js';
+import { Admission, type AdmitVerdict } from './admission.js';
+import { checkBatchIndex, DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_SEND_QUEUE, FRAME_OVERHEAD } from './common.js';
+import {
+  CLOSE_B_TLS,
+  CLOSE_REASONS,
+  CLOSE_REFUSED,
+  CLOSE_SLOW_CONSUMER,
+  EV_ACCEPT_ERROR,
+  EV_CLOSE,
+  EV_CONNECT_FAIL,
+  EV_DRAIN,
+  EV_FULL,
+  EV_OPEN,
+  EV_SHUTDOWN_DONE,
+  IO_ADMIT_PAUSED,
+  OP_ABORT,
+  OP_CLOSE,
+  OP_CLOSE_WITH,
+  OP_OFFLOAD,
+  OP_PAUSE,
+  OP_RELEASE,
+  OP_RESUME,
+  OP_WATCH_DRAIN,
+  PROTO_COMPRESSED_REFUSED,
+} from './native-constants.js';
+import { compressedFrameDetail, type NativeCompressionStats } from './native-compression.js';
+import { checkEndpoint, connectArgs, errnoName, loopOptions, numericHost, type LoopOptions } from './native-options.js';
+import { clientTls, serverTls } from './native-tls.js';
+import { offloadBytes, type NativeRecordStats } from './native-record.js';
+import { SubmitQueue } from './submit-queue.js';
+import {
+  MAX_FRAME_KIND,
+  type CloseReason,
+  type ConnectOptions,
+  type Endpoint,
+  type FrameBatch,
+  type ListenOptions,
+  type PeerId,
+  type PeerInfo,
+  type RecordOffload,
+  type TransportEvents,
+  type TransportStats,
+} from './types.js';
 
-// Event records from the I/O loop (ZS_EV_* in native/core/io_loop.h).
-const EV_OPEN = 1;
-const EV_CLOSE = 2;
-const EV_FULL = 3;
-const EV_DRAIN = 4;
-const EV_CONNECT_FAIL = 5;
-const EV_ACCEPT_ERROR = 6;
-const EV_SHUTDOWN_DONE = 7;
-
-/** ZS_CLOSE_* of native/core/io_loop.h: the reason of code i is REASONS[i] (a test checks the binding agrees). */
-export const REASONS: readonly CloseReason[] = [
-  'local', 'remote', 'reset', 'timeout', 'bad-token', 'oversize', 'protocol', 'auth', 'shutdown', 'slow-consumer', 'refused',
-];
-const CODE_SLOW_CONSUMER = 9;
-export const CODE_REFUSED = 10;
-/** The close event's b for a compressed frame refused (ZS_PROTO_COMPRESSED_REFUSED). */
-const PROTO_COMPRESSED_REFUSED = -100;
-/** The close event's b when the detail is the loop's TLS error text (ZS_CLOSE_B_TLS). */
-const TLS_DETAIL = -200;
 /** tlsError()'s key of a failed connect: this plus the connect's tag. */
 const TLS_CONNECT_KEY = 2 ** 32;
 const DETAILS: Partial<Record<CloseReason, string>> = {
@@ -60,74 +86,428 @@ const DETAILS: Partial<Record<CloseReason, string>> = {
 };
 
 // Per-peer state byte.
-export const CLOSED = 0;
-export const OPEN_ACCEPTED = 1;
-export const OPEN_CONNECTED = 2;
-export const CLOSING = 3;
+const CLOSED = 0;
+const OPEN_ACCEPTED = 1;
+const OPEN_CONNECTED = 2;
+const CLOSING = 3;
 /** Accepted, not read, while the accept hook's promise decides. */
-export const ADMITTING = 4;
+const ADMITTING = 4;
 /** Refused by admission: closing, never reported to users. */
-export const REFUSED = 5;
-
-/** Send-queue limits of a listener's or a connect's peers. */
-export interface QueueLimits {
-  hwm: number;
-  maxSendQueue: number;
-}
+const REFUSED = 5;
 
 /** A connect() waiting for its peer's open (or its failure). */
-export interface PendingConnect extends QueueLimits {
+export interface PendingConnect {
   resolve: (peer: PeerId) => void;
   reject: (err: Error) => void;
+  /** host:port, for messages. */
   where: string;
+  hwm: number;
+  maxSendQueue: number;
   /** A TLS connect: the loop's OPEN waits for its handshake. */
-  tls?: boolean;
+  tls: boolean;
 }
 
 /** One listen(): its peers' queue limits and its admission. */
-export interface ListenerEntry extends QueueLimits {
+interface ListenerEntry {
+  hwm: number;
+  maxSendQueue: number;
   admission: Admission;
 }
 
-/** The slot table and batch dispatch of NativeTcpTransport; see the file comment. */
-export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
-  protected readonly loop: TcpLoopHandle;
-  protected readonly queue = new SendQueue();
-  protected state = new Uint8Array(1024);
-  protected blocked = new Uint8Array(1024);
-  protected turnBytes = new Float64Array(1024);
-  protected hwm = new Uint32Array(1024);
-  protected maxQueue = new Uint32Array(1024);
-  protected pauses = new Uint32Array(1024);
-  protected readonly userData: unknown[] = [];
-  /** 1 + the index in `endpoints` of the listener that admitted each open accepted peer (0: none), for release() on close. */
-  protected admittedBy = new Uint32Array(1024);
-  /** Remote addresses of admitted peers, kept only where the admission counts per address. */
-  protected readonly remoteAddress = new Map<number, string>();
-  /** Accepted peers whose accept hook is deciding: a token per admission, so a late verdict for a reused id is ignored. */
-  protected readonly admitting = new Map<number, object>();
-  protected readonly endpoints: ListenerEntry[] = [];
-  protected readonly connects = new Map<number, PendingConnect>();
-  protected openPeers = 0;
-  protected inBatch = false;
-  /** The data of the batch being dispatched (forward() reads from it until the flush). */
-  protected batchData: Buffer | undefined;
-  protected closed = false;
-  protected referenced = false;
-  protected shutdownDone: (() => void) | undefined;
-  protected finalCompression: readonly number[] | undefined; // recordStats() of the destroyed loop
-  protected readonly counters = { connections: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
-  protected readonly closes: Partial<Record<CloseReason, number>> = {};
+/**
+ * What a kind of endpoint adds to the dispatch (NativeWsTransport's WebSocket
+ * side); NativeTcpTransport has none. Each method runs inside a batch.
+ */
+export interface NativeEndpointProtocol {
+  /**
+   * An accepted peer's OPEN, before admission: the request headers the accept
+   * hook sees, or a kind byte for OP_CLOSE_WITH that refuses the peer.
+   */
+  accepted(peer: PeerId): Readonly<Record<string, string>> | number;
+  /** An event type the dispatch does not know (EV_HTTP); true when handled. */
+  event(type: number, peer: PeerId, a: number, b: number): boolean;
+  /** A close of a peer the protocol owns (a plain HTTP request): true when handled (the id is then released by the protocol). */
+  closed(peer: PeerId): boolean;
+  /** A connect that failed: the error to reject it with, or undefined for the dispatch's own. */
+  connectFailed(pending: PendingConnect, reason: number, b: number): Error | undefined;
+}
 
-  constructor(ioThread: boolean) {
-    super();
+/** The options of a native listen() this side reads (NativeListenOptions of native-tcp.ts). */
+export interface NativeListenArgs extends ListenOptions {
+  compressedFrames?: unknown;
+  tls?: unknown;
+  reusePort?: boolean;
+}
+
+/** The options of a native connect() this side reads (NativeConnectOptions of native-tcp.ts). */
+export interface NativeConnectArgs extends ConnectOptions {
+  compressedFrames?: unknown;
+  tls?: unknown;
+}
+
+/** A WebSocket endpoint's HTTP limits: request head cap, time for head and body, plain body cap. */
+export interface HttpLimits {
+  maxHead: number;
+  timeout: number;
+  maxBody: number;
+}
+
+/** `opts` with a WebSocket endpoint's HTTP limits (none: unchanged). */
+function withHttp(opts: LoopOptions, http: HttpLimits | undefined): LoopOptions {
+  if (http) {
+    opts.httpMaxHead = http.maxHead;
+    opts.httpTimeout = http.timeout;
+    opts.httpMaxBody = http.maxBody;
+  }
+  return opts;
+}
+
+/** Counters of a transport since creation (TransportStats without the closes). */
+interface Counters {
+  connections: number;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** The dispatch of one native transport; see the file comment. */
+export class NativeDispatch {
+  /** The native loop; the transports call it for listen, connect and the stats. */
+  readonly loop: TcpLoopHandle;
+  /** This turn's records; a protocol queues its own (OP_HTTP_REPLY) here. */
+  readonly queue = new SubmitQueue();
+  readonly counters: Counters = { connections: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly closes: Partial<Record<CloseReason, number>> = {};
+  /** recordStats() of the loop, kept when it is destroyed (stats still answer after shutdown()). */
+  finalStats: TcpLoopStats | undefined;
+  /** shutdown() was called: every command throws from now on. */
+  closed = false;
+  private state = new Uint8Array(1024);
+  private blocked = new Uint8Array(1024);
+  private turnBytes = new Float64Array(1024);
+  private hwm = new Uint32Array(1024);
+  private maxQueue = new Uint32Array(1024);
+  private pauses = new Uint32Array(1024);
+  private readonly userData: unknown[] = [];
+  /** 1 + the index in `endpoints` of the listener that admitted each open accepted peer (0: none), for release() on close. */
+  private admittedBy = new Uint32Array(1024);
+  /** Remote addresses of admitted peers, kept only where the admission counts per address. */
+  private readonly remoteAddress = new Map<number, string>();
+  /** Accepted peers whose accept hook is deciding: a token per admission, so a late verdict for a reused id is ignored. */
+  private readonly admitting = new Map<number, object>();
+  private readonly endpoints: ListenerEntry[] = [];
+  private readonly connects = new Map<number, PendingConnect>();
+  private nextTag = 0;
+  private openPeers = 0;
+  private inBatch = false;
+  /** The data of the batch being dispatched (forward() reads from it until the flush). */
+  private batchData: Buffer | undefined;
+  private referenced = false;
+  private shutdownDone: (() => void) | undefined;
+  private shutdownPromise: Promise<void> | undefined;
+  private flushScheduled = false;
+  private readonly flushNow = () => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /**
+   * `events`: the transport the events are emitted on; `name`: its name in
+   * messages ('native-tcp'); `protocol`: what its kind of endpoint adds.
+   */
+  constructor(
+    private readonly events: EventEmitter<TransportEvents>,
+    readonly name: string,
+    ioThread: boolean,
+    private readonly protocol?: NativeEndpointProtocol,
+  ) {
     this.loop = new (native().TcpLoop)(this.onBatch, ioThread);
   }
 
-  /** Addresses of an open peer, or undefined (the 'open' event carries them). */
-  abstract peerInfo(peer: PeerId): PeerInfo | undefined;
+  // ------------------------------------------------------------ commands
 
-  protected ensurePeer(peer: number): void {
+  /** Throws ConnectionClosedError after shutdown(). */
+  checkOpen(): void {
+    if (this.closed) throw new ConnectionClosedError(`${this.name} transport: used after shutdown()`);
+  }
+
+  /** True while `peer` is open (accepted or connected) and not closing. */
+  isOpen(peer: PeerId): boolean {
+    const st = this.state[peer];
+    return st === OPEN_ACCEPTED || st === OPEN_CONNECTED;
+  }
+
+  /**
+   * listen() of a transport: checks, binds, registers the listener. `flags`: the endpoint's IO_*
+   * bits (IO_ADMIT_PAUSED is added); `http`: a WebSocket endpoint's HTTP limits.
+   */
+  async listen(endpoint: unknown, options: NativeListenArgs | undefined, flags: number, http?: HttpLimits): Promise<Endpoint> {
+    this.checkOpen();
+    const ep = checkEndpoint(endpoint);
+    const opts = withHttp(loopOptions(options, true, IO_ADMIT_PAUSED | flags), http);
+    const tls = serverTls(options?.tls);
+    if (tls) {
+      opts.tlsHandshakeTimeout = tls.handshakeTimeout;
+      opts.tlsMaxHandshakes = tls.maxHandshakes;
+    }
+    const admission = new Admission(options);
+    const host = await numericHost(ep.host);
+    this.checkOpen();
+    const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context);
+    if (port < 0) {
+      throw new ConnectError(`${this.name} transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
+    }
+    this.endpoints.push({ hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, admission });
+    this.updateRef();
+    return { host: ep.host, port };
+  }
+
+  /**
+   * connect() of a transport: checks, starts the loop's connect; resolves to the peer id after
+   * 'open' was emitted for it. `ws`: a WebSocket endpoint's upgrade path and HTTP limits.
+   */
+  async connect(endpoint: unknown, options: NativeConnectArgs | undefined, flags: number, ws?: { path: string; http: HttpLimits }): Promise<PeerId> {
+    this.checkOpen();
+    const ep = checkEndpoint(endpoint);
+    const { opts, timeout, local } = connectArgs(options, flags);
+    withHttp(opts, ws?.http);
+    const tls = clientTls(options?.tls, ep.host);
+    if (tls) opts.tlsHandshakeTimeout = tls.handshakeTimeout;
+    const host = await numericHost(ep.host);
+    this.checkOpen();
+    const where = `${ep.host}:${ep.port}`;
+    // The Host header of a WebSocket upgrade: an IPv6 address in brackets.
+    const hostHeader = `${ep.host.includes(':') ? `[${ep.host}]` : ep.host}:${ep.port}`;
+    const tag = (this.nextTag = (this.nextTag + 1) >>> 0);
+    return new Promise<PeerId>((resolve, reject) => {
+      const r = ws
+        ? this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername, ws.path, hostHeader)
+        : this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername);
+      if (r < 0) {
+        reject(new ConnectError(`${this.name} transport: cannot connect to ${where}: ${errnoName(-r)}`));
+        return;
+      }
+      this.connects.set(tag, { resolve, reject, hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, where, tls: tls !== undefined });
+      this.updateRef();
+    });
+  }
+
+  /** Queues one frame (payload copied now); false above the high-water mark or when closed as a slow consumer. */
+  send(peer: PeerId, kindByte: number, payload: Uint8Array): boolean {
+    if (this.overQueue(peer, payload.length + FRAME_OVERHEAD)) return this.closedSlow();
+    this.queue.send(peer, kindByte, payload);
+    return this.queued(peer, payload.length);
+  }
+
+  /** send() of `parts` joined (`total` bytes), each part copied once. */
+  sendParts(peer: PeerId, kindByte: number, parts: readonly Uint8Array[], total: number): boolean {
+    if (this.overQueue(peer, total + FRAME_OVERHEAD)) return this.closedSlow();
+    this.queue.sendParts(peer, kindByte, parts, total);
+    return this.queued(peer, total);
+  }
+
+  /**
+   * Queues `length` bytes of `data` at `offset` as a frame: read by the loop at
+   * the flush when `data` is the batch being dispatched, else copied now.
+   */
+  forward(peer: PeerId, kindByte: number, data: Buffer, offset: number, length: number): boolean {
+    if (this.overQueue(peer, length + FRAME_OVERHEAD)) return this.closedSlow();
+    if (data === this.batchData) this.queue.forward(peer, kindByte, data, offset, length);
+    else this.queue.send(peer, kindByte, data.subarray(offset, offset + length));
+    return this.queued(peer, length);
+  }
+
+  /** Queues a record of `op` with `bytes` as its payload (OP_OFFLOAD, OP_HTTP_REPLY). */
+  sendRecord(peer: PeerId, op: number, bytes: Uint8Array): void {
+    this.queue.sendParts(peer, 0, [bytes], bytes.length, op);
+    this.schedule();
+  }
+
+  /** Throws unless `peer` is open and `kind`, `flags` are valid (TypeError, RangeError, ConnectionClosedError). */
+  checkFrame(peer: PeerId, kind: number, flags: number): void {
+    this.checkOpen();
+    if (!this.isOpen(peer)) {
+      if (typeof peer !== 'number' || !Number.isInteger(peer) || peer < 0) {
+        throw new TypeError(`peer must be a peer id (a non-negative integer), got ${describe(peer)}`);
+      }
+      throw new ConnectionClosedError(`${this.name} transport: peer ${peer} is not open`);
+    }
+    if (kind !== (kind & MAX_FRAME_KIND)) {
+      throw new RangeError(`kind must be an integer from 0 to ${MAX_FRAME_KIND}, got ${describe(kind)}`);
+    }
+    if (flags !== (flags & 3)) throw new RangeError(`flags must be a combination of FrameFlag bits, got ${describe(flags)}`);
+  }
+
+  /** Transport.forward(), checked. */
+  forwardFrame(batch: FrameBatch, index: number, peer: PeerId): boolean {
+    const offset = checkBatchIndex(batch, index);
+    const kind = batch.kinds[index]!;
+    const flags = batch.flags[index]!;
+    this.checkFrame(peer, kind, flags);
+    return this.forward(peer, kind | (flags << 6), batch.data, offset, batch.lengths[index]!);
+  }
+
+  /** Transport.offloadRecords(), checked: the parameters go down as an OP_OFFLOAD record, then are wiped here. */
+  offloadRecords(peer: PeerId, params: RecordOffload): boolean {
+    this.checkFrame(peer, 8, 0);
+    const bytes = offloadBytes(params);
+    this.sendRecord(peer, OP_OFFLOAD, bytes);
+    bytes.fill(0);
+    return true;
+  }
+
+  /** pause(): counted; the loop stops reading at the first. */
+  pause(peer: PeerId): void {
+    if (this.isOpen(peer) && this.pauses[peer]++ === 0) this.queue.control(OP_PAUSE, peer);
+    this.schedule();
+  }
+
+  /** resume(): reading starts again when no pause is left. */
+  resume(peer: PeerId): void {
+    if (this.isOpen(peer) && this.pauses[peer] !== 0 && --this.pauses[peer]! === 0) this.queue.control(OP_RESUME, peer);
+    this.schedule();
+  }
+
+  /** close(): graceful unless `abort`; an abort after a graceful close cuts its flush short. */
+  close(peer: PeerId, abort: boolean): void {
+    const st = this.state[peer];
+    if (st === CLOSING && abort) {
+      this.queue.control(OP_ABORT, peer);
+      this.schedule();
+      return;
+    }
+    if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return;
+    this.state[peer] = CLOSING;
+    this.queue.control(abort ? OP_ABORT : OP_CLOSE, peer);
+    this.schedule();
+  }
+
+  /** The user-data slot of a peer; cleared after its 'close' event. */
+  getUserData(peer: PeerId): unknown {
+    return this.userData[peer];
+  }
+
+  /** Sets it; ConnectionClosedError unless the peer is known to the loop. */
+  setUserData(peer: PeerId, value: unknown): void {
+    if (!this.state[peer]) throw new ConnectionClosedError(`${this.name} transport: peer ${peer} is not open`);
+    this.userData[peer] = value;
+  }
+
+  /** Addresses of an open peer, or undefined. */
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    const st = this.state[peer];
+    if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return undefined;
+    const a = this.loop.peerAddress(peer);
+    if (!a) return undefined;
+    return { remoteAddress: a.remoteAddress, remotePort: a.remotePort, localAddress: a.localAddress, localPort: a.localPort, accepted: st === OPEN_ACCEPTED };
+  }
+
+  /** Transport.stats(): also after shutdown(). */
+  stats(): TransportStats {
+    return { ...this.counters, closes: { ...this.closes } };
+  }
+
+  /** The transport's compressionStats(): also after shutdown(). */
+  compressionStats(): NativeCompressionStats {
+    const { framesCompressed, bytesBefore, bytesAfter, framesDecompressed } = this.finalStats ?? this.loop.recordStats();
+    return { framesCompressed, bytesBefore, bytesAfter, framesDecompressed };
+  }
+
+  /** The transport's recordStats() (record offload): also after shutdown(). */
+  offloadStats(): NativeRecordStats {
+    const { recordsSealed, recordsOpened, rekeysSent, rekeysReceived } = this.finalStats ?? this.loop.recordStats();
+    return { recordsSealed, recordsOpened, rekeysSent, rekeysReceived };
+  }
+
+  /** The transport's bufferStats(): zero once the loop is destroyed. */
+  bufferStats(): NativeBufferStats {
+    if (this.finalStats !== undefined) return { partialFrameBytes: 0, sendQueueBytes: 0 };
+    return this.loop.bufferStats();
+  }
+
+  /** Stops listening, closes every peer with reason 'shutdown', and stops the loop. */
+  shutdown(): Promise<void> {
+    if (this.shutdownPromise) return this.shutdownPromise;
+    this.closed = true;
+    this.shutdownPromise = new Promise<void>((resolve) => {
+      this.shutdownDone = resolve;
+    });
+    this.flush();
+    if (!this.referenced) {
+      this.referenced = true;
+      this.loop.ref();
+    }
+    this.loop.shutdown();
+    return this.shutdownPromise;
+  }
+
+  /** Hands this turn's records to the loop in a microtask, unless a batch is being dispatched (it flushes at its end). */
+  schedule(): void {
+    if (this.flushScheduled || this.inBatch) return;
+    this.flushScheduled = true;
+    queueMicrotask(this.flushNow);
+  }
+
+  /** Keeps the process alive while anything is listening, open or connecting, like Node `net`. */
+  private updateRef(): void {
+    if (this.closed && !this.shutdownDone) return;
+    const want = this.endpoints.length > 0 || this.openPeers > 0 || this.connects.size > 0 || !!this.shutdownDone;
+    if (want === this.referenced) return;
+    this.referenced = want;
+    if (want) this.loop.ref();
+    else this.loop.unref();
+  }
+
+  /** Hands this turn's records to the loop. */
+  private flush(): void {
+    const n = this.queue.count;
+    if (n === 0) return;
+    // The bytes counted toward the high-water mark are this turn's; from now on
+    // the loop reports its own queue through FULL and DRAIN events.
+    const peers = this.queue.peers;
+    for (let i = 0; i < n; i++) this.turnBytes[peers[i]!] = 0;
+    this.queue.submit(this.loop);
+  }
+
+  /**
+   * True when `size` more bytes this turn would pass the peer's maxSendQueue: the peer is then
+   * closed with 'slow-consumer' and the frame must not be queued. A frame alone may pass it.
+   */
+  private overQueue(peer: PeerId, size: number): boolean {
+    const t = this.turnBytes[peer]!;
+    if (t === 0 || t + size <= this.maxQueue[peer]!) return false;
+    this.state[peer] = CLOSING;
+    this.queue.control(OP_CLOSE_WITH, peer, CLOSE_SLOW_CONSUMER);
+    return true;
+  }
+
+  /** send()'s answer after overQueue() closed the peer. */
+  private closedSlow(): false {
+    this.schedule();
+    return false;
+  }
+
+  /** Counts a frame of `length` payload bytes just queued for `peer`; false above the high-water mark. */
+  private queued(peer: PeerId, length: number): boolean {
+    const size = length + FRAME_OVERHEAD;
+    this.counters.framesOut++;
+    this.counters.bytesOut += length;
+    this.schedule();
+    // Counted even while blocked: maxSendQueue (overQueue) bounds what one turn may queue.
+    const turn = (this.turnBytes[peer] += size);
+    if (this.blocked[peer]) return false;
+    if (turn > this.hwm[peer]!) {
+      this.blocked[peer] = 1;
+      this.queue.control(OP_WATCH_DRAIN, peer);
+      return false;
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------ batches
+
+  private ensurePeer(peer: number): void {
     if (peer < this.state.length) return;
     let cap = this.state.length;
     while (cap <= peer) cap *= 2;
@@ -145,28 +525,7 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.admittedBy = grow(this.admittedBy, (n) => new Uint32Array(n));
   }
 
-  /** Keeps the process alive while anything is listening, open or connecting, like Node `net`. */
-  protected updateRef(): void {
-    if (this.closed && !this.shutdownDone) return;
-    const want = this.endpoints.length > 0 || this.openPeers > 0 || this.connects.size > 0 || !!this.shutdownDone;
-    if (want === this.referenced) return;
-    this.referenced = want;
-    if (want) this.loop.ref();
-    else this.loop.unref();
-  }
-
-  /** Hands this turn's records to the loop. */
-  protected flush(): void {
-    const n = this.queue.count;
-    if (n === 0) return;
-    // The bytes counted toward the high-water mark are this turn's; from now on
-    // the loop reports its own queue through FULL and DRAIN events.
-    const peers = this.queue.peers;
-    for (let i = 0; i < n; i++) this.turnBytes[peers[i]!] = 0;
-    this.queue.submit(this.loop);
-  }
-
-  protected readonly onBatch = (
+  private readonly onBatch = (
     frames: number,
     events: number,
     data: Buffer,
@@ -203,7 +562,7 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
       this.counters.bytesIn += bytes;
       const batch: FrameBatch = { count: frames, peers, kinds, flags, offsets, lengths, data };
       try {
-        this.emit('frames', batch);
+        this.events.emit('frames', batch);
       } catch (err) {
         failure ??= err;
       }
@@ -225,24 +584,25 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     if (failure !== undefined) throw failure;
   };
 
-  /** A batch's close, full, drain, accept-error or shutdown-done record; true for shutdown-done. */
-  protected onEvent(type: number, peer: number, a: number, b: number): boolean {
+  /** A batch's close, full, drain, accept-error, shutdown-done or protocol record; true for shutdown-done. */
+  private onEvent(type: number, peer: number, a: number, b: number): boolean {
     if (type === EV_CLOSE) this.onClose(peer, a, b);
     else if (type === EV_FULL) {
       if (this.state[peer]) this.blocked[peer] = 1;
     } else if (type === EV_DRAIN) {
       if (this.blocked[peer] && (this.state[peer] === OPEN_ACCEPTED || this.state[peer] === OPEN_CONNECTED)) {
         this.blocked[peer] = 0;
-        this.emit('drain', peer);
+        this.events.emit('drain', peer);
       }
     } else if (type === EV_ACCEPT_ERROR) {
-      const err = new ConnectError(`native-tcp transport: accepting connections failed (${errnoName(a)}); retrying in 100 ms`);
-      if (this.listenerCount('error') > 0) this.emit('error', err);
+      const err = new ConnectError(`${this.name} transport: accepting connections failed (${errnoName(a)}); retrying in 100 ms`);
+      if (this.events.listenerCount('error') > 0) this.events.emit('error', err);
     } else if (type === EV_SHUTDOWN_DONE) return true;
+    else this.protocol?.event(type, peer, a, b);
     return false;
   }
 
-  protected onOpen(peer: number, accepted: boolean, tag: number): void {
+  private onOpen(peer: number, accepted: boolean, tag: number): void {
     this.ensurePeer(peer);
     this.blocked[peer] = 0;
     this.turnBytes[peer] = 0;
@@ -259,14 +619,24 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     if (listener === undefined) {
       // Never happens (every listener is registered before the loop accepts on it); refuse rather than guess.
       this.state[peer] = REFUSED;
-      this.queue.control(OP_CLOSE_WITH, peer, CODE_REFUSED);
+      this.queue.control(OP_CLOSE_WITH, peer, CLOSE_REFUSED);
       return;
+    }
+    let headers: Readonly<Record<string, string>> | undefined;
+    if (this.protocol !== undefined) {
+      const r = this.protocol.accepted(peer);
+      if (typeof r === 'number') {
+        this.refuse(peer, r);
+        return;
+      }
+      headers = r;
     }
     this.hwm[peer] = listener.hwm;
     this.maxQueue[peer] = listener.maxSendQueue;
     const a = this.loop.peerAddress(peer);
-    const info: PeerInfo = { remoteAddress: a?.[0] ?? '', remotePort: a?.[1] ?? 0, localAddress: a?.[2] ?? '', localPort: a?.[3] ?? 0, accepted: true };
-    const headers = this.acceptHeaders(peer);
+    const info: PeerInfo = {
+      remoteAddress: a?.remoteAddress ?? '', remotePort: a?.remotePort ?? 0, localAddress: a?.localAddress ?? '', localPort: a?.localPort ?? 0, accepted: true,
+    };
     const verdict = listener.admission.admit({
       remoteAddress: info.remoteAddress, remotePort: info.remotePort, localAddress: info.localAddress, localPort: info.localPort,
       ...(headers === undefined ? {} : { headers }),
@@ -276,18 +646,13 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
       return;
     }
     if (typeof verdict === 'string') {
-      this.refuse(peer);
+      this.refuse(peer, CLOSE_REFUSED);
       return;
     }
     this.state[peer] = ADMITTING;
     const token = {};
     this.admitting.set(peer, token);
     void verdict.then((v) => this.onVerdict(peer, token, v, tag, info));
-  }
-
-  /** The request headers of an accepted peer for its admission (a WebSocket upgrade's); none on TCP. */
-  protected acceptHeaders(_peer: number): Readonly<Record<string, string>> | undefined {
-    return undefined;
   }
 
   /** An accept hook's promise settled: admit or refuse the peer, unless it is gone meanwhile. */
@@ -300,7 +665,7 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.admitting.delete(peer);
     try {
       if (verdict === true) this.admitted(peer, listener, info);
-      else this.refuse(peer);
+      else this.refuse(peer, CLOSE_REFUSED);
     } finally {
       this.flush();
       this.updateRef();
@@ -318,10 +683,10 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
   }
 
   /**
-   * Admission said no: the loop resets the connection (a WebSocket upgrade is
+   * Admission (or the protocol) said no: the loop resets the connection (a WebSocket upgrade is
    * answered with the status `code` stands for first); the user never hears of it.
    */
-  protected refuse(peer: number, code = CODE_REFUSED): void {
+  private refuse(peer: number, code: number): void {
     this.state[peer] = REFUSED;
     this.closes.refused = (this.closes.refused ?? 0) + 1;
     this.queue.control(OP_CLOSE_WITH, peer, code);
@@ -332,65 +697,48 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
     this.openPeers++;
     this.counters.connections++;
     try {
-      if (this.listenerCount('open') > 0) {
+      if (this.events.listenerCount('open') > 0) {
         const info = known ?? this.peerInfo(peer) ?? {
           remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, accepted,
         };
-        this.emit('open', peer, info);
+        this.events.emit('open', peer, info);
       }
     } finally {
       pending?.resolve(peer);
     }
   }
 
-  /** pause() of native-tcp.ts: counted; the loop stops reading at the first. */
-  protected pausePeer(peer: PeerId): void {
-    const st = this.state[peer];
-    if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return;
-    if (this.pauses[peer]++ === 0) this.queue.control(OP_PAUSE, peer);
-  }
-
-  /** resume() of native-tcp.ts: reading starts again when no pause is left. */
-  protected resumePeer(peer: PeerId): void {
-    const st = this.state[peer];
-    if ((st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) || this.pauses[peer] === 0) return;
-    if (--this.pauses[peer]! === 0) this.queue.control(OP_RESUME, peer);
-  }
-
-  /**
-   * True when `size` more bytes this turn would pass the peer's maxSendQueue: the peer is then
-   * closed with 'slow-consumer' and the frame must not be queued. A frame alone may pass it.
-   */
-  protected overQueue(peer: PeerId, size: number): boolean {
-    const t = this.turnBytes[peer]!;
-    if (t === 0 || t + size <= this.maxQueue[peer]!) return false;
-    this.state[peer] = CLOSING;
-    this.queue.control(OP_CLOSE_WITH, peer, CODE_SLOW_CONSUMER);
-    return true;
-  }
-
-  protected onConnectFail(tag: number, reason: number, errno: number): void {
+  private onConnectFail(tag: number, reason: number, errno: number): void {
     const pending = this.connects.get(tag);
     if (!pending) return;
     this.connects.delete(tag);
-    const why = REASONS[reason];
-    if (errno === TLS_DETAIL || (why === 'remote' && pending.tls)) {
+    const own = this.protocol?.connectFailed(pending, reason, errno);
+    if (own !== undefined) {
+      pending.reject(own);
+      return;
+    }
+    const why = CLOSE_REASONS[reason];
+    if (errno === CLOSE_B_TLS || (why === 'remote' && pending.tls)) {
       // A TLS connect that failed during its handshake (the loop says OPEN only after it).
-      const text = errno === TLS_DETAIL ? this.loop.tlsError(TLS_CONNECT_KEY + tag) : 'the server closed the connection during the TLS handshake';
-      const message = `native-tcp transport: TLS with ${pending.where} failed: ${text || why}`;
+      const text = errno === CLOSE_B_TLS ? this.loop.tlsError(TLS_CONNECT_KEY + tag) : 'the server closed the connection during the TLS handshake';
+      const message = `${this.name} transport: TLS with ${pending.where} failed: ${text || why}`;
       pending.reject(why === 'auth' ? new AuthError(message) : why === 'timeout' ? new TimeoutError(message) : new ConnectError(message));
       return;
     }
     pending.reject(
       why === 'shutdown'
-        ? new ConnectionClosedError('native-tcp transport: shut down while connecting')
+        ? new ConnectionClosedError(`${this.name} transport: shut down while connecting`)
         : why === 'timeout'
-          ? new TimeoutError(`native-tcp transport: connecting to ${pending.where} took longer than its timeout`)
-          : new ConnectError(`native-tcp transport: cannot connect to ${pending.where}: ${errnoName(errno)}`),
+          ? new TimeoutError(`${this.name} transport: connecting to ${pending.where} took longer than its timeout`)
+          : new ConnectError(`${this.name} transport: cannot connect to ${pending.where}: ${errnoName(errno)}`),
     );
   }
 
-  protected onClose(peer: number, reason: number, errno: number): void {
+  private onClose(peer: number, reason: number, errno: number): void {
+    if (this.protocol?.closed(peer)) {
+      this.queue.control(OP_RELEASE, peer);
+      return;
+    }
     const st = this.state[peer];
     if (!st) return;
     this.state[peer] = CLOSED;
@@ -410,22 +758,22 @@ export abstract class NativeTcpDispatch extends EventEmitter<TransportEvents> {
       this.endpoints[listener - 1]!.admission.release(this.remoteAddress.get(peer) ?? '');
       this.remoteAddress.delete(peer);
     }
-    const why = REASONS[reason] ?? 'protocol';
+    const why = CLOSE_REASONS[reason] ?? 'protocol';
     this.closes[why] = (this.closes[why] ?? 0) + 1;
     try {
-      const detail = errno === TLS_DETAIL ? this.loop.tlsError(peer) || (DETAILS[why] ?? why) : closeDetail(why, errno, this.maxQueue[peer]!);
-      this.emit('close', peer, why, detail);
+      const detail = errno === CLOSE_B_TLS ? this.loop.tlsError(peer) || (DETAILS[why] ?? why) : closeDetail(why, errno, this.maxQueue[peer]!);
+      this.events.emit('close', peer, why, detail);
     } finally {
       this.userData[peer] = undefined;
     }
   }
 
-  protected finishShutdown(): void {
+  private finishShutdown(): void {
     for (const [, pending] of this.connects) {
-      pending.reject(new ConnectionClosedError('native-tcp transport: shut down while connecting'));
+      pending.reject(new ConnectionClosedError(`${this.name} transport: shut down while connecting`));
     }
     this.connects.clear();
-    this.finalCompression = this.loop.recordStats();
+    this.finalStats = this.loop.recordStats();
     this.loop.destroy();
     const done = this.shutdownDone;
     this.shutdownDone = undefined;

@@ -1,45 +1,21 @@
 /**
- * Option and argument checks of NativeTcpTransport, and the packing of
- * connection options into the Float64Array the native loop takes. Errors name
- * the argument (TypeError for a wrong type, RangeError for a value out of range).
+ * Argument checks of the native transports, and the LoopOptions record an
+ * endpoint's connection options become for the native loop (read by name in
+ * native/binding/tcp.cc, once per listen() or connect()). Errors name the
+ * argument (TypeError for a wrong type, RangeError for a value out of range).
+ *
+ * A leaf module: the option types of the transports' public API live with
+ * the transports (native-tcp.ts, native-ws.ts, native-tls.ts), which import
+ * these checks; nothing here imports them back.
  */
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
+import type { TcpLoopOptions } from '../native.js';
 import { resolveConnectionOptions } from './common.js';
-import type { NativeCompressionOptions } from './native-compression.js';
-import type { NativeTlsClientOptions, NativeTlsServerOptions } from './native-tls.js';
-import type { ConnectionOptions, ConnectOptions, Endpoint, ListenOptions } from './types.js';
-
-/** Options of the NativeTcpTransport constructor. */
-export interface NativeTcpOptions {
-  /**
-   * Run the socket loop on a dedicated I/O thread that hands batches to the
-   * JavaScript thread (true), or on the JavaScript thread itself, driven by
-   * libuv through the loop's epoll descriptor (false, the default). The thread
-   * wins when a core is free for it; on a busy machine the extra thread
-   * hand-offs cost more than they save. docs/transport.md has the measurements.
-   */
-  ioThread?: boolean;
-  /**
-   * Compress outgoing frames and decompress incoming ones in the native I/O
-   * path (on the I/O thread with `ioThread`, else inside the loop's turn on
-   * this thread), in the format of lib/compression's compress(), so JavaScript
-   * only ever sees plain payloads. Off by default. See NativeCompressionOptions
-   * and docs/transport.md, "Compression".
-   */
-  compression?: NativeCompressionOptions;
-  /**
-   * What to do, without `compression`, with a received frame that has FrameFlag.Compressed set:
-   * 'pass' (the default) hands it up as it is, for a layer above that decides (the framework
-   * stacks a CompressionLayer, which refuses it unless compression was enabled there); 'refuse'
-   * closes the peer with reason 'protocol' at once, in the loop, before JavaScript sees the
-   * payload. With `compression`, such frames are always decoded (docs/limits.md has the caps).
-   * listen() and connect() may override it per endpoint.
-   */
-  compressedFrames?: CompressedFrames;
-}
+import { IO_REFUSE_COMPRESSED } from './native-constants.js';
+import type { ConnectionOptions, ConnectOptions, Endpoint } from './types.js';
 
 /** What a transport without `compression` does with a received compressed frame; see NativeTcpOptions. */
 export type CompressedFrames = 'pass' | 'refuse';
@@ -50,43 +26,29 @@ export function compressedFramesFlag(value: unknown, name: string): number {
   return value === 'refuse' ? IO_REFUSE_COMPRESSED : 0;
 }
 
-/** Options of NativeTcpTransport.connect(): the common ones plus compressedFrames. */
-export interface NativeConnectOptions extends ConnectOptions {
-  /** This connection's NativeTcpOptions.compressedFrames (default: the transport's). */
-  compressedFrames?: CompressedFrames;
-  /**
-   * Speak TLS (1.2 or 1.3) to the server, in the native loop: connect() resolves once the
-   * handshake has finished and rejects (AuthError for a certificate that does not verify,
-   * ConnectError else) when it fails. See NativeTlsClientOptions and docs/transport.md, "TLS".
-   */
-  tls?: NativeTlsClientOptions;
-}
-
-/** Options of NativeTcpTransport.listen(): the common ones, admission, plus SO_REUSEPORT. */
-export interface NativeListenOptions extends ListenOptions {
-  /** This endpoint's NativeTcpOptions.compressedFrames (default: the transport's). */
-  compressedFrames?: CompressedFrames;
-  /**
-   * Accept TLS (1.2 or 1.3) only, in the native loop: 'open' comes at accept (admission runs
-   * before any handshake work), frames once the handshake has finished. TLS failures close the
-   * peer with 'auth' or 'protocol' (OpenSSL's reason in the detail), a handshake that does not
-   * finish in time with 'timeout'. See NativeTlsServerOptions and docs/transport.md, "TLS".
-   */
-  tls?: NativeTlsServerOptions;
-  /**
-   * Set SO_REUSEPORT so several processes (or transports) can listen on the same
-   * port and the kernel spreads connections across them (default false).
-   */
-  reusePort?: boolean;
-}
-
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 /** The system's name of an errno value ('ECONNREFUSED'). */
 export const errnoName = (n: number): string => ERRNO_NAMES.get(n) ?? `errno ${n}`;
 
-/** Bits of the options' flags word (ZS_IO_* in native/core/io_loop.h). */
-export const IO_ADMIT_PAUSED = 1;
-export const IO_REFUSE_COMPRESSED = 2;
+/** The loop's option flags of one listen() or connect(): its compressedFrames, else the transport's. */
+export function flagsFor(options: { compressedFrames?: unknown } | undefined, transportFlags: number): number {
+  const v = options?.compressedFrames;
+  return v === undefined ? transportFlags : compressedFramesFlag(v, 'options.compressedFrames');
+}
+
+/** A connect()'s loop options, timeout and local address, checked (TypeError/RangeError naming the option). */
+export function connectArgs(
+  options: (ConnectOptions & { compressedFrames?: unknown }) | undefined,
+  flags: number,
+): { opts: LoopOptions; timeout: number; local: string | null } {
+  const opts = loopOptions(options, false, flags);
+  const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
+  const local = options?.localAddress;
+  if (local !== undefined && (typeof local !== 'string' || !isIP(local))) {
+    throw new TypeError(`options.localAddress must be a numeric IP address, got ${describe(local)}`);
+  }
+  return { opts, timeout, local: local ?? null };
+}
 
 /** An integer from 0 to max, or RangeError naming the argument. */
 export function checkUint(value: unknown, name: string, max: number): number {
@@ -96,62 +58,36 @@ export function checkUint(value: unknown, name: string, max: number): number {
   return value;
 }
 
+/** One endpoint's options as the native loop takes them (TcpLoopOptions, read by name by the binding). */
+export type LoopOptions = TcpLoopOptions;
+
 /**
- * The Float64Array the loop takes: [head, tail, maxFrameSize, idleMs, keepaliveMs, highWaterMark,
- * maxSendQueue, frameTimeoutMs, flags], with the defaults of lib/transport/common.ts
- * (resolveConnectionOptions; `accepted` picks those of listen()). Byte counts above 4 GiB - 1
- * are clamped to it (the loop counts in 32 bits).
+ * The LoopOptions of a listen() (`accepted`) or connect(), with the defaults of
+ * lib/transport/common.ts (resolveConnectionOptions; `accepted` picks those of
+ * listen()). Byte counts above 4 GiB - 1 are clamped to it (the loop counts in 32 bits).
  */
-export function loopOptions(o: ConnectionOptions | undefined, accepted: boolean, flags: number): Float64Array {
+export function loopOptions(o: ConnectionOptions | undefined, accepted: boolean, flags: number): LoopOptions {
   if (o !== undefined && (typeof o !== 'object' || o === null)) {
     throw new TypeError(`options must be an object, got ${describe(o)}`);
   }
   const r = resolveConnectionOptions(o, accepted);
   const u32 = 0xffffffff;
-  return new Float64Array([
-    r.headToken,
-    r.tailToken,
-    checkUint(r.maxFrameSize, 'options.maxFrameSize', u32 - 13),
-    r.idleTimeout,
-    checkUint(r.keepaliveInterval, 'options.keepaliveInterval', 0x3fffffff),
-    Math.min(r.highWaterMark, u32),
-    Math.min(r.maxSendQueue, u32),
-    r.frameTimeout,
+  return {
+    headToken: r.headToken,
+    tailToken: r.tailToken,
+    maxFrameSize: checkUint(r.maxFrameSize, 'options.maxFrameSize', u32 - 13),
+    idleTimeout: r.idleTimeout,
+    keepaliveInterval: checkUint(r.keepaliveInterval, 'options.keepaliveInterval', 0x3fffffff),
+    highWaterMark: Math.min(r.highWaterMark, u32),
+    maxSendQueue: Math.min(r.maxSendQueue, u32),
+    frameTimeout: r.frameTimeout,
     flags,
-  ]);
-}
-
-/**
- * The loop's option layout (native/binding/tcp.cc): 9 numbers (loopOptions()), or all 14 with
- * the optional groups at fixed places, zero when unused:
- *   [9, 10, 11]  WebSocket endpoints: httpMaxHead, httpTimeoutMs, httpMaxBody (withHttp())
- *   [12, 13]     TLS: handshake timeout (ms), cap on handshakes in progress (withTls())
- */
-export const LOOP_OPTIONS_BASE = 9;
-export const LOOP_OPTIONS_FULL = 14;
-const OPT_HTTP = 9;
-const OPT_TLS = 12;
-
-function full(opts: Float64Array): Float64Array {
-  if (opts.length === LOOP_OPTIONS_FULL) return opts;
-  const out = new Float64Array(LOOP_OPTIONS_FULL);
-  out.set(opts.subarray(0, LOOP_OPTIONS_BASE));
-  return out;
-}
-
-/** loopOptions() plus the TLS words: handshake timeout (ms) and the cap on handshakes in progress. */
-export function withTls(opts: Float64Array, handshakeTimeout: number, maxHandshakes: number): Float64Array {
-  const out = full(opts);
-  out[OPT_TLS] = handshakeTimeout;
-  out[OPT_TLS + 1] = maxHandshakes;
-  return out;
-}
-
-/** loopOptions() plus a WebSocket endpoint's HTTP limits: [maxHead, timeoutMs, maxBody]. */
-export function withHttp(opts: Float64Array, limits: readonly number[]): Float64Array {
-  const out = full(opts);
-  out.set(limits.slice(0, 3), OPT_HTTP);
-  return out;
+    httpMaxHead: 0,
+    httpTimeout: 0,
+    httpMaxBody: 0,
+    tlsHandshakeTimeout: 0,
+    tlsMaxHandshakes: 0,
+  };
 }
 
 /** A { host, port } with a non-empty host and a port from 0 to 65535. */

@@ -4,10 +4,10 @@
  * reads, cuts frames, answers keepalive pings and writes; this class only sees
  * whole frames, in batches, and hands its sends down once per event-loop turn.
  *
- * This file has the commands (listen, connect, send, close, stats); the
- * per-peer slot table and the dispatch of the loop's batches into events are
- * in native-dispatch.ts, which this class extends. docs/transport.md has the
- * design and the measurements.
+ * This class checks arguments and builds each endpoint's options; the
+ * NativeDispatch it owns (native-dispatch.ts) holds the loop, the per-peer
+ * slot table and the batch dispatch into events. NativeWsTransport owns one
+ * the same way. docs/transport.md has the design and the measurements.
  *
  *   const t = new NativeTcpTransport();
  *   t.on('frames', (b) => { for (let i = 0; i < b.count; i++) t.forward(b, i); }); // an echo
@@ -17,52 +17,94 @@
  * idleTimeout/keepaliveInterval, highWaterMark (reading stops above it),
  * maxSendQueue ('slow-consumer'), and listen()'s admission ('refused').
  */
-import { isIP } from 'node:net';
+import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
-import { ConnectError, ConnectionClosedError } from '../errors.js';
-import { native } from '../native.js';
-import { Admission } from './admission.js';
-import { checkBatchIndex, checkParts, FRAME_OVERHEAD } from './common.js';
-import { CLOSING, NativeTcpDispatch, OPEN_ACCEPTED, OPEN_CONNECTED } from './native-dispatch.js';
+import { native, type NativeBufferStats } from '../native.js';
+import { checkParts } from './common.js';
+import { NativeDispatch } from './native-dispatch.js';
+import { compressedFramesFlag, flagsFor, type CompressedFrames } from './native-options.js';
+import { compressionConfig, type NativeCompressionOptions, type NativeCompressionStats } from './native-compression.js';
+import type { NativeTlsClientOptions, NativeTlsServerOptions } from './native-tls.js';
+import type { NativeRecordStats } from './native-record.js';
 import {
-  checkEndpoint,
-  checkUint,
-  errnoName,
-  compressedFramesFlag,
-  IO_ADMIT_PAUSED,
-  loopOptions,
-  numericHost,
-  withTls,
-  type NativeConnectOptions,
-  type NativeListenOptions,
-  type NativeTcpOptions,
-} from './native-options.js';
-import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
-import { clientTls, serverTls, type ClientTls } from './native-tls.js';
-import { offloadBytes, OFFLOAD_BYTES, type NativeRecordStats } from './native-record.js';
-import { OP_ABORT, OP_CLOSE, OP_OFFLOAD, OP_WATCH_DRAIN } from './send-queue.js';
-import {
-  MAX_FRAME_KIND,
+  type ConnectOptions,
   type Endpoint,
   type FrameBatch,
+  type ListenOptions,
   type PeerId,
   type PeerInfo,
   type RecordOffload,
   type Transport,
+  type TransportEvents,
   type TransportStats,
 } from './types.js';
 
-export type { CompressedFrames, NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-options.js';
+export type { CompressedFrames } from './native-options.js';
+export type { NativeBufferStats } from '../native.js';
 export { TlsConfigError, type NativeTlsClientOptions, type NativeTlsServerOptions, type PemSource } from './native-tls.js';
 
-/** NativeTcpTransport.bufferStats(): bytes the native loop holds for peers. */
-export interface NativeBufferStats {
-  partialFrameBytes: number;
-  sendQueueBytes: number;
+/** Options of the NativeTcpTransport constructor. */
+export interface NativeTcpOptions {
+  /**
+   * Run the socket loop on a dedicated I/O thread that hands batches to the
+   * JavaScript thread (true), or on the JavaScript thread itself, driven by
+   * libuv through the loop's epoll descriptor (false, the default). The thread
+   * wins when a core is free for it; on a busy machine the extra thread
+   * hand-offs cost more than they save. docs/transport.md has the measurements.
+   */
+  ioThread?: boolean;
+  /**
+   * Compress outgoing frames and decompress incoming ones in the native I/O
+   * path (on the I/O thread with `ioThread`, else inside the loop's turn on
+   * this thread), in the format of lib/compression's compress(), so JavaScript
+   * only ever sees plain payloads. Off by default. See NativeCompressionOptions
+   * and docs/transport.md, "Compression".
+   */
+  compression?: NativeCompressionOptions;
+  /**
+   * What to do, without `compression`, with a received frame that has FrameFlag.Compressed set:
+   * 'pass' (the default) hands it up as it is, for a layer above that decides (the framework
+   * stacks a CompressionLayer, which refuses it unless compression was enabled there); 'refuse'
+   * closes the peer with reason 'protocol' at once, in the loop, before JavaScript sees the
+   * payload. With `compression`, such frames are always decoded (docs/limits.md has the caps).
+   * listen() and connect() may override it per endpoint.
+   */
+  compressedFrames?: CompressedFrames;
 }
 
+/** Options of NativeTcpTransport.connect(): the common ones plus compressedFrames. */
+export interface NativeConnectOptions extends ConnectOptions {
+  /** This connection's NativeTcpOptions.compressedFrames (default: the transport's). */
+  compressedFrames?: CompressedFrames;
+  /**
+   * Speak TLS (1.2 or 1.3) to the server, in the native loop: connect() resolves once the
+   * handshake has finished and rejects (AuthError for a certificate that does not verify,
+   * ConnectError else) when it fails. See NativeTlsClientOptions and docs/transport.md, "TLS".
+   */
+  tls?: NativeTlsClientOptions;
+}
+
+/** Options of NativeTcpTransport.listen(): the common ones, admission, plus SO_REUSEPORT. */
+export interface NativeListenOptions extends ListenOptions {
+  /** This endpoint's NativeTcpOptions.compressedFrames (default: the transport's). */
+  compressedFrames?: CompressedFrames;
+  /**
+   * Accept TLS (1.2 or 1.3) only, in the native loop: 'open' comes at accept (admission runs
+   * before any handshake work), frames once the handshake has finished. TLS failures close the
+   * peer with 'auth' or 'protocol' (OpenSSL's reason in the detail), a handshake that does not
+   * finish in time with 'timeout'. See NativeTlsServerOptions and docs/transport.md, "TLS".
+   */
+  tls?: NativeTlsServerOptions;
+  /**
+   * Set SO_REUSEPORT so several processes (or transports) can listen on the same
+   * port and the kernel spreads connections across them (default false).
+   */
+  reusePort?: boolean;
+}
+
+
 /** The native TCP transport. See the file comment and docs/transport.md. */
-export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
+export class NativeTcpTransport extends EventEmitter<TransportEvents> implements Transport {
   readonly name: string = 'native-tcp';
 
   /** Bytes of native connection-table state per peer (the per-connection memory floor). */
@@ -70,35 +112,19 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     return native().TcpLoop.slotSize;
   }
 
-  private nextTag = 0;
+  readonly #d: NativeDispatch;
   /** IO_REFUSE_COMPRESSED when compressedFrames is 'refuse' (and compression is off). */
-  private readonly ioFlags: number;
-  private flushScheduled = false;
-  private shutdownPromise: Promise<void> | undefined;
-  private readonly flushNow = () => {
-    this.flushScheduled = false;
-    this.flush();
-  };
+  readonly #ioFlags: number;
 
   constructor(options: NativeTcpOptions = {}) {
+    super();
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`options must be an object, got ${describe(options)}`);
     }
     const compression = compressionConfig(options.compression);
-    const ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
-    super(options.ioThread === true);
-    this.ioFlags = ioFlags;
-    if (compression) this.loop.compression(compression);
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new ConnectionClosedError('native-tcp transport: used after shutdown()');
-  }
-
-  protected schedule(): void {
-    if (this.flushScheduled || this.inBatch) return;
-    this.flushScheduled = true;
-    queueMicrotask(this.flushNow);
+    this.#ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
+    this.#d = new NativeDispatch(this, 'native-tcp', options.ioThread === true);
+    if (compression) this.#d.loop.compression(compression);
   }
 
   /**
@@ -107,78 +133,13 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * hook): it is not read until admitted; a refused one is reset and never emits 'open' nor
    * 'close' (it is counted in stats().closes.refused).
    */
-  async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
-    this.checkOpen();
-    const ep = checkEndpoint(endpoint);
-    let opts = this.listenOptions(options, IO_ADMIT_PAUSED | this.flagsFor(options));
-    const tls = serverTls(options?.tls);
-    if (tls) opts = withTls(opts, tls.handshakeTimeout, tls.maxHandshakes);
-    const admission = new Admission(options);
-    const host = await numericHost(ep.host);
-    this.checkOpen();
-    const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context);
-    if (port < 0) {
-      throw new ConnectError(`native-tcp transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
-    }
-    this.endpoints.push({ hwm: opts[5]!, maxSendQueue: opts[6]!, admission });
-    this.updateRef();
-    return { host: ep.host, port };
-  }
-
-  /** The loop's options of a listen() (a subclass adds its own). */
-  protected listenOptions(options: NativeListenOptions | undefined, flags: number): Float64Array {
-    return loopOptions(options, true, flags);
-  }
-
-  /** The loop's options of a connect() (a subclass adds its own). */
-  protected connectOptions(options: NativeConnectOptions | undefined, flags: number): Float64Array {
-    return loopOptions(options, false, flags);
-  }
-
-  /** Starts the loop's connect; 0 or -errno. */
-  protected dial(
-    host: string,
-    ep: Endpoint,
-    local: string | null,
-    timeout: number,
-    tag: number,
-    opts: Float64Array,
-    tls: ClientTls | undefined,
-  ): number {
-    return this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername);
-  }
-
-  /** The loop's option flags of one listen() or connect(): its compressedFrames, else the transport's. */
-  private flagsFor(options: { compressedFrames?: unknown } | undefined): number {
-    const v = options?.compressedFrames;
-    return v === undefined ? this.ioFlags : compressedFramesFlag(v, 'options.compressedFrames');
+  listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
+    return this.#d.listen(endpoint, options, flagsFor(options, this.#ioFlags));
   }
 
   /** Connects to `endpoint`; resolves to the peer id after 'open' was emitted for it. */
-  async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
-    this.checkOpen();
-    const ep = checkEndpoint(endpoint);
-    let opts = this.connectOptions(options, this.flagsFor(options));
-    const tls = clientTls(options?.tls, ep.host);
-    if (tls) opts = withTls(opts, tls.handshakeTimeout, 0);
-    const timeout = checkUint(options?.timeout ?? 10_000, 'options.timeout', 0x7fffffff);
-    const local = options?.localAddress;
-    if (local !== undefined && (typeof local !== 'string' || !isIP(local))) {
-      throw new TypeError(`options.localAddress must be a numeric IP address, got ${describe(local)}`);
-    }
-    const host = await numericHost(ep.host);
-    this.checkOpen();
-    const tag = (this.nextTag = (this.nextTag + 1) >>> 0);
-    const where = `${ep.host}:${ep.port}`;
-    return new Promise<PeerId>((resolve, reject) => {
-      const r = this.dial(host, ep, local ?? null, timeout, tag, opts, tls);
-      if (r < 0) {
-        reject(new ConnectError(`native-tcp transport: cannot connect to ${where}: ${errnoName(-r)}`));
-        return;
-      }
-      this.connects.set(tag, { resolve, reject, hwm: opts[5]!, maxSendQueue: opts[6]!, where, tls: tls !== undefined });
-      this.updateRef();
-    });
+  connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
+    return this.#d.connect(endpoint, options, flagsFor(options, this.#ioFlags));
   }
 
   /**
@@ -187,13 +148,11 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * peer is closed with 'slow-consumer' and false is returned (later sends throw, as after close()).
    */
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
-    this.checkFrame(peer, kind, flags);
+    this.#d.checkFrame(peer, kind, flags);
     if (!(payload instanceof Uint8Array)) {
       throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
     }
-    if (this.overQueue(peer, payload.length + FRAME_OVERHEAD)) return this.closedSlow();
-    this.queue.send(peer, kind | (flags << 6), payload);
-    return this.queued(peer, payload.length);
+    return this.#d.send(peer, kind | (flags << 6), payload);
   }
 
   /**
@@ -201,11 +160,8 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * turn's send buffer, and the native loop writes them as one frame.
    */
   sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
-    this.checkFrame(peer, kind, flags);
-    const n = checkParts(parts);
-    if (this.overQueue(peer, n + FRAME_OVERHEAD)) return this.closedSlow();
-    this.queue.sendParts(peer, kind | (flags << 6), parts, n);
-    return this.queued(peer, n);
+    this.#d.checkFrame(peer, kind, flags);
+    return this.#d.sendParts(peer, kind | (flags << 6), parts, checkParts(parts));
   }
 
   /**
@@ -216,16 +172,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * other batch is sent as send() of a view of the payload.
    */
   forward(batch: FrameBatch, index: number, peer: PeerId = batch.peers[index]!): boolean {
-    const offset = checkBatchIndex(batch, index);
-    const kind = batch.kinds[index]!;
-    const flags = batch.flags[index]!;
-    const length = batch.lengths[index]!;
-    this.checkFrame(peer, kind, flags);
-    if (this.overQueue(peer, length + FRAME_OVERHEAD)) return this.closedSlow();
-    const data = batch.data;
-    if (data === this.batchData) this.queue.forward(peer, kind | (flags << 6), data, offset, length);
-    else this.queue.send(peer, kind | (flags << 6), data.subarray(offset, offset + length));
-    return this.queued(peer, length);
+    return this.#d.forwardFrame(batch, index, peer);
   }
 
   /**
@@ -234,34 +181,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * compression when that is on. Always takes over (returns true) for an open peer.
    */
   offloadRecords(peer: PeerId, params: RecordOffload): boolean {
-    this.checkFrame(peer, 8, 0);
-    const bytes = offloadBytes(params);
-    this.queue.sendParts(peer, 0, [bytes], OFFLOAD_BYTES, OP_OFFLOAD);
-    bytes.fill(0);
-    this.schedule();
-    return true;
-  }
-
-  /** Throws unless `peer` is open and `kind`, `flags` are valid. */
-  private checkFrame(peer: PeerId, kind: number, flags: number): void {
-    this.checkOpen();
-    const st = this.state[peer];
-    if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) {
-      if (typeof peer !== 'number' || !Number.isInteger(peer) || peer < 0) {
-        throw new TypeError(`peer must be a peer id (a non-negative integer), got ${describe(peer)}`);
-      }
-      throw new ConnectionClosedError(`native-tcp transport: peer ${peer} is not open`);
-    }
-    if (kind !== (kind & MAX_FRAME_KIND)) {
-      throw new RangeError(`kind must be an integer from 0 to ${MAX_FRAME_KIND}, got ${describe(kind)}`);
-    }
-    if (flags !== (flags & 3)) throw new RangeError(`flags must be a combination of FrameFlag bits, got ${describe(flags)}`);
-  }
-
-  /** send()'s answer after overQueue() closed the peer. */
-  private closedSlow(): false {
-    this.schedule();
-    return false;
+    return this.#d.offloadRecords(peer, params);
   }
 
   /**
@@ -271,33 +191,14 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * do not run. Unknown or closed peers are ignored.
    */
   pause(peer: PeerId): void {
-    this.checkOpen();
-    this.pausePeer(peer);
-    this.schedule();
+    this.#d.checkOpen();
+    this.#d.pause(peer);
   }
 
   /** Undoes one pause(); reading starts again when no pause is left. */
   resume(peer: PeerId): void {
-    this.checkOpen();
-    this.resumePeer(peer);
-    this.schedule();
-  }
-
-  /** Counts a frame of `length` payload bytes just queued for `peer`; false above the high-water mark. */
-  private queued(peer: PeerId, length: number): boolean {
-    const size = length + FRAME_OVERHEAD;
-    this.counters.framesOut++;
-    this.counters.bytesOut += length;
-    this.schedule();
-    // Counted even while blocked: maxSendQueue (overQueue) bounds what one turn may queue.
-    const turn = (this.turnBytes[peer] += size);
-    if (this.blocked[peer]) return false;
-    if (turn > this.hwm[peer]!) {
-      this.blocked[peer] = 1;
-      this.queue.control(OP_WATCH_DRAIN, peer);
-      return false;
-    }
-    return true;
+    this.#d.checkOpen();
+    this.#d.resume(peer);
   }
 
   /**
@@ -306,39 +207,26 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * a peer that is closing or closed.
    */
   close(peer: PeerId, abort = false): void {
-    this.checkOpen();
-    const st = this.state[peer];
-    if (st === CLOSING && abort) {
-      this.queue.control(OP_ABORT, peer);
-      this.schedule();
-      return;
-    }
-    if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return;
-    this.state[peer] = CLOSING;
-    this.queue.control(abort ? OP_ABORT : OP_CLOSE, peer);
-    this.schedule();
+    this.#d.checkOpen();
+    this.#d.close(peer, abort);
   }
 
   /** The user-data slot of a peer; cleared after its 'close' event. */
   getUserData(peer: PeerId): unknown {
-    this.checkOpen();
-    return this.userData[peer];
+    this.#d.checkOpen();
+    return this.#d.getUserData(peer);
   }
 
+  /** Sets the user-data slot of an open peer (ConnectionClosedError for a closed one). */
   setUserData(peer: PeerId, value: unknown): void {
-    this.checkOpen();
-    if (!this.state[peer]) throw new ConnectionClosedError(`native-tcp transport: peer ${peer} is not open`);
-    this.userData[peer] = value;
+    this.#d.checkOpen();
+    this.#d.setUserData(peer, value);
   }
 
   /** Addresses of an open peer, or undefined. */
   peerInfo(peer: PeerId): PeerInfo | undefined {
-    this.checkOpen();
-    const st = this.state[peer];
-    if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return undefined;
-    const a = this.loop.peerAddress(peer);
-    if (!a) return undefined;
-    return { remoteAddress: a[0], remotePort: a[1], localAddress: a[2], localPort: a[3], accepted: st === OPEN_ACCEPTED };
+    this.#d.checkOpen();
+    return this.#d.peerInfo(peer);
   }
 
   /**
@@ -346,7 +234,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * Unlike the other methods this one still works after shutdown().
    */
   stats(): TransportStats {
-    return { ...this.counters, closes: { ...this.closes } };
+    return this.#d.stats();
   }
 
   /**
@@ -354,46 +242,26 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
    * Like stats(), still works after shutdown().
    */
   compressionStats(): NativeCompressionStats {
-    const [framesCompressed, bytesBefore, bytesAfter, framesDecompressed] =
-      this.finalCompression ?? this.loop.recordStats();
-    return { framesCompressed, bytesBefore, bytesAfter, framesDecompressed };
+    return this.#d.compressionStats();
   }
 
   /**
    * Memory the native loop holds for peers, as summed by its last timer tick (at most 100 ms
    * old): `partialFrameBytes` of receive buffers of frames still arriving (they grow with the
-   * bytes received, never to the declared length up front) and `sendQueueBytes` of write queues.
+   * bytes received, never to the declared length up front) and `sendQueueBytes` of send queues.
    * Zero after shutdown().
    */
   bufferStats(): NativeBufferStats {
-    if (this.finalCompression !== undefined) return { partialFrameBytes: 0, sendQueueBytes: 0 }; // loop destroyed
-    const [partialFrameBytes, sendQueueBytes] = this.loop.bufferStats();
-    return { partialFrameBytes: partialFrameBytes!, sendQueueBytes: sendQueueBytes! };
+    return this.#d.bufferStats();
   }
 
   /** What record offload (offloadRecords) did since creation; still works after shutdown(). */
   recordStats(): NativeRecordStats {
-    const s = this.finalCompression ?? this.loop.recordStats();
-    return { recordsSealed: s[4]!, recordsOpened: s[5]!, rekeysSent: s[6]!, rekeysReceived: s[7]! };
+    return this.#d.offloadStats();
   }
 
   /** Stops listening, closes every peer with reason 'shutdown', and stops the I/O thread. */
   shutdown(): Promise<void> {
-    if (this.shutdownPromise) return this.shutdownPromise;
-    this.closed = true;
-    this.shutdownPromise = new Promise<void>((resolve) => {
-      this.shutdownDone = resolve;
-    });
-    this.flush();
-    this.updateRefForShutdown();
-    this.loop.shutdown();
-    return this.shutdownPromise;
-  }
-
-  private updateRefForShutdown(): void {
-    if (!this.referenced) {
-      this.referenced = true;
-      this.loop.ref();
-    }
+    return this.#d.shutdown();
   }
 }

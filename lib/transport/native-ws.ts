@@ -7,6 +7,11 @@
  * fragmented messages, ping/pong, the close handshake with codes, and plain
  * HTTP requests on the same port handed to an `http` handler here.
  *
+ * Like NativeTcpTransport it owns a NativeDispatch (native-dispatch.ts); its
+ * WebSocket side (the upgrade's path and origin, plain HTTP requests, an
+ * upgrade refused at connect) is the WsProtocol it hands to that dispatch.
+ * It is not a subclass of NativeTcpTransport.
+ *
  * On the wire a binary message holds one or more whole frames
  * (docs/protocol.md), as with the uWebSockets.js, `ws` and browser
  * transports, which interoperate with this one.
@@ -21,27 +26,25 @@
  * answer in time), maxBodySize (413), and the message limit max(maxFrameSize
  * + 13, 64 KiB) (close 1009, reason 'oversize').
  */
+import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { ConnectError } from '../errors.js';
-import { CODE_REFUSED } from './native-dispatch.js';
-import type { ClientTls } from './native-tls.js';
-import { loopOptions, checkUint, withHttp, type NativeConnectOptions, type NativeListenOptions, type NativeTcpOptions } from './native-options.js';
-import { NativeTcpTransport } from './native-tcp.js';
-import { OP_RELEASE } from './send-queue.js';
-import type { Endpoint } from './types.js';
-
-/** ZS_CLOSE_PROTOCOL: a connect's refused or malformed upgrade answer (b = the HTTP status). */
-const CODE_PROTOCOL = 6;
-/** ZS_IO_WEBSOCKET of native/core/io_loop.h. */
-const IO_WEBSOCKET = 4;
-/** ZS_EV_HTTP: a plain HTTP request, whole. */
-const EV_HTTP = 8;
-/** ZS_OP_HTTP_REPLY: the bytes of its answer; the loop closes after them. */
-const OP_HTTP_REPLY = 10;
-/** The kind byte of ZS_OP_CLOSE_WITH that answers an upgrade 403 (ZS_REFUSE_FORBIDDEN) instead of 503. */
-const REFUSE_FORBIDDEN = 0x40 | CODE_REFUSED;
-/** ... and 404 (ZS_REFUSE_NOT_FOUND): an upgrade to another path. */
-const REFUSE_NOT_FOUND = 0x80 | CODE_REFUSED;
+import { native, type NativeBufferStats } from '../native.js';
+import { checkParts } from './common.js';
+import {
+  CLOSE_PROTOCOL,
+  EV_HTTP,
+  IO_WEBSOCKET,
+  OP_HTTP_REPLY,
+  REFUSE_FORBIDDEN,
+  REFUSE_NOT_FOUND,
+} from './native-constants.js';
+import { NativeDispatch, type HttpLimits, type NativeEndpointProtocol, type PendingConnect } from './native-dispatch.js';
+import { checkUint, compressedFramesFlag, flagsFor } from './native-options.js';
+import type { NativeRecordStats } from './native-record.js';
+import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
+import type { NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-tcp.js';
+import type { Endpoint, FrameBatch, PeerId, PeerInfo, RecordOffload, Transport, TransportEvents, TransportStats } from './types.js';
 
 /** Default cap of a request head, bytes (431 beyond). */
 export const DEFAULT_MAX_HEADER_SIZE = 8 * 1024;
@@ -135,133 +138,56 @@ function answerBytes(answer: NativeHttpAnswer, head: boolean): Buffer {
   return head ? Buffer.from(text, 'latin1') : Buffer.concat([Buffer.from(text, 'latin1'), body]);
 }
 
-/** The WebSocket transport of the native loop; see the file comment and docs/transport.md. */
-export class NativeWsTransport extends NativeTcpTransport {
-  override readonly name: string = 'native-ws';
-  /** The WebSocket endpoint's URL path. */
-  readonly path: string;
-  readonly #http: NativeWsOptions['http'];
-  readonly #origins: ReadonlySet<string> | undefined;
-  readonly #limits: [number, number, number];
-  /** Headers of the upgrade being admitted (for the accept hook), only during onOpen. */
-  readonly #headers = new Map<number, Readonly<Record<string, string>>>();
+/**
+ * The WebSocket side of a NativeWsTransport's dispatch: the upgrade request at
+ * accept (path, origin, headers for the accept hook), plain HTTP requests and
+ * their answers, and an upgrade refused at connect.
+ */
+class WsProtocol implements NativeEndpointProtocol {
+  /** The dispatch this protocol belongs to (set right after both are made). */
+  d!: NativeDispatch;
   /** Plain HTTP requests being answered: a token each, so a late answer never reaches a reused id. */
   readonly #httpPeers = new Map<number, object>();
 
-  constructor(options: NativeWsOptions = {}) {
-    super(options);
-    const path = options.path ?? '/zserver';
-    if (typeof path !== 'string' || !path.startsWith('/') || /[\s?#]/.test(path)) {
-      throw new TypeError(`path must be a URL path such as '/zserver', got ${describe(path)}`);
-    }
-    this.path = path;
-    if (options.http !== undefined && typeof options.http !== 'function') {
-      throw new TypeError(`http must be a function (method, url, request) => answer | undefined, got ${describe(options.http)}`);
-    }
-    this.#http = options.http;
-    if (options.origins !== undefined) {
-      if (!Array.isArray(options.origins) || !options.origins.every((o) => typeof o === 'string')) {
-        throw new TypeError(`origins must be an array of Origin strings such as 'https://example.com', got ${describe(options.origins)}`);
-      }
-      this.#origins = new Set(options.origins);
-    }
-    this.#limits = [
-      checkUint(options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, 'options.maxHeaderSize', 1 << 20) || DEFAULT_MAX_HEADER_SIZE,
-      checkUint(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT, 'options.requestTimeout', 0x7fffffff) || DEFAULT_REQUEST_TIMEOUT,
-      checkUint(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, 'options.maxBodySize', 64 << 20) || DEFAULT_MAX_BODY_SIZE,
-    ];
-  }
+  constructor(
+    readonly path: string,
+    readonly limits: HttpLimits,
+    readonly http: NativeWsOptions['http'],
+    readonly origins: ReadonlySet<string> | undefined,
+  ) {}
 
-  protected override listenOptions(options: NativeListenOptions | undefined, flags: number): Float64Array {
-    return this.#withHttp(loopOptions(options, true, flags | IO_WEBSOCKET));
-  }
-
-  protected override connectOptions(options: NativeConnectOptions | undefined, flags: number): Float64Array {
-    return this.#withHttp(loopOptions(options, false, flags | IO_WEBSOCKET));
-  }
-
-  #withHttp(base: Float64Array): Float64Array {
-    return withHttp(base, this.#limits);
-  }
-
-  protected override dial(
-    host: string,
-    ep: Endpoint,
-    local: string | null,
-    timeout: number,
-    tag: number,
-    opts: Float64Array,
-    tls: ClientTls | undefined,
-  ): number {
-    const name = ep.host.includes(':') ? `[${ep.host}]` : ep.host;
-    return this.loop.connect(host, ep.port, local, timeout, tag, opts, tls?.context, tls?.servername, this.path, `${name}:${ep.port}`);
-  }
-
-  protected override onOpen(peer: number, accepted: boolean, tag: number): void {
-    if (!accepted) {
-      super.onOpen(peer, accepted, tag);
-      return;
-    }
-    this.ensurePeer(peer);
-    const raw = this.loop.takeRequest(peer);
+  accepted(peer: PeerId): Readonly<Record<string, string>> | number {
+    const raw = this.d.loop.takeRequest(peer);
     const request = raw === undefined ? undefined : readRequest(raw);
-    if (request === undefined || pathOf(request.url) !== this.path) {
-      this.refuse(peer, REFUSE_NOT_FOUND);
-      return;
-    }
+    if (request === undefined || pathOf(request.url) !== this.path) return REFUSE_NOT_FOUND;
     const origin = request.headers.origin;
-    if (this.#origins !== undefined && origin !== undefined && !this.#origins.has(origin)) {
-      this.refuse(peer, REFUSE_FORBIDDEN);
-      return;
-    }
-    this.#headers.set(peer, request.headers);
-    try {
-      super.onOpen(peer, accepted, tag);
-    } finally {
-      this.#headers.delete(peer);
-    }
+    if (this.origins !== undefined && origin !== undefined && !this.origins.has(origin)) return REFUSE_FORBIDDEN;
+    return request.headers;
   }
 
-  protected override acceptHeaders(peer: number): Readonly<Record<string, string>> | undefined {
-    return this.#headers.get(peer);
+  event(type: number, peer: PeerId): boolean {
+    if (type !== EV_HTTP) return false;
+    this.#onHttp(peer);
+    return true;
   }
 
-  protected override onEvent(type: number, peer: number, a: number, b: number): boolean {
-    if (type === EV_HTTP) {
-      this.#onHttp(peer);
-      return false;
-    }
-    return super.onEvent(type, peer, a, b);
+  closed(peer: PeerId): boolean {
+    // A plain request's connection (answered, or gone before its answer): never a peer.
+    return this.#httpPeers.delete(peer);
   }
 
-  protected override onConnectFail(tag: number, reason: number, errno: number): void {
-    const pending = this.connects.get(tag);
-    if (pending !== undefined && reason === CODE_PROTOCOL) {
-      this.connects.delete(tag);
-      pending.reject(
-        new ConnectError(
-          errno
-            ? `native-ws transport: ${pending.where} answered the WebSocket upgrade with HTTP ${errno}, not 101 (is ${this.path} its WebSocket path?)`
-            : `native-ws transport: ${pending.where} did not answer the WebSocket upgrade with a valid 101 (wrong Sec-WebSocket-Accept, or not HTTP)`,
-        ),
-      );
-      return;
-    }
-    super.onConnectFail(tag, reason, errno);
-  }
-
-  protected override onClose(peer: number, reason: number, errno: number): void {
-    if (this.#httpPeers.delete(peer)) {
-      // A plain request's connection (answered, or gone before its answer): never a peer.
-      this.queue.control(OP_RELEASE, peer);
-      return;
-    }
-    super.onClose(peer, reason, errno);
+  connectFailed(pending: PendingConnect, reason: number, b: number): Error | undefined {
+    if (reason !== CLOSE_PROTOCOL) return undefined;
+    return new ConnectError(
+      b
+        ? `native-ws transport: ${pending.where} answered the WebSocket upgrade with HTTP ${b}, not 101 (is ${this.path} its WebSocket path?)`
+        : `native-ws transport: ${pending.where} did not answer the WebSocket upgrade with a valid 101 (wrong Sec-WebSocket-Accept, or not HTTP)`,
+    );
   }
 
   /** A plain HTTP request: the handler's answer (or 404, 500, 503) goes back through the loop. */
   #onHttp(peer: number): void {
-    const raw = this.loop.takeRequest(peer);
+    const raw = this.d.loop.takeRequest(peer);
     const token = {};
     this.#httpPeers.set(peer, token);
     if (raw === undefined) {
@@ -273,7 +199,7 @@ export class NativeWsTransport extends NativeTcpTransport {
     const notFound: NativeHttpAnswer = { status: '404 Not Found', body: `zserver: the WebSocket endpoint is ${this.path}\n` };
     let result: NativeHttpAnswer | undefined | Promise<NativeHttpAnswer | undefined>;
     try {
-      result = this.#http?.(request.method, request.url, request);
+      result = this.http?.(request.method, request.url, request);
     } catch {
       this.#answer(peer, token, { status: '500 Internal Server Error', body: '' }, head);
       return;
@@ -282,7 +208,7 @@ export class NativeWsTransport extends NativeTcpTransport {
       this.#answer(peer, token, result ?? notFound, head);
       return;
     }
-    const timer = setTimeout(() => this.#answer(peer, token, { status: '503 Service Unavailable', body: 'zserver: the request took too long\n' }, head), this.#limits[1]);
+    const timer = setTimeout(() => this.#answer(peer, token, { status: '503 Service Unavailable', body: 'zserver: the request took too long\n' }, head), this.limits.timeout);
     timer.unref();
     result.then(
       (a) => {
@@ -298,7 +224,7 @@ export class NativeWsTransport extends NativeTcpTransport {
 
   #answer(peer: number, token: object, answer: NativeHttpAnswer, head: boolean): void {
     // Answered already (a timeout), or the client left and the id may be another's by now.
-    if (this.#httpPeers.get(peer) !== token || this.closed) return;
+    if (this.#httpPeers.get(peer) !== token || this.d.closed) return;
     let bytes: Buffer;
     try {
       bytes = answerBytes(answer, head);
@@ -307,7 +233,159 @@ export class NativeWsTransport extends NativeTcpTransport {
     }
     // The token stays until the loop reports the close, which releases the id.
     this.#httpPeers.set(peer, {});
-    this.queue.sendParts(peer, 0, [bytes], bytes.length, OP_HTTP_REPLY);
-    this.schedule();
+    this.d.sendRecord(peer, OP_HTTP_REPLY, bytes);
+  }
+}
+
+/** The WebSocket transport of the native loop; see the file comment and docs/transport.md. */
+export class NativeWsTransport extends EventEmitter<TransportEvents> implements Transport {
+  readonly name: string = 'native-ws';
+
+  /** Bytes of native connection-table state per peer (the per-connection memory floor). */
+  static get slotSize(): number {
+    return native().TcpLoop.slotSize;
+  }
+
+  /** The WebSocket endpoint's URL path. */
+  readonly path: string;
+  readonly #d: NativeDispatch;
+  readonly #ws: WsProtocol;
+  /** IO_REFUSE_COMPRESSED when compressedFrames is 'refuse' (and compression is off). */
+  readonly #ioFlags: number;
+
+  constructor(options: NativeWsOptions = {}) {
+    super();
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`options must be an object, got ${describe(options)}`);
+    }
+    const compression = compressionConfig(options.compression);
+    this.#ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
+    const path = options.path ?? '/zserver';
+    if (typeof path !== 'string' || !path.startsWith('/') || /[\s?#]/.test(path)) {
+      throw new TypeError(`path must be a URL path such as '/zserver', got ${describe(path)}`);
+    }
+    this.path = path;
+    if (options.http !== undefined && typeof options.http !== 'function') {
+      throw new TypeError(`http must be a function (method, url, request) => answer | undefined, got ${describe(options.http)}`);
+    }
+    let origins: ReadonlySet<string> | undefined;
+    if (options.origins !== undefined) {
+      if (!Array.isArray(options.origins) || !options.origins.every((o) => typeof o === 'string')) {
+        throw new TypeError(`origins must be an array of Origin strings such as 'https://example.com', got ${describe(options.origins)}`);
+      }
+      origins = new Set(options.origins);
+    }
+    const limits = {
+      maxHead: checkUint(options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, 'options.maxHeaderSize', 1 << 20) || DEFAULT_MAX_HEADER_SIZE,
+      timeout: checkUint(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT, 'options.requestTimeout', 0x7fffffff) || DEFAULT_REQUEST_TIMEOUT,
+      maxBody: checkUint(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, 'options.maxBodySize', 64 << 20) || DEFAULT_MAX_BODY_SIZE,
+    };
+    this.#ws = new WsProtocol(path, limits, options.http, origins);
+    this.#d = new NativeDispatch(this, 'native-ws', options.ioThread === true, this.#ws);
+    this.#ws.d = this.#d;
+    if (compression) this.#d.loop.compression(compression);
+  }
+
+  /**
+   * Starts accepting WebSocket connections (and plain HTTP requests) on `endpoint`; resolves to
+   * the bound address. Upgrades to another path are answered 404, from an origin not allowed 403;
+   * the rest pass admission as on NativeTcpTransport.listen() (refused: 503).
+   */
+  listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
+    return this.#d.listen(endpoint, options, IO_WEBSOCKET | flagsFor(options, this.#ioFlags), this.#ws.limits);
+  }
+
+  /**
+   * Connects to ws://host:port/path (wss:// with `tls`); resolves to the peer id after 'open' was
+   * emitted for it. An upgrade answered with anything but a valid 101 rejects with ConnectError.
+   */
+  connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
+    return this.#d.connect(endpoint, options, IO_WEBSOCKET | flagsFor(options, this.#ioFlags), { path: this.path, http: this.#ws.limits });
+  }
+
+  /** NativeTcpTransport.send(): one frame, in a binary message. */
+  send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    this.#d.checkFrame(peer, kind, flags);
+    if (!(payload instanceof Uint8Array)) {
+      throw new TypeError(`payload must be a Buffer or Uint8Array, got ${describe(payload)}`);
+    }
+    return this.#d.send(peer, kind | (flags << 6), payload);
+  }
+
+  /** NativeTcpTransport.sendv(): send() of `parts` joined, each part copied once. */
+  sendv(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean {
+    this.#d.checkFrame(peer, kind, flags);
+    return this.#d.sendParts(peer, kind | (flags << 6), parts, checkParts(parts));
+  }
+
+  /** NativeTcpTransport.forward(): frame `index` of `batch` to `peer`, read from the batch's memory at the flush. */
+  forward(batch: FrameBatch, index: number, peer: PeerId = batch.peers[index]!): boolean {
+    return this.#d.forwardFrame(batch, index, peer);
+  }
+
+  /** NativeTcpTransport.offloadRecords(): the loop seals and opens this peer's AEAD records. */
+  offloadRecords(peer: PeerId, params: RecordOffload): boolean {
+    return this.#d.offloadRecords(peer, params);
+  }
+
+  /** NativeTcpTransport.pause(): stops reading `peer` until as many resume() calls. */
+  pause(peer: PeerId): void {
+    this.#d.checkOpen();
+    this.#d.pause(peer);
+  }
+
+  /** Undoes one pause(); reading starts again when no pause is left. */
+  resume(peer: PeerId): void {
+    this.#d.checkOpen();
+    this.#d.resume(peer);
+  }
+
+  /** NativeTcpTransport.close(): graceful (close handshake after the queued messages) unless `abort`. */
+  close(peer: PeerId, abort = false): void {
+    this.#d.checkOpen();
+    this.#d.close(peer, abort);
+  }
+
+  /** The user-data slot of a peer; cleared after its 'close' event. */
+  getUserData(peer: PeerId): unknown {
+    this.#d.checkOpen();
+    return this.#d.getUserData(peer);
+  }
+
+  /** Sets the user-data slot of an open peer (ConnectionClosedError for a closed one). */
+  setUserData(peer: PeerId, value: unknown): void {
+    this.#d.checkOpen();
+    this.#d.setUserData(peer, value);
+  }
+
+  /** Addresses of an open peer, or undefined. */
+  peerInfo(peer: PeerId): PeerInfo | undefined {
+    this.#d.checkOpen();
+    return this.#d.peerInfo(peer);
+  }
+
+  /** Counters since creation; still works after shutdown(). */
+  stats(): TransportStats {
+    return this.#d.stats();
+  }
+
+  /** What the `compression` option did since creation; still works after shutdown(). */
+  compressionStats(): NativeCompressionStats {
+    return this.#d.compressionStats();
+  }
+
+  /** NativeTcpTransport.bufferStats(): bytes the native loop holds for peers; zero after shutdown(). */
+  bufferStats(): NativeBufferStats {
+    return this.#d.bufferStats();
+  }
+
+  /** What record offload did since creation; still works after shutdown(). */
+  recordStats(): NativeRecordStats {
+    return this.#d.offloadStats();
+  }
+
+  /** Stops listening, closes every peer with reason 'shutdown', and stops the loop. */
+  shutdown(): Promise<void> {
+    return this.#d.shutdown();
   }
 }

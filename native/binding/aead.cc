@@ -58,8 +58,7 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
       ctx_ = zs_aead_new_secret(static_cast<int>(suite), encrypt, secret.data);
     }
     if (!ctx_)
-      Napi::Error::New(env, "zserver native: OpenSSL could not set up the cipher (unknown suite?)")
-          .ThrowAsJavaScriptException();
+      ThrowFault(env, Fault::kResource, "zserver native: OpenSSL could not set up the cipher (unknown suite?)");
   }
 
   ~AeadContext() override { zs_aead_free(ctx_); }
@@ -67,7 +66,7 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
  private:
   bool Live(Napi::Env env) {
     if (ctx_) return true;
-    Napi::Error::New(env, "zserver: AeadContext used after close()").ThrowAsJavaScriptException();
+    ThrowFault(env, Fault::kClosed, "zserver: AeadContext used after close()");
     return false;
   }
 

@@ -5,6 +5,59 @@ namespace zs::binding {
 
 namespace {
 uint8_t empty_byte;
+
+// The classes of one environment, by Fault; empty references until setErrorClasses().
+struct ErrorClasses {
+  Napi::FunctionReference closed;
+  Napi::FunctionReference resource;
+};
+
+const char* CodeOf(Fault fault) {
+  return fault == Fault::kClosed ? "ZS_CONNECTION_CLOSED" : "ZS_NATIVE_RESOURCE";
+}
+
+Napi::Value SetErrorClasses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) {
+    Napi::TypeError::New(env, "zserver native: setErrorClasses takes { ConnectionClosedError, NativeResourceError }")
+        .ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  Napi::Object classes = info[0].As<Napi::Object>();
+  Napi::Value closed = classes.Get("ConnectionClosedError");
+  Napi::Value resource = classes.Get("NativeResourceError");
+  if (!closed.IsFunction() || !resource.IsFunction()) {
+    Napi::TypeError::New(env, "zserver native: setErrorClasses needs the ConnectionClosedError and NativeResourceError classes")
+        .ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  auto* data = env.GetInstanceData<ErrorClasses>();
+  if (!data) {
+    data = new ErrorClasses;
+    env.SetInstanceData(data);  // deleted with the environment
+  }
+  data->closed = Napi::Persistent(closed.As<Napi::Function>());
+  data->resource = Napi::Persistent(resource.As<Napi::Function>());
+  return env.Undefined();
+}
+}  // namespace
+
+void ThrowFault(Napi::Env env, Fault fault, const std::string& message) {
+  auto* data = env.GetInstanceData<ErrorClasses>();
+  Napi::FunctionReference* cls = !data ? nullptr : fault == Fault::kClosed ? &data->closed : &data->resource;
+  if (cls && !cls->IsEmpty()) {
+    Napi::Value err = cls->New({Napi::String::New(env, message)});
+    // A constructor that threw has left its own exception pending.
+    if (!env.IsExceptionPending()) napi_throw(env, err);
+    return;
+  }
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, CodeOf(fault)));
+  err.ThrowAsJavaScriptException();
+}
+
+void InitErrors(Napi::Env env, Napi::Object exports) {
+  exports.Set("setErrorClasses", Napi::Function::New(env, SetErrorClasses, "setErrorClasses"));
 }
 
 bool GetView(Napi::Env env, napi_value value, napi_typedarray_type want, const char* name,

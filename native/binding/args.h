@@ -14,8 +14,27 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace zs::binding {
+
+// Runtime faults the binding reports, each thrown as the library's class for it
+// (lib/errors.ts), which lib/native.ts hands in at load with
+// setErrorClasses({ ConnectionClosedError, NativeResourceError }), as
+// better-sqlite3 takes its SqliteError. Misuse of the raw addon stays a plain
+// TypeError/RangeError (the TypeScript layer throws those first, with the
+// user's names).
+enum class Fault {
+  kClosed,    // an object used after close()/destroy(): ConnectionClosedError, ZS_CONNECTION_CLOSED
+  kResource,  // memory, a thread, a descriptor or an OpenSSL object refused: NativeResourceError, ZS_NATIVE_RESOURCE
+};
+
+// Throws `message` as the class handed in for `fault` (new Class(message)); before
+// setErrorClasses() (the raw addon), as an Error with the same `code`.
+void ThrowFault(Napi::Env env, Fault fault, const std::string& message);
+
+// exports.setErrorClasses(classes): per Node-API environment (each worker thread loads its own).
+void InitErrors(Napi::Env env, Napi::Object exports);
 
 // A typed array's bytes. data is never null (empty arrays get a static byte) so
 // that memcpy and pointer arithmetic stay defined.

@@ -104,8 +104,7 @@ Napi::Value CompressRaw(const Napi::CallbackInfo& info) {
   bool kept = false;
   uint8_t* scratch = TakeScratch(cap ? cap : 1, &kept);
   if (!scratch) {
-    Napi::Error::New(env, "zserver native: out of memory for the compression buffer")
-        .ThrowAsJavaScriptException();
+    ThrowFault(env, Fault::kResource, "zserver native: out of memory for the compression buffer");
     return Napi::Value();
   }
   const size_t n = codec == kDeflateFixed

@@ -41,7 +41,7 @@ class ServerIdentity : public Napi::ObjectWrap<ServerIdentity> {
       return;
     }
     key_ = zs_ed25519_new(seed.data);
-    if (!key_) Napi::Error::New(info.Env(), "zserver native: OpenSSL rejected the Ed25519 key").ThrowAsJavaScriptException();
+    if (!key_) ThrowFault(info.Env(), Fault::kResource, "zserver native: OpenSSL rejected the Ed25519 key");
   }
 
   ~ServerIdentity() override { zs_ed25519_free(key_); }
@@ -57,7 +57,7 @@ class ServerIdentity : public Napi::ObjectWrap<ServerIdentity> {
  private:
   bool Live(Napi::Env env) {
     if (key_ && !closed_) return true;
-    Napi::Error::New(env, "zserver: ServerIdentity used after close()").ThrowAsJavaScriptException();
+    ThrowFault(env, Fault::kClosed, "zserver: ServerIdentity used after close()");
     return false;
   }
 
@@ -183,7 +183,7 @@ Napi::Value X25519Keypair(const Napi::CallbackInfo& info) {
   auto out = Napi::Buffer<uint8_t>::New(info.Env(), 64);
   if (zs_x25519_keypair(out.Data(), out.Data() + 32) != ZS_KX_OK) {
     OPENSSL_cleanse(out.Data(), 64);
-    Napi::Error::New(info.Env(), "zserver native: OpenSSL could not make an X25519 key").ThrowAsJavaScriptException();
+    ThrowFault(info.Env(), Fault::kResource, "zserver native: OpenSSL could not make an X25519 key");
     return Napi::Value();
   }
   return out;

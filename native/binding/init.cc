@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   zs::binding::InitAead(env, exports);
   zs::binding::InitHandshake(env, exports);
   zs::binding::InitTcp(env, exports);
+  zs::binding::InitErrors(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }

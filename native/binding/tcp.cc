@@ -12,19 +12,19 @@
 //   submit(data, count, ops, peers, kindBytes, lens[, sourceOffsets, source])
 //                              sends/closes/releases, in order; forwards copy
 //                              lens[i] bytes of source from sourceOffsets[i]
-//   peerAddress(peer) -> [remoteHost, remotePort, localHost, localPort] | undefined
+//   peerAddress(peer) -> { remoteAddress, remotePort, localAddress, localPort } | undefined
 //   connect(host, port, localHost | null, timeoutMs, tag, options, path, hostHeader)   WebSocket options
 //   takeRequest(peer) -> Buffer | undefined   the request of a WebSocket OPEN or HTTP event (zs_io_take_request)
 //   shutdown(), ref(), unref(), destroy()
 //   compression(Float64Array [method, level, checksum, threshold])   before any listen/connect
-//   bufferStats() -> [partialFrameBytes, sendQueueBytes]   as of the loop's last tick
-//   recordStats() -> [framesCompressed, bytesBefore, bytesAfter, framesDecompressed,
-//                     recordsSealed, recordsOpened, rekeysSent, rekeysReceived]
-//   options: Float64Array [headToken, tailToken, maxFrameSize, idleMs, keepaliveMs, highWaterMark,
-//                          maxSendQueue, frameTimeoutMs, flags (ZS_IO_*)
-//                          [, httpMaxHead, httpTimeoutMs, httpMaxBody,    (9-11: WebSocket endpoints)
-//                             tlsHandshakeTimeoutMs, tlsMaxHandshakes]]   (12-13: TLS)
-//            9 numbers, or all 14 (the groups not used are 0); lib/transport/native-options.ts
+//   bufferStats() -> { partialFrameBytes, sendQueueBytes }   as of the loop's last tick
+//   recordStats() -> { framesCompressed, bytesBefore, bytesAfter, framesDecompressed,
+//                      recordsSealed, recordsOpened, rekeysSent, rekeysReceived }
+//   options: an object read by name, the fields of zs_io_options: { headToken, tailToken,
+//            maxFrameSize, idleTimeout, keepaliveInterval, highWaterMark, maxSendQueue,
+//            frameTimeout, flags (ZS_IO_*), httpMaxHead, httpTimeout, httpMaxBody (WebSocket
+//            endpoints), tlsHandshakeTimeout, tlsMaxHandshakes (TLS) }, all of them, 0 when
+//            unused (TcpLoopOptions in lib/native.ts; made by lib/transport/native-options.ts)
 //   connect(host, port, localHost, timeoutMs, tag, options, tlsContext?, servername?, path?, hostHeader?)
 //            path and hostHeader: the upgrade request of a WebSocket endpoint (flags ZS_IO_WEBSOCKET)
 //   TcpLoop.closeCodes: { local: ZS_CLOSE_LOCAL, ... } (the TS side checks it agrees with its table)
@@ -114,7 +114,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                                         &shared_->tsfn) != napi_ok) {
       shared_->holders = 1;
       shared_->destroyed = true;
-      Napi::Error::New(env, "zserver native: cannot create the batch channel").ThrowAsJavaScriptException();
+      ThrowFault(env, Fault::kResource, "zserver native: cannot create the batch channel");
       return;
     }
     napi_unref_threadsafe_function(env, shared_->tsfn);
@@ -122,7 +122,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     if (!shared_->loop) {
       std::string message = std::string("zserver native: cannot start the I/O loop: ") + std::strerror(errno);
       Teardown(env);
-      Napi::Error::New(env, message).ThrowAsJavaScriptException();
+      ThrowFault(env, Fault::kResource, message);
     }
   }
 
@@ -141,7 +141,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     if (!s->loop || !uv) {
       std::string message = std::string("zserver native: cannot start the I/O loop: ") + std::strerror(errno);
       s->destroyed = true;
-      Napi::Error::New(env, message).ThrowAsJavaScriptException();
+      ThrowFault(env, Fault::kResource, message);
       return;
     }
     s->poll = new uv_poll_t;
@@ -177,48 +177,47 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
 
   bool Alive(Napi::Env env) {
     if (shared_ && !shared_->destroyed && shared_->loop) return true;
-    Napi::Error::New(env, "zserver native: the TcpLoop was destroyed").ThrowAsJavaScriptException();
+    ThrowFault(env, Fault::kClosed, "zserver native: the TcpLoop was destroyed");
     return false;
   }
 
-  // The options' layout (the header above; lib/transport/native-options.ts).
-  static constexpr size_t kOptionsBase = 9;   // through flags
-  static constexpr size_t kOptionsFull = 14;  // + the HTTP (WebSocket) and TLS groups
-  static bool GetOptions(Napi::Env env, napi_value value, zs_io_options* o) {
-    bool is_typed = false;
-    napi_is_typedarray(env, value, &is_typed);
-    napi_typedarray_type type;
-    size_t length = 0;
-    void* data = nullptr;
-    if (!is_typed || napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_float64_array || (length != kOptionsBase && length != kOptionsFull)) {
-      Napi::TypeError::New(env, "zserver native: options must be a Float64Array of 9 or 14").ThrowAsJavaScriptException();
+  // An endpoint's options: an object read by name (TcpLoopOptions in lib/native.ts; the fields
+  // of zs_io_options), once per listen() or connect(). Every field must be an integer from 0 to
+  // 2^32 - 1; the TS side checks them with messages that name the user's option.
+  static bool GetOptions(Napi::Env env, Napi::Value value, zs_io_options* o) {
+    if (!value.IsObject()) {
+      Napi::TypeError::New(env, "zserver native: options must be a TcpLoopOptions object").ThrowAsJavaScriptException();
       return false;
     }
-    const double* d = static_cast<const double*>(data);
+    Napi::Object obj = value.As<Napi::Object>();
     // Option sets are interned by their bytes: no padding or field left unset.
     std::memset(o, 0, sizeof *o);
-    for (size_t i = 0; i < length; i++) {
-      if (!(d[i] >= 0 && d[i] <= 4294967295.0)) {
-        Napi::RangeError::New(env, "zserver native: option out of range").ThrowAsJavaScriptException();
+    const std::pair<const char*, uint32_t*> fields[] = {
+        {"headToken", &o->frame.head_token},
+        {"tailToken", &o->frame.tail_token},
+        {"maxFrameSize", &o->frame.max_payload},
+        {"idleTimeout", &o->idle_timeout_ms},
+        {"keepaliveInterval", &o->keepalive_ms},
+        {"highWaterMark", &o->high_water_mark},
+        {"maxSendQueue", &o->max_send_queue},
+        {"frameTimeout", &o->frame_timeout_ms},
+        {"flags", &o->flags},
+        {"httpMaxHead", &o->http_max_head},
+        {"httpTimeout", &o->http_timeout_ms},
+        {"httpMaxBody", &o->http_max_body},
+        {"tlsHandshakeTimeout", &o->tls_handshake_timeout_ms},
+        {"tlsMaxHandshakes", &o->tls_max_handshakes},
+    };
+    for (const auto& [name, field] : fields) {
+      Napi::Value v = obj.Get(name);
+      if (env.IsExceptionPending()) return false;  // a throwing getter
+      const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d))) {
+        std::string message = std::string("zserver native: options.") + name + " must be an integer from 0 to 2^32 - 1";
+        Napi::RangeError::New(env, message).ThrowAsJavaScriptException();
         return false;
       }
-    }
-    o->frame.head_token = static_cast<uint32_t>(d[0]);
-    o->frame.tail_token = static_cast<uint32_t>(d[1]);
-    o->frame.max_payload = static_cast<uint32_t>(d[2]);
-    o->idle_timeout_ms = static_cast<uint32_t>(d[3]);
-    o->keepalive_ms = static_cast<uint32_t>(d[4]);
-    o->high_water_mark = static_cast<uint32_t>(d[5]);
-    o->max_send_queue = static_cast<uint32_t>(d[6]);
-    o->frame_timeout_ms = static_cast<uint32_t>(d[7]);
-    o->flags = static_cast<uint32_t>(d[8]);
-    if (length == kOptionsFull) {
-      o->http_max_head = static_cast<uint32_t>(d[9]);
-      o->http_timeout_ms = static_cast<uint32_t>(d[10]);
-      o->http_max_body = static_cast<uint32_t>(d[11]);
-      o->tls_handshake_timeout_ms = static_cast<uint32_t>(d[12]);
-      o->tls_max_handshakes = static_cast<uint32_t>(d[13]);
+      *field = static_cast<uint32_t>(d);
     }
     return true;
   }
@@ -398,11 +397,11 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
         zs_io_peer_address(shared_->loop, static_cast<uint32_t>(peer), 1, remote, sizeof remote, &rport) < 0 ||
         zs_io_peer_address(shared_->loop, static_cast<uint32_t>(peer), 0, local, sizeof local, &lport) < 0)
       return env.Undefined();
-    Napi::Array out = Napi::Array::New(env, 4);
-    out.Set(0u, Napi::String::New(env, remote));
-    out.Set(1u, Napi::Number::New(env, rport));
-    out.Set(2u, Napi::String::New(env, local));
-    out.Set(3u, Napi::Number::New(env, lport));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("remoteAddress", Napi::String::New(env, remote));
+    out.Set("remotePort", Napi::Number::New(env, rport));
+    out.Set("localAddress", Napi::String::New(env, local));
+    out.Set("localPort", Napi::Number::New(env, lport));
     return out;
   }
 
@@ -455,8 +454,11 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     if (!Alive(env)) return Napi::Value();
     uint64_t counts[8];
     zs_io_record_stats(shared_->loop, counts);
-    Napi::Array out = Napi::Array::New(env, 8);
-    for (uint32_t i = 0; i < 8; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(counts[i])));
+    // The order of zs_io_record_stats (io_loop.h).
+    static const char* const names[8] = {"framesCompressed", "bytesBefore",   "bytesAfter", "framesDecompressed",
+                                         "recordsSealed",    "recordsOpened", "rekeysSent", "rekeysReceived"};
+    Napi::Object out = Napi::Object::New(env);
+    for (uint32_t i = 0; i < 8; i++) out.Set(names[i], Napi::Number::New(env, static_cast<double>(counts[i])));
     return out;
   }
 
@@ -465,9 +467,9 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     if (!Alive(env)) return Napi::Value();
     uint64_t b[2];
     zs_io_buffer_stats(shared_->loop, b);
-    Napi::Array out = Napi::Array::New(env, 2);
-    out.Set(0u, Napi::Number::New(env, static_cast<double>(b[0])));
-    out.Set(1u, Napi::Number::New(env, static_cast<double>(b[1])));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("partialFrameBytes", Napi::Number::New(env, static_cast<double>(b[0])));
+    out.Set("sendQueueBytes", Napi::Number::New(env, static_cast<double>(b[1])));
     return out;
   }
 

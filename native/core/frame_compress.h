@@ -10,7 +10,7 @@
 //   then        the method's stream
 //
 // Pure functions, no I/O and no allocation, so they can be tested and fuzzed
-// alone; the I/O loop (io_record.cc) calls them on its own thread.
+// alone; the I/O loop (io_compress.cc) calls them on its own thread.
 #ifndef ZS_FRAME_COMPRESS_H
 #define ZS_FRAME_COMPRESS_H
 

@@ -5,7 +5,7 @@
 //   JS thread                              I/O thread
 //   ---------                              ----------
 //   zs_io_submit(sends, closes, ...) --->  command queue (mutex) + poller wake
-//                                          encode into per-peer write queues,
+//                                          encode into per-peer send queues,
 //                                          one write() per peer per turn
 //   post(batch) callback             <---  frames + events parsed this turn
 //   ... handle batch ...
@@ -41,7 +41,7 @@ enum {
   ZS_CLOSE_PROTOCOL = 6,
   ZS_CLOSE_AUTH = 7,
   ZS_CLOSE_SHUTDOWN = 8,
-  ZS_CLOSE_SLOW_CONSUMER = 9,  // a frame would have put more than max_send_queue bytes in the write queue
+  ZS_CLOSE_SLOW_CONSUMER = 9,  // a frame would have put more than max_send_queue bytes in the send queue
   ZS_CLOSE_REFUSED = 10,       // admission said no (only ever by ZS_OP_CLOSE_WITH)
 };
 
@@ -52,8 +52,8 @@ enum {
                            // protocol: a negative zs_decode_status / ZS_FCOMP_* code for a compressed frame,
                            // or ZS_PROTO_COMPRESSED_REFUSED; timeout: minus frame_timeout_ms when a frame
                            // did not complete in time
-  ZS_EV_FULL = 3,          // the peer's write queue passed its high-water mark: reading it stops
-  ZS_EV_DRAIN = 4,         // the write queue fell to half the mark after FULL or a watch (reading resumes)
+  ZS_EV_FULL = 3,          // the peer's send queue passed its high-water mark: reading it stops
+  ZS_EV_DRAIN = 4,         // the send queue fell to half the mark after FULL or a watch (reading resumes)
   ZS_EV_CONNECT_FAIL = 5,  // peer = connect tag, a = ZS_CLOSE_TIMEOUT or RESET, b = errno
   ZS_EV_ACCEPT_ERROR = 6,  // a = errno (EMFILE...): accepting pauses for 100 ms
   ZS_EV_SHUTDOWN_DONE = 7, // every listener and peer is closed
@@ -250,7 +250,7 @@ int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, 
 // Compresses outgoing frames of cfg->threshold bytes or more (kind 2 and up,
 // no flag bits) when that makes them smaller, setting the compressed flag, and
 // decompresses incoming compressed frames before they reach the batch: see
-// io_record.cc. A stream that does not decode closes that connection with
+// io_compress.cc. A stream that does not decode closes that connection with
 // ZS_CLOSE_PROTOCOL and the zs_decode_status / ZS_FCOMP_* code as the event's b.
 // Call before the first listen or connect; a null cfg turns it off.
 void zs_io_set_compression(zs_io_loop* loop, const zs_fcomp_config* cfg);
@@ -263,7 +263,7 @@ void zs_io_record_stats(zs_io_loop* loop, uint64_t out[8]);
 
 // Memory held for peers, as summed by the loop's last timer tick (every
 // zs_io_tick_ms): out[0] bytes of partial-frame receive buffers, out[1] bytes
-// of write queues (capacity). Readable from any thread.
+// of send queues (capacity). Readable from any thread.
 void zs_io_buffer_stats(zs_io_loop* loop, uint64_t out[2]);
 
 // Closes every listener and peer (reason shutdown), then posts SHUTDOWN_DONE.

@@ -30,12 +30,12 @@ constexpr uint32_t kTickMs = 100;
 constexpr uint32_t kLingerMs = 2000;
 constexpr uint32_t kCloseFlushMs = 10000;
 constexpr int kAcceptPerWake = 128;
-// Emptied write queues kept for the next peer that writes, so a busy loop does
+// Emptied send queues kept for the next peer that writes, so a busy loop does
 // not malloc, grow and free a queue per peer per turn. Per loop, not per peer:
 // at most kSpareTx * kSpareTxCap bytes.
 constexpr int kSpareTx = 64;
 constexpr uint32_t kSpareTxCap = 16 * 1024;
-// A write queue above this size shrinks when at most an eighth of it waits.
+// A send queue above this size shrinks when at most an eighth of it waits.
 constexpr uint32_t kShrinkTxAbove = 256 * 1024;
 // First size of a partial frame's receive buffer (or twice the bytes already
 // in, when more): from there it doubles as bytes arrive.
@@ -195,12 +195,12 @@ struct zs_io_loop {
   bool shutdown_now = false;
   bool inline_mode = false;  // driven by zs_io_run_once on the caller's thread
   bool in_run = false;       // inside zs_io_run_once (inline mode)
-  // Frame compression (io_record.cc): set before the first listen/connect.
+  // Frame compression (io_compress.cc): set before the first listen/connect.
   bool compress_on = false;
   zs_fcomp_config compress{};
   std::vector<uint8_t> compress_buf;
   std::atomic<uint64_t> record_counts[8] = {};  // see zs_io_record_stats
-  // Bytes of partial-frame buffers and of write queues, summed by every tick (zs_io_buffer_stats).
+  // Bytes of partial-frame buffers and of send queues, summed by every tick (zs_io_buffer_stats).
   std::atomic<uint64_t> buffered[2] = {};
   // AEAD records offloaded per peer (io_secure.cc): only peers flagged kSecure have one.
   std::unordered_map<uint32_t, zs::io::SecureState*> secure;

@@ -348,7 +348,7 @@ TEST(io_loop_inline_mode_echo) {
   zs_io_destroy(loop);
 }
 
-// Compression in the loop (io_record.cc): a compressed frame from the client
+// Compression in the loop (io_compress.cc): a compressed frame from the client
 // reaches the batch decompressed, an echo of 2 KB goes back compressed, a
 // small one and a flagged one go back as they are, and a corrupt compressed
 // frame closes the peer with reason protocol and the decoder's code.

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { ConnectionClosedError } from '../../lib/errors.js';
 import { native } from '../../lib/native.js';
 import { NativeTcpTransport, type NativeTcpOptions } from '../../lib/transport/native-tcp.js';
-import { OP_FORWARD, OP_SEND } from '../../lib/transport/send-queue.js';
+import { OP_FORWARD, OP_SEND } from '../../lib/transport/native-constants.js';
 import type { ConnectionOptions, FrameBatch, PeerId } from '../../lib/transport/types.js';
 import { collect, waitFor } from './suite-helpers.js';
 

@@ -22,7 +22,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_MAX_SEND_QUEUE,
 } from '../../lib/transport/common.js';
-import { REASONS } from '../../lib/transport/native-dispatch.js';
+import { CLOSE_REASONS as REASONS } from '../../lib/transport/native-constants.js';
 import { loopOptions } from '../../lib/transport/native-options.js';
 import { encodeFrame, FrameReader, once, rawClient, sleep } from '../helpers/frames.js';
 
@@ -73,15 +73,17 @@ describe('NativeTcpTransport limits: constants and defaults', () => {
 
   it('option defaults come from lib/transport/common.ts: accepted peers idle 120 s + keepalive 30 s, connect() 0/0', () => {
     const accepted = loopOptions(undefined, true, 0);
-    assert.deepEqual(Array.from(accepted.subarray(2)), [
-      DEFAULT_MAX_FRAME_SIZE, DEFAULT_ACCEPTED_IDLE_TIMEOUT, DEFAULT_ACCEPTED_KEEPALIVE, DEFAULT_HIGH_WATER_MARK,
-      DEFAULT_MAX_SEND_QUEUE, DEFAULT_FRAME_TIMEOUT, 0,
-    ]);
+    const { headToken: _h, tailToken: _t, ...rest } = accepted;
+    assert.deepEqual(rest, {
+      maxFrameSize: DEFAULT_MAX_FRAME_SIZE, idleTimeout: DEFAULT_ACCEPTED_IDLE_TIMEOUT, keepaliveInterval: DEFAULT_ACCEPTED_KEEPALIVE,
+      highWaterMark: DEFAULT_HIGH_WATER_MARK, maxSendQueue: DEFAULT_MAX_SEND_QUEUE, frameTimeout: DEFAULT_FRAME_TIMEOUT, flags: 0,
+      httpMaxHead: 0, httpTimeout: 0, httpMaxBody: 0, tlsHandshakeTimeout: 0, tlsMaxHandshakes: 0,
+    });
     assert.equal(DEFAULT_MAX_FRAME_SIZE, MiB);
     const connected = loopOptions({}, false, 2);
-    assert.equal(connected[3], 0);
-    assert.equal(connected[4], 0);
-    assert.equal(connected[8], 2);
+    assert.equal(connected.idleTimeout, 0);
+    assert.equal(connected.keepaliveInterval, 0);
+    assert.equal(connected.flags, 2);
     assert.throws(() => loopOptions({ maxSendQueue: 10, highWaterMark: 100 }, true, 0), RangeError);
     assert.throws(() => loopOptions({ frameTimeout: -1 }, true, 0), RangeError);
   });

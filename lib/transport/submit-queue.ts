@@ -1,28 +1,20 @@
 /**
- * The outgoing side of the native TCP transport: frames and control records
- * (close, abort, release, drain watch) collected during one turn of the event
- * loop and handed to the I/O thread in one `submit()` call, so JavaScript
- * crosses into native code once per turn, not once per frame.
+ * The records one turn of the event loop hands to the native loop: frames to
+ * send and control records (close, abort, release, drain watch, pause,
+ * resume), collected during the turn and given to TcpLoop.submit() in one
+ * call, so JavaScript crosses into native code once per turn, not once per
+ * frame. Not to be confused with a peer's send queue: that is the loop's
+ * per-peer queue of bytes waiting for the socket, bounded by maxSendQueue and
+ * reported by bufferStats().sendQueueBytes.
  *
  * Payloads are copied into one growing buffer at send() time, which is what
  * lets the caller reuse its payload as soon as send() returns.
  */
 import type { TcpLoopHandle } from '../native.js';
-
-export const OP_SEND = 0;
-export const OP_CLOSE = 1;
-export const OP_ABORT = 2;
-export const OP_RELEASE = 3;
-export const OP_WATCH_DRAIN = 4;
-export const OP_OFFLOAD = 5;
-export const OP_FORWARD = 6;
-export const OP_PAUSE = 7;
-export const OP_RESUME = 8;
-/** Reset at once with the close reason code in the kind byte (slow-consumer, refused). */
-export const OP_CLOSE_WITH = 9;
+import { OP_FORWARD, OP_OFFLOAD, OP_SEND } from './native-constants.js';
 
 /** Records of one turn, in order. */
-export class SendQueue {
+export class SubmitQueue {
   count = 0;
   private data = Buffer.allocUnsafe(64 * 1024);
   private used = 0;
