@@ -13,7 +13,7 @@
 import type { FrameBatch, PeerId, Transport } from '../transport/types.js';
 import { FrameFlag } from '../transport/types.js';
 import { SUITE_IDS, type CipherSuite } from './aead.js';
-import type { PlaintextBatch } from './batch.js';
+import type { FrameBatchWriter } from '../transport/batch-builder.js';
 import { MAX_RECORDS_PER_KEY, type ResolvedSecureOptions } from './options.js';
 
 /**
@@ -64,9 +64,8 @@ export function allOpened(batch: FrameBatch, opened: (peer: PeerId) => boolean, 
  * frame (the transport opened and authenticated it) is copied into `out` and
  * true returned; anything else is for the channel's control path (false).
  */
-export function takeOpened(out: PlaintextBatch, peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+export function takeOpened(out: FrameBatchWriter, peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
   if (kind < 8 || flags & FrameFlag.Encrypted) return false;
-  out.data.set(payload, out.bytes);
-  out.push(peer, kind, flags, payload.length);
+  out.add(peer, kind, flags, payload, 0, payload.length);
   return true;
 }

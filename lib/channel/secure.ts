@@ -33,6 +33,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { AuthError, ConnectionClosedError, HandshakeError } from '../errors.js';
+import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { TransportCounters } from '../transport/common.js';
 import { checkApplicationFrame, checkClientPins, newSecureStats } from './channel-options.js';
 import { FrameFlag } from '../transport/types.js';
@@ -49,7 +50,6 @@ import type {
   TransportStats,
 } from '../transport/types.js';
 import { REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
-import { PlaintextBatch } from './batch.js';
 import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, SecureKind, type ServerIdentity } from './handshake.js';
 import { addressKey, HandshakeQueue } from './handshake-queue.js';
 import { allOpened, takeOpened } from './offload.js';
@@ -82,7 +82,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   #inBatch = false;
   #deferred: [PeerId, CloseReason, string][] = [];
   #sealScratch = Buffer.allocUnsafe(64 * 1024);
-  readonly #out = new PlaintextBatch();
+  readonly #out = new FrameBatchWriter();
   readonly #bytes: [number] = [0];
   readonly #isOffloaded = (peer: PeerId): boolean => {
     const p = this.#peers.get(peer);
@@ -510,7 +510,8 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     }
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const out = this.#out;
-    out.reset(count, data.length);
+    out.reset();
+    out.room(count, data.length);
     this.#inBatch = true;
     try {
       let i = 0;
@@ -542,7 +543,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         }
         let opened: number;
         try {
-          opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.bytes);
+          opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.used);
         } catch (err) {
           // OpenSSL itself failed (not an authentication failure): close this peer, keep the others.
           this.#fail(peer, p, 'auth', `secure channel: ${(err as Error).message}`, AlertCode.Record);
@@ -552,7 +553,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         for (let k = i; k < i + opened; k++) {
           if (kinds[k] === REKEY_KIND) this.#secure.rekeysReceived++;
           else if (kinds[k] === CLOSE_KIND) this.#closeReceived(peer, p);
-          else out.push(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);
+          else out.commit(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);
         }
         if (opened < j - i) {
           const err = new AuthError(`secure channel: record of kind ${kinds[i + opened]} failed authentication (altered, replayed, reordered or truncated)`);

@@ -31,7 +31,7 @@
  */
 import { ConnectionClosedError, DecodeError } from '../errors.js';
 import { SecureChannel } from '../channel/secure.js';
-import { BatchBuilder } from '../transport/batch-builder.js';
+import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { checkFrame, checkParts, joinParts, sendParts } from '../transport/common.js';
 import { TransportLayer } from '../transport/layer-base.js';
 import { FrameFlag } from '../transport/types.js';
@@ -119,12 +119,12 @@ export class CompressionLayer extends TransportLayer implements Transport {
   /** Peers closing because a frame failed to decode, with why. */
   readonly #failed = new Map<PeerId, string>();
   readonly #stats: CompressionStats = newCompressionStats();
-  #out = new BatchBuilder();
+  #out = new FrameBatchWriter();
   #emitting = false;
   /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
   #deferred: [PeerId, CloseReason, string][] | null = null;
   /** Frames past the decode budget, waiting for the next turn (DECODE_BUDGET_BYTES); null when none. */
-  #backlog: BatchBuilder | null = null;
+  #backlog: FrameBatchWriter | null = null;
   /** Peers this layer paused because they have frames in the backlog. */
   readonly #heldPeers = new Set<PeerId>();
   /** True while the backlog is decoded without a budget (a held peer closes). */
@@ -234,7 +234,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
     }
     // A listener may make the transport below deliver again before it returns; the batch it is
     // reading must stay intact, so a nested delivery builds into a builder of its own.
-    const out = this.#emitting ? new BatchBuilder() : this.#out;
+    const out = this.#emitting ? new FrameBatchWriter() : this.#out;
     out.reset();
     // A peer that fails closes at once below us; its 'close' must follow the frames it sent
     // before the bad one, and its later frames must stay dropped, so closes wait for the batch.
@@ -274,7 +274,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
    * failed peers; stops after the frame that uses up the decode budget (over a transport that can
    * pause) and returns the index of the first frame not copied (`count` when all were).
    */
-  #rebuild(batch: FrameBatch, out: BatchBuilder): number {
+  #rebuild(batch: FrameBatch, out: FrameBatchWriter): number {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const budgeted = !this.#unbudgeted && typeof this.inner.pause === 'function';
     let decoded = 0;
@@ -309,7 +309,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
   #defer(batch: FrameBatch, from: number): void {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const schedule = this.#backlog === null;
-    const b = (this.#backlog ??= new BatchBuilder());
+    const b = (this.#backlog ??= new FrameBatchWriter());
     for (let i = from; i < count; i++) {
       const peer = peers[i]!;
       if (this.#failed.has(peer)) continue;

@@ -33,7 +33,8 @@ import { type LinkParams, type LinkPhase, TunnelLink, type SendQueue } from './l
 import { resolveP2pvmOptions, type P2pvmOptions, type ResolvedP2pvmOptions } from './options.js';
 import { abortConnection, closeConnectionsOf } from './connections.js';
 import { closeVirtual, connectVirtual } from './local.js';
-import { FrameBatchBuilder, grantCredits, grantNow } from './receive.js';
+import { FrameBatchWriter } from '../transport/batch-builder.js';
+import { grantCredits, grantNow } from './receive.js';
 import { sendFrame } from './send.js';
 import { checkAddress, checkPort, ListenTable } from './listen-table.js';
 import { Flag, NO_CREDIT, State, VconnTable } from './table.js';
@@ -104,7 +105,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
   /** Connections owed at least half a window of credit, granted after the current batch. */
   /** @internal */ creditDue: number[] = [];
   /** @internal Frames of the physical batch being parsed, delivered together. */
-  readonly rx = new FrameBatchBuilder();
+  readonly rx = new FrameBatchWriter('view');
   /** @internal */ readonly counters = new TransportCounters();
   readonly #ownParams: LinkParams;
   /** @internal */ shut = false;
@@ -446,23 +447,24 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
       }
       if (!any) {
         any = true;
-        this.rx.data = b.data;
+        this.rx.lend(b.data);
       }
       link.parse(b.data, b.offsets[n]!, b.lengths[n]!);
     }
     if (any) {
       this.rxFlush();
-      this.rx.data = EMPTY;
+      this.rx.lend(EMPTY);
       if (this.creditDue.length > 0) grantCredits(this);
     }
   }
 
   /** @internal Emits the frames collected so far as one batch. */
   rxFlush(): void {
+    const bytes = this.rx.bytes;
     const batch = this.rx.take();
     if (batch === null) return;
     this.counters.framesIn += batch.count;
-    this.counters.bytesIn += this.rx.bytes;
+    this.counters.bytesIn += bytes;
     this.emit('frames', batch);
   }
 

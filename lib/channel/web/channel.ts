@@ -407,7 +407,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       this.#secure.rekeysReceived += rekeys;
       if (batch) {
         this.#counters.framesIn += batch.count;
-        this.#counters.bytesIn += batch.data.length;
+        this.#counters.bytesIn += batch.bytes;
         this.emit('frames', batch);
       }
       if (stop?.reason === 'remote') {
