@@ -1,8 +1,9 @@
 /**
  * Record offload: the part of SecureChannel that hands a connection's record
- * keys to a transport that seals and opens AEAD records itself
- * (Transport.offloadRecords; NativeTcpTransport does it in its I/O loop,
- * native/core/io_secure.cc), and takes the plaintext frames it then receives.
+ * keys to a transport that runs the pipeline's `seal` stage itself (it says
+ * so with Transport.runsStages; NativeTcpTransport does it in its I/O loop,
+ * native/core/io_secure.cc, and takes the keys with offloadRecords), and
+ * takes the plaintext frames it then receives.
  *
  * The hand-over happens where no record from the peer can be in flight, so no
  * record is ever opened twice or by the wrong side: a server hands over before
@@ -30,6 +31,8 @@ export function offloadRecords(
   o: ResolvedSecureOptions,
 ): boolean {
   if (!o.offload || transport.offloadRecords === undefined) return false;
+  // The one capability question: a transport that does not run the seal stage is not handed keys.
+  if (transport.runsStages?.({ compress: false, seal: true }).seal !== true) return false;
   return transport.offloadRecords(peer, {
     suite: SUITE_IDS[suite],
     sealSecret,

@@ -22,9 +22,11 @@
  *   server caps handshakes in progress (`maxHandshakes`) and answers
  *   ClientHellos through a fair HandshakeQueue (handshake-queue.ts), one
  *   ClientHello per connection.
- * - Over a transport that can seal and open records itself (offloadRecords:
- *   NativeTcpTransport), the keys go down to it once derived with the
- *   `offload` option, and from then on this class passes plaintext (offload.ts).
+ * - Over a transport that runs the `seal` stage itself (Transport.runsStages:
+ *   NativeTcpTransport), the keys go down to it with offloadRecords() once
+ *   derived, with the `offload` option, and from then on this class passes
+ *   plaintext (offload.ts). The frame pipeline (lib/framework/pipeline.ts)
+ *   sets `offload` from the transport's answer.
  *
  * secure-peer.ts has the per-connection state and the handshake steps.
  * Peer ids are the wrapped transport's. Peers that fail the handshake never
@@ -63,6 +65,8 @@ const SHUTDOWN_DRAIN_MS = 1000;
 /** A Transport decorator that encrypts and authenticates every frame; see the file comment. */
 export class SecureChannel extends EventEmitter<TransportEvents> implements Transport {
   readonly name: string;
+  /** Every frame handed up was opened and authenticated (Transport.authenticated). */
+  readonly authenticated = true;
   readonly #inner: Transport;
   readonly #identity: ServerIdentity | undefined;
   readonly #suites: readonly CipherSuite[];
@@ -135,7 +139,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     const p = this.#peers.get(peer);
     if (!p || p.phase !== 'open' || p.closeSent) throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
-    checkApplicationFrame(kind, flags, payload, this.#maxRecord);
+    checkApplicationFrame(kind, flags, payload, this.#maxRecord, this.#options.framesChecked);
     this.#counters.framesOut++;
     this.#counters.bytesOut += payload.length;
     if (p.offloaded) return this.#inner.send(peer, kind, flags, payload);

@@ -30,7 +30,6 @@
  * default, since the AEAD tag already authenticates every byte.
  */
 import { ConnectionClosedError, DecodeError } from '../errors.js';
-import { SecureChannel } from '../channel/secure.js';
 import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { checkFrame, checkParts, joinParts, sendParts } from '../transport/common.js';
 import { TransportLayer } from '../transport/layer-base.js';
@@ -79,7 +78,7 @@ export interface CompressionLayerOptions {
   level?: CompressionLevel;
   /** Compress payloads of at least this many bytes (default 1024); Infinity sends nothing compressed. */
   threshold?: number;
-  /** Put a CRC-32C in each compressed payload (default: off over a SecureChannel, whose AEAD tags authenticate every byte; on otherwise). */
+  /** Put a CRC-32C in each compressed payload (default: off over an authenticated transport such as a SecureChannel, whose AEAD tags authenticate every byte; on otherwise). */
   checksum?: boolean;
   /** Largest decompressed payload for peers whose listen()/connect() options name no maxFrameSize (default 1 MiB, the transports' default). */
   maxFrameSize?: number;
@@ -135,7 +134,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
     const o = checkOptions(options);
     this.#method = o.method;
     this.#threshold = o.method === 'none' ? Infinity : o.threshold;
-    this.#compressOptions = Object.freeze({ level: o.level, checksum: o.checksum ?? !(transport instanceof SecureChannel) });
+    this.#compressOptions = Object.freeze({ level: o.level, checksum: o.checksum ?? transport.authenticated !== true });
     this.#defaultLimit = o.maxFrameSize;
     this.name = `compress(${transport.name})`;
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
@@ -168,10 +167,11 @@ export class CompressionLayer extends TransportLayer implements Transport {
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    // The one check of the frame on its way down: the stages below this one (a secure channel made
+    // by the frame pipeline) do not repeat it; the transport checks what is its own (the peer).
+    checkFrame(kind, flags, payload);
     if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: the compression layer sets it itself');
     if (payload.length >= this.#threshold && kind >= 8) {
-      // Frames passed down as they are get checked by the transport below; compressing needs them valid first.
-      checkFrame(kind, flags, payload);
       const packed = compressSmaller(payload, this.#method, this.#compressOptions);
       // Beyond MAX_EXPANSION_RATIO a receiver refuses the frame as a bomb: send such data as it is.
       if (packed !== undefined && packed.length * MAX_EXPANSION_RATIO >= payload.length) {

@@ -47,6 +47,7 @@ import {
   type FrameBatch,
   type PeerId,
   type PeerInfo,
+  type FrameStages,
   type RecordOffload,
   type Transport,
   type TransportStats,
@@ -73,6 +74,8 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
   private nextTag = 0;
   /** IO_REFUSE_COMPRESSED when compressedFrames is 'refuse' (and compression is off). */
   private readonly ioFlags: number;
+  /** The loop compresses and decompresses frames (the `compression` option): the pipeline's compress stage. */
+  private readonly compressing: boolean;
   private flushScheduled = false;
   private shutdownPromise: Promise<void> | undefined;
   private readonly flushNow = () => {
@@ -88,6 +91,7 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     const ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
     super(options.ioThread === true);
     this.ioFlags = ioFlags;
+    this.compressing = compression !== undefined;
     if (compression) this.loop.compression(compression);
   }
 
@@ -226,6 +230,16 @@ export class NativeTcpTransport extends NativeTcpDispatch implements Transport {
     if (data === this.batchData) this.queue.forward(peer, kind | (flags << 6), data, offset, length);
     else this.queue.send(peer, kind | (flags << 6), data.subarray(offset, offset + length));
     return this.queued(peer, length);
+  }
+
+  /**
+   * Transport.runsStages(): the frame pipeline's stages this transport runs in its loop. `seal`
+   * always (a secure channel hands each connection's keys down with offloadRecords()); `compress`
+   * when the `compression` option was given (the loop is configured before any connection, and
+   * compresses every connection's frames).
+   */
+  runsStages(wanted: FrameStages): FrameStages {
+    return { compress: wanted.compress && this.compressing, seal: wanted.seal };
   }
 
   /**

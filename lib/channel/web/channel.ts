@@ -45,6 +45,8 @@ const SHUTDOWN_DRAIN_MS = 1000;
 /** The browser client of the secure channel; see the file comment. */
 export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportEvents> {
   readonly name: string;
+  /** Every frame handed up was opened and authenticated (Transport.authenticated). */
+  readonly authenticated = true;
   readonly #inner: WebChannelTransport<E>;
   readonly #o: ResolvedChannelOptions;
   readonly #subtle: Subtle | undefined;
