@@ -35,6 +35,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { AuthError, ConnectionClosedError, HandshakeError } from '../errors.js';
+import { allocBytes } from '../platform.js';
 import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { TransportCounters } from '../transport/common.js';
 import { checkApplicationFrame, checkClientPins, newSecureStats } from './channel-options.js';
@@ -86,7 +87,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   #inBatch = false;
   #deferred: [PeerId, CloseReason, string][] = [];
   #sealScratch = Buffer.allocUnsafe(64 * 1024);
-  readonly #out = new FrameBatchWriter();
+  readonly #out = new FrameBatchWriter('copy', allocBytes);
   readonly #bytes: [number] = [0];
   readonly #isOffloaded = (peer: PeerId): boolean => {
     const p = this.#peers.get(peer);

@@ -30,6 +30,7 @@
  * default, since the AEAD tag already authenticates every byte.
  */
 import { ConnectionClosedError, DecodeError } from '../errors.js';
+import { allocBytes } from '../platform.js';
 import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { checkFrame, checkParts, joinParts, sendParts } from '../transport/common.js';
 import { TransportLayer } from '../transport/layer-base.js';
@@ -118,7 +119,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
   /** Peers closing because a frame failed to decode, with why. */
   readonly #failed = new Map<PeerId, string>();
   readonly #stats: CompressionStats = newCompressionStats();
-  #out = new FrameBatchWriter();
+  #out = new FrameBatchWriter('copy', allocBytes);
   #emitting = false;
   /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
   #deferred: [PeerId, CloseReason, string][] | null = null;
@@ -234,7 +235,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
     }
     // A listener may make the transport below deliver again before it returns; the batch it is
     // reading must stay intact, so a nested delivery builds into a builder of its own.
-    const out = this.#emitting ? new FrameBatchWriter() : this.#out;
+    const out = this.#emitting ? new FrameBatchWriter('copy', allocBytes) : this.#out;
     out.reset();
     // A peer that fails closes at once below us; its 'close' must follow the frames it sent
     // before the bad one, and its later frames must stay dropped, so closes wait for the batch.
@@ -309,7 +310,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
   #defer(batch: FrameBatch, from: number): void {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const schedule = this.#backlog === null;
-    const b = (this.#backlog ??= new FrameBatchWriter());
+    const b = (this.#backlog ??= new FrameBatchWriter('copy', allocBytes));
     for (let i = from; i < count; i++) {
       const peer = peers[i]!;
       if (this.#failed.has(peer)) continue;

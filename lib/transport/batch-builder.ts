@@ -16,9 +16,12 @@
  * is lent for the duration of the 'frames' callback only), so a steady stream
  * of batches allocates nothing once they have grown to the working size. The
  * columns may be longer than `count`; readers stop at `count`. Browser-safe:
- * typed arrays and the platform's byte allocator only.
+ * typed arrays only, and no import of lib/platform.ts (lib/channel/web is
+ * bundled without it): Node code passes its allocator (platform.ts's
+ * allocBytes, a Buffer), so the batches it hands up hold Buffers as
+ * FrameBatch says; browser code gets plain Uint8Arrays, which the framework
+ * reads alike.
  */
-import { allocBytes } from '../platform.js';
 import { growBatchColumns } from './batch-arrays.js';
 import type { FrameBatch, PeerId } from './types.js';
 
@@ -31,7 +34,10 @@ const KEEP_DATA_BYTES = BATCH_FLUSH_BYTES * 2;
 const INITIAL_FRAMES = 256;
 const INITIAL_BYTES = 64 * 1024;
 
-const EMPTY = allocBytes(0);
+/** The default allocator: plain bytes (FrameBatch names Node's Buffer; the browser's batches hold Uint8Arrays). */
+const plainBytes = (n: number): Buffer => new Uint8Array(n) as Buffer;
+
+const EMPTY = plainBytes(0);
 
 /** A reusable FrameBatch under construction; see the file comment. */
 export class FrameBatchWriter implements FrameBatch {
@@ -48,10 +54,13 @@ export class FrameBatchWriter implements FrameBatch {
   /** Payload bytes of the frames written since the last reset(), in either mode. */
   bytes = 0;
   readonly mode: 'copy' | 'view';
+  readonly #alloc: (bytes: number) => Buffer;
 
-  constructor(mode: 'copy' | 'view' = 'copy') {
+  /** A writer in `mode`; copy mode allocates its buffer with `alloc` (Node code passes platform.ts's allocBytes). */
+  constructor(mode: 'copy' | 'view' = 'copy', alloc: (bytes: number) => Buffer = plainBytes) {
     this.mode = mode;
-    this.data = mode === 'copy' ? allocBytes(INITIAL_BYTES) : EMPTY;
+    this.#alloc = alloc;
+    this.data = mode === 'copy' ? alloc(INITIAL_BYTES) : EMPTY;
   }
 
   /** Copy mode: appends a frame, copying its payload `source[start .. start + length)`. */
@@ -127,13 +136,13 @@ export class FrameBatchWriter implements FrameBatch {
     this.count = 0;
     this.used = 0;
     this.bytes = 0;
-    if (this.mode === 'copy' && this.data.length > KEEP_DATA_BYTES) this.data = allocBytes(INITIAL_BYTES);
+    if (this.mode === 'copy' && this.data.length > KEEP_DATA_BYTES) this.data = this.#alloc(INITIAL_BYTES);
   }
 
   #growData(needed: number): void {
     let size = Math.max(this.data.length * 2, INITIAL_BYTES);
     while (size < needed) size *= 2;
-    const next = allocBytes(size);
+    const next = this.#alloc(size);
     next.set(this.data.subarray(0, this.used));
     this.data = next;
   }

@@ -19,6 +19,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
+import { allocBytes } from '../platform.js';
 import { BATCH_FLUSH_BYTES, FrameBatchWriter } from './batch-builder.js';
 import type { Admission } from './admission.js';
 import { FRAME_OVERHEAD, PeerSlots, TransportCounters, type ResolvedConnectionOptions } from './common.js';
@@ -125,7 +126,7 @@ function onLinger(this: PeerSocket): void {
 export class NetCore {
   readonly peers = new PeerSlots<NetPeer>();
   readonly counters = new TransportCounters();
-  readonly batch = new FrameBatchWriter();
+  readonly batch = new FrameBatchWriter('copy', allocBytes);
   readonly encoder = new FrameEncoder();
   #batchScheduled = false;
   #emitting = false;

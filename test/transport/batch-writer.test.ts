@@ -33,14 +33,17 @@ describe('FrameBatchWriter', () => {
     assert.deepEqual(frames(w), [[1, 8, 0, 'again']]);
   });
 
-  it('copy mode: room() then commit() records payloads written in place', () => {
-    const w = new FrameBatchWriter();
+  it('copy mode: room() then commit() records payloads written in place, in buffers of the given allocator', () => {
+    const w = new FrameBatchWriter('copy', (n) => Buffer.allocUnsafe(n));
+    assert.ok(Buffer.isBuffer(w.data));
+    assert.ok(!Buffer.isBuffer(new FrameBatchWriter().data), 'plain bytes by default (browser-safe)');
     w.add(1, 8, 0, Buffer.from('ab'), 0, 2);
     w.room(2, 200_000);
     const at = w.used;
     w.data.write('cdef', at);
     w.commit(2, 9, 0, 2);
     w.commit(2, 9, 0, 2);
+    assert.ok(Buffer.isBuffer(w.data), 'grown with the same allocator');
     assert.deepEqual(frames(w), [[1, 8, 0, 'ab'], [2, 9, 0, 'cd'], [2, 9, 0, 'ef']]);
   });
 
