@@ -263,7 +263,8 @@ export interface Transport extends EventEmitter<TransportEvents> {
    * record that fails closes the peer with reason 'auth'. Other kinds pass in clear. The caller
    * must call it where no record from the peer can be in flight yet (a server before it sends
    * ServerHello, a client before ClientFinished). Returns false when it did not take over (the
-   * caller then keeps sealing and opening itself).
+   * caller then keeps sealing and opening itself). Called only on a transport whose runsStages()
+   * answers `seal: true`: it is the key hand-over of that stage, not a capability of its own.
    */
   offloadRecords?(peer: PeerId, params: RecordOffload): boolean;
   /**
