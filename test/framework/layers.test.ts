@@ -15,6 +15,7 @@ import { Server } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { MessageKind } from '../../lib/protocol/messages.js';
 import { MemoryTransport } from '../../lib/transport/memory.js';
+import { NativeTcpTransport } from '../../lib/transport/native-tcp.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { FrameFlag, type Transport } from '../../lib/transport/types.js';
 import { tap, textLike } from '../compression/layer-suite.js';
@@ -267,6 +268,42 @@ describe('framework layer options', () => {
       assert.throws(() => alone.send(1, 99, 0, new Uint8Array(1)), /not open/);
     } finally {
       await server.close();
+    }
+  });
+
+  it('over NativeTcpTransport: the loop runs what it answers (compress with its option, seal with offload), JavaScript the rest', async () => {
+    const text = textLike(40_000, 3).toString('latin1');
+    // compression only: the loop compresses, no JavaScript stage
+    let t = await pair({ compression: {} }, { compression: {} }, new NativeTcpTransport({ compression: {} }), new NodeNetTransport());
+    try {
+      assert.ok(t.ep.stack instanceof NativeTcpTransport);
+      await t.client.connect();
+      assert.equal(await t.client.callConsole('echo', text), text);
+      assert.ok((t.ep.stack as NativeTcpTransport).compressionStats().framesCompressed >= 1, 'the loop compressed the reply');
+    } finally {
+      await t.done();
+    }
+    // records sealed in JavaScript: compression stays in JavaScript, above them
+    t = await pair({ secure: { identity }, compression: {} }, { secure: { pin: identity.fingerprint }, compression: {} }, new NativeTcpTransport({ compression: {} }));
+    try {
+      assert.ok(t.ep.stack instanceof CompressionLayer);
+      await t.client.connect();
+      assert.equal(await t.client.callConsole('echo', text), text);
+      assert.ok(t.ep.stack.compressionStats().framesCompressed >= 1);
+    } finally {
+      await t.done();
+    }
+    // records offloaded: the loop compresses, then seals; only the handshake is JavaScript
+    const nat = new NativeTcpTransport({ compression: {} });
+    t = await pair({ secure: { identity, offload: true }, compression: {} }, { secure: { pin: identity.fingerprint }, compression: {} }, nat);
+    try {
+      assert.ok(t.ep.stack instanceof SecureChannel);
+      await t.client.connect();
+      assert.equal(await t.client.callConsole('echo', text), text);
+      assert.ok(nat.recordStats().recordsSealed >= 1, 'the loop sealed the records');
+      assert.ok(nat.compressionStats().framesCompressed >= 1, 'and compressed before sealing');
+    } finally {
+      await t.done();
     }
   });
 });
