@@ -8,11 +8,16 @@
  * chunks, DataFrame.encode()) are plain Uint8Arrays here.
  *
  * Compressed frames: every Client decodes those its server sends (a
- * receive-only layer with the JavaScript decoder, framework/browser-stack.ts);
+ * receive-only stage with the JavaScript decoder, framework/browser-stack.ts);
  * the page sends nothing compressed. `decompress` decodes a `compress` payload
  * of Node's zserver in the page.
  */
-import './framework/browser-stack.js'; // registers the browser builder of the channel layers
+import { browserStages } from './framework/browser-stack.js';
+import { useFrameStages } from './framework/pipeline.js';
+
+// The bundle's Clients run the browser's frame pipeline stages (the Node ones stay where the Node entry is loaded too).
+useFrameStages(browserStages, true);
+
 export {
   ZsError,
   ConnectionClosedError,

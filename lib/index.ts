@@ -2,6 +2,12 @@
  * zserver: the public API. Everything a program may use is re-exported here
  * and only here; deeper module paths are internal and may change.
  */
+import { useFrameStages } from './framework/pipeline.js';
+import { nodeStages } from './framework/stack.js';
+
+// The Node entry: Clients run the Node stages of the frame pipeline (docs/framework.md, "Layers").
+useFrameStages(nodeStages);
+
 export {
   ZsError,
   NativeLoadError,
@@ -65,6 +71,7 @@ export type {
   ConnectionOptions,
   ConnectOptions,
   RecordOffload,
+  FrameStages,
 } from './transport/types.js';
 export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
 export { forwardFrame } from './transport/common.js';
@@ -80,7 +87,8 @@ export type { RoutableKind, RouteTarget } from './framework/server.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
 export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
 export type { HostOptions, LogLevel } from './framework/host.js';
-export type { LayerOptions, EndpointCompression, LayerOffload } from './framework/layers.js';
+export type { LayerOptions, EndpointCompression } from './framework/layers.js';
+export { FramePipeline, type StageSet, type StagePlan } from './framework/pipeline.js';
 export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
 export type { WorkerCommandOptions, WorkerPoolHandle } from './framework/worker-hook.js';
 export {

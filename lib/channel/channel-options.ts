@@ -107,8 +107,8 @@ export function checkClientPins(o: ResolvedChannelOptions, where: string): void 
 }
 
 /** Checks the arguments of a secure channel's send(): an application frame (kind 8-63) without Encrypted, within maxRecordSize. */
-export function checkApplicationFrame(kind: number, flags: number, payload: Uint8Array, maxRecordSize: number): void {
-  checkFrame(kind, flags, payload);
+export function checkApplicationFrame(kind: number, flags: number, payload: Uint8Array, maxRecordSize: number, checked = false): void {
+  if (!checked) checkFrame(kind, flags, payload);
   if (kind < 8) throw new RangeError(`kind must be 8 to 63 on a secure channel (0-7 belong to the transport and the channel), got ${kind}`);
   if (flags & FrameFlag.Encrypted) throw new RangeError('flags must not include FrameFlag.Encrypted: the secure channel sets it itself');
   if (payload.length > maxRecordSize) {

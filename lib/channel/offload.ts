@@ -1,8 +1,9 @@
 /**
  * Record offload: the part of SecureChannel that hands a connection's record
- * keys to a transport that seals and opens AEAD records itself
- * (Transport.offloadRecords; NativeTcpTransport does it in its I/O loop,
- * native/core/io_secure.cc), and takes the plaintext frames it then receives.
+ * keys to a transport that runs the pipeline's `seal` stage itself (it says
+ * so with Transport.runsStages; NativeTcpTransport does it in its I/O loop,
+ * native/core/io_secure.cc, and takes the keys with offloadRecords), and
+ * takes the plaintext frames it then receives.
  *
  * The hand-over happens where no record from the peer can be in flight, so no
  * record is ever opened twice or by the wrong side: a server hands over before
@@ -13,7 +14,7 @@
 import type { FrameBatch, PeerId, Transport } from '../transport/types.js';
 import { FrameFlag } from '../transport/types.js';
 import { SUITE_IDS, type CipherSuite } from './aead.js';
-import type { PlaintextBatch } from './batch.js';
+import type { FrameBatchWriter } from '../transport/batch-builder.js';
 import { MAX_RECORDS_PER_KEY, type ResolvedSecureOptions } from './options.js';
 
 /**
@@ -30,6 +31,8 @@ export function offloadRecords(
   o: ResolvedSecureOptions,
 ): boolean {
   if (!o.offload || transport.offloadRecords === undefined) return false;
+  // The one capability question: a transport that does not run the seal stage is not handed keys.
+  if (transport.runsStages?.({ compress: false, seal: true }).seal !== true) return false;
   return transport.offloadRecords(peer, {
     suite: SUITE_IDS[suite],
     sealSecret,
@@ -64,9 +67,8 @@ export function allOpened(batch: FrameBatch, opened: (peer: PeerId) => boolean, 
  * frame (the transport opened and authenticated it) is copied into `out` and
  * true returned; anything else is for the channel's control path (false).
  */
-export function takeOpened(out: PlaintextBatch, peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+export function takeOpened(out: FrameBatchWriter, peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
   if (kind < 8 || flags & FrameFlag.Encrypted) return false;
-  out.data.set(payload, out.bytes);
-  out.push(peer, kind, flags, payload.length);
+  out.add(peer, kind, flags, payload, 0, payload.length);
   return true;
 }

@@ -22,6 +22,13 @@ export interface SecureChannelOptions extends ChannelOptions {
    */
   offload?: boolean;
   /**
+   * The layer above already checked each frame's kind, flags and payload type (checkFrame), so
+   * send() checks only what is the channel's own (kind 8 and up, no Encrypted flag,
+   * maxRecordSize). The frame pipeline sets it when a compression stage runs above the channel,
+   * so a frame is checked once on its way down. Default false.
+   */
+  framesChecked?: boolean;
+  /**
    * Server side: connections accepted and still handshaking at most (default 256). When a new
    * one would pass the cap, the newest handshake of the remote address holding the most is
    * closed to make room (reason 'refused', alert 7), or the new one is when its own address holds
@@ -60,6 +67,7 @@ export interface SecureChannelOptions extends ChannelOptions {
 export interface ResolvedSecureOptions extends ResolvedChannelOptions {
   identity: ServerIdentity | undefined;
   offload: boolean;
+  framesChecked: boolean;
   maxHandshakes: number;
   handshakeRate: number;
   handshakeRatePerIp: number;
@@ -89,6 +97,7 @@ export function resolveSecureOptions(options: SecureChannelOptions): ResolvedSec
   return {
     identity: options.identity,
     offload: checkBoolean(options.offload, 'options.offload', false),
+    framesChecked: checkBoolean(options.framesChecked, 'options.framesChecked', false),
     maxHandshakes: checkCount(options.maxHandshakes, 'options.maxHandshakes', 256, 1),
     handshakeRate: checkCount(options.handshakeRate, 'options.handshakeRate', 2000, 0),
     handshakeRatePerIp: checkCount(options.handshakeRatePerIp, 'options.handshakeRatePerIp', 200, 0),

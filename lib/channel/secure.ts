@@ -22,9 +22,11 @@
  *   server caps handshakes in progress (`maxHandshakes`) and answers
  *   ClientHellos through a fair HandshakeQueue (handshake-queue.ts), one
  *   ClientHello per connection.
- * - Over a transport that can seal and open records itself (offloadRecords:
- *   NativeTcpTransport), the keys go down to it once derived with the
- *   `offload` option, and from then on this class passes plaintext (offload.ts).
+ * - Over a transport that runs the `seal` stage itself (Transport.runsStages:
+ *   NativeTcpTransport), the keys go down to it with offloadRecords() once
+ *   derived, with the `offload` option, and from then on this class passes
+ *   plaintext (offload.ts). The frame pipeline (lib/framework/pipeline.ts)
+ *   sets `offload` from the transport's answer.
  *
  * secure-peer.ts has the per-connection state and the handshake steps.
  * Peer ids are the wrapped transport's. Peers that fail the handshake never
@@ -33,6 +35,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { AuthError, ConnectionClosedError, HandshakeError } from '../errors.js';
+import { allocBytes } from '../platform.js';
+import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { TransportCounters } from '../transport/common.js';
 import { checkApplicationFrame, checkClientPins, newSecureStats } from './channel-options.js';
 import { FrameFlag } from '../transport/types.js';
@@ -49,7 +53,6 @@ import type {
   TransportStats,
 } from '../transport/types.js';
 import { REKEY_KIND, TAG_BYTES, type CipherSuite } from './aead.js';
-import { PlaintextBatch } from './batch.js';
 import { AlertCode, ClientHandshake, describeAlert, encodeAlert, HandshakeAlert, SecureKind, type ServerIdentity } from './handshake.js';
 import { addressKey, HandshakeQueue } from './handshake-queue.js';
 import { allOpened, takeOpened } from './offload.js';
@@ -63,6 +66,8 @@ const SHUTDOWN_DRAIN_MS = 1000;
 /** A Transport decorator that encrypts and authenticates every frame; see the file comment. */
 export class SecureChannel extends EventEmitter<TransportEvents> implements Transport {
   readonly name: string;
+  /** Every frame handed up was opened and authenticated (Transport.authenticated). */
+  readonly authenticated = true;
   readonly #inner: Transport;
   readonly #identity: ServerIdentity | undefined;
   readonly #suites: readonly CipherSuite[];
@@ -82,7 +87,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   #inBatch = false;
   #deferred: [PeerId, CloseReason, string][] = [];
   #sealScratch = Buffer.allocUnsafe(64 * 1024);
-  readonly #out = new PlaintextBatch();
+  readonly #out = new FrameBatchWriter('copy', allocBytes);
   readonly #bytes: [number] = [0];
   readonly #isOffloaded = (peer: PeerId): boolean => {
     const p = this.#peers.get(peer);
@@ -135,7 +140,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
     const p = this.#peers.get(peer);
     if (!p || p.phase !== 'open' || p.closeSent) throw new ConnectionClosedError(`secure channel: peer ${peer} is not open`);
-    checkApplicationFrame(kind, flags, payload, this.#maxRecord);
+    checkApplicationFrame(kind, flags, payload, this.#maxRecord, this.#options.framesChecked);
     this.#counters.framesOut++;
     this.#counters.bytesOut += payload.length;
     if (p.offloaded) return this.#inner.send(peer, kind, flags, payload);
@@ -510,7 +515,8 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     }
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const out = this.#out;
-    out.reset(count, data.length);
+    out.reset();
+    out.room(count, data.length);
     this.#inBatch = true;
     try {
       let i = 0;
@@ -542,7 +548,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         }
         let opened: number;
         try {
-          opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.bytes);
+          opened = p.opener!.openBatch(data, offsets.subarray(i, j), lengths.subarray(i, j), kinds.subarray(i, j), flags.subarray(i, j), out.data, out.used);
         } catch (err) {
           // OpenSSL itself failed (not an authentication failure): close this peer, keep the others.
           this.#fail(peer, p, 'auth', `secure channel: ${(err as Error).message}`, AlertCode.Record);
@@ -552,7 +558,7 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
         for (let k = i; k < i + opened; k++) {
           if (kinds[k] === REKEY_KIND) this.#secure.rekeysReceived++;
           else if (kinds[k] === CLOSE_KIND) this.#closeReceived(peer, p);
-          else out.push(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);
+          else out.commit(peer, kinds[k]!, flags[k]! & ~FrameFlag.Encrypted, lengths[k]! - TAG_BYTES);
         }
         if (opened < j - i) {
           const err = new AuthError(`secure channel: record of kind ${kinds[i + opened]} failed authentication (altered, replayed, reordered or truncated)`);

@@ -10,6 +10,7 @@
  * docs/compression.md has the byte layout, measurements, and the method that
  * frames use by default.
  */
+import { nativeDecodeReason } from '../transport/decode-status.js';
 import { brotliCompressSync, brotliDecompressSync, constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { checkBytes, describe } from '../bytes.js';
 import { DecodeError } from '../errors.js';
@@ -57,25 +58,6 @@ const kCodecDeflateFixed = 1;
 const kCodecBrrc = 2;
 
 /** Reasons for the native decoders' status codes (native/core/decode_status.h). */
-const kNativeReasons: Record<number, string> = {
-  [-1]: 'truncated',
-  [-2]: 'unsupported block type',
-  [-3]: 'invalid literal/length code',
-  [-4]: 'invalid distance code',
-  [-5]: 'distance too far back',
-  [-6]: 'output longer than declared size',
-  [-7]: 'output shorter than declared size',
-  [-8]: 'trailing data',
-  [-9]: 'stored block length mismatch',
-  [-10]: 'corrupt stream',
-  [-11]: 'input too large',
-};
-
-/** The DecodeError reason of a native decoder's status code (native/core/decode_status.h). */
-export function nativeDecodeReason(code: number): string {
-  return kNativeReasons[code] ?? 'corrupt stream';
-}
-
 function checkInput(data: unknown, name: string): Uint8Array {
   const bytes = checkBytes(data, name);
   if (bytes.length > kMaxInput) throw new RangeError(`${name} must be at most ${kMaxInput} bytes, got ${bytes.length}`);
@@ -213,7 +195,7 @@ function decodeStream(method: CompressionMethod, bytes: Uint8Array, headerLength
     case 'brrc': {
       const codec = method === 'brrc' ? kCodecBrrc : kCodecDeflateFixed;
       const out = native().decompressRaw(codec, bytes, headerLength, streamLength, size);
-      if (typeof out === 'number') throw new DecodeError(kNativeReasons[out] ?? 'corrupt stream', method);
+      if (typeof out === 'number') throw new DecodeError(nativeDecodeReason(out), method);
       return out;
     }
     case 'zlib':
@@ -246,6 +228,6 @@ export function inflateFixed(data: Uint8Array, size: number): Buffer {
     throw new RangeError(`size must be an integer from 0 to ${kMaxInput}, got ${describe(size)}`);
   }
   const out = native().decompressRaw(kCodecDeflateFixed, bytes, 0, bytes.length, size);
-  if (typeof out === 'number') throw new DecodeError(kNativeReasons[out] ?? 'corrupt stream', 'deflate-fixed');
+  if (typeof out === 'number') throw new DecodeError(nativeDecodeReason(out), 'deflate-fixed');
   return out;
 }

@@ -30,8 +30,8 @@
  * default, since the AEAD tag already authenticates every byte.
  */
 import { ConnectionClosedError, DecodeError } from '../errors.js';
-import { SecureChannel } from '../channel/secure.js';
-import { BatchBuilder } from '../transport/batch-builder.js';
+import { allocBytes } from '../platform.js';
+import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { checkFrame, checkParts, joinParts, sendParts } from '../transport/common.js';
 import { TransportLayer } from '../transport/layer-base.js';
 import { FrameFlag } from '../transport/types.js';
@@ -79,7 +79,7 @@ export interface CompressionLayerOptions {
   level?: CompressionLevel;
   /** Compress payloads of at least this many bytes (default 1024); Infinity sends nothing compressed. */
   threshold?: number;
-  /** Put a CRC-32C in each compressed payload (default: off over a SecureChannel, whose AEAD tags authenticate every byte; on otherwise). */
+  /** Put a CRC-32C in each compressed payload (default: off over an authenticated transport such as a SecureChannel, whose AEAD tags authenticate every byte; on otherwise). */
   checksum?: boolean;
   /** Largest decompressed payload for peers whose listen()/connect() options name no maxFrameSize (default 1 MiB, the transports' default). */
   maxFrameSize?: number;
@@ -119,12 +119,12 @@ export class CompressionLayer extends TransportLayer implements Transport {
   /** Peers closing because a frame failed to decode, with why. */
   readonly #failed = new Map<PeerId, string>();
   readonly #stats: CompressionStats = newCompressionStats();
-  #out = new BatchBuilder();
+  #out = new FrameBatchWriter('copy', allocBytes);
   #emitting = false;
   /** Closes reported while a rebuilt batch is made and handed up, emitted after it (null otherwise). */
   #deferred: [PeerId, CloseReason, string][] | null = null;
   /** Frames past the decode budget, waiting for the next turn (DECODE_BUDGET_BYTES); null when none. */
-  #backlog: BatchBuilder | null = null;
+  #backlog: FrameBatchWriter | null = null;
   /** Peers this layer paused because they have frames in the backlog. */
   readonly #heldPeers = new Set<PeerId>();
   /** True while the backlog is decoded without a budget (a held peer closes). */
@@ -135,7 +135,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
     const o = checkOptions(options);
     this.#method = o.method;
     this.#threshold = o.method === 'none' ? Infinity : o.threshold;
-    this.#compressOptions = Object.freeze({ level: o.level, checksum: o.checksum ?? !(transport instanceof SecureChannel) });
+    this.#compressOptions = Object.freeze({ level: o.level, checksum: o.checksum ?? transport.authenticated !== true });
     this.#defaultLimit = o.maxFrameSize;
     this.name = `compress(${transport.name})`;
     transport.on('open', (peer, info) => this.#onOpen(peer, info));
@@ -168,10 +168,11 @@ export class CompressionLayer extends TransportLayer implements Transport {
   }
 
   send(peer: PeerId, kind: number, flags: number, payload: Uint8Array): boolean {
+    // The one check of the frame on its way down: the stages below this one (a secure channel made
+    // by the frame pipeline) do not repeat it; the transport checks what is its own (the peer).
+    checkFrame(kind, flags, payload);
     if (flags & FrameFlag.Compressed) throw new RangeError('flags must not include FrameFlag.Compressed: the compression layer sets it itself');
     if (payload.length >= this.#threshold && kind >= 8) {
-      // Frames passed down as they are get checked by the transport below; compressing needs them valid first.
-      checkFrame(kind, flags, payload);
       const packed = compressSmaller(payload, this.#method, this.#compressOptions);
       // Beyond MAX_EXPANSION_RATIO a receiver refuses the frame as a bomb: send such data as it is.
       if (packed !== undefined && packed.length * MAX_EXPANSION_RATIO >= payload.length) {
@@ -234,7 +235,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
     }
     // A listener may make the transport below deliver again before it returns; the batch it is
     // reading must stay intact, so a nested delivery builds into a builder of its own.
-    const out = this.#emitting ? new BatchBuilder() : this.#out;
+    const out = this.#emitting ? new FrameBatchWriter('copy', allocBytes) : this.#out;
     out.reset();
     // A peer that fails closes at once below us; its 'close' must follow the frames it sent
     // before the bad one, and its later frames must stay dropped, so closes wait for the batch.
@@ -274,7 +275,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
    * failed peers; stops after the frame that uses up the decode budget (over a transport that can
    * pause) and returns the index of the first frame not copied (`count` when all were).
    */
-  #rebuild(batch: FrameBatch, out: BatchBuilder): number {
+  #rebuild(batch: FrameBatch, out: FrameBatchWriter): number {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const budgeted = !this.#unbudgeted && typeof this.inner.pause === 'function';
     let decoded = 0;
@@ -309,7 +310,7 @@ export class CompressionLayer extends TransportLayer implements Transport {
   #defer(batch: FrameBatch, from: number): void {
     const { count, peers, kinds, flags, offsets, lengths, data } = batch;
     const schedule = this.#backlog === null;
-    const b = (this.#backlog ??= new BatchBuilder());
+    const b = (this.#backlog ??= new FrameBatchWriter('copy', allocBytes));
     for (let i = from; i < count; i++) {
       const peer = peers[i]!;
       if (this.#failed.has(peer)) continue;

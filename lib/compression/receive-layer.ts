@@ -27,7 +27,8 @@
  * `new ReceiveCompressionLayer(new WebSecureChannel(new BrowserWsTransport(), { pin }))`.
  */
 import { ConnectionClosedError, DecodeError } from '../errors.js';
-import { DEFAULT_MAX_FRAME_SIZE, joinedBatch, sendParts } from '../transport/common.js';
+import { joinedBatch } from '../transport/batch-builder.js';
+import { DEFAULT_MAX_FRAME_SIZE, sendParts } from '../transport/common.js';
 import { TransportLayer } from '../transport/layer-base.js';
 import { FrameFlag } from '../transport/types.js';
 import type { CloseReason, ConnectOptions, ConnectionOptions, Endpoint, FrameBatch, PeerId, Transport } from '../transport/types.js';
@@ -220,8 +221,7 @@ export class ReceiveCompressionLayer extends TransportLayer implements Transport
       kept.map((k) => k.payload),
     );
     this.counters.framesIn += batch.count;
-    this.counters.bytesIn += batch.data.length;
-    // FrameBatch names Buffer (Node's type); the browser's batches hold Uint8Arrays, which the framework reads alike.
-    return batch as FrameBatch;
+    this.counters.bytesIn += batch.bytes;
+    return batch;
   }
 }

@@ -1,25 +1,27 @@
 /**
- * The browser builder of the framework's channel layers (see layers.ts),
- * registered by the browser bundle's entry (lib/browser.ts) unless the Node
- * builder (stack.ts) is registered already.
+ * The browser stage set of the frame pipeline (pipeline.ts), installed by the
+ * browser bundle's entry (lib/browser.ts) unless the Node set is installed
+ * already.
  *
  * The bundle has the JavaScript decoder of compressed frames but no encoder
  * and no Node SecureChannel, so:
  *  - no `compression` option (the default): a ReceiveCompressionLayer, which
  *    decodes the compressed frames the server chooses to send and sends
  *    nothing compressed, as the Node default does;
- *  - `compression: false`: no layer (layers.ts never calls the builder);
+ *  - `compression: false`: no stage (the pipeline never calls the builder);
  *    a compressed frame is then a protocol violation;
  *  - `compression: { … }` asks to send compressed frames, and `secure` for the
  *    Node channel: both throw TypeError saying what to do instead. The page's
- *    secure channel is WebSecureChannel, a transport the page wraps itself;
- *    the decoding layer goes on top of it.
+ *    secure channel is WebSecureChannel (async WebCrypto, records handed up in
+ *    the order they arrived), a transport the page wraps itself; the decoding
+ *    stage goes on top of it.
  */
 import { ReceiveCompressionLayer } from '../compression/receive-layer.js';
 import type { Transport } from '../transport/types.js';
-import { setDefaultLayerBuilder, type LayerOptions } from './layers.js';
+import type { LayerOptions } from './layers.js';
+import type { StageSet } from './pipeline.js';
 
-/** Stacks the receive-only decoding layer over `transport`; throws TypeError for options the browser build cannot honour. */
+/** Stacks the receive-only decoding stage over `transport`; throws TypeError for options the browser build cannot honour. */
 export function buildBrowserLayers(transport: Transport, options: LayerOptions): Transport {
   if (options.secure !== undefined) {
     throw new TypeError(
@@ -36,4 +38,5 @@ export function buildBrowserLayers(transport: Transport, options: LayerOptions):
   return new ReceiveCompressionLayer(transport);
 }
 
-setDefaultLayerBuilder(buildBrowserLayers);
+/** The browser stage set; see the file comment. */
+export const browserStages: StageSet = Object.freeze({ name: 'browser', decodesByDefault: true, build: buildBrowserLayers });

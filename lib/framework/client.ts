@@ -16,7 +16,8 @@ import type { DataFrame } from '../protocol/dataframe.js';
 import type { CloseReason, ConnectOptions, Transport } from '../transport/types.js';
 import type { BigStreamSource } from './bigstream.js';
 import { CommandHost, type HostOptions } from './host.js';
-import { layeredTransport, type LayerOptions } from './layers.js';
+import type { LayerOptions } from './layers.js';
+import { installedFrameStages } from './pipeline.js';
 import { Connection } from './connection.js';
 import { defaultPeerSettings, type BigStreamOptions, type CallOptions, type Callback, type Peer } from './peer.js';
 import { TransportRouter } from './router.js';
@@ -73,6 +74,8 @@ export class Client extends CommandHost<ClientEvents> {
   readonly transport: Transport;
   /** What this client talks to: `transport` under its layers (itself when none). */
   readonly #stack: Transport;
+  /** The router of `transport` (owner of its frame pipeline). */
+  readonly #router: TransportRouter;
   readonly host: string;
   readonly port: number;
   readonly #connectTimeout: number;
@@ -96,7 +99,8 @@ export class Client extends CommandHost<ClientEvents> {
     if (typeof host !== 'string' || host === '') throw new TypeError('options.host must be a host name or address');
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
     this.transport = transport;
-    this.#stack = layeredTransport(transport, { secure, compression });
+    this.#router = TransportRouter.for(transport, { secure, compression }, installedFrameStages());
+    this.#stack = this.#router.transport;
     this.host = host;
     this.port = port;
     this.#connectTimeout = positive(connectTimeout, 'connectTimeout', 10_000);
@@ -110,7 +114,7 @@ export class Client extends CommandHost<ClientEvents> {
       jitter: Math.min(1, positive(r.jitter, 'reconnect.jitter', 0.2)),
       maxAttempts: positive(r.maxAttempts, 'reconnect.maxAttempts', Infinity),
     };
-    const router = TransportRouter.of(this.#stack);
+    const router = this.#router;
     if (!router.hasErrorHandler) router.onError = (err) => this.log('error', `${this.#stack.name}: ${err.message}`);
   }
 
@@ -159,7 +163,7 @@ export class Client extends CommandHost<ClientEvents> {
       if (left <= 0) throw new TimeoutError(`connecting to ${this.host}:${this.port} took longer than ${this.#connectTimeout} ms`);
       try {
         const tp = await this.#stack.connect({ host, port: this.port }, { ...this.#connectOptions, timeout: left });
-        const peer = TransportRouter.of(this.#stack).claim(
+        const peer = this.#router.claim(
           tp,
           (info) => new Connection(this, this.settings, this.#stack, tp, this.#nextPeerId++, info),
         )?.peer;

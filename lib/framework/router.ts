@@ -1,12 +1,15 @@
 /**
  * TransportRouter: the one listener of a transport's events, shared by every
  * Server endpoint and Client that uses that transport (a load generator runs
- * a hundred Clients over one native transport, for example). It keeps an
- * array from transport peer id to framework Connection (connection.ts) and
- * hands each frame of a batch to its Connection in one pass over the batch.
+ * a hundred Clients over one native transport, for example). It owns the
+ * transport's FramePipeline (pipeline.ts) and listens on its top stage; it
+ * keeps an array from transport peer id to framework Connection (connection.ts)
+ * and hands each frame of a batch to its Connection in one pass over the batch.
  */
 import type { CloseReason, FrameBatch, PeerId, PeerInfo, Transport } from '../transport/types.js';
+import type { LayerOptions } from './layers.js';
 import { nextBatch, type Connection } from './connection.js';
+import { FramePipeline, type StageSet } from './pipeline.js';
 
 /** Receives the connections a transport accepted on one listening port. */
 export type Acceptor = (transportPeer: PeerId, info: PeerInfo) => Connection | undefined;
@@ -15,6 +18,9 @@ const routers = new WeakMap<Transport, TransportRouter>();
 
 /** See the file comment. */
 export class TransportRouter {
+  /** The transport's frame pipeline: its stages, and what runs in the transport. */
+  readonly pipeline: FramePipeline;
+  /** What the framework talks to: the pipeline's top stage (the transport itself when no stage runs in JavaScript). */
   readonly transport: Transport;
   readonly #peers: (Connection | undefined)[] = [];
   readonly #acceptors = new Map<number, Acceptor>();
@@ -22,22 +28,24 @@ export class TransportRouter {
   readonly #unclaimed = new Map<PeerId, PeerInfo>();
   #onError: ((err: Error) => void) | null = null;
 
-  /** The router of `transport`, created on first use. */
-  static of(transport: Transport): TransportRouter {
+  /**
+   * The router of `transport`, made with its FramePipeline on first use; a later endpoint or
+   * Client must ask for the same stages (TypeError otherwise, see FramePipeline.accept).
+   */
+  static for(transport: Transport, options: LayerOptions, stages: StageSet | undefined): TransportRouter {
     let r = routers.get(transport);
-    if (r === undefined) {
-      r = new TransportRouter(transport);
-      routers.set(transport, r);
+    if (r !== undefined) {
+      r.pipeline.accept(options, stages);
+      return r;
     }
+    r = new TransportRouter(new FramePipeline(transport, options, stages));
+    routers.set(transport, r);
     return r;
   }
 
-  /** True when the framework already routes `transport`'s events (some endpoint or Client uses it). */
-  static exists(transport: Transport): boolean {
-    return routers.has(transport);
-  }
-
-  private constructor(transport: Transport) {
+  private constructor(pipeline: FramePipeline) {
+    this.pipeline = pipeline;
+    const transport = pipeline.top;
     this.transport = transport;
     transport.on('open', this.#open);
     transport.on('frames', this.#frames);

@@ -15,12 +15,13 @@ import { MessageKind, encodeConsole, encodeStream, nameBytes } from '../protocol
 import type { CloseReason, ConnectionOptions, Endpoint, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import { CommandHost, resolveSettings, type HostOptions } from './host.js';
 import type { CommandKind } from './registry.js';
-import { layeredTransport, type LayerOptions } from './layers.js';
+import type { LayerOptions } from './layers.js';
 import { Connection } from './connection.js';
 import type { Peer, PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
 import { workerRuntime } from './worker-hook.js';
-import './stack.js'; // registers the Node builder of the secure/compression layers
+import { useFrameStages } from './pipeline.js';
+import { nodeStages } from './stack.js';
 import type { FrameworkCounters, FrameworkStatsSnapshot } from './stats.js';
 
 /** Options of one listening endpoint; `secure` and `compression` choose its channel layers (layers.ts). */
@@ -132,11 +133,15 @@ export interface RouteTarget<Options> {
 export class Server extends CommandHost<ServerEvents> {
   readonly #peers = new Map<number, Connection>();
   readonly #endpoints: ServerEndpoint[] = [];
+  /** The router and port of each endpoint, to stop accepting at close(). */
+  readonly #acceptors: [TransportRouter, number][] = [];
   #nextPeerId = 1;
   #closed = false;
 
   constructor(options: HostOptions = {}) {
     super(options);
+    // A process that makes a Server is a Node process: its Clients get the Node stages too.
+    useFrameStages(nodeStages);
   }
 
   /**
@@ -147,8 +152,8 @@ export class Server extends CommandHost<ServerEvents> {
     if (this.#closed) throw new ConnectionClosedError('server is closed');
     const settings = resolveSettings(options.settings, this.settings);
     const { settings: _omit, secure, compression, ...connectionOptions } = options;
-    const stack = layeredTransport(transport, { secure, compression });
-    const router = TransportRouter.of(stack);
+    const router = TransportRouter.for(transport, { secure, compression }, nodeStages);
+    const stack = router.transport;
     router.onError = (err) => this.log('error', `${stack.name}: ${err.message}`);
     const address = await stack.listen(endpoint, connectionOptions);
     const ep = new ServerEndpoint(transport, stack, address, options, this.counters);
@@ -162,6 +167,7 @@ export class Server extends CommandHost<ServerEvents> {
       return connection;
     });
     this.#endpoints.push(ep);
+    this.#acceptors.push([router, address.port]);
     return ep;
   }
 
@@ -227,7 +233,7 @@ export class Server extends CommandHost<ServerEvents> {
   async close(options: { shutdownTransports?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const ep of this.#endpoints) TransportRouter.of(ep.stack).removeAcceptor(ep.address.port);
+    for (const [router, port] of this.#acceptors) router.removeAcceptor(port);
     for (const peer of [...this.#peers.values()]) peer.close(true);
     await workerRuntime()?.hostClosed(this); // its own compute pool, if it made one
     if (options.shutdownTransports ?? true) {

@@ -1,35 +1,38 @@
 /**
- * The Node builder of the framework's channel layers (see layers.ts):
- * application → CompressionLayer → SecureChannel → transport. Importing this
- * module registers it; server.ts and the package entry do.
+ * The Node stage set of the frame pipeline (pipeline.ts): compression in
+ * JavaScript with the native codecs (CompressionLayer) over the secure
+ * channel (SecureChannel, whose records are sealed with the native AEAD, or
+ * by the transport when it runs the `seal` stage). A Server passes it to its
+ * endpoints; the package entry (lib/index.ts) installs it for Clients.
  *
- * The compression layer is stacked only when `compression` is an object:
- * without it a compressed frame reaches the framework, which closes the peer
- * with reason 'protocol' (compression is configured, never implied). Its
- * checksum default (off over a SecureChannel, on otherwise) also sees a
- * SecureChannel the caller made itself. A transport that
- * implements LayerOffload may take either layer over; nothing implements it yet.
+ * The compression stage runs only when `compression` is an object: without
+ * it a compressed frame reaches the framework, which closes the peer with
+ * reason 'protocol' (compression is configured, never implied). Its checksum
+ * default is off over the secure channel (the AEAD tag authenticates every
+ * byte) and on otherwise.
  */
 import { SecureChannel } from '../channel/secure.js';
 import { CompressionLayer } from '../compression/layer.js';
 import type { Transport } from '../transport/types.js';
-import { setLayerBuilder, type LayerOffload, type LayerOptions } from './layers.js';
+import type { LayerOptions } from './layers.js';
+import type { StagePlan, StageSet } from './pipeline.js';
 
-function offloadOf(transport: Transport): LayerOffload | undefined {
-  const t = transport as Transport & Partial<LayerOffload>;
-  return typeof t.offloadLayers === 'function' ? (t as LayerOffload) : undefined;
-}
-
-/** Stacks the layers `options` ask for over `transport`, leaving out those the transport does itself. */
-export function buildLayers(transport: Transport, options: LayerOptions): Transport {
+/**
+ * Builds the JavaScript stages `options` ask for over `transport`, leaving out those the
+ * transport runs itself (`inTransport`; none when absent). Returns the top stage.
+ */
+export function buildLayers(transport: Transport, options: LayerOptions & { inTransport?: StagePlan['inTransport'] }): Transport {
   const { secure, compression } = options;
-  const offloaded = offloadOf(transport)?.offloadLayers(options) ?? { secure: false, compression: false };
+  const inTransport = options.inTransport ?? { compress: false, seal: false };
+  const compressInJs = compression !== undefined && compression !== false && !inTransport.compress;
   let top = transport;
-  if (secure !== undefined && !offloaded.secure) top = new SecureChannel(top, secure);
-  if (compression !== undefined && compression !== false && !offloaded.compression) {
+  // Under a compression stage the channel leaves the frame checks to it: one check per frame on the way down.
+  if (secure !== undefined) top = new SecureChannel(top, { ...secure, offload: inTransport.seal, framesChecked: compressInJs });
+  if (compressInJs) {
     top = new CompressionLayer(top, { ...compression, checksum: compression.checksum ?? (secure === undefined ? undefined : false) });
   }
   return top;
 }
 
-setLayerBuilder(buildLayers);
+/** The Node stage set; see the file comment. */
+export const nodeStages: StageSet = Object.freeze({ name: 'node', decodesByDefault: false, build: buildLayers });

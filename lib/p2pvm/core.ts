@@ -23,6 +23,7 @@ import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, P2pvmProtocolError, TimeoutError } from '../errors.js';
 import type { AdmitVerdict, RefusalReason } from '../transport/admission.js';
+import { FrameBatchWriter } from '../transport/batch-builder.js';
 import { checkFrame, TransportCounters } from '../transport/common.js';
 import type { AcceptInfo, CloseReason, ConnectOptions, Endpoint, FrameBatch, PeerId, PeerInfo, Transport, TransportEvents } from '../transport/types.js';
 import { checkAddress, checkPort, ListenTable, type ListenEntry } from './listen-table.js';
@@ -964,7 +965,7 @@ export function onData(ep: P2pvmCore, link: TunnelLink, dst: number, kf: number,
     return;
   }
   if (p === undefined) {
-    if (last) return ep.rx.push(i, kf, off, len);
+    if (last) return ep.rx.refer(i, kf & 63, kf >>> 6, off, len);
     return link.fail(`DATA_MORE on connection ${dst} without DATA_START`);
   }
   if (p.kf !== kf) return link.fail(`fragment of connection ${dst} changed kind or flags mid-frame`);
@@ -1035,56 +1036,6 @@ export function dropReceive(ep: P2pvmCore, link: TunnelLink, i: number): void {
 /** First buffer of a frame in several fragments, unless the frame or its first fragment says less/more. */
 const FIRST_PARTIAL = 64 * 1024;
 
-
-/**
- * The frames of one physical batch that arrived whole: entries point into the
- * physical batch's buffer (`data`), so nothing is copied. The arrays are
- * reused from batch to batch (the FrameBatch contract lends them for the
- * 'frames' callback only).
- */
-export class FrameBatchBuilder {
-  data: Buffer = EMPTY;
-  count = 0;
-  /** Payload bytes of the batch last taken. */
-  bytes = 0;
-  #pending = 0;
-  #peers = new Uint32Array(256);
-  #kinds = new Uint8Array(256);
-  #flags = new Uint8Array(256);
-  #offsets = new Uint32Array(256);
-  #lengths = new Uint32Array(256);
-
-  push(peer: number, kf: number, offset: number, length: number): void {
-    const n = this.count;
-    if (n === this.#peers.length) this.#grow(n * 2);
-    this.#peers[n] = peer;
-    this.#kinds[n] = kf & 63;
-    this.#flags[n] = kf >>> 6;
-    this.#offsets[n] = offset;
-    this.#lengths[n] = length;
-    this.#pending += length;
-    this.count = n + 1;
-  }
-
-  /** The collected frames as a batch (null when none), and a fresh start. */
-  take(): FrameBatch | null {
-    const count = this.count;
-    if (count === 0) return null;
-    this.count = 0;
-    this.bytes = this.#pending;
-    this.#pending = 0;
-    return { count, peers: this.#peers, kinds: this.#kinds, flags: this.#flags, offsets: this.#offsets, lengths: this.#lengths, data: this.data };
-  }
-
-  #grow(to: number): void {
-    const grow = <T extends Uint8Array | Uint32Array>(a: T, b: T): T => (b.set(a as never), b);
-    this.#peers = grow(this.#peers, new Uint32Array(to));
-    this.#kinds = grow(this.#kinds, new Uint8Array(to));
-    this.#flags = grow(this.#flags, new Uint8Array(to));
-    this.#offsets = grow(this.#offsets, new Uint32Array(to));
-    this.#lengths = grow(this.#lengths, new Uint32Array(to));
-  }
-}
 
 // ==== send ======================================================================================
 
@@ -1294,7 +1245,7 @@ export class P2pvmCore {
   /** Connections owed at least half a window of credit, granted after the current batch. */
   creditDue: number[] = [];
   /** Frames of the physical batch being parsed, delivered together. */
-  readonly rx = new FrameBatchBuilder();
+  readonly rx = new FrameBatchWriter('view');
   readonly counters = new TransportCounters();
   readonly #ownParams: LinkParams;
   readonly #acceptsTunnels: boolean;
@@ -1506,23 +1457,24 @@ export class P2pvmCore {
       }
       if (!any) {
         any = true;
-        this.rx.data = b.data;
+        this.rx.lend(b.data);
       }
       link.parse(b.data, b.offsets[n]!, b.lengths[n]!);
     }
     if (any) {
       this.rxFlush();
-      this.rx.data = EMPTY;
+      this.rx.lend(EMPTY);
       if (this.creditDue.length > 0) grantCredits(this);
     }
   }
 
   /** Emits the frames collected so far as one batch. */
   rxFlush(): void {
+    const bytes = this.rx.bytes;
     const batch = this.rx.take();
     if (batch === null) return;
     this.counters.framesIn += batch.count;
-    this.counters.bytesIn += this.rx.bytes;
+    this.counters.bytesIn += bytes;
     this.events.emit('frames', batch);
   }
 }

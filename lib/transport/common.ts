@@ -216,31 +216,3 @@ export class PeerSlots<T> {
     }
   }
 }
-
-/**
- * Frames as one batch: `peers[i]`, `kinds[i]`, `flags[i]`, `payloads[i]`, the payloads joined into
- * one buffer (a single payload is used as it is, without a copy). For layers that hand up frames
- * they made (opened records, decompressed payloads); `data` is a Uint8Array.
- */
-export function joinedBatch(
-  peers: Uint32Array,
-  kinds: ArrayLike<number>,
-  flags: ArrayLike<number>,
-  payloads: readonly Uint8Array[],
-): Omit<FrameBatch, 'data'> & { readonly data: Uint8Array } {
-  const n = payloads.length;
-  const offsets = new Uint32Array(n);
-  const lengths = new Uint32Array(n);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    offsets[i] = total;
-    lengths[i] = payloads[i]!.length;
-    total += lengths[i]!;
-  }
-  let data = payloads[0] ?? new Uint8Array(0);
-  if (n > 1) {
-    data = new Uint8Array(total);
-    for (let i = 0; i < n; i++) data.set(payloads[i]!, offsets[i]!);
-  }
-  return { count: n, peers, kinds: Uint8Array.from(kinds), flags: Uint8Array.from(flags), offsets, lengths, data };
-}

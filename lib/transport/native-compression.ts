@@ -15,7 +15,7 @@
  * measurements.
  */
 import { describe } from '../bytes.js';
-import { nativeDecodeReason } from '../compression/index.js';
+import { nativeDecodeReason } from './decode-status.js';
 import { checkUint } from './native-options.js';
 
 /** The `compression` option of NativeTcpTransport. */

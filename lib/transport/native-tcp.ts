@@ -33,6 +33,7 @@ import {
   type ListenOptions,
   type PeerId,
   type PeerInfo,
+  type FrameStages,
   type RecordOffload,
   type Transport,
   type TransportEvents,
@@ -115,6 +116,8 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   readonly #d: NativeDispatch;
   /** IO_REFUSE_COMPRESSED when compressedFrames is 'refuse' (and compression is off). */
   readonly #ioFlags: number;
+  /** The loop compresses and decompresses frames (the `compression` option): the pipeline's compress stage. */
+  readonly #compressing: boolean;
 
   constructor(options: NativeTcpOptions = {}) {
     super();
@@ -124,6 +127,7 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     const compression = compressionConfig(options.compression);
     this.#ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
     this.#d = new NativeDispatch(this, 'native-tcp', options.ioThread === true);
+    this.#compressing = compression !== undefined;
     if (compression) this.#d.loop.compression(compression);
   }
 
@@ -173,6 +177,16 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    */
   forward(batch: FrameBatch, index: number, peer: PeerId = batch.peers[index]!): boolean {
     return this.#d.forwardFrame(batch, index, peer);
+  }
+
+  /**
+   * Transport.runsStages(): the frame pipeline's stages this transport runs in its loop. `seal`
+   * always (a secure channel hands each connection's keys down with offloadRecords()); `compress`
+   * when the `compression` option was given (the loop is configured before any connection, and
+   * compresses every connection's frames).
+   */
+  runsStages(wanted: FrameStages): FrameStages {
+    return { compress: wanted.compress && this.#compressing, seal: wanted.seal };
   }
 
   /**

@@ -5,7 +5,7 @@
  * list of connections with output to write, and the idle/keepalive sweeper).
  * node-net.ts sets sockets up (listen, connect) and hands them to adopt().
  *
- * Data path: socket 'data' → FrameDecoder → NetPeer.frame() → BatchBuilder;
+ * Data path: socket 'data' → FrameDecoder → NetPeer.frame() → FrameBatchWriter;
  * setImmediate → 'frames'. send() → FrameEncoder slab → microtask → one
  * socket.write() per connection. See docs/transport.md, "Node net transport".
  *
@@ -19,7 +19,8 @@
  */
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { BATCH_FLUSH_BYTES, BatchBuilder } from './batch-builder.js';
+import { allocBytes } from '../platform.js';
+import { BATCH_FLUSH_BYTES, FrameBatchWriter } from './batch-builder.js';
 import type { Admission } from './admission.js';
 import { FRAME_OVERHEAD, PeerSlots, TransportCounters, type ResolvedConnectionOptions } from './common.js';
 import { FrameDecoder, FrameEncoder, type FrameSink, type OutboundQueue } from './frame-codec.js';
@@ -125,7 +126,7 @@ function onLinger(this: PeerSocket): void {
 export class NetCore {
   readonly peers = new PeerSlots<NetPeer>();
   readonly counters = new TransportCounters();
-  readonly batch = new BatchBuilder();
+  readonly batch = new FrameBatchWriter('copy', allocBytes);
   readonly encoder = new FrameEncoder<Buffer>(undefined, Buffer.allocUnsafeSlow);
   #batchScheduled = false;
   #emitting = false;

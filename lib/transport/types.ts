@@ -213,6 +213,16 @@ export interface RecordOffload {
   rekeyInterval: number;
 }
 
+/**
+ * The stages of a frame pipeline (docs/architecture-pipeline.md): `compress` (compress down,
+ * decompress up) and `seal` (seal AEAD records down, open them up). Used both ways: what an
+ * endpoint's pipeline wants, and what a transport answers that it runs itself.
+ */
+export interface FrameStages {
+  compress: boolean;
+  seal: boolean;
+}
+
 /** A bidirectional frame transport. See the file comment. */
 export interface Transport extends EventEmitter<TransportEvents> {
   /** A short name for logs and stats: 'native-tcp', 'node-net', 'memory', 'uws', 'p2pvm'. */
@@ -253,9 +263,25 @@ export interface Transport extends EventEmitter<TransportEvents> {
    * record that fails closes the peer with reason 'auth'. Other kinds pass in clear. The caller
    * must call it where no record from the peer can be in flight yet (a server before it sends
    * ServerHello, a client before ClientFinished). Returns false when it did not take over (the
-   * caller then keeps sealing and opening itself).
+   * caller then keeps sealing and opening itself). Called only on a transport whose runsStages()
+   * answers `seal: true`: it is the key hand-over of that stage, not a capability of its own.
    */
   offloadRecords?(peer: PeerId, params: RecordOffload): boolean;
+  /**
+   * Optional: the one capability question of the frame pipeline, asked once when an endpoint or
+   * Client opens over this transport: which of the `wanted` stages the transport runs itself.
+   * JavaScript runs the rest. Absent: none. `seal: true` means the transport seals and opens a
+   * connection's records once the secure channel hands it their keys with offloadRecords() (the
+   * handshake always runs in JavaScript); `compress: true` means it compresses outgoing frames and
+   * decompresses incoming ones before 'frames'. NativeTcpTransport answers both (compression when
+   * its `compression` option was given); the other transports answer none.
+   */
+  runsStages?(wanted: FrameStages): FrameStages;
+  /**
+   * True when every frame this transport hands up was authenticated (a secure channel): a
+   * compression stage above it then leaves its CRC-32C out by default.
+   */
+  readonly authenticated?: boolean;
   /**
    * Stops reading from `peer` (no more frames of it are delivered; the kernel's buffers fill and
    * TCP's flow control reaches the sender) until resume(). Calls count: n pause() calls need n

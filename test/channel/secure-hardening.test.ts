@@ -19,12 +19,16 @@ import { WebSecureChannel } from '../../lib/channel/web/index.js';
 import type { Subtle } from '../../lib/channel/web/subtle.js';
 import { AlertCode, encodeHello, SecureKind, TAG_BYTES } from '../../lib/channel/wire.js';
 import { Client } from '../../lib/framework/client.js';
-import '../../lib/framework/stack.js';
+import { useFrameStages } from '../../lib/framework/pipeline.js';
+import { nodeStages } from '../../lib/framework/stack.js';
 import { native } from '../../lib/native.js';
 import { MemoryNetwork, MemoryTransport } from '../../lib/transport/memory.js';
 import { NativeTcpTransport } from '../../lib/transport/native-tcp.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { FrameFlag, type Endpoint, type FrameBatch, type PeerId, type Transport } from '../../lib/transport/types.js';
+
+// The Node entry's choice (lib/index.ts): Clients made here run the Node frame pipeline stages.
+useFrameStages(nodeStages);
 
 const identity = ServerIdentity.from(randomBytes(32));
 const pin = identity.fingerprint;

@@ -9,11 +9,13 @@ import { compress } from '../../lib/compression/index.js';
 import { CompressionLayer } from '../../lib/compression/layer.js';
 import { ConnectError, ConnectionClosedError } from '../../lib/errors.js';
 import { Client } from '../../lib/framework/client.js';
-import type { LayerOffload, LayerOptions } from '../../lib/framework/layers.js';
+import type { LayerOptions } from '../../lib/framework/layers.js';
+import type { FrameStages } from '../../lib/transport/types.js';
 import { Server } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { MessageKind } from '../../lib/protocol/messages.js';
 import { MemoryTransport } from '../../lib/transport/memory.js';
+import { NativeTcpTransport } from '../../lib/transport/native-tcp.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { FrameFlag, type Transport } from '../../lib/transport/types.js';
 import { tap, textLike } from '../compression/layer-suite.js';
@@ -206,12 +208,12 @@ describe('framework layer options', () => {
     }
   });
 
-  it('leaves out a layer the transport says it does itself (the native offload seam)', async () => {
-    const asked: LayerOptions[] = [];
-    class Offloading extends MemoryTransport implements LayerOffload {
-      offloadLayers(options: LayerOptions) {
-        asked.push(options);
-        return { secure: false, compression: true };
+  it('leaves out a stage the transport says it runs itself (the one capability question)', async () => {
+    const asked: FrameStages[] = [];
+    class Offloading extends MemoryTransport {
+      runsStages(wanted: FrameStages): FrameStages {
+        asked.push(wanted);
+        return { compress: true, seal: false };
       }
     }
     const server = new Server({ quiet: true });
@@ -219,7 +221,7 @@ describe('framework layer options', () => {
     try {
       const ep = await server.listen(st, { host: 'mem', port: 0 }, { compression: { method: 'brrc' } });
       assert.equal(ep.stack, st, 'no compression layer in JavaScript');
-      assert.deepEqual(asked, [{ secure: undefined, compression: { method: 'brrc' } }]);
+      assert.deepEqual(asked, [{ compress: true, seal: false }]);
       server.stream('n', (df) => new DataFrame().writeInt32(df.readInt32() + 1));
       const client = new Client({ transport: new MemoryTransport(), host: 'mem', port: ep.address.port, quiet: true });
       await client.connect();
@@ -227,6 +229,81 @@ describe('framework layer options', () => {
       await client.close();
     } finally {
       await server.close();
+    }
+  });
+
+  it('runs compression in JavaScript under a transport that compresses but is not handed the records (stages are ordered)', async () => {
+    class CompressingOnly extends MemoryTransport {
+      runsStages(wanted: FrameStages): FrameStages {
+        return { compress: wanted.compress, seal: false };
+      }
+    }
+    const st = new CompressingOnly();
+    const server = new Server({ quiet: true });
+    try {
+      // Sealed in JavaScript, a frame cannot be compressed below: both stages stay in JavaScript.
+      const ep = await server.listen(st, { host: 'mem', port: 0 }, { secure: { identity, offload: true }, compression: {} });
+      assert.ok(ep.stack instanceof CompressionLayer, 'compression above the secure channel');
+      assert.ok((ep.stack as CompressionLayer).inner instanceof SecureChannel);
+      // Without `secure`, the transport takes the compress stage.
+      const plain = new CompressingOnly();
+      const ep2 = await server.listen(plain, { host: 'mem', port: 0 }, { compression: {} });
+      assert.equal(ep2.stack, plain);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('checks a frame once on its way down: the channel under a compression stage leaves the check to it', async () => {
+    const t = new MemoryTransport();
+    const server = new Server({ quiet: true });
+    try {
+      const ep = await server.listen(t, { host: 'mem', port: 0 }, { secure: { identity }, compression: {} });
+      const layer = ep.stack as CompressionLayer;
+      // The check happens at the top, with the message of checkFrame, before anything reaches the channel.
+      assert.throws(() => layer.send(1, 99, 0, new Uint8Array(1)), { name: 'RangeError', message: /kind must be an integer from 0 to 63/ });
+      assert.throws(() => layer.send(1, 9, 0, 'text' as never), { name: 'TypeError', message: /payload must be a Buffer or Uint8Array/ });
+      // A channel made by hand still checks everything itself.
+      const alone = new SecureChannel(new MemoryTransport(), { identity });
+      assert.throws(() => alone.send(1, 99, 0, new Uint8Array(1)), /not open/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('over NativeTcpTransport: the loop runs what it answers (compress with its option, seal with offload), JavaScript the rest', async () => {
+    const text = textLike(40_000, 3).toString('latin1');
+    // compression only: the loop compresses, no JavaScript stage
+    let t = await pair({ compression: {} }, { compression: {} }, new NativeTcpTransport({ compression: {} }), new NodeNetTransport());
+    try {
+      assert.ok(t.ep.stack instanceof NativeTcpTransport);
+      await t.client.connect();
+      assert.equal(await t.client.callConsole('echo', text), text);
+      assert.ok((t.ep.stack as NativeTcpTransport).compressionStats().framesCompressed >= 1, 'the loop compressed the reply');
+    } finally {
+      await t.done();
+    }
+    // records sealed in JavaScript: compression stays in JavaScript, above them
+    t = await pair({ secure: { identity }, compression: {} }, { secure: { pin: identity.fingerprint }, compression: {} }, new NativeTcpTransport({ compression: {} }));
+    try {
+      assert.ok(t.ep.stack instanceof CompressionLayer);
+      await t.client.connect();
+      assert.equal(await t.client.callConsole('echo', text), text);
+      assert.ok(t.ep.stack.compressionStats().framesCompressed >= 1);
+    } finally {
+      await t.done();
+    }
+    // records offloaded: the loop compresses, then seals; only the handshake is JavaScript
+    const nat = new NativeTcpTransport({ compression: {} });
+    t = await pair({ secure: { identity, offload: true }, compression: {} }, { secure: { pin: identity.fingerprint }, compression: {} }, nat);
+    try {
+      assert.ok(t.ep.stack instanceof SecureChannel);
+      await t.client.connect();
+      assert.equal(await t.client.callConsole('echo', text), text);
+      assert.ok(nat.recordStats().recordsSealed >= 1, 'the loop sealed the records');
+      assert.ok(nat.compressionStats().framesCompressed >= 1, 'and compressed before sealing');
+    } finally {
+      await t.done();
     }
   });
 });

@@ -45,6 +45,8 @@ const SHUTDOWN_DRAIN_MS = 1000;
 /** The browser client of the secure channel; see the file comment. */
 export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportEvents> {
   readonly name: string;
+  /** Every frame handed up was opened and authenticated (Transport.authenticated). */
+  readonly authenticated = true;
   readonly #inner: WebChannelTransport<E>;
   readonly #o: ResolvedChannelOptions;
   readonly #subtle: Subtle | undefined;
@@ -407,7 +409,7 @@ export class WebSecureChannel<E = Endpoint> extends WebEmitter<BrowserTransportE
       this.#secure.rekeysReceived += rekeys;
       if (batch) {
         this.#counters.framesIn += batch.count;
-        this.#counters.bytesIn += batch.data.length;
+        this.#counters.bytesIn += batch.bytes;
         this.emit('frames', batch);
       }
       if (stop?.reason === 'remote') {

@@ -11,10 +11,9 @@
  */
 import type { CloseReason, PeerId, PeerInfo } from '../../transport/types.js';
 import { HandshakeError } from '../../errors.js';
-import { joinedBatch } from '../../transport/common.js';
+import { joinedBatch, type FrameBatchWriter } from '../../transport/batch-builder.js';
 import { FrameFlag } from '../../transport/types.js';
 import { AlertCode, CLOSE_KIND, describeAlert, REKEY_KIND, SecureKind, TAG_BYTES } from '../wire.js';
-import type { BrowserFrameBatch } from '../../transport/browser-ws.js';
 import type { RecordKeys } from './records.js';
 import type { WebClientHandshake } from './handshake.js';
 
@@ -151,7 +150,7 @@ export function openedRun(
   peer: PeerId,
   run: readonly Entry[],
   results: readonly PromiseSettledResult<Uint8Array>[],
-): { batch: BrowserFrameBatch | undefined; rekeys: number; stop: Stop | undefined } {
+): { batch: FrameBatchWriter | undefined; rekeys: number; stop: Stop | undefined } {
   const kinds: number[] = [];
   const flags: number[] = [];
   const plaintexts: Uint8Array[] = [];
