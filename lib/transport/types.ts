@@ -214,7 +214,7 @@ export interface RecordOffload {
 }
 
 /**
- * The stages of a frame pipeline (docs/architecture-pipeline.md): `compress` (compress down,
+ * The stages of a frame pipeline (docs/architecture.md): `compress` (compress down,
  * decompress up) and `seal` (seal AEAD records down, open them up). Used both ways: what an
  * endpoint's pipeline wants, and what a transport answers that it runs itself.
  */
