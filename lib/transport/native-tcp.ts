@@ -137,12 +137,12 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    * hook): it is not read until admitted; a refused one is reset and never emits 'open' nor
    * 'close' (it is counted in stats().closes.refused).
    */
-  listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
+  async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     return this.#d.listen(endpoint, options, flagsFor(options, this.#ioFlags));
   }
 
   /** Connects to `endpoint`; resolves to the peer id after 'open' was emitted for it. */
-  connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
+  async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
     return this.#d.connect(endpoint, options, flagsFor(options, this.#ioFlags));
   }
 

@@ -291,7 +291,7 @@ export class NativeWsTransport extends EventEmitter<TransportEvents> implements 
    * the bound address. Upgrades to another path are answered 404, from an origin not allowed 403;
    * the rest pass admission as on NativeTcpTransport.listen() (refused: 503).
    */
-  listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
+  async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     return this.#d.listen(endpoint, options, IO_WEBSOCKET | flagsFor(options, this.#ioFlags), this.#ws.limits);
   }
 
@@ -299,7 +299,7 @@ export class NativeWsTransport extends EventEmitter<TransportEvents> implements 
    * Connects to ws://host:port/path (wss:// with `tls`); resolves to the peer id after 'open' was
    * emitted for it. An upgrade answered with anything but a valid 101 rejects with ConnectError.
    */
-  connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
+  async connect(endpoint: Endpoint, options?: NativeConnectOptions): Promise<PeerId> {
     return this.#d.connect(endpoint, options, IO_WEBSOCKET | flagsFor(options, this.#ioFlags), { path: this.path, http: this.#ws.limits });
   }
 

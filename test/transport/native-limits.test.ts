@@ -160,8 +160,10 @@ for (const ioThread of [false, true]) {
       await sleep(250); // a tick, for bufferStats
       const held = server.bufferStats();
       const grown = process.memoryUsage().rss - rssBefore;
-      // About highWaterMark (1 MiB) plus the replies to one read or one batch; a queue's capacity doubles.
-      assert.ok(held.sendQueueBytes <= 6 * MiB, `send queues hold ${held.sendQueueBytes} bytes`);
+      // About highWaterMark (1 MiB) plus the replies to one batch: reading stops above the mark, but
+      // every request already read is answered. A batch is at most 8 MiB (kBatchCap in
+      // native/core/io_loop_internal.h), which the I/O thread fills when JavaScript is slow.
+      assert.ok(held.sendQueueBytes <= 10 * MiB, `send queues hold ${held.sendQueueBytes} bytes`);
       assert.ok(grown < 96 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB`);
       assert.ok(written * frame.length < 96 * MiB, `the client got ${written} frames in`);
       assert.deepEqual(closes, [], 'held back, not closed');
