@@ -72,6 +72,7 @@ export class ComputePool implements WorkerPoolHandle {
       maxQueue: 'auto', // not reached: run() bounds the tasks (see there)
       idleTimeout,
       concurrentTasksPerWorker: 1,
+      recordTiming: false, // WorkerCommand keeps its own statistics; piscina's would cost a histogram record per task
       workerData: { niceIncrement: nice } satisfies WorkerSetup,
       ...(maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } }),
     });
@@ -108,22 +109,33 @@ export class ComputePool implements WorkerPoolHandle {
 
   /**
    * @internal Runs `task`, transferring its input; `signal` removes it from the queue or
-   * terminates its thread. Rejects with PoolFullError when `threads + maxQueue` tasks are in the
-   * pool: piscina's own maxQueue does not count tasks that carry an AbortSignal (it keeps them in
-   * a separate queue), and every task here carries one, so the bound is kept here.
+   * terminates its thread. `settle` gets the result, or null and the error: PoolFullError when
+   * `threads + maxQueue` tasks are in the pool (piscina's own maxQueue does not count tasks that
+   * carry an AbortSignal: it keeps them in a separate queue, and every task here carries one, so
+   * the bound is kept here). A callback rather than a promise: one promise reaction per task.
+   * `settle` is never called before run() returns.
    */
-  run(task: ComputeTask, signal: TaskAbort): Promise<Uint8Array | TaskFailure> {
-    if (this.#inFlight >= this.threads + this.maxQueue) return Promise.reject(new PoolFullError());
+  run(task: ComputeTask, signal: TaskAbort, settle: (result: Uint8Array | TaskFailure | null, err: unknown) => void): void {
+    if (this.#inFlight >= this.threads + this.maxQueue) {
+      // Later, never from inside the caller's own call (it may be starting queued requests in a loop).
+      queueMicrotask(() => settle(null, new PoolFullError()));
+      return;
+    }
     this.#inFlight++;
-    const done = () => {
-      this.#inFlight--;
-    };
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
-    const transferList: Transferable[] = task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : [];
-    if (task.port !== undefined) transferList.push(task.port);
-    const p = this.#piscina.run(task, { transferList, signal });
-    p.then(done, done);
-    return p;
+    const transferList: Transferable[] | undefined =
+      task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : task.port !== undefined ? [] : undefined;
+    if (task.port !== undefined) transferList!.push(task.port);
+    this.#piscina.run(task, transferList === undefined ? { signal } : { transferList, signal }).then(
+      (result) => {
+        this.#inFlight--;
+        settle(result, null);
+      },
+      (err: unknown) => {
+        this.#inFlight--;
+        settle(null, err);
+      },
+    );
   }
 
   /** Stops the threads (tasks still queued or running fail). Idempotent. */
