@@ -93,7 +93,7 @@ async function serverRole(): Promise<void> {
   const mode = opt('--mode', 'pool');
   const transport = await createTransport('native');
   const server = new Server({ quiet: true, requestTimeout: 60_000 });
-  if (mode === 'pool-nice') setComputePool(server, { niceIncrement: 10 });
+  if (mode === 'pool-nice0') setComputePool(server, { workerPriority: 0 });
   if (mode === 'pool' || mode === 'pool-nice') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
   else server.console('work', (text) => String(cpuWork(Number(text.slice(5)))));
   server.console('echo', (text) => text);

@@ -64,8 +64,8 @@ export function epochNow(): number {
 
 /** What every worker thread of a pool is started with (piscina's workerData). */
 export interface WorkerSetup {
-  /** Raise this thread's nice value by this much (Linux). */
-  niceIncrement: number;
+  /** Raise this thread's nice value by this much (Linux): ComputePoolOptions.workerPriority. */
+  workerPriority: number;
 }
 
 /**

@@ -10,6 +10,7 @@ import { getPriority, setPriority } from 'node:os';
 import { move, workerData } from 'piscina';
 import { DataFrame } from '../protocol/dataframe.js';
 import { encodeIdBytes, encodeIdText, encodeReplyFrame } from '../protocol/messages.js';
+import { utf8Slice } from '../protocol/bytes-io.js';
 import { StreamAbortedError } from '../errors.js';
 import type { WorkerBigStream, WorkerContext, WorkerHandler, WorkerKind } from './define.js';
 import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
@@ -17,12 +18,12 @@ import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type
 type AnyWorkerHandler = (input: unknown, context: WorkerContext) => unknown;
 
 /**
- * Lowers this thread's priority when the pool asks (ComputePoolOptions.niceIncrement). Linux
+ * Lowers this thread's priority as the pool asks (ComputePoolOptions.workerPriority). Linux
  * keeps a nice value per thread: setpriority() given this thread's id (read from
  * /proc/thread-self) changes this thread only. Elsewhere, or when refused, nothing changes.
  */
 function applyNice(setup: WorkerSetup | undefined): void {
-  const increment = setup?.niceIncrement ?? 0;
+  const increment = setup?.workerPriority ?? 0;
   if (increment === 0 || process.platform !== 'linux') return;
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
@@ -35,7 +36,6 @@ function applyNice(setup: WorkerSetup | undefined): void {
 applyNice(workerData as WorkerSetup | undefined);
 
 const modules = new Map<string, Promise<AnyWorkerHandler>>();
-const decoder = new TextDecoder('utf-8', { fatal: false });
 
 /**
  * Imports worker module `href`. Run from the TypeScript sources under tsx, this file is loaded
@@ -97,7 +97,7 @@ function bigStreamInput(task: ComputeTask): WorkerBigStream {
 }
 
 function decode(kind: WorkerKind, bytes: Uint8Array): unknown {
-  if (kind === 'console' || kind === 'directConsole') return decoder.decode(bytes);
+  if (kind === 'console' || kind === 'directConsole') return utf8Slice(bytes, 0, bytes.length); // short ASCII without a call into C++
   if (kind === 'stream' || kind === 'directStream') return DataFrame.decode(bytes);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view: no copy
 }

@@ -13,6 +13,7 @@ import {
   Client,
   ComputePool,
   computeStats,
+  DEFAULT_WORKER_PRIORITY,
   DataFrame,
   MemoryTransport,
   RemoteError,
@@ -267,27 +268,29 @@ describe('worker commands', () => {
     }
   });
 
-  it('niceIncrement lowers the priority of the pool threads only (Linux)', async () => {
-    const { readdirSync, readFileSync } = await import('node:fs');
-    const niceOf = () =>
-      readdirSync('/proc/self/task').map((t) => Number(readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
-    const before = niceOf().filter((n) => n >= 5).length;
-    const mainNice = () => Number(readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
-    const mainBefore = process.platform === 'linux' ? mainNice() : 0;
-    const pool = new ComputePool({ threads: 2, niceIncrement: 5 });
-    const t = await pair((s) => s.console('c', { worker: KINDS, pool }));
-    try {
-      await Promise.all([t.client.callConsole('c', 'a'), t.client.callConsole('c', 'b')]);
-      if (process.platform === 'linux') {
-        const nice = niceOf();
-        // The two pool threads (and any thread they started since, which inherits their value).
-        assert.ok(nice.filter((n) => n >= 5).length - before >= 2, `pool threads niced: ${nice.join(' ')}`);
-        assert.equal(mainNice(), mainBefore, 'the main thread keeps its priority');
+  it('workerPriority lowers the priority of the pool threads only, 10 steps by default (Linux)', async () => {
+    if (process.platform !== 'linux') return; // thread priorities are per thread and read from /proc on Linux only
+    const { readFileSync } = await import('node:fs');
+    // Field 19 of /proc/<pid>/task/<tid>/stat is the thread's nice value (fields after the name).
+    const niceOf = (tid: number | string) => Number(readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const mainNice = niceOf(process.pid);
+    const poolThreadNice = async (pool: ComputePool) => {
+      const t = await pair((s) => s.console('c', { worker: CONTROL, pool }));
+      try {
+        const tid = await t.client.callConsole('c', 'tid');
+        assert.ok(Number(tid) > 0 && Number(tid) !== process.pid, `a pool thread's id: ${tid}`);
+        return niceOf(tid);
+      } finally {
+        await t.close();
+        await pool.close();
       }
-    } finally {
-      await t.close();
-      await pool.close();
-    }
+    };
+    const lowered = new ComputePool({ threads: 1 });
+    assert.equal(lowered.workerPriority, DEFAULT_WORKER_PRIORITY);
+    assert.equal(await poolThreadNice(lowered), Math.min(19, mainNice + DEFAULT_WORKER_PRIORITY));
+    assert.equal(await poolThreadNice(new ComputePool({ threads: 1, workerPriority: 3 })), Math.min(19, mainNice + 3));
+    assert.equal(await poolThreadNice(new ComputePool({ threads: 1, workerPriority: 0 })), mainNice);
+    assert.equal(niceOf(process.pid), mainNice, 'the main thread keeps its priority');
   });
 
   it('checks its options', () => {
@@ -297,7 +300,8 @@ describe('worker commands', () => {
     assert.throws(() => s.console('x', { worker: KINDS, timeout: -1 }), RangeError);
     assert.throws(() => s.console('x', { worker: '' }), TypeError);
     assert.throws(() => new ComputePool({ threads: 0 }), RangeError);
-    assert.throws(() => new ComputePool({ niceIncrement: 20 }), RangeError);
+    assert.throws(() => new ComputePool({ workerPriority: 20 }), RangeError);
+    assert.throws(() => new ComputePool({ workerPriority: -1 }), RangeError);
   });
 });
 
