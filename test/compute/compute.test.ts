@@ -199,6 +199,36 @@ describe('worker commands', () => {
     }
   });
 
+  it('each request times out at its own deadline, a queued one in the queue (one timer serves them all)', async () => {
+    const t = await pair((s) => {
+      s.console('held', { worker: CONTROL, concurrency: 1, timeout: 300 });
+      s.console('warm', { worker: CONTROL });
+    }, 1);
+    try {
+      await t.client.callConsole('warm', 'hi'); // loads the module in the one thread
+      const timed = (text: string) => {
+        const sent = performance.now();
+        return rejectsWith(t.client.callConsole('held', text), 'ZS_TIMEOUT').then(() => performance.now() - sent);
+      };
+      const first = timed('spin:700'); // runs, ignoring its signal, past its deadline and the second's
+      await sleep(150);
+      const second = timed('hi'); // waits behind it in the command's queue
+      await until(() => computeStats(t.server).held?.queued === 1, 'the second queued');
+      const [a, b] = await Promise.all([first, second]);
+      // Not before its own deadline: the timer armed for the first request did not expire the second.
+      assert.ok(a >= 290, `the first timed out after ${a} ms`);
+      assert.ok(b >= 290, `the second timed out after ${b} ms`);
+      const st = computeStats(t.server).held!;
+      assert.equal(st.timeouts, 2);
+      assert.equal(st.queued, 0, 'the queued request left the queue');
+      await until(() => computeStats(t.server).held!.running === 0, 'the spinning task ended');
+      assert.equal(computeStats(t.server).held!.completed, 1, 'the queued request never ran');
+      assert.match(await t.client.callConsole('held', 'again'), /^again@/, 'a later request is timed afresh');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a task that ignores its signal loses its thread after the grace; the pool goes on', async () => {
     const t = await pair((s) => {
       s.console('spin', { worker: CONTROL, timeout: 100 });
