@@ -71,7 +71,7 @@ interface Pending {
   state: 0 | 1 | 2; // queued, running, answered
   /** Index in the running list while running, else -1. */
   slot: number;
-  /** The kill timer of a running task that timed out (see #expire). */
+  /** The kill timer of a running task that timed out (see #timedOut). */
   timer: ReturnType<typeof setTimeout> | null;
   controller: TaskAbort | null;
   resolve: (v: EncodedReply | undefined) => void;
