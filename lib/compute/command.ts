@@ -24,7 +24,19 @@ import { EncodedReply } from '../framework/worker-hook.js';
 import type { WorkerKind } from './define.js';
 import { LatencyHistogram } from './histogram.js';
 import { PoolFullError, type ComputePool } from './pool.js';
-import { BIG_WINDOW, RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, TaskAbort } from './task.js';
+import {
+  BIG_WINDOW,
+  PACK_MAX_BYTES,
+  RESULT_HEADER,
+  TRANSFER_MIN_BYTES,
+  epochNow,
+  packBytes,
+  unpackBytes,
+  type BigChunkMessage,
+  type ComputeTask,
+  type TaskFailure,
+  TaskAbort,
+} from './task.js';
 
 /** Counters and percentiles of one worker command (milliseconds). */
 export interface WorkerCommandStats {
@@ -139,11 +151,11 @@ export class WorkerCommand {
     this.#runningList.push(p);
     p.controller = new TaskAbort();
     const s = this.settings;
-    const task: ComputeTask = { module: s.module, command: s.name, kind: s.kind, input: p.input as Uint8Array, deadline: p.deadline };
+    const task: ComputeTask = { module: s.module, command: s.name, kind: s.kind, input: packSmall(p.input as Uint8Array), deadline: p.deadline };
     if (p.input instanceof BigStreamIn) {
       const stream = p.input;
       const channel = new MessageChannel();
-      task.input = Uint8Array.prototype.slice.call(stream.info.encode()); // its own ArrayBuffer
+      task.input = packSmall(Uint8Array.prototype.slice.call(stream.info.encode())); // its own ArrayBuffer
       task.total = stream.total;
       task.port = channel.port2;
       p.port = channel.port1;
@@ -153,7 +165,7 @@ export class WorkerCommand {
     p.input = EMPTY; // transferred: the main thread keeps nothing of it
   }
 
-  #finished(p: Pending, result: Uint8Array | TaskFailure): void {
+  #finished(p: Pending, result: Uint8Array | string | TaskFailure): void {
     this.#taskEnded(p);
     this.#pump();
     if (p.state !== ANSWERED && epochNow() >= p.deadline) {
@@ -162,11 +174,17 @@ export class WorkerCommand {
       this.#counts.timeouts++;
       return this.#answer(p, this.#timeoutError());
     }
-    if (result instanceof Uint8Array) {
-      for (let i = 0; i < RESULT_HEADER; i++) headerBytes[i] = result[i]!;
+    if (typeof result === 'string' || result instanceof Uint8Array) {
+      let payload: Uint8Array;
+      if (typeof result === 'string') {
+        for (let i = 0; i < RESULT_HEADER; i++) headerBytes[i] = result.charCodeAt(i);
+        payload = unpackBytes(result, RESULT_HEADER);
+      } else {
+        for (let i = 0; i < RESULT_HEADER; i++) headerBytes[i] = result[i]!;
+        payload = result.subarray(RESULT_HEADER);
+      }
       this.#record(p, header[0]!, header[1]!);
       this.#counts.completed++;
-      const payload = result.subarray(RESULT_HEADER);
       this.#answer(p, null, payload.length === 0 ? undefined : new EncodedReply(payload));
     } else {
       this.#record(p, result.startedAt, result.runMs);
@@ -317,6 +335,11 @@ export class WorkerCommand {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A body to send to a worker: packed in a string when tiny (task.ts, PACK_MAX_BYTES). */
+function packSmall(input: Uint8Array): Uint8Array | string {
+  return input.byteLength <= PACK_MAX_BYTES ? packBytes(input) : input;
+}
 /** The timing header of a result (task.ts) is copied here to be read: no view is made per call. */
 const header = new Float64Array(RESULT_HEADER / 8);
 const headerBytes = new Uint8Array(header.buffer);

@@ -64,7 +64,7 @@ export class ComputePool implements WorkerPoolHandle {
   readonly maxQueue: number;
   /** Nice steps below the main thread the threads run at (Linux). */
   readonly workerPriority: number;
-  readonly #piscina: Piscina<ComputeTask, Uint8Array | TaskFailure>;
+  readonly #piscina: Piscina<ComputeTask, Uint8Array | string | TaskFailure>;
   #closed = false;
   #crashes = 0;
   #inFlight = 0;
@@ -132,7 +132,7 @@ export class ComputePool implements WorkerPoolHandle {
    * the bound is kept here). A callback rather than a promise: one promise reaction per task.
    * `settle` is never called before run() returns.
    */
-  run(task: ComputeTask, signal: TaskAbort, settle: (result: Uint8Array | TaskFailure | null, err: unknown) => void): void {
+  run(task: ComputeTask, signal: TaskAbort, settle: (result: Uint8Array | string | TaskFailure | null, err: unknown) => void): void {
     if (this.#inFlight >= this.threads + this.maxQueue) {
       // Later, never from inside the caller's own call (it may be starting queued requests in a loop).
       queueMicrotask(() => settle(null, new PoolFullError()));
@@ -140,8 +140,9 @@ export class ComputePool implements WorkerPoolHandle {
     }
     this.#inFlight++;
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
+    const input = task.input;
     const transferList: Transferable[] | undefined =
-      task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : task.port !== undefined ? [] : undefined;
+      typeof input !== 'string' && input.byteLength >= TRANSFER_MIN_BYTES ? [input.buffer as ArrayBuffer] : task.port !== undefined ? [] : undefined;
     if (task.port !== undefined) transferList!.push(task.port);
     this.#piscina.run(task, transferList === undefined ? { signal } : { transferList, signal }).then(
       (result) => {

@@ -97,6 +97,27 @@ describe('worker commands', () => {
     }
   });
 
+  it('bodies and replies of every size around the packed limit cross intact, every byte value, any text', async () => {
+    const t = await pair((s) => {
+      s.console('c', { worker: KINDS });
+      s.buffer('b', { worker: KINDS });
+    });
+    try {
+      // Tiny bodies and results cross packed in a string (task.ts, PACK_MAX_BYTES), larger ones as bytes.
+      for (const n of [0, 1, 47, 48, 63, 64, 65, 200, 5000]) {
+        const body = Buffer.alloc(n);
+        for (let i = 0; i < n; i++) body[i] = (i * 37 + n) & 0xff;
+        assert.deepEqual([...(await t.client.callBuffer('b', body))], [...body].reverse(), `${n} bytes`);
+      }
+      for (const text of ['', 'a', 'ü', '\u0000\u007f\u0080\u00ff', '€ 𝄞 字', 'x'.repeat(60), 'é'.repeat(40)]) {
+        const back = await t.client.callConsole('c', text);
+        assert.equal(back.slice(0, back.lastIndexOf('@')), text);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a big stream is read in a worker as it arrives, with the sender paced by the worker', async () => {
     const t = await pair((s) => s.bigStream('sum', { worker: new URL('./fixtures/bigstream.worker.ts', import.meta.url) }));
     try {
