@@ -6,16 +6,16 @@
  * turns a dead thread into ZS_WORKER_CRASHED, and keeps the statistics (queue wait and run time
  * percentiles, refusals).
  *
+ * The request body arrives as a Uint8Array that owns its ArrayBuffer (inbound.ts copied it out
+ * of the lent batch, or a complete buffer was assembled): it is transferred to the thread, and
+ * the answer comes back transferred too, already encoded as a Reply message.
+ *
  * The per-call path is kept short, since a trivial worker call costs little more than the thread
  * hop: no timer per request (every request of a command has the same timeout, so deadlines grow
  * with arrival: the queue is ordered by deadline and at most `concurrency` requests run, and one
  * timer armed at the earliest live deadline checks them all), no AbortController (piscina gets a
  * TaskAbort, task.ts), statistics recorded into fixed arrays (histogram.ts), one promise
- * reaction per task.
- *
- * The request body arrives as a Uint8Array that owns its ArrayBuffer (inbound.ts copied it out
- * of the lent batch, or a complete buffer was assembled): it is transferred to the thread, and
- * the answer comes back transferred too, already encoded as a Reply message.
+ * reaction per task, bodies and results up to PACK_MAX_BYTES packed in a string (task.ts).
  */
 import { BusyError, ConnectionClosedError, TimeoutError, WorkerCrashedError, ZsError } from '../errors.js';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
