@@ -9,8 +9,9 @@
  *  2. during 1, an `echo` console command from 100 other connections (one call each every 100 ms):
  *     its p50/p99 with the pool vs inline;
  *  3. offload overhead of an 8-byte console command: worker vs inline latency (one call in
- *     flight, same process, MemoryTransport), next to a bare piscina task (same module, nothing
- *     of lib/compute around it) and a bare worker_threads postMessage round trip;
+ *     flight, same process, MemoryTransport), with the pool's default workerPriority and with 0
+ *     (the priority the next two run at), next to a bare piscina task (same module, nothing of
+ *     lib/compute around it) and a bare worker_threads postMessage round trip;
  *  4. 2,000 secure clients connecting within 2 s while 100 established secure clients run echo
  *     RPC: the established clients' p50/p99 with the server's handshakes off the main thread
  *     (handshakeOffThread, the default) vs on it, and the handshake rate.
@@ -310,6 +311,14 @@ async function overhead() {
   const ep = await server.listen(new MemoryTransport(), { host: 'mem', port: 0 });
   const client = new Client({ transport: new MemoryTransport(), host: 'mem', port: ep.address.port, quiet: true });
   await client.connect();
+  // The same command on a pool at the main thread's priority: the bare piscina task and the bare
+  // worker run at it too, and on a machine with other busy processes a lowered thread wakes later.
+  const server0 = new Server({ quiet: true });
+  setComputePool(server0, { threads: 1, workerPriority: 0 });
+  server0.console('offload', { worker: WORKER });
+  const ep0 = await server0.listen(new MemoryTransport(), { host: 'mem', port: 0 });
+  const client0 = new Client({ transport: new MemoryTransport(), host: 'mem', port: ep0.address.port, quiet: true });
+  await client0.connect();
   const piscina = new Piscina({ filename: WORKER.href, minThreads: 1, maxThreads: 1 });
   const bare = new Worker(
     `const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage(m));`,
@@ -318,11 +327,11 @@ async function overhead() {
   const payload = '12345678'; // 8 bytes
   const n = quick ? 300 : 2000;
   const rounds = quick ? 3 : 7;
-  const callMedian = async (name: string) => {
+  const callMedian = async (name: string, via = client) => {
     const t: number[] = [];
     for (let i = 0; i < n; i++) {
       const s = performance.now();
-      await client.callConsole(name, payload);
+      await via.callConsole(name, payload);
       t.push(performance.now() - s);
     }
     return median(t) * 1000;
@@ -348,15 +357,18 @@ async function overhead() {
     return median(t) * 1000;
   };
   await callMedian('offload'); // loads the module in the thread
+  await callMedian('offload', client0);
   await bareMedian();
   await piscinaMedian();
   const inline: number[] = [];
   const offload: number[] = [];
+  const offload0: number[] = [];
   const post: number[] = [];
   const task: number[] = [];
   for (let r = 0; r < rounds; r++) {
     inline.push(await callMedian('inline'));
     offload.push(await callMedian('offload'));
+    offload0.push(await callMedian('offload', client0));
     task.push(await piscinaMedian());
     post.push(await bareMedian());
   }
@@ -364,9 +376,20 @@ async function overhead() {
   await piscina.close();
   await client.close();
   await server.close();
+  await client0.close();
+  await server0.close();
   const i = median(inline);
   const o = median(offload);
-  return { inlineUs: i, workerUs: o, addedUs: o - i, barePiscinaTaskUs: median(task), barePostMessageRoundTripUs: median(post) };
+  const o0 = median(offload0);
+  return {
+    inlineUs: i,
+    workerUs: o,
+    addedUs: o - i,
+    workerPrio0Us: o0,
+    addedPrio0Us: o0 - i,
+    barePiscinaTaskUs: median(task),
+    barePostMessageRoundTripUs: median(post),
+  };
 }
 
 async function handshakes() {
@@ -468,6 +491,8 @@ async function main(): Promise<void> {
         { path: 'inline handler', 'µs': m((x) => x.inlineUs) },
         { path: 'worker command', 'µs': m((x) => x.workerUs) },
         { path: 'added by the offload', 'µs': m((x) => x.addedUs) },
+        { path: 'worker command, workerPriority 0', 'µs': m((x) => x.workerPrio0Us) },
+        { path: 'added by the offload, workerPriority 0', 'µs': m((x) => x.addedPrio0Us) },
         { path: 'bare piscina task (same module)', 'µs': m((x) => x.barePiscinaTaskUs) },
         { path: 'bare worker_threads postMessage round trip', 'µs': m((x) => x.barePostMessageRoundTripUs) },
       ]);
