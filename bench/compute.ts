@@ -4,11 +4,14 @@
  *
  *  1. throughput of a CPU-bound console command (a pure JavaScript loop calibrated to >= 20 ms)
  *     called back to back by 32 clients: in a worker pool vs inline on the server's main thread;
- *     (the pool runs twice: with default thread priorities, and with niceIncrement 10 on its threads);
+ *     (the pool runs twice: with its default workerPriority, 10 nice steps below the main thread,
+ *     and with workerPriority 0, the main thread's priority);
  *  2. during 1, an `echo` console command from 100 other connections (one call each every 100 ms):
  *     its p50/p99 with the pool vs inline;
  *  3. offload overhead of an 8-byte console command: worker vs inline latency (one call in
- *     flight, same process, MemoryTransport), next to a bare worker_threads postMessage round trip;
+ *     flight, same process, MemoryTransport), with the pool's default workerPriority and with 0
+ *     (the priority the next two run at), next to a bare piscina task (same module, nothing of
+ *     lib/compute around it) and a bare worker_threads postMessage round trip;
  *  4. 2,000 secure clients connecting within 2 s while 100 established secure clients run echo
  *     RPC: the established clients' p50/p99 with the server's handshakes off the main thread
  *     (handshakeOffThread, the default) vs on it, and the handshake rate.
@@ -24,15 +27,19 @@
  * handshakeRatePerIp 0 and handshakeRate 0 on the server, or most of the 2,000 would wait in
  * the HandshakeQueue (200/s per address by default) and the measurement would show the queue.
  *
- * Run: node --import tsx bench/compute.ts [--quick] [--part pool|overhead|handshakes] [--json]   (--help prints this)
+ * The machine's load average is printed before and after: on a shared machine the latencies
+ * follow it. `--runs N` repeats parts 1-3 N times and prints the median of each figure.
+ *
+ * Run: node --import tsx bench/compute.ts [--quick] [--runs N] [--part pool|overhead|handshakes] [--json]   (--help prints this)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import { ServerIdentity } from '../lib/channel/handshake.js';
 import { SecureChannel } from '../lib/channel/secure.js';
 import { Client, computeStats, MemoryTransport, Server, setComputePool } from '../lib/index.js';
@@ -46,9 +53,10 @@ const WORKER = new URL('./_compute-worker.ts', import.meta.url);
 if (process.argv.includes('--help')) {
   console.log(`bench/compute.ts: worker pool vs inline (throughput, echo p99), offload overhead, handshakes off vs on the main thread.
 
-  node --import tsx bench/compute.ts [--quick] [--json]
+  node --import tsx bench/compute.ts [--quick] [--runs N] [--json]
 
   --part P  only one part: pool (1-2), overhead (3), handshakes (4); default all
+  --runs N  run parts 1-3 N times and print the median of each figure (default 1)
   --quick   shorter phases and 400 connecting secure clients instead of 2,000 (npm run bench)
   --json    also print the result object as one JSON line
   --help    this text`);
@@ -93,8 +101,8 @@ async function serverRole(): Promise<void> {
   const mode = opt('--mode', 'pool');
   const transport = await createTransport('native');
   const server = new Server({ quiet: true, requestTimeout: 60_000 });
-  if (mode === 'pool-nice') setComputePool(server, { niceIncrement: 10 });
-  if (mode === 'pool' || mode === 'pool-nice') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
+  if (mode === 'pool-prio0') setComputePool(server, { workerPriority: 0 });
+  if (mode === 'pool' || mode === 'pool-prio0') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
   else server.console('work', (text) => String(cpuWork(Number(text.slice(5)))));
   server.console('echo', (text) => text);
   let fingerprint = '-';
@@ -279,7 +287,7 @@ function calibrate(ms: number): number {
 async function poolVsInline(rounds: number, workMs: number) {
   const seconds = quick ? 1.5 : 4;
   const out: Record<string, { throughput: number; echo: ReturnType<typeof summary> }> = {};
-  for (const mode of ['pool', 'pool-nice', 'inline']) {
+  for (const mode of ['pool', 'pool-prio0', 'inline']) {
     const server = await startServer(mode);
     const heavy = child('heavy', ['--port', String(server.port), '--clients', '32', '--rounds', String(rounds), '--seconds', String(seconds), '--warm', '600']);
     const echo = child('echo', ['--port', String(server.port), '--conns', '100', '--seconds', String(seconds), '--interval', '100', '--delay', '0', '--wait-go', '1']);
@@ -292,7 +300,7 @@ async function poolVsInline(rounds: number, workMs: number) {
     out[mode] = { throughput: h.calls / h.seconds, echo: e };
     await Promise.all([stop(heavy.proc), stop(echo.proc), stop(server.proc)]);
   }
-  return { workMs, rounds, pool: out.pool!, poolNice: out['pool-nice']!, inline: out.inline! };
+  return { workMs, rounds, pool: out.pool!, poolPrio0: out['pool-prio0']!, inline: out.inline! };
 }
 
 async function overhead() {
@@ -303,6 +311,15 @@ async function overhead() {
   const ep = await server.listen(new MemoryTransport(), { host: 'mem', port: 0 });
   const client = new Client({ transport: new MemoryTransport(), host: 'mem', port: ep.address.port, quiet: true });
   await client.connect();
+  // The same command on a pool at the main thread's priority: the bare piscina task and the bare
+  // worker run at it too, and on a machine with other busy processes a lowered thread wakes later.
+  const server0 = new Server({ quiet: true });
+  setComputePool(server0, { threads: 1, workerPriority: 0 });
+  server0.console('offload', { worker: WORKER });
+  const ep0 = await server0.listen(new MemoryTransport(), { host: 'mem', port: 0 });
+  const client0 = new Client({ transport: new MemoryTransport(), host: 'mem', port: ep0.address.port, quiet: true });
+  await client0.connect();
+  const piscina = new Piscina({ filename: WORKER.href, minThreads: 1, maxThreads: 1 });
   const bare = new Worker(
     `const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage(m));`,
     { eval: true },
@@ -310,11 +327,11 @@ async function overhead() {
   const payload = '12345678'; // 8 bytes
   const n = quick ? 300 : 2000;
   const rounds = quick ? 3 : 7;
-  const callMedian = async (name: string) => {
+  const callMedian = async (name: string, via = client) => {
     const t: number[] = [];
     for (let i = 0; i < n; i++) {
       const s = performance.now();
-      await client.callConsole(name, payload);
+      await via.callConsole(name, payload);
       t.push(performance.now() - s);
     }
     return median(t) * 1000;
@@ -330,22 +347,49 @@ async function overhead() {
     }
     return median(t) * 1000;
   };
+  const piscinaMedian = async () => {
+    const t: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = performance.now();
+      await piscina.run(payload);
+      t.push(performance.now() - s);
+    }
+    return median(t) * 1000;
+  };
   await callMedian('offload'); // loads the module in the thread
+  await callMedian('offload', client0);
   await bareMedian();
+  await piscinaMedian();
   const inline: number[] = [];
   const offload: number[] = [];
+  const offload0: number[] = [];
   const post: number[] = [];
+  const task: number[] = [];
   for (let r = 0; r < rounds; r++) {
     inline.push(await callMedian('inline'));
     offload.push(await callMedian('offload'));
+    offload0.push(await callMedian('offload', client0));
+    task.push(await piscinaMedian());
     post.push(await bareMedian());
   }
   await bare.terminate();
+  await piscina.close();
   await client.close();
   await server.close();
+  await client0.close();
+  await server0.close();
   const i = median(inline);
   const o = median(offload);
-  return { inlineUs: i, workerUs: o, addedUs: o - i, barePostMessageRoundTripUs: median(post) };
+  const o0 = median(offload0);
+  return {
+    inlineUs: i,
+    workerUs: o,
+    addedUs: o - i,
+    workerPrio0Us: o0,
+    addedPrio0Us: o0 - i,
+    barePiscinaTaskUs: median(task),
+    barePostMessageRoundTripUs: median(post),
+  };
 }
 
 async function handshakes() {
@@ -382,37 +426,75 @@ async function handshakes() {
   return { total, spreadMs: spread, established: rpcConns, offThread: out.offThread!, mainThread: out.mainThread! };
 }
 
+type PoolRun = Awaited<ReturnType<typeof poolVsInline>>;
+type OverheadRun = Awaited<ReturnType<typeof overhead>>;
+
 async function main(): Promise<void> {
+  const runs = Math.max(1, Math.floor(num('--runs', 1)));
+  const limitMin = 10 + 5 * (runs - 1);
   const deadline = setTimeout(() => {
-    console.error('bench/compute: over its time limit (10 min); stopping');
+    console.error(`bench/compute: over its time limit (${limitMin} min); stopping`);
     for (const c of children) c.kill('SIGKILL');
     process.exit(1);
-  }, 600_000);
+  }, limitMin * 60_000);
   deadline.unref();
   try {
     const part = opt('--part', 'all');
     const want = (p: string) => part === 'all' || part === p;
     const workMs = 25;
+    const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+    console.log(`load average before: ${load()}`); // 1, 5 and 15 minutes
     const rounds = calibrate(workMs);
-    console.log(`cores: ${availableParallelism()}; CPU-bound command: ${rounds.toLocaleString('en-US')} loop rounds ≈ ${workMs} ms here`);
-    const a = want('pool') ? await poolVsInline(rounds, workMs) : null;
+    console.log(`cores: ${availableParallelism()}; CPU-bound command: ${rounds.toLocaleString('en-US')} loop rounds ≈ ${workMs} ms here; ${runs} run(s), medians shown`);
+    const loadBefore = load();
+    const poolRuns: PoolRun[] = [];
+    const overheadRuns: OverheadRun[] = [];
+    for (let r = 0; r < runs; r++) {
+      if (want('pool')) poolRuns.push(await poolVsInline(rounds, workMs));
+      if (want('overhead')) overheadRuns.push(await overhead());
+    }
+    const a = poolRuns.length === 0 ? null : poolRuns;
     if (a !== null) {
-      const { pool, poolNice, inline } = a;
+      type Row = PoolRun['pool'];
+      const m = (pick: (run: PoolRun) => Row, f: (row: Row) => number) => median(a.map((run) => f(pick(run))));
+      const row = (mode: string, pick: (run: PoolRun) => Row) => ({
+        mode,
+        'work calls/s': m(pick, (x) => x.throughput),
+        'echo p50 ms': m(pick, (x) => x.echo.p50),
+        'echo p99 ms': m(pick, (x) => x.echo.p99),
+        'echo max ms': m(pick, (x) => x.echo.max),
+        'echo calls': m(pick, (x) => x.echo.count),
+      });
+      const pool = row('worker pool (workerPriority 10, the default)', (x) => x.pool);
+      const prio0 = row('worker pool, workerPriority 0', (x) => x.poolPrio0);
+      const inline = row('inline', (x) => x.inline);
+      const ratio = (mode: string, p: typeof pool) => ({
+        mode,
+        'work calls/s': p['work calls/s'] / inline['work calls/s'],
+        'echo p50 ms': p['echo p50 ms'] / inline['echo p50 ms'],
+        'echo p99 ms': p['echo p99 ms'] / inline['echo p99 ms'],
+        'echo max ms': NaN,
+        'echo calls': NaN,
+      });
       printTable('1-2. CPU-bound command from 32 clients, echo from 100 other connections (same run)', [
-        { mode: 'worker pool', 'work calls/s': pool.throughput, 'echo p50 ms': pool.echo.p50, 'echo p99 ms': pool.echo.p99, 'echo max ms': pool.echo.max, 'echo calls': pool.echo.count },
-        { mode: 'worker pool, niceIncrement 10', 'work calls/s': poolNice.throughput, 'echo p50 ms': poolNice.echo.p50, 'echo p99 ms': poolNice.echo.p99, 'echo max ms': poolNice.echo.max, 'echo calls': poolNice.echo.count },
-        { mode: 'inline', 'work calls/s': inline.throughput, 'echo p50 ms': inline.echo.p50, 'echo p99 ms': inline.echo.p99, 'echo max ms': inline.echo.max, 'echo calls': inline.echo.count },
-        { mode: 'pool / inline', 'work calls/s': pool.throughput / inline.throughput, 'echo p50 ms': pool.echo.p50 / inline.echo.p50, 'echo p99 ms': pool.echo.p99 / inline.echo.p99, 'echo max ms': NaN, 'echo calls': NaN },
-        { mode: 'pool (nice) / inline', 'work calls/s': poolNice.throughput / inline.throughput, 'echo p50 ms': poolNice.echo.p50 / inline.echo.p50, 'echo p99 ms': poolNice.echo.p99 / inline.echo.p99, 'echo max ms': NaN, 'echo calls': NaN },
+        pool,
+        prio0,
+        inline,
+        ratio('pool / inline', pool),
+        ratio('pool (workerPriority 0) / inline', prio0),
       ]);
     }
-    const o = want('overhead') ? await overhead() : null;
+    const o = overheadRuns.length === 0 ? null : overheadRuns;
     if (o !== null) {
+      const m = (f: (run: OverheadRun) => number) => median(o.map(f));
       printTable('3. 8-byte console command, one call in flight (median µs per call)', [
-        { path: 'inline handler', 'µs': o.inlineUs },
-        { path: 'worker command', 'µs': o.workerUs },
-        { path: 'added by the offload', 'µs': o.addedUs },
-        { path: 'bare worker_threads postMessage round trip', 'µs': o.barePostMessageRoundTripUs },
+        { path: 'inline handler', 'µs': m((x) => x.inlineUs) },
+        { path: 'worker command', 'µs': m((x) => x.workerUs) },
+        { path: 'added by the offload', 'µs': m((x) => x.addedUs) },
+        { path: 'worker command, workerPriority 0', 'µs': m((x) => x.workerPrio0Us) },
+        { path: 'added by the offload, workerPriority 0', 'µs': m((x) => x.addedPrio0Us) },
+        { path: 'bare piscina task (same module)', 'µs': m((x) => x.barePiscinaTaskUs) },
+        { path: 'bare worker_threads postMessage round trip', 'µs': m((x) => x.barePostMessageRoundTripUs) },
       ]);
     }
     const h = want('handshakes') ? await handshakes() : null;
@@ -423,7 +505,8 @@ async function main(): Promise<void> {
         { handshakes: 'on the main thread', 'rpc p50 ms': on.rpc.p50, 'rpc p99 ms': on.rpc.p99, 'rpc max ms': on.rpc.max, connected: on.done, failed: on.failed, 'handshakes/s': on.rate, 'last done ms': on.lastMs },
       ]);
     }
-    const result = { poolVsInline: a, overhead: o, handshakes: h };
+    console.log(`\nload average after: ${load()}`);
+    const result = { loadBefore, loadAfter: load(), poolVsInline: a, overhead: o, handshakes: h };
     writeResults('compute', [result]);
     if (process.argv.includes('--json')) console.log(JSON.stringify(result));
   } finally {

@@ -99,6 +99,7 @@ export {
   DEFAULT_WORKER_MAX_QUEUE,
   DEFAULT_WORKER_TIMEOUT,
   DEFAULT_ABORT_GRACE,
+  DEFAULT_WORKER_PRIORITY,
   type ComputePoolOptions,
   type WorkerCommandStats,
   type WorkerBigStream,

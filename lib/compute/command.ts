@@ -9,15 +9,34 @@
  * The request body arrives as a Uint8Array that owns its ArrayBuffer (connection.ts copied it out
  * of the lent batch, or a complete buffer was assembled): it is transferred to the thread, and
  * the answer comes back transferred too, already encoded as a Reply message.
+ *
+ * The per-call path is kept short, since a trivial worker call costs little more than the thread
+ * hop: no timer per request (every request of a command has the same timeout, so deadlines grow
+ * with arrival: the queue is ordered by deadline and at most `concurrency` requests run, and one
+ * timer armed at the earliest live deadline checks them all), no AbortController (piscina gets a
+ * TaskAbort, task.ts), statistics recorded into fixed arrays (histogram.ts), one promise
+ * reaction per task, bodies and results up to PACK_MAX_BYTES packed in a string (task.ts).
  */
-import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { BusyError, ConnectionClosedError, TimeoutError, WorkerCrashedError, ZsError } from '../errors.js';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { BigStreamIn } from '../framework/bigstream.js';
 import { EncodedReply } from '../framework/worker-hook.js';
 import type { WorkerKind } from './define.js';
+import { LatencyHistogram } from './histogram.js';
 import { PoolFullError, type ComputePool } from './pool.js';
-import { BIG_WINDOW, RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, TaskAbort } from './task.js';
+import {
+  BIG_WINDOW,
+  PACK_MAX_BYTES,
+  RESULT_HEADER,
+  TRANSFER_MIN_BYTES,
+  epochNow,
+  packBytes,
+  unpackBytes,
+  type BigChunkMessage,
+  type ComputeTask,
+  type TaskFailure,
+  TaskAbort,
+} from './task.js';
 
 /** Counters and percentiles of one worker command (milliseconds). */
 export interface WorkerCommandStats {
@@ -62,6 +81,9 @@ interface Pending {
   arrival: number;
   deadline: number;
   state: 0 | 1 | 2; // queued, running, answered
+  /** Index in the running list while running, else -1. */
+  slot: number;
+  /** The kill timer of a running task that timed out (see #timedOut). */
   timer: ReturnType<typeof setTimeout> | null;
   controller: TaskAbort | null;
   resolve: (v: EncodedReply | undefined) => void;
@@ -72,10 +94,6 @@ const QUEUED = 0;
 const RUNNING = 1;
 const ANSWERED = 2;
 
-function histogram(): RecordableHistogram {
-  return createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 });
-}
-
 /** See the file comment. */
 export class WorkerCommand {
   readonly settings: WorkerCommandSettings;
@@ -84,8 +102,13 @@ export class WorkerCommand {
   #queue: (Pending | undefined)[] = [];
   #head = 0;
   #queued = 0;
-  readonly #wait = histogram();
-  readonly #run = histogram();
+  /** Requests running now (their slot is their index), for the deadline check. */
+  readonly #runningList: Pending[] = [];
+  /** The one deadline timer (see the file comment), or null when none is armed. */
+  #deadlineTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #expire = () => this.#checkDeadlines();
+  readonly #wait = new LatencyHistogram();
+  readonly #run = new LatencyHistogram();
   readonly #counts = { calls: 0, completed: 0, busy: 0, timeouts: 0, crashes: 0, killed: 0 };
 
   constructor(settings: WorkerCommandSettings, pool: () => ComputePool) {
@@ -103,8 +126,9 @@ export class WorkerCommand {
     }
     return new Promise<EncodedReply | undefined>((resolve, reject) => {
       const arrival = epochNow();
-      const p: Pending = { input, port: null, arrival, deadline: arrival + s.timeout, state: QUEUED, timer: null, controller: null, resolve, reject };
-      p.timer = setTimeout(() => this.#timedOut(p), s.timeout);
+      const p: Pending = { input, port: null, arrival, deadline: arrival + s.timeout, state: QUEUED, slot: -1, timer: null, controller: null, resolve, reject };
+      // Armed timers are at an earlier request's deadline, never later than this one's.
+      if (this.#deadlineTimer === null) this.#arm(s.timeout);
       if (this.#running < s.concurrency) this.#start(p);
       else {
         this.#queue.push(p);
@@ -123,26 +147,25 @@ export class WorkerCommand {
     if (pool.closed) return this.#answer(p, new ConnectionClosedError(`'${this.settings.name}': its compute pool is closed`));
     p.state = RUNNING;
     this.#running++;
+    p.slot = this.#runningList.length;
+    this.#runningList.push(p);
     p.controller = new TaskAbort();
     const s = this.settings;
-    const task: ComputeTask = { module: s.module, command: s.name, kind: s.kind, input: p.input as Uint8Array, deadline: p.deadline };
+    const task: ComputeTask = { module: s.module, command: s.name, kind: s.kind, input: packSmall(p.input as Uint8Array), deadline: p.deadline };
     if (p.input instanceof BigStreamIn) {
       const stream = p.input;
       const channel = new MessageChannel();
-      task.input = Uint8Array.prototype.slice.call(stream.info.encode()); // its own ArrayBuffer
+      task.input = packSmall(Uint8Array.prototype.slice.call(stream.info.encode())); // its own ArrayBuffer
       task.total = stream.total;
       task.port = channel.port2;
       p.port = channel.port1;
       forwardChunks(stream, channel.port1);
     }
-    pool.run(task, p.controller).then(
-      (result) => this.#finished(p, result),
-      (err: unknown) => this.#failed(p, err),
-    );
+    pool.run(task, p.controller, (result, err) => (result !== null ? this.#finished(p, result) : this.#failed(p, err)));
     p.input = EMPTY; // transferred: the main thread keeps nothing of it
   }
 
-  #finished(p: Pending, result: Uint8Array | TaskFailure): void {
+  #finished(p: Pending, result: Uint8Array | string | TaskFailure): void {
     this.#taskEnded(p);
     this.#pump();
     if (p.state !== ANSWERED && epochNow() >= p.deadline) {
@@ -151,11 +174,17 @@ export class WorkerCommand {
       this.#counts.timeouts++;
       return this.#answer(p, this.#timeoutError());
     }
-    if (result instanceof Uint8Array) {
-      const head = new Float64Array(result.buffer, result.byteOffset, 2);
-      this.#record(p, head[0]!, head[1]!);
+    if (typeof result === 'string' || result instanceof Uint8Array) {
+      let payload: Uint8Array;
+      if (typeof result === 'string') {
+        for (let i = 0; i < RESULT_HEADER; i++) headerBytes[i] = result.charCodeAt(i);
+        payload = unpackBytes(result, RESULT_HEADER);
+      } else {
+        for (let i = 0; i < RESULT_HEADER; i++) headerBytes[i] = result[i]!;
+        payload = result.subarray(RESULT_HEADER);
+      }
+      this.#record(p, header[0]!, header[1]!);
       this.#counts.completed++;
-      const payload = result.subarray(RESULT_HEADER);
       this.#answer(p, null, payload.length === 0 ? undefined : new EncodedReply(payload));
     } else {
       this.#record(p, result.startedAt, result.runMs);
@@ -177,9 +206,44 @@ export class WorkerCommand {
     this.#answer(p, new WorkerCrashedError(`'${this.settings.name}': its worker thread died (${message}); a new thread replaces it`));
   }
 
+  /** Arms the deadline timer to fire in `ms` milliseconds. */
+  #arm(ms: number): void {
+    const t = setTimeout(this.#expire, Math.max(1, Math.ceil(ms)));
+    // A deadline alone keeps no process alive: a queued request waits behind running tasks, whose threads do.
+    t.unref?.();
+    this.#deadlineTimer = t;
+  }
+
+  /**
+   * The deadline timer fired: answers ZS_TIMEOUT to every request past its deadline (the queued
+   * ones from the queue's head: later ones have later deadlines), then arms the timer at the
+   * earliest deadline still live, if any.
+   */
+  #checkDeadlines(): void {
+    this.#deadlineTimer = null;
+    const now = epochNow();
+    let next = Infinity;
+    const q = this.#queue;
+    for (let i = this.#head; i < q.length; i++) {
+      const p = q[i]!;
+      if (p === undefined || p.state !== QUEUED) continue; // started or answered: the pump skips it
+      if (p.deadline > now) {
+        next = p.deadline;
+        break;
+      }
+      this.#timedOut(p);
+    }
+    const running = this.#runningList;
+    for (let i = 0; i < running.length; i++) {
+      const p = running[i]!;
+      if (p.state !== RUNNING) continue; // timed out already, waiting for its thread
+      if (p.deadline <= now) this.#timedOut(p);
+      else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Infinity) this.#arm(next - now);
+  }
+
   #timedOut(p: Pending): void {
-    p.timer = null;
-    if (p.state === ANSWERED) return;
     this.#counts.timeouts++;
     const wasQueued = p.state === QUEUED;
     this.#answer(p, this.#timeoutError());
@@ -190,6 +254,7 @@ export class WorkerCommand {
     // Running: its signal fired in the worker at the same deadline. A task that ignores it loses its thread.
     const controller = p.controller!;
     const kill = setTimeout(() => {
+      p.timer = null;
       if (p.controller === null) return; // it finished meanwhile
       this.#counts.killed++;
       controller.abort();
@@ -204,10 +269,6 @@ export class WorkerCommand {
 
   #answer(p: Pending, err: Error | null, value?: EncodedReply): void {
     if (p.state === ANSWERED) return;
-    if (p.timer !== null) {
-      clearTimeout(p.timer);
-      p.timer = null;
-    }
     p.state = ANSWERED;
     if (err !== null) p.reject(err);
     else p.resolve(value);
@@ -216,11 +277,19 @@ export class WorkerCommand {
   /** The pool settled `p`'s task: cancels a pending kill; true when the task was terminated by us. */
   #taskEnded(p: Pending): boolean {
     const killed = p.controller?.aborted === true;
-    if (p.state === ANSWERED && p.timer !== null) {
+    if (p.timer !== null) {
       clearTimeout(p.timer); // the kill timer of a task that timed out and then ended by itself
       p.timer = null;
     }
     p.controller = null;
+    // Out of the running list: the last entry takes its slot.
+    const running = this.#runningList;
+    const last = running.pop()!;
+    if (last !== p) {
+      running[p.slot] = last;
+      last.slot = p.slot;
+    }
+    p.slot = -1;
     p.port?.close(); // a big stream's forwarding stops; its unread chunks go back with the stream
     p.port = null;
     this.#running--;
@@ -228,8 +297,8 @@ export class WorkerCommand {
   }
 
   #record(p: Pending, startedAt: number, runMs: number): void {
-    this.#wait.record(Math.max(1, Math.round((startedAt - p.arrival) * 1000)));
-    this.#run.record(Math.max(1, Math.round(runMs * 1000)));
+    this.#wait.record(startedAt - p.arrival);
+    this.#run.record(runMs);
   }
 
   /** Starts queued requests while slots are free. */
@@ -253,20 +322,27 @@ export class WorkerCommand {
 
   /** Counters and percentiles now. */
   stats(): WorkerCommandStats {
-    const ms = (h: RecordableHistogram, q: number) => (h.count === 0 ? 0 : h.percentile(q) / 1000);
     return {
       ...this.#counts,
       running: this.#running,
       queued: this.#queued,
-      queueWaitP50: ms(this.#wait, 50),
-      queueWaitP99: ms(this.#wait, 99),
-      runP50: ms(this.#run, 50),
-      runP99: ms(this.#run, 99),
+      queueWaitP50: this.#wait.percentile(50),
+      queueWaitP99: this.#wait.percentile(99),
+      runP50: this.#run.percentile(50),
+      runP99: this.#run.percentile(99),
     };
   }
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A body to send to a worker: packed in a string when tiny (task.ts, PACK_MAX_BYTES). */
+function packSmall(input: Uint8Array): Uint8Array | string {
+  return input.byteLength <= PACK_MAX_BYTES ? packBytes(input) : input;
+}
+/** The timing header of a result (task.ts) is copied here to be read: no view is made per call. */
+const header = new Float64Array(RESULT_HEADER / 8);
+const headerBytes = new Uint8Array(header.buffer);
 
 /**
  * Feeds big stream `stream` to a worker through `port`, at most BIG_WINDOW chunks ahead of what

@@ -6,6 +6,7 @@
  * The pool's own task queue is bounded too (`maxQueue`): the per-command queues in front of it
  * are the first bound, this one caps the sum when many commands share the pool.
  */
+import { access } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -30,13 +31,21 @@ export interface ComputePoolOptions {
   /** Heap limit of each worker thread in MiB (resourceLimits.maxOldGenerationSizeMb); default Node's. */
   maxHeapMb?: number;
   /**
-   * Linux: the worker threads' nice value is raised by this much (0 to 19, default 0), so the
-   * kernel runs the main thread first when both want a core: connections keep their latency
-   * while every thread computes. It also yields the workers to other processes of the machine.
+   * How many nice steps below the main thread the worker threads run (Linux: each thread sets
+   * its own nice value), 0 (the same priority) to 19 (the lowest). Default 10
+   * (DEFAULT_WORKER_PRIORITY): when the threads and the main thread want more cores than there
+   * are, the kernel runs the main thread first (at 10 steps it weighs about 9 times a worker), so
+   * connections keep their latency while every thread computes. The workers also yield to the
+   * machine's other processes of normal priority: give 0 on a machine that only serves this.
    * Ignored where a thread's priority cannot be set.
    */
-  niceIncrement?: number;
+  workerPriority?: number;
 }
+
+/** Default ComputePoolOptions.workerPriority: nice steps below the main thread. */
+export const DEFAULT_WORKER_PRIORITY = 10;
+
+const noop = () => undefined;
 
 // The task function, next to this file: .ts when running from source under tsx, .js once built.
 const ENTRY = new URL(`./worker-entry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
@@ -53,7 +62,9 @@ export class ComputePool implements WorkerPoolHandle {
   readonly threads: number;
   /** Pool queue bound. */
   readonly maxQueue: number;
-  readonly #piscina: Piscina<ComputeTask, Uint8Array | TaskFailure>;
+  /** Nice steps below the main thread the threads run at (Linux). */
+  readonly workerPriority: number;
+  readonly #piscina: Piscina<ComputeTask, Uint8Array | string | TaskFailure>;
   #closed = false;
   #crashes = 0;
   #inFlight = 0;
@@ -63,8 +74,14 @@ export class ComputePool implements WorkerPoolHandle {
     this.maxQueue = positiveInt('maxQueue', options.maxQueue, 1024);
     const idleTimeout = positiveInt('idleTimeout', options.idleTimeout, 30_000);
     const maxHeapMb = options.maxHeapMb === undefined ? undefined : positiveInt('maxHeapMb', options.maxHeapMb, 0, 1 << 20);
-    const nice = options.niceIncrement ?? 0;
-    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError(`niceIncrement must be an integer from 0 to 19, got ${String(nice)}`);
+    const nice = options.workerPriority ?? DEFAULT_WORKER_PRIORITY;
+    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError(`workerPriority must be an integer from 0 to 19, got ${String(nice)}`);
+    this.workerPriority = nice;
+    // libuv starts its thread pool on first use, and a new thread inherits the nice value of the
+    // thread that starts it: started from a lowered worker, the pool that also serves the main
+    // thread (file system, DNS, handshakes off the main thread) would run lowered too. Start it
+    // here, from the main thread, before any worker lowers itself.
+    if (nice > 0 && process.platform === 'linux') access(process.execPath, noop);
     this.#piscina = new Piscina({
       filename: ENTRY,
       minThreads: this.threads, // kept warm: a request never waits for a thread to start
@@ -72,7 +89,8 @@ export class ComputePool implements WorkerPoolHandle {
       maxQueue: 'auto', // not reached: run() bounds the tasks (see there)
       idleTimeout,
       concurrentTasksPerWorker: 1,
-      workerData: { niceIncrement: nice } satisfies WorkerSetup,
+      recordTiming: false, // WorkerCommand keeps its own statistics; piscina's would cost a histogram record per task
+      workerData: { workerPriority: nice } satisfies WorkerSetup,
       ...(maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } }),
     });
     // A thread that dies with no task on it is reported here; piscina starts another.
@@ -108,22 +126,34 @@ export class ComputePool implements WorkerPoolHandle {
 
   /**
    * @internal Runs `task`, transferring its input; `signal` removes it from the queue or
-   * terminates its thread. Rejects with PoolFullError when `threads + maxQueue` tasks are in the
-   * pool: piscina's own maxQueue does not count tasks that carry an AbortSignal (it keeps them in
-   * a separate queue), and every task here carries one, so the bound is kept here.
+   * terminates its thread. `settle` gets the result, or null and the error: PoolFullError when
+   * `threads + maxQueue` tasks are in the pool (piscina's own maxQueue does not count tasks that
+   * carry an AbortSignal: it keeps them in a separate queue, and every task here carries one, so
+   * the bound is kept here). A callback rather than a promise: one promise reaction per task.
+   * `settle` is never called before run() returns.
    */
-  run(task: ComputeTask, signal: TaskAbort): Promise<Uint8Array | TaskFailure> {
-    if (this.#inFlight >= this.threads + this.maxQueue) return Promise.reject(new PoolFullError());
+  run(task: ComputeTask, signal: TaskAbort, settle: (result: Uint8Array | string | TaskFailure | null, err: unknown) => void): void {
+    if (this.#inFlight >= this.threads + this.maxQueue) {
+      // Later, never from inside the caller's own call (it may be starting queued requests in a loop).
+      queueMicrotask(() => settle(null, new PoolFullError()));
+      return;
+    }
     this.#inFlight++;
-    const done = () => {
-      this.#inFlight--;
-    };
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
-    const transferList: Transferable[] = task.input.byteLength >= TRANSFER_MIN_BYTES ? [task.input.buffer as ArrayBuffer] : [];
-    if (task.port !== undefined) transferList.push(task.port);
-    const p = this.#piscina.run(task, { transferList, signal });
-    p.then(done, done);
-    return p;
+    const input = task.input;
+    const transferList: Transferable[] | undefined =
+      typeof input !== 'string' && input.byteLength >= TRANSFER_MIN_BYTES ? [input.buffer as ArrayBuffer] : task.port !== undefined ? [] : undefined;
+    if (task.port !== undefined) transferList!.push(task.port);
+    this.#piscina.run(task, transferList === undefined ? { signal } : { transferList, signal }).then(
+      (result) => {
+        this.#inFlight--;
+        settle(result, null);
+      },
+      (err: unknown) => {
+        this.#inFlight--;
+        settle(null, err);
+      },
+    );
   }
 
   /** Stops the threads (tasks still queued or running fail). Idempotent. */

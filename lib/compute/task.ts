@@ -2,7 +2,8 @@
  * The message that crosses to a worker thread and the one that comes back, shared by the
  * main-thread side (command.ts) and the worker side (worker-entry.ts).
  *
- * A result is either one Uint8Array, transferred (not copied) back:
+ * A result is either bytes, transferred (not copied) back when large, packed in a string when
+ * tiny (PACK_MAX_BYTES):
  *
  *   [f64 startedAt][f64 runMs][Reply message: u32 id slot, body]     (body empty for direct kinds)
  *
@@ -21,14 +22,35 @@ export const TRANSFER_MIN_BYTES = 4096;
 /** Bytes before the Reply message in a result. */
 export const RESULT_HEADER = 16;
 
+/**
+ * Request bodies and results up to this size cross threads packed in a string, one char per byte
+ * (packBytes), instead of as a Uint8Array. The structured clone of a short string is a copy of its
+ * chars, while an ArrayBuffer's makes a new off-heap backing store on the receiving side, which
+ * costs more than the whole work of a trivial call (bench/compute.ts, part 3); a typed array this
+ * small is rebuilt on the receiving side's heap (V8 keeps typed arrays up to 64 bytes there).
+ */
+export const PACK_MAX_BYTES = 64;
+
+/** `bytes` (at most PACK_MAX_BYTES) as a string of one char per byte. */
+export function packBytes(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
+/** The bytes of a packBytes() string from char `from` on. */
+export function unpackBytes(packed: string, from = 0): Uint8Array {
+  const out = new Uint8Array(packed.length - from);
+  for (let i = from; i < packed.length; i++) out[i - from] = packed.charCodeAt(i);
+  return out;
+}
+
 /** One request for a worker thread. */
 export interface ComputeTask {
   /** href of the worker module. */
   module: string;
   command: string;
   kind: WorkerKind;
-  /** The request body as it came on the wire (UTF-8 text, DataFrame bytes, raw bytes); transferred. */
-  input: Uint8Array;
+  /** The request body as it came on the wire (UTF-8 text, DataFrame bytes, raw bytes); transferred when large, packed (packBytes) when tiny. */
+  input: Uint8Array | string;
   /** When the request times out, in epoch milliseconds (performance.timeOrigin + performance.now()). */
   deadline: number;
   /** Big streams: `input` is the info DataFrame's bytes; the chunks come through `port` (BigChunkMessage). */
@@ -54,15 +76,18 @@ export interface TaskFailure {
   runMs: number;
 }
 
+/** This thread's time origin, read once: the getter is not free and the value never changes. */
+const ORIGIN = performance.timeOrigin;
+
 /** Now, in epoch milliseconds with sub-millisecond precision, comparable across threads. */
 export function epochNow(): number {
-  return performance.timeOrigin + performance.now();
+  return ORIGIN + performance.now();
 }
 
 /** What every worker thread of a pool is started with (piscina's workerData). */
 export interface WorkerSetup {
-  /** Raise this thread's nice value by this much (Linux). */
-  niceIncrement: number;
+  /** Raise this thread's nice value by this much (Linux): ComputePoolOptions.workerPriority. */
+  workerPriority: number;
 }
 
 /**

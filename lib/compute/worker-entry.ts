@@ -10,19 +10,31 @@ import { getPriority, setPriority } from 'node:os';
 import { move, workerData } from 'piscina';
 import { DataFrame } from '../protocol/dataframe.js';
 import { encodeIdBytes, encodeIdText, encodeReplyFrame } from '../protocol/messages.js';
+import { utf8Slice } from '../protocol/bytes-io.js';
 import { StreamAbortedError } from '../errors.js';
 import type { WorkerBigStream, WorkerContext, WorkerHandler, WorkerKind } from './define.js';
-import { RESULT_HEADER, TRANSFER_MIN_BYTES, epochNow, type BigChunkMessage, type ComputeTask, type TaskFailure, type WorkerSetup } from './task.js';
+import {
+  PACK_MAX_BYTES,
+  RESULT_HEADER,
+  TRANSFER_MIN_BYTES,
+  epochNow,
+  packBytes,
+  unpackBytes,
+  type BigChunkMessage,
+  type ComputeTask,
+  type TaskFailure,
+  type WorkerSetup,
+} from './task.js';
 
 type AnyWorkerHandler = (input: unknown, context: WorkerContext) => unknown;
 
 /**
- * Lowers this thread's priority when the pool asks (ComputePoolOptions.niceIncrement). Linux
+ * Lowers this thread's priority as the pool asks (ComputePoolOptions.workerPriority). Linux
  * keeps a nice value per thread: setpriority() given this thread's id (read from
  * /proc/thread-self) changes this thread only. Elsewhere, or when refused, nothing changes.
  */
 function applyNice(setup: WorkerSetup | undefined): void {
-  const increment = setup?.niceIncrement ?? 0;
+  const increment = setup?.workerPriority ?? 0;
   if (increment === 0 || process.platform !== 'linux') return;
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
@@ -35,7 +47,6 @@ function applyNice(setup: WorkerSetup | undefined): void {
 applyNice(workerData as WorkerSetup | undefined);
 
 const modules = new Map<string, Promise<AnyWorkerHandler>>();
-const decoder = new TextDecoder('utf-8', { fatal: false });
 
 /**
  * Imports worker module `href`. Run from the TypeScript sources under tsx, this file is loaded
@@ -81,7 +92,7 @@ function bigStreamInput(task: ComputeTask): WorkerBigStream {
     else queue.push(m); // at most BIG_WINDOW: the main thread waits for acks
   });
   return {
-    info: DataFrame.decode(task.input),
+    info: DataFrame.decode(bytesOf(task.input)),
     total: task.total ?? 0,
     async *[Symbol.asyncIterator]() {
       for (;;) {
@@ -96,8 +107,18 @@ function bigStreamInput(task: ComputeTask): WorkerBigStream {
   };
 }
 
-function decode(kind: WorkerKind, bytes: Uint8Array): unknown {
-  if (kind === 'console' || kind === 'directConsole') return decoder.decode(bytes);
+function bytesOf(input: Uint8Array | string): Uint8Array {
+  return typeof input === 'string' ? unpackBytes(input) : input;
+}
+
+/** True when every char of `s` is below 0x80 (so its packed bytes are ASCII, and the text is `s` itself). */
+const ASCII = /^[\x00-\x7f]*$/;
+
+function decode(kind: WorkerKind, input: Uint8Array | string): unknown {
+  // A packed body of ASCII is its own text: nothing to decode.
+  if (typeof input === 'string' && (kind === 'console' || kind === 'directConsole') && ASCII.test(input)) return input;
+  const bytes = bytesOf(input);
+  if (kind === 'console' || kind === 'directConsole') return utf8Slice(bytes, 0, bytes.length); // short ASCII without a call into C++
   if (kind === 'stream' || kind === 'directStream') return DataFrame.decode(bytes);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view: no copy
 }
@@ -193,17 +214,18 @@ function failure(err: unknown, startedAt: number): TaskFailure {
   };
 }
 
-/** The result bytes of `value` (see task.ts), or the failure when it cannot be encoded. */
-function result(kind: WorkerKind, value: unknown, startedAt: number): Uint8Array | TaskFailure {
+/** The result of `value` (see task.ts): bytes, packed when tiny; or the failure when it cannot be encoded. */
+function result(kind: WorkerKind, value: unknown, startedAt: number): Uint8Array | string | TaskFailure {
   let reply: Uint8Array;
   try {
     reply = encode(kind, value);
   } catch (err) {
     return failure(err, startedAt);
   }
-  const out = new Uint8Array(RESULT_HEADER + reply.length);
   header[0] = startedAt;
   header[1] = epochNow() - startedAt;
+  if (RESULT_HEADER + reply.length <= PACK_MAX_BYTES) return packBytes(headerBytes) + packBytes(reply);
+  const out = new Uint8Array(RESULT_HEADER + reply.length);
   out.set(headerBytes, 0);
   out.set(reply, RESULT_HEADER);
   // Moving a small buffer costs more than the structured clone's copy.
@@ -218,7 +240,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
-function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): Uint8Array | TaskFailure | Promise<Uint8Array | TaskFailure> {
+function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): Uint8Array | string | TaskFailure | Promise<Uint8Array | string | TaskFailure> {
   const context = new TaskContext(task);
   let value: unknown;
   try {
@@ -250,7 +272,7 @@ function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): U
  * Runs one ComputeTask; see the file comment and task.ts for the result's layout. Once a module
  * is loaded, a synchronous handler runs without a promise, a timer or an AbortController.
  */
-export default function runTask(task: ComputeTask): Uint8Array | TaskFailure | Promise<Uint8Array | TaskFailure> {
+export default function runTask(task: ComputeTask): Uint8Array | string | TaskFailure | Promise<Uint8Array | string | TaskFailure> {
   const startedAt = epochNow();
   const handler = loaded.get(task.module);
   if (handler !== undefined) return run(handler, task, startedAt);

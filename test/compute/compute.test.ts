@@ -13,6 +13,7 @@ import {
   Client,
   ComputePool,
   computeStats,
+  DEFAULT_WORKER_PRIORITY,
   DataFrame,
   MemoryTransport,
   RemoteError,
@@ -91,6 +92,27 @@ describe('worker commands', () => {
       assert.ok(st.s!.runP99 > 0 && st.s!.queueWaitP50 >= 0);
       // The framework's own per-command counters still count worker commands.
       assert.equal(t.server.stats().commands.c!.calls, 1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('bodies and replies of every size around the packed limit cross intact, every byte value, any text', async () => {
+    const t = await pair((s) => {
+      s.console('c', { worker: KINDS });
+      s.buffer('b', { worker: KINDS });
+    });
+    try {
+      // Tiny bodies and results cross packed in a string (task.ts, PACK_MAX_BYTES), larger ones as bytes.
+      for (const n of [0, 1, 47, 48, 63, 64, 65, 200, 5000]) {
+        const body = Buffer.alloc(n);
+        for (let i = 0; i < n; i++) body[i] = (i * 37 + n) & 0xff;
+        assert.deepEqual([...(await t.client.callBuffer('b', body))], [...body].reverse(), `${n} bytes`);
+      }
+      for (const text of ['', 'a', 'ü', '\u0000\u007f\u0080\u00ff', '€ 𝄞 字', 'x'.repeat(60), 'é'.repeat(40)]) {
+        const back = await t.client.callConsole('c', text);
+        assert.equal(back.slice(0, back.lastIndexOf('@')), text);
+      }
     } finally {
       await t.close();
     }
@@ -198,6 +220,36 @@ describe('worker commands', () => {
     }
   });
 
+  it('each request times out at its own deadline, a queued one in the queue (one timer serves them all)', async () => {
+    const t = await pair((s) => {
+      s.console('held', { worker: CONTROL, concurrency: 1, timeout: 300 });
+      s.console('warm', { worker: CONTROL });
+    }, 1);
+    try {
+      await t.client.callConsole('warm', 'hi'); // loads the module in the one thread
+      const timed = (text: string) => {
+        const sent = performance.now();
+        return rejectsWith(t.client.callConsole('held', text), 'ZS_TIMEOUT').then(() => performance.now() - sent);
+      };
+      const first = timed('spin:700'); // runs, ignoring its signal, past its deadline and the second's
+      await sleep(150);
+      const second = timed('hi'); // waits behind it in the command's queue
+      await until(() => computeStats(t.server).held?.queued === 1, 'the second queued');
+      const [a, b] = await Promise.all([first, second]);
+      // Not before its own deadline: the timer armed for the first request did not expire the second.
+      assert.ok(a >= 290, `the first timed out after ${a} ms`);
+      assert.ok(b >= 290, `the second timed out after ${b} ms`);
+      const st = computeStats(t.server).held!;
+      assert.equal(st.timeouts, 2);
+      assert.equal(st.queued, 0, 'the queued request left the queue');
+      await until(() => computeStats(t.server).held!.running === 0, 'the spinning task ended');
+      assert.equal(computeStats(t.server).held!.completed, 1, 'the queued request never ran');
+      assert.match(await t.client.callConsole('held', 'again'), /^again@/, 'a later request is timed afresh');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a task that ignores its signal loses its thread after the grace; the pool goes on', async () => {
     const t = await pair((s) => {
       s.console('spin', { worker: CONTROL, timeout: 100 });
@@ -267,27 +319,29 @@ describe('worker commands', () => {
     }
   });
 
-  it('niceIncrement lowers the priority of the pool threads only (Linux)', async () => {
-    const { readdirSync, readFileSync } = await import('node:fs');
-    const niceOf = () =>
-      readdirSync('/proc/self/task').map((t) => Number(readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
-    const before = niceOf().filter((n) => n >= 5).length;
-    const mainNice = () => Number(readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
-    const mainBefore = process.platform === 'linux' ? mainNice() : 0;
-    const pool = new ComputePool({ threads: 2, niceIncrement: 5 });
-    const t = await pair((s) => s.console('c', { worker: KINDS, pool }));
-    try {
-      await Promise.all([t.client.callConsole('c', 'a'), t.client.callConsole('c', 'b')]);
-      if (process.platform === 'linux') {
-        const nice = niceOf();
-        // The two pool threads (and any thread they started since, which inherits their value).
-        assert.ok(nice.filter((n) => n >= 5).length - before >= 2, `pool threads niced: ${nice.join(' ')}`);
-        assert.equal(mainNice(), mainBefore, 'the main thread keeps its priority');
+  it('workerPriority lowers the priority of the pool threads only, 10 steps by default (Linux)', async () => {
+    if (process.platform !== 'linux') return; // thread priorities are per thread and read from /proc on Linux only
+    const { readFileSync } = await import('node:fs');
+    // Field 19 of /proc/<pid>/task/<tid>/stat is the thread's nice value (fields after the name).
+    const niceOf = (tid: number | string) => Number(readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const mainNice = niceOf(process.pid);
+    const poolThreadNice = async (pool: ComputePool) => {
+      const t = await pair((s) => s.console('c', { worker: CONTROL, pool }));
+      try {
+        const tid = await t.client.callConsole('c', 'tid');
+        assert.ok(Number(tid) > 0 && Number(tid) !== process.pid, `a pool thread's id: ${tid}`);
+        return niceOf(tid);
+      } finally {
+        await t.close();
+        await pool.close();
       }
-    } finally {
-      await t.close();
-      await pool.close();
-    }
+    };
+    const lowered = new ComputePool({ threads: 1 });
+    assert.equal(lowered.workerPriority, DEFAULT_WORKER_PRIORITY);
+    assert.equal(await poolThreadNice(lowered), Math.min(19, mainNice + DEFAULT_WORKER_PRIORITY));
+    assert.equal(await poolThreadNice(new ComputePool({ threads: 1, workerPriority: 3 })), Math.min(19, mainNice + 3));
+    assert.equal(await poolThreadNice(new ComputePool({ threads: 1, workerPriority: 0 })), mainNice);
+    assert.equal(niceOf(process.pid), mainNice, 'the main thread keeps its priority');
   });
 
   it('checks its options', () => {
@@ -297,7 +351,8 @@ describe('worker commands', () => {
     assert.throws(() => s.console('x', { worker: KINDS, timeout: -1 }), RangeError);
     assert.throws(() => s.console('x', { worker: '' }), TypeError);
     assert.throws(() => new ComputePool({ threads: 0 }), RangeError);
-    assert.throws(() => new ComputePool({ niceIncrement: 20 }), RangeError);
+    assert.throws(() => new ComputePool({ workerPriority: 20 }), RangeError);
+    assert.throws(() => new ComputePool({ workerPriority: -1 }), RangeError);
   });
 });
 
