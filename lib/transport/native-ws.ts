@@ -29,6 +29,7 @@ import { loopOptions, checkUint, withHttp, type NativeConnectOptions, type Nativ
 import { NativeTcpTransport } from './native-tcp.js';
 import { OP_RELEASE } from './send-queue.js';
 import type { Endpoint } from './types.js';
+import { originAllowed } from './uws.js';
 
 /** ZS_CLOSE_PROTOCOL: a connect's refused or malformed upgrade answer (b = the HTTP status). */
 const CODE_PROTOCOL = 6;
@@ -81,7 +82,8 @@ export interface NativeWsOptions extends NativeTcpOptions {
   /**
    * Origins allowed to open WebSocket connections (e.g. 'https://example.com'): an upgrade whose
    * Origin header is not listed is answered 403. Requests without Origin (programs rather than
-   * browsers) pass. Default: any origin.
+   * browsers) pass. Default: same-origin pages only, as UwsTransport (originAllowed of uws.ts):
+   * an Origin whose host:port is the request's Host header.
    */
   origins?: readonly string[];
   /** Largest request head, bytes (default 8 KiB): beyond it 431 and close. */
@@ -141,7 +143,7 @@ export class NativeWsTransport extends NativeTcpTransport {
   /** The WebSocket endpoint's URL path. */
   readonly path: string;
   readonly #http: NativeWsOptions['http'];
-  readonly #origins: ReadonlySet<string> | undefined;
+  readonly #origins: readonly string[] | undefined;
   readonly #limits: [number, number, number];
   /** Headers of the upgrade being admitted (for the accept hook), only during onOpen. */
   readonly #headers = new Map<number, Readonly<Record<string, string>>>();
@@ -163,7 +165,7 @@ export class NativeWsTransport extends NativeTcpTransport {
       if (!Array.isArray(options.origins) || !options.origins.every((o) => typeof o === 'string')) {
         throw new TypeError(`origins must be an array of Origin strings such as 'https://example.com', got ${describe(options.origins)}`);
       }
-      this.#origins = new Set(options.origins);
+      this.#origins = [...options.origins];
     }
     this.#limits = [
       checkUint(options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, 'options.maxHeaderSize', 1 << 20) || DEFAULT_MAX_HEADER_SIZE,
@@ -209,8 +211,7 @@ export class NativeWsTransport extends NativeTcpTransport {
       this.refuse(peer, REFUSE_NOT_FOUND);
       return;
     }
-    const origin = request.headers.origin;
-    if (this.#origins !== undefined && origin !== undefined && !this.#origins.has(origin)) {
+    if (!originAllowed(request.headers.origin, request.headers.host, this.#origins)) {
       this.refuse(peer, REFUSE_FORBIDDEN);
       return;
     }

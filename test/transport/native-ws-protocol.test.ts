@@ -174,6 +174,21 @@ for (const ioThread of [false, true]) {
       assert.equal(t.stats().closes.refused, 2);
     });
 
+    it('without origins: only same-origin pages (Origin host:port = Host) and Origin-less programs pass, as uws and ws', async () => {
+      const { at } = await server({ ioThread });
+      const statusOf = async (extra: string) => {
+        const c = await raw(at.port);
+        c.s.write(upgrade(extra).replace('Host: x\r\n', `Host: 127.0.0.1:${at.port}\r\n`));
+        await until(() => c.got().includes('\r\n\r\n'));
+        return /^HTTP\/1\.1 (\d+)/.exec(c.got().toString('latin1'))?.[1];
+      };
+      assert.equal(await statusOf(`Origin: http://127.0.0.1:${at.port}\r\n`), '101');
+      assert.equal(await statusOf('Origin: https://evil.example\r\n'), '403');
+      assert.equal(await statusOf(`Origin: http://127.0.0.1:${at.port + 1}\r\n`), '403');
+      assert.equal(await statusOf('Origin: null\r\n'), '403');
+      assert.equal(await statusOf(''), '101');
+    });
+
     it('plain HTTP reaches the http handler with method, url, headers and body; 404 without an answer, 413 beyond maxBodySize', async () => {
       const { at } = await server({
         ioThread,
