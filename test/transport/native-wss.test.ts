@@ -15,8 +15,9 @@ import { CA, serverTls, WssTransport } from './native-tls-helpers.js';
 import { echo, frame, until } from './ws-helpers.js';
 import { runTransportSuite } from './suite.js';
 
-runTransportSuite('NativeWsTransport over TLS (wss://, inline)', () => new WssTransport(), { sockets: false });
-runTransportSuite('NativeWsTransport over TLS (wss://, I/O thread)', () => new WssTransport({ ioThread: true }), { sockets: false });
+// 200 open/close cycles, as the native TLS suite: each costs a TLS handshake.
+runTransportSuite('NativeWsTransport over TLS (wss://, inline)', () => new WssTransport(), { sockets: false, cycles: 200 });
+runTransportSuite('NativeWsTransport over TLS (wss://, I/O thread)', () => new WssTransport({ ioThread: true }), { sockets: false, cycles: 200 });
 
 async function wssServer(options: NativeWsOptions = {}) {
   const t = new NativeWsTransport(options);
