@@ -24,11 +24,19 @@ export async function runSelfCheck(_args: string[]): Promise<number> {
 /** What each transport name is, for the list of `zserver info`. */
 const TRANSPORTS: [TransportName, string][] = [
   ['native', 'native TCP in the epoll loop'],
+  ['native-ws', 'WebSocket (and wss with TLS) in the epoll loop'],
   ['node-net', 'Node net TCP'],
   ['uws', 'WebSocket server on uWebSockets.js'],
   ['ws', 'WebSocket server on the ws package'],
   ['memory', 'in-process, for tests'],
 ];
+
+/** What createWebSocketServer() makes, by webSocketServerName(). */
+const WS_SERVERS = {
+  'native-ws': 'native-ws (WebSocket in the native epoll loop)',
+  uws: 'uWebSockets.js',
+  ws: 'ws package (no native loop here, and uWebSockets.js has no binary for this Node)',
+} as const;
 
 /** The lines of "Available now": what this build on this Node can do. */
 export async function capabilities(): Promise<string[]> {
@@ -40,7 +48,7 @@ export async function capabilities(): Promise<string[]> {
   const ws = await webSocketServerName();
   return [
     `transports: ${transports.join(', ')}${missing.length ? `; not here: ${missing.join(', ')}` : ''}`,
-    `WebSocket server in use (zserver serve, createWebSocketServer): ${ws === 'uws' ? 'uWebSockets.js' : 'ws package (uWebSockets.js has no binary for this Node)'}`,
+    `WebSocket server in use (zserver serve, createWebSocketServer): ${WS_SERVERS[ws]}`,
     `framework: console, stream, direct, big stream and complete buffer commands, both ways, over any transport`,
     `secure channel: X25519 + Ed25519 identity, AEAD records ${suites.join(', ')}, in the native loop on native TCP`,
     `compression: ${compressionMethods.filter((m) => m !== 'none').join(', ')} (per frame, pipeline stage)`,

@@ -5,18 +5,21 @@
  * everything else, and asking for a missing one fails with a message that
  * names the missing module.
  *
- * createWebSocketServer(options): the WebSocket server transport this Node can
- * run, UwsTransport where the uWebSockets.js binary loads, WsServerTransport
- * (the `ws` package) elsewhere, with the same options and behaviour.
+ * createWebSocketServer(options): the WebSocket server transport this machine
+ * runs best: NativeWsTransport (WebSocket in the native epoll loop) on Linux
+ * where the native addon loads, else UwsTransport where the uWebSockets.js
+ * binary loads, else WsServerTransport (the `ws` package), with the same
+ * options and behaviour.
  */
 import { NativeLoadError, TransportUnavailableError } from '../errors.js';
+import { native } from '../native.js';
 import { MemoryTransport } from './memory.js';
 import type { Transport } from './types.js';
 import type { WebSocketServerOptions } from './ws-server.js';
 
 /**
- * Names createTransport() understands. 'uws', 'ws' and 'native-ws' (the native loop's own
- * WebSocket, opt-in: createWebSocketServer() does not pick it) are WebSocket servers.
+ * Names createTransport() understands. 'native-ws' (the native loop's own WebSocket, what
+ * createWebSocketServer() picks on Linux), 'uws' and 'ws' are WebSocket servers.
  */
 export type TransportName = 'memory' | 'node-net' | 'native' | 'native-ws' | 'uws' | 'ws';
 
@@ -83,23 +86,47 @@ export async function transportAvailable(name: TransportName): Promise<boolean> 
   }
 }
 
+/** The WebSocket server transports createWebSocketServer() can make. */
+export type WebSocketServerName = 'native-ws' | 'uws' | 'ws';
+
 /**
- * Which WebSocket server transport createWebSocketServer() makes on this Node: 'uws' where it
- * loads, else 'ws'. The environment variable ZSERVER_WS_SERVER=ws (or uws) forces one.
+ * Whether the native loop's WebSocket runs here: on Linux (the loop's epoll poller; the only
+ * platform it is built and tested on) with the native addon loaded.
  */
-export async function webSocketServerName(): Promise<'uws' | 'ws'> {
+function nativeLoopRuns(): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    return typeof native().TcpLoop === 'function';
+  } catch (err) {
+    if (err instanceof NativeLoadError) return false;
+    throw err;
+  }
+}
+
+/**
+ * Which WebSocket server transport createWebSocketServer() makes here: 'native-ws' on Linux where
+ * the native addon loads, else 'uws' where uWebSockets.js loads, else 'ws'. The environment
+ * variable ZSERVER_WS_SERVER=native-ws, uws or ws forces one.
+ */
+export async function webSocketServerName(): Promise<WebSocketServerName> {
   const forced = process.env.ZSERVER_WS_SERVER;
-  if (forced === 'ws' || forced === 'uws') return forced;
-  if (forced) throw new RangeError(`ZSERVER_WS_SERVER must be 'uws', 'ws' or unset, got ${JSON.stringify(forced)}`);
+  if (forced === 'native-ws' || forced === 'ws' || forced === 'uws') return forced;
+  if (forced) throw new RangeError(`ZSERVER_WS_SERVER must be 'native-ws', 'uws', 'ws' or unset, got ${JSON.stringify(forced)}`);
+  if (nativeLoopRuns()) return 'native-ws';
   return (await transportAvailable('uws')) ? 'uws' : 'ws';
 }
 
 /**
  * A WebSocket server transport (listen() on ws://host:port + path, plain HTTP through
- * `options.http`): UwsTransport where uWebSockets.js loads, WsServerTransport elsewhere.
+ * `options.http`): the one webSocketServerName() names, NativeWsTransport on Linux.
  */
 export async function createWebSocketServer(options: WebSocketServerOptions = {}): Promise<Transport> {
-  if ((await webSocketServerName()) === 'uws') {
+  const name = await webSocketServerName();
+  if (name === 'native-ws') {
+    const { NativeWsTransport } = await import('./native-ws.js');
+    return new NativeWsTransport(options);
+  }
+  if (name === 'uws') {
     const { UwsTransport } = await import('./uws.js');
     return new UwsTransport(options);
   }

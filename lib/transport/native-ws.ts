@@ -45,6 +45,7 @@ import type { NativeRecordStats } from './native-record.js';
 import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
 import type { NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-tcp.js';
 import type { Endpoint, FrameBatch, PeerId, PeerInfo, RecordOffload, Transport, TransportEvents, TransportStats } from './types.js';
+import { originAllowed } from './uws.js';
 
 /** Default cap of a request head, bytes (431 beyond). */
 export const DEFAULT_MAX_HEADER_SIZE = 8 * 1024;
@@ -84,7 +85,8 @@ export interface NativeWsOptions extends NativeTcpOptions {
   /**
    * Origins allowed to open WebSocket connections (e.g. 'https://example.com'): an upgrade whose
    * Origin header is not listed is answered 403. Requests without Origin (programs rather than
-   * browsers) pass. Default: any origin.
+   * browsers) pass. Default: same-origin pages only, as UwsTransport (originAllowed of uws.ts):
+   * an Origin whose host:port is the request's Host header.
    */
   origins?: readonly string[];
   /** Largest request head, bytes (default 8 KiB): beyond it 431 and close. */
@@ -153,15 +155,14 @@ class WsProtocol implements NativeEndpointProtocol {
     readonly path: string,
     readonly limits: HttpLimits,
     readonly http: NativeWsOptions['http'],
-    readonly origins: ReadonlySet<string> | undefined,
+    readonly origins: readonly string[] | undefined,
   ) {}
 
   accepted(peer: PeerId): Readonly<Record<string, string>> | number {
     const raw = this.d.loop.takeRequest(peer);
     const request = raw === undefined ? undefined : readRequest(raw);
     if (request === undefined || pathOf(request.url) !== this.path) return REFUSE_NOT_FOUND;
-    const origin = request.headers.origin;
-    if (this.origins !== undefined && origin !== undefined && !this.origins.has(origin)) return REFUSE_FORBIDDEN;
+    if (!originAllowed(request.headers.origin, request.headers.host, this.origins)) return REFUSE_FORBIDDEN;
     return request.headers;
   }
 
@@ -268,12 +269,12 @@ export class NativeWsTransport extends EventEmitter<TransportEvents> implements 
     if (options.http !== undefined && typeof options.http !== 'function') {
       throw new TypeError(`http must be a function (method, url, request) => answer | undefined, got ${describe(options.http)}`);
     }
-    let origins: ReadonlySet<string> | undefined;
+    let origins: readonly string[] | undefined;
     if (options.origins !== undefined) {
       if (!Array.isArray(options.origins) || !options.origins.every((o) => typeof o === 'string')) {
         throw new TypeError(`origins must be an array of Origin strings such as 'https://example.com', got ${describe(options.origins)}`);
       }
-      origins = new Set(options.origins);
+      origins = [...options.origins];
     }
     const limits = {
       maxHead: checkUint(options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE, 'options.maxHeaderSize', 1 << 20) || DEFAULT_MAX_HEADER_SIZE,

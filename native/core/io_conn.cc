@@ -142,6 +142,29 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
   }
 }
 
+// Keeps the start p[0, n) of a frame that is still arriving in a new receive
+// buffer (the one place that makes one; parse() and ws_parse() both do). need:
+// the whole frame's size, or 0 when even its header was cut short (then the
+// bytes are put back in front of the next read, so 16 is room enough). Memory
+// for about what arrived, not what was declared: a peer that declares a big
+// frame and sends little costs what it sent; read_partial() doubles it as more
+// comes. False when memory ran out (the connection is closed).
+bool zs_io_loop::start_rx(uint32_t id, Conn& c, const uint8_t* p, size_t n, size_t need, uint32_t started) {
+  const size_t cap = need ? std::min<size_t>(need, std::max<size_t>(2 * n, io::kRxFirst)) : 16;
+  auto* rx = static_cast<RxBuf*>(std::malloc(offsetof(RxBuf, data) + cap));
+  if (!rx) {
+    close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
+    return false;
+  }
+  rx->len = static_cast<uint32_t>(n);
+  rx->cap = static_cast<uint32_t>(cap);
+  rx->need = static_cast<uint32_t>(need);
+  rx->started = started;
+  std::memcpy(rx->data, p, n);
+  c.rx = rx;
+  return true;
+}
+
 // Delivers every whole frame in p[0, n) and keeps the partial rest. `started`
 // is when p[0] arrived (the frame timeout of a partial frame that starts
 // there). Returns false when the connection was closed for a framing error.
@@ -162,19 +185,7 @@ bool zs_io_loop::parse(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_
     if (st == ZS_FRAME_NEED_MORE) {
       // Only now, with the head token and the length checked, is memory
       // taken, and only for about what arrived: the buffer doubles as more does.
-      const size_t cap = size ? std::min<size_t>(size, std::max<size_t>(2 * n, io::kRxFirst)) : 16;
-      auto* rx = static_cast<RxBuf*>(std::malloc(offsetof(RxBuf, data) + cap));
-      if (!rx) {
-        close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
-        return false;
-      }
-      rx->len = static_cast<uint32_t>(n);
-      rx->cap = static_cast<uint32_t>(cap);
-      rx->need = static_cast<uint32_t>(size);
-      rx->started = started;
-      std::memcpy(rx->data, p, n);
-      c.rx = rx;
-      return true;
+      return start_rx(id, c, p, n, size, started);
     }
     if (st == ZS_FRAME_OVERSIZE) {
       // The event's errno slot carries the declared length, for the close detail.

@@ -232,6 +232,7 @@ struct zs_io_loop {
   void on_readable(uint32_t id, Conn& c, bool err);
   bool read_partial(uint32_t id, Conn& c, int fd);
   bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_t started);
+  bool start_rx(uint32_t id, Conn& c, const uint8_t* p, size_t n, size_t need, uint32_t started);
   void deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f);
   void deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   bool queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);

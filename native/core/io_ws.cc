@@ -288,20 +288,8 @@ bool zs_io_loop::ws_parse(uint32_t id, Conn& c, uint8_t* p, size_t n, uint32_t s
   while (n) {
     zs_ws_header h;
     const zs_ws_status st = zs_ws_parse_header(p, n, !s.client, &h);
-    if (st == ZS_WS_NEED_MORE) {
-      auto* rx = static_cast<RxBuf*>(std::malloc(offsetof(RxBuf, data) + 16));
-      if (!rx) {
-        close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
-        return false;
-      }
-      rx->len = static_cast<uint32_t>(n);
-      rx->cap = 16;
-      rx->need = 0;
-      rx->started = started;
-      std::memcpy(rx->data, p, n);
-      c.rx = rx;
-      return true;
-    }
+    // A header cut short (at most 13 bytes): put back in front of the next read.
+    if (st == ZS_WS_NEED_MORE) return start_rx(id, c, p, n, 0, started);
     if (st != ZS_WS_OK) {
       ws_fail(id, c, s, ZS_CLOSE_PROTOCOL, 1002, 0);
       return false;
@@ -311,22 +299,7 @@ bool zs_io_loop::ws_parse(uint32_t id, Conn& c, uint8_t* p, size_t n, uint32_t s
       return false;
     }
     const size_t total = h.header_size + static_cast<size_t>(h.payload_length);
-    if (n < total) {
-      // As in parse(): memory for about what arrived, doubling as more does.
-      const size_t cap = std::min(total, std::max<size_t>(2 * n, io::kRxFirst));
-      auto* rx = static_cast<RxBuf*>(std::malloc(offsetof(RxBuf, data) + cap));
-      if (!rx) {
-        close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
-        return false;
-      }
-      rx->len = static_cast<uint32_t>(n);
-      rx->cap = static_cast<uint32_t>(cap);
-      rx->need = static_cast<uint32_t>(total);
-      rx->started = started;
-      std::memcpy(rx->data, p, n);
-      c.rx = rx;
-      return true;
-    }
+    if (n < total) return start_rx(id, c, p, n, total, started);
     uint8_t* payload = p + h.header_size;
     const size_t len = static_cast<size_t>(h.payload_length);
     if (h.masked) zs_ws_unmask(payload, len, h.mask, 0);

@@ -47,7 +47,7 @@ typedef enum zs_ws_status {
 zs_ws_status zs_ws_parse_header(const uint8_t* data, size_t len, int expect_masked, zs_ws_header* h);
 
 // XORs data[0, len) with the mask, starting at byte `phase` (0-3) of the key;
-// word at a time.
+// in place, 32 and 8 bytes at a time (unaligned words), any alignment.
 void zs_ws_unmask(uint8_t* data, size_t len, const uint8_t mask[4], uint32_t phase);
 
 // The header size of a frame with this payload length (masked adds 4).

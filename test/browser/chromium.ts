@@ -59,10 +59,11 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
-export async function launchChromium(): Promise<TestBrowser> {
+/** `extraArgs`: more flags, e.g. --ignore-certificate-errors-spki-list=<pin> for a test certificate. */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<TestBrowser> {
   const { path } = await chromiumExecutable();
   const profile = mkdtempSync(join(tmpdir(), 'zs-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: path, headless: true, args: chromiumArgs });
+  const context = await chromium.launchPersistentContext(profile, { executablePath: path, headless: true, args: [...chromiumArgs, ...extraArgs] });
   return {
     context,
     close: async () => {

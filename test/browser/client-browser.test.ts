@@ -21,6 +21,7 @@ import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { FrameFlag, type FrameBatch } from '../../lib/transport/types.js';
 import { compressibleText, fnv1a, pattern } from './client-page.js';
 import { launchChromium, pageErrors, type TestBrowser } from './chromium.js';
+import { SERVER_SPKI } from '../transport/native-tls-helpers.js';
 import { freePort, md5hex, startPageServer, type PageServer } from './page-server.js';
 
 type ZsTest = {
@@ -58,12 +59,17 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
   }
 }
 
-for (const secure of [false, true]) browserClientSuite(secure);
+// Over the default WebSocket server (NativeWsTransport on Linux), with and without the secure
+// channel; and over wss:// (TLS in the native loop; the page itself is https from that port, so
+// the browser client dials wss://), Chromium trusting the test certificate by its key's pin.
+for (const secure of [false, true]) browserClientSuite(secure, false);
+browserClientSuite(true, true);
 
-function browserClientSuite(secure: boolean): void {
+function browserClientSuite(secure: boolean, tls: boolean): void {
   const identity = secure ? ServerIdentity.from(randomBytes(32)) : undefined;
   const wsLayers = identity ? { secure: { identity } } : {};
-  const over = secure ? 'WebSecureChannel(BrowserWsTransport) to a secure endpoint' : 'BrowserWsTransport';
+  const over = (secure ? 'WebSecureChannel(BrowserWsTransport) to a secure endpoint' : 'BrowserWsTransport') + (tls ? ' over wss://' : '');
+  const scheme = tls ? 'https' : 'http';
 
   describe(`browser Client (the bundle) in headless Chromium over ${over}`, { timeout: 120_000 }, () => {
     let browser: TestBrowser;
@@ -71,18 +77,18 @@ function browserClientSuite(secure: boolean): void {
     let page: Page;
     let errors: string[];
     let browserPeer: Peer;
-    /** Kind and flags of every frame the server's uWS transport received from the page. */
+    /** Kind and flags of every frame the server's WebSocket transport received from the page. */
     const wire: { kind: number; flags: number }[] = [];
 
     before(async () => {
-      srv = await startPageServer(await freePort(), await freePort(), wsLayers);
+      srv = await startPageServer(await freePort(), await freePort(), wsLayers, undefined, tls);
       srv.ws.transport.on('frames', (b: FrameBatch) => {
         for (let i = 0; i < b.count; i++) wire.push({ kind: b.kinds[i]!, flags: b.flags[i]! });
       });
-      browser = await launchChromium();
+      browser = await launchChromium(tls ? [`--ignore-certificate-errors-spki-list=${SERVER_SPKI}`] : []);
       page = await browser.context.newPage();
       errors = pageErrors(page);
-      await page.goto(`http://127.0.0.1:${srv.ws.address.port}/`);
+      await page.goto(`${scheme}://127.0.0.1:${srv.ws.address.port}/`);
       await page.waitForFunction(() => (globalThis as { zsTest?: unknown }).zsTest !== undefined, undefined, { timeout: 10_000 });
       await inPage(page, 'connect', srv.ws.address.port, identity?.fingerprint);
       await until('the server to see the page', () => srv.ws.count === 1);
@@ -193,7 +199,7 @@ function browserClientSuite(secure: boolean): void {
 
     it('an endpoint with `compression`: the page decodes its compressed answers (300 kB echo and buffer) and a 2.5 MB big stream; `compression: {}` throws in the page', async () => {
       // The page comes from the first server: this second one must allow its origin.
-      const compressing = await startPageServer(0, 0, { ...wsLayers, compression: {} }, [`http://127.0.0.1:${srv.ws.address.port}`]);
+      const compressing = await startPageServer(0, 0, { ...wsLayers, compression: {} }, [`${scheme}://127.0.0.1:${srv.ws.address.port}`], tls);
       try {
         const r = await inPage(page, 'compressedCalls', compressing.ws.address.port, identity?.fingerprint, 300_000);
         assert.deepEqual({ ...r, refused: undefined }, { echoIntact: true, bufferIntact: true, protocolErrors: 0, refused: undefined });
@@ -211,8 +217,12 @@ function browserClientSuite(secure: boolean): void {
       } finally {
         await compressing.close();
       }
-      // The endpoint without the option has no compression layer: it compresses nothing (and would refuse compressed frames).
-      assert.equal(typeof (srv.ws.stack as Partial<CompressionLayer>).compressionStats, 'undefined');
+      // The endpoint without the option has no compression layer: it compresses nothing (and would
+      // refuse compressed frames). A native transport is itself the stack there, with its
+      // offload's counters (all zero without the option).
+      const plain = srv.ws.stack as Partial<CompressionLayer> & { name: string };
+      if (plain.name.startsWith('native')) assert.equal(plain.compressionStats!().framesCompressed, 0);
+      else assert.equal(typeof plain.compressionStats, 'undefined');
       assert.deepEqual(errors, []);
     });
 
@@ -231,7 +241,7 @@ function browserClientSuite(secure: boolean): void {
       );
       assert.equal(down, 'ZS_CONNECTION_CLOSED');
       await new Promise((r) => setTimeout(r, 300)); // a few failed attempts against a closed port
-      srv = await startPageServer(tcpPort, wsPort, wsLayers);
+      srv = await startPageServer(tcpPort, wsPort, wsLayers, undefined, tls);
       await until('the page to reconnect', async () => (await inPage(page, 'snapshot')).connects === 2, 15_000);
       const snap = await inPage(page, 'snapshot');
       assert.ok(snap.reconnecting >= 1);

@@ -43,7 +43,7 @@ describe('examples/web served by zserver serve, in headless Chromium', { timeout
   before(async () => {
     args = { transport: 'node-net', host: '127.0.0.1', port: await freePort(), wsPort: await freePort(), once: false };
     serve = await startServe(args, 'node-net');
-    assert.ok(serve.web, 'zserver serve has a web endpoint on every Node (uWS or ws)');
+    assert.ok(serve.web, 'zserver serve has a web endpoint on every Node (native-ws on Linux, else uWS or ws)');
     browser = await launchChromium();
     page = await browser.context.newPage();
     errors = pageErrors(page);

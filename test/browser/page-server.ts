@@ -1,5 +1,6 @@
 // The server side of the browser client tests: a Server with a command of
-// every kind, listening on Node net (TCP) and on WebSocket (UwsTransport, or WsServerTransport where uWS does not load),
+// every kind, listening on Node net (TCP) and on WebSocket (what
+// createWebSocketServer() makes: NativeWsTransport on Linux; with `tls`, wss:// in the native loop),
 // whose WebSocket port also serves a test page and the browser bundle. It can
 // be closed and started again on the same ports (the reconnect test). The
 // WebSocket endpoint may have channel layers (`secure`: the secure client test).
@@ -12,9 +13,9 @@ import type { LayerOptions } from '../../lib/framework/layers.js';
 import { Server, type ServerEndpoint } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { NodeNetTransport } from '../../lib/transport/node-net.js';
-import { NativeWsTransport } from '../../lib/transport/native-ws.js';
 import type { HttpAnswer } from '../../lib/transport/ws-server.js';
-import { ServerUnderTest } from '../transport/ws-helpers.js';
+import { WssTransport } from '../transport/native-tls-helpers.js';
+import { DefaultWsServer } from '../transport/ws-helpers.js';
 import { bundleBrowser } from '../../scripts/build-browser.mjs';
 
 /** What the direct (no answer) commands received, in order. */
@@ -89,7 +90,7 @@ export async function freePort(): Promise<number> {
  * options; `origins` lists other pages' origins allowed on its WebSocket (plus its own page's when
  * wsPort is fixed; without `origins`, same-origin pages only).
  */
-export async function startPageServer(tcpPort: number, wsPort: number, wsLayers: LayerOptions = {}, origins?: string[]): Promise<PageServer> {
+export async function startPageServer(tcpPort: number, wsPort: number, wsLayers: LayerOptions = {}, origins?: string[], tls = false): Promise<PageServer> {
   const received: Received = { notes: [], frames: [], kept: [] };
   const server = new Server({ quiet: true, requestTimeout: 10_000 });
   server.console('echo', (text) => text);
@@ -107,10 +108,9 @@ export async function startPageServer(tcpPort: number, wsPort: number, wsLayers:
     throw Object.assign(new Error('failed on purpose'), { code: 'E_PURPOSE' });
   });
   const tcp = await server.listen(new NodeNetTransport(), { host: '127.0.0.1', port: tcpPort });
-  const wsOptions = { http: await pageFiles(), ...(origins ? { origins: [...origins, `http://127.0.0.1:${wsPort}`] } : {}) };
-  // ZS_BROWSER_WS_SERVER=native-ws serves the WebSocket side with the native loop's WebSocket instead.
-  const wsTransport =
-    process.env.ZS_BROWSER_WS_SERVER === 'native-ws' ? new NativeWsTransport(wsOptions) : new ServerUnderTest(wsOptions);
+  const wsOptions = { http: await pageFiles(), ...(origins ? { origins: [...origins, `${tls ? 'https' : 'http'}://127.0.0.1:${wsPort}`] } : {}) };
+  // The default server (ZSERVER_WS_SERVER=uws or ws runs the suite on another); TLS is the native loop's.
+  const wsTransport = tls ? new WssTransport(wsOptions) : new DefaultWsServer(wsOptions);
   const ws = await server.listen(wsTransport, { host: '127.0.0.1', port: wsPort }, wsLayers);
   return { server, tcp, ws, received, close: () => server.close() };
 }

@@ -1,6 +1,6 @@
 // WebSecureChannel in headless Chromium: the page (secure-page.ts) opens the
 // browser secure channel over BrowserWsTransport to a Node SecureChannel over
-// UwsTransport (WsServerTransport where uWS does not load), round-trips frames, and checks the failures a page must see.
+// the default WebSocket server (NativeWsTransport on Linux), round-trips frames, and checks the failures a page must see.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -10,14 +10,14 @@ import type { Page } from 'playwright-core';
 import { SecureChannel } from '../../lib/channel/secure.js';
 import { ServerIdentity } from '../../lib/channel/handshake.js';
 import type { PeerId } from '../../lib/transport/types.js';
-import { ServerUnderTest } from '../transport/ws-helpers.js';
+import { DefaultWsServer } from '../transport/ws-helpers.js';
 import { bundlePage, openBrowser } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 type PageApi = Record<string, (...args: unknown[]) => Promise<Record<string, unknown>>> & { userAgent: string };
 
-describe(`WebSecureChannel in headless Chromium against a Node SecureChannel over ${ServerUnderTest.name}`, () => {
+describe(`WebSecureChannel in headless Chromium against a Node SecureChannel over ${DefaultWsServer.name}`, () => {
   const identity = ServerIdentity.from(randomBytes(32));
   let server: SecureChannel;
   let browser: Awaited<ReturnType<typeof openBrowser>> | undefined;
@@ -29,7 +29,7 @@ describe(`WebSecureChannel in headless Chromium against a Node SecureChannel ove
     bundle = await bundlePage(join(here, 'secure-page.ts'));
     browser = await openBrowser(bundle, 'zserver secure channel test');
     // The page comes from another port, so another origin: the endpoint must list it.
-    server = new SecureChannel(new ServerUnderTest({ origins: [new URL(browser.pageUrl).origin] }), { identity });
+    server = new SecureChannel(new DefaultWsServer({ origins: [new URL(browser.pageUrl).origin] }), { identity });
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
       for (let i = 0; i < b.count; i++) server.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));

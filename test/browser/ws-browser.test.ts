@@ -3,15 +3,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
-import type { PeerId } from '../../lib/transport/types.js';
-import type { WsTransportBase } from '../../lib/transport/ws-base.js';
-import { ServerUnderTest } from '../transport/ws-helpers.js';
+import type { PeerId, Transport } from '../../lib/transport/types.js';
+import { DefaultWsServer } from '../transport/ws-helpers.js';
 import { bundlePage, openBrowser } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 describe('BrowserWsTransport in headless Chromium', () => {
-  let server: WsTransportBase;
+  let server: Transport;
   let browser: Awaited<ReturnType<typeof openBrowser>> | undefined;
   let context: BrowserContext;
   let pageUrl = '';
@@ -25,7 +24,7 @@ describe('BrowserWsTransport in headless Chromium', () => {
     context = browser.context;
     pageUrl = browser.pageUrl;
     // The page comes from another port, so another origin: the endpoint must list it.
-    server = new ServerUnderTest({ origins: [new URL(pageUrl).origin] });
+    server = new DefaultWsServer({ origins: [new URL(pageUrl).origin] });
     server.on('open', (peer: PeerId) => server.send(peer, 20, 0, new TextEncoder().encode('welcome')));
     server.on('frames', (b) => {
       for (let i = 0; i < b.count; i++) {

@@ -15,7 +15,7 @@ describe('zserver command line', () => {
     // What zserver can do on this Node, not only hashing.
     assert.match(r.stdout, /transports: .*\bws \(WebSocket server on the ws package\)/);
     assert.match(r.stdout, /transports: .*\bnode-net\b/);
-    assert.match(r.stdout, /WebSocket server in use .*: (uWebSockets\.js|ws package)/);
+    assert.match(r.stdout, /WebSocket server in use .*: (native-ws|uWebSockets\.js|ws package)/);
     assert.match(r.stdout, /secure channel: .*aes-256-gcm/);
     assert.match(r.stdout, /compression: deflate-fixed, brrc, zlib, brotli/);
     assert.match(r.stdout, /hashing: md5, crc32, crc32c, xxh64/);

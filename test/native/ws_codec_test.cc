@@ -83,7 +83,7 @@ TEST(ws_unmask_word_at_a_time_matches_a_byte_loop) {
   const uint8_t mask[4] = {0xA1, 0x5B, 0x3C, 0xF0};
   for (size_t start = 0; start < 9; start++) {
     for (uint32_t phase = 0; phase < 4; phase++) {
-      for (size_t len : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{63}, size_t{250}}) {
+      for (size_t len : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{31}, size_t{32}, size_t{33}, size_t{63}, size_t{77}, size_t{250}, size_t{291}}) {
         std::vector<uint8_t> got(data);
         zs_ws_unmask(got.data() + start, len, mask, phase);
         want = data;

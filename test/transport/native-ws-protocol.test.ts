@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { ConnectError } from '../../lib/errors.js';
+import { createWebSocketServer, transportAvailable, webSocketServerName } from '../../lib/transport/factory.js';
 import { NativeWsTransport, type NativeWsOptions } from '../../lib/transport/native-ws.js';
 import type { CloseReason, PeerId } from '../../lib/transport/types.js';
 import { WsClientTransport } from '../../lib/transport/ws-client.js';
@@ -174,6 +175,21 @@ for (const ioThread of [false, true]) {
       assert.equal(t.stats().closes.refused, 2);
     });
 
+    it('without origins: only same-origin pages (Origin host:port = Host) and Origin-less programs pass, as uws and ws', async () => {
+      const { at } = await server({ ioThread });
+      const statusOf = async (extra: string) => {
+        const c = await raw(at.port);
+        c.s.write(upgrade(extra).replace('Host: x\r\n', `Host: 127.0.0.1:${at.port}\r\n`));
+        await until(() => c.got().includes('\r\n\r\n'));
+        return /^HTTP\/1\.1 (\d+)/.exec(c.got().toString('latin1'))?.[1];
+      };
+      assert.equal(await statusOf(`Origin: http://127.0.0.1:${at.port}\r\n`), '101');
+      assert.equal(await statusOf('Origin: https://evil.example\r\n'), '403');
+      assert.equal(await statusOf(`Origin: http://127.0.0.1:${at.port + 1}\r\n`), '403');
+      assert.equal(await statusOf('Origin: null\r\n'), '403');
+      assert.equal(await statusOf(''), '101');
+    });
+
     it('plain HTTP reaches the http handler with method, url, headers and body; 404 without an answer, 413 beyond maxBodySize', async () => {
       const { at } = await server({
         ioThread,
@@ -303,6 +319,32 @@ for (const ioThread of [false, true]) {
     });
   });
 }
+
+describe('native-ws as the default WebSocket server', () => {
+  it('createWebSocketServer() makes a NativeWsTransport on Linux; ZSERVER_WS_SERVER picks another or fails on a typo', async () => {
+    const before = process.env.ZSERVER_WS_SERVER;
+    try {
+      delete process.env.ZSERVER_WS_SERVER;
+      assert.equal(await webSocketServerName(), process.platform === 'linux' ? 'native-ws' : (await transportAvailable('uws')) ? 'uws' : 'ws');
+      const made = await createWebSocketServer({ http: () => ({ body: 'page' }) });
+      cleanup.push(() => made.shutdown());
+      if (process.platform === 'linux') assert.ok(made instanceof NativeWsTransport);
+      const at = await made.listen(local);
+      assert.equal(await (await fetch(`http://127.0.0.1:${at.port}/`)).text(), 'page');
+      process.env.ZSERVER_WS_SERVER = 'ws';
+      const ws = await createWebSocketServer();
+      assert.equal(ws.name, 'ws');
+      await ws.shutdown();
+      process.env.ZSERVER_WS_SERVER = 'native-ws';
+      assert.equal(await webSocketServerName(), 'native-ws');
+      process.env.ZSERVER_WS_SERVER = 'native';
+      await assert.rejects(webSocketServerName(), /ZSERVER_WS_SERVER must be 'native-ws', 'uws', 'ws' or unset/);
+    } finally {
+      if (before === undefined) delete process.env.ZSERVER_WS_SERVER;
+      else process.env.ZSERVER_WS_SERVER = before;
+    }
+  });
+});
 
 describe('native-ws interop', () => {
   it('the `ws` client: binary messages of several frames echo back, a big one alone', async () => {

@@ -2,7 +2,8 @@
 // hand-built frames for raw `ws` clients, and waiting with a deadline.
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
-import { webSocketServerName } from '../../lib/transport/factory.js';
+import { transportAvailable, webSocketServerName } from '../../lib/transport/factory.js';
+import { NativeWsTransport } from '../../lib/transport/native-ws.js';
 import type { Endpoint, FrameBatch, PeerId, Transport } from '../../lib/transport/types.js';
 import { UwsTransport, type UwsListenOptions } from '../../lib/transport/uws.js';
 import type { WsTransportBase } from '../../lib/transport/ws-base.js';
@@ -78,12 +79,20 @@ export async function fdCount(): Promise<number> {
 }
 
 /**
- * The WebSocket server transport the WebSocket and browser tests run against, the one
- * createWebSocketServer() makes: UwsTransport where uWebSockets.js loads, WsServerTransport
+ * The WebSocket server transport of the `ws`-level tests (uws.test.ts, uws-faults.test.ts,
+ * limits.test.ts and the channel tests): UwsTransport where uWebSockets.js loads, WsServerTransport
  * where it does not (Node 22 and later) or when ZSERVER_WS_SERVER=ws (ws-server.test.ts runs
- * uws.test.ts and uws-faults.test.ts again that way).
+ * uws.test.ts and uws-faults.test.ts again that way). NativeWsTransport has suites of its own.
  */
+const serverName = await webSocketServerName();
 export const ServerUnderTest: new (options?: WebSocketServerOptions) => WsTransportBase & {
   listen(endpoint: Endpoint, options?: UwsListenOptions): Promise<Endpoint>;
 } =
-  (await webSocketServerName()) === 'uws' ? UwsTransport : WsServerTransport;
+  serverName === 'uws' || (serverName === 'native-ws' && (await transportAvailable('uws'))) ? UwsTransport : WsServerTransport;
+
+/**
+ * The WebSocket server createWebSocketServer() makes here (NativeWsTransport on Linux; or as
+ * ZSERVER_WS_SERVER forces): the one the browser suite runs against.
+ */
+export const DefaultWsServer: new (options?: WebSocketServerOptions) => Transport =
+  serverName === 'native-ws' ? NativeWsTransport : ServerUnderTest;
