@@ -240,7 +240,8 @@ export class FilesClient {
         extra.push(c);
         clients.push(c);
       }
-      await Promise.all(
+      // allSettled: every range stops (or finishes) before the progress is saved and the file closed.
+      const settled = await Promise.allSettled(
         pending.map((r, i) =>
           pullRange(new FilesClient(clients[i]!), remote, r, fh, { chunk, inFlight, timeout, signal, mtimeMs: remoteStat.mtimeMs }, (n) => {
             done += n;
@@ -249,9 +250,10 @@ export class FilesClient {
           }),
         ),
       );
-      await save(true);
+      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     } finally {
-      await saving.catch(() => {});
+      await save(true).catch(() => {}); // after a failure too: what was written is kept for the next run
       await fh.close();
       await Promise.all(extra.map((c) => c.close().catch(() => {})));
     }
