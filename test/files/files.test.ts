@@ -281,7 +281,7 @@ describe('file service: limits', () => {
       assert.equal((await read(h1, 1024)).readBytes().length, 1024);
       await other.close();
       const deadline = Date.now() + 2000;
-      while (s.service.openFiles !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while ((s.service.openFiles as number) !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       assert.equal(s.service.openFiles, 2, 'the disconnected peer\'s handle was closed');
       await new Promise((r) => setTimeout(r, 400));
       assert.equal(await remoteCode(read(h1, 10)), 'ZS_FILES_HANDLE', 'an idle handle expired');
