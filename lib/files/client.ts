@@ -184,16 +184,25 @@ export class FilesClient {
 
     // Work out what to keep from an earlier run, each kept part checked against the server.
     let ranges: RangeState[] | undefined;
-    const saved = await readFile(progressPath, 'utf8').then((t) => JSON.parse(t) as ProgressFile, () => undefined);
+    const saved = await readFile(progressPath, 'utf8')
+      .then((t) => JSON.parse(t) as ProgressFile)
+      .catch(() => undefined); // missing or unreadable: the partial's length is checked instead
     const have = await localSize(partial);
     if (saved !== undefined && have !== undefined && saved.remote === remote && saved.size === size && saved.mtimeMs === remoteStat.mtimeMs && saved.algorithm === algo && Array.isArray(saved.ranges)) {
       ranges = [];
       for (const r of saved.ranges) {
-        const done = Math.min(r.done, have);
+        // The saved progress may lag the bytes written (a kill between a write and its save): the
+        // range that ends the partial is tried up to the partial's length first.
+        const candidates = [Math.min(r.done, have)];
+        if (have > r.done && have <= r.end) candidates.unshift(have);
         let keep = r.start;
-        if (done > r.start) {
+        for (const done of candidates) {
+          if (done <= r.start) continue;
           const [theirs, ours] = await Promise.all([this.hash(remote, r.start, done - r.start, algo, timeout), hashLocal(partial, r.start, done - r.start, algo)]);
-          if (theirs.hash === ours && theirs.length === done - r.start) keep = done;
+          if (theirs.hash === ours && theirs.length === done - r.start) {
+            keep = done;
+            break;
+          }
         }
         ranges.push({ start: r.start, end: r.end, done: keep });
       }
@@ -217,21 +226,32 @@ export class FilesClient {
 
     const fh = await open(partial, have === undefined ? 'w+' : 'r+');
     const record: ProgressFile = { remote, size, mtimeMs: remoteStat.mtimeMs, algorithm: algo, ranges };
-    // Progress is saved one write at a time, after the bytes it claims were written.
-    let saving: Promise<void> = Promise.resolve();
-    let lastSave = 0;
-    const save = (force: boolean): Promise<void> => {
-      const now = performance.now();
-      if (!force && now - lastSave < 200) return saving;
-      lastSave = now;
-      const text = JSON.stringify(record);
-      saving = saving.then(() => writeFile(progressPath, text));
+    // Progress is saved after the bytes it claims were written, one save at a time: while one is
+    // being written, later progress only marks it stale, and one more save follows with the latest.
+    let saving: Promise<void> | null = null;
+    let stale = false;
+    const save = (): Promise<void> => {
+      if (saving !== null) {
+        stale = true;
+        return saving;
+      }
+      const run = async (): Promise<void> => {
+        do {
+          stale = false;
+          // Written aside and renamed over, so a kill never leaves half a progress file.
+          await writeFile(`${progressPath}.tmp`, JSON.stringify(record));
+          await rename(`${progressPath}.tmp`, progressPath);
+        } while (stale);
+      };
+      saving = run().finally(() => {
+        saving = null;
+      });
       return saving;
     };
     const extra: Client[] = [];
     try {
       if (have !== undefined && have > size) await fh.truncate(size);
-      await save(true);
+      await save();
       const clients: Client[] = [this.client];
       const pending = ranges.filter((r) => r.done < r.end);
       for (let i = 1; i < pending.length; i++) {
@@ -246,14 +266,15 @@ export class FilesClient {
           pullRange(new FilesClient(clients[i]!), remote, r, fh, { chunk, inFlight, timeout, signal, mtimeMs: remoteStat.mtimeMs }, (n) => {
             done += n;
             options.onProgress?.({ done, total: size, resumedFrom });
-            void save(false);
+            void save().catch(() => {});
           }),
         ),
       );
       const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
     } finally {
-      await save(true).catch(() => {}); // after a failure too: what was written is kept for the next run
+      await (saving as Promise<void> | null)?.catch(() => {});
+      await save().catch(() => {}); // after a failure too: what was written is kept for the next run
       await fh.close();
       await Promise.all(extra.map((c) => c.close().catch(() => {})));
     }
