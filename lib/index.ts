@@ -21,6 +21,8 @@ export {
 } from './errors.js';
 // Logic tier (issue 18): its errors.
 export { NoWorkerError, NatsUnavailableError } from './errors.js';
+// File service (issue 20): its error.
+export { FilesError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -178,3 +180,17 @@ export {
   type WorkerDirectStreamHandler,
 } from './logic/worker.js';
 export { Header as LogicHeader, QUEUE_GROUP as LOGIC_QUEUE_GROUP, defaultSubject as logicSubject, durableStreamName as logicStreamName } from './logic/format.js';
+export {
+  serveFiles,
+  filesClient,
+  FilesClient,
+  FilesCommand,
+  type FilesOptions,
+  type FileService,
+  type TransferOptions,
+  type TransferProgress,
+  type TransferResult,
+  type FileEntry,
+  type FileStat,
+  type HashAlgorithm,
+} from './files/index.js';
