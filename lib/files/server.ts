@@ -71,6 +71,7 @@ interface ReadHandle {
 
 interface PeerFiles {
   handles: Map<number, ReadHandle>;
+  /** Uploads and hashing requests in progress (each holds a file open). */
   uploads: number;
   nextHandle: number;
 }
@@ -226,6 +227,23 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     return { fh, st };
   }
 
+  /**
+   * Runs `work` holding a transfer slot and an open-file slot: hashing reads a whole file or range,
+   * so a peer may not run more of them at once than it may have transfers.
+   */
+  async function withSlot<T>(peer: Peer, work: () => Promise<T>): Promise<T> {
+    const s = stateOf(peer);
+    takeSlot(s);
+    s.uploads++;
+    openFiles++;
+    try {
+      return await work();
+    } finally {
+      s.uploads--;
+      openFiles--;
+    }
+  }
+
   async function wholeHash(fh: FileHandle, st: Stats, algo: HashAlgorithm): Promise<string> {
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${algo}`;
     const hit = hashCache.get(key);
@@ -279,12 +297,15 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     });
     let hash = '';
     if (algoText !== '' && st.isFile()) {
-      const { fh, st: st2 } = await openRegular(p, name);
-      try {
-        hash = await wholeHash(fh, st2, checkAlgorithm(algoText));
-      } finally {
-        await fh.close();
-      }
+      const algo = checkAlgorithm(algoText);
+      hash = await withSlot(peer, async () => {
+        const { fh, st: st2 } = await openRegular(p, name);
+        try {
+          return await wholeHash(fh, st2, algo);
+        } finally {
+          await fh.close();
+        }
+      });
     }
     return new DataFrame().writeByte(typeOf(st)).writeInt64(st.isFile() ? st.size : 0).writeFloat64(st.mtimeMs).writeString(hash);
   });
@@ -296,14 +317,16 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     const algo = checkAlgorithm(df.readString());
     const r = await rootOf(peer);
     const p = await r.sandbox.resolve(checkName(name));
-    const { fh, st } = await openRegular(p, name);
-    try {
-      const n = Math.max(0, Math.min(length, st.size - offset));
-      const hash = offset === 0 && n === st.size ? await wholeHash(fh, st, algo) : await hashRange(fh, offset, n, algo);
-      return new DataFrame().writeString(hash).writeInt64(n);
-    } finally {
-      await fh.close();
-    }
+    return withSlot(peer, async () => {
+      const { fh, st } = await openRegular(p, name);
+      try {
+        const n = Math.max(0, Math.min(length, st.size - offset));
+        const hash = offset === 0 && n === st.size ? await wholeHash(fh, st, algo) : await hashRange(fh, offset, n, algo);
+        return new DataFrame().writeString(hash).writeInt64(n);
+      } finally {
+        await fh.close();
+      }
+    });
   });
 
   server.stream(FilesCommand.open, async (df, peer) => {
@@ -367,19 +390,21 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     const algo = checkAlgorithm(df.eof ? '' : df.readString());
     const r = await rootOf(peer);
     const p = partialPath(await r.sandbox.resolve(checkName(name)));
-    let fh: FileHandle;
-    try {
-      fh = await open(p, fsc.O_RDONLY | O_NOFOLLOW);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new DataFrame().writeInt64(0).writeString('');
-      throw fsError(err, name);
-    }
-    try {
-      const st = await fh.stat();
-      return new DataFrame().writeInt64(st.size).writeString(await hashRange(fh, 0, st.size, algo));
-    } finally {
-      await fh.close();
-    }
+    return withSlot(peer, async () => {
+      let fh: FileHandle;
+      try {
+        fh = await open(p, fsc.O_RDONLY | O_NOFOLLOW);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new DataFrame().writeInt64(0).writeString('');
+        throw fsError(err, name);
+      }
+      try {
+        const st = await fh.stat();
+        return new DataFrame().writeInt64(st.size).writeString(await hashRange(fh, 0, st.size, algo));
+      } finally {
+        await fh.close();
+      }
+    });
   });
 
   server.bigStream(FilesCommand.upload, async (stream: BigStreamIn, peer) => {

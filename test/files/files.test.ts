@@ -272,6 +272,8 @@ describe('file service: limits', () => {
       const h1 = await openF();
       await openF();
       assert.equal(await remoteCode(openF()), 'ZS_FILES_BUSY', 'a third transfer on one connection');
+      assert.equal(await remoteCode(s.files.hash('f', 0, 5000)), 'ZS_FILES_BUSY', 'hashing takes a transfer slot too');
+      assert.equal(await remoteCode(s.files.stat('f', { hash: 'md5' })), 'ZS_FILES_BUSY');
       const other = await s.newClient();
       await openF(other);
       assert.equal(s.service.openFiles, 3);
