@@ -154,6 +154,8 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     let r = roots.get(key);
     if (r === undefined) {
       const sandbox = key === '' ? baseRoot : await SandboxRoot.open(join(baseRoot.real, key), true);
+      // A user's directory replaced by a symlink behind the service's back must not lead out.
+      if (!baseRoot.contains(sandbox.real)) throw new FilesError('ZS_FILES_PATH', `the root of user '${key}' leads outside the service's root`);
       r = roots.get(key) ?? { sandbox, usage: undefined, delta: 0 };
       roots.set(key, r);
     }
