@@ -21,8 +21,6 @@ export {
 } from './errors.js';
 // Logic tier (issue 18): its errors.
 export { NoWorkerError, NatsUnavailableError } from './errors.js';
-// File service (issue 20): its error.
-export { FilesError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -180,6 +178,8 @@ export {
   type WorkerDirectStreamHandler,
 } from './logic/worker.js';
 export { Header as LogicHeader, QUEUE_GROUP as LOGIC_QUEUE_GROUP, defaultSubject as logicSubject, durableStreamName as logicStreamName } from './logic/format.js';
+// File service (issue 20): the service, its client and its error.
+export { FilesError } from './errors.js';
 export {
   serveFiles,
   filesClient,
