@@ -9,7 +9,7 @@ import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RemoteError } from '../../lib/errors.js';
-import { FilesCommand, filesClient } from '../../lib/files/index.js';
+import { FilesCommand, HASH_BLOCK, filesClient } from '../../lib/files/index.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { randomFile, setup, type Setup } from './helpers.js';
 
@@ -247,6 +247,57 @@ describe('file service: limits', () => {
       assert.equal(await remoteCode(s.files.upload(src, 'two.bin')), 'ZS_FILES_QUOTA');
       await s.files.delete('one.bin');
       await s.files.upload(src, 'two.bin');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('one upload per name at a time; a partial counts in the quota until it is finished or replaced', async () => {
+    const s = await setup({ quota: 2_000_000 });
+    try {
+      const data = Buffer.alloc(1_500_000, 5);
+      const info = () => new DataFrame().writeString('held.bin').writeInt64(0).writeInt64(data.length).writeString('md5').writeString(createHash('md5').update(data).digest('hex'));
+      const partial = join(s.root, '.zspart.held.bin');
+      const partialReaches = async (n: number) => {
+        const deadline = Date.now() + 5000;
+        while (Date.now() < deadline && (await stat(partial).then((st) => st.size, () => 0)) < n) await new Promise((r) => setTimeout(r, 10));
+        assert.ok((await stat(partial)).size >= n, `the server wrote ${n} bytes of the partial`);
+      };
+      // The first upload sends 1,200,000 bytes and then waits (the server writes in batches of
+      // 1 MiB, so the partial shows 1 MiB), so it is in progress on the server.
+      let release!: () => void;
+      async function* held(fail: boolean): AsyncGenerator<Uint8Array> {
+        const gate = new Promise<void>((r) => (release = r));
+        yield data.subarray(0, 1_200_000);
+        await gate;
+        if (fail) throw new Error('the source failed');
+        yield data.subarray(1_200_000);
+      }
+      const first = s.client.sendBigStream(FilesCommand.upload, held(false), { info: info(), size: data.length });
+      await partialReaches(HASH_BLOCK);
+      const other = await s.newClient();
+      assert.equal(await remoteCode(other.sendBigStream(FilesCommand.upload, data, { info: info() })), 'ZS_FILES_BUSY', 'a second upload of the same name');
+      // held.bin reserves its 1,500,000 bytes: 1,100,000 more do not fit in the quota of 2,000,000.
+      const src = join(s.dir, 'q.bin');
+      await randomFile(src, 1_100_000);
+      assert.equal(await remoteCode(filesClient(other).upload(src, 'other.bin')), 'ZS_FILES_QUOTA', 'the upload in progress holds its size');
+      release();
+      assert.equal((await first).readInt64(), BigInt(data.length));
+      assert.deepEqual(await readFile(join(s.root, 'held.bin')), data);
+      assert.equal(await remoteCode(filesClient(other).upload(src, 'other.bin')), 'ZS_FILES_QUOTA', 'the finished file holds its size');
+      // An upload cut after its first MiB was written leaves a partial that still counts...
+      await s.files.delete('held.bin');
+      const cut = s.client.sendBigStream(FilesCommand.upload, held(true), { info: info(), size: data.length });
+      await partialReaches(HASH_BLOCK);
+      release();
+      await assert.rejects(cut, { code: 'ZS_STREAM_ABORTED' });
+      assert.equal(await remoteCode(filesClient(other).upload(src, 'other.bin')), 'ZS_FILES_QUOTA', 'a partial holds its bytes');
+      // ...until an upload of that name that does not resume it (other bytes) replaces it: 1,100,000 in use.
+      await s.files.upload(src, 'held.bin');
+      await assert.rejects(stat(partial), { code: 'ENOENT' });
+      const small = join(s.dir, 'small.bin');
+      await randomFile(small, 800_000);
+      await filesClient(other).upload(small, 'other.bin');
     } finally {
       await s.close();
     }
