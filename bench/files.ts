@@ -15,20 +15,30 @@
  *    a minimal C server that sendfile()s the whole file (compiled with cc at run time; skipped
  *    with a note when there is no cc). The C row has no server CPU figure (it is not sampled).
  *
- * --quick: 20 downloads of 8 MiB, one of 64 MiB, 2 load processes, 20 s cap: a check that the bench works.
+ * 3. Interrupted transfers (default 100, --interrupts N, of a file of --resume-size MiB, default 8):
+ *    half are stopped by killing the transferring process (SIGKILL at a random offset, in a child
+ *    process, so nothing of the client runs after it), half by a link drop (the server closes the
+ *    connections at a random offset); downloads over 1 and 3 connections and uploads in turn. Each is
+ *    then resumed by running the same transfer again, and its result compared byte for byte (MD5 of
+ *    node:crypto, independent of the service's own hash) with the source. Reports how many were
+ *    interrupted, resumed from a non-zero offset, and match.
+ *
+ * --quick: 20 downloads of 8 MiB, one of 64 MiB, 2 load processes, 20 s cap, 12 interruptions of
+ * 4 MiB: a check that the bench works. --only throughput|single|resume runs one part.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open as openFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open as openFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { get as httpGet, createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Client } from '../lib/framework/client.js';
 import { Server } from '../lib/framework/server.js';
-import { FilesCommand, serveFiles } from '../lib/files/index.js';
+import { FilesCommand, filesClient, serveFiles } from '../lib/files/index.js';
+import { RemoteError } from '../lib/errors.js';
 import { DataFrame } from '../lib/protocol/dataframe.js';
 import { createTransport, transportAvailable } from '../lib/transport/factory.js';
 import { formatNumber, printTable, quick, writeResults } from './_lib.js';
@@ -126,6 +136,144 @@ async function loadRole(): Promise<void> {
     process.send!({ type: 'done', bytes, errors: errors.length, firstError: errors[0] ?? '' });
   });
   process.send!({ type: 'ready' });
+}
+
+// ---------------------------------------------------------------- interrupted transfers
+type Transfer = { mode: 'download' | 'upload'; connections: number; remote: string; local: string };
+
+/** Child process of the kill half: one transfer that SIGKILLs itself once `killAt` bytes are in place. */
+async function transferRole(args: string[]): Promise<void> {
+  const [mode, port, remote, local, connections, killAt] = args;
+  const transport = await createTransport((await transportAvailable('native')) ? 'native' : 'node-net');
+  const client = new Client({ transport, host: '127.0.0.1', port: Number(port), quiet: true });
+  await client.connect();
+  const files = filesClient(client);
+  const onProgress = (p: { done: number }) => {
+    if (p.done >= Number(killAt)) process.kill(process.pid, 'SIGKILL');
+  };
+  const opts = { connections: Number(connections), chunkSize: 64 * 1024, inFlight: 2, onProgress };
+  if (mode === 'download') await files.download(remote!, local!, opts);
+  else await files.upload(local!, remote!, opts);
+  process.exit(3); // finished before the kill: counted as not interrupted
+}
+
+function killedTransfer(t: Transfer, port: number, killAt: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const args = ['--role', 'transfer', t.mode, String(port), t.remote, t.local, String(t.connections), String(killAt)];
+    const child = spawn(process.execPath, ['--import', 'tsx', self, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('exit', (_code, signal) => {
+      clearTimeout(timer);
+      resolve(signal === 'SIGKILL');
+    });
+  });
+}
+
+const md5Of = async (path: string) => createHash('md5').update(await readFile(path)).digest('hex');
+
+async function resumePhase(dir: string, count: number, sizeMiB: number): Promise<Record<string, string | number>[]> {
+  const root = join(dir, 'resume-root');
+  const server = new Server({ quiet: true });
+  const service = await serveFiles(server, { root, maxTransfersPerPeer: 16 });
+  const name = (await transportAvailable('native')) ? 'native' : 'node-net';
+  const ep = await server.listen(await createTransport(name), { host: '127.0.0.1', port: 0 });
+  const transport = await createTransport(name);
+  const port = ep.address.port;
+  const size = sizeMiB * 2 ** 20;
+  await writeFile(join(root, 'src.bin'), randomBytes(size));
+  await writeFile(join(dir, 'up-src.bin'), randomBytes(size));
+  const want = { download: await md5Of(join(root, 'src.bin')), upload: await md5Of(join(dir, 'up-src.bin')) };
+  const newFiles = async () => {
+    const c = new Client({ transport, host: '127.0.0.1', port, quiet: true });
+    await c.connect();
+    return { c, files: filesClient(c) };
+  };
+  const transfers = Array.from({ length: count }, (_, i): Transfer & { how: 'kill' | 'drop' } => {
+    const kind = i % 3; // download over 1 connection, over 3, upload
+    const mode = kind === 2 ? 'upload' : 'download';
+    return {
+      how: i < count / 2 ? 'kill' : 'drop',
+      mode,
+      connections: kind === 1 ? 3 : 1,
+      remote: mode === 'upload' ? `up-${i}.bin` : 'src.bin',
+      local: mode === 'upload' ? join(dir, 'up-src.bin') : join(dir, `down-${i}.bin`),
+    };
+  });
+  const stats = new Map<string, { n: number; interrupted: number; resumed: number; matched: number; resumedBytes: number }>();
+  const row = (t: Transfer & { how: string }) => {
+    const key = `${t.how === 'kill' ? 'process killed' : 'link dropped'}: ${t.mode}${t.mode === 'download' ? ` over ${t.connections}` : ''}`;
+    let r = stats.get(key);
+    if (r === undefined) stats.set(key, (r = { n: 0, interrupted: 0, resumed: 0, matched: 0, resumedBytes: 0 }));
+    return r;
+  };
+  // The same transfer again, as a user re-runs a command; an upload whose cut the server has not
+  // noticed yet is still "being uploaded" (ZS_FILES_BUSY) for a moment.
+  const resume = async (t: Transfer) => {
+    const { c, files } = await newFiles();
+    try {
+      for (let tries = 0; ; tries++) {
+        try {
+          return t.mode === 'download' ? await files.download(t.remote, t.local, { connections: t.connections }) : await files.upload(t.local, t.remote);
+        } catch (err) {
+          if (!(err instanceof RemoteError && err.remoteCode === 'ZS_FILES_BUSY') || tries > 100) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    } finally {
+      await c.close();
+    }
+  };
+  const check = async (t: Transfer & { how: string }, interrupted: boolean) => {
+    const r = row(t);
+    r.n++;
+    if (interrupted) r.interrupted++;
+    const done = await resume(t);
+    if (done.resumedFrom > 0) r.resumed++;
+    r.resumedBytes += done.resumedFrom;
+    const got = t.mode === 'download' ? await md5Of(t.local) : await md5Of(join(root, t.remote));
+    if (got === want[t.mode]) r.matched++;
+    else process.stderr.write(`resume: ${t.mode} ${t.remote} does not match its source\n`);
+    await rm(t.mode === 'download' ? t.local : join(root, t.remote), { force: true });
+  };
+  const at = () => Math.floor(size * (0.1 + 0.8 * Math.random()));
+  const t0 = performance.now();
+  try {
+    // Killed processes, 4 at a time (each child is its own Node process).
+    const kills = transfers.filter((t) => t.how === 'kill');
+    for (let i = 0; i < kills.length; i += 4) {
+      await Promise.all(kills.slice(i, i + 4).map(async (t) => check(t, await killedTransfer(t, port, at()))));
+    }
+    // Link drops, one at a time: the server closes every connection it has when the cut is reached.
+    for (const t of transfers.filter((x) => x.how === 'drop')) {
+      const { c, files } = await newFiles();
+      const cut = at();
+      const onProgress = (p: { done: number }) => {
+        if (p.done >= cut) for (const peer of server.peers()) peer.close(true);
+      };
+      const opts = { connections: t.connections, chunkSize: 64 * 1024, inFlight: 2, onProgress };
+      const failed = await (t.mode === 'download' ? files.download(t.remote, t.local, opts) : files.upload(t.local, t.remote, opts)).then(
+        () => false,
+        () => true,
+      );
+      await c.close();
+      await check(t, failed);
+    }
+  } finally {
+    await transport.shutdown();
+    await service.close();
+    await server.close();
+  }
+  const secs = (performance.now() - t0) / 1000;
+  process.stderr.write(`resume: ${count} interrupted transfers of ${sizeMiB} MiB in ${secs.toFixed(1)} s\n`);
+  return [...stats].map(([key, r]) => ({
+    'interrupted by': key,
+    transfers: String(r.n),
+    interrupted: String(r.interrupted),
+    'resumed from > 0': String(r.resumed),
+    'mean resumed MiB': (r.resumedBytes / Math.max(1, r.n) / 2 ** 20).toFixed(2),
+    'hash matches': String(r.matched),
+  }));
 }
 
 // ---------------------------------------------------------------- sendfile baseline
@@ -259,30 +407,57 @@ async function main(): Promise<void> {
   const seconds = arg('--seconds', quick ? 20 : 60);
   const procs = arg('--procs', quick ? 2 : 4);
   const singleMiB = arg('--single', quick ? 64 : 2048);
+  const interrupts = arg('--interrupts', quick ? 12 : 100);
+  const resumeMiB = arg('--resume-size', quick ? 4 : 8);
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+  const runs = (part: string) => only === undefined || only === part;
   const dir = await mkdtemp(join(tmpdir(), 'zs-bench-files-'));
+  const results: Record<string, string | number>[] = [];
+  const ratios: Record<string, number> = {};
+  const mibs = (r: Record<string, string | number> | undefined) => Number(String(r?.['MiB/s'] ?? 'NaN').replace(/,/g, ''));
   try {
-    await writeFile(join(dir, 'file.bin'), randomBytes(sizeMiB * 2 ** 20));
-    const rows = [];
-    for (const kind of ['zserver', 'http']) rows.push(await phase(kind, dir, downloads, procs, seconds));
-    // The big file for the single download, written in 64 MiB pieces (never whole in memory).
-    const singleDir = join(dir, 'single');
-    await (await import('node:fs/promises')).mkdir(singleDir);
-    const big = await openFile(join(singleDir, 'file.bin'), 'w');
-    const piece = randomBytes(Math.min(singleMiB, 64) * 2 ** 20);
-    for (let left = singleMiB * 2 ** 20; left > 0; left -= piece.length) await big.write(piece, 0, Math.min(piece.length, left));
-    await big.close();
-    const single = [];
-    for (const kind of ['zserver', 'http']) single.push(await phase(kind, singleDir, 1, 1, seconds));
-    const c = await sendfileBaseline(dir, join(singleDir, 'file.bin'), seconds);
-    if (c !== undefined) single.push(c);
-    const mibs = (r: Record<string, string | number> | undefined) => Number(String(r?.['MiB/s'] ?? 'NaN').replace(/,/g, ''));
-    printTable(`${downloads} concurrent downloads of a ${sizeMiB} MiB file (zserver / http: ${(mibs(rows[0]) / mibs(rows[1])).toFixed(2)}x)`, rows);
-    printTable(
-      `one download of a ${singleMiB} MiB file (zserver / http: ${(mibs(single[0]) / mibs(single[1])).toFixed(2)}x` +
-        `${c ? `, zserver / sendfile: ${(mibs(single[0]) / mibs(c)).toFixed(2)}x` : ''})`,
-      single,
-    );
-    writeResults('files', [...rows, ...single], { sizeMiB, singleMiB, downloads, seconds, procs, quick });
+    if (runs('throughput')) {
+      await writeFile(join(dir, 'file.bin'), randomBytes(sizeMiB * 2 ** 20));
+      const rows = [];
+      for (const kind of ['zserver', 'http']) rows.push(await phase(kind, dir, downloads, procs, seconds));
+      ratios.concurrent = mibs(rows[0]) / mibs(rows[1]);
+      printTable(`${downloads} concurrent downloads of a ${sizeMiB} MiB file (zserver / http: ${ratios.concurrent.toFixed(2)}x)`, rows);
+      results.push(...rows);
+    }
+    if (runs('single')) {
+      // The big file for the single download, written in 64 MiB pieces (never whole in memory).
+      const singleDir = join(dir, 'single');
+      await (await import('node:fs/promises')).mkdir(singleDir);
+      const big = await openFile(join(singleDir, 'file.bin'), 'w');
+      const piece = randomBytes(Math.min(singleMiB, 64) * 2 ** 20);
+      for (let left = singleMiB * 2 ** 20; left > 0; left -= piece.length) await big.write(piece, 0, Math.min(piece.length, left));
+      await big.close();
+      const single = [];
+      for (const kind of ['zserver', 'http']) single.push(await phase(kind, singleDir, 1, 1, seconds));
+      const c = await sendfileBaseline(dir, join(singleDir, 'file.bin'), seconds);
+      if (c !== undefined) single.push(c);
+      ratios.single = mibs(single[0]) / mibs(single[1]);
+      if (c) ratios.sendfile = mibs(single[0]) / mibs(c);
+      printTable(
+        `one download of a ${singleMiB} MiB file (zserver / http: ${ratios.single.toFixed(2)}x` +
+          `${c ? `, zserver / sendfile: ${ratios.sendfile!.toFixed(2)}x` : ''})`,
+        single,
+      );
+      await rm(singleDir, { recursive: true, force: true });
+      results.push(...single);
+    }
+    if (runs('resume')) {
+      const rows = await resumePhase(dir, interrupts, resumeMiB);
+      const sum = (k: string) => rows.reduce((a, r) => a + Number(r[k]), 0);
+      printTable(
+        `${interrupts} transfers of a ${resumeMiB} MiB file interrupted at random offsets and resumed: ` +
+          `${sum('interrupted')} interrupted, ${sum('resumed from > 0')} resumed from > 0, ${sum('hash matches')} of ${sum('transfers')} match their source`,
+        rows,
+      );
+      results.push(...rows);
+      if (sum('hash matches') !== sum('transfers')) process.exitCode = 1;
+    }
+    writeResults('files', results, { sizeMiB, singleMiB, downloads, seconds, procs, interrupts, resumeMiB, quick, only: only ?? 'all', ratios });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -290,4 +465,5 @@ async function main(): Promise<void> {
 
 if (role === 'server') await serverRole(process.argv[process.argv.indexOf('--role') + 2]!, process.argv[process.argv.indexOf('--role') + 3]!);
 else if (role === 'load') await loadRole();
+else if (role === 'transfer') await transferRole(process.argv.slice(process.argv.indexOf('--role') + 2));
 else await main();
