@@ -1,11 +1,12 @@
 /**
  * bench/files.ts: the file service against a plain Node http static server, in one run.
  *
- *   node --import tsx bench/files.ts [--quick] [--downloads N] [--size MiB] [--single MiB] [--seconds S] [--procs P]
+ *   node --import tsx bench/files.ts [--quick] [--only throughput|single|resume] [--downloads N] [--size MiB]
+ *     [--chunk KiB] [--in-flight N] [--single MiB] [--seconds S] [--procs P] [--interrupts N] [--resume-size MiB]
  *
  * 1. N concurrent downloads (default 1,000) of one file (default 64 MiB, from the page cache):
  *    zserver's file service over native TCP (files.open, then files.read of 256 KiB with 4 in
- *    flight per download, as FilesClient.download does) against http.createServer piping
+ *    flight per download, as FilesClient.download does by default; --chunk and --in-flight change it) against http.createServer piping
  *    fs.createReadStream into each response. Each server runs in its own process; the downloads
  *    come from P load processes (default 4, so no process nears the 20,000-descriptor limit).
  *    Reports aggregate throughput, the server's peak RSS and its CPU time per GiB sent. The load
@@ -84,18 +85,17 @@ async function serverRole(kind: string, dir: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------- load processes
-async function zserverDownload(port: number, transport: Awaited<ReturnType<typeof createTransport>>, deadline: number): Promise<number> {
+async function zserverDownload(port: number, transport: Awaited<ReturnType<typeof createTransport>>, deadline: number, chunk: number, depth: number): Promise<number> {
   const client = new Client({ transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 120_000 });
   await client.connect();
   const opened = await client.call(FilesCommand.open, new DataFrame().writeString('file.bin'));
   const handle = opened.readUInt32();
   const size = Number(opened.readInt64());
-  const chunk = 256 * 1024;
   let next = 0;
   let got = 0;
   const inflight: Promise<DataFrame>[] = [];
   while (got < size && Date.now() < deadline) {
-    while (inflight.length < 4 && next < size) {
+    while (inflight.length < depth && next < size) {
       inflight.push(client.call(FilesCommand.read, new DataFrame().writeUInt32(handle).writeInt64(next).writeUInt32(Math.min(chunk, size - next))));
       next += chunk;
     }
@@ -124,11 +124,11 @@ function httpDownload(port: number, deadline: number): Promise<number> {
 async function loadRole(): Promise<void> {
   process.on('message', async (m: Msg) => {
     if (m.type !== 'run') return;
-    const { kind, port, count, seconds } = m as unknown as { kind: string; port: number; count: number; seconds: number };
+    const { kind, port, count, seconds, chunk, depth } = m as unknown as { kind: string; port: number; count: number; seconds: number; chunk: number; depth: number };
     const deadline = Date.now() + seconds * 1000;
     const transport = kind === 'zserver' ? await createTransport((await transportAvailable('native')) ? 'native' : 'node-net') : undefined;
     const results = await Promise.allSettled(
-      Array.from({ length: count }, () => (kind === 'zserver' ? zserverDownload(port, transport!, deadline) : httpDownload(port, deadline))),
+      Array.from({ length: count }, () => (kind === 'zserver' ? zserverDownload(port, transport!, deadline, chunk, depth) : httpDownload(port, deadline))),
     );
     await transport?.shutdown();
     const bytes = results.reduce((a, r) => a + (r.status === 'fulfilled' ? r.value : 0), 0);
@@ -341,7 +341,7 @@ async function sendfileBaseline(dir: string, file: string, seconds: number): Pro
       sock.on('error', reject);
     });
     const secs = (performance.now() - t0) / 1000;
-    return { server: 'C sendfile(2), one connection', downloads: 1, 'GiB sent': (bytes / 2 ** 30).toFixed(2), seconds: secs.toFixed(1), 'MiB/s': formatNumber(bytes / 2 ** 20 / secs), 'peak RSS MiB': '-', 'CPU s / GiB': '-', errors: 0 };
+    return { server: 'C sendfile(2), one connection', downloads: '1', 'GiB sent': (bytes / 2 ** 30).toFixed(2), seconds: secs.toFixed(1), 'MiB/s': formatNumber(bytes / 2 ** 20 / secs), 'peak RSS MiB': '-', 'CPU s / GiB': '-', errors: '0' };
   } finally {
     child.kill();
   }
@@ -376,7 +376,7 @@ async function phase(kind: string, dir: string, downloads: number, procs: number
     const before = await ask(server, { type: 'sample' }, 'sample');
     const t0 = performance.now();
     const per = loads.map((_, i) => Math.floor(downloads / loads.length) + (i < downloads % loads.length ? 1 : 0));
-    const done = await Promise.all(loads.map((l, i) => ask(l.child, { type: 'run', kind, port: ready.port as number, count: per[i]!, seconds }, 'done')));
+    const done = await Promise.all(loads.map((l, i) => ask(l.child, { type: 'run', kind, port: ready.port as number, count: per[i]!, seconds, chunk: arg('--chunk', 256) * 1024, depth: arg('--in-flight', 4) }, 'done')));
     const secs = (performance.now() - t0) / 1000;
     const after = await ask(server, { type: 'sample' }, 'sample');
     const bytes = done.reduce((a, d) => a + (d.bytes as number), 0);
@@ -386,13 +386,13 @@ async function phase(kind: string, dir: string, downloads: number, procs: number
     if (first) process.stderr.write(`${kind}: ${errors} downloads failed, first: ${String(first)}\n`);
     return {
       server: kind === 'zserver' ? 'zserver files (native TCP)' : 'node http + createReadStream',
-      downloads,
+      downloads: String(downloads),
       'GiB sent': gib.toFixed(2),
       seconds: secs.toFixed(1),
       'MiB/s': formatNumber(bytes / 2 ** 20 / secs),
       'peak RSS MiB': ((after.peakRss as number) / 2 ** 20).toFixed(0),
       'CPU s / GiB': gib > 0 ? (((after.cpuMs as number) - (before.cpuMs as number)) / 1000 / gib).toFixed(2) : '-',
-      errors,
+      errors: String(errors),
     };
   } finally {
     for (const l of loads) l.child.kill();
