@@ -48,6 +48,13 @@ export interface FilesOptions {
   maxOpenFiles?: number;
   /** Largest `files.read`, bytes (default 512 KiB; the answer must fit one message): RangeError to the caller. */
   maxRead?: number;
+  /**
+   * `files.read`s the service runs at once over all peers (default 16). More wait their turn in
+   * arrival order, holding no buffer: a read's buffer is allocated when it starts, so 1,000
+   * downloads with 4 reads in flight hold 16 buffers rather than 4,000 while the thread pool
+   * (4 threads by default) works through them.
+   */
+  maxReadsInProgress?: number;
   /** A read handle unused this long is closed, ms (default 60,000); later reads get ZS_FILES_HANDLE. */
   handleTimeout?: number;
   /** Entries one `files.list` returns at most (default 10,000); the answer says when it was cut. */
@@ -58,6 +65,10 @@ export interface FilesOptions {
 export interface FileService {
   /** Open read handles and uploads in progress, over all peers. */
   readonly openFiles: number;
+  /** `files.read`s running now (at most maxReadsInProgress). */
+  readonly readsInProgress: number;
+  /** `files.read`s waiting for one of the maxReadsInProgress places. */
+  readonly readsWaiting: number;
   /** Closes every handle and stops the idle sweeper (the commands stay registered). */
   close(): Promise<void>;
 }
@@ -129,6 +140,7 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
   const maxTransfers = checkLimit(options.maxTransfersPerPeer, 'maxTransfersPerPeer', 8);
   const maxOpenFiles = checkLimit(options.maxOpenFiles, 'maxOpenFiles', 1024);
   const maxRead = checkLimit(options.maxRead, 'maxRead', DEFAULT_MAX_READ);
+  const maxReads = checkLimit(options.maxReadsInProgress, 'maxReadsInProgress', 16);
   const handleTimeout = checkLimit(options.handleTimeout, 'handleTimeout', 60_000);
   const maxListEntries = checkLimit(options.maxListEntries, 'maxListEntries', 10_000);
   const perUser = options.perUser;
@@ -356,25 +368,50 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     return new DataFrame().writeUInt32(id).writeInt64(opened.st.size).writeFloat64(opened.st.mtimeMs);
   });
 
+  // Reads over all peers: at most maxReads run (each with its buffer); the rest wait in order.
+  let reads = 0;
+  const readWaiters: (() => void)[] = [];
+  const startRead = (): Promise<void> | undefined => {
+    if (reads < maxReads) {
+      reads++;
+      return undefined;
+    }
+    return new Promise((resolve) => readWaiters.push(resolve)); // the place is handed over by endRead
+  };
+  const endRead = (): void => {
+    const next = readWaiters.shift();
+    if (next !== undefined) next();
+    else reads--;
+  };
+
   server.stream(FilesCommand.read, async (df, peer) => {
     const id = df.readUInt32();
     const offset = int(df, 'offset');
     const length = df.readUInt32();
     if (length > maxRead) throw new RangeError(`a read may ask for at most ${maxRead} bytes (maxRead), got ${length}`);
-    const h = stateOf(peer).handles.get(id);
-    if (h === undefined) throw new FilesError('ZS_FILES_HANDLE', `no open file with handle ${id} on this connection (closed, or idle longer than ${handleTimeout} ms); open it again`);
+    const noHandle = () => new FilesError('ZS_FILES_HANDLE', `no open file with handle ${id} on this connection (closed, or idle longer than ${handleTimeout} ms); open it again`);
+    let h = stateOf(peer).handles.get(id);
+    if (h === undefined) throw noHandle();
     h.lastUsed = performance.now();
-    const n = Math.max(0, Math.min(length, h.size - offset));
-    const buf = Buffer.allocUnsafe(n);
-    let got = 0;
-    while (got < n) {
-      const { bytesRead } = await h.fh.read(buf, got, n - got, offset + got).catch((err: unknown) => {
-        throw fsError(err, h.name);
-      });
-      if (bytesRead === 0) break; // the file shrank since it was opened
-      got += bytesRead;
+    await startRead();
+    try {
+      h = stateOf(peer).handles.get(id); // it may have been closed while the read waited
+      if (h === undefined) throw noHandle();
+      const n = Math.max(0, Math.min(length, h.size - offset));
+      const buf = Buffer.allocUnsafe(n);
+      let got = 0;
+      while (got < n) {
+        const { bytesRead } = await h.fh.read(buf, got, n - got, offset + got).catch((err: unknown) => {
+          throw fsError(err, h!.name);
+        });
+        if (bytesRead === 0) break; // the file shrank since it was opened
+        got += bytesRead;
+      }
+      h.lastUsed = performance.now();
+      return new DataFrame().writeBytes(buf.subarray(0, got));
+    } finally {
+      endRead();
     }
-    return new DataFrame().writeBytes(buf.subarray(0, got));
   });
 
   server.stream(FilesCommand.close, async (df, peer) => {
@@ -570,6 +607,12 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
   return {
     get openFiles() {
       return openFiles;
+    },
+    get readsInProgress() {
+      return reads;
+    },
+    get readsWaiting() {
+      return readWaiters.length;
     },
     async close() {
       clearInterval(sweeper);

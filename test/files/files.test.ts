@@ -344,6 +344,41 @@ describe('file service: limits', () => {
     }
   });
 
+  it('maxReadsInProgress: reads beyond it wait their turn over all peers, and all are answered', async () => {
+    const s = await setup({ maxReadsInProgress: 2 });
+    try {
+      const data = await randomFile(join(s.root, 'r.bin'), 40 * 16_384);
+      const other = await s.newClient();
+      const reads = [s.client, other].flatMap((c) => {
+        return [0, 1].map(async (half) => {
+          const h = (await c.call(FilesCommand.open, new DataFrame().writeString('r.bin'))).readUInt32();
+          return Promise.all(
+            Array.from({ length: 20 }, (_, i) => {
+              const at = (half * 20 + i) * 16_384;
+              return c.call(FilesCommand.read, new DataFrame().writeUInt32(h).writeInt64(at).writeUInt32(16_384)).then((df) => ({ at, bytes: df.readBytes() }));
+            }),
+          );
+        });
+      });
+      let peak = 0;
+      let waited = 0;
+      let done = false;
+      const all = Promise.all(reads).finally(() => (done = true));
+      while (!done) {
+        peak = Math.max(peak, s.service.readsInProgress);
+        waited = Math.max(waited, s.service.readsWaiting);
+        await new Promise((r) => setImmediate(r));
+      }
+      for (const { at, bytes } of (await all).flat()) assert.deepEqual(Buffer.from(bytes), data.subarray(at, at + 16_384));
+      assert.ok(peak <= 2, `at most 2 reads ran at once (saw ${peak})`);
+      assert.ok(waited > 0, 'some reads waited for a place');
+      assert.equal(s.service.readsInProgress, 0);
+      assert.equal(s.service.readsWaiting, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('maxListEntries cuts a listing and says so', async () => {
     const s = await setup({ maxListEntries: 5 });
     try {
