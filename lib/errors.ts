@@ -231,3 +231,14 @@ export class NatsUnavailableError extends ZsError {
     super('ZS_NATS_UNAVAILABLE', message, options);
   }
 }
+
+/**
+ * A file-service request failed (lib/files, docs/files.md). `code` says why:
+ * `ZS_FILES_PATH` (a name the sandbox refuses), `ZS_FILES_NOT_FOUND`, `ZS_FILES_EXISTS`,
+ * `ZS_FILES_READ_ONLY`, `ZS_FILES_QUOTA`, `ZS_FILES_TOO_LARGE`, `ZS_FILES_BUSY` (transfer or
+ * open-file limit), `ZS_FILES_HANDLE` (unknown or expired handle), `ZS_FILES_RESUME` (no partial
+ * upload to resume at that offset), `ZS_FILES_HASH` (the content hash did not match),
+ * `ZS_FILES_DENIED` (no user for a per-user root), `ZS_FILES_IO` (another file-system error).
+ * A client sees the server's ones as a RemoteError whose `remoteCode` is this code.
+ */
+export class FilesError extends ZsError {}

@@ -188,3 +188,19 @@ export {
   type WorkerDirectStreamHandler,
 } from './logic/worker.js';
 export { Header as LogicHeader, QUEUE_GROUP as LOGIC_QUEUE_GROUP, defaultSubject as logicSubject, durableStreamName as logicStreamName } from './logic/format.js';
+// File service (issue 20): the service, its client and its error.
+export { FilesError } from './errors.js';
+export {
+  serveFiles,
+  filesClient,
+  FilesClient,
+  FilesCommand,
+  type FilesOptions,
+  type FileService,
+  type TransferOptions,
+  type TransferProgress,
+  type TransferResult,
+  type FileEntry,
+  type FileStat,
+  type HashAlgorithm,
+} from './files/index.js';

@@ -30,6 +30,18 @@ export const commands: Record<string, CliCommand> = {
     summary: 'run a logic-tier worker: `zserver worker ./logic.js --nats URL` serves the commands a server routes to NATS (zserver worker --help)',
     run: async (args) => (await import('./worker.js')).runWorker(args),
   },
+  get: {
+    summary: 'download a file from a file service, resumable and verified, with a progress line (zserver get --help)',
+    run: async (args) => (await import('./files.js')).runGet(args),
+  },
+  put: {
+    summary: 'upload a file to a file service, resumable and verified, with a progress line (zserver put --help)',
+    run: async (args) => (await import('./files.js')).runPut(args),
+  },
+  'serve-files': {
+    summary: 'serve a directory with the file service (docs/files.md; zserver serve-files --help)',
+    run: async (args) => (await import('./files.js')).runServeFiles(args),
+  },
   keygen: {
     summary: 'write a secure-channel server identity (Ed25519, 0600) and print its fingerprint',
     run: async (args) => (await import('./keygen.js')).runKeygen(args),

@@ -90,6 +90,16 @@ describe('examples/', { timeout: 120_000 }, () => {
     assert.match(r.out, /^primes: 3 completed, 0 refused busy/m);
   });
 
+  it('files.ts uploads, stops a download half-way, resumes it to the same bytes, and refuses names outside the root', async () => {
+    const r = await run('files.ts');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^uploaded reports\/2026\/report\.bin: 8388608 bytes, xxh64 [0-9a-f]{16}$/m);
+    assert.match(r.out, /^listing: report\.bin \(file, 8388608 bytes\)$/m);
+    assert.match(r.out, /^resumed from the verified part over 3 connections; hash [0-9a-f]{16}, same bytes: true$/m);
+    assert.match(r.out, /^stat "\.\.\/outside\.txt": ZS_FILES_PATH$/m);
+    assert.match(r.out, /^stat "\/etc\/passwd": ZS_FILES_PATH$/m);
+  });
+
   it('hash.ts prints the digests node:crypto gives', async () => {
     const r = await run('hash.ts');
     assert.equal(r.code, 0, r.err);
