@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -125,10 +126,24 @@ describe('file service: commands and transfers', () => {
     const src = join(s.dir, 'up-drop.bin');
     const data = await randomFile(src, 4 * 1024 * 1024);
     const cut = Math.floor(data.length * (0.2 + 0.6 * Math.random()));
+    // Cut once the client passed `cut` AND the server has written part of the upload: bytes the
+    // client handed to its transport may still be in flight, and a cut before the server's first
+    // write rightly resumes from 0.
+    const partial = join(s.root, '.zspart.up-drop.bin');
+    const written = (): number => {
+      try {
+        return statSync(partial).size;
+      } catch {
+        return 0;
+      }
+    };
+    let cutDone = false;
     await assert.rejects(
       s.files.upload(src, 'up-drop.bin', {
         onProgress: (p) => {
-          if (p.done >= cut) for (const peer of s.server.peers()) peer.close(true);
+          if (cutDone || p.done < cut || written() === 0) return;
+          cutDone = true;
+          for (const peer of s.server.peers()) peer.close(true);
         },
       }),
     );
