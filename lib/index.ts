@@ -21,6 +21,8 @@ export {
 } from './errors.js';
 // Logic tier (issue 18): its errors.
 export { NoWorkerError, NatsUnavailableError } from './errors.js';
+// Sessions (issue 19): its errors.
+export { UnauthenticatedError, ForbiddenError, UserExistsError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -78,6 +80,7 @@ export type { RoutableKind, RouteTarget } from './framework/server.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
 export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
 export type { HostOptions, LogLevel } from './framework/host.js';
+export type { CommandMeta, CommandContext, Middleware } from './framework/registry.js';
 export type { LayerOptions, EndpointCompression, LayerOffload } from './framework/layers.js';
 export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
 export type { WorkerCommandOptions, WorkerPoolHandle } from './framework/worker-hook.js';
@@ -164,6 +167,8 @@ export {
 } from './transport/native-ws.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';
+// Sessions (issue 19): users, login, guards, stored messages, server time.
+export * from './session/index.js';
 export { LogicTier, type LogicTierOptions, type LogicRouteOptions, type SubjectStats } from './logic/tier.js';
 export {
   LogicWorker,

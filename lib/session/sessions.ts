@@ -1,0 +1,397 @@
+/**
+ * Sessions: users, login and guarded commands on a Server (issue 19, docs/session.md).
+ *
+ * `new Sessions(server, { store })` registers the session commands (register, login, logout,
+ * change password, delete account, server time) and one middleware that runs before every
+ * command of the server: commands registered with `{ public: true }` run for anyone, every
+ * other one needs a logged-in connection (`ZS_UNAUTHENTICATED`), and `{ roles: [...] }` needs
+ * one of those roles too (`ZS_FORBIDDEN`).
+ *
+ * A user has one session per logged-in connection. By default a user has one at most: a
+ * second login takes over, the first connection is told why (`zs.kicked`) and closed
+ * gracefully. `sendTo(user, ...)` delivers to the user's connections at once, or stores the
+ * message (SessionStore) while the user is not logged in; the next login gets the stored ones
+ * in order, each as a request that the client acknowledges by answering, deleted from the
+ * store only then. The client remembers the last id it handed to the application and sends
+ * it with its next login, so a message delivered but not yet deleted when the server died is
+ * not handed over twice.
+ */
+import { BusyError, ConnectionClosedError, ForbiddenError, LimitError, RateLimitedError, UnauthenticatedError, UserExistsError } from '../errors.js';
+import { DataFrame } from '../protocol/dataframe.js';
+import type { Peer } from '../framework/peer.js';
+import type { CommandContext } from '../framework/registry.js';
+import type { Server } from '../framework/server.js';
+import { checkScryptCost, DEFAULT_SCRYPT_COST, hashPassword, verifyPassword, type ScryptCost } from './password.js';
+import type { SessionStore } from './store.js';
+import { AttemptLimiter } from './throttle.js';
+import { Cmd, preciseNow } from './wire.js';
+
+/** Limits of the login throttle; see docs/limits.md, "Sessions". */
+export interface LoginLimits {
+  /** Failed logins per user name within `windowMs` before that name is refused (default 5). */
+  perUser?: number;
+  /** Failed logins per remote address within `windowMs` before it is refused (default 20). */
+  perIp?: number;
+  /** Registrations per remote address within `windowMs` (default 10). */
+  registrationsPerIp?: number;
+  /** The window, ms (default 60,000). */
+  windowMs?: number;
+  /** Names and addresses each table tracks at most (default 10,000; the oldest go first). */
+  maxTracked?: number;
+  /** Logins and registrations hashing at once, server-wide, before more are refused with ZS_BUSY (default 64). */
+  maxPending?: number;
+}
+
+/** Options of Sessions. */
+export interface SessionsOptions {
+  /** Where users and stored messages live (SqliteSessionStore, or another backend). */
+  store: SessionStore;
+  /** Several connections may be logged in as one user at once (default false: a new login takes over). */
+  multipleLogins?: boolean;
+  /** Messages stored per user at most; `sendTo` beyond it rejects with LimitError (default 1000). */
+  maxOfflinePerUser?: number;
+  /** Stored messages sent to a client at once before their acknowledgements are awaited (default 64). */
+  offlineWindow?: number;
+  /** Let clients register themselves with `zs.register` (default true). */
+  allowRegister?: boolean;
+  /** Roles a self-registered user gets (default none). */
+  defaultRoles?: readonly string[];
+  /** scrypt cost of new password records (default N=16384, r=8, p=1). */
+  scrypt?: ScryptCost;
+  login?: LoginLimits;
+  /** The clock `zs.time` reports, ms since the epoch (default: performance.timeOrigin + now()). */
+  clock?: () => number;
+}
+
+/** Who a connection is logged in as. */
+export interface SessionInfo {
+  readonly user: string;
+  readonly roles: readonly string[];
+  readonly peer: Peer;
+  /** When the login succeeded, ms since the epoch. */
+  readonly since: number;
+}
+
+interface Session {
+  user: string;
+  roles: readonly string[];
+  readonly peer: Peer;
+  readonly since: number;
+  /** Stored messages are being sent: new messages are stored too, behind them, to keep order. */
+  draining: boolean;
+  pumping: boolean;
+}
+
+/** How `sendTo` delivered: to a logged-in connection, stored for the next login, or not at all (no such user). */
+export type Delivery = 'live' | 'stored' | 'unknown-user';
+
+const MAX_NAME = 64;
+const MAX_PASSWORD = 1024;
+const NAME_PATTERN = /^[^\u0000-\u001f\u007f]+$/u;
+
+function checkName(name: string): void {
+  if (name.length === 0 || name.length > MAX_NAME || !NAME_PATTERN.test(name)) {
+    throw new RangeError(`a user name is 1 to ${MAX_NAME} characters without control characters`);
+  }
+}
+
+function checkPassword(password: string): void {
+  if (password.length === 0 || password.length > MAX_PASSWORD) throw new RangeError(`a password is 1 to ${MAX_PASSWORD} characters`);
+}
+
+function positiveInt(v: number | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be an integer ≥ 1, got ${String(v)}`);
+  return v;
+}
+
+/** Users, login and guarded commands on one Server; see the file comment. */
+export class Sessions {
+  readonly server: Server;
+  readonly store: SessionStore;
+  readonly #multiple: boolean;
+  readonly #maxOffline: number;
+  readonly #window: number;
+  readonly #defaultRoles: readonly string[];
+  readonly #cost: ScryptCost;
+  readonly #clock: () => number;
+  readonly #byPeer = new Map<Peer, Session>();
+  readonly #byUser = new Map<string, Set<Session>>();
+  readonly #perUser: AttemptLimiter;
+  readonly #perIp: AttemptLimiter;
+  readonly #registrations: AttemptLimiter;
+  readonly #maxPending: number;
+  /** Connections with a login or registration hashing now: one at a time each. */
+  readonly #hashing = new Set<Peer>();
+  /** A password that nobody has, verified for unknown names so they take as long as known ones. */
+  readonly #decoy: Promise<string>;
+
+  constructor(server: Server, options: SessionsOptions) {
+    if (options === null || typeof options !== 'object' || typeof options.store?.getUser !== 'function') {
+      throw new TypeError('Sessions needs options.store, a SessionStore (for example new SqliteSessionStore({ path }))');
+    }
+    this.server = server;
+    this.store = options.store;
+    this.#multiple = options.multipleLogins ?? false;
+    this.#maxOffline = positiveInt(options.maxOfflinePerUser, 'maxOfflinePerUser', 1000);
+    this.#window = positiveInt(options.offlineWindow, 'offlineWindow', 64);
+    this.#defaultRoles = [...(options.defaultRoles ?? [])];
+    this.#cost = checkScryptCost(options.scrypt ?? DEFAULT_SCRYPT_COST);
+    this.#clock = options.clock ?? preciseNow;
+    const l = options.login ?? {};
+    const windowMs = positiveInt(l.windowMs, 'login.windowMs', 60_000);
+    const tracked = positiveInt(l.maxTracked, 'login.maxTracked', 10_000);
+    this.#perUser = new AttemptLimiter(positiveInt(l.perUser, 'login.perUser', 5), windowMs, tracked);
+    this.#perIp = new AttemptLimiter(positiveInt(l.perIp, 'login.perIp', 20), windowMs, tracked);
+    this.#registrations = new AttemptLimiter(positiveInt(l.registrationsPerIp, 'login.registrationsPerIp', 10), windowMs, tracked);
+    this.#maxPending = positiveInt(l.maxPending, 'login.maxPending', 64);
+    this.#decoy = hashPassword('\u0000decoy', this.#cost);
+    this.#decoy.catch(() => undefined);
+
+    server.use((ctx, next) => this.#guard(ctx, next));
+    server.on('disconnect', (peer) => this.#drop(peer));
+    if (options.allowRegister ?? true) server.stream(Cmd.Register, (df, peer) => this.#register(df, peer), { public: true });
+    server.stream(Cmd.Login, (df, peer) => this.#login(df, peer), { public: true });
+    server.console(Cmd.Time, () => String(this.#clock()), { public: true });
+    server.stream(Cmd.Logout, (_df, peer) => void this.#drop(peer), { auth: true });
+    server.stream(Cmd.ChangePassword, (df, peer) => this.#changePassword(df, peer), { auth: true });
+    server.stream(Cmd.DeleteAccount, (df, peer) => this.#deleteAccount(df, peer), { auth: true });
+  }
+
+  /** Who `peer` is logged in as, if anyone. */
+  session(peer: Peer): SessionInfo | undefined {
+    const s = this.#byPeer.get(peer);
+    return s && { user: s.user, roles: s.roles, peer: s.peer, since: s.since };
+  }
+
+  /** The connections logged in as `user` now. */
+  peersOf(user: string): Peer[] {
+    return [...(this.#byUser.get(user) ?? [])].map((s) => s.peer);
+  }
+
+  /** Logged-in connections now. */
+  get count(): number {
+    return this.#byPeer.size;
+  }
+
+  /** Creates a user (an administrator's call: no throttle); rejects with UserExistsError when the name is taken. */
+  async createUser(name: string, password: string, roles: readonly string[] = this.#defaultRoles): Promise<void> {
+    checkName(name);
+    checkPassword(password);
+    const record = await hashPassword(password, this.#cost);
+    if (!(await this.store.createUser({ name, password: record, roles: [...roles], created: Date.now() }))) {
+      throw new UserExistsError(`user name '${name}' is taken`);
+    }
+  }
+
+  /** Replaces a user's roles, for its live sessions too; false when there is no such user. */
+  async setRoles(name: string, roles: readonly string[]): Promise<boolean> {
+    const ok = await this.store.setRoles(name, [...roles]);
+    for (const s of this.#byUser.get(name) ?? []) s.roles = [...roles];
+    return ok;
+  }
+
+  /**
+   * Sends message `name` with `body` to `user`: at once to each connection logged in as
+   * `user` ('live'; like any direct message it is lost if that connection drops before it
+   * arrives), else into the store for the next login ('stored', durable when this resolves).
+   * Rejects with LimitError when maxOfflinePerUser messages already wait; 'unknown-user' when
+   * there is no such user.
+   */
+  async sendTo(user: string, name: string, body: DataFrame): Promise<Delivery> {
+    const sessions = this.#byUser.get(user);
+    if (sessions !== undefined && sessions.size > 0 && ![...sessions].some((s) => s.draining)) {
+      const push = new DataFrame().writeString(name).writeBytes(body.encode());
+      let sent = 0;
+      for (const s of sessions) {
+        try {
+          s.peer.send(Cmd.Message, push);
+          sent++;
+        } catch (err) {
+          if (!(err instanceof ConnectionClosedError)) throw err;
+        }
+      }
+      if (sent > 0) return 'live';
+    }
+    if ((await this.store.getUser(user)) === undefined) return 'unknown-user';
+    const id = await this.store.enqueue(user, name, body.encode(), Date.now(), this.#maxOffline);
+    if (id === null) {
+      throw new LimitError(name, `${this.#maxOffline} messages already wait for user '${user}' (maxOfflinePerUser); nothing was stored`);
+    }
+    // The user may have logged in while the message was being stored: send it now.
+    for (const s of this.#byUser.get(user) ?? []) void this.#pump(s);
+    return 'stored';
+  }
+
+  /** The round trip to `peer` in ms (a `zs.ping` console call; the client half answers it). */
+  async ping(peer: Peer, timeout = 5000): Promise<number> {
+    const t0 = performance.now();
+    await peer.callConsole(Cmd.Ping, '', { timeout });
+    return performance.now() - t0;
+  }
+
+  // ---- the guard ----
+
+  #guard(ctx: CommandContext, next: () => Promise<unknown>): Promise<unknown> {
+    if (ctx.meta.public === true) return next();
+    const s = this.#byPeer.get(ctx.peer);
+    if (s === undefined) throw new UnauthenticatedError(`command '${ctx.name}' needs a logged-in session: log in first`);
+    const roles = ctx.meta.roles;
+    if (roles !== undefined && !roles.some((r) => s.roles.includes(r))) {
+      throw new ForbiddenError(`command '${ctx.name}' needs one of the roles ${roles.join(', ')}; user '${s.user}' has ${s.roles.length === 0 ? 'none' : s.roles.join(', ')}`);
+    }
+    return next();
+  }
+
+  // ---- the session commands ----
+
+  /** Runs `fn` (a password hash) within the per-connection and server-wide bounds. */
+  async #hashingSlot<T>(peer: Peer, command: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#hashing.has(peer)) throw new RateLimitedError(command, 'a login or registration of this connection is in progress; wait for its answer');
+    if (this.#hashing.size >= this.#maxPending) throw new BusyError(command, `${this.#maxPending} logins are being checked (login.maxPending); try again shortly`);
+    this.#hashing.add(peer);
+    try {
+      return await fn();
+    } finally {
+      this.#hashing.delete(peer);
+    }
+  }
+
+  async #register(df: DataFrame, peer: Peer): Promise<void> {
+    const name = df.readString();
+    const password = df.readString();
+    checkName(name);
+    checkPassword(password);
+    const ip = peer.info.remoteAddress;
+    if (this.#registrations.blocked(ip)) throw new RateLimitedError(Cmd.Register, 'too many registrations from this address; try again later');
+    this.#registrations.fail(ip);
+    await this.#hashingSlot(peer, Cmd.Register, async () => {
+      const record = await hashPassword(password, this.#cost);
+      if (!(await this.store.createUser({ name, password: record, roles: [...this.#defaultRoles], created: Date.now() }))) {
+        throw new UserExistsError(`user name '${name}' is taken`);
+      }
+    });
+  }
+
+  async #login(df: DataFrame, peer: Peer): Promise<DataFrame> {
+    const name = df.readString();
+    const password = df.readString();
+    const ackedUpTo = df.eof ? 0 : df.readFloat64();
+    checkName(name);
+    checkPassword(password);
+    const ip = peer.info.remoteAddress;
+    if (this.#perUser.blocked(name) || this.#perIp.blocked(ip)) {
+      throw new RateLimitedError(Cmd.Login, 'too many failed logins for this user or from this address; try again later');
+    }
+    const user = await this.#hashingSlot(peer, Cmd.Login, async () => {
+      const found = await this.store.getUser(name);
+      const ok = await verifyPassword(password, found?.password ?? (await this.#decoy));
+      if (found === undefined || !ok) {
+        this.#perUser.fail(name);
+        this.#perIp.fail(ip);
+        throw new UnauthenticatedError('wrong user name or password');
+      }
+      return found;
+    });
+    this.#perUser.reset(name);
+    if (!peer.connected) throw new ConnectionClosedError('the connection closed during login');
+    this.#drop(peer); // a second login on one connection replaces the first
+    if (!this.#multiple) {
+      for (const old of [...(this.#byUser.get(name) ?? [])]) {
+        this.#drop(old.peer);
+        try {
+          old.peer.sendConsole(Cmd.Kicked, 'the user logged in on another connection');
+        } catch (err) {
+          if (!(err instanceof ConnectionClosedError)) throw err;
+        }
+        old.peer.close(); // graceful: the notice goes first
+      }
+    }
+    const s: Session = { user: name, roles: user.roles, peer, since: Date.now(), draining: true, pumping: false };
+    this.#byPeer.set(peer, s);
+    let set = this.#byUser.get(name);
+    if (set === undefined) this.#byUser.set(name, (set = new Set()));
+    set.add(s);
+    if (Number.isFinite(ackedUpTo) && ackedUpTo > 0) await this.store.ack(name, ackedUpTo);
+    // The answer goes out first; the stored messages follow it.
+    setImmediate(() => void this.#pump(s));
+    return new DataFrame().writeString(name).writeString(JSON.stringify(user.roles));
+  }
+
+  async #changePassword(df: DataFrame, peer: Peer): Promise<void> {
+    const s = this.#byPeer.get(peer)!;
+    const old = df.readString();
+    const fresh = df.readString();
+    checkPassword(fresh);
+    await this.#hashingSlot(peer, Cmd.ChangePassword, async () => {
+      const user = await this.store.getUser(s.user);
+      if (user === undefined || !(await verifyPassword(old, user.password))) throw new UnauthenticatedError('wrong password');
+      await this.store.setPassword(s.user, await hashPassword(fresh, this.#cost));
+    });
+  }
+
+  async #deleteAccount(df: DataFrame, peer: Peer): Promise<void> {
+    const s = this.#byPeer.get(peer)!;
+    const password = df.readString();
+    await this.#hashingSlot(peer, Cmd.DeleteAccount, async () => {
+      const user = await this.store.getUser(s.user);
+      if (user === undefined || !(await verifyPassword(password, user.password))) throw new UnauthenticatedError('wrong password');
+      await this.store.deleteUser(s.user);
+    });
+    for (const other of [...(this.#byUser.get(s.user) ?? [])]) {
+      this.#drop(other.peer);
+      if (other.peer === peer) continue;
+      try {
+        other.peer.sendConsole(Cmd.Kicked, 'the account was deleted');
+      } catch (err) {
+        if (!(err instanceof ConnectionClosedError)) throw err;
+      }
+      other.peer.close();
+    }
+  }
+
+  /** Ends the session of `peer`, if it has one (logout, disconnect, takeover). */
+  #drop(peer: Peer): void {
+    const s = this.#byPeer.get(peer);
+    if (s === undefined) return;
+    this.#byPeer.delete(peer);
+    const set = this.#byUser.get(s.user);
+    set?.delete(s);
+    if (set?.size === 0) this.#byUser.delete(s.user);
+  }
+
+  /**
+   * Sends the user's stored messages to session `s`, `offlineWindow` at a time, oldest first;
+   * each is deleted when the client answers it. Stops when the session ends: what is left
+   * waits for the next login.
+   */
+  async #pump(s: Session): Promise<void> {
+    if (s.pumping) return;
+    s.pumping = true;
+    s.draining = true;
+    let after = 0;
+    try {
+      for (;;) {
+        if (this.#byPeer.get(s.peer) !== s) return;
+        const rows = await this.store.pending(s.user, after, this.#window);
+        if (rows.length === 0) {
+          s.draining = false;
+          return;
+        }
+        await Promise.all(
+          rows.map(async (m) => {
+            const push = new DataFrame().writeFloat64(m.id).writeString(m.name).writeBytes(m.body).writeFloat64(m.sentAt);
+            await s.peer.call(Cmd.Offline, push);
+            await this.store.ack(s.user, m.id);
+          }),
+        );
+        after = rows[rows.length - 1]!.id;
+      }
+    } catch {
+      // The connection went away, the client did not answer in time or the store failed:
+      // nothing unacknowledged was deleted, so the rest waits for the next login.
+    } finally {
+      s.pumping = false;
+    }
+  }
+}
