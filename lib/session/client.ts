@@ -11,7 +11,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Client } from '../framework/client.js';
+import { ConnectionClosedError, LimitError, RemoteError, TimeoutError, UnauthenticatedError } from '../errors.js';
 import { DataFrame } from '../protocol/dataframe.js';
+import { LinkKind, ReliableLink, type LinkMessage } from './link.js';
 import { Cmd, preciseNow } from './wire.js';
 
 /** A message sent to this client's user (Sessions.sendTo). */
@@ -31,6 +33,27 @@ export interface SessionClientEvents {
   message: [message: SessionMessage];
   /** The server ended this session (another login took over, the account was deleted). */
   kicked: [reason: string];
+  /** A resumable session continues on a new connection. */
+  resumed: [];
+  /** A resumable session could not be resumed (it expired or ended): log in again. */
+  expired: [error: Error];
+}
+
+/** A client command the server calls with Sessions.call(), exactly once per call. */
+export type ClientSessionHandler = (frame: DataFrame) => DataFrame | void | Promise<DataFrame | void>;
+
+/** Bounds of the client's outbox while a resumable session is disconnected. */
+export interface SessionClientOptions {
+  /** Calls sent and not acknowledged at most; call() beyond it rejects with LimitError (default 1024). */
+  maxBuffered?: number;
+  /** Their body bytes (default 1 MiB). */
+  maxBufferedBytes?: number;
+}
+
+interface PendingCall {
+  resolve(frame: DataFrame): void;
+  reject(err: Error): void;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** The server's clock as estimated by serverTime(). */
@@ -55,10 +78,17 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
   #lastStoredId = 0;
   #user: string | null = null;
   #clock: ClockEstimate | null = null;
+  #token: string | null = null;
+  #link: ReliableLink | null = null;
+  #resumed = false;
+  readonly #limits: { maxBuffered: number; maxBufferedBytes: number };
+  readonly #calls = new Map<number, PendingCall>();
+  readonly #handlers = new Map<string, ClientSessionHandler>();
 
-  constructor(client: Client) {
+  constructor(client: Client, options: SessionClientOptions = {}) {
     super();
     this.client = client;
+    this.#limits = { maxBuffered: options.maxBuffered ?? 1024, maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024 };
     client.directStream(Cmd.Message, (df) => {
       const name = df.readString();
       this.emit('message', { name, body: DataFrame.decode(df.readBytes()), stored: false, id: 0, sentAt: 0 });
@@ -76,12 +106,134 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     });
     client.directConsole(Cmd.Kicked, (reason) => {
       this.#user = null;
+      this.#endSession(new UnauthenticatedError(`the server ended the session: ${reason}`));
       this.emit('kicked', reason);
     });
     client.console(Cmd.Ping, () => '');
+    client.directStream(Cmd.ServerData, (df) => this.#onData(df));
+    client.directStream(Cmd.Ack, (df) => this.#link?.acknowledged(df.readFloat64()));
     client.on('disconnect', () => {
-      this.#user = null;
+      this.#resumed = false;
+      this.#link?.detach();
+      if (this.#token === null) this.#user = null;
     });
+    client.on('connect', (peer) => {
+      if (this.#token !== null) void this.#resume(peer);
+    });
+  }
+
+  /** True while a resumable session is attached to the current connection. */
+  get resumable(): boolean {
+    return this.#token !== null;
+  }
+
+  /**
+   * Registers client command `name` for Sessions.call(): it runs once per call, across
+   * reconnects; what it returns is the answer.
+   */
+  handle(name: string, handler: ClientSessionHandler): this {
+    if (typeof handler !== 'function') throw new TypeError(`handler for session command '${name}' must be a function`);
+    this.#handlers.set(name, handler);
+    return this;
+  }
+
+  /**
+   * Calls session command `name` (Sessions.handle) exactly once, across reconnects: made while
+   * disconnected, it waits and goes out after the resume. Rejects with TimeoutError after
+   * `timeout` ms (default 30 s; a call that timed out may still run on the server, once),
+   * LimitError when maxBuffered calls wait, UnauthenticatedError without a resumable session.
+   */
+  call(name: string, frame: DataFrame, options: { timeout?: number } = {}): Promise<DataFrame> {
+    const link = this.#link;
+    if (link === null) return Promise.reject(new UnauthenticatedError(`cannot call '${name}': no resumable session (log in to a server with the resume option)`));
+    const body = frame.encode();
+    if (link.full(body.length)) return Promise.reject(new LimitError(name, `${this.#limits.maxBuffered} calls or ${this.#limits.maxBufferedBytes} bytes wait for the server's acknowledgement (maxBuffered)`));
+    const timeout = options.timeout ?? this.client.settings.requestTimeout;
+    return new Promise<DataFrame>((resolve, reject) => {
+      const seq = link.send(LinkKind.Call, name, body);
+      const timer = setTimeout(() => {
+        this.#calls.delete(seq);
+        reject(new TimeoutError(`session call '${name}' got no answer within ${timeout} ms`));
+      }, timeout);
+      this.#calls.set(seq, { resolve, reject, timer });
+    });
+  }
+
+  async #resume(peer: NonNullable<Client['peer']>): Promise<void> {
+    const token = this.#token;
+    const link = this.#link;
+    if (token === null || link === null) return;
+    let reply: DataFrame;
+    try {
+      reply = await peer.call(Cmd.Resume, new DataFrame().writeString(token).writeFloat64(link.lastReceived));
+    } catch (err) {
+      if (err instanceof RemoteError && err.remoteCode === 'ZS_UNAUTHENTICATED') {
+        const e = new UnauthenticatedError(err.message);
+        this.#endSession(e);
+        this.emit('expired', e);
+      }
+      return; // the connection dropped again: the next 'connect' tries again
+    }
+    if (this.#token !== token || !peer.connected) return;
+    reply.readString();
+    reply.readString();
+    link.attach(peer, reply.readFloat64());
+    this.#resumed = true;
+    this.emit('resumed');
+  }
+
+  #onData(df: DataFrame): void {
+    const m = this.#link?.receive(df);
+    if (m === null || m === undefined) return;
+    if (m.kind === LinkKind.Message) {
+      this.emit('message', { name: m.name, body: DataFrame.decode(m.body), stored: false, id: 0, sentAt: 0 });
+    } else if (m.kind === LinkKind.Reply) {
+      this.#settle(m);
+    } else if (m.kind === LinkKind.Call) {
+      this.#run(m);
+    }
+  }
+
+  #settle(m: LinkMessage): void {
+    const p = this.#calls.get(m.ref);
+    if (p === undefined) return;
+    this.#calls.delete(m.ref);
+    clearTimeout(p.timer);
+    if (m.name === '') p.resolve(DataFrame.decode(m.body));
+    else p.reject(new RemoteError('session call', m.name, Buffer.from(m.body).toString('utf8')));
+  }
+
+  #run(m: LinkMessage): void {
+    const link = this.#link!;
+    const answer = (code: string, body: Uint8Array) => {
+      // A full outbox means the server stopped acknowledging; it ends the session itself.
+      if (this.#link === link && !link.full(body.length)) link.send(LinkKind.Reply, code, body, m.seq);
+    };
+    const handler = this.#handlers.get(m.name);
+    if (handler === undefined) return answer('ZS_UNKNOWN_COMMAND', Buffer.from(`unknown session command '${m.name}'`));
+    Promise.resolve()
+      .then(() => handler(DataFrame.decode(m.body)))
+      .then(
+        (out) => answer('', (out ?? new DataFrame()).encode()),
+        (err: unknown) => {
+          const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ZS_HANDLER';
+          answer(code, Buffer.from(err instanceof Error ? err.message : String(err)));
+        },
+      );
+  }
+
+  /** The resumable session is over: calls waiting fail with `err`. */
+  #endSession(err: Error): void {
+    this.#token = null;
+    this.#link?.close();
+    this.#link = null;
+    this.#user = null;
+    this.#resumed = false;
+    for (const p of this.#calls.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.#calls.clear();
   }
 
   /** The user this client is logged in as (null before login, after logout or a disconnect). */
@@ -111,14 +263,24 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
   async login(user: string, password: string): Promise<LoginResult> {
     const reply = await this.client.call(Cmd.Login, new DataFrame().writeString(user).writeString(password).writeFloat64(this.#lastStoredId));
     const result = { user: reply.readString(), roles: JSON.parse(reply.readString()) as string[] };
+    const token = reply.eof ? '' : reply.readString();
+    this.#endSession(new UnauthenticatedError('a new login replaced the session'));
     this.#user = result.user;
+    if (token !== '') {
+      this.#token = token;
+      this.#link = new ReliableLink(Cmd.ClientData, Cmd.Ack, this.#limits);
+      const peer = this.client.peer;
+      if (peer === undefined) throw new ConnectionClosedError('the connection closed right after login');
+      this.#link.attach(peer, 0);
+      this.#resumed = true;
+    }
     return result;
   }
 
   /** Ends the session; the connection stays open. */
   async logout(): Promise<void> {
     await this.client.call(Cmd.Logout, new DataFrame());
-    this.#user = null;
+    this.#endSession(new UnauthenticatedError('logged out'));
   }
 
   async changePassword(oldPassword: string, newPassword: string): Promise<void> {
@@ -128,7 +290,7 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
   /** Deletes the account and every message waiting for it; the session ends. */
   async deleteAccount(password: string): Promise<void> {
     await this.client.call(Cmd.DeleteAccount, new DataFrame().writeString(password));
-    this.#user = null;
+    this.#endSession(new UnauthenticatedError('the account was deleted'));
   }
 
   /**

@@ -16,7 +16,8 @@
  * it with its next login, so a message delivered but not yet deleted when the server died is
  * not handed over twice.
  */
-import { BusyError, ConnectionClosedError, ForbiddenError, LimitError, RateLimitedError, UnauthenticatedError, UserExistsError } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { BusyError, ConnectionClosedError, ForbiddenError, LimitError, RateLimitedError, RemoteError, TimeoutError, UnauthenticatedError, UserExistsError } from '../errors.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import type { Peer } from '../framework/peer.js';
 import type { CommandContext } from '../framework/registry.js';
@@ -24,6 +25,7 @@ import type { Server } from '../framework/server.js';
 import { checkScryptCost, DEFAULT_SCRYPT_COST, hashPassword, verifyPassword, type ScryptCost } from './password.js';
 import type { SessionStore } from './store.js';
 import { AttemptLimiter } from './throttle.js';
+import { LinkKind, ReliableLink, type LinkLimits, type LinkMessage } from './link.js';
 import { Cmd, preciseNow } from './wire.js';
 
 /** Limits of the login throttle; see docs/limits.md, "Sessions". */
@@ -61,22 +63,52 @@ export interface SessionsOptions {
   login?: LoginLimits;
   /** The clock `zs.time` reports, ms since the epoch (default: performance.timeOrigin + now()). */
   clock?: () => number;
+  /** Sessions outlive their connection and resume (docs/session.md, "Resume"); off when absent. */
+  resume?: ResumeOptions;
 }
+
+/** How resumable sessions behave; see docs/limits.md, "Sessions". */
+export interface ResumeOptions {
+  /** How long a session waits for its client after the connection dropped, ms (default 30,000). */
+  ttl?: number;
+  /** Messages sent and not acknowledged, per session and direction (default 1024). */
+  maxBuffered?: number;
+  /** Their body bytes (default 1 MiB). */
+  maxBufferedBytes?: number;
+}
+
+/** A session command (Sessions.handle): runs for a logged-in client's `SessionClient.call()`, exactly once. */
+export type SessionHandler = (frame: DataFrame, session: SessionInfo) => DataFrame | void | Promise<DataFrame | void>;
 
 /** Who a connection is logged in as. */
 export interface SessionInfo {
   readonly user: string;
   readonly roles: readonly string[];
-  readonly peer: Peer;
+  /** The connection now; null while a resumable session waits for its client. */
+  readonly peer: Peer | null;
   /** When the login succeeded, ms since the epoch. */
   readonly since: number;
+  /** Resumable sessions: messages sent to the client and not acknowledged yet. */
+  readonly buffered: number;
+}
+
+interface PendingCall {
+  resolve(frame: DataFrame): void;
+  reject(err: Error): void;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 interface Session {
   user: string;
   roles: readonly string[];
-  readonly peer: Peer;
+  peer: Peer | null;
   readonly since: number;
+  /** Resumable sessions only (null otherwise). */
+  readonly token: string | null;
+  readonly link: ReliableLink | null;
+  readonly calls: Map<number, PendingCall>;
+  expiry: ReturnType<typeof setTimeout> | null;
+  ended: boolean;
   /** Stored messages are being sent: new messages are stored too, behind them, to keep order. */
   draining: boolean;
   pumping: boolean;
@@ -105,6 +137,10 @@ function positiveInt(v: number | undefined, name: string, fallback: number): num
   return v;
 }
 
+function info(s: Session): SessionInfo {
+  return { user: s.user, roles: s.roles, peer: s.peer, since: s.since, buffered: s.link?.buffered ?? 0 };
+}
+
 /** Users, login and guarded commands on one Server; see the file comment. */
 export class Sessions {
   readonly server: Server;
@@ -117,6 +153,9 @@ export class Sessions {
   readonly #clock: () => number;
   readonly #byPeer = new Map<Peer, Session>();
   readonly #byUser = new Map<string, Set<Session>>();
+  readonly #byToken = new Map<string, Session>();
+  readonly #handlers = new Map<string, SessionHandler>();
+  readonly #resume: (LinkLimits & { ttl: number }) | null;
   readonly #perUser: AttemptLimiter;
   readonly #perIp: AttemptLimiter;
   readonly #registrations: AttemptLimiter;
@@ -147,26 +186,80 @@ export class Sessions {
     this.#maxPending = positiveInt(l.maxPending, 'login.maxPending', 64);
     this.#decoy = hashPassword('\u0000decoy', this.#cost);
     this.#decoy.catch(() => undefined);
+    const r = options.resume;
+    this.#resume =
+      r === undefined
+        ? null
+        : {
+            ttl: positiveInt(r.ttl, 'resume.ttl', 30_000),
+            maxBuffered: positiveInt(r.maxBuffered, 'resume.maxBuffered', 1024),
+            maxBufferedBytes: positiveInt(r.maxBufferedBytes, 'resume.maxBufferedBytes', 1024 * 1024),
+          };
 
     server.use((ctx, next) => this.#guard(ctx, next));
-    server.on('disconnect', (peer) => this.#drop(peer));
+    server.on('disconnect', (peer) => this.#disconnected(peer));
     if (options.allowRegister ?? true) server.stream(Cmd.Register, (df, peer) => this.#register(df, peer), { public: true });
     server.stream(Cmd.Login, (df, peer) => this.#login(df, peer), { public: true });
     server.console(Cmd.Time, () => String(this.#clock()), { public: true });
     server.stream(Cmd.Logout, (_df, peer) => void this.#drop(peer), { auth: true });
     server.stream(Cmd.ChangePassword, (df, peer) => this.#changePassword(df, peer), { auth: true });
     server.stream(Cmd.DeleteAccount, (df, peer) => this.#deleteAccount(df, peer), { auth: true });
+    if (this.#resume !== null) {
+      server.stream(Cmd.Resume, (df, peer) => this.#resumeSession(df, peer), { public: true });
+      server.directStream(Cmd.ClientData, (df, peer) => this.#onData(df, peer), { auth: true });
+      server.directStream(Cmd.Ack, (df, peer) => this.#byPeer.get(peer)?.link?.acknowledged(df.readFloat64()), { auth: true });
+    }
+  }
+
+  /**
+   * Registers session command `name`: `SessionClient.call(name, frame)` runs it once per call,
+   * across reconnects, for a logged-in client (resumable sessions only: the `resume` option).
+   */
+  handle(name: string, handler: SessionHandler): this {
+    if (this.#resume === null) throw new TypeError('session commands need the resume option of Sessions');
+    if (typeof handler !== 'function') throw new TypeError(`handler for session command '${name}' must be a function`);
+    this.#handlers.set(name, handler);
+    return this;
+  }
+
+  /**
+   * Calls the client command `name` (registered with SessionClient.handle) of `user`'s session,
+   * exactly once even if its connection drops and resumes meanwhile; rejects with TimeoutError
+   * after `timeout` ms (default 30 s), UnauthenticatedError when the user has no session.
+   */
+  call(user: string, name: string, frame: DataFrame, options: { timeout?: number } = {}): Promise<DataFrame> {
+    const s = [...(this.#byUser.get(user) ?? [])].find((x) => x.link !== null);
+    if (s === undefined) return Promise.reject(new UnauthenticatedError(`user '${user}' has no resumable session`));
+    const body = frame.encode();
+    if (s.link!.full(body.length)) {
+      this.#end(s, 'resume-overflow: the client does not acknowledge');
+      return Promise.reject(new LimitError(name, `the session of '${user}' has resume.maxBuffered messages unacknowledged; it was ended`));
+    }
+    const timeout = options.timeout ?? 30_000;
+    return new Promise<DataFrame>((resolve, reject) => {
+      const seq = s.link!.send(LinkKind.Call, name, body);
+      const timer = setTimeout(() => {
+        s.calls.delete(seq);
+        reject(new TimeoutError(`session call '${name}' to '${user}' got no answer within ${timeout} ms`));
+      }, timeout);
+      s.calls.set(seq, { resolve, reject, timer });
+    });
   }
 
   /** Who `peer` is logged in as, if anyone. */
   session(peer: Peer): SessionInfo | undefined {
     const s = this.#byPeer.get(peer);
-    return s && { user: s.user, roles: s.roles, peer: s.peer, since: s.since };
+    return s && info(s);
   }
 
   /** The connections logged in as `user` now. */
   peersOf(user: string): Peer[] {
-    return [...(this.#byUser.get(user) ?? [])].map((s) => s.peer);
+    return [...(this.#byUser.get(user) ?? [])].flatMap((s) => (s.peer === null ? [] : [s.peer]));
+  }
+
+  /** The sessions of `user` now, resumable ones waiting for their client included. */
+  sessionsOf(user: string): SessionInfo[] {
+    return [...(this.#byUser.get(user) ?? [])].map(info);
   }
 
   /** Logged-in connections now. */
@@ -201,9 +294,23 @@ export class Sessions {
   async sendTo(user: string, name: string, body: DataFrame): Promise<Delivery> {
     const sessions = this.#byUser.get(user);
     if (sessions !== undefined && sessions.size > 0 && ![...sessions].some((s) => s.draining)) {
+      if (this.#resume !== null) {
+        const bytes = body.encode();
+        let sent = 0;
+        for (const s of [...sessions]) {
+          if (s.link!.full(bytes.length)) {
+            this.#end(s, 'resume-overflow: the client does not acknowledge');
+            continue;
+          }
+          s.link!.send(LinkKind.Message, name, bytes);
+          sent++;
+        }
+        if (sent > 0) return 'live';
+      }
       const push = new DataFrame().writeString(name).writeBytes(body.encode());
       let sent = 0;
       for (const s of sessions) {
+        if (s.peer === null) continue;
         try {
           s.peer.send(Cmd.Message, push);
           sent++;
@@ -297,25 +404,127 @@ export class Sessions {
     if (!peer.connected) throw new ConnectionClosedError('the connection closed during login');
     this.#drop(peer); // a second login on one connection replaces the first
     if (!this.#multiple) {
-      for (const old of [...(this.#byUser.get(name) ?? [])]) {
-        this.#drop(old.peer);
-        try {
-          old.peer.sendConsole(Cmd.Kicked, 'the user logged in on another connection');
-        } catch (err) {
-          if (!(err instanceof ConnectionClosedError)) throw err;
-        }
-        old.peer.close(); // graceful: the notice goes first
-      }
+      for (const old of [...(this.#byUser.get(name) ?? [])]) this.#end(old, 'the user logged in on another connection');
     }
-    const s: Session = { user: name, roles: user.roles, peer, since: Date.now(), draining: true, pumping: false };
+    const token = this.#resume === null ? null : randomBytes(32).toString('base64url');
+    const s: Session = {
+      user: name,
+      roles: user.roles,
+      peer,
+      since: Date.now(),
+      token,
+      link: this.#resume === null ? null : new ReliableLink(Cmd.ServerData, Cmd.Ack, this.#resume),
+      calls: new Map(),
+      expiry: null,
+      ended: false,
+      draining: true,
+      pumping: false,
+    };
+    s.link?.attach(peer, 0);
     this.#byPeer.set(peer, s);
+    if (token !== null) this.#byToken.set(token, s);
     let set = this.#byUser.get(name);
     if (set === undefined) this.#byUser.set(name, (set = new Set()));
     set.add(s);
     if (Number.isFinite(ackedUpTo) && ackedUpTo > 0) await this.store.ack(name, ackedUpTo);
     // The answer goes out first; the stored messages follow it.
     setImmediate(() => void this.#pump(s));
-    return new DataFrame().writeString(name).writeString(JSON.stringify(user.roles));
+    return new DataFrame().writeString(name).writeString(JSON.stringify(user.roles)).writeString(token ?? '');
+  }
+
+  /** `zs.resume [token, last seq received]`: the session of `token` continues on `peer`. */
+  #resumeSession(df: DataFrame, peer: Peer): DataFrame {
+    const token = df.readString();
+    const theirLast = df.readFloat64();
+    const s = this.#byToken.get(token);
+    if (s === undefined || s.ended) throw new UnauthenticatedError('no session to resume (it expired or ended): log in again');
+    if (s.peer !== null && s.peer !== peer) {
+      // The client came back before this side saw the old connection drop.
+      const old = s.peer;
+      this.#byPeer.delete(old);
+      old.close(true);
+    }
+    this.#drop(peer); // a session this connection had before gives way
+    if (s.expiry !== null) clearTimeout(s.expiry);
+    s.expiry = null;
+    s.peer = peer;
+    this.#byPeer.set(peer, s);
+    s.link!.attach(peer, theirLast);
+    setImmediate(() => void this.#pump(s));
+    return new DataFrame().writeString(s.user).writeString(JSON.stringify(s.roles)).writeFloat64(s.link!.lastReceived);
+  }
+
+  /** A sequenced message from the client: a call to run once, or the answer to a server call. */
+  #onData(df: DataFrame, peer: Peer): void {
+    const s = this.#byPeer.get(peer);
+    const m = s?.link?.receive(df);
+    if (s === undefined || m === null || m === undefined) return;
+    if (m.kind === LinkKind.Reply) return this.#settleCall(s, m);
+    if (m.kind !== LinkKind.Call) return;
+    const handler = this.#handlers.get(m.name);
+    const answer = (code: string, body: Uint8Array) => {
+      if (s.ended) return;
+      if (s.link!.full(body.length)) return this.#end(s, 'resume-overflow: the client does not acknowledge');
+      s.link!.send(LinkKind.Reply, code, body, m.seq);
+    };
+    if (handler === undefined) return answer('ZS_UNKNOWN_COMMAND', Buffer.from(`unknown session command '${m.name}'`));
+    Promise.resolve()
+      .then(() => handler(DataFrame.decode(m.body), info(s)))
+      .then(
+        (out) => answer('', (out ?? new DataFrame()).encode()),
+        (err: unknown) => {
+          const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'ZS_HANDLER';
+          answer(code, Buffer.from(err instanceof Error ? err.message : String(err)));
+        },
+      );
+  }
+
+  #settleCall(s: Session, m: LinkMessage): void {
+    const p = s.calls.get(m.ref);
+    if (p === undefined) return; // timed out
+    s.calls.delete(m.ref);
+    clearTimeout(p.timer);
+    if (m.name === '') p.resolve(DataFrame.decode(m.body));
+    else p.reject(new RemoteError('session call', m.name, Buffer.from(m.body).toString('utf8')));
+  }
+
+  /** The connection of a session closed: a resumable session waits `ttl` for its client. */
+  #disconnected(peer: Peer): void {
+    const s = this.#byPeer.get(peer);
+    if (s === undefined) return;
+    if (s.link === null) return this.#drop(peer);
+    this.#byPeer.delete(peer);
+    if (s.peer !== peer) return;
+    s.peer = null;
+    s.link.detach();
+    s.expiry = setTimeout(() => this.#end(s, 'the session expired'), this.#resume!.ttl);
+    s.expiry.unref?.();
+  }
+
+  /** Ends session `s` for good: its connection, if any, is told why and closed. */
+  #end(s: Session, reason: string): void {
+    if (s.ended) return;
+    s.ended = true;
+    if (s.expiry !== null) clearTimeout(s.expiry);
+    if (s.token !== null) this.#byToken.delete(s.token);
+    s.link?.close();
+    for (const p of s.calls.values()) {
+      clearTimeout(p.timer);
+      p.reject(new UnauthenticatedError(`the session ended: ${reason}`));
+    }
+    s.calls.clear();
+    const set = this.#byUser.get(s.user);
+    set?.delete(s);
+    if (set?.size === 0) this.#byUser.delete(s.user);
+    const peer = s.peer;
+    if (peer === null) return;
+    this.#byPeer.delete(peer);
+    try {
+      peer.sendConsole(Cmd.Kicked, reason);
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err;
+    }
+    peer.close(); // graceful: the notice goes first
   }
 
   async #changePassword(df: DataFrame, peer: Peer): Promise<void> {
@@ -339,25 +548,18 @@ export class Sessions {
       await this.store.deleteUser(s.user);
     });
     for (const other of [...(this.#byUser.get(s.user) ?? [])]) {
-      this.#drop(other.peer);
-      if (other.peer === peer) continue;
-      try {
-        other.peer.sendConsole(Cmd.Kicked, 'the account was deleted');
-      } catch (err) {
-        if (!(err instanceof ConnectionClosedError)) throw err;
-      }
-      other.peer.close();
+      if (other === s) this.#drop(peer);
+      else this.#end(other, 'the account was deleted');
     }
   }
 
-  /** Ends the session of `peer`, if it has one (logout, disconnect, takeover). */
+  /** Ends the session of `peer`, if it has one (logout, a second login), leaving the connection open. */
   #drop(peer: Peer): void {
     const s = this.#byPeer.get(peer);
     if (s === undefined) return;
     this.#byPeer.delete(peer);
-    const set = this.#byUser.get(s.user);
-    set?.delete(s);
-    if (set?.size === 0) this.#byUser.delete(s.user);
+    s.peer = null;
+    this.#end(s, 'logged out');
   }
 
   /**
@@ -372,7 +574,8 @@ export class Sessions {
     let after = 0;
     try {
       for (;;) {
-        if (this.#byPeer.get(s.peer) !== s) return;
+        const peer = s.peer;
+        if (peer === null || this.#byPeer.get(peer) !== s) return;
         const rows = await this.store.pending(s.user, after, this.#window);
         if (rows.length === 0) {
           s.draining = false;
@@ -381,7 +584,7 @@ export class Sessions {
         await Promise.all(
           rows.map(async (m) => {
             const push = new DataFrame().writeFloat64(m.id).writeString(m.name).writeBytes(m.body).writeFloat64(m.sentAt);
-            await s.peer.call(Cmd.Offline, push);
+            await peer.call(Cmd.Offline, push);
             await this.store.ack(s.user, m.id);
           }),
         );

@@ -22,6 +22,14 @@ export const Cmd = {
   Offline: 'zs.offline',
   /** client, direct console: why the server ends this session (another login, account deleted). */
   Kicked: 'zs.kicked',
+  /** server, stream, public: [token, last seq received] → [user, roles JSON, last seq received]. */
+  Resume: 'zs.resume',
+  /** server, direct stream: a sequenced message of a resumable session, client to server (link.ts). */
+  ClientData: 'zs.c2s',
+  /** client, direct stream: a sequenced message, server to client. */
+  ServerData: 'zs.s2c',
+  /** both sides, direct stream: [last seq received], the acknowledgement of the other side's messages. */
+  Ack: 'zs.ack',
   /** client, console: '' → '' (Sessions.ping measures the round trip). */
   Ping: 'zs.ping',
 } as const;
