@@ -80,7 +80,6 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
   #clock: ClockEstimate | null = null;
   #token: string | null = null;
   #link: ReliableLink | null = null;
-  #resumed = false;
   readonly #limits: { maxBuffered: number; maxBufferedBytes: number };
   readonly #calls = new Map<number, PendingCall>();
   readonly #handlers = new Map<string, ClientSessionHandler>();
@@ -113,7 +112,6 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     client.directStream(Cmd.ServerData, (df) => this.#onData(df));
     client.directStream(Cmd.Ack, (df) => this.#link?.acknowledged(df.readFloat64()));
     client.on('disconnect', () => {
-      this.#resumed = false;
       this.#link?.detach();
       if (this.#token === null) this.#user = null;
     });
@@ -122,7 +120,7 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     });
   }
 
-  /** True while a resumable session is attached to the current connection. */
+  /** True while this client has a resumable session (connected, or waiting to resume it). */
   get resumable(): boolean {
     return this.#token !== null;
   }
@@ -178,7 +176,6 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     reply.readString();
     reply.readString();
     link.attach(peer, reply.readFloat64());
-    this.#resumed = true;
     this.emit('resumed');
   }
 
@@ -228,7 +225,6 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
     this.#link?.close();
     this.#link = null;
     this.#user = null;
-    this.#resumed = false;
     for (const p of this.#calls.values()) {
       clearTimeout(p.timer);
       p.reject(err);
@@ -272,7 +268,6 @@ export class SessionClient extends EventEmitter<SessionClientEvents> {
       const peer = this.client.peer;
       if (peer === undefined) throw new ConnectionClosedError('the connection closed right after login');
       this.#link.attach(peer, 0);
-      this.#resumed = true;
     }
     return result;
   }

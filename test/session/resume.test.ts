@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
+import { LimitError, TimeoutError } from '../../lib/errors.js';
 import { Client } from '../../lib/framework/client.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { SessionClient } from '../../lib/session/client.js';
@@ -195,6 +196,30 @@ describe('resume', { timeout: 120_000 }, () => {
       assert.equal(await r.sessions.sendTo('w', 'n', new DataFrame().writeInt32(10)), 'stored');
       assert.equal(r.sessions.sessionsOf('w').length, 0);
       assert.equal(await r.store.pendingCount('w'), 1);
+    } finally {
+      await client.close();
+      await px.close();
+      await r.close();
+      await transport.shutdown();
+    }
+  });
+
+  it('a SessionClient past maxBuffered unacknowledged calls rejects the next call with LimitError', async () => {
+    const r = await rig({ resume: { ttl: 10_000 } });
+    const px = await proxy(r.port);
+    const transport = await createTransport('node-net');
+    const client = new Client({ transport, host: '127.0.0.1', port: px.port, quiet: true });
+    const me = new SessionClient(client, { maxBuffered: 3 });
+    try {
+      await r.sessions.createUser('x', 'pw');
+      await client.connect();
+      await me.login('x', 'pw');
+      const closed = once(client, 'disconnect');
+      px.cut(); // no reconnect: calls wait in the outbox
+      await closed;
+      const waiting = [1, 2, 3].map((n) => me.call('echo', new DataFrame().writeInt32(n), { timeout: 200 }));
+      await assert.rejects(me.call('echo', new DataFrame().writeInt32(4)), (e) => e instanceof LimitError);
+      for (const w of waiting) await assert.rejects(w, (e) => e instanceof TimeoutError);
     } finally {
       await client.close();
       await px.close();
