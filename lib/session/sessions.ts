@@ -570,7 +570,10 @@ export class Sessions {
   async #pump(s: Session): Promise<void> {
     if (s.pumping) return;
     s.pumping = true;
-    s.draining = true;
+    // `draining` starts true at login and turns false once, when the store has nothing left for
+    // the user; from then on sendTo sends live (into the link on a resumable session) and
+    // nothing new is stored for this session, so a later pump (after a resume) must not turn it
+    // back on: sendTo would store messages that belong in the link, out of order with it.
     let after = 0;
     try {
       for (;;) {
