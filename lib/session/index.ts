@@ -5,3 +5,4 @@ export type { SessionStore, UserRecord, StoredMessage } from './store.js';
 export { SqliteSessionStore, MIGRATIONS as SESSION_MIGRATIONS, type SqliteSessionStoreOptions } from './sqlite.js';
 export { hashPassword, verifyPassword, DEFAULT_SCRYPT_COST, type ScryptCost } from './password.js';
 export { AttemptLimiter } from './throttle.js';
+export { endpointCommands } from './endpoints.js';
