@@ -112,6 +112,8 @@ interface Session {
   /** Stored messages are being sent: new messages are stored too, behind them, to keep order. */
   draining: boolean;
   pumping: boolean;
+  /** The application's `peer.userData`, carried from the dropped connection to the resumed one. */
+  userData: unknown;
 }
 
 /** How `sendTo` delivered: to a logged-in connection, stored for the next login, or not at all (no such user). */
@@ -419,6 +421,7 @@ export class Sessions {
       ended: false,
       draining: true,
       pumping: false,
+      userData: undefined,
     };
     s.link?.attach(peer, 0);
     this.#byPeer.set(peer, s);
@@ -441,6 +444,7 @@ export class Sessions {
     if (s.peer !== null && s.peer !== peer) {
       // The client came back before this side saw the old connection drop.
       const old = s.peer;
+      s.userData = old.userData;
       this.#byPeer.delete(old);
       old.close(true);
     }
@@ -448,6 +452,7 @@ export class Sessions {
     if (s.expiry !== null) clearTimeout(s.expiry);
     s.expiry = null;
     s.peer = peer;
+    peer.userData = s.userData;
     this.#byPeer.set(peer, s);
     s.link!.attach(peer, theirLast);
     setImmediate(() => void this.#pump(s));
@@ -496,6 +501,7 @@ export class Sessions {
     this.#byPeer.delete(peer);
     if (s.peer !== peer) return;
     s.peer = null;
+    s.userData = peer.userData;
     s.link.detach();
     s.expiry = setTimeout(() => this.#end(s, 'the session expired'), this.#resume!.ttl);
     s.expiry.unref?.();

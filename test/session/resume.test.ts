@@ -162,6 +162,33 @@ describe('resume', { timeout: 120_000 }, () => {
     }
   });
 
+  it('a resumed session keeps its identity and the userData of its connection', async () => {
+    const r = await rig({ resume: { ttl: 10_000 } });
+    const px = await proxy(r.port);
+    const transport = await createTransport('node-net');
+    const client = new Client({ transport, host: '127.0.0.1', port: px.port, quiet: true, reconnect: { initialDelay: 10, maxDelay: 10, jitter: 0 } });
+    const me = new SessionClient(client);
+    try {
+      await r.sessions.createUser('y', 'pw');
+      await client.connect();
+      await me.login('y', 'pw');
+      const before = r.sessions.sessionsOf('y')[0]!.peer!;
+      before.userData = { cart: 3 };
+      const resumed = once(me, 'resumed');
+      px.cut();
+      await resumed;
+      const after = r.sessions.sessionsOf('y')[0]!.peer!;
+      assert.notEqual(after, before, 'a new connection');
+      assert.equal(r.sessions.session(after)?.user, 'y');
+      assert.deepEqual(after.userData, { cart: 3 });
+    } finally {
+      await client.close();
+      await px.close();
+      await r.close();
+      await transport.shutdown();
+    }
+  });
+
   it('a session past its ttl is gone: the resume fails with ZS_UNAUTHENTICATED, waiting calls fail', async () => {
     const r = await rig({ resume: { ttl: 50 } });
     const px = await proxy(r.port);
