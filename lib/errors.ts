@@ -242,3 +242,28 @@ export class NatsUnavailableError extends ZsError {
  * A client sees the server's ones as a RemoteError whose `remoteCode` is this code.
  */
 export class FilesError extends ZsError {}
+
+/**
+ * The command needs a logged-in session and this connection has none (lib/session): log in
+ * first, or mark the command `{ public: true }`. Also a wrong user name or password at login.
+ * Code `ZS_UNAUTHENTICATED`.
+ */
+export class UnauthenticatedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_UNAUTHENTICATED', message, options);
+  }
+}
+
+/** The session's user lacks every role the command asks for (lib/session). Code `ZS_FORBIDDEN`. */
+export class ForbiddenError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_FORBIDDEN', message, options);
+  }
+}
+
+/** Registration of a user name that is taken (lib/session): choose another name. Code `ZS_USER_EXISTS`. */
+export class UserExistsError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_USER_EXISTS', message, options);
+  }
+}

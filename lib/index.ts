@@ -29,6 +29,8 @@ export {
 export { NoWorkerError, NatsUnavailableError, TransportUnavailableError } from './errors.js';
 // The native addon: a resource it needs was refused (thrown by the addon itself).
 export { NativeResourceError } from './errors.js';
+// Sessions (issue 19): its errors.
+export { UnauthenticatedError, ForbiddenError, UserExistsError } from './errors.js';
 export type { ByteRange } from './bytes.js';
 export {
   md5,
@@ -87,6 +89,7 @@ export type { RoutableKind, RouteTarget } from './framework/server.js';
 export { Client, type ClientOptions, type ClientEvents, type ReconnectOptions } from './framework/client.js';
 export { Peer, type PeerSettings, type CallOptions, type BigStreamOptions, type Callback } from './framework/peer.js';
 export type { HostOptions, LogLevel } from './framework/host.js';
+export type { CommandMeta, CommandContext, Middleware } from './framework/registry.js';
 export type { LayerOptions, EndpointCompression } from './framework/layers.js';
 export { FramePipeline, type StageSet, type StagePlan } from './framework/pipeline.js';
 export { BigStreamIn, type BigStreamSource } from './framework/bigstream.js';
@@ -174,6 +177,8 @@ export {
 } from './transport/native-ws.js';
 export type { NativeCompressionOptions, NativeCompressionStats } from './transport/native-compression.js';
 export type { NativeRecordStats } from './transport/native-record.js';
+// Sessions (issue 19): users, login, guards, stored messages, server time.
+export * from './session/index.js';
 export { LogicTier, type LogicTierOptions, type LogicRouteOptions, type SubjectStats } from './logic/tier.js';
 export {
   LogicWorker,

@@ -11,6 +11,8 @@ import { defaultPeerSettings, settingsAllowingZero, type PeerSettings } from './
 import {
   CommandRegistry,
   type CommandKind,
+  type CommandMeta,
+  type Middleware,
   type BigStreamHandler,
   type BufferHandler,
   type ConsoleHandler,
@@ -87,38 +89,38 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
   }
 
   /** Registers a console command: text in, text out (`{ worker, ... }` runs it in a worker thread). */
-  console(name: string, handler: ConsoleHandler | WorkerCommandOptions): this {
-    this.#register(name, 'console', handler);
+  console(name: string, handler: ConsoleHandler | WorkerCommandOptions, meta?: CommandMeta): this {
+    this.#register(name, 'console', handler, meta);
     return this;
   }
 
   /** Registers a stream command: DataFrame in, DataFrame out. */
-  stream(name: string, handler: StreamHandler | WorkerCommandOptions): this {
-    this.#register(name, 'stream', handler);
+  stream(name: string, handler: StreamHandler | WorkerCommandOptions, meta?: CommandMeta): this {
+    this.#register(name, 'stream', handler, meta);
     return this;
   }
 
   /** Registers a direct console command: text in, no answer. */
-  directConsole(name: string, handler: DirectConsoleHandler | WorkerCommandOptions): this {
-    this.#register(name, 'directConsole', handler);
+  directConsole(name: string, handler: DirectConsoleHandler | WorkerCommandOptions, meta?: CommandMeta): this {
+    this.#register(name, 'directConsole', handler, meta);
     return this;
   }
 
   /** Registers a direct stream command: DataFrame in, no answer. */
-  directStream(name: string, handler: DirectStreamHandler | WorkerCommandOptions): this {
-    this.#register(name, 'directStream', handler);
+  directStream(name: string, handler: DirectStreamHandler | WorkerCommandOptions, meta?: CommandMeta): this {
+    this.#register(name, 'directStream', handler, meta);
     return this;
   }
 
   /** Registers a complete buffer command: one raw block in, bytes out (when the caller wants them). */
-  buffer(name: string, handler: BufferHandler | WorkerCommandOptions): this {
-    this.#register(name, 'buffer', handler);
+  buffer(name: string, handler: BufferHandler | WorkerCommandOptions, meta?: CommandMeta): this {
+    this.#register(name, 'buffer', handler, meta);
     return this;
   }
 
   /** Registers a big stream command: chunks in with progress, DataFrame out (`{ worker, ... }`: read in a worker thread). */
-  bigStream(name: string, handler: BigStreamHandler | WorkerCommandOptions): this {
-    this.#register(name, 'bigStream', handler);
+  bigStream(name: string, handler: BigStreamHandler | WorkerCommandOptions, meta?: CommandMeta): this {
+    this.#register(name, 'bigStream', handler, meta);
     return this;
   }
 
@@ -126,13 +128,24 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
    * Registers `handler`, or, given WorkerCommandOptions, a command whose handler runs in a worker
    * thread of the compute pool (docs/compute.md; lib/compute installs the runtime).
    */
-  #register(name: string, kind: CommandKind, handler: ((input: never, peer: Peer) => unknown) | WorkerCommandOptions): void {
-    if (!isWorkerCommand(handler)) return this.registry.register(name, kind, handler);
+  #register(name: string, kind: CommandKind, handler: ((input: never, peer: Peer) => unknown) | WorkerCommandOptions, meta?: CommandMeta): void {
+    if (!isWorkerCommand(handler)) return this.registry.register(name, kind, handler, false, meta);
     const runtime = workerRuntime();
     if (runtime === null) {
       throw new TypeError(`command '${name}': worker commands need the Node entry of the package (import from 'zserver', which installs lib/compute)`);
     }
-    this.registry.register(name, kind, runtime.handler(this, name, kind, handler), true);
+    this.registry.register(name, kind, runtime.handler(this, name, kind, handler), true, meta);
+  }
+
+  /**
+   * Adds a middleware that runs before the handler of every command of this side, in the order
+   * added: `server.use(async (ctx, next) => { ...; return next(); })`. Each registration method
+   * takes a third argument, the command's requirements (`{ public }`, `{ auth }`, `{ roles }`),
+   * that middleware reads as `ctx.meta` (lib/session enforces them).
+   */
+  use(fn: Middleware): this {
+    this.registry.use(fn);
+    return this;
   }
 
   /** Removes a command; returns whether it existed. */

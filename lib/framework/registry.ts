@@ -30,6 +30,37 @@ export type BigStreamHandler = (stream: BigStreamIn, peer: Peer) => DataFrame | 
 
 type AnyHandler = (input: never, peer: Peer) => unknown;
 
+/**
+ * What a command asks of its caller, read by middleware (lib/session checks it before the
+ * handler runs). The framework itself only stores it: without middleware it means nothing.
+ */
+export interface CommandMeta {
+  /** Callable before login (lib/session refuses every other command to a peer without a session). */
+  readonly public?: boolean;
+  /** Needs a logged-in peer (the default under lib/session; stated for readers). */
+  readonly auth?: boolean;
+  /** Needs a logged-in peer holding at least one of these roles. */
+  readonly roles?: readonly string[];
+}
+
+/** What a middleware sees of one incoming request. */
+export interface CommandContext {
+  readonly peer: Peer;
+  readonly name: string;
+  readonly kind: CommandKind;
+  readonly meta: CommandMeta;
+  /** The decoded input the handler will get (raw bytes for a worker command). */
+  readonly input: unknown;
+}
+
+/**
+ * Runs before the handler of every command of its side, in the order given to `use()`: call
+ * `next()` to go on (it resolves to what the handler returned), throw (a ZsError with a code) to
+ * refuse; the caller gets that error as the answer. Returning without calling `next()` answers
+ * with the returned value and the handler does not run.
+ */
+export type Middleware = (ctx: CommandContext, next: () => Promise<unknown>) => unknown;
+
 /** One row of the command table. */
 export interface CommandEntry {
   readonly name: string;
@@ -38,6 +69,8 @@ export interface CommandEntry {
   readonly stats: CommandStats;
   /** A worker command (worker-hook.ts): the handler takes the request body as raw bytes, undecoded. */
   readonly rawInput: boolean;
+  /** Requirements given at registration, for middleware. */
+  readonly meta: CommandMeta;
 }
 
 /** Error codes the framework itself sends. */
@@ -87,12 +120,19 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 /** A command table; Server and Client each have one. */
 export class CommandRegistry {
   readonly #commands = new Map<string, CommandEntry>();
+  readonly #middleware: Middleware[] = [];
 
   /** Adds (or replaces) command `name`. */
-  register(name: string, kind: CommandKind, handler: AnyHandler, rawInput = false): void {
+  register(name: string, kind: CommandKind, handler: AnyHandler, rawInput = false, meta: CommandMeta = {}): void {
     nameBytes(name);
     if (typeof handler !== 'function') throw new TypeError(`handler for command '${name}' must be a function`);
-    this.#commands.set(name, { name, kind, handler, stats: new CommandStats(), rawInput });
+    this.#commands.set(name, { name, kind, handler, stats: new CommandStats(), rawInput, meta });
+  }
+
+  /** Appends a middleware that runs before every handler of this table (see Middleware). */
+  use(fn: Middleware): void {
+    if (typeof fn !== 'function') throw new TypeError('middleware must be a function (ctx, next) => ...');
+    this.#middleware.push(fn);
   }
 
   /** True when command `name` is a worker command that takes its request body undecoded. */
@@ -140,7 +180,7 @@ export class CommandRegistry {
     const started = performance.now();
     let result: unknown;
     try {
-      result = (entry.handler as (input: unknown, peer: Peer) => unknown)(input, peer);
+      result = this.#middleware.length === 0 ? (entry.handler as (input: unknown, peer: Peer) => unknown)(input, peer) : this.#chain(entry, peer, input);
     } catch (err) {
       this.#fail(sink, entry, id, started, err);
       return;
@@ -168,6 +208,18 @@ export class CommandRegistry {
     } else {
       this.#succeed(sink, entry, id, started, result);
     }
+  }
+
+  /** Runs the middleware, then the handler; always a promise, so the request counts as in progress. */
+  async #chain(entry: CommandEntry, peer: Peer, input: unknown): Promise<unknown> {
+    const list = this.#middleware;
+    const ctx: CommandContext = { peer, name: entry.name, kind: entry.kind, meta: entry.meta, input };
+    const step = async (i: number): Promise<unknown> => {
+      const fn = list[i];
+      if (fn === undefined) return (entry.handler as (input: unknown, peer: Peer) => unknown)(input, peer);
+      return fn(ctx, () => step(i + 1));
+    };
+    return step(0);
   }
 
   #succeed(sink: ReplySink, entry: CommandEntry, id: number, started: number, value: unknown): void {

@@ -1,12 +1,16 @@
 // The programs in examples/ run as their comments say: the self-contained ones
 // exit 0 with the output they promise, and the chat server relays a line from
-// one chat client to another over the native transport. (examples/web is
+// one chat client to another over the native transport and keeps a private
+// message for a user who is away across a server restart. (examples/web is
 // tested in test/browser/examples-web.test.ts; serve-client.ts needs `npm start`.)
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
 const tsx = (file: string, ...args: string[]) =>
@@ -108,31 +112,52 @@ describe('examples/', { timeout: 120_000 }, () => {
     assert.match(r.out, new RegExp(`^batch +${md5('hello')} ${md5('zserver')}$`, 'm'));
   });
 
-  it('chat-server.ts relays a line from one chat-client.ts to another over native TCP', async () => {
+  it('chat-server.ts relays a line between chat-client.ts users over native TCP and keeps a private message for an away user across a restart', async () => {
     const port = String(await freePort());
-    const server = tsx('chat-server.ts', '--transport', 'native', '--port', port);
-    children.add(server);
-    try {
+    const db = join(mkdtempSync(join(tmpdir(), 'zs-chat-')), 'chat.db');
+    const start = async () => {
+      const server = tsx('chat-server.ts', '--transport', 'native', '--port', port, '--db', db);
+      children.add(server);
       await waitOutput(server, /chat server on .* over native-tcp/);
-      const alice = tsx('chat-client.ts', 'alice', '--transport', 'native', '--port', port);
-      const bob = tsx('chat-client.ts', 'bob', '--transport', 'native', '--port', port);
+      return server;
+    };
+    const stop = async (child: ChildProcess, signal: NodeJS.Signals) => {
+      child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+      children.delete(child);
+    };
+    const leave = async (child: ChildProcess) => {
+      child.stdin!.end(); // Ctrl-D: the client logs out and exits by itself
+      const [code] = (await once(child, 'exit')) as [number | null];
+      assert.equal(code, 0);
+      children.delete(child);
+    };
+    let server = await start();
+    try {
+      const alice = tsx('chat-client.ts', 'alice', 'pw-alice', '--transport', 'native', '--port', port);
+      const bob = tsx('chat-client.ts', 'bob', 'pw-bob', '--transport', 'native', '--port', port);
       children.add(alice);
       children.add(bob);
-      await waitOutput(alice, /welcome, alice/);
-      await waitOutput(bob, /welcome, bob/);
+      await waitOutput(alice, /logged in as alice/);
+      await waitOutput(bob, /logged in as bob/);
       const heard = waitOutput(bob, /alice: hi bob/);
       alice.stdin!.write('hi bob\n');
       await heard;
-      for (const c of [alice, bob]) {
-        c.stdin!.end(); // Ctrl-D: the client leaves and exits by itself
-        const [code] = (await once(c, 'exit')) as [number | null];
-        assert.equal(code, 0);
-        children.delete(c);
-      }
+      await leave(bob);
+      const kept = waitOutput(alice, /bob is away/);
+      alice.stdin!.write('/tell bob see you later\n');
+      await kept;
+      await leave(alice);
+      // The server dies without a goodbye; the message is in its database.
+      await stop(server, 'SIGKILL');
+      server = await start();
+      const bobAgain = tsx('chat-client.ts', 'bob', 'pw-bob', '--transport', 'native', '--port', port);
+      children.add(bobAgain);
+      await waitOutput(bobAgain, /\[alice → you, .* while you were away\] see you later/);
+      await leave(bobAgain);
     } finally {
-      server.kill('SIGTERM');
-      await once(server, 'exit');
-      children.delete(server);
+      await stop(server, 'SIGTERM');
+      rmSync(dirname(db), { recursive: true, force: true });
     }
   });
 });
