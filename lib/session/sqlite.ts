@@ -9,6 +9,7 @@
  * so programs without sessions never load its addon.
  */
 import { createRequire } from 'node:module';
+import { ConnectionClosedError } from '../errors.js';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { SessionStore, StoredMessage, UserRecord } from './store.js';
 
@@ -151,7 +152,7 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   #open(): Database {
-    if (this.#db === null) throw new Error('SqliteSessionStore is closed');
+    if (this.#db === null) throw new ConnectionClosedError('SqliteSessionStore: used after it was closed');
     return this.#db;
   }
 }
