@@ -28,9 +28,9 @@ import {
   BIG_WINDOW,
   PACK_MAX_BYTES,
   RESULT_HEADER,
-  TRANSFER_MIN_BYTES,
   epochNow,
   packBytes,
+  transferable,
   unpackBytes,
   type BigChunkMessage,
   type ComputeTask,
@@ -373,8 +373,7 @@ function forwardChunks(stream: BigStreamIn, port: MessagePort): void {
         while (window === 0 && !closed) await new Promise<void>((resolve) => (wake = resolve));
         if (closed) return;
         window--;
-        const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.byteLength >= TRANSFER_MIN_BYTES;
-        port.postMessage({ chunk } satisfies BigChunkMessage, own ? [chunk.buffer as ArrayBuffer] : []);
+        port.postMessage({ chunk } satisfies BigChunkMessage, transferable(chunk) ? [chunk.buffer as ArrayBuffer] : []);
       }
       if (!closed) port.postMessage({ end: true } satisfies BigChunkMessage);
     } catch (err) {

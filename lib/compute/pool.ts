@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
-import { TRANSFER_MIN_BYTES, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
+import { transferable, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
 
 /** @internal The pool holds threads + maxQueue tasks already. */
 export class PoolFullError extends Error {
@@ -142,7 +142,7 @@ export class ComputePool implements WorkerPoolHandle {
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
     const input = task.input;
     const transferList: Transferable[] | undefined =
-      typeof input !== 'string' && input.byteLength >= TRANSFER_MIN_BYTES ? [input.buffer as ArrayBuffer] : task.port !== undefined ? [] : undefined;
+      typeof input !== 'string' && transferable(input) ? [input.buffer as ArrayBuffer] : task.port !== undefined ? [] : undefined;
     if (task.port !== undefined) transferList!.push(task.port);
     this.#piscina.run(task, transferList === undefined ? { signal } : { transferList, signal }).then(
       (result) => {

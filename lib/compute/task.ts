@@ -10,6 +10,7 @@
  * or a TaskFailure object when the handler threw (structured clone drops an Error's `code`, so
  * the code travels as a field).
  */
+import * as threads from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import type { WorkerKind } from './define.js';
 
@@ -18,6 +19,24 @@ import type { WorkerKind } from './define.js';
  * smaller ones are copied by the structured clone, which costs less than detaching a buffer.
  */
 export const TRANSFER_MIN_BYTES = 4096;
+
+/** Node 21+: memory Node owns (Buffer.allocUnsafe's, Buffer.concat's on Node 24) may not be transferred. */
+const isUntransferable = (threads as { isMarkedAsUntransferable?: (value: unknown) => boolean }).isMarkedAsUntransferable;
+
+/**
+ * True when `bytes` should cross threads by transferring its ArrayBuffer: at least
+ * TRANSFER_MIN_BYTES, the whole of its buffer (a view would detach memory others use), and memory
+ * Node lets go (postMessage throws on a buffer marked untransferable). Otherwise it is copied.
+ */
+export function transferable(bytes: Uint8Array): boolean {
+  const buffer = bytes.buffer;
+  return (
+    bytes.byteLength >= TRANSFER_MIN_BYTES &&
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === buffer.byteLength &&
+    (isUntransferable === undefined || !isUntransferable(buffer))
+  );
+}
 
 /** Bytes before the Reply message in a result. */
 export const RESULT_HEADER = 16;
