@@ -104,7 +104,8 @@ function slowloris(id: string, declared: number, title: string): Attack {
       const deadline = performance.now() + seconds * 1000;
       const { peers, failed } = await openMany(ctx, n, { read: true, deadline });
       for (const p of peers) p.socket.write(frameHead(8, declared));
-      while (performance.now() < deadline && !ctx.gone()) {
+      // Until the deadline, or until the server has closed every one of them.
+      while (performance.now() < deadline && !ctx.gone() && peers.some((p) => p.closedHow === undefined)) {
         await sleep(1000);
         for (const p of peers) if (p.closedHow === undefined) p.socket.write(Buffer.from([0x61]));
       }

@@ -194,9 +194,13 @@ describe('Node net: limits of the byte stream', () => {
     const ping = frameBytes({ headToken: DEFAULT_HEAD_TOKEN, tailToken: DEFAULT_TAIL_TOKEN }, 0, 0, Buffer.alloc(8));
     const burst = Buffer.concat(Array.from({ length: 4096 }, () => ping));
     const end = Date.now() + 20_000;
+    // Until the server closes it, or its writes have stalled for 1.5 s (held back: the server
+    // stopped reading), or 20 s.
     while (closes.length === 0 && !s.destroyed && Date.now() < end) {
-      if (s.write(burst) === false) await Promise.race([once(s, 'drain'), sleep(100)]);
-      else await sleep(1);
+      if (s.write(burst) === false) {
+        const drained = await Promise.race([once(s, 'drain').then(() => true), sleep(1500).then(() => false)]);
+        if (!drained) break;
+      } else await sleep(1);
     }
     // Either the server stopped reading (backpressure reached this client: its writes stall) or
     // it closed it; it never holds more than maxSendQueue of pongs.
