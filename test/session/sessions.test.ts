@@ -72,7 +72,8 @@ describe('login throttle', () => {
   });
 
   it('refuses logins beyond login.maxPending hashing at once with ZS_BUSY', async () => {
-    const r = await rig({ login: { maxPending: 1 } });
+    // The default scrypt cost (tens of ms a hash), so the logins of the three clients surely overlap.
+    const r = await rig({ login: { maxPending: 1 }, scrypt: { N: 16384, r: 8, p: 1 } });
     try {
       await r.sessions.createUser('zed', 'pw');
       const clients = await Promise.all([r.client(), r.client(), r.client()]);
