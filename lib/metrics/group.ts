@@ -63,7 +63,8 @@ interface Round {
 
 /** The supervisor's side; see the file comment. */
 export class GroupMetrics {
-  readonly #children = new Map<string, { child: ChildProcess; listener: (m: unknown) => void; exit: () => void }>();
+  /** The workers by label; `child` null after it exited, until add() brings its successor. */
+  readonly #children = new Map<string, { child: ChildProcess | null; listener: (m: unknown) => void; exit: (code: number | null, signal: string | null) => void; gone: string }>();
   readonly #timeout: number;
   readonly #rounds = new Map<boolean, Round>();
   #nextId = 1;
@@ -80,22 +81,33 @@ export class GroupMetrics {
     if (typeof child.send !== 'function') throw new TypeError(`worker ${worker}: the child has no IPC channel (fork it, or spawn with stdio 'ipc')`);
     this.remove(worker);
     const listener = (m: unknown) => this.#onMessage(worker, child, m);
-    const exit = () => {
-      if (this.#children.get(worker)?.child === child) this.remove(worker);
+    const exit = (code: number | null, signal: string | null) => {
+      const c = this.#children.get(worker);
+      if (c?.child !== child) return;
+      // It stays a row (absent) until its successor is added or it is removed: a scrape during a
+      // restart shows the gap instead of a smaller group.
+      this.#detach(worker);
+      this.#children.set(worker, { ...c, child: null, gone: `exited (${signal ?? `code ${code}`}), not replaced yet` });
     };
     child.on('message', listener);
     child.once('exit', exit);
-    this.#children.set(worker, { child, listener, exit });
+    this.#children.set(worker, { child, listener, exit, gone: '' });
   }
 
-  /** Forgets worker `worker`; a round waiting for it counts it absent. */
+  /** Forgets worker `worker` (no more rows for it); a round waiting for it counts it absent. */
   remove(worker: string): void {
-    const c = this.#children.get(worker);
-    if (c === undefined) return;
+    if (!this.#children.has(worker)) return;
+    this.#detach(worker);
     this.#children.delete(worker);
+  }
+
+  /** Stops listening to worker `worker`'s child; rounds waiting for it count it absent. */
+  #detach(worker: string): void {
+    const c = this.#children.get(worker);
+    if (c?.child == null) return;
     c.child.off('message', c.listener);
     c.child.off('exit', c.exit);
-    for (const round of this.#rounds.values()) {
+    for (const round of [...this.#rounds.values()]) {
       if (round.waiting.delete(worker)) round.rows.set(worker, { worker, absent: true, reason: 'exited during the scrape' });
       this.#maybeFinish(round);
     }
@@ -144,7 +156,11 @@ export class GroupMetrics {
       timer: setTimeout(() => this.#finish(round), this.#timeout),
     };
     this.#rounds.set(history, round);
-    for (const [worker, { child }] of this.#children) {
+    for (const [worker, { child, gone }] of this.#children) {
+      if (child === null) {
+        round.rows.set(worker, { worker, absent: true, reason: gone });
+        continue;
+      }
       if (!child.connected) {
         round.rows.set(worker, { worker, absent: true, reason: 'its IPC channel is closed' });
         continue;
