@@ -10,7 +10,11 @@
  */
 import type { ServerStats } from '../framework/server.js';
 import { LATENCY_BUCKETS_MS } from '../framework/stats.js';
-import type { StatsSource } from './snapshot.js';
+
+/** What metrics are taken of: a Server (or anything with its stats()). */
+export interface StatsSource {
+  stats(): ServerStats;
+}
 
 /** Default time between samples, ms. */
 export const DEFAULT_SAMPLE_INTERVAL = 1000;

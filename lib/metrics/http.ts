@@ -15,8 +15,8 @@
  * UwsTransport need.
  */
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
-import { MetricsHistory, type MetricsHistoryOptions } from './history.js';
-import { takeSnapshot, type ProcessSnapshot, type StatsSource, type WorkerSnapshot } from './snapshot.js';
+import { MetricsHistory, type MetricsHistoryOptions, type StatsSource } from './history.js';
+import { takeSnapshot, type ProcessSnapshot, type WorkerSnapshot } from './snapshot.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 
 /** An answer of an `http` handler (the shape every WebSocket server transport takes). */

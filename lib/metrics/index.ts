@@ -4,7 +4,7 @@
  * `http` handler that serves /metrics, /status.json and /status, and the two
  * halves of gathering a worker group's metrics over the supervisor's IPC channel.
  */
-export { takeSnapshot, isAbsent, defaultWorkerLabel, type ProcessSnapshot, type AbsentWorker, type WorkerSnapshot, type SnapshotOptions, type StatsSource } from './snapshot.js';
+export { takeSnapshot, isAbsent, defaultWorkerLabel, type ProcessSnapshot, type AbsentWorker, type WorkerSnapshot, type SnapshotOptions } from './snapshot.js';
 export { renderPrometheus, escapeLabelValue, PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 export {
   MetricsHistory,
@@ -14,6 +14,7 @@ export {
   MAX_HISTORY_SAMPLES,
   type MetricsSample,
   type MetricsHistoryOptions,
+  type StatsSource,
 } from './history.js';
 export { metricsHttp, type MetricsHttp, type MetricsHttpOptions, type MetricsHttpAnswer, type MetricsHttpHandler } from './http.js';
 export { answerMetrics, joinMetricsGroup, GroupMetrics, DEFAULT_GATHER_TIMEOUT, type GroupMetricsOptions, type MetricsGroupMember, type MetricsMessage } from './group.js';

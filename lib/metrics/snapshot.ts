@@ -6,12 +6,7 @@
  */
 import { memoryUsage, pid, uptime } from 'node:process';
 import type { ServerStats } from '../framework/server.js';
-import type { MetricsHistory, MetricsSample } from './history.js';
-
-/** What a snapshot is taken of: a Server (or anything with its stats()). */
-export interface StatsSource {
-  stats(): ServerStats;
-}
+import type { MetricsHistory, MetricsSample, StatsSource } from './history.js';
 
 /** The metrics of one process at one moment. */
 export interface ProcessSnapshot {

@@ -82,8 +82,9 @@ describe('status page in headless Chromium', () => {
     const text = (id: string) => page.locator(`#${id}`).textContent();
     const number = async (id: string) => Number((await text(id)) ?? 'NaN');
 
-    await page.waitForFunction(() => document.getElementById('online')?.textContent === '4', undefined, { timeout: 15_000 });
-    await page.waitForFunction(() => Number(document.getElementById('messages')?.textContent) > 0, undefined, { timeout: 15_000 });
+    // Page-side predicates as strings: this file is type-checked without the DOM library.
+    await page.waitForFunction("document.getElementById('online').textContent === '4'", undefined, { timeout: 15_000 });
+    await page.waitForFunction("Number(document.getElementById('messages').textContent) > 0", undefined, { timeout: 15_000 });
     assert.equal(await text('workers'), '2 / 2');
     assert.ok((await number('calls')) > 0);
     const p50 = await number('p50');
@@ -100,7 +101,7 @@ describe('status page in headless Chromium', () => {
     // The charts have lines with points, and the numbers move as samples come in.
     const samples = await number('samples');
     const calls = a.stats().commands.echo!.calls;
-    await page.waitForFunction((n) => Number(document.getElementById('samples')?.textContent) >= n + 3, samples, { timeout: 15_000 });
+    await page.waitForFunction(`Number(document.getElementById('samples').textContent) >= ${samples + 3}`, undefined, { timeout: 15_000 });
     assert.ok(a.stats().commands.echo!.calls > calls);
     for (const chart of ['chart-online', 'chart-messages', 'chart-latency']) {
       const points = await page.locator(`#${chart} polyline`).first().getAttribute('points');
