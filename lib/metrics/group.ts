@@ -19,6 +19,7 @@
  * and at most two gathers in flight per worker.
  */
 import type { ChildProcess } from 'node:child_process';
+import { ConnectionClosedError } from '../errors.js';
 import type { ProcessSnapshot, WorkerSnapshot } from './snapshot.js';
 
 /** Gathers answered per round, per worker of the group (a worker shares its own, so it needs one). */
@@ -77,7 +78,7 @@ export class GroupMetrics {
 
   /** Adds worker `worker` (a forked child with an IPC channel); a restarted worker is added again under its label. */
   add(worker: string, child: ChildProcess): void {
-    if (this.#closed) throw new Error('GroupMetrics is closed: make a new one with answerMetrics()');
+    if (this.#closed) throw new ConnectionClosedError('GroupMetrics is closed: make a new one with answerMetrics()');
     if (typeof child.send !== 'function') throw new TypeError(`worker ${worker}: the child has no IPC channel (fork it, or spawn with stdio 'ipc')`);
     this.remove(worker);
     const listener = (m: unknown) => this.#onMessage(worker, child, m);
@@ -115,6 +116,7 @@ export class GroupMetrics {
 
   /** The group's rows, as a worker's gather would get them (for a supervisor that serves /metrics itself). */
   gather(history = false): Promise<WorkerSnapshot[]> {
+    if (this.#closed) return Promise.reject(new ConnectionClosedError('GroupMetrics is closed: make a new one with answerMetrics()'));
     return new Promise((resolve) => this.#round(history).resolvers.push(resolve));
   }
 
@@ -137,7 +139,8 @@ export class GroupMetrics {
     } else if (m.zsMetrics === 'snapshot-reply') {
       for (const round of this.#rounds.values()) {
         if (round.id !== m.id || !round.waiting.delete(worker)) continue;
-        round.rows.set(worker, { ...m.snapshot, worker });
+        const ok = typeof m.snapshot === 'object' && m.snapshot !== null && typeof m.snapshot.stats === 'object' && m.snapshot.stats !== null;
+        round.rows.set(worker, ok ? { ...m.snapshot, worker } : { worker, absent: true, reason: 'it sent a malformed snapshot' });
         this.#maybeFinish(round);
       }
     }
@@ -226,7 +229,15 @@ export function joinMetricsGroup(snapshot: (history: boolean) => ProcessSnapshot
   const listener = (m: unknown) => {
     if (!isMetricsMessage(m)) return;
     if (m.zsMetrics === 'snapshot') {
-      process.send?.({ zsMetrics: 'snapshot-reply', id: m.id, snapshot: snapshot(m.history === true) } satisfies MetricsMessage, () => undefined);
+      let mine: ProcessSnapshot;
+      try {
+        mine = snapshot(m.history === true);
+      } catch (err) {
+        // No reply: the supervisor's round counts this worker absent, and the worker lives on.
+        process.emitWarning(`zserver metrics: taking this worker's snapshot failed: ${(err as Error).message}`);
+        return;
+      }
+      process.send?.({ zsMetrics: 'snapshot-reply', id: m.id, snapshot: mine } satisfies MetricsMessage, () => undefined);
     } else if (m.zsMetrics === 'gathered') {
       const w = waiting.get(m.id);
       if (w === undefined) return;

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
+import { ConnectionClosedError } from '../../lib/errors.js';
 import { answerMetrics } from '../../lib/metrics/group.js';
 import { renderPrometheus } from '../../lib/metrics/prometheus.js';
 import { isAbsent, type ProcessSnapshot, type WorkerSnapshot } from '../../lib/metrics/snapshot.js';
@@ -87,6 +88,11 @@ describe('metrics of a worker group', () => {
       group.remove('2');
       const fewer = await group.gather();
       assert.deepEqual(fewer.map((r) => r.worker), ['0', '1']);
+
+      // Closed, it refuses further use with a clear error.
+      group.close();
+      await assert.rejects(group.gather(), ConnectionClosedError);
+      assert.throws(() => group.add('9', w1), ConnectionClosedError);
     } finally {
       group.close();
       for (const c of [w0, w1, w2]) if (c.connected) c.send({ test: 'exit' });
