@@ -212,7 +212,10 @@ export interface MetricsGroupMember {
    * channel, or when the supervisor does not answer within the timeout, this process's row alone.
    */
   gather(history?: boolean): Promise<WorkerSnapshot[]>;
-  /** Stops answering the supervisor's snapshot requests. */
+  /**
+   * Stops answering the supervisor's snapshot requests. Until then the 'message' listener keeps
+   * the IPC channel referenced (as any such listener does): call it when the worker shuts down.
+   */
   leave(): void;
 }
 
