@@ -9,11 +9,14 @@
  * closer). The hot path pays nothing: the timer reads counters that exist anyway.
  */
 import type { ServerStats } from '../framework/server.js';
+import type { TransportStats } from '../transport/types.js';
 import { LATENCY_BUCKETS_MS } from '../framework/stats.js';
 
-/** What metrics are taken of: a Server (or anything with its stats()). */
+/** What metrics are taken of: a Server (or anything with its stats(), and optionally its endpoints). */
 export interface StatsSource {
   stats(): ServerStats;
+  /** The listening endpoints, whose transports' own counters (closes by reason, 'refused' included) a snapshot adds. */
+  readonly endpoints?: readonly { readonly transport: { readonly name: string; stats(): TransportStats }; readonly address: { readonly port: number } }[];
 }
 
 /** Default time between samples, ms. */

@@ -118,6 +118,12 @@ function writeProcess(x: Exposition, s: ProcessSnapshot): void {
   for (const [limit, n] of Object.entries(st.limitsHit)) {
     x.sample('zserver_limit_hits_total', 'counter', 'Times a limit of docs/limits.md was reached, per limit.', { ...base, limit }, n);
   }
+  for (const t of s.transports ?? []) {
+    const l = { ...base, transport: t.transport, port: String(t.port) };
+    x.sample('zserver_transport_connections_total', 'counter', 'Connections a listening transport opened.', l, t.connections);
+    x.family('zserver_transport_closes_total', 'counter', "Connections a listening transport closed, by reason; 'refused' counts those admission turned away.");
+    for (const [reason, n] of Object.entries(t.closes)) x.sample('zserver_transport_closes_total', 'counter', '', { ...l, reason }, n ?? 0);
+  }
   for (const [command, c] of Object.entries(st.commands)) writeCommand(x, base, command, c);
   x.sample('zserver_process_resident_memory_bytes', 'gauge', 'Resident set size of the process.', base, s.memory.rss);
   x.sample('zserver_process_heap_used_bytes', 'gauge', 'V8 heap in use.', base, s.memory.heapUsed);

@@ -6,6 +6,7 @@
  */
 import { memoryUsage, pid, uptime } from 'node:process';
 import type { ServerStats } from '../framework/server.js';
+import type { CloseReason } from '../transport/types.js';
 import type { MetricsHistory, MetricsSample, StatsSource } from './history.js';
 
 /** The metrics of one process at one moment. */
@@ -19,6 +20,12 @@ export interface ProcessSnapshot {
   /** Bytes: resident set, V8 heap in use, memory of Buffers and other external objects. */
   memory: { rss: number; heapUsed: number; external: number };
   stats: ServerStats;
+  /**
+   * The counters of each transport the Server listens on (once per transport, with its first
+   * endpoint's port): connections it opened and closes by reason, among them 'refused' (admission:
+   * maxConnections, the per-IP cap or rate, the accept hook), which never reach the framework.
+   */
+  transports: { transport: string; port: number; connections: number; closes: Partial<Record<CloseReason, number>> }[];
   /** The newest rate sample of the process's MetricsHistory, when it keeps one. */
   recent?: MetricsSample;
   /** Every sample of its MetricsHistory, oldest first, when asked for (status page start-up). */
@@ -55,6 +62,18 @@ export function defaultWorkerLabel(): string {
   return process.env.ZS_WORKER ?? '0';
 }
 
+function transportsOf(source: StatsSource): ProcessSnapshot['transports'] {
+  const out: ProcessSnapshot['transports'] = [];
+  const seen = new Set<object>();
+  for (const ep of source.endpoints ?? []) {
+    if (seen.has(ep.transport)) continue;
+    seen.add(ep.transport);
+    const st = ep.transport.stats();
+    out.push({ transport: ep.transport.name, port: ep.address.port, connections: st.connections, closes: { ...st.closes } });
+  }
+  return out;
+}
+
 /** Takes a snapshot of `source` (a Server) in this process. */
 export function takeSnapshot(source: StatsSource, options: SnapshotOptions = {}): ProcessSnapshot {
   const mem = memoryUsage();
@@ -65,6 +84,7 @@ export function takeSnapshot(source: StatsSource, options: SnapshotOptions = {})
     uptimeSeconds: uptime(),
     memory: { rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external },
     stats: source.stats(),
+    transports: transportsOf(source),
   };
   const recent = options.history?.latest();
   if (recent !== undefined) out.recent = recent;

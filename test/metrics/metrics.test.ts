@@ -152,6 +152,29 @@ describe('Prometheus text', () => {
   });
 });
 
+describe('transport counters', () => {
+  it('adds each listening transport once, with closes by reason (refused included)', async () => {
+    const { server, client, done } = await servedPair();
+    try {
+      const real = takeSnapshot(server, { worker: '0' });
+      assert.equal(real.transports.length, 1);
+      assert.equal(real.transports[0]!.connections, 1);
+      // Two endpoints on one transport count once; admission refusals come from the transport.
+      const transport = { name: 'fake', stats: () => ({ connections: 9, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, closes: { refused: 7, 'slow-consumer': 1 } }) };
+      const fake = { stats: () => server.stats(), endpoints: [{ transport, address: { port: 81 } }, { transport, address: { port: 82 } }] };
+      const snap = takeSnapshot(fake, { worker: '0' });
+      assert.equal(snap.transports.length, 1);
+      const { series } = parseExposition(renderPrometheus([snap]));
+      assert.equal(get(series, 'zserver_transport_closes_total', { transport: 'fake', port: '81', reason: 'refused' }), 7);
+      assert.equal(get(series, 'zserver_transport_closes_total', { transport: 'fake', reason: 'slow-consumer' }), 1);
+      assert.equal(get(series, 'zserver_transport_connections_total', { transport: 'fake' }), 9);
+      await client.close();
+    } finally {
+      await done();
+    }
+  });
+});
+
 describe('MetricsHistory', () => {
   it('samples rates and p50/p99 over each interval, in a bounded ring', async () => {
     assert.throws(() => new MetricsHistory({ stats: () => ({}) as never }, { samples: 0 }), RangeError);
