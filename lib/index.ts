@@ -122,7 +122,8 @@ export {
   type BufferHandler,
   type BigStreamHandler,
 } from './framework/registry.js';
-export type { CommandStatsSnapshot, FrameworkStatsSnapshot } from './framework/stats.js';
+export type { CommandStatsSnapshot, FrameworkStatsSnapshot, LimitName } from './framework/stats.js';
+export { LATENCY_BUCKETS_MS, OTHER_COMMANDS } from './framework/stats.js';
 export {
   createTransport,
   createWebSocketServer,
@@ -209,3 +210,4 @@ export {
   type FileStat,
   type HashAlgorithm,
 } from './files/index.js';
+export * from './metrics/index.js';

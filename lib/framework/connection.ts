@@ -439,7 +439,7 @@ export class Connection implements PeerConnection, ReplySink {
           if (s === undefined) return;
           // The chunk waits for the handler: it counts against the peer's and the side's buffer budgets.
           if (!this.#assembler().holdChunk(len - 4)) {
-            this.#host.counters.requestsRefused++;
+            this.#host.counters.refused('maxBufferBytes');
             this.#bigIn!.delete(id);
             const message = `big stream '${s.name}' aborted: its handler does not keep up and the unread bytes would pass maxBufferBytesPerPeer or maxBufferBytesTotal`;
             s.fail(new StreamAbortedError(message));
@@ -527,6 +527,7 @@ export class Connection implements PeerConnection, ReplySink {
     if (this.#settings.requestRate !== 0 && !this.#admitRequest()) return this.#rateLimited(wantsReply ? id : 0, name);
     // Every refusal below leaves no assembly: the buffer's BufferMore messages are dropped.
     if (total > this.#settings.maxBufferSize) {
+      this.#host.counters.refused('maxBufferSize');
       const message = `buffer of ${total} bytes for '${name}' exceeds maxBufferSize ${this.#settings.maxBufferSize}`;
       if (wantsReply) this.replyError(id, ErrorCode.TooLarge, message);
       else this.log('warn', peerText(message, 400));
@@ -538,7 +539,7 @@ export class Connection implements PeerConnection, ReplySink {
     const assemblies = this.#assembler();
     const refusal = assemblies.refusal(total);
     if (refusal !== null) {
-      this.#host.counters.requestsRefused++;
+      this.#host.counters.refused('maxBufferBytes');
       const message = `buffer of ${total} bytes for '${name}' refused: ${refusal}`;
       if (wantsReply) this.replyError(id, ErrorCode.Limit, message);
       else this.log('warn', peerText(message, 400));
@@ -568,7 +569,7 @@ export class Connection implements PeerConnection, ReplySink {
     if (this.#settings.requestRate !== 0 && !this.#admitRequest()) return this.#rateLimited(id, name);
     const max = this.#settings.maxBigStreams;
     if (this.bigStreamsIn >= max) {
-      this.#host.counters.requestsRefused++;
+      this.#host.counters.refused('maxBigStreams');
       this.#host.peerLog('warn', `peer ${this.id}: big stream '${peerText(name)}' refused: ${max} are open (maxBigStreams)`);
       return this.replyError(id, ErrorCode.Limit, `big stream '${name}' refused: ${max} big streams of this connection are open (maxBigStreams)`);
     }
@@ -640,7 +641,7 @@ export class Connection implements PeerConnection, ReplySink {
     const cap = this.#settings.maxConcurrentRequests;
     if (flags === 0 && h.frames.length - h.at >= cap && batchSerial !== h.batch) {
       // A transport without pause() (or one that delivered again anyway): hold no more than the cap.
-      this.#host.counters.requestsRefused++;
+      this.#host.counters.refused('maxConcurrentRequests');
       const message = `more than ${cap} requests in progress and ${cap} waiting (maxConcurrentRequests)`;
       if (kind <= 9 && len >= 4) this.replyError(readU32(buf, off), ErrorCode.Limit, message);
       else this.#host.peerLog('warn', `peer ${this.id}: direct message dropped: ${message}`);
@@ -777,6 +778,7 @@ export class Connection implements PeerConnection, ReplySink {
     this.#assemblies?.clear(); // gives the reservation back to the side's budget
     this.#assemblies = null;
     this.onDrain();
+    this.#host.counters.closed(reason);
     this.#host.peerClosed(this.peer, reason, detail);
   }
 }

@@ -36,6 +36,11 @@ export interface HostOptions extends Partial<PeerSettings> {
   quiet?: boolean;
   /** Receives every log line; the default prints warnings and errors to stderr unless quiet. */
   log?: (level: LogLevel, message: string) => void;
+  /**
+   * Commands with counters of their own in stats() and /metrics (default 256); commands
+   * registered beyond it share the row '(other)', so the series a scrape returns stay bounded.
+   */
+  maxTrackedCommands?: number;
 }
 
 /** Fills defaults into `options` and checks every setting (RangeError naming the bad one). */
@@ -70,7 +75,7 @@ export function resolveSettings(options: Partial<PeerSettings> = {}, base: PeerS
  */
 export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>> extends EventEmitter<Events> {
   /** @internal */
-  readonly registry = new CommandRegistry();
+  readonly registry: CommandRegistry;
   /** @internal */
   readonly counters = new FrameworkCounters();
   /** Settings of the peers of this side (endpoints may override them). */
@@ -84,6 +89,7 @@ export abstract class CommandHost<Events extends Record<keyof Events, unknown[]>
   constructor(options: HostOptions = {}) {
     super();
     this.settings = resolveSettings(options);
+    this.registry = new CommandRegistry(options.maxTrackedCommands);
     this.#quiet = options.quiet ?? false;
     this.#log = options.log;
   }

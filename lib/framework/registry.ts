@@ -10,7 +10,7 @@ import { nameBytes } from '../protocol/messages.js';
 import type { BigStreamIn } from './bigstream.js';
 import type { Peer } from './peer.js';
 import { peerText } from './log.js';
-import { CommandStats, type CommandStatsSnapshot } from './stats.js';
+import { CommandStats, DEFAULT_MAX_TRACKED_COMMANDS, OTHER_COMMANDS, type CommandStatsSnapshot } from './stats.js';
 
 /** The kinds of command a side can register. */
 export type CommandKind = 'console' | 'stream' | 'directConsole' | 'directStream' | 'buffer' | 'bigStream';
@@ -66,6 +66,7 @@ export interface CommandEntry {
   readonly name: string;
   readonly kind: CommandKind;
   readonly handler: AnyHandler;
+  /** Its own counters, or the shared OTHER_COMMANDS row when maxTrackedCommands were taken. */
   readonly stats: CommandStats;
   /** A worker command (worker-hook.ts): the handler takes the request body as raw bytes, undecoded. */
   readonly rawInput: boolean;
@@ -121,12 +122,28 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 export class CommandRegistry {
   readonly #commands = new Map<string, CommandEntry>();
   readonly #middleware: Middleware[] = [];
+  /** Commands with counters of their own; the rest share #other (a bound on the rows stats() and /metrics carry). */
+  readonly #maxTracked: number;
+  #tracked = 0;
+  readonly #other = new CommandStats();
+
+  /** `maxTracked`: commands with counters of their own (HostOptions.maxTrackedCommands). */
+  constructor(maxTracked = DEFAULT_MAX_TRACKED_COMMANDS) {
+    if (!Number.isInteger(maxTracked) || maxTracked < 0 || maxTracked > 2 ** 20) {
+      throw new RangeError(`maxTrackedCommands must be an integer from 0 to 2^20, got ${String(maxTracked)}`);
+    }
+    this.#maxTracked = maxTracked;
+  }
 
   /** Adds (or replaces) command `name`. */
   register(name: string, kind: CommandKind, handler: AnyHandler, rawInput = false, meta: CommandMeta = {}): void {
     nameBytes(name);
     if (typeof handler !== 'function') throw new TypeError(`handler for command '${name}' must be a function`);
-    this.#commands.set(name, { name, kind, handler, stats: new CommandStats(), rawInput, meta });
+    const old = this.#commands.get(name);
+    if (old !== undefined && old.stats !== this.#other) this.#tracked--;
+    const own = this.#tracked < this.#maxTracked;
+    if (own) this.#tracked++;
+    this.#commands.set(name, { name, kind, handler, stats: own ? new CommandStats() : this.#other, rawInput, meta });
   }
 
   /** Appends a middleware that runs before every handler of this table (see Middleware). */
@@ -142,6 +159,8 @@ export class CommandRegistry {
 
   /** Removes command `name`; returns whether it existed. */
   unregister(name: string): boolean {
+    const old = this.#commands.get(name);
+    if (old !== undefined && old.stats !== this.#other) this.#tracked--;
     return this.#commands.delete(name);
   }
 
@@ -155,7 +174,12 @@ export class CommandRegistry {
 
   stats(): Record<string, CommandStatsSnapshot> {
     const out: Record<string, CommandStatsSnapshot> = {};
-    for (const [name, e] of this.#commands) out[name] = e.stats.snapshot();
+    let others = false;
+    for (const [name, e] of this.#commands) {
+      if (e.stats === this.#other) others = true;
+      else out[name] = e.stats.snapshot();
+    }
+    if (others || this.#other.calls > 0) out[OTHER_COMMANDS] = this.#other.snapshot();
     return out;
   }
 
@@ -229,16 +253,16 @@ export class CommandRegistry {
       entry.stats.bytesOut += sink.replyValue(id, entry.kind, value);
     } catch (err) {
       // The handler returned something that cannot be sent (wrong type, too large).
-      entry.stats.errors++;
       const shape = errorShape(err);
+      entry.stats.error(shape.code);
       sink.replyError(id, shape.code, `command '${entry.name}' returned a bad value: ${shape.message}`);
     }
   }
 
   #fail(sink: ReplySink, entry: CommandEntry, id: number, started: number, err: unknown): void {
     entry.stats.time(performance.now() - started);
-    entry.stats.errors++;
     const shape = errorShape(err);
+    entry.stats.error(shape.code);
     if (id !== 0) sink.replyError(id, shape.code, shape.message);
     else sink.log('warn', `direct command '${entry.name}' failed: ${peerText(shape.message)}`);
   }
