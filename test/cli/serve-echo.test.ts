@@ -1,5 +1,5 @@
 /**
- * `zserver serve` (lib/cli/serve-group.ts): a group of worker processes sharing one port with
+ * `zserver serve` (lib/cli/serve-echo.ts): a group of worker processes sharing one port with
  * SO_REUSEPORT echoes frames, the kernel spreads connections across the
  * workers, and SIGTERM stops the whole group cleanly.
  */
@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { encodeFrame, rawClient } from '../helpers/frames.js';
 
-describe('zserver serve', () => {
+describe('zserver serve --echo', () => {
   it('runs 2 workers on one port, echoes, spreads connections, and stops on SIGTERM', { timeout: 40_000 }, async () => {
-    const group = spawn(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'serve', '--port', '0', '--workers', '2', '--report', '1'], {
+    const group = spawn(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'serve', '--echo', '--port', '0', '--workers', '2', '--report', '1'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const kill = setTimeout(() => group.kill('SIGKILL'), 30_000);
