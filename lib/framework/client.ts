@@ -122,6 +122,10 @@ export class Client extends CommandHost<ClientEvents> {
   readonly #maxWaiting: number;
   /** Calls waiting for a reconnect, in order (bounded by maxWaitingCalls). */
   #waiting: WaitingCall[] = [];
+  /** When the current connection opened (Date.now() ms). */
+  #connectedAt = 0;
+  /** Go-aways in a row on connections younger than 250 ms (a draining server still accepting). */
+  #goAwayStreak = 0;
 
   constructor(options: ClientOptions) {
     const { transport, host, port, connectTimeout, family, reconnect, quiet, log, secure, compression, maxWaitingCalls, ...rest } = options;
@@ -215,9 +219,12 @@ export class Client extends CommandHost<ClientEvents> {
           throw new ConnectionClosedError('client was closed while connecting');
         }
         this.#peer = peer;
+        this.#connectedAt = Date.now();
         this.counters.connections++;
         this.emit('connect', peer);
-        this.#runWaiting(peer);
+        // On the next turn: a connection the other side closes as soon as it opened (a server
+        // that stopped accepting) is then known to be closed, and the calls wait on.
+        if (this.#waiting.length > 0) setTimeout(() => this.#runWaiting(peer), 0);
         return peer;
       } catch (err) {
         if (err instanceof ConnectionClosedError && this.#closedByUser) throw err;
@@ -334,6 +341,7 @@ export class Client extends CommandHost<ClientEvents> {
 
   /** Runs the calls that waited for a connection on `peer`, in order, each with the time it has left. */
   #runWaiting(peer: Peer): void {
+    if (peer !== this.#peer || !peer.connected) return;
     const waiting = this.#waiting;
     this.#waiting = [];
     for (const w of waiting) {
@@ -372,6 +380,13 @@ export class Client extends CommandHost<ClientEvents> {
     };
     closeWhenIdle();
     if (this.#reconnect === null || this.#closedByUser) return;
+    // A connection told to go away as soon as it opened reached a server that is still draining
+    // (a shared port hands it some new connections): back off instead of looping on it.
+    this.#goAwayStreak = Date.now() - this.#connectedAt < 250 ? this.#goAwayStreak + 1 : 0;
+    if (this.#goAwayStreak > 0) {
+      this.#scheduleReconnect(this.#goAwayStreak);
+      return;
+    }
     this.connect().catch((err: Error) => {
       this.log('info', `reconnect after go-away failed: ${err.message}`);
       this.#scheduleReconnect(1);
