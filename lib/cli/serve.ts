@@ -200,7 +200,10 @@ export async function runServe(args: string[]): Promise<number> {
         `commands: ${server.commandNames().join(', ')}\n`,
     );
   }
-  if (name === 'memory' || opts.once) {
+  if (opts.app !== undefined && opts.once) {
+    // A user app's commands are unknown here: --once only shows that it loads and listens.
+    process.stdout.write('--once: the app loaded and the endpoints listened\n');
+  } else if (name === 'memory' || opts.once) {
     process.stdout.write(name === 'memory' ? 'in-process demo client:\n' : 'self-test client:\n');
     const clientTransport = name === 'memory' ? transport : await createTransport(name === 'native-tls' ? 'native' : name);
     const client = new Client({ transport: clientTransport, host: ep.address.host, port: ep.address.port, ...(opts.compression ? { compression: {} } : {}) });
