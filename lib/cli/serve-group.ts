@@ -22,6 +22,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { startLocalNats, type LocalNats } from './nats-local.js';
 import { DEFAULT_DRAIN_DEADLINE, type ServeArgs } from './serve-config.js';
 
@@ -44,6 +45,16 @@ interface Slot {
 }
 
 const KILL_GRACE = 3000;
+
+/** A port free on `host` now (bound and released). */
+async function freePort(host: string): Promise<number> {
+  const srv = createServer().listen(0, host);
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
 
 /** A supervised group of serve workers; see the file comment. */
 export class ServeGroup {
@@ -69,8 +80,10 @@ export class ServeGroup {
     this.#opts = opts;
     this.#args = args;
     this.#log = log;
-    // SO_REUSEPORT balances only on Linux, and node-net may not set it (Node < 22.12): cluster then.
-    this.#useCluster = process.platform !== 'linux' || opts.transport === 'node-net';
+    // SO_REUSEPORT balances only on Linux, and the Node-based endpoints (node-net, ws, uws) may
+    // not set it (node-net needs Node 22.12): node:cluster shares their ports instead.
+    const nodeWeb = opts.wsPort !== null && (opts.wsTransport === 'ws' || opts.wsTransport === 'uws');
+    this.#useCluster = process.platform !== 'linux' || opts.transport === 'node-net' || nodeWeb;
     this.#done = new Promise((resolve) => (this.#stopped = resolve));
   }
 
@@ -99,6 +112,12 @@ export class ServeGroup {
     } else this.#natsUrl = this.#opts.nats ?? undefined;
     this.#port = this.#opts.port;
     this.#wsPort = this.#opts.wsPort;
+    if (this.#useCluster) {
+      // node:cluster shares a listening handle by the port asked for: port 0 in worker 0 and
+      // the port it got in worker 1 would be two handles. So pick the ports here first.
+      if (this.#port === 0) this.#port = await freePort(this.#opts.host);
+      if (this.#wsPort === 0) this.#wsPort = await freePort(this.#opts.host);
+    }
     for (let i = 0; i < n; i++) this.#slots.push({ index: i, child: null, crashes: [], givenUp: false });
     try {
       // The first worker settles the ports (0 picks them); the others share them.

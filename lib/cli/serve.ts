@@ -53,7 +53,7 @@ export interface ServeHandle {
 }
 
 /** The layer and limit options of both endpoints, from the serve options. */
-function endpointOptions(opts: ServeArgs, reusePort: boolean): EndpointOptions & { reusePort?: boolean } {
+function endpointOptions(opts: ServeArgs): EndpointOptions & { reusePort?: boolean } {
   const out: EndpointOptions & { reusePort?: boolean } = {};
   if (opts.compression) out.compression = opts.compression === true ? {} : (opts.compression as EndpointCompression);
   if (opts.secureKey !== undefined) {
@@ -71,14 +71,15 @@ function endpointOptions(opts: ServeArgs, reusePort: boolean): EndpointOptions &
     else settings[name] = value;
   }
   if (Object.keys(settings).length > 0) out.settings = settings;
-  if (reusePort) out.reusePort = true;
   return out;
 }
 
 /**
  * Starts serving: `server` (a new one with the app of `opts.app`, or the test app, set up with
  * `config`) listens on the framework endpoint and, unless `wsPort` is null, the WebSocket and web
- * endpoint. In a group (`reusePort`), the native endpoints share their ports with the other workers.
+ * endpoint. In a group (`reusePort`), the native endpoints (native, native-tls, native-ws) share
+ * their ports with the other workers through SO_REUSEPORT; Node-based ones (node-net, ws) share
+ * them through node:cluster (serve-group.ts).
  */
 export async function startServe(
   opts: ServeArgs,
@@ -103,14 +104,16 @@ export async function startServe(
     await setup(server, config);
   }
   const transport = await createTransport(transportName === 'native-tls' ? 'native' : transportName);
-  const layers = endpointOptions(opts, group.reusePort === true);
-  const tcpOptions = transportName === 'native-tls' ? { ...layers, tls: { cert: opts.tls!.cert, key: opts.tls!.key } } : layers;
+  const layers = endpointOptions(opts);
+  const native = (t: Transport) => t.name === 'native-tcp' || t.name === 'native-ws';
+  const reuse = (t: Transport) => (group.reusePort === true && native(t) ? { reusePort: true } : {});
+  const tcpOptions = { ...layers, ...reuse(transport), ...(transportName === 'native-tls' ? { tls: { cert: opts.tls!.cert, key: opts.tls!.key } } : {}) };
   const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, tcpOptions);
   let web: ServerEndpoint | undefined;
   if (opts.wsPort !== null && transportName !== 'memory') {
     if (opts.wsTransport !== undefined) process.env.ZSERVER_WS_SERVER = opts.wsTransport; // webSocketServerName() reads it
     const ws = await createWebSocketServer({ http: await webFiles(), origins: ownOrigins(opts.host, opts.wsPort) });
-    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, layers);
+    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, { ...layers, ...reuse(ws) });
   }
   const s = server;
   return { server: s, transport, tcp, web, close: () => s.close() };
@@ -186,7 +189,7 @@ export async function runServe(args: string[]): Promise<number> {
   const name = opts.transport ?? (await defaultTransport());
   const inGroup = opts.groupWorker !== undefined;
   const config: Partial<ServeConfig> = inGroup ? { worker: opts.groupWorker, workers: opts.workers ?? 1, nats: opts.nats ?? undefined } : { nats: opts.nats ?? undefined };
-  const { server, transport, tcp: ep, web } = await startServe(opts, name, undefined, { config, reusePort: inGroup && name !== 'node-net' });
+  const { server, transport, tcp: ep, web } = await startServe(opts, name, undefined, { config, reusePort: inGroup });
   // The cluster bus joins here once lib/cluster is merged (h-cluster): if (config.nats) server.useCluster({ nats: config.nats });
   const drainDeadline = opts.drainDeadline ?? DEFAULT_DRAIN_DEADLINE;
   if (inGroup) {
