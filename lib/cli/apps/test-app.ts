@@ -31,5 +31,5 @@ export default function setup(server: Server, config: ServeConfig): void {
   // The chat of examples/web: what one peer says, the server pushes to every peer of every endpoint.
   server.directConsole('say', (text, peer) => void server.broadcastConsole('said', `[peer ${peer.id}] ${text}`));
   // Which worker answered: lets a client (and the group tests) see the load spread and restarts.
-  server.console('whoami', () => JSON.stringify({ worker: config.worker, workers: config.workers, pid: process.pid }));
+  server.console('whoami', () => JSON.stringify({ worker: config.worker, workers: config.workers, pid: process.pid, bus: config.nats !== undefined }));
 }
