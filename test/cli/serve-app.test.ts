@@ -124,6 +124,17 @@ describe('zserver serve app modules', () => {
     assert.throws(() => parseServeArgs(['--config', badKey]), /cannot read config file/);
   });
 
+  it('runs examples/app.ts from the command line (--once: it loads and listens)', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'serve', 'examples/app.ts', '--port', '0', '--no-web', '--once'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /app: .*examples\/app\.ts/);
+    assert.match(r.stdout, /commands: greet, count/);
+    assert.match(r.stdout, /the app loaded and the endpoints listened/);
+  });
+
   it('--help lists every option with examples', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'serve', '--help'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { ConnectionClosedError, TimeoutError } from '../../lib/errors.js';
+import { DataFrame } from '../../lib/protocol/dataframe.js';
 import { Client } from '../../lib/framework/client.js';
 import { GO_AWAY_COMMAND, decodeGoAway } from '../../lib/framework/go-away.js';
 import { Server } from '../../lib/framework/server.js';
@@ -69,6 +70,30 @@ describe('Server.drain', () => {
       await drain;
       assert.equal(server.count, 0, 'the client closed its connection once its calls were answered');
       await assert.rejects(server.listen(new MemoryTransport(), { host: 'drain', port: nextPort++ }), ConnectionClosedError);
+    } finally {
+      await client.close();
+      await ct.shutdown();
+      await server.close();
+    }
+  });
+
+  it('lets a big stream in flight finish', async () => {
+    const { server, port } = await slowServer(gate());
+    server.bigStream('upload', async (stream) => {
+      for await (const _chunk of stream) await sleep(1);
+      return new DataFrame().writeUInt64(BigInt(stream.consumed));
+    });
+    const ct = new MemoryTransport();
+    const client = new Client({ transport: ct, host: 'drain', port, quiet: true });
+    try {
+      await client.connect();
+      let sent = 0;
+      const upload = client.sendBigStream('upload', Buffer.alloc(4 * 1024 * 1024, 7), { onProgress: (n) => (sent = n) });
+      await until(() => sent > 0, 'the upload to start');
+      const drained = server.drain({ deadline: 10_000 });
+      assert.equal((await upload).readUInt64(), 4n * 1024n * 1024n);
+      await drained;
+      assert.equal(server.count, 0);
     } finally {
       await client.close();
       await ct.shutdown();
