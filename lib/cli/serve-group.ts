@@ -35,6 +35,15 @@ export interface WorkerListening {
   wsPort: number | null;
 }
 
+/** Hooks of a ServeGroup. */
+export interface ServeGroupHooks {
+  /**
+   * A worker process took place `index` (at start, after a crash, in a rolling restart): for
+   * per-worker work over its IPC channel, such as gathering its metrics.
+   */
+  worker?: (index: number, child: ChildProcess) => void;
+}
+
 /** One place in the group: its current process and its recent crashes. */
 interface Slot {
   index: number;
@@ -75,8 +84,10 @@ export class ServeGroup {
   #failed = false;
   #stopped: () => void = () => {};
   readonly #done: Promise<void>;
+  readonly #hooks: ServeGroupHooks;
 
-  constructor(opts: ServeArgs, args: string[], log: (line: string) => void) {
+  constructor(opts: ServeArgs, args: string[], log: (line: string) => void, hooks: ServeGroupHooks = {}) {
+    this.#hooks = hooks;
     this.#opts = opts;
     this.#args = args;
     this.#log = log;
@@ -124,6 +135,7 @@ export class ServeGroup {
       for (const slot of this.#slots) {
         const { child, ready } = this.#spawn(slot.index);
         slot.child = child;
+        this.#hooks.worker?.(slot.index, child);
         const m = await ready;
         if (slot.index === 0) {
           this.#port = m.port;
@@ -204,6 +216,7 @@ export class ServeGroup {
     if (this.#stopping) return;
     const { child, ready } = this.#spawn(slot.index);
     slot.child = child;
+    this.#hooks.worker?.(slot.index, child);
     this.#supervise(slot, child);
     try {
       const m = await ready;
@@ -242,7 +255,13 @@ export class ServeGroup {
         const { child, ready } = this.#spawn(slot.index);
         try {
           const m = await ready;
+          if (this.#stopping) {
+            // stop() began while the replacement started: it drains the old ones, this one here.
+            await this.#retire(child);
+            break;
+          }
           slot.child = child;
+          this.#hooks.worker?.(slot.index, child);
           slot.givenUp = false;
           slot.crashes = [];
           this.#supervise(slot, child);
