@@ -108,7 +108,8 @@ Workers (docs/operations.md, "Workers"):
 Other:
   --config FILE          JSON file with the same settings (camelCase keys) and an "app" section; flags win
   --once                 run a self-test client, then exit
-  --echo                 the native frame-echo group of the stress runner (zserver serve --echo --help)
+  --echo                 instead: the native frame-echo group (with --host, --port, --workers,
+                         --idle-timeout MS, --report S; docs/transport.md)
   --help                 this text
 
 Signals: SIGTERM/SIGINT drain and stop (the whole group); SIGHUP restarts the workers one by one.
