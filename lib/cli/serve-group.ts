@@ -137,6 +137,8 @@ export class ServeGroup {
         slot.child = child;
         this.#hooks.worker?.(slot.index, child);
         const m = await ready;
+        // Supervised from the moment it listens: it may crash while the others start.
+        this.#supervise(slot, child);
         if (slot.index === 0) {
           this.#port = m.port;
           this.#wsPort = m.wsPort;
@@ -146,7 +148,6 @@ export class ServeGroup {
       await this.stop();
       throw err;
     }
-    for (const slot of this.#slots) this.#supervise(slot, slot.child!);
   }
 
   #workerArgs(index: number): string[] {

@@ -5,7 +5,10 @@
  * every child reaped.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { Client } from '../../lib/framework/client.js';
@@ -103,6 +106,30 @@ describe('zserver serve --workers', () => {
       assert.equal(code, 0, out);
       assert.match(out, /group stopped/);
       for (const pid of workerPids) assert.equal(alive(pid), false, `worker ${pid} was reaped`);
+    }
+  });
+
+  it('gives a worker up after --max-restarts crashes within the window, and exits 1 when none is left', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zs-crash-'));
+    const app = join(dir, 'crash.mjs');
+    // Every worker dies 300 ms after it starts serving.
+    writeFileSync(app, 'export default function setup() { setTimeout(() => process.exit(3), 300); }\n');
+    try {
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'bin/zserver.ts', 'serve', app, '--port', '0', '--no-web', '--no-nats', '--workers', '2', '--max-restarts', '1', '--restart-window', '60000'],
+        { encoding: 'utf8', timeout: 50_000 },
+      );
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      for (const w of [0, 1]) {
+        assert.match(r.stdout, new RegExp(`worker ${w} \\(pid \\d+\\) exited \\(code 3\\); crash 1 within 60000 ms`));
+        assert.match(r.stdout, new RegExp(`restarting worker ${w} in 100 ms`));
+        assert.match(r.stdout, new RegExp(`worker ${w} \\(pid \\d+\\) exited \\(code 3\\); crash 2 within 60000 ms`));
+        assert.match(r.stdout, new RegExp(`giving worker ${w} up: more than 1 crashes within 60000 ms`));
+      }
+      assert.match(r.stdout, /no worker left: stopping the group/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
