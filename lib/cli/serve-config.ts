@@ -43,7 +43,7 @@ export interface ServeArgs {
   wsTransport?: ServeWsTransport;
   /** Limits: PeerSettings fields and the endpoints' listen options (LIMIT_NAMES). */
   limits?: Record<string, number>;
-  /** Worker processes (1: this process serves). */
+  /** Worker processes under a supervisor (undefined: this process serves, unsupervised). */
   workers?: number;
   /** NATS URL for the group's bus; null: none (--no-nats); undefined: a local nats-server with --workers > 1. */
   nats?: string | null;
@@ -99,7 +99,7 @@ Security and compression:
 Limits (docs/limits.md):
   --limit NAME=VALUE     any of: ${LIMIT_NAMES.join(', ')}
 Workers (docs/operations.md, "Workers"):
-  --workers N            N worker processes on the same ports, supervised (default 1)
+  --workers N            N supervised worker processes on the same ports (default: this process serves)
   --nats URL             the group's NATS bus (default with --workers > 1: a local nats-server)
   --no-nats              no bus: presence and broadcast stay per process
   --drain-deadline MS    how long SIGTERM lets in-flight calls finish (default ${DEFAULT_DRAIN_DEADLINE})
@@ -280,6 +280,6 @@ export function parseServeArgs(args: string[]): ServeArgs {
   }
   if (out.transport === 'native-tls' && (!out.tls?.cert || !out.tls.key)) bad('--transport native-tls needs --tls-cert FILE and --tls-key FILE');
   if (out.tls !== undefined && out.transport !== 'native-tls') bad('--tls-cert/--tls-key go with --transport native-tls');
-  if ((out.workers ?? 1) > 1 && out.transport === 'memory') bad('--workers needs a socket transport (memory serves one process only)');
+  if (out.workers !== undefined && out.transport === 'memory') bad('--workers needs a socket transport (memory serves one process only)');
   return out;
 }

@@ -116,7 +116,8 @@ export class ServeGroup {
   /** Starts the bus (if asked) and the workers; rejects (after stopping what started) when a worker fails to start. */
   async start(): Promise<void> {
     const n = this.#opts.workers ?? 1;
-    if (this.#opts.nats === undefined) {
+    // One worker has no one to share presence with: a local bus only from two up.
+    if (this.#opts.nats === undefined && n > 1) {
       this.#nats = await startLocalNats(this.#log);
       this.#natsUrl = this.#nats?.url;
       if (this.#nats) this.#log(`started a local nats-server at ${this.#natsUrl} for the group's bus`);

@@ -185,7 +185,8 @@ export async function runServe(args: string[]): Promise<number> {
     return 0;
   }
   const opts = parseServeArgs(args);
-  if ((opts.workers ?? 1) > 1 && opts.groupWorker === undefined) return (await import('./serve-group.js')).runServeGroup(opts, args);
+  // --workers N (even 1: a supervised process) makes this process the supervisor.
+  if (opts.workers !== undefined && opts.groupWorker === undefined) return (await import('./serve-group.js')).runServeGroup(opts, args);
   const name = opts.transport ?? (await defaultTransport());
   const inGroup = opts.groupWorker !== undefined;
   const config: Partial<ServeConfig> = inGroup ? { worker: opts.groupWorker, workers: opts.workers ?? 1, nats: opts.nats ?? undefined } : { nats: opts.nats ?? undefined };
