@@ -267,3 +267,14 @@ export class UserExistsError extends ZsError {
     super('ZS_USER_EXISTS', message, options);
   }
 }
+
+/**
+ * `zserver serve` cannot use an app module (lib/cli/serve-app.ts, docs/operations.md): the file is
+ * missing, does not load (a .ts app without tsx installed), or exports no setup function.
+ * Code `ZS_APP_LOAD`: the message says which and what to do.
+ */
+export class AppLoadError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_APP_LOAD', message, options);
+  }
+}

@@ -211,3 +211,10 @@ export {
   type HashAlgorithm,
 } from './files/index.js';
 export * from './metrics/index.js';
+
+// zserver serve, drain and go-away (docs/operations.md, docs/protocol.md "Go-away").
+export { AppLoadError } from './errors.js';
+export type { ServeConfig, ServeSetup } from './cli/serve-app.js';
+export { DEFAULT_DRAIN_DEADLINE, type DrainOptions } from './framework/server.js';
+export { DEFAULT_MAX_WAITING_CALLS } from './framework/client.js';
+export { GO_AWAY_COMMAND, type GoAway } from './framework/go-away.js';

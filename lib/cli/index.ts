@@ -15,7 +15,7 @@ export const commands: Record<string, CliCommand> = {
     run: async (args) => (await import('./info.js')).runInfo(args, printHelp),
   },
   serve: {
-    summary: 'run a server with test commands of every kind on 127.0.0.1:9818, and WebSocket + the web example on :9819 (npm start); --compression: compress frames (off by default: compressed frames are refused); --workers N: a native echo group sharing one port',
+    summary: 'run a server with test commands of every kind on 127.0.0.1:9818, and WebSocket + the web example on :9819 (npm start); --compression: compress frames (off by default: compressed frames are refused); [app.js] serves your app module (zserver serve --help); --workers N: a supervised group on the same ports, SIGHUP restarts it worker by worker',
     run: async (args) => (await import('./serve.js')).runServe(args),
   },
   selfcheck: {

@@ -1,124 +1,331 @@
 /**
- * `zserver serve` on this branch (runServeGroup): a frame echo server on the
- * native TCP transport, optionally as a group of worker processes sharing one
- * port through SO_REUSEPORT. One
- * process here may hold at most about 20,000 descriptors, so holding 60,000
- * connections takes a group; the kernel spreads new connections across the
- * workers.
+ * `zserver serve ... --workers N`: a supervised group of N worker processes, each a full
+ * framework Server with the app (serve.ts run with --group-worker i), all listening on the same
+ * ports. On Linux with native endpoints the workers bind with SO_REUSEPORT and the kernel spreads
+ * new connections over them; with node-net (or where SO_REUSEPORT does not balance, off Linux)
+ * they are node:cluster workers and the primary hands out connections. Either way each worker is
+ * a child with an IPC channel (fork), on which it reports {type: 'listening', port, wsPort}.
  *
- *   zserver serve [--host 127.0.0.1] [--port 7000] [--workers 1] [--idle-timeout ms] [--report s]
+ *   supervisor ── fork ──> worker 0  (learns the ports when 0 was asked)
+ *              ── fork ──> worker 1..N-1 on worker 0's ports
+ *              ── spawn ─> nats-server (when no --nats URL was given and the binary exists)
  *
- * Every frame of kind 8 and above is echoed back (kinds 0-7 belong to the
- * transport and channel layers). With --report, each worker prints one JSON
- * line every s seconds: pid, open connections, frames, RSS.
+ * Supervision: a worker that exits on its own after it listened is restarted after a backoff
+ * (100 ms doubling to 5 s); one that crashes more than --max-restarts times within
+ * --restart-window ms is given up (logged), and the group stops with exit code 1 once none is
+ * left. A worker that fails before it ever listened (a broken app) stops the group at once.
+ * SIGTERM/SIGINT drain every worker (each runs Server.drain() within --drain-deadline) and stop
+ * the group; a worker still running 3 s after the deadline is SIGKILLed; every child is reaped.
+ * SIGHUP restarts the workers one at a time (rollingRestart()): start the replacement, wait until
+ * it listens, then drain the old one.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { NativeTcpTransport } from '../transport/native-tcp.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { startLocalNats, type LocalNats } from './nats-local.js';
+import { DEFAULT_DRAIN_DEADLINE, type ServeArgs } from './serve-config.js';
 
-interface ServeOptions {
-  host: string;
+/** What a worker tells the supervisor once its endpoints listen. */
+export interface WorkerListening {
+  type: 'listening';
+  worker: number;
+  pid: number;
   port: number;
-  workers: number;
-  idleTimeout: number;
-  report: number;
-  worker: boolean;
+  wsPort: number | null;
 }
 
-function parse(args: string[]): ServeOptions {
-  const o: ServeOptions = { host: '127.0.0.1', port: 7000, workers: 1, idleTimeout: 0, report: 0, worker: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--worker') {
-      o.worker = true;
-      continue;
-    }
-    const value = args[++i];
-    if (value === undefined) throw new RangeError(`zserver serve: ${a} needs a value`);
-    const n = Number(value);
-    const int = (name: string, max: number) => {
-      if (!Number.isInteger(n) || n < 0 || n > max) throw new RangeError(`zserver serve: ${name} must be an integer from 0 to ${max}`);
-      return n;
-    };
-    if (a === '--host') o.host = value;
-    else if (a === '--port') o.port = int('--port', 65535);
-    else if (a === '--workers') o.workers = Math.max(1, int('--workers', 256));
-    else if (a === '--idle-timeout') o.idleTimeout = int('--idle-timeout', 0x7fffffff);
-    else if (a === '--report') o.report = int('--report', 3600);
-    else throw new RangeError(`zserver serve: unknown option ${a}`);
+/** Hooks of a ServeGroup. */
+export interface ServeGroupHooks {
+  /**
+   * A worker process took place `index` (at start, after a crash, in a rolling restart): for
+   * per-worker work over its IPC channel, such as gathering its metrics.
+   */
+  worker?: (index: number, child: ChildProcess) => void;
+}
+
+/** One place in the group: its current process and its recent crashes. */
+interface Slot {
+  index: number;
+  child: ChildProcess | null;
+  /** When this slot's worker crashed, ms, within the restart window. */
+  crashes: number[];
+  givenUp: boolean;
+}
+
+const KILL_GRACE = 3000;
+
+/** A port free on `host` now (bound and released). */
+async function freePort(host: string): Promise<number> {
+  const srv = createServer().listen(0, host);
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/** A supervised group of serve workers; see the file comment. */
+export class ServeGroup {
+  readonly #opts: ServeArgs;
+  /** The user's arguments, given again to every worker (the workers parse the same config). */
+  readonly #args: string[];
+  readonly #slots: Slot[] = [];
+  readonly #log: (line: string) => void;
+  readonly #useCluster: boolean;
+  #nats: LocalNats | undefined;
+  #natsUrl: string | undefined;
+  #port = 0;
+  #wsPort: number | null = null;
+  #stopping = false;
+  #rolling: Promise<void> | null = null;
+  /** Children retiring (drained by a rolling restart or the stop): their exit is not a crash. */
+  readonly #retiring = new Set<ChildProcess>();
+  #failed = false;
+  #stopped: () => void = () => {};
+  readonly #done: Promise<void>;
+  readonly #hooks: ServeGroupHooks;
+
+  constructor(opts: ServeArgs, args: string[], log: (line: string) => void, hooks: ServeGroupHooks = {}) {
+    this.#hooks = hooks;
+    this.#opts = opts;
+    this.#args = args;
+    this.#log = log;
+    // SO_REUSEPORT balances only on Linux, and the Node-based endpoints (node-net, ws, uws) may
+    // not set it (node-net needs Node 22.12): node:cluster shares their ports instead.
+    const nodeWeb = opts.wsPort !== null && (opts.wsTransport === 'ws' || opts.wsTransport === 'uws');
+    this.#useCluster = process.platform !== 'linux' || opts.transport === 'node-net' || nodeWeb;
+    this.#done = new Promise((resolve) => (this.#stopped = resolve));
   }
-  return o;
-}
 
-/** One worker: listen with SO_REUSEPORT, echo, report, shut down on SIGTERM/SIGINT. */
-async function runWorker(o: ServeOptions): Promise<number> {
-  const server = new NativeTcpTransport();
-  // Open connections from the counters: an 'open' listener would make the
-  // transport look up both addresses of every accepted connection.
-  const openPeers = () => {
-    const st = server.stats();
-    return st.connections - Object.values(st.closes).reduce((a, b) => a + (b ?? 0), 0);
-  };
-  server.on('frames', (b) => {
-    for (let i = 0; i < b.count; i++) {
-      if (b.kinds[i]! < 8) continue;
-      server.send(b.peers[i]!, b.kinds[i]!, b.flags[i]!, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));
+  /** The worker processes now running (for stats over their IPC channels). */
+  get children(): ChildProcess[] {
+    return this.#slots.flatMap((s) => (s.child ? [s.child] : []));
+  }
+
+  /** The shared framework port and WebSocket port, once started. */
+  get ports(): { port: number; wsPort: number | null } {
+    return { port: this.#port, wsPort: this.#wsPort };
+  }
+
+  /** The NATS URL given to the workers (undefined: no bus). */
+  get natsUrl(): string | undefined {
+    return this.#natsUrl;
+  }
+
+  /** Starts the bus (if asked) and the workers; rejects (after stopping what started) when a worker fails to start. */
+  async start(): Promise<void> {
+    const n = this.#opts.workers ?? 1;
+    // One worker has no one to share presence with: a local bus only from two up.
+    if (this.#opts.nats === undefined && n > 1) {
+      this.#nats = await startLocalNats(this.#log);
+      this.#natsUrl = this.#nats?.url;
+      if (this.#nats) this.#log(`started a local nats-server at ${this.#natsUrl} for the group's bus`);
+    } else this.#natsUrl = this.#opts.nats ?? undefined;
+    this.#port = this.#opts.port;
+    this.#wsPort = this.#opts.wsPort;
+    if (this.#useCluster) {
+      // node:cluster shares a listening handle by the port asked for: port 0 in worker 0 and
+      // the port it got in worker 1 would be two handles. So pick the ports here first.
+      if (this.#port === 0) this.#port = await freePort(this.#opts.host);
+      if (this.#wsPort === 0) this.#wsPort = await freePort(this.#opts.host);
     }
-  });
-  const { port } = await server.listen({ host: o.host, port: o.port }, { reusePort: true, idleTimeout: o.idleTimeout });
-  process.stdout.write(`${JSON.stringify({ pid: process.pid, listening: `${o.host}:${port}` })}\n`);
-  const timer =
-    o.report > 0
-      ? setInterval(() => {
-          const s = server.stats();
-          const line = { pid: process.pid, open: openPeers(), framesIn: s.framesIn, framesOut: s.framesOut, rss: process.memoryUsage().rss };
-          process.stdout.write(`${JSON.stringify(line)}\n`);
-        }, o.report * 1000)
-      : undefined;
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  if (timer) clearInterval(timer);
-  await server.shutdown();
-  return 0;
+    for (let i = 0; i < n; i++) this.#slots.push({ index: i, child: null, crashes: [], givenUp: false });
+    try {
+      // The first worker settles the ports (0 picks them); the others share them.
+      for (const slot of this.#slots) {
+        const { child, ready } = this.#spawn(slot.index);
+        slot.child = child;
+        this.#hooks.worker?.(slot.index, child);
+        const m = await ready;
+        // Supervised from the moment it listens: it may crash while the others start.
+        this.#supervise(slot, child);
+        if (slot.index === 0) {
+          this.#port = m.port;
+          this.#wsPort = m.wsPort;
+        }
+      }
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  #workerArgs(index: number): string[] {
+    const out = ['serve', ...this.#args, '--group-worker', String(index), '--port', String(this.#port)];
+    out.push(...(this.#wsPort === null ? ['--no-web'] : ['--ws-port', String(this.#wsPort)]));
+    out.push(...(this.#natsUrl === undefined ? ['--no-nats'] : ['--nats', this.#natsUrl]));
+    return out;
+  }
+
+  /** Forks worker `index`; `ready` resolves on its 'listening' message, rejects if it exits first. */
+  #spawn(index: number): { child: ChildProcess; ready: Promise<WorkerListening> } {
+    const args = this.#workerArgs(index);
+    let child: ChildProcess;
+    if (this.#useCluster) {
+      cluster.setupPrimary({ exec: process.argv[1]!, args, execArgv: process.execArgv });
+      child = cluster.fork().process;
+    } else {
+      child = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    }
+    const ready = new Promise<WorkerListening>((resolve, reject) => {
+      const onMessage = (m: unknown): void => {
+        if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'listening') {
+          child.off('message', onMessage);
+          child.off('exit', onExit);
+          resolve(m as WorkerListening);
+        }
+      };
+      const onExit = (code: number | null, signal: string | null): void => {
+        child.off('message', onMessage);
+        reject(new Error(`worker ${index} exited (${signal ?? `code ${code}`}) before it listened; see its error above`));
+      };
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+    return { child, ready };
+  }
+
+  /** Watches `child` of `slot`: an exit that nobody asked for is a crash, restarted with backoff. */
+  #supervise(slot: Slot, child: ChildProcess): void {
+    child.once('exit', (code, signal) => {
+      if (this.#retiring.delete(child) || this.#stopping) return;
+      if (slot.child !== child) return;
+      slot.child = null;
+      const now = Date.now();
+      const window = this.#opts.restartWindow ?? 60_000;
+      const max = this.#opts.maxRestarts ?? 5;
+      slot.crashes = slot.crashes.filter((t) => now - t < window);
+      slot.crashes.push(now);
+      this.#log(`worker ${slot.index} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); crash ${slot.crashes.length} within ${window} ms`);
+      if (slot.crashes.length > max) {
+        slot.givenUp = true;
+        this.#log(`giving worker ${slot.index} up: more than ${max} crashes within ${window} ms (--max-restarts, --restart-window)`);
+        if (this.#slots.every((s) => s.givenUp)) {
+          this.#failed = true;
+          this.#log('no worker left: stopping the group');
+          void this.stop();
+        }
+        return;
+      }
+      const delay = Math.min(5000, 100 * 2 ** (slot.crashes.length - 1));
+      this.#log(`restarting worker ${slot.index} in ${delay} ms`);
+      setTimeout(() => void this.#restart(slot), delay);
+    });
+  }
+
+  async #restart(slot: Slot): Promise<void> {
+    if (this.#stopping) return;
+    const { child, ready } = this.#spawn(slot.index);
+    slot.child = child;
+    this.#hooks.worker?.(slot.index, child);
+    this.#supervise(slot, child);
+    try {
+      const m = await ready;
+      this.#log(`worker ${slot.index} restarted (pid ${m.pid})`);
+    } catch {
+      // Its exit went through #supervise: counted as a crash there.
+    }
+  }
+
+  /** Drains `child` (SIGTERM: the worker runs Server.drain()) and resolves once it has exited; SIGKILL past the deadline. */
+  async #retire(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    this.#retiring.add(child);
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const limit = (this.#opts.drainDeadline ?? DEFAULT_DRAIN_DEADLINE) + KILL_GRACE;
+    const timer = setTimeout(() => {
+      this.#log(`worker pid ${child.pid} did not exit within ${limit} ms of SIGTERM: SIGKILL`);
+      child.kill('SIGKILL');
+    }, limit);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /**
+   * Restarts the workers one at a time: for each, start its replacement, wait until it listens
+   * on the shared ports, then drain the old one. Calls of clients with reconnect on are not
+   * lost (docs/operations.md, "Rolling restart"). A second call while one runs returns it.
+   */
+  rollingRestart(): Promise<void> {
+    this.#rolling ??= (async () => {
+      this.#log('rolling restart: one worker at a time');
+      for (const slot of this.#slots) {
+        if (this.#stopping) break;
+        const old = slot.child;
+        const { child, ready } = this.#spawn(slot.index);
+        try {
+          const m = await ready;
+          if (this.#stopping) {
+            // stop() began while the replacement started: it drains the old ones, this one here.
+            await this.#retire(child);
+            break;
+          }
+          slot.child = child;
+          this.#hooks.worker?.(slot.index, child);
+          slot.givenUp = false;
+          slot.crashes = [];
+          this.#supervise(slot, child);
+          this.#log(`worker ${slot.index}: replacement pid ${m.pid} listens; draining pid ${old?.pid ?? '(none)'}`);
+        } catch (err) {
+          this.#log(`rolling restart stopped: ${(err as Error).message}; the old worker ${slot.index} keeps serving`);
+          break;
+        }
+        if (old) await this.#retire(old);
+      }
+      this.#log('rolling restart done');
+    })().finally(() => {
+      this.#rolling = null;
+    });
+    return this.#rolling;
+  }
+
+  /** Drains and stops every worker, then the local nats-server; resolves once all are reaped. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return this.#done;
+    this.#stopping = true;
+    await Promise.all(this.#slots.map((s) => (s.child ? this.#retire(s.child) : undefined)));
+    await this.#nats?.stop();
+    this.#stopped();
+  }
+
+  /** Resolves to the exit code once the group has stopped: 0, or 1 when workers were given up. */
+  async finished(): Promise<number> {
+    await this.#done;
+    return this.#failed ? 1 : 0;
+  }
 }
 
-function startWorker(o: ServeOptions, port: number): Promise<{ child: ChildProcess; port: number }> {
-  const args = [...process.execArgv, process.argv[1]!, 'serve', '--worker', '--host', o.host, '--port', String(port)];
-  args.push('--idle-timeout', String(o.idleTimeout), '--report', String(o.report));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      child.stdout!.off('data', onData);
-      child.stdout!.pipe(process.stdout);
-      const first = JSON.parse(buf.slice(0, nl)) as { listening: string };
-      process.stdout.write(buf);
-      resolve({ child, port: Number(first.listening.slice(first.listening.lastIndexOf(':') + 1)) });
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`zserver serve: a worker exited with code ${code} while starting`)));
-  });
-}
-
-/** Runs the echo group; resolves to the exit code once every worker has stopped. */
-export async function runServeGroup(args: string[]): Promise<number> {
-  const o = parse(args);
-  if (o.worker) return runWorker(o);
-  // The first worker settles the port (port 0 picks one); the others share it.
-  const first = await startWorker(o, o.port);
-  const children = [first.child];
-  for (let i = 1; i < o.workers; i++) children.push((await startWorker(o, first.port)).child);
-  process.stdout.write(`${JSON.stringify({ serving: `${o.host}:${first.port}`, workers: children.length })}\n`);
-  const exited = children.map((c) => new Promise<number>((r) => c.once('exit', (code) => r(code ?? 1))));
-  const stop = () => {
-    for (const c of children) c.kill('SIGTERM');
+/** Runs `zserver serve ... --workers N` until SIGTERM/SIGINT; SIGHUP rolls the workers; resolves to the exit code. */
+export async function runServeGroup(opts: ServeArgs, args: string[]): Promise<number> {
+  const log = (line: string): void => void process.stdout.write(`zserver serve: ${line}\n`);
+  const group = new ServeGroup(opts, args, log);
+  const onStop = (): void => {
+    log('draining the group');
+    void group.stop();
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  const codes = await Promise.all(exited);
-  return codes.every((c) => c === 0) ? 0 : 1;
+  const onHup = (): void => void group.rollingRestart();
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', onHup);
+  try {
+    await group.start();
+  } catch (err) {
+    log(`the group did not start: ${(err as Error).message}`);
+    return 1;
+  }
+  const { port, wsPort } = group.ports;
+  log(
+    `group of ${opts.workers} workers (pids ${group.children.map((c) => c.pid).join(' ')}) on ${opts.host}:${port}` +
+      (wsPort === null ? '' : `, WebSocket and web page on :${wsPort}`) +
+      `; bus: ${group.natsUrl ?? 'none (presence and broadcast stay per process)'}`,
+  );
+  log('SIGTERM/Ctrl-C drains and stops the group; SIGHUP restarts the workers one at a time');
+  const code = await group.finished();
+  process.off('SIGTERM', onStop);
+  process.off('SIGINT', onStop);
+  process.off('SIGHUP', onHup);
+  log('group stopped');
+  return code;
 }

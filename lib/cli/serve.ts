@@ -1,92 +1,43 @@
 /**
- * `zserver serve` (and `npm start`): a server on 127.0.0.1:9818 with built-in
- * test commands of every kind, for trying the framework from another process
- * or another language. Prints what it listens on and how to try it.
+ * `zserver serve [app.js|app.ts]` (and `npm start`): one process of the command framework serving
+ * an app module (serve-app.ts; the built-in test app of apps/test-app.ts when none is given) on a
+ * framework endpoint (127.0.0.1:9818 by default) and a WebSocket + web page endpoint (:9819).
+ * Flags and the --config file (serve-config.ts, SERVE_HELP) choose endpoints, transports, limits,
+ * secure identity and compression. With --workers N the process becomes the supervisor of a
+ * group (serve-group.ts) whose workers run this same file with --group-worker.
  *
- *   zserver serve [--transport native|node-net|memory] [--host 127.0.0.1] [--port 9818]
- *                 [--ws-port 9819 | --no-web] [--compression] [--once]
+ * Compression is off unless asked for: then both endpoints compress frames from 1 KiB up
+ * (deflate-fixed) and decode compressed frames; without it a compressed frame closes its
+ * connection (reason 'protocol').
  *
- * Compression is off unless --compression is given: then both endpoints
- * compress frames from 1 KiB up (deflate-fixed) and decode compressed frames;
- * without it a compressed frame closes its connection (reason 'protocol').
+ * The WebSocket endpoint (createWebSocketServer(), or the --ws-transport asked for) shares the
+ * Server, so one online list spans both endpoints, and answers plain HTTP with the page of
+ * examples/web and the browser bundle: open http://127.0.0.1:9819/ in a browser.
  *
- * The same Server also listens for WebSocket connections on --ws-port
- * (UwsTransport where uWebSockets.js loads, WsServerTransport on the `ws`
- * package elsewhere: createWebSocketServer()), one online list over both endpoints, and answers plain
- * HTTP there with the page of examples/web and the browser bundle: open
- * http://127.0.0.1:9819/ in a browser.
- *
- * Over `memory` nothing outside this process can connect, so serve runs a
- * demo client in-process and prints its calls. `--once` exits after the demo
- * (with any transport): used by tests.
+ * SIGTERM/SIGINT drain the server (Server.drain(): clients are told to go away and may finish
+ * their calls within --drain-deadline), then it closes and the process exits 0. Over `memory`
+ * nothing outside this process can connect, so serve runs a demo client in-process and prints
+ * its calls; `--once` exits after the demo (with any transport): used by tests.
  */
+import { readFileSync } from 'node:fs';
+import { ServerIdentity } from '../channel/handshake.js';
 import { Client } from '../framework/client.js';
-import { Server, type ServerEndpoint } from '../framework/server.js';
-import { md5 } from '../hash.js';
+import type { EndpointCompression } from '../framework/layers.js';
+import { Server, type EndpointOptions, type ServerEndpoint } from '../framework/server.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import { createTransport, createWebSocketServer, transportAvailable, type TransportName } from '../transport/factory.js';
 import type { Transport } from '../transport/types.js';
+import testApp from './apps/test-app.js';
+import { loadApp, type ServeConfig, type ServeSetup } from './serve-app.js';
+import { DEFAULT_DRAIN_DEADLINE, LISTEN_LIMITS, SERVE_HELP, parseServeArgs, type ServeArgs, type ServeTransport } from './serve-config.js';
 import { webFiles } from './web.js';
 
-/** Options of `zserver serve`. */
-export interface ServeArgs {
-  transport: TransportName | undefined;
-  host: string;
-  port: number;
-  /** WebSocket and web page port; null: none. */
-  wsPort: number | null;
-  once: boolean;
-  /** Enable frame compression on both endpoints (off by default: compressed frames are refused). */
-  compression?: boolean;
-}
+export type { ServeArgs } from './serve-config.js';
 
-function portArg(name: string, v: string): number {
-  const port = Number(v);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`${name} must be an integer from 0 to 65535`);
-  return port;
-}
-
-function parse(args: string[]): ServeArgs {
-  const out: ServeArgs = { transport: undefined, host: '127.0.0.1', port: 9818, wsPort: 9819, once: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined) throw new RangeError(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--transport') {
-      const v = value();
-      if (v !== 'native' && v !== 'node-net' && v !== 'memory') throw new RangeError(`--transport must be native, node-net or memory, got '${v}'`);
-      out.transport = v;
-    } else if (a === '--port') out.port = portArg(a, value());
-    else if (a === '--ws-port') out.wsPort = portArg(a, value());
-    else if (a === '--no-web') out.wsPort = null;
-    else if (a === '--host') out.host = value();
-    else if (a === '--once') out.once = true;
-    else if (a === '--compression') out.compression = true;
-    else throw new RangeError(`unknown option '${a}' (serve takes --transport, --host, --port, --ws-port, --no-web, --compression, --once)`);
-  }
-  return out;
-}
-
-/** The server with one test command of every kind. */
+/** A Server with the built-in test app (apps/test-app.ts) set up, for one process with default settings. */
 export function createTestServer(): Server {
   const server = new Server();
-  server.console('echo', (text) => text);
-  server.console('stats', () => JSON.stringify(server.stats(), null, 1));
-  server.stream('add', (df) => new DataFrame().writeInt32(df.readInt32() + df.readInt32()));
-  server.stream('echo-frame', (df) => df);
-  server.directConsole('log', (text, peer) => void process.stdout.write(`[peer ${peer.id}] ${text}\n`));
-  server.directStream('log-frame', (df, peer) => void process.stdout.write(`[peer ${peer.id}] ${JSON.stringify(df)}\n`));
-  server.buffer('md5', (data) => md5(data));
-  server.bigStream('upload', async (stream) => {
-    const started = performance.now();
-    for await (const _chunk of stream);
-    return new DataFrame().writeUInt64(BigInt(stream.consumed)).writeFloat64(performance.now() - started);
-  });
-  // The chat of examples/web: what one peer says, the server pushes to every peer of every endpoint.
-  server.directConsole('say', (text, peer) => void server.broadcastConsole('said', `[peer ${peer.id}] ${text}`));
+  void testApp(server, { worker: 0, workers: 1, host: '127.0.0.1', port: 9818, wsPort: 9819, nats: undefined, app: {} });
   return server;
 }
 
@@ -101,17 +52,71 @@ export interface ServeHandle {
   close(): Promise<void>;
 }
 
-/** Starts the test server on the TCP (or memory) endpoint and, unless `wsPort` is null, the WebSocket and web endpoint. */
-export async function startServe(opts: ServeArgs, transportName: TransportName, server = createTestServer()): Promise<ServeHandle> {
-  const transport = await createTransport(transportName);
-  const layers = opts.compression ? { compression: {} } : {};
-  const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, layers);
+/** The layer and limit options of both endpoints, from the serve options. */
+function endpointOptions(opts: ServeArgs): EndpointOptions & { reusePort?: boolean } {
+  const out: EndpointOptions & { reusePort?: boolean } = {};
+  if (opts.compression) out.compression = opts.compression === true ? {} : (opts.compression as EndpointCompression);
+  if (opts.secureKey !== undefined) {
+    let pem: string;
+    try {
+      pem = readFileSync(opts.secureKey, 'utf8');
+    } catch (err) {
+      throw new RangeError(`zserver serve: cannot read --secure-key ${opts.secureKey}: ${(err as Error).message} (make one with zserver keygen --out ${opts.secureKey})`);
+    }
+    out.secure = { identity: ServerIdentity.from(pem) };
+  }
+  const settings: Record<string, number> = {};
+  for (const [name, value] of Object.entries(opts.limits ?? {})) {
+    if ((LISTEN_LIMITS as readonly string[]).includes(name)) (out as Record<string, unknown>)[name] = value;
+    else settings[name] = value;
+  }
+  if (Object.keys(settings).length > 0) out.settings = settings;
+  return out;
+}
+
+/**
+ * Starts serving: `server` (a new one with the app of `opts.app`, or the test app, set up with
+ * `config`) listens on the framework endpoint and, unless `wsPort` is null, the WebSocket and web
+ * endpoint. In a group (`reusePort`), the native endpoints (native, native-tls, native-ws) share
+ * their ports with the other workers through SO_REUSEPORT; Node-based ones (node-net, ws) share
+ * them through node:cluster (serve-group.ts).
+ */
+export async function startServe(
+  opts: ServeArgs,
+  transportName: ServeTransport | TransportName,
+  server?: Server,
+  group: { config?: Partial<ServeConfig>; reusePort?: boolean } = {},
+): Promise<ServeHandle> {
+  let setup: ServeSetup | undefined;
+  if (server === undefined) {
+    setup = opts.app === undefined ? testApp : await loadApp(opts.app);
+    server = new Server();
+    const config: ServeConfig = {
+      worker: 0,
+      workers: 1,
+      host: opts.host,
+      port: opts.port,
+      wsPort: opts.wsPort,
+      nats: undefined,
+      app: opts.appConfig ?? {},
+      ...group.config,
+    };
+    await setup(server, config);
+  }
+  const transport = await createTransport(transportName === 'native-tls' ? 'native' : transportName);
+  const layers = endpointOptions(opts);
+  const native = (t: Transport) => t.name === 'native-tcp' || t.name === 'native-ws';
+  const reuse = (t: Transport) => (group.reusePort === true && native(t) ? { reusePort: true } : {});
+  const tcpOptions = { ...layers, ...reuse(transport), ...(transportName === 'native-tls' ? { tls: { cert: opts.tls!.cert, key: opts.tls!.key } } : {}) };
+  const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, tcpOptions);
   let web: ServerEndpoint | undefined;
   if (opts.wsPort !== null && transportName !== 'memory') {
+    if (opts.wsTransport !== undefined) process.env.ZSERVER_WS_SERVER = opts.wsTransport; // webSocketServerName() reads it
     const ws = await createWebSocketServer({ http: await webFiles(), origins: ownOrigins(opts.host, opts.wsPort) });
-    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, layers);
+    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, { ...layers, ...reuse(ws) });
   }
-  return { server, transport, tcp, web, close: () => server.close() };
+  const s = server;
+  return { server: s, transport, tcp, web, close: () => s.close() };
 }
 
 /**
@@ -139,49 +144,92 @@ async function demo(client: Client): Promise<void> {
   await client.callConsole('echo', 'sync');
 }
 
-/** Runs the server until SIGINT/SIGTERM; resolves to the exit code. */
+/** The framework endpoint's transport when none is asked for: native where built, else node-net, else memory. */
+async function defaultTransport(): Promise<ServeTransport> {
+  if (await transportAvailable('native')) return 'native';
+  if (await transportAvailable('node-net')) return 'node-net';
+  process.stdout.write('zserver serve: no socket transport is built here (native, node-net); serving in-process over memory.\n');
+  return 'memory';
+}
+
+/**
+ * Resolves on the first SIGTERM or SIGINT. A group worker stops on SIGTERM only (its supervisor
+ * sends it) or when the supervisor's IPC channel goes, and ignores SIGINT and SIGHUP, which a
+ * terminal sends to the whole process group: the supervisor decides what the group does. The
+ * handlers stay installed, so a second signal during the drain does not kill the process.
+ */
+function stopSignal(inGroup: boolean): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let fired = false;
+    const on = (why: string) => (): void => {
+      if (fired) return;
+      fired = true;
+      resolve(why);
+    };
+    process.on('SIGTERM', on('SIGTERM'));
+    if (inGroup) {
+      process.on('SIGINT', () => {});
+      process.on('SIGHUP', () => {});
+      // A worker whose supervisor is gone stops too, so no worker outlives its group.
+      process.once('disconnect', on('supervisor gone'));
+    } else process.on('SIGINT', on('SIGINT'));
+  });
+}
+
+/** Runs `zserver serve`; resolves to the exit code. */
 export async function runServe(args: string[]): Promise<number> {
-  // A group of worker processes sharing one port (SO_REUSEPORT) is the native echo group.
-  if (args.includes('--workers') || args.includes('--worker')) return (await import('./serve-group.js')).runServeGroup(args);
-  const opts = parse(args);
-  let name = opts.transport;
-  if (name === undefined) {
-    if (await transportAvailable('native')) name = 'native';
-    else if (await transportAvailable('node-net')) name = 'node-net';
-    else {
-      name = 'memory';
-      process.stdout.write('zserver serve: no socket transport is built here (native, node-net); serving in-process over memory.\n');
-    }
+  // The frame-echo group of the stress runner and docs/transport.md keeps its own flags.
+  if (args.includes('--echo')) return (await import('./serve-echo.js')).runServeEcho(args.filter((a) => a !== '--echo'));
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(SERVE_HELP);
+    return 0;
   }
-  const { server, transport, tcp: ep, web } = await startServe(opts, name);
-  process.stdout.write(
-    `zserver serve: listening on ${ep.address.host}:${ep.address.port} over ${transport.name}\n` +
-      (web ? `zserver serve: WebSocket (${web.transport.name}) and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
-      `compression: ${opts.compression ? 'on (deflate-fixed from 1 KiB)' : 'off (compressed frames are refused; --compression turns it on)'}\n` +
-      `commands: ${server.commandNames().join(', ')}\n`,
-  );
-  if (name === 'memory' || opts.once) {
+  const opts = parseServeArgs(args);
+  // --workers N (even 1: a supervised process) makes this process the supervisor.
+  if (opts.workers !== undefined && opts.groupWorker === undefined) return (await import('./serve-group.js')).runServeGroup(opts, args);
+  const name = opts.transport ?? (await defaultTransport());
+  const inGroup = opts.groupWorker !== undefined;
+  const config: Partial<ServeConfig> = inGroup ? { worker: opts.groupWorker, workers: opts.workers ?? 1, nats: opts.nats ?? undefined } : { nats: opts.nats ?? undefined };
+  const { server, transport, tcp: ep, web } = await startServe(opts, name, undefined, { config, reusePort: inGroup });
+  // The cluster bus joins here once lib/cluster is merged (h-cluster): if (config.nats) server.useCluster({ nats: config.nats });
+  const drainDeadline = opts.drainDeadline ?? DEFAULT_DRAIN_DEADLINE;
+  if (inGroup) {
+    process.send?.({ type: 'listening', worker: opts.groupWorker, pid: process.pid, port: ep.address.port, wsPort: web?.address.port ?? null });
+  } else {
+    process.stdout.write(
+      `zserver serve: listening on ${ep.address.host}:${ep.address.port} over ${transport.name}${name === 'native-tls' ? ' (TLS)' : ''}${opts.secureKey ? ' (secure channel)' : ''}\n` +
+        (web ? `zserver serve: WebSocket (${web.transport.name}) and web page on ${web.address.host}:${web.address.port}: open http://${web.address.host}:${web.address.port}/ in a browser\n` : '') +
+        `compression: ${opts.compression ? 'on (deflate-fixed from 1 KiB)' : 'off (compressed frames are refused; --compression turns it on)'}\n` +
+        `app: ${opts.app ?? 'the built-in test app'}\n` +
+        `commands: ${server.commandNames().join(', ')}\n`,
+    );
+  }
+  if (opts.app !== undefined && opts.once) {
+    // A user app's commands are unknown here: --once only shows that it loads and listens.
+    process.stdout.write('--once: the app loaded and the endpoints listened\n');
+  } else if (name === 'memory' || opts.once) {
     process.stdout.write(name === 'memory' ? 'in-process demo client:\n' : 'self-test client:\n');
-    const clientTransport = name === 'memory' ? transport : await createTransport(name);
+    const clientTransport = name === 'memory' ? transport : await createTransport(name === 'native-tls' ? 'native' : name);
     const client = new Client({ transport: clientTransport, host: ep.address.host, port: ep.address.port, ...(opts.compression ? { compression: {} } : {}) });
     await client.connect();
     await demo(client);
     await client.close();
     if (clientTransport !== transport) await clientTransport.shutdown();
-  } else {
+  } else if (!inGroup) {
     process.stdout.write(
       `try it from another terminal:\n` +
         `  npx tsx examples/serve-client.ts --transport ${name} --host ${ep.address.host} --port ${ep.address.port}\n` +
-        `stop with Ctrl-C\n`,
+        `stop with Ctrl-C (connected clients get ${drainDeadline} ms to finish their calls: --drain-deadline)\n`,
     );
   }
   if (!opts.once) {
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    const why = await stopSignal(inGroup);
+    const prefix = inGroup ? `zserver serve worker ${opts.groupWorker} (pid ${process.pid})` : 'zserver serve';
+    process.stdout.write(`${prefix}: ${why}: draining ${server.count} connection(s), deadline ${drainDeadline} ms\n`);
+    await server.drain({ deadline: drainDeadline, reason: why === 'SIGTERM' && inGroup ? 'restart' : 'shutdown' });
   }
   await server.close();
-  process.stdout.write('zserver serve: stopped\n');
+  process.stdout.write(inGroup ? `zserver serve worker ${opts.groupWorker}: stopped\n` : 'zserver serve: stopped\n');
+  if (inGroup) process.disconnect?.();
   return 0;
 }

@@ -17,6 +17,7 @@ import { CommandHost, resolveSettings, type HostOptions } from './host.js';
 import type { CommandKind } from './registry.js';
 import type { LayerOptions } from './layers.js';
 import { Connection } from './connection.js';
+import { GO_AWAY_COMMAND, encodeGoAway } from './go-away.js';
 import type { Peer, PeerSettings } from './peer.js';
 import { TransportRouter } from './router.js';
 import { workerRuntime } from './worker-hook.js';
@@ -29,6 +30,17 @@ export interface EndpointOptions extends ConnectionOptions, LayerOptions {
   /** Peer settings for this endpoint only (request timeout, buffer limits, ...). */
   settings?: Partial<PeerSettings>;
 }
+
+/** Options of Server.drain(). */
+export interface DrainOptions {
+  /** How long connected clients may keep working before the rest are closed, in ms (default DEFAULT_DRAIN_DEADLINE). */
+  deadline?: number;
+  /** Told to every client in the go-away message (default 'drain'). */
+  reason?: string;
+}
+
+/** Default drain deadline: 10 s (docs/limits.md, "Drain"). */
+export const DEFAULT_DRAIN_DEADLINE = 10_000;
 
 /** Which peers a broadcast reaches. */
 export type PeerFilter = (peer: Peer) => boolean;
@@ -137,6 +149,10 @@ export class Server extends CommandHost<ServerEvents> {
   readonly #acceptors: [TransportRouter, number][] = [];
   #nextPeerId = 1;
   #closed = false;
+  /** The drain under way (drain()), if any. */
+  #draining: Promise<void> | null = null;
+  /** The go-away text every connection gets while draining, new ones included. */
+  #goAway: Uint8Array | null = null;
 
   constructor(options: HostOptions = {}) {
     super(options);
@@ -150,6 +166,7 @@ export class Server extends CommandHost<ServerEvents> {
    */
   async listen(transport: Transport, endpoint: Endpoint, options: EndpointOptions = {}): Promise<ServerEndpoint> {
     if (this.#closed) throw new ConnectionClosedError('server is closed');
+    if (this.#draining !== null) throw new ConnectionClosedError('server is draining: it opens no new endpoint');
     const settings = resolveSettings(options.settings, this.settings);
     const { settings: _omit, secure, compression, ...connectionOptions } = options;
     const router = TransportRouter.for(transport, { secure, compression }, nodeStages);
@@ -164,6 +181,8 @@ export class Server extends CommandHost<ServerEvents> {
       ep.online.set(connection.id, connection);
       this.counters.connections++;
       this.emit('connect', connection.peer);
+      // Draining: see drain() for why a connection is still accepted, and told to go away at once.
+      if (this.#goAway !== null) this.#sendGoAway(connection);
       return connection;
     });
     this.#endpoints.push(ep);
@@ -224,6 +243,68 @@ export class Server extends CommandHost<ServerEvents> {
       ...this.counters.snapshot(this.#peers.size, this.logLinesSuppressed, this.registry.stats()),
       endpoints: this.#endpoints.map((e) => ({ transport: e.transport.name, host: e.address.host, port: e.address.port, online: e.count })),
     };
+  }
+
+  /** True from drain() on. */
+  get draining(): boolean {
+    return this.#draining !== null;
+  }
+
+  /**
+   * Drains the server: every connected client gets the go-away message (go-away.ts,
+   * docs/protocol.md "Go-away") and may finish its calls and big streams; a zserver Client
+   * opens a new connection for new calls at once and closes this one when its calls are
+   * answered. The promise resolves once every peer has gone, or once `deadline` ms have passed
+   * and the server closed the peers still connected (their pending calls fail on the client with
+   * ConnectionClosedError). The server then accepts nothing more; call close() to release the
+   * transports. A second drain() returns the first one's promise.
+   *
+   * The transports cannot close one listening socket while its peers stay open, so a
+   * connection the kernel still hands this server while it drains (a port shared with other
+   * workers through SO_REUSEPORT) is served and told to go away at once, like the others: its
+   * client moves on without losing a call.
+   */
+  drain(options: DrainOptions = {}): Promise<void> {
+    if (this.#draining !== null) return this.#draining;
+    const deadline = options.deadline ?? DEFAULT_DRAIN_DEADLINE;
+    if (!Number.isInteger(deadline) || deadline < 0) throw new RangeError(`options.deadline must be an integer number of ms ≥ 0, got ${String(deadline)}`);
+    const reason = options.reason ?? 'drain';
+    if (typeof reason !== 'string') throw new TypeError(`options.reason must be a string, got ${typeof reason}`);
+    this.#goAway = Buffer.from(encodeConsole(-1, nameBytes(GO_AWAY_COMMAND), encodeGoAway({ reason, deadline })));
+    for (const connection of this.#peers.values()) this.#sendGoAway(connection);
+    this.#draining = this.#closed ? Promise.resolve() : this.#waitGone(deadline);
+    return this.#draining;
+  }
+
+  /** Sends the go-away message to one connection; one that is closing already is skipped. */
+  #sendGoAway(connection: Connection): void {
+    try {
+      connection.send(MessageKind.DirectConsole, this.#goAway!);
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err;
+    }
+  }
+
+  /** Resolves once no peer is connected; closes the ones left at `deadline` ms. */
+  #waitGone(deadline: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (this.#peers.size > 0) return;
+        clearTimeout(timer);
+        this.off('disconnect', check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.log('info', `drain deadline (${deadline} ms) reached: closing ${this.#peers.size} connection(s) still open`);
+        for (const connection of [...this.#peers.values()]) connection.close(false);
+        // A peer whose send queue cannot flush (it does not read) is cut after one more second.
+        setTimeout(() => {
+          for (const connection of [...this.#peers.values()]) connection.close(true);
+        }, 1000).unref();
+      }, deadline);
+      this.on('disconnect', check);
+      check();
+    });
   }
 
   /**
