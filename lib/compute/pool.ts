@@ -40,10 +40,24 @@ export interface ComputePoolOptions {
    * Ignored where a thread's priority cannot be set.
    */
   workerPriority?: number;
+  /**
+   * Microseconds, 0 to MAX_SPIN_MICROS, that both sides of a task stay awake instead of sleeping
+   * (docs/compute.md, "Offload overhead"): a worker thread that finished a task keeps checking for
+   * the next one that long before it parks, and the main thread keeps its event loop from
+   * sleeping that long after it sent a task, so a result due soon is picked up without a
+   * wake-up. Waking a parked thread is most of what a trivial call costs on an idle machine (tens
+   * of µs on a VM); spinning costs up to this much CPU per task on each side and nothing when no
+   * task comes. On a machine whose cores are all busy it makes calls slower, not faster: the
+   * spinning thread holds a core the other side needs. Default 0 (off).
+   */
+  spinMicros?: number;
 }
 
 /** Default ComputePoolOptions.workerPriority: nice steps below the main thread. */
 export const DEFAULT_WORKER_PRIORITY = 10;
+
+/** Largest ComputePoolOptions.spinMicros: beyond a millisecond, parking costs less than spinning. */
+export const MAX_SPIN_MICROS = 1000;
 
 const noop = () => undefined;
 
@@ -64,10 +78,27 @@ export class ComputePool implements WorkerPoolHandle {
   readonly maxQueue: number;
   /** Nice steps below the main thread the threads run at (Linux). */
   readonly workerPriority: number;
+  /** Microseconds each side spins before sleeping (ComputePoolOptions.spinMicros); 0: off. */
+  readonly spinMicros: number;
   readonly #piscina: Piscina<ComputeTask, Uint8Array | string | TaskFailure>;
   #closed = false;
   #crashes = 0;
   #inFlight = 0;
+  /** The main thread's spin (spinMicros): its end (performance.now()), and whether it is running. */
+  #spinUntil = 0;
+  #spinning = false;
+  /**
+   * One turn of the main thread's spin: a pending immediate makes libuv poll for I/O without
+   * waiting, so the worker's answer (a MessagePort message) is read on the next turn instead of
+   * waking this thread from epoll_wait. Stops when no task is in the pool or the window passed.
+   */
+  readonly #spin = (): void => {
+    if (this.#inFlight === 0 || this.#closed || performance.now() >= this.#spinUntil) {
+      this.#spinning = false;
+      return;
+    }
+    setImmediate(this.#spin);
+  };
 
   constructor(options: ComputePoolOptions = {}) {
     this.threads = positiveInt('threads', options.threads, availableParallelism(), 1024);
@@ -77,6 +108,9 @@ export class ComputePool implements WorkerPoolHandle {
     const nice = options.workerPriority ?? DEFAULT_WORKER_PRIORITY;
     if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError(`workerPriority must be an integer from 0 to 19, got ${String(nice)}`);
     this.workerPriority = nice;
+    const spin = options.spinMicros ?? 0;
+    if (!Number.isInteger(spin) || spin < 0 || spin > MAX_SPIN_MICROS) throw new RangeError(`spinMicros must be an integer from 0 to ${MAX_SPIN_MICROS}, got ${String(spin)}`);
+    this.spinMicros = spin;
     // libuv starts its thread pool on first use, and a new thread inherits the nice value of the
     // thread that starts it: started from a lowered worker, the pool that also serves the main
     // thread (file system, DNS, handshakes off the main thread) would run lowered too. Start it
@@ -90,7 +124,7 @@ export class ComputePool implements WorkerPoolHandle {
       idleTimeout,
       concurrentTasksPerWorker: 1,
       recordTiming: false, // WorkerCommand keeps its own statistics; piscina's would cost a histogram record per task
-      workerData: { workerPriority: nice } satisfies WorkerSetup,
+      workerData: { workerPriority: nice, spinMicros: spin } satisfies WorkerSetup,
       ...(maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } }),
     });
     // A thread that dies with no task on it is reported here; piscina starts another.
@@ -154,6 +188,13 @@ export class ComputePool implements WorkerPoolHandle {
         settle(null, err);
       },
     );
+    if (this.spinMicros > 0) {
+      this.#spinUntil = performance.now() + this.spinMicros / 1000;
+      if (!this.#spinning) {
+        this.#spinning = true;
+        setImmediate(this.#spin);
+      }
+    }
   }
 
   /** Stops the threads (tasks still queued or running fail). Idempotent. */

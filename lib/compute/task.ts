@@ -107,6 +107,8 @@ export function epochNow(): number {
 export interface WorkerSetup {
   /** Raise this thread's nice value by this much (Linux): ComputePoolOptions.workerPriority. */
   workerPriority: number;
+  /** Microseconds a thread watches for its next task before it parks: ComputePoolOptions.spinMicros. */
+  spinMicros: number;
 }
 
 /**

@@ -46,6 +46,47 @@ function applyNice(setup: WorkerSetup | undefined): void {
 
 applyNice(workerData as WorkerSetup | undefined);
 
+/**
+ * Microseconds the next wait for a task may spin (ComputePoolOptions.spinMicros), set when a task
+ * of ours ends and cleared when one starts: only the wait piscina makes right after a task spins.
+ */
+let spinNext = 0;
+const spinMicros = (workerData as WorkerSetup | undefined)?.spinMicros ?? 0;
+
+/**
+ * Idle spin (ComputePoolOptions.spinMicros). Between tasks piscina parks this thread in
+ * Atomics.wait() on the counter of tasks posted to it, and the main thread's Atomics.notify()
+ * wakes it: a futex wake that costs the main thread about 10 µs on a VM and this thread its
+ * scheduling latency. piscina offers no hook for what a thread does between tasks, so this
+ * thread's Atomics.wait is wrapped: the first wait after one of our tasks ended watches the
+ * counter for up to spinMicros and returns as soon as it moves (piscina then reads the task
+ * from its port, as after a wake-up), and parks as before when nothing comes. Every other call,
+ * a handler's own included, goes straight to the original. Installed once per thread (a loader
+ * may evaluate this file twice).
+ */
+function installIdleSpin(): void {
+  if (spinMicros === 0) return;
+  const marker = Symbol.for('zserver.compute.idleSpin');
+  type Wait = (array: Int32Array, index: number, value: number, timeout?: number) => 'ok' | 'not-equal' | 'timed-out';
+  const atomics = Atomics as unknown as Record<symbol, unknown> & { wait: Wait };
+  if (atomics[marker] === true) return;
+  atomics[marker] = true;
+  const wait = atomics.wait;
+  atomics.wait = function spinThenWait(array, index, value, timeout) {
+    const spin = spinNext;
+    spinNext = 0;
+    if (spin > 0 && timeout === undefined) {
+      const end = performance.now() + spin / 1000;
+      do {
+        if (Atomics.load(array, index) !== value) return 'not-equal';
+      } while (performance.now() < end);
+    }
+    return wait(array, index, value, timeout);
+  };
+}
+
+installIdleSpin();
+
 const modules = new Map<string, Promise<AnyWorkerHandler>>();
 
 /**
@@ -273,14 +314,26 @@ function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): U
  * is loaded, a synchronous handler runs without a promise, a timer or an AbortController.
  */
 export default function runTask(task: ComputeTask): Uint8Array | string | TaskFailure | Promise<Uint8Array | string | TaskFailure> {
+  spinNext = 0; // a wait inside the handler is the handler's own
   const startedAt = epochNow();
   const handler = loaded.get(task.module);
-  if (handler !== undefined) return run(handler, task, startedAt);
-  return handlerOf(task.module).then(
-    (h) => {
-      loaded.set(task.module, h);
-      return run(h, task, startedAt);
-    },
-    (err: unknown) => failure(err, startedAt),
-  );
+  const out =
+    handler !== undefined
+      ? run(handler, task, startedAt)
+      : handlerOf(task.module).then(
+          (h) => {
+            loaded.set(task.module, h);
+            return run(h, task, startedAt);
+          },
+          (err: unknown) => failure(err, startedAt),
+        );
+  if (spinMicros === 0) return out;
+  if (!(out instanceof Promise)) {
+    spinNext = spinMicros;
+    return out;
+  }
+  return out.then((r) => {
+    spinNext = spinMicros;
+    return r;
+  });
 }
