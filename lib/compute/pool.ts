@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
-import { transferable, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
+import { SpinBackoff, transferable, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
 
 /** @internal The pool holds threads + maxQueue tasks already. */
 export class PoolFullError extends Error {
@@ -47,8 +47,9 @@ export interface ComputePoolOptions {
    * sleeping that long after it sent a task, so a result due soon is picked up without a
    * wake-up. Waking a parked thread is most of what a trivial call costs on an idle machine (tens
    * of µs on a VM); spinning costs up to this much CPU per task on each side and nothing when no
-   * task comes. On a machine whose cores are all busy it makes calls slower, not faster: the
-   * spinning thread holds a core the other side needs. Default 0 (off).
+   * task comes. On a machine whose cores are all busy a spin runs out before the other side gets
+   * a core; spins that run out make later waits park at once (SpinBackoff, task.ts), so there it
+   * costs at most one window in 64 waits. Default 0 (off).
    */
   spinMicros?: number;
 }
@@ -84,9 +85,22 @@ export class ComputePool implements WorkerPoolHandle {
   #closed = false;
   #crashes = 0;
   #inFlight = 0;
-  /** The main thread's spin (spinMicros): its end (performance.now()), and whether it is running. */
+  /** Tasks settled so far: a main-thread spin during which this moved caught a result. */
+  #settled = 0;
+  /** The main thread's spin (spinMicros): its end (performance.now()), whether it runs, #settled when it began. */
   #spinUntil = 0;
   #spinning = false;
+  #spinFrom = 0;
+  /** Whether the main thread spins for a result: backs off while its spins run out. */
+  readonly #backoff = new SpinBackoff();
+  /**
+   * Whether a thread spins for its next task: judged when the next task is sent, from the time
+   * the pool had nothing to do (it missed when that was longer than the spin).
+   */
+  readonly #idleBackoff = new SpinBackoff();
+  /** performance.now() when the pool last became empty, and whether the thread was told to spin then. */
+  #emptySince = 0;
+  #idleSpun = false;
   /**
    * One turn of the main thread's spin: a pending immediate makes libuv poll for I/O without
    * waiting, so the worker's answer (a MessagePort message) is read on the next turn instead of
@@ -95,6 +109,8 @@ export class ComputePool implements WorkerPoolHandle {
   readonly #spin = (): void => {
     if (this.#inFlight === 0 || this.#closed || performance.now() >= this.#spinUntil) {
       this.#spinning = false;
+      if (this.#settled !== this.#spinFrom) this.#backoff.hit();
+      else this.#backoff.miss();
       return;
     }
     setImmediate(this.#spin);
@@ -173,6 +189,9 @@ export class ComputePool implements WorkerPoolHandle {
       return;
     }
     this.#inFlight++;
+    // Spin for this task's result, and let its thread spin for the next task (task.ts, `spin`):
+    // the main thread decides for both sides, each backing off while its spins run out.
+    if (this.spinMicros > 0) this.#spinFor(task);
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
     const input = task.input;
     const transferList: Transferable[] | undefined =
@@ -180,20 +199,40 @@ export class ComputePool implements WorkerPoolHandle {
     if (task.port !== undefined) transferList!.push(task.port);
     this.#piscina.run(task, transferList === undefined ? { signal } : { transferList, signal }).then(
       (result) => {
-        this.#inFlight--;
+        if (--this.#inFlight === 0) this.#emptySince = performance.now();
+        this.#settled++;
         settle(result, null);
       },
       (err: unknown) => {
-        this.#inFlight--;
+        if (--this.#inFlight === 0) this.#emptySince = performance.now();
+        this.#settled++;
         settle(null, err);
       },
     );
-    if (this.spinMicros > 0) {
-      this.#spinUntil = performance.now() + this.spinMicros / 1000;
-      if (!this.#spinning) {
-        this.#spinning = true;
-        setImmediate(this.#spin);
-      }
+  }
+
+  /**
+   * Decides the spins around `task` (spinMicros): whether the main thread spins for its result
+   * (#backoff) and whether its thread spins for the next task afterwards (#idleBackoff, `task.spin`).
+   * Called with `task` already counted in #inFlight.
+   */
+  #spinFor(task: ComputeTask): void {
+    const now = performance.now();
+    if (this.#inFlight === 1 && this.#idleSpun) {
+      // The pool was empty: a thread that spun after the last task caught this one only if it came within the spin.
+      if (now - this.#emptySince <= this.spinMicros / 1000) this.#idleBackoff.hit();
+      else this.#idleBackoff.miss();
+    }
+    const mainSpins = this.#spinning || this.#backoff.shouldSpin();
+    // A thread that spins while the main thread sleeps still needs the main thread woken to get its next task.
+    this.#idleSpun = mainSpins && this.#idleBackoff.shouldSpin();
+    if (this.#idleSpun) task.spin = this.spinMicros;
+    if (!mainSpins) return;
+    this.#spinUntil = now + this.spinMicros / 1000;
+    if (!this.#spinning) {
+      this.#spinning = true;
+      this.#spinFrom = this.#settled;
+      setImmediate(this.#spin);
     }
   }
 

@@ -47,8 +47,8 @@ function applyNice(setup: WorkerSetup | undefined): void {
 applyNice(workerData as WorkerSetup | undefined);
 
 /**
- * Microseconds the next wait for a task may spin (ComputePoolOptions.spinMicros), set when a task
- * of ours ends and cleared when one starts: only the wait piscina makes right after a task spins.
+ * Microseconds the next wait for a task may spin (the task's `spin`), set when a task of ours ends
+ * and cleared when one starts: only the wait piscina makes right after a task spins.
  */
 let spinNext = 0;
 const spinMicros = (workerData as WorkerSetup | undefined)?.spinMicros ?? 0;
@@ -58,9 +58,10 @@ const spinMicros = (workerData as WorkerSetup | undefined)?.spinMicros ?? 0;
  * Atomics.wait() on the counter of tasks posted to it, and the main thread's Atomics.notify()
  * wakes it: a futex wake that costs the main thread about 10 µs on a VM and this thread its
  * scheduling latency. piscina offers no hook for what a thread does between tasks, so this
- * thread's Atomics.wait is wrapped: the first wait after one of our tasks ended watches the
- * counter for up to spinMicros and returns as soon as it moves (piscina then reads the task
- * from its port, as after a wake-up), and parks as before when nothing comes. Every other call,
+ * thread's Atomics.wait is wrapped: the first wait after one of our tasks ended (one the main
+ * thread spins for too: the task's `spin`) watches the counter for up to that long and returns as soon as it moves (piscina then reads the task
+ * from its port, as after a wake-up), and parks as before when nothing comes. The main thread
+ * decides which tasks are followed by a spin (pool.ts). Every other call,
  * a handler's own included, goes straight to the original. Installed once per thread (a loader
  * may evaluate this file twice).
  */
@@ -327,13 +328,14 @@ export default function runTask(task: ComputeTask): Uint8Array | string | TaskFa
           },
           (err: unknown) => failure(err, startedAt),
         );
-  if (spinMicros === 0) return out;
+  const spin = task.spin ?? 0;
+  if (spin === 0) return out;
   if (!(out instanceof Promise)) {
-    spinNext = spinMicros;
+    spinNext = spin;
     return out;
   }
   return out.then((r) => {
-    spinNext = spinMicros;
+    spinNext = spin;
     return r;
   });
 }

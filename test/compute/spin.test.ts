@@ -3,12 +3,14 @@
  * correct (sync, async and failing handlers), a handler's own Atomics.wait is not spun, and the
  * spin is bounded on both sides: the main thread stops keeping its loop awake once the window
  * passed even while a task still runs, a warm idle pool's worker thread is parked (not running)
- * and the process stays nearly idle over a second. Off by default.
+ * and the process stays nearly idle over a second; spins that run out back off (SpinBackoff). Off
+ * by default.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Client, ComputePool, MAX_SPIN_MICROS, MemoryTransport, Server } from '../../lib/index.js';
+import { SpinBackoff } from '../../lib/compute/task.js';
 
 const CONTROL = new URL('./fixtures/control.worker.ts', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,6 +37,30 @@ const immediates = () => process.getActiveResourcesInfo().filter((r) => r === 'I
 
 /** The scheduler state of thread `tid` of this process (Linux): 'R' running or runnable, 'S' sleeping. */
 const threadState = (tid: string) => readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[0]!;
+
+describe('SpinBackoff', () => {
+  /** Of the next `n` waits, which spin. */
+  const pattern = (b: SpinBackoff, n: number) => Array.from({ length: n }, () => (b.shouldSpin() ? 1 : 0)).join('');
+
+  it('spins on while spins catch, and parks 1, 3, 7 ... 63 waits after spins that ran out', () => {
+    const b = new SpinBackoff();
+    assert.equal(pattern(b, 5), '11111');
+    b.hit();
+    assert.equal(pattern(b, 3), '111');
+    b.miss();
+    assert.equal(pattern(b, 2), '01'); // one wait parks, the next tries again
+    b.miss();
+    assert.equal(pattern(b, 4), '0001');
+    for (let i = 0; i < 10; i++) {
+      b.miss();
+      pattern(b, 1 << Math.min(6, i + 3)); // skip to the next try
+    }
+    b.miss();
+    assert.equal(pattern(b, 64), '0'.repeat(63) + '1', 'at most 63 park in a row');
+    b.hit();
+    assert.equal(pattern(b, 4), '1111', 'one catch and it spins every time again');
+  });
+});
 
 describe('spinMicros', () => {
   it('is off by default, checked, and installed in the threads only when asked for', async () => {
