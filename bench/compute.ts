@@ -11,7 +11,8 @@
  *  3. offload overhead of an 8-byte console command: worker vs inline latency (one call in
  *     flight, same process, MemoryTransport), with the pool's default workerPriority and with 0
  *     (the priority the rest of part 3 runs at), with spinMicros (--spin, default 100: both sides
- *     spin before they sleep; its CPU per call and the warm idle pool's CPU are printed too), next to a bare piscina task (same module, nothing of
+ *     spin before they sleep; its CPU per call and the warm idle pool's CPU are printed too), next to a bare piscina task
+ *     (and one with piscina's `atomics: 'disabled'`: its thread waits in its event loop) (same module, nothing of
  *     lib/compute around it) and a bare worker_threads postMessage round trip;
  *  4. 2,000 secure clients connecting within 2 s while 100 established secure clients run echo
  *     RPC: the established clients' p50/p99 with the server's handshakes off the main thread
@@ -332,6 +333,8 @@ async function overhead() {
   // And with both sides spinning for `spin` µs before they sleep (ComputePoolOptions.spinMicros).
   const { server: serverS, client: clientS } = await overheadServer({ workerPriority: 0, spinMicros: spin });
   const piscina = new Piscina({ filename: WORKER.href, minThreads: 1, maxThreads: 1 });
+  // piscina's other mode: its thread waits in its event loop (a MessagePort event) instead of Atomics.wait.
+  const piscinaLoop = new Piscina({ filename: WORKER.href, minThreads: 1, maxThreads: 1, atomics: 'disabled' });
   const bare = new Worker(
     `const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage(m));`,
     { eval: true },
@@ -361,11 +364,11 @@ async function overhead() {
     }
     return median(t) * 1000;
   };
-  const piscinaMedian = async () => {
+  const piscinaMedian = async (via = piscina) => {
     const t: number[] = [];
     for (let i = 0; i < n; i++) {
       const s = performance.now();
-      await piscina.run(payload);
+      await via.run(payload);
       t.push(performance.now() - s);
     }
     return median(t) * 1000;
@@ -383,6 +386,7 @@ async function overhead() {
   await callMedian('offload', clientS);
   await bareMedian();
   await piscinaMedian();
+  await piscinaMedian(piscinaLoop);
   const inline: number[] = [];
   const offload: number[] = [];
   const offload0: number[] = [];
@@ -392,6 +396,7 @@ async function overhead() {
   const cpuS: number[] = [];
   const post: number[] = [];
   const task: number[] = [];
+  const taskLoop: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const i = await callMedian('inline');
     inline.push(i.us);
@@ -404,6 +409,7 @@ async function overhead() {
     offloadS.push(oS.us);
     cpuS.push(oS.cpuUs);
     task.push(await piscinaMedian());
+    taskLoop.push(await piscinaMedian(piscinaLoop));
     post.push(await bareMedian());
   }
   const idleMs = quick ? 500 : 1000;
@@ -411,6 +417,7 @@ async function overhead() {
   const idleCpuS = await idleCpu(clientS, idleMs);
   await bare.terminate();
   await piscina.close();
+  await piscinaLoop.close();
   for (const c of [client, client0, clientS]) await c.close();
   for (const s of [server, server0, serverS]) await s.close();
   const i = median(inline);
@@ -428,6 +435,7 @@ async function overhead() {
     workerSpinUs: oS,
     addedSpinUs: oS - i,
     barePiscinaTaskUs: median(task),
+    barePiscinaNoAtomicsTaskUs: median(taskLoop),
     barePostMessageRoundTripUs: rt,
     addedPerRoundTrip: (o - i) / rt,
     addedPrio0PerRoundTrip: (o0 - i) / rt,
@@ -546,6 +554,7 @@ async function main(): Promise<void> {
         { path: `worker command, workerPriority 0, spinMicros ${spin}`, 'µs': m((x) => x.workerSpinUs), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallSpinUs) },
         { path: `added by the offload, spinMicros ${spin}`, 'µs': m((x) => x.addedSpinUs), '× round trip': m((x) => x.addedSpinPerRoundTrip), 'CPU µs/call': NaN },
         { path: 'bare piscina task (same module)', 'µs': m((x) => x.barePiscinaTaskUs), '× round trip': NaN, 'CPU µs/call': NaN },
+        { path: "bare piscina task, atomics: 'disabled'", 'µs': m((x) => x.barePiscinaNoAtomicsTaskUs), '× round trip': NaN, 'CPU µs/call': NaN },
         { path: 'bare worker_threads postMessage round trip', 'µs': rt, '× round trip': 1, 'CPU µs/call': NaN },
       ]);
       printTable('3b. CPU of the warm pool\'s process while idle (after a call; %, all threads)', [
