@@ -114,9 +114,9 @@ describe('spinMicros', () => {
       await t.client.callConsole('c', 'warm');
       await sleep(20);
       assert.equal(immediates(), 0, 'nothing pending before the call');
-      const call = t.client.callConsole('c', 'sleep:200');
+      const call = t.client.callConsole('c', 'sleep:600');
       await pollUntil(() => pool.inFlight === 1, 'the task is in the pool');
-      // The window (1 ms) passes long before the task (200 ms) ends: the loop may sleep again.
+      // The window (1 ms) passes long before the task (600 ms) ends: the loop may sleep again.
       await sleep(50);
       assert.equal(pool.inFlight, 1, 'the task still runs');
       assert.equal(immediates(), 0, 'the spin stopped at the end of its window');
