@@ -48,8 +48,8 @@ export interface ComputePoolOptions {
    * wake-up. Waking a parked thread is most of what a trivial call costs on an idle machine (tens
    * of µs on a VM); spinning costs up to this much CPU per task on each side and nothing when no
    * task comes. On a machine whose cores are all busy a spin runs out before the other side gets
-   * a core; spins that run out make later waits park at once (SpinBackoff, task.ts), so there it
-   * costs at most one window in 64 waits. Default 0 (off).
+   * a core; spins that run out make later tasks go without one (SpinBackoff, task.ts), so there
+   * the spinning follows how often it catches. Default 0 (off).
    */
   spinMicros?: number;
 }

@@ -116,10 +116,12 @@ const SPIN_MAX_MISSES = 6;
  * Whether a wait spins first (ComputePoolOptions.spinMicros), on either side of a task; adaptive,
  * as adaptive mutexes are. A spin only pays when the other side runs at the same time; when every
  * core is busy the two take turns on the cores, each spin runs out before the other side gets
- * one, and spinning makes every call slower. So a spin that caught what it waited for keeps
- * spinning on, while each one that ran out doubles the number of later waits that park at once
- * (1, 3, 7, ... up to 63), then one tries again: on a busy machine spinning costs at most one
- * window in 64 waits, on an idle one it stays on.
+ * one, and spinning makes every call slower. So each spin that ran out doubles the number of
+ * later waits that park at once (1, 3, 7, ... up to 63, then one tries again), and each one that
+ * caught what it waited for halves it (rather than ending the back-off: on a busy machine a spin
+ * catches now and then, and a single catch must not turn the spinning back on for every wait).
+ * On an idle machine the spins catch and it stays on; on a busy one the spins follow how often
+ * they catch.
  */
 export class SpinBackoff {
   #misses = 0;
@@ -132,9 +134,9 @@ export class SpinBackoff {
     return false;
   }
 
-  /** The spin caught what it waited for. */
+  /** The spin caught what it waited for: the next miss parks half as many waits as the last did. */
   hit(): void {
-    this.#misses = 0;
+    if (this.#misses > 0) this.#misses--;
   }
 
   /** The spin ran out: the next 2^misses − 1 waits park at once. */

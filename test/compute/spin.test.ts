@@ -42,7 +42,7 @@ describe('SpinBackoff', () => {
   /** Of the next `n` waits, which spin. */
   const pattern = (b: SpinBackoff, n: number) => Array.from({ length: n }, () => (b.shouldSpin() ? 1 : 0)).join('');
 
-  it('spins on while spins catch, and parks 1, 3, 7 ... 63 waits after spins that ran out', () => {
+  it('spins on while spins catch; each miss doubles the waits that park (up to 63), each catch halves them', () => {
     const b = new SpinBackoff();
     assert.equal(pattern(b, 5), '11111');
     b.hit();
@@ -57,8 +57,13 @@ describe('SpinBackoff', () => {
     }
     b.miss();
     assert.equal(pattern(b, 64), '0'.repeat(63) + '1', 'at most 63 park in a row');
-    b.hit();
-    assert.equal(pattern(b, 4), '1111', 'one catch and it spins every time again');
+    b.hit(); // 5 misses are left of 6
+    b.miss(); // 6 again
+    assert.equal(pattern(b, 64), '0'.repeat(63) + '1', 'one catch does not end the back-off');
+    for (let i = 0; i < 6; i++) b.hit();
+    assert.equal(pattern(b, 4), '1111', 'catches bring the spinning back');
+    b.miss();
+    assert.equal(pattern(b, 2), '01');
   });
 });
 
