@@ -32,7 +32,7 @@
  * The machine's load average is printed before and after: on a shared machine the latencies
  * follow it. `--runs N` repeats parts 1-3 N times and prints the median of each figure.
  *
- * Run: node --import tsx bench/compute.ts [--quick] [--runs N] [--part pool|overhead|handshakes] [--spin U] [--json]   (--help prints this)
+ * Run: node --import tsx bench/compute.ts [--quick] [--runs N] [--part pool|overhead|handshakes] [--spin U] [--pool-spin U] [--json]   (--help prints this)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +60,7 @@ if (process.argv.includes('--help')) {
   --part P  only one part: pool (1-2), overhead (3), handshakes (4); default all
   --runs N  run parts 1-3 N times and print the median of each figure (default 1)
   --spin U  spinMicros of the spinning pool in part 3 (default 100)
+  --pool-spin U  spinMicros of the pools of parts 1-2 (default 0, the pool's default)
   --quick   shorter phases and 400 connecting secure clients instead of 2,000 (npm run bench)
   --json    also print the result object as one JSON line
   --help    this text`);
@@ -104,7 +105,10 @@ async function serverRole(): Promise<void> {
   const mode = opt('--mode', 'pool');
   const transport = await createTransport('native');
   const server = new Server({ quiet: true, requestTimeout: 60_000 });
-  if (mode === 'pool-prio0') setComputePool(server, { workerPriority: 0 });
+  // --pool-spin: parts 1-2 with ComputePoolOptions.spinMicros, to check they hold with it.
+  const spinMicros = num('--pool-spin', 0);
+  if (mode === 'pool-prio0') setComputePool(server, { workerPriority: 0, spinMicros });
+  else if (mode === 'pool') setComputePool(server, { spinMicros });
   if (mode === 'pool' || mode === 'pool-prio0') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
   else server.console('work', (text) => String(cpuWork(Number(text.slice(5)))));
   server.console('echo', (text) => text);
@@ -268,7 +272,7 @@ async function stop(proc: ChildProcess): Promise<void> {
 }
 
 async function startServer(mode: string): Promise<{ proc: ChildProcess; port: number; pin: string }> {
-  const s = child('server', ['--mode', mode]);
+  const s = child('server', ['--mode', mode, '--pool-spin', String(num('--pool-spin', 0))]);
   const [word, port, pin] = (await nextLine(s, `server ${mode}`)).split(' ');
   if (word !== 'ready') throw new Error(`server ${mode}: unexpected ${word}`);
   return { proc: s.proc, port: Number(port), pin: pin! };
@@ -500,6 +504,7 @@ async function main(): Promise<void> {
     const workMs = 25;
     const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
     console.log(`load average before: ${load()}`); // 1, 5 and 15 minutes
+    if (num('--pool-spin', 0) > 0) console.log(`parts 1-2: pools with spinMicros ${num('--pool-spin', 0)}`);
     const rounds = calibrate(workMs);
     console.log(`cores: ${availableParallelism()}; CPU-bound command: ${rounds.toLocaleString('en-US')} loop rounds ≈ ${workMs} ms here; ${runs} run(s), medians shown`);
     const loadBefore = load();

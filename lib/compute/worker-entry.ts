@@ -47,35 +47,38 @@ function applyNice(setup: WorkerSetup | undefined): void {
 applyNice(workerData as WorkerSetup | undefined);
 
 /**
- * Microseconds the next wait for a task may spin (the task's `spin`), set when a task of ours ends
- * and cleared when one starts: only the wait piscina makes right after a task spins.
- */
-let spinNext = 0;
-const spinMicros = (workerData as WorkerSetup | undefined)?.spinMicros ?? 0;
-
-/**
  * Idle spin (ComputePoolOptions.spinMicros). Between tasks piscina parks this thread in
  * Atomics.wait() on the counter of tasks posted to it, and the main thread's Atomics.notify()
- * wakes it: a futex wake that costs the main thread about 10 µs on a VM and this thread its
+ * wakes it: a futex wake that costs the main thread about 10 µs on a VM, and this thread its
  * scheduling latency. piscina offers no hook for what a thread does between tasks, so this
- * thread's Atomics.wait is wrapped: the first wait after one of our tasks ended (one the main
- * thread spins for too: the task's `spin`) watches the counter for up to that long and returns as soon as it moves (piscina then reads the task
- * from its port, as after a wake-up), and parks as before when nothing comes. The main thread
- * decides which tasks are followed by a spin (pool.ts). Every other call,
- * a handler's own included, goes straight to the original. Installed once per thread (a loader
- * may evaluate this file twice).
+ * thread's Atomics.wait is wrapped: the first wait after one of our tasks ended, when the task
+ * asked for it (`task.spin`: the main thread decides, see pool.ts), watches the counter for up to
+ * that many microseconds and returns as soon as it moves (piscina then reads the task from its
+ * port, as after a wake-up); when nothing comes it parks as before. Every other call, a handler's
+ * own included, goes straight to the original.
+ *
+ * The wrapper and its state live on `Atomics` under one symbol, installed once per thread: if a
+ * loader evaluates this file twice, both copies share them.
  */
-function installIdleSpin(): void {
-  if (spinMicros === 0) return;
+interface IdleSpin {
+  /** Microseconds the next wait for a task may spin: set when a task ends, cleared when one starts. */
+  next: number;
+}
+
+function installIdleSpin(setup: WorkerSetup | undefined): IdleSpin {
+  const slot = Atomics as unknown as Record<symbol, IdleSpin | undefined>;
   const marker = Symbol.for('zserver.compute.idleSpin');
+  const existing = slot[marker];
+  if (existing !== undefined) return existing;
+  const state: IdleSpin = { next: 0 };
+  if ((setup?.spinMicros ?? 0) === 0) return state; // not installed: the thread never spins
+  slot[marker] = state;
   type Wait = (array: Int32Array, index: number, value: number, timeout?: number) => 'ok' | 'not-equal' | 'timed-out';
-  const atomics = Atomics as unknown as Record<symbol, unknown> & { wait: Wait };
-  if (atomics[marker] === true) return;
-  atomics[marker] = true;
+  const atomics = Atomics as unknown as { wait: Wait };
   const wait = atomics.wait;
   atomics.wait = function spinThenWait(array, index, value, timeout) {
-    const spin = spinNext;
-    spinNext = 0;
+    const spin = state.next;
+    state.next = 0;
     if (spin > 0 && timeout === undefined) {
       const end = performance.now() + spin / 1000;
       do {
@@ -84,9 +87,10 @@ function installIdleSpin(): void {
     }
     return wait(array, index, value, timeout);
   };
+  return state;
 }
 
-installIdleSpin();
+const idleSpin = installIdleSpin(workerData as WorkerSetup | undefined);
 
 const modules = new Map<string, Promise<AnyWorkerHandler>>();
 
@@ -315,7 +319,7 @@ function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): U
  * is loaded, a synchronous handler runs without a promise, a timer or an AbortController.
  */
 export default function runTask(task: ComputeTask): Uint8Array | string | TaskFailure | Promise<Uint8Array | string | TaskFailure> {
-  spinNext = 0; // a wait inside the handler is the handler's own
+  idleSpin.next = 0; // a wait inside the handler is the handler's own
   const startedAt = epochNow();
   const handler = loaded.get(task.module);
   const out =
@@ -331,11 +335,11 @@ export default function runTask(task: ComputeTask): Uint8Array | string | TaskFa
   const spin = task.spin ?? 0;
   if (spin === 0) return out;
   if (!(out instanceof Promise)) {
-    spinNext = spin;
+    idleSpin.next = spin;
     return out;
   }
   return out.then((r) => {
-    spinNext = spin;
+    idleSpin.next = spin;
     return r;
   });
 }
