@@ -63,6 +63,9 @@ applyNice(workerData as WorkerSetup | undefined);
 interface IdleSpin {
   /** Microseconds the next wait for a task may spin: set when a task ends, cleared when one starts. */
   next: number;
+  /** Spins so far, and those that caught the next task (what a test or a debugger can read). */
+  spins: number;
+  caught: number;
 }
 
 function installIdleSpin(setup: WorkerSetup | undefined): IdleSpin {
@@ -70,7 +73,7 @@ function installIdleSpin(setup: WorkerSetup | undefined): IdleSpin {
   const marker = Symbol.for('zserver.compute.idleSpin');
   const existing = slot[marker];
   if (existing !== undefined) return existing;
-  const state: IdleSpin = { next: 0 };
+  const state: IdleSpin = { next: 0, spins: 0, caught: 0 };
   if ((setup?.spinMicros ?? 0) === 0) return state; // not installed: the thread never spins
   slot[marker] = state;
   type Wait = (array: Int32Array, index: number, value: number, timeout?: number) => 'ok' | 'not-equal' | 'timed-out';
@@ -80,9 +83,13 @@ function installIdleSpin(setup: WorkerSetup | undefined): IdleSpin {
     const spin = state.next;
     state.next = 0;
     if (spin > 0 && timeout === undefined) {
+      state.spins++;
       const end = performance.now() + spin / 1000;
       do {
-        if (Atomics.load(array, index) !== value) return 'not-equal';
+        if (Atomics.load(array, index) !== value) {
+          state.caught++;
+          return 'not-equal';
+        }
       } while (performance.now() < end);
     }
     return wait(array, index, value, timeout);

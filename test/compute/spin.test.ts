@@ -1,6 +1,7 @@
 /**
  * ComputePoolOptions.spinMicros (docs/compute.md, "Offload overhead"): with it, answers stay
- * correct (sync, async and failing handlers), a handler's own Atomics.wait is not spun, and the
+ * correct (sync, async and failing handlers), a thread spins after a task and catches the next
+ * one, a handler's own Atomics.wait is not spun, and the
  * spin is bounded on both sides: the main thread stops keeping its loop awake once the window
  * passed even while a task still runs, a warm idle pool's worker thread is parked (not running)
  * and the process stays nearly idle over a second; spins that run out back off (SpinBackoff). Off
@@ -75,13 +76,13 @@ describe('spinMicros', () => {
     assert.throws(() => new ComputePool({ spinMicros: 1.5 }), RangeError);
     const off = await pair(new ComputePool({ threads: 1 }));
     try {
-      assert.equal(await off.client.callConsole('c', 'idlespin'), 'false');
+      assert.equal(await off.client.callConsole('c', 'idlespin'), 'null');
     } finally {
       await off.close();
     }
     const on = await pair(new ComputePool({ threads: 1, spinMicros: 200 }));
     try {
-      assert.equal(await on.client.callConsole('c', 'idlespin'), 'true');
+      assert.notEqual(await on.client.callConsole('c', 'idlespin'), 'null');
     } finally {
       await on.close();
     }
@@ -95,6 +96,19 @@ describe('spinMicros', () => {
       await assert.rejects(t.client.callConsole('c', 'throw'), (e: Error & { remoteCode?: string }) => e.remoteCode === 'APP_BAD_INPUT');
       const many = await Promise.all(Array.from({ length: 40 }, (_, i) => t.client.callConsole('c', i % 4 === 0 ? 'sleep:2' : `m${i}`)));
       many.forEach((r, i) => assert.match(r, i % 4 === 0 ? /^slept@\d+$/ : new RegExp(`^m${i}@\\d+$`)));
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a thread that answered spins for its next task and catches it', async () => {
+    const t = await pair(new ComputePool({ threads: 1, spinMicros: MAX_SPIN_MICROS }));
+    try {
+      for (let i = 0; i < 50; i++) await t.client.callConsole('c', `x${i}`);
+      const state = JSON.parse(await t.client.callConsole('c', 'idlespin')) as { spins: number; caught: number };
+      // Back to back, the next call comes well within 1 ms (a busy machine may delay some past it).
+      assert.ok(state.spins > 0, 'the thread never spun');
+      assert.ok(state.caught > 0, `no spin caught its next task (${state.spins} spins)`);
     } finally {
       await t.close();
     }
