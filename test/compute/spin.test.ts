@@ -1,11 +1,10 @@
 /**
- * ComputePoolOptions.spinMicros (docs/compute.md, "Offload overhead"): with it, answers stay
- * correct (sync, async and failing handlers), a thread spins after a task and catches the next
- * one, a handler's own Atomics.wait is not spun, and the
- * spin is bounded on both sides: the main thread stops keeping its loop awake once the window
- * passed even while a task still runs, a warm idle pool's worker thread is parked (not running)
- * and the process stays nearly idle over a second; spins that run out back off (SpinBackoff). Off
- * by default.
+ * ComputePoolOptions.spinMicros (docs/compute.md, "Offload overhead"): off by default; with it,
+ * answers stay correct (sync, async and failing handlers), a thread spins after a task and catches
+ * the next one, a handler's own Atomics.wait is not spun, and the spin is bounded on both sides:
+ * the main thread stops keeping its loop awake once the window passed even while a task still
+ * runs, a warm idle pool's worker thread is parked (not running) and the process stays nearly idle
+ * over a second; spins that run out back off (SpinBackoff).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
