@@ -10,7 +10,9 @@
  *     its p50/p99 with the pool vs inline;
  *  3. offload overhead of an 8-byte console command: worker vs inline latency (one call in
  *     flight, same process, MemoryTransport), with the pool's default workerPriority and with 0
- *     (the priority the next two run at), next to a bare piscina task (same module, nothing of
+ *     (the priority the rest of part 3 runs at), with spinMicros (--spin, default 100: both sides
+ *     spin before they sleep; its CPU per call and the warm idle pool's CPU are printed too), next to a bare piscina task
+ *     (and one with piscina's `atomics: 'disabled'`: its thread waits in its event loop) (same module, nothing of
  *     lib/compute around it) and a bare worker_threads postMessage round trip;
  *  4. 2,000 secure clients connecting within 2 s while 100 established secure clients run echo
  *     RPC: the established clients' p50/p99 with the server's handshakes off the main thread
@@ -30,7 +32,7 @@
  * The machine's load average is printed before and after: on a shared machine the latencies
  * follow it. `--runs N` repeats parts 1-3 N times and prints the median of each figure.
  *
- * Run: node --import tsx bench/compute.ts [--quick] [--runs N] [--part pool|overhead|handshakes] [--json]   (--help prints this)
+ * Run: node --import tsx bench/compute.ts [--quick] [--runs N] [--part pool|overhead|handshakes] [--spin U] [--pool-spin U] [--json]   (--help prints this)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -57,6 +59,8 @@ if (process.argv.includes('--help')) {
 
   --part P  only one part: pool (1-2), overhead (3), handshakes (4); default all
   --runs N  run parts 1-3 N times and print the median of each figure (default 1)
+  --spin U  spinMicros of the spinning pool in part 3 (default 100)
+  --pool-spin U  spinMicros of the pools of parts 1-2 (default 0, the pool's default)
   --quick   shorter phases and 400 connecting secure clients instead of 2,000 (npm run bench)
   --json    also print the result object as one JSON line
   --help    this text`);
@@ -101,7 +105,10 @@ async function serverRole(): Promise<void> {
   const mode = opt('--mode', 'pool');
   const transport = await createTransport('native');
   const server = new Server({ quiet: true, requestTimeout: 60_000 });
-  if (mode === 'pool-prio0') setComputePool(server, { workerPriority: 0 });
+  // --pool-spin: parts 1-2 with ComputePoolOptions.spinMicros, to check they hold with it.
+  const spinMicros = num('--pool-spin', 0);
+  if (mode === 'pool-prio0') setComputePool(server, { workerPriority: 0, spinMicros });
+  else if (mode === 'pool') setComputePool(server, { spinMicros });
   if (mode === 'pool' || mode === 'pool-prio0') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
   else server.console('work', (text) => String(cpuWork(Number(text.slice(5)))));
   server.console('echo', (text) => text);
@@ -265,7 +272,7 @@ async function stop(proc: ChildProcess): Promise<void> {
 }
 
 async function startServer(mode: string): Promise<{ proc: ChildProcess; port: number; pin: string }> {
-  const s = child('server', ['--mode', mode]);
+  const s = child('server', ['--mode', mode, '--pool-spin', String(num('--pool-spin', 0))]);
   const [word, port, pin] = (await nextLine(s, `server ${mode}`)).split(' ');
   if (word !== 'ready') throw new Error(`server ${mode}: unexpected ${word}`);
   return { proc: s.proc, port: Number(port), pin: pin! };
@@ -303,23 +310,35 @@ async function poolVsInline(rounds: number, workMs: number) {
   return { workMs, rounds, pool: out.pool!, poolPrio0: out['pool-prio0']!, inline: out.inline! };
 }
 
-async function overhead() {
+/** A Server with one worker command 'offload' (and 'inline') on a 1-thread pool of `pool` options, and a client of it. */
+async function overheadServer(pool: Parameters<typeof setComputePool>[1]) {
   const server = new Server({ quiet: true });
-  setComputePool(server, { threads: 1 });
+  setComputePool(server, { threads: 1, ...pool });
   server.console('inline', (t) => t);
   server.console('offload', { worker: WORKER });
   const ep = await server.listen(new MemoryTransport(), { host: 'mem', port: 0 });
   const client = new Client({ transport: new MemoryTransport(), host: 'mem', port: ep.address.port, quiet: true });
   await client.connect();
+  return { server, client };
+}
+
+/** CPU time of this process (all its threads) in µs. */
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+
+async function overhead() {
+  const spin = num('--spin', 100);
+  const { server, client } = await overheadServer({});
   // The same command on a pool at the main thread's priority: the bare piscina task and the bare
   // worker run at it too, and on a machine with other busy processes a lowered thread wakes later.
-  const server0 = new Server({ quiet: true });
-  setComputePool(server0, { threads: 1, workerPriority: 0 });
-  server0.console('offload', { worker: WORKER });
-  const ep0 = await server0.listen(new MemoryTransport(), { host: 'mem', port: 0 });
-  const client0 = new Client({ transport: new MemoryTransport(), host: 'mem', port: ep0.address.port, quiet: true });
-  await client0.connect();
+  const { server: server0, client: client0 } = await overheadServer({ workerPriority: 0 });
+  // And with both sides spinning for `spin` µs before they sleep (ComputePoolOptions.spinMicros).
+  const { server: serverS, client: clientS } = await overheadServer({ workerPriority: 0, spinMicros: spin });
   const piscina = new Piscina({ filename: WORKER.href, minThreads: 1, maxThreads: 1 });
+  // piscina's other mode: its thread waits in its event loop (a MessagePort event) instead of Atomics.wait.
+  const piscinaLoop = new Piscina({ filename: WORKER.href, minThreads: 1, maxThreads: 1, atomics: 'disabled' });
   const bare = new Worker(
     `const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage(m));`,
     { eval: true },
@@ -327,14 +346,16 @@ async function overhead() {
   const payload = '12345678'; // 8 bytes
   const n = quick ? 300 : 2000;
   const rounds = quick ? 3 : 7;
+  /** Median µs per call, and the process's CPU µs per call (main thread and workers). */
   const callMedian = async (name: string, via = client) => {
     const t: number[] = [];
+    const cpu0 = cpuNow();
     for (let i = 0; i < n; i++) {
       const s = performance.now();
       await via.callConsole(name, payload);
       t.push(performance.now() - s);
     }
-    return median(t) * 1000;
+    return { us: median(t) * 1000, cpuUs: (cpuNow() - cpu0) / n };
   };
   const bareMedian = async () => {
     const t: number[] = [];
@@ -347,48 +368,87 @@ async function overhead() {
     }
     return median(t) * 1000;
   };
-  const piscinaMedian = async () => {
+  const piscinaMedian = async (via = piscina) => {
     const t: number[] = [];
     for (let i = 0; i < n; i++) {
       const s = performance.now();
-      await piscina.run(payload);
+      await via.run(payload);
       t.push(performance.now() - s);
     }
     return median(t) * 1000;
   };
+  /** CPU % of this process over `ms` right after a call: what a warm, idle pool costs. */
+  const idleCpu = async (via: Client, ms: number) => {
+    await via.callConsole('offload', payload);
+    const cpu0 = cpuNow();
+    const t0 = performance.now();
+    await sleep(ms);
+    return ((cpuNow() - cpu0) / ((performance.now() - t0) * 1000)) * 100;
+  };
   await callMedian('offload'); // loads the module in the thread
   await callMedian('offload', client0);
+  await callMedian('offload', clientS);
   await bareMedian();
   await piscinaMedian();
+  await piscinaMedian(piscinaLoop);
   const inline: number[] = [];
   const offload: number[] = [];
   const offload0: number[] = [];
+  const offloadS: number[] = [];
+  const cpuInline: number[] = [];
+  const cpu0: number[] = [];
+  const cpuS: number[] = [];
   const post: number[] = [];
   const task: number[] = [];
+  const taskLoop: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    inline.push(await callMedian('inline'));
-    offload.push(await callMedian('offload'));
-    offload0.push(await callMedian('offload', client0));
+    const i = await callMedian('inline');
+    inline.push(i.us);
+    cpuInline.push(i.cpuUs);
+    offload.push((await callMedian('offload')).us);
+    const o0 = await callMedian('offload', client0);
+    offload0.push(o0.us);
+    cpu0.push(o0.cpuUs);
+    const oS = await callMedian('offload', clientS);
+    offloadS.push(oS.us);
+    cpuS.push(oS.cpuUs);
     task.push(await piscinaMedian());
+    taskLoop.push(await piscinaMedian(piscinaLoop));
     post.push(await bareMedian());
   }
+  const idleMs = quick ? 500 : 1000;
+  const idleCpu0 = await idleCpu(client0, idleMs);
+  const idleCpuS = await idleCpu(clientS, idleMs);
   await bare.terminate();
   await piscina.close();
-  await client.close();
-  await server.close();
-  await client0.close();
-  await server0.close();
+  await piscinaLoop.close();
+  for (const c of [client, client0, clientS]) await c.close();
+  for (const s of [server, server0, serverS]) await s.close();
   const i = median(inline);
   const o = median(offload);
   const o0 = median(offload0);
+  const oS = median(offloadS);
+  const rt = median(post);
   return {
+    spinMicros: spin,
     inlineUs: i,
     workerUs: o,
     addedUs: o - i,
     workerPrio0Us: o0,
     addedPrio0Us: o0 - i,
+    workerSpinUs: oS,
+    addedSpinUs: oS - i,
     barePiscinaTaskUs: median(task),
-    barePostMessageRoundTripUs: median(post),
+    barePiscinaNoAtomicsTaskUs: median(taskLoop),
+    barePostMessageRoundTripUs: rt,
+    addedPerRoundTrip: (o - i) / rt,
+    addedPrio0PerRoundTrip: (o0 - i) / rt,
+    addedSpinPerRoundTrip: (oS - i) / rt,
+    cpuPerCallInlineUs: median(cpuInline),
+    cpuPerCallPrio0Us: median(cpu0),
+    cpuPerCallSpinUs: median(cpuS),
+    idleCpuPercentPrio0: idleCpu0,
+    idleCpuPercentSpin: idleCpuS,
   };
 }
 
@@ -444,6 +504,7 @@ async function main(): Promise<void> {
     const workMs = 25;
     const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
     console.log(`load average before: ${load()}`); // 1, 5 and 15 minutes
+    if (num('--pool-spin', 0) > 0) console.log(`parts 1-2: pools with spinMicros ${num('--pool-spin', 0)}`);
     const rounds = calibrate(workMs);
     console.log(`cores: ${availableParallelism()}; CPU-bound command: ${rounds.toLocaleString('en-US')} loop rounds ≈ ${workMs} ms here; ${runs} run(s), medians shown`);
     const loadBefore = load();
@@ -487,14 +548,23 @@ async function main(): Promise<void> {
     const o = overheadRuns.length === 0 ? null : overheadRuns;
     if (o !== null) {
       const m = (f: (run: OverheadRun) => number) => median(o.map(f));
-      printTable('3. 8-byte console command, one call in flight (median µs per call)', [
-        { path: 'inline handler', 'µs': m((x) => x.inlineUs) },
-        { path: 'worker command', 'µs': m((x) => x.workerUs) },
-        { path: 'added by the offload', 'µs': m((x) => x.addedUs) },
-        { path: 'worker command, workerPriority 0', 'µs': m((x) => x.workerPrio0Us) },
-        { path: 'added by the offload, workerPriority 0', 'µs': m((x) => x.addedPrio0Us) },
-        { path: 'bare piscina task (same module)', 'µs': m((x) => x.barePiscinaTaskUs) },
-        { path: 'bare worker_threads postMessage round trip', 'µs': m((x) => x.barePostMessageRoundTripUs) },
+      const spin = o[0]!.spinMicros;
+      const rt = m((x) => x.barePostMessageRoundTripUs);
+      printTable('3. 8-byte console command, one call in flight (median µs per call; × bare round trip of this run)', [
+        { path: 'inline handler', 'µs': m((x) => x.inlineUs), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallInlineUs) },
+        { path: 'worker command', 'µs': m((x) => x.workerUs), '× round trip': NaN, 'CPU µs/call': NaN },
+        { path: 'added by the offload', 'µs': m((x) => x.addedUs), '× round trip': m((x) => x.addedPerRoundTrip), 'CPU µs/call': NaN },
+        { path: 'worker command, workerPriority 0', 'µs': m((x) => x.workerPrio0Us), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallPrio0Us) },
+        { path: 'added by the offload, workerPriority 0', 'µs': m((x) => x.addedPrio0Us), '× round trip': m((x) => x.addedPrio0PerRoundTrip), 'CPU µs/call': NaN },
+        { path: `worker command, workerPriority 0, spinMicros ${spin}`, 'µs': m((x) => x.workerSpinUs), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallSpinUs) },
+        { path: `added by the offload, spinMicros ${spin}`, 'µs': m((x) => x.addedSpinUs), '× round trip': m((x) => x.addedSpinPerRoundTrip), 'CPU µs/call': NaN },
+        { path: 'bare piscina task (same module)', 'µs': m((x) => x.barePiscinaTaskUs), '× round trip': NaN, 'CPU µs/call': NaN },
+        { path: "bare piscina task, atomics: 'disabled'", 'µs': m((x) => x.barePiscinaNoAtomicsTaskUs), '× round trip': NaN, 'CPU µs/call': NaN },
+        { path: 'bare worker_threads postMessage round trip', 'µs': rt, '× round trip': 1, 'CPU µs/call': NaN },
+      ]);
+      printTable('3b. CPU of the warm pool\'s process while idle (after a call; %, all threads)', [
+        { pool: 'workerPriority 0', 'idle CPU %': m((x) => x.idleCpuPercentPrio0) },
+        { pool: `workerPriority 0, spinMicros ${spin}`, 'idle CPU %': m((x) => x.idleCpuPercentSpin) },
       ]);
     }
     const h = want('handshakes') ? await handshakes() : null;

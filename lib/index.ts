@@ -103,6 +103,7 @@ export {
   DEFAULT_WORKER_TIMEOUT,
   DEFAULT_ABORT_GRACE,
   DEFAULT_WORKER_PRIORITY,
+  MAX_SPIN_MICROS,
   type ComputePoolOptions,
   type WorkerCommandStats,
   type WorkerBigStream,

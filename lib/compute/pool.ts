@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { WorkerPoolHandle } from '../framework/worker-hook.js';
-import { transferable, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
+import { SpinBackoff, transferable, type ComputeTask, type TaskAbort, type TaskFailure, type WorkerSetup } from './task.js';
 
 /** @internal The pool holds threads + maxQueue tasks already. */
 export class PoolFullError extends Error {
@@ -40,10 +40,25 @@ export interface ComputePoolOptions {
    * Ignored where a thread's priority cannot be set.
    */
   workerPriority?: number;
+  /**
+   * Microseconds, 0 to MAX_SPIN_MICROS, that both sides of a task stay awake instead of sleeping
+   * (docs/compute.md, "Offload overhead"): a worker thread that finished a task keeps checking for
+   * the next one that long before it parks, and the main thread keeps its event loop from
+   * sleeping that long after it sent a task, so a result due soon is picked up without a
+   * wake-up. Waking a parked thread is most of what a trivial call costs on an idle machine (tens
+   * of µs on a VM); spinning costs up to this much CPU per task on each side and nothing when no
+   * task comes. On a machine whose cores are all busy a spin runs out before the other side gets
+   * a core; spins that run out make later tasks go without one (SpinBackoff, task.ts), so there
+   * the spinning follows how often it catches. Default 0 (off).
+   */
+  spinMicros?: number;
 }
 
 /** Default ComputePoolOptions.workerPriority: nice steps below the main thread. */
 export const DEFAULT_WORKER_PRIORITY = 10;
+
+/** Largest ComputePoolOptions.spinMicros: beyond a millisecond, parking costs less than spinning. */
+export const MAX_SPIN_MICROS = 1000;
 
 const noop = () => undefined;
 
@@ -64,10 +79,42 @@ export class ComputePool implements WorkerPoolHandle {
   readonly maxQueue: number;
   /** Nice steps below the main thread the threads run at (Linux). */
   readonly workerPriority: number;
+  /** Microseconds each side spins before sleeping (ComputePoolOptions.spinMicros); 0: off. */
+  readonly spinMicros: number;
   readonly #piscina: Piscina<ComputeTask, Uint8Array | string | TaskFailure>;
   #closed = false;
   #crashes = 0;
   #inFlight = 0;
+  /** Tasks settled so far: a main-thread spin during which this moved caught a result. */
+  #settled = 0;
+  /** The main thread's spin (spinMicros): its end (performance.now()), whether it runs, #settled when it began. */
+  #spinUntil = 0;
+  #spinning = false;
+  #spinFrom = 0;
+  /** Whether the main thread spins for a result: backs off while its spins run out. */
+  readonly #backoff = new SpinBackoff();
+  /**
+   * Whether a thread spins for its next task: judged when the next task is sent, from the time
+   * the pool had nothing to do (it missed when that was longer than the spin).
+   */
+  readonly #idleBackoff = new SpinBackoff();
+  /** performance.now() when the pool last became empty, and whether the thread was told to spin then. */
+  #emptySince = 0;
+  #idleSpun = false;
+  /**
+   * One turn of the main thread's spin: a pending immediate makes libuv poll for I/O without
+   * waiting, so the worker's answer (a MessagePort message) is read on the next turn instead of
+   * waking this thread from epoll_wait. Stops when no task is in the pool or the window passed.
+   */
+  readonly #spin = (): void => {
+    if (this.#inFlight === 0 || this.#closed || performance.now() >= this.#spinUntil) {
+      this.#spinning = false;
+      if (this.#settled !== this.#spinFrom) this.#backoff.hit();
+      else this.#backoff.miss();
+      return;
+    }
+    setImmediate(this.#spin);
+  };
 
   constructor(options: ComputePoolOptions = {}) {
     this.threads = positiveInt('threads', options.threads, availableParallelism(), 1024);
@@ -77,6 +124,9 @@ export class ComputePool implements WorkerPoolHandle {
     const nice = options.workerPriority ?? DEFAULT_WORKER_PRIORITY;
     if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError(`workerPriority must be an integer from 0 to 19, got ${String(nice)}`);
     this.workerPriority = nice;
+    const spin = options.spinMicros ?? 0;
+    if (!Number.isInteger(spin) || spin < 0 || spin > MAX_SPIN_MICROS) throw new RangeError(`spinMicros must be an integer from 0 to ${MAX_SPIN_MICROS}, got ${String(spin)}`);
+    this.spinMicros = spin;
     // libuv starts its thread pool on first use, and a new thread inherits the nice value of the
     // thread that starts it: started from a lowered worker, the pool that also serves the main
     // thread (file system, DNS, handshakes off the main thread) would run lowered too. Start it
@@ -90,7 +140,7 @@ export class ComputePool implements WorkerPoolHandle {
       idleTimeout,
       concurrentTasksPerWorker: 1,
       recordTiming: false, // WorkerCommand keeps its own statistics; piscina's would cost a histogram record per task
-      workerData: { workerPriority: nice } satisfies WorkerSetup,
+      workerData: { workerPriority: nice, spinMicros: spin } satisfies WorkerSetup,
       ...(maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } }),
     });
     // A thread that dies with no task on it is reported here; piscina starts another.
@@ -139,6 +189,9 @@ export class ComputePool implements WorkerPoolHandle {
       return;
     }
     this.#inFlight++;
+    // Spin for this task's result, and let its thread spin for the next task (task.ts, `spin`):
+    // the main thread decides for both sides, each backing off while its spins run out.
+    if (this.spinMicros > 0) this.#spinFor(task);
     // Moving a small buffer costs more than copying it (detaching and re-wrapping its backing store).
     const input = task.input;
     const transferList: Transferable[] | undefined =
@@ -146,14 +199,41 @@ export class ComputePool implements WorkerPoolHandle {
     if (task.port !== undefined) transferList!.push(task.port);
     this.#piscina.run(task, transferList === undefined ? { signal } : { transferList, signal }).then(
       (result) => {
-        this.#inFlight--;
+        if (--this.#inFlight === 0) this.#emptySince = performance.now();
+        this.#settled++;
         settle(result, null);
       },
       (err: unknown) => {
-        this.#inFlight--;
+        if (--this.#inFlight === 0) this.#emptySince = performance.now();
+        this.#settled++;
         settle(null, err);
       },
     );
+  }
+
+  /**
+   * Decides the spins around `task` (spinMicros): whether the main thread spins for its result
+   * (#backoff) and whether its thread spins for the next task afterwards (#idleBackoff, `task.spin`).
+   * Called with `task` already counted in #inFlight.
+   */
+  #spinFor(task: ComputeTask): void {
+    const now = performance.now();
+    if (this.#inFlight === 1 && this.#idleSpun) {
+      // The pool was empty: a thread that spun after the last task caught this one only if it came within the spin.
+      if (now - this.#emptySince <= this.spinMicros / 1000) this.#idleBackoff.hit();
+      else this.#idleBackoff.miss();
+    }
+    const mainSpins = this.#spinning || this.#backoff.shouldSpin();
+    // A thread that spins while the main thread sleeps still needs the main thread woken to get its next task.
+    this.#idleSpun = mainSpins && this.#idleBackoff.shouldSpin();
+    if (this.#idleSpun) task.spin = this.spinMicros;
+    if (!mainSpins) return;
+    this.#spinUntil = now + this.spinMicros / 1000;
+    if (!this.#spinning) {
+      this.#spinning = true;
+      this.#spinFrom = this.#settled;
+      setImmediate(this.#spin);
+    }
   }
 
   /** Stops the threads (tasks still queued or running fail). Idempotent. */

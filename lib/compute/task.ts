@@ -75,6 +75,12 @@ export interface ComputeTask {
   /** Big streams: `input` is the info DataFrame's bytes; the chunks come through `port` (BigChunkMessage). */
   total?: number;
   port?: MessagePort;
+  /**
+   * Microseconds the thread may spin for its next task after this one (ComputePoolOptions.spinMicros),
+   * set by the pool when the main thread spins for this task's result too, so both sides spin or
+   * neither: a side that spins while the other sleeps waits for a wake-up all the same.
+   */
+  spin?: number;
 }
 
 /**
@@ -103,10 +109,49 @@ export function epochNow(): number {
   return ORIGIN + performance.now();
 }
 
+/** Spins that ran out in a row after which SpinBackoff stops doubling: 2^6 − 1 = 63 waits park at once, then one tries again. */
+const SPIN_MAX_MISSES = 6;
+
+/**
+ * Whether a wait spins first (ComputePoolOptions.spinMicros), on either side of a task; adaptive,
+ * as adaptive mutexes are. A spin only pays when the other side runs at the same time; when every
+ * core is busy the two take turns on the cores, each spin runs out before the other side gets
+ * one, and spinning makes every call slower. So each spin that ran out doubles the number of
+ * later waits that park at once (1, 3, 7, ... up to 63, then one tries again), and each one that
+ * caught what it waited for halves it (rather than ending the back-off: on a busy machine a spin
+ * catches now and then, and a single catch must not turn the spinning back on for every wait).
+ * On an idle machine the spins catch and it stays on; on a busy one the spins follow how often
+ * they catch.
+ */
+export class SpinBackoff {
+  #misses = 0;
+  #skip = 0;
+
+  /** True when this wait should spin first. */
+  shouldSpin(): boolean {
+    if (this.#skip === 0) return true;
+    this.#skip--;
+    return false;
+  }
+
+  /** The spin caught what it waited for: the next miss parks half as many waits as the last did. */
+  hit(): void {
+    if (this.#misses > 0) this.#misses--;
+  }
+
+  /** The spin ran out: the next 2^misses − 1 waits park at once. */
+  miss(): void {
+    if (this.#misses < SPIN_MAX_MISSES) this.#misses++;
+    this.#skip = (1 << this.#misses) - 1;
+  }
+}
+
 /** What every worker thread of a pool is started with (piscina's workerData). */
 export interface WorkerSetup {
   /** Raise this thread's nice value by this much (Linux): ComputePoolOptions.workerPriority. */
   workerPriority: number;
+  /** Microseconds a thread watches for its next task before it parks: ComputePoolOptions.spinMicros. */
+  spinMicros: number;
 }
 
 /**

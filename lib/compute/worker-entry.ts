@@ -46,6 +46,59 @@ function applyNice(setup: WorkerSetup | undefined): void {
 
 applyNice(workerData as WorkerSetup | undefined);
 
+/**
+ * Idle spin (ComputePoolOptions.spinMicros). Between tasks piscina parks this thread in
+ * Atomics.wait() on the counter of tasks posted to it, and the main thread's Atomics.notify()
+ * wakes it: a futex wake that costs the main thread about 10 µs on a VM, and this thread its
+ * scheduling latency. piscina offers no hook for what a thread does between tasks, so this
+ * thread's Atomics.wait is wrapped: the first wait after one of our tasks ended, when the task
+ * asked for it (`task.spin`: the main thread decides, see pool.ts), watches the counter for up to
+ * that many microseconds and returns as soon as it moves (piscina then reads the task from its
+ * port, as after a wake-up); when nothing comes it parks as before. Every other call, a handler's
+ * own included, goes straight to the original.
+ *
+ * The wrapper and its state live on `Atomics` under one symbol, installed once per thread: if a
+ * loader evaluates this file twice, both copies share them.
+ */
+interface IdleSpin {
+  /** Microseconds the next wait for a task may spin: set when a task ends, cleared when one starts. */
+  next: number;
+  /** Spins so far, and those that caught the next task (what a test or a debugger can read). */
+  spins: number;
+  caught: number;
+}
+
+function installIdleSpin(setup: WorkerSetup | undefined): IdleSpin {
+  const slot = Atomics as unknown as Record<symbol, IdleSpin | undefined>;
+  const marker = Symbol.for('zserver.compute.idleSpin');
+  const existing = slot[marker];
+  if (existing !== undefined) return existing;
+  const state: IdleSpin = { next: 0, spins: 0, caught: 0 };
+  if ((setup?.spinMicros ?? 0) === 0) return state; // not installed: the thread never spins
+  slot[marker] = state;
+  type Wait = (array: Int32Array, index: number, value: number, timeout?: number) => 'ok' | 'not-equal' | 'timed-out';
+  const atomics = Atomics as unknown as { wait: Wait };
+  const wait = atomics.wait;
+  atomics.wait = function spinThenWait(array, index, value, timeout) {
+    const spin = state.next;
+    state.next = 0;
+    if (spin > 0 && timeout === undefined) {
+      state.spins++;
+      const end = performance.now() + spin / 1000;
+      do {
+        if (Atomics.load(array, index) !== value) {
+          state.caught++;
+          return 'not-equal';
+        }
+      } while (performance.now() < end);
+    }
+    return wait(array, index, value, timeout);
+  };
+  return state;
+}
+
+const idleSpin = installIdleSpin(workerData as WorkerSetup | undefined);
+
 const modules = new Map<string, Promise<AnyWorkerHandler>>();
 
 /**
@@ -273,14 +326,27 @@ function run(handler: AnyWorkerHandler, task: ComputeTask, startedAt: number): U
  * is loaded, a synchronous handler runs without a promise, a timer or an AbortController.
  */
 export default function runTask(task: ComputeTask): Uint8Array | string | TaskFailure | Promise<Uint8Array | string | TaskFailure> {
+  idleSpin.next = 0; // a wait inside the handler is the handler's own
   const startedAt = epochNow();
   const handler = loaded.get(task.module);
-  if (handler !== undefined) return run(handler, task, startedAt);
-  return handlerOf(task.module).then(
-    (h) => {
-      loaded.set(task.module, h);
-      return run(h, task, startedAt);
-    },
-    (err: unknown) => failure(err, startedAt),
-  );
+  const out =
+    handler !== undefined
+      ? run(handler, task, startedAt)
+      : handlerOf(task.module).then(
+          (h) => {
+            loaded.set(task.module, h);
+            return run(h, task, startedAt);
+          },
+          (err: unknown) => failure(err, startedAt),
+        );
+  const spin = task.spin ?? 0;
+  if (spin === 0) return out;
+  if (!(out instanceof Promise)) {
+    idleSpin.next = spin;
+    return out;
+  }
+  return out.then((r) => {
+    idleSpin.next = spin;
+    return r;
+  });
 }
