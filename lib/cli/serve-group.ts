@@ -23,6 +23,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { answerMetrics } from '../metrics/group.js';
 import { startLocalNats, type LocalNats } from './nats-local.js';
 import { DEFAULT_DRAIN_DEADLINE, type ServeArgs } from './serve-config.js';
 
@@ -300,7 +301,9 @@ export class ServeGroup {
 /** Runs `zserver serve ... --workers N` until SIGTERM/SIGINT; SIGHUP rolls the workers; resolves to the exit code. */
 export async function runServeGroup(opts: ServeArgs, args: string[]): Promise<number> {
   const log = (line: string): void => void process.stdout.write(`zserver serve: ${line}\n`);
-  const group = new ServeGroup(opts, args, log);
+  // Each worker's metrics rows, gathered when one of them is scraped (docs/metrics.md).
+  const metrics = answerMetrics();
+  const group = new ServeGroup(opts, args, log, { worker: (i, child) => metrics.add(String(i), child) });
   const onStop = (): void => {
     log('draining the group');
     void group.stop();
@@ -326,6 +329,7 @@ export async function runServeGroup(opts: ServeArgs, args: string[]): Promise<nu
   process.off('SIGTERM', onStop);
   process.off('SIGINT', onStop);
   process.off('SIGHUP', onHup);
+  metrics.close();
   log('group stopped');
   return code;
 }

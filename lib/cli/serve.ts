@@ -25,7 +25,9 @@ import { Client } from '../framework/client.js';
 import type { EndpointCompression } from '../framework/layers.js';
 import { Server, type EndpointOptions, type ServerEndpoint } from '../framework/server.js';
 import { DataFrame } from '../protocol/dataframe.js';
-import { createTransport, createWebSocketServer, transportAvailable, type TransportName } from '../transport/factory.js';
+import { createTransport, createWebSocketServer, transportAvailable, webSocketServerName, type TransportName } from '../transport/factory.js';
+import { joinMetricsGroup } from '../metrics/group.js';
+import { metricsHttp } from '../metrics/http.js';
 import type { Transport } from '../transport/types.js';
 import testApp from './apps/test-app.js';
 import { loadApp, type ServeConfig, type ServeSetup } from './serve-app.js';
@@ -110,13 +112,42 @@ export async function startServe(
   const tcpOptions = { ...layers, ...reuse(transport), ...(transportName === 'native-tls' ? { tls: { cert: opts.tls!.cert, key: opts.tls!.key } } : {}) };
   const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, tcpOptions);
   let web: ServerEndpoint | undefined;
+  let stopMetrics = (): void => {};
   if (opts.wsPort !== null && transportName !== 'memory') {
     if (opts.wsTransport !== undefined) process.env.ZSERVER_WS_SERVER = opts.wsTransport; // webSocketServerName() reads it
-    const ws = await createWebSocketServer({ http: await webFiles(), origins: ownOrigins(opts.host, opts.wsPort) });
+    // The web port also answers /metrics, /status.json and /status (docs/metrics.md): in a group,
+    // every worker's rows, gathered over the supervisor's IPC channel.
+    const s = server;
+    const member = group.reusePort === true && process.send !== undefined ? joinMetricsGroup((h) => metrics.snapshot(h)) : undefined;
+    const metrics = metricsHttp({
+      server: s,
+      worker: String(group.config?.worker ?? 0),
+      next: await webFiles(),
+      ...(member ? { gather: (h: boolean) => member.gather(h) } : {}),
+    });
+    stopMetrics = () => {
+      member?.leave();
+      metrics.stop();
+    };
+    // Only NativeWsTransport waits for an answer that is a promise (the group's gather); the others get this process's rows.
+    const origins = ownOrigins(opts.host, opts.wsPort);
+    const ws =
+      (await webSocketServerName()) === 'native-ws'
+        ? new (await import('../transport/native-ws.js')).NativeWsTransport({ http: metrics, origins })
+        : await createWebSocketServer({ http: metrics.local, origins });
     web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, { ...layers, ...reuse(ws) });
   }
   const s = server;
-  return { server: s, transport, tcp, web, close: () => s.close() };
+  return {
+    server: s,
+    transport,
+    tcp,
+    web,
+    close: async () => {
+      stopMetrics();
+      await s.close();
+    },
+  };
 }
 
 /**
@@ -190,7 +221,8 @@ export async function runServe(args: string[]): Promise<number> {
   const name = opts.transport ?? (await defaultTransport());
   const inGroup = opts.groupWorker !== undefined;
   const config: Partial<ServeConfig> = inGroup ? { worker: opts.groupWorker, workers: opts.workers ?? 1, nats: opts.nats ?? undefined } : { nats: opts.nats ?? undefined };
-  const { server, transport, tcp: ep, web } = await startServe(opts, name, undefined, { config, reusePort: inGroup });
+  const handle = await startServe(opts, name, undefined, { config, reusePort: inGroup });
+  const { server, transport, tcp: ep, web } = handle;
   // The cluster bus joins here once lib/cluster is merged (h-cluster): if (config.nats) server.useCluster({ nats: config.nats });
   const drainDeadline = opts.drainDeadline ?? DEFAULT_DRAIN_DEADLINE;
   if (inGroup) {
@@ -228,7 +260,7 @@ export async function runServe(args: string[]): Promise<number> {
     process.stdout.write(`${prefix}: ${why}: draining ${server.count} connection(s), deadline ${drainDeadline} ms\n`);
     await server.drain({ deadline: drainDeadline, reason: why === 'SIGTERM' && inGroup ? 'restart' : 'shutdown' });
   }
-  await server.close();
+  await handle.close();
   process.stdout.write(inGroup ? `zserver serve worker ${opts.groupWorker}: stopped\n` : 'zserver serve: stopped\n');
   if (inGroup) process.disconnect?.();
   return 0;
