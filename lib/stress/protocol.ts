@@ -44,8 +44,8 @@ export interface ClientSetup {
   connectTimeout: number;
   /** Default 'echo'. */
   mode?: StressMode;
-  /** rpc mode: connect through the secure channel, pinning this server fingerprint. */
-  securePin?: string;
+  /** rpc mode: connect through the secure channel, pinning `pin` (without it, accepting any server). */
+  secure?: { pin?: string };
 }
 
 export interface ServerSetup {

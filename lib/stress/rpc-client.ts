@@ -12,9 +12,15 @@
  * secure-channel client, and the one tests use without a C++ compiler.
  */
 import { Client } from '../framework/client.js';
+import { useFrameStages } from '../framework/pipeline.js';
+import { nodeStages } from '../framework/stack.js';
 import { NativeTcpTransport } from '../transport/native-tcp.js';
 import { TICK } from './app.js';
 import { bucketOf, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type ToChild } from './protocol.js';
+
+// A Node process: its Clients get the Node frame stages (the secure channel among them), as
+// importing 'zserver' (lib/index.ts) would install them.
+useFrameStages(nodeStages);
 
 const say = (m: FromChild) => process.send!(m);
 const wallMs = () => performance.timeOrigin + performance.now();
@@ -43,15 +49,17 @@ class RpcStressClient {
 
   constructor(readonly setup: ClientSetup) {
     this.text = 'x'.repeat(setup.size);
-    this.transport.on('error', (err) => this.count(`transport:${errorKind(err)}`));
+    this.transport.on('error', (err) => this.count(`transport:${errorKind(err)}`, err));
   }
 
-  count(kind: string): void {
+  /** Counts an error by kind; the first of each kind is also printed with its message, to say why. */
+  count(kind: string, err?: unknown): void {
+    if (this.errors[kind] === undefined && err !== undefined) process.stderr.write(`stress client ${this.setup.index}: ${kind}: ${(err as Error).message}\n`);
     this.errors[kind] = (this.errors[kind] ?? 0) + 1;
   }
 
   async open(i: number): Promise<void> {
-    const { host, ports, sourceAddresses, securePin, connectTimeout } = this.setup;
+    const { host, ports, sourceAddresses, secure, connectTimeout } = this.setup;
     const client = new Client({
       transport: this.transport,
       host,
@@ -59,17 +67,16 @@ class RpcStressClient {
       localAddress: sourceAddresses[i % sourceAddresses.length]!,
       connectTimeout,
       quiet: true,
-      ...(securePin === undefined ? {} : { secure: { pin: securePin } }),
+      ...(secure === undefined ? {} : { secure: secure.pin === undefined ? { insecureAcceptAnyServer: true } : { pin: secure.pin } }),
     });
     const conn: Conn = { client, open: false, ticked: false };
-    client.console(TICK, () => {
+    client.directConsole(TICK, () => {
       if (!conn.ticked) {
         conn.ticked = true;
         this.ticks++;
         this.lastTickAt = wallMs();
         this.maybeReportTicks();
       }
-      return '';
     });
     client.on('disconnect', (reason) => {
       if (conn.open && !this.closing) this.count(`closed:${reason}`);
@@ -91,7 +98,7 @@ class RpcStressClient {
         try {
           await this.open(i);
         } catch (err) {
-          this.count(`connect:${errorKind(err)}`);
+          this.count(`connect:${errorKind(err)}`, err);
         }
         if (this.conns.length - lastReport >= 200) {
           lastReport = this.conns.length;
@@ -117,7 +124,7 @@ class RpcStressClient {
               this.histogram[bucketOf((performance.now() - t0) * 1000)]!++;
               this.calls++;
             } catch (err) {
-              this.count(`call:${errorKind(err)}`);
+              this.count(`call:${errorKind(err)}`, err);
             }
           }
         }),

@@ -326,7 +326,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         window: options.window ?? (secure ? 64 : options.clientProgram ? 2000 : 1000),
         connectTimeout: 10_000,
         mode,
-        ...(secure ? { securePin: pin ?? '' } : {}),
+        ...(secure ? { secure: pin === undefined ? {} : { pin } } : {}),
       }),
     );
     await Promise.all(clientProcs.map((c) => expect(c, 'ready')));
