@@ -47,7 +47,7 @@ export interface StressOptions {
   serverPids?: number[];
   /** Connects in flight per client process (default 1000). */
   window?: number;
-  /** Give up on the whole run after this long, in ms (default 120,000). */
+  /** Give up on the whole run after this long, in ms (default 120,000, plus 0.2 ms per connection, 3 ms with `secure`). */
   timeout?: number;
   /** Draw the progress bar on stderr (default true when stderr is a terminal or this is set). */
   progress?: boolean;
@@ -169,7 +169,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   const serverProcs = options.target ? 0 : positive(options.serverProcs ?? Math.max(1, Math.ceil(connections / PER_PROCESS)), 'serverProcs');
   if (Math.ceil(connections / clients) > 19_000) throw new RangeError(`clients must be at least ${Math.ceil(connections / 19_000)} for ${connections} connections (20,000 descriptors per process)`);
   if (clients > SOURCE_ADDRESSES) throw new RangeError(`clients must be at most 250 (one loopback source address each), got ${clients}`);
-  const timeout = positive(options.timeout ?? 120_000, 'timeout');
+  const timeout = positive(options.timeout ?? Math.round(120_000 + connections * (secure ? 3 : 0.2)), 'timeout');
   const bar = new ProgressBar(options.progress ?? process.stderr.isTTY === true);
   const children: Child[] = [];
   const stop = () => {

@@ -146,6 +146,7 @@ describe('stress runner, rpc mode', () => {
     assert.equal(o.secure, true);
     assert.equal(o.messages, 1, 'rpc makes one call per connection by default');
     assert.equal(parseStressArgs(['--mode', 'rpc', '--messages', '5']).messages, 5);
+    assert.equal(parseStressArgs(['--timeout', '600']).timeout, 600_000);
     assert.throws(() => parseStressArgs(['--secure']), { name: 'RangeError', message: /--secure needs --mode rpc/ });
     assert.throws(() => parseStressArgs(['--mode', 'chat']), { name: 'RangeError', message: /--mode must be echo or rpc/ });
     await assert.rejects(runStress({ mode: 'echo', secure: true }), /secure needs mode rpc/);
