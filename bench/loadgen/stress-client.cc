@@ -116,6 +116,7 @@ bool rpc = false;
 int ticks = 0, lost_unticked = 0;
 double last_tick_at = 0, broadcast_sent_at = 0;
 bool tick_reported = false;
+int ticks_said = 0;  // ticks last reported as progress
 
 void say(const std::string& json) {
   fputs(json.c_str(), stdout);
@@ -527,6 +528,12 @@ int main(int argc, char** argv) {
     if (t - last_progress > 200 && phase != Phase::Idle) {
       last_progress = t;
       say("{\"type\":\"progress\",\"done\":" + std::to_string(phase == Phase::Connect ? uint64_t(connected) : done_msgs) + "}");
+    } else if (t - last_progress > 100 && phase == Phase::Idle && ticks != ticks_said) {
+      // Between phases, progress counts the broadcast's ticks: the runner stops waiting once
+      // they add up to what the server sent.
+      last_progress = t;
+      ticks_said = ticks;
+      say("{\"type\":\"progress\",\"done\":" + std::to_string(ticks) + "}");
     }
   }
 }

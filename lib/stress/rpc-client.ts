@@ -46,6 +46,7 @@ class RpcStressClient {
   ticks = 0;
   lastTickAt = 0;
   tickReported = false;
+  tickProgress: ReturnType<typeof setInterval> | undefined;
 
   constructor(readonly setup: ClientSetup) {
     this.text = 'x'.repeat(setup.size);
@@ -75,6 +76,7 @@ class RpcStressClient {
         conn.ticked = true;
         this.ticks++;
         this.lastTickAt = wallMs();
+        this.tickProgress ??= setInterval(() => say({ type: 'progress', done: this.ticks }), 100);
         this.maybeReportTicks();
       }
     });
@@ -168,6 +170,7 @@ class RpcStressClient {
     const of = this.conns.filter((c) => c.open || c.ticked).length;
     if (!now && this.ticks < of) return;
     this.tickReported = true;
+    clearInterval(this.tickProgress);
     say({ type: 'ticked', got: this.ticks, of, lastAt: this.lastTickAt });
   }
 

@@ -388,13 +388,24 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       send(asker, { type: 'presence' });
       const presence = await expect(asker, 'presence');
       if (presence.error !== undefined) errors['presence-failed'] = 1;
+      clientProcs.forEach((c) => (c.progress = 0));
       send(asker, { type: 'broadcast' });
       const sent = await expect(asker, 'broadcasted');
       if (sent.error !== undefined) errors['broadcast-failed'] = 1;
+      // Clients report their ticks when each of their connections has one. Stop waiting
+      // sooner once the ticks counted (progress) reach what the server sent, since a server
+      // that reaches only its own process's peers leaves the others waiting for nothing.
       const tickTimeout = options.tickTimeout ?? 30_000;
-      const late = setTimeout(() => clientProcs.forEach((c) => send(c, { type: 'tick-report' })), tickTimeout);
-      const ticked = await Promise.all(clientProcs.map((c) => expect(c, 'ticked')));
-      clearTimeout(late);
+      const tickEnd = Date.now() + tickTimeout;
+      const allTicked = Promise.all(clientProcs.map((c) => expect(c, 'ticked')));
+      let reported = false;
+      void allTicked.then(() => (reported = true), () => (reported = true));
+      stopBar = progress('broadcast', Math.max(0, sent.reached));
+      while (!reported && Date.now() < tickEnd && !(sent.reached >= 0 && clientProcs.reduce((a, c) => a + c.progress, 0) >= sent.reached)) await sleep(100);
+      stopBar();
+      bar.done();
+      if (!reported) clientProcs.forEach((c) => send(c, { type: 'tick-report' }));
+      const ticked = await allTicked;
       const got = ticked.reduce((a, t) => a + t.got, 0);
       const of = ticked.reduce((a, t) => a + t.of, 0);
       if (got < of) errors['broadcast-missed'] = of - got;
