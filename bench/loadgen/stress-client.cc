@@ -303,8 +303,8 @@ bool on_message(Conn& c, uint8_t kind, const uint8_t* p, uint32_t n, double t) {
     say("{\"type\":\"presence\",\"online\":" + std::to_string(online) + (kind == kError ? ",\"error\":\"" + code + "\"" : "") + "}");
   } else if (id == kIdBroadcast) {
     long reached = kind == kReply ? json_number(body, "reached") : -1;
-    char buf[96];
-    snprintf(buf, sizeof buf, "{\"type\":\"broadcasted\",\"sentAt\":%.3f,\"reached\":%ld", broadcast_sent_at, reached);
+    char buf[128];
+    snprintf(buf, sizeof buf, "{\"type\":\"broadcasted\",\"sentAt\":%.3f,\"answeredAt\":%.3f,\"reached\":%ld", broadcast_sent_at, wall_ms(), reached);
     say(buf + (kind == kError ? ",\"error\":\"" + code + "\"" : std::string()) + "}");
   } else {
     count("unexpected-reply");
@@ -404,7 +404,7 @@ void command(const std::string& cmd) {
     bool presence = cmd == "presence";
     if (first == nullptr) {
       say(presence ? "{\"type\":\"presence\",\"online\":-1,\"error\":\"no open connection\"}"
-                   : "{\"type\":\"broadcasted\",\"sentAt\":0,\"reached\":-1,\"error\":\"no open connection\"}");
+                   : "{\"type\":\"broadcasted\",\"sentAt\":0,\"answeredAt\":0,\"reached\":-1,\"error\":\"no open connection\"}");
       return;
     }
     std::vector<uint8_t> req = presence ? console_call(kIdPresence, "stress.presence", "") : console_call(kIdBroadcast, "stress.broadcast", "1");

@@ -118,7 +118,7 @@ export function formatReport(r: StressReport): string {
     const x = r.rpc;
     lines.push(
       ['presence', x.presence < 0 ? 'the call failed' : `${x.presence.toLocaleString('en-US')} online, as the server reports it`],
-      ['broadcast', x.broadcastSent < 0 ? 'the call failed' : `sent to ${x.broadcastSent.toLocaleString('en-US')}; reached ${x.ticked === x.tickOf ? 'all ' : ''}${x.ticked.toLocaleString('en-US')}${x.ticked === x.tickOf ? '' : ` of ${x.tickOf.toLocaleString('en-US')}`} in ${x.broadcastMs.toFixed(1)} ms`],
+      ['broadcast', x.broadcastSent < 0 ? 'the call failed' : `sent to ${x.broadcastSent.toLocaleString('en-US')}; reached ${x.ticked === x.tickOf ? 'all ' : ''}${x.ticked.toLocaleString('en-US')}${x.ticked === x.tickOf ? '' : ` of ${x.tickOf.toLocaleString('en-US')}`} in ${x.broadcastMs.toFixed(1)} ms (the call answered in ${x.broadcastAnswerMs.toFixed(1)} ms)`],
     );
   }
   if (r.perServer) {

@@ -88,7 +88,7 @@ export type FromChild =
   /** The online count stress.presence answered (-1 when the call failed, with `error`). */
   | { type: 'presence'; online: number; error?: string }
   /** stress.broadcast: when it was called (wall ms), how many peers the server sent the tick to. */
-  | { type: 'broadcasted'; sentAt: number; reached: number; error?: string }
+  | { type: 'broadcasted'; sentAt: number; answeredAt: number; reached: number; error?: string }
   /** How many of this client's open connections got the tick, and when the last one did (wall ms). */
   | { type: 'ticked'; got: number; of: number; lastAt: number };
 

@@ -158,9 +158,9 @@ class RpcStressClient {
     try {
       if (!c) throw new Error('no open connection');
       const { reached } = JSON.parse(await c.client.callConsole('stress.broadcast', '1')) as { reached: number };
-      say({ type: 'broadcasted', sentAt, reached });
+      say({ type: 'broadcasted', sentAt, answeredAt: wallMs(), reached });
     } catch (err) {
-      say({ type: 'broadcasted', sentAt, reached: -1, error: (err as Error).message });
+      say({ type: 'broadcasted', sentAt, answeredAt: wallMs(), reached: -1, error: (err as Error).message });
     }
   }
 

@@ -127,6 +127,8 @@ export interface StressReport {
     tickOf: number;
     /** From the broadcast call leaving its client to the last tick arriving, in ms (NaN when none arrived). */
     broadcastMs: number;
+    /** From the broadcast call leaving its client to its answer, in ms: the server's send loop is in it. */
+    broadcastAnswerMs: number;
   };
 }
 
@@ -410,7 +412,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       const of = ticked.reduce((a, t) => a + t.of, 0);
       if (got < of) errors['broadcast-missed'] = of - got;
       const lastAt = Math.max(...ticked.filter((t) => t.got > 0).map((t) => t.lastAt));
-      rpcReport = { presence: presence.online, broadcastSent: sent.reached, ticked: got, tickOf: of, broadcastMs: got > 0 ? lastAt - sent.sentAt : NaN };
+      rpcReport = { presence: presence.online, broadcastSent: sent.reached, ticked: got, tickOf: of, broadcastMs: got > 0 ? lastAt - sent.sentAt : NaN, broadcastAnswerMs: sent.answeredAt - sent.sentAt };
     }
 
     clientProcs.forEach((c) => send(c, { type: 'close' }));

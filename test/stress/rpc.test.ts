@@ -37,6 +37,7 @@ function assertComplete(report: StressReport, connections: number, calls: number
   assert.equal(report.rpc.tickOf, connections);
   assert.equal(report.rpc.ticked, connections, 'the broadcast reached every connection');
   assert.ok(report.rpc.broadcastMs >= 0 && report.rpc.broadcastMs < 30_000, String(report.rpc.broadcastMs));
+  assert.ok(report.rpc.broadcastAnswerMs >= 0 && report.rpc.broadcastAnswerMs < 30_000, String(report.rpc.broadcastAnswerMs));
   assert.match(formatReport(report), new RegExp(`broadcast\\s+sent to ${connections}; reached all ${connections} in`));
 }
 
@@ -117,6 +118,35 @@ describe('stress runner, rpc mode', () => {
     } finally {
       server.kill('SIGKILL');
       if (server.exitCode === null && server.signalCode === null) await once(server, 'exit');
+    }
+  });
+
+  it('the stress app paces broadcasts: a second one within broadcastInterval is answered ZS_RATE_LIMITED', { timeout: 30_000 }, async () => {
+    const { Server } = await import('../../lib/framework/server.js');
+    const { Client } = await import('../../lib/framework/client.js');
+    const { NativeTcpTransport } = await import('../../lib/transport/native-tcp.js');
+    const { default: setup, TICK } = await import('../../lib/stress/app.js');
+    const server = new Server({ quiet: true });
+    await setup(server, { broadcastInterval: 60_000 });
+    const ep = await server.listen(new NativeTcpTransport(), { host: '127.0.0.1', port: 0 });
+    const transport = new NativeTcpTransport();
+    const client = new Client({ transport, host: '127.0.0.1', port: ep.address.port, quiet: true });
+    const ticks: string[] = [];
+    client.directConsole(TICK, (text) => void ticks.push(text));
+    try {
+      await client.connect();
+      assert.equal(await client.callConsole('stress.ping', 'abc'), 'abc');
+      assert.deepEqual(JSON.parse(await client.callConsole('stress.presence', '')), { online: 1 });
+      assert.deepEqual(JSON.parse(await client.callConsole('stress.broadcast', '7')), { reached: 1 });
+      await assert.rejects(client.callConsole('stress.broadcast', '8'), { remoteCode: 'ZS_RATE_LIMITED' });
+      for (let i = 0; i < 50 && ticks.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(ticks.length, 1, 'one tick, from the first broadcast only');
+      assert.equal(JSON.parse(ticks[0]!).seq, '7');
+      await assert.rejects(setup(new Server({ quiet: true }), { broadcastInterval: -1 }), { name: 'TypeError', message: /broadcastInterval/ });
+    } finally {
+      await client.close();
+      await server.close();
+      await transport.shutdown();
     }
   });
 
