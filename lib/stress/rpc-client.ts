@@ -46,6 +46,8 @@ class RpcStressClient {
   ticks = 0;
   lastTickAt = 0;
   tickReported = false;
+  /** Connections lost before their tick: not waited for. Counted, since a walk over every connection per tick made 15,000 ticks cost seconds. */
+  lostUnticked = 0;
   tickProgress: ReturnType<typeof setInterval> | undefined;
 
   constructor(readonly setup: ClientSetup) {
@@ -82,6 +84,7 @@ class RpcStressClient {
     });
     client.on('disconnect', (reason) => {
       if (conn.open && !this.closing) this.count(`closed:${reason}`);
+      if (conn.open && !conn.ticked) this.lostUnticked++;
       conn.open = false;
     });
     await client.connect();
@@ -167,7 +170,7 @@ class RpcStressClient {
   /** Reports the ticks once every open connection got one (or at once when `now`). */
   maybeReportTicks(now = false): void {
     if (this.tickReported) return;
-    const of = this.conns.filter((c) => c.open || c.ticked).length;
+    const of = this.conns.length - this.lostUnticked;
     if (!now && this.ticks < of) return;
     this.tickReported = true;
     clearInterval(this.tickProgress);
