@@ -10,8 +10,8 @@
  *                     its text JSON {"seq": <the caller's text>, "t": <ms since the epoch>};
  *                     answers JSON {"reached": n}, how many peers it was sent to
  *
- * Presence and broadcast each take one line here, so that they can span a
- * group by switching to the cluster's presence and broadcast.
+ * Presence and the broadcast's send each take one line here, so that they can
+ * span a group by switching to the cluster's presence and broadcast.
  *
  * One call makes the server send one message to every peer, so broadcasts are
  * paced: at most one per `broadcastInterval` ms (config; default 1,000) per
@@ -49,5 +49,8 @@ export default async function setup(server: Server, config: unknown): Promise<vo
   };
   server.console('stress.ping', (text) => text);
   server.console('stress.presence', () => JSON.stringify({ online: server.count }));
-  server.console('stress.broadcast', (seq) => (paced(), JSON.stringify({ reached: server.broadcastConsole(TICK, JSON.stringify({ seq, t: Date.now() })) })));
+  server.console('stress.broadcast', (seq) => {
+    paced();
+    return JSON.stringify({ reached: server.broadcastConsole(TICK, JSON.stringify({ seq, t: Date.now() })) });
+  });
 }
