@@ -19,8 +19,20 @@
 // commands "connect", "exchange", "close" on stdin; messages ready,
 // progress, connected, exchanged, closed on stdout.
 //
+// With --mode rpc the connections talk to the command framework running the
+// stress app (lib/stress/app.ts) in the message format of docs/protocol.md,
+// "Messages": the exchange is M Console calls of `stress.ping` per connection
+// (kind 8, answered by Reply kind 18 or Error kind 19), keepalive pings
+// (kind 0) are answered with pongs (kind 1), and three more commands come on
+// stdin: "presence" and "broadcast" (the first open connection calls
+// stress.presence / stress.broadcast and reports what they answered) and
+// "tick-report" (report at once how many connections got the 'stress.tick'
+// direct console message, kind 10, that the broadcast sends; otherwise
+// reported when all have). Plain connections only: the secure channel is
+// the Node client's (lib/stress/rpc-client.ts).
+//
 // Usage: stress-client --host H --ports P[,P...] --source A[,A...] --conns N --messages M --size S
-//                      [--index I] [--window W]
+//                      [--index I] [--window W] [--mode echo|rpc]
 // Build: g++ -O2 -std=c++17 -o build/stress-client bench/loadgen/stress-client.cc
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,10 +63,23 @@ constexpr uint32_t kHead = 0x5a534846;
 constexpr uint32_t kTail = 0x5a535446;
 constexpr int kBuckets = 400;  // must match HISTOGRAM_BUCKETS of lib/stress/protocol.ts
 constexpr uint64_t kStdin = ~uint64_t(0);
+// The framework's message kinds (docs/protocol.md, "Messages") and the stress app's names.
+constexpr uint8_t kPing = 0, kPong = 1, kConsole = 8, kDirectConsole = 10, kReply = 18, kError = 19;
+constexpr uint32_t kMaxFrame = 1u << 20;  // the server's default maxFrameSize
+// Request ids: one call in flight per connection, so each request type has its own fixed id.
+constexpr uint32_t kIdPing = 1, kIdPresence = 2, kIdBroadcast = 3;
+const std::string kTick = "stress.tick";
 
 double now_ms() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+// Wall-clock ms since the epoch: times compared across processes (broadcast sent, tick arrived).
+double wall_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
@@ -67,6 +92,7 @@ int bucket_of(double us) {
 struct Conn {
   int fd = -1;
   bool open = false;
+  bool ticked = false;
   uint32_t remaining = 0;
   double sent_at = 0;
   std::vector<uint8_t> in;
@@ -85,6 +111,12 @@ int started = 0, connected = 0, failed = 0, finished = 0, exchanging = 0;
 uint64_t done_msgs = 0;
 double t_connect = 0, last_progress = 0;
 enum class Phase { Idle, Connect, Exchange } phase = Phase::Idle;
+bool rpc = false;
+// rpc mode: ticks received, connections lost before their tick, when the last tick came.
+int ticks = 0, lost_unticked = 0;
+double last_tick_at = 0, broadcast_sent_at = 0;
+bool tick_reported = false;
+int ticks_said = 0;  // ticks last reported as progress
 
 void say(const std::string& json) {
   fputs(json.c_str(), stdout);
@@ -99,6 +131,28 @@ std::string errors_json() {
 }
 
 void count(const std::string& kind) { errors[kind]++; }
+
+// One frame: head token, length, kind, payload, tail token (docs/protocol.md, "Frames").
+std::vector<uint8_t> frame(uint8_t kind, const uint8_t* payload, size_t n) {
+  std::vector<uint8_t> f(13 + n);
+  uint32_t len = uint32_t(n);
+  memcpy(&f[0], &kHead, 4);
+  memcpy(&f[4], &len, 4);
+  f[8] = kind;
+  if (n > 0) memcpy(&f[9], payload, n);
+  memcpy(&f[9 + n], &kTail, 4);
+  return f;
+}
+
+// A Console request: id u32, name (u8 length + bytes), text to the end.
+std::vector<uint8_t> console_call(uint32_t id, const std::string& name, const std::string& text) {
+  std::vector<uint8_t> p(4 + 1 + name.size() + text.size());
+  memcpy(&p[0], &id, 4);
+  p[4] = uint8_t(name.size());
+  memcpy(&p[5], name.data(), name.size());
+  memcpy(&p[5 + name.size()], text.data(), text.size());
+  return frame(kConsole, p.data(), p.size());
+}
 
 void start_connect() {
   while (started < conns_wanted && started - connected - failed < window_) {
@@ -152,6 +206,7 @@ void lose(Conn& c, const char* kind) {
   close(c.fd);
   c.fd = -1;
   count(kind);
+  if (!c.ticked) lost_unticked++;
   if (phase == Phase::Exchange && c.remaining > 0) {
     c.remaining = 0;
     finished++;
@@ -168,6 +223,94 @@ void check_exchange_done() {
 }
 
 bool take(Conn& c, const uint8_t* buf, size_t r);
+
+void report_ticks(bool now) {
+  int of = connected - lost_unticked;
+  if (tick_reported || (!now && ticks < of)) return;
+  tick_reported = true;
+  char buf[160];
+  snprintf(buf, sizeof buf, "{\"type\":\"ticked\",\"got\":%d,\"of\":%d,\"lastAt\":%.3f}", ticks, of, last_tick_at);
+  say(buf);
+}
+
+// The number after "key": in a small JSON answer such as {"online":123}; -1 when absent.
+long json_number(const std::string& text, const std::string& key) {
+  size_t at = text.find("\"" + key + "\":");
+  return at == std::string::npos ? -1 : strtol(text.c_str() + at + key.size() + 3, nullptr, 10);
+}
+
+// One call of a connection's exchange is over (answered either way): record it, start the next.
+void call_done(Conn& c, double t, bool ok) {
+  if (c.remaining == 0) {
+    count("unexpected-reply");
+    return;
+  }
+  if (ok) {
+    hist[bucket_of((t - c.sent_at) * 1e3)]++;
+    done_msgs++;
+  }
+  if (--c.remaining > 0) {
+    c.sent_at = t;
+    if (write(c.fd, message.data(), message.size()) != ssize_t(message.size())) count("short-write");
+  } else {
+    finished++;
+  }
+}
+
+// One framework message on connection c (rpc mode); false when the connection was lost.
+bool on_message(Conn& c, uint8_t kind, const uint8_t* p, uint32_t n, double t) {
+  if (kind == kPing) {
+    std::vector<uint8_t> pong = frame(kPong, p, n);
+    if (write(c.fd, pong.data(), pong.size()) != ssize_t(pong.size())) count("short-write");
+    return true;
+  }
+  if (kind == kDirectConsole) {
+    if (n < 1 || n < 1u + p[0]) {
+      lose(c, "reply:malformed");
+      return false;
+    }
+    if (std::string(reinterpret_cast<const char*>(p + 1), p[0]) == kTick && !c.ticked) {
+      c.ticked = true;
+      ticks++;
+      last_tick_at = wall_ms();
+      report_ticks(false);
+    }
+    return true;
+  }
+  if (kind != kReply && kind != kError) {
+    count("unexpected-kind");
+    return true;
+  }
+  if (n < 4) {
+    lose(c, "reply:malformed");
+    return false;
+  }
+  uint32_t id;
+  memcpy(&id, p, 4);
+  std::string body(reinterpret_cast<const char*>(p + 4), n - 4);
+  std::string code;
+  if (kind == kError) {
+    size_t len = body.empty() ? 0 : uint8_t(body[0]);
+    code = body.substr(1, len);
+    body = body.size() > 1 + len ? body.substr(1 + len) : "";
+  }
+  if (id == kIdPing) {
+    if (kind == kError) count("call:" + code);
+    else if (int(body.size()) != size) count("wrong-size");
+    call_done(c, t, kind == kReply);
+  } else if (id == kIdPresence) {
+    long online = kind == kReply ? json_number(body, "online") : -1;
+    say("{\"type\":\"presence\",\"online\":" + std::to_string(online) + (kind == kError ? ",\"error\":\"" + code + "\"" : "") + "}");
+  } else if (id == kIdBroadcast) {
+    long reached = kind == kReply ? json_number(body, "reached") : -1;
+    char buf[128];
+    snprintf(buf, sizeof buf, "{\"type\":\"broadcasted\",\"sentAt\":%.3f,\"answeredAt\":%.3f,\"reached\":%ld", broadcast_sent_at, wall_ms(), reached);
+    say(buf + (kind == kError ? ",\"error\":\"" + code + "\"" : std::string()) + "}");
+  } else {
+    count("unexpected-reply");
+  }
+  return true;
+}
 
 // Edge-triggered: reads until a short read says the socket is drained.
 void on_readable(Conn& c) {
@@ -197,7 +340,18 @@ bool take(Conn& c, const uint8_t* buf, size_t r) {
       lose(c, "reply:bad-token");
       return false;
     }
+    if (n > kMaxFrame) {
+      lose(c, "reply:oversize");
+      return false;
+    }
     if (c.in.size() - at < 13 + size_t(n)) break;
+    if (rpc) {
+      uint8_t kind = c.in[at + 8] & 0x3f;
+      size_t payload = at + 9;
+      at += 13 + n;
+      if (!on_message(c, kind, &c.in[payload], n, t)) return false;
+      continue;
+    }
     at += 13 + n;
     if (c.remaining == 0) {
       count("unexpected-reply");
@@ -239,6 +393,25 @@ void command(const std::string& cmd) {
       }
     }
     check_exchange_done();
+  } else if (rpc && (cmd == "presence" || cmd == "broadcast")) {
+    Conn* first = nullptr;
+    for (auto& c : conns) {
+      if (c.open) {
+        first = &c;
+        break;
+      }
+    }
+    bool presence = cmd == "presence";
+    if (first == nullptr) {
+      say(presence ? "{\"type\":\"presence\",\"online\":-1,\"error\":\"no open connection\"}"
+                   : "{\"type\":\"broadcasted\",\"sentAt\":0,\"answeredAt\":0,\"reached\":-1,\"error\":\"no open connection\"}");
+      return;
+    }
+    std::vector<uint8_t> req = presence ? console_call(kIdPresence, "stress.presence", "") : console_call(kIdBroadcast, "stress.broadcast", "1");
+    if (!presence) broadcast_sent_at = wall_ms();
+    if (write(first->fd, req.data(), req.size()) != ssize_t(req.size())) count("short-write");
+  } else if (rpc && cmd == "tick-report") {
+    report_ticks(true);
   } else if (cmd == "close") {
     for (auto& c : conns) {
       if (c.fd >= 0) close(c.fd);
@@ -274,6 +447,7 @@ int main(int argc, char** argv) {
     else if (k == "--size") size = atoi(v.c_str());
     else if (k == "--index") index_ = atoi(v.c_str());
     else if (k == "--window") window_ = atoi(v.c_str());
+    else if (k == "--mode") rpc = v == "rpc";
     else if (k == "--ports") {
       for (size_t at = 0; at < v.size();) {
         size_t comma = v.find(',', at);
@@ -293,13 +467,12 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: stress-client --host H --ports P[,P] --source A --conns N --messages M --size S\n");
     return 2;
   }
-  message.resize(13 + size);
-  memcpy(&message[0], &kHead, 4);
-  uint32_t n = size;
-  memcpy(&message[4], &n, 4);
-  message[8] = 8;
-  memset(&message[9], 0x5a, size);
-  memcpy(&message[9 + size], &kTail, 4);
+  if (rpc) {
+    message = console_call(kIdPing, "stress.ping", std::string(size, 'x'));
+  } else {
+    std::vector<uint8_t> payload(size, 0x5a);
+    message = frame(8, payload.data(), payload.size());
+  }
   conns.resize(conns_wanted);
   ep = epoll_create1(0);
   epoll_event sev{};
@@ -355,6 +528,12 @@ int main(int argc, char** argv) {
     if (t - last_progress > 200 && phase != Phase::Idle) {
       last_progress = t;
       say("{\"type\":\"progress\",\"done\":" + std::to_string(phase == Phase::Connect ? uint64_t(connected) : done_msgs) + "}");
+    } else if (t - last_progress > 100 && phase == Phase::Idle && ticks != ticks_said) {
+      // Between phases, progress counts the broadcast's ticks: the runner stops waiting once
+      // they add up to what the server sent.
+      last_progress = t;
+      ticks_said = ticks;
+      say("{\"type\":\"progress\",\"done\":" + std::to_string(ticks) + "}");
     }
   }
 }

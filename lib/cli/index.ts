@@ -23,7 +23,7 @@ export const commands: Record<string, CliCommand> = {
     run: async (args) => (await import('./info.js')).runSelfCheck(args),
   },
   stress: {
-    summary: 'open many connections to an echo server group, exchange messages, report rates, latency and memory',
+    summary: 'open many connections to an echo server group, or framework calls with --mode rpc; report rates, latency, memory (and presence, broadcast)',
     run: async (args) => (await import('./stress.js')).runStressCommand(args),
   },
   worker: {

@@ -2,15 +2,21 @@
  * `zserver stress`: opens many connections to an echo server group (started
  * here, or one already running), lets each exchange messages, closes them,
  * and prints connect time, messages/s, round-trip percentiles, errors by kind
- * and the servers' memory (lib/stress/runner.ts does the work).
+ * and the servers' memory (lib/stress/runner.ts does the work). With
+ * `--mode rpc` the connections call the command framework's stress app
+ * (lib/stress/app.ts) instead, and the report adds presence, broadcast time
+ * and memory per connection of each server process.
  */
 import { parseArgs } from 'node:util';
 import { runStress, type StressOptions, type StressReport } from '../stress/runner.js';
-import type { TransportName } from '../stress/protocol.js';
+import type { StressMode, TransportName } from '../stress/protocol.js';
 
 const USAGE = `Usage: zserver stress [options]
   --connections N     connections in all (default 1000)
-  --messages M        messages per connection, one after another (default 10)
+  --mode echo|rpc     frame echo (default), or calls to the framework's stress app (lib/stress/app.ts)
+  --messages M        messages (rpc: stress.ping calls) per connection, one after another (default 10; rpc 1)
+  --secure            rpc: through the secure channel (Node client processes)
+  --pin FINGERPRINT   rpc --secure --target: the server fingerprint to pin (default: accept any)
   --size S            payload bytes per message (default 64)
   --clients C         client processes, one loopback source address each (default: 15,000 connections each)
   --server-procs P    echo server processes to start (default: 15,000 connections each)
@@ -18,6 +24,7 @@ const USAGE = `Usage: zserver stress [options]
   --target H:P[,P]    use a server already running instead of starting one
   --server-pids P[,P] with --target: report the RSS of these server processes
   --client-program F  run this compiled client (build/stress-client) instead of Node client processes
+  --timeout S         give up after S seconds (default 120 + 0.2 ms per connection, 3 ms with --secure)
   --json              print the report as JSON
   --no-progress       no progress bar on stderr
   --help, -h          print this text
@@ -34,6 +41,10 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
       clients: { type: 'string' },
       'server-procs': { type: 'string' },
       transport: { type: 'string' },
+      mode: { type: 'string' },
+      secure: { type: 'boolean', default: false },
+      pin: { type: 'string' },
+      timeout: { type: 'string' },
       target: { type: 'string' },
       'client-program': { type: 'string' },
       'server-pids': { type: 'string' },
@@ -60,6 +71,18 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
   set('clients', num(values.clients, 'clients'));
   set('serverProcs', num(values['server-procs'], 'server-procs'));
   if (values.transport !== undefined) options.transport = values.transport as TransportName;
+  if (values.mode !== undefined) {
+    if (values.mode !== 'echo' && values.mode !== 'rpc') throw new RangeError(`--mode must be echo or rpc, got '${values.mode}'`);
+    options.mode = values.mode as StressMode;
+    if (options.mode === 'rpc' && options.messages === undefined) options.messages = 1;
+  }
+  if (values.secure === true) {
+    if (options.mode !== 'rpc') throw new RangeError('--secure needs --mode rpc');
+    options.secure = true;
+  }
+  if (values.pin !== undefined) options.pin = values.pin;
+  const timeout = num(values.timeout, 'timeout');
+  if (timeout !== undefined) options.timeout = timeout * 1000;
   if (values.target !== undefined) {
     const m = /^(.+):([\d,]+)$/.exec(values.target);
     if (!m) throw new RangeError(`--target must look like 127.0.0.1:9000 or 127.0.0.1:9000,9001, got '${values.target}'`);
@@ -80,17 +103,34 @@ const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** The report as aligned text lines. */
 export function formatReport(r: StressReport): string {
+  const rpc = r.mode === 'rpc';
   const lines: [string, string][] = [
-    ['connections', `${r.connected.toLocaleString('en-US')} of ${r.connections.toLocaleString('en-US')} (${r.clients} client processes, ${r.servers || 'external'} server processes, ${r.transport})`],
+    ['connections', `${r.connected.toLocaleString('en-US')} of ${r.connections.toLocaleString('en-US')} (${r.clients} client processes, ${r.servers || 'external'} server processes, ${r.transport}${rpc ? `, rpc${r.secure ? ', secure channel' : ''}` : ''})`],
     ['connect time', `${(r.connectMs / 1000).toFixed(2)} s`],
     ['connect CPU', `servers ${Math.round(r.connectCpu.serverMs)} ms (${r.connectCpu.serverUsPerConnection.toFixed(1)} µs/conn), clients ${Math.round(r.connectCpu.clientMs)} ms (${r.connectCpu.clientUsPerConnection.toFixed(1)} µs/conn)`],
-    ['messages', `${r.messages.toLocaleString('en-US')} (${r.messagesPerConnection} per connection) in ${(r.exchangeMs / 1000).toFixed(2)} s`],
-    ['messages/s', Math.round(r.messagesPerSecond).toLocaleString('en-US')],
+    [rpc ? 'calls' : 'messages', `${r.messages.toLocaleString('en-US')} (${r.messagesPerConnection} per connection) in ${(r.exchangeMs / 1000).toFixed(2)} s`],
+    [rpc ? 'calls/s' : 'messages/s', Math.round(r.messagesPerSecond).toLocaleString('en-US')],
     ['exchange CPU', `servers ${Math.round(r.exchangeCpu.serverMs)} ms, clients ${Math.round(r.exchangeCpu.clientMs)} ms (${(((r.exchangeCpu.serverMs + r.exchangeCpu.clientMs) * 1000) / Math.max(1, r.messages)).toFixed(1)} µs/message in all)`],
-    ['round trip', `p50 ${(r.p50us / 1000).toFixed(2)} ms, p99 ${(r.p99us / 1000).toFixed(2)} ms`],
+    [rpc ? 'call latency' : 'round trip', `p50 ${(r.p50us / 1000).toFixed(2)} ms, p99 ${(r.p99us / 1000).toFixed(2)} ms`],
     ['errors', Object.keys(r.errors).length === 0 ? 'none' : Object.entries(r.errors).map(([k, v]) => `${k}: ${v}`).join(', ')],
   ];
-  if (r.memory) {
+  if (r.rpc) {
+    const x = r.rpc;
+    lines.push(
+      ['presence', x.presence < 0 ? 'the call failed' : `${x.presence.toLocaleString('en-US')} online, as the server reports it`],
+      ['broadcast', x.broadcastSent < 0 ? 'the call failed' : `sent to ${x.broadcastSent.toLocaleString('en-US')}; reached ${x.ticked === x.tickOf ? 'all ' : ''}${x.ticked.toLocaleString('en-US')}${x.ticked === x.tickOf ? '' : ` of ${x.tickOf.toLocaleString('en-US')}`} in ${x.broadcastMs.toFixed(1)} ms (the call answered in ${x.broadcastAnswerMs.toFixed(1)} ms)`],
+    );
+  }
+  if (r.perServer) {
+    const p = r.perServer;
+    const each = p.servers.map((s, i) => `${s.pid}: ${Number.isNaN(p.perProcess[i]) ? '-' : Math.round(p.perProcess[i]!)} B × ${s.connections.toLocaleString('en-US')}`);
+    lines.push(
+      ['mem per conn', `${Math.round(p.bytesPerConnection).toLocaleString('en-US')} bytes (each server's RSS growth, listening to all connected, over its connections; ${mb(p.servers.reduce((a, s) => a + s.connectedRss, 0))} in all)`],
+      ['per server', each.length <= 8 ? each.join(', ') : `${each.slice(0, 8).join(', ')}, … (${each.length} in all)`],
+    );
+  }
+  if (r.serverCpuUsPerConnection !== undefined) lines.push(['server CPU', `${r.serverCpuUsPerConnection.toFixed(1)} µs per connection (connect and calls)`]);
+  if (r.memory && !rpc) {
     const m = r.memory;
     lines.push(
       ['server RSS', `before ${mb(m.before.rss)}, connected+idle ${mb(m.during.rss)}, after exchange ${mb(m.afterExchange.rss)}, after close ${mb(m.after.rss)}`],

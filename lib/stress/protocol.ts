@@ -8,9 +8,20 @@
  *   runner → {connect}   child opens its connections, reports {progress} and then {connected}
  *   runner → {exchange}  each connection sends M messages one after another (echoed); {progress}, then {exchanged}
  *   runner → {close}     child closes everything, reports {closed}, and exits
+ *
+ * In rpc mode (servers run the framework with the stress app, app.ts) the
+ * exchange is M `stress.ping` calls per connection, and two steps follow it:
+ *   runner → {presence}   (one client) calls stress.presence, reports {presence}
+ *   runner → {broadcast}  (one client) calls stress.broadcast, reports {broadcasted};
+ *                         every client reports {ticked} once each of its connections got the
+ *                         'stress.tick' message, or at once when the runner sends {tick-report}
+ * Times that cross processes (broadcast sent, tick arrived) are wall-clock ms since the epoch.
  */
 
 export type TransportName = 'node-net' | 'native';
+
+/** What the connections do: frame echo, or calls through the command framework (app.ts). */
+export type StressMode = 'echo' | 'rpc';
 
 export interface ClientSetup {
   role: 'client';
@@ -31,6 +42,10 @@ export interface ClientSetup {
   /** Connects in flight at once. */
   window: number;
   connectTimeout: number;
+  /** Default 'echo'. */
+  mode?: StressMode;
+  /** rpc mode: connect through the secure channel, pinning `pin` (without it, accepting any server). */
+  secure?: { pin?: string };
 }
 
 export interface ServerSetup {
@@ -39,9 +54,20 @@ export interface ServerSetup {
   host: string;
   port: number;
   reusePort: boolean;
+  /** Default 'echo'. rpc: a framework Server with the stress app, on native TCP. */
+  mode?: StressMode;
+  /** rpc mode: run the secure channel with the identity of this 32-byte seed (hex). */
+  secureSeed?: string;
 }
 
-export type ToChild = { type: 'connect' } | { type: 'exchange' } | { type: 'close' } | { type: 'memory' };
+export type ToChild =
+  | { type: 'connect' }
+  | { type: 'exchange' }
+  | { type: 'close' }
+  | { type: 'memory' }
+  | { type: 'presence' }
+  | { type: 'broadcast' }
+  | { type: 'tick-report' };
 
 export interface MemorySample {
   rss: number;
@@ -52,13 +78,19 @@ export interface MemorySample {
 }
 
 export type FromChild =
-  | { type: 'ready'; port: number }
+  | { type: 'ready'; port: number; fingerprint?: string }
   | { type: 'unavailable'; reason: string }
   | { type: 'progress'; done: number }
   | { type: 'connected'; ms: number; ok: number; errors: Record<string, number> }
   | { type: 'exchanged'; messages: number; histogram: number[]; errors: Record<string, number> }
   | { type: 'closed' }
-  | { type: 'memory'; sample: MemorySample };
+  | { type: 'memory'; sample: MemorySample }
+  /** The online count stress.presence answered (-1 when the call failed, with `error`). */
+  | { type: 'presence'; online: number; error?: string }
+  /** stress.broadcast: when it was called (wall ms), how many peers the server sent the tick to. */
+  | { type: 'broadcasted'; sentAt: number; answeredAt: number; reached: number; error?: string }
+  /** How many of this client's open connections got the tick, and when the last one did (wall ms). */
+  | { type: 'ticked'; got: number; of: number; lastAt: number };
 
 /** Log-scale buckets: bucket b holds round trips near 1.05^b microseconds (5% resolution). */
 const STEP = Math.log(1.05);

@@ -8,14 +8,24 @@
  * time, messages per second, round-trip percentiles, errors by kind, and the
  * servers' memory before, during (all connected, idle) and after.
  *
+ * Mode rpc drives the command framework instead: the servers run a framework
+ * Server with the stress app (app.ts, rpc-server.ts), optionally under the
+ * secure channel; the clients (the compiled client with --mode rpc, or
+ * rpc-client.ts on zserver's Client, which the secure channel needs) make M
+ * `stress.ping` calls per connection; then one client asks stress.presence
+ * and stress.broadcast, and every client reports when the broadcast's tick
+ * reached each of its connections. Memory per connection is taken per
+ * server process (proc.ts, memoryPerConnection).
+ *
  * Every child is forked with an IPC channel; children exit when the channel
  * closes, and the runner kills and reaps them on success, failure, and
  * SIGINT/SIGTERM.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { cpuMsOf, rssOf } from './proc.js';
-import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type ToChild, type TransportName } from './protocol.js';
+import { randomBytes } from 'node:crypto';
+import { cpuMsOf, fdCountOf, memoryPerConnection, rssOf, type ServerGrowth } from './proc.js';
+import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type StressMode, type ToChild, type TransportName } from './protocol.js';
 
 /** Settings of one stress run. */
 export interface StressOptions {
@@ -37,7 +47,7 @@ export interface StressOptions {
   serverPids?: number[];
   /** Connects in flight per client process (default 1000). */
   window?: number;
-  /** Give up on the whole run after this long, in ms (default 120,000). */
+  /** Give up on the whole run after this long, in ms (default 120,000, plus 0.2 ms per connection, 3 ms with `secure`). */
   timeout?: number;
   /** Draw the progress bar on stderr (default true when stderr is a terminal or this is set). */
   progress?: boolean;
@@ -47,6 +57,18 @@ export interface StressOptions {
    * speaks the same protocol as JSON lines on stdin/stdout.
    */
   clientProgram?: string;
+  /**
+   * 'echo' (default): frame echo on a transport. 'rpc': framework calls to the stress app
+   * (app.ts); started servers then run native TCP, and `messages` is the calls per connection
+   * (default 1).
+   */
+  mode?: StressMode;
+  /** rpc mode: connect through the secure channel (Node client processes; started servers get a fresh identity). */
+  secure?: boolean;
+  /** rpc mode with `secure` and `target`: the server's fingerprint to pin (default: accept any server). */
+  pin?: string;
+  /** rpc mode: how long to wait for the broadcast's tick to reach every client, in ms (default 30,000). */
+  tickTimeout?: number;
 }
 
 /** The servers' memory at one point: sums over the server processes. */
@@ -84,6 +106,30 @@ export interface StressReport {
   exchangeCpu: { serverMs: number; clientMs: number };
   /** Server memory, when the runner started the servers. */
   memory?: { before: MemoryPoint; during: MemoryPoint; afterExchange: MemoryPoint; after: MemoryPoint; bytesPerIdleConnection: number };
+  /**
+   * Each server process's RSS (VmRSS, /proc) when listening and with all connections open,
+   * and its connections then (its open-peer count, or for --server-pids its growth in open
+   * descriptors); bytesPerConnection is the sum of the growths over the sum of the connections.
+   */
+  perServer?: { servers: ServerGrowth[]; bytesPerConnection: number; perProcess: number[] };
+  /** Server CPU (user + system) per connection over connect and exchange, in µs. */
+  serverCpuUsPerConnection?: number;
+  mode: StressMode;
+  secure: boolean;
+  /** rpc mode: what stress.presence and stress.broadcast answered, and when the tick arrived. */
+  rpc?: {
+    /** The online count the server reported (-1 when the call failed). */
+    presence: number;
+    /** Peers the server sent the tick to (-1 when the call failed). */
+    broadcastSent: number;
+    /** Connections that got the tick, of those open. */
+    ticked: number;
+    tickOf: number;
+    /** From the broadcast call leaving its client to the last tick arriving, in ms (NaN when none arrived). */
+    broadcastMs: number;
+    /** From the broadcast call leaving its client to its answer, in ms: the server's send loop is in it. */
+    broadcastAnswerMs: number;
+  };
 }
 
 const PER_PROCESS = 15_000;
@@ -96,7 +142,8 @@ interface Child {
   label: string;
   /** Messages not yet taken by a waiter. */
   inbox: FromChild[];
-  waiter: ((m: FromChild) => void) | undefined;
+  /** A phase waiting for a message of one type (or 'unavailable'). */
+  waiter: { type: FromChild['type']; resolve: (m: FromChild) => void } | undefined;
   progress: number;
   exited: boolean;
   /** Exited and its output read to the end: nothing more will come. */
@@ -112,14 +159,19 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   const messages = nonNegative(options.messages ?? 10, 'messages');
   const size = nonNegative(options.size ?? 64, 'size');
   const clients = positive(options.clients ?? Math.max(2, Math.ceil(connections / PER_PROCESS)), 'clients');
-  const transport = options.transport ?? 'node-net';
+  const mode = options.mode ?? 'echo';
+  if (mode !== 'echo' && mode !== 'rpc') throw new RangeError(`mode must be 'echo' or 'rpc', got ${String(mode)}`);
+  const secure = options.secure === true;
+  if (secure && mode !== 'rpc') throw new RangeError('secure needs mode rpc');
+  const rpc = mode === 'rpc';
+  const transport = rpc ? 'native' : (options.transport ?? 'node-net');
   if (transport !== 'node-net' && transport !== 'native') {
     throw new RangeError(`transport must be 'node-net' or 'native', got ${String(transport)}`);
   }
   const serverProcs = options.target ? 0 : positive(options.serverProcs ?? Math.max(1, Math.ceil(connections / PER_PROCESS)), 'serverProcs');
   if (Math.ceil(connections / clients) > 19_000) throw new RangeError(`clients must be at least ${Math.ceil(connections / 19_000)} for ${connections} connections (20,000 descriptors per process)`);
   if (clients > SOURCE_ADDRESSES) throw new RangeError(`clients must be at most 250 (one loopback source address each), got ${clients}`);
-  const timeout = positive(options.timeout ?? 120_000, 'timeout');
+  const timeout = positive(options.timeout ?? Math.round(120_000 + connections * (secure ? 3 : 0.2)), 'timeout');
   const bar = new ProgressBar(options.progress ?? process.stderr.isTTY === true);
   const children: Child[] = [];
   const stop = () => {
@@ -151,10 +203,10 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
           child.progress = m.done;
           return;
         }
-        if (child.waiter) {
-          const w = child.waiter;
+        const w = child.waiter;
+        if (w && (m.type === w.type || m.type === 'unavailable')) {
           child.waiter = undefined;
-          w(m);
+          w.resolve(m);
         } else child.inbox.push(m);
       };
       if (proc.stdout) createInterface({ input: proc.stdout }).on('line', (line) => onMessage(JSON.parse(line) as FromChild));
@@ -167,22 +219,29 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       proc.on('close', (code, signal) => {
         child.exited = true;
         child.finished = true;
-        child.waiter?.({ type: 'unavailable', reason: `${label} exited (${signal ?? code})` });
+        const w = child.waiter;
+        child.waiter = undefined;
+        w?.resolve({ type: 'unavailable', reason: `${label} exited (${signal ?? code})` });
       });
       children.push(child);
       return child;
     };
     const spawnChild = (name: string, label: string, setup: ClientSetup | ServerSetup): Child => {
-      if (setup.role === 'client' && options.clientProgram) {
+      if (setup.role === 'client' && options.clientProgram && !secure) {
         const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddresses.join(','), '--conns', String(setup.connections),
-          '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window)];
+          '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window), '--mode', mode];
         const proc = spawn(options.clientProgram, args, { stdio: ['pipe', 'pipe', 'inherit'] });
         proc.stdin!.on('error', () => undefined); // the child may exit before reading its last command
         return attach(proc, label, (m) => {
           if ('type' in m) proc.stdin!.write(`${m.type}\n`);
         });
       }
-      const proc = fork(workerUrl(name), [], { execArgv: workerExecArgv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+      // rpc servers collect garbage before each memory sample, and keep a fixed young generation
+      // (V8 grows and shrinks it by tens of MiB with the allocation rate: at 15,000 connections a
+      // process that moved single processes' figures between -83 and 890 bytes per connection in
+      // one run, and between 717 and 746 with it fixed), so samples compare like with like.
+      const execArgv = name === 'rpc-server' ? [...workerExecArgv(), '--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'] : workerExecArgv();
+      const proc = fork(workerUrl(name), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
       // A child that already exited (a timed-out run kills them) cannot take a message; its exit
       // is reported through 'exit'. Without the callback, Node 24 raises the closed channel as an
       // uncaught error after the run.
@@ -192,14 +251,16 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       child.send(setup);
       return child;
     };
-    const next = (c: Child): Promise<FromChild> =>
-      c.inbox.length > 0
-        ? Promise.resolve(c.inbox.shift()!)
-        : c.finished
-          ? Promise.resolve({ type: 'unavailable', reason: `${c.label} has exited` })
-          : new Promise((resolve) => (c.waiter = resolve));
+    // The first waiting message of `type` (or 'unavailable'): in rpc mode a client's 'ticked' may
+    // come before the 'broadcasted' the runner asked for.
+    const next = (c: Child, type: FromChild['type']): Promise<FromChild> => {
+      const i = c.inbox.findIndex((m) => m.type === type || m.type === 'unavailable');
+      if (i >= 0) return Promise.resolve(c.inbox.splice(i, 1)[0]!);
+      if (c.finished) return Promise.resolve({ type: 'unavailable', reason: `${c.label} has exited` });
+      return new Promise((resolve) => (c.waiter = { type, resolve }));
+    };
     const expect = async <T extends FromChild['type']>(c: Child, type: T): Promise<Extract<FromChild, { type: T }>> => {
-      const m = await next(c);
+      const m = await next(c, type);
       if (m.type === type) return m as Extract<FromChild, { type: T }>;
       throw new Error(m.type === 'unavailable' ? m.reason : `${c.label}: expected '${type}', got '${m.type}'`);
     };
@@ -208,14 +269,17 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     // Servers.
     const host = options.target?.host ?? '127.0.0.1';
     let ports = options.target?.ports ?? [];
+    let pin = options.pin;
     const servers: Child[] = [];
     if (!options.target) {
       const reusePort = transport === 'native';
       let sharedPort = 0;
+      const secureSeed = secure ? randomBytes(32).toString('hex') : undefined;
       for (let i = 0; i < serverProcs; i++) {
-        const s = spawnChild('server', `server ${i}`, { role: 'server', transport, host, port: sharedPort, reusePort });
+        const s = spawnChild(rpc ? 'rpc-server' : 'server', `server ${i}`, { role: 'server', transport, host, port: sharedPort, reusePort, mode, ...(secureSeed ? { secureSeed } : {}) });
         servers.push(s);
         const ready = await expect(s, 'ready');
+        if (ready.fingerprint !== undefined) pin = ready.fingerprint;
         if (reusePort) sharedPort = ready.port;
         if (!ports.includes(ready.port)) ports = [...ports, ready.port];
       }
@@ -232,6 +296,36 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       }
       return point;
     };
+    /** RSS and descriptors of each pid, with the online count of the servers we started. */
+    const perProcess = async (list: number[]) => {
+      const peers = new Map<number, number>();
+      for (const s of servers) {
+        send(s, { type: 'memory' });
+        peers.set(s.proc.pid!, (await expect(s, 'memory')).sample.peers);
+      }
+      return list.map((pid) => ({ rss: rssOf(pid), fds: fdCountOf(pid), peers: peers.get(pid) }));
+    };
+    /**
+     * Samples until every process's RSS holds still (two samples 500 ms apart within 1 MiB),
+     * at most 10 s: a process that just started keeps giving back its start-up memory for
+     * seconds (V8's memory reducer), so a sample taken at once made the last-started servers
+     * look bigger listening than connected (-1,539 bytes per connection in a 200,000 run).
+     */
+    const settled = async (list: number[]) => {
+      let sample = await perProcess(list);
+      for (const end = Date.now() + 10_000; Date.now() < end; ) {
+        await sleep(500);
+        const again = await perProcess(list);
+        const still = again.every((a, i) => Math.abs(a.rss - sample[i]!.rss) <= 2 ** 20);
+        sample = again;
+        if (still) break;
+      }
+      return sample;
+    };
+    // Per-process samples (rpc mode): RSS from /proc, connections from the peer count (our
+    // servers) or the growth in open descriptors (--server-pids).
+    const growthPids = [...servers.map((s) => s.proc.pid!), ...pids];
+    const listening = rpc ? await settled(growthPids) : [];
     const before = measured ? await memory() : undefined;
 
     // Clients.
@@ -239,7 +333,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     // Client i binds 127.0.0.(2+i); a compiled client also spreads over its share of 127.0.0.2-251.
     const block = Math.floor(SOURCE_ADDRESSES / clients);
     const clientProcs = Array.from({ length: clients }, (_, i) =>
-      spawnChild('client', `client ${i}`, {
+      spawnChild(rpc && (secure || !options.clientProgram) ? 'rpc-client' : 'client', `client ${i}`, {
         role: 'client',
         index: i,
         host,
@@ -249,8 +343,12 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         connections: share(i),
         messages,
         size,
-        window: options.window ?? (options.clientProgram ? 2000 : 1000),
+        // Secure: at most 64 handshakes in flight per client process, well under a server's
+        // maxHandshakes (256 by default, docs/limits.md) even against a serve group.
+        window: options.window ?? (secure ? 64 : options.clientProgram ? 2000 : 1000),
         connectTimeout: 10_000,
+        mode,
+        ...(secure ? { secure: pin === undefined ? {} : { pin } } : {}),
       }),
     );
     await Promise.all(clientProcs.map((c) => expect(c, 'ready')));
@@ -277,7 +375,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     const connectMs = Math.max(...connectedReports.map((r) => r.ms));
 
     await sleep(500); // let the servers settle before sampling idle memory
-    const during = measured ? await memory() : undefined;
+    let during = measured ? await memory() : undefined;
+    // Every connection the clients saw open must also be open in the servers (accepted, and
+    // through the handshake) before the "all connected" sample; wait a little if not.
+    for (const end = Date.now() + 5000; rpc && during && servers.length > 0 && during.peers < connected && Date.now() < end; ) {
+      await sleep(200);
+      during = await memory();
+    }
+    const connectedSample = rpc ? await settled(growthPids) : [];
 
     clientProcs.forEach((c) => (c.progress = 0));
     stopBar = progress('exchange', connected * messages);
@@ -298,6 +403,37 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     }
     if (total < connected * messages) errors['missing-replies'] = connected * messages - total;
     const afterExchange = measured ? await memory() : undefined;
+
+    let rpcReport: StressReport['rpc'];
+    if (rpc) {
+      const asker = clientProcs[0]!;
+      send(asker, { type: 'presence' });
+      const presence = await expect(asker, 'presence');
+      if (presence.error !== undefined) errors['presence-failed'] = 1;
+      clientProcs.forEach((c) => (c.progress = 0));
+      send(asker, { type: 'broadcast' });
+      const sent = await expect(asker, 'broadcasted');
+      if (sent.error !== undefined) errors['broadcast-failed'] = 1;
+      // Clients report their ticks when each of their connections has one. Stop waiting
+      // sooner once the ticks counted (progress) reach what the server sent, since a server
+      // that reaches only its own process's peers leaves the others waiting for nothing.
+      const tickTimeout = options.tickTimeout ?? 30_000;
+      const tickEnd = Date.now() + tickTimeout;
+      const allTicked = Promise.all(clientProcs.map((c) => expect(c, 'ticked')));
+      let reported = false;
+      void allTicked.then(() => (reported = true), () => (reported = true));
+      stopBar = progress('broadcast', Math.max(0, sent.reached));
+      while (!reported && Date.now() < tickEnd && !(sent.reached >= 0 && clientProcs.reduce((a, c) => a + c.progress, 0) >= sent.reached)) await sleep(100);
+      stopBar();
+      bar.done();
+      if (!reported) clientProcs.forEach((c) => send(c, { type: 'tick-report' }));
+      const ticked = await allTicked;
+      const got = ticked.reduce((a, t) => a + t.got, 0);
+      const of = ticked.reduce((a, t) => a + t.of, 0);
+      if (got < of) errors['broadcast-missed'] = of - got;
+      const lastAt = Math.max(...ticked.filter((t) => t.got > 0).map((t) => t.lastAt));
+      rpcReport = { presence: presence.online, broadcastSent: sent.reached, ticked: got, tickOf: of, broadcastMs: got > 0 ? lastAt - sent.sentAt : NaN, broadcastAnswerMs: sent.answeredAt - sent.sentAt };
+    }
 
     clientProcs.forEach((c) => send(c, { type: 'close' }));
     await Promise.all(clientProcs.map((c) => expect(c, 'closed')));
@@ -330,7 +466,20 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         clientUsPerConnection: (clientCpuMs * 1000) / Math.max(1, connected),
       },
       exchangeCpu,
+      mode,
+      secure,
     };
+    if (rpcReport) report.rpc = rpcReport;
+    if (rpc && growthPids.length > 0) {
+      const grown: ServerGrowth[] = growthPids.map((pid, i) => ({
+        pid,
+        listeningRss: listening[i]!.rss,
+        connectedRss: connectedSample[i]!.rss,
+        connections: i < servers.length ? (connectedSample[i]!.peers ?? 0) : connectedSample[i]!.fds - listening[i]!.fds,
+      }));
+      report.perServer = { servers: grown, ...memoryPerConnection(grown) };
+      report.serverCpuUsPerConnection = ((serverCpuMs + exchangeCpu.serverMs) * 1000) / Math.max(1, connected);
+    }
     if (before && during && afterExchange && after) {
       report.memory = { before, during, afterExchange, after, bytesPerIdleConnection: (during.rss - before.rss) / Math.max(1, connected) };
     }
