@@ -25,6 +25,8 @@ export interface ClusterBus {
   request(subject: string, data: Uint8Array, timeout: number): Promise<Uint8Array>;
   /** Asks every subscriber of `subject`; resolves with the answers that came within `timeout` ms, early once `expected` came. */
   gather(subject: string, data: Uint8Array, expected: number, timeout: number): Promise<Uint8Array[]>;
+  /** Resolves once everything published and subscribed so far reached the bus server. */
+  flush(): Promise<void>;
   /** Calls `listener` when the connection goes down (false) or comes back (true). */
   onStatus(listener: (up: boolean) => void): void;
   /** Flushes what was published, then closes the connection if the bus opened it. */

@@ -479,6 +479,15 @@ export class Cluster {
     return total;
   }
 
+  /**
+   * Resolves once this node's joins (room subscriptions) and messages so far reached the bus, so a
+   * room message sent afterwards from any process reaches the peers that joined before. A no-op
+   * in-process; ZS_NATS_UNAVAILABLE while the bus is down.
+   */
+  async flush(): Promise<void> {
+    if (this.#bus !== null) await this.#bus.flush();
+  }
+
   /** Counters of this cluster. */
   stats(): ClusterStats {
     this.#expire();

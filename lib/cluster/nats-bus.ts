@@ -116,6 +116,11 @@ class NatsBus implements ClusterBus {
     });
   }
 
+  async flush(): Promise<void> {
+    this.#check();
+    await this.#nc.flush();
+  }
+
   onStatus(listener: (up: boolean) => void): void {
     this.#listeners.push(listener);
   }
