@@ -209,3 +209,17 @@ export {
   type FileStat,
   type HashAlgorithm,
 } from './files/index.js';
+// Cluster (issue 17): rooms, presence, global peer ids, cross-process send/call/broadcast on NATS.
+export { ClusterError } from './errors.js';
+export {
+  Cluster,
+  Room,
+  defaultClusterLimits,
+  type ClusterLimits,
+  type UseClusterOptions,
+  type ClusterPresence,
+  type NodePresence,
+  type ClusterStats,
+  type ClusterCallOptions,
+} from './cluster/cluster.js';
+export type { ClusterBus, BusHandler, BusReply } from './cluster/bus.js';
