@@ -20,7 +20,7 @@ import { BusyError, ClusterError, ConnectionClosedError, NatsUnavailableError, R
 import { DataFrame } from '../protocol/dataframe.js';
 import { MessageKind, encodeConsole, encodeStream, nameBytes } from '../protocol/messages.js';
 import type { Peer } from '../framework/peer.js';
-import type { ClusterBus } from './bus.js';
+import type { BusHandler, ClusterBus } from './bus.js';
 import type { NatsBusOptions } from './nats-bus.js';
 import {
   DEFAULT_ASK_TIMEOUT,
@@ -527,11 +527,11 @@ export class Cluster {
     this.#subjects = subjects(group);
     const s = this.#subjects;
     this.#subs.push(
-      bus.subscribe(s.all, (data) => this.#onFanOut(data, null)),
-      bus.subscribe(s.node(this.#node), (data) => this.#onDirect(data)),
-      bus.subscribe(s.call(this.#node), (data, reply) => this.#onCall(data, reply)),
-      bus.subscribe(s.presence, (data) => this.#onPresence(data)),
-      bus.subscribe(s.ask, (data, reply) => this.#onAsk(data, reply)),
+      bus.subscribe(s.all, this.#guard((data) => this.#onFanOut(data, null))),
+      bus.subscribe(s.node(this.#node), this.#guard((data) => this.#onDirect(data))),
+      bus.subscribe(s.call(this.#node), this.#guard((data, reply) => this.#onCall(data, reply))),
+      bus.subscribe(s.presence, this.#guard((data) => this.#onPresence(data))),
+      bus.subscribe(s.ask, this.#guard((data, reply) => this.#onAsk(data, reply))),
     );
     for (const room of this.#rooms.keys()) this.#subscribeRoom(room);
     bus.onStatus((up) => {
@@ -545,11 +545,26 @@ export class Cluster {
     this.#publishPresence();
   }
 
+  /**
+   * A bus handler that logs what it throws (a message another node sent that a local peer's
+   * limits refuse, such as one above its endpoint's maxMessageSize) instead of letting it reach
+   * the NATS client's callback; the other members were served before.
+   */
+  #guard(handler: BusHandler): BusHandler {
+    return (data, reply) => {
+      try {
+        handler(data, reply);
+      } catch (err) {
+        this.#host.log('error', `cluster: a bus message could not be delivered: ${(err as Error).message}`);
+      }
+    };
+  }
+
   #subscribeRoom(room: string): void {
     if (this.#bus === null || this.#roomSubs.has(room)) return;
     this.#roomSubs.set(
       room,
-      this.#bus.subscribe(this.#subjects.room(room), (data) => this.#onFanOut(data, room)),
+      this.#bus.subscribe(this.#subjects.room(room), this.#guard((data) => this.#onFanOut(data, room))),
     );
   }
 

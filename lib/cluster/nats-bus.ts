@@ -77,7 +77,11 @@ class NatsBus implements ClusterBus {
       },
     });
     return () => {
-      if (!this.#nc.isClosed()) sub.unsubscribe();
+      try {
+        sub.unsubscribe();
+      } catch {
+        // the connection is closing or closed: the subscription ends with it
+      }
     };
   }
 
@@ -128,7 +132,10 @@ class NatsBus implements ClusterBus {
   async close(): Promise<void> {
     if (this.#nc.isClosed()) return;
     if (this.#owned) {
-      await this.#nc.drain().catch(() => this.#nc.close());
+      // Drain only a live connection: draining one that is reconnecting leaves the client's
+      // reconnect timers running, and there is nothing of ours left to flush anyway.
+      if (this.#up) await this.#nc.drain().catch(() => undefined);
+      if (!this.#nc.isClosed()) await this.#nc.close();
     } else if (this.#up) {
       await this.#nc.flush().catch(() => undefined);
     }

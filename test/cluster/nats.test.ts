@@ -127,6 +127,19 @@ describe('cluster on NATS', () => {
     await assert.rejects(c.callConsole(slow.peer.globalId, 'never', '', { timeout: 150 }), TimeoutError);
   });
 
+  it('useCluster: NATS unreachable rejects with ZS_NATS_UNAVAILABLE and the cluster stays in-process; one bus per server', async () => {
+    const server = new Server({ quiet: true });
+    try {
+      await assert.rejects(server.useCluster({ nats: 'nats://127.0.0.1:1' }), (e: unknown) => e instanceof NatsUnavailableError && e.code === 'ZS_NATS_UNAVAILABLE');
+      assert.equal(server.cluster.stats().bus, 'local');
+      await server.useCluster({ nats: nats.url, group: 'lonely' });
+      assert.equal(server.cluster.stats().bus, 'up');
+      await assert.rejects(server.useCluster({ nats: nats.url }), TypeError);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a message larger than maxBusMessage or the NATS max_payload is refused with ZS_CLUSTER_LIMIT', async () => {
     const [a, b] = await groupOf([1, 1], { maxBusMessage: 2048 });
     a!.clients[0]!.peer.join('big');
