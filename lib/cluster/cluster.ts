@@ -90,7 +90,9 @@ export interface UseClusterOptions extends Partial<ClusterLimits> {
 
 /** One node's part of the presence. */
 export interface NodePresence {
+  /** Peers connected to the node. */
   online: number;
+  /** Peers per endpoint, keyed `transport:host:port`. */
   endpoints: Record<string, number>;
 }
 
@@ -186,6 +188,7 @@ function errorOf(command: string, f: CallFailure): Error {
 
 /** A room of a Server: send to every member on every process, count members (`server.room(name)`). */
 export class Room {
+  /** The room's name (1 to 128 UTF-8 bytes). */
   readonly name: string;
   readonly #cluster: Cluster;
 

@@ -34,6 +34,7 @@ export interface ClusterLimits {
   maxBusMessage: number;
 }
 
+/** The limits' defaults (docs/limits.md, "Cluster"). */
 export const defaultClusterLimits: Readonly<ClusterLimits> = Object.freeze({
   maxRoomsPerPeer: 64,
   maxRooms: 10_000,
@@ -110,6 +111,7 @@ export function encodeDirect(kind: number, peer: number, payload: Uint8Array): B
   return out;
 }
 
+/** Decodes a directed message; null when it is not one of this version. The payload is a view of `data`. */
 export function decodeDirect(data: Uint8Array): { kind: number; peer: number; payload: Uint8Array } | null {
   if (data.length < 6 || data[0] !== BUS_VERSION) return null;
   const b = Buffer.from(data.buffer, data.byteOffset, data.length);
@@ -126,6 +128,7 @@ export function encodeNamedData(name: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Decodes a complete-buffer payload; null when it is too short. `data` is a view. */
 export function decodeNamedData(payload: Uint8Array): { name: string; data: Uint8Array } | null {
   if (payload.length < 1 || payload.length < 1 + payload[0]!) return null;
   const n = payload[0]!;
@@ -145,6 +148,7 @@ export function encodeCall(kind: number, peer: number, timeout: number, name: Ui
   return out;
 }
 
+/** Decodes a call request; null when it is not one of this version or too short. */
 export function decodeCall(data: Uint8Array): { kind: number; peer: number; timeout: number; name: string; body: Uint8Array } | null {
   if (data.length < 11 || data[0] !== BUS_VERSION) return null;
   const b = Buffer.from(data.buffer, data.byteOffset, data.length);
@@ -168,10 +172,12 @@ export function encodeCallAnswer(body: Uint8Array): Buffer {
   return out;
 }
 
+/** A failed call's answer: status 1 and the JSON CallFailure. */
 export function encodeCallFailure(failure: CallFailure): Buffer {
   return Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(failure), 'utf8')]);
 }
 
+/** Decodes a call answer; a malformed one reads as the failure ZS_CLUSTER_PROTOCOL. */
 export function decodeCallAnswer(data: Uint8Array): { ok: true; body: Uint8Array } | { ok: false; failure: CallFailure } {
   if (data.length >= 1 && data[0] === 0) return { ok: true, body: data.subarray(1) };
   try {
@@ -213,6 +219,7 @@ export interface AskAnswer {
   truncated?: true;
 }
 
+/** The UTF-8 JSON of a presence, ask or answer message. */
 export function encodeJson(value: unknown): Uint8Array {
   return utf8Encode(JSON.stringify(value));
 }

@@ -2,7 +2,8 @@
  * The cluster on a NATS bus (a nats-server of the test's own, reaped at the end): rooms,
  * broadcast, presence, send and call by global id across three Servers of this process and
  * across child processes; one bus message per process per room message; NATS going down and
- * coming back; a crashed node leaving the presence; the pending-call limit.
+ * coming back; a crashed node leaving the presence; the pending-call limit; garbage on the
+ * group's subjects.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { BusyError, ClusterError, NatsUnavailableError, RemoteError, TimeoutError } from '../../lib/errors.js';
 import { Server } from '../../lib/framework/server.js';
 import { DataFrame } from '../../lib/protocol/dataframe.js';
+import { subjectToken } from '../../lib/cluster/format.js';
 import { kill, startNats, type NatsProcess } from '../logic/nats.js';
 import { frame, memoryServer, recorder, sleep, until, type Recorder } from './helpers.js';
 
@@ -137,6 +139,32 @@ describe('cluster on NATS', () => {
       await assert.rejects(server.useCluster({ nats: nats.url }), TypeError);
     } finally {
       await server.close();
+    }
+  });
+
+  it('garbage on every subject of the group is dropped; the nodes keep serving', async () => {
+    const [a, b] = await groupOf([1, 1]);
+    a!.clients[0]!.peer.join('r');
+    await a!.server.cluster.flush();
+    const { connect } = await import('nats');
+    const nc = await connect({ servers: nats.url });
+    try {
+      const g = `zs.cluster.g${group}`;
+      const node = subjectToken(a!.server.cluster.node);
+      const junk = [new Uint8Array(0), Uint8Array.of(1), Uint8Array.of(2, 10, 0), Uint8Array.of(1, 10, 200, 1), Buffer.from('{"v":1,"node":5}'), Buffer.from('not json'), Buffer.from([1, 99, 0, 0, 0, 1])];
+      for (const data of junk) {
+        for (const subject of [`${g}.all`, `${g}.room.r`, `${g}.node.${node}`, `${g}.presence`, `${g}.ask`]) nc.publish(subject, data);
+        await assert.rejects(nc.request(`${g}.call.${node}`, data, { timeout: 100 }), 'a malformed call gets no answer');
+      }
+      await nc.flush();
+      await sleep(50);
+      assert.deepEqual(a!.clients[0]!.got, [], 'nothing reached the client');
+      assert.equal((await b!.server.cluster.presence()).total, 2);
+      b!.server.room('r').sendConsole('say', 'still fine');
+      await until(() => a!.clients[0]!.got.includes('say:still fine'), 'the room still works');
+      assert.equal(await b!.server.cluster.callConsole(a!.clients[0]!.peer.globalId, 'echo', 'ok'), 'echo:ok');
+    } finally {
+      await nc.close();
     }
   });
 
