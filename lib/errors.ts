@@ -278,3 +278,11 @@ export class AppLoadError extends ZsError {
     super('ZS_APP_LOAD', message, options);
   }
 }
+
+/**
+ * A cluster operation failed (lib/cluster, docs/cluster.md). `code` says why:
+ * `ZS_CLUSTER_NO_PEER` (no peer with that global id is connected, or its node is unknown),
+ * `ZS_CLUSTER_LIMIT` (a room, rooms-per-peer or bus message size limit; docs/limits.md),
+ * `ZS_CLUSTER_PROTOCOL` (a malformed answer came over the bus).
+ */
+export class ClusterError extends ZsError {}

@@ -219,3 +219,18 @@ export type { ServeConfig, ServeSetup } from './cli/serve-app.js';
 export { DEFAULT_DRAIN_DEADLINE, type DrainOptions } from './framework/server.js';
 export { DEFAULT_MAX_WAITING_CALLS } from './framework/client.js';
 export { GO_AWAY_COMMAND, type GoAway } from './framework/go-away.js';
+
+// Cluster (issue 17): rooms, presence, global peer ids, cross-process send/call/broadcast on NATS.
+export { ClusterError } from './errors.js';
+export {
+  Cluster,
+  Room,
+  defaultClusterLimits,
+  type ClusterLimits,
+  type UseClusterOptions,
+  type ClusterPresence,
+  type NodePresence,
+  type ClusterStats,
+  type ClusterCallOptions,
+} from './cluster/cluster.js';
+export type { ClusterBus, BusHandler, BusReply } from './cluster/bus.js';

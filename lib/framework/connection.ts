@@ -54,8 +54,18 @@ import { Peer, type PeerConnection } from './peer.js';
 import { RequestTable, type Pending, type Settle } from './requests.js';
 import type { FrameworkCounters } from './stats.js';
 
+/** Room membership and global ids of a Server's peers: the Server's cluster (lib/cluster). A Client has none. */
+export interface PeerCluster {
+  globalId(id: number): string;
+  join(id: number, room: string): void;
+  leave(id: number, room: string): boolean;
+  roomsOf(id: number): string[];
+}
+
 /** What a Connection needs from its side (a Server or a Client). */
 export interface PeerHost {
+  /** A Server's cluster; absent on a Client (its peers join no rooms). */
+  readonly cluster?: PeerCluster;
   readonly registry: CommandRegistry;
   readonly counters: FrameworkCounters;
   log(level: 'info' | 'warn' | 'error', message: string): void;
@@ -159,6 +169,29 @@ export class Connection implements PeerConnection, ReplySink {
   /** Requests of the other side being handled now (handlers that returned a promise not yet settled). */
   get activeRequests(): number {
     return this.#active;
+  }
+
+  /** `node#id` on a Server (unique in its cluster group); the plain id on a Client. */
+  get globalId(): string {
+    return this.#host.cluster?.globalId(this.id) ?? String(this.id);
+  }
+
+  /** Rooms this peer is in. */
+  get rooms(): readonly string[] {
+    return this.#host.cluster?.roomsOf(this.id) ?? [];
+  }
+
+  /** Enters `room` (server side only). */
+  join(room: string): void {
+    const cluster = this.#host.cluster;
+    if (cluster === undefined) throw new TypeError('rooms are kept by a Server: join a room with the server-side peer');
+    if (this.#closed) throw new ConnectionClosedError(`peer ${this.id} is closed`);
+    cluster.join(this.id, room);
+  }
+
+  /** Leaves `room`; false when this peer was not in it. */
+  leave(room: string): boolean {
+    return this.#host.cluster?.leave(this.id, room) ?? false;
   }
 
   /** Sends an encoded message of `kind`; throws ConnectionClosedError when the connection is gone. */

@@ -33,6 +33,10 @@ export interface PeerConnection {
   readonly backlogged: boolean;
   readonly activeRequests: number;
   readonly bigStreamsIn: number;
+  readonly globalId: string;
+  readonly rooms: readonly string[];
+  join(room: string): void;
+  leave(room: string): boolean;
   /** Sends request `input` of message kind `kind` (Stream, Console or Buffer) to `name`; `settle` gets the answer or the failure. */
   request(kind: number, name: string, input: unknown, options: CallOptions | undefined, settle: Callback<unknown>): void;
   /** Starts big stream `name` of `total` bytes; `settle` gets the handler's reply or the failure. */
@@ -61,6 +65,33 @@ export class Peer {
   /** Framework peer id: unique within its Server, never reused. */
   get id(): number {
     return this.#connection.id;
+  }
+
+  /**
+   * Cluster-wide peer id, `node#id` (docs/cluster.md): unique over every process of the group,
+   * for `server.cluster.send(globalId, ...)` and `.call(...)` from any of them. The plain id on a Client.
+   */
+  get globalId(): string {
+    return this.#connection.globalId;
+  }
+
+  /** Rooms this peer is in (server side). */
+  get rooms(): readonly string[] {
+    return this.#connection.rooms;
+  }
+
+  /**
+   * Enters `room` (server side): `server.room(room).send(...)` from any process of the group
+   * then reaches this peer. A closing peer leaves all its rooms. ZS_CLUSTER_LIMIT beyond
+   * maxRoomsPerPeer or the process's maxRooms (docs/limits.md).
+   */
+  join(room: string): void {
+    this.#connection.join(room);
+  }
+
+  /** Leaves `room`; false when this peer was not in it. */
+  leave(room: string): boolean {
+    return this.#connection.leave(room);
   }
 
   /** The transport (under its layers) this connection runs on. */

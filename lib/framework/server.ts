@@ -24,6 +24,7 @@ import { workerRuntime } from './worker-hook.js';
 import { useFrameStages } from './pipeline.js';
 import { nodeStages } from './stack.js';
 import type { FrameworkCounters, FrameworkStatsSnapshot } from './stats.js';
+import { Cluster, type ClusterHost, type Room, type UseClusterOptions } from '../cluster/cluster.js';
 
 /** Options of one listening endpoint; `secure` and `compression` choose its channel layers (layers.ts). */
 export interface EndpointOptions extends ConnectionOptions, LayerOptions {
@@ -62,7 +63,7 @@ export interface ServerStats extends FrameworkStatsSnapshot {
  * broadcast never piles up behind a peer that does not read. Those are counted in
  * stats().broadcastSkipped; the transport's maxSendQueue ('slow-consumer' close) bounds the rest.
  */
-function broadcastTo(peers: Iterable<Connection>, kind: number, payload: Buffer, filter: PeerFilter | undefined, counters: FrameworkCounters): number {
+function broadcastTo(peers: Iterable<Connection>, kind: number, payload: Uint8Array, filter: PeerFilter | undefined, counters: FrameworkCounters): number {
   let sent = 0;
   for (const peer of peers) {
     if (filter !== undefined && !filter(peer.peer)) continue;
@@ -78,6 +79,14 @@ function broadcastTo(peers: Iterable<Connection>, kind: number, payload: Buffer,
     }
   }
   return sent;
+}
+
+/** The connected ones of the peers `ids` (a room's members). */
+function* connectionsOf(peers: Map<number, Connection>, ids: Iterable<number>): IterableIterator<Connection> {
+  for (const id of ids) {
+    const c = peers.get(id);
+    if (c !== undefined) yield c;
+  }
 }
 
 /** The Peers of `connections`, a live, removal-safe iteration like the Map's own. */
@@ -153,11 +162,77 @@ export class Server extends CommandHost<ServerEvents> {
   #draining: Promise<void> | null = null;
   /** The go-away text every connection gets while draining, new ones included. */
   #goAway: Uint8Array | null = null;
+  /**
+   * Rooms, presence, global peer ids and cross-process send/call/broadcast (docs/cluster.md):
+   * in-process until useCluster() puts it on a NATS bus.
+   */
+  readonly cluster: Cluster;
 
   constructor(options: HostOptions = {}) {
     super(options);
     // A process that makes a Server is a Node process: its Clients get the Node stages too.
     useFrameStages(nodeStages);
+    this.cluster = new Cluster(this.#clusterHost());
+  }
+
+  /**
+   * Sets the cluster's limits and, with `nats` (a URL or a NatsConnection), joins the group on
+   * that NATS server: rooms, broadcast, presence and send/call by global id then reach every
+   * process of the group (docs/cluster.md). Call it before listen(). Rejects with
+   * NatsUnavailableError (ZS_NATS_UNAVAILABLE) when NATS cannot be reached.
+   */
+  async useCluster(options: UseClusterOptions = {}): Promise<void> {
+    await this.cluster.use(options);
+  }
+
+  /** The room `name`: `.send()` to its members on every process, `.count`, `.presence()`. Peers enter with `peer.join(name)`. */
+  room(name: string): Room {
+    return this.cluster.room(name);
+  }
+
+  /** What the cluster reaches of this server: local delivery and counts. */
+  #clusterHost(): ClusterHost {
+    const peers = this.#peers;
+    const counters = this.counters;
+    return {
+      fanOut: (ids, kind, payload) => broadcastTo(ids === null ? peers.values() : connectionsOf(peers, ids), kind, payload, undefined, counters),
+      fanOutBuffer: (ids, name, data) => {
+        let sent = 0;
+        for (const c of ids === null ? peers.values() : connectionsOf(peers, ids)) {
+          if (c.backlogged) {
+            counters.broadcastSkipped++;
+            continue;
+          }
+          try {
+            c.sendBuffer(name, data);
+            sent++;
+          } catch (err) {
+            if (!(err instanceof ConnectionClosedError)) throw err;
+          }
+        }
+        return sent;
+      },
+      sendTo: (id, kind, payload) => {
+        const c = peers.get(id);
+        if (c === undefined) return null;
+        try {
+          return c.send(kind, payload);
+        } catch (err) {
+          if (err instanceof ConnectionClosedError) return null;
+          throw err;
+        }
+      },
+      peer: (id) => peers.get(id)?.peer,
+      get count() {
+        return peers.size;
+      },
+      endpointCounts: () => {
+        const out: Record<string, number> = {};
+        for (const e of this.#endpoints) out[`${e.transport.name}:${e.address.host}:${e.address.port}`] = e.count;
+        return out;
+      },
+      log: (level, message) => this.log(level, message),
+    };
   }
 
   /**
@@ -180,6 +255,7 @@ export class Server extends CommandHost<ServerEvents> {
       this.#peers.set(connection.id, connection);
       ep.online.set(connection.id, connection);
       this.counters.connections++;
+      this.cluster.peerOpened();
       this.emit('connect', connection.peer);
       // Draining: see drain() for why a connection is still accepted, and told to go away at once.
       if (this.#goAway !== null) this.#sendGoAway(connection);
@@ -316,6 +392,7 @@ export class Server extends CommandHost<ServerEvents> {
     this.#closed = true;
     for (const [router, port] of this.#acceptors) router.removeAcceptor(port);
     for (const peer of [...this.#peers.values()]) peer.close(true);
+    await this.cluster.close(); // after the peers: their rooms are left, then the group is told
     await workerRuntime()?.hostClosed(this); // its own compute pool, if it made one
     if (options.shutdownTransports ?? true) {
       const transports = new Set(this.#endpoints.map((e) => e.stack));
@@ -327,6 +404,7 @@ export class Server extends CommandHost<ServerEvents> {
   peerClosed(peer: Peer, reason: CloseReason, detail: string): void {
     if (!this.#peers.delete(peer.id)) return;
     for (const ep of this.#endpoints) ep.online.delete(peer.id);
+    this.cluster.peerClosed(peer.id);
     this.emit('disconnect', peer, reason, detail);
   }
 }
