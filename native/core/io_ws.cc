@@ -285,7 +285,37 @@ bool zs_io_loop::ws_parse(uint32_t id, Conn& c, uint8_t* p, size_t n, uint32_t s
   if (s.phase == kWsHead) return ws_head(id, c, s, p, n, started);
   if (s.phase != kWsOpen) return false;
   const uint64_t limit = MessageLimit(configs[c.cfg]);
+  // What the first two header bytes of the common frame are: a final binary
+  // frame, masked from a client, unmasked from a server (RFC 6455 5.1).
+  const uint8_t mask_bit = s.client ? 0 : 0x80;
   while (n) {
+    // The common frame first: a whole, final, unfragmented binary message with
+    // a 7- or 16-bit length (under 64 KiB, so under the message limit, which
+    // is at least 64 KiB), when no fragmented message is open. It goes
+    // straight to the channel's frame parser; everything else (control
+    // frames, fragments, 64-bit lengths, a header cut short, any fault) takes
+    // the general path below, which checks it all.
+    if (n >= 8 && p[0] == (0x80 | ZS_WS_BINARY) && (p[1] & 0x80) == mask_bit && !s.frag_opcode) {
+      size_t len = p[1] & 0x7f;
+      size_t hs = 2;
+      if (len == 126) {
+        len = size_t{p[2]} << 8 | p[3];
+        hs = 4;
+      }
+      // 127 (a 64-bit length) and a 16-bit length under 126 (not minimal) are not this case.
+      const size_t mask_at = hs;
+      if (mask_bit) hs += 4;
+      if ((p[1] & 0x7f) != 127 && (mask_at == 2 || len >= 126) && len != 0 && n >= hs + len) {
+        uint8_t* payload = p + hs;
+        if (mask_bit) zs_ws_unmask(payload, len, p + mask_at, 0);
+        c.last_rx = now;
+        if (!ws_message(id, c, s, payload, len)) return false;
+        p += hs + len;
+        n -= hs + len;
+        started = now;
+        continue;
+      }
+    }
     zs_ws_header h;
     const zs_ws_status st = zs_ws_parse_header(p, n, !s.client, &h);
     // A header cut short (at most 13 bytes): put back in front of the next read.
@@ -317,7 +347,7 @@ bool zs_io_loop::ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool
   switch (opcode) {
     case ZS_WS_BINARY:
       if (s.frag_opcode) break;
-      if (fin) return ws_message(id, c, payload, len);
+      if (fin) return ws_message(id, c, s, payload, len);
       s.frag.assign(payload, payload + len);
       s.frag_opcode = ZS_WS_BINARY;
       return true;
@@ -332,7 +362,7 @@ bool zs_io_loop::ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool
       std::vector<uint8_t> whole;
       whole.swap(s.frag);
       s.frag_opcode = 0;
-      return ws_message(id, c, whole.data(), whole.size());
+      return ws_message(id, c, s, whole.data(), whole.size());
     }
     case ZS_WS_TEXT:
       // zserver carries binary frames only.
@@ -373,17 +403,16 @@ bool zs_io_loop::ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool
 }
 
 // A whole binary message: whole zserver frames, none spanning its end.
-bool zs_io_loop::ws_message(uint32_t id, Conn& c, const uint8_t* p, size_t n) {
-  WsState* s = ws_of(id);
+bool zs_io_loop::ws_message(uint32_t id, Conn& c, WsState& s, const uint8_t* p, size_t n) {
   if (n == 0) {
-    ws_fail(id, c, *s, ZS_CLOSE_PROTOCOL, 1002, 0);
+    ws_fail(id, c, s, ZS_CLOSE_PROTOCOL, 1002, 0);
     return false;
   }
   if (!parse(id, c, p, n, now)) return false;
   if (c.rx) {
     std::free(c.rx);
     c.rx = nullptr;
-    ws_fail(id, c, *s, ZS_CLOSE_PROTOCOL, 1002, 0);
+    ws_fail(id, c, s, ZS_CLOSE_PROTOCOL, 1002, 0);
     return false;
   }
   return true;
