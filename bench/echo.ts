@@ -184,6 +184,8 @@ const med = (key: string, f: (r: LoadResult) => number) => {
   const list = samples.get(key);
   return list ? median(list.map(f)) : NaN;
 };
+/** `a / b` as "1.23x", or empty when the row `b` comes from was not run (--rows). */
+const ratio = (a: number, b: number) => (Number.isNaN(b) ? '' : `${(a / b).toFixed(2)}x`);
 const table: Record<string, string | number>[] = [];
 const json: Record<string, unknown>[] = [];
 for (const s of scenarios) {
@@ -204,9 +206,9 @@ for (const s of scenarios) {
       'msgs/s': rate,
       'p50 us': med(key, (x) => x.p50us),
       'p99 us': med(key, (x) => x.p99us),
-      'vs net': `${(rate / net).toFixed(2)}x`,
-      'vs uws': `${(rate / uws).toFixed(2)}x`,
-      'vs native': `${(rate / nativeTcp).toFixed(2)}x`,
+      'vs net': ratio(rate, net),
+      'vs uws': ratio(rate, uws),
+      'vs native': ratio(rate, nativeTcp),
       'server µs/msg': med(key, (x) => x.serverUsPerMsg).toFixed(3),
       'loadgen cpu': `${Math.round(med(key, (x) => x.cpuShare) * 100)}%`,
       'loadgen wait': `${Math.round(med(key, (x) => x.waitShare) * 100)}%`,

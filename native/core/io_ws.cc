@@ -408,6 +408,14 @@ bool zs_io_loop::ws_message(uint32_t id, Conn& c, WsState& s, const uint8_t* p, 
     ws_fail(id, c, s, ZS_CLOSE_PROTOCOL, 1002, 0);
     return false;
   }
+  // A message of one frame (what browsers and most clients send) is
+  // delivered here; more frames, and any fault, go through parse().
+  zs_frame f;
+  size_t size;
+  if (zs_frame_parse(&configs[c.cfg].frame, p, n, &f, &size) == ZS_FRAME_OK && size == n) {
+    deliver(id, c, p, f);
+    return c.state == io::kOpen;
+  }
   if (!parse(id, c, p, n, now)) return false;
   if (c.rx) {
     std::free(c.rx);
