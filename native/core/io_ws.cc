@@ -285,39 +285,27 @@ bool zs_io_loop::ws_parse(uint32_t id, Conn& c, uint8_t* p, size_t n, uint32_t s
   if (s.phase == kWsHead) return ws_head(id, c, s, p, n, started);
   if (s.phase != kWsOpen) return false;
   const uint64_t limit = MessageLimit(configs[c.cfg]);
-  // What the first two header bytes of the common frame are: a final binary
-  // frame, masked from a client, unmasked from a server (RFC 6455 5.1).
-  const uint8_t mask_bit = s.client ? 0 : 0x80;
+  const int expect_masked = s.client ? 0 : 1;
   while (n) {
-    // The common frame first: a whole, final, unfragmented binary message with
-    // a 7- or 16-bit length (under 64 KiB, so under the message limit, which
-    // is at least 64 KiB), when no fragmented message is open. It goes
-    // straight to the channel's frame parser; everything else (control
-    // frames, fragments, 64-bit lengths, a header cut short, any fault) takes
-    // the general path below, which checks it all.
-    if (n >= 8 && p[0] == (0x80 | ZS_WS_BINARY) && (p[1] & 0x80) == mask_bit && !s.frag_opcode) {
-      size_t len = p[1] & 0x7f;
-      size_t hs = 2;
-      if (len == 126) {
-        len = size_t{p[2]} << 8 | p[3];
-        hs = 4;
-      }
-      // 127 (a 64-bit length) and a 16-bit length under 126 (not minimal) are not this case.
-      const size_t mask_at = hs;
-      if (mask_bit) hs += 4;
-      if ((p[1] & 0x7f) != 127 && (mask_at == 2 || len >= 126) && len != 0 && n >= hs + len) {
-        uint8_t* payload = p + hs;
-        if (mask_bit) zs_ws_unmask(payload, len, p + mask_at, 0);
-        c.last_rx = now;
-        if (!ws_message(id, c, s, payload, len)) return false;
-        p += hs + len;
-        n -= hs + len;
-        started = now;
-        continue;
-      }
+    // The common frame first: a whole, final binary message with a 7- or
+    // 16-bit length (under 64 KiB, so under the message limit, which is at
+    // least 64 KiB), when no fragmented message is open. It goes straight to
+    // the channel's frame parser; everything else (control frames,
+    // fragments, 64-bit lengths, a header cut short, any fault) takes the
+    // general path below, which checks it all.
+    uint32_t whole_hs, whole_len;
+    if (!s.frag_opcode && zs_ws_whole_binary(p, n, expect_masked, &whole_hs, &whole_len)) {
+      uint8_t* payload = p + whole_hs;
+      if (expect_masked) zs_ws_unmask(payload, whole_len, payload - 4, 0);
+      c.last_rx = now;
+      if (!ws_message(id, c, s, payload, whole_len)) return false;
+      p += whole_hs + whole_len;
+      n -= whole_hs + whole_len;
+      started = now;
+      continue;
     }
     zs_ws_header h;
-    const zs_ws_status st = zs_ws_parse_header(p, n, !s.client, &h);
+    const zs_ws_status st = zs_ws_parse_header(p, n, expect_masked, &h);
     // A header cut short (at most 13 bytes): put back in front of the next read.
     if (st == ZS_WS_NEED_MORE) return start_rx(id, c, p, n, 0, started);
     if (st != ZS_WS_OK) {
