@@ -18,7 +18,15 @@
  * core. Rows run round-robin for several rounds and each figure is the median
  * over rounds, which keeps a noisy shared machine from favouring one row.
  *
- *   node --import tsx bench/echo.ts [--quick]
+ *   node --import tsx bench/echo.ts [--quick] [--rows native,native-ws,uws] [--scenarios 1x64] [--rounds N]
+ *
+ * --rows keeps the rows with these ids (c-epoll, native, native-send,
+ * native-thread, node-net, net, uws, native-ws; the ratio columns need
+ * native, net and uws among them), --scenarios the scenarios with these
+ * names, --rounds sets the number of rounds (default 3, 1 with --quick).
+ * --baseline DIR adds, for each selected zserver row, the same server run
+ * from another checkout (built; e.g. a worktree of main) as "<row> @base",
+ * for an A/B of a change within one run.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -42,9 +50,13 @@ interface LoadResult {
 }
 
 interface Row {
+  /** Short name for --rows. */
+  id: string;
   name: string;
   command: string[];
   mode: 'frame' | 'ws' | 'wsframe';
+  /** Working directory of the server (another checkout for --baseline rows). */
+  cwd?: string;
 }
 
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -65,30 +77,47 @@ const loadgen = compile('loadgen');
 const echoServer = compile('echo-server');
 const node = (file: string, ...args: string[]) => [process.execPath, '--import', 'tsx', file, '0', ...args];
 
-const rows: Row[] = [
-  { name: 'c-epoll echo (ceiling)', command: [echoServer, '0'], mode: 'frame' },
-  { name: 'zserver native', command: node('bench/servers/transport-echo.ts', 'native'), mode: 'frame' },
-  { name: 'zserver native (send)', command: node('bench/servers/transport-echo.ts', 'native', 'send'), mode: 'frame' },
-  { name: 'zserver native (I/O thread)', command: node('bench/servers/transport-echo.ts', 'native', 'thread'), mode: 'frame' },
-  { name: 'zserver node-net', command: node('bench/servers/transport-echo.ts', 'node-net'), mode: 'frame' },
-  { name: 'plain node net', command: node('bench/servers/net-frame-echo.ts'), mode: 'frame' },
-  { name: 'uWebSockets.js', command: node('bench/servers/uws-echo.ts'), mode: 'ws' },
-  { name: 'zserver native-ws', command: node('bench/servers/transport-echo.ts', 'native-ws'), mode: 'wsframe' },
+const allRows: Row[] = [
+  { id: 'c-epoll', name: 'c-epoll echo (ceiling)', command: [echoServer, '0'], mode: 'frame' },
+  { id: 'native', name: 'zserver native', command: node('bench/servers/transport-echo.ts', 'native'), mode: 'frame' },
+  { id: 'native-send', name: 'zserver native (send)', command: node('bench/servers/transport-echo.ts', 'native', 'send'), mode: 'frame' },
+  { id: 'native-thread', name: 'zserver native (I/O thread)', command: node('bench/servers/transport-echo.ts', 'native', 'thread'), mode: 'frame' },
+  { id: 'node-net', name: 'zserver node-net', command: node('bench/servers/transport-echo.ts', 'node-net'), mode: 'frame' },
+  { id: 'net', name: 'plain node net', command: node('bench/servers/net-frame-echo.ts'), mode: 'frame' },
+  { id: 'uws', name: 'uWebSockets.js', command: node('bench/servers/uws-echo.ts'), mode: 'ws' },
+  { id: 'native-ws', name: 'zserver native-ws', command: node('bench/servers/transport-echo.ts', 'native-ws'), mode: 'wsframe' },
 ];
 
-const scenarios = [
+const allScenarios = [
   { name: '100x16', conns: 100, inflight: 16, size: 64 },
   { name: '1x64', conns: 1, inflight: 64, size: 64 },
 ];
 
-const rounds = quick ? 1 : 3;
+/** The comma-separated values after `flag`, or undefined when it is absent. */
+function listArg(flag: string): string[] | undefined {
+  const at = process.argv.indexOf(flag);
+  return at < 0 ? undefined : (process.argv[at + 1] ?? '').split(',').filter(Boolean);
+}
+const rowIds = listArg('--rows');
+const scenarioNames = listArg('--scenarios');
+const baseline = listArg('--baseline')?.[0];
+const picked = rowIds ? allRows.filter((r) => rowIds.includes(r.id)) : allRows;
+const rows = baseline
+  ? picked.flatMap((r) => (r.name.startsWith('zserver') ? [r, { ...r, id: `${r.id}@base`, name: `${r.name} @base`, cwd: baseline }] : [r]))
+  : picked;
+const scenarios = scenarioNames ? allScenarios.filter((s) => scenarioNames.includes(s.name)) : allScenarios;
+if (rows.length === 0 || scenarios.length === 0) {
+  throw new RangeError(`--rows takes ids among ${allRows.map((r) => r.id).join(',')}; --scenarios among ${allScenarios.map((s) => s.name).join(',')}`);
+}
+const roundsArg = listArg('--rounds');
+const rounds = roundsArg ? Math.max(1, Number(roundsArg[0]) || 1) : quick ? 1 : 3;
 const warmup = quick ? 0.5 : 1;
 const duration = quick ? 1.5 : 3;
 
 /** Starts a server; resolves to its port, or to a reason it is unavailable. */
 function start(row: Row): Promise<{ child: ChildProcess; port?: number; unavailable?: string }> {
   const argv = pin(0, row.command);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], cwd: row.cwd });
   children.add(child);
   child.on('exit', () => children.delete(child));
   return new Promise((resolve, reject) => {
@@ -155,6 +184,8 @@ const med = (key: string, f: (r: LoadResult) => number) => {
   const list = samples.get(key);
   return list ? median(list.map(f)) : NaN;
 };
+/** `a / b` as "1.23x", or empty when the row `b` comes from was not run (--rows). */
+const ratio = (a: number, b: number) => (Number.isNaN(b) ? '' : `${(a / b).toFixed(2)}x`);
 const table: Record<string, string | number>[] = [];
 const json: Record<string, unknown>[] = [];
 for (const s of scenarios) {
@@ -175,9 +206,9 @@ for (const s of scenarios) {
       'msgs/s': rate,
       'p50 us': med(key, (x) => x.p50us),
       'p99 us': med(key, (x) => x.p99us),
-      'vs net': `${(rate / net).toFixed(2)}x`,
-      'vs uws': `${(rate / uws).toFixed(2)}x`,
-      'vs native': `${(rate / nativeTcp).toFixed(2)}x`,
+      'vs net': ratio(rate, net),
+      'vs uws': ratio(rate, uws),
+      'vs native': ratio(rate, nativeTcp),
       'server µs/msg': med(key, (x) => x.serverUsPerMsg).toFixed(3),
       'loadgen cpu': `${Math.round(med(key, (x) => x.cpuShare) * 100)}%`,
       'loadgen wait': `${Math.round(med(key, (x) => x.waitShare) * 100)}%`,

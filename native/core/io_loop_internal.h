@@ -292,7 +292,7 @@ struct zs_io_loop {
   bool ws_server_head(uint32_t id, Conn& c, WsState& s, const uint8_t* p, size_t n, size_t avail);
   bool ws_client_head(uint32_t id, Conn& c, WsState& s, uint8_t* p, size_t n);
   bool ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool fin, uint8_t* payload, size_t len);
-  bool ws_message(uint32_t id, Conn& c, const uint8_t* p, size_t n);
+  bool ws_message(uint32_t id, Conn& c, WsState& s, const uint8_t* p, size_t n);
   void ws_frame_out(uint32_t id, Conn& c, WsState& s, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
   void ws_finish_message(Conn& c, WsState& s);
   void ws_control(uint32_t id, Conn& c, WsState& s, uint8_t opcode, const uint8_t* payload, uint32_t len);

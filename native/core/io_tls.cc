@@ -148,7 +148,10 @@ ssize_t zs_io_loop::tls_read(uint32_t id, Conn& c, int fd, uint8_t* buf, size_t 
   bool drained = false;  // the last socket read was short: the kernel has nothing more now
   for (;;) {
     size_t got = 0;
-    const zs::tls::Status st = p->conn->read(buf + total, cap - total, &got);
+    // Nothing buffered (the first round of a turn, as a rule): SSL_read would
+    // only fail with WANT_READ and an error-queue check, once per peer per turn.
+    const zs::tls::Status st =
+        p->conn->has_input() ? p->conn->read(buf + total, cap - total, &got) : zs::tls::Status::kOk;
     total += got;
     if (p->handshaking && p->conn->established()) {
       p->handshaking = false;

@@ -285,9 +285,27 @@ bool zs_io_loop::ws_parse(uint32_t id, Conn& c, uint8_t* p, size_t n, uint32_t s
   if (s.phase == kWsHead) return ws_head(id, c, s, p, n, started);
   if (s.phase != kWsOpen) return false;
   const uint64_t limit = MessageLimit(configs[c.cfg]);
+  const int expect_masked = s.client ? 0 : 1;
   while (n) {
+    // The common frame first: a whole, final binary message with a 7- or
+    // 16-bit length (under 64 KiB, so under the message limit, which is at
+    // least 64 KiB), when no fragmented message is open. It goes straight to
+    // the channel's frame parser; everything else (control frames,
+    // fragments, 64-bit lengths, a header cut short, any fault) takes the
+    // general path below, which checks it all.
+    uint32_t whole_hs, whole_len;
+    if (!s.frag_opcode && zs_ws_whole_binary(p, n, expect_masked, &whole_hs, &whole_len)) {
+      uint8_t* payload = p + whole_hs;
+      if (expect_masked) zs_ws_unmask(payload, whole_len, payload - 4, 0);
+      c.last_rx = now;
+      if (!ws_message(id, c, s, payload, whole_len)) return false;
+      p += whole_hs + whole_len;
+      n -= whole_hs + whole_len;
+      started = now;
+      continue;
+    }
     zs_ws_header h;
-    const zs_ws_status st = zs_ws_parse_header(p, n, !s.client, &h);
+    const zs_ws_status st = zs_ws_parse_header(p, n, expect_masked, &h);
     // A header cut short (at most 13 bytes): put back in front of the next read.
     if (st == ZS_WS_NEED_MORE) return start_rx(id, c, p, n, 0, started);
     if (st != ZS_WS_OK) {
@@ -317,7 +335,7 @@ bool zs_io_loop::ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool
   switch (opcode) {
     case ZS_WS_BINARY:
       if (s.frag_opcode) break;
-      if (fin) return ws_message(id, c, payload, len);
+      if (fin) return ws_message(id, c, s, payload, len);
       s.frag.assign(payload, payload + len);
       s.frag_opcode = ZS_WS_BINARY;
       return true;
@@ -332,7 +350,7 @@ bool zs_io_loop::ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool
       std::vector<uint8_t> whole;
       whole.swap(s.frag);
       s.frag_opcode = 0;
-      return ws_message(id, c, whole.data(), whole.size());
+      return ws_message(id, c, s, whole.data(), whole.size());
     }
     case ZS_WS_TEXT:
       // zserver carries binary frames only.
@@ -373,17 +391,24 @@ bool zs_io_loop::ws_frame(uint32_t id, Conn& c, WsState& s, uint8_t opcode, bool
 }
 
 // A whole binary message: whole zserver frames, none spanning its end.
-bool zs_io_loop::ws_message(uint32_t id, Conn& c, const uint8_t* p, size_t n) {
-  WsState* s = ws_of(id);
+bool zs_io_loop::ws_message(uint32_t id, Conn& c, WsState& s, const uint8_t* p, size_t n) {
   if (n == 0) {
-    ws_fail(id, c, *s, ZS_CLOSE_PROTOCOL, 1002, 0);
+    ws_fail(id, c, s, ZS_CLOSE_PROTOCOL, 1002, 0);
     return false;
+  }
+  // A message of one frame (what browsers and most clients send) is
+  // delivered here; more frames, and any fault, go through parse().
+  zs_frame f;
+  size_t size;
+  if (zs_frame_parse(&configs[c.cfg].frame, p, n, &f, &size) == ZS_FRAME_OK && size == n) {
+    deliver(id, c, p, f);
+    return c.state == io::kOpen;
   }
   if (!parse(id, c, p, n, now)) return false;
   if (c.rx) {
     std::free(c.rx);
     c.rx = nullptr;
-    ws_fail(id, c, *s, ZS_CLOSE_PROTOCOL, 1002, 0);
+    ws_fail(id, c, s, ZS_CLOSE_PROTOCOL, 1002, 0);
     return false;
   }
   return true;

@@ -341,7 +341,10 @@ void Conn::consume_out(size_t n) {
 
 size_t Conn::out_pending() const { return out_.size() - out_off_ + BIO_ctrl_pending(wbio_); }
 
-bool Conn::has_input() const { return BIO_ctrl_pending(rbio_) > 0 || SSL_pending(ssl_) > 0; }
+bool Conn::has_input() const {
+  // SSL_has_pending: bytes SSL already took from the BIO and has not decrypted yet (with read-ahead).
+  return BIO_ctrl_pending(rbio_) > 0 || SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1;
+}
 
 bool Conn::established() const { return SSL_is_init_finished(ssl_) == 1; }
 

@@ -46,6 +46,32 @@ typedef enum zs_ws_status {
 // (clients must mask), 0 on the client (servers must not).
 zs_ws_status zs_ws_parse_header(const uint8_t* data, size_t len, int expect_masked, zs_ws_header* h);
 
+// The header of the frame the loop sees most, decoded without the checks
+// of zs_ws_parse_header that cannot fail for it: a final binary frame with a
+// 7- or 16-bit length (minimally encoded), masked when expect_masked, not
+// empty, and whole in data[0, len). Returns 1 and sets *header_size and
+// *payload_length then (the mask, when present, is the 4 bytes before the
+// payload); 0 for anything else, which zs_ws_parse_header decides.
+// zs_ws_parse_header gives the same header for every frame this accepts
+// (ws_fuzz.cc checks it).
+static inline int zs_ws_whole_binary(const uint8_t* data, size_t len, int expect_masked, uint32_t* header_size,
+                                     uint32_t* payload_length) {
+  if (len < 8 || data[0] != (0x80 | ZS_WS_BINARY) || (data[1] >> 7) != (expect_masked ? 1 : 0)) return 0;
+  uint32_t n = data[1] & 0x7f;
+  uint32_t size = 2;
+  if (n == 127) return 0;
+  if (n == 126) {
+    n = static_cast<uint32_t>(data[2]) << 8 | data[3];
+    if (n < 126) return 0;
+    size = 4;
+  }
+  if (expect_masked) size += 4;
+  if (n == 0 || len - size < n) return 0;
+  *header_size = size;
+  *payload_length = n;
+  return 1;
+}
+
 // XORs data[0, len) with the mask, starting at byte `phase` (0-3) of the key;
 // in place, 32 and 8 bytes at a time (unaligned words), any alignment.
 void zs_ws_unmask(uint8_t* data, size_t len, const uint8_t mask[4], uint32_t phase);

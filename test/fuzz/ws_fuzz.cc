@@ -10,7 +10,9 @@
 // the way the loop does (header, then payload when it is all there); payloads
 // are unmasked in place in a heap buffer of exactly the input's size; each
 // accepted header must re-encode to the same size, and unmasking twice must
-// give the bytes back. Close payloads go through the UTF-8 check.
+// give the bytes back. Close payloads go through the UTF-8 check. Wherever
+// the loop's shortcut header decoder (zs_ws_whole_binary) accepts a frame,
+// the full parser must accept it with the same header.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +28,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (at < in.size()) {
     zs_ws_header h;
     const zs_ws_status st = zs_ws_parse_header(in.data() + at, in.size() - at, server, &h);
+    uint32_t fast_size, fast_length;
+    if (zs_ws_whole_binary(in.data() + at, in.size() - at, server, &fast_size, &fast_length)) {
+      if (st != ZS_WS_OK || h.opcode != ZS_WS_BINARY || !h.fin || h.masked != server || h.header_size != fast_size ||
+          h.payload_length != fast_length || h.payload_length > in.size() - at - h.header_size || fast_length == 0)
+        std::abort();
+    }
     if (st != ZS_WS_OK) return 0;
     if (h.header_size > ZS_WS_MAX_HEADER || h.header_size != zs_ws_header_size(h.payload_length, h.masked)) std::abort();
     if (h.payload_length > in.size() - at - h.header_size) return 0;

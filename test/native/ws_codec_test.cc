@@ -76,6 +76,38 @@ TEST(ws_header_refusals) {
   CHECK_EQ(status_of({0x82, 0x05}, 1, &h), static_cast<int>(ZS_WS_BAD_MASK));
 }
 
+TEST(ws_whole_binary_takes_only_whole_final_binary_frames_and_agrees_with_the_parser) {
+  const uint8_t mask[4] = {1, 2, 3, 4};
+  for (int masked = 0; masked <= 1; masked++) {
+    for (uint64_t n : {uint64_t{0}, uint64_t{1}, uint64_t{6}, uint64_t{125}, uint64_t{126}, uint64_t{700}, uint64_t{65535}, uint64_t{65536}}) {
+      std::vector<uint8_t> buf(ZS_WS_MAX_HEADER + n);
+      const uint32_t hs = zs_ws_write_header(buf.data(), ZS_WS_BINARY, n, masked ? mask : nullptr);
+      uint32_t size = 0, length = 0;
+      const size_t whole = hs + n;
+      const int taken = zs_ws_whole_binary(buf.data(), whole, masked, &size, &length);
+      // Empty, 64-bit lengths, and frames under 8 bytes are the general parser's.
+      CHECK_EQ(taken, (n != 0 && n < 65536 && whole >= 8) ? 1 : 0);
+      if (taken) {
+        CHECK_EQ(size, hs);
+        CHECK_EQ(uint64_t{length}, n);
+        CHECK_EQ(zs_ws_whole_binary(buf.data(), whole - 1, masked, &size, &length), 0);  // not whole
+        CHECK_EQ(zs_ws_whole_binary(buf.data(), whole, !masked, &size, &length), 0);     // wrong mask bit
+        buf[0] = 0x80 | ZS_WS_TEXT;
+        CHECK_EQ(zs_ws_whole_binary(buf.data(), whole, masked, &size, &length), 0);
+        buf[0] = ZS_WS_BINARY;  // not final
+        CHECK_EQ(zs_ws_whole_binary(buf.data(), whole, masked, &size, &length), 0);
+      }
+    }
+  }
+  // A 16-bit length under 126 is not minimal: the parser refuses it, so the shortcut leaves it.
+  std::vector<uint8_t> bad = {0x82, 0x80 | 126, 0, 20, 1, 2, 3, 4};
+  bad.resize(bad.size() + 20);
+  uint32_t size, length;
+  CHECK_EQ(zs_ws_whole_binary(bad.data(), bad.size(), 1, &size, &length), 0);
+  zs_ws_header h;
+  CHECK_EQ(static_cast<int>(zs_ws_parse_header(bad.data(), bad.size(), 1, &h)), static_cast<int>(ZS_WS_BAD_LENGTH));
+}
+
 TEST(ws_unmask_word_at_a_time_matches_a_byte_loop) {
   std::vector<uint8_t> data(300), want;
   uint32_t seed = 7;

@@ -273,6 +273,46 @@ for (const ioThread of [false, true]) {
       assert.equal(closes[0]![1], 'protocol');
     });
 
+    it('whole binary messages of 7- and 16-bit lengths echo in order, however the reads cut them; malformed ones close with 1002', async () => {
+      // The loop takes a shortcut for a whole final binary message with a 7- or 16-bit length
+      // (io_ws.cc, ws_parse); these are the cases on both sides of it.
+      const { at, closes } = await server({ ioThread });
+      const c = await opened(at.port);
+      const sent: Buffer[] = [];
+      const wire: Buffer[] = [];
+      for (let i = 0; i < 40; i++) {
+        // 1 frame of 0..119 bytes (7-bit length), or 2-3 frames of up to 700 bytes (16-bit length).
+        const frames = i % 3 === 0 ? [frame(9, 0, Buffer.alloc(i * 3, i))] : [frame(9, 0, Buffer.alloc(i * 17, i)), frame(10, 0, Buffer.alloc(i, 255 - i)), ...(i % 2 ? [frame(11, 0, Buffer.from('z'))] : [])];
+        sent.push(...frames);
+        wire.push(wsFrame(2, Buffer.concat(frames)));
+      }
+      const bytes = Buffer.concat(wire);
+      // Cut at odd places, so headers and payloads span reads.
+      for (let at = 0; at < bytes.length; ) {
+        const n = Math.min(bytes.length - at, 1 + ((at * 7) % 523));
+        c.s.write(bytes.subarray(at, at + n));
+        at += n;
+        if (at % 5 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      const want = Buffer.concat(sent);
+      const echoed = () => Buffer.concat(serverFrames(c.got()).filter(([op]) => op === 2).map(([, b]) => b));
+      await until(() => echoed().length >= want.length, 5000, 'every frame echoed');
+      assert.deepEqual(echoed(), want, 'the same frames in the same order');
+
+      const notMinimal = Buffer.from([0x82, 0x80 | 126, 0, 20, 1, 2, 3, 4, ...Buffer.alloc(20)]);
+      const bigLengthSmallValue = Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 20, 1, 2, 3, 4, ...Buffer.alloc(20)]);
+      const empty = wsFrame(2, Buffer.alloc(0));
+      const binaryInsideFragments = Buffer.concat([wsFrame(2, frame(9, 0, Buffer.from('ab')).subarray(0, 4), { fin: false }), wsFrame(2, frame(9, 0, Buffer.from('x')))]);
+      for (const bad of [notMinimal, bigLengthSmallValue, empty, binaryInsideFragments]) {
+        const d = await opened(at.port);
+        d.s.write(bad);
+        await d.ended;
+        assert.equal(closeCode(d), 1002, `closes with 1002 after ${bad.subarray(0, 4).toString('hex')}`);
+      }
+      await until(() => closes.length === 4);
+      assert.ok(closes.every(([, r]) => r === 'protocol'));
+    });
+
     it('close codes both ways: the client 1000 is echoed (remote), 1002 reads protocol, 1009 oversize; close() sends 1000', async () => {
       const { at, t, closes } = await server({ ioThread });
       for (const [code, reason] of [[1000, 'remote'], [1002, 'protocol'], [1009, 'oversize']] as const) {
