@@ -104,6 +104,9 @@ export async function startServe(
       ...group.config,
     };
     await setup(server, config);
+    // A group's workers share rooms, presence and broadcast over its NATS server (docs/cluster.md),
+    // unless the app joined a bus of its own. Before listen(): peers' global ids name the node.
+    if (config.nats !== undefined && !server.cluster.joined) await server.useCluster({ nats: config.nats });
   }
   const transport = await createTransport(transportName === 'native-tls' ? 'native' : transportName);
   const layers = endpointOptions(opts);
@@ -223,7 +226,6 @@ export async function runServe(args: string[]): Promise<number> {
   const config: Partial<ServeConfig> = inGroup ? { worker: opts.groupWorker, workers: opts.workers ?? 1, nats: opts.nats ?? undefined } : { nats: opts.nats ?? undefined };
   const handle = await startServe(opts, name, undefined, { config, reusePort: inGroup });
   const { server, transport, tcp: ep, web } = handle;
-  // The cluster bus joins here once lib/cluster is merged (h-cluster): if (config.nats) server.useCluster({ nats: config.nats });
   const drainDeadline = opts.drainDeadline ?? DEFAULT_DRAIN_DEADLINE;
   if (inGroup) {
     process.send?.({ type: 'listening', worker: opts.groupWorker, pid: process.pid, port: ep.address.port, wsPort: web?.address.port ?? null });

@@ -260,6 +260,11 @@ export class Cluster {
     this.#nodeBytes = Buffer.from(this.#node, 'utf8');
   }
 
+  /** Whether useCluster() put this cluster on a bus (NATS or another); false: in-process. */
+  get joined(): boolean {
+    return this.#bus !== null;
+  }
+
   /** This process's node id in the group. */
   get node(): string {
     return this.#node;

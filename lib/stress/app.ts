@@ -5,13 +5,12 @@
  * server processes and under a `zserver serve … --workers N` group.
  *
  *   stress.ping       console: answers its text unchanged
- *   stress.presence   console: answers JSON {"online": n}, the peers the server counts now
- *   stress.broadcast  console: sends the direct console message 'stress.tick' to every peer,
- *                     its text JSON {"seq": <the caller's text>, "t": <ms since the epoch>};
- *                     answers JSON {"reached": n}, how many peers it was sent to
- *
- * Presence and the broadcast's send each take one line here, so that they can
- * span a group by switching to the cluster's presence and broadcast.
+ *   stress.presence   console: answers JSON {"online": n}, the peers the cluster counts now
+ *                     (server.cluster.presence(): every worker of a group on NATS)
+ *   stress.broadcast  console: sends the direct console message 'stress.tick' to every peer of
+ *                     the cluster, its text JSON {"seq": <the caller's text>, "t": <ms since the
+ *                     epoch>}; answers JSON {"reached": n, "local": m}: the peers of the group it
+ *                     goes to (presence after the send) and those of this process
  *
  * One call makes the server send one message to every peer, so broadcasts are
  * paced: at most one per `broadcastInterval` ms (config; default 1,000) per
@@ -48,9 +47,13 @@ export default async function setup(server: Server, config: unknown): Promise<vo
     lastBroadcast = now;
   };
   server.console('stress.ping', (text) => text);
-  server.console('stress.presence', () => JSON.stringify({ online: server.count }));
-  server.console('stress.broadcast', (seq) => {
+  // Through the cluster: in a `zserver serve --workers N` group on NATS these span every worker;
+  // in one process without a bus they are this server's own.
+  server.console('stress.presence', async () => JSON.stringify({ online: (await server.cluster.presence()).total }));
+  server.console('stress.broadcast', async (seq) => {
     paced();
-    return JSON.stringify({ reached: server.broadcastConsole(TICK, JSON.stringify({ seq, t: Date.now() })) });
+    const local = server.cluster.broadcastConsole(TICK, JSON.stringify({ seq, t: Date.now() }));
+    // `reached`: the peers of the group the tick goes to (the runner waits for that many ticks).
+    return JSON.stringify({ reached: (await server.cluster.presence()).total, local });
   });
 }

@@ -137,7 +137,7 @@ describe('stress runner, rpc mode', () => {
       await client.connect();
       assert.equal(await client.callConsole('stress.ping', 'abc'), 'abc');
       assert.deepEqual(JSON.parse(await client.callConsole('stress.presence', '')), { online: 1 });
-      assert.deepEqual(JSON.parse(await client.callConsole('stress.broadcast', '7')), { reached: 1 });
+      assert.deepEqual(JSON.parse(await client.callConsole('stress.broadcast', '7')), { reached: 1, local: 1 });
       await assert.rejects(client.callConsole('stress.broadcast', '8'), { remoteCode: 'ZS_RATE_LIMITED' });
       for (let i = 0; i < 50 && ticks.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       assert.equal(ticks.length, 1, 'one tick, from the first broadcast only');
