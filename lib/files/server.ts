@@ -20,9 +20,12 @@ import { basename, dirname, join } from 'node:path';
 import { FilesError } from '../errors.js';
 import type { BigStreamIn } from '../framework/bigstream.js';
 import type { Peer } from '../framework/peer.js';
+import type { StreamHandler } from '../framework/registry.js';
+import type { EncodedReply } from '../framework/worker-hook.js';
 import type { Server } from '../framework/server.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import { hashRange } from './hash-file.js';
+import { ReadReply } from './read-reply.js';
 import { SandboxRoot, O_NOFOLLOW, checkName, fsError } from './paths.js';
 import { DEFAULT_MAX_READ, FilesCommand, PARTIAL_PREFIX, checkAlgorithm, type HashAlgorithm } from './protocol.js';
 
@@ -384,7 +387,10 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     else reads--;
   };
 
-  server.stream(FilesCommand.read, async (df, peer) => {
+  // The answer is a Reply already encoded around the file's bytes (read-reply.ts). The framework
+  // sends an EncodedReply as it is, as it does a worker thread's; StreamHandler's public type
+  // names only DataFrame, hence the cast.
+  const readFile = async (df: DataFrame, peer: Peer): Promise<EncodedReply> => {
     const id = df.readUInt32();
     const offset = int(df, 'offset');
     const length = df.readUInt32();
@@ -398,21 +404,23 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
       h = stateOf(peer).handles.get(id); // it may have been closed while the read waited
       if (h === undefined) throw noHandle();
       const n = Math.max(0, Math.min(length, h.size - offset));
-      const buf = Buffer.allocUnsafe(n);
-      let got = 0;
-      while (got < n) {
-        const { bytesRead } = await h.fh.read(buf, got, n - got, offset + got).catch((err: unknown) => {
+      // The bytes are read straight into the answer's payload, behind room for its header
+      // (read-reply.ts): no copy into the framework's reply writer.
+      const reply = new ReadReply(n);
+      while (reply.got < n) {
+        const { bytesRead } = await h.fh.read(reply.buf, reply.at, n - reply.got, offset + reply.got).catch((err: unknown) => {
           throw fsError(err, h!.name);
         });
         if (bytesRead === 0) break; // the file shrank since it was opened
-        got += bytesRead;
+        reply.got += bytesRead;
       }
       h.lastUsed = performance.now();
-      return new DataFrame().writeBytes(buf.subarray(0, got));
+      return reply.encoded();
     } finally {
       endRead();
     }
-  });
+  };
+  server.stream(FilesCommand.read, readFile as unknown as StreamHandler);
 
   server.stream(FilesCommand.close, async (df, peer) => {
     const s = peers.get(peer);
