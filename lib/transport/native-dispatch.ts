@@ -318,6 +318,19 @@ export class NativeDispatch {
     return this.queued(peer, length);
   }
 
+  /** A frame of `head` then `length` bytes of file `fd` at `offset` (TcpLoop duplicates fd at the flush). */
+  sendFile(peer: PeerId, kindByte: number, head: Uint8Array, fd: number, offset: number, length: number): boolean {
+    const total = head.length + length;
+    if (this.overQueue(peer, total + FRAME_OVERHEAD)) return this.closedSlow();
+    this.queue.sendFile(peer, kindByte, head, fd, offset, length);
+    const ok = this.queued(peer, total);
+    // Handed down now, not at the end of the turn: the loop duplicates fd during the submit, so
+    // the caller may close its descriptor as soon as this returns (a close on the thread pool
+    // could otherwise beat the turn's flush, and the number be reused by another file).
+    this.flush();
+    return ok;
+  }
+
   /** Queues a record of `op` with `bytes` as its payload (OP_OFFLOAD, OP_HTTP_REPLY). */
   sendRecord(peer: PeerId, op: number, bytes: Uint8Array): void {
     this.queue.sendParts(peer, 0, [bytes], bytes.length, op);
