@@ -157,4 +157,53 @@ describe('files.read by sendfile over native TCP', { skip: native ? false : 'the
       await s.close();
     }
   });
+
+  it('with the transport\'s compression the loop reads the range and compresses it (stages still apply), ioThread too', async () => {
+    const { Server } = await import('../../lib/framework/server.js');
+    const { serveFiles } = await import('../../lib/files/index.js');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'zs-files-sf-'));
+    const server = new Server({ quiet: true });
+    const service = await serveFiles(server, { root: dir });
+    const st = new NativeTcpTransport({ compression: { threshold: 256 }, ioThread: true });
+    const ct = new NativeTcpTransport({ compression: { threshold: 256 } });
+    try {
+      // Compressible bytes, so the frames on the wire are shorter than the range when the stage ran.
+      const data = Buffer.alloc(3 * CHUNK + 777, 'zserver file ranges ');
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(join(dir, 'text.bin'), data);
+      const ep = await server.listen(st, { host: '127.0.0.1', port: 0 });
+      const c = new Client({ transport: ct, host: '127.0.0.1', port: ep.address.port, quiet: true });
+      await c.connect();
+      const h = await open(c, 'text.bin');
+      const parts = await Promise.all([0, 1, 2, 3].map((k) => read(c, h, k * CHUNK, CHUNK)));
+      assert.deepEqual(Buffer.concat(parts), data);
+      assert.ok(st.compressionStats().framesCompressed > 0, 'the server\'s loop compressed the answers');
+      await c.close();
+    } finally {
+      await ct.shutdown();
+      await service.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sendFile() refuses bad arguments, and throws after shutdown', async () => {
+    const s = await setup();
+    try {
+      const peer = [...s.server.peers()][0]!;
+      const t = peer.transport as NativeTcpTransport;
+      const head = new Uint8Array(8);
+      assert.throws(() => t.sendFile(peer.transportPeer, 18, 0, head, -1, 0, 1), RangeError);
+      assert.throws(() => t.sendFile(peer.transportPeer, 18, 0, head, 3, -1, 1), RangeError);
+      assert.throws(() => t.sendFile(peer.transportPeer, 18, 0, head, 3, 0, 2 ** 32), RangeError);
+      assert.throws(() => t.sendFile(peer.transportPeer, 18, 0, 'x' as unknown as Uint8Array, 3, 0, 1), TypeError);
+      await s.server.close();
+      await t.shutdown();
+      assert.throws(() => t.sendFile(peer.transportPeer, 18, 0, head, 3, 0, 1));
+    } finally {
+      await s.close();
+    }
+  });
 });
