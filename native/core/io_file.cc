@@ -58,42 +58,47 @@ void zs_io_loop::drop_files(uint32_t id) {
 }
 
 // A ZS_OP_SEND_FILE record (zs_io_file_range, then the head bytes) with its
-// duplicated descriptor `fd` (-1 when the duplicate failed): taken in every case.
-void zs_io_loop::run_file_record(const Cmd& cmd, const uint8_t* record, int fd) {
+// duplicated descriptor `fd` (-1 when the duplicate failed), taken in every
+// case; or, `owned` false, the caller's own descriptor, still open during this
+// call (inline mode when the duplicate failed): then the range is copied now.
+void zs_io_loop::run_file_record(const Cmd& cmd, const uint8_t* record, int fd, bool owned) {
   Conn* c = table.find(cmd.peer);
   if (!c || cmd.peer >= table.size() || cmd.len < sizeof(zs_io_file_range)) {
-    if (fd >= 0) close(fd);
+    if (owned && fd >= 0) close(fd);
     return;
   }
   zs_io_file_range r;
   std::memcpy(&r, record, sizeof r);
   send_file(cmd.peer, *c, cmd.kind_byte, record + sizeof r, cmd.len - static_cast<uint32_t>(sizeof r), fd, r.offset,
-            r.length);
+            r.length, owned);
 }
 
-// Takes `fd` (closed here or when the range is written). `head` goes in front of
-// the range in the frame's payload.
+// Takes `fd` when `owned` (closed here or when the range is written); else
+// only reads it now. `head` goes in front of the range in the frame's payload.
 void zs_io_loop::send_file(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* head, uint32_t head_len, int fd,
-                           uint64_t offset, uint32_t length) {
+                           uint64_t offset, uint32_t length, bool owned) {
+  const auto release = [&] {
+    if (owned && fd >= 0) close(fd);
+  };
   if (c.state != kOpen || fd < 0) {
-    if (fd >= 0) close(fd);
+    release();
     if (fd < 0 && c.state == kOpen) close_conn(id, c, ZS_CLOSE_RESET, EMFILE);  // the submit could not dup it
     return;
   }
   const uint64_t payload = uint64_t{head_len} + length;
   if (payload > UINT32_MAX - ZS_FRAME_OVERHEAD) {
-    close(fd);
+    release();
     close_conn(id, c, ZS_CLOSE_RESET, EFBIG);
     return;
   }
   const bool plain = !is_ws(c) && !configs[c.cfg].tls && !(c.flags & kSecure) && !compress_on;
   auto it = files.find(id);
   const size_t ranges = it == files.end() ? 0 : it->second.q.size();
-  if (!plain || length < kFileSendMin || ranges >= kMaxFileRangesPerPeer || file_fds >= kMaxFileRanges) {
+  if (!owned || !plain || length < kFileSendMin || ranges >= kMaxFileRangesPerPeer || file_fds >= kMaxFileRanges) {
     // The copy path: one pread into a frame of its own, through every stage.
     auto* buf = static_cast<uint8_t*>(std::malloc(payload ? payload : 1));
     if (!buf) {
-      close(fd);
+      release();
       close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
       return;
     }
@@ -109,7 +114,7 @@ void zs_io_loop::send_file(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_
       }
       got += static_cast<uint64_t>(n);
     }
-    close(fd);
+    release();
     if (err) close_conn(id, c, ZS_CLOSE_RESET, err);
     else send_frame(id, c, kind_byte, buf, static_cast<uint32_t>(payload));
     std::free(buf);
@@ -120,13 +125,13 @@ void zs_io_loop::send_file(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_
   const uint64_t need = payload + ZS_FRAME_OVERHEAD;
   // As queue_frame: a frame alone may exceed the cap, nothing on top of unsent bytes may.
   if (o.max_send_queue && queued && queued + need > o.max_send_queue) {
-    close(fd);
+    release();
     close_conn(id, c, ZS_CLOSE_SLOW_CONSUMER, 0);
     return;
   }
   uint8_t* at = tx_reserve(id, c, ZS_FRAME_HEADER + head_len);
   if (!at) {
-    close(fd);
+    release();
     return;
   }
   uint8_t* p = zs_frame_write_header(&o.frame, at, kind_byte, static_cast<uint32_t>(payload));

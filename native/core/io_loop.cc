@@ -99,7 +99,7 @@ void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
     // Copied by zs_io_submit with its descriptor already duplicated (io_loop_api.cc).
     int32_t fd = -1;
     if (cmd.len >= sizeof(zs_io_file_range)) std::memcpy(&fd, payload, sizeof fd);
-    run_file_record(cmd, payload, fd);
+    run_file_record(cmd, payload, fd, true);
     return;
   }
   Conn* c = table.find(cmd.peer);

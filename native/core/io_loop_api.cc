@@ -192,7 +192,12 @@ void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length
       }
       const uint32_t len = carries_data(ops[i]) ? lens[i] : 0;
       if (ops[i] == ZS_OP_SEND_FILE) {
-        loop->run_file_record(Cmd{ops[i], kind_bytes[i], peers[i], len}, data + off, dup_range_fd(data + off, len));
+        // Without a duplicate (out of descriptors) the caller's own is still open now: copied at once.
+        const Cmd cmd{ops[i], kind_bytes[i], peers[i], len};
+        const int32_t dup = dup_range_fd(data + off, len);
+        int32_t own = -1;
+        if (dup < 0 && len >= sizeof(zs_io_file_range)) std::memcpy(&own, data + off, sizeof own);
+        loop->run_file_record(cmd, data + off, dup >= 0 ? dup : own, dup >= 0);
       } else {
         loop->run_command(Cmd{ops[i], kind_bytes[i], peers[i], len}, data + off);
       }

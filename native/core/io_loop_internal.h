@@ -297,9 +297,9 @@ struct zs_io_loop {
   }
   void flush(uint32_t id, Conn& c);
   void send_file(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* head, uint32_t head_len, int fd,
-                 uint64_t offset, uint32_t length);
+                 uint64_t offset, uint32_t length, bool owned);
   bool flush_files(uint32_t id, Conn& c, int sock);
-  void run_file_record(const Cmd& cmd, const uint8_t* record, int fd);
+  void run_file_record(const Cmd& cmd, const uint8_t* record, int fd, bool owned);
   uint64_t file_bytes(uint32_t id) const;
   void drop_files(uint32_t id);
   // Bytes waiting to be written to a peer: its TxBuf and its file ranges.

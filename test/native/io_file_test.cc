@@ -4,10 +4,11 @@
 // caller's descriptor may be closed as soon as the submit returns; the loop's
 // duplicates are closed once written and when the loop goes with ranges still
 // queued (counted in /proc/self/fd), at most 64 per peer; a file shorter than its range resets the
-// peer. Run under ASan/UBSan by `npm run test:native`.
+// peer; inline, a descriptor that cannot be duplicated is read at once. Run under ASan/UBSan by `npm run test:native`.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -136,6 +137,18 @@ uint32_t file_record(std::vector<uint8_t>* data, int fd, uint64_t offset, uint32
   return static_cast<uint32_t>(sizeof r + std::strlen(head));
 }
 
+// Inline mode: the batches' events, kept on this thread.
+struct InlineInbox {
+  std::vector<int32_t> events;
+  zs_io_loop* loop = nullptr;
+};
+
+void post_inline(void* ctx, const zs_io_batch* b) {
+  auto* in = static_cast<InlineInbox*>(ctx);
+  in->events.insert(in->events.end(), b->event_records, b->event_records + 4 * b->events);
+  zs_io_batch_done(in->loop, b);
+}
+
 }  // namespace
 
 TEST(io_file_range_in_order_between_frames_and_fds_closed) {
@@ -239,4 +252,55 @@ TEST(io_file_ranges_still_queued_when_the_loop_goes) {
   zs_io_destroy(loop);
   close(sock);
   CHECK_EQ(open_fds(), before_loop);  // the loop's own descriptors and every range's duplicate
+}
+
+// Inline mode, out of descriptors: the duplicate fails, and the range is read
+// from the caller's descriptor during the submit (it is open then) and sent as
+// bytes; nothing is left open.
+TEST(io_file_inline_without_a_duplicate_copies_the_range) {
+  InlineInbox in;
+  zs_io_loop* loop = zs_io_create_inline(post_inline, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  CHECK(port > 0);
+  int sock = connect_to(port);
+  CHECK(sock >= 0);
+  int32_t peer = -1;
+  for (int turn = 0; turn < 500 && peer < 0; turn++) {
+    zs_io_run_once(loop);
+    for (size_t i = 0; i + 3 < in.events.size(); i += 4)
+      if (in.events[i] == ZS_EV_OPEN) peer = in.events[i + 1];
+    if (peer < 0) usleep(1000);
+  }
+  CHECK(peer >= 0);
+  std::vector<uint8_t> file;
+  int fd = temp_file(100 * 1024, &file);
+  CHECK(fd >= 0);
+  const int base = open_fds();
+  std::vector<uint8_t> data;
+  const uint32_t len = file_record(&data, fd, 4096, 90 * 1024, "hd");
+  const uint8_t op = ZS_OP_SEND_FILE;
+  const uint32_t who = uint32_t(peer);
+  const uint8_t kind = zs_frame_kind_byte(8, 0);
+  // No descriptor number is free below the limit during the submit.
+  rlimit saved;
+  getrlimit(RLIMIT_NOFILE, &saved);
+  const int lowest = dup(0);
+  close(lowest);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest);
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  zs_io_submit(loop, data.data(), data.size(), 1, &op, &who, &kind, &len);
+  setrlimit(RLIMIT_NOFILE, &saved);
+  close(fd);
+  for (int turn = 0; turn < 20; turn++) zs_io_run_once(loop);
+  std::vector<uint8_t> p;
+  CHECK(read_frame(sock, &p));
+  CHECK(p.size() == 2 + 90 * 1024 && p[0] == 'h' && p[1] == 'd' && std::memcmp(p.data() + 2, file.data() + 4096, 90 * 1024) == 0);
+  CHECK_EQ(open_fds(), base - 1);  // the caller's descriptor, closed above; the loop held none
+  for (size_t i = 0; i + 3 < in.events.size(); i += 4) CHECK(in.events[i] != ZS_EV_CLOSE);
+  close(sock);
+  zs_io_destroy(loop);
 }
