@@ -206,4 +206,42 @@ describe('files.read by sendfile over native TCP', { skip: native ? false : 'the
       await s.close();
     }
   });
+
+  it('with a secure channel on native TCP the answers are sealed, never sent in clear', async () => {
+    const { Server } = await import('../../lib/framework/server.js');
+    const { serveFiles } = await import('../../lib/files/index.js');
+    const { ServerIdentity } = await import('../../lib/channel/handshake.js');
+    const { randomBytes } = await import('node:crypto');
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const identity = ServerIdentity.from(randomBytes(32));
+    const dir = await mkdtemp(join(tmpdir(), 'zs-files-sf-'));
+    const server = new Server({ quiet: true });
+    const service = await serveFiles(server, { root: dir });
+    const ct = new NativeTcpTransport();
+    try {
+      // A marker that must not cross the wire in clear.
+      const data = Buffer.alloc(2 * CHUNK, 'CLEARTEXT-MARKER ');
+      await writeFile(join(dir, 'secret.bin'), data);
+      const ep = await server.listen(new NativeTcpTransport(), { host: '127.0.0.1', port: 0 }, { secure: { identity } });
+      const c = new Client({ transport: ct, host: '127.0.0.1', port: ep.address.port, quiet: true, secure: { pin: identity.fingerprint } });
+      const seen: Buffer[] = [];
+      const frames = (b: { count: number; data: Buffer; offsets: Uint32Array; lengths: Uint32Array }) => {
+        for (let i = 0; i < b.count; i++) seen.push(Buffer.from(b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!)));
+      };
+      ct.prependListener('frames', frames as never);
+      await c.connect();
+      const h = await open(c, 'secret.bin');
+      const parts = await Promise.all([0, 1].map((k) => read(c, h, k * CHUNK, CHUNK)));
+      assert.deepEqual(Buffer.concat(parts), data);
+      assert.ok(seen.length > 0);
+      assert.ok(!seen.some((f) => f.includes('CLEARTEXT-MARKER')), 'no frame carried the file in clear');
+      await c.close();
+    } finally {
+      await ct.shutdown();
+      await service.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
