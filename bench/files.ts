@@ -9,8 +9,10 @@
  *    flight per download, as FilesClient.download does by default; --chunk and --in-flight change it)
  *    answered by the native loop's sendfile(2), against http.createServer piping
  *    fs.createReadStream into each response, and against the same service with sendfile off
- *    (reads through JavaScript: the A/B of the fast path in one run). Each server runs in its own process; the downloads
- *    come from P load processes (default 4, so no process nears the 20,000-descriptor limit).
+ *    (reads through JavaScript: the A/B of the fast path in one run). Each server runs in its own
+ *    process; the downloads come from P load processes (default 4, more when needed so that none
+ *    holds over 10,000 sockets: the descriptor limit is 20,000), from source addresses spread over
+ *    127.0.0.2-251 (so no address pair runs short of ephemeral ports).
  *    Reports aggregate throughput, the server's peak RSS and its CPU time per GiB sent. The load
  *    processes count bytes and drop them (no disk writes), and each phase stops after S seconds
  *    (default 60): throughput is bytes delivered over the time taken.
@@ -90,8 +92,11 @@ async function serverRole(kind: string, dir: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------- load processes
-async function zserverDownload(port: number, transport: Awaited<ReturnType<typeof createTransport>>, deadline: number, chunk: number, depth: number): Promise<number> {
-  const client = new Client({ transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 120_000 });
+/** The source address of download `n`: spread over 127.0.0.2-251, so no address pair runs out of ephemeral ports. */
+const sourceAddress = (n: number): string => `127.0.0.${2 + (n % 250)}`;
+
+async function zserverDownload(port: number, transport: Awaited<ReturnType<typeof createTransport>>, deadline: number, chunk: number, depth: number, from: string): Promise<number> {
+  const client = new Client({ transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 120_000, localAddress: from });
   await client.connect();
   const opened = await client.call(FilesCommand.open, new DataFrame().writeString('file.bin'));
   const handle = opened.readUInt32();
@@ -111,10 +116,10 @@ async function zserverDownload(port: number, transport: Awaited<ReturnType<typeo
   return got;
 }
 
-function httpDownload(port: number, deadline: number): Promise<number> {
+function httpDownload(port: number, deadline: number, from: string): Promise<number> {
   return new Promise((resolve, reject) => {
     let got = 0;
-    const req = httpGet({ host: '127.0.0.1', port, path: '/file.bin', agent: false }, (res) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/file.bin', agent: false, localAddress: from }, (res) => {
       res.on('data', (b: Buffer) => {
         got += b.length;
         if (Date.now() > deadline) req.destroy();
@@ -129,12 +134,15 @@ function httpDownload(port: number, deadline: number): Promise<number> {
 async function loadRole(): Promise<void> {
   process.on('message', async (m: Msg) => {
     if (m.type !== 'run') return;
-    const { kind, port, count, seconds, chunk, depth } = m as unknown as { kind: string; port: number; count: number; seconds: number; chunk: number; depth: number };
+    const { kind, port, count, first, seconds, chunk, depth } = m as unknown as { kind: string; port: number; count: number; first: number; seconds: number; chunk: number; depth: number };
     const deadline = Date.now() + seconds * 1000;
     const ours = kind !== 'http';
     const transport = ours ? await createTransport((await transportAvailable('native')) ? 'native' : 'node-net') : undefined;
     const results = await Promise.allSettled(
-      Array.from({ length: count }, () => (ours ? zserverDownload(port, transport!, deadline, chunk, depth) : httpDownload(port, deadline))),
+      Array.from({ length: count }, (_, k) => {
+        const from = sourceAddress(first + k);
+        return ours ? zserverDownload(port, transport!, deadline, chunk, depth, from) : httpDownload(port, deadline, from);
+      }),
     );
     await transport?.shutdown();
     const bytes = results.reduce((a, r) => a + (r.status === 'fulfilled' ? r.value : 0), 0);
@@ -406,12 +414,14 @@ const SERVER_NAMES: Record<string, string> = {
 
 async function phase(kind: string, dir: string, downloads: number, procs: number, seconds: number): Promise<Record<string, string | number>> {
   const { child: server, ready } = await start(['--role', 'server', kind, dir]);
-  const loads = await Promise.all(Array.from({ length: Math.min(procs, downloads) }, () => start(['--role', 'load'])));
+  // At most 10,000 downloads (sockets) per load process: under the 20,000-descriptor limit with room to spare.
+  const loads = await Promise.all(Array.from({ length: Math.min(Math.max(procs, Math.ceil(downloads / 10_000)), downloads) }, () => start(['--role', 'load'])));
   try {
     const before = await ask(server, { type: 'sample' }, 'sample');
     const t0 = performance.now();
     const per = loads.map((_, i) => Math.floor(downloads / loads.length) + (i < downloads % loads.length ? 1 : 0));
-    const done = await Promise.all(loads.map((l, i) => ask(l.child, { type: 'run', kind, port: ready.port as number, count: per[i]!, seconds, chunk: arg('--chunk', 256) * 1024, depth: arg('--in-flight', 4) }, 'done')));
+    const firsts = per.map((_, i) => per.slice(0, i).reduce((a, n) => a + n, 0));
+    const done = await Promise.all(loads.map((l, i) => ask(l.child, { type: 'run', kind, port: ready.port as number, count: per[i]!, first: firsts[i]!, seconds, chunk: arg('--chunk', 256) * 1024, depth: arg('--in-flight', 4) }, 'done')));
     const secs = (performance.now() - t0) / 1000;
     const after = await ask(server, { type: 'sample' }, 'sample');
     const bytes = done.reduce((a, d) => a + (d.bytes as number), 0);
