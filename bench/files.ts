@@ -6,15 +6,21 @@
  *
  * 1. N concurrent downloads (default 1,000) of one file (default 64 MiB, from the page cache):
  *    zserver's file service over native TCP (files.open, then files.read of 256 KiB with 4 in
- *    flight per download, as FilesClient.download does by default; --chunk and --in-flight change it) against http.createServer piping
- *    fs.createReadStream into each response. Each server runs in its own process; the downloads
- *    come from P load processes (default 4, so no process nears the 20,000-descriptor limit).
+ *    flight per download, as FilesClient.download does by default; --chunk and --in-flight change it)
+ *    answered by the native loop's sendfile(2), against http.createServer piping
+ *    fs.createReadStream into each response, and against the same service with sendfile off
+ *    (reads through JavaScript: the A/B of the fast path in one run). Each server runs in its own
+ *    process; the downloads come from P load processes (default 4, more when needed so that none
+ *    holds over 10,000 sockets: the descriptor limit is 20,000), from source addresses spread over
+ *    127.0.0.2-251 (so no address pair runs short of ephemeral ports).
  *    Reports aggregate throughput, the server's peak RSS and its CPU time per GiB sent. The load
  *    processes count bytes and drop them (no disk writes), and each phase stops after S seconds
  *    (default 60): throughput is bytes delivered over the time taken.
  * 2. One download of a big file (default 2 GiB, --single MiB) over one connection: zserver, http, and
  *    a minimal C server that sendfile()s the whole file (compiled with cc at run time; skipped
- *    with a note when there is no cc). The C row has no server CPU figure (it is not sampled).
+ *    with a note when there is no cc). The C server reports its own CPU time (getrusage); it has
+ *    no RSS figure (ru_maxrss survives execve, so it would be the spawning Node process's).
+ *    The big file is written in 64 MiB pieces and removed after the part.
  *
  * 3. Interrupted transfers (default 100, --interrupts N, of a file of --resume-size MiB, default 8):
  *    half are stopped by killing the transferring process (SIGKILL at a random offset, in a child
@@ -56,9 +62,10 @@ type Msg = { type: string; [k: string]: unknown };
 // ---------------------------------------------------------------- server processes
 async function serverRole(kind: string, dir: string): Promise<void> {
   let port: number;
-  if (kind === 'zserver') {
+  if (kind === 'zserver' || kind === 'zserver-js') {
     const server = new Server({ quiet: true });
-    await serveFiles(server, { root: dir, maxOpenFiles: 20_000 });
+    // zserver-js: the same service with its sendfile path off (reads through JavaScript), for an A/B in one run.
+    await serveFiles(server, { root: dir, maxOpenFiles: 20_000, sendfile: kind === 'zserver' });
     const name = (await transportAvailable('native')) ? 'native' : 'node-net';
     const ep = await server.listen(await createTransport(name), { host: '127.0.0.1', port: 0 });
     port = ep.address.port;
@@ -85,8 +92,11 @@ async function serverRole(kind: string, dir: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------- load processes
-async function zserverDownload(port: number, transport: Awaited<ReturnType<typeof createTransport>>, deadline: number, chunk: number, depth: number): Promise<number> {
-  const client = new Client({ transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 120_000 });
+/** The source address of download `n`: spread over 127.0.0.2-251, so no address pair runs out of ephemeral ports. */
+const sourceAddress = (n: number): string => `127.0.0.${2 + (n % 250)}`;
+
+async function zserverDownload(port: number, transport: Awaited<ReturnType<typeof createTransport>>, deadline: number, chunk: number, depth: number, from: string): Promise<number> {
+  const client = new Client({ transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 120_000, localAddress: from });
   await client.connect();
   const opened = await client.call(FilesCommand.open, new DataFrame().writeString('file.bin'));
   const handle = opened.readUInt32();
@@ -106,10 +116,10 @@ async function zserverDownload(port: number, transport: Awaited<ReturnType<typeo
   return got;
 }
 
-function httpDownload(port: number, deadline: number): Promise<number> {
+function httpDownload(port: number, deadline: number, from: string): Promise<number> {
   return new Promise((resolve, reject) => {
     let got = 0;
-    const req = httpGet({ host: '127.0.0.1', port, path: '/file.bin', agent: false }, (res) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/file.bin', agent: false, localAddress: from }, (res) => {
       res.on('data', (b: Buffer) => {
         got += b.length;
         if (Date.now() > deadline) req.destroy();
@@ -124,11 +134,15 @@ function httpDownload(port: number, deadline: number): Promise<number> {
 async function loadRole(): Promise<void> {
   process.on('message', async (m: Msg) => {
     if (m.type !== 'run') return;
-    const { kind, port, count, seconds, chunk, depth } = m as unknown as { kind: string; port: number; count: number; seconds: number; chunk: number; depth: number };
+    const { kind, port, count, first, seconds, chunk, depth } = m as unknown as { kind: string; port: number; count: number; first: number; seconds: number; chunk: number; depth: number };
     const deadline = Date.now() + seconds * 1000;
-    const transport = kind === 'zserver' ? await createTransport((await transportAvailable('native')) ? 'native' : 'node-net') : undefined;
+    const ours = kind !== 'http';
+    const transport = ours ? await createTransport((await transportAvailable('native')) ? 'native' : 'node-net') : undefined;
     const results = await Promise.allSettled(
-      Array.from({ length: count }, () => (kind === 'zserver' ? zserverDownload(port, transport!, deadline, chunk, depth) : httpDownload(port, deadline))),
+      Array.from({ length: count }, (_, k) => {
+        const from = sourceAddress(first + k);
+        return ours ? zserverDownload(port, transport!, deadline, chunk, depth, from) : httpDownload(port, deadline, from);
+      }),
     );
     await transport?.shutdown();
     const bytes = results.reduce((a, r) => a + (r.status === 'fulfilled' ? r.value : 0), 0);
@@ -284,10 +298,12 @@ const SENDFILE_C = `
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-/* Serves one connection: sendfile() of the whole file, then exit. Prints its port first. */
+/* Serves one connection: sendfile() of the whole file, then exit. Prints its port first, and its
+   CPU time (ms) and peak RSS (KiB, unused: it includes the spawning process's) last. */
 int main(int argc, char** argv) {
   int fd = open(argv[1], O_RDONLY);
   struct stat st;
@@ -305,9 +321,12 @@ int main(int argc, char** argv) {
   off_t off = 0;
   while (off < st.st_size) {
     ssize_t n = sendfile(c, fd, &off, st.st_size - off);
-    if (n <= 0) return 2;
+    if (n <= 0) break; /* the client stopped (the bench's time cap) */
   }
   close(c);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("%ld %ld\\n", ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000 + ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000, ru.ru_maxrss);
   return 0;
 }
 `;
@@ -323,9 +342,15 @@ async function sendfileBaseline(dir: string, file: string, seconds: number): Pro
     return undefined;
   }
   const child = spawn(bin, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Everything after the port line: the server's CPU time and peak RSS, printed as it exits.
+  let out = '';
+  const usage = new Promise<string>((resolve) => {
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.once('exit', () => resolve(out.slice(out.indexOf('\n') + 1).trim()));
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+      child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().split('\n')[0]!.trim())));
       child.once('exit', (code) => reject(new Error(`the sendfile server exited with ${code}`)));
     });
     const t0 = performance.now();
@@ -341,7 +366,19 @@ async function sendfileBaseline(dir: string, file: string, seconds: number): Pro
       sock.on('error', reject);
     });
     const secs = (performance.now() - t0) / 1000;
-    return { server: 'C sendfile(2), one connection', downloads: '1', 'GiB sent': (bytes / 2 ** 30).toFixed(2), seconds: secs.toFixed(1), 'MiB/s': formatNumber(bytes / 2 ** 20 / secs), 'peak RSS MiB': '-', 'CPU s / GiB': '-', errors: '0' };
+    const [cpuMs] = (await usage).split(/\s+/).map(Number);
+    const gib = bytes / 2 ** 30;
+    return {
+      server: 'C sendfile(2), one connection',
+      downloads: '1',
+      'GiB sent': gib.toFixed(2),
+      seconds: secs.toFixed(1),
+      'MiB/s': formatNumber(bytes / 2 ** 20 / secs),
+      // ru_maxrss survives execve, so it would show the Node process the server was spawned from.
+      'peak RSS MiB': '-',
+      'CPU s / GiB': cpuMs! >= 0 && gib > 0 ? (cpuMs! / 1000 / gib).toFixed(2) : '-',
+      errors: '0',
+    };
   } finally {
     child.kill();
   }
@@ -369,14 +406,22 @@ function ask(child: ChildProcess, msg: Msg, answer: string): Promise<Msg> {
   });
 }
 
+const SERVER_NAMES: Record<string, string> = {
+  zserver: 'zserver files (native TCP, sendfile)',
+  'zserver-js': 'zserver files (reads through JS)',
+  http: 'node http + createReadStream',
+};
+
 async function phase(kind: string, dir: string, downloads: number, procs: number, seconds: number): Promise<Record<string, string | number>> {
   const { child: server, ready } = await start(['--role', 'server', kind, dir]);
-  const loads = await Promise.all(Array.from({ length: Math.min(procs, downloads) }, () => start(['--role', 'load'])));
+  // At most 10,000 downloads (sockets) per load process: under the 20,000-descriptor limit with room to spare.
+  const loads = await Promise.all(Array.from({ length: Math.min(Math.max(procs, Math.ceil(downloads / 10_000)), downloads) }, () => start(['--role', 'load'])));
   try {
     const before = await ask(server, { type: 'sample' }, 'sample');
     const t0 = performance.now();
     const per = loads.map((_, i) => Math.floor(downloads / loads.length) + (i < downloads % loads.length ? 1 : 0));
-    const done = await Promise.all(loads.map((l, i) => ask(l.child, { type: 'run', kind, port: ready.port as number, count: per[i]!, seconds, chunk: arg('--chunk', 256) * 1024, depth: arg('--in-flight', 4) }, 'done')));
+    const firsts = per.map((_, i) => per.slice(0, i).reduce((a, n) => a + n, 0));
+    const done = await Promise.all(loads.map((l, i) => ask(l.child, { type: 'run', kind, port: ready.port as number, count: per[i]!, first: firsts[i]!, seconds, chunk: arg('--chunk', 256) * 1024, depth: arg('--in-flight', 4) }, 'done')));
     const secs = (performance.now() - t0) / 1000;
     const after = await ask(server, { type: 'sample' }, 'sample');
     const bytes = done.reduce((a, d) => a + (d.bytes as number), 0);
@@ -385,7 +430,7 @@ async function phase(kind: string, dir: string, downloads: number, procs: number
     const first = done.find((d) => d.firstError !== '')?.firstError;
     if (first) process.stderr.write(`${kind}: ${errors} downloads failed, first: ${String(first)}\n`);
     return {
-      server: kind === 'zserver' ? 'zserver files (native TCP)' : 'node http + createReadStream',
+      server: SERVER_NAMES[kind] ?? kind,
       downloads: String(downloads),
       'GiB sent': gib.toFixed(2),
       seconds: secs.toFixed(1),
@@ -419,9 +464,13 @@ async function main(): Promise<void> {
     if (runs('throughput')) {
       await writeFile(join(dir, 'file.bin'), randomBytes(sizeMiB * 2 ** 20));
       const rows = [];
-      for (const kind of ['zserver', 'http']) rows.push(await phase(kind, dir, downloads, procs, seconds));
+      for (const kind of ['zserver', 'http', 'zserver-js']) rows.push(await phase(kind, dir, downloads, procs, seconds));
       ratios.concurrent = mibs(rows[0]) / mibs(rows[1]);
-      printTable(`${downloads} concurrent downloads of a ${sizeMiB} MiB file (zserver / http: ${ratios.concurrent.toFixed(2)}x)`, rows);
+      ratios.concurrentJs = mibs(rows[2]) / mibs(rows[1]);
+      printTable(
+        `${downloads} concurrent downloads of a ${sizeMiB} MiB file (zserver / http: ${ratios.concurrent.toFixed(2)}x; through JS / http: ${ratios.concurrentJs.toFixed(2)}x)`,
+        rows,
+      );
       results.push(...rows);
     }
     if (runs('single')) {
@@ -433,7 +482,7 @@ async function main(): Promise<void> {
       for (let left = singleMiB * 2 ** 20; left > 0; left -= piece.length) await big.write(piece, 0, Math.min(piece.length, left));
       await big.close();
       const single = [];
-      for (const kind of ['zserver', 'http']) single.push(await phase(kind, singleDir, 1, 1, seconds));
+      for (const kind of ['zserver', 'http', 'zserver-js']) single.push(await phase(kind, singleDir, 1, 1, seconds));
       const c = await sendfileBaseline(dir, join(singleDir, 'file.bin'), seconds);
       if (c !== undefined) single.push(c);
       ratios.single = mibs(single[0]) / mibs(single[1]);

@@ -20,9 +20,13 @@ import { basename, dirname, join } from 'node:path';
 import { FilesError } from '../errors.js';
 import type { BigStreamIn } from '../framework/bigstream.js';
 import type { Peer } from '../framework/peer.js';
+import type { StreamHandler } from '../framework/registry.js';
+import { FileReply, fileRepliesOn } from '../framework/reply.js';
+import type { EncodedReply } from '../framework/worker-hook.js';
 import type { Server } from '../framework/server.js';
 import { DataFrame } from '../protocol/dataframe.js';
 import { hashRange } from './hash-file.js';
+import { ReadReply, replyHead } from './read-reply.js';
 import { SandboxRoot, O_NOFOLLOW, checkName, fsError } from './paths.js';
 import { DEFAULT_MAX_READ, FilesCommand, PARTIAL_PREFIX, checkAlgorithm, type HashAlgorithm } from './protocol.js';
 
@@ -59,6 +63,13 @@ export interface FilesOptions {
   handleTimeout?: number;
   /** Entries one `files.list` returns at most (default 10,000); the answer says when it was cut. */
   maxListEntries?: number;
+  /**
+   * Answer `files.read` over native TCP connections without layers (no secure channel, no
+   * compression layer) with the native loop's sendfile(2), the file's bytes never entering
+   * JavaScript (default true). Other connections, and `false`, read into the answer's buffer
+   * on the libuv thread pool.
+   */
+  sendfile?: boolean;
 }
 
 /** What serveFiles() returns: counters and a close(). */
@@ -144,6 +155,7 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
   const handleTimeout = checkLimit(options.handleTimeout, 'handleTimeout', 60_000);
   const maxListEntries = checkLimit(options.maxListEntries, 'maxListEntries', 10_000);
   const perUser = options.perUser;
+  const sendfile = options.sendfile !== false;
   const baseRoot = await SandboxRoot.open(options.root, true);
 
   const roots = new Map<string, RootState>();
@@ -384,7 +396,10 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     else reads--;
   };
 
-  server.stream(FilesCommand.read, async (df, peer) => {
+  // The answer is a Reply already encoded around the file's bytes (read-reply.ts). The framework
+  // sends an EncodedReply as it is, as it does a worker thread's; StreamHandler's public type
+  // names only DataFrame, hence the cast.
+  const readFile = async (df: DataFrame, peer: Peer): Promise<EncodedReply | FileReply> => {
     const id = df.readUInt32();
     const offset = int(df, 'offset');
     const length = df.readUInt32();
@@ -393,26 +408,35 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     let h = stateOf(peer).handles.get(id);
     if (h === undefined) throw noHandle();
     h.lastUsed = performance.now();
+    if (sendfile && fileRepliesOn(peer.transport)) {
+      // Native TCP with no layer that must see the bytes: the loop sends the range with
+      // sendfile(2), in order with the connection's other frames, and duplicates the descriptor
+      // before the reply is handed over, so a close of the handle right after cannot cut it.
+      const n = Math.max(0, Math.min(length, h.size - offset));
+      return new FileReply(replyHead(n), h.fh.fd, offset, n);
+    }
     await startRead();
     try {
       h = stateOf(peer).handles.get(id); // it may have been closed while the read waited
       if (h === undefined) throw noHandle();
       const n = Math.max(0, Math.min(length, h.size - offset));
-      const buf = Buffer.allocUnsafe(n);
-      let got = 0;
-      while (got < n) {
-        const { bytesRead } = await h.fh.read(buf, got, n - got, offset + got).catch((err: unknown) => {
+      // The bytes are read straight into the answer's payload, behind room for its header
+      // (read-reply.ts): no copy into the framework's reply writer.
+      const reply = new ReadReply(n);
+      while (reply.got < n) {
+        const { bytesRead } = await h.fh.read(reply.buf, reply.at, n - reply.got, offset + reply.got).catch((err: unknown) => {
           throw fsError(err, h!.name);
         });
         if (bytesRead === 0) break; // the file shrank since it was opened
-        got += bytesRead;
+        reply.got += bytesRead;
       }
       h.lastUsed = performance.now();
-      return new DataFrame().writeBytes(buf.subarray(0, got));
+      return reply.encoded();
     } finally {
       endRead();
     }
-  });
+  };
+  server.stream(FilesCommand.read, readFile as unknown as StreamHandler);
 
   server.stream(FilesCommand.close, async (df, peer) => {
     const s = peers.get(peer);

@@ -48,7 +48,7 @@ import { BufferAssemblies } from './assembly.js';
 import { BigStreamIn, BigStreamSender, type BigStreamSource } from './bigstream.js';
 import { ErrorCode, type CommandKind, type CommandRegistry, type ReplySink } from './registry.js';
 import { peerText } from './log.js';
-import { encodeReply } from './reply.js';
+import { encodeReply, FileReply } from './reply.js';
 import { checkTimeout, type BigStreamOptions, type CallOptions, type PeerSettings } from './peer-options.js';
 import { Peer, type PeerConnection } from './peer.js';
 import { RequestTable, type Pending, type Settle } from './requests.js';
@@ -370,9 +370,34 @@ export class Connection implements PeerConnection, ReplySink {
       // The handler returned: chunks it left unread give their budget back.
       stream.fail(new StreamAbortedError(`big stream '${stream.name}' ended: its handler returned`));
     }
+    if (value instanceof FileReply) return this.#replyFile(id, value);
     const payload = encodeReply(id, kind, value, this.#settings.maxMessageSize);
     this.#trySend(K.Reply, payload);
     return payload.length;
+  }
+
+  /** Answers request `id` with a head and a file range (FileReply, reply.ts); the bytes sent. */
+  #replyFile(id: number, value: FileReply): number {
+    const send = this.transport.sendFile;
+    if (send === undefined) throw new TypeError('a FileReply needs a transport with sendFile() (native TCP without layers); check fileRepliesOn() first');
+    const size = value.head.length + value.length;
+    if (size > this.#settings.maxMessageSize) {
+      throw Object.assign(new RangeError(`reply of ${size} bytes exceeds maxMessageSize`), { code: ErrorCode.TooLarge });
+    }
+    const head = value.head;
+    head[0] = id;
+    head[1] = id >>> 8;
+    head[2] = id >>> 16;
+    head[3] = id >>> 24;
+    const c = this.#host.counters;
+    c.messagesOut++;
+    c.bytesOut += size;
+    try {
+      if (!send.call(this.transport, this.transportPeer, K.Reply, 0, head, value.fd, value.offset, value.length)) this.#backlogged = true;
+    } catch (err) {
+      if (!this.#closed) throw new ConnectionClosedError(`peer ${this.id}: the transport refused a message: ${(err as Error).message}`, { cause: err });
+    }
+    return size;
   }
 
   /** Answers request `id` with an error (ReplySink). */

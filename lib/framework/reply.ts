@@ -8,6 +8,28 @@ import { encodeIdBytes, encodeIdText, encodeReplyFrame } from '../protocol/messa
 import { ErrorCode, type CommandKind } from './registry.js';
 import { EncodedReply } from './worker-hook.js';
 
+/**
+ * A stream handler's answer whose body ends with a range of an open file, sent without reading
+ * it into JavaScript: the Reply payload is `head` (4 bytes of room for the request id, then the
+ * encoded body up to the file's bytes) followed by `length` bytes of `fd` from `offset`. Only
+ * over a transport with sendFile() (Transport.sendFile: a native TCP connection with no layer
+ * that must see the bytes); a handler checks fileRepliesOn(peer.transport) before returning one.
+ * The framework is done with `fd` when the handler's promise has settled and the reply went down.
+ */
+export class FileReply {
+  constructor(
+    readonly head: Uint8Array,
+    readonly fd: number,
+    readonly offset: number,
+    readonly length: number,
+  ) {}
+}
+
+/** True when a connection on `transport` can be answered with a FileReply. */
+export function fileRepliesOn(transport: { sendFile?: unknown }): boolean {
+  return typeof transport.sendFile === 'function';
+}
+
 const EMPTY = new DataFrame();
 const EMPTY_BYTES = new Uint8Array(0);
 

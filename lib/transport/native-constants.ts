@@ -38,6 +38,8 @@ export const OP_RESUME = 8;
 export const OP_CLOSE_WITH = 9;
 /** WebSocket endpoints: the bytes of an HTTP answer; the loop closes after them. */
 export const OP_HTTP_REPLY = 10;
+/** A frame of head bytes then a file range, sent with sendfile(2) where no stage must see the bytes (io_file.cc). */
+export const OP_SEND_FILE = 11;
 
 /** ZS_CLOSE_*: the CloseReason of code i is CLOSE_REASONS[i]. */
 export const CLOSE_REASONS: readonly CloseReason[] = [

@@ -50,6 +50,7 @@ import {
   OP_PAUSE,
   OP_RELEASE,
   OP_RESUME,
+  OP_SEND,
   OP_WATCH_DRAIN,
   PROTO_COMPRESSED_REFUSED,
 } from './native-constants.js';
@@ -71,6 +72,9 @@ import {
   type TransportEvents,
   type TransportStats,
 } from './types.js';
+
+/** A payload this big is submitted on its own at send() rather than copied into the turn's buffer. */
+const DIRECT_SEND_BYTES = 64 * 1024;
 
 /** tlsError()'s key of a failed connect: this plus the connect's tag. */
 const TLS_CONNECT_KEY = 2 ** 32;
@@ -177,6 +181,8 @@ export class NativeDispatch {
   readonly loop: TcpLoopHandle;
   /** This turn's records; a protocol queues its own (OP_HTTP_REPLY) here. */
   readonly queue = new SubmitQueue();
+  /** The one record of a sendDirect() (OP_SEND). */
+  private readonly direct = { ops: Uint8Array.of(OP_SEND), peers: new Uint32Array(1), kinds: new Uint8Array(1), lens: new Uint32Array(1) };
   readonly counters: Counters = { connections: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
   readonly closes: Partial<Record<CloseReason, number>> = {};
   /** recordStats() of the loop, kept when it is destroyed (stats still answer after shutdown()). */
@@ -296,8 +302,23 @@ export class NativeDispatch {
   /** Queues one frame (payload copied now); false above the high-water mark or when closed as a slow consumer. */
   send(peer: PeerId, kindByte: number, payload: Uint8Array): boolean {
     if (this.overQueue(peer, payload.length + FRAME_OVERHEAD)) return this.closedSlow();
-    this.queue.send(peer, kindByte, payload);
+    if (payload.length >= DIRECT_SEND_BYTES) this.sendDirect(peer, kindByte, payload);
+    else this.queue.send(peer, kindByte, payload);
     return this.queued(peer, payload.length);
+  }
+
+  /**
+   * A big frame goes down at once, from the caller's memory (after this turn's earlier records,
+   * so the order holds): copying it into the turn's buffer would cost a copy and, as that buffer
+   * doubles, more (a 256 KiB file chunk grew it through 512 KiB, 1 MiB, ... within a turn).
+   */
+  private sendDirect(peer: PeerId, kindByte: number, payload: Uint8Array): void {
+    this.flush();
+    const d = this.direct;
+    d.peers[0] = peer;
+    d.kinds[0] = kindByte;
+    d.lens[0] = payload.length;
+    this.loop.submit(payload, 1, d.ops, d.peers, d.kinds, d.lens);
   }
 
   /** send() of `parts` joined (`total` bytes), each part copied once. */
@@ -316,6 +337,19 @@ export class NativeDispatch {
     if (data === this.batchData) this.queue.forward(peer, kindByte, data, offset, length);
     else this.queue.send(peer, kindByte, data.subarray(offset, offset + length));
     return this.queued(peer, length);
+  }
+
+  /** A frame of `head` then `length` bytes of file `fd` at `offset` (TcpLoop duplicates fd at the flush). */
+  sendFile(peer: PeerId, kindByte: number, head: Uint8Array, fd: number, offset: number, length: number): boolean {
+    const total = head.length + length;
+    if (this.overQueue(peer, total + FRAME_OVERHEAD)) return this.closedSlow();
+    this.queue.sendFile(peer, kindByte, head, fd, offset, length);
+    const ok = this.queued(peer, total);
+    // Handed down now, not at the end of the turn: the loop duplicates fd during the submit, so
+    // the caller may close its descriptor as soon as this returns (a close on the thread pool
+    // could otherwise beat the turn's flush, and the number be reused by another file).
+    this.flush();
+    return ok;
   }
 
   /** Queues a record of `op` with `bytes` as its payload (OP_OFFLOAD, OP_HTTP_REPLY). */

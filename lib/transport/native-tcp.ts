@@ -169,6 +169,29 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   }
 
   /**
+   * Queues one frame whose payload is `head` followed by `length` bytes of the open file `fd`
+   * from `offset`, like send() of those bytes joined, without reading them into JavaScript:
+   * the native loop writes the range with sendfile(2) in order with the peer's other frames.
+   * It counts toward the high-water mark and maxSendQueue as send() does (same return value).
+   * The loop duplicates `fd` before this returns (the caller may close its own at once) and
+   * closes the duplicate once the range is written or the connection ends; this turn's earlier
+   * sends go down with it, so the order holds. Where a stage must see the bytes (TLS, offloaded records, the `compression` option),
+   * or past the loop's limits on queued ranges (64 per peer, 4,096 in all), the loop reads the
+   * range with pread(2) and sends it as an ordinary frame. If the file turns out shorter than
+   * `offset + length`, the peer is closed ('reset'): the frame's length was already promised.
+   */
+  sendFile(peer: PeerId, kind: number, flags: number, head: Uint8Array, fd: number, offset: number, length: number): boolean {
+    this.#d.checkFrame(peer, kind, flags);
+    if (!(head instanceof Uint8Array)) throw new TypeError(`head must be a Buffer or Uint8Array, got ${describe(head)}`);
+    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`fd must be an open file descriptor, got ${describe(fd)}`);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`offset must be an integer from 0 to 2^53 - 1, got ${describe(offset)}`);
+    if (!Number.isInteger(length) || length < 0 || head.length + length > 0xffffffff - 13) {
+      throw new RangeError(`length must be an integer from 0 to 2^32 - 14 - head.length, got ${describe(length)}`);
+    }
+    return this.#d.sendFile(peer, kind | (flags << 6), head, fd, offset, length);
+  }
+
+  /**
    * Transport.forward(): queues frame `index` of `batch` to `peer` (by default
    * the peer it came from). Inside this transport's own 'frames' callback the
    * native loop copies the payload straight from the batch's memory when the

@@ -11,7 +11,10 @@
  * lets the caller reuse its payload as soon as send() returns.
  */
 import type { TcpLoopHandle } from '../native.js';
-import { OP_FORWARD, OP_OFFLOAD, OP_SEND } from './native-constants.js';
+import { OP_FORWARD, OP_OFFLOAD, OP_SEND, OP_SEND_FILE } from './native-constants.js';
+
+/** Bytes of zs_io_file_range (fd i32, length u32, offset u64) at the start of an OP_SEND_FILE record. */
+const FILE_RANGE_BYTES = 16;
 
 /** Records of one turn, in order. */
 export class SubmitQueue {
@@ -108,6 +111,29 @@ export class SubmitQueue {
     this.kindBytes[i] = kindByte;
     this.lens[i] = length;
     this.offs[i] = offset;
+  }
+
+  /**
+   * Queues a frame whose payload is `head` then `length` bytes of file descriptor `fd` from
+   * `offset` (zs_io_file_range of native/core/io_loop.h, then the head bytes). The loop
+   * duplicates `fd` when the queue is submitted, so it must stay open until then (NativeDispatch
+   * submits at once).
+   */
+  sendFile(peer: number, kindByte: number, head: Uint8Array, fd: number, offset: number, length: number): void {
+    const n = FILE_RANGE_BYTES + head.length;
+    this.grow(1, n);
+    const i = this.count++;
+    this.ops[i] = OP_SEND_FILE;
+    this.peers[i] = peer;
+    this.kindBytes[i] = kindByte;
+    this.lens[i] = n;
+    const at = this.used;
+    // Native byte order, as the struct is read with memcpy: little-endian on every platform the loop runs on.
+    this.data.writeInt32LE(fd, at);
+    this.data.writeUInt32LE(length, at + 4);
+    this.data.writeBigUInt64LE(BigInt(offset), at + 8);
+    this.data.set(head, at + FILE_RANGE_BYTES);
+    this.used += n;
   }
 
   /**

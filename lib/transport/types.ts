@@ -247,6 +247,14 @@ export interface Transport extends EventEmitter<TransportEvents> {
    */
   sendv?(peer: PeerId, kind: number, flags: number, parts: readonly Uint8Array[]): boolean;
   /**
+   * Queues one frame whose payload is `head` then `length` bytes of the open file descriptor
+   * `fd` from `offset`, without the bytes passing through JavaScript (NativeTcpTransport: the
+   * native loop's sendfile(2)). Optional: only a transport that can do it has it, and a layer
+   * that must see the bytes (secure channel, compression) does not, so its presence on a
+   * connection's transport is the test. The caller may close `fd` once it returns.
+   */
+  sendFile?(peer: PeerId, kind: number, flags: number, head: Uint8Array, fd: number, offset: number, length: number): boolean;
+  /**
    * Queues frame `index` of `batch` (its kind, flags and payload) to `peer`, by default the peer
    * it came from: an echo, relay or fan-out without making a view of the payload. The same as
    * send() of that frame, and like send() it returns false above the high-water mark and throws

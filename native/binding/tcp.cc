@@ -369,7 +369,12 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     size_t total = 0;
     for (size_t i = 0; i < count; i++) {
       const uint8_t op = ops.data[i];
-      if (op == ZS_OP_SEND || op == ZS_OP_OFFLOAD || op == ZS_OP_HTTP_REPLY) {
+      if (op == ZS_OP_SEND || op == ZS_OP_OFFLOAD || op == ZS_OP_HTTP_REPLY || op == ZS_OP_SEND_FILE) {
+        if (op == ZS_OP_SEND_FILE && l[i] < sizeof(zs_io_file_range)) {
+          Napi::RangeError::New(env, "zserver native: a send-file record is shorter than its range")
+              .ThrowAsJavaScriptException();
+          return Napi::Value();
+        }
         total += l[i];
       } else if (op == ZS_OP_FORWARD && (!forwards || uint64_t{o[i]} + l[i] > source.bytes)) {
         Napi::RangeError::New(env, "zserver native: a forwarded frame lies outside its source")

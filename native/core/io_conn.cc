@@ -254,7 +254,7 @@ bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint
   }
   const size_t need = static_cast<size_t>(len) + ZS_FRAME_OVERHEAD + (s ? ZS_WS_MAX_HEADER : 0);
   const zs_io_options& o = configs[c.cfg];
-  const uint32_t queued = pending(c);
+  const uint64_t queued = queued_bytes(id, c);
   // A frame alone may exceed the cap (it goes into an empty queue); anything
   // on top of unsent bytes may not.
   if (o.max_send_queue && queued && queued + need > o.max_send_queue) {
@@ -350,7 +350,13 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
   uint32_t unsent = 0;  // TLS: ciphertext not yet written
   if (tls_on && !tls_send(id, c, fd, &unsent)) return;
   TxBuf* tx = c.tx;
-  while (!tls_on && tx && tx->off < tx->len) {
+  // File ranges wait between the queued bytes: flush_files writes both, in order (io_file.cc).
+  const bool ranged = !files.empty() && files.count(id) != 0;
+  if (ranged) {
+    if (!flush_files(id, c, fd)) return;
+    tx = c.tx;
+  }
+  while (!ranged && !tls_on && tx && tx->off < tx->len) {
     ssize_t n = send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -366,7 +372,9 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
   // With TLS, frames waiting for the handshake count as queued but do not
   // arm writability (the socket has nothing to take until the handshake is done).
   const uint32_t plain = pending(c);
-  const uint32_t left = plain + unsent;
+  // File ranges count as queued (backpressure, the close flush) but are no TxBuf bytes.
+  const uint64_t ranges = file_bytes(id);
+  const uint64_t left = plain + unsent + ranges;
   const uint32_t events = io::poll_events(c);
   if (plain == 0) {
     recycle_tx(c.tx);
@@ -462,6 +470,7 @@ void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   }
   zs_poller_remove(poller, fd);
   free_buffers(c);
+  drop_files(id);
   if (configs[c.cfg].tls) tls_free(id);
   c.flags &= ~io::kOutArmed;
   // The descriptor stays open until JavaScript releases the id: peerInfo()
@@ -477,6 +486,7 @@ void zs_io_loop::finish_close(uint32_t id, Conn& c) {
   close(fd);
   c.fd.store(-1, std::memory_order_relaxed);
   free_buffers(c);
+  drop_files(id);
   if (configs[c.cfg].tls) tls_free(id);
   c.flags &= ~io::kOutArmed;
   c.state = io::kDead;
@@ -490,6 +500,7 @@ void zs_io_loop::abort_conn(uint32_t id, Conn& c, int reason) {
   zs_net_close_abort(fd);
   c.fd.store(-1, std::memory_order_relaxed);
   free_buffers(c);
+  drop_files(id);
   if (configs[c.cfg].tls) tls_free(id);
   c.flags &= ~io::kOutArmed;
   c.state = io::kDead;
@@ -502,6 +513,7 @@ void zs_io_loop::maybe_free(uint32_t id, Conn& c) {
   if (fd >= 0) close(fd);
   c.fd.store(-1, std::memory_order_relaxed);
   if (c.flags & io::kSecure) drop_secure(id);
+  drop_files(id);
   if (ws_count) drop_ws(id);
   if (configs[c.cfg].tls) tls_forget(id);
   table.release(id);

@@ -95,6 +95,13 @@ void zs_io_loop::take_commands() {
 // Runs one record from JavaScript; `payload` is a send's bytes or an offload's parameters
 // (cmd.len bytes; zero for the other ops).
 void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
+  if (cmd.op == ZS_OP_SEND_FILE) {
+    // Copied by zs_io_submit with its descriptor already duplicated (io_loop_api.cc).
+    int32_t fd = -1;
+    if (cmd.len >= sizeof(zs_io_file_range)) std::memcpy(&fd, payload, sizeof fd);
+    run_file_record(cmd, payload, fd, true);
+    return;
+  }
   Conn* c = table.find(cmd.peer);
   if (!c || cmd.peer >= table.size()) return;
   switch (cmd.op) {
@@ -130,7 +137,7 @@ void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
       break;
     case ZS_OP_WATCH_DRAIN:
       if (c->state == io::kOpen) {
-        if (pending(*c) <= configs[c->cfg].high_water_mark / 2) {
+        if (queued_bytes(cmd.peer, *c) <= configs[c->cfg].high_water_mark / 2) {
           event(ZS_EV_DRAIN, cmd.peer, 0, 0);
         } else {
           c->flags |= io::kWantDrain;
@@ -247,6 +254,7 @@ void zs_io_loop::on_connected(uint32_t id, Conn& c) {
 // queued; a TLS one, its TLS state).
 void zs_io_loop::forget_connect(uint32_t id, Conn& c) {
   free_buffers(c);
+  drop_files(id);
   drop_ws(id);
   tls_free(id);
   table.release(id);

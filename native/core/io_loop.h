@@ -76,7 +76,18 @@ enum {
                           // 403 (ZS_REFUSE_FORBIDDEN) or 404 (ZS_REFUSE_NOT_FOUND) instead, then closed
   ZS_OP_HTTP_REPLY = 10,  // WebSocket endpoints: the bytes of an HTTP response to a ZS_EV_HTTP
                           // request; the connection closes once they are written
+  ZS_OP_SEND_FILE = 11,   // a frame of head bytes + a file range: payload is zs_io_file_range, then
+                          // the head bytes; the frame's payload is head + range (io_file.cc)
 };
+
+// The start of a ZS_OP_SEND_FILE record's data (native byte order). zs_io_submit
+// duplicates fd before it returns, so the caller may close its own at once; the
+// loop closes the duplicate when the range is written or the connection ends.
+typedef struct zs_io_file_range {
+  int32_t fd;
+  uint32_t length;
+  uint64_t offset;
+} zs_io_file_range;
 
 // Kind bytes of ZS_OP_CLOSE_WITH that refuse a WebSocket upgrade with 403 (a
 // foreign Origin) or 404 (another path); the close reason is the low 6 bits.

@@ -1,7 +1,10 @@
 // The C API of the I/O loop (io_loop.h): creation, the calls the JavaScript
 // thread makes, and destruction.
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <new>
 
@@ -84,6 +87,17 @@ void zs_io_destroy(zs_io_loop* loop) {
     if (fd >= 0) close(fd);
     free_buffers(c);
   }
+  while (!loop->files.empty()) loop->drop_files(loop->files.begin()->first);
+  // Send-file records never run hold duplicated descriptors.
+  size_t off = 0;
+  for (const Cmd& cmd : loop->cmds) {
+    if (cmd.op == ZS_OP_SEND_FILE && cmd.len >= sizeof(zs_io_file_range)) {
+      int32_t fd;
+      std::memcpy(&fd, loop->cmd_data.data() + off, sizeof fd);
+      if (fd >= 0) close(fd);
+    }
+    off += cmd.len;
+  }
   while (!loop->secure.empty()) loop->drop_secure(loop->secure.begin()->first);
   for (uint32_t id = 0; id < loop->ws.size(); id++) loop->drop_ws(id);
   while (!loop->tls.empty()) loop->tls_free(loop->tls.begin()->first);
@@ -126,7 +140,35 @@ int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* 
 
 namespace {
 // The ops whose record carries `len` bytes of data (a frame's payload, an offload's parameters).
-inline bool carries_data(uint8_t op) { return op == ZS_OP_SEND || op == ZS_OP_OFFLOAD || op == ZS_OP_HTTP_REPLY; }
+inline bool carries_data(uint8_t op) {
+  return op == ZS_OP_SEND || op == ZS_OP_OFFLOAD || op == ZS_OP_HTTP_REPLY || op == ZS_OP_SEND_FILE;
+}
+
+// A ZS_OP_SEND_FILE record's descriptor, duplicated on the caller's thread (the
+// caller may close its own as soon as the submit returns); -1 when that failed.
+inline int32_t dup_range_fd(const uint8_t* record, uint32_t len) {
+  if (len < sizeof(zs_io_file_range)) return -1;
+  zs_io_file_range r;
+  std::memcpy(&r, record, sizeof r);
+  return r.fd < 0 ? -1 : fcntl(r.fd, F_DUPFD_CLOEXEC, 0);
+}
+}  // namespace
+
+namespace {
+// Writes the duplicated descriptor into the copy of a record the I/O thread will run.
+void set_range_fd(std::vector<uint8_t>& out, size_t at, uint32_t len, int32_t fd) {
+  if (len >= sizeof(zs_io_file_range)) std::memcpy(out.data() + at, &fd, sizeof fd);
+  else if (fd >= 0) close(fd);
+}
+
+// set_range_fd for every ZS_OP_SEND_FILE record of a submit whose data was copied whole from `at`.
+void patch_range_fds(std::vector<uint8_t>& out, size_t at, uint32_t count, const uint8_t* ops, const uint32_t* lens) {
+  for (uint32_t i = 0; i < count; i++) {
+    if (!carries_data(ops[i])) continue;
+    if (ops[i] == ZS_OP_SEND_FILE) set_range_fd(out, at, lens[i], dup_range_fd(out.data() + at, lens[i]));
+    at += lens[i];
+  }
+}
 }  // namespace
 
 void zs_io_submit(zs_io_loop* loop, const uint8_t* data, size_t data_length, uint32_t count, const uint8_t* ops,
@@ -149,7 +191,16 @@ void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length
         continue;
       }
       const uint32_t len = carries_data(ops[i]) ? lens[i] : 0;
-      loop->run_command(Cmd{ops[i], kind_bytes[i], peers[i], len}, data + off);
+      if (ops[i] == ZS_OP_SEND_FILE) {
+        // Without a duplicate (out of descriptors) the caller's own is still open now: copied at once.
+        const Cmd cmd{ops[i], kind_bytes[i], peers[i], len};
+        const int32_t dup = dup_range_fd(data + off, len);
+        int32_t own = -1;
+        if (dup < 0 && len >= sizeof(zs_io_file_range)) std::memcpy(&own, data + off, sizeof own);
+        loop->run_file_record(cmd, data + off, dup >= 0 ? dup : own, dup >= 0);
+      } else {
+        loop->run_command(Cmd{ops[i], kind_bytes[i], peers[i], len}, data + off);
+      }
       off += len;
     }
     if (!loop->in_run) zs_poller_wake(loop->poller);
@@ -165,7 +216,9 @@ void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length
       for (uint32_t i = 0; i < count; i++)
         cmds[first + i] = Cmd{ops[i], kind_bytes[i], peers[i], carries_data(ops[i]) ? lens[i] : 0};
       // A forward record without a source stays a no-op (run_command skips it), as in inline mode.
+      const size_t at = out.size();
       if (data_length) out.insert(out.end(), data, data + data_length);
+      patch_range_fds(out, at, count, ops, lens);
     } else {
       // A forward becomes a send here: its bytes join the command data in
       // record order, so the I/O thread never reads the caller's memory.
@@ -179,7 +232,9 @@ void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length
         }
         const uint32_t len = carries_data(ops[i]) ? lens[i] : 0;
         cmds.push_back(Cmd{ops[i], kind_bytes[i], peers[i], len});
+        const size_t at = out.size();
         out.insert(out.end(), data + off, data + off + len);
+        if (ops[i] == ZS_OP_SEND_FILE) set_range_fd(out, at, len, dup_range_fd(data + off, len));
         off += len;
       }
     }

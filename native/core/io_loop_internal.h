@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -37,6 +38,26 @@ constexpr int kSpareTx = 64;
 constexpr uint32_t kSpareTxCap = 16 * 1024;
 // A send queue above this size shrinks when at most an eighth of it waits.
 constexpr uint32_t kShrinkTxAbove = 256 * 1024;
+// File ranges (io_file.cc): each queued range holds a duplicated descriptor.
+// Past either bound a range is copied into the send queue instead.
+constexpr size_t kMaxFileRangesPerPeer = 64;
+constexpr uint32_t kMaxFileRanges = 4096;
+
+// A range of a file waiting in a peer's send queue (io_file.cc); `at` is its
+// position in the peer's byte stream.
+struct FileRange {
+  uint64_t at;
+  uint64_t offset;
+  uint32_t length;
+  int fd;
+};
+
+// A peer's file ranges, in order, and the stream bytes written since the entry was made.
+struct FileSends {
+  uint64_t sent = 0;
+  uint64_t bytes = 0;  // range bytes not yet written
+  std::deque<FileRange> q;
+};
 // First size of a partial frame's receive buffer (or twice the bytes already
 // in, when more): from there it doubles as bytes arrive.
 constexpr uint32_t kRxFirst = 4096;
@@ -220,6 +241,9 @@ struct zs_io_loop {
   std::vector<uint8_t> tls_in;        // ciphertext read buffer, shared by all peers
   std::mutex tls_mu;                  // guards tls_errors against zs_io_tls_error
   std::unordered_map<uint64_t, std::string> tls_errors;  // by peer id, or kTlsConnectKey | connect tag
+  // File ranges queued per peer (io_file.cc): only peers with some have an entry.
+  std::unordered_map<uint32_t, zs::io::FileSends> files;
+  uint32_t file_fds = 0;  // descriptors those ranges hold, over all peers
   alignas(64) uint8_t scratch[16 + zs::io::kScratch];
 
   void run();
@@ -272,6 +296,14 @@ struct zs_io_loop {
     return configs[c.cfg].tls ? tls_read(id, c, fd, buf, cap) : ::read(fd, buf, cap);
   }
   void flush(uint32_t id, Conn& c);
+  void send_file(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* head, uint32_t head_len, int fd,
+                 uint64_t offset, uint32_t length, bool owned);
+  bool flush_files(uint32_t id, Conn& c, int sock);
+  void run_file_record(const Cmd& cmd, const uint8_t* record, int fd, bool owned);
+  uint64_t file_bytes(uint32_t id) const;
+  void drop_files(uint32_t id);
+  // Bytes waiting to be written to a peer: its TxBuf and its file ranges.
+  uint64_t queued_bytes(uint32_t id, const Conn& c) const;
   void recycle_tx(TxBuf* tx);
   void close_conn(uint32_t id, Conn& c, int reason, int err);
   void finish_close(uint32_t id, Conn& c);
