@@ -44,7 +44,7 @@ import { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ServerIdentity } from '../lib/channel/handshake.js';
 import { SecureChannel } from '../lib/channel/secure.js';
-import { Client, computeStats, MemoryTransport, Server, setComputePool } from '../lib/index.js';
+import { Client, computeStats, DEFAULT_SPIN_MICROS, MemoryTransport, Server, setComputePool } from '../lib/index.js';
 import { createTransport } from '../lib/transport/factory.js';
 import { cpuWork } from './_compute-work.js';
 import { median, printTable, quick, writeResults } from './_lib.js';
@@ -60,7 +60,7 @@ if (process.argv.includes('--help')) {
   --part P  only one part: pool (1-2), overhead (3), handshakes (4); default all
   --runs N  run parts 1-3 N times and print the median of each figure (default 1)
   --spin U  spinMicros of the spinning pool in part 3 (default 100)
-  --pool-spin U  spinMicros of the pools of parts 1-2 (default 0, the pool's default)
+  --pool-spin U  spinMicros of the pools of parts 1-2 (default 100, the pool's default DEFAULT_SPIN_MICROS; 0: no spin)
   --quick   shorter phases and 400 connecting secure clients instead of 2,000 (npm run bench)
   --json    also print the result object as one JSON line
   --help    this text`);
@@ -106,7 +106,7 @@ async function serverRole(): Promise<void> {
   const transport = await createTransport('native');
   const server = new Server({ quiet: true, requestTimeout: 60_000 });
   // --pool-spin: parts 1-2 with ComputePoolOptions.spinMicros, to check they hold with it.
-  const spinMicros = num('--pool-spin', 0);
+  const spinMicros = num('--pool-spin', DEFAULT_SPIN_MICROS);
   if (mode === 'pool-prio0') setComputePool(server, { workerPriority: 0, spinMicros });
   else if (mode === 'pool') setComputePool(server, { spinMicros });
   if (mode === 'pool' || mode === 'pool-prio0') server.console('work', { worker: WORKER, maxQueue: 1024, timeout: 60_000 });
@@ -272,7 +272,7 @@ async function stop(proc: ChildProcess): Promise<void> {
 }
 
 async function startServer(mode: string): Promise<{ proc: ChildProcess; port: number; pin: string }> {
-  const s = child('server', ['--mode', mode, '--pool-spin', String(num('--pool-spin', 0))]);
+  const s = child('server', ['--mode', mode, '--pool-spin', String(num('--pool-spin', DEFAULT_SPIN_MICROS))]);
   const [word, port, pin] = (await nextLine(s, `server ${mode}`)).split(' ');
   if (word !== 'ready') throw new Error(`server ${mode}: unexpected ${word}`);
   return { proc: s.proc, port: Number(port), pin: pin! };
@@ -333,7 +333,8 @@ async function overhead() {
   const { server, client } = await overheadServer({});
   // The same command on a pool at the main thread's priority: the bare piscina task and the bare
   // worker run at it too, and on a machine with other busy processes a lowered thread wakes later.
-  const { server: server0, client: client0 } = await overheadServer({ workerPriority: 0 });
+  // Without the spin (spinMicros 0), to show what waking the threads costs.
+  const { server: server0, client: client0 } = await overheadServer({ workerPriority: 0, spinMicros: 0 });
   // And with both sides spinning for `spin` µs before they sleep (ComputePoolOptions.spinMicros).
   const { server: serverS, client: clientS } = await overheadServer({ workerPriority: 0, spinMicros: spin });
   const piscina = new Piscina({ filename: WORKER.href, minThreads: 1, maxThreads: 1 });
@@ -504,7 +505,7 @@ async function main(): Promise<void> {
     const workMs = 25;
     const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
     console.log(`load average before: ${load()}`); // 1, 5 and 15 minutes
-    if (num('--pool-spin', 0) > 0) console.log(`parts 1-2: pools with spinMicros ${num('--pool-spin', 0)}`);
+    console.log(`parts 1-2: pools with spinMicros ${num('--pool-spin', DEFAULT_SPIN_MICROS)} (--pool-spin; the pool's default is ${DEFAULT_SPIN_MICROS})`);
     const rounds = calibrate(workMs);
     console.log(`cores: ${availableParallelism()}; CPU-bound command: ${rounds.toLocaleString('en-US')} loop rounds ≈ ${workMs} ms here; ${runs} run(s), medians shown`);
     const loadBefore = load();
@@ -552,10 +553,10 @@ async function main(): Promise<void> {
       const rt = m((x) => x.barePostMessageRoundTripUs);
       printTable('3. 8-byte console command, one call in flight (median µs per call; × bare round trip of this run)', [
         { path: 'inline handler', 'µs': m((x) => x.inlineUs), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallInlineUs) },
-        { path: 'worker command', 'µs': m((x) => x.workerUs), '× round trip': NaN, 'CPU µs/call': NaN },
+        { path: `worker command (defaults: workerPriority 10, spinMicros ${DEFAULT_SPIN_MICROS})`, 'µs': m((x) => x.workerUs), '× round trip': NaN, 'CPU µs/call': NaN },
         { path: 'added by the offload', 'µs': m((x) => x.addedUs), '× round trip': m((x) => x.addedPerRoundTrip), 'CPU µs/call': NaN },
-        { path: 'worker command, workerPriority 0', 'µs': m((x) => x.workerPrio0Us), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallPrio0Us) },
-        { path: 'added by the offload, workerPriority 0', 'µs': m((x) => x.addedPrio0Us), '× round trip': m((x) => x.addedPrio0PerRoundTrip), 'CPU µs/call': NaN },
+        { path: 'worker command, workerPriority 0, no spin', 'µs': m((x) => x.workerPrio0Us), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallPrio0Us) },
+        { path: 'added by the offload, workerPriority 0, no spin', 'µs': m((x) => x.addedPrio0Us), '× round trip': m((x) => x.addedPrio0PerRoundTrip), 'CPU µs/call': NaN },
         { path: `worker command, workerPriority 0, spinMicros ${spin}`, 'µs': m((x) => x.workerSpinUs), '× round trip': NaN, 'CPU µs/call': m((x) => x.cpuPerCallSpinUs) },
         { path: `added by the offload, spinMicros ${spin}`, 'µs': m((x) => x.addedSpinUs), '× round trip': m((x) => x.addedSpinPerRoundTrip), 'CPU µs/call': NaN },
         { path: 'bare piscina task (same module)', 'µs': m((x) => x.barePiscinaTaskUs), '× round trip': NaN, 'CPU µs/call': NaN },
@@ -563,7 +564,7 @@ async function main(): Promise<void> {
         { path: 'bare worker_threads postMessage round trip', 'µs': rt, '× round trip': 1, 'CPU µs/call': NaN },
       ]);
       printTable('3b. CPU of the warm pool\'s process while idle (after a call; %, all threads)', [
-        { pool: 'workerPriority 0', 'idle CPU %': m((x) => x.idleCpuPercentPrio0) },
+        { pool: 'workerPriority 0, no spin', 'idle CPU %': m((x) => x.idleCpuPercentPrio0) },
         { pool: `workerPriority 0, spinMicros ${spin}`, 'idle CPU %': m((x) => x.idleCpuPercentSpin) },
       ]);
     }

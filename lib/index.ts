@@ -104,6 +104,7 @@ export {
   DEFAULT_ABORT_GRACE,
   DEFAULT_WORKER_PRIORITY,
   MAX_SPIN_MICROS,
+  DEFAULT_SPIN_MICROS,
   type ComputePoolOptions,
   type WorkerCommandStats,
   type WorkerBigStream,

@@ -49,13 +49,19 @@ export interface ComputePoolOptions {
    * of µs on a VM); spinning costs up to this much CPU per task on each side and nothing when no
    * task comes. On a machine whose cores are all busy a spin runs out before the other side gets
    * a core; spins that run out make later tasks go without one (SpinBackoff, task.ts), so there
-   * the spinning follows how often it catches. Default 0 (off).
+   * the spinning follows how often it catches. Default 100 (DEFAULT_SPIN_MICROS); 0 turns it off.
    */
   spinMicros?: number;
 }
 
 /** Default ComputePoolOptions.workerPriority: nice steps below the main thread. */
 export const DEFAULT_WORKER_PRIORITY = 10;
+
+/**
+ * Default ComputePoolOptions.spinMicros: on a quiet 2-core VM it took a trivial worker call from
+ * about 77 µs added to about 12-15 µs, with a warm idle pool still parked (docs/compute.md).
+ */
+export const DEFAULT_SPIN_MICROS = 100;
 
 /** Largest ComputePoolOptions.spinMicros: beyond a millisecond, parking costs less than spinning. */
 export const MAX_SPIN_MICROS = 1000;
@@ -124,7 +130,7 @@ export class ComputePool implements WorkerPoolHandle {
     const nice = options.workerPriority ?? DEFAULT_WORKER_PRIORITY;
     if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new RangeError(`workerPriority must be an integer from 0 to 19, got ${String(nice)}`);
     this.workerPriority = nice;
-    const spin = options.spinMicros ?? 0;
+    const spin = options.spinMicros ?? DEFAULT_SPIN_MICROS;
     if (!Number.isInteger(spin) || spin < 0 || spin > MAX_SPIN_MICROS) throw new RangeError(`spinMicros must be an integer from 0 to ${MAX_SPIN_MICROS}, got ${String(spin)}`);
     this.spinMicros = spin;
     // libuv starts its thread pool on first use, and a new thread inherits the nice value of the

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { Client, ComputePool, MAX_SPIN_MICROS, MemoryTransport, Server } from '../../lib/index.js';
+import { Client, ComputePool, DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, MemoryTransport, Server } from '../../lib/index.js';
 import { SpinBackoff } from '../../lib/compute/task.js';
 
 const CONTROL = new URL('./fixtures/control.worker.ts', import.meta.url);
@@ -68,18 +68,19 @@ describe('SpinBackoff', () => {
 });
 
 describe('spinMicros', () => {
-  it('is off by default, checked, and installed in the threads only when asked for', async () => {
-    assert.equal(new ComputePool({ threads: 1 }).spinMicros, 0);
+  it('is DEFAULT_SPIN_MICROS by default, checked, and installed in the threads only when on', async () => {
+    assert.equal(new ComputePool({ threads: 1 }).spinMicros, DEFAULT_SPIN_MICROS);
+    assert.equal(new ComputePool({ threads: 1, spinMicros: 0 }).spinMicros, 0);
     assert.throws(() => new ComputePool({ spinMicros: -1 }), RangeError);
     assert.throws(() => new ComputePool({ spinMicros: MAX_SPIN_MICROS + 1 }), RangeError);
     assert.throws(() => new ComputePool({ spinMicros: 1.5 }), RangeError);
-    const off = await pair(new ComputePool({ threads: 1 }));
+    const off = await pair(new ComputePool({ threads: 1, spinMicros: 0 }));
     try {
       assert.equal(await off.client.callConsole('c', 'idlespin'), 'null');
     } finally {
       await off.close();
     }
-    const on = await pair(new ComputePool({ threads: 1, spinMicros: 200 }));
+    const on = await pair(new ComputePool({ threads: 1 }));
     try {
       assert.notEqual(await on.client.callConsole('c', 'idlespin'), 'null');
     } finally {
