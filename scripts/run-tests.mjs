@@ -19,7 +19,15 @@ if (files.length === 0) {
   console.error('run-tests: no test files found');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+// Two files at a time (each in its own process): most of a file's time is waiting (timeouts,
+// child processes, sockets), so two overlap well on two cores. ZS_TEST_CONCURRENCY=1 runs them
+// one after another.
+const concurrency = Number(process.env.ZS_TEST_CONCURRENCY ?? 2);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error(`run-tests: ZS_TEST_CONCURRENCY must be a positive integer, got ${process.env.ZS_TEST_CONCURRENCY}`);
+  process.exit(2);
+}
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
   stdio: 'inherit',
 });
 process.exit(result.status ?? 1);
