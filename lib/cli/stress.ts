@@ -4,17 +4,22 @@
  * and prints connect time, messages/s, round-trip percentiles, errors by kind
  * and the servers' memory (lib/stress/runner.ts does the work). With
  * `--mode rpc` the connections call the command framework's stress app
- * (lib/stress/app.ts) instead, and the report adds presence, broadcast time
- * and memory per connection of each server process.
+ * (lib/stress/app.ts) instead (console or stream calls, optionally in rooms),
+ * and the report adds presence, broadcast (and room broadcast) time and memory
+ * per connection of each server process.
  */
 import { parseArgs } from 'node:util';
 import { runStress, type StressOptions, type StressReport } from '../stress/runner.js';
-import type { StressMode, TransportName } from '../stress/protocol.js';
+import type { StressCall, StressMode, TransportName } from '../stress/protocol.js';
 
 const USAGE = `Usage: zserver stress [options]
   --connections N     connections in all (default 1000)
   --mode echo|rpc     frame echo (default), or calls to the framework's stress app (lib/stress/app.ts)
   --messages M        messages (rpc: stress.ping calls) per connection, one after another (default 10; rpc 1)
+  --call console|stream  rpc: each call is stress.ping (console, default) or stress.add (stream: two int32
+                      in, their sum out, checked; a wrong one counts as error wrong-answer)
+  --rooms K           rpc: connection g joins room r<g mod K> (default 0: no rooms); then one room
+                      broadcast to r0 is timed (Node client processes)
   --secure            rpc: through the secure channel (Node client processes)
   --pin FINGERPRINT   rpc --secure --target: the server fingerprint to pin (default: accept any)
   --size S            payload bytes per message (default 64)
@@ -43,6 +48,8 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
       transport: { type: 'string' },
       mode: { type: 'string' },
       secure: { type: 'boolean', default: false },
+      call: { type: 'string' },
+      rooms: { type: 'string' },
       pin: { type: 'string' },
       timeout: { type: 'string' },
       target: { type: 'string' },
@@ -80,6 +87,17 @@ export function parseStressArgs(args: string[]): StressOptions & { json: boolean
     if (options.mode !== 'rpc') throw new RangeError('--secure needs --mode rpc');
     options.secure = true;
   }
+  if (values.call !== undefined) {
+    if (values.call !== 'console' && values.call !== 'stream') throw new RangeError(`--call must be console or stream, got '${values.call}'`);
+    if (options.mode !== 'rpc') throw new RangeError('--call needs --mode rpc');
+    options.call = values.call as StressCall;
+  }
+  const rooms = num(values.rooms, 'rooms');
+  if (rooms !== undefined) {
+    if (options.mode !== 'rpc') throw new RangeError('--rooms needs --mode rpc');
+    if (rooms < 0) throw new RangeError(`--rooms must be 0 or more, got '${values.rooms!}'`);
+    options.rooms = rooms;
+  }
   if (values.pin !== undefined) options.pin = values.pin;
   const timeout = num(values.timeout, 'timeout');
   if (timeout !== undefined) options.timeout = timeout * 1000;
@@ -105,7 +123,7 @@ const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 export function formatReport(r: StressReport): string {
   const rpc = r.mode === 'rpc';
   const lines: [string, string][] = [
-    ['connections', `${r.connected.toLocaleString('en-US')} of ${r.connections.toLocaleString('en-US')} (${r.clients} client processes, ${r.servers || 'external'} server processes, ${r.transport}${rpc ? `, rpc${r.secure ? ', secure channel' : ''}` : ''})`],
+    ['connections', `${r.connected.toLocaleString('en-US')} of ${r.connections.toLocaleString('en-US')} (${r.clients} client processes, ${r.servers || 'external'} server processes, ${r.transport}${rpc ? `, rpc${r.call === 'stream' ? ' stream calls' : ''}${r.secure ? ', secure channel' : ''}${r.rooms ? `, ${r.rooms} rooms` : ''}` : ''})`],
     ['connect time', `${(r.connectMs / 1000).toFixed(2)} s`],
     ['connect CPU', `servers ${Math.round(r.connectCpu.serverMs)} ms (${r.connectCpu.serverUsPerConnection.toFixed(1)} µs/conn), clients ${Math.round(r.connectCpu.clientMs)} ms (${r.connectCpu.clientUsPerConnection.toFixed(1)} µs/conn)`],
     [rpc ? 'calls' : 'messages', `${r.messages.toLocaleString('en-US')} (${r.messagesPerConnection} per connection) in ${(r.exchangeMs / 1000).toFixed(2)} s`],
@@ -120,6 +138,15 @@ export function formatReport(r: StressReport): string {
       ['presence', x.presence < 0 ? 'the call failed' : `${x.presence.toLocaleString('en-US')} online, as the server reports it`],
       ['broadcast', x.broadcastSent < 0 ? 'the call failed' : `sent to ${x.broadcastSent.toLocaleString('en-US')}; reached ${x.ticked === x.tickOf ? 'all ' : ''}${x.ticked.toLocaleString('en-US')}${x.ticked === x.tickOf ? '' : ` of ${x.tickOf.toLocaleString('en-US')}`} in ${x.broadcastMs.toFixed(1)} ms (the call answered in ${x.broadcastAnswerMs.toFixed(1)} ms)`],
     );
+    const rc = x.roomcast;
+    if (rc) {
+      lines.push([
+        'room bcast',
+        rc.sent < 0
+          ? 'the call failed'
+          : `${rc.ticked === rc.tickOf ? `reached all ${rc.ticked.toLocaleString('en-US')} members of r0` : `reached ${rc.ticked.toLocaleString('en-US')} of ${rc.tickOf.toLocaleString('en-US')} members of r0`} in ${rc.ms.toFixed(1)} ms (the server counts ${rc.sent.toLocaleString('en-US')}; the call answered in ${rc.answerMs.toFixed(1)} ms; ${rc.outside === 0 ? 'none outside r0' : `${rc.outside.toLocaleString('en-US')} outside r0`})`,
+      ]);
+    }
   }
   if (r.perServer) {
     const p = r.perServer;

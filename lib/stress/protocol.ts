@@ -15,6 +15,10 @@
  *   runner → {broadcast}  (one client) calls stress.broadcast, reports {broadcasted};
  *                         every client reports {ticked} once each of its connections got the
  *                         'stress.tick' message, or at once when the runner sends {tick-report}
+ *   runner → {roomcast}   (with rooms; every client first gets {tick-round}, which starts a new
+ *                         round of ticks expected only on members of room r0) one client calls
+ *                         stress.roomcast and reports {broadcasted}; every client reports {ticked}
+ *                         as for the broadcast, counting ticks on non-members as errors
  * Times that cross processes (broadcast sent, tick arrived) are wall-clock ms since the epoch.
  */
 
@@ -22,6 +26,9 @@ export type TransportName = 'node-net' | 'native';
 
 /** What the connections do: frame echo, or calls through the command framework (app.ts). */
 export type StressMode = 'echo' | 'rpc';
+
+/** rpc mode: what each call is: `stress.ping` (console) or `stress.add` (stream, answer checked). */
+export type StressCall = 'console' | 'stream';
 
 export interface ClientSetup {
   role: 'client';
@@ -46,6 +53,12 @@ export interface ClientSetup {
   mode?: StressMode;
   /** rpc mode: connect through the secure channel, pinning `pin` (without it, accepting any server). */
   secure?: { pin?: string };
+  /** rpc mode: the call each connection makes (default 'console'). */
+  call?: StressCall;
+  /** rpc mode: rooms K (0: none); the connection of global index g joins room `r<g mod K>`. */
+  rooms?: number;
+  /** The global index of this client's first connection (for room names). */
+  offset?: number;
 }
 
 export interface ServerSetup {
@@ -67,7 +80,9 @@ export type ToChild =
   | { type: 'memory' }
   | { type: 'presence' }
   | { type: 'broadcast' }
-  | { type: 'tick-report' };
+  | { type: 'tick-report' }
+  | { type: 'tick-round' }
+  | { type: 'roomcast' };
 
 export interface MemorySample {
   rss: number;
@@ -89,8 +104,11 @@ export type FromChild =
   | { type: 'presence'; online: number; error?: string }
   /** stress.broadcast: when it was called (wall ms), how many peers the server sent the tick to. */
   | { type: 'broadcasted'; sentAt: number; answeredAt: number; reached: number; error?: string }
-  /** How many of this client's open connections got the tick, and when the last one did (wall ms). */
-  | { type: 'ticked'; got: number; of: number; lastAt: number };
+  /**
+   * How many of this client's open connections got the tick, and when the last one did (wall ms);
+   * in a roomcast round `of` counts the open members of r0 and `outside` the ticks on non-members.
+   */
+  | { type: 'ticked'; got: number; of: number; lastAt: number; outside?: number };
 
 /** Log-scale buckets: bucket b holds round trips near 1.05^b microseconds (5% resolution). */
 const STEP = Math.log(1.05);

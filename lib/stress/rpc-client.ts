@@ -1,8 +1,10 @@
 /**
  * A stress-runner client process in rpc mode, on zserver's own Client: opens
  * its share of the framework connections (through the secure channel when the
- * runner gives a pin), makes M `stress.ping` calls on each one after another,
- * and answers the runner's presence / broadcast steps (protocol.ts). All its
+ * runner gives a pin), joins each to its room (with rooms), makes M calls on
+ * each one after another (`stress.ping`, or `stress.add` with its answer
+ * checked), and answers the runner's presence / broadcast / roomcast steps
+ * (protocol.ts). All its
  * Clients share one NativeTcpTransport, and take their source addresses
  * round-robin from the runner's list (the native transport binds with
  * IP_BIND_ADDRESS_NO_PORT, so the kernel picks each port at connect time).
@@ -15,7 +17,8 @@ import { Client } from '../framework/client.js';
 import { useFrameStages } from '../framework/pipeline.js';
 import { nodeStages } from '../framework/stack.js';
 import { NativeTcpTransport } from '../transport/native-tcp.js';
-import { TICK } from './app.js';
+import { DataFrame } from '../protocol/dataframe.js';
+import { ROOMCAST_ROOM, TICK } from './app.js';
 import { bucketOf, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type ToChild } from './protocol.js';
 
 // A Node process: its Clients get the Node frame stages (the secure channel among them), as
@@ -32,8 +35,14 @@ function errorKind(err: unknown): string {
 interface Conn {
   client: Client;
   open: boolean;
+  /** Got the tick of the current round. */
   ticked: boolean;
+  /** A member of room r0 (the room stress.roomcast sends to). */
+  inRoomcastRoom: boolean;
 }
+
+/** The tick text's seq of each round: what stress.broadcast and stress.roomcast are called with. */
+const ROUND_SEQ = { broadcast: '1', roomcast: ROOMCAST_ROOM } as const;
 
 class RpcStressClient {
   readonly transport = new NativeTcpTransport();
@@ -48,6 +57,10 @@ class RpcStressClient {
   tickReported = false;
   /** Connections lost before their tick: not waited for. Counted, since a walk over every connection per tick made 15,000 ticks cost seconds. */
   lostUnticked = 0;
+  /** The ticks expected now: from stress.broadcast (every connection) or stress.roomcast (members of r0). */
+  round: keyof typeof ROUND_SEQ = 'broadcast';
+  /** Ticks of the roomcast round on connections outside r0. */
+  outside = 0;
   tickProgress: ReturnType<typeof setInterval> | undefined;
 
   constructor(readonly setup: ClientSetup) {
@@ -72,8 +85,19 @@ class RpcStressClient {
       quiet: true,
       ...(secure === undefined ? {} : { secure: secure.pin === undefined ? { insecureAcceptAnyServer: true } : { pin: secure.pin } }),
     });
-    const conn: Conn = { client, open: false, ticked: false };
-    client.directConsole(TICK, () => {
+    const rooms = this.setup.rooms ?? 0;
+    const room = rooms > 0 ? `r${((this.setup.offset ?? 0) + i) % rooms}` : undefined;
+    const conn: Conn = { client, open: false, ticked: false, inRoomcastRoom: room === ROOMCAST_ROOM };
+    client.directConsole(TICK, (text) => {
+      const { seq } = JSON.parse(text) as { seq: string };
+      // A roomcast tick may come before the runner's {tick-round}: it starts the round too.
+      if (seq === ROUND_SEQ.roomcast && this.round === 'broadcast') this.startRoomcastRound();
+      // A late tick of an earlier round is not one of this round's.
+      if (seq !== ROUND_SEQ[this.round]) return;
+      if (this.round === 'roomcast' && !conn.inRoomcastRoom) {
+        this.outside++;
+        return;
+      }
       if (!conn.ticked) {
         conn.ticked = true;
         this.ticks++;
@@ -84,12 +108,24 @@ class RpcStressClient {
     });
     client.on('disconnect', (reason) => {
       if (conn.open && !this.closing) this.count(`closed:${reason}`);
-      if (conn.open && !conn.ticked) this.lostUnticked++;
+      if (conn.open && !conn.ticked && this.expects(conn)) this.lostUnticked++;
       conn.open = false;
     });
     await client.connect();
     conn.open = true;
     this.conns.push(conn);
+    if (room !== undefined) {
+      try {
+        await client.callConsole('stress.join', room);
+      } catch (err) {
+        this.count(`join:${errorKind(err)}`, err);
+      }
+    }
+  }
+
+  /** Whether connection c is to get the tick of the current round. */
+  expects(c: Conn): boolean {
+    return this.round === 'broadcast' || c.inRoomcastRoom;
   }
 
   async connectAll(): Promise<void> {
@@ -124,8 +160,16 @@ class RpcStressClient {
           for (let m = 0; m < this.setup.messages && c.open; m++) {
             const t0 = performance.now();
             try {
-              const answer = await c.client.callConsole('stress.ping', this.text);
-              if (answer.length !== this.text.length) this.count('wrong-size');
+              if (this.setup.call === 'stream') {
+                // Operands that differ per call, so a mixed-up answer shows.
+                const a = (this.setup.index << 20) + m;
+                const b = this.calls;
+                const answer = await c.client.call('stress.add', new DataFrame().writeInt32(a).writeInt32(b));
+                if (answer.count !== 1 || answer.readInt32() !== ((a + b) | 0)) this.count('wrong-answer');
+              } else {
+                const answer = await c.client.callConsole('stress.ping', this.text);
+                if (answer.length !== this.text.length) this.count('wrong-size');
+              }
               this.histogram[bucketOf((performance.now() - t0) * 1000)]!++;
               this.calls++;
             } catch (err) {
@@ -155,12 +199,28 @@ class RpcStressClient {
     }
   }
 
-  async broadcast(): Promise<void> {
+  /** Starts the roomcast round: ticks are now expected on members of r0 only. */
+  startRoomcastRound(): void {
+    if (this.round === 'roomcast') return;
+    clearInterval(this.tickProgress);
+    this.round = 'roomcast';
+    this.ticks = 0;
+    this.lostUnticked = 0;
+    this.outside = 0;
+    this.lastTickAt = 0;
+    this.tickReported = false;
+    this.tickProgress = undefined;
+    for (const c of this.conns) c.ticked = false;
+    this.maybeReportTicks(); // a client with no member of r0 has nothing to wait for
+  }
+
+  async broadcast(command: 'stress.broadcast' | 'stress.roomcast'): Promise<void> {
     const c = this.first();
     const sentAt = wallMs();
     try {
       if (!c) throw new Error('no open connection');
-      const { reached } = JSON.parse(await c.client.callConsole('stress.broadcast', '1')) as { reached: number };
+      const seq = command === 'stress.broadcast' ? ROUND_SEQ.broadcast : ROUND_SEQ.roomcast;
+      const { reached } = JSON.parse(await c.client.callConsole(command, seq)) as { reached: number };
       say({ type: 'broadcasted', sentAt, answeredAt: wallMs(), reached });
     } catch (err) {
       say({ type: 'broadcasted', sentAt, answeredAt: wallMs(), reached: -1, error: (err as Error).message });
@@ -170,11 +230,11 @@ class RpcStressClient {
   /** Reports the ticks once every open connection got one (or at once when `now`). */
   maybeReportTicks(now = false): void {
     if (this.tickReported) return;
-    const of = this.conns.length - this.lostUnticked;
+    const of = (this.round === 'broadcast' ? this.conns.length : this.conns.filter((c) => c.inRoomcastRoom).length) - this.lostUnticked;
     if (!now && this.ticks < of) return;
     this.tickReported = true;
     clearInterval(this.tickProgress);
-    say({ type: 'ticked', got: this.ticks, of, lastAt: this.lastTickAt });
+    say({ type: 'ticked', got: this.ticks, of, lastAt: this.lastTickAt, ...(this.round === 'roomcast' ? { outside: this.outside } : {}) });
   }
 
   async closeAll(): Promise<void> {
@@ -195,7 +255,9 @@ process.on('message', (m: ClientSetup | ToChild) => {
   if (m.type === 'connect') void c.connectAll();
   else if (m.type === 'exchange') void c.exchange();
   else if (m.type === 'presence') void c.presence();
-  else if (m.type === 'broadcast') void c.broadcast();
+  else if (m.type === 'broadcast') void c.broadcast('stress.broadcast');
+  else if (m.type === 'tick-round') c.startRoomcastRound();
+  else if (m.type === 'roomcast') void c.broadcast('stress.roomcast');
   else if (m.type === 'tick-report') c.maybeReportTicks(true);
   else if (m.type === 'close') {
     void c.closeAll().then(() => {

@@ -11,10 +11,13 @@
  * Mode rpc drives the command framework instead: the servers run a framework
  * Server with the stress app (app.ts, rpc-server.ts), optionally under the
  * secure channel; the clients (the compiled client with --mode rpc, or
- * rpc-client.ts on zserver's Client, which the secure channel needs) make M
- * `stress.ping` calls per connection; then one client asks stress.presence
- * and stress.broadcast, and every client reports when the broadcast's tick
- * reached each of its connections. Memory per connection is taken per
+ * rpc-client.ts on zserver's Client, which the secure channel and rooms need)
+ * make M calls per connection (`stress.ping`, or with call 'stream' the stream
+ * command `stress.add`, each answer checked); then one client asks
+ * stress.presence and stress.broadcast, and every client reports when the
+ * broadcast's tick reached each of its connections. With rooms K, connection
+ * g joins room r<g mod K> after connecting, and after the broadcast one client
+ * calls stress.roomcast: the tick must reach every member of r0 and no one else. Memory per connection is taken per
  * server process (proc.ts, memoryPerConnection).
  *
  * Every child is forked with an IPC channel; children exit when the channel
@@ -25,7 +28,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { cpuMsOf, fdCountOf, memoryPerConnection, rssOf, type ServerGrowth } from './proc.js';
-import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type FromChild, type MemorySample, type ServerSetup, type StressMode, type ToChild, type TransportName } from './protocol.js';
+import { addCounts, quantile, HISTOGRAM_BUCKETS, type ClientSetup, type StressCall, type FromChild, type MemorySample, type ServerSetup, type StressMode, type ToChild, type TransportName } from './protocol.js';
 
 /** Settings of one stress run. */
 export interface StressOptions {
@@ -69,6 +72,23 @@ export interface StressOptions {
   pin?: string;
   /** rpc mode: how long to wait for the broadcast's tick to reach every client, in ms (default 30,000). */
   tickTimeout?: number;
+  /** rpc mode: each call is 'console' (`stress.ping`, default) or 'stream' (`stress.add`, answer checked). */
+  call?: StressCall;
+  /** rpc mode: rooms K (default 0: none); connection g joins `r<g mod K>`, then stress.roomcast is timed (Node client processes). */
+  rooms?: number;
+}
+
+/** How one fan-out (stress.broadcast or stress.roomcast) went. */
+export interface FanOutReport {
+  /** Peers the server sent the tick to (-1 when the call failed). */
+  sent: number;
+  /** Connections that got the tick, of those open (and in the room, for a roomcast). */
+  ticked: number;
+  tickOf: number;
+  /** From the call leaving its client to the last tick arriving, in ms (NaN when none arrived). */
+  ms: number;
+  /** From the call leaving its client to its answer, in ms: the server's send loop is in it. */
+  answerMs: number;
 }
 
 /** The servers' memory at one point: sums over the server processes. */
@@ -129,7 +149,13 @@ export interface StressReport {
     broadcastMs: number;
     /** From the broadcast call leaving its client to its answer, in ms: the server's send loop is in it. */
     broadcastAnswerMs: number;
+    /** With rooms: stress.roomcast to r0 (`sent`: the members of r0 over the group), and the ticks on connections outside r0. */
+    roomcast?: FanOutReport & { outside: number };
   };
+  /** rpc mode: the call each connection made. */
+  call?: StressCall;
+  /** rpc mode: rooms K (0: none). */
+  rooms?: number;
 }
 
 const PER_PROCESS = 15_000;
@@ -164,6 +190,14 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
   const secure = options.secure === true;
   if (secure && mode !== 'rpc') throw new RangeError('secure needs mode rpc');
   const rpc = mode === 'rpc';
+  const call = options.call ?? 'console';
+  if (call !== 'console' && call !== 'stream') throw new RangeError(`call must be 'console' or 'stream', got ${String(call)}`);
+  if (call !== 'console' && !rpc) throw new RangeError('call stream needs mode rpc');
+  const rooms = options.rooms ?? 0;
+  if (!Number.isInteger(rooms) || rooms < 0 || rooms > 10_000) throw new RangeError(`rooms must be an integer from 0 to 10,000, got ${String(rooms)}`);
+  if (rooms > 0 && !rpc) throw new RangeError('rooms needs mode rpc');
+  // The compiled client makes plain console and stream calls; the secure channel and rooms take the Node client.
+  const nodeClient = secure || rooms > 0 || !options.clientProgram;
   const transport = rpc ? 'native' : (options.transport ?? 'node-net');
   if (transport !== 'node-net' && transport !== 'native') {
     throw new RangeError(`transport must be 'node-net' or 'native', got ${String(transport)}`);
@@ -227,9 +261,10 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       return child;
     };
     const spawnChild = (name: string, label: string, setup: ClientSetup | ServerSetup): Child => {
-      if (setup.role === 'client' && options.clientProgram && !secure) {
+      if (setup.role === 'client' && options.clientProgram && !nodeClient) {
         const args = ['--host', setup.host, '--ports', setup.ports.join(','), '--source', setup.sourceAddresses.join(','), '--conns', String(setup.connections),
-          '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window), '--mode', mode];
+          '--messages', String(setup.messages), '--size', String(setup.size), '--index', String(setup.index), '--window', String(setup.window), '--mode', mode,
+          ...(call === 'stream' ? ['--call', 'stream'] : [])];
         const proc = spawn(options.clientProgram, args, { stdio: ['pipe', 'pipe', 'inherit'] });
         proc.stdin!.on('error', () => undefined); // the child may exit before reading its last command
         return attach(proc, label, (m) => {
@@ -333,7 +368,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
     // Client i binds 127.0.0.(2+i); a compiled client also spreads over its share of 127.0.0.2-251.
     const block = Math.floor(SOURCE_ADDRESSES / clients);
     const clientProcs = Array.from({ length: clients }, (_, i) =>
-      spawnChild(rpc && (secure || !options.clientProgram) ? 'rpc-client' : 'client', `client ${i}`, {
+      spawnChild(rpc && nodeClient ? 'rpc-client' : 'client', `client ${i}`, {
         role: 'client',
         index: i,
         host,
@@ -341,6 +376,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         sourceAddress: `127.0.0.${2 + i}`,
         sourceAddresses: Array.from({ length: block }, (_, j) => `127.0.0.${2 + i + j * clients}`),
         connections: share(i),
+        offset: Array.from({ length: i }, (_, j) => share(j)).reduce((a, b) => a + b, 0),
         messages,
         size,
         // Secure: at most 64 handshakes in flight per client process, well under a server's
@@ -348,6 +384,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
         window: options.window ?? (secure ? 64 : options.clientProgram ? 2000 : 1000),
         connectTimeout: 10_000,
         mode,
+        ...(rpc ? { call, rooms } : {}),
         ...(secure ? { secure: pin === undefined ? {} : { pin } } : {}),
       }),
     );
@@ -410,29 +447,43 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       send(asker, { type: 'presence' });
       const presence = await expect(asker, 'presence');
       if (presence.error !== undefined) errors['presence-failed'] = 1;
-      clientProcs.forEach((c) => (c.progress = 0));
-      send(asker, { type: 'broadcast' });
-      const sent = await expect(asker, 'broadcasted');
-      if (sent.error !== undefined) errors['broadcast-failed'] = 1;
-      // Clients report their ticks when each of their connections has one. Stop waiting
-      // sooner once the ticks counted (progress) reach what the server sent, since a server
-      // that reaches only its own process's peers leaves the others waiting for nothing.
-      const tickTimeout = options.tickTimeout ?? 30_000;
-      const tickEnd = Date.now() + tickTimeout;
-      const allTicked = Promise.all(clientProcs.map((c) => expect(c, 'ticked')));
-      let reported = false;
-      void allTicked.then(() => (reported = true), () => (reported = true));
-      stopBar = progress('broadcast', Math.max(0, sent.reached));
-      while (!reported && Date.now() < tickEnd && !(sent.reached >= 0 && clientProcs.reduce((a, c) => a + c.progress, 0) >= sent.reached)) await sleep(100);
-      stopBar();
-      bar.done();
-      if (!reported) clientProcs.forEach((c) => send(c, { type: 'tick-report' }));
-      const ticked = await allTicked;
-      const got = ticked.reduce((a, t) => a + t.got, 0);
-      const of = ticked.reduce((a, t) => a + t.of, 0);
-      if (got < of) errors['broadcast-missed'] = of - got;
-      const lastAt = Math.max(...ticked.filter((t) => t.got > 0).map((t) => t.lastAt));
-      rpcReport = { presence: presence.online, broadcastSent: sent.reached, ticked: got, tickOf: of, broadcastMs: got > 0 ? lastAt - sent.sentAt : NaN, broadcastAnswerMs: sent.answeredAt - sent.sentAt };
+      /** One fan-out: `step` ('broadcast' or 'roomcast') through the asker, then every client's ticks. */
+      const fanOut = async (step: 'broadcast' | 'roomcast') => {
+        clientProcs.forEach((c) => (c.progress = 0));
+        send(asker, { type: step });
+        const sent = await expect(asker, 'broadcasted');
+        if (sent.error !== undefined) errors[`${step}-failed`] = 1;
+        // Clients report their ticks when each of their connections (in r0, for a roomcast) has
+        // one. Stop waiting sooner once the ticks counted (progress) reach what the server sent,
+        // since a server that reaches only its own process's peers leaves the others waiting for nothing.
+        const tickTimeout = options.tickTimeout ?? 30_000;
+        const tickEnd = Date.now() + tickTimeout;
+        const allTicked = Promise.all(clientProcs.map((c) => expect(c, 'ticked')));
+        let reported = false;
+        void allTicked.then(() => (reported = true), () => (reported = true));
+        stopBar = progress(step, Math.max(0, sent.reached));
+        while (!reported && Date.now() < tickEnd && !(sent.reached >= 0 && clientProcs.reduce((a, c) => a + c.progress, 0) >= sent.reached)) await sleep(100);
+        stopBar();
+        bar.done();
+        if (!reported) clientProcs.forEach((c) => send(c, { type: 'tick-report' }));
+        const ticked = await allTicked;
+        const got = ticked.reduce((a, t) => a + t.got, 0);
+        const of = ticked.reduce((a, t) => a + t.of, 0);
+        if (got < of) errors[`${step}-missed`] = of - got;
+        const outside = ticked.reduce((a, t) => a + (t.outside ?? 0), 0);
+        const lastAt = Math.max(...ticked.filter((t) => t.got > 0).map((t) => t.lastAt));
+        const report: FanOutReport = { sent: sent.reached, ticked: got, tickOf: of, ms: got > 0 ? lastAt - sent.sentAt : NaN, answerMs: sent.answeredAt - sent.sentAt };
+        return { report, outside };
+      };
+      const { report: b } = await fanOut('broadcast');
+      rpcReport = { presence: presence.online, broadcastSent: b.sent, ticked: b.ticked, tickOf: b.tickOf, broadcastMs: b.ms, broadcastAnswerMs: b.answerMs };
+      if (rooms > 0) {
+        // The app paces stress.roomcast on its own clock (broadcastInterval), so it may follow the broadcast at once.
+        clientProcs.forEach((c) => send(c, { type: 'tick-round' }));
+        const { report: r, outside } = await fanOut('roomcast');
+        if (outside > 0) errors['tick-outside-room'] = outside;
+        rpcReport.roomcast = { ...r, outside };
+      }
     }
 
     clientProcs.forEach((c) => send(c, { type: 'close' }));
@@ -468,6 +519,7 @@ export async function runStress(options: StressOptions = {}): Promise<StressRepo
       exchangeCpu,
       mode,
       secure,
+      ...(rpc ? { call, rooms } : {}),
     };
     if (rpcReport) report.rpc = rpcReport;
     if (rpc && growthPids.length > 0) {

@@ -150,6 +150,64 @@ describe('stress runner, rpc mode', () => {
     }
   });
 
+  it('stream calls, Node clients: 200 connections, 3 stress.add calls each, every sum checked', { timeout: 60_000 }, async () => {
+    const before = childPids().length;
+    const report = await runStress({ mode: 'rpc', call: 'stream', connections: 200, messages: 3, clients: 2, serverProcs: 1, progress: false });
+    assertComplete(report, 200, 3);
+    assert.equal(report.call, 'stream');
+    assert.match(formatReport(report), /rpc stream calls/);
+    assert.equal(childPids().length, before, 'no child process is left');
+  });
+
+  it('rooms K=3: 300 connections join r0..r2; the room broadcast reaches every member of r0 and no one else', { timeout: 60_000 }, async () => {
+    const before = childPids().length;
+    const report = await runStress({ mode: 'rpc', rooms: 3, connections: 300, messages: 1, clients: 2, serverProcs: 1, progress: false });
+    assertComplete(report, 300, 1);
+    const rc = report.rpc!.roomcast;
+    assert.ok(rc, 'the roomcast step ran');
+    // Connection g is in r<g mod 3>: r0 holds g = 0, 3, …, 297.
+    assert.equal(rc.sent, 100, 'the server counts 100 members of r0');
+    assert.equal(rc.tickOf, 100);
+    assert.equal(rc.ticked, 100, 'every member of r0 got the tick');
+    assert.equal(rc.outside, 0, 'no connection outside r0 got it');
+    assert.ok(rc.ms >= 0 && rc.ms < 30_000, String(rc.ms));
+    assert.match(formatReport(report), /room bcast\s+reached all 100 members of r0 in [\d.]+ ms/);
+    assert.equal(childPids().length, before, 'no child process is left');
+  });
+
+  it('the stress app: stress.add sums two int32, stress.join puts the peer in a room, stress.roomcast reaches that room only and is paced', { timeout: 30_000 }, async () => {
+    const { Server } = await import('../../lib/framework/server.js');
+    const { Client } = await import('../../lib/framework/client.js');
+    const { NativeTcpTransport } = await import('../../lib/transport/native-tcp.js');
+    const { DataFrame } = await import('../../lib/protocol/dataframe.js');
+    const { default: setup, TICK } = await import('../../lib/stress/app.js');
+    const server = new Server({ quiet: true });
+    await setup(server, { broadcastInterval: 60_000 });
+    const ep = await server.listen(new NativeTcpTransport(), { host: '127.0.0.1', port: 0 });
+    const transport = new NativeTcpTransport();
+    const clients = [0, 1].map(() => new Client({ transport, host: '127.0.0.1', port: ep.address.port, quiet: true }));
+    const ticks: string[][] = [[], []];
+    clients.forEach((c, i) => c.directConsole(TICK, (text) => void ticks[i]!.push(text)));
+    try {
+      await Promise.all(clients.map((c) => c.connect()));
+      const sum = await clients[0]!.call('stress.add', new DataFrame().writeInt32(2_000_000_000).writeInt32(2_000_000_000));
+      assert.equal(sum.readInt32(), (4_000_000_000 | 0), 'the sum wraps to 32 bits');
+      assert.equal(await clients[0]!.callConsole('stress.join', 'r0'), 'r0');
+      assert.equal(await clients[1]!.callConsole('stress.join', 'r1'), 'r1');
+      assert.deepEqual(JSON.parse(await clients[1]!.callConsole('stress.roomcast', 'r0')), { reached: 1, local: 1 });
+      // Its own clock: a broadcast right after the roomcast is not refused; a second roomcast is.
+      assert.deepEqual(JSON.parse(await clients[1]!.callConsole('stress.broadcast', '1')), { reached: 2, local: 2 });
+      await assert.rejects(clients[1]!.callConsole('stress.roomcast', 'r0'), { remoteCode: 'ZS_RATE_LIMITED' });
+      for (let i = 0; i < 50 && ticks[1]!.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(ticks[0]!.map((t) => JSON.parse(t).seq), ['r0', '1'], 'the member of r0 got the roomcast and the broadcast');
+      assert.deepEqual(ticks[1]!.map((t) => JSON.parse(t).seq), ['1'], 'the member of r1 got the broadcast only');
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await server.close();
+      await transport.shutdown();
+    }
+  });
+
   it('memory per connection: per process, summed as growths over connections', () => {
     const MiB = 2 ** 20;
     const r = memoryPerConnection([
@@ -180,5 +238,12 @@ describe('stress runner, rpc mode', () => {
     assert.throws(() => parseStressArgs(['--secure']), { name: 'RangeError', message: /--secure needs --mode rpc/ });
     assert.throws(() => parseStressArgs(['--mode', 'chat']), { name: 'RangeError', message: /--mode must be echo or rpc/ });
     await assert.rejects(runStress({ mode: 'echo', secure: true }), /secure needs mode rpc/);
+    const r = parseStressArgs(['--mode', 'rpc', '--call', 'stream', '--rooms', '3']);
+    assert.equal(r.call, 'stream');
+    assert.equal(r.rooms, 3);
+    assert.throws(() => parseStressArgs(['--mode', 'rpc', '--call', 'buffer']), { name: 'RangeError', message: /--call must be console or stream/ });
+    assert.throws(() => parseStressArgs(['--call', 'stream']), { name: 'RangeError', message: /--call needs --mode rpc/ });
+    assert.throws(() => parseStressArgs(['--rooms', '2']), { name: 'RangeError', message: /--rooms needs --mode rpc/ });
+    await assert.rejects(runStress({ mode: 'echo', rooms: 2 }), /rooms needs mode rpc/);
   });
 });
