@@ -28,11 +28,15 @@
 // stress.presence / stress.broadcast and reports what they answered) and
 // "tick-report" (report at once how many connections got the 'stress.tick'
 // direct console message, kind 10, that the broadcast sends; otherwise
-// reported when all have). Plain connections only: the secure channel is
-// the Node client's (lib/stress/rpc-client.ts).
+// reported when all have). With --call stream each call is the Stream
+// request (kind 9) `stress.add` with a DataFrame of two int32 instead, and its
+// Reply must hold their sum (else error wrong-answer); the operands are fixed
+// per process (from --index), since every call reuses one prebuilt request.
+// Plain connections only: the secure channel and rooms are the Node client's
+// (lib/stress/rpc-client.ts).
 //
 // Usage: stress-client --host H --ports P[,P...] --source A[,A...] --conns N --messages M --size S
-//                      [--index I] [--window W] [--mode echo|rpc]
+//                      [--index I] [--window W] [--mode echo|rpc] [--call console|stream]
 // Build: g++ -O2 -std=c++17 -o build/stress-client bench/loadgen/stress-client.cc
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,7 +68,9 @@ constexpr uint32_t kTail = 0x5a535446;
 constexpr int kBuckets = 400;  // must match HISTOGRAM_BUCKETS of lib/stress/protocol.ts
 constexpr uint64_t kStdin = ~uint64_t(0);
 // The framework's message kinds (docs/protocol.md, "Messages") and the stress app's names.
-constexpr uint8_t kPing = 0, kPong = 1, kConsole = 8, kDirectConsole = 10, kReply = 18, kError = 19;
+constexpr uint8_t kPing = 0, kPong = 1, kConsole = 8, kStream = 9, kDirectConsole = 10, kReply = 18, kError = 19;
+// DataFrame type id of an int32 (docs/protocol.md, "DataFrame").
+constexpr uint8_t kInt32 = 2;
 constexpr uint32_t kMaxFrame = 1u << 20;  // the server's default maxFrameSize
 // Request ids: one call in flight per connection, so each request type has its own fixed id.
 constexpr uint32_t kIdPing = 1, kIdPresence = 2, kIdBroadcast = 3;
@@ -112,6 +118,9 @@ uint64_t done_msgs = 0;
 double t_connect = 0, last_progress = 0;
 enum class Phase { Idle, Connect, Exchange } phase = Phase::Idle;
 bool rpc = false;
+// rpc --call stream: the calls are stress.add(add_a, add_b), and the Reply's DataFrame must be this.
+bool stream_call = false;
+uint8_t add_answer[6];
 // rpc mode: ticks received, connections lost before their tick, when the last tick came.
 int ticks = 0, lost_unticked = 0;
 double last_tick_at = 0, broadcast_sent_at = 0;
@@ -152,6 +161,27 @@ std::vector<uint8_t> console_call(uint32_t id, const std::string& name, const st
   memcpy(&p[5], name.data(), name.size());
   memcpy(&p[5 + name.size()], text.data(), text.size());
   return frame(kConsole, p.data(), p.size());
+}
+
+// A Stream request of stress.add: id u32, name, DataFrame {count 2, int32 a, int32 b}; also
+// sets the answer its Reply must carry: DataFrame {count 1, int32 a + b}.
+std::vector<uint8_t> add_call(uint32_t id, int32_t a, int32_t b) {
+  const std::string name = "stress.add";
+  std::vector<uint8_t> p(4 + 1 + name.size() + 11);
+  memcpy(&p[0], &id, 4);
+  p[4] = uint8_t(name.size());
+  memcpy(&p[5], name.data(), name.size());
+  uint8_t* df = &p[5 + name.size()];
+  df[0] = 2;
+  df[1] = kInt32;
+  memcpy(&df[2], &a, 4);
+  df[6] = kInt32;
+  memcpy(&df[7], &b, 4);
+  int32_t sum = int32_t(uint32_t(a) + uint32_t(b));  // wraps as the app's `| 0` does
+  add_answer[0] = 1;
+  add_answer[1] = kInt32;
+  memcpy(&add_answer[2], &sum, 4);
+  return frame(kStream, p.data(), p.size());
 }
 
 void start_connect() {
@@ -296,7 +326,8 @@ bool on_message(Conn& c, uint8_t kind, const uint8_t* p, uint32_t n, double t) {
   }
   if (id == kIdPing) {
     if (kind == kError) count("call:" + code);
-    else if (int(body.size()) != size) count("wrong-size");
+    else if (stream_call && (body.size() != sizeof add_answer || memcmp(body.data(), add_answer, sizeof add_answer) != 0)) count("wrong-answer");
+    else if (!stream_call && int(body.size()) != size) count("wrong-size");
     call_done(c, t, kind == kReply);
   } else if (id == kIdPresence) {
     long online = kind == kReply ? json_number(body, "online") : -1;
@@ -448,6 +479,7 @@ int main(int argc, char** argv) {
     else if (k == "--index") index_ = atoi(v.c_str());
     else if (k == "--window") window_ = atoi(v.c_str());
     else if (k == "--mode") rpc = v == "rpc";
+    else if (k == "--call") stream_call = v == "stream";
     else if (k == "--ports") {
       for (size_t at = 0; at < v.size();) {
         size_t comma = v.find(',', at);
@@ -468,7 +500,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (rpc) {
-    message = console_call(kIdPing, "stress.ping", std::string(size, 'x'));
+    message = stream_call ? add_call(kIdPing, 40 + index_, 2000000000) : console_call(kIdPing, "stress.ping", std::string(size, 'x'));
   } else {
     std::vector<uint8_t> payload(size, 0x5a);
     message = frame(8, payload.data(), payload.size());

@@ -150,6 +150,15 @@ describe('stress runner, rpc mode', () => {
     }
   });
 
+  it('stream calls, compiled client: 300 connections, 2 stress.add calls each, every sum checked', { timeout: 60_000 }, async () => {
+    const program = compiledClient();
+    const before = childPids().length;
+    const report = await runStress({ mode: 'rpc', call: 'stream', connections: 300, messages: 2, clients: 2, serverProcs: 1, progress: false, clientProgram: program });
+    assertComplete(report, 300, 2);
+    assert.equal(report.call, 'stream');
+    assert.equal(childPids().length, before, 'no child process is left');
+  });
+
   it('stream calls, Node clients: 200 connections, 3 stress.add calls each, every sum checked', { timeout: 60_000 }, async () => {
     const before = childPids().length;
     const report = await runStress({ mode: 'rpc', call: 'stream', connections: 200, messages: 3, clients: 2, serverProcs: 1, progress: false });
