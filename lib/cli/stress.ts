@@ -141,7 +141,7 @@ export function formatReport(r: StressReport): string {
     const rc = x.roomcast;
     if (rc) {
       lines.push([
-        'room bcast',
+        'room broadcast',
         rc.sent < 0
           ? 'the call failed'
           : `${rc.ticked === rc.tickOf ? `reached all ${rc.ticked.toLocaleString('en-US')} members of r0` : `reached ${rc.ticked.toLocaleString('en-US')} of ${rc.tickOf.toLocaleString('en-US')} members of r0`} in ${rc.ms.toFixed(1)} ms (the server counts ${rc.sent.toLocaleString('en-US')}; the call answered in ${rc.answerMs.toFixed(1)} ms; ${rc.outside === 0 ? 'none outside r0' : `${rc.outside.toLocaleString('en-US')} outside r0`})`,

@@ -180,7 +180,7 @@ describe('stress runner, rpc mode', () => {
     assert.equal(rc.ticked, 100, 'every member of r0 got the tick');
     assert.equal(rc.outside, 0, 'no connection outside r0 got it');
     assert.ok(rc.ms >= 0 && rc.ms < 30_000, String(rc.ms));
-    assert.match(formatReport(report), /room bcast\s+reached all 100 members of r0 in [\d.]+ ms/);
+    assert.match(formatReport(report), /room broadcast\s+reached all 100 members of r0 in [\d.]+ ms/);
     assert.equal(childPids().length, before, 'no child process is left');
   });
 
