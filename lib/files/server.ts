@@ -218,6 +218,12 @@ export async function serveFiles(server: Server, options: FilesOptions): Promise
     if (h === undefined) return;
     s.handles.delete(id);
     openFiles--;
+    // A read answered in this same turn returned a FileReply with this descriptor's number; the
+    // framework hands it to the loop (which duplicates the descriptor) in the microtasks that
+    // follow. fh.close() runs close(2) on the thread pool at once, and could beat them: the loop
+    // would then find the number closed (EBADF, the connection reset) or, worse, reused by another
+    // file. setImmediate runs after those microtasks.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     await h.fh.close().catch(() => {});
   }
 

@@ -157,7 +157,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 
   async function load(withHistory) {
     const res = await fetch(withHistory ? 'status.json?history' : 'status.json', { cache: 'no-store' });
-    if (!res.ok) throw new Error('status.json: HTTP ' + res.status);
+    // A message, not an Error: the page's own script, shown in the error line by loop() below.
+    if (!res.ok) throw 'status.json: HTTP ' + res.status;
     const data = await res.json();
     if (typeof data.intervalMs === 'number' && data.intervalMs > 0) interval = data.intervalMs;
     const up = data.workers.filter((w) => !w.absent);

@@ -73,6 +73,30 @@ describe('files.read by sendfile over native TCP', { skip: native ? false : 'the
     }
   });
 
+  it('a close in the same batch as reads cannot cut their ranges (the descriptor is closed after they are handed over)', async () => {
+    const s = await setup();
+    try {
+      const data = await randomFile(join(s.root, 'race.bin'), 2 * 1024 * 1024);
+      const resets: string[] = [];
+      s.server.on('disconnect', (_p, reason, detail) => void (reason === 'reset' && resets.push(detail)));
+      for (let round = 0; round < 30; round++) {
+        const h = await open(s.client, 'race.bin');
+        // Eight reads and the close go out in one write, so the server handles them in one batch.
+        const reads = Array.from({ length: 8 }, (_, i) => read(s.client, h, i * CHUNK, CHUNK));
+        const closed = s.client.call(FilesCommand.close, new DataFrame().writeUInt32(h));
+        const got = await Promise.allSettled(reads);
+        await closed;
+        got.forEach((g, i) => {
+          if (g.status === 'fulfilled') assert.deepEqual(g.value, data.subarray(i * CHUNK, (i + 1) * CHUNK), `round ${round}, read ${i}`);
+        });
+        assert.ok(s.client.connected, `round ${round}: the connection was reset (${resets.join(', ')})`);
+      }
+      assert.deepEqual(resets, []);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('sendfile: false reads through JavaScript', async () => {
     const s = await setup({ sendfile: false });
     try {
