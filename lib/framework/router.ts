@@ -6,6 +6,7 @@
  * keeps an array from transport peer id to framework Connection (connection.ts)
  * and hands each frame of a batch to its Connection in one pass over the batch.
  */
+import { ConnectionClosedError } from '../errors.js';
 import type { CloseReason, FrameBatch, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import type { LayerOptions } from './layers.js';
 import { nextBatch, type Connection } from './connection.js';
@@ -92,8 +93,15 @@ export class TransportRouter {
     let acceptor = this.#acceptors.get(info.localPort);
     if (acceptor === undefined && this.#acceptors.size === 1) acceptor = this.#acceptors.values().next().value;
     const peer = acceptor?.(transportPeer, info);
-    if (peer === undefined) this.transport.close(transportPeer, true);
-    else this.#peers[transportPeer] = peer;
+    if (peer === undefined) {
+      // Refused. If an earlier event of the same batch shut the transport down (a server closing
+      // at the end of a drain), every connection is closed already and close() says so: ignore it.
+      try {
+        this.transport.close(transportPeer, true);
+      } catch (err) {
+        if (!(err instanceof ConnectionClosedError)) throw err;
+      }
+    } else this.#peers[transportPeer] = peer;
   };
 
   readonly #frames = (batch: FrameBatch): void => {
