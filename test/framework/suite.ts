@@ -536,7 +536,9 @@ export function frameworkSuite(factory: TransportFactory): void {
       stop = true;
       await Promise.all(workers);
       assert.ok(okBefore > 0, 'traffic flowed before the kill');
-      assert.ok(failed > 0, 'some calls failed while the server was down');
+      // Calls in flight on the dying connection fail; calls made while the client reconnects wait
+      // for the new connection (Client, maxWaitingCalls). Whether any was in flight at the kill
+      // is timing, so `failed` may be 0: what must hold is that every call settled, in time.
       assert.ok(ok > okBefore, 'calls succeed again after reconnecting');
       assert.equal(ok + failed, issued, 'every call settled');
       assert.ok(worst < timeout + 200, `slowest call settled after ${worst} ms`);
