@@ -69,6 +69,8 @@ export interface AttackResult {
   /** The server passed the RSS cap and was killed. */
   killedAtCap: boolean;
   serverDied: boolean;
+  /** When the server died: its exit code or signal and the end of its output (to tell a crash from a kill). */
+  serverExit?: string;
   offendersClosed: number;
   offenders: number;
   /** How the offenders' sockets closed, seen from the client side. */
@@ -148,7 +150,11 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
   });
   let died = false;
   let killedAtCap = false;
-  server.once('exit', () => (died = true));
+  let exitHow = '';
+  server.once('exit', (code, signal) => {
+    died = true;
+    exitHow = `exit code ${code}, signal ${signal}; its output ends: ${Buffer.concat(log).toString().slice(-800)}`;
+  });
   const pid = server.pid!;
 
   await sleep(500);
@@ -251,6 +257,7 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
     growthMB: (peak - before) / MB,
     killedAtCap,
     serverDied: diedDuringRun && !killedAtCap,
+    ...(diedDuringRun && !killedAtCap ? { serverExit: exitHow } : {}),
     offendersClosed: closed,
     offenders: outcome.offenders.length,
     clientSide,

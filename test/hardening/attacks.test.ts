@@ -30,7 +30,7 @@ async function attack(id: string, transport: TransportChoice = 'native'): Promis
 function assertServerHeld(r: AttackResult): void {
   const what = `attack ${r.attack} (${r.transport}): ${r.note}`;
   assert.equal(r.killedAtCap, false, `${what}: the server's RSS passed 1 GB`);
-  assert.equal(r.serverDied, false, `${what}: the server process died`);
+  assert.equal(r.serverDied, false, `${what}: the server process died (${r.serverExit})`);
   assert.ok(r.growthMB * MB < GROWTH_LIMIT, `${what}: RSS grew ${r.growthMB.toFixed(0)} MB`);
   assert.ok(r.honestOk, `${what}: honest client broken: ${r.honestWhy}`);
   assert.ok(r.honestSamples > 20, `${what}: only ${r.honestSamples} honest round trips measured`);
