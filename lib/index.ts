@@ -75,7 +75,7 @@ export type {
   RecordOffload,
   FrameStages,
 } from './transport/types.js';
-export { FrameFlag, MAX_FRAME_KIND } from './transport/types.js';
+export { FrameFlag, MAX_FRAME_KIND, RAW_KIND } from './transport/types.js';
 export { forwardFrame } from './transport/common.js';
 export { MemoryTransport, MemoryNetwork } from './transport/memory.js';
 export { UwsTransport, UWS_PACKAGE, type UwsTransportOptions, type UwsListenOptions } from './transport/uws.js';

@@ -34,6 +34,12 @@ export const FrameFlag = {
 export const MAX_FRAME_KIND = 63;
 
 /**
+ * The kind of every batch entry of a raw peer (ConnectionOptions.raw), and the kind to send() raw
+ * bytes with: a raw stream has no frames, so no kinds.
+ */
+export const RAW_KIND = 0;
+
+/**
  * Frames received in one batch. Entry i is frame i: peer `peers[i]`, kind `kinds[i]`,
  * flags `flags[i]`, payload `data[offsets[i] .. offsets[i] + lengths[i])`.
  *
@@ -116,6 +122,16 @@ export interface ConnectionOptions extends FrameOptions {
    * 0 = no limit), else the peer is closed with reason 'timeout' (slow-loris defence).
    */
   frameTimeout?: number;
+  /**
+   * Carry raw bytes instead of zserver frames (default false): for tunnels and proxies (XNAT) that
+   * pass arbitrary TCP protocols (HTTP, SSH, databases) through. A raw peer's bytes arrive in
+   * 'frames' batches as entries of kind RAW_KIND and flags 0, one entry per chunk read, at most
+   * maxFrameSize bytes each; where the chunks split means nothing. send(peer, RAW_KIND, 0, bytes)
+   * writes the bytes as they are (other kinds or flags throw). highWaterMark, maxSendQueue,
+   * pause()/resume() and idleTimeout apply as to framed peers; keepalive pings and frameTimeout do
+   * not (a raw protocol has no room for pings). A transport without `rawStreams` rejects it.
+   */
+  raw?: boolean;
 }
 
 /** What an accept hook learns of a new connection before anything is done for it. */
@@ -165,6 +181,8 @@ export interface PeerInfo {
   localPort: number;
   /** True for peers accepted by listen(), false for connect(). */
   accepted: boolean;
+  /** True for a raw peer (ConnectionOptions.raw): bytes, not frames. */
+  raw?: boolean;
 }
 
 /** Counters of a transport since it was created. */
@@ -185,6 +203,12 @@ export interface TransportEvents {
   frames: [batch: FrameBatch];
   /** A peer whose send() returned false can take more. */
   drain: [peer: PeerId];
+  /**
+   * The other side of a raw peer half-closed (TCP FIN): no more bytes will come from it, and it may
+   * still be sent to. The transport closes the peer with reason 'remote' once this side has ended
+   * too (end()) and its queue is written. Framed peers never emit it: their FIN closes them.
+   */
+  end: [peer: PeerId];
   /** A connection closed; its id may be reused after this event. */
   close: [peer: PeerId, reason: CloseReason, detail: string];
   /** A fault not tied to one peer (a listener failed, for example). */
@@ -299,6 +323,14 @@ export interface Transport extends EventEmitter<TransportEvents> {
   pause?(peer: PeerId): void;
   /** Undoes one pause(); reading starts again when no pause is left. */
   resume?(peer: PeerId): void;
+  /** True when listen() and connect() accept `raw: true` (ConnectionOptions.raw). */
+  readonly rawStreams?: boolean;
+  /**
+   * Half-closes a raw peer: once the bytes queued for it are written, its sending direction is shut
+   * (TCP FIN), and receiving goes on until the other side ends too ('end') or close(). Optional:
+   * transports with rawStreams have it. Throws for an unknown, closed or framed peer.
+   */
+  end?(peer: PeerId): void;
   /** Closes a peer: graceful (after queued frames are written) unless abort is true. */
   close(peer: PeerId, abort?: boolean): void;
   /** The user-data slot of a peer (undefined for unknown peers). */
