@@ -52,6 +52,7 @@ export function resolveConnectionOptions(options: ConnectionOptions = {}, accept
     highWaterMark,
     maxSendQueue,
     frameTimeout: checkUint(options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT, 'frameTimeout', 2 ** 31 - 1),
+    raw: options.raw === true,
   };
 }
 
