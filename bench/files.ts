@@ -44,9 +44,8 @@ import { fileURLToPath } from 'node:url';
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from '../lib/framework/client.js';
 import { Server } from '../lib/framework/server.js';
-import { FilesCommand, filesClient, serveFiles } from '../lib/files/index.js';
+import { filesClient, serveFiles } from '../lib/files/index.js';
 import { RemoteError } from '../lib/errors.js';
-import { DataFrame } from '../lib/protocol/dataframe.js';
 import { createTransport, transportAvailable } from '../lib/transport/factory.js';
 import { formatNumber, printTable, quick, writeResults } from './_lib.js';
 
@@ -98,21 +97,17 @@ const sourceAddress = (n: number): string => `127.0.0.${2 + (n % 250)}`;
 async function zserverDownload(port: number, transport: Awaited<ReturnType<typeof createTransport>>, deadline: number, chunk: number, depth: number, from: string): Promise<number> {
   const client = new Client({ transport, host: '127.0.0.1', port, quiet: true, requestTimeout: 120_000, localAddress: from });
   await client.connect();
-  const opened = await client.call(FilesCommand.open, new DataFrame().writeString('file.bin'));
-  const handle = opened.readUInt32();
-  const size = Number(opened.readInt64());
-  let next = 0;
+  // FilesClient.chunks(): the pipelined reads of download() without the disk writes. A failed
+  // read rejects this download only (the reads behind it are handled in the library).
   let got = 0;
-  const inflight: Promise<DataFrame>[] = [];
-  while (got < size && Date.now() < deadline) {
-    while (inflight.length < depth && next < size) {
-      inflight.push(client.call(FilesCommand.read, new DataFrame().writeUInt32(handle).writeInt64(next).writeUInt32(Math.min(chunk, size - next))));
-      next += chunk;
+  try {
+    for await (const bytes of filesClient(client).chunks('file.bin', { chunkSize: chunk, inFlight: depth })) {
+      got += bytes.length;
+      if (Date.now() >= deadline) break;
     }
-    got += (await inflight.shift()!).readBytes().length;
+  } finally {
+    await client.close();
   }
-  await Promise.allSettled(inflight);
-  await client.close();
   return got;
 }
 

@@ -205,6 +205,7 @@ export {
   FilesCommand,
   type FilesOptions,
   type FileService,
+  type ChunksOptions,
   type TransferOptions,
   type TransferProgress,
   type TransferResult,

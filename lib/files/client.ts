@@ -53,6 +53,24 @@ export interface TransferOptions {
   timeout?: number;
 }
 
+/** Options of FilesClient.chunks(). */
+export interface ChunksOptions {
+  /** First byte (default 0). */
+  start?: number;
+  /** End of the range, exclusive (default: the file's size at open; past it fails with ZS_FILES_HASH). */
+  end?: number;
+  /** Bytes per read request (default 256 KiB; at most the server's maxRead). */
+  chunkSize?: number;
+  /** Read requests in flight (default 4). */
+  inFlight?: number;
+  /** Timeout of each request, ms (default: the client's requestTimeout). */
+  timeout?: number;
+  /** Stops the reads. */
+  signal?: AbortSignal;
+  /** The mtime the file must have at open, else ZS_FILES_HASH (download() passes the one it began with). */
+  mtimeMs?: number;
+}
+
 /** What a finished transfer reports. */
 export interface TransferResult {
   size: number;
@@ -93,6 +111,8 @@ interface ProgressFile {
 }
 
 const TYPES = ['file', 'directory', 'other'] as const;
+const DEFAULT_CHUNK = 256 * 1024;
+const DEFAULT_IN_FLIGHT = 4;
 
 function num(v: bigint): number {
   return Number(v);
@@ -167,12 +187,68 @@ export class FilesClient {
     await this.client.call(FilesCommand.mkdir, new DataFrame().writeString(name));
   }
 
+  /**
+   * The bytes `[start, end)` of remote file `remote`, in order, as chunks of `chunkSize` (default
+   * 256 KiB; at most the server's `maxRead`, 512 KiB by default) with `inFlight` reads (default 4)
+   * pipelined on this client's connection: `files.open`, `files.read` calls, `files.close`.
+   * `end` defaults to the file's size at open. A chunk is the answer's own buffer: the caller may
+   * keep it.
+   *
+   * A failure (connection closed, timeout, abort, the file cut short or, with `mtimeMs`, changed
+   * since) rejects the iteration; the reads still in flight behind it are settled here, so none
+   * of them ever surfaces as an unhandled rejection. Leaving the loop early (`break`, a throw)
+   * closes the handle too. download() pulls its ranges with this; a caller that does not want
+   * the bytes on disk (a proxy, a hash, a bench) iterates it directly.
+   */
+  async *chunks(remote: string, options: ChunksOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    const chunk = Math.max(1, Math.floor(options.chunkSize ?? DEFAULT_CHUNK));
+    const inFlight = Math.max(1, Math.floor(options.inFlight ?? DEFAULT_IN_FLIGHT));
+    const { timeout, signal } = options;
+    signal?.throwIfAborted();
+    const client = this.client;
+    const opened = await client.call(FilesCommand.open, new DataFrame().writeString(remote), { timeout });
+    const handle = opened.readUInt32();
+    const size = num(opened.readInt64());
+    const mtimeMs = opened.readFloat64();
+    const queue: { at: number; len: number; p: Promise<DataFrame> }[] = [];
+    try {
+      if (options.mtimeMs !== undefined && mtimeMs !== options.mtimeMs) {
+        throw new FilesError('ZS_FILES_HASH', `'${remote}' changed on the server during the download; download again`);
+      }
+      const end = Math.min(options.end ?? size, size);
+      let next = Math.max(0, options.start ?? 0);
+      if (options.end !== undefined && options.end > size) {
+        throw new FilesError('ZS_FILES_HASH', `'${remote}' is ${size} bytes on the server, shorter than the ${options.end} asked for; download again`);
+      }
+      while (next < end || queue.length > 0) {
+        signal?.throwIfAborted();
+        while (queue.length < inFlight && next < end) {
+          const len = Math.min(chunk, end - next);
+          const p = client.call(FilesCommand.read, new DataFrame().writeUInt32(handle).writeInt64(next).writeUInt32(len), { timeout });
+          // Taken in order below; until then a failure of a read behind the head must not count as
+          // unhandled (a closed connection fails them all in one turn).
+          p.catch(() => {});
+          queue.push({ at: next, len, p });
+          next += len;
+        }
+        const head = queue.shift()!;
+        const bytes = (await head.p).readBytes();
+        if (bytes.length !== head.len) throw new FilesError('ZS_FILES_HASH', `'${remote}' got shorter on the server during the download; download again`);
+        yield bytes;
+      }
+    } finally {
+      // The reads still in flight need no wait: their rejections are handled above, and the
+      // server answers them before this close, which comes after them on the connection.
+      if (client.connected) await client.call(FilesCommand.close, new DataFrame().writeUInt32(handle), { timeout }).catch(() => {});
+    }
+  }
+
   /** Downloads remote `remote` to local `local`, resuming an earlier run; see the file comment. */
   async download(remote: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
     const algo = checkAlgorithm(options.algorithm ?? 'xxh64');
     const connections = Math.max(1, Math.floor(options.connections ?? 1));
-    const chunk = Math.max(1, Math.floor(options.chunkSize ?? 256 * 1024));
-    const inFlight = Math.max(1, Math.floor(options.inFlight ?? 4));
+    const chunk = Math.max(1, Math.floor(options.chunkSize ?? DEFAULT_CHUNK));
+    const inFlight = Math.max(1, Math.floor(options.inFlight ?? DEFAULT_IN_FLIGHT));
     const timeout = options.timeout;
     const signal = options.signal;
     signal?.throwIfAborted();
@@ -320,7 +396,7 @@ export class FilesClient {
   }
 }
 
-/** Pulls one range of an open remote file into `fh` with `inFlight` reads pipelined, in order. */
+/** Pulls one range of a remote file into `fh`, in order, through FilesClient.chunks(). */
 async function pullRange(
   files: FilesClient,
   remote: string,
@@ -329,36 +405,13 @@ async function pullRange(
   o: { chunk: number; inFlight: number; timeout: number | undefined; signal: AbortSignal | undefined; mtimeMs: number },
   progressed: (bytes: number) => void,
 ): Promise<void> {
-  const client = files.client;
-  const opened = await client.call(FilesCommand.open, new DataFrame().writeString(remote), { timeout: o.timeout });
-  const handle = opened.readUInt32();
-  opened.readInt64();
-  if (opened.readFloat64() !== o.mtimeMs) {
-    await client.call(FilesCommand.close, new DataFrame().writeUInt32(handle)).catch(() => {});
-    throw new FilesError('ZS_FILES_HASH', `'${remote}' changed on the server during the download; download again`);
-  }
-  const queue: { at: number; len: number; p: Promise<DataFrame> }[] = [];
-  let next = range.done;
-  try {
-    while (range.done < range.end) {
-      o.signal?.throwIfAborted();
-      while (queue.length < o.inFlight && next < range.end) {
-        const len = Math.min(o.chunk, range.end - next);
-        const p = client.call(FilesCommand.read, new DataFrame().writeUInt32(handle).writeInt64(next).writeUInt32(len), { timeout: o.timeout });
-        p.catch(() => {}); // awaited below in order; this only keeps a failure behind the first from being "unhandled"
-        queue.push({ at: next, len, p });
-        next += len;
-      }
-      const head = queue.shift()!;
-      const bytes = (await head.p).readBytes();
-      if (bytes.length !== head.len) throw new FilesError('ZS_FILES_HASH', `'${remote}' got shorter on the server during the download; download again`);
-      let w = 0;
-      while (w < bytes.length) w += (await fh.write(bytes, w, bytes.length - w, head.at + w)).bytesWritten;
-      range.done = head.at + bytes.length;
-      progressed(bytes.length);
-    }
-  } finally {
-    if (client.connected) await client.call(FilesCommand.close, new DataFrame().writeUInt32(handle), { timeout: o.timeout }).catch(() => {});
+  const chunks = files.chunks(remote, { start: range.done, end: range.end, chunkSize: o.chunk, inFlight: o.inFlight, timeout: o.timeout, signal: o.signal, mtimeMs: o.mtimeMs });
+  for await (const bytes of chunks) {
+    const at = range.done;
+    let w = 0;
+    while (w < bytes.length) w += (await fh.write(bytes, w, bytes.length - w, at + w)).bytesWritten;
+    range.done = at + bytes.length;
+    progressed(bytes.length);
   }
 }
 
