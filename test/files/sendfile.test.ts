@@ -2,7 +2,7 @@
 // the bytes, their order among other frames, the descriptors it holds (counted in /proc/self/fd),
 // a file cut short under a queued range, and maxSendQueue with ranges queued.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -15,6 +15,15 @@ import { randomFile, setup, transportName, type Setup } from './helpers.js';
 
 const native = (await transportName()) === 'native';
 const fds = () => readdirSync('/proc/self/fd').length;
+/** The open descriptors and what they are, for a failure's message. */
+const fdList = () =>
+  readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return `${fd}->${readlinkSync(`/proc/self/fd/${fd}`)}`;
+    } catch {
+      return fd;
+    }
+  });
 const CHUNK = 256 * 1024;
 
 /** Counts the server transport's sendFile() calls (the fast path taken). */
@@ -114,6 +123,7 @@ describe('files.read by sendfile over native TCP', { skip: native ? false : 'the
     const s = await setup();
     try {
       await randomFile(join(s.root, 'f.bin'), 8 * 1024 * 1024);
+      await until(() => [...s.server.peers()].length === 1, 2000); // its socket accepted
       const before = fds();
       const h = await open(s.client, 'f.bin');
       for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 8 }, (_, k) => read(s.client, h, k * CHUNK, CHUNK)));
@@ -206,6 +216,70 @@ describe('files.read by sendfile over native TCP', { skip: native ? false : 'the
       assert.ok(st.compressionStats().framesCompressed > 0, 'the server\'s loop compressed the answers');
       await c.close();
     } finally {
+      await ct.shutdown();
+      await service.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on a server whose loop runs on an I/O thread (ioThread): sendFile taken, bytes in order, downloads over 3 connections, descriptors given back', async () => {
+    const { Server } = await import('../../lib/framework/server.js');
+    const { serveFiles, filesClient } = await import('../../lib/files/index.js');
+    const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'zs-files-io-'));
+    const server = new Server({ quiet: true });
+    const service = await serveFiles(server, { root: dir });
+    const st = new NativeTcpTransport({ ioThread: true });
+    const ct = new NativeTcpTransport();
+    const clients: Client[] = [];
+    try {
+      const data = await randomFile(join(dir, 'f.bin'), 5 * 1024 * 1024 + 4321);
+      const ep = await server.listen(st, { host: '127.0.0.1', port: 0 });
+      const calls = { n: 0 };
+      const real = st.sendFile.bind(st);
+      st.sendFile = (...args: Parameters<NativeTcpTransport['sendFile']>) => {
+        calls.n++;
+        return real(...args);
+      };
+      const connect = async () => {
+        const c = new Client({ transport: ct, host: '127.0.0.1', port: ep.address.port, quiet: true });
+        await c.connect();
+        clients.push(c);
+        return c;
+      };
+      const c = await connect();
+      // The server's side of the connection is accepted on the I/O thread, maybe after connect()
+      // resolved: its socket is counted once the server knows the peer.
+      await until(() => [...server.peers()].length === 1, 2000);
+      const before = fds();
+      const beforeList = fdList();
+      // Several rounds, each a fresh handle with reads of every size pipelined, then its close in
+      // the same write: the I/O thread's duplicates must outlive the handle.
+      for (let round = 0; round < 5; round++) {
+        const h = await open(c, 'f.bin');
+        const sizes = [CHUNK, 20_000, 512 * 1024, 1, CHUNK, 70_000];
+        const got: { at: number; n: number; p: Promise<Buffer> }[] = [];
+        for (let at = 0, k = round; at < data.length; k++) {
+          const n = Math.min(sizes[k % sizes.length]!, data.length - at);
+          got.push({ at, n, p: read(c, h, at, n) });
+          at += n;
+        }
+        const closed = c.call(FilesCommand.close, new DataFrame().writeUInt32(h));
+        for (const g of got) assert.deepEqual(await g.p, data.subarray(g.at, g.at + g.n), `round ${round}, range at ${g.at}`);
+        await closed;
+      }
+      assert.ok(calls.n > 0, 'the ioThread server answered by sendFile');
+      await until(() => fds() === before, 3000);
+      const now = fdList();
+      assert.equal(fds(), before, `every duplicated descriptor was closed by the I/O thread once written; new: ${now.filter((f) => !beforeList.includes(f)).join(', ')}`);
+      const local = join(dir, 'out.bin');
+      const r = await filesClient(c).download('f.bin', local, { connections: 3, connect, inFlight: 8 });
+      assert.equal(r.size, data.length);
+      assert.deepEqual(await readFile(local), data);
+    } finally {
+      for (const c of clients) await c.close();
       await ct.shutdown();
       await service.close();
       await server.close();
