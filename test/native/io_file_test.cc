@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -303,4 +304,119 @@ TEST(io_file_inline_without_a_duplicate_copies_the_range) {
   for (size_t i = 0; i + 3 < in.events.size(); i += 4) CHECK(in.events[i] != ZS_EV_CLOSE);
   close(sock);
   zs_io_destroy(loop);
+}
+
+// The loop's bound on ranges (kMaxFileRanges, 4,096 descriptors over all
+// peers; docs/limits.md "File service"): 65 peers that do not read are each
+// handed 65 ranges of 16 KiB in one submit. Inline mode runs the records during
+// the submit and writes nothing before the next turn, so exactly 4,096 ranges
+// hold a duplicate then (64 peers × 64, kMaxFileRangesPerPeer); every other
+// range was read with pread(2) into its peer's queue, no descriptor held. Each
+// peer then receives its 65 frames in order, byte for byte, and once they are
+// written no duplicate is left.
+TEST(io_file_loop_bound_on_ranges_in_flight) {
+  constexpr int kPeers = 65;
+  constexpr int kRanges = 65;
+  constexpr uint32_t kLen = 16 * 1024;  // the smallest range that is queued, not copied
+  rlimit saved;
+  getrlimit(RLIMIT_NOFILE, &saved);
+  rlimit wide = saved;
+  if (wide.rlim_cur < 8192) wide.rlim_cur = std::min<rlim_t>(8192, saved.rlim_max);
+  setrlimit(RLIMIT_NOFILE, &wide);
+  rlimit now;
+  getrlimit(RLIMIT_NOFILE, &now);
+  CHECK(now.rlim_cur >= 4096 + 2 * kPeers + 64);  // else this machine cannot reach the bound
+  InlineInbox in;
+  zs_io_loop* loop = zs_io_create_inline(post_inline, &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  CHECK(port > 0);
+  std::vector<int> socks;
+  std::vector<int32_t> peers;
+  for (int i = 0; i < kPeers; i++) {
+    int s = connect_to(port);
+    CHECK(s >= 0);
+    socks.push_back(s);
+  }
+  for (int turn = 0; turn < 2000 && static_cast<int>(peers.size()) < kPeers; turn++) {
+    zs_io_run_once(loop);
+    peers.clear();
+    for (size_t i = 0; i + 3 < in.events.size(); i += 4)
+      if (in.events[i] == ZS_EV_OPEN) peers.push_back(in.events[i + 1]);
+    if (static_cast<int>(peers.size()) < kPeers) usleep(1000);
+  }
+  CHECK_EQ(static_cast<int>(peers.size()), kPeers);
+  // Accept order and connect order match on loopback, but map each peer to its socket by its port to be sure.
+  std::vector<int> sock_of(peers.size(), -1);
+  for (size_t k = 0; k < peers.size(); k++) {
+    char host[64];
+    int remote_port = 0;
+    CHECK_EQ(zs_io_peer_address(loop, uint32_t(peers[k]), 1, host, sizeof host, &remote_port), 0);
+    for (int s : socks) {
+      sockaddr_in a{};
+      socklen_t alen = sizeof a;
+      getsockname(s, reinterpret_cast<sockaddr*>(&a), &alen);
+      if (ntohs(a.sin_port) == remote_port) sock_of[k] = s;
+    }
+    CHECK(sock_of[k] >= 0);
+  }
+  std::vector<uint8_t> file;
+  int fd = temp_file(kRanges * kLen, &file);
+  CHECK(fd >= 0);
+  const int base = open_fds();
+  std::vector<uint8_t> data;
+  std::vector<uint32_t> lens;
+  std::vector<uint8_t> ops;
+  std::vector<uint32_t> who;
+  std::vector<uint8_t> kinds;
+  for (int k = 0; k < kPeers; k++) {
+    for (int r = 0; r < kRanges; r++) {
+      lens.push_back(file_record(&data, fd, uint64_t(r) * kLen, kLen, "h"));
+      ops.push_back(ZS_OP_SEND_FILE);
+      who.push_back(uint32_t(peers[k]));
+      kinds.push_back(zs_frame_kind_byte(8, 0));
+    }
+  }
+  zs_io_submit(loop, data.data(), data.size(), uint32_t(lens.size()), ops.data(), who.data(), kinds.data(), lens.data());
+  CHECK_EQ(open_fds(), base + 4096);  // the loop's bound, reached and held
+  close(fd);
+
+  // Every peer's frames arrive in order and whole: the loop writes on its turns, the sockets are read between them.
+  std::vector<std::vector<uint8_t>> got(peers.size());
+  const size_t frame_bytes = ZS_FRAME_HEADER + 1 + kLen + 4;
+  const size_t want = frame_bytes * kRanges;
+  std::vector<uint8_t> buf(256 * 1024);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    bool all = true;
+    for (size_t k = 0; k < peers.size(); k++) {
+      while (got[k].size() < want) {
+        ssize_t n = recv(sock_of[k], buf.data(), buf.size(), MSG_DONTWAIT);
+        if (n <= 0) break;
+        got[k].insert(got[k].end(), buf.data(), buf.data() + n);
+      }
+      all = all && got[k].size() >= want;
+    }
+    if (all || std::chrono::steady_clock::now() > deadline) break;
+    zs_io_run_once(loop);
+  }
+  for (size_t k = 0; k < peers.size(); k++) {
+    CHECK_EQ(got[k].size(), want);
+    if (got[k].size() != want) continue;
+    for (int r = 0; r < kRanges; r++) {
+      const uint8_t* f = got[k].data() + size_t(r) * frame_bytes;
+      uint32_t len;
+      std::memcpy(&len, f + 4, 4);
+      CHECK_EQ(len, 1 + kLen);
+      CHECK(f[ZS_FRAME_HEADER] == 'h');
+      CHECK(std::memcmp(f + ZS_FRAME_HEADER + 1, file.data() + size_t(r) * kLen, kLen) == 0);
+    }
+  }
+  for (size_t i = 0; i + 3 < in.events.size(); i += 4) CHECK(in.events[i] != ZS_EV_CLOSE);
+  CHECK_EQ(open_fds(), base - 1);  // every duplicate closed once written (and the file's own, above)
+  for (int s : socks) close(s);
+  zs_io_destroy(loop);
+  setrlimit(RLIMIT_NOFILE, &saved);
 }
