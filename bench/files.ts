@@ -485,12 +485,19 @@ async function main(): Promise<void> {
       // One download: download()'s defaults, 512 KiB × 8 in flight (a 4 MiB window).
       const read = { chunk: arg('--chunk', 512) * 1024, depth: arg('--in-flight', 8) };
       for (const kind of ['zserver', 'http', 'zserver-js']) single.push(await phase(kind, singleDir, 1, 1, seconds, read));
+      // The A/B of the read window in the same run: the earlier defaults, 256 KiB × 4 in flight.
+      const small = await phase('zserver', singleDir, 1, 1, seconds, { chunk: 256 * 1024, depth: 4 });
+      small.server = `${small.server}, 256 KiB × 4`;
+      single.push(small);
       const c = await sendfileBaseline(dir, join(singleDir, 'file.bin'), seconds);
       if (c !== undefined) single.push(c);
+      single[0]!.server = `${single[0]!.server}, ${read.chunk / 1024} KiB × ${read.depth}`;
       ratios.single = mibs(single[0]) / mibs(single[1]);
+      ratios.window = mibs(single[0]) / mibs(small);
       if (c) ratios.sendfile = mibs(single[0]) / mibs(c);
       printTable(
-        `one download of a ${singleMiB} MiB file (zserver / http: ${ratios.single.toFixed(2)}x` +
+        `one download of a ${singleMiB} MiB file (zserver / http: ${ratios.single.toFixed(2)}x, ` +
+          `${read.chunk / 1024} KiB × ${read.depth} / 256 KiB × 4: ${ratios.window.toFixed(2)}x` +
           `${c ? `, zserver / sendfile: ${ratios.sendfile!.toFixed(2)}x` : ''})`,
         single,
       );
