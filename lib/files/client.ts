@@ -301,6 +301,12 @@ export class FilesClient {
       }
       ranges[0]!.start = 0; // the first range owns the kept prefix
     }
+    // The server hashes the whole file while the bytes travel, not after them: for a file it has
+    // not hashed yet (its cache) that is a read of the whole file, which otherwise adds to the
+    // download's time. The hash is of the file as this download began; a file changed since
+    // cannot match the bytes that arrive, so the check at the end stays as strict.
+    const theirsAtStart = this.stat(remote, { hash: algo, timeout });
+    theirsAtStart.catch(() => {}); // awaited at the end; a failed download must not leave it unhandled
     const resumedFrom = ranges.reduce((a, r) => a + (r.done - r.start), 0);
     let done = resumedFrom;
 
@@ -358,7 +364,7 @@ export class FilesClient {
       await fh.close();
       await Promise.all(extra.map((c) => c.close().catch(() => {})));
     }
-    const [theirs, ours] = await Promise.all([this.stat(remote, { hash: algo, timeout }), hashLocal(partial, 0, size, algo)]);
+    const [theirs, ours] = await Promise.all([theirsAtStart, hashLocal(partial, 0, size, algo)]);
     if (theirs.hash !== ours || theirs.size !== size) {
       await unlink(partial).catch(() => {});
       await unlink(progressPath).catch(() => {});
