@@ -112,9 +112,9 @@ interface ProgressFile {
 
 const TYPES = ['file', 'directory', 'other'] as const;
 // 512 KiB × 8 in flight: a download's window is 4 MiB, so the request round trips of the
-// chunks overlap (at 256 KiB × 4 one download of 2 GiB over loopback ran at about a third of the
-// rate of 512 KiB × 8 on the shared machine, and the server spent 2 to 3 times the CPU per GiB on
-// twice the requests). 512 KiB is the server's default maxRead; 4 MiB stays under the native
+// chunks overlap (256 KiB × 4 ran one 512 MiB download over loopback 1.6 to 4 times slower on the
+// shared machine, the server spending 2 to 3 times the CPU per GiB on twice the requests; see
+// docs/files.md). 512 KiB is the server's default maxRead; 4 MiB stays under the native
 // transport's default maxSendQueue (8 MiB) on the server.
 const DEFAULT_CHUNK = DEFAULT_MAX_READ;
 const DEFAULT_IN_FLIGHT = 8;
