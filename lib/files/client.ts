@@ -194,9 +194,9 @@ export class FilesClient {
 
   /**
    * The bytes `[start, end)` of remote file `remote`, in order, as chunks of `chunkSize` (default
-   * 512 KiB, the server's default `maxRead`) with `inFlight` reads (default 8) pipelined on this client's connection: `files.open`, `files.read` calls, `files.close`.
-   * `end` defaults to the file's size at open. A chunk is the answer's own buffer: the caller may
-   * keep it.
+   * 512 KiB, the server's default `maxRead`) with `inFlight` reads (default 8) pipelined on this
+   * client's connection: `files.open`, `files.read` calls, `files.close`. `end` defaults to the
+   * file's size at open. A chunk is the answer's own buffer: the caller may keep it.
    *
    * A failure (connection closed, timeout, abort, the file cut short or, with `mtimeMs`, changed
    * since) rejects the iteration; the reads still in flight behind it are settled here, so none
