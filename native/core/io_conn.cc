@@ -33,6 +33,10 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
     }
     return;
   }
+  if (is_raw(c)) {
+    raw_read(id, c, fd, err);  // io_raw.cc: bytes, not frames
+    return;
+  }
   if (is_ws(c)) {
     // An HTTP head being read gathers in c.rx, which may be kilobytes: not
     // put back in front of the read like a cut frame header.
@@ -246,6 +250,7 @@ void zs_io_loop::deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, c
 // bytes in the queue (the peer is then closed as a slow consumer).
 bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
   if (c.state != io::kOpen) return false;
+  if (is_raw(c)) return raw_queue(id, c, payload, len);  // io_raw.cc: unframed
   WsState* s = nullptr;
   if (is_ws(c)) {
     // Frames go only over an upgraded connection (keepalives of the tick, replies to a refused one).
@@ -319,7 +324,11 @@ void zs_io_loop::tx_commit(uint32_t id, Conn& c, uint8_t* end) {
 }
 
 void zs_io_loop::set_poll(uint32_t id, Conn& c) {
-  zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), io::poll_events(c));
+  uint32_t events = io::poll_events(c);
+  // An open raw peer whose other side sent FIN is not read again (level-triggered, the EOF would
+  // be reported every turn); closing reads it again, to see the FIN through (close_conn).
+  if (c.state == io::kOpen && raw_in_ended(id)) events &= ~ZS_POLL_IN;
+  zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), events);
   if (configs[c.cfg].tls) tls_wake_if_buffered(id, c);
 }
 
@@ -348,6 +357,7 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
   }
   const bool tls_on = configs[c.cfg].tls != nullptr;
   uint32_t unsent = 0;  // TLS: ciphertext not yet written
+  bool wrote = false;   // raw peers: writing counts as activity (idle timeout)
   if (tls_on && !tls_send(id, c, fd, &unsent)) return;
   TxBuf* tx = c.tx;
   // File ranges wait between the queued bytes: flush_files writes both, in order (io_file.cc).
@@ -368,6 +378,7 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
       break;
     }
     tx->off += static_cast<uint32_t>(n);
+    wrote = true;
   }
   // With TLS, frames waiting for the handshake count as queued but do not
   // arm writability (the socket has nothing to take until the handshake is done).
@@ -408,6 +419,12 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
       c.timer = now + kLingerMs;
     }
     return;
+  }
+  if (is_raw(c)) {
+    // A tunnel's download may see nothing from its client for minutes: for a raw
+    // peer, bytes written keep it from idling out too. An end() waits for this.
+    if (wrote) c.last_rx = now;
+    if (left == 0 && raw_flushed(id, c)) return;
   }
   // Above the mark an accepted peer is not read until the queue is down to
   // half of it: a peer that does not read its replies is held back by TCP's
@@ -458,12 +475,13 @@ void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   c.flags &= ~io::kWantDrain;
   if (reason == ZS_CLOSE_LOCAL) {
     // Closing reads again (to see the peer's FIN), whatever paused it.
-    if ((c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch)) {
-      c.flags &= static_cast<uint8_t>(~(io::kPaused | io::kBackpressured));
+    const bool unread = (c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch);
+    c.flags &= static_cast<uint8_t>(~(io::kPaused | io::kBackpressured));
+    c.state = io::kClosing;
+    if (unread || raw_in_ended(id)) {  // a raw peer that saw FIN stopped reading too (set_poll)
       c.in_batch = 0;
       set_poll(id, c);
     }
-    c.state = io::kClosing;
     c.timer = now + kCloseFlushMs;
     flush(id, c);
     return;
