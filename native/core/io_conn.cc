@@ -19,6 +19,8 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
   if (c.state == io::kClosing || c.state == io::kLinger) {
     // Closed by JavaScript: nobody wants these bytes; read only to see the FIN.
     ssize_t n = read(fd, scratch, sizeof scratch);
+    // A raw peer's FIN is a half-close: what is queued for it still goes out (io_raw.cc).
+    if (n == 0 && is_raw(c) && raw_closing_eof(id, c)) return;
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) finish_close(id, c);
     return;
   }
@@ -325,9 +327,9 @@ void zs_io_loop::tx_commit(uint32_t id, Conn& c, uint8_t* end) {
 
 void zs_io_loop::set_poll(uint32_t id, Conn& c) {
   uint32_t events = io::poll_events(c);
-  // An open raw peer whose other side sent FIN is not read again (level-triggered, the EOF would
-  // be reported every turn); closing reads it again, to see the FIN through (close_conn).
-  if (c.state == io::kOpen && raw_in_ended(id)) events &= ~ZS_POLL_IN;
+  // A raw peer whose other side sent FIN is not read again (level-triggered, the EOF would be
+  // reported every turn), open or closing (io_raw.cc).
+  if (raw_in_ended(id, c)) events &= ~ZS_POLL_IN;
   zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), events);
   if (configs[c.cfg].tls) tls_wake_if_buffered(id, c);
 }
@@ -417,6 +419,7 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
       shutdown(fd, SHUT_WR);
       c.state = io::kLinger;
       c.timer = now + kLingerMs;
+      if (raw_in_ended(id, c)) finish_close(id, c);  // its FIN came already: nothing to linger for
     }
     return;
   }
@@ -475,13 +478,12 @@ void zs_io_loop::close_conn(uint32_t id, Conn& c, int reason, int err) {
   c.flags &= ~io::kWantDrain;
   if (reason == ZS_CLOSE_LOCAL) {
     // Closing reads again (to see the peer's FIN), whatever paused it.
-    const bool unread = (c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch);
-    c.flags &= static_cast<uint8_t>(~(io::kPaused | io::kBackpressured));
-    c.state = io::kClosing;
-    if (unread || raw_in_ended(id)) {  // a raw peer that saw FIN stopped reading too (set_poll)
+    if ((c.flags & (io::kPaused | io::kBackpressured)) || (c.in_batch & io::kHeldForBatch)) {
+      c.flags &= static_cast<uint8_t>(~(io::kPaused | io::kBackpressured));
       c.in_batch = 0;
       set_poll(id, c);
     }
+    c.state = io::kClosing;
     c.timer = now + kCloseFlushMs;
     flush(id, c);
     return;

@@ -349,7 +349,11 @@ struct zs_io_loop {
   void keep_request(uint32_t id, std::vector<uint8_t>&& bytes);
   void forget_connect(uint32_t id, Conn& c);
   bool is_raw(const Conn& c) const { return (configs[c.cfg].flags & ZS_IO_RAW) != 0; }
-  bool raw_in_ended(uint32_t id) const { return id < raw_ends.size() && (raw_ends[id] & zs::io::kRawInEnded); }
+  // The bits of a slot are those of its last raw peer: only a raw peer's own count.
+  bool raw_in_ended(uint32_t id, const Conn& c) const {
+    return is_raw(c) && id < raw_ends.size() && (raw_ends[id] & zs::io::kRawInEnded);
+  }
+  bool raw_closing_eof(uint32_t id, Conn& c);
   void raw_open(uint32_t id);
   void raw_read(uint32_t id, Conn& c, int fd, bool err);
   bool raw_queue(uint32_t id, Conn& c, const uint8_t* payload, uint32_t len);

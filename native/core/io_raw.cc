@@ -105,6 +105,16 @@ bool zs_io_loop::raw_queue(uint32_t id, Conn& c, const uint8_t* payload, uint32_
   return true;
 }
 
+// The FIN of a raw peer JavaScript closed gracefully while its queue is still
+// being written: a half-close, so the queue keeps going out (without reading
+// on; the flush finishes the close once it is written). True when so handled.
+bool zs_io_loop::raw_closing_eof(uint32_t id, Conn& c) {
+  if (c.state != kClosing || queued_bytes(id, c) == 0) return false;
+  raw_ends[id] |= kRawInEnded;
+  set_poll(id, c);
+  return true;
+}
+
 // ZS_OP_END: the FIN goes out once the queue is written (at once when it is
 // empty: the flush this marks runs this turn).
 void zs_io_loop::raw_end(uint32_t id, Conn& c) {

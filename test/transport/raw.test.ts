@@ -172,6 +172,72 @@ for (const { name, make } of RAW_TRANSPORTS) {
       }
     });
 
+    it('close() of a raw peer that half-closed still writes what is queued, before or after its FIN was read', async () => {
+      const t = make();
+      try {
+        const reply = payloadOf(random(9), 24 << 20); // more than the socket buffers hold
+        const { at, next } = await listenRaw(t);
+        let early = true;
+        t.on('frames', (b: FrameBatch) => {
+          // The first connection: reply and close() at the request, before its FIN is read.
+          if (early) {
+            early = false;
+            t.send(b.peers[0]!, RAW_KIND, 0, reply);
+            t.close(b.peers[0]!);
+          }
+        });
+        // The second: reply and close() at 'end', after its FIN was read.
+        t.on('end', (peer) => {
+          t.send(peer, RAW_KIND, 0, reply);
+          t.close(peer);
+        });
+        for (let round = 0; round < 2; round++) {
+          const c = await client(at);
+          c.socket.pause(); // the reply waits in the queue while the FIN comes
+          c.socket.end('request');
+          await next();
+          await sleep(200);
+          c.socket.resume();
+          await waitFor('the whole reply and FIN', () => c.ended(), 10_000);
+          assert.ok(Buffer.concat(c.data).equals(reply), `round ${round}: ${Buffer.concat(c.data).length} bytes of ${reply.length}`);
+          c.socket.destroy();
+        }
+      } finally {
+        await t.shutdown();
+      }
+    });
+
+    it('a framed peer in the slot of a raw peer that half-closed is read as usual', async () => {
+      const t = make();
+      try {
+        const { at, next } = await listenRaw(t);
+        t.on('end', (peer) => t.end!(peer));
+        const closed = closes(t);
+        const c = await client(at);
+        const rawPeer = await next();
+        c.socket.end();
+        await waitFor('the raw close', () => closed.length === 1);
+        c.socket.destroy();
+        // Slots are reused last-freed first: the framed peers below take the raw peer's.
+        const framedAt = await t.listen(local);
+        const echoed: string[] = [];
+        t.on('frames', (b: FrameBatch) => {
+          for (let i = 0; i < b.count; i++) {
+            if (b.kinds[i] === 9) t.send(b.peers[i]!, 10, 0, b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!));
+            else if (b.kinds[i] === 10) echoed.push(Buffer.from(b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!)).toString());
+          }
+        });
+        const framed = await t.connect(framedAt);
+        const accepted = await next();
+        assert.ok([framed, accepted].includes(rawPeer), 'the raw peer\'s slot was reused');
+        t.send(framed, 9, 0, Buffer.from('ping'));
+        await waitFor('the framed echo', () => echoed.length === 1);
+        assert.deepEqual(echoed, ['ping']);
+      } finally {
+        await t.shutdown();
+      }
+    });
+
     it('end() on a framed peer throws TypeError; on a closed peer ConnectionClosedError', async () => {
       const t = make();
       try {
