@@ -106,8 +106,6 @@ const REFUSED = 5;
 const RAW = 1;
 /** end() was called: nothing more may be sent. */
 const RAW_END_SENT = 2;
-/** 'end' was emitted: the other side sent FIN. */
-const RAW_END_RECEIVED = 4;
 
 /** A connect() waiting for its peer's open (or its failure). */
 export interface PendingConnect {
@@ -699,10 +697,8 @@ export class NativeDispatch {
       const err = new ConnectError(`${this.name} transport: accepting connections failed (${errnoName(a)}); retrying in 100 ms`);
       if (this.events.listenerCount('error') > 0) this.events.emit('error', err);
     } else if (type === EV_END) {
-      if (this.isOpen(peer) && this.ends[peer]! & RAW) {
-        this.ends[peer] = this.ends[peer]! | RAW_END_RECEIVED;
-        this.events.emit('end', peer);
-      }
+      // The loop reports a FIN once per peer; a peer closed here meanwhile hears nothing more.
+      if (this.isOpen(peer) && this.ends[peer]! & RAW) this.events.emit('end', peer);
     } else if (type === EV_SHUTDOWN_DONE) return true;
     else this.protocol?.event(type, peer, a, b);
     return false;
