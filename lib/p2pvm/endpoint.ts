@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Admission, type RefusalReason } from '../transport/admission.js';
-import { joinParts } from '../transport/common.js';
+import { joinParts, refuseRaw } from '../transport/common.js';
 import type { ConnectOptions, Endpoint, ListenOptions, PeerId, PeerInfo, Transport, TransportEvents, TransportStats } from '../transport/types.js';
 import { closeVirtual, connectVirtual, grantNow, sendFrame, type P2pvmCore } from './core.js';
 import { checkAddress, checkPort } from './listen-table.js';
@@ -80,6 +80,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
    */
   async listen(endpoint: Endpoint, options: ListenOptions = {}): Promise<Endpoint> {
     this.#core.checkOpen();
+    refuseRaw(options, 'p2pvm');
     const admission = new Admission({ maxConnections: this.#core.options.maxConnections, ...options });
     const entry = this.#core.listening.add(checkAddress(endpoint), checkPort(endpoint.port, true));
     entry.admission = admission;
@@ -113,6 +114,7 @@ export class P2pvmEndpoint extends EventEmitter<TransportEvents> implements Tran
    */
   connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.#core.checkOpen();
+    refuseRaw(options, 'p2pvm');
     return connectVirtual(this.#core, endpoint, options);
   }
 

@@ -21,7 +21,7 @@
  */
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { WebEventEmitter } from '../web-emitter.js';
-import { joinParts, resolveConnectionOptions } from './common.js';
+import { joinParts, refuseRaw, resolveConnectionOptions } from './common.js';
 import type { CloseReason, ConnectOptions, Endpoint, FrameBatch, PeerId, PeerInfo, TransportStats } from './types.js';
 import { reasonForRemoteClose, WsCore, type MessageSocket, type WsPeer } from './ws-core.js';
 
@@ -84,6 +84,7 @@ export class BrowserWsTransport extends WebEventEmitter<BrowserTransportEvents> 
   /** Connects to ws(s)://host:port/path, or to a full ws:// or wss:// URL. */
   async connect(endpoint: Endpoint | string, options: ConnectOptions = {}): Promise<PeerId> {
     this.#core.checkOpen();
+    refuseRaw(options, 'browser-ws');
     const resolved = resolveConnectionOptions(options);
     const timeout = options.timeout ?? 10_000;
     const url =

@@ -217,3 +217,14 @@ export class PeerSlots<T> {
     }
   }
 }
+
+/**
+ * The check of a transport without `rawStreams` (memory, WebSocket, P2PVM): TypeError when
+ * `options.raw` is true, since it could only carry frames, and a raw peer (ConnectionOptions.raw)
+ * needs a transport that reads and writes a byte stream as it is.
+ */
+export function refuseRaw(options: ConnectionOptions | undefined, transport: string): void {
+  if (options?.raw === true) {
+    throw new TypeError(`${transport} transport: options.raw is not supported (no rawStreams); raw byte streams need the native-tcp or node-net transport`);
+  }
+}

@@ -22,7 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { ConnectError, ConnectionClosedError } from '../errors.js';
 import { Admission, refusalDetail } from './admission.js';
-import { checkFrame, joinParts, resolveConnectionOptions, resolveConnectOptions, TransportCounters, PeerSlots, type ResolvedConnectionOptions } from './common.js';
+import { checkFrame, joinParts, refuseRaw, resolveConnectionOptions, resolveConnectOptions, TransportCounters, PeerSlots, type ResolvedConnectionOptions } from './common.js';
 import type {
   AcceptInfo,
   CloseReason,
@@ -101,6 +101,7 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
   /** Listens on `endpoint` of the network; connections go through admission (ListenOptions). */
   async listen(endpoint: Endpoint, options: ListenOptions = {}): Promise<Endpoint> {
     this.#checkOpen();
+    refuseRaw(options, 'memory');
     const resolved = resolveConnectionOptions(options, true);
     const admission = new Admission(options);
     const bound = { host: endpoint.host, port: endpoint.port || this.#network.nextPort++ };
@@ -115,6 +116,7 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Tr
   /** Connects to a listening MemoryTransport; rejects with ConnectError when nothing listens or admission refused. */
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.#checkOpen();
+    refuseRaw(options, 'memory');
     const clientOptions = resolveConnectOptions(options);
     const listener = this.#network.listeners.get(key(endpoint));
     if (!listener) throw new ConnectError(`memory transport: nothing listens on ${key(endpoint)} (connection refused)`);

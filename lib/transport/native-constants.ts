@@ -23,6 +23,8 @@ export const EV_ACCEPT_ERROR = 6;
 export const EV_SHUTDOWN_DONE = 7;
 /** WebSocket endpoints: a plain HTTP request, whole (TcpLoop.takeRequest()). */
 export const EV_HTTP = 8;
+/** Raw peers: the other side half-closed (FIN); the loop stopped reading it. */
+export const EV_END = 9;
 
 /** Submit records, handed to the loop once per turn by SubmitQueue (ZS_OP_*). */
 export const OP_SEND = 0;
@@ -40,6 +42,8 @@ export const OP_CLOSE_WITH = 9;
 export const OP_HTTP_REPLY = 10;
 /** A frame of head bytes then a file range, sent with sendfile(2) where no stage must see the bytes (io_file.cc). */
 export const OP_SEND_FILE = 11;
+/** Raw peers: shut the sending direction (FIN) once the queue is written (io_raw.cc). */
+export const OP_END = 12;
 
 /** ZS_CLOSE_*: the CloseReason of code i is CLOSE_REASONS[i]. */
 export const CLOSE_REASONS: readonly CloseReason[] = [
@@ -63,3 +67,5 @@ export const CLOSE_B_TLS = -200;
 export const IO_ADMIT_PAUSED = 1;
 export const IO_REFUSE_COMPRESSED = 2;
 export const IO_WEBSOCKET = 4;
+/** Raw byte streams, not frames (io_raw.cc); not with IO_WEBSOCKET nor TLS. */
+export const IO_RAW = 8;

@@ -39,13 +39,16 @@ import {
   EV_CLOSE,
   EV_CONNECT_FAIL,
   EV_DRAIN,
+  EV_END,
   EV_FULL,
   EV_OPEN,
   EV_SHUTDOWN_DONE,
   IO_ADMIT_PAUSED,
+  IO_RAW,
   OP_ABORT,
   OP_CLOSE,
   OP_CLOSE_WITH,
+  OP_END,
   OP_OFFLOAD,
   OP_PAUSE,
   OP_RELEASE,
@@ -99,6 +102,11 @@ const ADMITTING = 4;
 /** Refused by admission: closing, never reported to users. */
 const REFUSED = 5;
 
+// Per-peer raw-stream bits (ConnectionOptions.raw; 0 for a framed peer).
+const RAW = 1;
+/** end() was called: nothing more may be sent. */
+const RAW_END_SENT = 2;
+
 /** A connect() waiting for its peer's open (or its failure). */
 export interface PendingConnect {
   resolve: (peer: PeerId) => void;
@@ -109,6 +117,8 @@ export interface PendingConnect {
   maxSendQueue: number;
   /** A TLS connect: the loop's OPEN waits for its handshake. */
   tls: boolean;
+  /** A raw stream (ConnectionOptions.raw). */
+  raw: boolean;
 }
 
 /** One listen(): its peers' queue limits and its admission. */
@@ -116,6 +126,8 @@ interface ListenerEntry {
   hwm: number;
   maxSendQueue: number;
   admission: Admission;
+  /** Its peers carry raw bytes (ConnectionOptions.raw). */
+  raw: boolean;
 }
 
 /**
@@ -195,6 +207,8 @@ export class NativeDispatch {
   private hwm = new Uint32Array(1024);
   private maxQueue = new Uint32Array(1024);
   private pauses = new Uint32Array(1024);
+  /** RAW* bits of each peer (0: framed). */
+  private ends = new Uint8Array(1024);
   private readonly userData: unknown[] = [];
   /** 1 + the index in `endpoints` of the listener that admitted each open accepted peer (0: none), for release() on close. */
   private admittedBy = new Uint32Array(1024);
@@ -257,6 +271,7 @@ export class NativeDispatch {
       opts.tlsHandshakeTimeout = tls.handshakeTimeout;
       opts.tlsMaxHandshakes = tls.maxHandshakes;
     }
+    this.checkRaw(opts, tls !== undefined);
     const admission = new Admission(options);
     const host = await numericHost(ep.host);
     this.checkOpen();
@@ -264,7 +279,7 @@ export class NativeDispatch {
     if (port < 0) {
       throw new ConnectError(`${this.name} transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
     }
-    this.endpoints.push({ hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, admission });
+    this.endpoints.push({ hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, admission, raw: (opts.flags & IO_RAW) !== 0 });
     this.updateRef();
     return { host: ep.host, port };
   }
@@ -280,6 +295,7 @@ export class NativeDispatch {
     withHttp(opts, ws?.http);
     const tls = clientTls(options?.tls, ep.host);
     if (tls) opts.tlsHandshakeTimeout = tls.handshakeTimeout;
+    this.checkRaw(opts, tls !== undefined);
     const host = await numericHost(ep.host);
     this.checkOpen();
     const where = `${ep.host}:${ep.port}`;
@@ -294,9 +310,47 @@ export class NativeDispatch {
         reject(new ConnectError(`${this.name} transport: cannot connect to ${where}: ${errnoName(-r)}`));
         return;
       }
-      this.connects.set(tag, { resolve, reject, hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, where, tls: tls !== undefined });
+      this.connects.set(tag, {
+        resolve, reject, hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, where, tls: tls !== undefined, raw: (opts.flags & IO_RAW) !== 0,
+      });
       this.updateRef();
     });
+  }
+
+  /**
+   * Raw streams are plain TCP in the loop: a TypeError for `raw: true` on an endpoint with a
+   * protocol around the frames (WebSocket) or with TLS.
+   */
+  private checkRaw(opts: LoopOptions, tls: boolean): void {
+    if (!(opts.flags & IO_RAW)) return;
+    if (this.protocol !== undefined) {
+      throw new TypeError(`${this.name} transport: options.raw is not supported here (no rawStreams); raw byte streams need the native-tcp or node-net transport`);
+    }
+    if (tls) throw new TypeError(`${this.name} transport: options.raw cannot be combined with options.tls; carry the TLS bytes raw instead (no tls option)`);
+  }
+
+  /** True for an open or closing raw peer (ConnectionOptions.raw). */
+  isRaw(peer: PeerId): boolean {
+    return (this.ends[peer]! & RAW) !== 0;
+  }
+
+  /** Transport.end(): the loop shuts the peer's sending side once its queue is written. */
+  end(peer: PeerId): void {
+    this.checkOpen();
+    if (!this.isOpen(peer)) {
+      if (typeof peer !== 'number' || !Number.isInteger(peer) || peer < 0) {
+        throw new TypeError(`peer must be a peer id (a non-negative integer), got ${describe(peer)}`);
+      }
+      throw new ConnectionClosedError(`${this.name} transport: peer ${peer} is not open`);
+    }
+    const e = this.ends[peer]!;
+    if (!(e & RAW)) {
+      throw new TypeError(`${this.name} transport: end() half-closes raw streams (ConnectionOptions.raw); peer ${peer} is framed: close() it instead`);
+    }
+    if (e & RAW_END_SENT) return;
+    this.ends[peer] = e | RAW_END_SENT;
+    this.queue.control(OP_END, peer);
+    this.schedule();
   }
 
   /** Queues one frame (payload copied now); false above the high-water mark or when closed as a slow consumer. */
@@ -371,6 +425,13 @@ export class NativeDispatch {
       throw new RangeError(`kind must be an integer from 0 to ${MAX_FRAME_KIND}, got ${describe(kind)}`);
     }
     if (flags !== (flags & 3)) throw new RangeError(`flags must be a combination of FrameFlag bits, got ${describe(flags)}`);
+    const e = this.ends[peer]!;
+    if (e !== 0) {
+      if (kind !== 0 || flags !== 0) {
+        throw new RangeError(`${this.name} transport: peer ${peer} is a raw stream: send it bytes with kind RAW_KIND (0) and flags 0, got kind ${kind}, flags ${flags}`);
+      }
+      if (e & RAW_END_SENT) throw new ConnectionClosedError(`${this.name} transport: peer ${peer} has ended its sending side (end()): nothing more can be sent`);
+    }
   }
 
   /** Transport.forward(), checked. */
@@ -434,7 +495,10 @@ export class NativeDispatch {
     if (st !== OPEN_ACCEPTED && st !== OPEN_CONNECTED) return undefined;
     const a = this.loop.peerAddress(peer);
     if (!a) return undefined;
-    return { remoteAddress: a.remoteAddress, remotePort: a.remotePort, localAddress: a.localAddress, localPort: a.localPort, accepted: st === OPEN_ACCEPTED };
+    return {
+      remoteAddress: a.remoteAddress, remotePort: a.remotePort, localAddress: a.localAddress, localPort: a.localPort, accepted: st === OPEN_ACCEPTED,
+      ...(this.ends[peer]! & RAW ? { raw: true } : {}),
+    };
   }
 
   /** Transport.stats(): also after shutdown(). */
@@ -556,6 +620,7 @@ export class NativeDispatch {
     this.hwm = grow(this.hwm, (n) => new Uint32Array(n));
     this.maxQueue = grow(this.maxQueue, (n) => new Uint32Array(n));
     this.pauses = grow(this.pauses, (n) => new Uint32Array(n));
+    this.ends = grow(this.ends, (n) => new Uint8Array(n));
     this.admittedBy = grow(this.admittedBy, (n) => new Uint32Array(n));
   }
 
@@ -631,6 +696,9 @@ export class NativeDispatch {
     } else if (type === EV_ACCEPT_ERROR) {
       const err = new ConnectError(`${this.name} transport: accepting connections failed (${errnoName(a)}); retrying in 100 ms`);
       if (this.events.listenerCount('error') > 0) this.events.emit('error', err);
+    } else if (type === EV_END) {
+      // The loop reports a FIN once per peer; a peer closed here meanwhile hears nothing more.
+      if (this.isOpen(peer) && this.ends[peer]! & RAW) this.events.emit('end', peer);
     } else if (type === EV_SHUTDOWN_DONE) return true;
     else this.protocol?.event(type, peer, a, b);
     return false;
@@ -644,6 +712,7 @@ export class NativeDispatch {
     if (!accepted) {
       const pending = this.connects.get(tag);
       this.connects.delete(tag);
+      this.ends[peer] = pending?.raw ? RAW : 0;
       this.hwm[peer] = pending?.hwm ?? DEFAULT_HIGH_WATER_MARK;
       this.maxQueue[peer] = pending?.maxSendQueue ?? DEFAULT_MAX_SEND_QUEUE;
       this.opened(peer, false, pending);
@@ -667,9 +736,11 @@ export class NativeDispatch {
     }
     this.hwm[peer] = listener.hwm;
     this.maxQueue[peer] = listener.maxSendQueue;
+    this.ends[peer] = listener.raw ? RAW : 0;
     const a = this.loop.peerAddress(peer);
     const info: PeerInfo = {
       remoteAddress: a?.remoteAddress ?? '', remotePort: a?.remotePort ?? 0, localAddress: a?.localAddress ?? '', localPort: a?.localPort ?? 0, accepted: true,
+      ...(listener.raw ? { raw: true } : {}),
     };
     const verdict = listener.admission.admit({
       remoteAddress: info.remoteAddress, remotePort: info.remotePort, localAddress: info.localAddress, localPort: info.localPort,
@@ -778,6 +849,7 @@ export class NativeDispatch {
     this.state[peer] = CLOSED;
     this.blocked[peer] = 0;
     this.pauses[peer] = 0;
+    this.ends[peer] = 0;
     // The id is handed back to the loop after any frame queued to it this turn.
     this.queue.control(OP_RELEASE, peer);
     if (st === REFUSED) return; // counted when refused; never opened, so never reported

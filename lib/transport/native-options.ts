@@ -14,7 +14,7 @@ import { constants as osConstants } from 'node:os';
 import { describe } from '../bytes.js';
 import type { TcpLoopOptions } from '../native.js';
 import { resolveConnectionOptions } from './common.js';
-import { IO_REFUSE_COMPRESSED } from './native-constants.js';
+import { IO_RAW, IO_REFUSE_COMPRESSED } from './native-constants.js';
 import type { ConnectionOptions, ConnectOptions, Endpoint } from './types.js';
 
 /** What a transport without `compression` does with a received compressed frame; see NativeTcpOptions. */
@@ -77,11 +77,12 @@ export function loopOptions(o: ConnectionOptions | undefined, accepted: boolean,
     tailToken: r.tailToken,
     maxFrameSize: checkUint(r.maxFrameSize, 'options.maxFrameSize', u32 - 13),
     idleTimeout: r.idleTimeout,
-    keepaliveInterval: checkUint(r.keepaliveInterval, 'options.keepaliveInterval', 0x3fffffff),
+    // A raw stream (ConnectionOptions.raw) has no room for pings nor frames to time out.
+    keepaliveInterval: r.raw ? 0 : checkUint(r.keepaliveInterval, 'options.keepaliveInterval', 0x3fffffff),
     highWaterMark: Math.min(r.highWaterMark, u32),
     maxSendQueue: Math.min(r.maxSendQueue, u32),
-    frameTimeout: r.frameTimeout,
-    flags,
+    frameTimeout: r.raw ? 0 : r.frameTimeout,
+    flags: r.raw ? flags | IO_RAW : flags,
     httpMaxHead: 0,
     httpTimeout: 0,
     httpMaxBody: 0,

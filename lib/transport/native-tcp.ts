@@ -107,6 +107,12 @@ export interface NativeListenOptions extends ListenOptions {
 /** The native TCP transport. See the file comment and docs/transport.md. */
 export class NativeTcpTransport extends EventEmitter<TransportEvents> implements Transport {
   readonly name: string = 'native-tcp';
+  /**
+   * listen() and connect() take `raw: true` (ConnectionOptions.raw): the loop reads such a peer
+   * without the frame parser (each read is one batch entry) and writes its sends unframed; see
+   * docs/transport.md, "Raw streams". Not with `tls` (TypeError).
+   */
+  readonly rawStreams: boolean = true;
 
   /** Bytes of native connection-table state per peer (the per-connection memory floor). */
   static get slotSize(): number {
@@ -182,6 +188,8 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    */
   sendFile(peer: PeerId, kind: number, flags: number, head: Uint8Array, fd: number, offset: number, length: number): boolean {
     this.#d.checkFrame(peer, kind, flags);
+    // The loop writes the range inside a frame; a raw stream would carry the frame's header and tail.
+    if (this.#d.isRaw(peer)) throw new TypeError(`native-tcp transport: sendFile() sends a frame; peer ${peer} is a raw stream: send() the file's bytes instead`);
     if (!(head instanceof Uint8Array)) throw new TypeError(`head must be a Buffer or Uint8Array, got ${describe(head)}`);
     if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`fd must be an open file descriptor, got ${describe(fd)}`);
     if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`offset must be an integer from 0 to 2^53 - 1, got ${describe(offset)}`);
@@ -236,6 +244,16 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   resume(peer: PeerId): void {
     this.#d.checkOpen();
     this.#d.resume(peer);
+  }
+
+  /**
+   * Transport.end(): half-closes a raw peer. Once the bytes queued for it are written the loop
+   * shuts its sending side (TCP FIN); it is still read until its own FIN ('end'), and then
+   * closed with 'remote'. Later send()s throw ConnectionClosedError; a second end() does nothing.
+   * TypeError for a framed peer, ConnectionClosedError for one that is not open.
+   */
+  end(peer: PeerId): void {
+    this.#d.end(peer);
   }
 
   /**

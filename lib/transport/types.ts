@@ -128,8 +128,10 @@ export interface ConnectionOptions extends FrameOptions {
    * 'frames' batches as entries of kind RAW_KIND and flags 0, one entry per chunk read, at most
    * maxFrameSize bytes each; where the chunks split means nothing. send(peer, RAW_KIND, 0, bytes)
    * writes the bytes as they are (other kinds or flags throw). highWaterMark, maxSendQueue,
-   * pause()/resume() and idleTimeout apply as to framed peers; keepalive pings and frameTimeout do
-   * not (a raw protocol has no room for pings). A transport without `rawStreams` rejects it.
+   * pause()/resume() and idleTimeout apply as to framed peers, except that bytes written count as
+   * activity too (a tunnelled download's client may send nothing for minutes); keepalive pings and
+   * frameTimeout do not apply (a raw protocol has no room for pings). A transport without
+   * `rawStreams` rejects it with a TypeError.
    */
   raw?: boolean;
 }
@@ -328,7 +330,8 @@ export interface Transport extends EventEmitter<TransportEvents> {
   /**
    * Half-closes a raw peer: once the bytes queued for it are written, its sending direction is shut
    * (TCP FIN), and receiving goes on until the other side ends too ('end') or close(). Optional:
-   * transports with rawStreams have it. Throws for an unknown, closed or framed peer.
+   * transports with rawStreams have it. Throws for an unknown, closed or framed peer; a second
+   * end() does nothing; send() after end() throws ConnectionClosedError.
    */
   end?(peer: PeerId): void;
   /** Closes a peer: graceful (after queued frames are written) unless abort is true. */

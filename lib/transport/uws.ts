@@ -33,7 +33,7 @@ import { createRequire } from 'node:module';
 import { describe } from '../bytes.js';
 import { ConnectError, NativeLoadError } from '../errors.js';
 import { Admission, refusalDetail, type AdmitVerdict, type RefusalReason } from './admission.js';
-import { resolveConnectionOptions } from './common.js';
+import { refuseRaw, resolveConnectionOptions } from './common.js';
 import type { AcceptInfo, Endpoint, ListenOptions } from './types.js';
 import { WsTransportBase } from './ws-base.js';
 import { reasonForRemoteClose, wsMessageLimit } from './ws-core.js';
@@ -166,6 +166,7 @@ export class UwsTransport extends WsTransportBase {
    */
   async listen(endpoint: Endpoint, options: UwsListenOptions = {}): Promise<Endpoint> {
     this.checkOpen();
+    refuseRaw(options, this.name);
     const uws = loadUws();
     const resolved = resolveConnectionOptions(options, true);
     const admission = new Admission(options);

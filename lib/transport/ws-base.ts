@@ -9,7 +9,7 @@
  * described in ws-core.ts.
  */
 import { EventEmitter } from 'node:events';
-import { joinParts, resolveConnectOptions } from './common.js';
+import { joinParts, refuseRaw, resolveConnectOptions } from './common.js';
 import type { ResolvedConnectionOptions } from './common.js';
 import type {
   CloseReason,
@@ -60,6 +60,7 @@ export abstract class WsTransportBase extends EventEmitter<TransportEvents> impl
   /** Connects to a WebSocket endpoint of a zserver (ws://host:port + path) with the `ws` package. */
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {
     this.checkOpen();
+    refuseRaw(options, this.name);
     const resolved = resolveConnectOptions(options);
     const timeout = options.timeout ?? 10_000;
     if (!Number.isInteger(timeout) || timeout <= 0) throw new RangeError(`timeout must be a positive integer of ms, got ${timeout}`);

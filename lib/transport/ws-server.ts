@@ -41,7 +41,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { describe } from '../bytes.js';
 import { ConnectError } from '../errors.js';
 import { Admission, refusalDetail, type RefusalReason } from './admission.js';
-import { resolveConnectionOptions, type ResolvedConnectionOptions } from './common.js';
+import { refuseRaw, resolveConnectionOptions, type ResolvedConnectionOptions } from './common.js';
 import type { AcceptInfo, Endpoint } from './types.js';
 import { originAllowed, type HttpAnswer, type UwsListenOptions } from './uws.js';
 import { WsTransportBase } from './ws-base.js';
@@ -175,6 +175,7 @@ export class WsServerTransport extends WsTransportBase {
   /** Listens for WebSocket upgrades on ws://host:port/path; other URLs reach the http handler or get 404. */
   async listen(endpoint: Endpoint, options: UwsListenOptions = {}): Promise<Endpoint> {
     this.checkOpen();
+    refuseRaw(options, this.name);
     if (options.origins !== undefined && (!Array.isArray(options.origins) || !options.origins.every((o) => typeof o === 'string'))) {
       throw new TypeError(`origins must be an array of Origin strings such as 'https://example.com', got ${describe(options.origins)}`);
     }

@@ -19,6 +19,8 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
   if (c.state == io::kClosing || c.state == io::kLinger) {
     // Closed by JavaScript: nobody wants these bytes; read only to see the FIN.
     ssize_t n = read(fd, scratch, sizeof scratch);
+    // A raw peer's FIN is a half-close: what is queued for it still goes out (io_raw.cc).
+    if (n == 0 && is_raw(c) && raw_closing_eof(id, c)) return;
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) finish_close(id, c);
     return;
   }
@@ -31,6 +33,10 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
       const int e = zs_net_socket_error(fd);
       close_conn(id, c, e ? ZS_CLOSE_RESET : ZS_CLOSE_REMOTE, e);
     }
+    return;
+  }
+  if (is_raw(c)) {
+    raw_read(id, c, fd, err);  // io_raw.cc: bytes, not frames
     return;
   }
   if (is_ws(c)) {
@@ -246,6 +252,7 @@ void zs_io_loop::deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, c
 // bytes in the queue (the peer is then closed as a slow consumer).
 bool zs_io_loop::queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
   if (c.state != io::kOpen) return false;
+  if (is_raw(c)) return raw_queue(id, c, payload, len);  // io_raw.cc: unframed
   WsState* s = nullptr;
   if (is_ws(c)) {
     // Frames go only over an upgraded connection (keepalives of the tick, replies to a refused one).
@@ -319,7 +326,11 @@ void zs_io_loop::tx_commit(uint32_t id, Conn& c, uint8_t* end) {
 }
 
 void zs_io_loop::set_poll(uint32_t id, Conn& c) {
-  zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), io::poll_events(c));
+  uint32_t events = io::poll_events(c);
+  // A raw peer whose other side sent FIN is not read again (level-triggered, the EOF would be
+  // reported every turn), open or closing (io_raw.cc).
+  if (raw_in_ended(id, c)) events &= ~ZS_POLL_IN;
+  zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), events);
   if (configs[c.cfg].tls) tls_wake_if_buffered(id, c);
 }
 
@@ -348,6 +359,7 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
   }
   const bool tls_on = configs[c.cfg].tls != nullptr;
   uint32_t unsent = 0;  // TLS: ciphertext not yet written
+  bool wrote = false;   // raw peers: writing counts as activity (idle timeout)
   if (tls_on && !tls_send(id, c, fd, &unsent)) return;
   TxBuf* tx = c.tx;
   // File ranges wait between the queued bytes: flush_files writes both, in order (io_file.cc).
@@ -368,6 +380,7 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
       break;
     }
     tx->off += static_cast<uint32_t>(n);
+    wrote = true;
   }
   // With TLS, frames waiting for the handshake count as queued but do not
   // arm writability (the socket has nothing to take until the handshake is done).
@@ -406,8 +419,15 @@ void zs_io_loop::flush(uint32_t id, Conn& c) {
       shutdown(fd, SHUT_WR);
       c.state = io::kLinger;
       c.timer = now + kLingerMs;
+      if (raw_in_ended(id, c)) finish_close(id, c);  // its FIN came already: nothing to linger for
     }
     return;
+  }
+  if (is_raw(c)) {
+    // A tunnel's download may see nothing from its client for minutes: for a raw
+    // peer, bytes written keep it from idling out too. An end() waits for this.
+    if (wrote) c.last_rx = now;
+    if (left == 0 && raw_flushed(id, c)) return;
   }
   // Above the mark an accepted peer is not read until the queue is down to
   // half of it: a peer that does not read its replies is held back by TCP's

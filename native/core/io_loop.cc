@@ -21,7 +21,10 @@ void zs_io_loop::event(int32_t type, uint32_t peer, int32_t a, int32_t b) {
   e.push_back(b);
 }
 
-uint16_t zs_io_loop::intern(const zs_io_options& o) {
+uint16_t zs_io_loop::intern(const zs_io_options& given) {
+  zs_io_options o = given;
+  // A raw stream has no room for pings nor frames to time out (io_raw.cc).
+  if (o.flags & ZS_IO_RAW) o.keepalive_ms = o.frame_timeout_ms = 0;
   for (size_t i = 0; i < configs.size(); i++)
     if (std::memcmp(&configs[i], &o, sizeof o) == 0) return static_cast<uint16_t>(i);
   // Option sets are few (one per listener and per distinct connect options); the
@@ -124,6 +127,9 @@ void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
     case ZS_OP_HTTP_REPLY:
       if (c->state == io::kOpen && is_ws(*c)) ws_answer(cmd.peer, *c, payload, cmd.len);
       break;
+    case ZS_OP_END:
+      if (c->state == io::kOpen && is_raw(*c)) raw_end(cmd.peer, *c);
+      break;
     case ZS_OP_PAUSE:
       if (c->state == io::kOpen) pause_reading(cmd.peer, *c, io::kPaused);
       break;
@@ -205,6 +211,7 @@ void zs_io_loop::on_accept(Listener& l, size_t index) {
     c.cfg = l.cfg;
     c.last_rx = now;
     c.timer = now;
+    if (is_raw(c)) raw_open(id);
     if (lo.tls && !tls_attach(id, c, true, nullptr)) {
       zs_net_close_abort(fd);
       c.fd.store(-1, std::memory_order_relaxed);
@@ -232,6 +239,7 @@ void zs_io_loop::on_connected(uint32_t id, Conn& c) {
     return;
   }
   c.state = io::kOpen;
+  if (is_raw(c)) raw_open(id);
   const bool tls_on = configs[c.cfg].tls != nullptr;
   c.last_rx = now;
   c.timer = now;

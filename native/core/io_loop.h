@@ -58,6 +58,7 @@ enum {
   ZS_EV_ACCEPT_ERROR = 6,  // a = errno (EMFILE...): accepting pauses for 100 ms
   ZS_EV_SHUTDOWN_DONE = 7, // every listener and peer is closed
   ZS_EV_HTTP = 8,          // WebSocket endpoints: a plain HTTP request (zs_io_take_request), a = listener index
+  ZS_EV_END = 9,           // raw peers (ZS_IO_RAW): the other side half-closed (FIN); reading it stopped
 };
 
 // Operations of zs_io_submit, one per record.
@@ -78,6 +79,7 @@ enum {
                           // request; the connection closes once they are written
   ZS_OP_SEND_FILE = 11,   // a frame of head bytes + a file range: payload is zs_io_file_range, then
                           // the head bytes; the frame's payload is head + range (io_file.cc)
+  ZS_OP_END = 12,         // raw peers: shut the sending direction (FIN) once the queue is written (io_raw.cc)
 };
 
 // The start of a ZS_OP_SEND_FILE record's data (native byte order). zs_io_submit
@@ -114,6 +116,11 @@ enum {
   // ones answer an HTTP/1.1 upgrade first (or a plain HTTP request: ZS_EV_HTTP),
   // connected ones send it (zs_io_connect_ws). See io_ws.cc.
   ZS_IO_WEBSOCKET = 4,
+  // The connections carry raw bytes, not frames (io_raw.cc): each read is
+  // delivered as entries of kind 0, flags 0, at most frame.max_payload bytes
+  // each; a send's payload is written as it is; keepalive and the frame
+  // timeout are off. Not with ZS_IO_WEBSOCKET nor TLS (listen/connect: -EINVAL).
+  ZS_IO_RAW = 8,
 };
 
 // The payload of ZS_OP_OFFLOAD (ZS_IO_OFFLOAD_BYTES, little-endian fields).

@@ -107,7 +107,15 @@ void zs_io_destroy(zs_io_loop* loop) {
   delete loop;
 }
 
+namespace {
+// Raw streams (io_raw.cc) are plain TCP: not under WebSocket nor TLS framing.
+inline bool raw_options_ok(const zs_io_options* o) {
+  return !(o->flags & ZS_IO_RAW) || (!(o->flags & ZS_IO_WEBSOCKET) && !o->tls);
+}
+}  // namespace
+
 int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port, const zs_io_options* options) {
+  if (!raw_options_ok(options)) return -EINVAL;
   int bound = 0;
   int fd = zs_net_listen(host, port, reuse_port, 4096, &bound);
   if (fd < 0) return fd;
@@ -127,6 +135,7 @@ int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* loca
 
 int zs_io_connect_tls(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
                       uint32_t tag, const zs_io_options* options, const char* servername) {
+  if (!raw_options_ok(options)) return -EINVAL;
   int fd = zs_net_connect(host, port, local_host);
   if (fd < 0) return fd;
   {

@@ -58,6 +58,12 @@ struct FileSends {
   uint64_t bytes = 0;  // range bytes not yet written
   std::deque<FileRange> q;
 };
+// raw_ends bits of a raw peer (io_raw.cc).
+enum RawEnd : uint8_t {
+  kRawInEnded = 1,   // the other side sent FIN: not read any more
+  kRawOutEnding = 2, // end() asked: FIN once the queue is written
+  kRawOutShut = 4,   // FIN sent (shutdown SHUT_WR)
+};
 // First size of a partial frame's receive buffer (or twice the bytes already
 // in, when more): from there it doubles as bytes arrive.
 constexpr uint32_t kRxFirst = 4096;
@@ -244,6 +250,9 @@ struct zs_io_loop {
   // File ranges queued per peer (io_file.cc): only peers with some have an entry.
   std::unordered_map<uint32_t, zs::io::FileSends> files;
   uint32_t file_fds = 0;  // descriptors those ranges hold, over all peers
+  // Half-close state of raw peers (ZS_IO_RAW, io_raw.cc), by peer id: kRaw* bits.
+  // A byte per slot beside the table, so the 40-byte Conn does not grow.
+  std::vector<uint8_t> raw_ends;
   alignas(64) uint8_t scratch[16 + zs::io::kScratch];
 
   void run();
@@ -339,6 +348,17 @@ struct zs_io_loop {
   void drop_ws(uint32_t id);
   void keep_request(uint32_t id, std::vector<uint8_t>&& bytes);
   void forget_connect(uint32_t id, Conn& c);
+  bool is_raw(const Conn& c) const { return (configs[c.cfg].flags & ZS_IO_RAW) != 0; }
+  // The bits of a slot are those of its last raw peer: only a raw peer's own count.
+  bool raw_in_ended(uint32_t id, const Conn& c) const {
+    return is_raw(c) && id < raw_ends.size() && (raw_ends[id] & zs::io::kRawInEnded);
+  }
+  bool raw_closing_eof(uint32_t id, Conn& c);
+  void raw_open(uint32_t id);
+  void raw_read(uint32_t id, Conn& c, int fd, bool err);
+  bool raw_queue(uint32_t id, Conn& c, const uint8_t* payload, uint32_t len);
+  void raw_end(uint32_t id, Conn& c);
+  bool raw_flushed(uint32_t id, Conn& c);
   void tick();
   void do_shutdown();
   void event(int32_t type, uint32_t peer, int32_t a, int32_t b);

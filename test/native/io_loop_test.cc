@@ -785,3 +785,76 @@ TEST(io_loop_inline_frame_timeout_and_admit_paused) {
   close(fd);
   zs_io_destroy(loop);
 }
+
+// A raw peer (ZS_IO_RAW): bytes that look like frames, and garbage, arrive as
+// they were sent in entries of at most max_payload bytes; a send goes out
+// unframed; the client's FIN is ZS_EV_END (the peer stays open for sending);
+// ZS_OP_END sends FIN after the queue, and with both ended the peer closes
+// with ZS_CLOSE_REMOTE. Raw with WebSocket is refused at listen.
+TEST(io_loop_raw_stream_entries_half_close_and_end) {
+  Inbox in;
+  zs_io_loop* loop = open_loop(in);
+  if (!loop) return;
+  // keepalive 50 ms is turned off for raw: no ping may reach the client.
+  const zs_io_options o{{ZS_FRAME_DEFAULT_HEAD, ZS_FRAME_DEFAULT_TAIL, 1000}, 0, 50, 1 << 20, 0, 100, ZS_IO_RAW};
+  zs_io_options ws = o;
+  ws.flags |= ZS_IO_WEBSOCKET;
+  CHECK_EQ(zs_io_listen(loop, "127.0.0.1", 0, 0, &ws), -EINVAL);
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &o);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  const int32_t peer = open_peer(in);
+  CHECK(peer >= 0);
+  std::vector<uint8_t> sent = frame_bytes(o, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(300, 9));
+  for (int i = 0; i < 4700; i++) sent.push_back(static_cast<uint8_t>(i * 31 + 7));
+  CHECK_EQ(write(fd, sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+  auto received = [&] {
+    size_t n = 0;
+    for (auto& f : in.frames) n += f.size();
+    return n;
+  };
+  CHECK(wait_for(in, [&] { return received() >= sent.size(); }));
+  {
+    std::lock_guard<std::mutex> lock(in.mu);
+    std::vector<uint8_t> joined;
+    for (auto& f : in.frames) {
+      CHECK(!f.empty() && f.size() <= 1000);
+      joined.insert(joined.end(), f.begin(), f.end());
+    }
+    CHECK(joined == sent);
+  }
+  // Unframed out.
+  const uint8_t hello[5] = {'h', 'e', 'l', 'l', 'o'};
+  uint8_t op = ZS_OP_SEND;
+  uint32_t p = static_cast<uint32_t>(peer), len = 5;
+  uint8_t kind = 0;
+  zs_io_submit(loop, hello, 5, 1, &op, &p, &kind, &len);
+  uint8_t got[5] = {};
+  CHECK(read_exact(fd, got, 5));
+  CHECK(std::memcmp(got, hello, 5) == 0);
+  // The client's FIN: END, and the peer stays open (past a frame timeout and a keepalive).
+  CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+  CHECK(wait_for(in, [&] {
+    for (auto& e : in.events)
+      if (e.type == ZS_EV_END && e.peer == peer) return true;
+    return false;
+  }));
+  usleep(300 * 1000);
+  {
+    std::lock_guard<std::mutex> lock(in.mu);
+    CHECK(!any_close(in));
+  }
+  // A last send, then END: the client reads it, then EOF; the peer closes as 'remote'.
+  const uint8_t ops[2] = {ZS_OP_SEND, ZS_OP_END};
+  const uint32_t peers[2] = {p, p}, lens[2] = {3, 0};
+  const uint8_t kinds[2] = {0, 0};
+  zs_io_submit(loop, reinterpret_cast<const uint8_t*>("bye"), 3, 2, ops, peers, kinds, lens);
+  uint8_t rest[8] = {};
+  CHECK(read_exact(fd, rest, 3));
+  CHECK(std::memcmp(rest, "bye", 3) == 0);
+  CHECK_EQ(read(fd, rest, sizeof rest), ssize_t{0});
+  CHECK(wait_for(in, [&] { return closed_with(in, ZS_CLOSE_REMOTE, peer); }));
+  submit_op(loop, ZS_OP_RELEASE, p);
+  close(fd);
+  zs_io_destroy(loop);
+}
