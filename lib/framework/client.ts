@@ -137,6 +137,9 @@ export class Client extends CommandHost<ClientEvents> {
     if (!transport || typeof transport.connect !== 'function') throw new TypeError('options.transport must be a Transport');
     if (typeof host !== 'string' || host === '') throw new TypeError('options.host must be a host name or address');
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`options.port must be an integer from 0 to 65535, got ${String(port)}`);
+    if (connectOptions.raw === true) {
+      throw new TypeError('Client: options.raw is for raw byte streams (tunnels, lib/xnat); the command framework needs frames: leave raw out');
+    }
     this.transport = transport;
     this.#router = TransportRouter.for(transport, { secure, compression }, installedFrameStages());
     this.#stack = this.#router.transport;

@@ -242,6 +242,9 @@ export class Server extends CommandHost<ServerEvents> {
   async listen(transport: Transport, endpoint: Endpoint, options: EndpointOptions = {}): Promise<ServerEndpoint> {
     if (this.#closed) throw new ConnectionClosedError('server is closed');
     if (this.#draining !== null) throw new ConnectionClosedError('server is draining: it opens no new endpoint');
+    if (options.raw === true) {
+      throw new TypeError('Server.listen(): options.raw is for raw byte streams (tunnels, lib/xnat); the command framework needs frames: leave raw out');
+    }
     const settings = resolveSettings(options.settings, this.settings);
     const { settings: _omit, secure, compression, ...connectionOptions } = options;
     const router = TransportRouter.for(transport, { secure, compression }, nodeStages);

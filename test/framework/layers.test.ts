@@ -48,6 +48,17 @@ async function pair(serverLayers: LayerOptions, clientLayers: LayerOptions, serv
 }
 
 describe('framework layer options', () => {
+  it('a raw byte stream is refused by Server.listen() and Client: the framework needs frames', async () => {
+    const server = new Server({ quiet: true });
+    const transport = new NodeNetTransport();
+    try {
+      await assert.rejects(server.listen(transport, { host, port: 0 }, { raw: true }), (err: Error) => err instanceof TypeError && /needs frames/.test(err.message));
+      assert.throws(() => new Client({ transport, host, port: 1, raw: true }), (err: Error) => err instanceof TypeError && /needs frames/.test(err.message));
+    } finally {
+      await server.close();
+      await transport.shutdown();
+    }
+  });
   it('a client with compression: {} decodes the compressed replies of a server with it', async () => {
     const t = await pair({ compression: { threshold: 256 } }, { compression: { threshold: Infinity } });
     try {
