@@ -1,3 +1,5 @@
+// run-tests: alone (it measures the server's RSS and an honest client's round trip: another test file
+// on the same cores would be measured too; scripts/run-tests.mjs runs no other file beside it)
 /**
  * The attacks of issue 13 at small scale (bench/attacks.ts --small), each
  * against a fresh server process with the Server of `zserver serve`, asserting
