@@ -7,8 +7,8 @@
 // first lines hold the marker `// run-tests: alone` runs with no other file beside it: the
 // hardening tests measure RSS growth and honest clients' latency while a server is attacked, and
 // a second file on the same two cores would measure that file, not the server.
-// At the end it prints each failed file and the slowest files with their wall time (CI time is
-// a budget: this is where it goes).
+// At the end it prints the file and test counts, each failed file and the slowest files with their
+// wall time (CI time is a budget: this is where it goes).
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,22 +43,27 @@ function runFile(file) {
   const started = Date.now();
   const buffered = concurrency > 1;
   const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-reporter=${reporter}`, file], {
-    stdio: buffered ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    stdio: ['ignore', 'pipe', buffered ? 'pipe' : 'inherit'],
   });
   children.add(child);
   const chunks = [];
-  if (buffered) {
-    child.stdout.on('data', (c) => chunks.push(c));
-    child.stderr.on('data', (c) => chunks.push(c));
-  }
+  // The end of the report, for its counts ('# tests 12' in TAP, 'ℹ tests 12' in spec).
+  let tail = '';
+  child.stdout.on('data', (c) => {
+    if (buffered) chunks.push(c);
+    else process.stdout.write(c);
+    tail = (tail + c.toString()).slice(-4096);
+  });
+  if (buffered) child.stderr.on('data', (c) => chunks.push(c));
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       children.delete(child);
       const seconds = (Date.now() - started) / 1000;
       if (buffered) process.stdout.write(Buffer.concat(chunks));
       const ok = code === 0;
+      const count = (what) => Number(new RegExp(`^(?:# |ℹ )${what} (\\d+)\\s*$`, 'm').exec(tail.replace(/\x1b\[[0-9;]*m/g, ''))?.[1] ?? 0);
       console.log(`# run-tests: ${file} ${ok ? 'ok' : `FAILED (exit ${code ?? signal})`} in ${seconds.toFixed(1)} s`);
-      resolve({ file, ok, seconds });
+      resolve({ file, ok, seconds, tests: count('tests'), failedTests: count('fail') });
     });
   });
 }
@@ -98,7 +103,10 @@ await new Promise((resolveAll) => {
 
 const failed = results.filter((r) => !r.ok);
 const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 10);
-console.log(`# run-tests: ${results.length} files, ${failed.length} failed, ${((Date.now() - started) / 1000).toFixed(0)} s wall, concurrency ${concurrency}`);
+const tests = results.reduce((n, r) => n + r.tests, 0);
+const failedTests = results.reduce((n, r) => n + r.failedTests, 0);
+const wall = ((Date.now() - started) / 1000).toFixed(0);
+console.log(`# run-tests: ${results.length} files (${failed.length} failed), ${tests} tests (${failedTests} failed), ${wall} s wall, concurrency ${concurrency}`);
 console.log('# run-tests: slowest files');
 for (const r of slowest) console.log(`#   ${r.seconds.toFixed(1).padStart(7)} s  ${r.file}`);
 for (const r of failed) console.log(`# run-tests: FAILED ${r.file}`);
