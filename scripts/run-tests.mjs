@@ -46,6 +46,8 @@ function runFile(file) {
     stdio: ['ignore', 'pipe', buffered ? 'pipe' : 'inherit'],
   });
   children.add(child);
+  // A child that cannot start still ends with 'close' (code null): the file counts as failed.
+  child.on('error', (err) => console.error(`run-tests: ${file}: ${err.message}`));
   const chunks = [];
   // The end of the report, for its counts ('# tests 12' in TAP, 'ℹ tests 12' in spec).
   let tail = '';
