@@ -103,6 +103,8 @@ export interface RunOptions {
   host?: string;
   /** Source address of the honest client (attackers use 127.0.0.1 or their own). */
   honestAddress?: string;
+  /** How long after the attack the server's RSS is read again ("after") and the honest client checked (ms, default 1000). */
+  settleMs?: number;
 }
 
 const MB = 1024 * 1024;
@@ -135,7 +137,18 @@ export async function startServer(setup: ServerSetup): Promise<{ child: ChildPro
 
 export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackResult> {
   const host = o.host ?? '127.0.0.1';
-  const { child: server, ready, log } = await startServer({ transport: o.transport, host, port: 0, ws: attack.ws === true, listen: attack.listen });
+  // The honest client's process loads while the server starts: it waits for its setup message.
+  const honest = forkChild('./honest.ts');
+  honest.stderr!.resume();
+  honest.stdout!.resume();
+  let started: Awaited<ReturnType<typeof startServer>>;
+  try {
+    started = await startServer({ transport: o.transport, host, port: 0, ws: attack.ws === true, listen: attack.listen });
+  } catch (err) {
+    await reap(honest);
+    throw err;
+  }
+  const { child: server, ready, log } = started;
   const closes = new Map<number, string>();
   const closeDetails = new Map<number, string>();
   // The first few distinct close details the server gave for offenders while the attack ran.
@@ -169,9 +182,6 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
     }
   }, 100);
 
-  const honest = forkChild('./honest.ts');
-  honest.stderr!.resume();
-  honest.stdout!.resume();
   const rtts: number[] = [];
   const honestErrors: Record<string, number> = {};
   honest.on('message', (m: HonestMessage) => {
@@ -223,7 +233,7 @@ export async function runAttack(attack: Attack, o: RunOptions): Promise<AttackRe
   }
   for (const p of outcome.offenders) drop(p);
 
-  await sleep(1000);
+  await sleep(o.settleMs ?? 1000);
   const after = died ? 0 : rssOf(pid);
   if (honestOk) {
     try {

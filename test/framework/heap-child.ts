@@ -32,8 +32,14 @@ async function round(): Promise<void> {
     }),
   );
   const settled: Promise<unknown>[] = [];
+  // The 20 clients call side by side (each its 50 calls one after another): the same calls as
+  // one client at a time, in a fraction of the wall time.
+  await Promise.all(
+    clients.map(async (c) => {
+      for (let i = 0; i < 50; i++) await c.call('echo', new DataFrame().writeString(`x${i}`).writeBytes(Buffer.alloc(100)));
+    }),
+  );
   for (const c of clients) {
-    for (let i = 0; i < 50; i++) await c.call('echo', new DataFrame().writeString(`x${i}`).writeBytes(Buffer.alloc(100)));
     for (let i = 0; i < 20; i++) settled.push(c.call('hang', new DataFrame(), { timeout: 60_000 }).catch(() => {}));
     settled.push(c.callBuffer('blob', Buffer.alloc(200_000)).catch(() => {}));
     settled.push(c.sendBigStream('sink', Buffer.alloc(4 * 1024 * 1024), { timeout: 60_000 }).catch(() => {}));

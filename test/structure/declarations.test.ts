@@ -71,7 +71,9 @@ describe('published declarations', { timeout: 180_000 }, () => {
     for (const file of sourceFiles(join(root, 'lib'))) {
       for (const d of declarations(file, join(root, 'lib'), readFileSync(file, 'utf8'))) if (d.internal) internal.add(d.key);
     }
-    execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--outDir', out], {
+    // --noCheck: the same declarations (compared byte for byte, TypeScript 5.9) in half the time;
+    // type errors of lib/ are `npm run typecheck`'s to find, the declarations are checked below.
+    execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--noCheck', '--outDir', out], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

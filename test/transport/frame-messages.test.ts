@@ -10,6 +10,19 @@ const frameArb = fc.record({
   payload: fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ minLength: 60_000, maxLength: 70_000 })),
 });
 
+/**
+ * frameArb's kinds, flags and sizes with cheap payload bytes (a random seed repeated): for
+ * properties that never look at payload bytes, generating 70 KB of random bytes per frame is most
+ * of their time.
+ */
+const cheapFrameArb = fc.record({
+  kind: fc.integer({ min: 0, max: 63 }),
+  flags: fc.integer({ min: 0, max: 3 }),
+  payload: fc
+    .tuple(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 60_000, max: 70_000 })))
+    .map(([seed, n]) => Uint8Array.from({ length: n }, (_, i) => seed[i % seed.length]!)),
+});
+
 function decodeAll(messages: Uint8Array[]) {
   const acc = new FrameAccumulator();
   for (const m of messages) assert.equal(acc.add(3, m, settings), null);
@@ -94,14 +107,14 @@ describe('frame codec, message side (WebSocket)', () => {
   it('refuses a damaged message whole and keeps what came before (property)', () => {
     fc.assert(
       fc.property(
-        fc.array(frameArb, { minLength: 1, maxLength: 8 }),
+        fc.array(cheapFrameArb, { minLength: 1, maxLength: 8 }),
         fc.nat(),
         fc.integer({ min: 1, max: 255 }),
         (frames, where, xor) => {
           const good = encodeFrame(settings, 8, 0, new Uint8Array([1, 2, 3]));
           const writer = new FrameWriter(settings);
           for (const f of frames) writer.add(f.kind, f.flags, f.payload);
-          const message = Uint8Array.from(writer.take().reduce((a, m) => [...a, ...m], [] as number[]));
+          const message = Uint8Array.from(Buffer.concat(writer.take())); // a copy of every message, end to end
           const acc = new FrameAccumulator();
           assert.equal(acc.add(1, good, settings), null);
           const at = where % message.length;
