@@ -1,12 +1,25 @@
 /**
  * `zserver serve ... --workers N`: a supervised group of N worker processes, each a full
  * framework Server with the app (serve.ts run with --group-worker i), all listening on the same
- * ports. On Linux with native endpoints the workers bind with SO_REUSEPORT and the kernel spreads
- * new connections over them; with node-net (or where SO_REUSEPORT does not balance, off Linux)
- * they are node:cluster workers and the primary hands out connections. Either way each worker is
- * a child with an IPC channel (fork), on which it reports {type: 'listening', port, wsPort}.
+ * ports, shared in one of three ways (#sharing):
  *
- *   supervisor ── fork ──> worker 0  (learns the ports when 0 was asked)
+ * - 'socket' (the default where the native addon is built): the supervisor opens each listening
+ *   socket once (NativeTcpTransport.listenSocket) and every worker inherits it (fd 4, and 5 for
+ *   the web port) and accepts on it (--listen-fd: native and node-net endpoints alike). One
+ *   accept queue for the group: a worker that drains stops accepting and closes only its copy,
+ *   so the connections waiting in the queue are accepted by the others, never reset. That is
+ *   what makes a rolling restart lose nothing (docs/operations.md, "Rolling restart").
+ * - 'reuse-port' (--reuse-port, Linux, native endpoints): each worker binds its own socket with
+ *   SO_REUSEPORT and the kernel spreads connections by hash; a draining worker's queued
+ *   connections are reset when it closes, unless the host sets net.ipv4.tcp_migrate_req=1.
+ * - 'cluster' (no native addon, or a Node-based web endpoint, ws or uws, which cannot accept on
+ *   an inherited socket): node:cluster workers; the primary accepts and hands out connections,
+ *   and gives one a draining worker refuses to another.
+ *
+ * Either way each worker is a child with an IPC channel (fork), on which it reports
+ * {type: 'listening', port, wsPort}.
+ *
+ *   supervisor ── fork ──> worker 0  (learns the ports when 0 was asked, unless 'socket' knows them)
  *              ── fork ──> worker 1..N-1 on worker 0's ports
  *              ── spawn ─> nats-server (when no --nats URL was given and the binary exists)
  *
@@ -21,8 +34,11 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
+import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { closeSync } from 'node:fs';
+import { createServer, isIP } from 'node:net';
+import { transportAvailable } from '../transport/factory.js';
 import { answerMetrics } from '../metrics/group.js';
 import { startLocalNats, type LocalNats } from './nats-local.js';
 import { DEFAULT_DRAIN_DEADLINE, type ServeArgs } from './serve-config.js';
@@ -56,6 +72,13 @@ interface Slot {
 
 const KILL_GRACE = 3000;
 
+/** How the workers share the ports; see the file comment. */
+type Sharing = 'socket' | 'reuse-port' | 'cluster';
+
+/** The descriptors a worker inherits in 'socket' sharing: after stdin, stdout, stderr and the IPC channel. */
+const LISTEN_FD = 4;
+const WS_LISTEN_FD = 5;
+
 /** A port free on `host` now (bound and released). */
 async function freePort(host: string): Promise<number> {
   const srv = createServer().listen(0, host);
@@ -73,7 +96,9 @@ export class ServeGroup {
   readonly #args: string[];
   readonly #slots: Slot[] = [];
   readonly #log: (line: string) => void;
-  readonly #useCluster: boolean;
+  #sharing: Sharing = 'cluster';
+  /** 'socket' sharing: the supervisor's listening sockets, closed once the group stopped. */
+  #fds: { tcp: number; ws: number | null } | null = null;
   #nats: LocalNats | undefined;
   #natsUrl: string | undefined;
   #port = 0;
@@ -92,10 +117,6 @@ export class ServeGroup {
     this.#opts = opts;
     this.#args = args;
     this.#log = log;
-    // SO_REUSEPORT balances only on Linux, and the Node-based endpoints (node-net, ws, uws) may
-    // not set it (node-net needs Node 22.12): node:cluster shares their ports instead.
-    const nodeWeb = opts.wsPort !== null && (opts.wsTransport === 'ws' || opts.wsTransport === 'uws');
-    this.#useCluster = process.platform !== 'linux' || opts.transport === 'node-net' || nodeWeb;
     this.#done = new Promise((resolve) => (this.#stopped = resolve));
   }
 
@@ -107,6 +128,11 @@ export class ServeGroup {
   /** The shared framework port and WebSocket port, once started. */
   get ports(): { port: number; wsPort: number | null } {
     return { port: this.#port, wsPort: this.#wsPort };
+  }
+
+  /** How the workers share the ports ('socket', 'reuse-port' or 'cluster'; see the file comment), once started. */
+  get sharing(): Sharing {
+    return this.#sharing;
   }
 
   /** The NATS URL given to the workers (undefined: no bus). */
@@ -125,7 +151,16 @@ export class ServeGroup {
     } else this.#natsUrl = this.#opts.nats ?? undefined;
     this.#port = this.#opts.port;
     this.#wsPort = this.#opts.wsPort;
-    if (this.#useCluster) {
+    this.#sharing = await this.#chooseSharing();
+    if (this.#sharing === 'socket') {
+      try {
+        await this.#openSockets();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+    }
+    if (this.#sharing === 'cluster') {
       // node:cluster shares a listening handle by the port asked for: port 0 in worker 0 and
       // the port it got in worker 1 would be two handles. So pick the ports here first.
       if (this.#port === 0) this.#port = await freePort(this.#opts.host);
@@ -152,8 +187,37 @@ export class ServeGroup {
     }
   }
 
+  /** See the file comment: 'socket' wherever the native addon can open the sockets and every endpoint can take one. */
+  async #chooseSharing(): Promise<Sharing> {
+    const o = this.#opts;
+    const nodeWeb = o.wsPort !== null && (o.wsTransport === 'ws' || o.wsTransport === 'uws');
+    if (process.platform === 'win32' || nodeWeb) return 'cluster';
+    // SO_REUSEPORT balances only on Linux, and node-net may not set it (it needs Node 22.12).
+    if (o.reusePort === true) return process.platform === 'linux' && o.transport !== 'node-net' ? 'reuse-port' : 'cluster';
+    return (await transportAvailable('native')) ? 'socket' : 'cluster';
+  }
+
+  /** 'socket' sharing: opens the listening sockets the workers inherit, and so learns the ports. */
+  async #openSockets(): Promise<void> {
+    const { NativeTcpTransport } = await import('../transport/native-tcp.js');
+    const host = isIP(this.#opts.host) ? this.#opts.host : (await lookup(this.#opts.host)).address;
+    const open = (port: number): { fd: number; port: number } => NativeTcpTransport.listenSocket({ host, port });
+    const tcp = open(this.#port);
+    this.#fds = { tcp: tcp.fd, ws: null };
+    this.#port = tcp.port;
+    if (this.#wsPort !== null) {
+      const ws = open(this.#wsPort);
+      this.#fds.ws = ws.fd;
+      this.#wsPort = ws.port;
+    }
+  }
+
   #workerArgs(index: number): string[] {
     const out = ['serve', ...this.#args, '--group-worker', String(index), '--port', String(this.#port)];
+    if (this.#fds !== null) {
+      out.push('--listen-fd', String(LISTEN_FD));
+      if (this.#fds.ws !== null) out.push('--ws-listen-fd', String(WS_LISTEN_FD));
+    }
     out.push(...(this.#wsPort === null ? ['--no-web'] : ['--ws-port', String(this.#wsPort)]));
     out.push(...(this.#natsUrl === undefined ? ['--no-nats'] : ['--nats', this.#natsUrl]));
     return out;
@@ -163,11 +227,13 @@ export class ServeGroup {
   #spawn(index: number): { child: ChildProcess; ready: Promise<WorkerListening> } {
     const args = this.#workerArgs(index);
     let child: ChildProcess;
-    if (this.#useCluster) {
+    if (this.#sharing === 'cluster') {
       cluster.setupPrimary({ exec: process.argv[1]!, args, execArgv: process.execArgv });
       child = cluster.fork().process;
     } else {
-      child = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      // 'socket': the listening sockets become the child's fds 4 (and 5), after the IPC channel.
+      const fds = this.#fds === null ? [] : [this.#fds.tcp, ...(this.#fds.ws === null ? [] : [this.#fds.ws])];
+      child = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds] });
     }
     const ready = new Promise<WorkerListening>((resolve, reject) => {
       const onMessage = (m: unknown): void => {
@@ -287,6 +353,12 @@ export class ServeGroup {
     if (this.#stopping) return this.#done;
     this.#stopping = true;
     await Promise.all(this.#slots.map((s) => (s.child ? this.#retire(s.child) : undefined)));
+    // Every worker is gone: the sockets close with the group (queued connections are reset).
+    if (this.#fds !== null) {
+      closeSync(this.#fds.tcp);
+      if (this.#fds.ws !== null) closeSync(this.#fds.ws);
+      this.#fds = null;
+    }
     await this.#nats?.stop();
     this.#stopped();
   }
