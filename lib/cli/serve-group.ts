@@ -75,6 +75,13 @@ const KILL_GRACE = 3000;
 /** How the workers share the ports; see the file comment. */
 type Sharing = 'socket' | 'reuse-port' | 'cluster';
 
+/** How the start line names each Sharing. */
+const SHARING_TEXT: Record<Sharing, string> = {
+  socket: "one listening socket (the supervisor's, inherited)",
+  'reuse-port': 'SO_REUSEPORT (one socket per worker; --reuse-port)',
+  cluster: 'node:cluster',
+};
+
 /** The descriptors a worker inherits in 'socket' sharing: after stdin, stdout, stderr and the IPC channel. */
 const LISTEN_FD = 4;
 const WS_LISTEN_FD = 5;
@@ -394,6 +401,7 @@ export async function runServeGroup(opts: ServeArgs, args: string[]): Promise<nu
   log(
     `group of ${opts.workers} workers (pids ${group.children.map((c) => c.pid).join(' ')}) on ${opts.host}:${port}` +
       (wsPort === null ? '' : `, WebSocket and web page on :${wsPort}`) +
+      `; ports shared by ${SHARING_TEXT[group.sharing]}` +
       `; bus: ${group.natsUrl ?? 'none (presence and broadcast stay per process)'}`,
   );
   log('SIGTERM/Ctrl-C drains and stops the group; SIGHUP restarts the workers one at a time');

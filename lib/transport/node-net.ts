@@ -62,6 +62,16 @@ function nodeSupportsReusePort(): boolean {
   return major > 22 || (major === 22 && minor >= 12);
 }
 
+/** Options of NodeNetTransport.listen(): the common ones, plus an inherited socket. */
+export interface NodeNetListenOptions extends ListenOptions {
+  /**
+   * Accept on this already-listening TCP socket (a descriptor inherited from a supervisor, which
+   * shares one accept queue between its workers) instead of binding `endpoint`. The transport
+   * takes the descriptor over (Node cannot duplicate one): stopListening() and shutdown() close it.
+   */
+  fd?: number;
+}
+
 /** A frame transport over Node `net`; see the file comment. */
 export class NodeNetTransport extends EventEmitter<TransportEvents> implements Transport {
   readonly name = 'node-net';
@@ -94,7 +104,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
    * maxConnections, maxConnectionsPerIp, connectionRatePerIp, accept hook): a refused one is
    * destroyed at once, never emits 'open', and counts in stats().closes.refused.
    */
-  async listen(endpoint: Endpoint, options: ListenOptions & { fd?: number } = {}): Promise<Endpoint> {
+  async listen(endpoint: Endpoint, options: NodeNetListenOptions = {}): Promise<Endpoint> {
     this.#checkOpen();
     checkEndpoint(endpoint, true);
     const fd = options.fd;
@@ -134,7 +144,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
         };
         // `fd`: an inherited listening socket, shared with the other processes that hold it.
         if (fd === undefined) server.listen(listenOptions, listening);
-        else server.listen({ fd }, listening);
+        else server.listen({ fd }, this.#backlog, listening);
       });
     } catch (err) {
       throw new ConnectError(`node-net transport: cannot listen on ${endpoint.host}:${endpoint.port}: ${(err as Error).message}`, {
