@@ -25,7 +25,7 @@ function alive(pid: number): boolean {
 }
 
 describe('zserver serve --workers', () => {
-  it('rolls its workers on SIGHUP with zero failed calls, restarts a killed worker, and stops on SIGTERM', { timeout: 90_000 }, async () => {
+  it('rolls its workers on SIGHUP with zero failed calls, restarts a killed worker, and stops on SIGTERM', { timeout: 90_000 }, async (t) => {
     const group = spawn(
       process.execPath,
       ['--import', 'tsx', 'bin/zserver.ts', 'serve', '--port', '0', '--no-web', '--no-nats', '--workers', '2', '--drain-deadline', '3000'],
@@ -87,6 +87,7 @@ describe('zserver serve --workers', () => {
       // Zero failed calls, by design (docs/operations.md, "Rolling restart"): the workers share the
       // supervisor's listening socket, and a draining worker stops accepting before it tells its
       // clients to go away, so no connection is reset in a queue it leaves behind.
+      t.diagnostic(`rolling restart under load: ${ok} calls answered, ${failed} failed`);
       assert.equal(failed, 0, `${failed} failed calls of ${ok + failed}: ${errors.join('; ')}`);
       assert.ok(ok > 200, `calls answered: ${ok}`);
       assert.ok([...seen].every((pid) => replaced.includes(pid)), `after the roll only the new workers answer: ${[...seen]}`);
