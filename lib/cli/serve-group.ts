@@ -401,9 +401,9 @@ export async function runServeGroup(opts: ServeArgs, args: string[]): Promise<nu
   log(
     `group of ${opts.workers} workers (pids ${group.children.map((c) => c.pid).join(' ')}) on ${opts.host}:${port}` +
       (wsPort === null ? '' : `, WebSocket and web page on :${wsPort}`) +
-      `; ports shared by ${SHARING_TEXT[group.sharing]}` +
       `; bus: ${group.natsUrl ?? 'none (presence and broadcast stay per process)'}`,
   );
+  log(`ports shared by ${SHARING_TEXT[group.sharing]}`);
   log('SIGTERM/Ctrl-C drains and stops the group; SIGHUP restarts the workers one at a time');
   const code = await group.finished();
   process.off('SIGTERM', onStop);
