@@ -158,8 +158,8 @@ export interface NativeBinding {
     readonly closeCodes: Readonly<Record<string, number>>;
     /** ZS_CLOSE_B_TLS: a close event's b when its detail is tlsError(). */
     readonly closeTlsDetail: number;
-    /** A listening TCP socket (numeric host; close-on-exec) for child processes to inherit: its descriptor and port, or -errno. */
-    listenSocket(host: string, port: number): { fd: number; port: number } | number;
+    /** A listening TCP socket (numeric host; close-on-exec; SO_REUSEPORT when asked) for child processes to inherit: its descriptor and port, or -errno. */
+    listenSocket(host: string, port: number, reusePort: boolean): { fd: number; port: number } | number;
     /**
      * A TLS context (an SSL_CTX) from PEM texts ('' for none), or why it cannot be made.
      * alpnWire: the protocols in ALPN wire format.

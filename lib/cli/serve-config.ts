@@ -55,13 +55,6 @@ export interface ServeArgs {
   restartWindow?: number;
   /** This process is worker `groupWorker` of a group (set by the supervisor, not by users). */
   groupWorker?: number;
-  /**
-   * A group's workers bind their own sockets with SO_REUSEPORT (the kernel spreads connections by
-   * hash) instead of sharing the supervisor's one listening socket (the default). A worker that
-   * drains then resets the connections still queued on its socket, unless the host has
-   * net.ipv4.tcp_migrate_req=1 (docs/operations.md, "Rolling restart").
-   */
-  reusePort?: boolean;
   /** A group worker accepts on these inherited listening sockets (set by the supervisor, not by users). */
   listenFd?: number;
   wsListenFd?: number;
@@ -115,8 +108,6 @@ Workers (docs/operations.md, "Workers"):
   --drain-deadline MS    how long SIGTERM lets in-flight calls finish (default ${DEFAULT_DRAIN_DEADLINE})
   --max-restarts K       give a worker up after K crashes within --restart-window (default 5)
   --restart-window MS    (default 60000)
-  --reuse-port           each worker binds its own SO_REUSEPORT socket instead of sharing the
-                         supervisor's (kernel balancing; a drain may reset queued connections)
 Other:
   --config FILE          JSON file with the same settings (camelCase keys) and an "app" section; flags win
   --once                 run a self-test client, then exit
@@ -216,10 +207,7 @@ function applyKey(out: ServeArgs, key: string, v: unknown, base: string): void {
     case 'restartWindow':
       out.restartWindow = intIn(key, v, 1, 0x7fffffff);
       break;
-    case 'reusePort':
-      if (typeof v !== 'boolean') bad('reusePort must be true or false');
-      out.reusePort = v;
-      break;
+
     case 'appModule':
       out.app = path(key);
       break;
@@ -288,7 +276,6 @@ export function parseServeArgs(args: string[]): ServeArgs {
     else if (a === '--max-restarts') out.maxRestarts = intIn(a, value(), 0, 1_000_000);
     else if (a === '--restart-window') out.restartWindow = intIn(a, value(), 1, 0x7fffffff);
     else if (a === '--group-worker') out.groupWorker = intIn(a, value(), 0, 255);
-    else if (a === '--reuse-port') out.reusePort = true;
     else if (a === '--listen-fd') out.listenFd = intIn(a, value(), 0, 0x7fffffff);
     else if (a === '--ws-listen-fd') out.wsListenFd = intIn(a, value(), 0, 0x7fffffff);
     else if (a.startsWith('-')) bad(`unknown option '${a}'`);

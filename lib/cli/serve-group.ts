@@ -1,20 +1,22 @@
 /**
  * `zserver serve ... --workers N`: a supervised group of N worker processes, each a full
  * framework Server with the app (serve.ts run with --group-worker i), all listening on the same
- * ports, shared in one of three ways (#sharing):
+ * ports, shared in one of two ways (#sharing):
  *
- * - 'socket' (the default where the native addon is built): the supervisor opens each listening
- *   socket once (NativeTcpTransport.listenSocket) and every worker inherits it (fd 4, and 5 for
- *   the web port) and accepts on it (--listen-fd: native and node-net endpoints alike). One
- *   accept queue for the group: a worker that drains stops accepting and closes only its copy,
- *   so the connections waiting in the queue are accepted by the others, never reset. That is
- *   what makes a rolling restart lose nothing (docs/operations.md, "Rolling restart").
- * - 'reuse-port' (--reuse-port, Linux, native endpoints): each worker binds its own socket with
- *   SO_REUSEPORT and the kernel spreads connections by hash; a draining worker's queued
- *   connections are reset when it closes, unless the host sets net.ipv4.tcp_migrate_req=1.
- * - 'cluster' (no native addon, or a Node-based web endpoint, ws or uws, which cannot accept on
- *   an inherited socket): node:cluster workers; the primary accepts and hands out connections,
- *   and gives one a draining worker refuses to another.
+ * - 'socket' (the default where the native addon is built): the supervisor opens the listening
+ *   sockets itself (NativeTcpTransport.listenSocket), one per place (slot) and port, bound to
+ *   the same port with SO_REUSEPORT on Linux so that the kernel spreads new connections over
+ *   the slots' queues (elsewhere all slots share one socket). The worker of a slot inherits its
+ *   sockets (fd 4, and 5 for the web port) and accepts on them (--listen-fd: native and node-net
+ *   endpoints alike). The sockets belong to the supervisor, not to a worker: in a rolling
+ *   restart the replacement accepts on the same socket as the worker it replaces, which stops
+ *   accepting (Server.drain) and closes only its copy, so no connection waiting in a queue is
+ *   ever reset (docs/operations.md, "Rolling restart"). A slot given up closes its sockets, so
+ *   the kernel stops choosing them.
+ * - 'cluster' (no native addon, Windows, or a Node-based web endpoint, ws or uws, which cannot
+ *   accept on an inherited socket): node:cluster workers; the primary accepts and hands out
+ *   connections, and gives one a draining worker refuses to another. Native endpoints beside a
+ *   Node-based web endpoint bind their own SO_REUSEPORT sockets per worker.
  *
  * Either way each worker is a child with an IPC channel (fork), on which it reports
  * {type: 'listening', port, wsPort}.
@@ -68,19 +70,14 @@ interface Slot {
   /** When this slot's worker crashed, ms, within the restart window. */
   crashes: number[];
   givenUp: boolean;
+  /** 'socket' sharing: the slot's listening sockets, which every worker of the slot inherits. */
+  fds: { tcp: number; ws: number | null } | null;
 }
 
 const KILL_GRACE = 3000;
 
 /** How the workers share the ports; see the file comment. */
-type Sharing = 'socket' | 'reuse-port' | 'cluster';
-
-/** How the start line names each Sharing. */
-const SHARING_TEXT: Record<Sharing, string> = {
-  socket: "one listening socket (the supervisor's, inherited)",
-  'reuse-port': 'SO_REUSEPORT (one socket per worker; --reuse-port)',
-  cluster: 'node:cluster',
-};
+type Sharing = 'socket' | 'cluster';
 
 /** The descriptors a worker inherits in 'socket' sharing: after stdin, stdout, stderr and the IPC channel. */
 const LISTEN_FD = 4;
@@ -104,8 +101,6 @@ export class ServeGroup {
   readonly #slots: Slot[] = [];
   readonly #log: (line: string) => void;
   #sharing: Sharing = 'cluster';
-  /** 'socket' sharing: the supervisor's listening sockets, closed once the group stopped. */
-  #fds: { tcp: number; ws: number | null } | null = null;
   #nats: LocalNats | undefined;
   #natsUrl: string | undefined;
   #port = 0;
@@ -137,7 +132,7 @@ export class ServeGroup {
     return { port: this.#port, wsPort: this.#wsPort };
   }
 
-  /** How the workers share the ports ('socket', 'reuse-port' or 'cluster'; see the file comment), once started. */
+  /** How the workers share the ports ('socket' or 'cluster'; see the file comment), once started. */
   get sharing(): Sharing {
     return this.#sharing;
   }
@@ -158,6 +153,7 @@ export class ServeGroup {
     } else this.#natsUrl = this.#opts.nats ?? undefined;
     this.#port = this.#opts.port;
     this.#wsPort = this.#opts.wsPort;
+    for (let i = 0; i < n; i++) this.#slots.push({ index: i, child: null, crashes: [], givenUp: false, fds: null });
     this.#sharing = await this.#chooseSharing();
     if (this.#sharing === 'socket') {
       try {
@@ -173,7 +169,6 @@ export class ServeGroup {
       if (this.#port === 0) this.#port = await freePort(this.#opts.host);
       if (this.#wsPort === 0) this.#wsPort = await freePort(this.#opts.host);
     }
-    for (let i = 0; i < n; i++) this.#slots.push({ index: i, child: null, crashes: [], givenUp: false });
     try {
       // The first worker settles the ports (0 picks them); the others share them.
       for (const slot of this.#slots) {
@@ -199,31 +194,62 @@ export class ServeGroup {
     const o = this.#opts;
     const nodeWeb = o.wsPort !== null && (o.wsTransport === 'ws' || o.wsTransport === 'uws');
     if (process.platform === 'win32' || nodeWeb) return 'cluster';
-    // SO_REUSEPORT balances only on Linux, and node-net may not set it (it needs Node 22.12).
-    if (o.reusePort === true) return process.platform === 'linux' && o.transport !== 'node-net' ? 'reuse-port' : 'cluster';
     return (await transportAvailable('native')) ? 'socket' : 'cluster';
   }
 
-  /** 'socket' sharing: opens the listening sockets the workers inherit, and so learns the ports. */
+  /**
+   * 'socket' sharing: opens each slot's listening sockets (the first learns the port when 0 was
+   * asked; on Linux the others join it with SO_REUSEPORT, elsewhere every slot gets the first).
+   */
   async #openSockets(): Promise<void> {
+    for (const slot of this.#slots) await this.#openSlot(slot);
+  }
+
+  /** 'socket' sharing: gives `slot` its listening sockets (again, after it was given up). */
+  async #openSlot(slot: Slot): Promise<void> {
     const { NativeTcpTransport } = await import('../transport/native-tcp.js');
+    const reusePort = process.platform === 'linux';
+    const first = this.#slots.find((s) => s.fds !== null);
+    if (!reusePort && first !== undefined) {
+      slot.fds = first.fds;
+      return;
+    }
     const host = isIP(this.#opts.host) ? this.#opts.host : (await lookup(this.#opts.host)).address;
-    const open = (port: number): { fd: number; port: number } => NativeTcpTransport.listenSocket({ host, port });
+    const open = (port: number): { fd: number; port: number } => NativeTcpTransport.listenSocket({ host, port }, { reusePort });
     const tcp = open(this.#port);
-    this.#fds = { tcp: tcp.fd, ws: null };
     this.#port = tcp.port;
+    slot.fds = { tcp: tcp.fd, ws: null };
     if (this.#wsPort !== null) {
       const ws = open(this.#wsPort);
-      this.#fds.ws = ws.fd;
       this.#wsPort = ws.port;
+      slot.fds.ws = ws.fd;
     }
+  }
+
+  /** Closes the listening sockets of `slots` (each descriptor once; slots may share them). */
+  #closeSockets(slots: Slot[]): void {
+    const fds = new Set<number>();
+    for (const slot of slots) {
+      if (slot.fds === null) continue;
+      fds.add(slot.fds.tcp);
+      if (slot.fds.ws !== null) fds.add(slot.fds.ws);
+      slot.fds = null;
+    }
+    // Off Linux the slots share one socket: it stays while any slot still holds it.
+    for (const s of this.#slots) {
+      if (s.fds === null) continue;
+      fds.delete(s.fds.tcp);
+      if (s.fds.ws !== null) fds.delete(s.fds.ws);
+    }
+    for (const fd of fds) closeSync(fd);
   }
 
   #workerArgs(index: number): string[] {
     const out = ['serve', ...this.#args, '--group-worker', String(index), '--port', String(this.#port)];
-    if (this.#fds !== null) {
+    const fds = this.#slots[index]?.fds ?? null;
+    if (fds !== null) {
       out.push('--listen-fd', String(LISTEN_FD));
-      if (this.#fds.ws !== null) out.push('--ws-listen-fd', String(WS_LISTEN_FD));
+      if (fds.ws !== null) out.push('--ws-listen-fd', String(WS_LISTEN_FD));
     }
     out.push(...(this.#wsPort === null ? ['--no-web'] : ['--ws-port', String(this.#wsPort)]));
     out.push(...(this.#natsUrl === undefined ? ['--no-nats'] : ['--nats', this.#natsUrl]));
@@ -238,8 +264,9 @@ export class ServeGroup {
       cluster.setupPrimary({ exec: process.argv[1]!, args, execArgv: process.execArgv });
       child = cluster.fork().process;
     } else {
-      // 'socket': the listening sockets become the child's fds 4 (and 5), after the IPC channel.
-      const fds = this.#fds === null ? [] : [this.#fds.tcp, ...(this.#fds.ws === null ? [] : [this.#fds.ws])];
+      // 'socket': the slot's listening sockets become the child's fds 4 (and 5), after the IPC channel.
+      const own = this.#slots[index]?.fds ?? null;
+      const fds = own === null ? [] : [own.tcp, ...(own.ws === null ? [] : [own.ws])];
       child = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds] });
     }
     const ready = new Promise<WorkerListening>((resolve, reject) => {
@@ -274,6 +301,8 @@ export class ServeGroup {
       this.#log(`worker ${slot.index} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); crash ${slot.crashes.length} within ${window} ms`);
       if (slot.crashes.length > max) {
         slot.givenUp = true;
+        // Its sockets close, so the kernel stops queueing connections where nobody accepts.
+        this.#closeSockets([slot]);
         this.#log(`giving worker ${slot.index} up: more than ${max} crashes within ${window} ms (--max-restarts, --restart-window)`);
         if (this.#slots.every((s) => s.givenUp)) {
           this.#failed = true;
@@ -328,6 +357,7 @@ export class ServeGroup {
       for (const slot of this.#slots) {
         if (this.#stopping) break;
         const old = slot.child;
+        if (this.#sharing === 'socket' && slot.fds === null) await this.#openSlot(slot); // a slot given up
         const { child, ready } = this.#spawn(slot.index);
         try {
           const m = await ready;
@@ -361,11 +391,7 @@ export class ServeGroup {
     this.#stopping = true;
     await Promise.all(this.#slots.map((s) => (s.child ? this.#retire(s.child) : undefined)));
     // Every worker is gone: the sockets close with the group (queued connections are reset).
-    if (this.#fds !== null) {
-      closeSync(this.#fds.tcp);
-      if (this.#fds.ws !== null) closeSync(this.#fds.ws);
-      this.#fds = null;
-    }
+    this.#closeSockets(this.#slots);
     await this.#nats?.stop();
     this.#stopped();
   }
@@ -403,7 +429,11 @@ export async function runServeGroup(opts: ServeArgs, args: string[]): Promise<nu
       (wsPort === null ? '' : `, WebSocket and web page on :${wsPort}`) +
       `; bus: ${group.natsUrl ?? 'none (presence and broadcast stay per process)'}`,
   );
-  log(`ports shared by ${SHARING_TEXT[group.sharing]}`);
+  log(
+    group.sharing === 'socket'
+      ? "ports shared through the supervisor's listening sockets, one per worker place (SO_REUSEPORT on Linux), inherited by each place's workers"
+      : 'ports shared by node:cluster',
+  );
   log('SIGTERM/Ctrl-C drains and stops the group; SIGHUP restarts the workers one at a time');
   const code = await group.finished();
   process.off('SIGTERM', onStop);

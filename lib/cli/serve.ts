@@ -80,7 +80,8 @@ function endpointOptions(opts: ServeArgs): EndpointOptions & { reusePort?: boole
  * How a group worker shares its ports with the others (serve-group.ts): `member` is true in a
  * group. `fd`/`wsFd`: accept on the supervisor's listening sockets, inherited (the default for
  * native and node-net endpoints); `reusePort`: native endpoints bind their own with SO_REUSEPORT
- * (--reuse-port, or beside node:cluster); Node-based endpoints without `fd` are shared by node:cluster.
+ * (beside a Node-based web endpoint, when node:cluster shares the ports); Node-based endpoints
+ * without `fd` are shared by node:cluster.
  */
 export interface ServeGroupMember {
   config?: Partial<ServeConfig>;
@@ -240,7 +241,7 @@ export async function runServe(args: string[]): Promise<number> {
   const share: ServeGroupMember = inGroup
     ? {
         member: true,
-        // Without inherited sockets ('reuse-port' and 'cluster' sharing) native endpoints bind
+        // Without inherited sockets ('cluster' sharing) native endpoints bind
         // with SO_REUSEPORT; Node-based ones are shared by node:cluster.
         reusePort: opts.listenFd === undefined,
         ...(opts.listenFd === undefined ? {} : { fd: opts.listenFd }),

@@ -130,11 +130,12 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    * Opens a listening TCP socket on `endpoint` (a numeric host; port 0 picks one) that is not
    * tied to any transport: its descriptor, for child processes to inherit and accept on with the
    * `fd` listen option, so that they share one accept queue (`zserver serve --workers`); and its
-   * bound port. The caller owns it (close it with fs.closeSync). Throws ConnectError when it
-   * cannot bind.
+   * bound port. With `reusePort` (SO_REUSEPORT) several such sockets can be bound to one port
+   * and the kernel spreads new connections over their queues. The caller owns it (close it with
+   * fs.closeSync). Throws ConnectError when it cannot bind.
    */
-  static listenSocket(endpoint: Endpoint): { fd: number; port: number } {
-    const r = native().TcpLoop.listenSocket(endpoint.host, endpoint.port);
+  static listenSocket(endpoint: Endpoint, options: { reusePort?: boolean } = {}): { fd: number; port: number } {
+    const r = native().TcpLoop.listenSocket(endpoint.host, endpoint.port, options.reusePort === true);
     if (typeof r === 'number') throw new ConnectError(`native-tcp transport: cannot listen on ${endpoint.host}:${endpoint.port}: ${errnoName(-r)}`);
     return r;
   }

@@ -10,8 +10,8 @@
 //   listen(host, port, reusePort, options) -> port | -errno
 //   listenFd(fd, options, tlsContext?) -> port | -errno   accept on an inherited listening socket
 //   unlisten(index)            stop accepting on listener `index` (EV_UNLISTENED follows)
-//   TcpLoop.listenSocket(host, port) -> { fd, port } | -errno   a listening socket for child processes
-//                              to inherit (one accept queue shared by a group of workers)
+//   TcpLoop.listenSocket(host, port, reusePort) -> { fd, port } | -errno   a listening socket for
+//                              child processes to inherit (an accept queue shared by workers)
 //   connect(host, port, localHost | null, timeoutMs, tag, options) -> 0 | -errno
 //   submit(data, count, ops, peers, kindBytes, lens[, sourceOffsets, source])
 //                              sends/closes/releases, in order; forwards copy
@@ -337,7 +337,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     size_t port;
     if (!GetString(env, info[0], "host", &host) || !GetSize(env, info[1], "port", &port)) return Napi::Value();
     int bound = 0;
-    int fd = zs_net_listen(host.c_str(), static_cast<int>(port), 0, 4096, &bound);
+    int fd = zs_net_listen(host.c_str(), static_cast<int>(port), info[2].ToBoolean().Value(), 4096, &bound);
     if (fd < 0) return Napi::Number::New(env, fd);
     Napi::Object out = Napi::Object::New(env);
     out.Set("fd", Napi::Number::New(env, fd));
