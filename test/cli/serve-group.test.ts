@@ -49,7 +49,7 @@ describe('zserver serve --workers', () => {
     try {
       const m = await until(/group of 2 workers \(pids (\d+) (\d+)\) on 127\.0\.0\.1:(\d+)/);
       workerPids = [Number(m[1]), Number(m[2])];
-      assert.match(out, /ports shared through the supervisor's listening sockets/);
+      await until(/ports shared through the supervisor's listening sockets/, 5000);
       const port = Number(m[3]);
       for (let i = 0; i < 50; i++) {
         const c = new Client({ transport, host: '127.0.0.1', port, quiet: true, reconnect: { initialDelay: 20, maxDelay: 200 } });
