@@ -133,7 +133,7 @@ export {
   webSocketServerName,
   type TransportName,
 } from './transport/factory.js';
-export { NodeNetTransport, type NodeNetTransportOptions } from './transport/node-net.js';
+export { NodeNetTransport, type NodeNetListenOptions, type NodeNetTransportOptions } from './transport/node-net.js';
 export { runStress, type StressOptions, type StressReport, type MemoryPoint } from './stress/runner.js';
 export {
   P2pvmEndpoint,

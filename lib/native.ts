@@ -95,6 +95,10 @@ export interface TcpPeerAddress {
 export interface TcpLoopHandle {
   /** tlsContext: from TcpLoop.tlsContext(true, ...) for a TLS endpoint. */
   listen(host: string, port: number, reusePort: boolean, options: TcpLoopOptions, tlsContext?: object): number;
+  /** Accepts on `fd`, a listening TCP socket made elsewhere (the loop takes a duplicate); the bound port or -errno. */
+  listenFd(fd: number, options: TcpLoopOptions, tlsContext?: object): number;
+  /** Stops accepting on listener `index` (listen order); EV_UNLISTENED follows. */
+  unlisten(index: number): void;
   /** tlsContext: from TcpLoop.tlsContext(false, ...) for a TLS connection; servername for SNI and verification. */
   connect(
     host: string,
@@ -154,6 +158,8 @@ export interface NativeBinding {
     readonly closeCodes: Readonly<Record<string, number>>;
     /** ZS_CLOSE_B_TLS: a close event's b when its detail is tlsError(). */
     readonly closeTlsDetail: number;
+    /** A listening TCP socket (numeric host; close-on-exec; SO_REUSEPORT when asked) for child processes to inherit: its descriptor and port, or -errno. */
+    listenSocket(host: string, port: number, reusePort: boolean): { fd: number; port: number } | number;
     /**
      * A TLS context (an SSL_CTX) from PEM texts ('' for none), or why it cannot be made.
      * alpnWire: the protocols in ALPN wire format.

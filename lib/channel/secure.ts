@@ -124,6 +124,11 @@ export class SecureChannel extends EventEmitter<TransportEvents> implements Tran
     return this.#inner.listen(endpoint, options);
   }
 
+  /** Transport.stopListening: passed down (false when the transport below has none). */
+  stopListening(port: number): Promise<boolean> {
+    return this.#inner.stopListening?.(port) ?? Promise.resolve(false);
+  }
+
   /**
    * Connects and resolves once the handshake is complete. Rejects with TypeError, before
    * connecting, when neither `pin` nor `insecureAcceptAnyServer: true` was given.

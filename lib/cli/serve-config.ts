@@ -55,6 +55,9 @@ export interface ServeArgs {
   restartWindow?: number;
   /** This process is worker `groupWorker` of a group (set by the supervisor, not by users). */
   groupWorker?: number;
+  /** A group worker accepts on these inherited listening sockets (set by the supervisor, not by users). */
+  listenFd?: number;
+  wsListenFd?: number;
 }
 
 /** Default drain deadline, ms (docs/limits.md, "Drain"). */
@@ -204,6 +207,7 @@ function applyKey(out: ServeArgs, key: string, v: unknown, base: string): void {
     case 'restartWindow':
       out.restartWindow = intIn(key, v, 1, 0x7fffffff);
       break;
+
     case 'appModule':
       out.app = path(key);
       break;
@@ -272,6 +276,8 @@ export function parseServeArgs(args: string[]): ServeArgs {
     else if (a === '--max-restarts') out.maxRestarts = intIn(a, value(), 0, 1_000_000);
     else if (a === '--restart-window') out.restartWindow = intIn(a, value(), 1, 0x7fffffff);
     else if (a === '--group-worker') out.groupWorker = intIn(a, value(), 0, 255);
+    else if (a === '--listen-fd') out.listenFd = intIn(a, value(), 0, 0x7fffffff);
+    else if (a === '--ws-listen-fd') out.wsListenFd = intIn(a, value(), 0, 0x7fffffff);
     else if (a.startsWith('-')) bad(`unknown option '${a}'`);
     else if (!appGiven) {
       out.app = resolve(a); // over the config file's appModule

@@ -1,12 +1,27 @@
 /**
  * `zserver serve ... --workers N`: a supervised group of N worker processes, each a full
  * framework Server with the app (serve.ts run with --group-worker i), all listening on the same
- * ports. On Linux with native endpoints the workers bind with SO_REUSEPORT and the kernel spreads
- * new connections over them; with node-net (or where SO_REUSEPORT does not balance, off Linux)
- * they are node:cluster workers and the primary hands out connections. Either way each worker is
- * a child with an IPC channel (fork), on which it reports {type: 'listening', port, wsPort}.
+ * ports, shared in one of two ways (#sharing):
  *
- *   supervisor ── fork ──> worker 0  (learns the ports when 0 was asked)
+ * - 'socket' (the default where the native addon is built): the supervisor opens the listening
+ *   sockets itself (NativeTcpTransport.listenSocket), one per place (slot) and port, bound to
+ *   the same port with SO_REUSEPORT on Linux so that the kernel spreads new connections over
+ *   the slots' queues (elsewhere all slots share one socket). The worker of a slot inherits its
+ *   sockets (fd 4, and 5 for the web port) and accepts on them (--listen-fd: native and node-net
+ *   endpoints alike). The sockets belong to the supervisor, not to a worker: in a rolling
+ *   restart the replacement accepts on the same socket as the worker it replaces, which stops
+ *   accepting (Server.drain) and closes only its copy, so no connection waiting in a queue is
+ *   ever reset (docs/operations.md, "Rolling restart"). A slot given up closes its sockets, so
+ *   the kernel stops choosing them.
+ * - 'cluster' (no native addon, Windows, or a Node-based web endpoint, ws or uws, which cannot
+ *   accept on an inherited socket): node:cluster workers; the primary accepts and hands out
+ *   connections, and gives one a draining worker refuses to another. Native endpoints beside a
+ *   Node-based web endpoint bind their own SO_REUSEPORT sockets per worker.
+ *
+ * Either way each worker is a child with an IPC channel (fork), on which it reports
+ * {type: 'listening', port, wsPort}.
+ *
+ *   supervisor ── fork ──> worker 0  (learns the ports when 0 was asked, unless 'socket' knows them)
  *              ── fork ──> worker 1..N-1 on worker 0's ports
  *              ── spawn ─> nats-server (when no --nats URL was given and the binary exists)
  *
@@ -21,8 +36,11 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
+import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { closeSync } from 'node:fs';
+import { createServer, isIP } from 'node:net';
+import { transportAvailable } from '../transport/factory.js';
 import { answerMetrics } from '../metrics/group.js';
 import { startLocalNats, type LocalNats } from './nats-local.js';
 import { DEFAULT_DRAIN_DEADLINE, type ServeArgs } from './serve-config.js';
@@ -52,9 +70,18 @@ interface Slot {
   /** When this slot's worker crashed, ms, within the restart window. */
   crashes: number[];
   givenUp: boolean;
+  /** 'socket' sharing: the slot's listening sockets, which every worker of the slot inherits. */
+  fds: { tcp: number; ws: number | null } | null;
 }
 
 const KILL_GRACE = 3000;
+
+/** How the workers share the ports; see the file comment. */
+type Sharing = 'socket' | 'cluster';
+
+/** The descriptors a worker inherits in 'socket' sharing: after stdin, stdout, stderr and the IPC channel. */
+const LISTEN_FD = 4;
+const WS_LISTEN_FD = 5;
 
 /** A port free on `host` now (bound and released). */
 async function freePort(host: string): Promise<number> {
@@ -73,7 +100,7 @@ export class ServeGroup {
   readonly #args: string[];
   readonly #slots: Slot[] = [];
   readonly #log: (line: string) => void;
-  readonly #useCluster: boolean;
+  #sharing: Sharing = 'cluster';
   #nats: LocalNats | undefined;
   #natsUrl: string | undefined;
   #port = 0;
@@ -92,10 +119,6 @@ export class ServeGroup {
     this.#opts = opts;
     this.#args = args;
     this.#log = log;
-    // SO_REUSEPORT balances only on Linux, and the Node-based endpoints (node-net, ws, uws) may
-    // not set it (node-net needs Node 22.12): node:cluster shares their ports instead.
-    const nodeWeb = opts.wsPort !== null && (opts.wsTransport === 'ws' || opts.wsTransport === 'uws');
-    this.#useCluster = process.platform !== 'linux' || opts.transport === 'node-net' || nodeWeb;
     this.#done = new Promise((resolve) => (this.#stopped = resolve));
   }
 
@@ -107,6 +130,11 @@ export class ServeGroup {
   /** The shared framework port and WebSocket port, once started. */
   get ports(): { port: number; wsPort: number | null } {
     return { port: this.#port, wsPort: this.#wsPort };
+  }
+
+  /** How the workers share the ports ('socket' or 'cluster'; see the file comment), once started. */
+  get sharing(): Sharing {
+    return this.#sharing;
   }
 
   /** The NATS URL given to the workers (undefined: no bus). */
@@ -125,13 +153,22 @@ export class ServeGroup {
     } else this.#natsUrl = this.#opts.nats ?? undefined;
     this.#port = this.#opts.port;
     this.#wsPort = this.#opts.wsPort;
-    if (this.#useCluster) {
+    for (let i = 0; i < n; i++) this.#slots.push({ index: i, child: null, crashes: [], givenUp: false, fds: null });
+    this.#sharing = await this.#chooseSharing();
+    if (this.#sharing === 'socket') {
+      try {
+        await this.#openSockets();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+    }
+    if (this.#sharing === 'cluster') {
       // node:cluster shares a listening handle by the port asked for: port 0 in worker 0 and
       // the port it got in worker 1 would be two handles. So pick the ports here first.
       if (this.#port === 0) this.#port = await freePort(this.#opts.host);
       if (this.#wsPort === 0) this.#wsPort = await freePort(this.#opts.host);
     }
-    for (let i = 0; i < n; i++) this.#slots.push({ index: i, child: null, crashes: [], givenUp: false });
     try {
       // The first worker settles the ports (0 picks them); the others share them.
       for (const slot of this.#slots) {
@@ -152,8 +189,68 @@ export class ServeGroup {
     }
   }
 
+  /** See the file comment: 'socket' wherever the native addon can open the sockets and every endpoint can take one. */
+  async #chooseSharing(): Promise<Sharing> {
+    const o = this.#opts;
+    const nodeWeb = o.wsPort !== null && (o.wsTransport === 'ws' || o.wsTransport === 'uws');
+    if (process.platform === 'win32' || nodeWeb) return 'cluster';
+    return (await transportAvailable('native')) ? 'socket' : 'cluster';
+  }
+
+  /**
+   * 'socket' sharing: opens each slot's listening sockets (the first learns the port when 0 was
+   * asked; on Linux the others join it with SO_REUSEPORT, elsewhere every slot gets the first).
+   */
+  async #openSockets(): Promise<void> {
+    for (const slot of this.#slots) await this.#openSlot(slot);
+  }
+
+  /** 'socket' sharing: gives `slot` its listening sockets (again, after it was given up). */
+  async #openSlot(slot: Slot): Promise<void> {
+    const { NativeTcpTransport } = await import('../transport/native-tcp.js');
+    const reusePort = process.platform === 'linux';
+    const first = this.#slots.find((s) => s.fds !== null);
+    if (!reusePort && first !== undefined) {
+      slot.fds = first.fds;
+      return;
+    }
+    const host = isIP(this.#opts.host) ? this.#opts.host : (await lookup(this.#opts.host)).address;
+    const open = (port: number): { fd: number; port: number } => NativeTcpTransport.listenSocket({ host, port }, { reusePort });
+    const tcp = open(this.#port);
+    this.#port = tcp.port;
+    slot.fds = { tcp: tcp.fd, ws: null };
+    if (this.#wsPort !== null) {
+      const ws = open(this.#wsPort);
+      this.#wsPort = ws.port;
+      slot.fds.ws = ws.fd;
+    }
+  }
+
+  /** Closes the listening sockets of `slots` (each descriptor once; slots may share them). */
+  #closeSockets(slots: Slot[]): void {
+    const fds = new Set<number>();
+    for (const slot of slots) {
+      if (slot.fds === null) continue;
+      fds.add(slot.fds.tcp);
+      if (slot.fds.ws !== null) fds.add(slot.fds.ws);
+      slot.fds = null;
+    }
+    // Off Linux the slots share one socket: it stays while any slot still holds it.
+    for (const s of this.#slots) {
+      if (s.fds === null) continue;
+      fds.delete(s.fds.tcp);
+      if (s.fds.ws !== null) fds.delete(s.fds.ws);
+    }
+    for (const fd of fds) closeSync(fd);
+  }
+
   #workerArgs(index: number): string[] {
     const out = ['serve', ...this.#args, '--group-worker', String(index), '--port', String(this.#port)];
+    const fds = this.#slots[index]?.fds ?? null;
+    if (fds !== null) {
+      out.push('--listen-fd', String(LISTEN_FD));
+      if (fds.ws !== null) out.push('--ws-listen-fd', String(WS_LISTEN_FD));
+    }
     out.push(...(this.#wsPort === null ? ['--no-web'] : ['--ws-port', String(this.#wsPort)]));
     out.push(...(this.#natsUrl === undefined ? ['--no-nats'] : ['--nats', this.#natsUrl]));
     return out;
@@ -163,11 +260,14 @@ export class ServeGroup {
   #spawn(index: number): { child: ChildProcess; ready: Promise<WorkerListening> } {
     const args = this.#workerArgs(index);
     let child: ChildProcess;
-    if (this.#useCluster) {
+    if (this.#sharing === 'cluster') {
       cluster.setupPrimary({ exec: process.argv[1]!, args, execArgv: process.execArgv });
       child = cluster.fork().process;
     } else {
-      child = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      // 'socket': the slot's listening sockets become the child's fds 4 (and 5), after the IPC channel.
+      const own = this.#slots[index]?.fds ?? null;
+      const fds = own === null ? [] : [own.tcp, ...(own.ws === null ? [] : [own.ws])];
+      child = fork(process.argv[1]!, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds] });
     }
     const ready = new Promise<WorkerListening>((resolve, reject) => {
       const onMessage = (m: unknown): void => {
@@ -201,6 +301,8 @@ export class ServeGroup {
       this.#log(`worker ${slot.index} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); crash ${slot.crashes.length} within ${window} ms`);
       if (slot.crashes.length > max) {
         slot.givenUp = true;
+        // Its sockets close, so the kernel stops queueing connections where nobody accepts.
+        this.#closeSockets([slot]);
         this.#log(`giving worker ${slot.index} up: more than ${max} crashes within ${window} ms (--max-restarts, --restart-window)`);
         if (this.#slots.every((s) => s.givenUp)) {
           this.#failed = true;
@@ -255,6 +357,7 @@ export class ServeGroup {
       for (const slot of this.#slots) {
         if (this.#stopping) break;
         const old = slot.child;
+        if (this.#sharing === 'socket' && slot.fds === null) await this.#openSlot(slot); // a slot given up
         const { child, ready } = this.#spawn(slot.index);
         try {
           const m = await ready;
@@ -287,6 +390,8 @@ export class ServeGroup {
     if (this.#stopping) return this.#done;
     this.#stopping = true;
     await Promise.all(this.#slots.map((s) => (s.child ? this.#retire(s.child) : undefined)));
+    // Every worker is gone: the sockets close with the group (queued connections are reset).
+    this.#closeSockets(this.#slots);
     await this.#nats?.stop();
     this.#stopped();
   }
@@ -323,6 +428,11 @@ export async function runServeGroup(opts: ServeArgs, args: string[]): Promise<nu
     `group of ${opts.workers} workers (pids ${group.children.map((c) => c.pid).join(' ')}) on ${opts.host}:${port}` +
       (wsPort === null ? '' : `, WebSocket and web page on :${wsPort}`) +
       `; bus: ${group.natsUrl ?? 'none (presence and broadcast stay per process)'}`,
+  );
+  log(
+    group.sharing === 'socket'
+      ? "ports shared through the supervisor's listening sockets, one per worker place (SO_REUSEPORT on Linux), inherited by each place's workers"
+      : 'ports shared by node:cluster',
   );
   log('SIGTERM/Ctrl-C drains and stops the group; SIGHUP restarts the workers one at a time');
   const code = await group.finished();

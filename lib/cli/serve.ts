@@ -77,17 +77,30 @@ function endpointOptions(opts: ServeArgs): EndpointOptions & { reusePort?: boole
 }
 
 /**
+ * How a group worker shares its ports with the others (serve-group.ts): `member` is true in a
+ * group. `fd`/`wsFd`: accept on the supervisor's listening sockets, inherited (the default for
+ * native and node-net endpoints); `reusePort`: native endpoints bind their own with SO_REUSEPORT
+ * (beside a Node-based web endpoint, when node:cluster shares the ports); Node-based endpoints
+ * without `fd` are shared by node:cluster.
+ */
+export interface ServeGroupMember {
+  config?: Partial<ServeConfig>;
+  member?: boolean;
+  reusePort?: boolean;
+  fd?: number;
+  wsFd?: number;
+}
+
+/**
  * Starts serving: `server` (a new one with the app of `opts.app`, or the test app, set up with
  * `config`) listens on the framework endpoint and, unless `wsPort` is null, the WebSocket and web
- * endpoint. In a group (`reusePort`), the native endpoints (native, native-tls, native-ws) share
- * their ports with the other workers through SO_REUSEPORT; Node-based ones (node-net, ws) share
- * them through node:cluster (serve-group.ts).
+ * endpoint, each shared with the other workers of a group as `group` says.
  */
 export async function startServe(
   opts: ServeArgs,
   transportName: ServeTransport | TransportName,
   server?: Server,
-  group: { config?: Partial<ServeConfig>; reusePort?: boolean } = {},
+  group: ServeGroupMember = {},
 ): Promise<ServeHandle> {
   let setup: ServeSetup | undefined;
   if (server === undefined) {
@@ -112,7 +125,8 @@ export async function startServe(
   const layers = endpointOptions(opts);
   const native = (t: Transport) => t.name === 'native-tcp' || t.name === 'native-ws';
   const reuse = (t: Transport) => (group.reusePort === true && native(t) ? { reusePort: true } : {});
-  const tcpOptions = { ...layers, ...reuse(transport), ...(transportName === 'native-tls' ? { tls: { cert: opts.tls!.cert, key: opts.tls!.key } } : {}) };
+  const inherited = (fd: number | undefined) => (fd === undefined ? {} : { fd });
+  const tcpOptions = { ...layers, ...reuse(transport), ...inherited(group.fd), ...(transportName === 'native-tls' ? { tls: { cert: opts.tls!.cert, key: opts.tls!.key } } : {}) };
   const tcp = await server.listen(transport, { host: opts.host, port: opts.port }, tcpOptions);
   let web: ServerEndpoint | undefined;
   let stopMetrics = (): void => {};
@@ -121,7 +135,7 @@ export async function startServe(
     // The web port also answers /metrics, /status.json and /status (docs/metrics.md): in a group,
     // every worker's rows, gathered over the supervisor's IPC channel.
     const s = server;
-    const member = group.reusePort === true && process.send !== undefined ? joinMetricsGroup((h) => metrics.snapshot(h)) : undefined;
+    const member = group.member === true && process.send !== undefined ? joinMetricsGroup((h) => metrics.snapshot(h)) : undefined;
     const metrics = metricsHttp({
       server: s,
       worker: String(group.config?.worker ?? 0),
@@ -138,7 +152,7 @@ export async function startServe(
       (await webSocketServerName()) === 'native-ws'
         ? new (await import('../transport/native-ws.js')).NativeWsTransport({ http: metrics, origins })
         : await createWebSocketServer({ http: metrics.local, origins });
-    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, { ...layers, ...reuse(ws) });
+    web = await server.listen(ws, { host: opts.host, port: opts.wsPort }, { ...layers, ...reuse(ws), ...inherited(group.wsFd) });
   }
   const s = server;
   return {
@@ -224,7 +238,17 @@ export async function runServe(args: string[]): Promise<number> {
   const name = opts.transport ?? (await defaultTransport());
   const inGroup = opts.groupWorker !== undefined;
   const config: Partial<ServeConfig> = inGroup ? { worker: opts.groupWorker, workers: opts.workers ?? 1, nats: opts.nats ?? undefined } : { nats: opts.nats ?? undefined };
-  const handle = await startServe(opts, name, undefined, { config, reusePort: inGroup });
+  const share: ServeGroupMember = inGroup
+    ? {
+        member: true,
+        // Without inherited sockets ('cluster' sharing) native endpoints bind
+        // with SO_REUSEPORT; Node-based ones are shared by node:cluster.
+        reusePort: opts.listenFd === undefined,
+        ...(opts.listenFd === undefined ? {} : { fd: opts.listenFd }),
+        ...(opts.wsListenFd === undefined ? {} : { wsFd: opts.wsListenFd }),
+      }
+    : {};
+  const handle = await startServe(opts, name, undefined, { config, ...share });
   const { server, transport, tcp: ep, web } = handle;
   const drainDeadline = opts.drainDeadline ?? DEFAULT_DRAIN_DEADLINE;
   if (inGroup) {

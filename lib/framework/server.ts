@@ -338,10 +338,14 @@ export class Server extends CommandHost<ServerEvents> {
    * ConnectionClosedError). The server then accepts nothing more; call close() to release the
    * transports. A second drain() returns the first one's promise.
    *
-   * The transports cannot close one listening socket while its peers stay open, so a
-   * connection the kernel still hands this server while it drains (a port shared with other
-   * workers through SO_REUSEPORT) is served and told to go away at once, like the others: its
-   * client moves on without losing a call.
+   * First every endpoint stops accepting (Transport.stopListening, where the transport has it):
+   * with a listening socket shared by a group of processes (`zserver serve --workers`), the
+   * connections waiting in its queue are accepted by the others instead of being reset when this
+   * process exits. A connection accepted before that took effect is served and told to go away
+   * at once, like the others: its client moves on without losing a call. The promise resolves
+   * only after every endpoint stopped accepting, so no connection can open after it. Over a
+   * transport without stopListening, connections accepted during the drain are told to go away
+   * too, but the ones still queued in the kernel when the process exits are lost.
    */
   drain(options: DrainOptions = {}): Promise<void> {
     if (this.#draining !== null) return this.#draining;
@@ -350,8 +354,9 @@ export class Server extends CommandHost<ServerEvents> {
     const reason = options.reason ?? 'drain';
     if (typeof reason !== 'string') throw new TypeError(`options.reason must be a string, got ${typeof reason}`);
     this.#goAway = Buffer.from(encodeConsole(-1, nameBytes(GO_AWAY_COMMAND), encodeGoAway({ reason, deadline })));
+    const stopped = Promise.all(this.#endpoints.map((e) => e.stack.stopListening?.(e.address.port)));
     for (const connection of this.#peers.values()) this.#sendGoAway(connection);
-    this.#draining = this.#closed ? Promise.resolve() : this.#waitGone(deadline);
+    this.#draining = this.#closed ? Promise.resolve() : this.#waitGone(deadline, stopped);
     return this.#draining;
   }
 
@@ -364,11 +369,12 @@ export class Server extends CommandHost<ServerEvents> {
     }
   }
 
-  /** Resolves once no peer is connected; closes the ones left at `deadline` ms. */
-  #waitGone(deadline: number): Promise<void> {
+  /** Resolves once `accepting` has settled and no peer is connected; closes the ones left at `deadline` ms. */
+  #waitGone(deadline: number, accepting: Promise<unknown>): Promise<void> {
     return new Promise<void>((resolve) => {
+      let acceptDone = false;
       const check = (): void => {
-        if (this.#peers.size > 0) return;
+        if (!acceptDone || this.#peers.size > 0) return;
         clearTimeout(timer);
         this.off('disconnect', check);
         resolve();
@@ -382,7 +388,14 @@ export class Server extends CommandHost<ServerEvents> {
         }, 1000).unref();
       }, deadline);
       this.on('disconnect', check);
-      check();
+      const accepted = (): void => {
+        acceptDone = true;
+        check();
+      };
+      accepting.then(accepted, (err: Error) => {
+        this.log('error', `drain: an endpoint did not stop accepting: ${err.message}`);
+        accepted();
+      });
     });
   }
 

@@ -65,6 +65,11 @@ export abstract class TransportLayer extends EventEmitter<TransportEvents> {
     await this.inner.shutdown();
   }
 
+  /** Transport.stopListening: passed down (false when the transport below has none). */
+  stopListening(port: number): Promise<boolean> {
+    return this.inner.stopListening?.(port) ?? Promise.resolve(false);
+  }
+
   /** Counts one frame of `bytes` sent. */
   protected countOut(bytes: number): void {
     this.counters.framesOut++;

@@ -25,6 +25,8 @@ export const EV_SHUTDOWN_DONE = 7;
 export const EV_HTTP = 8;
 /** Raw peers: the other side half-closed (FIN); the loop stopped reading it. */
 export const EV_END = 9;
+/** TcpLoop.unlisten() took effect: a = the listener's index; every OPEN it accepted came before. */
+export const EV_UNLISTENED = 10;
 
 /** Submit records, handed to the loop once per turn by SubmitQueue (ZS_OP_*). */
 export const OP_SEND = 0;

@@ -43,6 +43,7 @@ import {
   EV_FULL,
   EV_OPEN,
   EV_SHUTDOWN_DONE,
+  EV_UNLISTENED,
   IO_ADMIT_PAUSED,
   IO_RAW,
   OP_ABORT,
@@ -128,6 +129,12 @@ interface ListenerEntry {
   admission: Admission;
   /** Its peers carry raw bytes (ConnectionOptions.raw). */
   raw: boolean;
+  /** The bound port, for stopListening(). */
+  port: number;
+  /** Accepting: from listen() until stopListening(). */
+  listening: boolean;
+  /** stopListening() waits for EV_UNLISTENED: resolvers. */
+  unlistened: (() => void)[];
 }
 
 /**
@@ -153,6 +160,7 @@ export interface NativeListenArgs extends ListenOptions {
   compressedFrames?: unknown;
   tls?: unknown;
   reusePort?: boolean;
+  fd?: number;
 }
 
 /** The options of a native connect() this side reads (NativeConnectOptions of native-tcp.ts). */
@@ -275,13 +283,35 @@ export class NativeDispatch {
     const admission = new Admission(options);
     const host = await numericHost(ep.host);
     this.checkOpen();
-    const port = this.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context);
+    const fd = options?.fd;
+    if (fd !== undefined && (!Number.isInteger(fd) || fd < 0)) throw new RangeError(`options.fd must be a file descriptor (an integer ≥ 0), got ${String(fd)}`);
+    const port = fd === undefined ? this.loop.listen(host, ep.port, options?.reusePort === true, opts, tls?.context) : this.loop.listenFd(fd, opts, tls?.context);
     if (port < 0) {
-      throw new ConnectError(`${this.name} transport: cannot listen on ${ep.host}:${ep.port}: ${errnoName(-port)}`);
+      const what = fd === undefined ? `${ep.host}:${ep.port}` : `descriptor ${fd} (it must be a listening TCP socket)`;
+      throw new ConnectError(`${this.name} transport: cannot listen on ${what}: ${errnoName(-port)}`);
     }
-    this.endpoints.push({ hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, admission, raw: (opts.flags & IO_RAW) !== 0 });
+    this.endpoints.push({ hwm: opts.highWaterMark, maxSendQueue: opts.maxSendQueue, admission, raw: (opts.flags & IO_RAW) !== 0, port, listening: true, unlistened: [] });
     this.updateRef();
     return { host: ep.host, port };
+  }
+
+  /**
+   * stopListening() of a transport: the loop stops accepting on the listener bound to `port` and
+   * closes its descriptor (an inherited socket lives on in the processes that share it, with the
+   * connections in its queue). Resolves once every connection it accepted has been seen here
+   * (EV_UNLISTENED comes after their OPEN events). Open peers stay open. False when nothing
+   * listens on `port`.
+   */
+  stopListening(port: number): Promise<boolean> {
+    const index = this.endpoints.findIndex((e) => e.port === port && e.listening);
+    if (index < 0) return Promise.resolve(false);
+    const entry = this.endpoints[index]!;
+    entry.listening = false;
+    // After shutdown() the loop closed every listener already.
+    if (this.closed) return Promise.resolve(true);
+    const done = new Promise<boolean>((resolve) => entry.unlistened.push(() => resolve(true)));
+    this.loop.unlisten(index);
+    return done;
   }
 
   /**
@@ -550,7 +580,7 @@ export class NativeDispatch {
   /** Keeps the process alive while anything is listening, open or connecting, like Node `net`. */
   private updateRef(): void {
     if (this.closed && !this.shutdownDone) return;
-    const want = this.endpoints.length > 0 || this.openPeers > 0 || this.connects.size > 0 || !!this.shutdownDone;
+    const want = this.endpoints.some((e) => e.listening) || this.openPeers > 0 || this.connects.size > 0 || !!this.shutdownDone;
     if (want === this.referenced) return;
     this.referenced = want;
     if (want) this.loop.ref();
@@ -699,6 +729,10 @@ export class NativeDispatch {
     } else if (type === EV_END) {
       // The loop reports a FIN once per peer; a peer closed here meanwhile hears nothing more.
       if (this.isOpen(peer) && this.ends[peer]! & RAW) this.events.emit('end', peer);
+    } else if (type === EV_UNLISTENED) {
+      const entry = this.endpoints[a];
+      if (entry) for (const resolve of entry.unlistened.splice(0)) resolve();
+      this.updateRef();
     } else if (type === EV_SHUTDOWN_DONE) return true;
     else this.protocol?.event(type, peer, a, b);
     return false;
@@ -879,6 +913,8 @@ export class NativeDispatch {
       pending.reject(new ConnectionClosedError(`${this.name} transport: shut down while connecting`));
     }
     this.connects.clear();
+    // Shut down, the loop accepts nothing: a stopListening() still waiting is done.
+    for (const e of this.endpoints) for (const resolve of e.unlistened.splice(0)) resolve();
     this.finalStats = this.loop.recordStats();
     this.loop.destroy();
     const done = this.shutdownDone;

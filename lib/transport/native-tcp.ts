@@ -19,10 +19,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { describe } from '../bytes.js';
+import { ConnectError } from '../errors.js';
 import { native, type NativeBufferStats } from '../native.js';
 import { checkParts } from './common.js';
 import { NativeDispatch } from './native-dispatch.js';
-import { compressedFramesFlag, flagsFor, type CompressedFrames } from './native-options.js';
+import { compressedFramesFlag, errnoName, flagsFor, type CompressedFrames } from './native-options.js';
 import { compressionConfig, type NativeCompressionOptions, type NativeCompressionStats } from './native-compression.js';
 import type { NativeTlsClientOptions, NativeTlsServerOptions } from './native-tls.js';
 import type { NativeRecordStats } from './native-record.js';
@@ -101,6 +102,12 @@ export interface NativeListenOptions extends ListenOptions {
    * port and the kernel spreads connections across them (default false).
    */
   reusePort?: boolean;
+  /**
+   * Accept on this already-listening TCP socket (a descriptor inherited from a supervisor, which
+   * shares one accept queue between its workers) instead of binding `endpoint`; the loop takes a
+   * duplicate. The resolved address has the socket's port. See stopListening().
+   */
+  fd?: number;
 }
 
 
@@ -117,6 +124,20 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
   /** Bytes of native connection-table state per peer (the per-connection memory floor). */
   static get slotSize(): number {
     return native().TcpLoop.slotSize;
+  }
+
+  /**
+   * Opens a listening TCP socket on `endpoint` (a numeric host; port 0 picks one) that is not
+   * tied to any transport: its descriptor, for child processes to inherit and accept on with the
+   * `fd` listen option, so that they share one accept queue (`zserver serve --workers`); and its
+   * bound port. With `reusePort` (SO_REUSEPORT) several such sockets can be bound to one port
+   * and the kernel spreads new connections over their queues. The caller owns it (close it with
+   * fs.closeSync). Throws ConnectError when it cannot bind.
+   */
+  static listenSocket(endpoint: Endpoint, options: { reusePort?: boolean } = {}): { fd: number; port: number } {
+    const r = native().TcpLoop.listenSocket(endpoint.host, endpoint.port, options.reusePort === true);
+    if (typeof r === 'number') throw new ConnectError(`native-tcp transport: cannot listen on ${endpoint.host}:${endpoint.port}: ${errnoName(-r)}`);
+    return r;
   }
 
   readonly #d: NativeDispatch;
@@ -145,6 +166,11 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
    */
   async listen(endpoint: Endpoint, options?: NativeListenOptions): Promise<Endpoint> {
     return this.#d.listen(endpoint, options, flagsFor(options, this.#ioFlags));
+  }
+
+  /** Transport.stopListening: the loop stops accepting on `port` and closes its descriptor of it. */
+  stopListening(port: number): Promise<boolean> {
+    return this.#d.stopListening(port);
   }
 
   /** Connects to `endpoint`; resolves to the peer id after 'open' was emitted for it. */

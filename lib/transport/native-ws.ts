@@ -385,6 +385,11 @@ export class NativeWsTransport extends EventEmitter<TransportEvents> implements 
     return this.#d.offloadStats();
   }
 
+  /** Transport.stopListening: the loop stops accepting on `port` and closes its descriptor of it. */
+  stopListening(port: number): Promise<boolean> {
+    return this.#d.stopListening(port);
+  }
+
   /** Stops listening, closes every peer with reason 'shutdown', and stops the loop. */
   shutdown(): Promise<void> {
     return this.#d.shutdown();

@@ -62,6 +62,16 @@ function nodeSupportsReusePort(): boolean {
   return major > 22 || (major === 22 && minor >= 12);
 }
 
+/** Options of NodeNetTransport.listen(): the common ones, plus an inherited socket. */
+export interface NodeNetListenOptions extends ListenOptions {
+  /**
+   * Accept on this already-listening TCP socket (a descriptor inherited from a supervisor, which
+   * shares one accept queue between its workers) instead of binding `endpoint`. The transport
+   * takes the descriptor over (Node cannot duplicate one): stopListening() and shutdown() close it.
+   */
+  fd?: number;
+}
+
 /** A frame transport over Node `net`; see the file comment. */
 export class NodeNetTransport extends EventEmitter<TransportEvents> implements Transport {
   readonly name = 'node-net';
@@ -94,9 +104,11 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
    * maxConnections, maxConnectionsPerIp, connectionRatePerIp, accept hook): a refused one is
    * destroyed at once, never emits 'open', and counts in stats().closes.refused.
    */
-  async listen(endpoint: Endpoint, options: ListenOptions = {}): Promise<Endpoint> {
+  async listen(endpoint: Endpoint, options: NodeNetListenOptions = {}): Promise<Endpoint> {
     this.#checkOpen();
     checkEndpoint(endpoint, true);
+    const fd = options.fd;
+    if (fd !== undefined && (!Number.isInteger(fd) || fd < 0)) throw new RangeError(`options.fd must be a file descriptor (an integer ≥ 0), got ${describe(fd)}`);
     const resolved = resolveConnectionOptions(options, true);
     const admission = new Admission(options);
     // Paused sockets: nothing is read before admission said yes and adopt() resumed them.
@@ -126,10 +138,13 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(listenOptions, () => {
+        const listening = (): void => {
           server.off('error', reject);
           resolve();
-        });
+        };
+        // `fd`: an inherited listening socket, shared with the other processes that hold it.
+        if (fd === undefined) server.listen(listenOptions, listening);
+        else server.listen({ fd }, this.#backlog, listening);
       });
     } catch (err) {
       throw new ConnectError(`node-net transport: cannot listen on ${endpoint.host}:${endpoint.port}: ${(err as Error).message}`, {
@@ -140,6 +155,19 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     this.#servers.push(server);
     const address = server.address() as net.AddressInfo;
     return { host: address.address, port: address.port };
+  }
+
+  /**
+   * Transport.stopListening: closes the listener bound to `port` (its peers stay). Under
+   * node:cluster the primary then hands this worker no more connections, and gives one it
+   * could not deliver to another worker.
+   */
+  async stopListening(port: number): Promise<boolean> {
+    const server = this.#servers.find((s) => s.listening && (s.address() as net.AddressInfo | null)?.port === port);
+    if (server === undefined) return false;
+    // close() stops accepting at once; its callback waits for the peers, which stay.
+    server.close();
+    return true;
   }
 
   async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<PeerId> {

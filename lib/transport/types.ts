@@ -344,4 +344,12 @@ export interface Transport extends EventEmitter<TransportEvents> {
   stats(): TransportStats;
   /** Stops listening and closes every peer with reason 'shutdown'. */
   shutdown(): Promise<void>;
+  /**
+   * Optional: stops accepting on the listener that listen() bound to `port`; its open peers stay
+   * (Server.drain() uses it). Resolves to false when nothing listens on `port`, else to true once
+   * no connection that listener accepted can still emit 'open'. A listening socket shared with
+   * other processes (the `fd` listen option of the native and node-net transports) lives on in
+   * them, with the connections waiting in its queue: they are accepted there, not reset.
+   */
+  stopListening?(port: number): Promise<boolean>;
 }

@@ -8,6 +8,10 @@
 //                              peers, kinds, flags, offsets, lengths, eventRecords)
 //                              runs on the JS thread once per batch either way
 //   listen(host, port, reusePort, options) -> port | -errno
+//   listenFd(fd, options, tlsContext?) -> port | -errno   accept on an inherited listening socket
+//   unlisten(index)            stop accepting on listener `index` (EV_UNLISTENED follows)
+//   TcpLoop.listenSocket(host, port, reusePort) -> { fd, port } | -errno   a listening socket for
+//                              child processes to inherit (an accept queue shared by workers)
 //   connect(host, port, localHost | null, timeoutMs, tag, options) -> 0 | -errno
 //   submit(data, count, ops, peers, kindBytes, lens[, sourceOffsets, source])
 //                              sends/closes/releases, in order; forwards copy
@@ -47,6 +51,7 @@
 #include <utility>
 
 #include "../core/io_loop.h"
+#include "../core/net_socket.h"
 #include "../core/tls_conn.h"
 #include "tcp_batch.h"
 
@@ -65,6 +70,9 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::RecordStats>("recordStats"),
                         InstanceMethod<&TcpLoop::BufferStats>("bufferStats"),
                         InstanceMethod<&TcpLoop::TakeRequest>("takeRequest"),
+                        InstanceMethod<&TcpLoop::ListenFd>("listenFd"),
+                        InstanceMethod<&TcpLoop::Unlisten>("unlisten"),
+                        StaticMethod<&TcpLoop::ListenSocket>("listenSocket"),
                         StaticValue("slotSize", Napi::Number::New(env, static_cast<double>(zs_io_slot_size()))),
                         InstanceMethod<&TcpLoop::TlsError>("tlsError"),
                        StaticMethod<&TcpLoop::TlsContext>("tlsContext"),
@@ -302,6 +310,39 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
       return Napi::Value();
     int r = zs_io_listen(shared_->loop, host.c_str(), static_cast<int>(port), info[2].ToBoolean().Value(), &o);
     return Napi::Number::New(env, r);
+  }
+
+  Napi::Value ListenFd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t fd;
+    zs_io_options o{};
+    if (!Alive(env) || !GetSize(env, info[0], "fd", &fd) || fd > INT32_MAX || !GetOptions(env, info[1], &o) ||
+        !GetTls(env, info[2], &o))
+      return Napi::Value();
+    return Napi::Number::New(env, zs_io_listen_fd(shared_->loop, static_cast<int>(fd), &o));
+  }
+
+  Napi::Value Unlisten(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t index;
+    if (!Alive(env) || !GetSize(env, info[0], "index", &index) || index > UINT32_MAX) return Napi::Value();
+    zs_io_unlisten(shared_->loop, static_cast<uint32_t>(index));
+    return env.Undefined();
+  }
+
+  // Not tied to a loop: the supervisor of a group makes the socket, its workers accept on it.
+  static Napi::Value ListenSocket(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string host;
+    size_t port;
+    if (!GetString(env, info[0], "host", &host) || !GetSize(env, info[1], "port", &port)) return Napi::Value();
+    int bound = 0;
+    int fd = zs_net_listen(host.c_str(), static_cast<int>(port), info[2].ToBoolean().Value(), 4096, &bound);
+    if (fd < 0) return Napi::Number::New(env, fd);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("fd", Napi::Number::New(env, fd));
+    out.Set("port", Napi::Number::New(env, bound));
+    return out;
   }
 
   Napi::Value Connect(const Napi::CallbackInfo& info) {

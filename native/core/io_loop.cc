@@ -41,6 +41,7 @@ void zs_io_loop::take_commands() {
     local_data.swap(cmd_data);
     local_listeners.swap(new_listeners);
     local_connects.swap(new_connects);
+    local_unlistens.swap(unlistens);
     if (shutdown_requested && !shutting_down) {
       // Commands queued before the shutdown still run first; run() then closes all.
       shutting_down = true;
@@ -58,6 +59,17 @@ void zs_io_loop::take_commands() {
     zs_poller_add(poller, nl.fd, kListenerBit | (listeners.size() - 1), ZS_POLL_IN);
   }
   local_listeners.clear();
+  for (uint32_t index : local_unlistens) {
+    if (index < listeners.size() && listeners[index].fd >= 0) {
+      Listener& l = listeners[index];
+      if (!l.paused) zs_poller_remove(poller, l.fd);
+      close(l.fd);
+      l.fd = -1;
+      l.paused = false;  // so tick() never adds it back
+    }
+    event(ZS_EV_UNLISTENED, 0, static_cast<int32_t>(index), 0);
+  }
+  local_unlistens.clear();
   for (auto& nc : local_connects) {
     uint32_t id = shutting_down ? UINT32_MAX : table.alloc();
     if (id == UINT32_MAX) {
@@ -339,6 +351,7 @@ void zs_io_loop::tick() {
 
 void zs_io_loop::do_shutdown() {
   for (auto& l : listeners) {
+    if (l.fd < 0) continue;  // unlistened
     if (!l.paused) zs_poller_remove(poller, l.fd);
     close(l.fd);
     l.fd = -1;

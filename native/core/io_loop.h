@@ -59,6 +59,7 @@ enum {
   ZS_EV_SHUTDOWN_DONE = 7, // every listener and peer is closed
   ZS_EV_HTTP = 8,          // WebSocket endpoints: a plain HTTP request (zs_io_take_request), a = listener index
   ZS_EV_END = 9,           // raw peers (ZS_IO_RAW): the other side half-closed (FIN); reading it stopped
+  ZS_EV_UNLISTENED = 10,   // zs_io_unlisten took effect: a = listener index; every OPEN it accepted came before
 };
 
 // Operations of zs_io_submit, one per record.
@@ -207,6 +208,17 @@ void zs_io_destroy(zs_io_loop* loop);
 // Listens (IPv4 or IPv6 numeric host); returns the bound port or -errno.
 int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port,
                  const zs_io_options* options);
+// Listens on `fd`, a listening TCP socket made elsewhere (inherited from a
+// supervisor that shares one accept queue between processes): the loop accepts
+// on its own duplicate (close-on-exec, non-blocking), so the caller may close
+// `fd`. Returns the bound port or -errno (ENOTSOCK, EINVAL: not listening).
+int zs_io_listen_fd(zs_io_loop* loop, int fd, const zs_io_options* options);
+// Stops accepting on listener `index` (the order of zs_io_listen/_fd calls,
+// from 0) and closes the loop's descriptor of it; open peers stay. An inherited
+// socket lives on in the other processes that hold it, with its queue, so a
+// connection waiting in it is accepted there, not reset. Posts
+// ZS_EV_UNLISTENED once done (also for an unknown or closed index).
+void zs_io_unlisten(zs_io_loop* loop, uint32_t index);
 // Starts a connect; its outcome is an OPEN event with b = tag, or CONNECT_FAIL
 // with peer = tag. Returns 0 or -errno for errors found at once (bad address).
 int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* local_host,

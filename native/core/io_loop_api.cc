@@ -128,6 +128,27 @@ int zs_io_listen(zs_io_loop* loop, const char* host, int port, int reuse_port, c
   return bound;
 }
 
+int zs_io_listen_fd(zs_io_loop* loop, int fd, const zs_io_options* options) {
+  int bound = 0;
+  int own = zs_net_adopt_listener(fd, &bound);
+  if (own < 0) return own;
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    zs_io_hold_ctx(loop, options->tls);
+    loop->new_listeners.push_back({own, *options});
+  }
+  zs_poller_wake(loop->poller);
+  return bound;
+}
+
+void zs_io_unlisten(zs_io_loop* loop, uint32_t index) {
+  {
+    std::lock_guard<std::mutex> lock(loop->mu);
+    loop->unlistens.push_back(index);
+  }
+  zs_poller_wake(loop->poller);
+}
+
 int zs_io_connect(zs_io_loop* loop, const char* host, int port, const char* local_host, uint32_t timeout_ms,
                   uint32_t tag, const zs_io_options* options) {
   return zs_io_connect_tls(loop, host, port, local_host, timeout_ms, tag, options, nullptr);

@@ -198,6 +198,7 @@ struct zs_io_loop {
   std::vector<uint8_t> cmd_data;
   std::vector<NewListener> new_listeners;
   std::vector<NewConnect> new_connects;
+  std::vector<uint32_t> unlistens;  // listener indexes zs_io_unlisten asked to close
   bool shutdown_requested = false;
   std::atomic<bool> in_flight{false};  // JavaScript has a batch (written under mu; read without it by the I/O thread)
   std::atomic<bool> batch_waiting{false};
@@ -212,6 +213,7 @@ struct zs_io_loop {
   std::vector<uint8_t> local_data;
   std::vector<NewListener> local_listeners;
   std::vector<NewConnect> local_connects;
+  std::vector<uint32_t> local_unlistens;
   std::vector<uint32_t> dirty;
   std::vector<uint32_t> held;  // peers not read until the filling batch is posted (kHeldForBatch)
   TxBuf* spare_tx[zs::io::kSpareTx] = {};

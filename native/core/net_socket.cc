@@ -64,6 +64,27 @@ int zs_net_listen(const char* host, int port, int reuse_port, int backlog, int* 
   return fd;
 }
 
+int zs_net_adopt_listener(int fd, int* bound_port) {
+  int type = 0, listening = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return -errno;
+  len = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) return -errno;
+  if (type != SOCK_STREAM || !listening) return -EINVAL;
+  sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen) < 0) return -errno;
+  if (bound.ss_family != AF_INET && bound.ss_family != AF_INET6) return -EAFNOSUPPORT;
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return -errno;
+  int fl = fcntl(own, F_GETFL);
+  if (fl < 0 || fcntl(own, F_SETFL, fl | O_NONBLOCK) < 0) return fail_close(own);
+  zs_net_tune(own);  // inherited by accepted sockets on Linux
+  *bound_port = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                                 : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  return own;
+}
+
 int zs_net_connect(const char* host, int port, const char* local_host) {
   sockaddr_storage ss;
   socklen_t len = make_address(host, port, &ss);

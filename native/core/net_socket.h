@@ -15,6 +15,11 @@ extern "C" {
 // Binds and listens; *bound_port receives the port (useful with port 0).
 int zs_net_listen(const char* host, int port, int reuse_port, int backlog, int* bound_port);
 
+// A duplicate (close-on-exec) of `fd`, which must be a listening TCP socket,
+// made non-blocking (a flag of the socket, so shared with every process that
+// holds it); *bound_port receives its port. Returns the duplicate or -errno.
+int zs_net_adopt_listener(int fd, int* bound_port);
+
 // Starts a non-blocking connect; the descriptor is returned whether the
 // connection is already established or still in progress (wait for writable,
 // then zs_net_socket_error). local_host may be null.

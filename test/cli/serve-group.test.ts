@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { ConnectionClosedError } from '../../lib/errors.js';
 import { Client } from '../../lib/framework/client.js';
 import { createTransport } from '../../lib/transport/factory.js';
 
@@ -26,7 +25,7 @@ function alive(pid: number): boolean {
 }
 
 describe('zserver serve --workers', () => {
-  it('rolls its workers on SIGHUP with zero failed calls, restarts a killed worker, and stops on SIGTERM', { timeout: 90_000 }, async () => {
+  it('rolls its workers on SIGHUP with zero failed calls, restarts a killed worker, and stops on SIGTERM', { timeout: 90_000 }, async (t) => {
     const group = spawn(
       process.execPath,
       ['--import', 'tsx', 'bin/zserver.ts', 'serve', '--port', '0', '--no-web', '--no-nats', '--workers', '2', '--drain-deadline', '3000'],
@@ -50,6 +49,7 @@ describe('zserver serve --workers', () => {
     try {
       const m = await until(/group of 2 workers \(pids (\d+) (\d+)\) on 127\.0\.0\.1:(\d+)/);
       workerPids = [Number(m[1]), Number(m[2])];
+      await until(/ports shared through the supervisor's listening sockets/, 5000);
       const port = Number(m[3]);
       for (let i = 0; i < 50; i++) {
         const c = new Client({ transport, host: '127.0.0.1', port, quiet: true, reconnect: { initialDelay: 20, maxDelay: 200 } });
@@ -58,7 +58,6 @@ describe('zserver serve --workers', () => {
       }
       let ok = 0;
       let failed = 0;
-      let otherFailures = 0;
       const errors: string[] = [];
       const seen = new Set<number>();
       let stop = false;
@@ -69,7 +68,6 @@ describe('zserver serve --workers', () => {
             ok++;
           } catch (err) {
             failed++;
-            if (!(err instanceof ConnectionClosedError)) otherFailures++;
             if (errors.length < 5) errors.push(String(err));
           }
           await sleep(5);
@@ -86,13 +84,11 @@ describe('zserver serve --workers', () => {
       await sleep(800);
       stop = true;
       await Promise.all(loops);
-      // Zero failed calls is the aim (issue 17), and what bench/rolling.ts measured twice (4 workers,
-      // 2,000 clients). In about one full-suite run in five, a few calls here fail with
-      // ConnectionClosedError ("the peer closed the connection") as an old worker stops: a known
-      // gap (docs/operations.md, "Rolling restart"). Until it is closed this asserts what holds:
-      // those are the only failures, and they stay rare.
-      assert.equal(otherFailures, 0, `calls failed with something other than ConnectionClosedError: ${errors.join('; ')}`);
-      assert.ok(failed <= Math.max(10, ok / 100), `${failed} failed calls of ${ok + failed}: ${errors.join('; ')}`);
+      // Zero failed calls, by design (docs/operations.md, "Rolling restart"): the workers share the
+      // supervisor's listening socket, and a draining worker stops accepting before it tells its
+      // clients to go away, so no connection is reset in a queue it leaves behind.
+      t.diagnostic(`rolling restart under load: ${ok} calls answered, ${failed} failed`);
+      assert.equal(failed, 0, `${failed} failed calls of ${ok + failed}: ${errors.join('; ')}`);
       assert.ok(ok > 200, `calls answered: ${ok}`);
       assert.ok([...seen].every((pid) => replaced.includes(pid)), `after the roll only the new workers answer: ${[...seen]}`);
       for (const pid of workerPids) assert.equal(alive(pid), false, `old worker ${pid} exited`);

@@ -21,6 +21,7 @@
 #include "check.h"
 #include "frame_codec.h"
 #include "io_loop.h"
+#include "net_socket.h"
 
 namespace {
 
@@ -857,4 +858,68 @@ TEST(io_loop_raw_stream_entries_half_close_and_end) {
   submit_op(loop, ZS_OP_RELEASE, p);
   close(fd);
   zs_io_destroy(loop);
+}
+
+// Two loops accept from one listening socket made elsewhere (zs_io_listen_fd
+// takes a duplicate). zs_io_unlisten stops the first: its UNLISTENED comes
+// after every OPEN it accepted, its peer stays open, and a connection made
+// afterwards waits in the shared queue until the second loop accepts it (not
+// reset). A descriptor that is not a listening TCP socket is refused.
+TEST(io_loop_listen_fd_shared_queue_and_unlisten) {
+  int port = 0;
+  const int shared = zs_net_listen("127.0.0.1", 0, 0, 64, &port);
+  CHECK(shared >= 0);
+  Inbox a_in, b_in;
+  zs_io_loop* a = open_loop(a_in);
+  zs_io_loop* b = open_loop(b_in);
+  if (!a || !b) return;
+  CHECK_EQ(zs_io_listen_fd(a, shared, &kOptions), port);
+  const int c1 = connect_to(port);
+  CHECK(c1 >= 0);
+  const int32_t p1 = open_peer(a_in);
+  CHECK(p1 >= 0);
+  zs_io_unlisten(a, 0);
+  zs_io_unlisten(a, 7);  // no such listener: answered all the same
+  CHECK(wait_for(a_in, [&] {
+    int n = 0;
+    for (auto& e : a_in.events) n += e.type == ZS_EV_UNLISTENED;
+    return n == 2;
+  }));
+  {
+    std::lock_guard<std::mutex> lock(a_in.mu);
+    CHECK_EQ(a_in.events[0].type, int32_t{ZS_EV_OPEN});
+    CHECK_EQ(a_in.events[1].type, int32_t{ZS_EV_UNLISTENED});
+    CHECK_EQ(a_in.events[1].a, 0);
+    CHECK_EQ(a_in.events[2].a, 7);
+  }
+  const std::vector<uint8_t> f = frame_bytes(kOptions, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(10, 1));
+  CHECK_EQ(write(c1, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  CHECK(frames_within(a_in, 1, 2000));
+  const int c2 = connect_to(port);  // queued: nobody accepts now
+  CHECK(c2 >= 0);
+  CHECK_EQ(write(c2, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  usleep(100 * 1000);
+  {
+    std::lock_guard<std::mutex> lock(a_in.mu);
+    CHECK_EQ(a_in.events.size(), size_t{3});
+  }
+  CHECK_EQ(zs_io_listen_fd(b, shared, &kOptions), port);
+  CHECK(frames_within(b_in, 1, 2000));
+  {
+    std::lock_guard<std::mutex> lock(b_in.mu);
+    CHECK(!any_close(b_in));
+  }
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  CHECK_EQ(zs_io_listen_fd(b, fds[0], &kOptions), -ENOTSOCK);
+  const int plain = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(zs_io_listen_fd(b, plain, &kOptions), -EINVAL);
+  close(plain);
+  close(fds[0]);
+  close(fds[1]);
+  close(c1);
+  close(c2);
+  zs_io_destroy(a);
+  zs_io_destroy(b);
+  close(shared);
 }
