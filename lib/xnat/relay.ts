@@ -71,6 +71,13 @@ export interface StreamRelayOptions {
 export class StreamRelay {
   readonly #byRaw = new Map<PeerId, Pair>();
   readonly #byV = new Map<PeerId, Pair>();
+  /**
+   * Connections this side dialled whose connect() promise has not resolved yet: bytes can arrive
+   * in the same batch as the answer, before the pair knows the id. Bounded: that much is the rest
+   * of one received batch (the promise resolves in a microtask after it).
+   */
+  readonly #rawOrphans = new Map<PeerId, Buffer[]>();
+  readonly #vOrphans = new Map<PeerId, Buffer[]>();
   readonly #sweeper: NodeJS.Timeout | undefined;
   #disposed = false;
 
@@ -82,6 +89,8 @@ export class StreamRelay {
     if (typeof raw.end !== 'function' || raw.rawStreams !== true) {
       throw new TypeError(`the ${raw.name} transport has no raw streams (rawStreams); XNAT needs a transport with raw: true support`);
     }
+    raw.on('open', this.#rawOpen);
+    tunnel.on('open', this.#vOpen);
     raw.on('frames', this.#rawFrames);
     raw.on('end', this.#rawEnd);
     raw.on('drain', this.#rawDrain);
@@ -119,6 +128,7 @@ export class StreamRelay {
     }
     p.v = v;
     this.#byV.set(v, p);
+    this.#adopt(p, this.#vOrphans, v, false);
     this.raw.resume?.(raw);
     this.#flushEarly(p, true);
     return true;
@@ -140,6 +150,7 @@ export class StreamRelay {
     }
     p.raw = raw;
     this.#byRaw.set(raw, p);
+    this.#adopt(p, this.#rawOrphans, raw, true);
     this.tunnel.resume?.(v);
     this.#flushEarly(p, false);
     return true;
@@ -157,6 +168,10 @@ export class StreamRelay {
     this.#disposed = true;
     for (const p of [...this.#byRaw.values(), ...this.#byV.values()]) this.#abort(p);
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.raw.off('open', this.#rawOpen);
+    this.tunnel.off('open', this.#vOpen);
+    this.#rawOrphans.clear();
+    this.#vOrphans.clear();
     this.raw.off('frames', this.#rawFrames);
     this.raw.off('end', this.#rawEnd);
     this.raw.off('drain', this.#rawDrain);
@@ -184,6 +199,23 @@ export class StreamRelay {
     };
   }
 
+  readonly #rawOpen = (peer: PeerId, info: { accepted: boolean }): void => {
+    if (!info.accepted) this.#rawOrphans.set(peer, []);
+  };
+
+  readonly #vOpen = (peer: PeerId, info: { accepted: boolean }): void => {
+    if (!info.accepted) this.#vOrphans.set(peer, []);
+  };
+
+  /** Bytes that came on a dialled connection before its pair knew it join the pair's early bytes. */
+  #adopt(p: Pair, orphans: Map<PeerId, Buffer[]>, peer: PeerId, rawSide: boolean): void {
+    const got = orphans.get(peer);
+    orphans.delete(peer);
+    if (got === undefined || got.length === 0) return;
+    // Early bytes of the other side (if any) were flushed already; these come from `peer`'s side.
+    for (const b of got) (rawSide ? this.#toTunnel(p, b) : this.#toRaw(p, b));
+  }
+
   /** Delivers what arrived before the pair was whole (`fromRaw`: bytes of the raw side go into the tunnel). */
   #flushEarly(p: Pair, fromRaw: boolean): void {
     const early = p.early;
@@ -197,7 +229,10 @@ export class StreamRelay {
   readonly #rawFrames = (b: FrameBatch): void => {
     for (let i = 0; i < b.count; i++) {
       const p = this.#byRaw.get(b.peers[i]!);
-      if (p === undefined || p.closed) continue;
+      if (p === undefined || p.closed) {
+        this.#rawOrphans.get(b.peers[i]!)?.push(Buffer.from(b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!)));
+        continue;
+      }
       const bytes = b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!);
       if (p.v < 0) (p.early ??= []).push(Buffer.from(bytes));
       else this.#toTunnel(p, bytes);
@@ -216,8 +251,11 @@ export class StreamRelay {
   readonly #vFrames = (b: FrameBatch): void => {
     for (let i = 0; i < b.count; i++) {
       const p = this.#byV.get(b.peers[i]!);
-      if (p === undefined || p.closed) continue;
       const kind = b.kinds[i];
+      if (p === undefined || p.closed) {
+        if (kind === DATA_KIND) this.#vOrphans.get(b.peers[i]!)?.push(Buffer.from(b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!)));
+        continue;
+      }
       if (kind === DATA_KIND) {
         const bytes = b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!);
         if (p.raw < 0) (p.early ??= []).push(Buffer.from(bytes));
@@ -315,6 +353,7 @@ export class StreamRelay {
   };
 
   readonly #rawClose = (raw: PeerId, reason: CloseReason): void => {
+    this.#rawOrphans.delete(raw);
     const p = this.#byRaw.get(raw);
     if (p === undefined || p.closed) return;
     if (reason === 'remote' && p.rawEnded && p.tunnelEnded) {
@@ -331,6 +370,7 @@ export class StreamRelay {
   };
 
   readonly #vClose = (v: PeerId, reason: CloseReason): void => {
+    this.#vOrphans.delete(v);
     const p = this.#byV.get(v);
     if (p === undefined || p.closed) return;
     this.#forget(p);
