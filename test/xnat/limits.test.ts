@@ -96,3 +96,26 @@ describe('XNAT limits', () => {
     }
   });
 });
+
+describe('XNAT control plane', () => {
+  it('refuses a register message over 16 KiB and one without hello first, and closes the connection', async () => {
+    const key = agentKey();
+    const rig = await startServer([{ name: 'a', key: key.fingerprint }]);
+    const secure = new SecureChannel(new NodeNetTransport(), { pin: identity.fingerprint });
+    const c = new Client({ transport: secure, host: '127.0.0.1', port: rig.agentPort, reconnect: false, quiet: true });
+    try {
+      await c.connect();
+      await assert.rejects(c.callConsole('xnat.register', '{}'), { remoteCode: 'ZS_XNAT_REFUSED', message: /without xnat.hello/ });
+      await once(c, 'disconnect');
+      await c.connect();
+      await c.callConsole('xnat.hello', '');
+      await assert.rejects(c.callConsole('xnat.register', 'x'.repeat(17 * 1024)), { remoteCode: 'ZS_XNAT_REFUSED', message: /longer than 16384/ });
+      await once(c, 'disconnect');
+      assert.equal(rig.server.stats().refused, 2);
+    } finally {
+      await c.close();
+      await secure.shutdown();
+      await rig.server.close();
+    }
+  });
+});
