@@ -11,12 +11,13 @@
  *
  * The XNAT server and agent run as `zserver xnat server|agent` processes; `ssh -R` runs OpenSSH's
  * client against a private sshd started here on a loopback port (temporary host key and
- * authorized_keys, no system configuration touched). Without /usr/sbin/sshd (Debian:
+ * authorized_keys, no system configuration touched; as root it makes the empty runtime directory
+ * /run/sshd that sshd's service would). Without /usr/sbin/sshd (Debian:
  * `apt-get install -y openssh-server`) the ssh row says so and the others still run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -176,6 +177,9 @@ async function startXnat(svc: { bulk: number; web: number }): Promise<{ bulk: nu
 /** Starts a private sshd and `ssh -R` for both services; returns the forwarded ports, or why not. */
 async function startSsh(svc: { bulk: number; web: number }): Promise<{ bulk: number; web: number } | string> {
   if (!existsSync(SSHD)) return `no ${SSHD} (apt-get install -y openssh-server)`;
+  // sshd run as root wants its privilege-separation directory, which the Debian service creates
+  // at start (a runtime directory, empty); make it when the service never ran.
+  if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755 });
   const hostKey = join(dir, 'ssh_host_ed25519_key');
   const userKey = join(dir, 'id_ed25519');
   for (const k of [hostKey, userKey]) {
@@ -250,6 +254,13 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await exited;
+    }),
+  );
   rmSync(dir, { recursive: true, force: true });
 }
