@@ -4,6 +4,9 @@
  * file. Paths in a config file are relative to the file. Each runs until SIGINT or SIGTERM.
  */
 import { readFileSync } from 'node:fs';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../metrics/prometheus.js';
+import { takeSnapshot } from '../metrics/snapshot.js';
 import { dirname, resolve } from 'node:path';
 import { ServerIdentity } from '../channel/index.js';
 import { XnatAgent, XnatServer, type XnatAgentEntry, type XnatMapping, type XnatPortOptions } from '../xnat/index.js';
@@ -15,13 +18,14 @@ each agent authenticated by its Ed25519 key or a token); every TCP connection to
 is carried through an agent to its local service.
 
 Options (flags win over the config file's fields of the same name):
-  --config FILE          JSON: { "key", "listen", "ports", "agents", "idleTimeout", "connectTimeout", "maxAgents" }
+  --config FILE          JSON: { "key", "listen", "ports", "agents", "idleTimeout", "connectTimeout", "maxAgents", "metrics" }
   --key FILE             server identity, PKCS#8 PEM (zserver keygen --out FILE); its fingerprint is printed
   --listen HOST:PORT     where agents connect (default 0.0.0.0:7000)
   --port [HOST:]PORT[/MAX]   a public port offered to agents (repeatable); MAX: connections at most (default 1024)
   --agent NAME=FINGERPRINT   accept the agent whose key has this fingerprint (repeatable)
   --agent-token NAME=TOKEN   accept the agent presenting this token, 16+ characters (repeatable)
   --idle-timeout MS      close a public connection idle both ways this long (default 300000; 0 = never)
+  --metrics HOST:PORT    serve Prometheus text at http://HOST:PORT/metrics (zserver_xnat_* per port)
   --quiet                print nothing but errors
 
 Examples:
@@ -174,10 +178,13 @@ async function runServer(args: string[]): Promise<number> {
   }
   let server: XnatServer;
   let quiet: boolean;
+  let metricsAt: { host: string; port: number } | undefined;
   try {
-    const flags = parseFlags(args, ['config', 'key', 'listen', 'idle-timeout'], ['port', 'agent', 'agent-token'], ['quiet']);
+    const flags = parseFlags(args, ['config', 'key', 'listen', 'idle-timeout', 'metrics'], ['port', 'agent', 'agent-token'], ['quiet']);
     const { config, base } = readConfig(flags.get('config')?.[0]);
     quiet = flags.has('quiet') || config.quiet === true;
+    const metricsText = flags.get('metrics')?.[0] ?? (typeof config.metrics === 'string' ? config.metrics : undefined);
+    metricsAt = metricsText !== undefined ? hostPort(metricsText, '--metrics') : undefined;
     const keyPath = flags.get('key')?.[0] ?? (config.key as string | undefined);
     if (keyPath === undefined) throw new UsageError('the server identity is required: --key FILE (make one with zserver keygen --out FILE)');
     const identity = ServerIdentity.from(readKeyFile(keyPath, flags.has('key') ? process.cwd() : base, 'the server key'));
@@ -212,8 +219,10 @@ async function runServer(args: string[]): Promise<number> {
     process.stderr.write(`zserver xnat server: ${(err as Error).message}\n${err instanceof UsageError ? 'See zserver xnat server --help\n' : ''}`);
     return 2;
   }
+  let metrics: HttpServer | undefined;
   try {
     const at = await server.start();
+    if (metricsAt !== undefined) metrics = await serveMetrics(server, metricsAt);
     process.stdout.write(
       `xnat server: agents on ${at.host}:${at.port}; fingerprint ${server.fingerprint}; public port(s) ${server.ports().join(', ')}\n`,
     );
@@ -222,7 +231,29 @@ async function runServer(args: string[]): Promise<number> {
     await server.close();
     return 1;
   }
-  return untilSignal(() => server.close());
+  return untilSignal(async () => {
+    metrics?.close();
+    await server.close();
+  });
+}
+
+/** GET /metrics: the Prometheus text of this process, with the zserver_xnat_* series. */
+async function serveMetrics(server: XnatServer, at: { host: string; port: number }): Promise<HttpServer> {
+  const http = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE });
+    res.end(renderPrometheus([takeSnapshot(server.control, { xnat: server })]));
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    http.once('error', reject);
+    http.listen(at.port, at.host, () => resolveListen());
+  });
+  const bound = http.address() as { address: string; port: number };
+  process.stdout.write(`xnat server: metrics on http://${bound.address}:${bound.port}/metrics\n`);
+  return http;
 }
 
 async function runAgent(args: string[]): Promise<number> {

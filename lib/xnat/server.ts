@@ -189,6 +189,14 @@ export class XnatServer extends EventEmitter<XnatServerEvents> {
     };
   }
 
+  /**
+   * The framework Server of the control plane (agents are its peers): with `xnat: this` it is what
+   * lib/metrics' takeSnapshot() reads for the zserver_xnat_* series (zserver xnat server --metrics).
+   */
+  get control(): Server {
+    return this.#control;
+  }
+
   /** The P2PVM host the tunnels ride (its stats() show queued bytes per tunnel, for monitoring). */
   get tunnels(): P2pvmHost {
     return this.#host;

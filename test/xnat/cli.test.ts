@@ -66,14 +66,21 @@ describe('zserver xnat', () => {
     const web = await httpService('cli');
     const procs: ChildProcess[] = [];
     try {
-      const s = zserver(['xnat', 'server', '--config', join(dir, 'xnat-server.json'), '--quiet']);
+      const s = zserver(['xnat', 'server', '--config', join(dir, 'xnat-server.json'), '--quiet', '--metrics', '127.0.0.1:0']);
       procs.push(s);
-      const [, agentPort, pin, publicPort] = await line(s, /agents on [^:]+:(\d+); fingerprint ([0-9a-f]{64}); public port\(s\) (\d+)/);
+      const [, metricsPort, agentPort, pin, publicPort] = await line(
+        s,
+        /metrics on http:\/\/[^:]+:(\d+)\/metrics\nxnat server: agents on [^:]+:(\d+); fingerprint ([0-9a-f]{64}); public port\(s\) (\d+)/,
+      );
       const common = ['xnat', 'agent', '--server', `127.0.0.1:${agentPort}`, '--pin', pin!, '--map', `${publicPort}=127.0.0.1:${web.port}`];
       const a = zserver([...common, '--key', join(dir, 'agent.key'), '--name', 'laptop']);
       procs.push(a);
       await line(a, /serving as laptop/);
       assert.equal(await get(Number(publicPort), '/through'), 'cli /through 0');
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(text, new RegExp(`zserver_xnat_connections_total\\{[^}]*port="${publicPort}"[^}]*\\} 1\\n`));
+      assert.match(text, /zserver_xnat_agents\{[^}]*\} 1\n/);
+      assert.match(text, new RegExp(`zserver_xnat_sent_bytes_total\\{[^}]*port="${publicPort}"[^}]*\\} [1-9]`));
 
       const refused = zserver([...common, '--key', join(dir, 'other.key')]);
       procs.push(refused);
