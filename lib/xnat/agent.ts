@@ -43,6 +43,8 @@ export interface XnatAgentStats extends RelayCounters {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** Silence from the server after which the agent redials (the server pings every 30 s). */
+const SERVER_SILENCE_MS = 95_000;
 
 /** A random unique-local IPv6 address (fd00::/8) for one session's listen entries. */
 function sessionAddress(): string {
@@ -162,7 +164,17 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
     const net = make('server');
     const local = make('local');
     const secure = new SecureChannel(net, { pin: this.#options.pin.toLowerCase() });
-    const client = new Client({ transport: secure, host: this.#options.server.host, port: this.#options.server.port, reconnect: false, quiet: true, connectTimeout: this.#connectTimeout });
+    const client = new Client({
+      transport: secure,
+      host: this.#options.server.host,
+      port: this.#options.server.port,
+      reconnect: false,
+      quiet: true,
+      connectTimeout: this.#connectTimeout,
+      // The server pings an agent every 30 s: hearing nothing for 95 s means the server or the
+      // network is gone without a FIN or RST (a dropped route, a NAT entry expired), so redial.
+      idleTimeout: SERVER_SILENCE_MS,
+    });
     let relay: StreamRelay | undefined;
     let tunnel: P2pvmTunnel | undefined;
     const ended = new Promise<Error>((resolve) => (this.#endSession = resolve));

@@ -6,10 +6,21 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { ServerIdentity } from '../../lib/channel/index.js';
+import { NodeNetTransport } from '../../lib/transport/node-net.js';
+import type { Transport } from '../../lib/transport/types.js';
 import { loadAgentKey, XnatAgent, XnatServer, type XnatAgentOptions, type XnatServerOptions } from '../../lib/xnat/index.js';
 
 export const identity = ServerIdentity.from(randomBytes(32));
 export const TOKEN = 'a-token-of-at-least-16-chars';
+
+/**
+ * The transport under test: Node net by default; ZS_XNAT_TRANSPORT=native runs the same tests on
+ * the native TCP transport (it needs raw streams there).
+ */
+const Native = process.env.ZS_XNAT_TRANSPORT === 'native' ? (await import('../../lib/transport/native-tcp.js')).NativeTcpTransport : undefined;
+export function makeTransport(): Transport {
+  return Native ? new Native() : new NodeNetTransport();
+}
 
 export interface Rig {
   server: XnatServer;
@@ -25,6 +36,7 @@ export async function startServer(agents: XnatServerOptions['agents'], n = 1, ex
     ports: Array.from({ length: n }, () => ({ host: '127.0.0.1', port: 0 })),
     agents,
     quiet: true,
+    transport: makeTransport,
     ...extra,
   });
   const at = await server.start();
@@ -43,6 +55,7 @@ export function makeAgent(rig: Rig, options: Partial<XnatAgentOptions> & Pick<Xn
     pin: identity.fingerprint,
     quiet: true,
     reconnect: { initialDelay: 50, maxDelay: 200 },
+    transport: makeTransport,
     ...options,
   });
 }
