@@ -229,7 +229,7 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
       tunnel.close(v, true);
       return;
     }
-    relay.beginFromTunnel(v, this.#stats);
+    const pending = relay.beginFromTunnel(v, this.#stats);
     const hwm = this.#options.highWaterMark ?? 1024 * 1024;
     local
       .connect(
@@ -238,11 +238,11 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
         { raw: true, timeout: this.#connectTimeout, highWaterMark: hwm, maxSendQueue: hwm + 8 * 1024 * 1024 },
       )
       .then(
-        (r) => relay.attachRaw(v, r),
+        (r) => relay.attachRaw(pending, r),
         (err: Error) => {
           this.#stats.localFailures++;
           this.#log('warn', `local service ${m.host}:${m.port} (public port ${m.publicPort}): ${err.message}`);
-          relay.fail('tunnel', v);
+          relay.fail(pending);
         },
       );
   }

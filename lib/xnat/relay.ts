@@ -39,6 +39,13 @@ export interface RelayCounters {
   bytesOut: number;
 }
 
+/**
+ * A pair being made, as begun by beginFromRaw() or beginFromTunnel(): the handle to complete it
+ * with, rather than a peer id, because the id of a side that closed meanwhile may already belong
+ * to a new connection.
+ */
+export type PendingPair = object;
+
 interface Pair {
   raw: PeerId;
   /** The virtual connection, or -1 while it is being made. */
@@ -113,53 +120,56 @@ export class StreamRelay {
    * Starts a pair for raw peer `raw` whose virtual connection is not made yet: the raw peer is
    * paused until attach(). `onClose` runs once when the pair ends, however it ends.
    */
-  beginFromRaw(raw: PeerId, counters: RelayCounters, onClose?: () => void): void {
+  beginFromRaw(raw: PeerId, counters: RelayCounters, onClose?: () => void): PendingPair {
     const p = this.#newPair(raw, -1, counters, onClose);
     this.raw.pause?.(raw);
     this.#byRaw.set(raw, p);
+    return p;
   }
 
   /** Completes a pair begun with beginFromRaw(); false (and `v` aborted) when the raw peer is gone. */
-  attach(raw: PeerId, v: PeerId): boolean {
-    const p = this.#byRaw.get(raw);
-    if (p === undefined || p.closed) {
+  attach(pending: PendingPair, v: PeerId): boolean {
+    const p = pending as Pair;
+    if (p.closed) {
       this.tunnel.close(v, true);
       return false;
     }
     p.v = v;
     this.#byV.set(v, p);
     this.#adopt(p, this.#vOrphans, v, false);
-    this.raw.resume?.(raw);
+    if (p.closed) return false;
+    this.raw.resume?.(p.raw);
     this.#flushEarly(p, true);
     return true;
   }
 
   /** A virtual connection arrived first (the agent): it is paused (no credit) until attachRaw(). */
-  beginFromTunnel(v: PeerId, counters: RelayCounters, onClose?: () => void): void {
+  beginFromTunnel(v: PeerId, counters: RelayCounters, onClose?: () => void): PendingPair {
     const p = this.#newPair(-1, v, counters, onClose);
     this.tunnel.pause?.(v);
     this.#byV.set(v, p);
+    return p;
   }
 
   /** Completes a pair begun with beginFromTunnel(); false (and `raw` aborted) when `v` is gone. */
-  attachRaw(v: PeerId, raw: PeerId): boolean {
-    const p = this.#byV.get(v);
-    if (p === undefined || p.closed) {
+  attachRaw(pending: PendingPair, raw: PeerId): boolean {
+    const p = pending as Pair;
+    if (p.closed) {
       this.raw.close(raw, true);
       return false;
     }
     p.raw = raw;
     this.#byRaw.set(raw, p);
     this.#adopt(p, this.#rawOrphans, raw, true);
-    this.tunnel.resume?.(v);
+    if (p.closed) return false;
+    this.tunnel.resume?.(p.v);
     this.#flushEarly(p, false);
     return true;
   }
 
   /** Ends a pair whose other half could not be made: its existing side is aborted. */
-  fail(side: 'raw' | 'tunnel', peer: PeerId): void {
-    const p = side === 'raw' ? this.#byRaw.get(peer) : this.#byV.get(peer);
-    if (p !== undefined) this.#abort(p);
+  fail(pending: PendingPair): void {
+    this.#abort(pending as Pair);
   }
 
   /** Aborts every pair (raw peers see a reset) and stops listening to both transports. */

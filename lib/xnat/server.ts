@@ -354,13 +354,13 @@ export class XnatServer extends EventEmitter<XnatServerEvents> {
     const agent = best;
     port.accepted++;
     agent.open++;
-    this.#relay.beginFromRaw(peer, port, () => agent.open--);
+    const pending = this.#relay.beginFromRaw(peer, port, () => agent.open--);
     this.#host.connect({ host: agent.address, port: port.port }, { timeout: this.#connectTimeout }).then(
-      (v) => this.#relay.attach(peer, v),
+      (v) => this.#relay.attach(pending, v),
       (err: Error) => {
         port.failed++;
         this.#log('warn', `public connection to port ${port.port}: agent ${agent.name} did not take it: ${err.message}`);
-        this.#relay.fail('raw', peer);
+        this.#relay.fail(pending);
       },
     );
   }
