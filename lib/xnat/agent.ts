@@ -177,10 +177,17 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
     });
     let relay: StreamRelay | undefined;
     let tunnel: P2pvmTunnel | undefined;
-    const ended = new Promise<Error>((resolve) => (this.#endSession = resolve));
-    client.on('disconnect', (_reason, detail) => this.#endSession?.(new Error(`connection to the server lost: ${detail}`)));
+    // This session's own resolver: events of an old session's objects must not end a newer one.
+    let endThis: (err: Error) => void = () => {};
+    const ended = new Promise<Error>((resolve) => (endThis = resolve));
+    this.#endSession = endThis;
+    client.on('disconnect', (_reason, detail) => endThis(new Error(`connection to the server lost: ${detail}`)));
+    const stopped = () => {
+      if (this.#stopped) throw new Error('the agent was stopped');
+    };
     try {
       const peer = await client.connect();
+      stopped();
       const phys = peer.transportPeer;
       const { challenge } = JSON.parse(await client.callConsole('xnat.hello', '')) as { challenge: string };
       const serverFp = secure.remoteFingerprint(phys);
@@ -191,6 +198,7 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
         : { token: this.#options.token };
       const name = this.#options.name ?? hostname();
       await client.callConsole('xnat.register', JSON.stringify({ name, ...auth, address, ports: this.#mappings.map((m) => m.publicPort) }));
+      stopped();
       tunnel = await P2pvmTunnel.open(secure, phys, this.#options.p2pvm ?? {});
       relay = new StreamRelay(local, tunnel, { idleTimeout: 0, closesTunnel: false });
       const t = tunnel;
@@ -200,7 +208,8 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
       // The echo round trip makes sure the listen entries reached the server before serve.
       await t.ping(this.#connectTimeout);
       await client.callConsole('xnat.serve', '');
-      void t.closed().then((c) => this.#endSession?.(new Error(`tunnel closed: ${c.detail}`)));
+      void t.closed().then((c) => endThis(new Error(`tunnel closed: ${c.detail}`)));
+      stopped();
       this.#stats.sessions++;
       onServing();
       this.#log('info', `serving public port(s) ${this.#mappings.map((m) => m.publicPort).join(', ')} as ${name}`);
