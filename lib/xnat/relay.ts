@@ -28,6 +28,7 @@ export const DATA_KIND = 8;
 export const END_KIND = 9;
 
 const EMPTY = new Uint8Array(0);
+const EMPTY_BUFFER = Buffer.alloc(0);
 
 /** Byte and connection counters a pair adds to (a mapping's, on the server; the agent's own). */
 export interface RelayCounters {
@@ -46,14 +47,19 @@ export interface RelayCounters {
  */
 export type PendingPair = object;
 
+/** A frame kept until its pair can take it: DATA_KIND bytes, END_KIND, or (from the tunnel) anything else. */
+interface Held {
+  kind: number;
+  bytes: Buffer;
+}
+
 interface Pair {
   raw: PeerId;
   /** The virtual connection, or -1 while it is being made. */
   v: PeerId;
   counters: RelayCounters;
-  /** Bytes that arrived on the side whose partner does not exist yet (bounded: that side is paused, or limited to one window). */
-  early: Buffer[] | null;
-  earlyEnd: boolean;
+  /** Frames that arrived on the side whose partner does not exist yet, in order (bounded: that side is paused, or limited to one window). */
+  early: Held[] | null;
   rawEnded: boolean; // the raw peer sent FIN; END sent into the tunnel
   tunnelEnded: boolean; // END came from the tunnel; raw.end() called
   rawPaused: boolean; // we paused the raw peer for tunnel backpressure
@@ -83,8 +89,8 @@ export class StreamRelay {
    * in the same batch as the answer, before the pair knows the id. Bounded: that much is the rest
    * of one received batch (the promise resolves in a microtask after it).
    */
-  readonly #rawOrphans = new Map<PeerId, Buffer[]>();
-  readonly #vOrphans = new Map<PeerId, Buffer[]>();
+  readonly #rawOrphans = new Map<PeerId, Held[]>();
+  readonly #vOrphans = new Map<PeerId, Held[]>();
   readonly #sweeper: NodeJS.Timeout | undefined;
   #disposed = false;
 
@@ -198,7 +204,6 @@ export class StreamRelay {
       v,
       counters,
       early: null,
-      earlyEnd: false,
       rawEnded: false,
       tunnelEnded: false,
       rawPaused: false,
@@ -217,34 +222,35 @@ export class StreamRelay {
     if (!info.accepted) this.#vOrphans.set(peer, []);
   };
 
-  /** Bytes that came on a dialled connection before its pair knew it join the pair's early bytes. */
-  #adopt(p: Pair, orphans: Map<PeerId, Buffer[]>, peer: PeerId, rawSide: boolean): void {
+  /** Frames that came on a dialled connection before its pair knew it: replayed in order. */
+  #adopt(p: Pair, orphans: Map<PeerId, Held[]>, peer: PeerId, rawSide: boolean): void {
     const got = orphans.get(peer);
     orphans.delete(peer);
-    if (got === undefined || got.length === 0) return;
-    // Early bytes of the other side (if any) were flushed already; these come from `peer`'s side.
-    for (const b of got) (rawSide ? this.#toTunnel(p, b) : this.#toRaw(p, b));
+    if (got !== undefined) this.#replay(p, got, rawSide);
   }
 
-  /** Delivers what arrived before the pair was whole (`fromRaw`: bytes of the raw side go into the tunnel). */
+  /** Delivers what arrived before the pair was whole (`fromRaw`: frames of the raw side go into the tunnel). */
   #flushEarly(p: Pair, fromRaw: boolean): void {
     const early = p.early;
-    const ended = p.earlyEnd;
     p.early = null;
-    p.earlyEnd = false;
-    if (early) for (const b of early) (fromRaw ? this.#toTunnel(p, b) : this.#toRaw(p, b));
-    if (ended && !p.closed) (fromRaw ? this.#rawEndOf(p) : this.#tunnelEndOf(p));
+    if (early !== null) this.#replay(p, early, fromRaw);
+  }
+
+  #replay(p: Pair, held: Held[], fromRaw: boolean): void {
+    for (const h of held) {
+      if (p.closed) return;
+      if (!fromRaw) this.#vFrame(p, h.kind, h.bytes);
+      else if (h.kind === END_KIND) this.#rawEndOf(p);
+      else this.#toTunnel(p, h.bytes);
+    }
   }
 
   readonly #rawFrames = (b: FrameBatch): void => {
     for (let i = 0; i < b.count; i++) {
       const p = this.#byRaw.get(b.peers[i]!);
-      if (p === undefined || p.closed) {
-        this.#rawOrphans.get(b.peers[i]!)?.push(Buffer.from(b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!)));
-        continue;
-      }
       const bytes = b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!);
-      if (p.v < 0) (p.early ??= []).push(Buffer.from(bytes));
+      if (p === undefined || p.closed) this.#rawOrphans.get(b.peers[i]!)?.push({ kind: DATA_KIND, bytes: Buffer.from(bytes) });
+      else if (p.v < 0) (p.early ??= []).push({ kind: DATA_KIND, bytes: Buffer.from(bytes) });
       else this.#toTunnel(p, bytes);
     }
   };
@@ -261,24 +267,21 @@ export class StreamRelay {
   readonly #vFrames = (b: FrameBatch): void => {
     for (let i = 0; i < b.count; i++) {
       const p = this.#byV.get(b.peers[i]!);
-      const kind = b.kinds[i];
-      if (p === undefined || p.closed) {
-        if (kind === DATA_KIND) this.#vOrphans.get(b.peers[i]!)?.push(Buffer.from(b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!)));
-        continue;
-      }
-      if (kind === DATA_KIND) {
-        const bytes = b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!);
-        if (p.raw < 0) (p.early ??= []).push(Buffer.from(bytes));
-        else this.#toRaw(p, bytes);
-      } else if (kind === END_KIND) {
-        if (p.raw < 0) p.earlyEnd = true;
-        else this.#tunnelEndOf(p);
-      } else {
-        // Only this module speaks on these connections: anything else is a broken or hostile peer.
-        this.#abort(p);
-      }
+      const kind = b.kinds[i]!;
+      const bytes = b.data.subarray(b.offsets[i]!, b.offsets[i]! + b.lengths[i]!);
+      if (p === undefined || p.closed) this.#vOrphans.get(b.peers[i]!)?.push({ kind, bytes: Buffer.from(bytes) });
+      else if (p.raw < 0) (p.early ??= []).push({ kind, bytes: Buffer.from(bytes) });
+      else this.#vFrame(p, kind, bytes);
     }
   };
+
+  /** One frame from the tunnel for a whole pair. */
+  #vFrame(p: Pair, kind: number, bytes: Uint8Array): void {
+    if (kind === DATA_KIND) this.#toRaw(p, bytes);
+    else if (kind === END_KIND) this.#tunnelEndOf(p);
+    // Only this module speaks on these connections: anything else is a broken or hostile peer.
+    else this.#abort(p);
+  }
 
   #toRaw(p: Pair, bytes: Uint8Array): void {
     if (p.tunnelEnded) {
@@ -295,8 +298,11 @@ export class StreamRelay {
 
   readonly #rawEnd = (raw: PeerId): void => {
     const p = this.#byRaw.get(raw);
-    if (p === undefined || p.closed) return;
-    if (p.v < 0) p.earlyEnd = true;
+    if (p === undefined || p.closed) {
+      this.#rawOrphans.get(raw)?.push({ kind: END_KIND, bytes: EMPTY_BUFFER });
+      return;
+    }
+    if (p.v < 0) (p.early ??= []).push({ kind: END_KIND, bytes: EMPTY_BUFFER });
     else this.#rawEndOf(p);
   };
 

@@ -24,7 +24,7 @@ import { fingerprint } from '../channel/handshake.js';
 import { ConnectionClosedError, XnatRefusedError } from '../errors.js';
 import type { Peer } from '../framework/peer.js';
 import { Server } from '../framework/server.js';
-import { P2pvmHost } from '../p2pvm/index.js';
+import { formatAddress, P2pvmHost, parseAddress } from '../p2pvm/index.js';
 import { NodeNetTransport } from '../transport/node-net.js';
 import type { Endpoint, PeerId, PeerInfo, Transport } from '../transport/types.js';
 import { newChallenge, tokenListed, verifyChallenge } from './auth.js';
@@ -291,8 +291,10 @@ export class XnatServer extends EventEmitter<XnatServerEvents> {
       if (!this.#ports.has(p)) this.#refuse(peer, `public port ${p} is not offered by this server (it offers ${this.ports().join(', ')})`);
       if (entry.ports !== undefined && !entry.ports.includes(p)) this.#refuse(peer, `agent ${entry.name} may not serve public port ${p}`);
     }
-    const address = msg.address;
-    if (typeof address !== 'string' || !isIPv6(address)) this.#refuse(peer, 'address must be an IPv6 address (the agent\'s P2PVM listen address)');
+    const bytes = typeof msg.address === 'string' && isIPv6(msg.address) ? parseAddress(msg.address) : null;
+    if (bytes === null) this.#refuse(peer, 'address must be an IPv6 address (the agent\'s P2PVM listen address)');
+    // The form P2PVM reports listen entries in, so serve can find them.
+    const address = formatAddress(bytes);
     for (const a of this.#agents.values()) if (a.address === address) this.#refuse(peer, `address ${address} is taken by agent ${a.name}`);
     const name = typeof msg.name === 'string' && msg.name.length <= 128 ? `${entry.name}/${msg.name}` : entry.name;
     this.#agents.set(phys, { name, phys, address, ports: [...new Set(ports as number[])], open: 0, serving: false });
