@@ -286,3 +286,15 @@ export class AppLoadError extends ZsError {
  * `ZS_CLUSTER_PROTOCOL` (a malformed answer came over the bus).
  */
 export class ClusterError extends ZsError {}
+
+/**
+ * An XNAT server refused an agent (lib/xnat, docs/xnat.md): its key is not listed or its
+ * signature does not verify, its token is wrong, or it declared a public port the server does not
+ * offer to it. Retrying does not help: fix the agent's key, token or mappings, or the server's
+ * config. Code `ZS_XNAT_REFUSED`.
+ */
+export class XnatRefusedError extends ZsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ZS_XNAT_REFUSED', message, options);
+  }
+}

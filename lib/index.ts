@@ -236,3 +236,23 @@ export {
   type ClusterCallOptions,
 } from './cluster/cluster.js';
 export type { ClusterBus, BusHandler, BusReply } from './cluster/bus.js';
+
+// XNAT (issue 21): services behind NAT reached through an encrypted tunnel (docs/xnat.md).
+export { XnatRefusedError } from './errors.js';
+export {
+  XnatServer,
+  XnatAgent,
+  loadAgentKey,
+  type AgentKey,
+  type XnatServerOptions,
+  type XnatAgentOptions,
+  type XnatPortOptions,
+  type XnatAgentEntry,
+  type XnatMapping,
+  type XnatBackoff,
+  type XnatServerStats,
+  type XnatPortStats,
+  type XnatServerEvents,
+  type XnatAgentStats,
+  type XnatAgentEvents,
+} from './xnat/index.js';

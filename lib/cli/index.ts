@@ -46,6 +46,10 @@ export const commands: Record<string, CliCommand> = {
     summary: 'write a secure-channel server identity (Ed25519, 0600) and print its fingerprint',
     run: async (args) => (await import('./keygen.js')).runKeygen(args),
   },
+  xnat: {
+    summary: 'reach services behind NAT through an encrypted tunnel: `zserver xnat server` on the public side, `zserver xnat agent` next to the services (zserver xnat --help)',
+    run: async (args) => (await import('./xnat.js')).runXnat(args),
+  },
 };
 
 /** Runs `zserver <command> [args]`; unknown commands print the help and return 2. */

@@ -11,6 +11,7 @@
 import { LATENCY_BUCKETS_MS, type CommandStatsSnapshot } from '../framework/stats.js';
 import type { ServerStats } from '../framework/server.js';
 import { isAbsent, type ProcessSnapshot, type WorkerSnapshot } from './snapshot.js';
+import type { XnatServerStats } from '../xnat/server.js';
 
 /** The Content-Type of the text format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -104,6 +105,20 @@ function writeCommand(x: Exposition, base: Labels, command: string, c: CommandSt
   h.push(`zserver_command_duration_seconds_count${labelText(l)} ${count}`);
 }
 
+function writeXnat(x: Exposition, base: Labels, s: XnatServerStats): void {
+  x.sample('zserver_xnat_agents', 'gauge', 'XNAT agents in service.', base, s.agents);
+  x.sample('zserver_xnat_agents_refused_total', 'counter', 'XNAT agents refused (key, token, port or address).', base, s.refused);
+  for (const p of s.ports) {
+    const l = { ...base, port: String(p.port) };
+    x.sample('zserver_xnat_port_agents', 'gauge', 'Agents serving an XNAT public port.', l, p.agents);
+    x.sample('zserver_xnat_connections', 'gauge', 'Public connections open now, per XNAT public port.', l, p.connections);
+    x.sample('zserver_xnat_connections_total', 'counter', 'Public connections carried to an agent, per port.', l, p.accepted);
+    x.sample('zserver_xnat_connections_failed_total', 'counter', 'Public connections reset because no agent took them, per port.', l, p.failed);
+    x.sample('zserver_xnat_received_bytes_total', 'counter', 'Bytes from public clients to agents, per port.', l, p.bytesIn);
+    x.sample('zserver_xnat_sent_bytes_total', 'counter', 'Bytes from agents to public clients, per port.', l, p.bytesOut);
+  }
+}
+
 function writeProcess(x: Exposition, s: ProcessSnapshot): void {
   const base: Labels = { worker: s.worker, pid: String(s.pid) };
   const st = s.stats;
@@ -125,6 +140,7 @@ function writeProcess(x: Exposition, s: ProcessSnapshot): void {
     for (const [reason, n] of Object.entries(t.closes)) x.sample('zserver_transport_closes_total', 'counter', '', { ...l, reason }, n ?? 0);
   }
   for (const [command, c] of Object.entries(st.commands)) writeCommand(x, base, command, c);
+  if (s.xnat !== undefined) writeXnat(x, base, s.xnat);
   x.sample('zserver_process_resident_memory_bytes', 'gauge', 'Resident set size of the process.', base, s.memory.rss);
   x.sample('zserver_process_heap_used_bytes', 'gauge', 'V8 heap in use.', base, s.memory.heapUsed);
   x.sample('zserver_process_external_memory_bytes', 'gauge', 'Memory of Buffers and other objects outside the V8 heap.', base, s.memory.external);

@@ -7,6 +7,7 @@
 import { memoryUsage, pid, uptime } from 'node:process';
 import type { ServerStats } from '../framework/server.js';
 import type { CloseReason } from '../transport/types.js';
+import type { XnatServerStats } from '../xnat/server.js';
 import type { MetricsHistory, MetricsSample, StatsSource } from './history.js';
 
 /** The metrics of one process at one moment. */
@@ -28,6 +29,8 @@ export interface ProcessSnapshot {
   transports: { transport: string; port: number; connections: number; closes: Partial<Record<CloseReason, number>> }[];
   /** The newest rate sample of the process's MetricsHistory, when it keeps one. */
   recent?: MetricsSample;
+  /** The counters of the XNAT server this process runs, if any (SnapshotOptions.xnat; docs/xnat.md). */
+  xnat?: XnatServerStats;
   /** Every sample of its MetricsHistory, oldest first, when asked for (status page start-up). */
   history?: MetricsSample[];
 }
@@ -55,6 +58,8 @@ export interface SnapshotOptions {
   /** Adds `recent` (and `history` with `withHistory`) from it. */
   history?: MetricsHistory;
   withHistory?: boolean;
+  /** Adds `xnat` from it: the XNAT server of this process. */
+  xnat?: { stats(): XnatServerStats };
 }
 
 /** The worker label of this process: ZS_WORKER when set (a supervisor sets it), else '0'. */
@@ -88,6 +93,7 @@ export function takeSnapshot(source: StatsSource, options: SnapshotOptions = {})
   };
   const recent = options.history?.latest();
   if (recent !== undefined) out.recent = recent;
+  if (options.xnat !== undefined) out.xnat = options.xnat.stats();
   if (options.withHistory === true && options.history !== undefined) out.history = options.history.samples();
   return out;
 }

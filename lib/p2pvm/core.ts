@@ -747,10 +747,13 @@ export function onClose(ep: P2pvmCore, link: TunnelLink, dst: number, code: numb
   const i = own(ep, link, dst);
   if (i < 0) return;
   const t = ep.table;
+  if (t.state[i] === State.Open || t.state[i] === State.Draining) ep.rxFlush();
+  // Read the state after the frames that came before the CLOSE were delivered: a listener of
+  // theirs may have closed the connection, and then both CLOSEs crossed (no CLOSE_ACK, no second
+  // 'close' event).
   const st = t.state[i];
   if (st === State.Closing) return t.free(i); // both sides closed at once: each CLOSE acks the other
   if (st !== State.Open && st !== State.Draining) return link.fail(`CLOSE for connection ${dst} that is not open`);
-  ep.rxFlush();
   dropReceive(ep, link, i);
   dropSend(ep, link, i);
   ep.userData.delete(i);

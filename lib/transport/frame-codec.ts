@@ -351,6 +351,19 @@ export function frameBytes(options: Pick<FrameCodecOptions, 'headToken' | 'tailT
   return out;
 }
 
+/** Copies `payload`, or `parts` in order, to `target` at `at`; returns the end offset. */
+function writeBare(target: Uint8Array, at: number, payload: Uint8Array | null, parts: readonly Uint8Array[] | null): number {
+  if (payload !== null) {
+    target.set(payload, at);
+    return at + payload.length;
+  }
+  for (const part of parts!) {
+    target.set(part, at);
+    at += part.length;
+  }
+  return at;
+}
+
 /**
  * The per-connection state of FrameEncoder: the bytes encoded for it this
  * turn and not yet handed to its socket. Transports keep these fields on
@@ -403,6 +416,15 @@ export class FrameEncoder<B extends Uint8Array = Uint8Array> {
     return this.#append(q, headToken, tailToken, kind, flags, null, parts, n);
   }
 
+  /**
+   * Queues bytes for `q` as they are, without a frame around them (a raw peer,
+   * ConnectionOptions.raw): `payload`, or `parts` (total `n` bytes) joined. Returns `n`.
+   */
+  appendRaw(q: OutboundQueue<B>, payload: Uint8Array | null, parts: readonly Uint8Array[] | null, n: number): number {
+    return this.#append(q, 0, 0, -1, 0, payload, parts, n);
+  }
+
+  /** Writes one frame (or, for kind -1, the bare bytes of appendRaw()) into `q`'s runs. */
   #append(
     q: OutboundQueue<B>,
     headToken: number,
@@ -413,11 +435,12 @@ export class FrameEncoder<B extends Uint8Array = Uint8Array> {
     parts: readonly Uint8Array[] | null,
     n: number,
   ): number {
-    const size = n + FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE;
+    const size = kind < 0 ? n : n + FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE;
     if (size > this.#slabSize >>> 2) {
       // A big frame gets a buffer of its own rather than wasting most of a slab.
       const own = this.#alloc(size);
-      if (payload !== null) writeFrame(own, 0, headToken, tailToken, kind, flags, payload);
+      if (kind < 0) writeBare(own, 0, payload, parts);
+      else if (payload !== null) writeFrame(own, 0, headToken, tailToken, kind, flags, payload);
       else writeFrameParts(own, 0, headToken, tailToken, kind, flags, parts!, n);
       this.#closeRun(q);
       (q.outRuns ??= []).push(own);
@@ -435,7 +458,9 @@ export class FrameEncoder<B extends Uint8Array = Uint8Array> {
       q.outStart = this.#used;
     }
     this.#used =
-      payload !== null
+      kind < 0
+        ? writeBare(slab, this.#used, payload, parts)
+        : payload !== null
         ? writeFrame(slab, this.#used, headToken, tailToken, kind, flags, payload)
         : writeFrameParts(slab, this.#used, headToken, tailToken, kind, flags, parts!, n);
     q.outEnd = this.#used;

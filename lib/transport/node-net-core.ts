@@ -16,6 +16,11 @@
  * server take more requests; a send that would pass maxSendQueue closes the peer
  * with 'slow-consumer'. Reading is on when no pause() is outstanding and no
  * backpressure pause holds (NetPeer.reading mirrors socket.pause/resume).
+ *
+ * Raw peers (ConnectionOptions.raw) skip the frame codec: each chunk read becomes
+ * one batch entry of kind RAW_KIND (split at maxFrameSize), sent bytes are queued
+ * bare (FrameEncoder.appendRaw), no pings are sent or answered, and their sockets
+ * allow half-open so end() and the 'end' event carry TCP half-close.
  */
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
@@ -24,7 +29,7 @@ import { BATCH_FLUSH_BYTES, FrameBatchWriter } from './batch-builder.js';
 import type { Admission } from './admission.js';
 import { FRAME_OVERHEAD, PeerSlots, TransportCounters, type ResolvedConnectionOptions } from './common.js';
 import { FrameDecoder, FrameEncoder, type FrameSink, type OutboundQueue } from './frame-codec.js';
-import type { CloseReason, PeerId, PeerInfo, TransportEvents } from './types.js';
+import { RAW_KIND, type CloseReason, type PeerId, type PeerInfo, type TransportEvents } from './types.js';
 
 /** After a graceful close(), a socket the other side never closes is destroyed after this long. */
 const LINGER_MS = 10_000;
@@ -69,6 +74,11 @@ export class NetPeer implements FrameSink<Buffer>, OutboundQueue<Buffer> {
   /** The admission that let this peer in (listen()), released at close. */
   admission: Admission | undefined = undefined;
   admittedAddress = '';
+  /** Carries raw bytes (ConnectionOptions.raw), not frames. */
+  readonly raw: boolean;
+  /** Raw peers: end() was called (our FIN is queued), and the other side's FIN arrived ('end'). */
+  localEnded = false;
+  remoteEnded = false;
 
   constructor(
     readonly core: NetCore,
@@ -77,6 +87,7 @@ export class NetPeer implements FrameSink<Buffer>, OutboundQueue<Buffer> {
     readonly accepted: boolean,
   ) {
     this.decoder = new FrameDecoder<Buffer>(options, Buffer.allocUnsafeSlow);
+    this.raw = options.raw;
     this.lastRx = this.lastTx = core.now;
   }
 
@@ -103,6 +114,10 @@ function onData(this: PeerSocket, chunk: Buffer): void {
 function onEnd(this: PeerSocket): void {
   const p = this[kPeer];
   if (!p || p.closed) return;
+  if (p.raw) {
+    p.core.remoteEnd(p);
+    return;
+  }
   const detail = p.decoder.midFrame ? 'the other side closed the connection in the middle of a frame' : 'the other side closed the connection';
   p.core.closePeer(p, 'remote', detail, 'none');
 }
@@ -176,11 +191,24 @@ export class NetCore {
   }
 
   received(p: NetPeer, chunk: Buffer): void {
+    if (p.raw) {
+      p.rxSeen = true;
+      const max = p.options.maxFrameSize;
+      for (let at = 0; at < chunk.length; at += max) {
+        this.batch.add(p.id, RAW_KIND, 0, chunk, at, Math.min(max, chunk.length - at));
+      }
+      this.#scheduleBatch();
+      return;
+    }
     const fault = p.decoder.push(chunk, p);
     if (fault) {
       this.closePeer(p, fault.reason, fault.detail, 'destroy');
       return;
     }
+    this.#scheduleBatch();
+  }
+
+  #scheduleBatch(): void {
     if (this.batch.count > 0) {
       if (this.batch.used >= BATCH_FLUSH_BYTES) this.flushBatch();
       else if (!this.#batchScheduled) {
@@ -208,6 +236,36 @@ export class NetCore {
   queue(p: NetPeer, kind: number, flags: number, payload: Uint8Array): void {
     this.encoder.append(p, p.options.headToken, p.options.tailToken, kind, flags, payload);
     this.#queued(p);
+  }
+
+  /** Queues bare bytes for a raw peer (`payload`, or `parts` of `n` bytes joined); written like queue()'s frames. */
+  queueRaw(p: NetPeer, payload: Uint8Array | null, parts: readonly Uint8Array[] | null, n: number): void {
+    this.encoder.appendRaw(p, payload, parts, n);
+    this.#queued(p);
+  }
+
+  /**
+   * end() of a raw peer: its queued bytes are written, then its sending side is shut (FIN). When
+   * the other side has ended already, the peer closes with 'remote'.
+   */
+  endPeer(p: NetPeer): void {
+    if (p.localEnded || p.closed) return;
+    p.localEnded = true;
+    if (p.remoteEnded) {
+      this.closePeer(p, 'remote', 'both sides ended the stream', 'end');
+      return;
+    }
+    if (p.dirty) this.#write(p);
+    p.socket.end();
+  }
+
+  /** The other side of a raw peer sent FIN: deliver what came before it, emit 'end', close if both ended. */
+  remoteEnd(p: NetPeer): void {
+    if (p.remoteEnded) return;
+    p.remoteEnded = true;
+    this.flushBatch();
+    this.transport.emit('end', p.id);
+    if (p.localEnded && !p.closed) this.closePeer(p, 'remote', 'both sides ended the stream', 'end');
   }
 
   /** queue() of a payload given as parts (total `n` bytes), gathered straight into the frame. */
@@ -397,7 +455,7 @@ export class NetCore {
       const { idleTimeout, keepaliveInterval } = p.options;
       const silent = now - p.lastRx;
       if (idleTimeout > 0 && silent >= idleTimeout) idle.push(p);
-      else if (keepaliveInterval > 0) {
+      else if (keepaliveInterval > 0 && !p.raw) {
         if (idleTimeout === 0 && silent >= 3 * keepaliveInterval) idle.push(p);
         else if (now - Math.max(p.lastRx, p.lastTx) >= keepaliveInterval) this.queueChecked(p, PING_KIND, 0, PING_PAYLOAD);
       }
@@ -428,5 +486,6 @@ export function peerInfo(p: NetPeer): PeerInfo {
     localAddress: s.localAddress ?? '',
     localPort: s.localPort ?? 0,
     accepted: p.accepted,
+    ...(p.raw ? { raw: true } : {}),
   };
 }

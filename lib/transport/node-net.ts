@@ -24,6 +24,10 @@
  * while an async accept hook decides, and a refused one is destroyed without
  * 'open' (counted in stats().closes.refused).
  *
+ * Raw peers (ConnectionOptions.raw: `rawStreams` is true) carry bytes instead of
+ * frames, with the same batching, limits and pause()/resume(); their sockets are
+ * half-open capable, so end() sends FIN and the other side's FIN is the 'end' event.
+ *
  * Node 20's `net` cannot set SO_REUSEPORT; the `reusePort` constructor option
  * works from Node 22.12 on. Use the native transport for a process group
  * sharing one port on older Node.
@@ -34,7 +38,8 @@ import { describe } from '../bytes.js';
 import { ConnectError, ConnectionClosedError, TimeoutError } from '../errors.js';
 import { Admission, refusalDetail, type AdmitVerdict } from './admission.js';
 import { checkFrame, checkParts, FRAME_OVERHEAD, resolveConnectionOptions, resolveConnectOptions } from './common.js';
-import { NetCore, peerInfo, type PeerSocket } from './node-net-core.js';
+import { NetCore, peerInfo, type NetPeer, type PeerSocket } from './node-net-core.js';
+import { RAW_KIND } from './types.js';
 import type {
   AcceptInfo,
   ConnectOptions,
@@ -75,6 +80,8 @@ export interface NodeNetListenOptions extends ListenOptions {
 /** A frame transport over Node `net`; see the file comment. */
 export class NodeNetTransport extends EventEmitter<TransportEvents> implements Transport {
   readonly name = 'node-net';
+  /** listen() and connect() accept `raw: true`. */
+  readonly rawStreams = true;
   readonly #core = new NetCore(this);
   readonly #servers: net.Server[] = [];
   readonly #connecting = new Set<net.Socket>();
@@ -112,7 +119,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     const resolved = resolveConnectionOptions(options, true);
     const admission = new Admission(options);
     // Paused sockets: nothing is read before admission said yes and adopt() resumed them.
-    const server = net.createServer({ noDelay: true, pauseOnConnect: true });
+    const server = net.createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: resolved.raw });
     server.on('connection', (socket: PeerSocket) => {
       if (this.#shut) {
         socket.destroy();
@@ -184,6 +191,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
         host: endpoint.host,
         port: endpoint.port,
         noDelay: true,
+        allowHalfOpen: resolved.raw,
         ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
       });
       this.#connecting.add(socket);
@@ -245,6 +253,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     if (p === undefined) throw new ConnectionClosedError(`node-net transport: peer ${peer} is not open`);
     checkFrame(kind, flags, payload);
     const core = this.#core;
+    if (p.raw) return this.#sendRaw(p, kind, flags, payload, null, payload.length);
     if (p.doomed) return false;
     const before = core.pending(p);
     if (before + payload.length + FRAME_OVERHEAD > p.options.maxSendQueue) {
@@ -264,6 +273,7 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     checkFrame(kind, flags, EMPTY_PAYLOAD);
     const n = checkParts(parts);
     const core = this.#core;
+    if (p.raw) return this.#sendRaw(p, kind, flags, null, parts, n);
     if (p.doomed) return false;
     const before = core.pending(p);
     if (before + n + FRAME_OVERHEAD > p.options.maxSendQueue) {
@@ -274,6 +284,37 @@ export class NodeNetTransport extends EventEmitter<TransportEvents> implements T
     core.counters.framesOut++;
     core.counters.bytesOut += n;
     return core.checkQueue(p, before + n + FRAME_OVERHEAD);
+  }
+
+  /** send()/sendv() of a raw peer: the bytes go out bare, with the same limits (no frame overhead). */
+  #sendRaw(p: NetPeer, kind: number, flags: number, payload: Uint8Array | null, parts: readonly Uint8Array[] | null, n: number): boolean {
+    if (kind !== RAW_KIND || flags !== 0) {
+      throw new RangeError(`peer ${p.id} is a raw stream: send with kind RAW_KIND (0) and flags 0, got kind ${kind}, flags ${flags}`);
+    }
+    if (p.localEnded) throw new ConnectionClosedError(`node-net transport: peer ${p.id} was ended (end()); nothing more can be sent to it`);
+    const core = this.#core;
+    if (p.doomed) return false;
+    const before = core.pending(p);
+    if (before + n > p.options.maxSendQueue) {
+      core.doom(p, before, n);
+      return false;
+    }
+    core.queueRaw(p, payload, parts, n);
+    core.counters.framesOut++;
+    core.counters.bytesOut += n;
+    return core.checkQueue(p, before + n);
+  }
+
+  /**
+   * Half-closes a raw peer: its queued bytes are written, then FIN is sent; reading goes on until
+   * the other side ends too ('end'), when the peer closes with 'remote'. Throws for an unknown,
+   * closed or framed peer.
+   */
+  end(peer: PeerId): void {
+    const p = this.#core.peers.get(peer);
+    if (p === undefined) throw new ConnectionClosedError(`node-net transport: peer ${peer} is not open`);
+    if (!p.raw) throw new TypeError(`node-net transport: end() is for raw peers (ConnectionOptions.raw); peer ${peer} carries frames, close() it instead`);
+    this.#core.endPeer(p);
   }
 
   /** Stops reading `peer` (socket.pause(): the kernel's buffers fill and TCP holds the sender back); counted. */
