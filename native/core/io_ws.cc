@@ -471,8 +471,8 @@ void zs_io_loop::ws_frame_out(uint32_t id, Conn& c, WsState& s, uint8_t kind_byt
 // it and, on a WebSocket peer, to the message already growing there. It decides
 // what send_frame() and queue_frame() would for such a frame; for anything else
 // (no queue or no room yet, no message growing, compression, AEAD records, file
-// ranges, a queue at maxSendQueue, a peer not open) it returns false and the
-// caller takes the full path. Lives here because the growing message is this
+// ranges, a queue at maxSendQueue, a peer not open, a raw peer's unframed bytes)
+// it returns false and the caller takes the full path. Lives here because the growing message is this
 // file's. Through the full path a 64-byte echo frame cost about 280 instructions.
 bool zs_io_loop::send_fast(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len) {
   TxBuf* tx = c.tx;
@@ -481,6 +481,7 @@ bool zs_io_loop::send_fast(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_
       !files.empty())
     return false;
   const zs_io_options& o = configs[c.cfg];
+  if (o.flags & ZS_IO_RAW) return false;  // bytes, not frames (io_raw.cc)
   size_t need = frame_size;
   WsState* s = nullptr;
   if (o.flags & ZS_IO_WEBSOCKET) {
