@@ -32,7 +32,16 @@ export class SubmitQueue {
   /** This turn's data holds an OP_OFFLOAD record (traffic secrets): zero it once submitted. */
   private secrets = false;
 
+  /**
+   * Makes room for `records` more records and `bytes` more payload bytes. Kept this small (the
+   * growing is in enlarge()) so that V8 inlines it, and with it the callers, into a 'frames'
+   * handler that forwards or sends per frame: past its inlining budget each frame paid calls.
+   */
   private grow(records: number, bytes: number): void {
+    if (this.count + records > this.ops.length || this.used + bytes > this.data.length) this.enlarge(records, bytes);
+  }
+
+  private enlarge(records: number, bytes: number): void {
     if (this.count + records > this.ops.length) {
       const cap = Math.max(this.ops.length * 2, this.count + records);
       const ops = new Uint8Array(cap);
@@ -97,12 +106,11 @@ export class SubmitQueue {
    * any other memory is copied at once, as send() does.
    */
   forward(peer: number, kindByte: number, source: Uint8Array, offset: number, length: number): void {
+    // The first forward of a turn, or one from other memory, in forwardFrom(): this stays small
+    // enough for V8 to inline into a handler's per-frame loop.
     if (this.source !== source) {
-      if (this.source !== undefined) {
-        this.send(peer, kindByte, source.subarray(offset, offset + length));
-        return;
-      }
-      this.source = source;
+      this.forwardFrom(peer, kindByte, source, offset, length);
+      return;
     }
     this.grow(1, 0);
     const i = this.count++;
@@ -111,6 +119,16 @@ export class SubmitQueue {
     this.kindBytes[i] = kindByte;
     this.lens[i] = length;
     this.offs[i] = offset;
+  }
+
+  /** forward() from a `source` other than this turn's: adopted when the turn has none yet, else copied now. */
+  private forwardFrom(peer: number, kindByte: number, source: Uint8Array, offset: number, length: number): void {
+    if (this.source !== undefined) {
+      this.send(peer, kindByte, source.subarray(offset, offset + length));
+      return;
+    }
+    this.source = source;
+    this.forward(peer, kindByte, source, offset, length);
   }
 
   /**

@@ -121,7 +121,8 @@ void zs_io_loop::run_command(const Cmd& cmd, const uint8_t* payload) {
   if (!c || cmd.peer >= table.size()) return;
   switch (cmd.op) {
     case ZS_OP_SEND:
-      if (c->state == io::kOpen) send_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
+      if (c->state == io::kOpen && !send_fast(cmd.peer, *c, cmd.kind_byte, payload, cmd.len))
+        send_frame(cmd.peer, *c, cmd.kind_byte, payload, cmd.len);
       break;
     case ZS_OP_OFFLOAD:
       if (c->state == io::kOpen) offload(cmd.peer, *c, payload, cmd.len);

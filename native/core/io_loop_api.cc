@@ -217,7 +217,12 @@ void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length
     size_t off = 0;
     for (uint32_t i = 0; i < count; i++) {
       if (ops[i] == ZS_OP_FORWARD) {
-        if (source) loop->run_command(Cmd{ZS_OP_SEND, kind_bytes[i], peers[i], lens[i]}, source + source_offsets[i]);
+        // An echo's or a relay's frame: straight to send_fast when it can take it.
+        if (!source) continue;
+        const uint8_t* payload = source + source_offsets[i];
+        Conn* c = loop->table.find(peers[i]);
+        if (!c || !loop->send_fast(peers[i], *c, kind_bytes[i], payload, lens[i]))
+          loop->run_command(Cmd{ZS_OP_SEND, kind_bytes[i], peers[i], lens[i]}, payload);
         continue;
       }
       const uint32_t len = carries_data(ops[i]) ? lens[i] : 0;

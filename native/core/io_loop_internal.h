@@ -277,6 +277,7 @@ struct zs_io_loop {
   void pause_reading(uint32_t id, Conn& c, uint8_t why);
   void resume_reading(uint32_t id, Conn& c, uint8_t why);
   void send_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
+  bool send_fast(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
   void deliver_compressed(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   void deliver_plain(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   void offload(uint32_t id, Conn& c, const uint8_t* params, uint32_t len);

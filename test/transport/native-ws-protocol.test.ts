@@ -313,6 +313,22 @@ for (const ioThread of [false, true]) {
       assert.ok(closes.every(([, r]) => r === 'protocol'));
     });
 
+    it('the frames of one turn gather into messages of at most 65,535 bytes, in order, a 16-bit length each', async () => {
+      // 40 frames of 3,000 bytes echoed in one turn: the loop appends each to the message growing
+      // in the write queue (send_fast in io_ws.cc, or the full path when the queue has no room) and
+      // starts a new message before one would pass 65,535 bytes.
+      const { at } = await server({ ioThread });
+      const c = await opened(at.port);
+      const sent = Array.from({ length: 40 }, (_, i) => frame(9 + (i % 3), 0, Buffer.alloc(3000, i)));
+      c.s.write(wsFrame(2, Buffer.concat(sent)));
+      const want = Buffer.concat(sent);
+      const messages = () => serverFrames(c.got()).filter(([op]) => op === 2).map(([, b]) => b);
+      await until(() => Buffer.concat(messages()).length >= want.length, 5000, 'every frame echoed');
+      assert.deepEqual(Buffer.concat(messages()), want, 'the same frames in the same order');
+      assert.ok(messages().length >= 2, `${messages().length} message(s) for ${want.length} bytes`);
+      for (const m of messages()) assert.ok(m.length <= 65535 && m.length % 3013 === 0, `a message of ${m.length} bytes holds whole frames`);
+    });
+
     it('close codes both ways: the client 1000 is echoed (remote), 1002 reads protocol, 1009 oversize; close() sends 1000', async () => {
       const { at, t, closes } = await server({ ioThread });
       for (const [code, reason] of [[1000, 'remote'], [1002, 'protocol'], [1009, 'oversize']] as const) {
