@@ -251,12 +251,21 @@ export class NetCore {
   endPeer(p: NetPeer): void {
     if (p.localEnded || p.closed) return;
     p.localEnded = true;
-    if (p.remoteEnded) {
-      this.closePeer(p, 'remote', 'both sides ended the stream', 'end');
-      return;
-    }
     if (p.dirty) this.#write(p);
     p.socket.end();
+    if (p.remoteEnded) this.#closeWhenWritten(p);
+  }
+
+  /**
+   * Both sides of raw peer p ended: it closes with 'remote' once its queue is written (the FIN
+   * sent), not at once, so the peer stays known (a second end() does nothing) until then.
+   */
+  #closeWhenWritten(p: NetPeer): void {
+    const done = (): void => {
+      if (!p.closed) this.closePeer(p, 'remote', 'both sides ended the stream', 'none');
+    };
+    if (p.socket.writableFinished) done();
+    else p.socket.once('finish', done);
   }
 
   /** The other side of a raw peer sent FIN: deliver what came before it, emit 'end', close if both ended. */
@@ -265,7 +274,7 @@ export class NetCore {
     p.remoteEnded = true;
     this.flushBatch();
     this.transport.emit('end', p.id);
-    if (p.localEnded && !p.closed) this.closePeer(p, 'remote', 'both sides ended the stream', 'end');
+    if (p.localEnded && !p.closed) this.#closeWhenWritten(p);
   }
 
   /** queue() of a payload given as parts (total `n` bytes), gathered straight into the frame. */
@@ -453,7 +462,9 @@ export class NetCore {
         p.lastTx = now;
       }
       const { idleTimeout, keepaliveInterval } = p.options;
-      const silent = now - p.lastRx;
+      // A raw peer is idle only when no byte moved either way (a tunnelled download whose client
+      // sends nothing is busy); a framed peer's keepalive answers count as received.
+      const silent = p.raw ? now - Math.max(p.lastRx, p.lastTx) : now - p.lastRx;
       if (idleTimeout > 0 && silent >= idleTimeout) idle.push(p);
       else if (keepaliveInterval > 0 && !p.raw) {
         if (idleTimeout === 0 && silent >= 3 * keepaliveInterval) idle.push(p);

@@ -9,8 +9,10 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { ConnectError, ConnectionClosedError } from '../../lib/errors.js';
+import { forwardFrame } from '../../lib/transport/common.js';
 import { frameBytes } from '../../lib/transport/frame-codec.js';
 import { NativeTcpTransport } from '../../lib/transport/native-tcp.js';
+import { NodeNetTransport } from '../../lib/transport/node-net.js';
 import { RAW_KIND, type CloseReason, type ConnectionOptions, type Endpoint, type FrameBatch, type PeerId, type Transport } from '../../lib/transport/types.js';
 import { closes, random, payloadOf, sleep, tokens, waitFor } from './suite-helpers.js';
 
@@ -18,6 +20,7 @@ import { closes, random, payloadOf, sleep, tokens, waitFor } from './suite-helpe
 const RAW_TRANSPORTS: { name: string; make: () => Transport }[] = [
   { name: 'native-tcp', make: () => new NativeTcpTransport() },
   { name: 'native-tcp (I/O thread)', make: () => new NativeTcpTransport({ ioThread: true }) },
+  { name: 'node-net', make: () => new NodeNetTransport() },
 ];
 
 const local = { host: '127.0.0.1', port: 0 };
@@ -89,7 +92,7 @@ for (const { name, make } of RAW_TRANSPORTS) {
         const { at, next } = await listenRaw(t, { maxFrameSize: 1000 });
         const got = bytesOf(t, 1000);
         t.on('frames', (b: FrameBatch) => {
-          for (let i = 0; i < b.count; i++) t.forward!(b, i);
+          for (let i = 0; i < b.count; i++) forwardFrame(t, b, i);
         });
         // The peer's FIN: end this side too once the echo is queued.
         const ended: PeerId[] = [];
@@ -176,7 +179,7 @@ for (const { name, make } of RAW_TRANSPORTS) {
       const t = make();
       try {
         const reply = payloadOf(random(9), 24 << 20); // more than the socket buffers hold
-        const { at, next } = await listenRaw(t);
+        const { at, next } = await listenRaw(t, { maxSendQueue: 32 << 20 }); // one send of 24 MiB may wait whole
         let early = true;
         t.on('frames', (b: FrameBatch) => {
           // The first connection: reply and close() at the request, before its FIN is read.
@@ -340,7 +343,7 @@ for (const { name, make } of RAW_TRANSPORTS) {
             const from = b.peers[i]!;
             const to = other.get(from);
             if (to === undefined) continue;
-            if (!t.forward!(b, i, to) && !waiting.has(to)) {
+            if (!forwardFrame(t, b, i, to) && !waiting.has(to)) {
               waiting.set(to, from);
               t.pause!(from);
             }
