@@ -87,23 +87,29 @@ export async function runXnat(args: string[]): Promise<number> {
   return 2;
 }
 
-class UsageError extends Error {}
+/** Errors in the command line or the config file: printed with a pointer to --help. */
+const usageErrors = new WeakSet<Error>();
+function usageError(message: string): Error {
+  const err = new Error(message);
+  usageErrors.add(err);
+  return err;
+}
 
 /** Parsed flags: repeatable ones as lists, the others as the last value given. */
 function parseFlags(args: string[], single: readonly string[], repeat: readonly string[], bools: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
+    if (!a.startsWith('--')) throw usageError(`unexpected argument '${a}'`);
     const eq = a.indexOf('=');
     const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
     if (bools.includes(name)) {
       out.set(name, ['true']);
       continue;
     }
-    if (!single.includes(name) && !repeat.includes(name)) throw new UsageError(`unknown option '--${name}'`);
+    if (!single.includes(name) && !repeat.includes(name)) throw usageError(`unknown option '--${name}'`);
     const value = eq > 0 ? a.slice(eq + 1) : args[++i];
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    if (value === undefined) throw usageError(`--${name} needs a value`);
     if (repeat.includes(name)) out.set(name, [...(out.get(name) ?? []), value]);
     else out.set(name, [value]);
   }
@@ -112,9 +118,9 @@ function parseFlags(args: string[], single: readonly string[], repeat: readonly 
 
 function hostPort(text: string, what: string, defaultHost?: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text) ?? (defaultHost !== undefined ? /^()()(\d+)$/.exec(text) : null);
-  if (!m) throw new UsageError(`${what} must be HOST:PORT, got '${text}'`);
+  if (!m) throw usageError(`${what} must be HOST:PORT, got '${text}'`);
   const port = Number(m[3]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${what}: bad port in '${text}'`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`${what}: bad port in '${text}'`);
   return { host: m[1] || m[2] || defaultHost!, port };
 }
 
@@ -125,9 +131,9 @@ function readConfig(path: string | undefined): { config: Record<string, unknown>
   try {
     config = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new UsageError(`cannot read the config file ${file}: ${(err as Error).message}`);
+    throw usageError(`cannot read the config file ${file}: ${(err as Error).message}`);
   }
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new UsageError(`${file} must hold a JSON object`);
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw usageError(`${file} must hold a JSON object`);
   return { config: config as Record<string, unknown>, base: dirname(file) };
 }
 
@@ -136,25 +142,25 @@ function readKeyFile(path: string, base: string, what: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read ${what} ${file}: ${(err as Error).message}`);
+    throw usageError(`cannot read ${what} ${file}: ${(err as Error).message}`);
   }
 }
 
 function parsePort(text: string): XnatPortOptions {
   const m = /^(?:(.+):)?(\d+)(?:\/(\d+))?$/.exec(text);
-  if (!m) throw new UsageError(`--port must be [HOST:]PORT[/MAX], got '${text}'`);
+  if (!m) throw usageError(`--port must be [HOST:]PORT[/MAX], got '${text}'`);
   return { port: Number(m[2]), ...(m[1] ? { host: m[1] } : {}), ...(m[3] ? { maxConnections: Number(m[3]) } : {}) };
 }
 
 function parseMapping(text: string): XnatMapping {
   const m = /^(\d+)=(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
-  if (!m) throw new UsageError(`a mapping must be PUBLICPORT=HOST:PORT (for example 8080=127.0.0.1:80), got '${text}'`);
+  if (!m) throw usageError(`a mapping must be PUBLICPORT=HOST:PORT (for example 8080=127.0.0.1:80), got '${text}'`);
   return { publicPort: Number(m[1]), host: m[2] ?? m[3]!, port: Number(m[4]) };
 }
 
 function nameValue(text: string, flag: string): [string, string] {
   const eq = text.indexOf('=');
-  if (eq <= 0) throw new UsageError(`${flag} must be NAME=VALUE, got '${text}'`);
+  if (eq <= 0) throw usageError(`${flag} must be NAME=VALUE, got '${text}'`);
   return [text.slice(0, eq), text.slice(eq + 1)];
 }
 
@@ -186,13 +192,13 @@ async function runServer(args: string[]): Promise<number> {
     const metricsText = flags.get('metrics')?.[0] ?? (typeof config.metrics === 'string' ? config.metrics : undefined);
     metricsAt = metricsText !== undefined ? hostPort(metricsText, '--metrics') : undefined;
     const keyPath = flags.get('key')?.[0] ?? (config.key as string | undefined);
-    if (keyPath === undefined) throw new UsageError('the server identity is required: --key FILE (make one with zserver keygen --out FILE)');
+    if (keyPath === undefined) throw usageError('the server identity is required: --key FILE (make one with zserver keygen --out FILE)');
     const identity = ServerIdentity.from(readKeyFile(keyPath, flags.has('key') ? process.cwd() : base, 'the server key'));
     const listen = hostPort(flags.get('listen')?.[0] ?? (config.listen as string | undefined) ?? '0.0.0.0:7000', '--listen');
     const ports: XnatPortOptions[] = flags.has('port')
       ? flags.get('port')!.map(parsePort)
       : ((config.ports as (number | XnatPortOptions)[] | undefined) ?? []).map((p) => (typeof p === 'number' ? { port: p } : p));
-    if (ports.length === 0) throw new UsageError('offer at least one public port: --port PORT');
+    if (ports.length === 0) throw usageError('offer at least one public port: --port PORT');
     let agents: XnatAgentEntry[] = Array.isArray(config.agents) ? (config.agents as XnatAgentEntry[]) : [];
     if (flags.has('agent') || flags.has('agent-token')) {
       agents = [
@@ -200,7 +206,7 @@ async function runServer(args: string[]): Promise<number> {
         ...(flags.get('agent-token') ?? []).map((t) => nameValue(t, '--agent-token')).map(([name, token]) => ({ name, token })),
       ];
     }
-    if (agents.length === 0) throw new UsageError('list at least one agent: --agent NAME=FINGERPRINT or --agent-token NAME=TOKEN');
+    if (agents.length === 0) throw usageError('list at least one agent: --agent NAME=FINGERPRINT or --agent-token NAME=TOKEN');
     const idle = flags.get('idle-timeout')?.[0] ?? config.idleTimeout;
     server = new XnatServer({
       identity,
@@ -216,7 +222,7 @@ async function runServer(args: string[]): Promise<number> {
       },
     });
   } catch (err) {
-    process.stderr.write(`zserver xnat server: ${(err as Error).message}\n${err instanceof UsageError ? 'See zserver xnat server --help\n' : ''}`);
+    process.stderr.write(`zserver xnat server: ${(err as Error).message}\n${usageErrors.has(err as Error) ? 'See zserver xnat server --help\n' : ''}`);
     return 2;
   }
   let metrics: HttpServer | undefined;
@@ -268,15 +274,15 @@ async function runAgent(args: string[]): Promise<number> {
     const { config, base } = readConfig(flags.get('config')?.[0]);
     quiet = flags.has('quiet') || config.quiet === true;
     const serverText = flags.get('server')?.[0] ?? (config.server as string | undefined);
-    if (serverText === undefined) throw new UsageError('--server HOST:PORT is required');
+    if (serverText === undefined) throw usageError('--server HOST:PORT is required');
     const pin = flags.get('pin')?.[0] ?? (config.pin as string | undefined);
-    if (pin === undefined) throw new UsageError("--pin FINGERPRINT is required (the server's fingerprint: zserver xnat server prints it)");
+    if (pin === undefined) throw usageError("--pin FINGERPRINT is required (the server's fingerprint: zserver xnat server prints it)");
     const keyPath = flags.get('key')?.[0] ?? (config.key as string | undefined);
     const token = flags.get('token')?.[0] ?? (config.token as string | undefined);
     const mappings = flags.has('map')
       ? flags.get('map')!.map(parseMapping)
       : ((config.mappings as (string | XnatMapping)[] | undefined) ?? []).map((m) => (typeof m === 'string' ? parseMapping(m) : m));
-    if (mappings.length === 0) throw new UsageError('give at least one mapping: --map PUBLICPORT=HOST:PORT');
+    if (mappings.length === 0) throw usageError('give at least one mapping: --map PUBLICPORT=HOST:PORT');
     const name = flags.get('name')?.[0] ?? (config.name as string | undefined);
     agent = new XnatAgent({
       server: hostPort(serverText, '--server'),
@@ -290,7 +296,7 @@ async function runAgent(args: string[]): Promise<number> {
       },
     });
   } catch (err) {
-    process.stderr.write(`zserver xnat agent: ${(err as Error).message}\n${err instanceof UsageError ? 'See zserver xnat agent --help\n' : ''}`);
+    process.stderr.write(`zserver xnat agent: ${(err as Error).message}\n${usageErrors.has(err as Error) ? 'See zserver xnat agent --help\n' : ''}`);
     return 2;
   }
   agent.on('serving', (name) => process.stdout.write(`xnat agent: serving as ${name}\n`));

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { SecureChannel } from '../channel/index.js';
-import { RemoteError, XnatRefusedError } from '../errors.js';
+import { ConnectionClosedError, HandshakeError, RemoteError, XnatRefusedError } from '../errors.js';
 import { Client } from '../framework/client.js';
 import { P2pvmTunnel } from '../p2pvm/index.js';
 import { NodeNetTransport } from '../transport/node-net.js';
@@ -105,7 +105,7 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
   /** Stops the agent: the current session ends (local connections reset) and no new one starts. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#endSession?.(new Error('the agent was stopped'));
+    this.#endSession?.(new ConnectionClosedError('the agent was stopped'));
     if (this.#sleep) {
       clearTimeout(this.#sleep.timer);
       this.#sleep.wake();
@@ -154,7 +154,7 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
       this.#sleep = undefined;
       delay = Math.min(max, delay * factor);
     }
-    this.#firstServing?.reject(new Error('the agent was stopped before it served'));
+    this.#firstServing?.reject(new ConnectionClosedError('the agent was stopped before it served'));
     this.#firstServing = undefined;
   }
 
@@ -181,9 +181,9 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
     let endThis: (err: Error) => void = () => {};
     const ended = new Promise<Error>((resolve) => (endThis = resolve));
     this.#endSession = endThis;
-    client.on('disconnect', (_reason, detail) => endThis(new Error(`connection to the server lost: ${detail}`)));
+    client.on('disconnect', (_reason, detail) => endThis(new ConnectionClosedError(`connection to the server lost: ${detail}`)));
     const stopped = () => {
-      if (this.#stopped) throw new Error('the agent was stopped');
+      if (this.#stopped) throw new ConnectionClosedError('the agent was stopped');
     };
     try {
       const peer = await client.connect();
@@ -191,7 +191,7 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
       const phys = peer.transportPeer;
       const { challenge } = JSON.parse(await client.callConsole('xnat.hello', '')) as { challenge: string };
       const serverFp = secure.remoteFingerprint(phys);
-      if (serverFp === undefined) throw new Error('the secure channel did not report the server fingerprint');
+      if (serverFp === undefined) throw new HandshakeError('the secure channel did not report the server fingerprint');
       const address = sessionAddress();
       const auth = this.#key
         ? { key: this.#key.publicKey.toString('base64'), signature: signChallenge(this.#key, Buffer.from(challenge, 'hex'), serverFp).toString('base64') }
@@ -208,7 +208,7 @@ export class XnatAgent extends EventEmitter<XnatAgentEvents> {
       // The echo round trip makes sure the listen entries reached the server before serve.
       await t.ping(this.#connectTimeout);
       await client.callConsole('xnat.serve', '');
-      void t.closed().then((c) => endThis(new Error(`tunnel closed: ${c.detail}`)));
+      void t.closed().then((c) => endThis(new ConnectionClosedError(`tunnel closed: ${c.detail}`)));
       stopped();
       this.#stats.sessions++;
       onServing();
