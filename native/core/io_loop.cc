@@ -408,13 +408,34 @@ void zs_io_loop::iterate(int timeout) {
   zs_poll_event evs[256];
   const int n = zs_poller_wait(poller, evs, 256, timeout);
   now = clock_ms();
+  // A full batch ends the reading for this turn: without that one turn could
+  // read 256 sockets, and with compression decode each read up to ~160 times
+  // its size, into one batch. The peers it left unread go first next turn:
+  // level-triggered epoll reports ready peers again in the same order while
+  // they stay readable, so leaving them to the next wait served the same
+  // first peers every turn and starved the rest (their frame timeouts fired).
+  // They take up to half the batch: most of them end a frame cut by the last
+  // read, so many small reads in a row would otherwise bring it just under the
+  // cap for one more read that decodes megabytes (compression).
+  size_t done = 0;
+  while (done < unread.size() && batch().data.size() < kBatchCap / 2) {
+    const zs_poll_event ev = unread[done++];
+    unread_set.erase(ev.data);
+    on_event(ev);
+  }
+  unread.erase(unread.begin(), unread.begin() + static_cast<std::ptrdiff_t>(done));
   for (int i = 0; i < n; i++) {
-    // A full batch ends the reading for this turn: the events left are
-    // reported again by the next wait (level-triggered), after JavaScript has
-    // had this batch. Without it one turn could read 256 sockets, and with
-    // compression decode each read up to ~160 times its size, into one batch.
-    if (batch().data.size() >= kBatchCap) break;
-    on_event(evs[i]);
+    const zs_poll_event& ev = evs[i];
+    const bool peer = ev.data != ZS_POLL_WAKE_DATA && !(ev.data & kListenerBit);
+    if (peer && (ev.events & (ZS_POLL_IN | ZS_POLL_ERR)) &&
+        (batch().data.size() >= kBatchCap || unread_set.count(ev.data))) {
+      // Queued once, in arrival order; its writing is not held back.
+      if (unread_set.insert(ev.data).second) unread.push_back({ev.data, ev.events & (ZS_POLL_IN | ZS_POLL_ERR)});
+      if (ev.events & ZS_POLL_OUT) on_event({ev.data, ZS_POLL_OUT});
+      continue;
+    }
+    if (!peer && batch().data.size() >= kBatchCap) continue;  // a listener is reported again
+    on_event(ev);
   }
   tls_run_ready();
   take_commands();

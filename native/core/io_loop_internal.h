@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <unistd.h>
@@ -216,6 +217,9 @@ struct zs_io_loop {
   std::vector<uint32_t> local_unlistens;
   std::vector<uint32_t> dirty;
   std::vector<uint32_t> held;  // peers not read until the filling batch is posted (kHeldForBatch)
+  // Read events a full batch left over (iterate): read first next turn, each peer once.
+  std::vector<zs_poll_event> unread;
+  std::unordered_set<uint64_t> unread_set;
   TxBuf* spare_tx[zs::io::kSpareTx] = {};
   int spare_tx_count = 0;
   uint32_t now = 0;

@@ -420,3 +420,95 @@ TEST(io_file_loop_bound_on_ranges_in_flight) {
   zs_io_destroy(loop);
   setrlimit(RLIMIT_NOFILE, &saved);
 }
+
+// Fairness when a turn's batch fills (issue 20: 1,000 downloads of 256 KiB
+// frames saw some connections unread for 30 s and more, their frame timeout
+// firing with the bytes waiting in the kernel). epoll, level-triggered, hands
+// back the same ready peers in the same order every turn while they stay
+// readable; a turn that stopped reading at kBatchCap (8 MiB) left the peers
+// after that point for the next wait, which put them after the same ones
+// again, so they were never read. 250 peers here always have frames of 512 KiB
+// waiting (the test side tops every socket up before each turn), far more
+// than one 8 MiB batch per turn can take: within 40 turns every peer must
+// have had frames delivered.
+TEST(io_loop_full_batch_leaves_no_peer_unread) {
+  constexpr int kPeers = 250;
+  constexpr uint32_t kPayload = 512 * 1024;
+  rlimit saved;
+  getrlimit(RLIMIT_NOFILE, &saved);
+  rlimit wide = saved;
+  if (wide.rlim_cur < 1024) wide.rlim_cur = std::min<rlim_t>(1024, saved.rlim_max);
+  setrlimit(RLIMIT_NOFILE, &wide);
+  InlineInbox in;
+  zs_io_loop* loop = zs_io_create_inline(
+      [](void* ctx, const zs_io_batch* b) {
+        auto* box = static_cast<InlineInbox*>(ctx);
+        // Frames per peer, counted as events of type -1 (peer, 0, 0) so one inbox serves.
+        for (uint32_t i = 0; i < b->frames; i++) box->events.insert(box->events.end(), {-1, int32_t(b->peers[i]), 0, 0});
+        box->events.insert(box->events.end(), b->event_records, b->event_records + 4 * b->events);
+        zs_io_batch_done(box->loop, b);
+      },
+      &in);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  in.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  CHECK(port > 0);
+  std::vector<int> socks;
+  for (int i = 0; i < kPeers; i++) {
+    int s = connect_to(port);
+    CHECK(s >= 0);
+    if (s < 0) break;
+    const int sndbuf = 4 << 20;  // as much as the system allows: more bytes waiting per read
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    socks.push_back(s);
+  }
+  std::vector<int32_t> peers;
+  for (int turn = 0; turn < 2000 && static_cast<int>(peers.size()) < kPeers; turn++) {
+    zs_io_run_once(loop);
+    peers.clear();
+    for (size_t i = 0; i + 3 < in.events.size(); i += 4)
+      if (in.events[i] == ZS_EV_OPEN) peers.push_back(in.events[i + 1]);
+    if (static_cast<int>(peers.size()) < kPeers) usleep(1000);
+  }
+  CHECK_EQ(static_cast<int>(peers.size()), kPeers);
+  // One frame, written again and again by every socket (non-blocking, as far as each one takes).
+  std::vector<uint8_t> frame(kPayload + ZS_FRAME_OVERHEAD);
+  std::vector<uint8_t> payload(kPayload, 0x5a);
+  zs_frame_encode(&kOptions.frame, zs_frame_kind_byte(8, 0), payload.data(), kPayload, frame.data());
+  std::vector<size_t> at(socks.size(), 0);
+  const auto top_up = [&] {
+    for (size_t k = 0; k < socks.size(); k++) {
+      for (int round = 0; round < 256; round++) {
+        ssize_t n = send(socks[k], frame.data() + at[k], frame.size() - at[k], MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0) break;
+        at[k] = (at[k] + static_cast<size_t>(n)) % frame.size();
+      }
+    }
+  };
+  in.events.clear();
+  for (int turn = 0; turn < 40; turn++) {
+    top_up();
+    zs_io_run_once(loop);
+  }
+  std::vector<int> frames_of(peers.size(), 0);
+  int closes = 0;
+  for (size_t i = 0; i + 3 < in.events.size(); i += 4) {
+    if (in.events[i] == ZS_EV_CLOSE) closes++;
+    if (in.events[i] != -1) continue;
+    for (size_t k = 0; k < peers.size(); k++)
+      if (peers[k] == in.events[i + 1]) frames_of[k]++;
+  }
+  CHECK_EQ(closes, 0);
+  int unread = 0, total = 0;
+  for (int f : frames_of) {
+    unread += f == 0;
+    total += f;
+  }
+  std::fprintf(stderr, "  %d frames over %d peers in 40 turns; peers with none: %d\n", total, kPeers, unread);
+  CHECK(total > 8 * 1024 * 1024 / int(kPayload));  // at least one full batch went through
+  CHECK_EQ(unread, 0);
+  for (int s : socks) close(s);
+  zs_io_destroy(loop);
+  setrlimit(RLIMIT_NOFILE, &saved);
+}
