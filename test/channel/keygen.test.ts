@@ -31,8 +31,21 @@ describe('zserver keygen', () => {
       assert.equal(forced.status, 0, forced.stderr);
       assert.notEqual(/fingerprint: ([0-9a-f]{64})/.exec(forced.stdout)?.[1], printed);
       assert.equal(statSync(out).mode & 0o777, 0o600);
+      const shown = zserver('keygen', '--out', out, '--show');
+      assert.equal(shown.status, 0, shown.stderr);
+      assert.equal(/fingerprint: ([0-9a-f]{64})/.exec(shown.stdout)?.[1], /fingerprint: ([0-9a-f]{64})/.exec(forced.stdout)?.[1]);
+      const missing = zserver('keygen', '--out', join(dir, 'none.key'), '--show');
+      assert.equal(missing.status, 1);
+      assert.match(missing.stderr, /cannot read a server key/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('--help prints the usage with examples and exits 0', () => {
+    const r = zserver('keygen', '--help');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: zserver keygen/);
+    assert.match(r.stdout, /--show/);
   });
 });
