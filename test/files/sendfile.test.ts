@@ -128,8 +128,10 @@ describe('files.read by sendfile over native TCP', { skip: native ? false : 'the
       const h = await open(s.client, 'f.bin');
       for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 8 }, (_, k) => read(s.client, h, k * CHUNK, CHUNK)));
       await s.client.call(FilesCommand.close, new DataFrame().writeUInt32(h));
-      await until(() => fds() === before, 2000);
-      assert.equal(fds(), before, 'every duplicated descriptor was closed once its range was written');
+      // At most as many as before: the process may close a descriptor of its own meanwhile (seen on
+      // Node 22 in CI: 38 after, 39 before); a range's descriptor left open would make it more.
+      await until(() => fds() <= before, 2000);
+      assert.ok(fds() <= before, `every duplicated descriptor was closed once its range was written (before ${before}, now ${fds()})`);
 
       // A client that stops reading: its ranges wait in the server's queue, then its connection drops.
       const slow = await s.newClient();
@@ -273,9 +275,9 @@ describe('files.read by sendfile over native TCP', { skip: native ? false : 'the
         await closed;
       }
       assert.ok(calls.n > 0, 'the ioThread server answered by sendFile');
-      await until(() => fds() === before, 3000);
+      await until(() => fds() <= before, 3000);
       const now = fdList();
-      assert.equal(fds(), before, `every duplicated descriptor was closed by the I/O thread once written; new: ${now.filter((f) => !beforeList.includes(f)).join(', ')}`);
+      assert.ok(fds() <= before, `every duplicated descriptor was closed by the I/O thread once written; new: ${now.filter((f) => !beforeList.includes(f)).join(', ')}`);
       const local = join(dir, 'out.bin');
       const r = await filesClient(c).download('f.bin', local, { connections: 3, connect, inFlight: 8 });
       assert.equal(r.size, data.length);
