@@ -6,9 +6,32 @@
  * for a short run, prints one table with ratios, and writes
  * bench/results/<name>.json with the same rows plus the machine it ran on.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+
+/**
+ * `--help` (or `-h`) on a bench prints the doc comment at the top of its file (what it measures,
+ * its flags, the command) and exits before anything runs. Benches that parse `--help` themselves
+ * are left to do so.
+ */
+function helpFromHeader(): void {
+  if (!process.argv.includes('--help') && !process.argv.includes('-h')) return;
+  const script = process.argv[1];
+  if (script === undefined) return;
+  let src: string;
+  try {
+    src = readFileSync(script, 'utf8');
+  } catch {
+    return;
+  }
+  if (src.includes("'--help'")) return;
+  const header = /^\s*\/\*\*([\s\S]*?)\*\//.exec(src);
+  const text = header ? header[1]!.split('\n').map((l) => l.replace(/^\s*\* ?/, '')).join('\n').trim() : 'No description at the top of this bench.';
+  process.stdout.write(`${text}\n`);
+  process.exit(0);
+}
+helpFromHeader();
 
 export const quick = process.argv.includes('--quick');
 

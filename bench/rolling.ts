@@ -13,6 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '../lib/framework/client.js';
 import { createTransport } from '../lib/transport/factory.js';
+import './_lib.js'; // --help
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
