@@ -142,10 +142,12 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
       c.rx = nullptr;
       if (rx->cap == rx->need && rx->need >= io::kWholeRxMin) whole_rx -= std::min<uint64_t>(whole_rx, rx->cap);
       // WebSocket frames are cut out of messages by io_ws.cc, which reads its buffers after delivering.
-      lend_rx = is_ws(c) ? nullptr : rx;
+      const bool lendable = !is_ws(c);
+      lend_rx = lendable ? rx : nullptr;
       const bool open = feed(id, c, rx->data, rx->len, rx->started);
-      if (lend_rx) std::free(rx);  // copied into the batch, not kept
+      const bool kept = lendable && lend_rx == nullptr;  // the batch took it
       lend_rx = nullptr;
+      if (!kept) std::free(rx);  // copied into the batch
       return open;
     }
     // A short read means the socket is empty for now; a full one, that more may wait.
