@@ -19,7 +19,10 @@ import { ConnectionClosedError, NativeLoadError, NativeResourceError } from './e
 
 /**
  * Called once per batch by a TcpLoop (native/binding/tcp.cc). The arrays are
- * reused for the next batch; `eventRecords` holds 4 int32 per event.
+ * reused for the next batch; `eventRecords` holds 4 int32 per event. `owned`:
+ * `data` is not reused but belongs to this batch alone (a big frame handed up
+ * in the buffer it was received in, native/binding/tcp_batch.cc), so views of
+ * it may be kept.
  */
 export type TcpBatchCallback = (
   frames: number,
@@ -31,6 +34,7 @@ export type TcpBatchCallback = (
   offsets: Uint32Array,
   lengths: Uint32Array,
   eventRecords: Int32Array,
+  owned: boolean,
 ) => void;
 
 /**

@@ -196,7 +196,8 @@ export class FilesClient {
    * The bytes `[start, end)` of remote file `remote`, in order, as chunks of `chunkSize` (default
    * 512 KiB, the server's default `maxRead`) with `inFlight` reads (default 8) pipelined on this
    * client's connection: `files.open`, `files.read` calls, `files.close`. `end` defaults to the
-   * file's size at open. A chunk is the answer's own buffer: the caller may keep it.
+   * file's size at open. A chunk is the answer's own buffer: the caller may keep it. Over the native
+   * TCP transport it is a view of the frame as it was received (FrameBatch.owned), not a copy.
    *
    * A failure (connection closed, timeout, abort, the file cut short or, with `mtimeMs`, changed
    * since) rejects the iteration; the reads still in flight behind it are settled here, so none
@@ -406,7 +407,10 @@ export class FilesClient {
   }
 }
 
-/** Pulls one range of a remote file into `fh`, in order, through FilesClient.chunks(). */
+/**
+ * Pulls one range of a remote file into `fh`, in order, through FilesClient.chunks(): each chunk is
+ * written where it belongs (a positional write) straight from the buffer it arrived in.
+ */
 async function pullRange(
   files: FilesClient,
   remote: string,

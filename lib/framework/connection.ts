@@ -86,6 +86,12 @@ export function nextBatch(): void {
 }
 
 const EMPTY = new DataFrame();
+/**
+ * Bytes values at least this big in an answer of an owned frame (FrameBatch.owned) are views of
+ * it, not copies (DataFrame.decode's shareFrom): a file chunk is the frame's own buffer. Smaller
+ * ones are copied, so that a small value kept for long does not keep a big frame alive.
+ */
+const SHARED_VALUE_MIN = 16 * 1024;
 
 /** The request frames of a peer at maxConcurrentRequests, waiting in order (copied). */
 interface HeldRequests {
@@ -417,19 +423,23 @@ export class Connection implements PeerConnection, ReplySink {
 
   // ---- receiving ----
 
-  /** Handles one frame of this connection (the router calls it); the bytes are lent for this call only. */
-  onFrame(kind: number, flags: number, buf: Uint8Array, off: number, len: number): void {
+  /**
+   * Handles one frame of this connection (the router calls it); the bytes are lent for this call
+   * only, unless `owned` (FrameBatch.owned): then `buf` is never reused, and big values of an
+   * answer or a big stream's chunks are kept as views of it rather than copied.
+   */
+  onFrame(kind: number, flags: number, buf: Uint8Array, off: number, len: number, owned = false): void {
     // Console, Stream, DirectConsole, DirectStream (kinds 8-11) wait while the peer is at its cap;
     // answers, buffers and big streams go on (they have limits of their own, and a handler may be
     // waiting for them).
     if (this.#held !== null && kind >= 8 && kind <= 11) return this.#hold(kind, flags, buf, off, len);
-    this.#receive(kind, flags, buf, off, len);
+    this.#receive(kind, flags, buf, off, len, owned);
   }
 
   // ---- the messages of docs/protocol.md, read straight from the lent batch ----
 
   /** Reads one frame (docs/protocol.md, "Messages"); the bytes are lent for this call only. */
-  #receive(kind: number, flags: number, buf: Uint8Array, off: number, len: number): void {
+  #receive(kind: number, flags: number, buf: Uint8Array, off: number, len: number, owned = false): void {
     // A P2PVM tunnel may share this connection; its packets are its own to read.
     if (kind === TUNNEL_FRAME_KIND) return;
     const c = this.#host.counters;
@@ -446,7 +456,7 @@ export class Connection implements PeerConnection, ReplySink {
       switch (kind) {
         case K.Reply:
         case K.Error:
-          return this.#onAnswer(kind, buf, off, end);
+          return this.#onAnswer(kind, buf, off, end, owned);
         case K.Console:
         case K.Stream: {
           if (len < 5) throw new DecodeError('truncated', 'request shorter than its header');
@@ -504,7 +514,8 @@ export class Connection implements PeerConnection, ReplySink {
             this.replyError(id, ErrorCode.Limit, message);
             return;
           }
-          if (!s.push(copyBytes(buf.subarray(off + 4, end)))) {
+          // An owned frame's bytes are a Buffer of the native transport's (FrameBatch.owned).
+          if (!s.push(owned ? (buf as Buffer).subarray(off + 4, end) : copyBytes(buf.subarray(off + 4, end)))) {
             this.#assembler().releaseChunk(len - 4);
             this.#bigIn!.delete(id);
             s.fail(new StreamAbortedError('the sender exceeded its credit or the announced size'));
@@ -540,7 +551,7 @@ export class Connection implements PeerConnection, ReplySink {
     }
   }
 
-  #onAnswer(kind: number, buf: Uint8Array, off: number, end: number): void {
+  #onAnswer(kind: number, buf: Uint8Array, off: number, end: number, owned: boolean): void {
     if (end - off < 4) throw new DecodeError('truncated', 'answer without an id');
     const p = this.#pending?.get(readU32(buf, off));
     if (p === undefined) return; // late answer to a request that timed out
@@ -564,8 +575,8 @@ export class Connection implements PeerConnection, ReplySink {
     let value: unknown;
     try {
       if (p.kind === K.Console) value = utf8Slice(buf, off, end);
-      else if (p.kind === K.Buffer) value = copyBytes(buf.subarray(off, end));
-      else value = DataFrame.decode(buf, off, end - off);
+      else if (p.kind === K.Buffer) value = owned ? buf.subarray(off, end) : copyBytes(buf.subarray(off, end));
+      else value = DataFrame.decode(buf, off, end - off, owned ? SHARED_VALUE_MIN : 0);
     } catch (err) {
       return this.#finish(p, err as Error);
     }

@@ -106,13 +106,14 @@ export class TransportRouter {
 
   readonly #frames = (batch: FrameBatch): void => {
     const { peers, kinds, flags, offsets, lengths, data } = batch;
+    const owned = batch.owned === true;
     const table = this.#peers;
     nextBatch();
     for (let i = 0; i < batch.count; i++) {
       const peer = table[peers[i]!];
       if (peer === undefined) continue;
       try {
-        peer.onFrame(kinds[i]!, flags[i]!, data, offsets[i]!, lengths[i]!);
+        peer.onFrame(kinds[i]!, flags[i]!, data, offsets[i]!, lengths[i]!, owned);
       } catch (err) {
         // A throwing callback of one request must not cost the other frames of the batch.
         this.#onError?.(err instanceof Error ? err : new Error(String(err)));

@@ -259,6 +259,11 @@ export class ByteReader {
   buf: Uint8Array;
   pos: number;
   end: number;
+  /**
+   * lengthPrefixed() returns values of at least this many bytes as views of `buf` instead of
+   * copies (0: always a copy). Only for a `buf` nobody reuses or writes afterwards.
+   */
+  share = 0;
 
   constructor(buf: Uint8Array, pos = 0, end = buf.length) {
     this.buf = buf;
@@ -347,6 +352,11 @@ export class ByteReader {
   lengthPrefixed(): Uint8Array {
     const n = this.varint();
     this.need(n);
+    if (this.share !== 0 && n >= this.share) {
+      const view = this.buf.subarray(this.pos, this.pos + n);
+      this.pos += n;
+      return view;
+    }
     const out = allocBytes(n);
     out.set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;

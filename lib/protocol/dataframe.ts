@@ -300,8 +300,13 @@ export class DataFrame {
   /**
    * Decodes the binary form from `bytes[offset .. offset + length)`. Every value is copied, so
    * the result stays valid after `bytes` is reused. Throws `DecodeError` on any malformed input.
+   *
+   * `shareFrom` (default 0: off): bytes values (DataType.Bytes) of at least this many bytes are
+   * views of `bytes` instead of copies, which saves a copy of big payloads (a file chunk) when
+   * `bytes` is never reused or written afterwards (a FrameBatch with `owned`). A kept view keeps
+   * all of `bytes` alive.
    */
-  static decode(bytes: Uint8Array, offset = 0, length = bytes.length - offset): DataFrame {
+  static decode(bytes: Uint8Array, offset = 0, length = bytes.length - offset, shareFrom = 0): DataFrame {
     const buf = bytes;
     if (offset < 0 || length < 0 || offset + length > buf.length) throw new RangeError('offset/length outside bytes');
     // One reader serves every top-level decode: decoding is synchronous and runs no user code.
@@ -309,6 +314,7 @@ export class DataFrame {
     r.buf = buf;
     r.pos = offset;
     r.end = offset + length;
+    r.share = shareFrom;
     try {
       const df = decodeFrom(r, 0);
       if (r.pos !== r.end) throw new DecodeError('trailing-bytes', `${r.end - r.pos} bytes after the DataFrame`);
@@ -439,6 +445,7 @@ export function decodeFrom(r: ByteReader, depth: number): DataFrame {
         const n = r.varint();
         r.need(n);
         const inner = new ByteReader(r.buf, r.pos, r.pos + n);
+        inner.share = r.share;
         v = decodeFrom(inner, depth + 1);
         if (inner.pos !== inner.end) throw new DecodeError('trailing-bytes', 'bytes after a nested DataFrame');
         r.pos += n;

@@ -678,6 +678,7 @@ export class NativeDispatch {
     offsets: Uint32Array,
     lengths: Uint32Array,
     ev: Int32Array,
+    owned: boolean,
   ): void => {
     this.inBatch = true;
     this.batchData = data;
@@ -703,7 +704,7 @@ export class NativeDispatch {
       for (let i = 0; i < frames; i++) bytes += lengths[i]!;
       this.counters.framesIn += frames;
       this.counters.bytesIn += bytes;
-      const batch: FrameBatch = { count: frames, peers, kinds, flags, offsets, lengths, data };
+      const batch: FrameBatch = { count: frames, peers, kinds, flags, offsets, lengths, data, owned };
       try {
         this.events.emit('frames', batch);
       } catch (err) {

@@ -55,6 +55,12 @@ export interface FrameBatch {
   readonly offsets: Uint32Array;
   readonly lengths: Uint32Array;
   readonly data: Buffer;
+  /**
+   * True when `data` is never reused: it belongs to this batch alone, and a consumer may keep
+   * views of it instead of copying (the native TCP transport hands a frame of 64 KiB or more
+   * this way when it arrived alone; docs/transport.md). Absent or false: the ownership rule above.
+   */
+  readonly owned?: boolean;
 }
 
 /** Why a connection closed. Counted per reason in `TransportStats.closes`. */

@@ -1,6 +1,7 @@
 // See tcp_batch.h.
 #include "tcp_batch.h"
 
+#include <cstdlib>
 #include <cstring>
 
 namespace zs::binding {
@@ -23,10 +24,11 @@ size_t Grow(size_t have, size_t want, size_t floor) {
   return cap;
 }
 
-// Makes sure the output arrays can hold the batch; recreates them when not.
-bool Reserve(napi_env env, Shared* s, const zs_io_batch* b) {
-  if (!s->data_ref || b->data_length > s->data_cap) {
-    size_t cap = Grow(s->data_cap, b->data_length, 64 * 1024);
+// Makes sure the output arrays can hold the batch (`data_length` bytes of
+// data); recreates them when not.
+bool Reserve(napi_env env, Shared* s, const zs_io_batch* b, size_t data_length) {
+  if (!s->data_ref || data_length > s->data_cap) {
+    size_t cap = Grow(s->data_cap, data_length, 64 * 1024);
     napi_value buf;
     void* p;
     if (napi_create_buffer(env, cap, &p, &buf) != napi_ok) return false;
@@ -68,11 +70,39 @@ bool Reserve(napi_env env, Shared* s, const zs_io_batch* b) {
   return true;
 }
 
-// Copies a batch into the reused arrays and fills the callback's arguments.
+void FreeBlock(napi_env, void*, void* block) { std::free(block); }
+
+// The batch's one big frame (zs_io_batch.owned) as a Buffer of its own over
+// the loop's receive buffer, which the Buffer then owns: no copy, and
+// JavaScript may keep it (the callback's `owned` argument). Null when the
+// runtime allows no external buffers: the caller copies as for any batch.
+napi_value TakeOwned(napi_env env, Shared* s, const zs_io_batch* b, bool* owned) {
+  void* block = zs_io_batch_take(s->loop, b);
+  if (!block) return nullptr;
+  napi_value buf;
+  if (napi_create_external_buffer(env, b->data_length, const_cast<uint8_t*>(b->data), FreeBlock, block, &buf) ==
+      napi_ok) {
+    *owned = true;
+    return buf;
+  }
+  // Left with the memory (the loop let go of it): copy out of it, then free it.
+  if (!Reserve(env, s, b, b->data_length)) {
+    std::free(block);
+    return nullptr;
+  }
+  std::memcpy(s->data, b->data, b->data_length);
+  std::free(block);
+  return Get(env, s->data_ref);
+}
+
+// Copies a batch into the reused arrays (a big frame alone: lends it, see
+// TakeOwned) and fills the callback's arguments.
 bool Fill(napi_env env, Shared* s, const zs_io_batch* b, napi_value* argv) {
-  if (!Reserve(env, s, b)) return false;
+  bool owned = false;
+  napi_value data = b->owned ? TakeOwned(env, s, b, &owned) : nullptr;
+  if (!Reserve(env, s, b, data ? 0 : b->data_length)) return false;
   const size_t cap = s->frame_cap;
-  if (b->data_length) std::memcpy(s->data, b->data, b->data_length);
+  if (!data && b->data_length) std::memcpy(s->data, b->data, b->data_length);
   if (b->frames) {
     std::memcpy(s->meta, b->peers, b->frames * 4);
     std::memcpy(s->meta + cap * 4, b->offsets, b->frames * 4);
@@ -83,8 +113,9 @@ bool Fill(napi_env env, Shared* s, const zs_io_batch* b, napi_value* argv) {
   if (b->events) std::memcpy(s->events, b->event_records, b->events * 16);
   napi_create_uint32(env, b->frames, &argv[0]);
   napi_create_uint32(env, b->events, &argv[1]);
-  argv[2] = Get(env, s->data_ref);
+  argv[2] = data ? data : Get(env, s->data_ref);
   for (int i = 0; i < 6; i++) argv[3 + i] = Get(env, s->views[i]);
+  napi_get_boolean(env, owned, &argv[9]);
   return true;
 }
 
@@ -97,7 +128,7 @@ void CallJs(napi_env env, napi_value fn, void* context, void* data) {
   if (!env || s->destroyed || !s->loop) return;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[9];
+  napi_value argv[10];
   const bool ok = Fill(env, s, b, argv);
   // The batch is copied: the I/O thread may fill its buffer again while the
   // handler runs (and if the handler throws, the loop still goes on).
@@ -106,7 +137,7 @@ void CallJs(napi_env env, napi_value fn, void* context, void* data) {
     napi_value global;
     napi_get_global(env, &global);
     // A throwing handler becomes an uncaught exception, as in inline mode.
-    napi_call_function(env, global, fn, 9, argv, nullptr);
+    napi_call_function(env, global, fn, 10, argv, nullptr);
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) {
@@ -128,7 +159,7 @@ void PostInline(void* ctx, const zs_io_batch* b) {
   napi_env env = s->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[9];
+  napi_value argv[10];
   const bool ok = Fill(env, s, b, argv);
   zs_io_batch_done(s->loop, b);
   if (ok) {
@@ -136,7 +167,7 @@ void PostInline(void* ctx, const zs_io_batch* b) {
     napi_get_global(env, &global);
     // make_callback, not call_function: we are called from libuv, so promise
     // jobs (connect() resolving) must run when the handler returns.
-    if (napi_make_callback(env, s->async, global, Get(env, s->fn_ref), 9, argv, &result) == napi_pending_exception) {
+    if (napi_make_callback(env, s->async, global, Get(env, s->fn_ref), 10, argv, &result) == napi_pending_exception) {
       napi_value err;
       napi_get_and_clear_last_exception(env, &err);
       napi_fatal_exception(env, err);

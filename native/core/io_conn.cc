@@ -117,7 +117,7 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
   for (;;) {
     RxBuf* rx = c.rx;
     if (rx->len == rx->cap) {
-      const size_t cap = std::min<size_t>(rx->need, size_t{rx->cap} * 2);
+      const size_t cap = rx_capacity(c, rx->len, rx->need);
       auto* grown = static_cast<RxBuf*>(std::realloc(rx, offsetof(RxBuf, data) + cap));
       if (!grown) {
         close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
@@ -137,10 +137,17 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
     rx->len += static_cast<uint32_t>(n);
     if (rx->len == rx->need) {
       // Complete: deliver it and free the buffer, so a big frame leaves no big
-      // buffer behind on an idle connection.
+      // buffer behind on an idle connection. A big frame may stay in it, lent
+      // with the batch (deliver_plain): then the batch frees it, or JavaScript.
       c.rx = nullptr;
+      if (rx->cap == rx->need && rx->need >= io::kWholeRxMin) whole_rx -= std::min<uint64_t>(whole_rx, rx->cap);
+      // WebSocket frames are cut out of messages by io_ws.cc, which reads its buffers after delivering.
+      const bool lendable = !is_ws(c);
+      lend_rx = lendable ? rx : nullptr;
       const bool open = feed(id, c, rx->data, rx->len, rx->started);
-      std::free(rx);
+      const bool kept = lendable && lend_rx == nullptr;  // the batch took it
+      lend_rx = nullptr;
+      if (!kept) std::free(rx);  // copied into the batch
       return open;
     }
     // A short read means the socket is empty for now; a full one, that more may wait.
@@ -156,7 +163,7 @@ bool zs_io_loop::read_partial(uint32_t id, Conn& c, int fd) {
 // frame and sends little costs what it sent; read_partial() doubles it as more
 // comes. False when memory ran out (the connection is closed).
 bool zs_io_loop::start_rx(uint32_t id, Conn& c, const uint8_t* p, size_t n, size_t need, uint32_t started) {
-  const size_t cap = need ? std::min<size_t>(need, std::max<size_t>(2 * n, io::kRxFirst)) : 16;
+  const size_t cap = need ? rx_capacity(c, n, need) : 16;
   auto* rx = static_cast<RxBuf*>(std::malloc(offsetof(RxBuf, data) + cap));
   if (!rx) {
     close_conn(id, c, ZS_CLOSE_RESET, ENOMEM);
@@ -169,6 +176,20 @@ bool zs_io_loop::start_rx(uint32_t id, Conn& c, const uint8_t* p, size_t n, size
   std::memcpy(rx->data, p, n);
   c.rx = rx;
   return true;
+}
+
+// The size of the receive buffer of a frame of `need` bytes (its header in)
+// with `have` of them arrived, when it is made or full: the whole frame when it
+// is big, enough of it arrived and the loop's budget has room (kWholeRxMin,
+// counted in whole_rx); else twice what arrived (at least kRxFirst), never
+// past `need`. Only framed TCP peers get whole buffers (a WebSocket peer's
+// buffers are io_ws.cc's).
+size_t zs_io_loop::rx_capacity(const Conn& c, size_t have, size_t need) {
+  if (need >= io::kWholeRxMin && have >= io::kWholeRxFirst && whole_rx + need <= io::kWholeRxBudget && !is_ws(c)) {
+    whole_rx += need;
+    return need;
+  }
+  return std::min<size_t>(need, std::max<size_t>(2 * have, io::kRxFirst));
 }
 
 // Delivers every whole frame in p[0, n) and keeps the partial rest. `started`

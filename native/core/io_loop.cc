@@ -289,10 +289,12 @@ void zs_io_loop::tick() {
     }
   }
   const uint32_t n = table.size();
-  uint64_t rx_bytes = 0, tx_bytes = 0;
+  uint64_t rx_bytes = 0, tx_bytes = 0, whole = 0;
   for (uint32_t id = 0; id < n; id++) {
     Conn& c = table.at(id);
     if (c.rx) rx_bytes += c.rx->cap;
+    // Recounted here, so buffers a close freed leave the budget (io_conn.cc's rx_capacity).
+    if (c.rx && c.rx->cap == c.rx->need && c.rx->need >= io::kWholeRxMin) whole += c.rx->cap;
     if (c.tx) tx_bytes += c.tx->cap;
     switch (c.state) {
       case io::kConnecting:
@@ -346,6 +348,7 @@ void zs_io_loop::tick() {
         break;
     }
   }
+  whole_rx = whole;
   buffered[0].store(rx_bytes, std::memory_order_relaxed);
   buffered[1].store(tx_bytes, std::memory_order_relaxed);
 }

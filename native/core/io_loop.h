@@ -183,6 +183,9 @@ typedef struct zs_io_batch {
   const uint32_t* offsets;
   const uint32_t* lengths;
   const int32_t* event_records;  // 4 per event
+  // 1 when `data` is the payload of the batch's only frame, left in the buffer
+  // it was received in (a frame of 64 KiB or more): zs_io_batch_take may keep it.
+  uint32_t owned;
 } zs_io_batch;
 
 typedef struct zs_io_loop zs_io_loop;
@@ -272,6 +275,12 @@ void zs_io_submit_from(zs_io_loop* loop, const uint8_t* data, size_t data_length
 
 // Called on the JavaScript thread when it is done with a posted batch.
 void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch* batch);
+
+// For a batch with `owned` set, before zs_io_batch_done: the caller takes the
+// memory batch->data points into and frees it with free() when done with the
+// bytes (which stay valid until then). Returns that memory's start (not
+// batch->data), or null when the batch has none to give (already taken).
+void* zs_io_batch_take(zs_io_loop* loop, const zs_io_batch* batch);
 
 // Addresses of a peer JavaScript holds (open, or closed but not released).
 int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, int host_size,

@@ -287,6 +287,18 @@ void zs_io_batch_done(zs_io_loop* loop, const zs_io_batch*) {
   if (loop->batch_waiting.load() && !loop->in_run) zs_poller_wake(loop->poller);
 }
 
+void* zs_io_batch_take(zs_io_loop* loop, const zs_io_batch* batch) {
+  for (Batch& b : loop->batches) {
+    if (&b.view != batch || !b.owned) continue;
+    void* block = b.owned;
+    // The bytes stay where the view points; only the loop's claim on them ends.
+    b.owned = nullptr;
+    b.owned_payload = nullptr;
+    return block;
+  }
+  return nullptr;
+}
+
 int zs_io_peer_address(zs_io_loop* loop, uint32_t peer, int remote, char* host, int host_size, int* port) {
   Conn* c = loop->table.find(peer);
   if (!c) return -ENOTCONN;

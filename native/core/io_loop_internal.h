@@ -68,6 +68,21 @@ enum RawEnd : uint8_t {
 // First size of a partial frame's receive buffer (or twice the bytes already
 // in, when more): from there it doubles as bytes arrive.
 constexpr uint32_t kRxFirst = 4096;
+// Big frames (rx_capacity): a frame that declares at least kWholeRxMin bytes,
+// of which at least kWholeRxFirst arrived, gets a buffer for the whole frame at
+// once, so the rest is read straight into place with one read() per wake-up
+// instead of growing by doubling (each growth a copy, each size a read). A
+// peer trickling a frame never gets one (it must send kWholeRxFirst first), and
+// such buffers hold at most kWholeRxBudget per loop: past it, frames grow by
+// doubling again, so many peers that each declare a big frame and stop cost at
+// most the budget more than with doubling alone.
+constexpr uint32_t kWholeRxMin = 64 * 1024;
+constexpr uint32_t kWholeRxFirst = 16 * 1024;
+constexpr uint64_t kWholeRxBudget = 64ull << 20;
+// A frame at least this big that completes in its own receive buffer stays in
+// it: the batch lends that buffer (Batch::owned) and JavaScript may keep it
+// (zs_io_batch_take) instead of the two copies, into the batch and out of it.
+constexpr uint32_t kOwnedMin = 64 * 1024;
 // Poller words: the top bit marks a listener, else (generation << 32 | peer id).
 constexpr uint64_t kListenerBit = 1ull << 63;
 // zs_io_tls_error's key of a failed TLS connect: this bit | the connect's tag.
@@ -135,9 +150,26 @@ struct Batch {
   std::vector<uint8_t> kinds, flags;
   std::vector<int32_t> events;
   zs_io_batch view{};
+  // Frame 0 left in the receive buffer it completed in (deliver_plain): its
+  // payload is at owned_payload, offsets[0] is 0 and `data` holds the frames
+  // after it. finish() lends it as the batch's data when it is the only frame,
+  // else copies it in front of the others.
+  RxBuf* owned = nullptr;
+  const uint8_t* owned_payload = nullptr;
+
+  Batch() = default;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  ~Batch() { std::free(owned); }
 
   bool empty() const { return peers.empty() && events.empty(); }
+  void drop_owned() {
+    std::free(owned);
+    owned = nullptr;
+    owned_payload = nullptr;
+  }
   void clear() {
+    drop_owned();  // not taken by JavaScript (zs_io_batch_take)
     // One burst (or one big frame) must not pin megabytes for the loop's life.
     if (data.capacity() > (4u << 20)) std::vector<uint8_t>().swap(data);
     data.clear();
@@ -149,10 +181,19 @@ struct Batch {
     events.clear();
   }
   const zs_io_batch* finish() {
+    if (owned && peers.size() > 1) {
+      // Other frames joined it (any path that appends to `data`, their
+      // offsets counted from 0): it goes in front of them, as a copy.
+      const uint32_t len = lengths[0];
+      data.insert(data.begin(), owned_payload, owned_payload + len);
+      for (size_t i = 1; i < offsets.size(); i++) offsets[i] += len;
+      drop_owned();
+    }
     view.frames = static_cast<uint32_t>(peers.size());
     view.events = static_cast<uint32_t>(events.size() / 4);
-    view.data_length = data.size();
-    view.data = data.data();
+    view.data_length = owned ? lengths[0] : data.size();
+    view.data = owned ? owned_payload : data.data();
+    view.owned = owned ? 1 : 0;
     view.peers = peers.data();
     view.kinds = kinds.data();
     view.flags = flags.data();
@@ -259,6 +300,13 @@ struct zs_io_loop {
   // Half-close state of raw peers (ZS_IO_RAW, io_raw.cc), by peer id: kRaw* bits.
   // A byte per slot beside the table, so the 40-byte Conn does not grow.
   std::vector<uint8_t> raw_ends;
+  // Whole-frame receive buffers (rx_capacity): bytes held, against kWholeRxBudget.
+  // Counted up as one is made and down as its frame completes; every tick
+  // recounts it from the peers (a buffer freed by a close is then forgotten).
+  uint64_t whole_rx = 0;
+  // The receive buffer of the frame read_partial() is delivering, which
+  // deliver_plain() may leave the frame in (Batch::owned; null when it did).
+  RxBuf* lend_rx = nullptr;
   alignas(64) uint8_t scratch[16 + zs::io::kScratch];
 
   void run();
@@ -272,6 +320,7 @@ struct zs_io_loop {
   bool read_partial(uint32_t id, Conn& c, int fd);
   bool parse(uint32_t id, Conn& c, const uint8_t* p, size_t n, uint32_t started);
   bool start_rx(uint32_t id, Conn& c, const uint8_t* p, size_t n, size_t need, uint32_t started);
+  size_t rx_capacity(const Conn& c, size_t have, size_t need);
   void deliver(uint32_t id, Conn& c, const uint8_t* frame, const zs_frame& f);
   void deliver_flagged(uint32_t id, Conn& c, const uint8_t* payload, const zs_frame& f);
   bool queue_frame(uint32_t id, Conn& c, uint8_t kind_byte, const uint8_t* payload, uint32_t len);
@@ -375,15 +424,25 @@ struct zs_io_loop {
   Batch& batch() { return batches[filling]; }
 };
 
-// Appends a frame's payload to the batch as it is.
+// Appends a frame's payload to the batch as it is; a big frame that completed
+// in its own receive buffer, first in an empty batch, stays there (Batch::owned).
 inline void zs_io_loop::deliver_plain(uint32_t id, Conn&, const uint8_t* payload, const zs_frame& f) {
   Batch& b = batch();
+  const RxBuf* rx = lend_rx;
+  const bool own = rx && b.peers.empty() && b.data.empty() && !b.owned && f.payload_length >= zs::io::kOwnedMin &&
+                   payload >= rx->data && payload + f.payload_length <= rx->data + rx->len;
   b.peers.push_back(id);
   b.kinds.push_back(f.kind);
   b.flags.push_back(f.flags);
-  b.offsets.push_back(static_cast<uint32_t>(b.data.size()));
+  b.offsets.push_back(own ? 0u : static_cast<uint32_t>(b.data.size()));
   b.lengths.push_back(f.payload_length);
-  b.data.insert(b.data.end(), payload, payload + f.payload_length);
+  if (own) {
+    b.owned = lend_rx;
+    b.owned_payload = payload;
+    lend_rx = nullptr;
+  } else {
+    b.data.insert(b.data.end(), payload, payload + f.payload_length);
+  }
 }
 
 namespace zs::io {

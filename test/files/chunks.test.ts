@@ -11,7 +11,9 @@ import { describe, it } from 'node:test';
 import { ConnectionClosedError, FilesError } from '../../lib/errors.js';
 import { filesClient } from '../../lib/files/index.js';
 import type { Client } from '../../lib/framework/client.js';
-import { randomFile, setup } from './helpers.js';
+import { randomFile, setup, transportName } from './helpers.js';
+
+const native = (await transportName()) === 'native';
 
 /** Collects the process's unhandled rejections while `run` runs, and a few turns after. */
 async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
@@ -29,6 +31,25 @@ async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
 }
 
 describe('FilesClient.chunks()', () => {
+  it('over native TCP, a chunk is a view of the answer as it was received (no copy), and stays intact', { timeout: 30_000, skip: native ? false : 'the native addon is not built' }, async () => {
+    const s = await setup();
+    try {
+      const data = await randomFile(join(s.root, 'big.bin'), 8 * 512 * 1024 + 4096);
+      const chunks: Uint8Array[] = [];
+      for await (const b of s.files.chunks('big.bin')) chunks.push(b);
+      // Kept across the whole loop: each chunk still holds its own bytes.
+      assert.deepEqual(Buffer.concat(chunks), data);
+      const big = chunks.filter((b) => b.length === 512 * 1024);
+      assert.equal(big.length, 8);
+      // A view of the received frame: past the answer's header, in memory of its own per chunk.
+      const views = big.filter((b) => b.byteOffset > 0 && b.buffer.byteLength < b.length + 1024);
+      assert.ok(views.length >= 6, `${views.length} of 8 chunks of 512 KiB are views of their answer`);
+      assert.equal(new Set(views.map((b) => b.buffer)).size, views.length);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('yields the bytes of a range in order, and closes its handle when the loop stops early', async () => {
     const s = await setup();
     try {

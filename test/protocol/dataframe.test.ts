@@ -103,6 +103,24 @@ describe('DataFrame', () => {
     readEveryType(DataFrame.decode(df.encode()));
   });
 
+  it('decode() copies every value unless shareFrom: then bytes values that big are views of the input', () => {
+    const big = Buffer.alloc(40_000, 3);
+    const small = Buffer.alloc(100, 4);
+    const inner = new DataFrame().writeBytes(big);
+    const encoded = Buffer.from(new DataFrame().writeBytes(small).writeBytes(big).writeDataFrame(inner).encode());
+    const copied = DataFrame.decode(encoded);
+    const shared = DataFrame.decode(encoded, 0, encoded.length, 16 * 1024);
+    const [cs, cb, ci] = [copied.readBytes(), copied.readBytes(), copied.readDataFrame().readBytes()];
+    const [ss, sb, si] = [shared.readBytes(), shared.readBytes(), shared.readDataFrame().readBytes()];
+    assert.ok([cs, ss].every((v) => v.every((x) => x === 4)) && [cb, ci, sb, si].every((v) => v.every((x) => x === 3)));
+    assert.deepEqual([cs.length, cb.length, ci.length, ss.length, sb.length, si.length], [100, 40_000, 40_000, 100, 40_000, 40_000]);
+    // Views share the input's memory (a write to the input shows through); copies and small values do not.
+    encoded.fill(9);
+    assert.ok(sb.every((x) => x === 9) && si.every((x) => x === 9), 'big values are views, nested ones too');
+    assert.ok(ss.every((x) => x === 4), 'a value under shareFrom is copied');
+    assert.ok(cb.every((x) => x === 3) && ci.every((x) => x === 3) && cs.every((x) => x === 4), 'without shareFrom every value is copied');
+  });
+
   it('writes and reads back all 18 value types through the JSON form', () => {
     const text = JSON.stringify(everyType());
     const parsed = JSON.parse(text) as { Data: unknown[]; Ref: number[] };
