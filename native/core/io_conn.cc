@@ -31,6 +31,8 @@ void zs_io_loop::on_readable(uint32_t id, Conn& c, bool err) {
     // broken connection must end here or it would be reported every turn.
     if (err) {
       const int e = zs_net_socket_error(fd);
+      // A raw peer hangs up after our FIN with bytes still unread: not the end (io_raw.cc).
+      if (!e && is_raw(c) && raw_hangup_unread(id, c, fd)) return;
       close_conn(id, c, e ? ZS_CLOSE_RESET : ZS_CLOSE_REMOTE, e);
     }
     return;
@@ -351,7 +353,15 @@ void zs_io_loop::set_poll(uint32_t id, Conn& c) {
   // A raw peer whose other side sent FIN is not read again (level-triggered, the EOF would be
   // reported every turn), open or closing (io_raw.cc).
   if (raw_in_ended(id, c)) events &= ~ZS_POLL_IN;
-  zs_poller_modify(poller, c.fd.load(std::memory_order_relaxed), word(id, c), events);
+  const int fd = c.fd.load(std::memory_order_relaxed);
+  if (raw_out_of_poller(id, c)) {
+    // Back in the poller once it is read again (or closed, which reads to see the FIN).
+    if (!(events & ZS_POLL_IN)) return;
+    raw_ends[id] &= static_cast<uint8_t>(~io::kRawOutOfPoller);
+    zs_poller_add(poller, fd, word(id, c), events);
+  } else {
+    zs_poller_modify(poller, fd, word(id, c), events);
+  }
   if (configs[c.cfg].tls) tls_wake_if_buffered(id, c);
 }
 

@@ -64,6 +64,7 @@ enum RawEnd : uint8_t {
   kRawInEnded = 1,   // the other side sent FIN: not read any more
   kRawOutEnding = 2, // end() asked: FIN once the queue is written
   kRawOutShut = 4,   // FIN sent (shutdown SHUT_WR)
+  kRawOutOfPoller = 8, // hung up while not read: out of the poller until reading resumes
 };
 // First size of a partial frame's receive buffer (or twice the bytes already
 // in, when more): from there it doubles as bytes arrive.
@@ -410,6 +411,10 @@ struct zs_io_loop {
     return is_raw(c) && id < raw_ends.size() && (raw_ends[id] & zs::io::kRawInEnded);
   }
   bool raw_closing_eof(uint32_t id, Conn& c);
+  bool raw_hangup_unread(uint32_t id, Conn& c, int fd);
+  bool raw_out_of_poller(uint32_t id, const Conn& c) const {
+    return is_raw(c) && id < raw_ends.size() && (raw_ends[id] & zs::io::kRawOutOfPoller);
+  }
   void raw_open(uint32_t id);
   void raw_read(uint32_t id, Conn& c, int fd, bool err);
   bool raw_queue(uint32_t id, Conn& c, const uint8_t* payload, uint32_t len);

@@ -115,6 +115,24 @@ bool zs_io_loop::raw_closing_eof(uint32_t id, Conn& c) {
   return true;
 }
 
+// A hang-up (no socket error) of a raw peer that is not being read: after our
+// FIN (end() done), the other side's FIN makes epoll report a hang-up, while
+// the bytes it sent before its FIN may still wait unread in the kernel (a
+// paused peer: the tunnel behind it was full). That is a half-close like any
+// other, not the end: the bytes and the FIN are read when reading resumes.
+// epoll reports a hang-up whatever it is asked for, so a paused peer leaves
+// the poller until then (nothing is left to write: the FIN went out after the
+// queue); a peer held for a batch only is read again next turn. True when so
+// handled; false when this hang-up ends the connection.
+bool zs_io_loop::raw_hangup_unread(uint32_t id, Conn& c, int fd) {
+  if (!(raw_ends[id] & kRawOutShut) || (raw_ends[id] & kRawInEnded)) return false;
+  if (c.flags & (kPaused | kBackpressured)) {
+    zs_poller_remove(poller, fd);
+    raw_ends[id] |= kRawOutOfPoller;
+  }
+  return true;
+}
+
 // ZS_OP_END: the FIN goes out once the queue is written (at once when it is
 // empty: the flush this marks runs this turn).
 void zs_io_loop::raw_end(uint32_t id, Conn& c) {

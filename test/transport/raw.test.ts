@@ -309,6 +309,43 @@ for (const { name, make } of RAW_TRANSPORTS) {
       }
     });
 
+    it('a paused peer after our end() and the other side\'s bytes then FIN: all of it comes on resume(), none lost to the hang-up', async () => {
+      // Our FIN first, then theirs: the socket hangs up (both ways shut) while the bytes before
+      // their FIN still wait unread, and a pause() taken then gets the hang-up reported at once
+      // (epoll always reports one). An XNAT agent saw this when its local service answered after
+      // the client's FIN while the tunnel was full: it must stay a half-close like any other.
+      const t = make();
+      try {
+        const { at, next } = await listenRaw(t);
+        const got = bytesOf(t);
+        const order: string[] = [];
+        t.on('end', () => order.push('end'));
+        t.on('close', (_peer, reason) => order.push(`close ${reason}`));
+        const c = await client(at);
+        const peer = await next();
+        t.end!(peer);
+        await waitFor('our FIN at the client', () => c.ended());
+        // 32 KiB: within what the kernel takes in for a socket nobody reads, so the FIN follows.
+        const answer = payloadOf(random(7), 32 * 1024);
+        t.pause!(peer);
+        c.socket.end(answer);
+        await once(c.socket, 'finish');
+        await sleep(100);
+        // A resume() and a pause() in one turn re-arm the descriptor while it is hung up: epoll
+        // reports the hang-up to the paused peer (as when a pause() lands just after it).
+        t.resume!(peer);
+        t.pause!(peer);
+        await sleep(300);
+        t.resume!(peer);
+        await waitFor('the close', () => order.length === 2);
+        assert.deepEqual(order, ['end', 'close remote']);
+        assert.equal(Buffer.concat(got.get(peer)!).length, answer.length, 'every byte before the FIN');
+        assert.ok(Buffer.concat(got.get(peer)!).equals(answer));
+      } finally {
+        await t.shutdown();
+      }
+    });
+
     it('relays 64 MiB between two raw peers with forward(), pause() and drain, in bounded memory', async () => {
       const t = make();
       const total = 64 * 1024 * 1024;
