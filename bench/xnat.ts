@@ -4,6 +4,8 @@
  *
  *   node --import tsx bench/xnat.ts [--quick] [--only direct,xnat,ssh]
  *
+ * The XNAT rows run on both transports (`--transport native` and `--transport node-net`).
+ *
  * - one bulk download (1 GiB; --quick 64 MiB) from a local TCP service, in MB/s;
  * - 1,000 concurrent small HTTP requests (--quick 100), each on a new connection, in requests/s;
  * - round-trip latency of one HTTP request on a kept-alive connection (median of 500; --quick 50),
@@ -22,6 +24,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { transportAvailable } from '../lib/transport/factory.js';
 import { loadAgentKey } from '../lib/xnat/index.js';
 import { formatNumber, median, printTable, quick, writeResults } from './_lib.js';
 
@@ -157,7 +160,7 @@ function pem(): string {
 }
 
 /** Starts an XNAT server and agent mapping two public ports to the services; returns the public ports. */
-async function startXnat(svc: { bulk: number; web: number }): Promise<{ bulk: number; web: number }> {
+async function startXnat(svc: { bulk: number; web: number }, transport: 'native' | 'node-net'): Promise<{ bulk: number; web: number }> {
   const serverKey = join(dir, 'server.key');
   const agentKey = join(dir, 'agent.key');
   writeFileSync(serverKey, pem(), { mode: 0o600 });
@@ -165,12 +168,13 @@ async function startXnat(svc: { bulk: number; web: number }): Promise<{ bulk: nu
   writeFileSync(agentKey, agentPem, { mode: 0o600 });
   const [agentPort, bulk, web] = [await freePort(), await freePort(), await freePort()];
   const zs = ['--import', 'tsx', 'bin/zserver.ts', 'xnat'];
-  const s = await run(process.execPath, [...zs, 'server', '--key', serverKey, '--listen', `127.0.0.1:${agentPort}`, '--port', `127.0.0.1:${bulk}`, '--port', `127.0.0.1:${web}/4096`, '--agent', `bench=${loadAgentKey(agentPem).fingerprint}`, '--quiet'], /fingerprint ([0-9a-f]{64})/);
+  const t = ['--transport', transport];
+  const s = await run(process.execPath, [...zs, 'server', '--key', serverKey, '--listen', `127.0.0.1:${agentPort}`, '--port', `127.0.0.1:${bulk}`, '--port', `127.0.0.1:${web}/4096`, '--agent', `bench=${loadAgentKey(agentPem).fingerprint}`, '--quiet', ...t], /fingerprint ([0-9a-f]{64})/);
   void s;
   const { ServerIdentity } = await import('../lib/channel/index.js');
   const { readFileSync } = await import('node:fs');
   const pin = ServerIdentity.from(readFileSync(serverKey, 'utf8')).fingerprint;
-  await run(process.execPath, [...zs, 'agent', '--server', `127.0.0.1:${agentPort}`, '--pin', pin, '--key', agentKey, '--map', `${bulk}=127.0.0.1:${svc.bulk}`, '--map', `${web}=127.0.0.1:${svc.web}`], /serving as/);
+  await run(process.execPath, [...zs, 'agent', '--server', `127.0.0.1:${agentPort}`, '--pin', pin, '--key', agentKey, '--map', `${bulk}=127.0.0.1:${svc.bulk}`, '--map', `${web}=127.0.0.1:${svc.web}`, ...t], /serving as/);
   return { bulk, web };
 }
 
@@ -223,7 +227,12 @@ async function main(): Promise<void> {
   const svc = await services();
   const paths: { name: string; ports: { bulk: number; web: number } | string }[] = [];
   if (only.has('direct')) paths.push({ name: 'direct', ports: svc });
-  if (only.has('xnat')) paths.push({ name: 'xnat', ports: await startXnat(svc) });
+  // Both transports XNAT runs on, in the same run (the CLI's default is native where it loads).
+  if (only.has('xnat')) {
+    const nativeLoads = await transportAvailable('native').catch(() => false);
+    paths.push({ name: 'xnat native', ports: nativeLoads ? await startXnat(svc, 'native') : 'the native addon does not load here' });
+    paths.push({ name: 'xnat node-net', ports: await startXnat(svc, 'node-net') });
+  }
   if (only.has('ssh')) paths.push({ name: 'ssh -R', ports: await startSsh(svc).catch((e: Error) => e.message) });
   const rows: Record<string, string | number>[] = [];
   let direct: { mbs: number; rps: number; ms: number } | undefined;

@@ -9,6 +9,10 @@ import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../metrics/prometheus
 import { takeSnapshot } from '../metrics/snapshot.js';
 import { dirname, resolve } from 'node:path';
 import { ServerIdentity } from '../channel/index.js';
+import { NativeLoadError } from '../errors.js';
+import { native } from '../native.js';
+import { NodeNetTransport } from '../transport/node-net.js';
+import type { Transport } from '../transport/types.js';
 import { XnatAgent, XnatServer, type XnatAgentEntry, type XnatMapping, type XnatPortOptions } from '../xnat/index.js';
 
 const SERVER_HELP = `Usage: zserver xnat server [--config file.json] [options]
@@ -18,7 +22,7 @@ each agent authenticated by its Ed25519 key or a token); every TCP connection to
 is carried through an agent to its local service.
 
 Options (flags win over the config file's fields of the same name):
-  --config FILE          JSON: { "key", "listen", "ports", "agents", "idleTimeout", "connectTimeout", "maxAgents", "metrics" }
+  --config FILE          JSON: { "key", "listen", "ports", "agents", "idleTimeout", "connectTimeout", "maxAgents", "metrics", "transport" }
   --key FILE             server identity, PKCS#8 PEM (zserver keygen --out FILE); its fingerprint is printed
   --listen HOST:PORT     where agents connect (default 0.0.0.0:7000)
   --port [HOST:]PORT[/MAX]   a public port offered to agents (repeatable); MAX: connections at most (default 1024)
@@ -26,6 +30,7 @@ Options (flags win over the config file's fields of the same name):
   --agent-token NAME=TOKEN   accept the agent presenting this token, 16+ characters (repeatable)
   --idle-timeout MS      close a public connection idle both ways this long (default 300000; 0 = never)
   --metrics HOST:PORT    serve Prometheus text at http://HOST:PORT/metrics (zserver_xnat_* per port)
+  --transport T          native or node-net (default: native where the addon loads, else node-net)
   --quiet                print nothing but errors
 
 Examples:
@@ -47,13 +52,14 @@ declares the public ports it serves, and connects every connection the server se
 local service of that port.
 
 Options (flags win over the config file's fields of the same name):
-  --config FILE          JSON: { "server", "pin", "key" | "token", "name", "mappings" }
+  --config FILE          JSON: { "server", "pin", "key" | "token", "name", "mappings", "transport" }
   --server HOST:PORT     the XNAT server's agent endpoint
   --pin FINGERPRINT      the server identity's fingerprint (zserver xnat server prints it)
   --key FILE             this agent's Ed25519 key, PKCS#8 PEM (zserver keygen --out FILE)
   --token TOKEN          a token listed in the server's config, instead of a key
   --map PUBLIC=HOST:PORT a mapping: public port on the server -> local service (repeatable)
   --name NAME            shown in the server's logs (default: the host name)
+  --transport T          native or node-net (default: native where the addon loads, else node-net)
   --quiet                print nothing but errors
 
 Examples:
@@ -164,6 +170,30 @@ function nameValue(text: string, flag: string): [string, string] {
   return [text.slice(0, eq), text.slice(eq + 1)];
 }
 
+/** The transports XNAT runs on (both have raw streams). */
+export type XnatTransportName = 'native' | 'node-net';
+
+/**
+ * The transport maker of `--transport` (or the config's "transport"): the native TCP transport
+ * where its addon loads (the native loop reads, writes and seals in C++), else Node net. Checked
+ * once here, so a missing addon is a fallback at start, not a failure per connection.
+ */
+async function transportMaker(choice: unknown): Promise<{ name: XnatTransportName; make: () => Transport }> {
+  if (choice !== undefined && choice !== 'native' && choice !== 'node-net') {
+    throw usageError(`--transport must be 'native' or 'node-net', got '${String(choice)}'`);
+  }
+  if (choice === 'node-net') return { name: 'node-net', make: () => new NodeNetTransport() };
+  try {
+    native();
+  } catch (err) {
+    if (!(err instanceof NativeLoadError)) throw err;
+    if (choice === 'native') throw usageError(`--transport native: ${err.message}`);
+    return { name: 'node-net', make: () => new NodeNetTransport() };
+  }
+  const { NativeTcpTransport } = await import('../transport/native-tcp.js');
+  return { name: 'native', make: () => new NativeTcpTransport() };
+}
+
 /** Runs until SIGINT/SIGTERM, then `stop()`. */
 function untilSignal(stop: () => Promise<void>): Promise<number> {
   return new Promise((resolveExit) => {
@@ -184,10 +214,12 @@ async function runServer(args: string[]): Promise<number> {
   }
   let server: XnatServer;
   let quiet: boolean;
+  let transport: { name: XnatTransportName; make: () => Transport };
   let metricsAt: { host: string; port: number } | undefined;
   try {
-    const flags = parseFlags(args, ['config', 'key', 'listen', 'idle-timeout', 'metrics'], ['port', 'agent', 'agent-token'], ['quiet']);
+    const flags = parseFlags(args, ['config', 'key', 'listen', 'idle-timeout', 'metrics', 'transport'], ['port', 'agent', 'agent-token'], ['quiet']);
     const { config, base } = readConfig(flags.get('config')?.[0]);
+    transport = await transportMaker(flags.get('transport')?.[0] ?? config.transport);
     quiet = flags.has('quiet') || config.quiet === true;
     const metricsText = flags.get('metrics')?.[0] ?? (typeof config.metrics === 'string' ? config.metrics : undefined);
     metricsAt = metricsText !== undefined ? hostPort(metricsText, '--metrics') : undefined;
@@ -208,12 +240,14 @@ async function runServer(args: string[]): Promise<number> {
     }
     if (agents.length === 0) throw usageError('list at least one agent: --agent NAME=FINGERPRINT or --agent-token NAME=TOKEN');
     const idle = flags.get('idle-timeout')?.[0] ?? config.idleTimeout;
+    const make = transport.make;
     server = new XnatServer({
       identity,
       listen,
       ports,
       agents,
       quiet,
+      transport: () => make(),
       ...(idle !== undefined ? { idleTimeout: Number(idle) } : {}),
       ...(typeof config.connectTimeout === 'number' ? { connectTimeout: config.connectTimeout } : {}),
       ...(typeof config.maxAgents === 'number' ? { maxAgents: config.maxAgents } : {}),
@@ -230,7 +264,7 @@ async function runServer(args: string[]): Promise<number> {
     const at = await server.start();
     if (metricsAt !== undefined) metrics = await serveMetrics(server, metricsAt);
     process.stdout.write(
-      `xnat server: agents on ${at.host}:${at.port}; fingerprint ${server.fingerprint}; public port(s) ${server.ports().join(', ')}\n`,
+      `xnat server: agents on ${at.host}:${at.port}; fingerprint ${server.fingerprint}; public port(s) ${server.ports().join(', ')}; transport ${transport.name}\n`,
     );
   } catch (err) {
     process.stderr.write(`zserver xnat server: ${(err as Error).message}\n`);
@@ -270,8 +304,9 @@ async function runAgent(args: string[]): Promise<number> {
   let agent: XnatAgent;
   let quiet: boolean;
   try {
-    const flags = parseFlags(args, ['config', 'server', 'pin', 'key', 'token', 'name'], ['map'], ['quiet']);
+    const flags = parseFlags(args, ['config', 'server', 'pin', 'key', 'token', 'name', 'transport'], ['map'], ['quiet']);
     const { config, base } = readConfig(flags.get('config')?.[0]);
+    const { make } = await transportMaker(flags.get('transport')?.[0] ?? config.transport);
     quiet = flags.has('quiet') || config.quiet === true;
     const serverText = flags.get('server')?.[0] ?? (config.server as string | undefined);
     if (serverText === undefined) throw usageError('--server HOST:PORT is required');
@@ -291,6 +326,7 @@ async function runAgent(args: string[]): Promise<number> {
       ...(token !== undefined ? { token } : {}),
       ...(name !== undefined ? { name } : {}),
       mappings,
+      transport: () => make(),
       log: (level, message) => {
         if (level === 'error' || !quiet) process.stderr.write(`xnat agent: ${message}\n`);
       },

@@ -210,8 +210,10 @@ export class FrameDecoder<B extends Uint8Array = Uint8Array> {
           this.#token = 0;
           if (this.#length > 0) {
             // Room for what this chunk still holds (at least 16 KiB), never more than declared:
-            // the declared length is a claim, the bytes that came are a fact.
-            this.#payload = this.#alloc(Math.min(this.#length, Math.max(FIRST_PAYLOAD_BUFFER, end - at)));
+            // the declared length is a claim, the bytes that came are a fact. When the chunk
+            // holds half of the payload or more, the whole of it (no regrowth later).
+            const here = end - at;
+            this.#payload = this.#alloc(2 * here >= this.#length ? this.#length : Math.min(this.#length, Math.max(FIRST_PAYLOAD_BUFFER, here)));
             this.#phase = Phase.Payload;
           } else {
             this.#phase = Phase.Tail;
@@ -254,11 +256,18 @@ export class FrameDecoder<B extends Uint8Array = Uint8Array> {
     return at;
   }
 
-  /** Replaces the payload buffer by one of at least `need` bytes (doubling, capped at the declared length). */
+  /**
+   * Replaces the payload buffer by one of at least `need` bytes: doubling, capped at the declared
+   * length, and the declared length at once when at least half of it has come (doubling would
+   * get there in one or two more steps, each copying everything so far: a 256 KiB record read in
+   * 64 KiB chunks had buffers of 1.25 times its size allocated and copied on top of the final one).
+   * Either way the buffer is at most twice the bytes that came.
+   */
   #grow(need: number): B {
     const old = this.#payload!;
-    let size = old.length * 2;
-    while (size < need) size *= 2;
+    // Twice the old size, or what is needed when one chunk brought more (not a power-of-two
+    // overshoot of it, which the next step would copy again).
+    const size = 2 * need >= this.#length ? this.#length : Math.max(old.length * 2, need);
     const grown = this.#alloc(Math.min(this.#length, size));
     grown.set(old.subarray(0, this.#have));
     this.#payload = grown;

@@ -406,7 +406,11 @@ export class NetCore {
     } else if (how === 'destroy') {
       socket.destroy();
     } else if (how === 'reset') {
-      socket.resetAndDestroy();
+      // libuv refuses a reset (EINVAL) while a shutdown is in progress, and Node then drops the
+      // handle without closing it: the descriptor leaks and keeps the process alive. A peer
+      // whose FIN is queued (end() called, not finished) is closed instead; its FIN goes first.
+      if (socket.writableEnded && !socket.writableFinished) socket.destroy();
+      else socket.resetAndDestroy();
     }
     this.encoder.take(p);
     this.peers.delete(p.id);

@@ -195,6 +195,31 @@ describe('frame codec', () => {
     assert.ok(decoder.buffered <= 16 * 1024, `a 256 MiB claim with one byte holds ${decoder.buffered} bytes`);
   });
 
+  it('a big frame read in small chunks: buffers of at most twice the bytes that came, in all less than twice the frame', () => {
+    for (const chunkSize of [16 * 1024, 64 * 1024]) {
+      const sizes: number[] = [];
+      const decoder = new FrameDecoder<Buffer>({ ...tokens, maxFrameSize: 1 << 20 }, (n) => (sizes.push(n), Buffer.allocUnsafeSlow(n)));
+      const sink = new Collector();
+      const payload = Buffer.alloc(256 * 1024 + 100);
+      for (let i = 0; i < payload.length; i++) payload[i] = i * 7;
+      // A 100-byte frame first, so the big one starts mid-chunk, as on a socket.
+      const wire = Buffer.concat([frameBytes(tokens, 8, 0, Buffer.alloc(100, 1)), frameBytes(tokens, 8, 0, payload)]);
+      let received = 0;
+      for (let at = 0; at < wire.length; at += chunkSize) {
+        const chunk = wire.subarray(at, at + chunkSize);
+        assert.equal(decoder.push(chunk, sink), undefined);
+        received += chunk.length;
+        assert.ok(decoder.buffered <= Math.max(16 * 1024, 2 * received), `buffer ${decoder.buffered} after ${received} bytes`);
+      }
+      assert.equal(sink.frames.length, 2);
+      assert.ok(sink.frames[1]!.payload.equals(payload));
+      // Each regrowth copies what came so far: once half has come, the last buffer is the whole frame.
+      const total = sizes.reduce((a, b) => a + b, 0);
+      assert.ok(total < 2 * payload.length, `${chunkSize}-byte chunks: buffers of ${sizes.join(', ')} bytes`);
+      assert.equal(sizes.at(-1), payload.length, 'the last one is the declared length');
+    }
+  });
+
   it('a wrong tail token is a bad-token fault, whole or split', () => {
     const bad = frameBytes({ headToken: DEFAULT_HEAD_TOKEN, tailToken: 0x01020304 }, 8, 0, Buffer.from('abc'));
     assert.equal(decodeAll([bad]).fault?.reason, 'bad-token');

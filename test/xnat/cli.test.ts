@@ -46,6 +46,9 @@ describe('zserver xnat', () => {
     const bad = spawnSync(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'xnat', 'agent', '--server', 'x:1', '--pin', 'ab', '--token', 'tttttttttttttttttt', '--map', 'nope'], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /a mapping must be PUBLICPORT=HOST:PORT/);
+    const badTransport = spawnSync(process.execPath, ['--import', 'tsx', 'bin/zserver.ts', 'xnat', 'agent', '--server', 'x:1', '--pin', 'ab', '--token', 'tttttttttttttttttt', '--map', '1=h:2', '--transport', 'tls'], { encoding: 'utf8' });
+    assert.equal(badTransport.status, 2);
+    assert.match(badTransport.stderr, /--transport must be 'native' or 'node-net', got 'tls'/);
   });
 
   it('serves HTTP through a server run from a config file and an agent run from flags; a wrong key exits 1', async () => {
@@ -70,10 +73,12 @@ describe('zserver xnat', () => {
       procs.push(s);
       const [, metricsPort, agentPort, pin, publicPort] = await line(
         s,
-        /metrics on http:\/\/[^:]+:(\d+)\/metrics\nxnat server: agents on [^:]+:(\d+); fingerprint ([0-9a-f]{64}); public port\(s\) (\d+)/,
+        // The default transport is the native one where the addon loads (it is built here).
+        /metrics on http:\/\/[^:]+:(\d+)\/metrics\nxnat server: agents on [^:]+:(\d+); fingerprint ([0-9a-f]{64}); public port\(s\) (\d+); transport native/,
       );
       const common = ['xnat', 'agent', '--server', `127.0.0.1:${agentPort}`, '--pin', pin!, '--map', `${publicPort}=127.0.0.1:${web.port}`];
-      const a = zserver([...common, '--key', join(dir, 'agent.key'), '--name', 'laptop']);
+      // The agent on Node net against the server on the native transport: the flag picks, and the two interoperate.
+      const a = zserver([...common, '--key', join(dir, 'agent.key'), '--name', 'laptop', '--transport', 'node-net']);
       procs.push(a);
       await line(a, /serving as laptop/);
       assert.equal(await get(Number(publicPort), '/through'), 'cli /through 0');
