@@ -399,6 +399,7 @@ void zs_io_loop::publish() {
   filling ^= 1;
   batch().clear();
   if (!held.empty() || !inline_mode) release_held(ready);
+  turn_frames += static_cast<uint32_t>(ready.peers.size());
   post(ctx, ready.finish());
 }
 

@@ -2,8 +2,11 @@
 // thread makes, and destruction.
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <new>
@@ -59,11 +62,44 @@ zs_io_loop* zs_io_create_inline(zs_io_post_fn post, void* ctx) { return create(p
 
 int zs_io_fd(zs_io_loop* loop) { return zs_poller_fd(loop->poller); }
 
-void zs_io_run_once(zs_io_loop* loop) {
-  if (loop->in_run) return;  // a handler must not re-enter the loop
+uint32_t zs_io_run_once(zs_io_loop* loop) {
+  if (loop->in_run) return 0;  // a handler must not re-enter the loop
   loop->in_run = true;
+  loop->turn_frames = 0;
   loop->iterate(0);
   loop->in_run = false;
+  return loop->turn_frames;
+}
+
+int zs_io_spin(zs_io_loop* loop, int other_fd, uint32_t max_us) {
+  if (max_us == 0) return 0;
+  if (loop->spin_skip) {
+    loop->spin_skip--;
+    return 0;
+  }
+  pollfd fds[2] = {{zs_poller_fd(loop->poller), POLLIN, 0}, {other_fd, POLLIN, 0}};
+  const nfds_t n = other_fd >= 0 ? 2 : 1;
+  timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const int64_t end = t0.tv_sec * INT64_C(1000000000) + t0.tv_nsec + int64_t{max_us} * 1000;
+  for (;;) {
+    // A zero-timeout poll: the thread never sleeps here, so nothing has to wake it.
+    const int r = poll(fds, n, 0);
+    if (r > 0) {
+      if (fds[0].revents) {
+        loop->spin_gap >>= 1;
+        return 1;
+      }
+      return -1;  // the caller's loop has work: give the thread back at once
+    }
+    if (r < 0 && errno != EINTR) return 0;
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec * INT64_C(1000000000) + t.tv_nsec >= end) break;
+  }
+  loop->spin_gap = static_cast<uint8_t>(std::min(63, loop->spin_gap * 2 + 1));
+  loop->spin_skip = loop->spin_gap;
+  return 0;
 }
 
 uint32_t zs_io_tick_ms(void) { return kTickMs; }
