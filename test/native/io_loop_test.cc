@@ -15,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "aead.h"
@@ -922,4 +923,79 @@ TEST(io_loop_listen_fd_shared_queue_and_unlisten) {
   zs_io_destroy(a);
   zs_io_destroy(b);
   close(shared);
+}
+
+// zs_io_spin (inline mode): zs_io_run_once counts the frames it handed over;
+// a spin catches bytes the peer sends, stops at once for the other descriptor,
+// and one that runs out makes the next 1, then 3, calls skip (return 0 at once).
+TEST(io_loop_inline_spin_catches_yields_and_backs_off) {
+  InlineEcho e;
+  zs_io_loop* loop = zs_io_create_inline(post_inline, &e);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  e.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  const std::vector<uint8_t> f = frame_bytes(kOptions, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(10, 1));
+  std::vector<uint8_t> two = f;
+  two.insert(two.end(), f.begin(), f.end());
+  CHECK_EQ(write(fd, two.data(), two.size()), static_cast<ssize_t>(two.size()));
+  uint32_t handed = 0;
+  for (int turn = 0; turn < 500 && e.frames < 2; turn++) {
+    handed += zs_io_run_once(loop);
+    usleep(1000);
+  }
+  CHECK_EQ(e.frames, size_t{2});
+  CHECK_EQ(handed, 2u);
+  std::vector<uint8_t> back(two.size());
+  CHECK(read_exact(fd, back.data(), back.size()));
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+  };
+  // Bytes already there: caught at once.
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  usleep(20000);
+  CHECK_EQ(zs_io_spin(loop, -1, 1000000), 1);
+  CHECK_EQ(zs_io_run_once(loop), 1u);
+  CHECK(read_exact(fd, back.data(), f.size()));
+  // Bytes that come while it spins.
+  std::thread later([&] {
+    usleep(20000);
+    (void)!write(fd, f.data(), f.size());
+  });
+  Clock::time_point t0 = Clock::now();
+  CHECK_EQ(zs_io_spin(loop, -1, 2000000), 1);
+  later.join();
+  CHECK(ms_since(t0) < 1500);
+  CHECK_EQ(zs_io_run_once(loop), 1u);
+  CHECK(read_exact(fd, back.data(), f.size()));
+  // The other descriptor readable: -1 at once.
+  int pipe_fds[2];
+  CHECK_EQ(pipe(pipe_fds), 0);
+  CHECK_EQ(write(pipe_fds[1], "x", 1), ssize_t{1});
+  t0 = Clock::now();
+  CHECK_EQ(zs_io_spin(loop, pipe_fds[0], 2000000), -1);
+  CHECK(ms_since(t0) < 1500);
+  // Nothing comes: the spin runs out (20 ms), then one call is skipped; the
+  // next runs out again, and three are skipped.
+  t0 = Clock::now();
+  CHECK_EQ(zs_io_spin(loop, -1, 20000), 0);
+  CHECK(ms_since(t0) >= 19);
+  t0 = Clock::now();
+  CHECK_EQ(zs_io_spin(loop, -1, 2000000), 0);
+  CHECK(ms_since(t0) < 1500);
+  CHECK_EQ(zs_io_spin(loop, -1, 20000), 0);
+  t0 = Clock::now();
+  for (int i = 0; i < 3; i++) CHECK_EQ(zs_io_spin(loop, -1, 2000000), 0);
+  CHECK(ms_since(t0) < 1500);
+  t0 = Clock::now();
+  CHECK_EQ(zs_io_spin(loop, -1, 20000), 0);
+  CHECK(ms_since(t0) >= 19);
+  CHECK_EQ(zs_io_spin(loop, -1, 0), 0);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  close(fd);
+  zs_io_destroy(loop);
 }
