@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +77,21 @@ int zs_io_spin(zs_io_loop* loop, int other_fd, uint32_t max_us) {
   if (loop->spin_skip) {
     loop->spin_skip--;
     return 0;
+  }
+  // Preempted since the last spin (involuntary context switches of this thread): something
+  // else wants this core, and spinning would only make the scheduler favour it more (a thread
+  // that sleeps gets the core back at once when woken; one that spins waits its turn). Counted
+  // as a spin that ran out.
+  rusage ru;
+  if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+    const uint64_t preempted = static_cast<uint64_t>(ru.ru_nivcsw);
+    const bool contended = preempted != loop->spin_preempted;
+    loop->spin_preempted = preempted;
+    if (contended) {
+      loop->spin_gap = static_cast<uint8_t>(std::min(63, loop->spin_gap * 2 + 1));
+      loop->spin_skip = loop->spin_gap;
+      return 0;
+    }
   }
   pollfd fds[2] = {{zs_poller_fd(loop->poller), POLLIN, 0}, {other_fd, POLLIN, 0}};
   const nfds_t n = other_fd >= 0 ? 2 : 1;

@@ -232,6 +232,7 @@ struct zs_io_loop {
   // zs_io_spin's back-off: calls left to skip, and the gap a miss sets next (0, 1, 3, ... 63).
   uint8_t spin_skip = 0;
   uint8_t spin_gap = 0;
+  uint64_t spin_preempted = 0;  // this thread's involuntary context switches at the last spin
   // Frame compression (io_compress.cc): set before the first listen/connect.
   bool compress_on = false;
   zs_fcomp_config compress{};
