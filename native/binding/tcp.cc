@@ -153,6 +153,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
       ThrowFault(env, Fault::kResource, message);
       return;
     }
+    s->uv = uv;
     s->poll = new uv_poll_t;
     s->timer = new uv_timer_t;
     uv_poll_init(uv, s->poll, zs_io_fd(s->loop));

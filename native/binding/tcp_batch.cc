@@ -161,8 +161,7 @@ void RunInline(Shared* s) {
     // 0), and never more than kChainUs in all, so timers and other handles wait
     // at most that long; zs_io_spin returns at once when libuv's descriptor
     // has anything.
-    uv_loop_s* uv = nullptr;
-    napi_get_uv_event_loop(s->env, &uv);
+    uv_loop_s* uv = s->uv;
     const int timeout_ms = uv ? uv_backend_timeout(uv) : 0;
     if (timeout_ms != 0) {
       const uint64_t start = uv_hrtime();
