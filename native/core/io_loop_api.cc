@@ -93,22 +93,21 @@ int zs_io_spin(zs_io_loop* loop, int other_fd, uint32_t max_us) {
       return 0;
     }
   }
-  pollfd fds[2] = {{zs_poller_fd(loop->poller), POLLIN, 0}, {other_fd, POLLIN, 0}};
-  const nfds_t n = other_fd >= 0 ? 2 : 1;
+  pollfd other{other_fd, POLLIN, 0};
   timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   const int64_t end = t0.tv_sec * INT64_C(1000000000) + t0.tv_nsec + int64_t{max_us} * 1000;
   for (;;) {
-    // A zero-timeout poll: the thread never sleeps here, so nothing has to wake it.
-    const int r = poll(fds, n, 0);
-    if (r > 0) {
-      if (fds[0].revents) {
-        loop->spin_gap >>= 1;
-        return 1;
-      }
-      return -1;  // the caller's loop has work: give the thread back at once
+    // Zero timeouts: the thread never sleeps here, so nothing has to wake it. The
+    // loop's own poller first: what it returns is the next turn's (spun), so a
+    // caught turn makes one wait, not two.
+    const int n = zs_poller_wait(loop->poller, loop->spun, 64, 0);
+    if (n > 0) {
+      loop->spun_count = n;
+      loop->spin_gap >>= 1;
+      return 1;
     }
-    if (r < 0 && errno != EINTR) return 0;
+    if (other_fd >= 0 && poll(&other, 1, 0) > 0) return -1;  // the caller's loop has work: give the thread back
     timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     if (t.tv_sec * INT64_C(1000000000) + t.tv_nsec >= end) break;

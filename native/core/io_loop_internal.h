@@ -233,6 +233,9 @@ struct zs_io_loop {
   uint8_t spin_skip = 0;
   uint8_t spin_gap = 0;
   uint64_t spin_preempted = 0;  // this thread's involuntary context switches at the last spin
+  // Events a spin already took from the poller: the next turn handles them instead of waiting again.
+  zs_poll_event spun[64];
+  int spun_count = 0;
   // Frame compression (io_compress.cc): set before the first listen/connect.
   bool compress_on = false;
   zs_fcomp_config compress{};
