@@ -82,6 +82,7 @@ int zs_io_spin(zs_io_loop* loop, int other_fd, uint32_t max_us) {
   // else wants this core, and spinning would only make the scheduler favour it more (a thread
   // that sleeps gets the core back at once when woken; one that spins waits its turn). Counted
   // as a spin that ran out.
+#ifdef RUSAGE_THREAD
   rusage ru;
   if (getrusage(RUSAGE_THREAD, &ru) == 0) {
     const uint64_t preempted = static_cast<uint64_t>(ru.ru_nivcsw);
@@ -93,6 +94,7 @@ int zs_io_spin(zs_io_loop* loop, int other_fd, uint32_t max_us) {
       return 0;
     }
   }
+#endif
   pollfd other{other_fd, POLLIN, 0};
   timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
