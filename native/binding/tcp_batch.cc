@@ -169,7 +169,8 @@ void RunInline(Shared* s) {
       const int other = uv_backend_fd(uv);
       while (frames && !s->stop_after_run && !s->destroyed && s->loop) {
         const uint64_t spent = uv_hrtime() - start;
-        if (spent >= budget_ns) break;
+        // The handler may have queued work for libuv (an immediate): its turn comes first.
+        if (spent >= budget_ns || uv_backend_timeout(uv) == 0) break;
         const uint32_t left_us = static_cast<uint32_t>((budget_ns - spent) / 1000);
         if (zs_io_spin(s->loop, other, std::min(s->spin_us, left_us)) != 1) break;
         frames = zs_io_run_once(s->loop);

@@ -1,7 +1,10 @@
 // spinMicros of the native transports (NativeTcpOptions, docs/transport.md "Spin"): the option's
 // checks, and a 64-in-flight ping-pong that keeps the inline loop's spin busy (off, default, the
-// largest) delivers every frame in order on native TCP and native WebSocket while timers still run.
+// largest) delivers every frame in order on native TCP and native WebSocket while timers still run;
+// against a client in another process (which the spin does catch), an immediate the handler
+// schedules still runs before the next batch.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { forwardFrame } from '../../lib/transport/common.js';
@@ -65,4 +68,57 @@ describe('spinMicros', () => {
       });
     }
   }
+});
+
+// The client in a child process answers while the server spins, so turns chain inside one libuv
+// callback; an immediate scheduled by the handler must still run before the next batch, as it
+// does without the spin (libuv's check phase comes between two polls).
+const CHILD = `
+const net = require('node:net');
+const [port, total] = process.argv.slice(1).map(Number);
+const frame = Buffer.alloc(13 + 64);
+frame.writeUInt32LE(0x5a534846, 0); frame.writeUInt32LE(64, 4); frame[8] = 8; frame.writeUInt32LE(0x5a535446, 73);
+const s = net.connect(port, '127.0.0.1', () => { s.setNoDelay(true); s.write(Buffer.concat(Array(64).fill(frame))); });
+let sent = 64, got = 0, pending = 0;
+s.on('data', (d) => {
+  pending += d.length;
+  const n = Math.floor(pending / frame.length);
+  pending -= n * frame.length;
+  got += n;
+  const more = Math.min(n, total - sent);
+  if (more > 0) { sent += more; s.write(Buffer.concat(Array(more).fill(frame))); }
+  if (got >= total) s.end();
+});
+s.on('close', () => process.exit(got >= total ? 0 : 1));
+`;
+
+describe('spinMicros with a client in another process', () => {
+  it('runs the handler\'s immediates between batches while turns chain', async () => {
+    const server = new NativeTcpTransport({ spinMicros: MAX_SPIN_MICROS });
+    let immediatePending = false;
+    let batchBeforeImmediate = 0;
+    let frames = 0;
+    let batches = 0;
+    server.on('frames', (b: FrameBatch) => {
+      if (immediatePending) batchBeforeImmediate++;
+      // Every other batch: a turn without one starts a chain, the next schedules one mid-chain.
+      if (++batches % 2 === 0) {
+        immediatePending = true;
+        setImmediate(() => (immediatePending = false));
+      }
+      frames += b.count;
+      for (let i = 0; i < b.count; i++) forwardFrame(server, b, i);
+    });
+    const at = await server.listen({ host: '127.0.0.1', port: 0 });
+    const total = 5000;
+    const child = spawn(process.execPath, ['-e', CHILD, String(at.port), String(total)], { stdio: 'inherit' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(timer);
+    await server.shutdown();
+    assert.equal(code, 0);
+    assert.equal(frames, total);
+    assert.equal(batchBeforeImmediate, 0);
+    assert.ok(batches > 10, `${batches} batches`);
+  });
 });
