@@ -79,8 +79,9 @@ export interface NativeTcpOptions {
    * A peer that answers at once (a request/reply client, an echo's load generator) is then read
    * without a wake-up and without a libuv turn. Bounded: never past libuv's next timer, never
    * while libuv has other work ready (it stops at once), at most 1 ms of turns in a row, and
-   * adaptive: a spin that runs out makes the next 1, 3, ... up to 63 turns skip it, so a trickle
-   * of traffic costs about one spin in 64 turns and an idle server nothing. Costs up to
+   * adaptive: a spin that runs out, or a thread preempted since its last spin, makes the next 1,
+   * 3, ... up to 63 turns skip it, so a trickle of traffic costs about one spin in 64 turns and an
+   * idle server nothing. On a machine whose cores are shared with other busy work, set 0. Costs up to
    * spinMicros of CPU per turn while the peer does answer in time. docs/transport.md, "Spin".
    */
   spinMicros?: number;
