@@ -138,6 +138,8 @@ export interface TcpLoopHandle {
   destroy(): void;
   /** [method 1 deflate-fixed | 2 brrc, level 1 fast | 2 default, checksum 0 | 1, threshold]; before any listen/connect. */
   compression(config: Float64Array): void;
+  /** Inline loops: microseconds to watch for the answer to a turn before sleeping (0: off); see NativeTcpOptions.spinMicros. */
+  spin(micros: number): void;
   recordStats(): TcpLoopStats;
   bufferStats(): NativeBufferStats;
 }

@@ -9,6 +9,7 @@
  * the payload and calls send() instead, as a handler that builds its reply would;
  * with `thread`, the native transport runs its loop on an I/O thread.
  * `native-ws` is NativeWsTransport (WebSocket in the native loop, path '/').
+ * `spin=<µs>` sets the native transports' spinMicros (default: theirs).
  */
 import { forwardFrame } from '../../lib/transport/common.js';
 import type { FrameBatch, Transport } from '../../lib/transport/types.js';
@@ -18,6 +19,8 @@ const which = process.argv[3] ?? 'node-net';
 const flags = process.argv.slice(4);
 const viaSend = flags.includes('send');
 const ioThread = flags.includes('thread');
+const spinFlag = flags.find((f) => f.startsWith('spin='));
+const spinMicros = spinFlag === undefined ? undefined : Number(spinFlag.slice(5));
 
 async function make(): Promise<Transport> {
   if (which === 'node-net') {
@@ -27,12 +30,12 @@ async function make(): Promise<Transport> {
   if (which === 'native-ws') {
     // Path '/': the load generator's upgrade asks for it.
     const { NativeWsTransport } = await import('../../lib/transport/native-ws.js');
-    return new NativeWsTransport({ ioThread, path: '/' });
+    return new NativeWsTransport({ ioThread, path: '/', spinMicros });
   }
   const path = '../../lib/transport/native-tcp.js';
   try {
-    const mod = (await import(path)) as { NativeTcpTransport: new (o: { ioThread: boolean }) => Transport };
-    return new mod.NativeTcpTransport({ ioThread });
+    const mod = (await import(path)) as { NativeTcpTransport: new (o: { ioThread: boolean; spinMicros?: number }) => Transport };
+    return new mod.NativeTcpTransport({ ioThread, spinMicros });
   } catch (err) {
     process.stdout.write(`UNAVAILABLE not built on this branch (${(err as Error).message.split('\n')[0]})\n`);
     process.exit(3);

@@ -26,6 +26,22 @@ export function compressedFramesFlag(value: unknown, name: string): number {
   return value === 'refuse' ? IO_REFUSE_COMPRESSED : 0;
 }
 
+/**
+ * Default NativeTcpOptions.spinMicros / NativeWsOptions.spinMicros: long enough for a peer on
+ * another core to read a turn's replies and write its next requests (a 1 × 64 echo's load
+ * generator takes 15-30 µs on the 2-core VM of docs/transport.md), short against the
+ * 50-100 µs of a wake-up there. Each spin that runs out makes the loop skip the spin on the
+ * next 1, 3, 7, ... up to 63 turns (docs/transport.md, "Spin").
+ */
+export const DEFAULT_SPIN_MICROS = 50;
+/** Largest spinMicros: beyond a millisecond sleeping costs less than spinning. */
+export const MAX_SPIN_MICROS = 1000;
+
+/** A spinMicros option, checked (RangeError naming it); undefined gives DEFAULT_SPIN_MICROS. */
+export function spinMicrosOption(value: unknown): number {
+  return value === undefined ? DEFAULT_SPIN_MICROS : checkUint(value, 'options.spinMicros', MAX_SPIN_MICROS);
+}
+
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 /** The system's name of an errno value ('ECONNREFUSED'). */
 export const errnoName = (n: number): string => ERRNO_NAMES.get(n) ?? `errno ${n}`;

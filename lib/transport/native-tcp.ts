@@ -23,7 +23,7 @@ import { ConnectError } from '../errors.js';
 import { native, type NativeBufferStats } from '../native.js';
 import { checkParts } from './common.js';
 import { NativeDispatch } from './native-dispatch.js';
-import { compressedFramesFlag, errnoName, flagsFor, type CompressedFrames } from './native-options.js';
+import { compressedFramesFlag, errnoName, flagsFor, spinMicrosOption, type CompressedFrames } from './native-options.js';
 import { compressionConfig, type NativeCompressionOptions, type NativeCompressionStats } from './native-compression.js';
 import type { NativeTlsClientOptions, NativeTlsServerOptions } from './native-tls.js';
 import type { NativeRecordStats } from './native-record.js';
@@ -72,6 +72,19 @@ export interface NativeTcpOptions {
    * listen() and connect() may override it per endpoint.
    */
   compressedFrames?: CompressedFrames;
+  /**
+   * Without `ioThread`: after a turn that handed JavaScript frames, how long (µs) the loop keeps
+   * watching its sockets for the peer's next bytes before it gives the thread back to libuv to
+   * sleep (default DEFAULT_SPIN_MICROS, 50; 0 turns it off; at most MAX_SPIN_MICROS, 1,000).
+   * A peer that answers at once (a request/reply client, an echo's load generator) is then read
+   * without a wake-up and without a libuv turn. Bounded: never past libuv's next timer, never
+   * while libuv has other work ready (it stops at once), at most 1 ms of turns in a row, and
+   * adaptive: a spin that runs out, or a thread preempted since its last spin, makes the next 1,
+   * 3, ... up to 63 turns skip it, so a trickle of traffic costs about one spin in 64 turns and an
+   * idle server nothing. On a machine whose cores are shared with other busy work, set 0. Costs up to
+   * spinMicros of CPU per turn while the peer does answer in time. docs/transport.md, "Spin".
+   */
+  spinMicros?: number;
 }
 
 /** Options of NativeTcpTransport.connect(): the common ones plus compressedFrames. */
@@ -153,7 +166,9 @@ export class NativeTcpTransport extends EventEmitter<TransportEvents> implements
     }
     const compression = compressionConfig(options.compression);
     this.#ioFlags = compressedFramesFlag(options.compressedFrames ?? 'pass', 'options.compressedFrames');
+    const spin = spinMicrosOption(options.spinMicros);
     this.#d = new NativeDispatch(this, 'native-tcp', options.ioThread === true);
+    this.#d.loop.spin(spin);
     this.#compressing = compression !== undefined;
     if (compression) this.#d.loop.compression(compression);
   }

@@ -40,7 +40,7 @@ import {
   REFUSE_NOT_FOUND,
 } from './native-constants.js';
 import { NativeDispatch, type HttpLimits, type NativeEndpointProtocol, type PendingConnect } from './native-dispatch.js';
-import { checkUint, compressedFramesFlag, flagsFor } from './native-options.js';
+import { checkUint, compressedFramesFlag, flagsFor, spinMicrosOption } from './native-options.js';
 import type { NativeRecordStats } from './native-record.js';
 import { compressionConfig, type NativeCompressionStats } from './native-compression.js';
 import type { NativeConnectOptions, NativeListenOptions, NativeTcpOptions } from './native-tcp.js';
@@ -281,8 +281,10 @@ export class NativeWsTransport extends EventEmitter<TransportEvents> implements 
       timeout: checkUint(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT, 'options.requestTimeout', 0x7fffffff) || DEFAULT_REQUEST_TIMEOUT,
       maxBody: checkUint(options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE, 'options.maxBodySize', 64 << 20) || DEFAULT_MAX_BODY_SIZE,
     };
+    const spin = spinMicrosOption(options.spinMicros);
     this.#ws = new WsProtocol(path, limits, options.http, origins);
     this.#d = new NativeDispatch(this, 'native-ws', options.ioThread === true, this.#ws);
+    this.#d.loop.spin(spin);
     this.#ws.d = this.#d;
     if (compression) this.#d.loop.compression(compression);
   }

@@ -67,6 +67,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
                         InstanceMethod<&TcpLoop::Shutdown>("shutdown"), InstanceMethod<&TcpLoop::Ref>("ref"),
                         InstanceMethod<&TcpLoop::Unref>("unref"), InstanceMethod<&TcpLoop::Destroy>("destroy"),
                         InstanceMethod<&TcpLoop::Compression>("compression"),
+                        InstanceMethod<&TcpLoop::Spin>("spin"),
                         InstanceMethod<&TcpLoop::RecordStats>("recordStats"),
                         InstanceMethod<&TcpLoop::BufferStats>("bufferStats"),
                         InstanceMethod<&TcpLoop::TakeRequest>("takeRequest"),
@@ -152,6 +153,7 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
       ThrowFault(env, Fault::kResource, message);
       return;
     }
+    s->uv = uv;
     s->poll = new uv_poll_t;
     s->timer = new uv_timer_t;
     uv_poll_init(uv, s->poll, zs_io_fd(s->loop));
@@ -492,6 +494,21 @@ class TcpLoop : public Napi::ObjectWrap<TcpLoop> {
     zs_fcomp_config cfg{static_cast<uint8_t>(d[0]), static_cast<uint8_t>(d[1]), static_cast<uint8_t>(d[2] != 0),
                         static_cast<uint32_t>(d[3])};
     zs_io_set_compression(shared_->loop, &cfg);
+    return env.Undefined();
+  }
+
+  // NativeTcpOptions.spinMicros, checked by the caller (lib/transport/native-options.ts): how long
+  // an inline loop watches for the answer to a turn before it gives the thread back to libuv
+  // (RunInline, tcp_batch.cc). An I/O thread blocks in its own epoll_wait and does not spin.
+  Napi::Value Spin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return Napi::Value();
+    const double us = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(us >= 0 && us <= 1000000)) {
+      Napi::RangeError::New(env, "zserver native: spin takes microseconds from 0 to 1000000").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    shared_->spin_us = static_cast<uint32_t>(us);
     return env.Undefined();
   }
 

@@ -1,11 +1,15 @@
 // See tcp_batch.h.
 #include "tcp_batch.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 namespace zs::binding {
 namespace {
+
+// The most time RunInline keeps libuv waiting while it chains turns that spin caught.
+constexpr uint64_t kChainUs = 1000;
 
 void Replace(napi_env env, napi_ref* ref, napi_value value) {
   if (*ref) napi_delete_reference(env, *ref);
@@ -179,7 +183,31 @@ void PostInline(void* ctx, const zs_io_batch* b) {
 void RunInline(Shared* s) {
   if (!s || !s->loop || s->destroyed) return;
   s->running = true;
-  zs_io_run_once(s->loop);
+  uint32_t frames = zs_io_run_once(s->loop);
+  if (frames && s->spin_us) {
+    // A turn that gave JavaScript frames is often answered at once (a request
+    // and reply peer, an echo): watch for it without going back to libuv, whose
+    // turn is two epoll_pwait calls and, when it sleeps, a wake-up. Never past
+    // libuv's next timer, never while it has work waiting (its timeout is then
+    // 0), and never more than kChainUs in all, so timers and other handles wait
+    // at most that long; zs_io_spin returns at once when libuv's descriptor
+    // has anything.
+    uv_loop_s* uv = s->uv;
+    const int timeout_ms = uv ? uv_backend_timeout(uv) : 0;
+    if (timeout_ms != 0) {
+      const uint64_t start = uv_hrtime();
+      const uint64_t budget_ns = timeout_ms < 0 ? kChainUs * 1000 : std::min<uint64_t>(kChainUs, timeout_ms * 1000ull) * 1000;
+      const int other = uv_backend_fd(uv);
+      while (frames && !s->stop_after_run && !s->destroyed && s->loop) {
+        const uint64_t spent = uv_hrtime() - start;
+        // The handler may have queued work for libuv (an immediate): its turn comes first.
+        if (spent >= budget_ns || uv_backend_timeout(uv) == 0) break;
+        const uint32_t left_us = static_cast<uint32_t>((budget_ns - spent) / 1000);
+        if (zs_io_spin(s->loop, other, std::min(s->spin_us, left_us)) != 1) break;
+        frames = zs_io_run_once(s->loop);
+      }
+    }
+  }
   s->running = false;
   // A handler may have destroyed the loop while it was running: finish now.
   if (s->stop_after_run) StopInline(s);

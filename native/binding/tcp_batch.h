@@ -31,6 +31,8 @@ struct Shared {
   uv_timer_t* timer = nullptr;
   bool running = false;          // inside zs_io_run_once
   bool stop_after_run = false;   // destroy() was called from a handler inside it
+  uint32_t spin_us = 0;          // NativeTcpOptions.spinMicros: 0, no spin (zs_io_spin)
+  uv_loop_s* uv = nullptr;       // libuv's loop, whose timers and descriptor bound the spin
   // The reused output arrays: refs keep them alive; the pointers are their bytes.
   napi_ref data_ref = nullptr, meta_ref = nullptr, events_ref = nullptr;
   napi_ref views[6] = {};  // peers, kinds, flags, offsets, lengths, eventRecords

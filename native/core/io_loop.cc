@@ -402,6 +402,7 @@ void zs_io_loop::publish() {
   filling ^= 1;
   batch().clear();
   if (!held.empty() || !inline_mode) release_held(ready);
+  turn_frames += static_cast<uint32_t>(ready.peers.size());
   post(ctx, ready.finish());
 }
 
@@ -409,7 +410,15 @@ void zs_io_loop::publish() {
 // peer and the batch hand-off.
 void zs_io_loop::iterate(int timeout) {
   zs_poll_event evs[256];
-  const int n = zs_poller_wait(poller, evs, 256, timeout);
+  int n;
+  if (spun_count) {
+    // A spin's catch (zs_io_spin): its events, without another wait.
+    n = spun_count;
+    std::memcpy(evs, spun, sizeof(zs_poll_event) * static_cast<size_t>(n));
+    spun_count = 0;
+  } else {
+    n = zs_poller_wait(poller, evs, 256, timeout);
+  }
   now = clock_ms();
   // A full batch ends the reading for this turn: without that one turn could
   // read 256 sockets, and with compression decode each read up to ~160 times

@@ -203,7 +203,21 @@ zs_io_loop* zs_io_create(zs_io_post_fn post, void* ctx);
 // before post returns). zs_io_submit then needs no wake-up when called from post.
 zs_io_loop* zs_io_create_inline(zs_io_post_fn post, void* ctx);
 int zs_io_fd(zs_io_loop* loop);
-void zs_io_run_once(zs_io_loop* loop);
+// Runs one turn; returns the number of frames it handed to post (0: none).
+uint32_t zs_io_run_once(zs_io_loop* loop);
+// Inline mode, right after a turn that handed JavaScript frames: watches the
+// loop's descriptor for up to max_us microseconds without sleeping, so a peer
+// answering at once is read without a wake-up and without a turn of the
+// caller's event loop. Stops early when other_fd (the caller's own event
+// loop, -1: none) has something. Returns 1 when the loop's descriptor is
+// readable (run zs_io_run_once), 0 when the time ran out or the spin was
+// skipped, -1 when other_fd is readable. Adaptive: a spin that runs out, or a
+// thread preempted since its last spin (the core is contended), makes the
+// next 1, 3, 7, ... 63 calls return 0 at once; one that catches halves that
+// gap, so a trickle of traffic costs about one spin in 64 turns. What a spin
+// catches is kept for the next zs_io_run_once, which handles it without
+// waiting on the poller again.
+int zs_io_spin(zs_io_loop* loop, int other_fd, uint32_t max_us);
 uint32_t zs_io_tick_ms(void);
 // Stops the thread and frees everything; safe in any state. No post after it returns.
 void zs_io_destroy(zs_io_loop* loop);

@@ -2,8 +2,12 @@
 // thread makes, and destruction.
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <new>
@@ -59,11 +63,60 @@ zs_io_loop* zs_io_create_inline(zs_io_post_fn post, void* ctx) { return create(p
 
 int zs_io_fd(zs_io_loop* loop) { return zs_poller_fd(loop->poller); }
 
-void zs_io_run_once(zs_io_loop* loop) {
-  if (loop->in_run) return;  // a handler must not re-enter the loop
+uint32_t zs_io_run_once(zs_io_loop* loop) {
+  if (loop->in_run) return 0;  // a handler must not re-enter the loop
   loop->in_run = true;
+  loop->turn_frames = 0;
   loop->iterate(0);
   loop->in_run = false;
+  return loop->turn_frames;
+}
+
+int zs_io_spin(zs_io_loop* loop, int other_fd, uint32_t max_us) {
+  if (max_us == 0) return 0;
+  if (loop->spin_skip) {
+    loop->spin_skip--;
+    return 0;
+  }
+  // Preempted since the last spin (involuntary context switches of this thread): something
+  // else wants this core, and spinning would only make the scheduler favour it more (a thread
+  // that sleeps gets the core back at once when woken; one that spins waits its turn). Counted
+  // as a spin that ran out.
+#ifdef RUSAGE_THREAD
+  rusage ru;
+  if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+    const uint64_t preempted = static_cast<uint64_t>(ru.ru_nivcsw);
+    const bool contended = preempted != loop->spin_preempted;
+    loop->spin_preempted = preempted;
+    if (contended) {
+      loop->spin_gap = static_cast<uint8_t>(std::min(63, loop->spin_gap * 2 + 1));
+      loop->spin_skip = loop->spin_gap;
+      return 0;
+    }
+  }
+#endif
+  pollfd other{other_fd, POLLIN, 0};
+  timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const int64_t end = t0.tv_sec * INT64_C(1000000000) + t0.tv_nsec + int64_t{max_us} * 1000;
+  for (;;) {
+    // Zero timeouts: the thread never sleeps here, so nothing has to wake it. The
+    // loop's own poller first: what it returns is the next turn's (spun), so a
+    // caught turn makes one wait, not two.
+    const int n = zs_poller_wait(loop->poller, loop->spun, 64, 0);
+    if (n > 0) {
+      loop->spun_count = n;
+      loop->spin_gap >>= 1;
+      return 1;
+    }
+    if (other_fd >= 0 && poll(&other, 1, 0) > 0) return -1;  // the caller's loop has work: give the thread back
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec * INT64_C(1000000000) + t.tv_nsec >= end) break;
+  }
+  loop->spin_gap = static_cast<uint8_t>(std::min(63, loop->spin_gap * 2 + 1));
+  loop->spin_skip = loop->spin_gap;
+  return 0;
 }
 
 uint32_t zs_io_tick_ms(void) { return kTickMs; }

@@ -270,6 +270,14 @@ struct zs_io_loop {
   bool shutdown_now = false;
   bool inline_mode = false;  // driven by zs_io_run_once on the caller's thread
   bool in_run = false;       // inside zs_io_run_once (inline mode)
+  uint32_t turn_frames = 0;  // frames posted by the current zs_io_run_once
+  // zs_io_spin's back-off: calls left to skip, and the gap a miss sets next (0, 1, 3, ... 63).
+  uint8_t spin_skip = 0;
+  uint8_t spin_gap = 0;
+  uint64_t spin_preempted = 0;  // this thread's involuntary context switches at the last spin
+  // Events a spin already took from the poller: the next turn handles them instead of waiting again.
+  zs_poll_event spun[64];
+  int spun_count = 0;
   // Frame compression (io_compress.cc): set before the first listen/connect.
   bool compress_on = false;
   zs_fcomp_config compress{};

@@ -1125,3 +1125,88 @@ TEST(io_loop_websocket_big_message_frees_its_receive_buffer) {
   close(fd);
   zs_io_destroy(loop);
 }
+
+// zs_io_spin (inline mode): zs_io_run_once counts the frames it handed over;
+// a spin catches bytes the peer sends, stops at once for the other descriptor,
+// and one that runs out makes the next calls skip (return 0 at once). A thread
+// preempted since its last spin backs off too, so on a busy machine any call
+// may be skipped: the checks allow for that (a skip returns at once and never
+// lasts more than 63 calls in a row).
+TEST(io_loop_inline_spin_catches_yields_and_backs_off) {
+  InlineEcho e;
+  zs_io_loop* loop = zs_io_create_inline(post_inline, &e);
+  CHECK(loop != nullptr);
+  if (!loop) return;
+  e.loop = loop;
+  int port = zs_io_listen(loop, "127.0.0.1", 0, 0, &kOptions);
+  int fd = connect_to(port);
+  CHECK(fd >= 0);
+  const std::vector<uint8_t> f = frame_bytes(kOptions, zs_frame_kind_byte(8, 0), std::vector<uint8_t>(10, 1));
+  std::vector<uint8_t> two = f;
+  two.insert(two.end(), f.begin(), f.end());
+  CHECK_EQ(write(fd, two.data(), two.size()), static_cast<ssize_t>(two.size()));
+  uint32_t handed = 0;
+  for (int turn = 0; turn < 500 && e.frames < 2; turn++) {
+    handed += zs_io_run_once(loop);
+    usleep(1000);
+  }
+  CHECK_EQ(e.frames, size_t{2});
+  CHECK_EQ(handed, 2u);
+  std::vector<uint8_t> back(two.size());
+  CHECK(read_exact(fd, back.data(), back.size()));
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+  };
+  // Calls zs_io_spin until it returns something else than 0 (at most 200 times); returns that.
+  auto spin_until = [&](int other, uint32_t max_us) {
+    for (int i = 0; i < 200; i++) {
+      const int r = zs_io_spin(loop, other, max_us);
+      if (r != 0) return r;
+    }
+    return 0;
+  };
+  // Bytes already there: caught (after any skips, which return at once).
+  CHECK_EQ(write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  usleep(20000);
+  Clock::time_point t0 = Clock::now();
+  CHECK_EQ(spin_until(-1, 2000000), 1);
+  CHECK(ms_since(t0) < 1500);
+  CHECK_EQ(zs_io_run_once(loop), 1u);
+  CHECK(read_exact(fd, back.data(), f.size()));
+  // The other descriptor readable and the loop's not: -1, never 1, at once.
+  int pipe_fds[2];
+  CHECK_EQ(pipe(pipe_fds), 0);
+  CHECK_EQ(write(pipe_fds[1], "x", 1), ssize_t{1});
+  t0 = Clock::now();
+  CHECK_EQ(spin_until(pipe_fds[0], 2000000), -1);
+  CHECK(ms_since(t0) < 1500);
+  // Nothing comes: a spin that is not skipped runs its 20 ms out; after it the
+  // next call is skipped (returns at once although it may spin 2 s).
+  bool ran_out = false;
+  for (int i = 0; i < 200 && !ran_out; i++) {
+    t0 = Clock::now();
+    CHECK_EQ(zs_io_spin(loop, -1, 20000), 0);
+    ran_out = ms_since(t0) >= 19;
+  }
+  CHECK(ran_out);
+  t0 = Clock::now();
+  CHECK_EQ(zs_io_spin(loop, -1, 2000000), 0);
+  CHECK(ms_since(t0) < 1500);
+  // Bytes that come while it spins are caught.
+  std::thread later([&] {
+    usleep(20000);
+    (void)!write(fd, f.data(), f.size());
+  });
+  t0 = Clock::now();
+  CHECK_EQ(spin_until(-1, 2000000), 1);
+  later.join();
+  CHECK(ms_since(t0) < 1500);
+  CHECK_EQ(zs_io_run_once(loop), 1u);
+  CHECK(read_exact(fd, back.data(), f.size()));
+  CHECK_EQ(zs_io_spin(loop, -1, 0), 0);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  close(fd);
+  zs_io_destroy(loop);
+}
