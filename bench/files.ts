@@ -2,7 +2,7 @@
  * bench/files.ts: the file service against a plain Node http static server, in one run.
  *
  *   node --import tsx bench/files.ts [--quick] [--only throughput|single|resume] [--downloads N] [--size MiB]
- *     [--chunk KiB] [--in-flight N] [--single MiB] [--seconds S] [--procs P] [--interrupts N] [--resume-size MiB]
+ *     [--chunk KiB] [--in-flight N] [--single MiB] [--seconds S] [--procs P] [--interrupts N] [--resume-size MiB] [--rounds N]
  *
  * 1. N concurrent downloads (default 1,000) of one file (default 64 MiB, from the page cache):
  *    zserver's file service over native TCP (FilesClient.chunks(): files.open, then files.read of
@@ -22,7 +22,9 @@
  *    a minimal C server that sendfile()s the whole file (compiled with cc at run time; skipped
  *    with a note when there is no cc). The C server reports its own CPU time (getrusage); it has
  *    no RSS figure (ru_maxrss survives execve, so it would be the spawning Node process's).
- *    The big file is written in 64 MiB pieces and removed after the part.
+ *    The big file is written in 64 MiB pieces and removed after the part. A download lasts a
+ *    second or two, so the rows run round-robin for --rounds rounds (default 3; --quick 1): each
+ *    row shows its median round and each ratio is the median of the ratios within one round.
  *
  * 3. Interrupted transfers (default 100, --interrupts N, of a file of --resume-size MiB, default 8):
  *    half are stopped by killing the transferring process (SIGKILL at a random offset, in a child
@@ -49,7 +51,7 @@ import { Server } from '../lib/framework/server.js';
 import { filesClient, serveFiles } from '../lib/files/index.js';
 import { RemoteError } from '../lib/errors.js';
 import { createTransport, transportAvailable } from '../lib/transport/factory.js';
-import { formatNumber, printTable, quick, writeResults } from './_lib.js';
+import { formatNumber, median, printTable, quick, writeResults } from './_lib.js';
 
 const self = fileURLToPath(import.meta.url);
 const arg = (name: string, fallback: number): number => {
@@ -449,6 +451,7 @@ async function main(): Promise<void> {
   const seconds = arg('--seconds', quick ? 20 : 60);
   const procs = arg('--procs', quick ? 2 : 4);
   const singleMiB = arg('--single', quick ? 64 : 2048);
+  const singleRounds = arg('--rounds', quick ? 1 : 3);
   const interrupts = arg('--interrupts', quick ? 12 : 100);
   const resumeMiB = arg('--resume-size', quick ? 4 : 8);
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -481,24 +484,46 @@ async function main(): Promise<void> {
       const piece = randomBytes(Math.min(singleMiB, 64) * 2 ** 20);
       for (let left = singleMiB * 2 ** 20; left > 0; left -= piece.length) await big.write(piece, 0, Math.min(piece.length, left));
       await big.close();
-      const single = [];
-      // One download: download()'s defaults, 512 KiB × 8 in flight (a 4 MiB window).
+      // One download: download()'s defaults, 512 KiB × 8 in flight (a 4 MiB window). A download
+      // takes a second or two, so the rows run round-robin for --rounds rounds; each row shows its
+      // median round, and each ratio is the median of the ratios within a round.
       const read = { chunk: arg('--chunk', 512) * 1024, depth: arg('--in-flight', 8) };
-      for (const kind of ['zserver', 'http', 'zserver-js']) single.push(await phase(kind, singleDir, 1, 1, seconds, read));
-      // The A/B of the read window in the same run: the earlier defaults, 256 KiB × 4 in flight.
-      const small = await phase('zserver', singleDir, 1, 1, seconds, { chunk: 256 * 1024, depth: 4 });
-      small.server = `${small.server}, 256 KiB × 4`;
-      single.push(small);
-      const c = await sendfileBaseline(dir, join(singleDir, 'file.bin'), seconds);
-      if (c !== undefined) single.push(c);
-      single[0]!.server = `${single[0]!.server}, ${read.chunk / 1024} KiB × ${read.depth}`;
-      ratios.single = mibs(single[0]) / mibs(single[1]);
-      ratios.window = mibs(single[0]) / mibs(small);
-      if (c) ratios.sendfile = mibs(single[0]) / mibs(c);
+      const rounds: Record<string, string | number>[][] = [];
+      for (let r = 0; r < singleRounds; r++) {
+        const round = [];
+        for (const kind of ['zserver', 'http', 'zserver-js']) round.push(await phase(kind, singleDir, 1, 1, seconds, read));
+        // The A/B of the read window in the same run: the earlier defaults, 256 KiB × 4 in flight.
+        const small = await phase('zserver', singleDir, 1, 1, seconds, { chunk: 256 * 1024, depth: 4 });
+        small.server = `${small.server}, 256 KiB × 4`;
+        round.push(small);
+        const c = await sendfileBaseline(dir, join(singleDir, 'file.bin'), seconds);
+        if (c !== undefined) round.push(c);
+        round[0]!.server = `${round[0]!.server}, ${read.chunk / 1024} KiB × ${read.depth}`;
+        rounds.push(round);
+        process.stderr.write(
+          `single download, round ${r + 1}/${singleRounds}: ${round.map((row) => `${String(row.server).split(',')[0]} ${row['MiB/s']}`).join(' | ')} MiB/s\n`,
+        );
+      }
+      const single = rounds[0]!.map((_, i) => {
+        const rows = rounds.map((round) => round[i]!).sort((a, b) => mibs(a) - mibs(b));
+        return rows[rows.length >> 1]!;
+      });
+      const ratioOf = (a: number, b: number) => {
+        const each = rounds.map((round) => mibs(round[a]) / mibs(round[b]));
+        return { median: median(each), each };
+      };
+      const hasC = single.length > 4;
+      const r1 = ratioOf(0, 1);
+      const r2 = ratioOf(0, 3);
+      const r3 = hasC ? ratioOf(0, 4) : undefined;
+      ratios.single = r1.median;
+      ratios.window = r2.median;
+      if (r3) ratios.sendfile = r3.median;
+      const list = (r: { each: number[] }) => (r.each.length > 1 ? ` (rounds: ${r.each.map((x) => x.toFixed(2)).join(', ')})` : '');
       printTable(
-        `one download of a ${singleMiB} MiB file (zserver / http: ${ratios.single.toFixed(2)}x, ` +
-          `${read.chunk / 1024} KiB × ${read.depth} / 256 KiB × 4: ${ratios.window.toFixed(2)}x` +
-          `${c ? `, zserver / sendfile: ${ratios.sendfile!.toFixed(2)}x` : ''})`,
+        `one download of a ${singleMiB} MiB file, median of ${singleRounds} round(s) (zserver / http: ${r1.median.toFixed(2)}x${list(r1)}, ` +
+          `${read.chunk / 1024} KiB × ${read.depth} / 256 KiB × 4: ${r2.median.toFixed(2)}x${list(r2)}` +
+          `${r3 ? `, zserver / sendfile: ${r3.median.toFixed(2)}x${list(r3)}` : ''})`,
         single,
       );
       await rm(singleDir, { recursive: true, force: true });
