@@ -268,7 +268,10 @@ try {
       if (c.exitCode !== null || c.signalCode !== null) return;
       const exited = new Promise((r) => c.once('exit', r));
       c.kill('SIGTERM');
+      // ssh may wait on a forwarded connection still open (a kept-alive one): then SIGKILL.
+      const hard = setTimeout(() => c.kill('SIGKILL'), 2000);
       await exited;
+      clearTimeout(hard);
     }),
   );
   rmSync(dir, { recursive: true, force: true });
