@@ -100,7 +100,8 @@ export function cpuRates(fns: (() => unknown)[], ms: number, samples: number): n
 export function printTable(title: string, rows: Record<string, string | number>[]): void {
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]!);
-  const cell = (v: string | number | undefined) => (typeof v === 'number' ? formatNumber(v) : (v ?? ''));
+  // NaN: a ratio to a row this run left out (--only, --rows): shown as '-', not 'NaN'.
+  const cell = (v: string | number | undefined) => (typeof v === 'number' ? (Number.isNaN(v) ? '-' : formatNumber(v)) : (v ?? ''));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
   console.log(`\n${title}\n`);
